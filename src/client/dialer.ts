@@ -1,0 +1,60 @@
+import { type Clock, systemClock } from "../core/clock.js";
+import { type CommConfig, type CommOptions, resolveCommConfig } from "../core/config.js";
+import type { Dialer, WireStream } from "../core/transport.js";
+import { type ClientTlsOptions, GossipClient } from "./gossip-client.js";
+
+/** Options of {@link PeerDialer}. */
+export interface PeerDialerOptions {
+  /** TLS for every outbound connection; cleartext (h2c) when absent. */
+  tls?: ClientTlsOptions;
+  /** Timeouts, limits and keepalive (Fabric's defaults). */
+  options?: CommOptions;
+  /** Time source for dial timeouts. */
+  clock?: Clock;
+}
+
+/**
+ * The comm's outbound side: every stream gets its own connection, as every
+ * Fabric comm connection has its own gRPC ClientConn: dial
+ * (`dialTimeoutMs`), Ping (`connTimeoutMs`), then the GossipStream. Closing
+ * the stream closes the connection.
+ */
+export class PeerDialer implements Dialer {
+  private readonly config: CommConfig;
+  private readonly clock: Clock;
+
+  constructor(private readonly init: PeerDialerOptions = {}) {
+    this.config = resolveCommConfig(init.options);
+    this.clock = init.clock ?? systemClock;
+  }
+
+  /** Dials `endpoint` with this dialer's TLS and limits. */
+  connect(endpoint: string, signal?: AbortSignal): Promise<GossipClient> {
+    return GossipClient.connect(endpoint, {
+      tls: this.init.tls,
+      options: this.config,
+      signal,
+      clock: this.clock,
+    });
+  }
+
+  async openStream(endpoint: string, options: { signal: AbortSignal; streamTimeoutMs?: number }): Promise<WireStream> {
+    const client = await this.connect(endpoint, options.signal);
+    try {
+      await client.ping(this.config.connTimeoutMs, options.signal);
+      return await client.openGossipStream({ ownsConnection: true, timeoutMs: options.streamTimeoutMs });
+    } catch (e) {
+      client.close();
+      throw e;
+    }
+  }
+
+  async ping(endpoint: string, options: { signal: AbortSignal }): Promise<void> {
+    const client = await this.connect(endpoint, options.signal);
+    try {
+      await client.ping(this.config.connTimeoutMs, options.signal);
+    } finally {
+      client.close();
+    }
+  }
+}

@@ -1,0 +1,197 @@
+import { checkServerIdentity, type PeerCertificate } from "node:tls";
+import { type Client, createClient, type Transport } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { type Clock, systemClock } from "../core/clock.js";
+import { type CommConfig, type CommOptions, resolveCommConfig } from "../core/config.js";
+import { ErrorCode, GossipError } from "../core/errors.js";
+import { EmptySchema, Gossip } from "../gen/gossip/message_pb.js";
+import { formatGrpcTimeout } from "../grpc/status.js";
+import { version } from "../version.js";
+import { ClientWireStream } from "./client-wire-stream.js";
+import { toGossipError } from "./node-error.js";
+import { GuardedSessionManager } from "./session-manager.js";
+import { create } from "@bufbuild/protobuf";
+
+/** TLS material for outbound connections. Without it, connections are cleartext (h2c). */
+export interface ClientTlsOptions {
+  /** CA certificates (PEM) that server certificates must chain to. */
+  ca: string | readonly string[];
+  /** Our client certificate (PEM); its hash goes into the handshake. Fabric falls back to the server pair. */
+  cert?: string;
+  /** The key of `cert` (PEM). */
+  key?: string;
+  /** Name to verify the server certificate against, instead of the dialed host. */
+  serverName?: string;
+}
+
+/** Options of {@link GossipClient.connect}. */
+export interface GossipClientOptions {
+  /** TLS; cleartext (h2c) when absent. */
+  tls?: ClientTlsOptions;
+  /** Timeouts, limits and keepalive (Fabric's defaults). */
+  options?: CommOptions | CommConfig;
+  /** Aborts the dial. */
+  signal?: AbortSignal;
+  /** Time source for the dial timeout. */
+  clock?: Clock;
+}
+
+const maxSessionMemoryMb = 1024;
+
+/**
+ * One HTTP/2 connection to one remote peer: its own connect-node session
+ * manager and Connect gRPC transport, with Fabric's limits and keepalive.
+ *
+ * - `connect()` dials within `dialTimeoutMs` (TCP + TLS + HTTP/2 settings) and
+ *   captures the server's leaf certificate.
+ * - `ping()` calls Gossip.Ping within `connTimeoutMs`.
+ * - `openGossipStream()` opens a GossipStream on the same connection.
+ * - `close()` closes the connection and every stream on it.
+ *
+ * Keepalive PINGs go out every `clientKeepaliveIntervalMs` (60 s, also while
+ * idle, as Fabric's PermitWithoutStream) and an unanswered one closes the
+ * connection after `clientKeepaliveTimeoutMs`. The process is protected from
+ * connect-es #1795 (see `GuardedSessionManager`).
+ */
+export class GossipClient {
+  /** The Connect transport, for calling the Gossip service (or others) on this connection. */
+  readonly transport: Transport;
+  /** A Connect client of the Gossip service on this connection. */
+  readonly client: Client<typeof Gossip>;
+
+  private constructor(
+    /** The `host:port` dialed. */
+    readonly endpoint: string,
+    /** The server's leaf certificate (DER), when TLS. */
+    readonly serverCertificate: Uint8Array | undefined,
+    private readonly sessions: GuardedSessionManager,
+    private readonly config: CommConfig,
+    tls: boolean,
+  ) {
+    this.transport = createGrpcTransport({
+      baseUrl: `${tls ? "https" : "http"}://${endpoint}`,
+      sessionManager: sessions,
+      readMaxBytes: config.maxMessageBytes,
+      writeMaxBytes: config.maxMessageBytes,
+    });
+    this.client = createClient(Gossip, this.transport);
+  }
+
+  /**
+   * Dials `endpoint` (`host:port`). Rejects with `DialFailed`, `DialTimeout`,
+   * `TlsFailed`, or `Stopping` when `signal` aborts.
+   */
+  static async connect(endpoint: string, options: GossipClientOptions = {}): Promise<GossipClient> {
+    const config = resolveCommConfig(options.options);
+    const clock = options.clock ?? systemClock;
+    const tls = options.tls;
+    let serverCert: Uint8Array | undefined;
+    const ca = tls ? (typeof tls.ca === "string" ? [tls.ca] : [...tls.ca]) : undefined;
+    const sessions = new GuardedSessionManager(
+      `${tls ? "https" : "http"}://${endpoint}`,
+      {
+        pingIntervalMs: config.clientKeepaliveIntervalMs,
+        pingTimeoutMs: config.clientKeepaliveTimeoutMs,
+        pingIdleConnection: true,
+        idleConnectionTimeoutMs: 0x7fffffff,
+      },
+      {
+        maxSessionMemory: maxSessionMemoryMb,
+        settings: { initialWindowSize: config.initialWindowBytes, enablePush: false },
+        ...(tls
+          ? {
+              ca,
+              cert: tls.cert,
+              key: tls.key,
+              servername: tls.serverName,
+              checkServerIdentity: (host: string, cert: PeerCertificate) => {
+                serverCert = new Uint8Array(cert.raw);
+                return checkServerIdentity(tls.serverName ?? host, cert);
+              },
+            }
+          : {}),
+      },
+      config.initialWindowBytes,
+    );
+    const signal = options.signal;
+    let timer: unknown;
+    const onAbort = () => sessions.abort(new GossipError(ErrorCode.Stopping, `dial ${endpoint} aborted`));
+    try {
+      if (signal?.aborted) throw new GossipError(ErrorCode.Stopping, `dial ${endpoint} aborted`);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      const timedOut = new Promise<"timeout">((resolve) => {
+        timer = clock.setTimeout(() => resolve("timeout"), config.dialTimeoutMs);
+      });
+      const state = await Promise.race([sessions.connect(), timedOut]);
+      if (state === "timeout") {
+        sessions.abort();
+        throw new GossipError(ErrorCode.DialTimeout, `dial ${endpoint} timed out after ${config.dialTimeoutMs}ms`);
+      }
+      if (signal?.aborted) throw new GossipError(ErrorCode.Stopping, `dial ${endpoint} aborted`);
+      if (state === "error") throw toGossipError(sessions.error(), "dial", endpoint);
+    } catch (e) {
+      sessions.abort();
+      throw toGossipError(e, "dial", endpoint);
+    } finally {
+      clock.clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+    }
+    return new GossipClient(endpoint, serverCert, sessions, config, tls !== undefined);
+  }
+
+  /** Calls Gossip.Ping within `timeoutMs` (default `connTimeoutMs`). Rejects with `PingFailed`. */
+  async ping(timeoutMs: number = this.config.connTimeoutMs, signal?: AbortSignal): Promise<void> {
+    try {
+      await this.client.ping(create(EmptySchema), { timeoutMs, signal });
+    } catch (e) {
+      throw toGossipError(e, "ping", this.endpoint);
+    }
+  }
+
+  /**
+   * Opens a GossipStream on this connection. With `ownsConnection`, aborting
+   * the stream also closes the connection (one connection per Fabric comm
+   * connection). `timeoutMs` sets a deadline on the stream (`grpc-timeout`).
+   */
+  async openGossipStream(options: { ownsConnection?: boolean; timeoutMs?: number } = {}): Promise<ClientWireStream> {
+    const headers: Record<string, string> = {
+      "content-type": "application/grpc",
+      te: "trailers",
+      "user-agent": `gossip-connect/${version}`,
+      "grpc-accept-encoding": "identity,gzip",
+    };
+    if (options.timeoutMs !== undefined) headers["grpc-timeout"] = formatGrpcTimeout(options.timeoutMs);
+    let h2;
+    try {
+      h2 = await this.sessions.request("POST", "/gossip.Gossip/GossipStream", headers, {});
+    } catch (e) {
+      throw toGossipError(e, "stream", this.endpoint);
+    }
+    const stream = new ClientWireStream(
+      h2,
+      { maxMessageBytes: this.config.maxMessageBytes, recvBuffSize: this.config.recvBuffSize, gzip: false },
+      () => {
+        if (options.ownsConnection) this.close();
+      },
+      () => this.sessions.notifyResponseByteRead(h2),
+    );
+    if (options.timeoutMs !== undefined) {
+      const timer = setTimeout(
+        () => stream.abort(new GossipError(ErrorCode.HandshakeTimeout, `stream to ${this.endpoint} exceeded its ${options.timeoutMs}ms deadline`)),
+        options.timeoutMs,
+      );
+      void stream.closed.then(() => clearTimeout(timer));
+    }
+    return stream;
+  }
+
+  /** Closes the connection and every stream on it. Idempotent. */
+  close(): void {
+    this.sessions.abort();
+  }
+
+  /** The connection's state, as connect-node's session manager reports it. */
+  state(): ReturnType<GuardedSessionManager["state"]> {
+    return this.sessions.state();
+  }
+}

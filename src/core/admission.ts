@@ -1,0 +1,75 @@
+import type { Clock } from "./clock.js";
+import { ErrorCode, GossipError } from "./errors.js";
+
+/**
+ * Admission of inbound streams before they authenticate: a cap on
+ * concurrent unauthenticated streams, and a token bucket of handshakes per
+ * remote IP address. Bounded itself: at most `maxTrackedAddresses` buckets.
+ */
+export class Admission {
+  private unauthenticated = 0;
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly maxUnauthenticated: number,
+    private readonly handshakesPerSecond: number,
+    private readonly maxTrackedAddresses = 4096,
+  ) {}
+
+  /** Streams currently admitted and not yet authenticated. */
+  get inHandshake(): number {
+    return this.unauthenticated;
+  }
+
+  /**
+   * Admits a stream from `address` (an IP) or returns the `RateLimited` error
+   * to refuse it with. An admitted stream must be released with {@link Admission.release}.
+   */
+  admit(address: string): GossipError | undefined {
+    if (this.unauthenticated >= this.maxUnauthenticated) {
+      return new GossipError(
+        ErrorCode.RateLimited,
+        `too many unauthenticated streams (maxUnauthenticatedStreams ${this.maxUnauthenticated})`,
+      );
+    }
+    const now = this.clock.now();
+    let bucket = this.buckets.get(address);
+    if (!bucket) {
+      if (this.buckets.size >= this.maxTrackedAddresses) this.prune(now);
+      bucket = { tokens: this.handshakesPerSecond, at: now };
+      this.buckets.set(address, bucket);
+    } else {
+      bucket.tokens = Math.min(
+        this.handshakesPerSecond,
+        bucket.tokens + ((now - bucket.at) / 1000) * this.handshakesPerSecond,
+      );
+      bucket.at = now;
+    }
+    if (bucket.tokens < 1) {
+      return new GossipError(
+        ErrorCode.RateLimited,
+        `too many handshakes from ${address} (maxHandshakesPerSecondPerAddress ${this.handshakesPerSecond})`,
+      );
+    }
+    bucket.tokens -= 1;
+    this.unauthenticated++;
+    return undefined;
+  }
+
+  /** Releases an admitted stream (its handshake finished either way). */
+  release(): void {
+    if (this.unauthenticated > 0) this.unauthenticated--;
+  }
+
+  private prune(now: number): void {
+    for (const [k, b] of this.buckets) {
+      if (now - b.at > 1000) this.buckets.delete(k);
+    }
+    while (this.buckets.size >= this.maxTrackedAddresses) {
+      const first = this.buckets.keys().next();
+      if (first.done) break;
+      this.buckets.delete(first.value);
+    }
+  }
+}

@@ -1,0 +1,41 @@
+/**
+ * Time as core sees it. Core never calls `setTimeout` or `Date.now` directly,
+ * so tests can drive timeouts with a manual clock.
+ */
+export interface Clock {
+  /** Milliseconds since an arbitrary epoch; only differences matter. */
+  now(): number;
+  /** Runs `fn` once after `ms`; returns a handle for {@link Clock.clearTimeout}. */
+  setTimeout(fn: () => void, ms: number): unknown;
+  /** Cancels a pending {@link Clock.setTimeout}; a no-op for a fired or unknown handle. */
+  clearTimeout(handle: unknown): void;
+}
+
+/** The real clock (monotonic `performance.now()`, Node timers). */
+export const systemClock: Clock = {
+  now: () => performance.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
+
+/**
+ * Resolves after `ms` on `clock`, or rejects with the signal's reason when
+ * `signal` aborts first.
+ */
+export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const onAbort = () => {
+      clock.clearTimeout(handle);
+      reject(signal?.reason);
+    };
+    const handle = clock.setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}

@@ -1,0 +1,200 @@
+/**
+ * Every default of gossip-connect, in one place. Values mirror Hyperledger
+ * Fabric's gossip comm (code defaults of `gossip/comm` and `core.yaml`);
+ * where we deviate, the option says why.
+ */
+
+/** What happens when a non-blocking `send` finds a connection's send buffer full. */
+export type OverflowPolicy =
+  /** Drop the message and count it in `gossip_comm_overflow_count` (Fabric since v1.0). */
+  | "drop"
+  /** Treat the peer as unresponsive: emit presumed-dead and close the connection (the seed walkthrough; Fabric before FAB-5153). */
+  | "disconnect"
+  /** Wait for room; `send()` returns a promise that settles when every peer took the message. */
+  | "block";
+
+/** Options of a Comm and of the transports that serve it. Every field is optional. */
+export interface CommOptions {
+  /**
+   * Time allowed for a TCP + TLS + HTTP/2 connection to a peer.
+   * @default 3000 (Fabric `peer.gossip.dialTimeout`)
+   */
+  dialTimeoutMs?: number;
+  /**
+   * Time allowed for the Ping that follows a dial and for reading the remote's
+   * handshake message.
+   * @default 2000 (Fabric `peer.gossip.connTimeout`)
+   */
+  connTimeoutMs?: number;
+  /**
+   * Deadline of the whole stream opened by `handshake()` (the deep probe).
+   * @default 10000 (Fabric's hard-coded `handshakeTimeout`)
+   */
+  handshakeTimeoutMs?: number;
+  /**
+   * Messages a connection queues for writing.
+   * @default 20 (Fabric `peer.gossip.sendBuffSize` code default; core.yaml ships 200)
+   */
+  sendBuffSize?: number;
+  /**
+   * Received envelopes a connection decodes ahead of delivery before it stops
+   * reading from the transport (HTTP/2 flow control then holds the sender).
+   * @default 20 (Fabric `peer.gossip.recvBuffSize`)
+   */
+  recvBuffSize?: number;
+  /**
+   * Messages a subscription returned by `accept()` buffers before delivery to
+   * it blocks.
+   * @default 20 (Fabric: demux channel 10 plus Accept channel 10)
+   */
+  acceptBuffSize?: number;
+  /**
+   * Largest message accepted or sent, in bytes.
+   * @default 104857600 (100 MiB, Fabric `peer.maxRecvMsgSize` / `peer.maxSendMsgSize`)
+   */
+  maxMessageBytes?: number;
+  /**
+   * Policy of a non-blocking `send` on a full send buffer.
+   * @default "drop" (Fabric's behaviour)
+   */
+  overflowPolicy?: OverflowPolicy;
+  /**
+   * Events (presumed-dead, identity switch) an event subscriber buffers; the
+   * oldest is dropped and counted when a slow subscriber falls further behind.
+   * @default 100 (Fabric's PresumedDead channel)
+   */
+  eventBuffSize?: number;
+  /**
+   * Interval of HTTP/2 PINGs on outbound connections.
+   * @default 60000 (Fabric `peer.keepalive.client.interval`; real peers answer
+   * more frequent pings with GOAWAY `too_many_pings`)
+   */
+  clientKeepaliveIntervalMs?: number;
+  /**
+   * Time an outbound connection waits for a PING answer before it is closed.
+   * @default 20000 (Fabric `peer.keepalive.client.timeout`)
+   */
+  clientKeepaliveTimeoutMs?: number;
+  /**
+   * Interval of the server's HTTP/2 PING watchdog on inbound connections.
+   * @default 60000 (Fabric's server pings every 2 h; we match the client
+   * interval so that a frozen peer is found in minutes, not hours)
+   */
+  serverKeepaliveIntervalMs?: number;
+  /**
+   * Time an inbound connection waits for a PING answer before it is destroyed.
+   * @default 20000 (Fabric `peer.keepalive.timeout`)
+   */
+  serverKeepaliveTimeoutMs?: number;
+  /**
+   * Time `stop()` (and the Fastify `onClose` hook) gives connections to flush
+   * their send buffers before they are cut.
+   * @default 2000
+   */
+  drainTimeoutMs?: number;
+  /**
+   * HTTP/2 streams one connection may have open at once (server setting).
+   * @default 100
+   */
+  maxConcurrentStreams?: number;
+  /**
+   * Inbound streams allowed to be in the handshake at once, over all remotes;
+   * more are refused with RESOURCE_EXHAUSTED.
+   * @default 256
+   */
+  maxUnauthenticatedStreams?: number;
+  /**
+   * Handshakes accepted per remote IP address per second; more are refused
+   * with RESOURCE_EXHAUSTED.
+   * @default 50
+   */
+  maxHandshakesPerSecondPerAddress?: number;
+  /**
+   * Connections (open plus closing) kept for one remote PKI-ID; a newer one
+   * above the limit is refused until older ones finish closing.
+   * @default 4
+   */
+  maxConnectionsPerPeer?: number;
+  /**
+   * HTTP/2 stream and connection flow-control window, in bytes. Node's default
+   * (64 KiB) halves throughput on long-lived gossip streams.
+   * @default 1048576 (1 MiB)
+   */
+  initialWindowBytes?: number;
+}
+
+/** {@link CommOptions} with every default applied. */
+export type CommConfig = Readonly<Required<CommOptions>>;
+
+/** The defaults of {@link CommOptions}. */
+export const defaultCommConfig: CommConfig = Object.freeze({
+  dialTimeoutMs: 3000,
+  connTimeoutMs: 2000,
+  handshakeTimeoutMs: 10_000,
+  sendBuffSize: 20,
+  recvBuffSize: 20,
+  acceptBuffSize: 20,
+  maxMessageBytes: 100 * 1024 * 1024,
+  overflowPolicy: "drop",
+  eventBuffSize: 100,
+  clientKeepaliveIntervalMs: 60_000,
+  clientKeepaliveTimeoutMs: 20_000,
+  serverKeepaliveIntervalMs: 60_000,
+  serverKeepaliveTimeoutMs: 20_000,
+  drainTimeoutMs: 2000,
+  maxConcurrentStreams: 100,
+  maxUnauthenticatedStreams: 256,
+  maxHandshakesPerSecondPerAddress: 50,
+  maxConnectionsPerPeer: 4,
+  initialWindowBytes: 1024 * 1024,
+});
+
+const positiveIntegerKeys = [
+  "dialTimeoutMs",
+  "connTimeoutMs",
+  "handshakeTimeoutMs",
+  "sendBuffSize",
+  "recvBuffSize",
+  "acceptBuffSize",
+  "maxMessageBytes",
+  "eventBuffSize",
+  "clientKeepaliveIntervalMs",
+  "clientKeepaliveTimeoutMs",
+  "serverKeepaliveIntervalMs",
+  "serverKeepaliveTimeoutMs",
+  "drainTimeoutMs",
+  "maxConcurrentStreams",
+  "maxUnauthenticatedStreams",
+  "maxHandshakesPerSecondPerAddress",
+  "maxConnectionsPerPeer",
+  "initialWindowBytes",
+] as const satisfies readonly (keyof CommOptions)[];
+
+/**
+ * Applies defaults and validates. Throws a `TypeError` naming the option for
+ * a value that is not a positive integer (Fabric treats 0 as "unset"; so do
+ * we: 0 and `undefined` take the default).
+ */
+export function resolveCommConfig(options: CommOptions = {}): CommConfig {
+  const out: Record<string, unknown> = { ...defaultCommConfig };
+  for (const key of positiveIntegerKeys) {
+    const v = options[key];
+    if (v === undefined || v === 0) continue;
+    if (!Number.isSafeInteger(v) || v < 0) {
+      throw new TypeError(`gossip-connect: option ${key} must be a positive integer, got ${String(v)}`);
+    }
+    out[key] = v;
+  }
+  if (options.maxMessageBytes !== undefined && options.maxMessageBytes > 0xffffffff) {
+    throw new TypeError("gossip-connect: option maxMessageBytes must be at most 4294967295");
+  }
+  if (options.overflowPolicy !== undefined) {
+    if (!["drop", "disconnect", "block"].includes(options.overflowPolicy)) {
+      throw new TypeError(
+        `gossip-connect: option overflowPolicy must be "drop", "disconnect" or "block", got ${String(options.overflowPolicy)}`,
+      );
+    }
+    out.overflowPolicy = options.overflowPolicy;
+  }
+  return Object.freeze(out) as CommConfig;
+}

@@ -1,0 +1,203 @@
+import type { Connection } from "./connection.js";
+import { ErrorCode, GossipError } from "./errors.js";
+import { pkiIdHex, type RemotePeer } from "./identity.js";
+
+/** Collaborators of a {@link ConnectionStore}. */
+export interface ConnectionStoreDeps {
+  /**
+   * Dials `peer` and returns an authenticated connection that is not yet
+   * registered (handshake and expected-PKI-ID rules already applied).
+   */
+  dial(peer: RemotePeer, signal: AbortSignal): Promise<Connection>;
+  /** Connections (open plus closing) allowed per remote PKI-ID. */
+  readonly maxConnectionsPerPeer: number;
+  /** A connection was registered. */
+  onRegistered(conn: Connection): void;
+  /** A registered connection closed. */
+  onUnregistered(conn: Connection): void;
+}
+
+function stopping(): GossipError {
+  return new GossipError(ErrorCode.Stopping, "conn store is closing");
+}
+
+/**
+ * The connections of a comm, one per remote PKI-ID (Fabric's connStore),
+ * without Fabric's quirks Q1 and Q2. Guarantees:
+ *
+ * - At most one open connection per remote PKI-ID: registering a newer one
+ *   drains the older (newest wins).
+ * - Concurrent dials to one destination (same PKI-ID, or same endpoint when
+ *   the PKI-ID is unknown) are coalesced into one dial.
+ * - An inbound connection that was registered while we were dialing the same
+ *   peer wins over our fresh dial (which is drained), even if our dial failed.
+ * - A send with an unknown PKI-ID finds the connection dialed to its endpoint
+ *   instead of dialing anew each time (Fabric's Q1).
+ * - A closing connection removes its own entries only (Fabric's Q2: a
+ *   replaced connection's clean-up must not remove its replacement).
+ * - After `shutdown()` nothing is dialed or registered and every connection is
+ *   drained.
+ */
+export class ConnectionStore {
+  private readonly byPki = new Map<string, Connection>();
+  private readonly byEndpoint = new Map<string, Connection>();
+  private readonly dials = new Map<string, Promise<Connection>>();
+  private readonly registeredSeq = new WeakMap<Connection, number>();
+  private readonly perPeer = new Map<string, number>();
+  private readonly all = new Set<Connection>();
+  private readonly shutdownController = new AbortController();
+  private seq = 0;
+  private closing = false;
+
+  constructor(private readonly deps: ConnectionStoreDeps) {}
+
+  /** Registered connections, open or closing. */
+  connections(): Connection[] {
+    return [...this.all];
+  }
+
+  /** Number of open connections. */
+  get openCount(): number {
+    let n = 0;
+    for (const c of this.all) if (c.state === "open") n++;
+    return n;
+  }
+
+  /** True once {@link ConnectionStore.shutdown} was called. */
+  get isClosing(): boolean {
+    return this.closing;
+  }
+
+  /** The open connection that serves `peer`, found by PKI-ID or, when none is given, by endpoint. */
+  lookup(peer: RemotePeer): Connection | undefined {
+    const conn =
+      peer.pkiId !== undefined && peer.pkiId.length > 0
+        ? this.byPki.get(pkiIdHex(peer.pkiId))
+        : this.byEndpoint.get(peer.endpoint);
+    return conn?.state === "open" ? conn : undefined;
+  }
+
+  /**
+   * The open connection for `peer`, dialing it when there is none. Rejects
+   * with the dial's error, or `Stopping` after shutdown.
+   */
+  getOrDial(peer: RemotePeer): Promise<Connection> {
+    if (this.closing) return Promise.reject(stopping());
+    const found = this.lookup(peer);
+    if (found) return Promise.resolve(found);
+    const key = dialKey(peer);
+    const inFlight = this.dials.get(key);
+    if (inFlight) return inFlight;
+    const startSeq = this.seq;
+    const dial = this.deps.dial(peer, this.shutdownController.signal).then(
+      (conn) => this.adopt(conn, peer, startSeq),
+      (e: unknown) => {
+        const arrived = this.arrivedSince(peer, startSeq);
+        if (arrived) return arrived;
+        throw e;
+      },
+    );
+    const tracked = dial.finally(() => this.dials.delete(key));
+    this.dials.set(key, tracked);
+    return tracked;
+  }
+
+  /** True when a dial keyed by `peer` is in progress. */
+  isDialing(peer: RemotePeer): boolean {
+    return this.dials.has(dialKey(peer));
+  }
+
+  /**
+   * Registers an authenticated connection (inbound, or an outbound one this
+   * store dialed). Drains the connection it replaces. Throws `RateLimited`
+   * when the remote already has `maxConnectionsPerPeer` connections, and
+   * `Stopping` after shutdown; the caller then closes `conn`.
+   */
+  register(conn: Connection, dialedEndpoint?: string): void {
+    if (this.closing) throw stopping();
+    const live = this.perPeer.get(conn.pkiHex) ?? 0;
+    if (live >= this.deps.maxConnectionsPerPeer) {
+      throw new GossipError(
+        ErrorCode.RateLimited,
+        `too many connections for PKI-ID ${conn.pkiHex} (maxConnectionsPerPeer ${this.deps.maxConnectionsPerPeer})`,
+      );
+    }
+    this.perPeer.set(conn.pkiHex, live + 1);
+    this.all.add(conn);
+    this.registeredSeq.set(conn, ++this.seq);
+    const old = this.byPki.get(conn.pkiHex);
+    this.byPki.set(conn.pkiHex, conn);
+    if (dialedEndpoint !== undefined) this.byEndpoint.set(dialedEndpoint, conn);
+    if (old && old !== conn) void old.drain();
+    this.deps.onRegistered(conn);
+    void conn.closed.then(() => this.unregister(conn));
+  }
+
+  /** Drains and forgets the connection of `pkiHex`, if any. Returns whether there was one. */
+  closeByPki(pkiHex: string): boolean {
+    const conn = this.byPki.get(pkiHex);
+    if (!conn) return false;
+    this.byPki.delete(pkiHex);
+    for (const [ep, c] of this.byEndpoint) if (c === conn) this.byEndpoint.delete(ep);
+    void conn.drain();
+    return true;
+  }
+
+  /** Drains and forgets the connection dialed to `endpoint`, if any. */
+  closeByEndpoint(endpoint: string): boolean {
+    const conn = this.byEndpoint.get(endpoint);
+    return conn ? this.closeByPki(conn.pkiHex) : false;
+  }
+
+  /**
+   * Stops dialing (dials in progress are aborted), refuses registrations, and
+   * drains every connection. Resolves when all are closed. Idempotent.
+   */
+  async shutdown(): Promise<void> {
+    this.closing = true;
+    this.shutdownController.abort(stopping());
+    await Promise.allSettled([...this.dials.values()]);
+    await Promise.all([...this.all].map((c) => c.drain()));
+  }
+
+  private adopt(conn: Connection, peer: RemotePeer, startSeq: number): Connection {
+    if (this.closing) {
+      conn.abort(stopping());
+      throw stopping();
+    }
+    const current = this.byPki.get(conn.pkiHex);
+    if (current && current !== conn && current.state === "open" && (this.registeredSeq.get(current) ?? 0) > startSeq) {
+      // The remote dialed us while we dialed it: its connection wins.
+      void conn.drain();
+      this.byEndpoint.set(peer.endpoint, current);
+      return current;
+    }
+    try {
+      this.register(conn, peer.endpoint);
+    } catch (e) {
+      conn.abort(GossipError.from(e));
+      throw e;
+    }
+    return conn;
+  }
+
+  private arrivedSince(peer: RemotePeer, startSeq: number): Connection | undefined {
+    if (peer.pkiId === undefined || peer.pkiId.length === 0) return undefined;
+    const c = this.byPki.get(pkiIdHex(peer.pkiId));
+    return c?.state === "open" && (this.registeredSeq.get(c) ?? 0) > startSeq ? c : undefined;
+  }
+
+  private unregister(conn: Connection): void {
+    this.all.delete(conn);
+    const live = (this.perPeer.get(conn.pkiHex) ?? 1) - 1;
+    if (live > 0) this.perPeer.set(conn.pkiHex, live);
+    else this.perPeer.delete(conn.pkiHex);
+    if (this.byPki.get(conn.pkiHex) === conn) this.byPki.delete(conn.pkiHex);
+    for (const [ep, c] of this.byEndpoint) if (c === conn) this.byEndpoint.delete(ep);
+    this.deps.onUnregistered(conn);
+  }
+}
+
+function dialKey(peer: RemotePeer): string {
+  return peer.pkiId !== undefined && peer.pkiId.length > 0 ? pkiIdHex(peer.pkiId) : `@${peer.endpoint}`;
+}

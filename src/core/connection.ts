@@ -1,0 +1,193 @@
+import type { Envelope, GossipMessage } from "../gen/gossip/message_pb.js";
+import type { Clock } from "./clock.js";
+import type { CommConfig } from "./config.js";
+import { parseGossipMessage } from "./envelope.js";
+import { ErrorCode, GossipError } from "./errors.js";
+import type { HandshakeResult } from "./handshake.js";
+import { pkiIdHex, type PeerIdentity, type PkiId } from "./identity.js";
+import type { CommMetrics, Direction } from "./metrics.js";
+import { SendBuffer } from "./send-buffer.js";
+import type { WireStream } from "./transport.js";
+
+/** Who is on the other end of a connection, as the handshake proved it (Fabric's ConnectionInfo). */
+export interface ConnectionInfo {
+  /** The remote's authenticated PKI-ID. */
+  readonly pkiId: PkiId;
+  /** The remote's serialized identity. */
+  readonly identity: PeerIdentity;
+  /** The remote's transport address `host:port` (for inbound connections an ephemeral port). */
+  readonly endpoint: string;
+  /** The remote's signed handshake message, which higher layers may re-present. */
+  readonly auth: { readonly signedData: Uint8Array; readonly signature: Uint8Array };
+  /** Which side dialed. */
+  readonly direction: Direction;
+}
+
+/** The state of a {@link Connection}. */
+export type ConnectionState =
+  /** Authenticated and registered; sends are accepted. */
+  | "open"
+  /** Closing gracefully: no new sends; queued ones are flushed, then our side ends; reading goes on until the remote ends. */
+  | "draining"
+  /** Done: the stream is cut and every resource released. */
+  | "closed";
+
+/** What a connection reports to its owner. */
+export interface ConnectionHooks {
+  /** One received message, in order. A returned promise holds further reading until it settles. */
+  onMessage(message: GossipMessage, envelope: Envelope, conn: Connection): Promise<void> | undefined;
+  /** A write failed; the connection is already closing. */
+  onWriteError(conn: Connection, error: GossipError): void;
+  /** Reading failed (stream error, malformed message); the connection is already closing. */
+  onReadError(conn: Connection, error: GossipError): void;
+  /** The connection reached "closed". */
+  onClosed(conn: Connection): void;
+}
+
+/** Collaborators of a {@link Connection}. */
+export interface ConnectionDeps {
+  readonly config: CommConfig;
+  readonly metrics: CommMetrics;
+  readonly clock: Clock;
+  readonly hooks: ConnectionHooks;
+}
+
+let nextId = 1;
+
+/**
+ * One authenticated GossipStream to a remote peer: its send buffer and writer,
+ * its reader, and its life cycle (`open` → `draining` → `closed`, or straight
+ * to `closed` on abort). Created by the comm after a successful handshake;
+ * reading starts at once.
+ */
+export class Connection {
+  /** Unique, increasing: a larger id was registered later. */
+  readonly id = nextId++;
+  /** Lower-case hex of the remote PKI-ID. */
+  readonly pkiHex: string;
+  /** Settles when the connection reached "closed". */
+  readonly closed: Promise<void>;
+  private state_: ConnectionState = "open";
+  private readonly buffer: SendBuffer;
+  private readonly readerDone: Promise<void>;
+  private closingError: GossipError | undefined;
+
+  constructor(
+    private readonly stream: WireStream,
+    handshake: HandshakeResult,
+    readonly info: ConnectionInfo,
+    private readonly deps: ConnectionDeps,
+  ) {
+    this.pkiHex = pkiIdHex(info.pkiId);
+    const { metrics, hooks } = deps;
+    this.buffer = new SendBuffer(deps.config.sendBuffSize, {
+      write: (frames) => stream.write(frames),
+      written: (count, bytes) => metrics.messagesSent(count, bytes),
+      dropped: (count) => metrics.dropped("connection_closed", count),
+      failed: (error) => {
+        if (this.state_ === "closed") return;
+        this.abort(error);
+        hooks.onWriteError(this, error);
+      },
+    });
+    this.readerDone = this.read(handshake.incoming, handshake.pending);
+    this.closed = Promise.all([this.readerDone, stream.closed]).then(() => {
+      this.state_ = "closed";
+      this.buffer.close();
+      hooks.onClosed(this);
+    });
+  }
+
+  /** Current state. */
+  get state(): ConnectionState {
+    return this.state_;
+  }
+
+  /** Frames queued for writing. */
+  get queued(): number {
+    return this.buffer.size;
+  }
+
+  /** The error this connection is closing with, if any. */
+  get error(): GossipError | undefined {
+    return this.closingError;
+  }
+
+  /** Queues a serialized Envelope without waiting; false when the buffer is full or the connection is not open. */
+  offer(frame: Uint8Array): boolean {
+    return this.state_ === "open" && this.buffer.offer(frame);
+  }
+
+  /** Queues a serialized Envelope, waiting for room; rejects with `Closed` when the connection closes first. */
+  put(frame: Uint8Array): Promise<void> {
+    if (this.state_ !== "open") {
+      return Promise.reject(new GossipError(ErrorCode.Closed, "connection is closing"));
+    }
+    return this.buffer.put(frame);
+  }
+
+  /**
+   * Closes gracefully: stops taking sends, flushes what is queued (within
+   * `drainTimeoutMs`), ends our side, keeps delivering what the remote still
+   * sends until it ends too (within `drainTimeoutMs`), then cuts the stream.
+   * Resolves when closed. Idempotent; a later {@link Connection.abort} still cuts at once.
+   */
+  async drain(): Promise<void> {
+    if (this.state_ !== "open") return this.closed;
+    this.state_ = "draining";
+    const { clock, config } = this.deps;
+    await raceTimeout(clock, this.buffer.flushed(), config.drainTimeoutMs);
+    this.buffer.close();
+    this.stream.end();
+    await raceTimeout(clock, this.readerDone, config.drainTimeoutMs);
+    this.abort();
+    return this.closed;
+  }
+
+  /**
+   * Cuts the stream now; queued frames are dropped (and counted). With an
+   * error, an inbound stream ends with its gRPC status. Idempotent.
+   */
+  abort(error?: GossipError): void {
+    if (this.state_ === "closed") return;
+    if (error && !this.closingError) this.closingError = error;
+    this.state_ = "closed";
+    this.buffer.close();
+    this.stream.abort(error);
+  }
+
+  private async read(incoming: AsyncIterator<readonly Envelope[]>, pending: readonly Envelope[]): Promise<void> {
+    const { metrics, hooks } = this.deps;
+    try {
+      let batch: readonly Envelope[] = pending;
+      for (;;) {
+        if (batch.length > 0) {
+          let bytes = 0;
+          for (const env of batch) bytes += env.payload.length + env.signature.length;
+          metrics.messagesReceived(batch.length, bytes);
+          for (const env of batch) {
+            if (this.state_ === "closed") return;
+            const r = hooks.onMessage(parseGossipMessage(env.payload), env, this);
+            if (r !== undefined) await r;
+          }
+        }
+        const next = await incoming.next();
+        if (next.done) break;
+        batch = next.value;
+      }
+      // The remote ended its side: flush ours and finish.
+      if (this.state_ === "open") void this.drain();
+    } catch (e) {
+      if (this.state_ === "closed") return;
+      const error = GossipError.from(e, ErrorCode.Canceled);
+      this.abort(error);
+      hooks.onReadError(this, error);
+    }
+  }
+}
+
+async function raceTimeout(clock: Clock, p: Promise<void>, ms: number): Promise<void> {
+  let timer: unknown;
+  await Promise.race([p, new Promise<void>((resolve) => (timer = clock.setTimeout(resolve, ms)))]);
+  clock.clearTimeout(timer);
+}

@@ -1,0 +1,32 @@
+import type { PeerIdentity, PkiId } from "./identity.js";
+
+/**
+ * The cryptography a Comm relies on: Fabric's `MessageCryptoService` plus
+ * `SecurityAdvisor`, for one local identity. Implementations throw a
+ * {@link GossipError} (`InvalidIdentity`, `BadSignature`) to refuse.
+ *
+ * The default implementation, {@link X509CryptoService}, is wire-compatible
+ * with real Fabric peers.
+ */
+export interface CryptoService {
+  /** Our serialized identity, sent in every handshake. */
+  readonly identity: PeerIdentity;
+  /** Signs `data` with our identity's key (ECDSA/SHA-256, DER, low-S for X.509). */
+  sign(data: Uint8Array): Uint8Array;
+  /**
+   * Verifies that `signature` over `data` was made by `identity`.
+   * Throws `BadSignature` when it was not.
+   */
+  verify(identity: PeerIdentity, signature: Uint8Array, data: Uint8Array): void;
+  /** The PKI-ID of `identity`. Throws `InvalidIdentity` when it cannot be parsed. */
+  pkiIdOf(identity: PeerIdentity): PkiId;
+  /**
+   * Checks that `identity` is well formed, issued by a trusted CA of the MSP it
+   * names, and not expired. Throws `InvalidIdentity` otherwise.
+   */
+  validateIdentity(identity: PeerIdentity): void;
+  /** The organization of `identity` (its MSP ID for X.509 identities). */
+  organizationOf(identity: PeerIdentity): string;
+  /** When `identity` stops being valid (certificate NotAfter), or undefined when it does not expire. */
+  expiresAt(identity: PeerIdentity): Date | undefined;
+}

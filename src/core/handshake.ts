@@ -1,0 +1,151 @@
+/**
+ * Fabric's connection handshake (`authenticateRemotePeer`): both sides send a
+ * signed ConnEstablish as soon as the stream opens, then read and check the
+ * remote's.
+ */
+import { create } from "@bufbuild/protobuf";
+import { ConnEstablishSchema, type Envelope, GossipMessage_Tag, GossipMessageSchema } from "../gen/gossip/message_pb.js";
+import type { Clock } from "./clock.js";
+import type { CryptoService } from "./crypto.js";
+import { encodeEnvelope, parseGossipMessage, signMessage, verifyEnvelope } from "./envelope.js";
+import { ErrorCode, GossipError } from "./errors.js";
+import { bytesEqual, type PeerIdentity, type PkiId } from "./identity.js";
+import type { WireStream } from "./transport.js";
+
+/** What a successful handshake proved about the remote. */
+export interface HandshakeResult {
+  /** The remote's authenticated PKI-ID. */
+  readonly pkiId: PkiId;
+  /** The remote's serialized identity. */
+  readonly identity: PeerIdentity;
+  /** The remote's signed ConnEstablish payload (Fabric's `ConnectionInfo.Auth.SignedData`). */
+  readonly signedData: Uint8Array;
+  /** The remote's signature over `signedData`. */
+  readonly signature: Uint8Array;
+  /** True when the remote only probed us (it must not be registered). */
+  readonly probe: boolean;
+  /** The stream's incoming iterator, positioned after the handshake message. */
+  readonly incoming: AsyncIterator<readonly Envelope[]>;
+  /** Envelopes that arrived in the same batch as the handshake, to be handled first. */
+  readonly pending: readonly Envelope[];
+}
+
+/** Inputs of {@link handshake}. */
+export interface HandshakeOptions {
+  readonly crypto: CryptoService;
+  /** Our PKI-ID (computed once from our identity). */
+  readonly pkiId: PkiId;
+  /** Send `probe = true` (the deep probe of `Comm.handshake`). */
+  readonly probe: boolean;
+  /** How long to wait for the remote's message (Fabric `connTimeout`). */
+  readonly connTimeoutMs: number;
+  readonly clock: Clock;
+}
+
+function hex(b: Uint8Array | undefined): string {
+  return b === undefined ? "" : Buffer.from(b).toString("hex");
+}
+
+/**
+ * Runs the handshake on a freshly opened stream. On success the stream is
+ * authenticated as the returned PKI-ID; on failure it throws a
+ * {@link GossipError} (the caller closes the stream):
+ *
+ * - `NoTlsCertificate`: TLS is on and the remote showed no certificate (we sent nothing);
+ * - `HandshakeTimeout`: no message within `connTimeoutMs`;
+ * - `MalformedMessage`, `UnexpectedMessage`, `MissingPkiId`: a bad first message;
+ * - `InvalidIdentity`, `PkiIdMismatch`: the identity is not acceptable or not the PKI-ID's;
+ * - `CertHashMismatch`: the signed TLS certificate hash is not the certificate on the connection;
+ * - `BadSignature`: the message's signature does not verify with the identity.
+ *
+ * The message's stream-level failures (`Canceled`, `Closed`, ...) pass through.
+ */
+export async function handshake(stream: WireStream, options: HandshakeOptions): Promise<HandshakeResult> {
+  const { crypto } = options;
+  const tls = stream.tls;
+  if (tls && stream.remoteCertHash === undefined) {
+    throw new GossipError(ErrorCode.NoTlsCertificate, "no TLS certificate");
+  }
+
+  const ours = create(GossipMessageSchema, {
+    nonce: 0n,
+    tag: GossipMessage_Tag.EMPTY,
+    content: {
+      case: "conn",
+      value: create(ConnEstablishSchema, {
+        pkiId: options.pkiId,
+        identity: crypto.identity,
+        tlsCertHash: tls ? (stream.localCertHash ?? new Uint8Array(0)) : new Uint8Array(0),
+        probe: options.probe,
+      }),
+    },
+  });
+  // Like Fabric, a failed write is not reported here: the read below then fails or times out.
+  stream.write([encodeEnvelope(signMessage(crypto, ours))]).catch(() => {});
+
+  const incoming = stream.incoming[Symbol.asyncIterator]();
+  const { first, pending } = await readFirst(incoming, stream.remoteAddress, options);
+
+  const msg = parseGossipMessage(first.payload);
+  if (msg.content.case !== "conn") {
+    throw new GossipError(ErrorCode.UnexpectedMessage, `wrong type: expected a connection message, got ${msg.content.case ?? "nothing"}`);
+  }
+  const conn = msg.content.value;
+  if (conn.pkiId.length === 0) {
+    throw new GossipError(ErrorCode.MissingPkiId, "no PKI-ID");
+  }
+  crypto.validateIdentity(conn.identity);
+  if (!bytesEqual(crypto.pkiIdOf(conn.identity), conn.pkiId)) {
+    throw new GossipError(ErrorCode.PkiIdMismatch, "identity doesn't match the computed pkiID");
+  }
+  if (tls && !bytesEqual(conn.tlsCertHash, stream.remoteCertHash)) {
+    throw new GossipError(
+      ErrorCode.CertHashMismatch,
+      `Expected ${hex(stream.remoteCertHash)} in remote hash of TLS cert, but got ${hex(conn.tlsCertHash)}`,
+    );
+  }
+  verifyEnvelope(crypto, conn.identity, first);
+
+  return {
+    pkiId: conn.pkiId,
+    identity: conn.identity,
+    signedData: first.payload,
+    signature: first.signature,
+    probe: conn.probe,
+    incoming,
+    pending,
+  };
+}
+
+async function readFirst(
+  incoming: AsyncIterator<readonly Envelope[]>,
+  remoteAddress: string,
+  options: HandshakeOptions,
+): Promise<{ first: Envelope; pending: readonly Envelope[] }> {
+  const { clock, connTimeoutMs } = options;
+  let timer: unknown;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = clock.setTimeout(
+      () =>
+        reject(
+          new GossipError(ErrorCode.HandshakeTimeout, `timed out waiting for connection message from ${remoteAddress}`),
+        ),
+      connTimeoutMs,
+    );
+  });
+  try {
+    for (;;) {
+      const next = incoming.next();
+      // The losing side of the race must not become an unhandled rejection.
+      next.catch(() => {});
+      const r = await Promise.race([next, timeout]);
+      if (r.done) {
+        throw new GossipError(ErrorCode.Closed, `stream from ${remoteAddress} ended before the handshake`);
+      }
+      const [first, ...pending] = r.value;
+      if (first !== undefined) return { first, pending };
+    }
+  } finally {
+    clock.clearTimeout(timer);
+  }
+}

@@ -1,0 +1,71 @@
+import type { Clock } from "./clock.js";
+import { pkiIdHex, type PeerIdentity, type PkiId } from "./identity.js";
+
+interface Entry {
+  readonly identity: PeerIdentity;
+  readonly expiresAt: number;
+  lastUsed: number;
+}
+
+/**
+ * The identities learned from successful handshakes, by PKI-ID (Fabric's
+ * identity mapper, reduced to what comm needs: the organization check of an
+ * identity switch). Bounded: entries expire with their certificate, are
+ * forgotten after `unusedTtlMs` without use, and the least recently used entry
+ * makes room when `maxEntries` is reached.
+ */
+export class IdentityStore {
+  private readonly entries = new Map<string, Entry>();
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly wallNow: () => number = Date.now,
+    private readonly maxEntries = 10_000,
+    private readonly unusedTtlMs = 60 * 60 * 1000,
+  ) {}
+
+  /** Stores (or refreshes) an authenticated identity; `expiresAt` in ms since the epoch. */
+  put(pkiId: PkiId, identity: PeerIdentity, expiresAt: Date | undefined): void {
+    const key = pkiIdHex(pkiId);
+    this.entries.delete(key);
+    if (this.entries.size >= this.maxEntries) this.evict();
+    this.entries.set(key, {
+      identity,
+      expiresAt: expiresAt?.getTime() ?? Number.POSITIVE_INFINITY,
+      lastUsed: this.clock.now(),
+    });
+  }
+
+  /** The identity stored for `pkiId`, if it is still valid. */
+  get(pkiId: PkiId): PeerIdentity | undefined {
+    const key = pkiIdHex(pkiId);
+    const e = this.entries.get(key);
+    if (!e) return undefined;
+    const now = this.clock.now();
+    if (this.wallNow() > e.expiresAt || now - e.lastUsed > this.unusedTtlMs) {
+      this.entries.delete(key);
+      return undefined;
+    }
+    e.lastUsed = now;
+    return e.identity;
+  }
+
+  /** Number of stored identities. */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  private evict(): void {
+    const now = this.clock.now();
+    const wall = this.wallNow();
+    for (const [k, e] of this.entries) {
+      if (wall > e.expiresAt || now - e.lastUsed > this.unusedTtlMs) this.entries.delete(k);
+    }
+    // Map order is insertion order and `put` re-inserts, so the first key is the least recently stored.
+    while (this.entries.size >= this.maxEntries) {
+      const first = this.entries.keys().next();
+      if (first.done) break;
+      this.entries.delete(first.value);
+    }
+  }
+}

@@ -1,0 +1,76 @@
+import { createHash } from "node:crypto";
+import { fromBinary, create, toBinary } from "@bufbuild/protobuf";
+import { SerializedIdentitySchema } from "../gen/msp/identities_pb.js";
+import { ErrorCode, GossipError } from "./errors.js";
+
+/** A peer's PKI-ID: SHA-256 of its MSP ID followed by its certificate bytes (32 bytes). */
+export type PkiId = Uint8Array;
+
+/** A peer's serialized identity: a marshalled `msp.SerializedIdentity`. */
+export type PeerIdentity = Uint8Array;
+
+/** A peer as the caller knows it: where to dial, and, if known, who should answer. */
+export interface RemotePeer {
+  /** `host:port` to dial. */
+  readonly endpoint: string;
+  /** The PKI-ID expected at `endpoint`; empty or absent when unknown. */
+  readonly pkiId?: PkiId;
+}
+
+/** Serializes `{mspid, id_bytes}` as Fabric's `msp.SerializedIdentity`. */
+export function serializeIdentity(mspId: string, idBytes: Uint8Array): PeerIdentity {
+  return toBinary(SerializedIdentitySchema, create(SerializedIdentitySchema, { mspid: mspId, idBytes }));
+}
+
+/**
+ * Parses a serialized identity. Throws {@link ErrorCode.InvalidIdentity} when
+ * the bytes are not a SerializedIdentity with an MSP ID and identity bytes.
+ */
+export function parseIdentity(identity: PeerIdentity): { mspId: string; idBytes: Uint8Array } {
+  let parsed;
+  try {
+    parsed = fromBinary(SerializedIdentitySchema, identity);
+  } catch (e) {
+    throw new GossipError(ErrorCode.InvalidIdentity, "identity is not a serialized msp.SerializedIdentity", {
+      cause: e,
+    });
+  }
+  if (parsed.mspid === "" || parsed.idBytes.length === 0) {
+    throw new GossipError(ErrorCode.InvalidIdentity, "identity has an empty MSP ID or empty identity bytes");
+  }
+  return { mspId: parsed.mspid, idBytes: parsed.idBytes };
+}
+
+/** Fabric's PKI-ID of a serialized identity: SHA-256(mspid ‖ id_bytes), no separator. */
+export function pkiIdOfIdentity(identity: PeerIdentity): PkiId {
+  const { mspId, idBytes } = parseIdentity(identity);
+  return new Uint8Array(createHash("sha256").update(mspId, "utf8").update(idBytes).digest());
+}
+
+/** Lower-case hex of a PKI-ID (Fabric's textual form; also our map key). */
+export function pkiIdHex(pkiId: Uint8Array | undefined): string {
+  return pkiId === undefined ? "" : Buffer.from(pkiId.buffer, pkiId.byteOffset, pkiId.byteLength).toString("hex");
+}
+
+/** Parses a hex PKI-ID. Throws `TypeError` for odd length or non-hex characters. */
+export function pkiIdFromHex(hex: string): PkiId {
+  if (hex.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(hex)) {
+    throw new TypeError(`not a hex PKI-ID: ${JSON.stringify(hex)}`);
+  }
+  return new Uint8Array(Buffer.from(hex, "hex"));
+}
+
+/** Byte-wise equality. */
+export function bytesEqual(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
+  if (a === b) return true;
+  if (a === undefined || b === undefined || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] !== b[i]) return false;
+  }
+  return true;
+}
+
+/** SHA-256, as Fabric hashes TLS certificates and identities. */
+export function sha256(data: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash("sha256").update(data).digest());
+}

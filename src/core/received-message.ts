@@ -1,0 +1,57 @@
+import { create } from "@bufbuild/protobuf";
+import { AcknowledgementSchema, type Envelope, type GossipMessage, GossipMessageSchema } from "../gen/gossip/message_pb.js";
+import type { Connection, ConnectionInfo } from "./connection.js";
+import { encodeEnvelope, noopSign } from "./envelope.js";
+
+/**
+ * A message a subscriber received (Fabric's ReceivedMessage): the parsed
+ * message, the envelope it came in, who sent it, and a way to answer on the
+ * same connection.
+ */
+export interface ReceivedMessage {
+  /** The parsed GossipMessage. */
+  readonly message: GossipMessage;
+  /** The Envelope as received: `payload` holds the exact bytes that were signed, if signed. */
+  readonly envelope: Envelope;
+  /** The authenticated sender and its connection. */
+  readonly connection: ConnectionInfo;
+  /**
+   * Sends `message` (unsigned) back on the connection this one came from,
+   * waiting for room in its send buffer. Resolves once queued, or when the
+   * connection is gone (the reply is then dropped and counted).
+   */
+  respond(message: GossipMessage): Promise<void>;
+  /**
+   * Acknowledges this message to a `sendWithAck` sender: success without
+   * argument, failure with an error or its text.
+   */
+  ack(error?: Error | string): Promise<void>;
+}
+
+/** @private Created by the comm for each delivered message. */
+export class ReceivedMessageImpl implements ReceivedMessage {
+  constructor(
+    readonly message: GossipMessage,
+    readonly envelope: Envelope,
+    private readonly conn: Connection,
+    private readonly onDropped: () => void,
+  ) {}
+
+  get connection(): ConnectionInfo {
+    return this.conn.info;
+  }
+
+  respond(message: GossipMessage): Promise<void> {
+    return this.conn.put(encodeEnvelope(noopSign(message))).catch(this.onDropped);
+  }
+
+  ack(error?: Error | string): Promise<void> {
+    const text = error === undefined ? "" : typeof error === "string" ? error : error.message;
+    return this.respond(
+      create(GossipMessageSchema, {
+        nonce: this.message.nonce,
+        content: { case: "ack", value: create(AcknowledgementSchema, { error: text }) },
+      }),
+    );
+  }
+}

@@ -1,0 +1,157 @@
+import { ErrorCode, GossipError } from "./errors.js";
+
+/** What a {@link SendBuffer} writes to and reports to. */
+export interface SendBufferSink {
+  /** Writes a batch, in order; resolves when the transport took it. */
+  write(frames: readonly Uint8Array[]): Promise<void>;
+  /** A batch was written. */
+  written(count: number, bytes: number): void;
+  /** Frames that had entered the buffer will never be written (close, or a failed write). */
+  dropped(count: number): void;
+  /** A write failed; the buffer closed itself (after reporting the frames it dropped). */
+  failed(error: GossipError): void;
+}
+
+interface Waiter {
+  readonly frame: Uint8Array;
+  readonly resolve: () => void;
+  readonly reject: (e: GossipError) => void;
+}
+
+/**
+ * A connection's bounded outgoing queue (Fabric's `outBuff`) and its single
+ * writer. Guarantees:
+ *
+ * - At most `capacity` frames are queued; `offer` refuses beyond that, `put`
+ *   waits for room. Blocked `put`s enter the queue in call order.
+ * - Frames are written in the order they entered, by one writer, one batch at
+ *   a time: everything queued when the previous write finished goes out in one
+ *   transport write, so a busy connection coalesces and an idle one writes at
+ *   the end of the current tick.
+ * - Every frame that entered the queue is either written (reported through
+ *   `written`) or, when the buffer closes or a write fails, reported as
+ *   dropped; none disappears silently.
+ */
+export class SendBuffer {
+  private queue: Uint8Array[] = [];
+  private waiters: Waiter[] = [];
+  private writing = false;
+  private scheduled = false;
+  private isClosed = false;
+  private idle: (() => void)[] = [];
+
+  constructor(
+    readonly capacity: number,
+    private readonly sink: SendBufferSink,
+  ) {}
+
+  /** Frames queued and not yet handed to the transport. */
+  get size(): number {
+    return this.queue.length;
+  }
+
+  /** True once closed; nothing enters any more. */
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  /** Queues `frame` if there is room; false when full or closed (the frame is not taken). */
+  offer(frame: Uint8Array): boolean {
+    if (this.isClosed || this.queue.length >= this.capacity || this.waiters.length > 0) return false;
+    this.queue.push(frame);
+    this.schedule();
+    return true;
+  }
+
+  /**
+   * Queues `frame`, waiting for room. Rejects with `Closed` when the buffer
+   * closes before the frame entered.
+   */
+  put(frame: Uint8Array): Promise<void> {
+    if (this.offer(frame)) return Promise.resolve();
+    if (this.isClosed) return Promise.reject(closedError());
+    return new Promise((resolve, reject) => this.waiters.push({ frame, resolve, reject }));
+  }
+
+  /**
+   * Resolves when every queued frame was handed to the transport (or the
+   * buffer closed). Used to flush before a graceful close.
+   */
+  flushed(): Promise<void> {
+    if (this.isClosed || (!this.writing && !this.scheduled && this.queue.length === 0)) return Promise.resolve();
+    return new Promise((resolve) => this.idle.push(resolve));
+  }
+
+  /**
+   * Closes the buffer: blocked `put`s reject with `Closed`, queued frames are
+   * discarded and reported as dropped. Idempotent.
+   */
+  close(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    const dropped = this.queue.length;
+    this.queue = [];
+    if (dropped > 0) this.sink.dropped(dropped);
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w.reject(closedError());
+    this.notifyIdle();
+  }
+
+  private schedule(): void {
+    if (this.writing || this.scheduled) return;
+    this.scheduled = true;
+    // Let the current task queue more frames, so that they leave in one write.
+    queueMicrotask(() => {
+      this.scheduled = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    if (this.isClosed || this.writing) return;
+    if (this.queue.length === 0) {
+      this.notifyIdle();
+      return;
+    }
+    const batch = this.queue;
+    this.queue = [];
+    this.admitWaiters();
+    let bytes = 0;
+    for (const f of batch) bytes += f.length;
+    this.writing = true;
+    this.sink.write(batch).then(
+      () => {
+        this.writing = false;
+        this.sink.written(batch.length, bytes);
+        this.flush();
+      },
+      (e: unknown) => {
+        this.writing = false;
+        this.sink.dropped(batch.length);
+        if (this.isClosed) return;
+        this.close();
+        this.sink.failed(GossipError.from(e, ErrorCode.Closed));
+      },
+    );
+  }
+
+  private admitWaiters(): void {
+    while (this.waiters.length > 0 && this.queue.length < this.capacity) {
+      const w = this.waiters.shift() as Waiter;
+      this.queue.push(w.frame);
+      w.resolve();
+    }
+  }
+
+  private notifyIdle(): void {
+    const idle = this.idle;
+    if (idle.length === 0) return;
+    this.idle = [];
+    for (const f of idle) f();
+  }
+}
+
+function closedError(): GossipError {
+  return new GossipError(ErrorCode.Closed, "connection is closing");
+}

@@ -1,0 +1,179 @@
+import { X509Certificate, createPrivateKey, sign as nodeSign, verify as nodeVerify, type KeyObject } from "node:crypto";
+import type { CryptoService } from "./crypto.js";
+import { curveOrders, isLowS, toLowS } from "./ecdsa.js";
+import { ErrorCode, GossipError } from "./errors.js";
+import { parseIdentity, pkiIdHex, pkiIdOfIdentity, serializeIdentity, type PeerIdentity, type PkiId } from "./identity.js";
+
+/** Options of {@link X509CryptoService}. */
+export interface X509CryptoOptions {
+  /** Our MSP ID (organization). */
+  mspId: string;
+  /** Our enrollment certificate, PEM. */
+  certificate: string;
+  /** The private key of `certificate`, PEM or a KeyObject (EC P-256 or P-384). */
+  privateKey: string | KeyObject;
+  /**
+   * CA certificates (PEM) trusted to issue identities, per MSP ID: roots and
+   * intermediates alike. An identity is valid only when its certificate was
+   * issued by one of the CAs listed for the MSP ID it claims. Our own MSP must be listed too, or peers of our own
+   * organization are refused.
+   */
+  trustedRoots: Readonly<Record<string, readonly string[]>>;
+  /** Wall clock for certificate validity checks, in ms since the epoch. @default Date.now */
+  now?: () => number;
+}
+
+interface KnownIdentity {
+  readonly mspId: string;
+  readonly publicKey: KeyObject;
+  readonly order: bigint;
+  readonly notBefore: number;
+  readonly notAfter: number;
+}
+
+const maxCachedIdentities = 4096;
+
+function invalid(message: string, cause?: unknown): GossipError {
+  return new GossipError(ErrorCode.InvalidIdentity, message, { cause });
+}
+
+function curveOrderOf(key: KeyObject, what: string): bigint {
+  const curve = key.asymmetricKeyType === "ec" ? key.asymmetricKeyDetails?.namedCurve : undefined;
+  const order = curve === undefined ? undefined : curveOrders[curve];
+  if (order === undefined) {
+    throw invalid(`${what} must use an EC P-256 or P-384 key, got ${key.asymmetricKeyType ?? "unknown"} ${curve ?? ""}`.trim());
+  }
+  return order;
+}
+
+/**
+ * Fabric-compatible X.509 identities: identity = serialized
+ * `SerializedIdentity{mspid, PEM certificate}`, PKI-ID = SHA-256(mspid ‖ PEM),
+ * signatures ECDSA over SHA-256, DER, low-S; organization = MSP ID. An
+ * identity is valid when its certificate is within its validity period and
+ * was issued by a CA configured for its MSP ID.
+ */
+export class X509CryptoService implements CryptoService {
+  readonly identity: PeerIdentity;
+  /** Our PKI-ID. */
+  readonly pkiId: PkiId;
+  private readonly key: KeyObject;
+  private readonly order: bigint;
+  private readonly roots: ReadonlyMap<string, readonly X509Certificate[]>;
+  private readonly now: () => number;
+  private readonly known = new Map<string, KnownIdentity>();
+
+  /** Throws `TypeError` when the certificate or key cannot be read or do not match. */
+  constructor(options: X509CryptoOptions) {
+    this.now = options.now ?? Date.now;
+    let cert: X509Certificate;
+    try {
+      cert = new X509Certificate(options.certificate);
+    } catch (e) {
+      throw new TypeError(`gossip-connect: cannot read the identity certificate: ${(e as Error).message}`);
+    }
+    try {
+      this.key = typeof options.privateKey === "string" ? createPrivateKey(options.privateKey) : options.privateKey;
+    } catch (e) {
+      throw new TypeError(`gossip-connect: cannot read the identity private key: ${(e as Error).message}`);
+    }
+    if (!cert.checkPrivateKey(this.key)) {
+      throw new TypeError("gossip-connect: the identity certificate does not match the private key");
+    }
+    this.order = curveOrderOf(this.key, "the identity key");
+    const roots = new Map<string, X509Certificate[]>();
+    for (const [mspId, pems] of Object.entries(options.trustedRoots)) {
+      roots.set(
+        mspId,
+        pems.map((pem) => {
+          try {
+            return new X509Certificate(pem);
+          } catch (e) {
+            throw new TypeError(`gossip-connect: cannot read a trusted CA certificate of ${mspId}: ${(e as Error).message}`);
+          }
+        }),
+      );
+    }
+    this.roots = roots;
+    this.identity = serializeIdentity(options.mspId, new TextEncoder().encode(cert.toString()));
+    this.pkiId = pkiIdOfIdentity(this.identity);
+  }
+
+  sign(data: Uint8Array): Uint8Array {
+    const der = nodeSign("sha256", data, { key: this.key, dsaEncoding: "der" });
+    return toLowS(new Uint8Array(der), this.order);
+  }
+
+  verify(identity: PeerIdentity, signature: Uint8Array, data: Uint8Array): void {
+    if (signature.length === 0) {
+      throw new GossipError(ErrorCode.BadSignature, "message is not signed");
+    }
+    const known = this.lookup(identity);
+    if (!isLowS(signature, known.order)) {
+      throw new GossipError(ErrorCode.BadSignature, "invalid S: must be smaller than half the order");
+    }
+    const ok = nodeVerify("sha256", data, { key: known.publicKey, dsaEncoding: "der" }, signature);
+    if (!ok) {
+      throw new GossipError(ErrorCode.BadSignature, "signature does not verify");
+    }
+  }
+
+  pkiIdOf(identity: PeerIdentity): PkiId {
+    return pkiIdOfIdentity(identity);
+  }
+
+  validateIdentity(identity: PeerIdentity): void {
+    const known = this.lookup(identity);
+    const t = this.now();
+    if (t < known.notBefore) throw invalid("identity certificate is not valid yet");
+    if (t > known.notAfter) throw invalid("gossipping peer identity expired");
+  }
+
+  organizationOf(identity: PeerIdentity): string {
+    return parseIdentity(identity).mspId;
+  }
+
+  expiresAt(identity: PeerIdentity): Date | undefined {
+    return new Date(this.lookup(identity).notAfter);
+  }
+
+  /** Parses and chain-checks an identity once; later calls hit the cache. */
+  private lookup(identity: PeerIdentity): KnownIdentity {
+    const key = pkiIdHex(pkiIdOfIdentity(identity));
+    const cached = this.known.get(key);
+    if (cached) return cached;
+    const { mspId, idBytes } = parseIdentity(identity);
+    let cert: X509Certificate;
+    try {
+      cert = new X509Certificate(Buffer.from(idBytes));
+    } catch (e) {
+      throw invalid("identity bytes are not an X.509 certificate", e);
+    }
+    const roots = this.roots.get(mspId);
+    if (roots === undefined || roots.length === 0) {
+      throw invalid(`MSP ${JSON.stringify(mspId)} is not trusted`);
+    }
+    if (!chainsTo(cert, roots)) {
+      throw invalid(`identity certificate was not issued by a CA of MSP ${JSON.stringify(mspId)}`);
+    }
+    const publicKey = cert.publicKey;
+    const known: KnownIdentity = {
+      mspId,
+      publicKey,
+      order: curveOrderOf(publicKey, "an identity"),
+      notBefore: Date.parse(cert.validFrom),
+      notAfter: Date.parse(cert.validTo),
+    };
+    if (this.known.size >= maxCachedIdentities) {
+      const oldest = this.known.keys().next();
+      if (!oldest.done) this.known.delete(oldest.value);
+    }
+    this.known.set(key, known);
+    return known;
+  }
+}
+
+/** True when `cert` is signed by one of the CA certificates in `cas`. */
+function chainsTo(cert: X509Certificate, cas: readonly X509Certificate[]): boolean {
+  return cas.some((ca) => ca.ca && cert.checkIssued(ca) && cert.verify(ca.publicKey));
+}

@@ -1,0 +1,150 @@
+/**
+ * gRPC length-prefixed message framing (`flags(1) length(4 BE) message`),
+ * shared by the gRPC, gRPC-web and Connect streaming protocols.
+ */
+import { gunzipSync } from "node:zlib";
+import { ErrorCode, GossipError } from "../core/errors.js";
+
+/** Bytes of the frame header. */
+export const frameHeaderBytes = 5;
+
+/**
+ * Frames serialized messages into one buffer (uncompressed), ready for a
+ * single transport write.
+ */
+export function encodeFrames(messages: readonly Uint8Array[]): Buffer {
+  let total = 0;
+  for (const m of messages) total += frameHeaderBytes + m.length;
+  const buf = Buffer.allocUnsafe(total);
+  let at = 0;
+  for (const m of messages) {
+    buf[at] = 0;
+    buf.writeUInt32BE(m.length, at + 1);
+    buf.set(m, at + frameHeaderBytes);
+    at += frameHeaderBytes + m.length;
+  }
+  return buf;
+}
+
+/**
+ * Incremental decoder of a stream of frames. Feed it chunks as they arrive;
+ * it returns the complete messages in each. Guarantees: a length prefix
+ * above `maxMessageBytes` fails at once (`MessageTooLarge`) without buffering
+ * the body; an unknown flag, or a compressed frame without negotiated gzip,
+ * fails with `MalformedFrame`; messages are views into the chunks when a frame
+ * lies within one chunk (no copy).
+ */
+export class FrameDecoder {
+  private partial: Buffer[] = [];
+  private partialBytes = 0;
+  /** Total length of the frame being assembled (header included), or -1 when the header is incomplete. */
+  private need = -1;
+  private compressedFlag = false;
+
+  constructor(
+    private readonly maxMessageBytes: number,
+    /** Whether the peer announced `grpc-encoding: gzip`. */
+    private gzip: boolean,
+  ) {}
+
+  /** Accepts gzip-compressed frames from now on (the peer announced `grpc-encoding: gzip`). */
+  allowGzip(): void {
+    this.gzip = true;
+  }
+
+  /** True when a frame is partly received (an end of stream now would truncate it). */
+  get pending(): boolean {
+    return this.partialBytes > 0;
+  }
+
+  /** Decodes the frames completed by `chunk`. Throws {@link GossipError}. */
+  push(chunk: Buffer, out: Uint8Array[]): void {
+    let at = 0;
+    if (this.partialBytes > 0) {
+      at = this.fillPartial(chunk, out);
+      if (at < 0) return;
+    }
+    while (chunk.length - at >= frameHeaderBytes) {
+      const flags = chunk[at] as number;
+      const len = chunk.readUInt32BE(at + 1);
+      this.checkHeader(flags, len);
+      const end = at + frameHeaderBytes + len;
+      if (end > chunk.length) break;
+      out.push(this.message(flags, chunk.subarray(at + frameHeaderBytes, end)));
+      at = end;
+    }
+    if (at < chunk.length) {
+      this.partial.push(chunk.subarray(at));
+      this.partialBytes = chunk.length - at;
+      this.need = -1;
+      this.computeNeed();
+    }
+  }
+
+  private checkHeader(flags: number, len: number): void {
+    if (flags > 1) {
+      throw new GossipError(ErrorCode.MalformedFrame, `invalid gRPC frame flags 0x${flags.toString(16)}`);
+    }
+    if (len > this.maxMessageBytes) {
+      throw new GossipError(
+        ErrorCode.MessageTooLarge,
+        `message size ${len} is larger than configured maxMessageBytes ${this.maxMessageBytes}`,
+      );
+    }
+  }
+
+  private message(flags: number, body: Uint8Array): Uint8Array {
+    if (flags === 0) return body;
+    if (!this.gzip) {
+      throw new GossipError(ErrorCode.MalformedFrame, "compressed gRPC frame without a negotiated grpc-encoding");
+    }
+    try {
+      return gunzipSync(body, { maxOutputLength: this.maxMessageBytes });
+    } catch (e) {
+      const tooLarge = (e as { code?: string }).code === "ERR_BUFFER_TOO_LARGE";
+      throw new GossipError(
+        tooLarge ? ErrorCode.MessageTooLarge : ErrorCode.MalformedFrame,
+        tooLarge
+          ? `message is larger than configured maxMessageBytes ${this.maxMessageBytes} after decompression`
+          : `invalid gzip message: ${(e as Error).message}`,
+        { cause: e },
+      );
+    }
+  }
+
+  /** Once 5 header bytes are buffered, learns the full frame size. */
+  private computeNeed(): void {
+    if (this.need >= 0 || this.partialBytes < frameHeaderBytes) return;
+    const head = this.partial.length === 1 ? (this.partial[0] as Buffer) : Buffer.concat(this.partial);
+    if (this.partial.length > 1) this.partial = [head];
+    const flags = head[0] as number;
+    const len = head.readUInt32BE(1);
+    this.checkHeader(flags, len);
+    this.compressedFlag = flags === 1;
+    this.need = frameHeaderBytes + len;
+  }
+
+  /** Completes the buffered frame from `chunk`; returns where the rest of `chunk` starts, or -1 when consumed. */
+  private fillPartial(chunk: Buffer, out: Uint8Array[]): number {
+    let at = 0;
+    if (this.need < 0) {
+      const take = Math.min(frameHeaderBytes - this.partialBytes, chunk.length);
+      this.partial.push(chunk.subarray(0, take));
+      this.partialBytes += take;
+      at = take;
+      this.computeNeed();
+      if (this.need < 0) return -1;
+    }
+    const take = Math.min(this.need - this.partialBytes, chunk.length - at);
+    this.partial.push(chunk.subarray(at, at + take));
+    this.partialBytes += take;
+    at += take;
+    if (this.partialBytes < this.need) return -1;
+    const frame = Buffer.concat(this.partial, this.partialBytes);
+    this.partial = [];
+    this.partialBytes = 0;
+    this.need = -1;
+    out.push(this.message(this.compressedFlag ? 1 : 0, frame.subarray(frameHeaderBytes)));
+    return at;
+  }
+}

@@ -1,0 +1,231 @@
+/**
+ * The gRPC-framed GossipStream over a Node HTTP/2 stream, shared by the
+ * client dialer and the server: decodes incoming frames into Envelope batches
+ * with flow control, and writes batches of envelopes as one framed buffer.
+ */
+import type { EventEmitter } from "node:events";
+import type { Readable } from "node:stream";
+import type { Envelope } from "../gen/gossip/message_pb.js";
+import { decodeEnvelope } from "../core/envelope.js";
+import { ErrorCode, GossipError } from "../core/errors.js";
+import type { WireStream } from "../core/transport.js";
+import { encodeFrames, FrameDecoder } from "./framing.js";
+
+/** Transport facts about one stream, fixed when it opens. */
+export interface StreamFacts {
+  readonly remoteAddress: string;
+  readonly tls: boolean;
+  readonly remoteCertHash: Uint8Array | undefined;
+  readonly localCertHash: Uint8Array | undefined;
+}
+
+/** Tuning of the adapter. */
+export interface WireStreamLimits {
+  /** Largest frame accepted. */
+  readonly maxMessageBytes: number;
+  /** Envelopes decoded ahead of the consumer before reading pauses. */
+  readonly recvBuffSize: number;
+  /** Whether the remote announced `grpc-encoding: gzip` for its messages. */
+  readonly gzip: boolean;
+}
+
+const resolved = Promise.resolve();
+
+/**
+ * @private Base of the client and server adapters: reading, writing and the
+ * closed state. Subclasses provide half-close and abort.
+ */
+export abstract class Http2WireStream implements WireStream {
+  readonly remoteAddress: string;
+  readonly tls: boolean;
+  readonly remoteCertHash: Uint8Array | undefined;
+  readonly localCertHash: Uint8Array | undefined;
+  readonly closed: Promise<void>;
+  readonly incoming: AsyncIterable<readonly Envelope[]>;
+
+  private readonly decoder: FrameDecoder;
+  private ready: Envelope[] = [];
+  private paused = false;
+  private readEnded = false;
+  private readError: GossipError | undefined;
+  private waiter: { resolve: (r: IteratorResult<readonly Envelope[]>) => void; reject: (e: unknown) => void } | undefined;
+  private isClosed = false;
+  private drainWaiters: { resolve: () => void; reject: (e: GossipError) => void }[] = [];
+  private readonly scratch: Uint8Array[] = [];
+
+  constructor(
+    facts: StreamFacts,
+    private readonly limits: WireStreamLimits,
+    /** Where DATA arrives. */
+    private readonly source: Readable,
+    /** What emits 'drain' when writes may continue. */
+    drainEmitter: EventEmitter,
+    /** Emits 'close' once when the HTTP/2 stream is gone. */
+    closeEmitter: EventEmitter,
+  ) {
+    this.remoteAddress = facts.remoteAddress;
+    this.tls = facts.tls;
+    this.remoteCertHash = facts.remoteCertHash;
+    this.localCertHash = facts.localCertHash;
+    this.decoder = new FrameDecoder(limits.maxMessageBytes, limits.gzip);
+    this.closed = new Promise((resolve) => {
+      closeEmitter.once("close", () => {
+        this.isClosed = true;
+        this.onClosed();
+        resolve();
+      });
+    });
+    source.on("data", (chunk: Buffer) => this.onData(chunk));
+    source.once("end", () => this.onEnd());
+    source.on("error", () => {}); // reported through 'close' and the stream's status
+    drainEmitter.on("drain", () => this.wakeWriters());
+    let iterated = false;
+    this.incoming = {
+      [Symbol.asyncIterator]: () => {
+        if (iterated) throw new Error("a WireStream's incoming can be iterated only once");
+        iterated = true;
+        return { next: () => this.next() };
+      },
+    };
+  }
+
+  write(envelopes: readonly Uint8Array[]): Promise<void> {
+    if (this.isClosed || !this.writable()) {
+      return Promise.reject(new GossipError(ErrorCode.Closed, "stream is closed"));
+    }
+    let ok: boolean;
+    try {
+      ok = this.writeChunk(encodeFrames(envelopes));
+    } catch (e) {
+      return Promise.reject(GossipError.from(e, ErrorCode.Closed));
+    }
+    if (ok) return resolved;
+    return new Promise((resolve, reject) => this.drainWaiters.push({ resolve, reject }));
+  }
+
+  abstract end(): void;
+  abstract abort(error?: GossipError): void;
+
+  /** True while our side may still write. */
+  protected abstract writable(): boolean;
+  /** Writes one chunk; false when the caller should wait for 'drain'. */
+  protected abstract writeChunk(buf: Buffer): boolean;
+
+  /**
+   * Ends reading with `error` (subclasses call it for a non-OK status); the
+   * consumer's iteration throws it once buffered envelopes are consumed.
+   */
+  protected failRead(error: GossipError): void {
+    if (this.readError || this.readEnded) return;
+    this.readError = error;
+    this.wakeReader();
+  }
+
+  /** Called once when the HTTP/2 stream closed. */
+  protected onClosed(): void {
+    if (!this.readEnded && !this.readError) {
+      this.readError = this.closeError();
+    }
+    this.wakeReader();
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const w of waiters) w.reject(new GossipError(ErrorCode.Closed, "stream is closed"));
+  }
+
+  /** The error reading ends with when the stream closes before its end. */
+  protected closeError(): GossipError {
+    return new GossipError(ErrorCode.Canceled, `stream from ${this.remoteAddress} was closed`);
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.readError) return;
+    const out = this.scratch;
+    try {
+      this.decoder.push(chunk, out);
+      for (const m of out) this.ready.push(decodeEnvelope(m));
+    } catch (e) {
+      out.length = 0;
+      const error = GossipError.from(e, ErrorCode.MalformedFrame);
+      this.failRead(error);
+      this.abort(error);
+      return;
+    }
+    out.length = 0;
+    if (this.ready.length === 0) return;
+    if (this.waiter) {
+      this.wakeReader();
+    } else if (this.ready.length >= this.limits.recvBuffSize && !this.paused) {
+      this.paused = true;
+      this.source.pause();
+    }
+  }
+
+  /** Subclasses may refuse a clean end (a client without a gRPC status, say). */
+  protected endError(): GossipError | undefined {
+    return undefined;
+  }
+
+  /** Accepts gzip-compressed frames from now on. */
+  protected allowGzip(): void {
+    this.decoder.allowGzip();
+  }
+
+  private onEnd(): void {
+    const refused = this.endError();
+    if (refused) {
+      this.failRead(refused);
+      return;
+    }
+    if (this.decoder.pending) {
+      const error = new GossipError(ErrorCode.MalformedFrame, "stream ended inside a gRPC frame");
+      this.failRead(error);
+      this.abort(error);
+      return;
+    }
+    this.readEnded = true;
+    this.wakeReader();
+  }
+
+  private next(): Promise<IteratorResult<readonly Envelope[]>> {
+    const r = this.take();
+    if (r) return Promise.resolve(r);
+    if (this.readError && this.ready.length === 0) return Promise.reject(this.readError);
+    return new Promise((resolve, reject) => {
+      this.waiter = { resolve, reject };
+    });
+  }
+
+  private take(): IteratorResult<readonly Envelope[]> | undefined {
+    if (this.ready.length > 0) {
+      const batch = this.ready;
+      this.ready = [];
+      if (this.paused) {
+        this.paused = false;
+        this.source.resume();
+      }
+      return { value: batch, done: false };
+    }
+    if (this.readEnded && !this.readError) return { value: undefined, done: true };
+    return undefined;
+  }
+
+  private wakeReader(): void {
+    const w = this.waiter;
+    if (!w) return;
+    const r = this.take();
+    if (r) {
+      this.waiter = undefined;
+      w.resolve(r);
+    } else if (this.readError) {
+      this.waiter = undefined;
+      w.reject(this.readError);
+    }
+  }
+
+  private wakeWriters(): void {
+    const waiters = this.drainWaiters;
+    if (waiters.length === 0) return;
+    this.drainWaiters = [];
+    for (const w of waiters) w.resolve();
+  }
+}

@@ -1,0 +1,19 @@
+/**
+ * gossip-connect: Hyperledger Fabric's gossip communication layer for
+ * Node.js, on Connect-RPC over HTTP/2 and Fastify.
+ *
+ * - {@link Comm} (from `gossip-connect/core`): authenticated, per-peer ordered
+ *   messaging, wire-compatible with Fabric peers.
+ * - {@link gossipConnect} / {@link createGossipServer} (from
+ *   `gossip-connect/server`): serve it from Fastify.
+ * - {@link PeerDialer} / {@link GossipClient} (from `gossip-connect/client`):
+ *   outbound connections.
+ *
+ * @packageDocumentation
+ */
+export * from "./core/index.js";
+export { gossipConnect, createGossipServer, type GossipPluginOptions, type GossipServerOptions, type ServerTlsOptions, type GossipFastifyInstance } from "./server/index.js";
+export { PeerDialer, GossipClient, type ClientTlsOptions, type PeerDialerOptions } from "./client/index.js";
+export { PrometheusMetrics } from "./metrics/index.js";
+export { createCa, createPeerMaterial, issueCertificate, type CertificateAuthority, type PeerMaterial } from "./pki/index.js";
+export { version } from "./version.js";

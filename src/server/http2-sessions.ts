@@ -1,0 +1,161 @@
+import type * as http2 from "node:http2";
+import type { Socket } from "node:net";
+import type { CommConfig } from "../core/config.js";
+import { ErrorCode } from "../core/errors.js";
+import { LogLimiter, type Logger } from "../core/logger.js";
+import type { CommMetrics } from "../core/metrics.js";
+
+type Http2Server = http2.Http2Server | http2.Http2SecureServer;
+
+/**
+ * Watches every HTTP/2 session of a server (what neither Fastify nor Node
+ * does for us):
+ *
+ * - applies our limits to each session: `maxConcurrentStreams` and a larger
+ *   flow-control window (`initialWindowBytes`, stream and connection);
+ * - runs a PING watchdog: one PING every `serverKeepaliveIntervalMs`, and a
+ *   session whose PING is not answered within `serverKeepaliveTimeoutMs` is
+ *   destroyed, so a frozen peer's streams end;
+ * - counts and logs (rate-limited) protocol garbage: session errors, frame
+ *   errors, TLS handshake failures, non-h2 ALPN;
+ * - closes every session on shutdown, so Fastify's `close()` completes on
+ *   Node 20 (which keeps idle sessions open).
+ */
+export class SessionWatch {
+  private readonly sessions = new Set<http2.ServerHttp2Session>();
+  private readonly limiter: LogLimiter;
+  private closing = false;
+
+  constructor(
+    private readonly server: Http2Server,
+    private readonly config: CommConfig,
+    private readonly metrics: CommMetrics,
+    private readonly log: Logger,
+  ) {
+    this.limiter = new LogLimiter(() => performance.now());
+    server.on("session", this.onSession);
+    server.on("sessionError", this.onSessionError);
+    server.on("tlsClientError", this.onTlsError);
+    server.on("unknownProtocol", this.onUnknownProtocol);
+  }
+
+  /** Sessions currently open. */
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  /** Stops watching new sessions (existing ones keep their watchdog until closed). */
+  detach(): void {
+    this.server.off("session", this.onSession);
+    this.server.off("sessionError", this.onSessionError);
+    this.server.off("tlsClientError", this.onTlsError);
+    this.server.off("unknownProtocol", this.onUnknownProtocol);
+  }
+
+  /**
+   * Closes every session: GOAWAY at once (streams in flight may finish), and
+   * destroys what is still open after `graceMs`. Resolves when all are closed.
+   */
+  async closeAll(graceMs: number): Promise<void> {
+    this.closing = true;
+    const closing = [...this.sessions].map(
+      (s) =>
+        new Promise<void>((resolve) => {
+          if (s.destroyed) return resolve();
+          s.once("close", () => resolve());
+          const timer = setTimeout(() => s.destroy(), graceMs);
+          timer.unref();
+          s.once("close", () => clearTimeout(timer));
+          try {
+            s.close();
+          } catch {
+            s.destroy();
+          }
+        }),
+    );
+    await Promise.all(closing);
+  }
+
+  private readonly onSession = (session: http2.ServerHttp2Session): void => {
+    if (this.closing) {
+      session.destroy();
+      return;
+    }
+    this.sessions.add(session);
+    try {
+      session.settings({
+        maxConcurrentStreams: this.config.maxConcurrentStreams,
+        initialWindowSize: this.config.initialWindowBytes,
+      });
+      session.setLocalWindowSize(this.config.initialWindowBytes);
+    } catch {
+      // The session may have died already; 'close' cleans up.
+    }
+    const watchdog = this.startWatchdog(session);
+    session.on("frameError", (type: number, code: number) => {
+      this.metrics.refused(ErrorCode.MalformedFrame);
+      this.warn(session, `frame ${type}`, { frameType: type, code }, "HTTP/2 frame error");
+    });
+    session.once("close", () => {
+      clearInterval(watchdog);
+      this.sessions.delete(session);
+    });
+    session.on("error", () => {}); // reported through 'sessionError'
+  };
+
+  private startWatchdog(session: http2.ServerHttp2Session): NodeJS.Timeout {
+    let waiting: NodeJS.Timeout | undefined;
+    const timeoutMs = this.config.serverKeepaliveTimeoutMs;
+    const iv = setInterval(() => {
+      if (waiting || session.destroyed || session.closed) return; // one PING at a time
+      waiting = setTimeout(() => {
+        this.metrics.refused(ErrorCode.Closed);
+        this.warn(session, "keepalive", { timeoutMs }, "peer did not answer PING; closing the connection");
+        session.destroy(new Error(`keepalive PING not answered within ${timeoutMs}ms`));
+      }, timeoutMs);
+      waiting.unref();
+      try {
+        session.ping((err) => {
+          if (!err) {
+            clearTimeout(waiting);
+            waiting = undefined;
+          }
+        });
+      } catch {
+        clearTimeout(waiting);
+        waiting = undefined;
+      }
+    }, this.config.serverKeepaliveIntervalMs);
+    iv.unref();
+    session.once("close", () => clearTimeout(waiting));
+    return iv;
+  }
+
+  private readonly onSessionError = (err: Error & { code?: string }, session?: http2.ServerHttp2Session): void => {
+    this.metrics.refused(ErrorCode.MalformedFrame);
+    this.warn(session, `session ${err.code}`, { code: err.code, err: err.message }, "HTTP/2 session error");
+  };
+
+  private readonly onTlsError = (err: Error & { code?: string }, socket: Socket): void => {
+    this.metrics.refused(ErrorCode.TlsFailed);
+    const address = socket.remoteAddress ?? "unknown";
+    this.limiter.maybe(`tls ${address} ${err.code}`, (suppressed) =>
+      this.log.warn({ address, code: err.code, err: err.message, suppressed }, "TLS handshake failed"),
+    );
+  };
+
+  private readonly onUnknownProtocol = (socket: Socket): void => {
+    this.metrics.refused(ErrorCode.MalformedFrame);
+    const address = socket.remoteAddress ?? "unknown";
+    this.limiter.maybe(`alpn ${address}`, (suppressed) =>
+      this.log.warn({ address, suppressed }, "client did not negotiate HTTP/2 (ALPN); closing"),
+    );
+    socket.destroy();
+  };
+
+  private warn(session: http2.ServerHttp2Session | undefined, key: string, obj: object, msg: string): void {
+    const socket = session?.socket as Socket | undefined;
+    const address = socket?.remoteAddress ?? "unknown";
+    this.limiter.maybe(`${key} ${address}`, (suppressed) => this.log.warn({ address, ...obj, suppressed }, msg));
+  }
+}

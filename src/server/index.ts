@@ -1,0 +1,11 @@
+/**
+ * `gossip-connect/server`: the Fastify plugin that serves Fabric's Gossip
+ * service, and a ready-made HTTP/2 server.
+ *
+ * @packageDocumentation
+ */
+export { gossipConnect, gossipConnect as default, gossipStreamPath, type GossipPluginOptions } from "./plugin.js";
+export { createGossipServer, type GossipFastifyInstance, type GossipServerOptions, type ServerTlsOptions } from "./create-server.js";
+export { ReflectionResponder, registerReflection } from "./reflection.js";
+export { gossipService, registerGossip } from "./gossip-service.js";
+export { SessionWatch } from "./http2-sessions.js";

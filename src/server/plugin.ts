@@ -1,0 +1,197 @@
+import type * as http2 from "node:http2";
+import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
+import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
+import type { FastifyInstance, FastifyPluginAsync } from "fastify";
+import fp from "fastify-plugin";
+import type { Registry } from "prom-client";
+import { PeerDialer } from "../client/dialer.js";
+import type { ClientTlsOptions } from "../client/gossip-client.js";
+import { Comm } from "../core/comm.js";
+import type { CommOptions } from "../core/config.js";
+import type { CryptoService } from "../core/crypto.js";
+import { ErrorCode, GrpcStatus } from "../core/errors.js";
+import type { Logger } from "../core/logger.js";
+import { type CommMetrics, noopMetrics } from "../core/metrics.js";
+import { X509CryptoService, type X509CryptoOptions } from "../core/x509-crypto.js";
+import { Gossip } from "../gen/gossip/message_pb.js";
+import { encodeGrpcMessage, grpcContentType, isGrpcProtoContentType } from "../grpc/status.js";
+import { PrometheusMetrics } from "../metrics/prometheus.js";
+import { kRawRequest, registerGossip } from "./gossip-service.js";
+import { SessionWatch } from "./http2-sessions.js";
+import { registerReflection } from "./reflection.js";
+import { ServerWireStream } from "./server-wire-stream.js";
+
+/** Options of the gossip-connect Fastify plugin. */
+export interface GossipPluginOptions {
+  /**
+   * A comm to serve. The plugin then neither creates nor stops one (you own
+   * it); its options, metrics and logger are the comm's.
+   */
+  comm?: Comm;
+  /** Our identity as a crypto service, when the plugin creates the comm. */
+  crypto?: CryptoService;
+  /** Our identity as X.509 material, when the plugin creates the comm and `crypto` is not given. */
+  identity?: X509CryptoOptions;
+  /** TLS of the comm's outbound connections (cleartext h2c when absent). */
+  clientTls?: ClientTlsOptions;
+  /** Comm options (Fabric's defaults). */
+  options?: CommOptions;
+  /**
+   * Serve gRPC server reflection (v1 and v1alpha), so that grpcurl and
+   * `buf curl` work without a schema.
+   * @default true
+   */
+  reflection?: boolean;
+  /**
+   * Count Prometheus metrics (`gossip_comm_*`) and serve them at `path`.
+   * @default false
+   */
+  metrics?: boolean | { path?: string; registry?: Registry };
+  /** Where the comm and server log. @default the Fastify instance's logger */
+  logger?: Logger;
+}
+
+declare module "fastify" {
+  interface FastifyInstance {
+    /** The gossip comm served by this instance (gossip-connect). */
+    gossip: Comm;
+    /** The Prometheus metrics of `gossip`, when the plugin's `metrics` option is on. */
+    gossipMetrics: PrometheusMetrics | null;
+  }
+}
+
+/** Path of the bidi stream, as gRPC clients call it. */
+export const gossipStreamPath = "/gossip.Gossip/GossipStream";
+
+const acceptedEncodings = new Set(["identity", "gzip"]);
+
+function validate(fastify: FastifyInstance, opts: GossipPluginOptions): void {
+  if (fastify.initialConfig.http2 !== true) {
+    throw new TypeError("gossip-connect: the Fastify instance must be created with http2: true");
+  }
+  if (opts.comm === undefined && opts.crypto === undefined && opts.identity === undefined) {
+    throw new TypeError("gossip-connect: give one of the options comm, crypto or identity");
+  }
+  if (opts.comm !== undefined && (opts.options !== undefined || opts.clientTls !== undefined)) {
+    throw new TypeError("gossip-connect: options and clientTls configure a comm the plugin creates; with comm, configure that comm instead");
+  }
+}
+
+/**
+ * Serves Fabric's Gossip service on a Fastify HTTP/2 instance (cleartext or
+ * TLS) and decorates the instance with `gossip`, the {@link Comm} it feeds.
+ *
+ * - gRPC GossipStreams (what Fabric peers and grpc-js use) go to the comm
+ *   through a raw framer on the HTTP/2 stream; Ping, reflection, and
+ *   GossipStream over the Connect and gRPC-web protocols go through
+ *   connect-fastify.
+ * - Limits: `maxMessageBytes` both ways, `maxConcurrentStreams` and a 1 MiB
+ *   flow-control window per session; gzip accepted, responses never
+ *   compressed.
+ * - A PING watchdog ends sessions of frozen peers.
+ * - On `close()`: the comm (if the plugin created it) drains its
+ *   connections, Connect calls end with UNAVAILABLE after `drainTimeoutMs`,
+ *   and every HTTP/2 session is closed, so close completes on Node 20 too.
+ */
+const plugin: FastifyPluginAsync<GossipPluginOptions> = async (fastify, opts) => {
+  validate(fastify, opts);
+  const log: Logger = opts.logger ?? fastify.log.child({ component: "gossip" });
+  const metricsOpt = opts.metrics ?? false;
+  const prom =
+    metricsOpt === false ? undefined : new PrometheusMetrics(metricsOpt === true ? undefined : metricsOpt.registry);
+  const owned = opts.comm === undefined;
+  let comm: Comm;
+  if (opts.comm) {
+    comm = opts.comm;
+  } else {
+    const crypto = opts.crypto ?? new X509CryptoService(opts.identity as X509CryptoOptions);
+    comm = new Comm({
+      crypto,
+      dialer: new PeerDialer({ tls: opts.clientTls, options: opts.options }),
+      options: opts.options,
+      metrics: prom ?? noopMetrics,
+      logger: log,
+    });
+  }
+  prom?.bind(comm);
+  const config = comm.config;
+  const serverMetrics: CommMetrics = prom ?? noopMetrics;
+  const server = fastify.server as unknown as http2.Http2Server | http2.Http2SecureServer;
+  const sessions = new SessionWatch(server, config, serverMetrics, log);
+
+  fastify.decorate("gossip", comm);
+  fastify.decorate("gossipMetrics", prom ?? null);
+
+  const serveGrpc = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void => {
+    const encoding = req.headers["grpc-encoding"];
+    if (typeof encoding === "string" && !acceptedEncodings.has(encoding)) {
+      serverMetrics.refused(ErrorCode.MalformedFrame);
+      // A trailers-only response, as gRPC servers answer an unsupported grpc-encoding.
+      res.writeHead(200, {
+        "content-type": grpcContentType,
+        "grpc-accept-encoding": "identity,gzip",
+        "grpc-status": String(GrpcStatus.Unimplemented),
+        "grpc-message": encodeGrpcMessage(`unknown compression ${encoding}`),
+      });
+      res.end();
+      return;
+    }
+    const stream = new ServerWireStream(req, res, {
+      maxMessageBytes: config.maxMessageBytes,
+      recvBuffSize: config.recvBuffSize,
+      gzip: encoding === "gzip",
+    });
+    void comm.handleStream(stream);
+  };
+
+  await fastify.register(async (child) => {
+    // The gRPC GossipStream fast path: taken before Connect parses anything.
+    child.addHook("onRequest", async (request, reply) => {
+      if (
+        request.method === "POST" &&
+        request.url === gossipStreamPath &&
+        isGrpcProtoContentType(request.headers["content-type"])
+      ) {
+        reply.hijack();
+        serveGrpc(request.raw as unknown as http2.Http2ServerRequest, reply.raw as unknown as http2.Http2ServerResponse);
+      }
+    });
+    await child.register(fastifyConnectPlugin, {
+      routes(router) {
+        registerGossip(router, comm);
+        if (opts.reflection ?? true) registerReflection(router, [Gossip]);
+      },
+      readMaxBytes: config.maxMessageBytes,
+      writeMaxBytes: config.maxMessageBytes,
+      // Accept compressed requests (grpc-js may send gzip) but never compress responses.
+      compressMinBytes: 0xffffffff,
+      shutdownTimeoutMs: config.drainTimeoutMs,
+      shutdownError: new ConnectError("server shutting down", Code.Unavailable),
+      contextValues: (req) => createContextValues().set(kRawRequest, req.raw as unknown as http2.Http2ServerRequest),
+    });
+  });
+
+  if (prom) {
+    const path = metricsOpt !== true && metricsOpt !== false ? (metricsOpt.path ?? "/metrics") : "/metrics";
+    fastify.get(path, async (_request, reply) => {
+      reply.header("content-type", prom.registry.contentType);
+      return prom.registry.metrics();
+    });
+  }
+
+  fastify.addHook("preClose", async () => {
+    if (owned) await comm.stop();
+    await sessions.closeAll(config.drainTimeoutMs);
+  });
+  fastify.addHook("onClose", async () => {
+    sessions.detach();
+    if (owned) await comm.stop();
+  });
+};
+
+/**
+ * The plugin, wrapped with `fastify-plugin` so that its decorators reach the
+ * instance it is registered on.
+ */
+export const gossipConnect = fp(plugin, { fastify: "5.x", name: "gossip-connect" });
+export default gossipConnect;

@@ -1,0 +1,140 @@
+/**
+ * Test fixtures: real gossip peers (Fastify HTTP/2 servers with the plugin)
+ * on loopback, with throwaway certificates.
+ */
+import type { AddressInfo } from "node:net";
+import { create } from "@bufbuild/protobuf";
+import type { Comm } from "../../src/core/comm.js";
+import type { CommOptions } from "../../src/core/config.js";
+import { DataMessageSchema, GossipMessageSchema, PayloadSchema, type GossipMessage } from "../../src/gen/gossip/message_pb.js";
+import { type CertificateAuthority, createCa, createPeerMaterial, type PeerMaterial } from "../../src/pki/certificates.js";
+import { createGossipServer, type GossipFastifyInstance } from "../../src/server/create-server.js";
+import type { GossipPluginOptions } from "../../src/server/plugin.js";
+
+/** A running peer. */
+export interface TestPeer {
+  readonly app: GossipFastifyInstance;
+  readonly comm: Comm;
+  readonly endpoint: string;
+  readonly material: PeerMaterial;
+  close(): Promise<void>;
+}
+
+/** Options of {@link startPeer}. */
+export interface StartPeerOptions {
+  readonly mspId?: string;
+  /** The CA of the peer's MSP (a new one per MSP ID by default, shared through `cas`). */
+  readonly ca?: CertificateAuthority;
+  /** CAs trusted, per MSP ID (the peer's own is added). */
+  readonly trust?: Readonly<Record<string, CertificateAuthority>>;
+  readonly tls?: boolean;
+  readonly options?: CommOptions;
+  readonly port?: number;
+  readonly host?: string;
+  readonly plugin?: Partial<GossipPluginOptions>;
+  readonly material?: PeerMaterial;
+}
+
+const cas = new Map<string, CertificateAuthority>();
+
+/** The shared test CA of an MSP ID. */
+export function caFor(mspId: string): CertificateAuthority {
+  let ca = cas.get(mspId);
+  if (!ca) {
+    ca = createCa({ commonName: `ca.${mspId.toLowerCase()}`, organization: mspId });
+    cas.set(mspId, ca);
+  }
+  return ca;
+}
+
+/** Starts a gossip peer on loopback. TLS (mutual, Fabric-style) by default. */
+export async function startPeer(o: StartPeerOptions = {}): Promise<TestPeer> {
+  const mspId = o.mspId ?? "Org1MSP";
+  const ca = o.ca ?? caFor(mspId);
+  const material = o.material ?? createPeerMaterial({ mspId, ca });
+  const trust: Record<string, CertificateAuthority> = { [mspId]: ca, ...(o.trust ?? {}) };
+  const trustedRoots = Object.fromEntries(Object.entries(trust).map(([k, v]) => [k, [v.certPem]]));
+  const allCas = [...new Set(Object.values(trust).map((c) => c.certPem))];
+  const tls = o.tls ?? true;
+  const app = await createGossipServer({
+    identity: {
+      mspId,
+      certificate: material.identity.certPem,
+      privateKey: material.identity.keyPem,
+      trustedRoots,
+    },
+    tls: tls ? { cert: material.tlsServer.certPem, key: material.tlsServer.keyPem, ca: allCas } : undefined,
+    clientTls: tls ? { ca: allCas, cert: material.tlsClient.certPem, key: material.tlsClient.keyPem } : undefined,
+    options: { dialTimeoutMs: 1000, ...o.options },
+    ...o.plugin,
+  });
+  await app.listen({ host: o.host ?? "127.0.0.1", port: o.port ?? 0 });
+  const addr = app.server.address() as AddressInfo;
+  const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
+  return {
+    app,
+    comm: app.gossip,
+    endpoint: `${host}:${addr.port}`,
+    material,
+    close: () => app.close(),
+  };
+}
+
+/** A data message with `payload` bytes and `nonce`. */
+export function dataMessage(nonce: bigint | number, payload: Uint8Array = new Uint8Array(0)): GossipMessage {
+  return create(GossipMessageSchema, {
+    nonce: BigInt(nonce),
+    content: {
+      case: "dataMsg",
+      value: create(DataMessageSchema, { payload: create(PayloadSchema, { seqNum: BigInt(nonce), data: payload }) }),
+    },
+  });
+}
+
+/** Resolves with the first value of `iterable` that `pred` accepts, or rejects after `ms`. */
+export async function firstMatch<T>(iterable: AsyncIterable<T>, pred: (v: T) => boolean, ms: number): Promise<T> {
+  const it = iterable[Symbol.asyncIterator]();
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no matching value within ${ms}ms`)), ms);
+  });
+  try {
+    for (;;) {
+      const r = await Promise.race([it.next(), timeout]);
+      if (r.done) throw new Error("iteration ended without a matching value");
+      if (pred(r.value)) return r.value;
+    }
+  } finally {
+    clearTimeout(timer);
+    void it.return?.();
+  }
+}
+
+/** Collects values from `iterable` until `count` arrived or `ms` passed. */
+export async function collect<T>(iterable: AsyncIterable<T>, count: number, ms: number): Promise<T[]> {
+  const out: T[] = [];
+  const it = iterable[Symbol.asyncIterator]();
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), ms);
+  });
+  try {
+    while (out.length < count) {
+      const r = await Promise.race([it.next(), timeout]);
+      if (r === "timeout" || r.done) break;
+      out.push(r.value);
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  return out;
+}
+
+/** Waits until `cond()` is true, polling, or throws after `ms`. */
+export async function eventually(cond: () => boolean, ms = 5000, what = "condition"): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms}ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
