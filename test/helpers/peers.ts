@@ -138,3 +138,22 @@ export async function eventually(cond: () => boolean, ms = 5000, what = "conditi
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/**
+ * Sum of the values of metric `name` (e.g. `gossip_comm_refused_total`) whose
+ * labels include `labels`, read from the peer's Prometheus registry (start the
+ * peer with `plugin: { metrics: true }`); 0 when nothing was counted yet.
+ */
+export async function metricValue(peer: TestPeer, name: string, labels: Readonly<Record<string, string>> = {}): Promise<number> {
+  const registry = peer.app.gossipMetrics?.registry;
+  if (!registry) throw new Error("metricValue: start the peer with plugin: { metrics: true }");
+  const metric = registry.getSingleMetric(name);
+  if (!metric) throw new Error(`metricValue: no metric ${name}`);
+  const { values } = await metric.get();
+  let sum = 0;
+  for (const v of values) {
+    const l = v.labels as Record<string, string | number | undefined>;
+    if (Object.entries(labels).every(([k, want]) => String(l[k]) === want)) sum += v.value;
+  }
+  return sum;
+}
