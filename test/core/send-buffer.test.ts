@@ -1,0 +1,119 @@
+// The send buffer: bounded, ordered, one writer, coalescing, nothing lost silently.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { ErrorCode, GossipError } from "../../src/core/errors.js";
+import { SendBuffer } from "../../src/core/send-buffer.js";
+
+const frame = (n: number) => new Uint8Array([n]);
+
+function sink(opts: { slow?: boolean } = {}) {
+  const batches: number[][] = [];
+  const events = { written: 0, dropped: 0, failed: undefined as GossipError | undefined };
+  let release: (() => void) | undefined;
+  let fail: ((e: unknown) => void) | undefined;
+  return {
+    batches,
+    events,
+    release: () => release?.(),
+    fail: (e: unknown) => fail?.(e),
+    sink: {
+      write(frames: readonly Uint8Array[]) {
+        batches.push(frames.map((f) => f[0] as number));
+        if (!opts.slow) return Promise.resolve();
+        return new Promise<void>((res, rej) => {
+          release = res;
+          fail = rej;
+        });
+      },
+      written(count: number) {
+        events.written += count;
+      },
+      dropped(count: number) {
+        events.dropped += count;
+      },
+      failed(e: GossipError) {
+        events.failed = e;
+      },
+    },
+  };
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+describe("SendBuffer", () => {
+  it("coalesces frames offered in one tick into one write, in order", async () => {
+    const s = sink();
+    const b = new SendBuffer(20, s.sink);
+    for (let i = 0; i < 5; i++) assert.equal(b.offer(frame(i)), true);
+    await tick();
+    assert.deepEqual(s.batches, [[0, 1, 2, 3, 4]]);
+    assert.equal(s.events.written, 5);
+  });
+
+  it("refuses beyond capacity; put waits for room and keeps call order", async () => {
+    const s = sink({ slow: true });
+    const b = new SendBuffer(2, s.sink);
+    assert.equal(b.offer(frame(0)), true);
+    await tick(); // 0 is being written (slow)
+    assert.equal(b.offer(frame(1)), true);
+    assert.equal(b.offer(frame(2)), true);
+    assert.equal(b.offer(frame(3)), false, "full");
+    const order: number[] = [];
+    const p4 = b.put(frame(4)).then(() => order.push(4));
+    const p5 = b.put(frame(5)).then(() => order.push(5));
+    assert.equal(b.offer(frame(6)), false, "a waiting put is not overtaken by offer");
+    s.release();
+    await tick();
+    s.release();
+    await Promise.all([p4, p5]);
+    s.release();
+    await tick();
+    s.release();
+    await tick();
+    assert.deepEqual(order, [4, 5]);
+    assert.deepEqual(s.batches.flat(), [0, 1, 2, 4, 5]);
+  });
+
+  it("close drops queued frames (counted) and rejects waiting puts with Closed", async () => {
+    const s = sink({ slow: true });
+    const b = new SendBuffer(2, s.sink);
+    b.offer(frame(0));
+    await tick();
+    b.offer(frame(1));
+    b.offer(frame(2));
+    const waiting = b.put(frame(3));
+    b.close();
+    await assert.rejects(waiting, (e: unknown) => e instanceof GossipError && e.code === ErrorCode.Closed);
+    assert.equal(s.events.dropped, 2);
+    assert.equal(b.offer(frame(9)), false);
+    await assert.rejects(b.put(frame(9)));
+  });
+
+  it("a failed write reports the error once and every frame that will never be written", async () => {
+    const s = sink({ slow: true });
+    const b = new SendBuffer(10, s.sink);
+    b.offer(frame(0));
+    await tick();
+    b.offer(frame(1));
+    b.offer(frame(2));
+    s.fail(new Error("boom"));
+    await tick();
+    assert.equal(s.events.failed?.code, ErrorCode.Closed);
+    assert.equal(s.events.dropped, 3, "the failed batch and the two queued frames");
+    assert.equal(b.closed, true);
+  });
+
+  it("flushed() resolves once everything queued was handed to the transport", async () => {
+    const s = sink({ slow: true });
+    const b = new SendBuffer(10, s.sink);
+    b.offer(frame(0));
+    b.offer(frame(1));
+    let flushed = false;
+    const f = b.flushed().then(() => (flushed = true));
+    await tick();
+    assert.equal(flushed, false);
+    s.release();
+    await f;
+    assert.equal(s.events.written, 2);
+  });
+});
