@@ -436,6 +436,47 @@ export class ForeignPeer {
     return info;
   }
 
+  /**
+   * Opens a bare GossipStream to `endpoint` (no handshake): for tests that
+   * speak the handshake themselves. `withClientCert: false` dials TLS without
+   * a client certificate.
+   */
+  openRawStream(
+    endpoint: string,
+    opts: { withClientCert?: boolean } = {},
+  ): { stream: grpcTypes.ClientDuplexStream<Envelope, Envelope>; serverCertHash: () => Buffer | undefined; received: Envelope[]; ended: Promise<grpcTypes.StatusObject | Error> } {
+    let serverCert: Buffer | undefined;
+    const withCert = opts.withClientCert ?? true;
+    const creds = this.o.tls
+      ? grpc.credentials.createSsl(
+          Buffer.from(this.o.tls.ca.join("\n")),
+          withCert ? Buffer.from(this.o.tls.key) : null,
+          withCert ? Buffer.from(this.o.tls.cert) : null,
+          {
+            checkServerIdentity: (_host, cert) => {
+              serverCert = cert.raw;
+              return undefined;
+            },
+          },
+        )
+      : grpc.credentials.createInsecure();
+    const client = new gossip.GossipClient(endpoint, creds, { "grpc.max_send_message_length": 100 * 1024 * 1024 });
+    this.clients.push(client);
+    const stream = client.gossipStream();
+    const received: Envelope[] = [];
+    stream.on("data", (env: Envelope) => received.push(env));
+    const ended = new Promise<grpcTypes.StatusObject | Error>((resolve) => {
+      stream.on("status", resolve);
+      stream.on("error", resolve);
+    });
+    return { stream, serverCertHash: () => (serverCert ? sha256(serverCert) : undefined), received, ended };
+  }
+
+  /** Our TLS certificate's hash (what a correct handshake of ours carries), empty without TLS. */
+  get tlsCertHash(): Uint8Array {
+    return this.ownCertHash();
+  }
+
   /** Sends a raw GossipMessage payload (unsigned) on the connection to `pkiIdHex`. */
   sendPayload(pkiIdHex: string, payload: Uint8Array): void {
     const conn = this.conns.get(pkiIdHex);
