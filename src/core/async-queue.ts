@@ -10,7 +10,7 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
   private ended = false;
   private reader: ((r: IteratorResult<T>) => void) | undefined;
   private spaceWaiters: (() => void)[] = [];
-  private iterated = false;
+  private iterator: AsyncIterator<T> | undefined;
 
   /**
    * @param capacity items held before `push` refuses.
@@ -117,10 +117,12 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     return r && !r.done ? r.value : undefined;
   }
 
+  /**
+   * The queue's one iterator: iterating again continues where the last loop
+   * stopped (like a generator). Leaving a loop early (`break`) ends the queue.
+   */
   [Symbol.asyncIterator](): AsyncIterator<T> {
-    if (this.iterated) throw new Error("AsyncQueue can be iterated only once");
-    this.iterated = true;
-    return {
+    this.iterator ??= {
       next: () => {
         const r = this.take();
         if (r) return Promise.resolve(r);
@@ -134,5 +136,6 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
         return Promise.resolve({ value: undefined, done: true });
       },
     };
+    return this.iterator;
   }
 }

@@ -4,7 +4,10 @@
  */
 import type { AddressInfo } from "node:net";
 import { create } from "@bufbuild/protobuf";
-import type { Comm } from "../../src/core/comm.js";
+import { PeerDialer } from "../../src/client/dialer.js";
+import { Comm } from "../../src/core/comm.js";
+import type { Dialer } from "../../src/core/transport.js";
+import { X509CryptoService } from "../../src/core/x509-crypto.js";
 import type { CommOptions } from "../../src/core/config.js";
 import { DataMessageSchema, GossipMessageSchema, PayloadSchema, type GossipMessage } from "../../src/gen/gossip/message_pb.js";
 import { type CertificateAuthority, createCa, createPeerMaterial, type PeerMaterial } from "../../src/pki/certificates.js";
@@ -33,6 +36,8 @@ export interface StartPeerOptions {
   readonly host?: string;
   readonly plugin?: Partial<GossipPluginOptions>;
   readonly material?: PeerMaterial;
+  /** Wraps the peer's dialer (to delay or observe dials); the test then owns a comm it builds itself. */
+  readonly wrapDialer?: (d: Dialer) => Dialer;
 }
 
 const cas = new Map<string, CertificateAuthority>();
@@ -56,18 +61,23 @@ export async function startPeer(o: StartPeerOptions = {}): Promise<TestPeer> {
   const trustedRoots = Object.fromEntries(Object.entries(trust).map(([k, v]) => [k, [v.certPem]]));
   const allCas = [...new Set(Object.values(trust).map((c) => c.certPem))];
   const tls = o.tls ?? true;
-  const app = await createGossipServer({
-    identity: {
-      mspId,
-      certificate: material.identity.certPem,
-      privateKey: material.identity.keyPem,
-      trustedRoots,
-    },
-    tls: tls ? { cert: material.tlsServer.certPem, key: material.tlsServer.keyPem, ca: allCas } : undefined,
-    clientTls: tls ? { ca: allCas, cert: material.tlsClient.certPem, key: material.tlsClient.keyPem } : undefined,
-    options: { dialTimeoutMs: 1000, ...o.options },
-    ...o.plugin,
-  });
+  const identity = { mspId, certificate: material.identity.certPem, privateKey: material.identity.keyPem, trustedRoots };
+  const clientTls = tls ? { ca: allCas, cert: material.tlsClient.certPem, key: material.tlsClient.keyPem } : undefined;
+  const options = { dialTimeoutMs: 1000, ...o.options };
+  const serverTls = tls ? { cert: material.tlsServer.certPem, key: material.tlsServer.keyPem, ca: allCas } : undefined;
+  let ownComm: Comm | undefined;
+  if (o.wrapDialer) {
+    ownComm = new Comm({
+      crypto: new X509CryptoService(identity),
+      dialer: o.wrapDialer(new PeerDialer({ tls: clientTls, options })),
+      options,
+    });
+  }
+  const app = await createGossipServer(
+    ownComm
+      ? { comm: ownComm, tls: serverTls, ...o.plugin }
+      : { identity, tls: serverTls, clientTls, options, ...o.plugin },
+  );
   await app.listen({ host: o.host ?? "127.0.0.1", port: o.port ?? 0 });
   const addr = app.server.address() as AddressInfo;
   const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
@@ -76,7 +86,10 @@ export async function startPeer(o: StartPeerOptions = {}): Promise<TestPeer> {
     comm: app.gossip,
     endpoint: `${host}:${addr.port}`,
     material,
-    close: () => app.close(),
+    close: async () => {
+      await app.close();
+      await ownComm?.stop();
+    },
   };
 }
 
