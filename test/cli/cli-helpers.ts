@@ -1,0 +1,165 @@
+/**
+ * Drives the real `gossip-connect` binary (node bin/gossip-connect.js) from
+ * tests: one-shot commands with a time limit, and long-running ones (serve,
+ * mesh) whose stdout is read line by line and which are always stopped.
+ */
+import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { run, type RunResult } from "../helpers/exec.js";
+
+/** The package's bin script. */
+export const bin = resolve("bin", "gossip-connect.js");
+
+/** Runs `gossip-connect ...args` to completion (killed after `timeoutMs`); `env` adds variables. */
+export function cli(args: readonly string[], options: { timeoutMs?: number; env?: Readonly<Record<string, string>> } = {}): Promise<RunResult> {
+  const timeoutMs = options.timeoutMs ?? 20_000;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...options.env } });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGKILL");
+    }, timeoutMs);
+    child.stdout.on("data", (d: Buffer) => out.push(d));
+    child.stderr.on("data", (d: Buffer) => err.push(d));
+    child.once("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.once("close", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8"), timedOut });
+    });
+  });
+}
+
+/** Runs a shell command line (for pasting the commands the CLI prints), bounded in time. */
+export function shell(line: string, timeoutMs = 15_000): Promise<RunResult> {
+  return run("sh", ["-c", line], { timeoutMs });
+}
+
+/** The stderr of a failed command is one line naming the problem and the fix. */
+export function oneErrorLine(stderr: string): string {
+  const lines = stderr.trimEnd().split("\n");
+  if (lines.length !== 1) throw new Error(`expected one stderr line, got ${lines.length}:\n${stderr}`);
+  const line = lines[0] as string;
+  if (!/^gossip-connect( \w+)?: .+; fix: .+/.test(line)) throw new Error(`stderr line lacks "problem; fix: ...": ${line}`);
+  return line;
+}
+
+/** A running long-lived command. */
+export class Running {
+  readonly lines: string[] = [];
+  stderr = "";
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private partial = "";
+  private waiters: (() => void)[] = [];
+
+  constructor(readonly proc: ChildProcessWithoutNullStreams) {
+    proc.stdout.setEncoding("utf8");
+    proc.stderr.setEncoding("utf8");
+    proc.stdout.on("data", (chunk: string) => {
+      const parts = (this.partial + chunk).split("\n");
+      this.partial = parts.pop() ?? "";
+      this.lines.push(...parts);
+      this.notify();
+    });
+    proc.stderr.on("data", (chunk: string) => {
+      this.stderr += chunk;
+    });
+    this.exited = new Promise((resolve) => proc.once("close", (code, signal) => {
+      this.notify();
+      resolve({ code, signal });
+    }));
+  }
+
+  private notify(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** JSON objects printed so far (lines that parse). */
+  json(): Record<string, unknown>[] {
+    const out: Record<string, unknown>[] = [];
+    for (const l of this.lines) {
+      try {
+        out.push(JSON.parse(l) as Record<string, unknown>);
+      } catch {
+        // not JSON
+      }
+    }
+    return out;
+  }
+
+  /** Resolves with the first stdout line that `pred` accepts; rejects after `ms` or when the process exits first. */
+  async waitForLine(pred: (line: string) => boolean, ms = 15_000): Promise<string> {
+    const deadline = Date.now() + ms;
+    let exited = false;
+    void this.exited.then(() => {
+      exited = true;
+    });
+    for (;;) {
+      const hit = this.lines.find(pred);
+      if (hit !== undefined) return hit;
+      if (exited) throw new Error(`process exited before the expected line; stdout:\n${this.lines.join("\n")}\nstderr:\n${this.stderr}`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no expected line within ${ms} ms; stdout:\n${this.lines.join("\n")}\nstderr:\n${this.stderr}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.min(left, 200));
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Resolves with the first JSON event named `event` (and matching `pred`). */
+  async waitForEvent(event: string, pred: (e: Record<string, unknown>) => boolean = () => true, ms = 15_000): Promise<Record<string, unknown>> {
+    const line = await this.waitForLine((l) => {
+      try {
+        const o = JSON.parse(l) as Record<string, unknown>;
+        return o.event === event && pred(o);
+      } catch {
+        return false;
+      }
+    }, ms);
+    return JSON.parse(line) as Record<string, unknown>;
+  }
+
+  /** Sends `signal` and waits for the exit (SIGKILL after `ms`). */
+  async stop(signal: NodeJS.Signals = "SIGTERM", ms = 5000): Promise<{ code: number | null; signal: NodeJS.Signals | null; tookMs: number }> {
+    const t0 = Date.now();
+    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill(signal);
+    const timer = setTimeout(() => this.proc.kill("SIGKILL"), ms);
+    const r = await this.exited;
+    clearTimeout(timer);
+    return { ...r, tookMs: Date.now() - t0 };
+  }
+}
+
+/** Starts `gossip-connect ...args` in the background; `env` adds variables. */
+export function start(args: readonly string[], env: Readonly<Record<string, string>> = {}): Running {
+  return new Running(spawn(process.execPath, [bin, ...args], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, ...env } }));
+}
+
+/** Starts `serve --json` on a free loopback port and waits for its `started` event. */
+export async function serve(args: readonly string[]): Promise<{ peer: Running; endpoint: string; pkiId: string }> {
+  const peer = start(["serve", "--listen", "127.0.0.1:0", "--json", ...args]);
+  try {
+    const started = await peer.waitForEvent("started");
+    return { peer, endpoint: String(started.endpoint), pkiId: String(started.pkiId) };
+  } catch (e) {
+    await peer.stop("SIGKILL");
+    throw e;
+  }
+}
+
+/** A temporary directory, removed by the returned function. */
+export function tempDir(prefix: string): { dir: string; remove: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}

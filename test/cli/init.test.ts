@@ -1,0 +1,117 @@
+// `gossip-connect init`, the global help and usage errors, through the real binary.
+import assert from "node:assert/strict";
+import { X509Certificate } from "node:crypto";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { cli, oneErrorLine, tempDir } from "./cli-helpers.js";
+
+let tmp: { dir: string; remove: () => void };
+before(() => {
+  tmp = tempDir("gossip-cli-init-");
+});
+after(() => tmp?.remove());
+
+describe("gossip-connect (global)", () => {
+  it("--help lists every command and exits 0; no command prints usage and exits 2; an unknown command exits 2", async () => {
+    const [help, none, unknown, version] = await Promise.all([cli(["--help"]), cli([]), cli(["frobnicate"]), cli(["--version"])]);
+    assert.equal(help.code, 0, help.stderr);
+    for (const c of ["mesh", "init", "serve", "ping", "probe", "handshake", "send"]) assert.match(help.stdout, new RegExp(`^  ${c} `, "m"));
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /Usage: gossip-connect COMMAND/);
+    assert.equal(unknown.code, 2);
+    assert.match(oneErrorLine(unknown.stderr), /unknown command "frobnicate"/);
+    assert.equal(version.code, 0);
+    assert.equal(version.stdout.trim(), JSON.parse(readFileSync("package.json", "utf8")).version);
+  });
+
+  it("every command has --help (exit 0, usage on stdout)", async () => {
+    const cmds = ["mesh", "init", "serve", "ping", "probe", "handshake", "send"];
+    const results = await Promise.all(cmds.map((c) => cli([c, "--help"])));
+    results.forEach((r, i) => {
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, new RegExp(`^Usage: gossip-connect ${cmds[i]}`));
+      assert.match(r.stdout, /Exit codes:/);
+    });
+  });
+});
+
+describe("gossip-connect init", () => {
+  it("creates a CA, identity and TLS pairs with a manifest; a second init reuses the CA with --ca", async () => {
+    const p1 = join(tmp.dir, "p1");
+    const p2 = join(tmp.dir, "p2");
+    const r1 = await cli(["init", "--msp-id", "Org1MSP", "--out", p1, "--json"]);
+    assert.equal(r1.code, 0, r1.stderr);
+    const res1 = JSON.parse(r1.stdout) as Record<string, unknown>;
+    assert.equal(res1.result, "created");
+    assert.equal(res1.mspId, "Org1MSP");
+    assert.match(String(res1.pkiId), /^[0-9a-f]{64}$/);
+    const manifest = JSON.parse(readFileSync(join(p1, "identity.json"), "utf8")) as { mspId: string; pkiId: string; files: Record<string, string> };
+    assert.equal(manifest.mspId, "Org1MSP");
+    assert.equal(manifest.pkiId, res1.pkiId);
+    assert.deepEqual(Object.keys(manifest.files).sort(), [
+      "caCert", "caKey", "identityCert", "identityKey", "tlsClientCert", "tlsClientKey", "tlsServerCert", "tlsServerKey",
+    ]);
+    for (const [key, file] of Object.entries(manifest.files)) {
+      const path = join(p1, file);
+      assert.ok(existsSync(path), path);
+      if (key.endsWith("Key")) assert.equal(statSync(path).mode & 0o777, 0o600, `${file} mode`);
+    }
+    const ca = new X509Certificate(readFileSync(join(p1, manifest.files.caCert as string)));
+    const tls = new X509Certificate(readFileSync(join(p1, manifest.files.tlsServerCert as string)));
+    assert.ok(tls.checkIssued(ca));
+    assert.match(tls.subjectAltName ?? "", /DNS:localhost/);
+    assert.match(tls.subjectAltName ?? "", /IP Address:127\.0\.0\.1/);
+
+    const r2 = await cli(["init", "--msp-id", "Org1MSP", "--out", p2, "--ca", p1]);
+    assert.equal(r2.code, 0, r2.stderr);
+    assert.match(r2.stdout, /^created\n/);
+    const m2 = JSON.parse(readFileSync(join(p2, "identity.json"), "utf8")) as { files: Record<string, string> };
+    assert.equal(m2.files.caKey, undefined, "a reused CA's key is not copied");
+    assert.equal(readFileSync(join(p2, "ca-cert.pem"), "utf8"), readFileSync(join(p1, "ca-cert.pem"), "utf8"));
+    const id2 = new X509Certificate(readFileSync(join(p2, "identity-cert.pem")));
+    assert.ok(id2.checkIssued(ca));
+
+    // Refuses to overwrite; refuses a --ca without a CA key.
+    const again = await cli(["init", "--msp-id", "Org1MSP", "--out", p1]);
+    assert.equal(again.code, 1);
+    assert.match(oneErrorLine(again.stderr), /already exists/);
+    const noKey = await cli(["init", "--msp-id", "Org1MSP", "--out", join(tmp.dir, "p3"), "--ca", p2]);
+    assert.equal(noKey.code, 1);
+    assert.match(oneErrorLine(noKey.stderr), /holds no CA key/);
+    assert.equal(existsSync(join(tmp.dir, "p3")), false, "nothing written on failure");
+  });
+
+  it("usage errors exit 2 with one line: unknown flag, missing --msp-id, missing value, bad MSP ID, stray argument", async () => {
+    const out = join(tmp.dir, "never");
+    const cases: [string[], RegExp][] = [
+      [["init", "--msp-id", "Org1MSP", "--out", out, "--bogus"], /unknown option --bogus/],
+      [["init", "--out", out], /missing --msp-id/],
+      [["init", "--msp-id", "Org1MSP"], /missing --out/],
+      [["init", "--msp-id"], /--msp-id needs a value/],
+      [["init", "--msp-id", "Org 1", "--out", out], /--msp-id must be/],
+      [["init", "--msp-id", "Org1MSP", "--out", out, "extra"], /unexpected argument "extra"/],
+      [["init", "--msp-id", "Org1MSP", "--out", out, "--json=yes"], /--json takes no value/],
+    ];
+    const results = await Promise.all(cases.map(([args]) => cli(args)));
+    results.forEach((r, i) => {
+      assert.equal(r.code, 2, `${cases[i]?.[0].join(" ")}: ${r.stderr}`);
+      assert.match(oneErrorLine(r.stderr), cases[i]?.[1] as RegExp);
+    });
+    assert.equal(existsSync(out), false);
+  });
+
+  it("an unreadable --ca exits 1 naming the file; a --ca whose certificate does not match its key exits 1", async () => {
+    const missing = await cli(["init", "--msp-id", "Org1MSP", "--out", join(tmp.dir, "x"), "--ca", join(tmp.dir, "nope")]);
+    assert.equal(missing.code, 1);
+    assert.match(oneErrorLine(missing.stderr), /--ca .*nope is not a directory/);
+
+    const a = join(tmp.dir, "ca-a");
+    const b = join(tmp.dir, "ca-b");
+    await Promise.all([cli(["init", "--msp-id", "OrgA", "--out", a]), cli(["init", "--msp-id", "OrgB", "--out", b])]);
+    writeFileSync(join(a, "ca-key.pem"), readFileSync(join(b, "ca-key.pem")));
+    const mismatch = await cli(["init", "--msp-id", "OrgA", "--out", join(tmp.dir, "y"), "--ca", a]);
+    assert.equal(mismatch.code, 1);
+    assert.match(oneErrorLine(mismatch.stderr), /does not match its key/);
+  });
+});

@@ -1,0 +1,80 @@
+// `gossip-connect mesh` (npm start) through the real binary: a short run in a
+// non-TTY exits 0 with every pair exchanged, its printed curl/buf curl commands
+// work as pasted, Ctrl-C stops it within 2 s, temporary files are removed.
+import assert from "node:assert/strict";
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { cli, oneErrorLine, type Running, shell, start, tempDir } from "./cli-helpers.js";
+
+let tmp: { dir: string; remove: () => void };
+const running: Running[] = [];
+
+before(() => {
+  // The mesh's temporary folders go here (TMPDIR), so that leftovers are visible.
+  tmp = tempDir("gossip-cli-mesh-");
+});
+
+after(async () => {
+  await Promise.all(running.map((r) => r.stop("SIGKILL")));
+  tmp?.remove();
+});
+
+const env = () => ({ TMPDIR: tmp.dir });
+const leftovers = () => readdirSync(tmp.dir).filter((f) => f.startsWith("gossip-connect-mesh-"));
+
+describe("mesh", () => {
+  it("--duration 5 --peers 3 (non-TTY): one line per second, summary, exit 0, pasted curl and buf curl Ping a peer, temp folder removed", async () => {
+    const mesh = start(["mesh", "--duration", "5", "--peers", "3"], env());
+    running.push(mesh);
+    const curl = await mesh.waitForLine((l) => l.startsWith("  curl "));
+    const bufCurl = await mesh.waitForLine((l) => l.startsWith("  npx buf curl "));
+    const grpcurl = await mesh.waitForLine((l) => l.startsWith("  grpcurl "));
+    assert.match(grpcurl, /-cacert \S+ -cert \S+ -key \S+ -d '\{\}' 127\.0\.0\.1:\d+ gossip\.Gossip\/Ping$/);
+    const folder = /in (\S+gossip-connect-mesh-\w+) \(removed on exit\)/.exec(mesh.lines[0] ?? "")?.[1];
+    assert.ok(folder !== undefined && existsSync(folder), mesh.lines[0]);
+
+    // The commands exactly as printed (buf through the project's devDependency, as `npx buf` resolves it).
+    const [c, b] = await Promise.all([shell(curl.trim()), shell(bufCurl.trim().replace(/^npx buf /, `${join(process.cwd(), "node_modules", ".bin", "buf")} `))]);
+    assert.equal(c.code, 0, c.stderr);
+    assert.equal(c.stdout, "{}");
+    assert.equal(b.code, 0, b.stderr);
+    assert.equal(b.stdout.trim(), "{}");
+
+    const { code } = await Promise.race([mesh.exited, new Promise<never>((_, r) => setTimeout(() => r(new Error("mesh did not exit")), 15_000))]);
+    assert.equal(code, 0, `stdout:\n${mesh.lines.join("\n")}\nstderr:\n${mesh.stderr}`);
+    const perSecond = mesh.lines.filter((l) => /^\[\s*\d+s\] peer1 [0-9a-f]{8} conns=/.test(l));
+    assert.ok(perSecond.length >= 3, mesh.lines.join("\n"));
+    assert.ok(!mesh.lines.some((l) => l.includes("\x1b[")), "no ANSI escapes in a non-TTY");
+    assert.ok(mesh.lines.some((l) => /mesh summary: 3 peers .* 6\/6 directed pairs exchanged messages/.test(l)), mesh.lines.join("\n"));
+    assert.equal(existsSync(folder), false, "temporary folder removed");
+    assert.deepEqual(leftovers(), []);
+  });
+
+  it("SIGINT stops every peer within 2 s, removes the temporary folder, exits 0", async () => {
+    const mesh = start(["mesh", "--peers", "3"], env());
+    running.push(mesh);
+    await mesh.waitForLine((l) => /^\[\s*1s\]/.test(l));
+    const { code, tookMs } = await mesh.stop("SIGINT");
+    assert.equal(code, 0, mesh.stderr);
+    assert.ok(tookMs < 2000, `took ${tookMs} ms`);
+    assert.ok(mesh.lines.some((l) => l.startsWith("mesh summary: 3 peers") && l.includes("(SIGINT)")), mesh.lines.join("\n"));
+    assert.deepEqual(leftovers(), []);
+  });
+
+  it("bad input: --peers 1 exits 2; a --base-port in use exits 1 and leaves no temporary folder", async () => {
+    const usage = await cli(["mesh", "--peers", "1"], { env: env() });
+    assert.equal(usage.code, 2);
+    assert.match(oneErrorLine(usage.stderr), /--peers must be an integer from 2 to 16/);
+
+    const holder = start(["serve", "--listen", "127.0.0.1:0", "--no-tls", "--json"]);
+    running.push(holder);
+    const started = await holder.waitForEvent("started");
+    const port = String(started.endpoint).split(":")[1] as string;
+    const busy = await cli(["mesh", "--peers", "2", "--base-port", port, "--duration", "1"], { env: env() });
+    assert.equal(busy.code, 1);
+    assert.match(oneErrorLine(busy.stderr), new RegExp(`port ${port} on 127\\.0\\.0\\.1 is already in use; fix: .*--base-port`));
+    assert.deepEqual(leftovers(), []);
+    await holder.stop();
+  });
+});

@@ -1,0 +1,188 @@
+// `gossip-connect serve` through the real binary: JSON events, auto-ack, bootstrap,
+// the ephemeral identity, metrics, signals, and every bad input with its exit code.
+import assert from "node:assert/strict";
+import { cpSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import * as http2 from "node:http2";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { cli, oneErrorLine, type Running, serve } from "./cli-helpers.js";
+import { type Identities, makeIdentities } from "./fixtures.js";
+
+let ids: Identities;
+const running: Running[] = [];
+
+before(async () => {
+  ids = await makeIdentities("gossip-cli-serve-");
+});
+
+after(async () => {
+  await Promise.all(running.map((r) => r.stop("SIGKILL")));
+  ids?.remove();
+});
+
+async function h2get(url: string): Promise<{ status: number; body: string }> {
+  const u = new URL(url);
+  const session = http2.connect(u.origin);
+  try {
+    return await new Promise((resolve, reject) => {
+      session.once("error", reject);
+      const req = session.request({ ":method": "GET", ":path": u.pathname });
+      let status = 0;
+      let body = "";
+      req.setEncoding("utf8");
+      req.on("response", (h) => {
+        status = Number(h[":status"]);
+      });
+      req.on("data", (c: string) => {
+        body += c;
+      });
+      req.on("end", () => resolve({ status, body }));
+      req.on("error", reject);
+      req.end();
+    });
+  } finally {
+    session.close();
+  }
+}
+
+describe("serve", () => {
+  it("prints JSON events: started, connected, received (exact 64-bit nonces), disconnected; --auto-ack acks; SIGTERM stops it (exit 0)", async () => {
+    const a = await serve(["--identity", ids.p1, "--auto-ack"]);
+    running.push(a.peer);
+    const manifest = JSON.parse(readFileSync(join(ids.p1, "identity.json"), "utf8")) as { pkiId: string };
+    const started = a.peer.json()[0] as Record<string, unknown>;
+    assert.equal(started.event, "started");
+    assert.equal(started.pkiId, manifest.pkiId);
+    assert.equal(started.mspId, "Org1MSP");
+    assert.equal(started.tls, true);
+    assert.equal(started.ephemeral, false);
+    assert.match(String(started.time), /^\d{4}-\d\d-\d\dT/);
+
+    const acked = await cli(["send", a.endpoint, "--identity", ids.p2, "--data", "hi", "--count", "2", "--ack", "--json"]);
+    assert.equal(acked.code, 0, acked.stderr);
+    const plain = await cli(["send", a.endpoint, "--identity", ids.p2, "--nonce", "18446744073709551614", "--count", "2", "--data", "hello"]);
+    assert.equal(plain.code, 0, plain.stderr);
+
+    const p2 = JSON.parse(readFileSync(join(ids.p2, "identity.json"), "utf8")) as { pkiId: string };
+    const last = await a.peer.waitForEvent("received", (e) => e.nonce === "18446744073709551615");
+    assert.deepEqual(
+      { from: last.from, contentType: last.contentType, payloadSize: last.payloadSize, signed: last.signed },
+      { from: p2.pkiId, contentType: "dataMsg", payloadSize: 24, signed: false },
+    );
+    await a.peer.waitForEvent("disconnected", (e) => e.pkiId === p2.pkiId);
+    const events = a.peer.json();
+    const received = events.filter((e) => e.event === "received");
+    assert.equal(received.length, 4);
+    for (const e of received) assert.equal(typeof e.nonce, "string");
+    assert.ok(received.some((e) => e.nonce === "18446744073709551614"));
+    const connected = events.filter((e) => e.event === "connected");
+    assert.equal(connected.length, 2);
+    assert.deepEqual(new Set(connected.map((e) => e.direction)), new Set(["inbound"]));
+
+    const stopped = await a.peer.stop("SIGTERM");
+    assert.equal(stopped.code, 0, a.peer.stderr);
+    assert.ok(stopped.tookMs < 5000, `took ${stopped.tookMs} ms`);
+    assert.equal(a.peer.json().at(-1)?.event, "stopped");
+    // Logs are pino JSON on stderr, never on stdout.
+    assert.match(a.peer.stderr, /"msg":"Server listening at https:\/\/127\.0\.0\.1:/);
+    for (const l of a.peer.lines.filter((x) => x !== "")) assert.ok("event" in (JSON.parse(l) as object), l);
+  });
+
+  it("--bootstrap connects to the peer and keeps the connection (empty heartbeat messages)", async () => {
+    const a = await serve(["--identity", ids.p1]);
+    running.push(a.peer);
+    const b = await serve(["--identity", ids.p2, "--bootstrap", a.endpoint]);
+    running.push(b.peer);
+    const beat = await a.peer.waitForEvent("received", (e) => e.from === b.pkiId, 10_000);
+    assert.equal(beat.contentType, "empty");
+    await b.peer.waitForEvent("connected", (e) => e.pkiId === a.pkiId && e.direction === "outbound");
+    assert.equal((await b.peer.stop("SIGINT")).code, 0, b.peer.stderr);
+    await a.peer.waitForEvent("disconnected", (e) => e.pkiId === b.pkiId);
+    assert.equal((await a.peer.stop()).code, 0);
+  });
+
+  it("without --identity runs an ephemeral dev identity; h2c with --no-tls; --metrics serves /metrics", async () => {
+    const e = await serve(["--no-tls", "--metrics"]);
+    running.push(e.peer);
+    const started = e.peer.json()[0] as Record<string, unknown>;
+    assert.equal(started.ephemeral, true);
+    assert.equal(started.mspId, "DevMSP");
+    assert.equal(started.tls, false);
+    assert.equal(started.metrics, `http://${e.endpoint}/metrics`);
+    const ping = await cli(["ping", `http://${e.endpoint}`, "--json"]);
+    assert.equal(ping.code, 0, ping.stderr);
+    const metrics = await h2get(`http://${e.endpoint}/metrics`);
+    assert.equal(metrics.status, 200);
+    assert.match(metrics.body, /gossip_comm_/);
+    assert.equal((await e.peer.stop("SIGINT")).code, 0);
+  });
+});
+
+describe("serve: bad input", () => {
+  it("a port in use exits 1 with one line (and a JSON error event with --json)", async () => {
+    const a = await serve(["--identity", ids.p1]);
+    running.push(a.peer);
+    const [human, json] = await Promise.all([
+      cli(["serve", "--listen", a.endpoint, "--identity", ids.p2]),
+      cli(["serve", "--listen", a.endpoint, "--identity", ids.p2, "--json"]),
+    ]);
+    assert.equal(human.code, 1);
+    assert.match(oneErrorLine(human.stderr), /port \d+ on 127\.0\.0\.1 is already in use; fix: .*--listen/);
+    assert.equal(json.code, 1);
+    const ev = JSON.parse(json.stdout.trim().split("\n").at(-1) as string) as Record<string, unknown>;
+    assert.equal(ev.event, "error");
+    assert.equal(ev.exitCode, 1);
+    assert.match(String(ev.message), /already in use/);
+    await a.peer.stop();
+  });
+
+  it("an unreachable bootstrap peer exits 1 naming it", async () => {
+    const r = await cli(["serve", "--listen", "127.0.0.1:0", "--no-tls", "--bootstrap", "127.0.0.1:1"]);
+    assert.equal(r.code, 1);
+    assert.match(oneErrorLine(r.stderr.split("\n").filter((l) => !l.startsWith("{")).join("\n")), /bootstrap peer 127\.0\.0\.1:1 is unusable: .*ECONNREFUSED/);
+  });
+
+  it("missing, incomplete or mismatched identity files exit 1 naming the file and the fix", async () => {
+    const broken = (name: string) => {
+      const d = join(ids.dir, name);
+      cpSync(ids.p3, d, { recursive: true });
+      return d;
+    };
+    const noKey = broken("no-key");
+    rmSync(join(noKey, "identity-key.pem"));
+    const mismatch = broken("mismatch");
+    writeFileSync(join(mismatch, "tls-server-key.pem"), readFileSync(join(ids.p1, "tls-server-key.pem")));
+    const badJson = broken("bad-json");
+    writeFileSync(join(badJson, "identity.json"), "{ nope");
+    const notPem = broken("not-pem");
+    writeFileSync(join(notPem, "identity-cert.pem"), "hello");
+    const cases: [string, RegExp][] = [
+      [join(ids.dir, "does-not-exist"), /identity directory .*does-not-exist does not exist; fix: create it with 'gossip-connect init/],
+      [noKey, /identity key .*identity-key\.pem is missing; fix: restore the file, or re-create it/],
+      [mismatch, /TLS server certificate .*tls-server-cert\.pem does not match its key .*tls-server-key\.pem/],
+      [badJson, /identity\.json is not valid JSON/],
+      [notPem, /identity certificate .*identity-cert\.pem is not a PEM certificate/],
+    ];
+    const results = await Promise.all(cases.map(([dir]) => cli(["serve", "--listen", "127.0.0.1:0", "--identity", dir])));
+    results.forEach((r, i) => {
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(oneErrorLine(r.stderr), cases[i]?.[1] as RegExp);
+    });
+  });
+
+  it("usage errors exit 2: bad --listen, bad --bootstrap, unknown flag, --trust-ca that is not a CA", async () => {
+    const cases: [string[], number, RegExp][] = [
+      [["serve", "--listen", "localhost"], 2, /--listen must be HOST:PORT/],
+      [["serve", "--listen", "127.0.0.1:70000"], 2, /--listen must be HOST:PORT/],
+      [["serve", "--bootstrap", "nowhere"], 2, /--bootstrap must be HOST:PORT/],
+      [["serve", "--listen", "127.0.0.1:0", "--tls"], 2, /unknown option --tls/],
+      [["serve", "--listen", "127.0.0.1:0", "--trust-ca", join(ids.p1, "identity-cert.pem")], 1, /is not a CA/],
+      [["serve", "--listen", "127.0.0.1:0", "--trust-ca", join(ids.dir, "nope.pem")], 1, /--trust-ca file .*nope\.pem is missing/],
+    ];
+    const results = await Promise.all(cases.map(([args]) => cli(args)));
+    results.forEach((r, i) => {
+      assert.equal(r.code, cases[i]?.[1], `${cases[i]?.[0].join(" ")}: ${r.stderr}`);
+      assert.match(oneErrorLine(r.stderr), cases[i]?.[2] as RegExp);
+    });
+  });
+});
