@@ -103,9 +103,9 @@ export class Connection {
     return this.state_;
   }
 
-  /** Frames queued for writing. */
+  /** Frames accepted for writing and not written yet (queued, or held back by flow control). */
   get queued(): number {
-    return this.buffer.size;
+    return this.buffer.pending;
   }
 
   /** The error this connection is closing with, if any. */

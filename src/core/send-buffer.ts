@@ -39,6 +39,7 @@ export class SendBuffer {
   private scheduled = false;
   private isClosed = false;
   private idle: (() => void)[] = [];
+  private inFlight = 0;
 
   constructor(
     readonly capacity: number,
@@ -48,6 +49,11 @@ export class SendBuffer {
   /** Frames queued and not yet handed to the transport. */
   get size(): number {
     return this.queue.length;
+  }
+
+  /** Frames accepted and not yet written: queued, plus the batch the transport holds back (flow control). */
+  get pending(): number {
+    return this.queue.length + this.inFlight;
   }
 
   /** True once closed; nothing enters any more. */
@@ -120,14 +126,17 @@ export class SendBuffer {
     let bytes = 0;
     for (const f of batch) bytes += f.length;
     this.writing = true;
+    this.inFlight = batch.length;
     this.sink.write(batch).then(
       () => {
         this.writing = false;
+        this.inFlight = 0;
         this.sink.written(batch.length, bytes);
         this.flush();
       },
       (e: unknown) => {
         this.writing = false;
+        this.inFlight = 0;
         this.sink.dropped(batch.length);
         if (this.isClosed) return;
         this.close();
