@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
 import { describe, it } from "node:test";
-import { run } from "./helpers/exec.js";
+import { runProcess } from "./cli/cli-helpers.js";
 
 const examples = readdirSync("examples").filter((f) => f.endsWith(".ts")).sort();
 
@@ -13,7 +13,7 @@ describe("examples", () => {
 
   for (const file of examples) {
     it(`${file} exits 0`, async () => {
-      const r = await run(process.execPath, ["--import", "tsx", `examples/${file}`], { timeoutMs: 30_000 });
+      const r = await runProcess(process.execPath, ["--import", "tsx", `examples/${file}`], { timeoutMs: 30_000 });
       assert.equal(r.timedOut, false, `${file} timed out`);
       assert.equal(r.code, 0, `stdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
       assert.match(r.stdout, new RegExp(`^${file.replace(/\.ts$/, "")}: `));

@@ -56,6 +56,8 @@ export interface ErrorContext {
   readonly noTls?: boolean;
   /** Ack timeout in ms (send --ack). */
   readonly timeoutMs?: number;
+  /** How to switch between TLS and h2c for this command, when not the --no-tls flag. */
+  readonly tlsSwitch?: string;
 }
 
 /**
@@ -71,9 +73,9 @@ export function explain(reason: unknown, ctx: ErrorContext = {}): CliError {
   }
   const e: GossipError = reason;
   const at = ctx.endpoint ?? "the remote peer";
-  const tlsSwitch = ctx.noTls
-    ? "if the peer serves TLS, drop --no-tls"
-    : "if the peer serves cleartext h2c (serve --no-tls), add --no-tls";
+  const tlsSwitch =
+    ctx.tlsSwitch ??
+    (ctx.noTls ? "if the peer serves TLS, drop --no-tls" : "if the peer serves cleartext h2c (serve --no-tls), add --no-tls");
   const f = (problem: string, fix: string) => failure(problem, fix, { code: e.code, cause: e });
   switch (e.code) {
     // These messages already name the stage and the endpoint (client/node-error.ts).

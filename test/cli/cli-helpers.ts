@@ -5,18 +5,32 @@
  */
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
+import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { run, type RunResult } from "../helpers/exec.js";
 
 /** The package's bin script. */
 export const bin = resolve("bin", "gossip-connect.js");
 
-/** Runs `gossip-connect ...args` to completion (killed after `timeoutMs`); `env` adds variables. */
-export function cli(args: readonly string[], options: { timeoutMs?: number; env?: Readonly<Record<string, string>> } = {}): Promise<RunResult> {
+/** What a finished command produced. */
+export interface RunResult {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  /** True when it was killed for exceeding its time limit. */
+  readonly timedOut: boolean;
+}
+
+/** Runs `cmd args` (no shell) to completion, SIGKILLed after `timeoutMs`; `env` adds variables. */
+export function runProcess(
+  cmd: string,
+  args: readonly string[],
+  options: { timeoutMs?: number; env?: Readonly<Record<string, string>> } = {},
+): Promise<RunResult> {
   const timeoutMs = options.timeoutMs ?? 20_000;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...options.env } });
+    const child = spawn(cmd, [...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...options.env } });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let timedOut = false;
@@ -37,9 +51,14 @@ export function cli(args: readonly string[], options: { timeoutMs?: number; env?
   });
 }
 
+/** Runs `gossip-connect ...args` to completion (killed after `timeoutMs`); `env` adds variables. */
+export function cli(args: readonly string[], options: { timeoutMs?: number; env?: Readonly<Record<string, string>> } = {}): Promise<RunResult> {
+  return runProcess(process.execPath, [bin, ...args], options);
+}
+
 /** Runs a shell command line (for pasting the commands the CLI prints), bounded in time. */
 export function shell(line: string, timeoutMs = 15_000): Promise<RunResult> {
-  return run("sh", ["-c", line], { timeoutMs });
+  return runProcess("sh", ["-c", line], { timeoutMs });
 }
 
 /** The stderr of a failed command is one line naming the problem and the fix. */
@@ -156,6 +175,14 @@ export async function serve(args: readonly string[]): Promise<{ peer: Running; e
     await peer.stop("SIGKILL");
     throw e;
   }
+}
+
+/** Occupies a free loopback port (to test "port in use"); close() releases it. */
+export async function holdPort(): Promise<{ port: number; close: () => Promise<void> }> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return { port, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }
 
 /** A temporary directory, removed by the returned function. */

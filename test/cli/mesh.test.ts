@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { cli, oneErrorLine, type Running, shell, start, tempDir } from "./cli-helpers.js";
+import { cli, holdPort, oneErrorLine, type Running, shell, start, tempDir } from "./cli-helpers.js";
 
 let tmp: { dir: string; remove: () => void };
 const running: Running[] = [];
@@ -67,14 +67,14 @@ describe("mesh", () => {
     assert.equal(usage.code, 2);
     assert.match(oneErrorLine(usage.stderr), /--peers must be an integer from 2 to 16/);
 
-    const holder = start(["serve", "--listen", "127.0.0.1:0", "--no-tls", "--json"]);
-    running.push(holder);
-    const started = await holder.waitForEvent("started");
-    const port = String(started.endpoint).split(":")[1] as string;
-    const busy = await cli(["mesh", "--peers", "2", "--base-port", port, "--duration", "1"], { env: env() });
-    assert.equal(busy.code, 1);
-    assert.match(oneErrorLine(busy.stderr), new RegExp(`port ${port} on 127\\.0\\.0\\.1 is already in use; fix: .*--base-port`));
-    assert.deepEqual(leftovers(), []);
-    await holder.stop();
+    const holder = await holdPort();
+    try {
+      const busy = await cli(["mesh", "--peers", "2", "--base-port", String(holder.port), "--duration", "1"], { env: env() });
+      assert.equal(busy.code, 1);
+      assert.match(oneErrorLine(busy.stderr), new RegExp(`port ${holder.port} on 127\\.0\\.0\\.1 is already in use; fix: .*--base-port`));
+      assert.deepEqual(leftovers(), []);
+    } finally {
+      await holder.close();
+    }
   });
 });

@@ -5,7 +5,7 @@ import { cpSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as http2 from "node:http2";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { cli, oneErrorLine, type Running, serve } from "./cli-helpers.js";
+import { cli, holdPort, oneErrorLine, type Running, serve } from "./cli-helpers.js";
 import { type Identities, makeIdentities } from "./fixtures.js";
 
 let ids: Identities;
@@ -120,12 +120,12 @@ describe("serve", () => {
 
 describe("serve: bad input", () => {
   it("a port in use exits 1 with one line (and a JSON error event with --json)", async () => {
-    const a = await serve(["--identity", ids.p1]);
-    running.push(a.peer);
+    const holder = await holdPort();
+    const taken = `127.0.0.1:${holder.port}`;
     const [human, json] = await Promise.all([
-      cli(["serve", "--listen", a.endpoint, "--identity", ids.p2]),
-      cli(["serve", "--listen", a.endpoint, "--identity", ids.p2, "--json"]),
-    ]);
+      cli(["serve", "--listen", taken, "--identity", ids.p2]),
+      cli(["serve", "--listen", taken, "--identity", ids.p2, "--json"]),
+    ]).finally(() => holder.close());
     assert.equal(human.code, 1);
     assert.match(oneErrorLine(human.stderr), /port \d+ on 127\.0\.0\.1 is already in use; fix: .*--listen/);
     assert.equal(json.code, 1);
@@ -133,7 +133,6 @@ describe("serve: bad input", () => {
     assert.equal(ev.event, "error");
     assert.equal(ev.exitCode, 1);
     assert.match(String(ev.message), /already in use/);
-    await a.peer.stop();
   });
 
   it("an unreachable bootstrap peer exits 1 naming it", async () => {

@@ -156,11 +156,9 @@ export const meshCommand: Command = {
       })();
       return stopping;
     };
-    const onSecondSignal = () => {
-      removeDir();
-      block?.done();
-      process.exit(130);
-    };
+    // A second signal is common (Ctrl-C reaches both npm and us, and npm forwards it): the stop
+    // already in progress is bounded by closeBudgetMs, so later signals are ignored.
+    const ignoreSignal = () => {};
 
     try {
       // Identities: one throwaway CA; one identity per peer; an operator identity for curl and the CLI.
@@ -290,8 +288,8 @@ export const meshCommand: Command = {
         process.once("SIGTERM", onSignal);
         if (durationS !== undefined) timers.push(setTimeout(() => resolve("duration"), durationS * 1000));
       });
-      process.on("SIGINT", onSecondSignal);
-      process.on("SIGTERM", onSecondSignal);
+      process.on("SIGINT", ignoreSignal);
+      process.on("SIGTERM", ignoreSignal);
       const elapsedS = (Date.now() - started) / 1000;
       const finalTotals = totals();
       const finalStats = peers.map((p) => p.comm.stats());

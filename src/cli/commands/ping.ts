@@ -61,6 +61,11 @@ export const pingCommand: Command = {
     const timeoutMs = v.timeout !== undefined ? parseInteger("--timeout", v.timeout, 1, 600_000) : undefined;
     const setup = dialSetup({ ...v, "no-tls": !tls });
     const out = processOutput(v.json);
+    const ctx = {
+      endpoint,
+      noTls: !tls,
+      tlsSwitch: tls ? "if the peer serves cleartext h2c (serve --no-tls), use http://" : "if the peer serves TLS, use https://",
+    };
     const started = performance.now();
     let client: GossipClient;
     try {
@@ -69,12 +74,12 @@ export const pingCommand: Command = {
         options: timeoutMs !== undefined ? { dialTimeoutMs: timeoutMs, connTimeoutMs: timeoutMs } : {},
       });
     } catch (e) {
-      throw explain(e, { endpoint, noTls: !tls });
+      throw explain(e, ctx);
     }
     try {
       await client.ping(timeoutMs);
     } catch (e) {
-      throw explain(e, { endpoint, noTls: !tls });
+      throw explain(e, ctx);
     } finally {
       client.close();
     }

@@ -229,6 +229,9 @@ export const serveCommand: Command = {
       await new Promise<void>((resolve) => {
         const onSignal = (signal: NodeJS.Signals) => {
           logger.info({ signal }, "stopping");
+          // Later signals (npm forwards Ctrl-C, which also reached us) must not cut the bounded close short.
+          process.on("SIGINT", () => {});
+          process.on("SIGTERM", () => {});
           resolve();
         };
         process.once("SIGINT", onSignal);
