@@ -121,8 +121,16 @@ export const meshCommand: Command = {
     const rate = v.rate !== undefined ? parseInteger("--rate", v.rate, 1, 50) : 5;
     const basePort = v["base-port"] !== undefined ? parseInteger("--base-port", v["base-port"], 1, 65535 - n + 1) : undefined;
     const tty = process.stdout.isTTY === true;
+    // A reader that goes away (`npm start | head`) stops the mesh like a signal, instead of crashing it.
+    let stdoutGone: (() => void) | undefined;
+    let stdoutClosed = false;
+    const onStdoutError = () => {
+      stdoutClosed = true;
+      stdoutGone?.();
+    };
+    process.stdout.on("error", onStdoutError);
     const write = (s: string) => {
-      process.stdout.write(s);
+      if (!stdoutClosed) process.stdout.write(s);
     };
     const logger = cliLogger(tty ? "silent" : "error", { name: "gossip-connect-mesh" });
 
@@ -282,7 +290,9 @@ export const meshCommand: Command = {
       timers.push(setInterval(refresh, 1000));
 
       // Run until --duration or a signal.
-      const reason = await new Promise<"duration" | NodeJS.Signals>((resolve) => {
+      const reason = await new Promise<"duration" | "stdout closed" | NodeJS.Signals>((resolve) => {
+        stdoutGone = () => resolve("stdout closed");
+        if (stdoutClosed) stdoutGone();
         const onSignal = (signal: NodeJS.Signals) => resolve(signal);
         process.once("SIGINT", onSignal);
         process.once("SIGTERM", onSignal);

@@ -227,6 +227,8 @@ export const serveCommand: Command = {
 
       // Run until a signal.
       await new Promise<void>((resolve) => {
+        // A reader that goes away (`serve --json | head`) stops the peer like a signal.
+        process.stdout.on("error", () => resolve());
         const onSignal = (signal: NodeJS.Signals) => {
           logger.info({ signal }, "stopping");
           // Later signals (npm forwards Ctrl-C, which also reached us) must not cut the bounded close short.
