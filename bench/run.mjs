@@ -1,0 +1,825 @@
+#!/usr/bin/env node
+// `npm run bench`: gossip-connect against raw node:http2 and grpc-js, in one
+// run. See bench/README.md for what is measured and how to read it.
+//
+//   node bench/run.mjs [--quick] [--only=W1,W3] [--stacks=raw,grpc,gossip]
+//                      [--h2c] [--profile] [--runs=N] [--note="..."] [--tsx]
+//
+// Every cell (workload x stack) gets fresh worker processes (forked with an
+// IPC channel; see bench/workers/common/ipc.ts), which are killed when the
+// cell ends, on error, and when this process exits.
+import { fork } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { profileMarkdown, summarizeProfile } from "./profile.mjs";
+
+const benchDir = path.dirname(fileURLToPath(import.meta.url));
+const root = path.dirname(benchDir);
+const buildDir = path.join(benchDir, ".build");
+const resultsDir = path.join(benchDir, "results");
+const startedAt = Date.now();
+
+// --- options -------------------------------------------------------------------
+
+const argv = process.argv.slice(2);
+const flag = (name) => argv.includes(`--${name}`);
+const option = (name) => {
+  const a = argv.find((x) => x.startsWith(`--${name}=`));
+  return a === undefined ? undefined : a.slice(name.length + 3);
+};
+if (flag("help") || flag("h")) {
+  console.log(`usage: node bench/run.mjs [options]   (npm run bench -- [options])
+  --quick            sub-minute smoke run (fewer, shorter runs; smaller W6/W7)
+  --only=W1,W3       run only these workloads
+  --stacks=a,b,...   run only these stacks (raw, rawpb, grpc, gossip)
+  --h2c              cleartext HTTP/2 instead of mutual TLS
+  --profile          profile gossip-connect on W1/W2 (node --cpu-prof) and summarize
+  --runs=N           measured runs per cell (default 5, quick 2)
+  --note="text"      a note stored with the results (e.g. "shared, loaded machine")
+  --tsx              run workers with node --import tsx instead of the esbuild bundle`);
+  process.exit(0);
+}
+const quick = flag("quick");
+const profile = flag("profile");
+const tls = !flag("h2c");
+const useTsx = flag("tsx");
+const note = option("note") ?? "";
+const allWorkloads = ["W1", "W2", "W3", "W4", "W5", "W6", "W7"];
+const only = new Set((option("only") ?? (profile ? "W1,W2" : allWorkloads.join(","))).split(",").map((s) => s.trim().toUpperCase()));
+const allStacks = ["raw", "rawpb", "grpc", "gossip"];
+const stackFilter = new Set((option("stacks") ?? (profile ? "gossip" : allStacks.join(","))).split(",").map((s) => s.trim()));
+
+/** Run sizes. Every loop is bounded by a count and a time. */
+const P = quick
+  ? {
+      runs: 2,
+      warmS: 0.15,
+      runS: 0.25,
+      echo: { size: 1024, warm: 100, count: 300, maxS: 0.6 },
+      ping: { warm: 100, count: 200, maxS: 0.6, loadS: 0.25, inflight: 32, probeCount: 5, probeS: 1 },
+      fanout: { peers: [16, 64], procs: 2, warmS: 0.1, runS: 0.25, runs: 1 },
+      setup: { warm: 2, count: 8, maxS: 2 },
+      storm: { peers: 40, procs: 1, runs: 1 },
+      idle: { peers: 64, procs: 2, ack: 16, ackCount: 10, ackS: 2, stallS: 5, stallRate: 2000, settleMs: 100 },
+    }
+  : {
+      runs: 5,
+      warmS: 1,
+      runS: 2,
+      echo: { size: 1024, warm: 1000, count: 3000, maxS: 3 },
+      ping: { warm: 500, count: 2000, maxS: 3, loadS: 1.5, inflight: 32, probeCount: 40, probeS: 4 },
+      fanout: { peers: [16, 64], procs: 2, warmS: 1, runS: 2, runs: 3 },
+      setup: { warm: 10, count: 100, maxS: 8 },
+      storm: { peers: 200, procs: 2, runs: 3 },
+      idle: { peers: 500, procs: 4, ack: 16, ackCount: 200, ackS: 8, stallS: 30, stallRate: 2000, settleMs: 500 },
+    };
+if (option("runs") !== undefined) P.runs = Math.max(1, Number(option("runs")));
+if (profile && !quick) {
+  P.runs = 3;
+  P.runS = 3;
+}
+/** The whole run must stay under 15 minutes on 2 cores; cells left when this is spent are skipped. */
+const budgetMs = quick ? 3 * 60_000 : 14 * 60_000;
+
+const stackLabel = { raw: "a raw h2 64K", rawpb: "raw h2 1-write", grpc: "b grpc-js", gossip: "c gossip" };
+
+// --- process management ----------------------------------------------------------
+
+const children = new Set();
+function killAll() {
+  for (const c of children) {
+    try {
+      c.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+  children.clear();
+}
+process.on("exit", killAll);
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.on(sig, () => {
+    console.error(`\nbench: ${sig}, killing workers`);
+    killAll();
+    process.exit(130);
+  });
+}
+process.on("uncaughtException", (e) => {
+  console.error("bench: uncaught", e);
+  killAll();
+  process.exit(1);
+});
+process.on("unhandledRejection", (e) => {
+  console.error("bench: unhandled rejection", e);
+  killAll();
+  process.exit(1);
+});
+
+function timeout(p, ms, what) {
+  let timer;
+  return Promise.race([
+    p,
+    new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+let workerEntry;
+// grpc-js sets an IP address as TLS ServerName (DEP0123) on every connection: noise.
+let workerExecArgv = ["--no-deprecation"];
+let ca;
+let profileDir;
+
+/** Forks a worker; resolves `ready` with what it announced. */
+function spawnWorker(name, stack, role, opts = {}, extraExecArgv = []) {
+  const init = { stack, role, tls, ca, opts };
+  const execArgv = [...workerExecArgv, ...extraExecArgv];
+  if (profileDir && (role === "server" || role === "client") && stackFilter.has(stack)) {
+    execArgv.push("--cpu-prof", `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}.cpuprofile`, "--cpu-prof-interval=200");
+  }
+  const child = fork(workerEntry, [], {
+    cwd: root,
+    env: { ...process.env, BENCH_INIT: JSON.stringify(init) },
+    execArgv,
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  children.add(child);
+  const pending = new Map();
+  let nextId = 1;
+  let onReady;
+  let onFail;
+  const ready = new Promise((resolve, reject) => {
+    onReady = resolve;
+    onFail = reject;
+  });
+  ready.catch(() => {});
+  let exited = false;
+  child.on("message", (m) => {
+    if (m?.t === "ready") onReady(m.info);
+    else if (m?.t === "reply") {
+      const p = pending.get(m.id);
+      if (!p) return;
+      pending.delete(m.id);
+      if (m.ok) p.resolve(m.value);
+      else p.reject(new Error(`${name}.${p.cmd}: ${m.error}`));
+    }
+  });
+  child.on("exit", (code, signal) => {
+    exited = true;
+    children.delete(child);
+    const err = new Error(`worker ${name} exited (${signal ?? code})`);
+    onFail(err);
+    for (const p of pending.values()) p.reject(err);
+    pending.clear();
+  });
+  return {
+    name,
+    ready: timeout(ready, 90_000, `${name} start`),
+    call(cmd, args = {}, ms = 120_000) {
+      if (exited) return Promise.reject(new Error(`worker ${name} is gone`));
+      const id = nextId++;
+      return timeout(
+        new Promise((resolve, reject) => {
+          pending.set(id, { resolve, reject, cmd });
+          child.send({ t: "call", id, cmd, args });
+        }),
+        ms,
+        `${name}.${cmd}`,
+      );
+    },
+    async stop() {
+      if (exited) return;
+      try {
+        child.send({ t: "exit" });
+      } catch {
+        // channel closed
+      }
+      const gone = new Promise((r) => child.once("exit", r));
+      await Promise.race([gone, sleep(profileDir ? 10_000 : 1500)]);
+      if (!exited) child.kill("SIGKILL");
+      await Promise.race([gone, sleep(1000)]);
+    },
+  };
+}
+
+/** Starts workers (in parallel), runs `fn` with them, always stops them. */
+async function withWorkers(specs, fn) {
+  const workers = specs.map((s) => spawnWorker(...s));
+  try {
+    const infos = await Promise.all(workers.map((w) => w.ready));
+    return await fn(workers, infos);
+  } finally {
+    await Promise.all(workers.map((w) => w.stop()));
+  }
+}
+
+// --- statistics ------------------------------------------------------------------
+
+function median(values) {
+  const v = values.filter((x) => typeof x === "number" && Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return null;
+  const mid = Math.floor(v.length / 2);
+  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+}
+
+/** Medians of every numeric field over runs. */
+function medians(runs) {
+  const out = {};
+  for (const k of Object.keys(runs[0] ?? {})) out[k] = median(runs.map((r) => r[k]));
+  return out;
+}
+
+function percentile(sorted, p) {
+  if (sorted.length === 0) return null;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))];
+}
+
+const r1 = (x) => (x === null || x === undefined ? null : Math.round(x * 10) / 10);
+const r3 = (x) => (x === null || x === undefined ? null : Math.round(x * 1000) / 1000);
+
+// --- workloads ---------------------------------------------------------------------
+
+let lib;
+const targetOf = (info) => ({ endpoint: info.endpoint, pkiId: info.pkiId ?? "" });
+
+/** W1/W2: one peer streams `size`-byte data messages to another. */
+async function streamCell(stack, size) {
+  return withWorkers(
+    [
+      [`${stack}-server-${size}`, stack, "server", { mode: "sink" }],
+      [`${stack}-client-${size}`, stack, "client", {}],
+    ],
+    async ([server, client], [sInfo]) => {
+      await client.call("connect", targetOf(sInfo));
+      await client.call("stream", { size, seconds: P.warmS });
+      const wire = lib.wireBytes(size);
+      const runs = [];
+      for (let r = 0; r < P.runs; r++) {
+        const c0 = await server.call("cpu");
+        const res = await client.call("stream", { size, seconds: P.runS });
+        const c1 = await server.call("cpu");
+        const serverUs = c1.user + c1.system - (c0.user + c0.system);
+        runs.push({
+          msgsPerS: (res.count / res.ms) * 1000,
+          mbPerS: (res.count * wire) / res.ms / 1000,
+          clientUsPerMsg: res.cpuUs / res.count,
+          serverUsPerMsg: serverUs / res.count,
+          count: res.count,
+        });
+      }
+      return { wireBytes: wire, runs, median: medians(runs) };
+    },
+  );
+}
+
+/** W3: echo round trips through send + respond. */
+async function echoCell(stack) {
+  return withWorkers(
+    [
+      [`${stack}-echo-server`, stack, "server", { mode: "echo" }],
+      [`${stack}-echo-client`, stack, "client", {}],
+    ],
+    async ([, client], [sInfo]) => {
+      await client.call("connect", targetOf(sInfo));
+      const e = P.echo;
+      await client.call("echo", { size: e.size, count: e.warm, seconds: e.maxS });
+      const runs = [];
+      for (let r = 0; r < P.runs; r++) runs.push(await client.call("echo", { size: e.size, count: e.count, seconds: e.maxS }));
+      return { size: e.size, runs, median: medians(runs.map((x) => ({ p50: x.p50, p99: x.p99, n: x.n }))) };
+    },
+  );
+}
+
+/** W4: Ping on one connection (latency, load at 32 in flight) and probe (fresh connection + Ping). */
+async function pingCell(stack) {
+  return withWorkers(
+    [
+      [`${stack}-ping-server`, stack, "server", { mode: "sink" }],
+      [`${stack}-ping-client`, stack, "client", {}],
+    ],
+    async ([, client], [sInfo]) => {
+      const p = P.ping;
+      await client.call("pingConnect", { endpoint: sInfo.endpoint });
+      await client.call("ping", { count: p.warm, seconds: p.maxS });
+      await client.call("pingLoad", { inflight: p.inflight, seconds: p.loadS / 2 });
+      const lat = [];
+      const load = [];
+      const probe = [];
+      for (let r = 0; r < P.runs; r++) {
+        lat.push(await client.call("ping", { count: p.count, seconds: p.maxS }));
+        load.push(await client.call("pingLoad", { inflight: p.inflight, seconds: p.loadS }));
+      }
+      await client.call("probe", { endpoint: sInfo.endpoint, count: 3, seconds: p.probeS });
+      for (let r = 0; r < Math.min(P.runs, 3); r++) probe.push(await client.call("probe", { endpoint: sInfo.endpoint, count: p.probeCount, seconds: p.probeS }));
+      return {
+        ping: { runs: lat, median: medians(lat.map((x) => ({ p50: x.p50, p99: x.p99 }))) },
+        load: { runs: load, median: medians(load.map((x) => ({ perSecond: x.perSecond }))) },
+        probe: { runs: probe, median: medians(probe.map((x) => ({ p50: x.p50, p99: x.p99 }))) },
+      };
+    },
+  );
+}
+
+/** W5: one peer sends each message to `fan` peers (hosted by P.fanout.procs receiver processes). */
+async function fanoutCell(stack, fan) {
+  const f = P.fanout;
+  const per = Math.ceil(fan / f.procs);
+  const specs = [[`${stack}-hub-${fan}`, stack, "client", {}]];
+  for (let i = 0; i < f.procs; i++) specs.push([`${stack}-receivers-${fan}-${i}`, stack, "receivers", { count: Math.min(per, fan - i * per) }]);
+  return withWorkers(specs, async ([hub, ...receivers], [, ...rInfos]) => {
+    const targets = rInfos.flatMap((i) => i.targets);
+    await hub.call("connectMany", { targets }, 180_000);
+    let sent = 0;
+    const size = 1024;
+    const w = await hub.call("fanout", { size, seconds: f.warmS });
+    sent += w.deliveries;
+    const runs = [];
+    for (let r = 0; r < f.runs; r++) {
+      const res = await hub.call("fanout", { size, seconds: f.runS });
+      sent += res.deliveries;
+      runs.push({ deliveriesPerS: (res.deliveries / res.ms) * 1000, msgsPerS: (res.count / res.ms) * 1000 });
+    }
+    const received = (await Promise.all(receivers.map((r) => r.call("received")))).reduce((a, b) => a + b, 0);
+    return { peers: fan, size, runs, median: medians(runs), delivered: received, expected: sent, verified: received === sent };
+  });
+}
+
+/** W6: connection setup, sequential (p50/p99), then P.storm.peers peers connecting at once. */
+async function setupCell(stack) {
+  const s = P.storm;
+  const per = Math.ceil(s.peers / s.procs);
+  const specs = [
+    [`${stack}-setup-server`, stack, "server", { mode: "sink" }],
+    [`${stack}-setup-client`, stack, "client", {}],
+  ];
+  for (let i = 0; i < s.procs; i++) specs.push([`${stack}-storm-${i}`, stack, "storm", { count: Math.min(per, s.peers - i * per) }]);
+  return withWorkers(specs, async ([, client, ...storms], [sInfo]) => {
+    const target = targetOf(sInfo);
+    await client.call("setup", { ...target, count: P.setup.warm, seconds: P.setup.maxS });
+    const seq = [];
+    for (let r = 0; r < Math.min(P.runs, 3); r++) seq.push(await client.call("setup", { ...target, count: P.setup.count, seconds: P.setup.maxS }));
+    const storm = [];
+    for (let r = 0; r < s.runs; r++) {
+      const at = Date.now() + 300;
+      const parts = await Promise.all(storms.map((w) => w.call("storm", { ...target, at }, 120_000)));
+      const lat = parts.flatMap((p) => p.latencies).sort((a, b) => a - b);
+      const start = Math.min(...parts.map((p) => p.start));
+      const end = Math.max(...parts.map((p) => p.end));
+      storm.push({ peers: lat.length, p50: percentile(lat, 0.5), p99: percentile(lat, 0.99), totalMs: end - start });
+      await sleep(300);
+    }
+    return {
+      sequential: { runs: seq, median: medians(seq.map((x) => ({ p50: x.p50, p99: x.p99 }))) },
+      storm: { runs: storm, median: medians(storm) },
+    };
+  });
+}
+
+/** W7: memory of a hub with P.idle.peers idle connections, sendWithAck to 16, and a stalled reader. */
+async function memoryCell(stack) {
+  const m = P.idle;
+  const per = Math.ceil(m.peers / m.procs);
+  const specs = [[`${stack}-hub`, stack, "server", { mode: "hub", hubSize: 1024 }, ["--expose-gc"]]];
+  for (let i = 0; i < m.procs; i++) specs.push([`${stack}-remotes-${i}`, stack, "remotes", { count: Math.min(per, m.peers - i * per) }]);
+  return withWorkers(specs, async ([hub, ...remotes], [hInfo]) => {
+    const target = targetOf(hInfo);
+    await sleep(m.settleMs);
+    const m0 = await hub.call("mem", { gc: true });
+    const ackIdx = Array.from({ length: m.ack }, (_, i) => i + 1);
+    const stalledIdx = 0;
+    const t0 = Date.now();
+    const ids = (
+      await Promise.all(
+        remotes.map((r, p) => {
+          const indices = [];
+          for (let i = p * per; i < Math.min(m.peers, (p + 1) * per); i++) indices.push(i);
+          return r.call("connect", { ...target, indices, ack: ackIdx }, 300_000);
+        }),
+      )
+    ).flat();
+    const connectMs = Date.now() - t0;
+    const connected = await hub.call("waitConns", { n: m.peers, seconds: 60 }, 90_000);
+    if (connected < m.peers) throw new Error(`only ${connected} of ${m.peers} connections registered`);
+    await sleep(m.settleMs);
+    const m1 = await hub.call("mem", { gc: true });
+    const idOf = new Map(ids.map((x) => [x.index, x.id]));
+    const ackIds = ackIdx.map((i) => idOf.get(i));
+    await hub.call("ackRound", { ids: ackIds, count: Math.ceil(m.ackCount / 4), seconds: m.ackS });
+    const acks = [];
+    for (let r = 0; r < Math.min(P.runs, 3); r++) acks.push(await hub.call("ackRound", { ids: ackIds, count: m.ackCount, seconds: m.ackS }));
+    const owner = remotes[Math.floor(stalledIdx / per)];
+    await owner.call("stall", { index: stalledIdx });
+    const m1b = await hub.call("mem", { gc: true });
+    const sampleMs = m.stallS <= 10 ? 250 : 1000;
+    const stall = await hub.call(
+      "stall",
+      { id: idOf.get(stalledIdx), seconds: m.stallS, batch: Math.round(m.stallRate / 100), tickMs: 10, sampleMs },
+      (m.stallS + 60) * 1000,
+    );
+    const m2 = await hub.call("mem", { gc: true });
+    const rss = stall.samples.map((s) => s.rss);
+    const first = rss[0];
+    const maxRss = Math.max(...rss);
+    // Flat = no upward trend: the peak of the second half against the peak of the
+    // first half. A bounded step (windows and buffers filling, the heap sizing
+    // itself to the allocation rate) shows in stepPct, a leak in growthPct.
+    const mid = Math.floor(rss.length / 2);
+    const firstHalfMax = Math.max(...rss.slice(0, mid));
+    const secondHalfMax = Math.max(...rss.slice(mid));
+    return {
+      peers: m.peers,
+      connectMs,
+      memBefore: m0,
+      memIdle: m1,
+      memAfterStall: m2,
+      perConnection: {
+        rss: (m1.rss - m0.rss) / m.peers,
+        heapUsed: (m1.heapUsed - m0.heapUsed) / m.peers,
+        external: (m1.external - m0.external) / m.peers,
+      },
+      ack: { peers: m.ack, runs: acks, median: medians(acks.map((x) => ({ p50: x.p50, p99: x.p99 }))) },
+      stall: {
+        seconds: m.stallS,
+        offeredPerS: m.stallRate,
+        sent: stall.sent,
+        dropped: stall.dropped,
+        rssFirst: first,
+        rssMax: maxRss,
+        rssLast: rss[rss.length - 1],
+        growthPct: ((secondHalfMax - firstHalfMax) / firstHalfMax) * 100,
+        stepPct: ((maxRss - first) / first) * 100,
+        retainedAfterGcBytes: m2.rss - m1b.rss,
+        retainedHeapAfterGcBytes: m2.heapUsed - m1b.heapUsed,
+        samples: stall.samples,
+      },
+    };
+  });
+}
+
+// --- the run -------------------------------------------------------------------------
+
+function cellsPlan() {
+  const s = (list) => list.filter((x) => stackFilter.has(x));
+  const plan = [];
+  const add = (w, stacks, fn, sub = "") => {
+    if (!only.has(w)) return;
+    for (const st of s(stacks)) plan.push({ w, stack: st, sub, fn: () => fn(st) });
+  };
+  add("W1", ["raw", "rawpb", "grpc", "gossip"], (st) => streamCell(st, 1024));
+  add("W2", ["raw", "rawpb", "grpc", "gossip"], (st) => streamCell(st, 64));
+  add("W3", ["raw", "rawpb", "grpc", "gossip"], echoCell);
+  add("W4", ["raw", "grpc", "gossip"], pingCell);
+  for (const fan of P.fanout.peers) add("W5", ["raw", "grpc", "gossip"], (st) => fanoutCell(st, fan), `x${fan}`);
+  add("W6", ["raw", "grpc", "gossip"], setupCell);
+  add("W7", ["raw", "grpc", "gossip"], memoryCell);
+  return plan;
+}
+
+async function build() {
+  if (useTsx) return buildTsx();
+  let esbuild;
+  try {
+    esbuild = await import("esbuild");
+  } catch {
+    console.error("bench: esbuild not found (it comes with tsx); falling back to --tsx");
+    return buildTsx();
+  }
+  await esbuild.build({
+    entryPoints: { worker: path.join(benchDir, "workers", "main.ts"), lib: path.join(benchDir, "workers", "lib.ts") },
+    outdir: buildDir,
+    bundle: true,
+    splitting: true,
+    format: "esm",
+    platform: "node",
+    target: "node20",
+    packages: "external",
+    outExtension: { ".js": ".mjs" },
+    chunkNames: "chunks/[name]-[hash]",
+    logLevel: "warning",
+    absWorkingDir: root,
+  });
+  workerEntry = path.join(buildDir, "worker.mjs");
+  lib = await import(`${pathToFileURL(path.join(buildDir, "lib.mjs")).href}?t=${Date.now()}`);
+  return "esbuild";
+}
+
+async function buildTsx() {
+  workerEntry = path.join(benchDir, "workers", "main.ts");
+  workerExecArgv = [...workerExecArgv, "--import", "tsx"];
+  const { register } = await import("tsx/esm/api");
+  register();
+  lib = await import(pathToFileURL(path.join(benchDir, "workers", "lib.ts")).href);
+  return "tsx";
+}
+
+function machine() {
+  const cpus = os.cpus();
+  return {
+    cpuModel: cpus[0]?.model ?? "unknown",
+    cpus: cpus.length,
+    memGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+    node: process.version,
+    loadavgStart: os.loadavg().map((x) => Math.round(x * 100) / 100),
+  };
+}
+
+function ratio(c, x) {
+  if (typeof c !== "number" || typeof x !== "number" || !Number.isFinite(c) || !Number.isFinite(x) || x === 0) return null;
+  return r3(c / x);
+}
+
+/** Table rows: one metric each, the value per stack, and the ratios. */
+function tableRows(W) {
+  const rows = [];
+  const get = (w, st, f) => {
+    const cell = W[w]?.[st];
+    if (!cell || cell.error) return null;
+    try {
+      const v = f(cell);
+      return typeof v === "number" && Number.isFinite(v) ? v : null;
+    } catch {
+      return null;
+    }
+  };
+  const row = (w, label, better, f, unit) => {
+    if (!W[w]) return;
+    const values = Object.fromEntries(allStacks.map((st) => [st, get(w, st, f)]));
+    rows.push({ w, label, unit, better, values, "c/a": ratio(values.gossip, values.raw), "c/b": ratio(values.gossip, values.grpc), "c/raw": ratio(values.gossip, values.rawpb) });
+  };
+  row("W1", "W1 1 KiB stream", "higher", (c) => c.median.msgsPerS, "msgs/s");
+  row("W1", "W1 1 KiB stream", "higher", (c) => c.median.mbPerS, "MB/s");
+  row("W1", "W1 client CPU", "lower", (c) => c.median.clientUsPerMsg, "us/msg");
+  row("W1", "W1 server CPU", "lower", (c) => c.median.serverUsPerMsg, "us/msg");
+  row("W2", "W2 64 B stream", "higher", (c) => c.median.msgsPerS, "msgs/s");
+  row("W2", "W2 client CPU", "lower", (c) => c.median.clientUsPerMsg, "us/msg");
+  row("W2", "W2 server CPU", "lower", (c) => c.median.serverUsPerMsg, "us/msg");
+  row("W3", "W3 echo 1 KiB p50", "lower", (c) => c.median.p50, "us");
+  row("W3", "W3 echo 1 KiB p99", "lower", (c) => c.median.p99, "us");
+  row("W4", "W4 Ping p50", "lower", (c) => c.ping.median.p50, "us");
+  row("W4", "W4 Ping p99", "lower", (c) => c.ping.median.p99, "us");
+  row("W4", "W4 Pings/s, 32 in flight", "higher", (c) => c.load.median.perSecond, "/s");
+  row("W4", "W4 probe p50", "lower", (c) => c.probe.median.p50, "us");
+  row("W4", "W4 probe p99", "lower", (c) => c.probe.median.p99, "us");
+  for (const fan of P.fanout.peers) row(`W5x${fan}`, `W5 fan-out to ${fan}`, "higher", (c) => c.median.deliveriesPerS, "deliveries/s");
+  row("W6", "W6 setup p50", "lower", (c) => c.sequential.median.p50, "us");
+  row("W6", "W6 setup p99", "lower", (c) => c.sequential.median.p99, "us");
+  row("W6", `W6 ${P.storm.peers} at once p50`, "lower", (c) => c.storm.median.p50, "us");
+  row("W6", `W6 ${P.storm.peers} at once p99`, "lower", (c) => c.storm.median.p99, "us");
+  row("W6", `W6 ${P.storm.peers} at once, all`, "lower", (c) => c.storm.median.totalMs, "ms");
+  row("W7", `W7 RSS per idle conn (${P.idle.peers})`, "lower", (c) => c.perConnection.rss, "bytes");
+  row("W7", "W7 heap per idle conn", "lower", (c) => c.perConnection.heapUsed, "bytes");
+  row("W7", `W7 RSS trend, stalled reader ${P.idle.stallS}s`, "lower", (c) => c.stall.growthPct, "%");
+  row("W7", "W7 RSS step, stalled reader", "lower", (c) => c.stall.stepPct, "%");
+  row("W7", "W7 sendWithAck to 16 p50", "lower", (c) => c.ack.median.p50, "us");
+  row("W7", "W7 sendWithAck to 16 p99", "lower", (c) => c.ack.median.p99, "us");
+  return rows;
+}
+
+/** The flat ratios object (also quoted by the README). */
+function flatRatios(W, rows) {
+  const find = (label, unit) => rows.find((r) => r.label === label && (unit === undefined || r.unit === unit));
+  const R = {};
+  const put = (key, v) => {
+    if (v !== null && v !== undefined) R[key] = v;
+  };
+  const rr = (label, unit, which) => find(label, unit)?.[which] ?? null;
+  put("W1 c/b", rr("W1 1 KiB stream", "msgs/s", "c/b"));
+  put("W1 c/a", rr("W1 1 KiB stream", "msgs/s", "c/a"));
+  put("W1 c/raw", rr("W1 1 KiB stream", "msgs/s", "c/raw"));
+  put("W1 client-cpu c/b", rr("W1 client CPU", "us/msg", "c/b"));
+  put("W1 server-cpu c/b", rr("W1 server CPU", "us/msg", "c/b"));
+  put("W2 c/b", rr("W2 64 B stream", "msgs/s", "c/b"));
+  put("W2 c/a", rr("W2 64 B stream", "msgs/s", "c/a"));
+  put("W2 c/raw", rr("W2 64 B stream", "msgs/s", "c/raw"));
+  put("W3p50 c/raw", rr("W3 echo 1 KiB p50", "us", "c/raw"));
+  put("W3p50 c/b", rr("W3 echo 1 KiB p50", "us", "c/b"));
+  put("W3p50 c/a", rr("W3 echo 1 KiB p50", "us", "c/a"));
+  put("W3p99 c/raw", rr("W3 echo 1 KiB p99", "us", "c/raw"));
+  put("W3p99 c/b", rr("W3 echo 1 KiB p99", "us", "c/b"));
+  put("W4 c/b", rr("W4 Pings/s, 32 in flight", "/s", "c/b"));
+  put("W4 c/a", rr("W4 Pings/s, 32 in flight", "/s", "c/a"));
+  put("W4p50 c/b", rr("W4 Ping p50", "us", "c/b"));
+  put("W4p99 c/b", rr("W4 Ping p99", "us", "c/b"));
+  put("W4 probe p50 c/b", rr("W4 probe p50", "us", "c/b"));
+  for (const fan of P.fanout.peers) {
+    put(`W5x${fan} c/b`, rr(`W5 fan-out to ${fan}`, "deliveries/s", "c/b"));
+    put(`W5x${fan} c/a`, rr(`W5 fan-out to ${fan}`, "deliveries/s", "c/a"));
+  }
+  const w1 = find("W1 1 KiB stream", "msgs/s")?.values;
+  const w5 = find(`W5 fan-out to ${Math.max(...P.fanout.peers)}`, "deliveries/s")?.values;
+  if (w1 && w5) {
+    put("W5 c/W1", ratio(w5.gossip, w1.gossip));
+    put("W5 b/W1", ratio(w5.grpc, w1.grpc));
+    put("W5 a/W1", ratio(w5.raw, w1.raw));
+  }
+  put("W6p50 c/b", rr("W6 setup p50", "us", "c/b"));
+  put("W6p99 c/b", rr("W6 setup p99", "us", "c/b"));
+  put("W6 storm p50 c/b", rr(`W6 ${P.storm.peers} at once p50`, "us", "c/b"));
+  put("W6 storm all c/b", rr(`W6 ${P.storm.peers} at once, all`, "ms", "c/b"));
+  const w7 = find(`W7 RSS per idle conn (${P.idle.peers})`, "bytes");
+  if (w7) {
+    put("W7 bytes/conn", w7.values.gossip === null ? null : Math.round(w7.values.gossip));
+    put("W7 bytes/conn c/b", w7["c/b"]);
+    put("W7 bytes/conn c/a", w7["c/a"]);
+  }
+  const heap = find("W7 heap per idle conn", "bytes");
+  if (heap) put("W7 heap bytes/conn", heap.values.gossip === null ? null : Math.round(heap.values.gossip));
+  const st = find(`W7 RSS trend, stalled reader ${P.idle.stallS}s`, "%");
+  if (st) put("W7 stall RSS growth %", st.values.gossip === null ? null : r1(st.values.gossip));
+  const step = find("W7 RSS step, stalled reader", "%");
+  if (step) put("W7 stall RSS step %", step.values.gossip === null ? null : r1(step.values.gossip));
+  put("W7 ack p50 c/b", rr("W7 sendWithAck to 16 p50", "us", "c/b"));
+  put("W7 ack p99 c/b", rr("W7 sendWithAck to 16 p99", "us", "c/b"));
+  return R;
+}
+
+/** The issue's goals, checked against the ratios (informative; nothing fails on them). */
+function goals(R) {
+  const g = (goal, key, op, target) => {
+    const value = R[key] ?? null;
+    const pass = value === null ? null : op === ">=" ? value >= target : value <= target;
+    return { goal, key, target: `${op} ${target}`, value, pass };
+  };
+  return [
+    g("W1 >= 2.0x grpc-js", "W1 c/b", ">=", 2.0),
+    g("W1 >= 0.5x raw limit", "W1 c/a", ">=", 0.5),
+    g("W2 >= 3.0x grpc-js", "W2 c/b", ">=", 3.0),
+    g("W3 p50 <= 1.5x raw one-write", "W3p50 c/raw", "<=", 1.5),
+    g("W4 Pings/s >= 1.0x grpc-js", "W4 c/b", ">=", 1.0),
+    g("W5 at 64 peers >= 0.8x W1", "W5 c/W1", ">=", 0.8),
+    g("W6 p50 <= 2x grpc-js connect + round trip", "W6p50 c/b", "<=", 2.0),
+    g("W7 <= 64 KiB per idle connection", "W7 bytes/conn", "<=", 65536),
+    g("W7 flat RSS (within 10%) under a stalled reader", "W7 stall RSS growth %", "<=", 10),
+  ];
+}
+
+function fmt(v) {
+  if (v === null || v === undefined) return "-";
+  if (typeof v !== "number") return String(v);
+  const a = Math.abs(v);
+  if (a >= 100_000) return Math.round(v).toLocaleString("en-US");
+  if (a >= 1000) return Math.round(v).toLocaleString("en-US");
+  if (a >= 100) return v.toFixed(0);
+  if (a >= 10) return v.toFixed(1);
+  return v.toFixed(2);
+}
+
+function textTable(rows) {
+  const header = ["metric", "unit", ...allStacks.map((s) => stackLabel[s]), "c/a", "c/b", "c/raw"];
+  const body = rows.map((r) => [r.label, r.unit, ...allStacks.map((s) => fmt(r.values[s])), fmt(r["c/a"]), fmt(r["c/b"]), fmt(r["c/raw"])]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cols) => cols.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
+  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...body.map(line)].join("\n");
+}
+
+function markdown(result) {
+  const { rows, ratios: R, goals: G } = result;
+  const m = result.machine;
+  const lines = [
+    `# gossip-connect benchmark, ${result.date}`,
+    "",
+    `Mode: **${result.mode}**${result.tls ? ", mutual TLS" : ", h2c"}; ${m.cpus} x ${m.cpuModel}, ${m.memGiB} GiB, ${m.platform}, Node ${m.node}.`,
+    `Load average at start ${m.loadavgStart.join(" / ")}, at end ${m.loadavgEnd.join(" / ")}. Took ${result.durationS} s.`,
+    result.note ? `Note: ${result.note}` : "",
+    result.mode === "quick" ? "**Quick run: a smoke test. Runs are too short for the JIT and the heap to settle; do not quote these numbers.**" : "",
+    "",
+    "Stacks: **a** raw node:http2, hand-encoded frames coalesced into 64 KiB writes (the limit); **raw 1-write** raw node:http2 with protobuf-es, one write per message; **b** @grpc/grpc-js + @hyperledger/fabric-protos; **c** gossip-connect through its public Comm API.",
+    "Ratios are c divided by the other stack: above 1 is better for rates (msgs/s, deliveries/s, Pings/s), below 1 is better for times, CPU and bytes.",
+    "",
+    `| metric | unit | ${allStacks.map((s) => stackLabel[s]).join(" | ")} | c/a | c/b | c/raw |`,
+    `|---|---|${allStacks.map(() => "---:").join("|")}|---:|---:|---:|`,
+    ...rows.map((r) => `| ${r.label} | ${r.unit} | ${allStacks.map((s) => fmt(r.values[s])).join(" | ")} | ${fmt(r["c/a"])} | ${fmt(r["c/b"])} | ${fmt(r["c/raw"])} |`),
+    "",
+    "## Ratios",
+    "",
+    "| key | value |",
+    "|---|---:|",
+    ...Object.entries(R).map(([k, v]) => `| ${k} | ${v} |`),
+    "",
+    "## Goals of issue 4",
+    "",
+    "| goal | key | target | value | met |",
+    "|---|---|---|---:|---|",
+    ...G.map((g) => `| ${g.goal} | ${g.key} | ${g.target} | ${g.value ?? "-"} | ${g.pass === null ? "-" : g.pass ? "yes" : "no"} |`),
+    "",
+  ];
+  if (result.errors.length > 0) lines.push("## Errors", "", ...result.errors.map((e) => `- ${e.cell}: ${e.error.split("\n")[0]}`), "");
+  if (result.profile) lines.push("## CPU profiles (gossip-connect)", "", result.profile);
+  return lines.join("\n");
+}
+
+async function main() {
+  const how = await build();
+  ca = lib.makeCa();
+  const stamp = new Date(startedAt).toISOString().replace(/[:.]/g, "-");
+  mkdirSync(resultsDir, { recursive: true });
+  if (profile) {
+    profileDir = path.join(resultsDir, `profile-${stamp}`);
+    mkdirSync(profileDir, { recursive: true });
+  }
+  const plan = cellsPlan();
+  const mach = machine();
+  console.log(
+    `gossip-connect bench: ${quick ? "quick" : "full"}${profile ? " profile" : ""}, ${tls ? "mutual TLS" : "h2c"}, ${plan.length} cells, workers via ${how}; ${mach.cpus} CPUs, load ${mach.loadavgStart.join(" ")}`,
+  );
+  const W = {};
+  const errors = [];
+  for (const cell of plan) {
+    const key = `${cell.w}${cell.sub}`;
+    const label = `${key} ${cell.stack}`;
+    W[key] ??= {};
+    if (Date.now() - startedAt > budgetMs) {
+      W[key][cell.stack] = { error: "skipped: time budget spent" };
+      errors.push({ cell: label, error: "skipped: time budget spent" });
+      console.log(`  ${label.padEnd(16)} skipped (time budget)`);
+      continue;
+    }
+    const t0 = Date.now();
+    try {
+      W[key][cell.stack] = await cell.fn();
+      console.log(`  ${label.padEnd(16)} ${((Date.now() - t0) / 1000).toFixed(1)}s  ${summaryOf(cell.w, W[key][cell.stack])}`);
+    } catch (e) {
+      const error = e instanceof Error ? e.message : String(e);
+      W[key][cell.stack] = { error };
+      errors.push({ cell: label, error });
+      console.log(`  ${label.padEnd(16)} FAILED: ${error.split("\n")[0]}`);
+    }
+  }
+  killAll();
+  const rows = tableRows(W);
+  const R = flatRatios(W, rows);
+  const G = goals(R);
+  mach.loadavgEnd = os.loadavg().map((x) => Math.round(x * 100) / 100);
+  const result = {
+    date: new Date(startedAt).toISOString(),
+    mode: quick ? "quick" : "full",
+    profile,
+    tls,
+    note,
+    durationS: Math.round((Date.now() - startedAt) / 100) / 10,
+    machine: mach,
+    params: P,
+    ratios: R,
+    goals: G,
+    rows,
+    workloads: W,
+    errors,
+  };
+  if (profileDir) {
+    const files = readdirSync(profileDir).filter((f) => f.endsWith(".cpuprofile")).sort();
+    const parts = [];
+    for (const f of files) {
+      try {
+        parts.push(profileMarkdown(f.replace(".cpuprofile", ""), summarizeProfile(path.join(profileDir, f))));
+      } catch (e) {
+        parts.push(`### ${f}\n\nunreadable: ${e instanceof Error ? e.message : e}\n`);
+      }
+    }
+    result.profile = `Profiles in ${path.relative(root, profileDir)}.\n\n${parts.join("\n")}`;
+  }
+  console.log("");
+  console.log(textTable(rows));
+  console.log("");
+  console.log("ratios:", JSON.stringify(R, null, 1).replace(/\n\s*/g, " "));
+  const unmet = G.filter((g) => g.pass === false).map((g) => g.goal);
+  console.log(`goals met: ${G.filter((g) => g.pass).length}/${G.filter((g) => g.pass !== null).length}${unmet.length ? `; not met: ${unmet.join("; ")}` : ""}`);
+  if (result.profile) console.log(`\n${result.profile}`);
+  const json = JSON.stringify(result, null, 2);
+  writeFileSync(path.join(resultsDir, `${stamp}.json`), json);
+  writeFileSync(path.join(resultsDir, `${stamp}.md`), markdown(result));
+  if (!profile && only.size === allWorkloads.length && stackFilter.size === allStacks.length) {
+    writeFileSync(path.join(resultsDir, "latest.json"), json);
+  }
+  console.log(`\nwrote bench/results/${stamp}.{json,md}${existsSync(path.join(resultsDir, "latest.json")) ? " and bench/results/latest.json" : ""} in ${result.durationS} s`);
+  if (errors.length > 0) {
+    console.log(`${errors.length} cell(s) failed`);
+    process.exitCode = 1;
+  }
+}
+
+function summaryOf(w, c) {
+  switch (w) {
+    case "W1":
+    case "W2":
+      return `${fmt(c.median.msgsPerS)} msgs/s, cpu ${fmt(c.median.clientUsPerMsg)}/${fmt(c.median.serverUsPerMsg)} us/msg`;
+    case "W3":
+      return `p50 ${fmt(c.median.p50)} us, p99 ${fmt(c.median.p99)} us`;
+    case "W4":
+      return `ping p50 ${fmt(c.ping.median.p50)} us, ${fmt(c.load.median.perSecond)}/s @32, probe p50 ${fmt(c.probe.median.p50)} us`;
+    case "W5":
+      return `${fmt(c.median.deliveriesPerS)} deliveries/s to ${c.peers}${c.verified ? "" : ` (UNVERIFIED: ${c.delivered}/${c.expected})`}`;
+    case "W6":
+      return `p50 ${fmt(c.sequential.median.p50)} us, ${c.storm.runs[0]?.peers} at once p50 ${fmt(c.storm.median.p50)} us, all in ${fmt(c.storm.median.totalMs)} ms`;
+    case "W7":
+      return `${fmt(c.perConnection.rss)} B RSS/conn, ${fmt(c.perConnection.heapUsed)} B heap/conn, stall trend ${fmt(c.stall.growthPct)}% (step ${fmt(c.stall.stepPct)}%), ack p50 ${fmt(c.ack.median.p50)} us`;
+    default:
+      return "";
+  }
+}
+
+await main();
