@@ -71,6 +71,9 @@ export class Connection {
   private readonly buffer: SendBuffer;
   private readonly readerDone: Promise<void>;
   private closingError: GossipError | undefined;
+  /** Settles on abort: a reader parked in a delivery blocked by an unread subscription must not hold `closed` back. */
+  private readonly cut: Promise<void>;
+  private cutNow: () => void = () => {};
 
   constructor(
     private readonly stream: WireStream,
@@ -79,6 +82,7 @@ export class Connection {
     private readonly deps: ConnectionDeps,
   ) {
     this.pkiHex = pkiIdHex(info.pkiId);
+    this.cut = new Promise<void>((resolve) => (this.cutNow = resolve));
     const { metrics, hooks } = deps;
     this.buffer = new SendBuffer(deps.config.sendBuffSize, {
       write: (frames) => stream.write(frames),
@@ -152,6 +156,7 @@ export class Connection {
     if (this.state_ === "closed") return;
     if (error && !this.closingError) this.closingError = error;
     this.state_ = "closed";
+    this.cutNow();
     this.buffer.close();
     this.stream.abort(error);
   }
@@ -168,7 +173,7 @@ export class Connection {
           for (const env of batch) {
             if (this.state_ === "closed") return;
             const r = hooks.onMessage(parseGossipMessage(env.payload), env, this);
-            if (r !== undefined) await r;
+            if (r !== undefined) await Promise.race([r, this.cut]);
           }
         }
         const next = await incoming.next();
