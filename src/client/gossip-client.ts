@@ -122,13 +122,20 @@ export class GossipClient {
       const timedOut = new Promise<"timeout">((resolve) => {
         timer = clock.setTimeout(() => resolve("timeout"), config.dialTimeoutMs);
       });
-      const state = await Promise.race([sessions.connect(), timedOut]);
+      const state = await Promise.race([sessions.connectVerified(), timedOut]);
       if (state === "timeout") {
         sessions.abort();
         throw new GossipError(ErrorCode.DialTimeout, `dial ${endpoint} timed out after ${config.dialTimeoutMs}ms`);
       }
       if (signal?.aborted) throw new GossipError(ErrorCode.Stopping, `dial ${endpoint} aborted`);
-      if (state === "error") throw toGossipError(sessions.error(), "dial", endpoint);
+      if (state === "error") {
+        // connectVerified also reports "error" when the listener accepted TCP but
+        // never answered an HTTP/2 PING; connect-node then has no error to give.
+        const cause =
+          sessions.error() ??
+          new GossipError(ErrorCode.DialFailed, `dial ${endpoint}: connection closed before the HTTP/2 handshake completed`);
+        throw toGossipError(cause, "dial", endpoint);
+      }
     } catch (e) {
       sessions.abort();
       throw toGossipError(e, "dial", endpoint);

@@ -1,4 +1,6 @@
 import type * as http2 from "node:http2";
+import { isIP, connect as netConnect, type Socket } from "node:net";
+import { connect as tlsConnect } from "node:tls";
 import { Http2SessionManager } from "@connectrpc/connect-node";
 
 const guarded = new WeakSet<http2.Http2Session>();
@@ -33,15 +35,78 @@ export function guardSessionPing(session: http2.Http2Session): void {
  */
 export class GuardedSessionManager extends Http2SessionManager {
   private readonly windowBytes: number;
+  /** Sockets this manager opened; `abort()` destroys the ones still alive. */
+  private readonly sockets = new Set<Socket>();
 
   constructor(
     url: string,
     pingOptions: ConstructorParameters<typeof Http2SessionManager>[1],
-    sessionOptions: ConstructorParameters<typeof Http2SessionManager>[2],
+    sessionOptions: http2.SecureClientSessionOptions,
     windowBytes: number,
   ) {
-    super(url, pingOptions, sessionOptions);
+    const sockets = new Set<Socket>();
+    super(url, pingOptions, {
+      ...sessionOptions,
+      // Our own socket factory, so that abort() can destroy a socket still in
+      // its TLS handshake: destroying a session that has not connected yet
+      // leaves Node's socket open (a dial to a listener that never answers
+      // TLS would leak one socket per timed-out dial).
+      createConnection: (authority: URL) => {
+        const port = Number(authority.port || (authority.protocol === "https:" ? 443 : 80));
+        const host = authority.hostname.replace(/^\[(.*)\]$/, "$1");
+        const socket =
+          authority.protocol === "https:"
+            ? tlsConnect(port, host, {
+                ...sessionOptions,
+                ALPNProtocols: ["h2"],
+                // SNI carries host names only (RFC 6066); an IP address is not sent.
+                servername: sessionOptions.servername ?? (isIP(host) ? undefined : host),
+              })
+            : netConnect(port, host);
+        sockets.add(socket);
+        socket.once("close", () => sockets.delete(socket));
+        return socket;
+      },
+    });
+    this.sockets = sockets;
     this.windowBytes = windowBytes;
+  }
+
+  override abort(reason?: Error): void {
+    super.abort(reason as Parameters<Http2SessionManager["abort"]>[0]);
+    for (const socket of this.sockets) socket.destroy();
+    this.sockets.clear();
+  }
+
+  /**
+   * Opens the connection (connect-node's `connect()`), then waits until the
+   * server answers an HTTP/2 PING, which it does only after sending its
+   * SETTINGS: over h2c Node reports a session as connected as soon as TCP is,
+   * so without this a listener that accepts and never speaks HTTP/2 would
+   * pass the dial. Also guards the new session (keepalive PINGs of an idle
+   * connection may fire before any request). Resolves with the state, or
+   * "error" when the connection failed or closed before the answer.
+   */
+  async connectVerified(): Promise<"open" | "idle" | "error"> {
+    const state = await this.connect();
+    if (state === "error") return state;
+    const session = this.currentSession();
+    if (!session) return "error";
+    this.prepare(session);
+    const answered = await new Promise<boolean>((resolve) => {
+      const onClose = () => resolve(false);
+      session.once("close", onClose);
+      try {
+        session.ping((err) => {
+          session.off("close", onClose);
+          resolve(err === null);
+        });
+      } catch {
+        session.off("close", onClose);
+        resolve(false);
+      }
+    });
+    return answered ? state : "error";
   }
 
   override async request(
@@ -51,15 +116,30 @@ export class GuardedSessionManager extends Http2SessionManager {
     options: Omit<http2.ClientSessionRequestOptions, "signal">,
   ): Promise<http2.ClientHttp2Stream> {
     const stream = await super.request(method, path, headers, options);
-    const session = stream.session;
-    if (session && !guarded.has(session)) {
-      guardSessionPing(session);
-      try {
-        session.setLocalWindowSize(this.windowBytes);
-      } catch {
-        // The session may already be closing; the window only matters for throughput.
-      }
-    }
+    if (stream.session) this.prepare(stream.session);
     return stream;
+  }
+
+  /** Applies the ping guard, a catch-all error listener and the larger receive window to a session, once. */
+  private prepare(session: http2.Http2Session): void {
+    if (guarded.has(session)) return;
+    guardSessionPing(session);
+    // connect-node destroys a session with an error (e.g. "received GOAWAY
+    // without any open streams") and may leave the state that listened for it
+    // before the 'error' event fires; unheard, it would be an uncaught
+    // exception. Failures still reach callers through connect-node's own
+    // listeners and the streams' errors.
+    session.on("error", () => {});
+    try {
+      session.setLocalWindowSize(this.windowBytes);
+    } catch {
+      // The session may already be closing; the window only matters for throughput.
+    }
+  }
+
+  /** The session of the "ready" state (connect-node keeps it private). */
+  private currentSession(): http2.ClientHttp2Session | undefined {
+    const s = (this as unknown as { s?: { t?: string; conn?: http2.ClientHttp2Session } }).s;
+    return s?.t === "ready" ? s.conn : undefined;
   }
 }

@@ -213,7 +213,9 @@ describe("Fabric comm scenarios", () => {
     wrong[0] = (wrong[0] ?? 0) ^ 0xff;
     await assert.rejects(c1.comm.handshake({ endpoint: c2.endpoint, pkiId: wrong }), isCode(ErrorCode.UnexpectedPeer));
 
-    const silent: Server = createServer(() => {});
+    // Reads and discards, never answers: a socket that is never read would not
+    // see the client's FIN and would keep the listener (and this file) open.
+    const silent: Server = createServer((s) => s.resume());
     await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
     closers.push(() => new Promise((r) => silent.close(() => r())));
     const silentEp = `127.0.0.1:${(silent.address() as { port: number }).port}`;
