@@ -23,6 +23,8 @@ type Http2Server = http2.Http2Server | http2.Http2SecureServer;
  */
 export class SessionWatch {
   private readonly sessions = new Set<http2.ServerHttp2Session>();
+  /** Remote address of each session, kept because a destroyed session (as 'sessionError' reports it) has lost its socket. */
+  private readonly addresses = new WeakMap<http2.ServerHttp2Session, string>();
   private readonly limiter: LogLimiter;
   private closing = false;
 
@@ -82,6 +84,8 @@ export class SessionWatch {
       return;
     }
     this.sessions.add(session);
+    const address = (session.socket as Socket | undefined)?.remoteAddress;
+    if (address !== undefined) this.addresses.set(session, address);
     try {
       session.settings({
         maxConcurrentStreams: this.config.maxConcurrentStreams,
@@ -155,7 +159,7 @@ export class SessionWatch {
 
   private warn(session: http2.ServerHttp2Session | undefined, key: string, obj: object, msg: string): void {
     const socket = session?.socket as Socket | undefined;
-    const address = socket?.remoteAddress ?? "unknown";
+    const address = socket?.remoteAddress ?? (session && this.addresses.get(session)) ?? "unknown";
     this.limiter.maybe(`${key} ${address}`, (suppressed) => this.log.warn({ address, ...obj, suppressed }, msg));
   }
 }

@@ -55,6 +55,7 @@ export function serverStreamFacts(req: http2.Http2ServerRequest): StreamFacts {
  */
 export class ServerWireStream extends Http2WireStream {
   private finished = false;
+  private trailersSent = false;
 
   constructor(
     private readonly req: http2.Http2ServerRequest,
@@ -67,6 +68,10 @@ export class ServerWireStream extends Http2WireStream {
       "content-type": grpcContentType,
       "grpc-accept-encoding": "identity,gzip",
     });
+    // Registered after the compat response's own listener, which sends the trailers.
+    req.stream.once("wantTrailers", () => {
+      this.trailersSent = true;
+    });
   }
 
   end(): void {
@@ -77,13 +82,16 @@ export class ServerWireStream extends Http2WireStream {
     this.finish(error);
     const stream = this.req.stream;
     if (stream.closed || stream.destroyed) return;
-    if (this.res.writableFinished) {
-      stream.close(http2.constants.NGHTTP2_NO_ERROR);
-    } else {
-      this.res.once("finish", () => {
-        if (!stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
-      });
-    }
+    // RST_STREAM(NO_ERROR) once the status trailers are out, so that a client
+    // still sending stops and the stream is freed. Not on the compat
+    // response's 'finish': Node emits it only when the stream has closed, so a
+    // client keeping its side open would hold the stream forever. Not at once
+    // either: the RST would overtake the trailers and drop the status.
+    const reset = () => {
+      if (!stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+    };
+    if (this.trailersSent) reset();
+    else stream.once("wantTrailers", () => setImmediate(reset));
   }
 
   protected writable(): boolean {
