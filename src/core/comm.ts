@@ -163,6 +163,9 @@ export class Comm {
     this.store = new ConnectionStore({
       dial: (peer, signal) => this.dial(peer, signal),
       maxConnectionsPerPeer: this.config.maxConnectionsPerPeer,
+      selfPkiHex: pkiIdHex(this.pkiId),
+      simultaneousWindowMs: this.config.dialTimeoutMs + this.config.connTimeoutMs,
+      clock: this.clock,
       onRegistered: (conn) => {
         this.counts.connections[conn.info.direction]++;
         this.metrics.connectionOpened(conn.info.direction);

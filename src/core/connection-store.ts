@@ -1,3 +1,4 @@
+import type { Clock } from "./clock.js";
 import type { Connection } from "./connection.js";
 import { ErrorCode, GossipError } from "./errors.js";
 import { pkiIdHex, type RemotePeer } from "./identity.js";
@@ -11,6 +12,11 @@ export interface ConnectionStoreDeps {
   dial(peer: RemotePeer, signal: AbortSignal): Promise<Connection>;
   /** Connections (open plus closing) allowed per remote PKI-ID. */
   readonly maxConnectionsPerPeer: number;
+  /** Our own PKI-ID, lower-case hex: the tie-break of simultaneous dials compares it. */
+  readonly selfPkiHex: string;
+  /** How long after its registration a connection counts as part of a simultaneous dial. */
+  readonly simultaneousWindowMs: number;
+  readonly clock: Clock;
   /** A connection was registered. */
   onRegistered(conn: Connection): void;
   /** A registered connection closed. */
@@ -29,8 +35,15 @@ function stopping(): GossipError {
  *   drains the older (newest wins).
  * - Concurrent dials to one destination (same PKI-ID, or same endpoint when
  *   the PKI-ID is unknown) are coalesced into one dial.
- * - An inbound connection that was registered while we were dialing the same
- *   peer wins over our fresh dial (which is drained), even if our dial failed.
+ * - Simultaneous dial (we dial a peer while it dials us, so each side holds
+ *   one fresh connection of each direction): both sides keep the same one,
+ *   the connection dialed by the smaller PKI-ID, and drain the other. Fabric
+ *   has no tie-break here (behaviour doc 5.4): each side keeps its inbound
+ *   one, so both drop both and peers that send to each other in step redial
+ *   forever. Outside that window (`simultaneousWindowMs` after the older
+ *   connection registered) the newest connection wins, as in Fabric.
+ * - An inbound connection that was registered while our dial failed serves
+ *   the send instead of the error.
  * - A send with an unknown PKI-ID finds the connection dialed to its endpoint
  *   instead of dialing anew each time (Fabric's Q1).
  * - A closing connection removes its own entries only (Fabric's Q2: a
@@ -43,6 +56,7 @@ export class ConnectionStore {
   private readonly byEndpoint = new Map<string, Connection>();
   private readonly dials = new Map<string, Promise<Connection>>();
   private readonly registeredSeq = new WeakMap<Connection, number>();
+  private readonly registeredAt = new WeakMap<Connection, number>();
   private readonly perPeer = new Map<string, number>();
   private readonly all = new Set<Connection>();
   private readonly shutdownController = new AbortController();
@@ -125,12 +139,31 @@ export class ConnectionStore {
     this.perPeer.set(conn.pkiHex, live + 1);
     this.all.add(conn);
     this.registeredSeq.set(conn, ++this.seq);
+    this.registeredAt.set(conn, this.deps.clock.now());
     const old = this.byPki.get(conn.pkiHex);
-    this.byPki.set(conn.pkiHex, conn);
-    if (dialedEndpoint !== undefined) this.byEndpoint.set(dialedEndpoint, conn);
-    if (old && old !== conn) void old.drain();
+    const oldWins = old !== undefined && old !== conn && this.simultaneous(old, conn) && this.dialer(old) < this.dialer(conn);
+    if (!oldWins) {
+      this.byPki.set(conn.pkiHex, conn);
+      if (dialedEndpoint !== undefined) this.byEndpoint.set(dialedEndpoint, conn);
+    }
     this.deps.onRegistered(conn);
     void conn.closed.then(() => this.unregister(conn));
+    if (oldWins) void conn.drain();
+    else if (old && old !== conn) void old.drain();
+  }
+
+  /** True when `old` and `conn` are the two halves of a simultaneous dial. */
+  private simultaneous(old: Connection, conn: Connection): boolean {
+    return (
+      old.state === "open" &&
+      old.info.direction !== conn.info.direction &&
+      this.deps.clock.now() - (this.registeredAt.get(old) ?? -Infinity) < this.deps.simultaneousWindowMs
+    );
+  }
+
+  /** PKI-ID (hex) of the side that dialed `conn`. */
+  private dialer(conn: Connection): string {
+    return conn.info.direction === "outbound" ? this.deps.selfPkiHex : conn.pkiHex;
   }
 
   /** Drains and forgets the connection of `pkiHex`, if any. Returns whether there was one. */
@@ -166,11 +199,19 @@ export class ConnectionStore {
       throw stopping();
     }
     const current = this.byPki.get(conn.pkiHex);
-    if (current && current !== conn && current.state === "open" && (this.registeredSeq.get(current) ?? 0) > startSeq) {
-      // The remote dialed us while we dialed it: its connection wins.
-      void conn.drain();
-      this.byEndpoint.set(peer.endpoint, current);
-      return current;
+    if (current && current !== conn && current.state === "open") {
+      // The remote dialed us while we dialed it: the tie-break decides (the
+      // remote decides the same way). A connection of the same direction
+      // registered meanwhile (a dial under another endpoint) serves us as is.
+      const arrivedDuringDial = (this.registeredSeq.get(current) ?? 0) > startSeq;
+      const theirsWins = this.simultaneous(current, conn)
+        ? this.dialer(current) < this.dialer(conn)
+        : arrivedDuringDial;
+      if (theirsWins) {
+        void conn.drain();
+        this.byEndpoint.set(peer.endpoint, current);
+        return current;
+      }
     }
     try {
       this.register(conn, peer.endpoint);

@@ -1,5 +1,5 @@
 // The connection store's rules, over real peers: one connection per PKI-ID,
-// dial coalescing, inbound wins over a fresh dial, newest replaces oldest, and
+// dial coalescing, the simultaneous-dial tie-break, newest replaces oldest, and
 // the absence of Fabric's quirks Q1 and Q2.
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
@@ -18,6 +18,7 @@ async function peer(o: Parameters<typeof startPeer>[0] = {}): Promise<TestPeer> 
   return p;
 }
 const to = (p: TestPeer) => ({ endpoint: p.endpoint, pkiId: p.comm.pkiId });
+const hex = (p: TestPeer) => Buffer.from(p.comm.pkiId).toString("hex");
 
 function recordEvents(p: TestPeer): ConnectionEvent[] {
   const events: ConnectionEvent[] = [];
@@ -94,7 +95,7 @@ describe("connection store", () => {
     sub.close();
   });
 
-  it("an inbound connection that arrives while we dial wins over our fresh dial", async () => {
+  it("simultaneous dial: both sides keep the one connection dialed by the smaller PKI-ID", async () => {
     const { counter, wrap } = countingDialer(400);
     const a = await peer({ wrapDialer: wrap }); // a's dials take 400 ms
     const b = await peer();
@@ -106,17 +107,47 @@ describe("connection store", () => {
     await b.comm.send(dataMessage(2), to(a)); // b dials a and is registered first
     assert.equal((await collect(subA, 1, 5000)).length, 1);
     await sending;
-    // a's own dial finished later: its connection is discarded, the inbound one serves a's send.
-    const got = await collect(subB, 1, 5000);
-    assert.equal(got.length, 1, "a's message arrived");
-    assert.equal(counter.dials, 1);
-    assert.deepEqual(
-      eventsA.filter((e) => e.type === "connected").map((e) => e.connection.direction),
-      ["inbound"],
-      "a never registered its own outbound connection",
+    assert.equal((await collect(subB, 1, 5000)).length, 1, "a's message arrived");
+    assert.equal(counter.dials, 1, "a's concurrent sends shared one dial");
+    // Both sides agree on one connection: the one dialed by the smaller PKI-ID.
+    const aDialsWinner = hex(a) < hex(b);
+    await eventually(
+      () => a.comm.connections().length === 1 && b.comm.connections().length === 1,
+      5000,
+      "each side to keep exactly one connection",
     );
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(a.comm.connections().map((c) => c.direction), [aDialsWinner ? "outbound" : "inbound"]);
+    assert.deepEqual(b.comm.connections().map((c) => c.direction), [aDialsWinner ? "inbound" : "outbound"]);
+    // ...and it carries traffic both ways without another dial.
+    await a.comm.send(dataMessage(3), to(b));
+    await b.comm.send(dataMessage(4), to(a));
+    assert.equal((await collect(subB, 1, 5000)).length, 1);
+    assert.equal((await collect(subA, 1, 5000)).length, 1);
+    assert.equal(counter.dials, 1);
+    assert.equal(eventsA.filter((e) => e.type === "connected").length, aDialsWinner ? 2 : 1);
     subA.close();
     subB.close();
+  });
+
+  it("peers that send to each other in step converge to one connection (no endless redial, unlike Fabric)", async () => {
+    const peers = [await peer(), await peer(), await peer()];
+    const events = peers.map(recordEvents);
+    const subs = peers.map((p) => p.comm.accept());
+    const rounds = 10;
+    for (let r = 0; r < rounds; r++) {
+      const sends: Promise<void>[] = [];
+      for (const [i, p] of peers.entries()) for (const [j, q] of peers.entries()) if (i !== j) sends.push(p.comm.send(dataMessage(r), to(q)));
+      await Promise.all(sends);
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    for (const sub of subs) assert.equal((await collect(sub, rounds * 2, 5000)).length, rounds * 2, "every message delivered");
+    await eventually(() => peers.every((p) => p.comm.connections().length === 2), 5000, "one connection per pair");
+    for (const [i, e] of events.entries()) {
+      const connected = e.filter((x) => x.type === "connected").length;
+      assert.ok(connected <= 4, `peer ${i} registered ${connected} connections for 2 neighbours over ${rounds} rounds`);
+    }
+    for (const sub of subs) sub.close();
   });
 
   it("newest wins: a peer that reconnects under the same PKI-ID replaces its connection", async () => {
