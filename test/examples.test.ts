@@ -1,6 +1,10 @@
 // Every example in examples/ runs as a script and exits 0 (each checks its own results).
 import assert from "node:assert/strict";
-import { readdirSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { type AddressInfo, createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { describe, it } from "node:test";
 import { runProcess } from "./cli/cli-helpers.js";
 
@@ -20,3 +24,39 @@ describe("examples", () => {
     });
   }
 });
+
+describe("README", () => {
+  it("the Comm API example runs as written (package imports mapped to src/, ports to free ones)", async () => {
+    const readme = readFileSync("README.md", "utf8");
+    const section = readme.slice(readme.indexOf("### The Comm API in brief"));
+    const code = /```ts\n([\s\S]*?)```/.exec(section)?.[1];
+    assert.ok(code, "README has a ts block under 'The Comm API in brief'");
+    const [p1, p2] = [await freePort(), await freePort()];
+    const src = pathToFileURL(resolve("src")).href;
+    const script = code
+      .replace(/from "gossip-connect\/(\w+)"/g, (_m, sub: string) => `from "${src}/${sub}/index.js"`)
+      .replaceAll("7051", String(p1))
+      .replaceAll("7052", String(p2));
+    const dir = mkdtempSync(join(tmpdir(), "gossip-connect-readme-"));
+    try {
+      const file = join(dir, "readme-example.mts"); // .mts: ESM with top-level await outside this package
+      writeFileSync(file, script);
+      const r = await runProcess(process.execPath, ["--import", "tsx", file], { timeoutMs: 30_000 });
+      assert.equal(r.code, 0, `stdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
+      assert.match(r.stdout, /bob got dataMsg from 127\.0\.0\.1:\d+\nacks: 1\n/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once("error", rej);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => res(port));
+    });
+  });
+}
