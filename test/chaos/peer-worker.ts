@@ -255,9 +255,10 @@ async function main(): Promise<void> {
         case "send": {
           // Fire-and-forget sends of data messages with the given seqNums.
           const to = toPeer(cmd.to as Target);
+          const payload = new Uint8Array((cmd.payloadBytes as number | undefined) ?? 0);
           for (const s of cmd.seqs as number[]) {
             peer.accepted++;
-            void peer.comm.send(dataMessage(s), to);
+            void peer.comm.send(dataMessage(s, payload), to);
           }
           reply(null);
           break;
@@ -265,9 +266,12 @@ async function main(): Promise<void> {
         case "sendWithAck": {
           const to = toPeer(cmd.to as Target);
           const seq = cmd.seq as number;
-          void peer.comm.sendWithAck(dataMessage(seq), (cmd.timeoutMs as number | undefined) ?? 3000, 1, to).then((r) => {
+          const payload = new Uint8Array((cmd.payloadBytes as number | undefined) ?? 0);
+          const t0 = performance.now();
+          void peer.comm.sendWithAck(dataMessage(seq, payload), (cmd.timeoutMs as number | undefined) ?? 3000, 1, to).then((r) => {
             const e = r.results[0]?.error;
-            out({ ev: "acked", peer: peer.index, seq, ok: r.ackCount === 1, code: e?.code, msg: e?.message });
+            const ms = Math.round(performance.now() - t0);
+            out({ ev: "acked", peer: peer.index, seq, ok: r.ackCount === 1, code: e?.code, msg: e?.message, ms });
           });
           reply(null);
           break;
