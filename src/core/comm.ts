@@ -469,7 +469,16 @@ export class Comm {
       const ack = this.acks.expect(nonce, conn.pkiHex, deadline - this.clock.now());
       ack.catch(() => {});
       await Promise.race([conn.put(frame), timedOut]);
-      const text = await ack;
+      // A connection cut with an error will not carry the ack: report it now
+      // rather than at the deadline. A graceful close (a drain, e.g. the loser
+      // of a simultaneous dial) still lets the ack arrive on its replacement.
+      const cut = conn.closed.then(() => {
+        const reason = conn.error;
+        if (reason) throw new GossipError(ErrorCode.Closed, `connection to ${peer.endpoint} closed before the ack: ${reason.message}`, { cause: reason });
+        return ack;
+      });
+      cut.catch(() => {});
+      const text = await Promise.race([ack, cut]);
       return text === "" ? undefined : new GossipError(ErrorCode.Nack, text);
     } catch (e) {
       const error = GossipError.from(e);

@@ -118,6 +118,28 @@ describe("sendWithAck (Fabric's TestAck)", () => {
     assert.equal(r.ackCount, 1, "a peer given by endpoint only is matched by its authenticated PKI-ID");
   });
 
+  it("a connection cut before the ack fails at once with 'closed', not at the deadline", async () => {
+    const b = await startPeer();
+    const a = await startPeer();
+    const sessions: { destroy(): void }[] = [];
+    b.app.server.on("session", (session: { destroy(): void }) => sessions.push(session));
+    const sub = b.comm.accept(); // receives, never acks
+    try {
+      const t0 = Date.now();
+      const pending = a.comm.sendWithAck(dataMessage(8), 20_000, 1, { endpoint: b.endpoint, pkiId: b.comm.pkiId });
+      const it = sub[Symbol.asyncIterator]();
+      assert.equal((await it.next()).done, false, "b received the message");
+      for (const s of sessions) s.destroy(); // the TCP connection dies under the stream
+      const r = await pending;
+      assert.equal(r.ackCount, 0);
+      assert.equal(r.results[0]?.error?.code, ErrorCode.Closed, String(r.results[0]?.error));
+      assert.ok(Date.now() - t0 < 5000, `took ${Date.now() - t0} ms`);
+    } finally {
+      sub.close();
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
   it("after stop: 'comm is stopping' for every peer", async () => {
     await c1.comm.stop();
     const r = await c1.comm.sendWithAck(dataMessage(7), 500, 1, to(c2), to(c3), to(c4));
