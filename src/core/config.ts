@@ -116,6 +116,24 @@ export interface CommOptions {
    */
   maxConnectionsPerPeer?: number;
   /**
+   * Size of a request's header list (names, values and 32 bytes per field,
+   * as HTTP/2 counts it) that the server accepts on its gossip routes; a
+   * larger one is refused with RESOURCE_EXHAUSTED (HTTP 431 outside gRPC).
+   * Eight times this value is announced as SETTINGS_MAX_HEADER_LIST_SIZE,
+   * above which Node's HTTP/2 layer resets the stream by itself.
+   * @default 16384 (16 KiB; gRPC's default metadata limit is 8 KiB)
+   */
+  maxHeaderListBytes?: number;
+  /**
+   * Streams a client may reset (RST_STREAM) per second on one HTTP/2
+   * connection, with a burst of as many; beyond it the connection is closed
+   * with GOAWAY ENHANCE_YOUR_CALM (HTTP/2 rapid reset, CVE-2023-44487).
+   * nghttp2's own limit (burst 1000, then 33/s) answers with GOAWAY but
+   * leaves the socket open on Node 20.
+   * @default 100
+   */
+  maxStreamResetsPerSecond?: number;
+  /**
    * HTTP/2 stream and connection flow-control window, in bytes. Node's default
    * (64 KiB) halves throughput on long-lived gossip streams.
    * @default 1048576 (1 MiB)
@@ -146,6 +164,8 @@ export const defaultCommConfig: CommConfig = Object.freeze({
   maxUnauthenticatedStreams: 256,
   maxHandshakesPerSecondPerAddress: 50,
   maxConnectionsPerPeer: 4,
+  maxHeaderListBytes: 16 * 1024,
+  maxStreamResetsPerSecond: 100,
   initialWindowBytes: 1024 * 1024,
 });
 
@@ -167,6 +187,8 @@ const positiveIntegerKeys = [
   "maxUnauthenticatedStreams",
   "maxHandshakesPerSecondPerAddress",
   "maxConnectionsPerPeer",
+  "maxHeaderListBytes",
+  "maxStreamResetsPerSecond",
   "initialWindowBytes",
 ] as const satisfies readonly (keyof CommOptions)[];
 

@@ -57,6 +57,10 @@ export enum ErrorCode {
   Nack = "nack",
   /** A limit on unauthenticated streams, handshake rate or connections per peer refused the stream. */
   RateLimited = "rate_limited",
+  /** A request's header list exceeds `maxHeaderListBytes`. */
+  HeadersTooLarge = "headers_too_large",
+  /** A client reset streams faster than `maxStreamResetsPerSecond` (HTTP/2 rapid reset); its connection was closed. */
+  TooManyResets = "too_many_resets",
   /** The remote cancelled the stream or the connection broke. */
   Canceled = "canceled",
   /** The remote ended the stream with an error status. */
@@ -112,6 +116,8 @@ const grpcStatusOf: Record<ErrorCode, GrpcStatusCode> = {
   [ErrorCode.AckTimeout]: GrpcStatus.DeadlineExceeded,
   [ErrorCode.Nack]: GrpcStatus.Aborted,
   [ErrorCode.RateLimited]: GrpcStatus.ResourceExhausted,
+  [ErrorCode.HeadersTooLarge]: GrpcStatus.ResourceExhausted,
+  [ErrorCode.TooManyResets]: GrpcStatus.ResourceExhausted,
   [ErrorCode.Canceled]: GrpcStatus.Canceled,
   [ErrorCode.Remote]: GrpcStatus.Unknown,
   [ErrorCode.Internal]: GrpcStatus.Internal,

@@ -7,6 +7,7 @@ import fastify, {
   type FastifyServerOptions,
 } from "fastify";
 import { resolveCommConfig } from "../core/config.js";
+import { headerListBackstop } from "./http2-sessions.js";
 import { type GossipPluginOptions, gossipConnect } from "./plugin.js";
 
 /** TLS of the server. Without it the server speaks cleartext HTTP/2 (h2c, prior knowledge). */
@@ -53,6 +54,7 @@ export async function createGossipServer(options: GossipServerOptions): Promise<
   const settings: http2.Settings = {
     maxConcurrentStreams: config.maxConcurrentStreams,
     initialWindowSize: config.initialWindowBytes,
+    maxHeaderListSize: headerListBackstop(config),
     enablePush: false,
   };
   const common = {

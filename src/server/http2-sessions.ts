@@ -1,4 +1,4 @@
-import type * as http2 from "node:http2";
+import * as http2 from "node:http2";
 import type { Socket } from "node:net";
 import type { CommConfig } from "../core/config.js";
 import { ErrorCode } from "../core/errors.js";
@@ -11,8 +11,11 @@ type Http2Server = http2.Http2Server | http2.Http2SecureServer;
  * Watches every HTTP/2 session of a server (what neither Fastify nor Node
  * does for us):
  *
- * - applies our limits to each session: `maxConcurrentStreams` and a larger
- *   flow-control window (`initialWindowBytes`, stream and connection);
+ * - applies our limits to each session: `maxConcurrentStreams`, the header
+ *   list backstop (8 x `maxHeaderListBytes`) and a larger flow-control window
+ *   (`initialWindowBytes`, stream and connection);
+ * - closes, with GOAWAY ENHANCE_YOUR_CALM, a session whose client resets
+ *   streams faster than `maxStreamResetsPerSecond` (HTTP/2 rapid reset);
  * - runs a PING watchdog: one PING every `serverKeepaliveIntervalMs`, and a
  *   session whose PING is not answered within `serverKeepaliveTimeoutMs` is
  *   destroyed, so a frozen peer's streams end;
@@ -90,12 +93,14 @@ export class SessionWatch {
       session.settings({
         maxConcurrentStreams: this.config.maxConcurrentStreams,
         initialWindowSize: this.config.initialWindowBytes,
+        maxHeaderListSize: headerListBackstop(this.config),
       });
       session.setLocalWindowSize(this.config.initialWindowBytes);
     } catch {
       // The session may have died already; 'close' cleans up.
     }
     const watchdog = this.startWatchdog(session);
+    this.limitResets(session);
     session.on("frameError", (type: number, code: number) => {
       this.metrics.refused(ErrorCode.MalformedFrame);
       this.warn(session, `frame ${type}`, { frameType: type, code }, "HTTP/2 frame error");
@@ -106,6 +111,47 @@ export class SessionWatch {
     });
     session.on("error", () => {}); // reported through 'sessionError'
   };
+
+  /**
+   * Token bucket of streams closed by a reset (RST_STREAM with an error
+   * code: in practice the client's CANCEL; ours after a status is NO_ERROR),
+   * `maxStreamResetsPerSecond` per second with a burst of as many.
+   * An empty bucket destroys the session with ENHANCE_YOUR_CALM: the client
+   * can no longer make us set up streams (and handshakes) it cancels at once.
+   */
+  private limitResets(session: http2.ServerHttp2Session): void {
+    const rate = this.config.maxStreamResetsPerSecond;
+    let tokens = rate;
+    let at = performance.now();
+    let cut = false;
+    const onReset = () => {
+      if (cut || session.destroyed) return;
+      const now = performance.now();
+      tokens = Math.min(rate, tokens + ((now - at) / 1000) * rate);
+      at = now;
+      if (tokens >= 1) {
+        tokens -= 1;
+        return;
+      }
+      cut = true;
+      this.metrics.refused(ErrorCode.TooManyResets);
+      this.warn(session, "resets", { code: ErrorCode.TooManyResets, maxStreamResetsPerSecond: rate }, "client resets streams too fast (HTTP/2 rapid reset); closing the connection");
+      // GOAWAY first, then cut the socket shortly after, so that the GOAWAY
+      // is flushed rather than lost in a reset connection.
+      try {
+        session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      } catch {
+        // already closing
+      }
+      setTimeout(() => session.destroy(), 50).unref();
+    };
+    session.on("stream", (stream: http2.ServerHttp2Stream) =>
+      stream.once("close", () => {
+        const code = stream.rstCode;
+        if (code !== undefined && code !== http2.constants.NGHTTP2_NO_ERROR) onReset();
+      }),
+    );
+  }
 
   private startWatchdog(session: http2.ServerHttp2Session): NodeJS.Timeout {
     let waiting: NodeJS.Timeout | undefined;
@@ -162,4 +208,14 @@ export class SessionWatch {
     const address = socket?.remoteAddress ?? (session && this.addresses.get(session)) ?? "unknown";
     this.limiter.maybe(`${key} ${address}`, (suppressed) => this.log.warn({ address, ...obj, suppressed }, msg));
   }
+}
+
+/**
+ * SETTINGS_MAX_HEADER_LIST_SIZE we announce: a backstop well above
+ * `maxHeaderListBytes`, so that lists between the two reach the plugin and get
+ * a clear, counted RESOURCE_EXHAUSTED, while Node's HTTP/2 layer still resets
+ * larger ones (from clients that acknowledged our SETTINGS) on its own.
+ */
+export function headerListBackstop(config: CommConfig): number {
+  return Math.min(0xffffffff, 8 * config.maxHeaderListBytes);
 }

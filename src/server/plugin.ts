@@ -9,8 +9,8 @@ import type { ClientTlsOptions } from "../client/gossip-client.js";
 import { Comm } from "../core/comm.js";
 import type { CommOptions } from "../core/config.js";
 import type { CryptoService } from "../core/crypto.js";
-import { ErrorCode, GrpcStatus } from "../core/errors.js";
-import type { Logger } from "../core/logger.js";
+import { ErrorCode, GossipError, GrpcStatus } from "../core/errors.js";
+import { LogLimiter, type Logger } from "../core/logger.js";
 import { type CommMetrics, noopMetrics } from "../core/metrics.js";
 import { X509CryptoService, type X509CryptoOptions } from "../core/x509-crypto.js";
 import { Gossip } from "../gen/gossip/message_pb.js";
@@ -65,6 +65,13 @@ export const gossipStreamPath = "/gossip.Gossip/GossipStream";
 
 const acceptedEncodings = new Set(["identity", "gzip"]);
 
+/** Size of a header list as HTTP/2 counts it (RFC 9113 §6.5.2): name, value and 32 bytes per field. */
+function headerListSize(rawHeaders: readonly string[]): number {
+  let size = 0;
+  for (const h of rawHeaders) size += Buffer.byteLength(h, "latin1");
+  return size + 16 * rawHeaders.length;
+}
+
 function validate(fastify: FastifyInstance, opts: GossipPluginOptions): void {
   if (fastify.initialConfig.http2 !== true) {
     throw new TypeError("gossip-connect: the Fastify instance must be created with http2: true");
@@ -118,6 +125,30 @@ const plugin: FastifyPluginAsync<GossipPluginOptions> = async (fastify, opts) =>
   const serverMetrics: CommMetrics = prom ?? noopMetrics;
   const server = fastify.server as unknown as http2.Http2Server | http2.Http2SecureServer;
   const sessions = new SessionWatch(server, config, serverMetrics, log);
+  const limiter = new LogLimiter(() => performance.now());
+
+  /** Refuses a request whose headers exceed `maxHeaderListBytes`: counted, logged once per address and interval. */
+  const refuseLargeHeaders = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, size: number): void => {
+    const error = new GossipError(
+      ErrorCode.HeadersTooLarge,
+      `header list of ${size} bytes is larger than configured maxHeaderListBytes ${config.maxHeaderListBytes}`,
+    );
+    serverMetrics.refused(error.code);
+    const address = req.socket?.remoteAddress ?? "unknown";
+    limiter.maybe(`headers ${address}`, (suppressed) =>
+      log.warn({ address, code: error.code, err: error.message, suppressed }, "request refused"),
+    );
+    if (isGrpcProtoContentType(req.headers["content-type"])) {
+      res.writeHead(200, {
+        "content-type": grpcContentType,
+        "grpc-status": String(error.grpcStatus),
+        "grpc-message": encodeGrpcMessage(error.message),
+      });
+    } else {
+      res.writeHead(431, { "content-type": "text/plain" });
+    }
+    res.end();
+  };
 
   fastify.decorate("gossip", comm);
   fastify.decorate("gossipMetrics", prom ?? null);
@@ -147,6 +178,14 @@ const plugin: FastifyPluginAsync<GossipPluginOptions> = async (fastify, opts) =>
   await fastify.register(async (child) => {
     // The gRPC GossipStream fast path: taken before Connect parses anything.
     child.addHook("onRequest", async (request, reply) => {
+      // Node enforces the announced header list limit only once a client has
+      // acknowledged our SETTINGS; this check also covers clients that did not.
+      const size = headerListSize(request.raw.rawHeaders);
+      if (size > config.maxHeaderListBytes) {
+        reply.hijack();
+        refuseLargeHeaders(request.raw as unknown as http2.Http2ServerRequest, reply.raw as unknown as http2.Http2ServerResponse, size);
+        return;
+      }
       if (
         request.method === "POST" &&
         request.url === gossipStreamPath &&
