@@ -594,7 +594,9 @@ export class Comm {
     } catch (e) {
       const error = GossipError.from(e);
       this.metrics.refused(error.code);
-      this.peerLog(conn.info).warn({ code: error.code, err: error.message }, "inbound connection refused");
+      this.limiter.maybe(`register ${conn.pkiHex} ${error.code}`, (suppressed) =>
+        this.peerLog(conn.info).warn({ code: error.code, err: error.message, suppressed }, "inbound connection refused"),
+      );
       conn.abort(error);
     }
     return conn.closed;
@@ -634,7 +636,7 @@ export class Comm {
             this.emitPresumedDead(conn.info.pkiId, conn.info.endpoint, error);
           },
           onReadError: (conn, error) => {
-            if (error.code === ErrorCode.MalformedMessage) this.metrics.refused(error.code);
+            if (countedReadErrors.has(error.code)) this.metrics.refused(error.code);
             const level = error.code === ErrorCode.Canceled || error.code === ErrorCode.Closed ? "debug" : "warn";
             this.limiter.maybe(`read ${conn.pkiHex} ${error.code}`, (suppressed) =>
               this.peerLog(conn.info)[level]({ code: error.code, err: error.message, suppressed }, "connection failed"),
@@ -670,6 +672,13 @@ export class Comm {
     this.connectionEvents.end();
   }
 }
+
+/** Read errors of an authenticated connection that are the remote's fault, counted in `refused`. */
+const countedReadErrors: ReadonlySet<ErrorCode> = new Set([
+  ErrorCode.MalformedMessage,
+  ErrorCode.MalformedFrame,
+  ErrorCode.MessageTooLarge,
+]);
 
 /** The host part of `host:port` (IPv6 in brackets or bare). */
 function hostOf(address: string): string {
