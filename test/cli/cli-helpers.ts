@@ -8,47 +8,20 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { type RunResult, run } from "../helpers/exec.js";
 
 /** The package's bin script. */
 export const bin = resolve("bin", "gossip-connect.js");
 
-/** What a finished command produced. */
-export interface RunResult {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-  readonly stdout: string;
-  readonly stderr: string;
-  /** True when it was killed for exceeding its time limit. */
-  readonly timedOut: boolean;
-}
+export type { RunResult } from "../helpers/exec.js";
 
-/** Runs `cmd args` (no shell) to completion, SIGKILLed after `timeoutMs`; `env` adds variables. */
+/** Runs `cmd args` (no shell) to completion, SIGKILLed after `timeoutMs` (default 20 s); `env` adds variables. */
 export function runProcess(
   cmd: string,
   args: readonly string[],
   options: { timeoutMs?: number; env?: Readonly<Record<string, string>> } = {},
 ): Promise<RunResult> {
-  const timeoutMs = options.timeoutMs ?? 20_000;
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, [...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...options.env } });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill("SIGKILL");
-    }, timeoutMs);
-    child.stdout.on("data", (d: Buffer) => out.push(d));
-    child.stderr.on("data", (d: Buffer) => err.push(d));
-    child.once("error", (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.once("close", (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8"), timedOut });
-    });
-  });
+  return run(cmd, args, { timeoutMs: 20_000, ...options });
 }
 
 /** Runs `gossip-connect ...args` to completion (killed after `timeoutMs`); `env` adds variables. */

@@ -13,18 +13,22 @@ export interface RunResult {
 }
 
 /**
- * Runs `cmd` with `args` (no shell), feeding `input` on stdin, and kills it
+ * Runs `cmd` with `args` (no shell; `env` adds variables), feeding `input` on stdin, and kills it
  * (SIGKILL) when it runs longer than `timeoutMs`. Never rejects for a
  * non-zero exit; rejects only when the command cannot be started.
  */
 export function run(
   cmd: string,
   args: readonly string[],
-  options: { timeoutMs?: number; input?: string | Buffer; cwd?: string } = {},
+  options: { timeoutMs?: number; input?: string | Buffer; cwd?: string; env?: Readonly<Record<string, string>> } = {},
 ): Promise<RunResult> {
   const timeoutMs = options.timeoutMs ?? 15_000;
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, [...args], { cwd: options.cwd, stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(cmd, [...args], {
+      cwd: options.cwd,
+      stdio: ["pipe", "pipe", "pipe"],
+      env: options.env ? { ...process.env, ...options.env } : process.env,
+    });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let timedOut = false;
