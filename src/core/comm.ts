@@ -474,7 +474,10 @@ export class Comm {
       // of a simultaneous dial) still lets the ack arrive on its replacement.
       const cut = conn.closed.then(() => {
         const reason = conn.error;
-        if (reason) throw new GossipError(ErrorCode.Closed, `connection to ${peer.endpoint} closed before the ack: ${reason.message}`, { cause: reason });
+        if (reason) throw new GossipError(ErrorCode.Closed, `connection to ${peer.endpoint} closed before the ack: ${reason.message}`, {
+            cause: reason,
+            remoteStatus: reason.remoteStatus,
+          });
         return ack;
       });
       cut.catch(() => {});

@@ -147,10 +147,16 @@ export class GossipError extends Error {
   override readonly name = errorName;
   /** Why the operation failed. */
   readonly code: ErrorCode;
+  /**
+   * The gRPC status the remote ended the stream or call with, when the error
+   * came from the remote (`code` then says what it means for us).
+   */
+  readonly remoteStatus: GrpcStatusCode | undefined;
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; remoteStatus?: GrpcStatusCode }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
+    this.remoteStatus = options?.remoteStatus;
   }
 
   /** The gRPC status this error maps to when it ends a stream. */

@@ -44,7 +44,9 @@ const codeOfStatus: Partial<Record<number, ErrorCode>> = {
 /** The error for a non-OK gRPC status received from a remote. */
 export function errorFromGrpcStatus(status: number, message: string): GossipError {
   const code = codeOfStatus[status] ?? ErrorCode.Remote;
-  return new GossipError(code, `remote ended the stream with gRPC status ${status}: ${message}`);
+  return new GossipError(code, `remote ended the stream with gRPC status ${status}: ${message}`, {
+    remoteStatus: status as GrpcStatusCode,
+  });
 }
 
 /** Trailers (or trailers-only headers) for `error`, or OK when undefined. */

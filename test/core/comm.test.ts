@@ -6,7 +6,7 @@ import { after, describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { Comm } from "../../src/core/comm.js";
 import { noopSign, serializeGossipMessage } from "../../src/core/envelope.js";
-import { ErrorCode, GossipError } from "../../src/core/errors.js";
+import { ErrorCode, GossipError, GrpcStatus } from "../../src/core/errors.js";
 import { bytesEqual, pkiIdHex } from "../../src/core/identity.js";
 import { noopMetrics } from "../../src/core/metrics.js";
 import type { WireStream } from "../../src/core/transport.js";
@@ -331,5 +331,22 @@ describe("ReadFromStream (in memory)", () => {
     assert.equal((await collect(sub, 1, 100)).length, 0);
     assert.equal(refused, 1, "exactly one error reported");
     await comm.stop();
+  });
+});
+
+describe("errors from the remote", () => {
+  it("a connection the remote refuses closes with the remote's gRPC status in remoteStatus", async () => {
+    const b = await peer({ tls: false }); // trusts Org1MSP only
+    const a = await peer({ tls: false, mspId: "Org2MSP", trust: { Org1MSP: caFor("Org1MSP") } });
+    const disconnected = firstMatch(a.comm.connectionEvents, (e) => e.type === "disconnected", 5000);
+    await a.comm.send(dataMessage(1), to(b)); // our side of the handshake succeeds; b then refuses us
+    const closed = await disconnected;
+    assert.ok(closed?.error, "the connection closed with an error");
+    assert.equal(closed.error.remoteStatus, GrpcStatus.Unauthenticated, `${closed.error.code}: ${closed.error.message}`);
+    // A refusal of our own making has none.
+    const c = await peer({ tls: false });
+    const local = await c.comm.handshake({ endpoint: b.endpoint, pkiId: new Uint8Array(32) }).catch((err: unknown) => err);
+    assert.ok(local instanceof GossipError && local.code === ErrorCode.UnexpectedPeer, String(local));
+    assert.equal(local.remoteStatus, undefined);
   });
 });
