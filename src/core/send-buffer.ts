@@ -25,9 +25,9 @@ interface Waiter {
  * - At most `capacity` frames are queued; `offer` refuses beyond that, `put`
  *   waits for room. Blocked `put`s enter the queue in call order.
  * - Frames are written in the order they entered, by one writer, one batch at
- *   a time: everything queued when the previous write finished goes out in one
- *   transport write, so a busy connection coalesces and an idle one writes at
- *   the end of the current tick.
+ *   a time: an idle connection writes at the end of the current tick; while a
+ *   write was in progress, what was queued meanwhile goes out in one transport
+ *   write on the next turn of the event loop, so a busy connection coalesces.
  * - Every frame that entered the queue is either written (reported through
  *   `written`) or, when the buffer closes or a write fails, reported as
  *   dropped; none disappears silently.
@@ -129,10 +129,23 @@ export class SendBuffer {
     this.inFlight = batch.length;
     this.sink.write(batch).then(
       () => {
-        this.writing = false;
         this.inFlight = 0;
         this.sink.written(batch.length, bytes);
-        this.flush();
+        if (this.queue.length === 0 || this.isClosed) {
+          this.writing = false;
+          this.flush();
+          return;
+        }
+        // Busy: frames arrived while this batch was being written. Let the
+        // producers run until the next turn of the event loop, so that the
+        // next write carries up to `capacity` frames instead of one: a
+        // microtask here would write as soon as a single frame is queued,
+        // one HTTP/2 write (and TLS record) per message. An idle buffer still
+        // writes at the end of the current tick (see `schedule`).
+        setImmediate(() => {
+          this.writing = false;
+          this.flush();
+        });
       },
       (e: unknown) => {
         this.writing = false;
