@@ -8,7 +8,7 @@ import { Connection, type ConnectionInfo, type ConnectionState } from "./connect
 import { ConnectionStore } from "./connection-store.js";
 import type { CryptoService } from "./crypto.js";
 import { Demux, type Predicate, type Subscription } from "./demux.js";
-import { encodeEnvelope, noopSign, signMessage } from "./envelope.js";
+import { encodeEnvelope, encodeUnsignedEnvelope, signMessage } from "./envelope.js";
 import { authenticationCodes, ErrorCode, GossipError } from "./errors.js";
 import { EventStream } from "./event-stream.js";
 import { handshake } from "./handshake.js";
@@ -368,8 +368,7 @@ export class Comm {
   // --- send path -----------------------------------------------------------
 
   private encode(message: GossipMessage | Envelope): Uint8Array {
-    const env = message.$typeName === "gossip.Envelope" ? message : noopSign(message);
-    const frame = encodeEnvelope(env);
+    const frame = message.$typeName === "gossip.Envelope" ? encodeEnvelope(message) : encodeUnsignedEnvelope(message);
     if (frame.length > this.config.maxMessageBytes) {
       throw new GossipError(
         ErrorCode.MessageTooLarge,

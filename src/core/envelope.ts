@@ -3,7 +3,7 @@
  * message on the hot path; protobuf-es' reflective codec costs several
  * microseconds per message here), plus Fabric's signing rules.
  */
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import {
   type Envelope,
   type GossipMessage,
@@ -12,6 +12,7 @@ import {
 } from "../gen/gossip/message_pb.js";
 import type { CryptoService } from "./crypto.js";
 import { ErrorCode, GossipError } from "./errors.js";
+import { compileEncoder, decodeMessage, encodeMessage } from "./proto-codec.js";
 
 const emptyBytes: Uint8Array = new Uint8Array(0);
 
@@ -155,7 +156,7 @@ export function decodeEnvelope(bytes: Uint8Array): Envelope {
  */
 export function parseGossipMessage(payload: Uint8Array): GossipMessage {
   try {
-    return fromBinary(GossipMessageSchema, payload);
+    return decodeMessage<GossipMessage>(GossipMessageSchema, payload);
   } catch (e) {
     throw new GossipError(
       ErrorCode.MalformedMessage,
@@ -165,9 +166,25 @@ export function parseGossipMessage(payload: Uint8Array): GossipMessage {
   }
 }
 
-/** Serializes a GossipMessage. */
+/** Serializes a GossipMessage (byte-identical to protobuf-es `toBinary`). */
 export function serializeGossipMessage(message: GossipMessage): Uint8Array {
-  return toBinary(GossipMessageSchema, message);
+  return encodeMessage(GossipMessageSchema, message);
+}
+
+const gossipMessageEncoder = compileEncoder(GossipMessageSchema);
+
+/**
+ * `encodeEnvelope(noopSign(message))` in one pass: the GossipMessage is
+ * written straight into the Envelope's buffer (no intermediate payload).
+ */
+export function encodeUnsignedEnvelope(message: GossipMessage): Uint8Array {
+  const size = gossipMessageEncoder?.size(message);
+  if (gossipMessageEncoder === undefined || size === undefined) return encodeEnvelope(noopSign(message));
+  if (size === 0) return new Uint8Array(0);
+  const buf = new Uint8Array(1 + varintSize(size) + size);
+  buf[0] = 0x0a;
+  gossipMessageEncoder.write(buf, writeVarint(buf, 1, size));
+  return buf;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { AcknowledgementSchema, type Envelope, type GossipMessage, GossipMessageSchema } from "../gen/gossip/message_pb.js";
 import type { Connection, ConnectionInfo } from "./connection.js";
-import { encodeEnvelope, noopSign } from "./envelope.js";
+import { encodeUnsignedEnvelope } from "./envelope.js";
 
 /**
  * A message a subscriber received (Fabric's ReceivedMessage): the parsed
@@ -42,7 +42,7 @@ export class ReceivedMessageImpl implements ReceivedMessage {
   }
 
   respond(message: GossipMessage): Promise<void> {
-    return this.conn.put(encodeEnvelope(noopSign(message))).catch(this.onDropped);
+    return this.conn.put(encodeUnsignedEnvelope(message)).catch(this.onDropped);
   }
 
   ack(error?: Error | string): Promise<void> {
