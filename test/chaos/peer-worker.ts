@@ -276,6 +276,38 @@ async function main(): Promise<void> {
           reply(null);
           break;
         }
+        case "load": {
+          // Background load from every peer: even peers sendWithAck, odd peers send(); `rounds` rounds.
+          const to = toPeer(cmd.to as Target);
+          const rounds = cmd.rounds as number;
+          const intervalMs = cmd.intervalMs as number;
+          const timeoutMs = (cmd.timeoutMs as number | undefined) ?? 3000;
+          const seqBase = cmd.seqBase as number;
+          void (async () => {
+            const pending: Promise<void>[] = [];
+            for (let r = 0; r < rounds; r++) {
+              for (const p of peers) {
+                const seq = seqBase + r * 1000 + p.index;
+                if (p.index % 2 === 0) {
+                  pending.push(
+                    p.comm.sendWithAck(dataMessage(seq), timeoutMs, 1, to).then((res) => {
+                      const e = res.results[0]?.error;
+                      out({ ev: "acked", peer: p.index, seq, ok: res.ackCount === 1, code: e?.code });
+                    }),
+                  );
+                } else {
+                  p.accepted++;
+                  void p.comm.send(dataMessage(seq), to);
+                }
+              }
+              await new Promise((res) => setTimeout(res, intervalMs));
+            }
+            await Promise.all(pending);
+            out({ ev: "loadDone" });
+          })();
+          reply(null);
+          break;
+        }
         case "stats":
           reply({ peers: peers.map(statsOf), resources: resources(), errors });
           break;
