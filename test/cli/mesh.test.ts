@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { skipWithoutCurl } from "../helpers/exec.js";
 import { cli, holdPort, oneErrorLine, type Running, shell, start, tempDir } from "./cli-helpers.js";
 
 let tmp: { dir: string; remove: () => void };
@@ -24,7 +25,7 @@ const env = () => ({ TMPDIR: tmp.dir });
 const leftovers = () => readdirSync(tmp.dir).filter((f) => f.startsWith("gossip-connect-mesh-"));
 
 describe("mesh", () => {
-  it("--duration 5 --peers 3 (non-TTY): one line per second, summary, exit 0, pasted curl and buf curl Ping a peer, temp folder removed", async () => {
+  it("--duration 5 --peers 3 (non-TTY): one line per second, summary, exit 0, pasted curl and buf curl Ping a peer, temp folder removed", async (t) => {
     const mesh = start(["mesh", "--duration", "5", "--peers", "3"], env());
     running.push(mesh);
     const curl = await mesh.waitForLine((l) => l.startsWith("  curl "));
@@ -35,9 +36,14 @@ describe("mesh", () => {
     assert.ok(folder !== undefined && existsSync(folder), mesh.lines[0]);
 
     // The commands exactly as printed (buf through the project's devDependency, as `npx buf` resolves it).
-    const [c, b] = await Promise.all([shell(curl.trim()), shell(bufCurl.trim().replace(/^npx buf /, `${join(process.cwd(), "node_modules", ".bin", "buf")} `))]);
-    assert.equal(c.code, 0, c.stderr);
-    assert.equal(c.stdout, "{}");
+    const [c, b] = await Promise.all([
+      skipWithoutCurl ? undefined : shell(curl.trim()),
+      shell(bufCurl.trim().replace(/^npx buf /, `${join(process.cwd(), "node_modules", ".bin", "buf")} `)),
+    ]);
+    if (c) {
+      assert.equal(c.code, 0, c.stderr);
+      assert.equal(c.stdout, "{}");
+    } else t.diagnostic(`curl command not run: ${skipWithoutCurl}`);
     assert.equal(b.code, 0, b.stderr);
     assert.equal(b.stdout.trim(), "{}");
 

@@ -66,3 +66,10 @@ export async function onPath(cmd: string): Promise<boolean> {
     return false;
   }
 }
+
+/**
+ * `false` when curl is on PATH, else the reason to skip a curl test: `npm
+ * test` must pass where only Node and npm are installed; `.ci/run` installs
+ * curl, so CI always runs them.
+ */
+export const skipWithoutCurl: false | string = (await onPath("curl")) ? false : "curl is not installed (.ci/run installs it)";

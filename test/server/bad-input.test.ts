@@ -12,7 +12,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import type * as grpcTypes from "@grpc/grpc-js";
 import type { Logger } from "../../src/core/logger.js";
 import { EmptySchema, Gossip } from "../../src/gen/gossip/message_pb.js";
-import { run } from "../helpers/exec.js";
+import { run, skipWithoutCurl } from "../helpers/exec.js";
 import { connectRaw, grpcFrame, grpcHeaders, grpcMessages, rawRequest } from "../helpers/h2.js";
 import { metricValue, startPeer, type TestPeer } from "../helpers/peers.js";
 
@@ -126,7 +126,7 @@ describe("bytes that are not HTTP/2", () => {
     await assertStillServing(tlsPeer, true);
   });
 
-  it("HTTP/1.1 to the h2c port: curl fails, the server counts it and stays alive", async () => {
+  it("HTTP/1.1 to the h2c port: curl fails, the server counts it and stays alive", { skip: skipWithoutCurl }, async () => {
     const before = await refused(h2c, "malformed_frame");
     const r = await run("curl", [
       "-sS", "--http1.1", "-H", "Content-Type: application/json", "-d", "{}", `http://${h2c.endpoint}/gossip.Gossip/Ping`,

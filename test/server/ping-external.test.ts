@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { onPath, run } from "../helpers/exec.js";
+import { onPath, run, skipWithoutCurl } from "../helpers/exec.js";
 import { startPeer, type TestPeer } from "../helpers/peers.js";
 
 const buf = join(process.cwd(), "node_modules", ".bin", "buf");
@@ -41,7 +41,7 @@ function curlOut(stdout: string): { body: string; status: string; version: strin
   return { body: stdout.slice(0, i), status, version };
 }
 
-describe("curl", () => {
+describe("curl", { skip: skipWithoutCurl }, () => {
   it("h2c prior knowledge: POST /gossip.Gossip/Ping with {} answers {} over HTTP/2", async () => {
     const r = await run("curl", [
       "-sS", "--http2-prior-knowledge", "-H", "Content-Type: application/json", "-d", "{}",
