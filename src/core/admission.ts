@@ -3,17 +3,21 @@ import { ErrorCode, GossipError } from "./errors.js";
 
 /**
  * Admission of inbound streams before they authenticate: a cap on
- * concurrent unauthenticated streams, and a token bucket of handshakes per
- * remote IP address. Bounded itself: at most `maxTrackedAddresses` buckets.
+ * concurrent unauthenticated streams, overall and per remote IP address, and
+ * a token bucket of handshakes per remote IP address. Bounded itself: at
+ * most `maxTrackedAddresses` buckets, and per-address counts only for
+ * addresses with a stream in the handshake.
  */
 export class Admission {
   private unauthenticated = 0;
+  private readonly perAddress = new Map<string, number>();
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
 
   constructor(
     private readonly clock: Clock,
     private readonly maxUnauthenticated: number,
     private readonly handshakesPerSecond: number,
+    private readonly maxUnauthenticatedPerAddress = Number.POSITIVE_INFINITY,
     private readonly maxTrackedAddresses = 4096,
   ) {}
 
@@ -31,6 +35,13 @@ export class Admission {
       return new GossipError(
         ErrorCode.RateLimited,
         `too many unauthenticated streams (maxUnauthenticatedStreams ${this.maxUnauthenticated})`,
+      );
+    }
+    const inFlight = this.perAddress.get(address) ?? 0;
+    if (inFlight >= this.maxUnauthenticatedPerAddress) {
+      return new GossipError(
+        ErrorCode.RateLimited,
+        `too many unauthenticated streams from ${address} (maxUnauthenticatedStreamsPerAddress ${this.maxUnauthenticatedPerAddress})`,
       );
     }
     const now = this.clock.now();
@@ -54,12 +65,16 @@ export class Admission {
     }
     bucket.tokens -= 1;
     this.unauthenticated++;
+    this.perAddress.set(address, inFlight + 1);
     return undefined;
   }
 
-  /** Releases an admitted stream (its handshake finished either way). */
-  release(): void {
+  /** Releases a stream admitted from `address` (its handshake finished either way). */
+  release(address: string): void {
     if (this.unauthenticated > 0) this.unauthenticated--;
+    const n = (this.perAddress.get(address) ?? 1) - 1;
+    if (n > 0) this.perAddress.set(address, n);
+    else this.perAddress.delete(address);
   }
 
   private prune(now: number): void {

@@ -153,6 +153,7 @@ export class Comm {
       this.clock,
       this.config.maxUnauthenticatedStreams,
       this.config.maxHandshakesPerSecondPerAddress,
+      this.config.maxUnauthenticatedStreamsPerAddress,
     );
     this.acks = new AckRegistry(this.clock);
     this.demux = new Demux<ReceivedMessage>(this.config.acceptBuffSize);
@@ -552,10 +553,11 @@ export class Comm {
       stream.abort(new GossipError(ErrorCode.Stopping, "shutting down"));
       return stream.closed;
     }
-    const denied = this.admission.admit(hostOf(stream.remoteAddress));
+    const address = hostOf(stream.remoteAddress);
+    const denied = this.admission.admit(address);
     if (denied) {
       this.metrics.refused(denied.code);
-      this.limiter.maybe(`refused ${hostOf(stream.remoteAddress)}`, (suppressed) =>
+      this.limiter.maybe(`refused ${address}`, (suppressed) =>
         this.log.warn({ address: stream.remoteAddress, code: denied.code, err: denied.message, suppressed }, "inbound stream refused"),
       );
       stream.abort(denied);
@@ -572,7 +574,7 @@ export class Comm {
       return stream.closed;
     } finally {
       this.handshaking.delete(stream);
-      this.admission.release();
+      this.admission.release(address);
     }
     if (this.stopping) {
       stream.abort(new GossipError(ErrorCode.Stopping, "shutting down"));

@@ -104,6 +104,13 @@ export interface CommOptions {
    */
   maxUnauthenticatedStreams?: number;
   /**
+   * Inbound streams one remote IP address may have in the handshake at once,
+   * so that a few addresses cannot take every `maxUnauthenticatedStreams`
+   * slot; more are refused with RESOURCE_EXHAUSTED.
+   * @default 32
+   */
+  maxUnauthenticatedStreamsPerAddress?: number;
+  /**
    * Handshakes accepted per remote IP address per second; more are refused
    * with RESOURCE_EXHAUSTED.
    * @default 50
@@ -162,6 +169,7 @@ export const defaultCommConfig: CommConfig = Object.freeze({
   drainTimeoutMs: 2000,
   maxConcurrentStreams: 100,
   maxUnauthenticatedStreams: 256,
+  maxUnauthenticatedStreamsPerAddress: 32,
   maxHandshakesPerSecondPerAddress: 50,
   maxConnectionsPerPeer: 4,
   maxHeaderListBytes: 16 * 1024,
@@ -185,6 +193,7 @@ const positiveIntegerKeys = [
   "drainTimeoutMs",
   "maxConcurrentStreams",
   "maxUnauthenticatedStreams",
+  "maxUnauthenticatedStreamsPerAddress",
   "maxHandshakesPerSecondPerAddress",
   "maxConnectionsPerPeer",
   "maxHeaderListBytes",

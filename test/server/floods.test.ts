@@ -100,8 +100,13 @@ describe("1,000 GossipStreams that never handshake", () => {
   before(async () => {
     server = await startPeer({
       tls: false,
-      // The per-address rate is raised so that the cap on unauthenticated streams is what binds.
-      options: { connTimeoutMs: 2000, maxUnauthenticatedStreams: 256, maxHandshakesPerSecondPerAddress: 100_000 },
+      // The per-address limits are raised so that the global cap on unauthenticated streams is what binds.
+      options: {
+        connTimeoutMs: 2000,
+        maxUnauthenticatedStreams: 256,
+        maxHandshakesPerSecondPerAddress: 100_000,
+        maxUnauthenticatedStreamsPerAddress: 100_000,
+      },
       plugin: { metrics: true, logger: log.logger },
     });
     legit = await startPeer({ tls: false });
@@ -203,6 +208,8 @@ describe("abuse against a peer with default limits", () => {
         drainTimeoutMs: 3000,
         serverKeepaliveIntervalMs: 500,
         serverKeepaliveTimeoutMs: 1000,
+        // Above the 50 handshakes the rate test's bucket admits, so that the rate is what binds there.
+        maxUnauthenticatedStreamsPerAddress: 64,
       },
       plugin: { metrics: true, logger: log.logger },
     });
@@ -240,6 +247,42 @@ describe("abuse against a peer with default limits", () => {
     } finally {
       for (const s of sessions) s.close();
       await newcomer.close();
+    }
+  });
+
+  it("unauthenticated streams per source address: beyond the cap refused with RESOURCE_EXHAUSTED, counted, other addresses admitted", async () => {
+    const perAddress = await startPeer({
+      tls: false,
+      options: { connTimeoutMs: 1000, maxUnauthenticatedStreamsPerAddress: 8 },
+      plugin: { metrics: true, logger: log.logger },
+    });
+    const mark = log.lines.length;
+    const session = rawSession(perAddress, "127.0.0.6");
+    const other = rawSession(perAddress, "127.0.0.7");
+    try {
+      const calls: Promise<RawResponse>[] = [];
+      for (let i = 0; i < 20; i++) calls.push(rawRequest(session, gossipPath, grpcHeaders, [], { endRequest: false, timeoutMs: 10_000 }));
+      for (const deadline = Date.now() + 5000; (await refused(perAddress, "rate_limited")) < 12; await sleep(20)) {
+        assert.ok(Date.now() < deadline, "12 refusals counted within 5 s");
+      }
+      assert.equal(await refused(perAddress, "rate_limited"), 12);
+      assert.equal(perAddress.comm.stats().unauthenticatedStreams, 8, "8 admitted from 127.0.0.6");
+      // Another address is still admitted while 127.0.0.6 holds its 8.
+      const otherCall = rawRequest(other, gossipPath, grpcHeaders, [], { endRequest: false, timeoutMs: 10_000 });
+      await eventually(() => perAddress.comm.stats().unauthenticatedStreams === 9, 5000, "127.0.0.7 admitted");
+      const results = await Promise.all(calls);
+      assert.equal(results.filter((r) => r.grpcStatus === 8).length, 12);
+      assert.equal(results.filter((r) => r.grpcStatus === 4).length, 8, "the admitted ones cut at connTimeout");
+      assert.equal((await otherCall).grpcStatus, 4);
+      // One line per incident and address: 127.0.0.6's refusals and timeouts, 127.0.0.7's timeout.
+      const lines = log.since(mark);
+      assertOneLinePerIncident(lines.filter((l) => String(l.address).startsWith("127.0.0.6")), "per-address cap");
+      assertOneLinePerIncident(lines.filter((l) => String(l.address).startsWith("127.0.0.7")), "the other address");
+      assert.match(String(lines.find((l) => l.msg === "inbound stream refused")?.err), /maxUnauthenticatedStreamsPerAddress 8/);
+    } finally {
+      session.close();
+      other.close();
+      await perAddress.close();
     }
   });
 
