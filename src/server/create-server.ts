@@ -46,7 +46,8 @@ export type GossipFastifyInstance = FastifyInstance<http2.Http2Server | http2.Ht
  * as a gossip peer wants it: HTTP/2 settings (`maxConcurrentStreams`, 1 MiB
  * windows) announced in the first SETTINGS frame, no idle-session timeout
  * (the PING watchdog finds dead peers instead), TLS requesting client
- * certificates. Call `listen()` on it.
+ * certificates, no log line per request (a Ping flood must not flood the
+ * log). Call `listen()` on it.
  */
 export async function createGossipServer(options: GossipServerOptions): Promise<GossipFastifyInstance> {
   const { tls, fastifyLogger, loggerInstance, ...pluginOptions } = options;
@@ -61,6 +62,10 @@ export async function createGossipServer(options: GossipServerOptions): Promise<
     http2: true as const,
     // Fastify's 72 s idle-session timeout would send GOAWAY to quiet gossip peers.
     http2SessionTimeout: 0,
+    // Two info lines per request would let a Ping flood flood the log; the
+    // comm logs per-peer incidents itself, rate-limited. Apps that want
+    // request logs register the plugin on their own Fastify instance.
+    disableRequestLogging: true,
     ...(loggerInstance ? { loggerInstance } : { logger: fastifyLogger ?? false }),
   };
   const app: GossipFastifyInstance = tls
