@@ -182,6 +182,12 @@ export class SessionWatch {
   }
 
   private readonly onSessionError = (err: Error & { code?: string }, session?: http2.ServerHttp2Session): void => {
+    // GOAWAY CANCEL is how connect-node (our own dialer included) ends every
+    // session it closes: a peer leaving, not a protocol error.
+    if (err.code === "ERR_HTTP2_SESSION_ERROR" && err.message === `Session closed with error code ${http2.constants.NGHTTP2_CANCEL}`) {
+      this.log.debug({ address: (session?.socket as Socket | undefined)?.remoteAddress }, "peer closed its HTTP/2 session (GOAWAY CANCEL)");
+      return;
+    }
     this.metrics.refused(ErrorCode.MalformedFrame);
     this.warn(session, `session ${err.code}`, { code: err.code, err: err.message }, "HTTP/2 session error");
   };
