@@ -17,6 +17,7 @@ import { Gossip } from "../gen/gossip/message_pb.js";
 import { encodeGrpcMessage, grpcContentType, isGrpcProtoContentType } from "../grpc/status.js";
 import { PrometheusMetrics } from "../metrics/prometheus.js";
 import { kRawRequest, registerGossip } from "./gossip-service.js";
+import { pingPath, serveGrpcPing } from "./grpc-ping.js";
 import { SessionWatch } from "./http2-sessions.js";
 import { registerReflection } from "./reflection.js";
 import { ServerWireStream } from "./server-wire-stream.js";
@@ -89,7 +90,8 @@ function validate(fastify: FastifyInstance, opts: GossipPluginOptions): void {
  * TLS) and decorates the instance with `gossip`, the {@link Comm} it feeds.
  *
  * - gRPC GossipStreams (what Fabric peers and grpc-js use) go to the comm
- *   through a raw framer on the HTTP/2 stream; Ping, reflection, and
+ *   through a raw framer on the HTTP/2 stream, and gRPC Pings are answered
+ *   on the same fast path (grpc-ping.ts); Connect/gRPC-web Ping, reflection, and
  *   GossipStream over the Connect and gRPC-web protocols go through
  *   connect-fastify.
  * - Limits: `maxMessageBytes` both ways, `maxConcurrentStreams` and a 1 MiB
@@ -153,20 +155,25 @@ const plugin: FastifyPluginAsync<GossipPluginOptions> = async (fastify, opts) =>
   fastify.decorate("gossip", comm);
   fastify.decorate("gossipMetrics", prom ?? null);
 
-  const serveGrpc = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void => {
+  /** Refuses an unsupported `grpc-encoding` (true when refused). */
+  const refuseEncoding = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): boolean => {
     const encoding = req.headers["grpc-encoding"];
-    if (typeof encoding === "string" && !acceptedEncodings.has(encoding)) {
-      serverMetrics.refused(ErrorCode.MalformedFrame);
-      // A trailers-only response, as gRPC servers answer an unsupported grpc-encoding.
-      res.writeHead(200, {
-        "content-type": grpcContentType,
-        "grpc-accept-encoding": "identity,gzip",
-        "grpc-status": String(GrpcStatus.Unimplemented),
-        "grpc-message": encodeGrpcMessage(`unknown compression ${encoding}`),
-      });
-      res.end();
-      return;
-    }
+    if (typeof encoding !== "string" || acceptedEncodings.has(encoding)) return false;
+    serverMetrics.refused(ErrorCode.MalformedFrame);
+    // A trailers-only response, as gRPC servers answer an unsupported grpc-encoding.
+    res.writeHead(200, {
+      "content-type": grpcContentType,
+      "grpc-accept-encoding": "identity,gzip",
+      "grpc-status": String(GrpcStatus.Unimplemented),
+      "grpc-message": encodeGrpcMessage(`unknown compression ${encoding}`),
+    });
+    res.end();
+    return true;
+  };
+
+  const serveGrpc = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void => {
+    if (refuseEncoding(req, res)) return;
+    const encoding = req.headers["grpc-encoding"];
     const stream = new ServerWireStream(req, res, {
       maxMessageBytes: config.maxMessageBytes,
       recvBuffSize: config.recvBuffSize,
@@ -193,6 +200,15 @@ const plugin: FastifyPluginAsync<GossipPluginOptions> = async (fastify, opts) =>
       ) {
         reply.hijack();
         serveGrpc(request.raw as unknown as http2.Http2ServerRequest, reply.raw as unknown as http2.Http2ServerResponse);
+        return;
+      }
+      // gRPC Ping: a constant answer, served here rather than through Connect's
+      // unary path (see grpc-ping.ts for why). Connect and gRPC-web Pings go on.
+      if (request.method === "POST" && request.url === pingPath && isGrpcProtoContentType(request.headers["content-type"])) {
+        reply.hijack();
+        const req = request.raw as unknown as http2.Http2ServerRequest;
+        const res = reply.raw as unknown as http2.Http2ServerResponse;
+        if (!refuseEncoding(req, res)) serveGrpcPing(req, res, config.maxMessageBytes, req.headers["grpc-encoding"] === "gzip");
       }
     });
     await child.register(fastifyConnectPlugin, {
