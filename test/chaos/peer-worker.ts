@@ -44,8 +44,8 @@ export interface WorkerPeerConfig {
 export interface WorkerConfig {
   readonly peers: readonly WorkerPeerConfig[];
   readonly options?: CommOptions;
-  /** Acknowledge every received data message (for senders' sendWithAck). */
-  readonly autoAck?: boolean;
+  /** Acknowledge every received data message (for senders' sendWithAck), or only those with seqNum 0 (the soak's). */
+  readonly autoAck?: boolean | "seq0";
   /** Report every received data message as a `recv` event (else only count). */
   readonly reportEach?: boolean;
 }
@@ -63,6 +63,8 @@ interface Peer {
   endpoint: string;
   /** Messages handed to send() (fire-and-forget), for the accounting check. */
   accepted: number;
+  /** Received data messages with seqNum 0 (the soak's acknowledged ones). */
+  received0: number;
   /** Per sender PKI-ID: last seqNum received and counters. */
   readonly from: Map<string, { last: bigint; count: number; outOfOrder: number; duplicates: number; seen: Set<bigint> }>;
 }
@@ -123,7 +125,7 @@ async function startPeer(index: number, p: WorkerPeerConfig, cfg: WorkerConfig):
   } else {
     comm = new Comm({ crypto: new X509CryptoService(identity), dialer: new PeerDialer({ tls: clientTls, options }), options, logger });
   }
-  const peer: Peer = { index, comm, app, endpoint, accepted: 0, from: new Map() };
+  const peer: Peer = { index, comm, app, endpoint, accepted: 0, received0: 0, from: new Map() };
   void (async () => {
     for await (const m of comm.accept()) {
       if (m.message.content.case !== "dataMsg") continue;
@@ -136,10 +138,13 @@ async function startPeer(index: number, p: WorkerPeerConfig, cfg: WorkerConfig):
         out({ ev: "recv", peer: index, seq: seq.toString(), from });
       } else {
         // Soak: per-sender sequence numbers increase; a repeat or a step back is a fault.
-        if (seq <= f.last) f.outOfOrder++;
-        f.last = seq;
+        if (seq !== 0n) {
+          if (seq <= f.last) f.outOfOrder++;
+          f.last = seq;
+        }
       }
-      if (cfg.autoAck) void m.ack();
+      if (seq === 0n) peer.received0++;
+      if (cfg.autoAck === true || (cfg.autoAck === "seq0" && seq === 0n)) void m.ack();
     }
   })();
   void (async () => {
@@ -186,7 +191,7 @@ function statsOf(peer: Peer) {
     received += f.count;
     outOfOrder += f.outOfOrder;
   }
-  return { ...s, accepted: peer.accepted, received, outOfOrder, senders: peer.from.size, connectionsNow: peer.comm.connections().length };
+  return { ...s, accepted: peer.accepted, received, received0: peer.received0, outOfOrder, senders: peer.from.size, connectionsNow: peer.comm.connections().length };
 }
 
 /** Full-mesh traffic for the soak: every peer sends to every other target each tick. */
@@ -274,6 +279,35 @@ async function main(): Promise<void> {
             out({ ev: "acked", peer: peer.index, seq, ok: r.ackCount === 1, code: e?.code, msg: e?.message, ms });
           });
           reply(null);
+          break;
+        }
+        case "connect": {
+          // Connects every local peer to every target (one sendWithAck each, seqNum 0),
+          // `concurrency` at a time in random order: a ramp instead of a thundering herd.
+          const targets = cmd.targets as Target[];
+          const concurrency = (cmd.concurrency as number | undefined) ?? 4;
+          const timeoutMs = (cmd.timeoutMs as number | undefined) ?? 30_000;
+          const jobs: [Peer, Target][] = [];
+          for (const p of peers) for (const t of targets) if (t.endpoint !== p.endpoint) jobs.push([p, t]);
+          for (let i = jobs.length - 1; i > 0; i--) {
+            const j = Math.floor(Math.random() * (i + 1));
+            [jobs[i], jobs[j]] = [jobs[j]!, jobs[i]!];
+          }
+          const t0 = performance.now();
+          let next = 0;
+          let ok = 0;
+          const failures: string[] = [];
+          await Promise.all(
+            Array.from({ length: concurrency }, async () => {
+              while (next < jobs.length) {
+                const [p, t] = jobs[next++]!;
+                const r = await p.comm.sendWithAck(dataMessage(0), timeoutMs, 1, toPeer(t));
+                if (r.ackCount === 1) ok++;
+                else failures.push(`${t.endpoint}: ${r.toString()}`);
+              }
+            }),
+          );
+          reply({ ok, failures, ms: performance.now() - t0 });
           break;
         }
         case "load": {
