@@ -74,7 +74,9 @@ describe("frozen peer (SIGSTOP)", () => {
     const closedMs = ev.conns.find((c) => c.type === "disconnected")!.at - stoppedAt;
     assert.ok(closedMs <= intervalMs + timeoutMs + 1000, `outbound connection closed ${Math.round(closedMs)} ms after SIGSTOP`);
     assert.ok(closedMs >= timeoutMs - 100, `closed ${Math.round(closedMs)} ms after SIGSTOP: sooner than a PING can time out`);
-    assert.equal((await frozenAck).results[0]?.error?.code, ErrorCode.AckTimeout);
+    // Reported as failed: timed out, or closed when keepalive cut the connection first.
+    const frozenCode = (await frozenAck).results[0]?.error?.code;
+    assert.ok(frozenCode === ErrorCode.AckTimeout || frozenCode === ErrorCode.Closed, `frozen sendWithAck: ${frozenCode}`);
 
     // The next send dials the frozen peer: the kernel accepts TCP, TLS never answers.
     const deadBefore = ev.dead.length;
@@ -112,6 +114,7 @@ describe("frozen peer (SIGSTOP)", () => {
         contToFirstAckMs: Math.round(recoverMs),
         acked: acked.size,
         delivered: seqs.length,
+        frozenSendWithAckError: frozenCode,
         frozenSendDeliveredAfterThaw: counts.has(100),
       }),
     );
