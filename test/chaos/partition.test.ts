@@ -118,7 +118,10 @@ async function startPair(options: CommOptions): Promise<{ a: Ready; b: Ready; to
 }
 
 /** Sequence numbers delivered more than once, and acked ones never delivered. */
-function exactlyOnce(sender: Worker, receiver: Worker): { dups: number[]; missing: number[]; delivered: number; acked: number } {
+async function exactlyOnce(sender: Worker, receiver: Worker): Promise<{ dups: number[]; missing: number[]; delivered: number; acked: number }> {
+  // A round trip to the receiver: its answer follows every `recv` line it wrote
+  // before, on the same pipe (the sender's `acked` line may be read first).
+  await receiver.call("stats");
   const counts = new Map<number, number>();
   for (const e of receiver.all("recv")) counts.set(Number(e.seq), (counts.get(Number(e.seq)) ?? 0) + 1);
   const acked = sender.all("acked", (e) => e.ok === true).map((e) => Number(e.seq));
@@ -223,7 +226,7 @@ describe("network partition between namespaces", () => {
     );
     const plainDelivered = b.worker.all("recv", (e) => Number(e.seq) > 1_000_000).length;
     assert.ok(plainDelivered <= st.messagesSent, `delivered ${plainDelivered} <= written ${st.messagesSent}`);
-    const check = exactlyOnce(a.worker, b.worker);
+    const check = await exactlyOnce(a.worker, b.worker);
     assert.deepEqual(check.dups, [], "no duplicate delivery");
     assert.deepEqual(check.missing, [], "every acked message delivered");
     const dialFailures = a.worker.all("dead").length;
@@ -285,7 +288,7 @@ describe("network partition between namespaces", () => {
       const results = a.worker.all("acked");
       const failed = results.filter((e) => e.ok !== true).map((e) => `${String(e.seq)}:${String(e.code)}`);
       assert.deepEqual(failed, [], "every sendWithAck succeeded");
-      const check = exactlyOnce(a.worker, b.worker);
+      const check = await exactlyOnce(a.worker, b.worker);
       assert.deepEqual(check.dups, [], "no duplicate delivery");
       assert.deepEqual(check.missing, [], "every acked message delivered");
       const lat = results.map((e) => Number(e.ms)).sort((x, y) => x - y);
