@@ -65,6 +65,10 @@ export class ClientWireStream extends Http2WireStream {
     return this.stream.write(buf);
   }
 
+  protected bufferedBytes(): number {
+    return this.stream.writableLength;
+  }
+
   protected override endError(): GossipError | undefined {
     if (this.statusSeen) return undefined;
     return new GossipError(ErrorCode.Remote, `stream from ${this.remoteAddress} ended without a gRPC status`);

@@ -49,7 +49,7 @@ export { type Logger, LogLimiter, silentLogger } from "./logger.js";
 export { type CommMetrics, type Direction, type DropReason, noopMetrics } from "./metrics.js";
 export type { ReceivedMessage } from "./received-message.js";
 export { SendBuffer, type SendBufferSink } from "./send-buffer.js";
-export type { Dialer, WireStream } from "./transport.js";
+export { type Dialer, type WireStream, writeTaken } from "./transport.js";
 export { type Clock, sleep, systemClock } from "./clock.js";
 export { X509CryptoService, type X509CryptoOptions } from "./x509-crypto.js";
 export { curveOrders, encodeDerSignature, isLowS, parseDerSignature, toLowS } from "./ecdsa.js";

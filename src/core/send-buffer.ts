@@ -1,8 +1,12 @@
 import { ErrorCode, GossipError } from "./errors.js";
+import { writeTaken } from "./transport.js";
 
 /** What a {@link SendBuffer} writes to and reports to. */
 export interface SendBufferSink {
-  /** Writes a batch, in order; resolves when the transport took it. */
+  /**
+   * Writes a batch, in order; resolves when the transport took it. Returning
+   * {@link writeTaken} says the transport took it at once.
+   */
   write(frames: readonly Uint8Array[]): Promise<void>;
   /** A batch was written. */
   written(count: number, bytes: number): void;
@@ -25,9 +29,11 @@ interface Waiter {
  * - At most `capacity` frames are queued; `offer` refuses beyond that, `put`
  *   waits for room. Blocked `put`s enter the queue in call order.
  * - Frames are written in the order they entered, by one writer, one batch at
- *   a time: an idle connection writes at the end of the current tick; while a
- *   write was in progress, what was queued meanwhile goes out in one transport
- *   write on the next turn of the event loop, so a busy connection coalesces.
+ *   a time: an idle connection writes at the end of the current tick; after a
+ *   write, what is queued meanwhile goes out in one transport write on the
+ *   next turn of the event loop (or as soon as the queue is full and a `put`
+ *   waits, when the transport took the last write at once), so a busy
+ *   connection coalesces.
  * - Every frame that entered the queue is either written (reported through
  *   `written`) or, when the buffer closes or a write fails, reported as
  *   dropped; none disappears silently.
@@ -40,6 +46,9 @@ export class SendBuffer {
   private isClosed = false;
   private idle: (() => void)[] = [];
   private inFlight = 0;
+  /** Id of the pending next-turn write (see `nextTurn`), 0 when none. */
+  private turn = 0;
+  private turnSeq = 0;
 
   constructor(
     readonly capacity: number,
@@ -76,6 +85,15 @@ export class SendBuffer {
   put(frame: Uint8Array): Promise<void> {
     if (this.offer(frame)) return Promise.resolve();
     if (this.isClosed) return Promise.reject(closedError());
+    if (this.turn !== 0 && this.waiters.length === 0) {
+      // Full, and the transport took the last batch at once: write the queue
+      // now rather than parking the producer until the next turn. The
+      // transport's own bound (it stops taking writes at once) ends this.
+      this.turn = 0;
+      this.writing = false;
+      this.flush();
+      if (this.offer(frame)) return Promise.resolve();
+    }
     return new Promise((resolve, reject) => this.waiters.push({ frame, resolve, reject }));
   }
 
@@ -127,7 +145,14 @@ export class SendBuffer {
     for (const f of batch) bytes += f.length;
     this.writing = true;
     this.inFlight = batch.length;
-    this.sink.write(batch).then(
+    const written = this.sink.write(batch);
+    if (written === writeTaken) {
+      this.inFlight = 0;
+      this.sink.written(batch.length, bytes);
+      this.nextTurn();
+      return;
+    }
+    written.then(
       () => {
         this.inFlight = 0;
         this.sink.written(batch.length, bytes);
@@ -136,16 +161,7 @@ export class SendBuffer {
           this.flush();
           return;
         }
-        // Busy: frames arrived while this batch was being written. Let the
-        // producers run until the next turn of the event loop, so that the
-        // next write carries up to `capacity` frames instead of one: a
-        // microtask here would write as soon as a single frame is queued,
-        // one HTTP/2 write (and TLS record) per message. An idle buffer still
-        // writes at the end of the current tick (see `schedule`).
-        setImmediate(() => {
-          this.writing = false;
-          this.flush();
-        });
+        this.nextTurn();
       },
       (e: unknown) => {
         this.writing = false;
@@ -156,6 +172,24 @@ export class SendBuffer {
         this.sink.failed(GossipError.from(e, ErrorCode.Closed));
       },
     );
+  }
+
+  /**
+   * Busy: the next write waits for the next turn of the event loop, so that
+   * producers can queue up to `capacity` frames for it. A microtask here would
+   * write as soon as a single frame is queued: one HTTP/2 write (and TLS
+   * record) per message. A `put` that finds the queue full meanwhile writes
+   * at once instead (see `put`).
+   */
+  private nextTurn(): void {
+    const id = ++this.turnSeq;
+    this.turn = id;
+    setImmediate(() => {
+      if (this.turn !== id) return;
+      this.turn = 0;
+      this.writing = false;
+      this.flush();
+    });
   }
 
   private admitWaiters(): void {

@@ -43,7 +43,8 @@ export interface WireStream {
    * Writes serialized Envelopes, in order, in as few transport writes as the
    * transport allows. Resolves when the transport took them (its flow control
    * may delay that); rejects with a {@link GossipError} when the stream is
-   * gone. Calls must not overlap.
+   * gone. Calls must not overlap. Returns {@link writeTaken} itself when the
+   * transport took them at once, so that a writer may go on in the same task.
    */
   write(envelopes: readonly Uint8Array[]): Promise<void>;
   /** Half-closes our side after the writes already made. Idempotent. */
@@ -57,6 +58,12 @@ export interface WireStream {
   /** Settles (never rejects) when the stream is fully closed. */
   readonly closed: Promise<void>;
 }
+
+/**
+ * The (resolved) promise a {@link WireStream.write} returns when the transport
+ * took the envelopes at once. Any other promise means "wait for it".
+ */
+export const writeTaken: Promise<void> = Promise.resolve();
 
 /** Opens outbound streams; implemented by the client dialer. */
 export interface Dialer {

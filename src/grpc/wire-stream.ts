@@ -8,7 +8,7 @@ import type { Readable } from "node:stream";
 import type { Envelope } from "../gen/gossip/message_pb.js";
 import { decodeEnvelope } from "../core/envelope.js";
 import { ErrorCode, GossipError } from "../core/errors.js";
-import type { WireStream } from "../core/transport.js";
+import { type WireStream, writeTaken } from "../core/transport.js";
 import { encodeFrames, FrameDecoder } from "./framing.js";
 
 /** Transport facts about one stream, fixed when it opens. */
@@ -29,7 +29,14 @@ export interface WireStreamLimits {
   readonly gzip: boolean;
 }
 
-const resolved = Promise.resolve();
+/**
+ * Bytes a stream may hold in its write buffer (not yet handed to nghttp2)
+ * before `write` waits for 'drain'. Above Node's 16 KiB stream high-water
+ * mark, so that a busy connection puts several send-buffer batches into one
+ * HTTP/2 write (the write size of the raw benchmark limit), and small enough
+ * to bound what a connection holds beyond its send buffer.
+ */
+const maxBufferedBytes = 64 * 1024;
 
 /**
  * @private Base of the client and server adapters: reading, writing and the
@@ -99,7 +106,7 @@ export abstract class Http2WireStream implements WireStream {
     } catch (e) {
       return Promise.reject(GossipError.from(e, ErrorCode.Closed));
     }
-    if (ok) return resolved;
+    if (ok || this.bufferedBytes() < maxBufferedBytes) return writeTaken;
     return new Promise((resolve, reject) => this.drainWaiters.push({ resolve, reject }));
   }
 
@@ -110,6 +117,8 @@ export abstract class Http2WireStream implements WireStream {
   protected abstract writable(): boolean;
   /** Writes one chunk; false when the caller should wait for 'drain'. */
   protected abstract writeChunk(buf: Buffer): boolean;
+  /** Bytes written and not yet taken by the HTTP/2 session. */
+  protected abstract bufferedBytes(): number;
 
   /**
    * Ends reading with `error` (subclasses call it for a non-OK status); the

@@ -102,6 +102,10 @@ export class ServerWireStream extends Http2WireStream {
     return this.res.write(buf);
   }
 
+  protected bufferedBytes(): number {
+    return this.req.stream.writableLength;
+  }
+
   private finish(error: GossipError | undefined): void {
     if (this.finished) return;
     this.finished = true;
