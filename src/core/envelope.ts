@@ -181,7 +181,10 @@ export function encodeUnsignedEnvelope(message: GossipMessage): Uint8Array {
   const size = gossipMessageEncoder?.size(message);
   if (gossipMessageEncoder === undefined || size === undefined) return encodeEnvelope(noopSign(message));
   if (size === 0) return new Uint8Array(0);
-  const buf = new Uint8Array(1 + varintSize(size) + size);
+  // A pooled Buffer: frames are internal (they only go to the wire), and a
+  // Uint8Array of this size would get its own zeroed backing store each time.
+  // Every byte is written below.
+  const buf = Buffer.allocUnsafe(1 + varintSize(size) + size);
   buf[0] = 0x0a;
   gossipMessageEncoder.write(buf, writeVarint(buf, 1, size));
   return buf;

@@ -49,8 +49,18 @@ export function pkiIdOfIdentity(identity: PeerIdentity): PkiId {
 
 /** Lower-case hex of a PKI-ID (Fabric's textual form; also our map key). */
 export function pkiIdHex(pkiId: Uint8Array | undefined): string {
-  return pkiId === undefined ? "" : Buffer.from(pkiId.buffer, pkiId.byteOffset, pkiId.byteLength).toString("hex");
+  if (pkiId === undefined) return "";
+  // Every send looks its peer up by hex PKI-ID; senders reuse their RemotePeer
+  // objects, so the hex of the same array is cached. The bytes are kept and
+  // compared, so that an array changed in place is not mistaken for its past.
+  const cached = hexCache.get(pkiId);
+  if (cached !== undefined && bytesEqual(cached.bytes, pkiId)) return cached.hex;
+  const hex = Buffer.from(pkiId.buffer, pkiId.byteOffset, pkiId.byteLength).toString("hex");
+  hexCache.set(pkiId, { bytes: pkiId.slice(), hex });
+  return hex;
 }
+
+const hexCache = new WeakMap<Uint8Array, { readonly bytes: Uint8Array; readonly hex: string }>();
 
 /** Parses a hex PKI-ID. Throws `TypeError` for odd length or non-hex characters. */
 export function pkiIdFromHex(hex: string): PkiId {

@@ -444,24 +444,28 @@ function writeValue(buf: Uint8Array, at: number, f: FieldPlan, v: unknown, sizes
   }
 }
 
+function writeTag(buf: Uint8Array, at: number, tag: Uint8Array): number {
+  if (tag.length === 1) {
+    buf[at] = tag[0] as number;
+    return at + 1;
+  }
+  buf.set(tag, at);
+  return at + tag.length;
+}
+
 function writeMessage(buf: Uint8Array, at: number, msg: Record<string, unknown>, plan: Plan, sizes: Sizes): number {
   for (const f of plan.fields) {
     const v = valueOf(msg, f);
     if (v === undefined) continue;
     if (!f.repeated) {
-      buf.set(f.tag, at);
-      at = writeValue(buf, at + f.tag.length, f, v, sizes);
+      at = writeValue(buf, writeTag(buf, at, f.tag), f, v, sizes);
       continue;
     }
     const list = v as unknown[];
     if (f.kind === Kind.String || f.kind === Kind.Bytes || f.kind === Kind.Message) {
-      for (const item of list) {
-        buf.set(f.tag, at);
-        at = writeValue(buf, at + f.tag.length, f, item, sizes);
-      }
+      for (const item of list) at = writeValue(buf, writeTag(buf, at, f.tag), f, item, sizes);
     } else {
-      buf.set(f.tag, at);
-      at = writeVarint(buf, at + f.tag.length, sizes.list[sizes.at++] as number);
+      at = writeVarint(buf, writeTag(buf, at, f.tag), sizes.list[sizes.at++] as number);
       for (const item of list) at = writeNumVarint(buf, at, u64Of(f.kind, item));
     }
   }
