@@ -32,12 +32,10 @@ describe("SIGKILL of a peer mid-stream", () => {
       autoAck: true,
       reportEach: true,
     };
+    // What each incarnation received, from its `recv` reports (written before each ack).
     const received: { seq: number; incarnation: number }[] = [];
     const track = (w: Worker, incarnation: number) => {
-      // Collected after the fact from the worker's events (reported before each ack).
-      return () => {
-        for (const e of w.all("recv")) received.push({ seq: Number(e.seq), incarnation });
-      };
+      for (const e of w.all("recv")) received.push({ seq: Number(e.seq), incarnation });
     };
 
     const first = await spawnWorker("w1", wCfg);
@@ -90,7 +88,7 @@ describe("SIGKILL of a peer mid-stream", () => {
     running = false;
     await traffic;
     await first.worker.exited;
-    track(first.worker, 1)();
+    track(first.worker, 1);
     const sentBeforeProbe = sendSeq;
 
     // The broken connection is gone, and every dial started in the window has settled.
@@ -154,7 +152,7 @@ describe("SIGKILL of a peer mid-stream", () => {
     );
     await second.worker.call("exit").catch(() => {});
     await second.worker.exited;
-    track(second.worker, 2)();
+    track(second.worker, 2);
 
     const bySeq = new Map<number, number>();
     for (const r of received) bySeq.set(r.seq, (bySeq.get(r.seq) ?? 0) + 1);

@@ -66,7 +66,7 @@ interface Peer {
   /** Received data messages with seqNum 0 (the soak's acknowledged ones). */
   received0: number;
   /** Per sender PKI-ID: last seqNum received and counters. */
-  readonly from: Map<string, { last: bigint; count: number; outOfOrder: number; duplicates: number; seen: Set<bigint> }>;
+  readonly from: Map<string, { last: bigint; count: number; outOfOrder: number }>;
 }
 
 const errors: string[] = [];
@@ -132,7 +132,7 @@ async function startPeer(index: number, p: WorkerPeerConfig, cfg: WorkerConfig):
       const seq = m.message.content.value.payload?.seqNum ?? -1n;
       const from = pkiIdHex(m.connection.pkiId);
       let f = peer.from.get(from);
-      if (!f) peer.from.set(from, (f = { last: -1n, count: 0, outOfOrder: 0, duplicates: 0, seen: new Set() }));
+      if (!f) peer.from.set(from, (f = { last: -1n, count: 0, outOfOrder: 0 }));
       f.count++;
       if (cfg.reportEach) {
         out({ ev: "recv", peer: index, seq: seq.toString(), from });
