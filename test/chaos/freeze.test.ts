@@ -61,6 +61,21 @@ describe("frozen peer (SIGSTOP)", () => {
       return r;
     };
 
+    // A second sender, fire-and-forget all along (before, during and after the freeze), for the accounting.
+    const f = await startPeer({
+      options: { clientKeepaliveIntervalMs: intervalMs, clientKeepaliveTimeoutMs: timeoutMs, dialTimeoutMs, connTimeoutMs },
+    });
+    closers.push(() => f.close());
+    let accepted = 0;
+    let sending = true;
+    const fireAndForget = (async () => {
+      for (let i = 1; i <= 3000 && sending; i++) {
+        accepted++;
+        void f.comm.send(dataMessage(1_000_000 + i), to);
+        await sleep(5);
+      }
+    })();
+
     for (let i = 1; i <= 20; i++) assert.equal((await ack(i)).ackCount, 1, `ack ${i} before the freeze`);
     // Several keepalive rounds pass on a responsive peer without a close.
     await sleep(2 * (intervalMs + timeoutMs));
@@ -95,7 +110,18 @@ describe("frozen peer (SIGSTOP)", () => {
     assert.ok(ok, "acknowledged after SIGCONT");
     const recoverMs = performance.now() - contAt;
 
+    await sleep(300);
+    sending = false;
+    await fireAndForget;
     await p.close();
+    await f.close();
+    const fs = f.comm.stats();
+    assert.equal(fs.sendBuffered, 0);
+    assert.equal(
+      fs.messagesSent + fs.dropped + fs.overflow,
+      accepted,
+      `accepted ${accepted} = sent ${fs.messagesSent} + dropped ${fs.dropped} + overflow ${fs.overflow}`,
+    );
     await w.worker.call("exit").catch(() => {});
     await w.worker.exited;
     const seqs = w.worker.all("recv").map((e) => Number(e.seq));
@@ -103,6 +129,9 @@ describe("frozen peer (SIGSTOP)", () => {
     for (const s of seqs) counts.set(s, (counts.get(s) ?? 0) + 1);
     assert.deepEqual([...counts].filter(([, n]) => n > 1), [], "no duplicate delivery");
     assert.deepEqual([...acked].filter((s) => !counts.has(s)), [], "every acked message delivered");
+    const plain = seqs.filter((q) => q > 1_000_000);
+    assert.ok(plain.every((q) => q <= 1_000_000 + accepted), "only sent messages delivered");
+    assert.ok(plain.length <= fs.messagesSent, `delivered ${plain.length} <= written ${fs.messagesSent}`);
     console.log(
       JSON.stringify({
         test: "sigstop-client-keepalive",
@@ -114,6 +143,7 @@ describe("frozen peer (SIGSTOP)", () => {
         contToFirstAckMs: Math.round(recoverMs),
         acked: acked.size,
         delivered: seqs.length,
+        fireAndForget: { accepted, sent: fs.messagesSent, dropped: fs.dropped, overflow: fs.overflow, delivered: plain.length },
         frozenSendWithAckError: frozenCode,
         frozenSendDeliveredAfterThaw: counts.has(100),
       }),

@@ -15,6 +15,7 @@ import { createInterface } from "node:readline";
 import { PeerDialer } from "../../src/client/dialer.js";
 import { Comm } from "../../src/core/comm.js";
 import type { CommOptions } from "../../src/core/config.js";
+import { ErrorCode } from "../../src/core/errors.js";
 import { pkiIdHex } from "../../src/core/identity.js";
 import type { Logger } from "../../src/core/logger.js";
 import { X509CryptoService } from "../../src/core/x509-crypto.js";
@@ -297,17 +298,30 @@ async function main(): Promise<void> {
           let next = 0;
           let ok = 0;
           const failures: string[] = [];
+          // A connection closed under the ack (the loser of a simultaneous dial, A -> B
+          // while B -> A) is a reported failure, not a loss: retried, and counted.
+          const retried: string[] = [];
           await Promise.all(
             Array.from({ length: concurrency }, async () => {
               while (next < jobs.length) {
                 const [p, t] = jobs[next++]!;
-                const r = await p.comm.sendWithAck(dataMessage(0), timeoutMs, 1, toPeer(t));
-                if (r.ackCount === 1) ok++;
-                else failures.push(`${t.endpoint}: ${r.toString()}`);
+                for (let attempt = 1; attempt <= 3; attempt++) {
+                  const r = await p.comm.sendWithAck(dataMessage(0), timeoutMs, 1, toPeer(t));
+                  if (r.ackCount === 1) {
+                    ok++;
+                    break;
+                  }
+                  if (r.results[0]?.error?.code === ErrorCode.Closed && attempt < 3) {
+                    retried.push(`${t.endpoint}: ${r.toString()}`);
+                    continue;
+                  }
+                  failures.push(`${t.endpoint}: ${r.toString()}`);
+                  break;
+                }
               }
             }),
           );
-          reply({ ok, failures, ms: performance.now() - t0 });
+          reply({ ok, failures, retried, ms: performance.now() - t0 });
           break;
         }
         case "load": {

@@ -88,7 +88,7 @@ export async function runSoak(seconds: number): Promise<Record<string, unknown>>
     // Connect the mesh first, ramped (4 dials at a time per process).
     const connectStartedAt = Date.now();
     const connects = await Promise.all(
-      workers.map((w) => w.worker.call<{ ok: number; failures: string[]; ms: number }>("connect", { targets, concurrency: 4 }, 120_000)),
+      workers.map((w) => w.worker.call<{ ok: number; failures: string[]; retried: string[]; ms: number }>("connect", { targets, concurrency: 4 }, 120_000)),
     );
     for (const [i, c] of connects.entries()) {
       assert.deepEqual(c.failures.slice(0, 5), [], `${workers[i]!.worker.name}: ${c.failures.length} connects failed`);
@@ -177,6 +177,7 @@ export async function runSoak(seconds: number): Promise<Record<string, unknown>>
       acked: acks,
       meshFormationLogLines: formationLines,
       connectMs: connects.map((c) => Math.round(c.ms)),
+      connectRetriedAfterClosed: connects.reduce((n, c) => n + c.retried.length, 0),
       warmupMs,
       sampleMs,
       workers: report,
