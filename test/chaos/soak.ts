@@ -164,6 +164,7 @@ export async function runSoak(seconds: number): Promise<Record<string, unknown>>
         base: { heapMB: mb(base.heap), rssMB: mb(base.rss), handles: base.handles, fds: base.fds },
         last: { heapMB: mb(last.heap), rssMB: mb(last.rss), handles: last.handles, fds: last.fds },
         maxGrowthPct: growth,
+        heapMBAfterWarmup: [base, ...later].map((x) => mb(x.heap)),
       });
     }
     // Nothing lost: every message a peer accepted was delivered (no overflow, no drop, healthy mesh).
