@@ -464,22 +464,35 @@ export class Comm {
         Math.max(0, deadline - this.clock.now()),
       );
     });
+    let graceTimer: unknown;
+    let done = false;
     try {
       const conn = await Promise.race([this.store.getOrDial(peer), timedOut]);
       const ack = this.acks.expect(nonce, conn.pkiHex, deadline - this.clock.now());
       ack.catch(() => {});
       await Promise.race([conn.put(frame), timedOut]);
-      // A connection cut with an error will not carry the ack: report it now
-      // rather than at the deadline. A graceful close (a drain, e.g. the loser
-      // of a simultaneous dial) still lets the ack arrive on its replacement.
-      const cut = conn.closed.then(() => {
-        const reason = conn.error;
-        if (reason) throw new GossipError(ErrorCode.Closed, `connection to ${peer.endpoint} closed before the ack: ${reason.message}`, {
-            cause: reason,
-            remoteStatus: reason.remoteStatus,
-          });
-        return ack;
-      });
+      // After the connection closes, the ack can still come on a connection
+      // that replaced it (the loser of a simultaneous dial flushes before it
+      // closes, and the remote answers on the winner). Wait connTimeoutMs for
+      // that, then report the close instead of waiting for the deadline.
+      const cut = conn.closed.then(
+        () =>
+          new Promise<never>((_, reject) => {
+            if (done) return; // answered already: no timer to leak
+            const reason = conn.error;
+            graceTimer = this.clock.setTimeout(
+              () =>
+                reject(
+                  new GossipError(
+                    ErrorCode.Closed,
+                    `connection to ${peer.endpoint} closed before the ack${reason ? `: ${reason.message}` : ""}`,
+                    { cause: reason, remoteStatus: reason?.remoteStatus },
+                  ),
+                ),
+              this.config.connTimeoutMs,
+            );
+          }),
+      );
       cut.catch(() => {});
       const text = await Promise.race([ack, cut]);
       return text === "" ? undefined : new GossipError(ErrorCode.Nack, text);
@@ -490,7 +503,9 @@ export class Comm {
       }
       return error;
     } finally {
+      done = true;
       this.clock.clearTimeout(timer);
+      this.clock.clearTimeout(graceTimer);
       timedOut.catch(() => {});
     }
   }

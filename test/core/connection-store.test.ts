@@ -150,6 +150,29 @@ describe("connection store", () => {
     for (const sub of subs) sub.close();
   });
 
+  it("first contact by sendWithAck from both sides at once (a simultaneous dial): both acknowledged", async () => {
+    for (let pair = 0; pair < 3; pair++) {
+      const a = await peer();
+      const b = await peer();
+      const ackAll = (p: TestPeer) => {
+        const sub = p.comm.accept();
+        void (async () => {
+          for await (const m of sub) m.ack();
+        })();
+        return sub;
+      };
+      const subs = [ackAll(a), ackAll(b)];
+      // First contact from both sides at once: both dial, one connection loses.
+      const [ra, rb] = await Promise.all([
+        a.comm.sendWithAck(dataMessage(1), 5000, 1, to(b)),
+        b.comm.sendWithAck(dataMessage(2), 5000, 1, to(a)),
+      ]);
+      assert.equal(ra.ackCount, 1, `pair ${pair}, a→b: ${ra.toString()}`);
+      assert.equal(rb.ackCount, 1, `pair ${pair}, b→a: ${rb.toString()}`);
+      for (const sub of subs) sub.close();
+    }
+  });
+
   it("newest wins: a peer that reconnects under the same PKI-ID replaces its connection", async () => {
     const b = await peer();
     const a = await peer();
