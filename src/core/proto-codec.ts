@@ -67,6 +67,10 @@ interface Plan {
   readonly fields: readonly FieldPlan[];
   /** Fields by number, for decoding. */
   readonly byNumber: Map<number, FieldPlan>;
+  /** Fields outside oneofs, in number order. */
+  readonly regular: readonly FieldPlan[];
+  /** Oneof groups: their local name and their fields by case name. */
+  readonly oneofs: readonly { readonly name: string; readonly byCase: ReadonlyMap<string, FieldPlan> }[];
   readonly zero: readonly ZeroMember[];
 }
 
@@ -132,10 +136,19 @@ function planOf(desc: DescMessage): Plan | null {
       else if (m.fieldKind === "enum") zero.push({ name: m.localName, kind: 0, zero: m.enum.values[0]?.number ?? 0 });
     }
     fields.sort((a, b) => a.number - b.number);
+    const oneofs = new Map<string, Map<string, FieldPlan>>();
+    for (const f of fields) {
+      if (f.oneof === undefined) continue;
+      let byCase = oneofs.get(f.oneof);
+      if (byCase === undefined) oneofs.set(f.oneof, (byCase = new Map()));
+      byCase.set(f.name, f);
+    }
     building.plan = {
       typeName: desc.typeName,
       fields,
       byNumber: new Map(fields.map((f) => [f.number, f])),
+      regular: fields.filter((f) => f.oneof === undefined),
+      oneofs: [...oneofs].map(([name, byCase]) => ({ name, byCase })),
       zero,
     };
   }
@@ -328,17 +341,17 @@ function writeUtf8(buf: Uint8Array, at: number, s: string, len: number): number 
  * by the size pass in the order the write pass consumes them.
  */
 interface Sizes {
-  list: number[];
+  /**
+   * Per message, in the order of the walk: the number of set fields, then
+   * (field, value) pairs, then the entries of its values (string lengths,
+   * packed lengths, nested messages' lengths and entries).
+   */
+  list: unknown[];
   at: number;
 }
 
-/** Whether the singular field `f` of `msg` is set (proto3 implicit presence), and its value. */
+/** The value of field `f` (not in a oneof) of `msg` when set (proto3 implicit presence), else undefined. */
 function valueOf(msg: Record<string, unknown>, f: FieldPlan): unknown {
-  if (f.oneof !== undefined) {
-    const o = msg[f.oneof] as { case: string | undefined; value?: unknown } | undefined;
-    if (o === undefined || o === null || typeof o !== "object") throw fallback;
-    return o.case === f.name ? (o.value === undefined ? fallbackValue() : o.value) : undefined;
-  }
   const v = msg[f.name];
   if (f.repeated) {
     if (!Array.isArray(v)) throw fallback;
@@ -363,10 +376,6 @@ function valueOf(msg: Record<string, unknown>, f: FieldPlan): unknown {
     default:
       return v === 0 ? undefined : v;
   }
-}
-
-function fallbackValue(): never {
-  throw fallback;
 }
 
 function checkMessage(v: unknown, plan: Plan): Record<string, unknown> {
@@ -399,22 +408,66 @@ function valueSize(f: FieldPlan, v: unknown, sizes: Sizes): number {
   }
 }
 
-function messageSize(msg: Record<string, unknown>, plan: Plan, sizes: Sizes): number {
-  let size = 0;
-  for (const f of plan.fields) {
+/**
+ * Pushes the set fields of `msg` as (field, value) pairs, in number order
+ * (the order `toBinary` writes), and returns how many. A oneof is looked up
+ * once by its case, not once per member field.
+ */
+function collect(msg: Record<string, unknown>, plan: Plan, out: unknown[]): number {
+  let extras: [FieldPlan, unknown][] | undefined;
+  for (const o of plan.oneofs) {
+    const c = msg[o.name] as { case?: unknown; value?: unknown } | undefined;
+    if (c === null || typeof c !== "object") throw fallback;
+    if (c.case === undefined) continue;
+    const f = o.byCase.get(c.case as string);
+    if (f === undefined || c.value === undefined) throw fallback;
+    (extras ??= []).push([f, c.value]);
+  }
+  if (extras !== undefined && extras.length > 1) extras.sort((a, b) => a[0].number - b[0].number);
+  let n = 0;
+  let e = 0;
+  for (const f of plan.regular) {
+    if (extras !== undefined) {
+      for (; e < extras.length && (extras[e] as [FieldPlan, unknown])[0].number < f.number; e++, n++) {
+        const x = extras[e] as [FieldPlan, unknown];
+        out.push(x[0], x[1]);
+      }
+    }
     const v = valueOf(msg, f);
     if (v === undefined) continue;
+    out.push(f, v);
+    n++;
+  }
+  if (extras !== undefined) {
+    for (; e < extras.length; e++, n++) {
+      const x = extras[e] as [FieldPlan, unknown];
+      out.push(x[0], x[1]);
+    }
+  }
+  return n;
+}
+
+function messageSize(msg: Record<string, unknown>, plan: Plan, sizes: Sizes): number {
+  const list = sizes.list;
+  const countAt = list.length;
+  list.push(0);
+  const n = collect(msg, plan, list);
+  list[countAt] = n;
+  let size = 0;
+  for (let i = countAt + 1, end = countAt + 1 + 2 * n; i < end; i += 2) {
+    const f = list[i] as FieldPlan;
+    const v = list[i + 1];
     if (!f.repeated) {
       size += f.tag.length + valueSize(f, v, sizes);
       continue;
     }
-    const list = v as unknown[];
+    const items = v as unknown[];
     if (f.kind === Kind.String || f.kind === Kind.Bytes || f.kind === Kind.Message) {
-      for (const item of list) size += f.tag.length + valueSize(f, item, sizes);
+      for (const item of items) size += f.tag.length + valueSize(f, item, sizes);
     } else {
       let packed = 0;
-      for (const item of list) packed += numVarintSize(u64Of(f.kind, item));
-      sizes.list.push(packed);
+      for (const item of items) packed += numVarintSize(u64Of(f.kind, item));
+      list.push(packed);
       size += f.tag.length + varintSize(packed) + packed;
     }
   }
@@ -437,7 +490,7 @@ function writeValue(buf: Uint8Array, at: number, f: FieldPlan, v: unknown, sizes
     case Kind.Message: {
       const len = sizes.list[sizes.at++] as number;
       at = writeVarint(buf, at, len);
-      return writeMessage(buf, at, v as Record<string, unknown>, f.message as Plan, sizes);
+      return writeMessage(buf, at, sizes);
     }
     default:
       return writeNumVarint(buf, at, u64Of(f.kind, v));
@@ -453,20 +506,25 @@ function writeTag(buf: Uint8Array, at: number, tag: Uint8Array): number {
   return at + tag.length;
 }
 
-function writeMessage(buf: Uint8Array, at: number, msg: Record<string, unknown>, plan: Plan, sizes: Sizes): number {
-  for (const f of plan.fields) {
-    const v = valueOf(msg, f);
-    if (v === undefined) continue;
+/** Writes the message whose fields `messageSize` collected next in `sizes`. */
+function writeMessage(buf: Uint8Array, at: number, sizes: Sizes): number {
+  const list = sizes.list;
+  const n = list[sizes.at++] as number;
+  const start = sizes.at;
+  sizes.at += 2 * n;
+  for (let i = start, end = start + 2 * n; i < end; i += 2) {
+    const f = list[i] as FieldPlan;
+    const v = list[i + 1];
     if (!f.repeated) {
       at = writeValue(buf, writeTag(buf, at, f.tag), f, v, sizes);
       continue;
     }
-    const list = v as unknown[];
+    const items = v as unknown[];
     if (f.kind === Kind.String || f.kind === Kind.Bytes || f.kind === Kind.Message) {
-      for (const item of list) at = writeValue(buf, writeTag(buf, at, f.tag), f, item, sizes);
+      for (const item of items) at = writeValue(buf, writeTag(buf, at, f.tag), f, item, sizes);
     } else {
-      at = writeVarint(buf, writeTag(buf, at, f.tag), sizes.list[sizes.at++] as number);
-      for (const item of list) at = writeNumVarint(buf, at, u64Of(f.kind, item));
+      at = writeVarint(buf, writeTag(buf, at, f.tag), list[sizes.at++] as number);
+      for (const item of items) at = writeNumVarint(buf, at, u64Of(f.kind, item));
     }
   }
   return at;
@@ -508,7 +566,7 @@ export function compileEncoder(schema: DescMessage): MessageEncoder | undefined 
       const m = pending;
       if (m === undefined) throw new Error("write without a successful size");
       pending = undefined;
-      return writeMessage(buf, at, m, plan, sizes);
+      return writeMessage(buf, at, sizes);
     },
   };
 }
