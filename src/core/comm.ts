@@ -134,6 +134,8 @@ export class Comm {
   private readonly demux: Demux<ReceivedMessage>;
   private readonly pendingDials = new Map<string, PendingDial>();
   private readonly handshaking = new Set<WireStream>();
+  /** Per connection, what to run when it closes: one reaction on `closed` per connection, not one per call. */
+  private readonly closeWatchers = new WeakMap<Connection, { readonly fns: Set<() => void>; fired: boolean }>();
   private stopping = false;
   private stopped: Promise<void> | undefined;
 
@@ -466,6 +468,7 @@ export class Comm {
     });
     let graceTimer: unknown;
     let done = false;
+    let unwatch = () => {};
     try {
       const conn = await Promise.race([this.store.getOrDial(peer), timedOut]);
       const ack = this.acks.expect(nonce, conn.pkiHex, deadline - this.clock.now());
@@ -475,24 +478,25 @@ export class Comm {
       // that replaced it (the loser of a simultaneous dial flushes before it
       // closes, and the remote answers on the winner). Wait connTimeoutMs for
       // that, then report the close instead of waiting for the deadline.
-      const cut = conn.closed.then(
-        () =>
-          new Promise<never>((_, reject) => {
-            if (done) return; // answered already: no timer to leak
-            const reason = conn.error;
-            graceTimer = this.clock.setTimeout(
-              () =>
-                reject(
-                  new GossipError(
-                    ErrorCode.Closed,
-                    `connection to ${peer.endpoint} closed before the ack${reason ? `: ${reason.message}` : ""}`,
-                    { cause: reason, remoteStatus: reason?.remoteStatus },
-                  ),
+      // Not conn.closed.then(...): a reaction per call on a promise that lives
+      // as long as the connection kept every call's closure until it closed.
+      const cut = new Promise<never>((_, reject) => {
+        unwatch = this.watchClose(conn, () => {
+          if (done) return; // answered already: no timer to leak
+          const reason = conn.error;
+          graceTimer = this.clock.setTimeout(
+            () =>
+              reject(
+                new GossipError(
+                  ErrorCode.Closed,
+                  `connection to ${peer.endpoint} closed before the ack${reason ? `: ${reason.message}` : ""}`,
+                  { cause: reason, remoteStatus: reason?.remoteStatus },
                 ),
-              this.config.connTimeoutMs,
-            );
-          }),
-      );
+              ),
+            this.config.connTimeoutMs,
+          );
+        });
+      });
       cut.catch(() => {});
       const text = await Promise.race([ack, cut]);
       return text === "" ? undefined : new GossipError(ErrorCode.Nack, text);
@@ -504,10 +508,33 @@ export class Comm {
       return error;
     } finally {
       done = true;
+      unwatch();
       this.clock.clearTimeout(timer);
       this.clock.clearTimeout(graceTimer);
       timedOut.catch(() => {});
     }
+  }
+
+  /** Runs `fn` once `conn` has closed (soon, if it has already); returns the unsubscribe. */
+  private watchClose(conn: Connection, fn: () => void): () => void {
+    let w = this.closeWatchers.get(conn);
+    if (w === undefined) {
+      const watch = { fns: new Set<() => void>(), fired: false };
+      w = watch;
+      this.closeWatchers.set(conn, watch);
+      void conn.closed.then(() => {
+        watch.fired = true;
+        for (const f of [...watch.fns]) f();
+        watch.fns.clear();
+      });
+    }
+    if (w.fired) {
+      queueMicrotask(fn);
+      return () => {};
+    }
+    const fns = w.fns;
+    fns.add(fn);
+    return () => fns.delete(fn);
   }
 
   private emitPresumedDead(pkiId: PkiId, endpoint: string, error: GossipError): void {
