@@ -27,20 +27,26 @@ const ipA = "10.77.0.1";
 const ipB = "10.77.0.2";
 let skipReason: string | undefined;
 
-/** Namespaces of earlier runs whose process is gone (a run killed before its after hook). */
+const pidAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** Namespaces and veth ends of earlier runs whose process is gone (a run killed before its after hook). */
 function removeStaleNamespaces(): void {
   const list = sh("ip", ["netns", "list"]);
-  if (!list.ok) return;
-  for (const line of list.out.split("\n")) {
+  for (const line of list.ok ? list.out.split("\n") : []) {
     const m = /^(gcchaos[AB]-(\d+))\b/.exec(line.trim());
-    if (!m) continue;
-    let alive = true;
-    try {
-      process.kill(Number(m[2]), 0);
-    } catch {
-      alive = false;
-    }
-    if (!alive) sh("ip", ["netns", "del", m[1]!]);
+    if (m && !pidAlive(Number(m[2]))) sh("ip", ["netns", "del", m[1]!]);
+  }
+  const links = sh("ip", ["-o", "link", "show"]);
+  for (const line of links.ok ? links.out.split("\n") : []) {
+    const m = /^\d+: (gc[AB](\d+))[@:]/.exec(line);
+    if (m && !pidAlive(Number(m[2]))) sh("ip", ["link", "del", m[1]!]);
   }
 }
 
