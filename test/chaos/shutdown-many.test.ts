@@ -3,7 +3,7 @@
 // while the server shuts down:
 // - Fastify close() (the plugin's own comm) and
 // - comm.stop() of a comm the application owns, then close()
-// each complete within drainTimeoutMs + 2 s; every sendWithAck that succeeded
+// each complete within the shutdown bound (below); every sendWithAck that succeeded
 // was delivered exactly once, and every message the clients accepted into a
 // send buffer was written or counted (dropped / overflow).
 import assert from "node:assert/strict";
@@ -23,6 +23,14 @@ const processes = 3;
 const perProcess = 100;
 const total = processes * perProcess;
 const drainTimeoutMs = 2000;
+/**
+ * A connection's drain has two phases bounded by drainTimeoutMs each (flush
+ * our queue, then wait for the remote to end its side) before it is cut; all
+ * connections drain in parallel. So stop() finishes within 2 x drainTimeoutMs;
+ * close() then closes the HTTP/2 sessions, idle by then. Plus 1 s for 300
+ * sessions on a loaded 2-core machine.
+ */
+const shutdownBoundMs = 2 * drainTimeoutMs + 1000;
 const serverOptions = {
   drainTimeoutMs,
   // 300 handshakes from one address within a second or two: above the flood limits' defaults.
@@ -124,7 +132,7 @@ async function checkNothingLost(seqs: Map<number, number>, workers: Ready[]) {
 }
 
 describe(`shutdown with ${total} open streams`, () => {
-  it("Fastify close() completes within drainTimeoutMs + 2 s under load, nothing acked lost", async () => {
+  it("Fastify close() completes within the shutdown bound under load, nothing acked lost", async () => {
     const server = await startPeer({ options: serverOptions });
     let closed = false;
     closers.push(() => (closed ? Promise.resolve() : server.close()));
@@ -139,14 +147,14 @@ describe(`shutdown with ${total} open streams`, () => {
     await Promise.race([server.app.close(), sleep(drainTimeoutMs + 10_000)]);
     const closeMs = performance.now() - c0;
     closed = true;
-    assert.ok(closeMs < drainTimeoutMs + 2000, `close() took ${Math.round(closeMs)} ms with ${open} streams`);
+    assert.ok(closeMs < shutdownBoundMs, `close() took ${Math.round(closeMs)} ms with ${open} streams`);
     assert.equal(server.comm.connections().length, 0);
     const r = await checkNothingLost(seqs, workers);
     console.log(JSON.stringify({ test: "shutdown-close", streams: open, connectMs: Math.round(connectMs), closeMs: Math.round(closeMs), ...r }));
     await killAllWorkers();
   });
 
-  it("comm.stop() of an application-owned comm, then close(), each within drainTimeoutMs + 2 s", async () => {
+  it("comm.stop() of an application-owned comm, then close(), each within the shutdown bound", async () => {
     // wrapDialer makes the test own the comm: close() then leaves it alone.
     const server = await startPeer({ options: serverOptions, wrapDialer: (d) => d });
     let closed = false;
@@ -159,13 +167,13 @@ describe(`shutdown with ${total} open streams`, () => {
     const s0 = performance.now();
     await Promise.race([server.comm.stop(), sleep(drainTimeoutMs + 10_000)]);
     const stopMs = performance.now() - s0;
-    assert.ok(stopMs < drainTimeoutMs + 2000, `stop() took ${Math.round(stopMs)} ms with ${open} streams`);
+    assert.ok(stopMs < shutdownBoundMs, `stop() took ${Math.round(stopMs)} ms with ${open} streams`);
     assert.equal(server.comm.connections().length, 0);
     const c0 = performance.now();
     await Promise.race([server.app.close(), sleep(drainTimeoutMs + 10_000)]);
     const closeMs = performance.now() - c0;
     closed = true;
-    assert.ok(closeMs < drainTimeoutMs + 2000, `close() after stop() took ${Math.round(closeMs)} ms`);
+    assert.ok(closeMs < shutdownBoundMs, `close() after stop() took ${Math.round(closeMs)} ms`);
     const r = await checkNothingLost(seqs, workers);
     console.log(JSON.stringify({ test: "shutdown-stop", streams: open, stopMs: Math.round(stopMs), closeAfterStopMs: Math.round(closeMs), ...r }));
     await killAllWorkers();
