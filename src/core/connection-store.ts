@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import type { Clock } from "./clock.js";
 import type { Connection } from "./connection.js";
 import { ErrorCode, GossipError } from "./errors.js";
@@ -63,7 +64,12 @@ export class ConnectionStore {
   private seq = 0;
   private closing = false;
 
-  constructor(private readonly deps: ConnectionStoreDeps) {}
+  constructor(private readonly deps: ConnectionStoreDeps) {
+    // Every dial in flight listens on this signal (dial, then Ping), and a
+    // fan-out dials many peers at once: not a leak (each dial removes its
+    // listener), so no MaxListenersExceededWarning.
+    setMaxListeners(0, this.shutdownController.signal);
+  }
 
   /** Registered connections, open or closing. */
   connections(): Connection[] {
