@@ -5,6 +5,7 @@ import fastify, {
   type FastifyHttp2SecureOptions,
   type FastifyInstance,
   type FastifyServerOptions,
+  LogController,
 } from "fastify";
 import { resolveCommConfig } from "../core/config.js";
 import { headerListBackstop } from "./http2-sessions.js";
@@ -65,7 +66,7 @@ export async function createGossipServer(options: GossipServerOptions): Promise<
     // Two info lines per request would let a Ping flood flood the log; the
     // comm logs per-peer incidents itself, rate-limited. Apps that want
     // request logs register the plugin on their own Fastify instance.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     ...(loggerInstance ? { loggerInstance } : { logger: fastifyLogger ?? false }),
   };
   const app: GossipFastifyInstance = tls
