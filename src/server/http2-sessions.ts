@@ -7,6 +7,9 @@ import type { CommMetrics } from "../core/metrics.js";
 
 type Http2Server = http2.Http2Server | http2.Http2SecureServer;
 
+/** Socket errors that mean the remote went away. */
+const socketGoneCodes: ReadonlySet<string> = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED", "ETIMEDOUT"]);
+
 /**
  * Watches every HTTP/2 session of a server (what neither Fastify nor Node
  * does for us):
@@ -186,6 +189,12 @@ export class SessionWatch {
     // session it closes: a peer leaving, not a protocol error.
     if (err.code === "ERR_HTTP2_SESSION_ERROR" && err.message === `Session closed with error code ${http2.constants.NGHTTP2_CANCEL}`) {
       this.log.debug({ address: (session?.socket as Socket | undefined)?.remoteAddress }, "peer closed its HTTP/2 session (GOAWAY CANCEL)");
+      return;
+    }
+    // A reset or broken socket is a peer going away (a closed duplicate
+    // connection, a killed process), not bad input: not counted as malformed.
+    if (err.code !== undefined && socketGoneCodes.has(err.code)) {
+      this.log.debug({ address: session && this.addresses.get(session), code: err.code }, "peer's connection dropped");
       return;
     }
     this.metrics.refused(ErrorCode.MalformedFrame);

@@ -4,6 +4,8 @@
 // malformed frame for it. (Found by the soak: simultaneous dials in a mesh
 // closed duplicates and every close was logged as "HTTP/2 session error".)
 import assert from "node:assert/strict";
+import * as http2 from "node:http2";
+import type * as net from "node:net";
 import { after, describe, it } from "node:test";
 import type { Logger } from "../../src/core/logger.js";
 import { dataMessage, eventually, metricValue, startPeer, type TestPeer } from "../helpers/peers.js";
@@ -51,5 +53,25 @@ describe("a client closing its connection normally", () => {
     for (const reason of ["malformed_frame", "closed"]) {
       assert.equal(await metricValue(b, "gossip_comm_refused_total", { reason }), 0, `refused{reason=${reason}}`);
     }
+  });
+});
+
+describe("a client whose TCP connection is reset", () => {
+  it("is neither logged as a warning nor counted as a malformed frame (a peer gone, not bad input)", async () => {
+    const lines: string[] = [];
+    const b = await startPeer({ tls: false, plugin: { metrics: true, logger: recordingLogger(lines) } });
+    closers.push(() => b.close());
+    for (let i = 0; i < 5; i++) {
+      const session = http2.connect(`http://${b.endpoint}`);
+      session.on("error", () => {});
+      const req = session.request({ ":method": "POST", ":path": "/gossip.Gossip/GossipStream", "content-type": "application/grpc", te: "trailers" });
+      req.on("error", () => {});
+      await new Promise<void>((r) => req.once("response", () => r()));
+      (session.socket as net.Socket).resetAndDestroy(); // RST on the wire: ECONNRESET on the server
+    }
+    await eventually(() => b.comm.stats().unauthenticatedStreams === 0, 5000, "the streams to end");
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(lines.filter((l) => l.includes("HTTP/2 session error")), [], "no session-error warnings");
+    assert.equal(await metricValue(b, "gossip_comm_refused_total", { reason: "malformed_frame" }), 0);
   });
 });
