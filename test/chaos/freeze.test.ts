@@ -8,19 +8,15 @@
 // the peer is reachable again after SIGCONT, and every acknowledged message
 // was delivered exactly once.
 import assert from "node:assert/strict";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import type { ConnectionEvent, PresumedDeadEvent } from "../../src/core/comm.js";
 import { ErrorCode } from "../../src/core/errors.js";
 import { pkiIdHex } from "../../src/core/identity.js";
 import { createPeerMaterial } from "../../src/pki/certificates.js";
-import { caFor, dataMessage, eventually, startPeer, type TestPeer } from "../helpers/peers.js";
+import { caFor, cleanupAfter, dataMessage, eventually, startPeer, type TestPeer } from "../helpers/peers.js";
 import { killAllWorkers, sleep, spawnWorker, workerPeer } from "./workers.js";
 
-const closers: (() => Promise<void>)[] = [];
-after(async () => {
-  await killAllWorkers();
-  for (const c of closers.reverse()) await c().catch(() => {});
-});
+const { closers } = cleanupAfter(killAllWorkers);
 
 const intervalMs = 300;
 const timeoutMs = 700;

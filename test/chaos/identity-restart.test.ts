@@ -6,19 +6,15 @@
 //   (presumed dead for send, the error in sendWithAck's result), and nothing
 //   reaches the impostor.
 import assert from "node:assert/strict";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import type { IdentitySwitchEvent, PresumedDeadEvent } from "../../src/core/comm.js";
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
 import { bytesEqual } from "../../src/core/identity.js";
 import { createPeerMaterial } from "../../src/pki/certificates.js";
-import { caFor, dataMessage, eventually, startPeer } from "../helpers/peers.js";
+import { caFor, cleanupAfter, dataMessage, eventually, startPeer } from "../helpers/peers.js";
 import { freePort, killAllWorkers, sleep, spawnWorker, workerPeer } from "./workers.js";
 
-const closers: (() => Promise<void>)[] = [];
-after(async () => {
-  await killAllWorkers();
-  for (const c of closers.reverse()) await c().catch(() => {});
-});
+const { closers } = cleanupAfter(killAllWorkers);
 
 const hex = (s: string) => new Uint8Array(Buffer.from(s, "hex"));
 

@@ -4,19 +4,15 @@
 // nothing is lost on the way: every sendWithAck that succeeded was delivered
 // exactly once, and every message accepted by send() was written or counted.
 import assert from "node:assert/strict";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import type { PresumedDeadEvent } from "../../src/core/comm.js";
 import { ErrorCode } from "../../src/core/errors.js";
 import { bytesEqual } from "../../src/core/identity.js";
 import { createPeerMaterial } from "../../src/pki/certificates.js";
-import { caFor, dataMessage, eventually, startPeer, type TestPeer } from "../helpers/peers.js";
+import { caFor, cleanupAfter, dataMessage, eventually, startPeer, type TestPeer } from "../helpers/peers.js";
 import { freePort, killAllWorkers, sleep, spawnWorker, type Worker, workerPeer } from "./workers.js";
 
-const closers: (() => Promise<void>)[] = [];
-after(async () => {
-  await killAllWorkers();
-  for (const c of closers.reverse()) await c().catch(() => {});
-});
+const { closers } = cleanupAfter(killAllWorkers);
 
 /** Fabric's defaults, so that the bound below is the documented one. */
 const dialTimeoutMs = 3000;

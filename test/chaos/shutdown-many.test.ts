@@ -7,17 +7,13 @@
 // was delivered exactly once, and every message the clients accepted into a
 // send buffer was written or counted (dropped / overflow).
 import assert from "node:assert/strict";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { pkiIdHex } from "../../src/core/identity.js";
 import { createPeerMaterial } from "../../src/pki/certificates.js";
-import { caFor, eventually, startPeer, type TestPeer } from "../helpers/peers.js";
+import { caFor, cleanupAfter, eventually, startPeer, type TestPeer } from "../helpers/peers.js";
 import { killAllWorkers, type Ready, sleep, spawnWorker, workerPeer } from "./workers.js";
 
-const closers: (() => Promise<void>)[] = [];
-after(async () => {
-  await killAllWorkers();
-  for (const c of closers.reverse()) await c().catch(() => {});
-});
+const { closers } = cleanupAfter(killAllWorkers);
 
 const processes = 3;
 const perProcess = 100;

@@ -2,7 +2,7 @@
 // certificates (and a Fabric-style foreign peer where Fabric uses a fake one).
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:net";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { Comm } from "../../src/core/comm.js";
 import { noopSign, serializeGossipMessage } from "../../src/core/envelope.js";
@@ -14,18 +14,10 @@ import { X509CryptoService } from "../../src/core/x509-crypto.js";
 import { type Envelope, GossipMessageSchema } from "../../src/gen/gossip/message_pb.js";
 import { createPeerMaterial } from "../../src/pki/certificates.js";
 import { startForeign } from "../helpers/foreign.js";
-import { caFor, collect, dataMessage, eventually, firstMatch, startPeer, type TestPeer } from "../helpers/peers.js";
+import { caFor, cleanupAfter, collect, dataMessage, eventually, firstMatch, type TestPeer, toPeer } from "../helpers/peers.js";
 
-const closers: (() => Promise<void>)[] = [];
-after(async () => {
-  for (const c of closers.reverse()) await c().catch(() => {});
-});
-async function peer(o: Parameters<typeof startPeer>[0] = {}): Promise<TestPeer> {
-  const p = await startPeer(o);
-  closers.push(() => p.close());
-  return p;
-}
-const to = (p: TestPeer) => ({ endpoint: p.endpoint, pkiId: p.comm.pkiId });
+const { closers, peer } = cleanupAfter();
+const to = toPeer;
 const isCode = (code: ErrorCode) => (e: unknown) => e instanceof GossipError && e.code === code;
 
 describe("Fabric comm scenarios", () => {

@@ -2,22 +2,14 @@
 // dial coalescing, the simultaneous-dial tie-break, newest replaces oldest, and
 // the absence of Fabric's quirks Q1 and Q2.
 import assert from "node:assert/strict";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import type { ConnectionEvent } from "../../src/core/comm.js";
 import { bytesEqual } from "../../src/core/identity.js";
 import type { Dialer } from "../../src/core/transport.js";
-import { collect, dataMessage, eventually, startPeer, type TestPeer } from "../helpers/peers.js";
+import { cleanupAfter, collect, dataMessage, eventually, type TestPeer, toPeer } from "../helpers/peers.js";
 
-const closers: (() => Promise<void>)[] = [];
-after(async () => {
-  for (const c of closers.reverse()) await c().catch(() => {});
-});
-async function peer(o: Parameters<typeof startPeer>[0] = {}): Promise<TestPeer> {
-  const p = await startPeer(o);
-  closers.push(() => p.close());
-  return p;
-}
-const to = (p: TestPeer) => ({ endpoint: p.endpoint, pkiId: p.comm.pkiId });
+const { peer } = cleanupAfter();
+const to = toPeer;
 const hex = (p: TestPeer) => Buffer.from(p.comm.pkiId).toString("hex");
 
 function recordEvents(p: TestPeer): ConnectionEvent[] {

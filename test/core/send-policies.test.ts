@@ -1,22 +1,14 @@
 // The send path: Fabric's TestMetrics, the overflow policies, and bounded
 // memory when a remote stops reading.
 import assert from "node:assert/strict";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import type { Registry } from "prom-client";
 import { ErrorCode } from "../../src/core/errors.js";
 import { bytesEqual } from "../../src/core/identity.js";
-import { collect, dataMessage, eventually, startPeer, type TestPeer } from "../helpers/peers.js";
+import { cleanupAfter, collect, dataMessage, eventually, toPeer } from "../helpers/peers.js";
 
-const closers: (() => Promise<void>)[] = [];
-after(async () => {
-  for (const c of closers.reverse()) await c().catch(() => {});
-});
-async function peer(o: Parameters<typeof startPeer>[0] = {}): Promise<TestPeer> {
-  const p = await startPeer(o);
-  closers.push(() => p.close());
-  return p;
-}
-const to = (p: TestPeer) => ({ endpoint: p.endpoint, pkiId: p.comm.pkiId });
+const { peer } = cleanupAfter();
+const to = toPeer;
 
 async function counter(registry: Registry | undefined, name: string): Promise<number> {
   const m = registry?.getSingleMetric(name);

@@ -4,16 +4,13 @@
 import assert from "node:assert/strict";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import { after, describe, it } from "node:test";
-import { dataMessage, startPeer, type TestPeer } from "../helpers/peers.js";
+import { describe, it } from "node:test";
+import { cleanupAfter, dataMessage, startPeer, type TestPeer } from "../helpers/peers.js";
 
 setFlagsFromString("--expose-gc");
 const gc = runInNewContext("gc") as () => void;
 
-const closers: (() => Promise<void>)[] = [];
-after(async () => {
-  for (const c of closers.reverse()) await c().catch(() => {});
-});
+const { closers } = cleanupAfter();
 
 function heapAfterGc(): number {
   gc();

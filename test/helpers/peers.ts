@@ -3,6 +3,7 @@
  * on loopback, with throwaway certificates.
  */
 import type { AddressInfo } from "node:net";
+import { after } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { PeerDialer } from "../../src/client/dialer.js";
 import { Comm } from "../../src/core/comm.js";
@@ -89,6 +90,36 @@ export async function startPeer(o: StartPeerOptions = {}): Promise<TestPeer> {
     close: async () => {
       await app.close();
       await ownComm?.stop();
+    },
+  };
+}
+
+/** `p` as a send target: its endpoint and PKI-ID. */
+export function toPeer(p: TestPeer): { endpoint: string; pkiId: Uint8Array } {
+  return { endpoint: p.endpoint, pkiId: p.comm.pkiId };
+}
+
+/**
+ * The cleanups of one test file, run in its `after` hook: `first` (say,
+ * killing worker processes), then `closers` newest first, each error ignored
+ * so that one failed close does not leave the rest open. `peer()` starts a
+ * peer that is closed there. Call once, at the top level of a test file.
+ */
+export function cleanupAfter(first?: () => Promise<void>): {
+  readonly closers: (() => Promise<void>)[];
+  peer(o?: StartPeerOptions): Promise<TestPeer>;
+} {
+  const closers: (() => Promise<void>)[] = [];
+  after(async () => {
+    await first?.();
+    for (const c of closers.reverse()) await c().catch(() => {});
+  });
+  return {
+    closers,
+    async peer(o: StartPeerOptions = {}) {
+      const p = await startPeer(o);
+      closers.push(() => p.close());
+      return p;
     },
   };
 }

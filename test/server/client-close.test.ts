@@ -6,14 +6,11 @@
 import assert from "node:assert/strict";
 import * as http2 from "node:http2";
 import type * as net from "node:net";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import type { Logger } from "../../src/core/logger.js";
-import { dataMessage, eventually, metricValue, startPeer, type TestPeer } from "../helpers/peers.js";
+import { cleanupAfter, dataMessage, eventually, metricValue, startPeer, type TestPeer } from "../helpers/peers.js";
 
-const closers: (() => Promise<void>)[] = [];
-after(async () => {
-  for (const c of closers.reverse()) await c().catch(() => {});
-});
+const { closers } = cleanupAfter();
 
 function recordingLogger(lines: string[]): Logger {
   const logger: Logger = {
