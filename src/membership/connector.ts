@@ -26,8 +26,10 @@ export interface ConnectorInit {
   readonly log: Logger;
   readonly limiter: LogLimiter;
   readonly signal: AbortSignal;
-  /** A MembershipRequest with a freshly signed alive message (secret envelope kept) and `nonce`. */
-  readonly buildRequest: (nonce: bigint) => GossipMessage;
+  /** A MembershipRequest with a freshly signed alive message and `nonce`; `selfOrg` keeps the secret envelope. */
+  readonly buildRequest: (nonce: bigint, selfOrg: boolean) => GossipMessage;
+  /** Our external endpoint now ("" = none). */
+  readonly externalEndpoint: () => string;
   /** Called for each request sent to `pkiId` (so that its response counts as solicited). */
   readonly requested: (pkiId: PkiId) => void;
 }
@@ -49,14 +51,19 @@ export class Connector {
 
   constructor(private readonly init: ConnectorInit) {}
 
-  /** Starts connecting to `endpoint` in the background (nothing when it is ourselves). */
-  connect(endpoint: string): void {
+  /**
+   * Starts connecting to `endpoint` in the background (nothing when it is
+   * ourselves). A bootstrap peer must be of our organization; an anchor peer
+   * may be of another (then our request carries no internal endpoint, and
+   * nothing is sent when we have no external endpoint).
+   */
+  connect(endpoint: string, anchor = false): void {
     const c = this.init.config;
     if (isSelfEndpoint(endpoint, c.internalEndpoint, c.externalEndpoint)) {
       this.init.log.debug({ endpoint }, "Skipping connecting to myself");
       return;
     }
-    void this.run(endpoint).catch((e: unknown) => {
+    void this.run(endpoint, anchor).catch((e: unknown) => {
       const error = GossipError.from(e);
       if (error.code !== ErrorCode.Stopping && !this.init.signal.aborted) this.init.log.warn({ endpoint, err: error.message }, "connect failed");
     });
@@ -75,16 +82,22 @@ export class Connector {
     return this.waiters.size;
   }
 
-  private async run(endpoint: string): Promise<void> {
+  private async run(endpoint: string, anchor: boolean): Promise<void> {
     const { config, signal, comm } = this.init;
     let remote: PkiId | undefined;
+    let selfOrg = true;
     for (let i = 0; i < config.maxConnectionAttempts && remote === undefined; i++) {
       if (signal.aborted) return;
       try {
         const hs = await comm.handshake({ endpoint });
         const org = this.init.crypto.organizationOf(hs.identity);
-        if (org !== this.init.selfOrg) {
+        selfOrg = org === this.init.selfOrg;
+        if (!selfOrg && !anchor) {
           throw new GossipError(ErrorCode.UnexpectedPeer, `${endpoint} isn't in our organization, cannot be a bootstrap peer`);
+        }
+        if (!selfOrg && this.init.externalEndpoint() === "") {
+          this.init.log.warn({ endpoint, org }, `Anchor peer ${endpoint} isn't in our org(${this.init.selfOrg}) and we have no external endpoint, skipping`);
+          return;
         }
         remote = hs.pkiId;
       } catch (e) {
@@ -98,7 +111,7 @@ export class Connector {
     }
     if (remote === undefined || signal.aborted) return;
     const nonce = randomNonce(this.init.random);
-    const request = this.init.buildRequest(nonce);
+    const request = this.init.buildRequest(nonce, selfOrg);
     for (let i = 0; i < config.maxConnectionAttempts; i++) {
       if (signal.aborted) return;
       const acked = await this.sendAndWait(request, nonce, { pkiId: remote, endpoint });

@@ -202,7 +202,8 @@ export class Membership {
       log: this.log,
       limiter: this.limiter,
       signal: this.abort.signal,
-      buildRequest: (nonce) => this.membershipRequest(this.signSelf(), nonce),
+      buildRequest: (nonce, selfOrg) => this.membershipRequest(selfOrg ? this.signSelf() : withoutSecret(this.signSelf()), nonce),
+      externalEndpoint: () => this.endpoint,
       requested: (pkiId) => this.markRequested(pkiIdHex(pkiId)),
     });
 
@@ -280,11 +281,16 @@ export class Membership {
     this.endpoint = externalEndpoint;
   }
 
-  /** Joins through `endpoint` as a bootstrap entry does (a peer of our organization); its members are never removed. */
-  connect(endpoint: string): void {
+  /**
+   * Joins through `endpoint` at runtime: as a bootstrap entry does (a peer of
+   * our organization), or, with `anchor`, as Fabric connects to a channel's
+   * anchor peer (any organization; no internal endpoint disclosed to another).
+   * Members at that endpoint are never removed from the view.
+   */
+  connect(endpoint: string, options: { readonly anchor?: boolean } = {}): void {
     if (this.stopped) return;
     this.protectedEndpoints.add(endpoint);
-    this.connector.connect(endpoint);
+    this.connector.connect(endpoint, options.anchor ?? false);
   }
 
   /** Counts. */
