@@ -620,7 +620,9 @@ export class Membership {
     const member = this.toMember(k);
     this.metrics.change(type);
     this.metrics.totalPeersKnown(this.view.aliveCount);
-    if (type !== "updated") this.log.info({ pkiId: k.pkiHex, endpoint: k.endpoint, internalEndpoint: k.internalEndpoint }, `Membership: ${type} ${memberString(k)}`);
+    const fields = { pkiId: k.pkiHex, endpoint: k.endpoint, internalEndpoint: k.internalEndpoint, change: type };
+    if (type === "removed") this.log.info(fields, `Removing member: Endpoint: ${k.endpoint}, InternalEndpoint: ${k.internalEndpoint}, PKIID: ${k.pkiHex}`);
+    else this.log.info(fields, `Member ${type}: ${memberString(k)}`);
     this.events.emit({ type, member });
   }
 
@@ -668,13 +670,16 @@ export class Membership {
 
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      if (this.abort.signal.aborted) return resolve();
+      const signal = this.abort.signal;
+      if (signal.aborted) return resolve();
+      const onAbort = () => resolve();
       const h = this.clock.setTimeout(() => {
         this.timers.delete(h);
+        signal.removeEventListener("abort", onAbort);
         resolve();
       }, ms);
       this.timers.add(h);
-      this.abort.signal.addEventListener("abort", () => resolve(), { once: true });
+      signal.addEventListener("abort", onAbort, { once: true });
     });
   }
 
