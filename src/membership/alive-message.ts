@@ -6,7 +6,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { CryptoService } from "../core/crypto.js";
 import { parseGossipMessage, serializeGossipMessage, verifyEnvelope } from "../core/envelope.js";
 import { ErrorCode, GossipError } from "../core/errors.js";
-import { type PeerIdentity, type PkiId, pkiIdHex } from "../core/identity.js";
+import type { PeerIdentity, PkiId } from "../core/identity.js";
 import {
   AliveMessageSchema,
   type Envelope,
@@ -18,6 +18,7 @@ import {
   SecretEnvelopeSchema,
   SecretSchema,
 } from "../gen/gossip/message_pb.js";
+import { hex } from "./hex.js";
 import type { Timestamp } from "./timestamp.js";
 
 /** What our alive message says about us. */
@@ -115,7 +116,7 @@ export function parseAlive(envelope: Envelope, message?: GossipMessage): ParsedA
   return {
     envelope,
     pkiId: member.pkiId,
-    pkiHex: pkiIdHex(member.pkiId),
+    pkiHex: hex(member.pkiId),
     endpoint: member.endpoint,
     metadata: member.metadata,
     timestamp: { incNum: ts.incNum, seqNum: ts.seqNum },

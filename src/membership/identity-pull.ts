@@ -26,6 +26,7 @@ import {
   PullMsgType,
 } from "../gen/gossip/message_pb.js";
 import type { MembershipConfig } from "./config.js";
+import { hex as hexOf } from "./hex.js";
 import type { IdentityMapper } from "./identity-mapper.js";
 import { pickRandom } from "./routing.js";
 
@@ -149,7 +150,7 @@ export class IdentityPull {
     if (round === undefined || round.phase !== "digests" || !round.hellos.has(nonce)) return;
     const max = this.init.config.maxMembershipResponseEntries;
     for (const d of digests.slice(0, max)) {
-      const hex = pkiIdHex(d);
+      const hex = hexOf(d);
       if (this.store.has(hex)) continue;
       const offers = round.offers.get(hex);
       if (offers === undefined) round.offers.set(hex, [nonce]);
@@ -202,7 +203,7 @@ export class IdentityPull {
         this.init.refused(GossipError.from(e, ErrorCode.InvalidIdentity), rm);
         continue;
       }
-      if (solicited) this.store.set(pkiIdHex(it.pkiId), it.env);
+      if (solicited) this.store.set(hexOf(it.pkiId), it.env);
     }
   }
 
@@ -250,7 +251,7 @@ export class IdentityPull {
     const allowed = new Set(this.egress(rm));
     const data: Envelope[] = [];
     for (const d of digests.slice(0, this.init.config.maxMembershipResponseEntries)) {
-      const hex = pkiIdHex(d);
+      const hex = hexOf(d);
       const env = this.store.get(hex);
       if (env !== undefined && allowed.has(hex)) data.push(env);
     }

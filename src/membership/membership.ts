@@ -38,6 +38,7 @@ import { IdentityPull } from "./identity-pull.js";
 import { type MembershipMetrics, noopMembershipMetrics, type RefusedKind } from "./metrics.js";
 import { RateBudget } from "./rate-budget.js";
 import { pickRandom, type RouteItem, routeAlive } from "./routing.js";
+import { hex as hexOf } from "./hex.js";
 import { illegalTagReason } from "./tags.js";
 import { newIncNum } from "./timestamp.js";
 import { type Known, type Member, type MembershipEvent, type MembershipEventType, preferredEndpoint, View } from "./view.js";
@@ -74,6 +75,14 @@ export interface MembershipStats {
 }
 
 const eventCapacity = 1024;
+
+interface RoutingMember {
+  readonly pkiHex: string;
+  readonly pkiId: PkiId;
+  readonly organization: string | undefined;
+  readonly endpoint: string;
+  readonly preferred: string;
+}
 
 /** Membership messages: alive, requests, responses and identity pull. */
 function isMembershipMessage(rm: ReceivedMessage): boolean {
@@ -131,12 +140,13 @@ export class Membership {
   private readonly outstanding = new Map<string, number>();
   /** Bootstrap (and connect()) endpoints: members there are never removed. */
   private readonly protectedEndpoints: Set<string>;
-  private readonly refusedCounts = new Map<string, number>();
+  private readonly refusedCounts = new Map<RefusedKind, Map<ErrorCode, number>>();
   private readonly abort = new AbortController();
   private readonly timers = new Set<unknown>();
   private readonly loops: Promise<void>[] = [];
   private readonly iterators: AsyncIterator<unknown>[] = [];
   private stopped: Promise<void> | undefined;
+  private targetsCache: { readonly version: number; readonly members: RoutingMember[] } | undefined;
 
   constructor(init: MembershipInit) {
     this.config = resolveMembershipConfig(init.options);
@@ -265,7 +275,7 @@ export class Membership {
 
   /** A member by PKI-ID (ourselves included), alive or dead. */
   lookup(pkiId: PkiId): Member | undefined {
-    const hex = pkiIdHex(pkiId);
+    const hex = hexOf(pkiId);
     if (hex === this.selfHex) return this.self;
     const k = this.view.get(hex);
     return k === undefined ? undefined : this.toMember(k);
@@ -300,7 +310,7 @@ export class Membership {
       dead: this.view.dead().length,
       identities: this.mapper.size,
       storedAliveMessages: this.store.size,
-      refused: Object.fromEntries(this.refusedCounts),
+      refused: Object.fromEntries([...this.refusedCounts].flatMap(([kind, m]) => [...m].map(([code, n]) => [`${kind}/${code}`, n]))),
     };
   }
 
@@ -339,7 +349,9 @@ export class Membership {
       return;
     }
     if (!this.store.checkValid(a.pkiHex, a.timestamp)) {
-      throw new GossipError(ErrorCode.StaleMessage, "alive message is not newer than the one held");
+      // The common case (each alive message arrives from several peers): counted, not thrown nor logged.
+      this.count("alive", ErrorCode.StaleMessage);
+      return;
     }
     this.verify(rm, a);
     this.store.add(a, this.clock.now());
@@ -517,14 +529,23 @@ export class Membership {
     return { envelope: a.envelope, originHex: a.pkiHex, originEndpoint: a.endpoint, fromHex: from === undefined ? undefined : pkiIdHex(from) };
   }
 
+  /** Alive members as routing targets, rebuilt only when the view changed. */
+  private routeTargets(): RoutingMember[] {
+    if (this.targetsCache === undefined || this.targetsCache.version !== this.view.version) {
+      const members = this.view.alive().map((k) => ({
+        pkiHex: k.pkiHex,
+        pkiId: k.pkiId,
+        organization: this.mapper.peekOrganization(k.pkiHex),
+        endpoint: k.endpoint,
+        preferred: preferredEndpoint(k),
+      }));
+      this.targetsCache = { version: this.view.version, members };
+    }
+    return this.targetsCache.members;
+  }
+
   private route(items: RouteItem[]): void {
-    const members = this.view.alive().map((k) => ({
-      pkiHex: k.pkiHex,
-      pkiId: k.pkiId,
-      organization: this.mapper.peekOrganization(k.pkiHex),
-      endpoint: k.endpoint,
-      preferred: preferredEndpoint(k),
-    }));
+    const members = this.routeTargets();
     const routes = routeAlive(items, {
       selfOrg: this.selfOrg,
       peerNum: this.config.propagatePeerNum,
@@ -626,10 +647,16 @@ export class Membership {
     this.events.emit({ type, member });
   }
 
+  private count(kind: RefusedKind, code: ErrorCode): void {
+    let byCode = this.refusedCounts.get(kind);
+    if (byCode === undefined) this.refusedCounts.set(kind, (byCode = new Map()));
+    byCode.set(code, (byCode.get(code) ?? 0) + 1);
+    this.metrics.refused(kind, code);
+  }
+
   private refuse(kind: RefusedKind, error: GossipError, rm?: ReceivedMessage): void {
+    this.count(kind, error.code);
     const key = `${kind}/${error.code}`;
-    this.refusedCounts.set(key, (this.refusedCounts.get(key) ?? 0) + 1);
-    this.metrics.refused(kind, error.code);
     const from = rm === undefined ? "" : pkiIdHex(rm.connection.pkiId);
     const quiet = error.code === ErrorCode.StaleMessage || error.code === ErrorCode.UnknownIdentity || error.code === ErrorCode.RateLimited;
     this.limiter.maybe(`${key} ${from}`, (suppressed) =>
