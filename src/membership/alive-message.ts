@@ -53,8 +53,15 @@ export function aliveMessage(c: AliveContent): GossipMessage {
     content: {
       case: "aliveMsg",
       value: create(AliveMessageSchema, {
-        membership: create(MemberSchema, { endpoint: c.endpoint, metadata: c.metadata, pkiId: c.pkiId }),
-        timestamp: create(PeerTimeSchema, { incNum: c.timestamp.incNum, seqNum: c.timestamp.seqNum }),
+        membership: create(MemberSchema, {
+          endpoint: c.endpoint,
+          metadata: c.metadata,
+          pkiId: c.pkiId,
+        }),
+        timestamp: create(PeerTimeSchema, {
+          incNum: c.timestamp.incNum,
+          seqNum: c.timestamp.seqNum,
+        }),
         identity: c.identity ?? new Uint8Array(0),
       }),
     },
@@ -68,10 +75,23 @@ export function aliveMessage(c: AliveContent): GossipMessage {
  */
 export function signAlive(crypto: CryptoService, message: GossipMessage, internalEndpoint: string): Envelope {
   const payload = serializeGossipMessage(message);
-  const env: Envelope = { $typeName: "gossip.Envelope", payload, signature: crypto.sign(payload), secretEnvelope: undefined };
+  const env: Envelope = {
+    $typeName: "gossip.Envelope",
+    payload,
+    signature: crypto.sign(payload),
+    secretEnvelope: undefined,
+  };
   if (internalEndpoint !== "") {
-    const secret = toBinary(SecretSchema, create(SecretSchema, { content: { case: "internalEndpoint", value: internalEndpoint } }));
-    env.secretEnvelope = create(SecretEnvelopeSchema, { payload: secret, signature: crypto.sign(secret) });
+    const secret = toBinary(
+      SecretSchema,
+      create(SecretSchema, {
+        content: { case: "internalEndpoint", value: internalEndpoint },
+      }),
+    );
+    env.secretEnvelope = create(SecretEnvelopeSchema, {
+      payload: secret,
+      signature: crypto.sign(secret),
+    });
   }
   return env;
 }
@@ -79,7 +99,12 @@ export function signAlive(crypto: CryptoService, message: GossipMessage, interna
 /** `env` without its secret envelope (what crosses an organization boundary). */
 export function withoutSecret(env: Envelope): Envelope {
   if (env.secretEnvelope === undefined) return env;
-  return { $typeName: "gossip.Envelope", payload: env.payload, signature: env.signature, secretEnvelope: undefined };
+  return {
+    $typeName: "gossip.Envelope",
+    payload: env.payload,
+    signature: env.signature,
+    secretEnvelope: undefined,
+  };
 }
 
 /** The internal endpoint in `env`'s secret envelope, or "" when it has none or it does not parse. */

@@ -21,7 +21,11 @@ export class BatchingEmitter<T> {
 
   constructor(
     private readonly clock: Clock,
-    private readonly o: { readonly iterations: number; readonly burstSize: number; readonly latencyMs: number },
+    private readonly o: {
+      readonly iterations: number;
+      readonly burstSize: number;
+      readonly latencyMs: number;
+    },
     private readonly emit: (items: T[]) => void,
   ) {}
 

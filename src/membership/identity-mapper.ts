@@ -82,7 +82,13 @@ export class IdentityMapper implements IdentitySource {
     if (expiresAt !== undefined && expiresAt.getTime() <= wall) {
       throw new GossipError(ErrorCode.InvalidIdentity, "gossipping peer identity expired");
     }
-    const stored: Stored = { pkiId: pkiId.slice(), identity: identity.slice(), organization, lastAccess: this.init.clock.now(), timer: undefined };
+    const stored: Stored = {
+      pkiId: pkiId.slice(),
+      identity: identity.slice(),
+      organization,
+      lastAccess: this.init.clock.now(),
+      timer: undefined,
+    };
     this.byHex.set(hex, stored);
     if (expiresAt !== undefined) this.armExpiry(hex, stored, expiresAt.getTime());
   }
@@ -114,7 +120,11 @@ export class IdentityMapper implements IdentitySource {
 
   /** Every stored PKI-ID and identity. */
   entries(): { pkiId: PkiId; identity: PeerIdentity; organization: string }[] {
-    return [...this.byHex.values()].map((s) => ({ pkiId: s.pkiId, identity: s.identity, organization: s.organization }));
+    return [...this.byHex.values()].map((s) => ({
+      pkiId: s.pkiId,
+      identity: s.identity,
+      organization: s.organization,
+    }));
   }
 
   /** Removes identities (not ours) unused for `thresholdMs`. */

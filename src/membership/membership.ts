@@ -39,6 +39,8 @@ import { type MembershipMetrics, noopMembershipMetrics, type RefusedKind } from 
 import { RateBudget } from "./rate-budget.js";
 import { pickRandom, type RouteItem, routeAlive } from "./routing.js";
 import { hex as hexOf } from "./hex.js";
+import { kindOf, Refusals } from "./refusals.js";
+import { Scheduler } from "./scheduler.js";
 import { illegalTagReason } from "./tags.js";
 import { newIncNum } from "./timestamp.js";
 import { type Known, type Member, type MembershipEvent, type MembershipEventType, preferredEndpoint, View } from "./view.js";
@@ -140,11 +142,8 @@ export class Membership {
   private readonly outstanding = new Map<string, number>();
   /** Bootstrap (and connect()) endpoints: members there are never removed. */
   private readonly protectedEndpoints: Set<string>;
-  private readonly refusedCounts = new Map<RefusedKind, Map<ErrorCode, number>>();
-  private readonly abort = new AbortController();
-  private readonly timers = new Set<unknown>();
-  private readonly loops: Promise<void>[] = [];
-  private readonly iterators: AsyncIterator<unknown>[] = [];
+  private readonly refusals: Refusals;
+  private readonly scheduler: Scheduler;
   private stopped: Promise<void> | undefined;
   private targetsCache: { readonly version: number; readonly members: RoutingMember[] } | undefined;
 
@@ -154,10 +153,14 @@ export class Membership {
     this.crypto = init.crypto;
     this.clock = init.clock ?? systemClock;
     const wall = init.wallClockMs ?? Date.now;
-    this.log = (init.logger ?? silentLogger).child({ component: "gossip.discovery" });
+    this.log = (init.logger ?? silentLogger).child({
+      component: "gossip.discovery",
+    });
     this.limiter = new LogLimiter(() => this.clock.now());
+    this.scheduler = new Scheduler(this.clock, this.log);
     this.metrics = init.metrics ?? noopMembershipMetrics;
     this.random = init.random ?? Math.random;
+    this.refusals = new Refusals(this.metrics, this.log, this.limiter);
     this.selfPkiId = this.crypto.pkiIdOf(this.crypto.identity);
     this.selfHex = pkiIdHex(this.selfPkiId);
     this.selfOrg = this.crypto.organizationOf(this.crypto.identity);
@@ -197,7 +200,12 @@ export class Membership {
       config: this.config,
       random: this.random,
       selfOrg: this.selfOrg,
-      targets: () => this.view.alive().map((k) => ({ pkiId: k.pkiId, pkiHex: k.pkiHex, endpoint: preferredEndpoint(k) })),
+      targets: () =>
+        this.view.alive().map((k) => ({
+          pkiId: k.pkiId,
+          pkiHex: k.pkiHex,
+          endpoint: preferredEndpoint(k),
+        })),
       externalEndpointOf: (hex) => (hex === this.selfHex ? this.endpoint : this.view.get(hex)?.endpoint),
       refused: (error, rm) => this.refuse("identity", error, rm),
       sent: () => this.metrics.sent("identity_pull"),
@@ -211,36 +219,31 @@ export class Membership {
       random: this.random,
       log: this.log,
       limiter: this.limiter,
-      signal: this.abort.signal,
+      signal: this.scheduler.signal,
       buildRequest: (nonce, selfOrg) => this.membershipRequest(selfOrg ? this.signSelf() : withoutSecret(this.signSelf()), nonce),
       externalEndpoint: () => this.endpoint,
       requested: (pkiId) => this.markRequested(pkiIdHex(pkiId)),
     });
 
-    this.loops.push(this.consume(this.comm.accept(isMembershipMessage), (rm) => this.onMessage(rm)));
-    this.loops.push(
-      this.consume(this.comm.presumedDead, (e) => {
-        if (e.pkiId.length > 0) this.expire(pkiIdHex(e.pkiId), "presumed dead");
-      }),
-    );
-    this.loops.push(
-      this.consume(this.comm.identitySwitch, (e) => {
-        const hex = pkiIdHex(e.oldPkiId);
-        if (this.view.get(hex) !== undefined) this.log.info({ pkiId: hex }, `Purging ${hex} from membership`);
-        this.view.remove(hex);
-      }),
-    );
-    this.loops.push(
-      this.consume(this.comm.connectionEvents, (e) => {
-        if (e.type === "connected") this.learnIdentity(e.connection.pkiId, e.connection.identity);
-      }),
-    );
+    const sc = this.scheduler;
+    sc.consume(this.comm.accept(isMembershipMessage), (rm) => this.onMessage(rm));
+    sc.consume(this.comm.presumedDead, (e) => {
+      if (e.pkiId.length > 0) this.expire(pkiIdHex(e.pkiId), "presumed dead");
+    });
+    sc.consume(this.comm.identitySwitch, (e) => {
+      const hex = pkiIdHex(e.oldPkiId);
+      if (this.view.get(hex) !== undefined) this.log.info({ pkiId: hex }, `Purging ${hex} from membership`);
+      this.view.remove(hex);
+    });
+    sc.consume(this.comm.connectionEvents, (e) => {
+      if (e.type === "connected") this.learnIdentity(e.connection.pkiId, e.connection.identity);
+    });
 
     const c = this.config;
-    this.every(c.aliveTimeIntervalMs, () => this.periodicAlive());
-    this.every(c.aliveExpirationCheckIntervalMs, () => this.checkExpiration());
-    this.every((c.aliveExpirationTimeoutMs * c.msgExpirationFactor) / 100, () => this.sweepStore());
-    this.every(c.identityPurgeIntervalMs, () => this.mapper.purgeUnused(c.identityUsageThresholdMs));
+    sc.every(c.aliveTimeIntervalMs, () => this.periodicAlive());
+    sc.every(c.aliveExpirationCheckIntervalMs, () => this.checkExpiration());
+    sc.every((c.aliveExpirationTimeoutMs * c.msgExpirationFactor) / 100, () => this.sweepStore());
+    sc.every(c.identityPurgeIntervalMs, () => this.mapper.purgeUnused(c.identityUsageThresholdMs));
     this.syncLoop();
     this.reconnectLoop();
     for (const ep of c.bootstrapPeers) this.connector.connect(ep);
@@ -310,7 +313,7 @@ export class Membership {
       dead: this.view.dead().length,
       identities: this.mapper.size,
       storedAliveMessages: this.store.size,
-      refused: Object.fromEntries([...this.refusedCounts].flatMap(([kind, m]) => [...m].map(([code, n]) => [`${kind}/${code}`, n]))),
+      refused: this.refusals.snapshot(),
     };
   }
 
@@ -350,7 +353,7 @@ export class Membership {
     }
     if (!this.store.checkValid(a.pkiHex, a.timestamp)) {
       // The common case (each alive message arrives from several peers): counted, not thrown nor logged.
-      this.count("alive", ErrorCode.StaleMessage);
+      this.refusals.count("alive", ErrorCode.StaleMessage);
       return;
     }
     this.verify(rm, a);
@@ -372,21 +375,40 @@ export class Membership {
     this.verify(rm, a);
     if (this.store.checkValid(a.pkiHex, a.timestamp)) this.view.handleAlive(a, this.clock.now());
     const organization = this.mapper.organizationOf(a.pkiId);
-    const policy = disclosurePolicy(this.selfOrg, { organization, endpoint: a.endpoint });
+    const policy = disclosurePolicy(this.selfOrg, {
+      organization,
+      endpoint: a.endpoint,
+    });
     if (!policy.disclose({ organization: this.selfOrg, endpoint: this.endpoint })) {
       if (organization === undefined) this.log.warn({ pkiId: a.pkiHex }, `Cannot determine organization of ${a.pkiHex}`);
-      this.log.warn({ pkiId: a.pkiHex }, "Got a membership request from a peer that shouldn't have sent one, closing connection to the peer as a result.");
+      this.log.warn(
+        { pkiId: a.pkiHex },
+        "Got a membership request from a peer that shouldn't have sent one, closing connection to the peer as a result.",
+      );
       this.comm.closeConn({ pkiId: a.pkiId, endpoint: rm.connection.endpoint });
       throw new GossipError(ErrorCode.Forbidden, "membership request from a peer we must not answer");
     }
-    const disclosed = (k: Known) => policy.disclose({ organization: this.mapper.organizationOf(k.pkiId), endpoint: k.endpoint });
-    const alive = this.view.alive().filter(disclosed).map((k) => policy.filter(k.envelope));
-    const dead = this.view.dead().filter(disclosed).map((k) => policy.filter(k.envelope));
+    const disclosed = (k: Known) =>
+      policy.disclose({
+        organization: this.mapper.organizationOf(k.pkiId),
+        endpoint: k.endpoint,
+      });
+    const alive = this.view
+      .alive()
+      .filter(disclosed)
+      .map((k) => policy.filter(k.envelope));
+    const dead = this.view
+      .dead()
+      .filter(disclosed)
+      .map((k) => policy.filter(k.envelope));
     alive.push(policy.filter(this.selfAlive ?? this.signSelf()));
     const response = create(GossipMessageSchema, {
       tag: GossipMessage_Tag.EMPTY,
       nonce: rm.message.nonce,
-      content: { case: "memRes", value: create(MembershipResponseSchema, { alive, dead }) },
+      content: {
+        case: "memRes",
+        value: create(MembershipResponseSchema, { alive, dead }),
+      },
     });
     void rm.respond(response);
     this.metrics.sent("membership_response");
@@ -438,7 +460,9 @@ export class Membership {
   private freshForView(a: ParsedAlive): boolean {
     if (a.pkiHex === this.selfHex || !this.store.checkValid(a.pkiHex, a.timestamp)) return false;
     const held = this.view.timestampOf(a.pkiHex);
-    return held === undefined || a.timestamp.incNum > held.incNum || (a.timestamp.incNum === held.incNum && a.timestamp.seqNum > held.seqNum);
+    return (
+      held === undefined || a.timestamp.incNum > held.incNum || (a.timestamp.incNum === held.incNum && a.timestamp.seqNum > held.seqNum)
+    );
   }
 
   /** Signature checks cost CPU: within the sender's budget only. Throws. */
@@ -460,7 +484,11 @@ export class Membership {
     if (verified && (a.endpoint !== this.endpoint || (a.internalEndpoint !== "" && a.internalEndpoint !== this.config.internalEndpoint))) {
       this.limiter.maybe("own pki-id", (suppressed) =>
         this.log.error(
-          { endpoint: a.endpoint, internalEndpoint: a.internalEndpoint, suppressed },
+          {
+            endpoint: a.endpoint,
+            internalEndpoint: a.internalEndpoint,
+            suppressed,
+          },
           "Bad configuration detected: Received AliveMessage from a peer with the same PKI-ID as myself:",
         ),
       );
@@ -499,7 +527,13 @@ export class Membership {
     return create(GossipMessageSchema, {
       tag: GossipMessage_Tag.EMPTY,
       nonce,
-      content: { case: "memReq", value: create(MembershipRequestSchema, { selfInformation: self, known: [] }) },
+      content: {
+        case: "memReq",
+        value: create(MembershipRequestSchema, {
+          selfInformation: self,
+          known: [],
+        }),
+      },
     });
   }
 
@@ -509,7 +543,10 @@ export class Membership {
     let self = this.signSelf();
     if (org !== undefined && org !== this.selfOrg) self = withoutSecret(self);
     this.markRequested(k.pkiHex);
-    void this.comm.send(this.membershipRequest(self, 0n), { pkiId: k.pkiId, endpoint });
+    void this.comm.send(this.membershipRequest(self, 0n), {
+      pkiId: k.pkiId,
+      endpoint,
+    });
     this.metrics.sent("membership_request");
   }
 
@@ -526,7 +563,12 @@ export class Membership {
   }
 
   private routeItem(a: ParsedAlive, from: PkiId | undefined): RouteItem {
-    return { envelope: a.envelope, originHex: a.pkiHex, originEndpoint: a.endpoint, fromHex: from === undefined ? undefined : pkiIdHex(from) };
+    return {
+      envelope: a.envelope,
+      originHex: a.pkiHex,
+      originEndpoint: a.endpoint,
+      fromHex: from === undefined ? undefined : pkiIdHex(from),
+    };
   }
 
   /** Alive members as routing targets, rebuilt only when the view changed. */
@@ -573,7 +615,7 @@ export class Membership {
     const now = this.clock.now();
     for (const k of this.view.alive()) {
       if (now - k.lastHeardMs > this.config.aliveExpirationTimeoutMs) {
-        this.log.warn({ pkiId: k.pkiHex }, `Haven't heard from ${k.pkiHex} for ${now - k.lastHeardMs}ms`);
+        this.log.debug({ pkiId: k.pkiHex }, `Haven't heard from ${k.pkiHex} for ${now - k.lastHeardMs}ms`);
         this.expire(k.pkiHex, "silent");
       }
     }
@@ -582,7 +624,7 @@ export class Membership {
   private expire(hex: string, why: string): void {
     const k = this.view.expire(hex);
     if (k === undefined) return;
-    this.log.warn({ pkiId: hex, why }, `Closing connection to ${memberString(k)}`);
+    this.log.debug({ pkiId: hex, why }, `Closing connection to ${memberString(k)}`);
     this.comm.closeConn({ pkiId: k.pkiId, endpoint: preferredEndpoint(k) });
   }
 
@@ -605,7 +647,7 @@ export class Membership {
       for (const k of pickRandom(this.view.alive(), c.pullPeerNum, this.random)) this.sendRequest(k, preferredEndpoint(k));
     };
     round();
-    this.every(this.config.pullIntervalMs, round);
+    this.scheduler.every(this.config.pullIntervalMs, round);
   }
 
   /** Probes dead members every reconnect interval (at most maxProbesPerReconnectRound) and asks those that answer (§3.8). */
@@ -622,17 +664,16 @@ export class Membership {
           } catch {
             return;
           }
-          if (!this.abort.signal.aborted && this.view.get(k.pkiHex) === k) this.sendRequest(k, endpoint);
+          if (!this.scheduler.stopped && this.view.get(k.pkiHex) === k) this.sendRequest(k, endpoint);
         }),
       );
     };
-    const loop = async () => {
-      while (!this.abort.signal.aborted) {
+    this.scheduler.run(async () => {
+      while (!this.scheduler.stopped) {
         await round();
-        await this.sleep(this.config.reconnectIntervalMs);
+        await this.scheduler.sleep(this.config.reconnectIntervalMs);
       }
-    };
-    this.loops.push(loop().catch(() => {}));
+    });
   }
 
   // --- plumbing ---------------------------------------------------------------------
@@ -641,27 +682,20 @@ export class Membership {
     const member = this.toMember(k);
     this.metrics.change(type);
     this.metrics.totalPeersKnown(this.view.aliveCount);
-    const fields = { pkiId: k.pkiHex, endpoint: k.endpoint, internalEndpoint: k.internalEndpoint, change: type };
-    if (type === "removed") this.log.info(fields, `Removing member: Endpoint: ${k.endpoint}, InternalEndpoint: ${k.internalEndpoint}, PKIID: ${k.pkiHex}`);
+    const fields = {
+      pkiId: k.pkiHex,
+      endpoint: k.endpoint,
+      internalEndpoint: k.internalEndpoint,
+      change: type,
+    };
+    if (type === "removed")
+      this.log.info(fields, `Removing member: Endpoint: ${k.endpoint}, InternalEndpoint: ${k.internalEndpoint}, PKIID: ${k.pkiHex}`);
     else this.log.info(fields, `Member ${type}: ${memberString(k)}`);
     this.events.emit({ type, member });
   }
 
-  private count(kind: RefusedKind, code: ErrorCode): void {
-    let byCode = this.refusedCounts.get(kind);
-    if (byCode === undefined) this.refusedCounts.set(kind, (byCode = new Map()));
-    byCode.set(code, (byCode.get(code) ?? 0) + 1);
-    this.metrics.refused(kind, code);
-  }
-
   private refuse(kind: RefusedKind, error: GossipError, rm?: ReceivedMessage): void {
-    this.count(kind, error.code);
-    const key = `${kind}/${error.code}`;
-    const from = rm === undefined ? "" : pkiIdHex(rm.connection.pkiId);
-    const quiet = error.code === ErrorCode.StaleMessage || error.code === ErrorCode.UnknownIdentity || error.code === ErrorCode.RateLimited;
-    this.limiter.maybe(`${key} ${from}`, (suppressed) =>
-      this.log[quiet ? "debug" : "warn"]({ kind, code: error.code, err: error.message, pkiId: from, suppressed }, "membership message refused"),
-    );
+    this.refusals.refuse(kind, error, rm === undefined ? "" : pkiIdHex(rm.connection.pkiId));
   }
 
   private toMember(k: Known): Member {
@@ -678,62 +712,12 @@ export class Membership {
     };
   }
 
-  /** Runs `fn` every `ms` (first after `ms`) until stop. */
-  private every(ms: number, fn: () => void): void {
-    const tick = () => {
-      this.timers.delete(handle);
-      if (this.abort.signal.aborted) return;
-      try {
-        fn();
-      } catch (e) {
-        this.log.error({ err: (e as Error).message }, "membership periodic task failed");
-      }
-      handle = this.clock.setTimeout(tick, ms);
-      this.timers.add(handle);
-    };
-    let handle = this.clock.setTimeout(tick, ms);
-    this.timers.add(handle);
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const signal = this.abort.signal;
-      if (signal.aborted) return resolve();
-      const onAbort = () => resolve();
-      const h = this.clock.setTimeout(() => {
-        this.timers.delete(h);
-        signal.removeEventListener("abort", onAbort);
-        resolve();
-      }, ms);
-      this.timers.add(h);
-      signal.addEventListener("abort", onAbort, { once: true });
-    });
-  }
-
-  /** Reads `source` until stop, handing each item to `fn` (errors logged, never thrown). */
-  private async consume<T>(source: AsyncIterable<T>, fn: (item: T) => void): Promise<void> {
-    const it = source[Symbol.asyncIterator]();
-    this.iterators.push(it);
-    for (;;) {
-      const r = await it.next();
-      if (r.done || this.abort.signal.aborted) return;
-      try {
-        fn(r.value);
-      } catch (e) {
-        this.log.error({ err: (e as Error).message }, "membership handler failed");
-      }
-    }
-  }
-
   private async doStop(): Promise<void> {
-    this.abort.abort();
-    for (const t of this.timers) this.clock.clearTimeout(t);
-    this.timers.clear();
-    for (const it of this.iterators) void it.return?.();
+    const loops = this.scheduler.stop();
     this.emitter.stop();
     this.pull.stop();
     this.mapper.stop();
-    await Promise.all(this.loops);
+    await loops;
     this.view.clear();
     this.store.clear();
     this.events.end();
@@ -743,17 +727,4 @@ export class Membership {
 /** Fabric's member string: "Endpoint: x, InternalEndpoint: y, PKI-ID: hex, Metadata: m". */
 function memberString(k: Known): string {
   return `Endpoint: ${k.endpoint}, InternalEndpoint: ${k.internalEndpoint}, PKI-ID: ${k.pkiHex}, Metadata: ${Buffer.from(k.metadata).toString("hex")}`;
-}
-
-function kindOf(m: GossipMessage): RefusedKind {
-  switch (m.content.case) {
-    case "aliveMsg":
-      return "alive";
-    case "memReq":
-      return "membership_request";
-    case "memRes":
-      return "membership_response";
-    default:
-      return "identity";
-  }
 }

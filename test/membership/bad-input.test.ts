@@ -46,15 +46,32 @@ function alive(crypto: CryptoService, o: AliveOpts = {}): Envelope {
 }
 
 function request(self: Envelope, nonce = 0n) {
-  return create(GossipMessageSchema, { tag: GossipMessage_Tag.EMPTY, nonce, content: { case: "memReq", value: create(MembershipRequestSchema, { selfInformation: self }) } });
+  return create(GossipMessageSchema, {
+    tag: GossipMessage_Tag.EMPTY,
+    nonce,
+    content: {
+      case: "memReq",
+      value: create(MembershipRequestSchema, { selfInformation: self }),
+    },
+  });
 }
 
 function response(alive: Envelope[], dead: Envelope[] = [], nonce = 0n) {
-  return create(GossipMessageSchema, { tag: GossipMessage_Tag.EMPTY, nonce, content: { case: "memRes", value: create(MembershipResponseSchema, { alive, dead }) } });
+  return create(GossipMessageSchema, {
+    tag: GossipMessage_Tag.EMPTY,
+    nonce,
+    content: {
+      case: "memRes",
+      value: create(MembershipResponseSchema, { alive, dead }),
+    },
+  });
 }
 
 /** Counts signature verifications of `crypto`. */
-function countingVerify(crypto: FakeCrypto): { crypto: FakeCrypto; count: () => number } {
+function countingVerify(crypto: FakeCrypto): {
+  crypto: FakeCrypto;
+  count: () => number;
+} {
   let n = 0;
   const c = Object.assign(Object.create(crypto) as FakeCrypto, {
     verify: (i: Uint8Array, s: Uint8Array, d: Uint8Array) => {
@@ -66,11 +83,24 @@ function countingVerify(crypto: FakeCrypto): { crypto: FakeCrypto; count: () => 
 }
 
 /** A target peer `t`, an honest peer `n` that joined it, and a raw (membership-less) attacker `r`. */
-async function setup(seed: number, o: { targetCrypto?: CryptoService; verifications?: number; rawSendBuffer?: number } = {}) {
+async function setup(
+  seed: number,
+  o: {
+    targetCrypto?: CryptoService;
+    verifications?: number;
+    rawSendBuffer?: number;
+  } = {},
+) {
   const sim = new Sim(seed);
-  const t = sim.add("t", { crypto: o.targetCrypto, options: { maxVerificationsPerPeerPerSecond: o.verifications } });
+  const t = sim.add("t", {
+    crypto: o.targetCrypto,
+    options: { maxVerificationsPerPeerPerSecond: o.verifications },
+  });
   const n = sim.add("n", { bootstrap: ["t:7051"] });
-  const r = sim.add("r", { raw: true, comm: o.rawSendBuffer ? { sendBuffSize: o.rawSendBuffer } : undefined });
+  const r = sim.add("r", {
+    raw: true,
+    comm: o.rawSendBuffer ? { sendBuffSize: o.rawSendBuffer } : undefined,
+  });
   await sim.converge(() => 1, 10_000, 100);
   const to = { endpoint: t.endpoint, pkiId: t.comm.pkiId };
   const send = async (m: Parameters<SimPeer["comm"]["send"]>[0]) => {
@@ -84,7 +114,6 @@ async function setup(seed: number, o: { targetCrypto?: CryptoService; verificati
   };
   return { sim, t, n, r, send, refused, healthy };
 }
-
 
 describe("membership refuses bad input", () => {
   it("an alive message signed by another identity (BadSignature)", async () => {
@@ -121,7 +150,9 @@ describe("membership refuses bad input", () => {
 
   it("a replayed or older alive message (StaleMessage), before any signature check", async () => {
     const counting = countingVerify(new FakeCrypto("Org1MSP"));
-    const { sim, t, r, send, refused, healthy } = await setup(23, { targetCrypto: counting.crypto });
+    const { sim, t, r, send, refused, healthy } = await setup(23, {
+      targetCrypto: counting.crypto,
+    });
     counting.crypto.trust.msps.clear();
     await send(alive(r.crypto, { seq: 5n, endpoint: "r:7051" }));
     assert.equal(t.membership.lookup(r.comm.pkiId)?.timestamp.seqNum, 5n);
@@ -166,7 +197,9 @@ describe("membership refuses bad input", () => {
   });
 
   it("an unsolicited MembershipResponse is processed as Fabric does, but only within the sender's verification budget", async () => {
-    const { sim, t, send, refused, healthy } = await setup(27, { verifications: 10 });
+    const { sim, t, send, refused, healthy } = await setup(27, {
+      verifications: 10,
+    });
     const strangers = Array.from({ length: 50 }, () => new FakeCrypto("Org1MSP", sim.trust));
     await send(response(strangers.map((s, i) => alive(s, { endpoint: `s${i}:1` }))));
     const learned = strangers.filter((s) => t.membership.lookup(s.pkiId) !== undefined).length;
@@ -179,7 +212,12 @@ describe("membership refuses bad input", () => {
   it("a MembershipResponse with 100,000 entries is refused unprocessed (MessageTooLarge)", async () => {
     const { sim, t, r, send, refused, healthy } = await setup(28);
     const one = alive(r.crypto, { endpoint: "r:7051" });
-    const junk: Envelope = { $typeName: "gossip.Envelope", payload: new Uint8Array([1]), signature: new Uint8Array([1]), secretEnvelope: undefined };
+    const junk: Envelope = {
+      $typeName: "gossip.Envelope",
+      payload: new Uint8Array([1]),
+      signature: new Uint8Array([1]),
+      secretEnvelope: undefined,
+    };
     await send(response([one, ...Array.from({ length: 99_999 }, () => junk)]));
     assert.equal(refused(`membership_response/${ErrorCode.MessageTooLarge}`), 1);
     assert.equal(t.membership.lookup(r.comm.pkiId), undefined, "not even the valid first entry was processed");
@@ -189,7 +227,10 @@ describe("membership refuses bad input", () => {
 
   it("an alive flood from one peer costs bounded signature checks (RateLimited) and leaves the view sane", async () => {
     const counting = countingVerify(new FakeCrypto("Org1MSP"));
-    const { sim, t, r, refused, healthy } = await setup(29, { targetCrypto: counting.crypto, rawSendBuffer: 10_000 });
+    const { sim, t, r, refused, healthy } = await setup(29, {
+      targetCrypto: counting.crypto,
+      rawSendBuffer: 10_000,
+    });
     const before = counting.count();
     const to = { endpoint: t.endpoint, pkiId: t.comm.pkiId };
     // 5,000 fresh messages (each newer than the last) within one virtual second.
@@ -223,16 +264,40 @@ describe("membership refuses bad input", () => {
     const s1 = new FakeCrypto("Org1MSP", sim.trust);
     const s2 = new FakeCrypto("Org1MSP", sim.trust);
     const idMsg = (pkiId: Uint8Array, cert: Uint8Array) =>
-      create(GossipMessageSchema, { tag: GossipMessage_Tag.EMPTY, content: { case: "peerIdentity", value: create(PeerIdentitySchema, { pkiId, cert }) } });
+      create(GossipMessageSchema, {
+        tag: GossipMessage_Tag.EMPTY,
+        content: {
+          case: "peerIdentity",
+          value: create(PeerIdentitySchema, { pkiId, cert }),
+        },
+      });
     const signedBy = (c: FakeCrypto, m: ReturnType<typeof idMsg>): Envelope => {
       const payload = serializeGossipMessage(m);
-      return { $typeName: "gossip.Envelope", payload, signature: c.sign(payload), secretEnvelope: undefined };
+      return {
+        $typeName: "gossip.Envelope",
+        payload,
+        signature: c.sign(payload),
+        secretEnvelope: undefined,
+      };
     };
     const good = (c: FakeCrypto) => signedBy(c, idMsg(c.pkiId, c.identity));
-    const badSig: Envelope = { ...good(s1), signature: s2.sign(good(s1).payload) };
+    const badSig: Envelope = {
+      ...good(s1),
+      signature: s2.sign(good(s1).payload),
+    };
     const mismatch = signedBy(s1, idMsg(s2.pkiId, s1.identity));
     const update = (data: Envelope[]) =>
-      create(GossipMessageSchema, { tag: GossipMessage_Tag.EMPTY, content: { case: "dataUpdate", value: create(DataUpdateSchema, { nonce: 1n, data, msgType: PullMsgType.IDENTITY_MSG }) } });
+      create(GossipMessageSchema, {
+        tag: GossipMessage_Tag.EMPTY,
+        content: {
+          case: "dataUpdate",
+          value: create(DataUpdateSchema, {
+            nonce: 1n,
+            data,
+            msgType: PullMsgType.IDENTITY_MSG,
+          }),
+        },
+      });
     await send(update([good(s2), badSig]));
     await send(update([mismatch]));
     assert.equal(refused(`identity/${ErrorCode.BadSignature}`), 1);

@@ -58,7 +58,10 @@ describe("discovery (Fabric's discovery_test.go)", () => {
         },
       });
       const dials: string[] = [];
-      const p = sim.add("p0", { crypto: counting, wrapDialer: (d) => countingDialer(d, dials) });
+      const p = sim.add("p0", {
+        crypto: counting,
+        wrapDialer: (d) => countingDialer(d, dials),
+      });
       const atStart = signs; // our PeerIdentity for the identity pull, signed once at start
       await sim.clock.advance(10 * 5000);
       assert.equal(signs, atStart);
@@ -77,18 +80,18 @@ describe("discovery (Fabric's discovery_test.go)", () => {
       p4.membership.updateEndpoint("p4:5511");
       await sim.clock.advanceUntil(
         () =>
-          peers.every(
-            (p) =>
-              p === p0 ||
-              new TextDecoder().decode(p.membership.lookup(p0.comm.pkiId)?.metadata) === "bla bla",
-          ) && peers.every((p) => p === p4 || p.membership.lookup(p4.comm.pkiId)?.endpoint === "p4:5511"),
+          peers.every((p) => p === p0 || new TextDecoder().decode(p.membership.lookup(p0.comm.pkiId)?.metadata) === "bla bla") &&
+          peers.every((p) => p === p4 || p.membership.lookup(p4.comm.pkiId)?.endpoint === "p4:5511"),
         { maxMs: 20_000, stepMs: 500 },
       );
     }));
 
   it("TestInitiateSync: with alive gossip off, periodic sync alone builds and keeps full membership", () =>
     withSim(4, async (sim) => {
-      const options = { aliveTimeIntervalMs: 1e9, aliveExpirationTimeoutMs: 25_000 };
+      const options = {
+        aliveTimeIntervalMs: 1e9,
+        aliveExpirationTimeoutMs: 25_000,
+      };
       for (let i = 0; i < 10; i++) sim.add(`p${i}`, { bootstrap: i === 0 ? [] : [ep(0)], options });
       await sim.converge(() => 9, 60_000);
       await sim.clock.advance(120_000);
@@ -138,7 +141,10 @@ describe("discovery (Fabric's discovery_test.go)", () => {
   it("TestGossipDiscoveryStopping and SkipConnectingToLocalhostBootstrap: bootstraps that are ourselves are never dialed; stop returns", () =>
     withSim(8, async (sim) => {
       const dials: string[] = [];
-      const p = sim.add("p0", { bootstrap: [ep(0), "localhost:7051", "127.0.0.1:7051"], wrapDialer: (d) => countingDialer(d, dials) });
+      const p = sim.add("p0", {
+        bootstrap: [ep(0), "localhost:7051", "127.0.0.1:7051"],
+        wrapDialer: (d) => countingDialer(d, dials),
+      });
       await sim.clock.advance(30_000);
       assert.deepEqual(dials, []);
       await p.membership.stop();
@@ -153,7 +159,10 @@ describe("discovery (Fabric's discovery_test.go)", () => {
         for (let i = 1; i < 4; i++) sim.add(`p${g + i}`, { bootstrap: [ep(g)] });
       }
       await sim.converge(() => 3, 30_000);
-      const d13 = sim.add("p13", { bootstrap: [ep(0), ep(4), ep(8)], options: { metadata: new TextEncoder().encode("Connector") } });
+      const d13 = sim.add("p13", {
+        bootstrap: [ep(0), ep(4), ep(8)],
+        options: { metadata: new TextEncoder().encode("Connector") },
+      });
       await sim.converge(() => 12, 60_000);
       for (const p of sim.running()) {
         if (p !== d13) assert.equal(new TextDecoder().decode(p.membership.lookup(d13.comm.pkiId)?.metadata), "Connector");
@@ -181,7 +190,10 @@ describe("discovery (Fabric's discovery_test.go)", () => {
       await sim.converge(() => 2, 90_000);
       for (const p of [p1, p3]) {
         assert.equal(p.membership.lookup(p2b.comm.pkiId)?.state, "alive");
-        const oldMember = p.membership.alive().concat(p.membership.dead()).find((m) => m.pkiIdHex === old);
+        const oldMember = p.membership
+          .alive()
+          .concat(p.membership.dead())
+          .find((m) => m.pkiIdHex === old);
         assert.equal(oldMember, undefined, `${p.name} purged the old PKI-ID`);
       }
     }));
@@ -190,7 +202,13 @@ describe("discovery (Fabric's discovery_test.go)", () => {
     withSim(11, async (sim) => {
       const cap = capture();
       const peers: SimPeer[] = [];
-      for (let i = 0; i < 4; i++) peers.push(sim.add(`p${i}`, { bootstrap: i === 0 ? [] : [ep(0)], logger: i === 1 ? cap.logger : undefined }));
+      for (let i = 0; i < 4; i++)
+        peers.push(
+          sim.add(`p${i}`, {
+            bootstrap: i === 0 ? [] : [ep(0)],
+            logger: i === 1 ? cap.logger : undefined,
+          }),
+        );
       await sim.converge(() => 3, 30_000);
       await sim.clock.advance(20_000); // gossiped alive messages enter the msgStore (responses alone never do)
       await (peers[2] as SimPeer).kill();
@@ -231,7 +249,11 @@ describe("discovery (Fabric's discovery_test.go)", () => {
       assert.equal(p0.membership.dead().length, 0, "p1 removed");
       const raw = sim.add("p1", { raw: true, crypto: p1.crypto });
       const before = p0.membership.stats().refused["alive/stale_message"] ?? 0;
-      for (const rm of old) await raw.comm.send(rm.envelope, { endpoint: ep(0), pkiId: p0.comm.pkiId });
+      for (const rm of old)
+        await raw.comm.send(rm.envelope, {
+          endpoint: ep(0),
+          pkiId: p0.comm.pkiId,
+        });
       await sim.clock.advance(1000);
       assert.equal(p0.membership.alive().length, 0);
       assert.equal(p0.membership.dead().length, 0);
@@ -245,7 +267,10 @@ describe("discovery (Fabric's discovery_test.go)", () => {
       const [p0, p1, p2] = peers as [SimPeer, SimPeer, SimPeer];
       await p0.kill();
       await p1.kill();
-      await sim.clock.advanceUntil(() => p2.membership.alive().length === 0, { maxMs: 40_000, stepMs: 500 });
+      await sim.clock.advanceUntil(() => p2.membership.alive().length === 0, {
+        maxMs: 40_000,
+        stepMs: 500,
+      });
       await sim.clock.advance(500_000 + 6_000);
       assert.ok(
         p2.membership.dead().some((m) => m.pkiIdHex === pkiIdHex(p1.comm.pkiId)),

@@ -19,11 +19,22 @@ describe("organizations", () => {
     for (const org of orgs) {
       for (let i = 0; i < 5; i++) {
         const name = `${org.toLowerCase()}${i}`;
-        peers.set(name, sim.add(name, { org, external: i < 2, bootstrap: i === 0 ? [] : [`${org.toLowerCase()}0:7051`] }));
+        peers.set(
+          name,
+          sim.add(name, {
+            org,
+            external: i < 2,
+            bootstrap: i === 0 ? [] : [`${org.toLowerCase()}0:7051`],
+          }),
+        );
       }
     }
-    (peers.get("a0") as SimPeer).membership.connect("b0:7051", { anchor: true });
-    (peers.get("b0") as SimPeer).membership.connect("a0:7051", { anchor: true });
+    (peers.get("a0") as SimPeer).membership.connect("b0:7051", {
+      anchor: true,
+    });
+    (peers.get("b0") as SimPeer).membership.connect("a0:7051", {
+      anchor: true,
+    });
     const expected = (p: SimPeer) => (p.membership.self.endpoint === "" ? 4 : 6);
     await sim.converge(expected, 90_000, 500);
     await sim.clock.advance(30_000);
@@ -77,16 +88,27 @@ describe("real X.509 identities", () => {
   it("three peers with X509CryptoService find each other; a peer of an untrusted CA is never listed", async () => {
     const sim = new Sim(44);
     const ca = createCa({ commonName: "ca.org1", organization: "Org1MSP" });
-    const rogueCa = createCa({ commonName: "ca.rogue", organization: "Org1MSP" });
+    const rogueCa = createCa({
+      commonName: "ca.rogue",
+      organization: "Org1MSP",
+    });
     const x509 = (c = ca) => {
       const m = createPeerMaterial({ mspId: "Org1MSP", ca: c });
-      return new X509CryptoService({ mspId: "Org1MSP", certificate: m.identity.certPem, privateKey: m.identity.keyPem, trustedRoots: { Org1MSP: [...new Set([ca.certPem, c.certPem])] } });
+      return new X509CryptoService({
+        mspId: "Org1MSP",
+        certificate: m.identity.certPem,
+        privateKey: m.identity.keyPem,
+        trustedRoots: { Org1MSP: [...new Set([ca.certPem, c.certPem])] },
+      });
     };
     const p0 = sim.add("p0", { crypto: x509() });
     sim.add("p1", { crypto: x509(), bootstrap: ["p0:7051"] });
     sim.add("p2", { crypto: x509(), bootstrap: ["p0:7051"] });
     await sim.converge(() => 2, 30_000);
-    const rogue = sim.add("rogue", { crypto: x509(rogueCa), bootstrap: ["p0:7051"] });
+    const rogue = sim.add("rogue", {
+      crypto: x509(rogueCa),
+      bootstrap: ["p0:7051"],
+    });
     await sim.clock.advance(60_000);
     for (const p of sim.running()) {
       if (p === rogue) continue;
@@ -140,17 +162,25 @@ describe("events and metrics", () => {
     assert.equal(await gauge(), 1);
     await sim.clock.advance(20_000);
     await p1.kill();
-    await sim.clock.advanceUntil(() => p0.membership.dead().length === 1, { maxMs: 40_000 });
+    await sim.clock.advanceUntil(() => p0.membership.dead().length === 1, {
+      maxMs: 40_000,
+    });
     assert.equal(await gauge(), 0);
     sim.add("p1", { crypto: p1.crypto, bootstrap: ["p0:7051"] });
-    await sim.clock.advanceUntil(() => p0.membership.alive().length === 1, { maxMs: 40_000 });
+    await sim.clock.advanceUntil(() => p0.membership.alive().length === 1, {
+      maxMs: 40_000,
+    });
     assert.deepEqual(
       events.map((e) => e.type),
       ["joined", "died", "revived"],
     );
     assert.equal(events[0]?.member.pkiIdHex, pkiIdHex(p1.comm.pkiId));
     const changes = await registry.getSingleMetric("gossip_membership_changes_total")?.get();
-    assert.deepEqual(changes?.values.map((v) => [v.labels.type, v.value]).sort(), [["died", 1], ["joined", 1], ["revived", 1]]);
+    assert.deepEqual(changes?.values.map((v) => [v.labels.type, v.value]).sort(), [
+      ["died", 1],
+      ["joined", 1],
+      ["revived", 1],
+    ]);
     await sim.close();
     assert.deepEqual(p0.membership.alive(), []);
   });

@@ -76,7 +76,12 @@ export class Sim {
   add(name: string, o: AddOptions = {}): SimPeer {
     const endpoint = o.endpoint ?? `${name}:7051`;
     const crypto = o.crypto ?? new FakeCrypto(o.org ?? "Org1MSP", this.trust, undefined, this.wall);
-    const comm = new Comm({ crypto, dialer: (o.wrapDialer ?? ((d) => d))(this.net.dialer(name)), clock: this.clock, options: o.comm });
+    const comm = new Comm({
+      crypto,
+      dialer: (o.wrapDialer ?? ((d) => d))(this.net.dialer(name)),
+      clock: this.clock,
+      options: o.comm,
+    });
     const listener = this.net.listen(endpoint, (s) => void comm.handleStream(s));
     const external = o.external === undefined || o.external === true ? endpoint : o.external === false ? "" : o.external;
     const make = () =>
@@ -88,7 +93,12 @@ export class Sim {
         random: this.random,
         logger: o.logger,
         metrics: o.metrics,
-        options: { internalEndpoint: endpoint, externalEndpoint: external, bootstrapPeers: o.bootstrap ?? [], ...o.options },
+        options: {
+          internalEndpoint: endpoint,
+          externalEndpoint: external,
+          bootstrapPeers: o.bootstrap ?? [],
+          ...o.options,
+        },
       });
     let alive = true;
     const halt = () => {

@@ -12,17 +12,28 @@ describe("simulation", () => {
     const n = 100;
     const started = performance.now();
     const cpu = process.cpuUsage();
-    for (let i = 0; i < 3; i++) sim.add(`p${i}`, { bootstrap: [0, 1, 2].filter((j) => j !== i).map((j) => `p${j}:7051`) });
+    for (let i = 0; i < 3; i++)
+      sim.add(`p${i}`, {
+        bootstrap: [0, 1, 2].filter((j) => j !== i).map((j) => `p${j}:7051`),
+      });
     await sim.clock.advance(10);
     for (let i = 3; i < n; i++) sim.add(`p${i}`, { bootstrap: [`p${i % 3}:7051`] });
     const took = await sim.converge(() => n - 1, 15_000, 250);
     console.log(
-      JSON.stringify({ test: "sim-100", convergedVirtualMs: took, realMs: Math.round(performance.now() - started), cpuMs: Math.round(process.cpuUsage(cpu).user / 1000) }),
+      JSON.stringify({
+        test: "sim-100",
+        convergedVirtualMs: took,
+        realMs: Math.round(performance.now() - started),
+        cpuMs: Math.round(process.cpuUsage(cpu).user / 1000),
+      }),
     );
     assert.ok(took <= 15_000);
     for (const p of sim.running()) {
       assert.equal(p.membership.dead().length, 0);
-      assert.ok(p.membership.alive().every((m) => m.internalEndpoint === `${m.endpoint}`), "same org: internal endpoints known");
+      assert.ok(
+        p.membership.alive().every((m) => m.internalEndpoint === `${m.endpoint}`),
+        "same org: internal endpoints known",
+      );
     }
     await sim.close();
   });
