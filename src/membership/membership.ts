@@ -42,7 +42,7 @@ import { hex as hexOf } from "./hex.js";
 import { kindOf, Refusals } from "./refusals.js";
 import { Scheduler } from "./scheduler.js";
 import { illegalTagReason } from "./tags.js";
-import { newIncNum } from "./timestamp.js";
+import { isNewer, newIncNum } from "./timestamp.js";
 import { type Known, type Member, type MembershipEvent, type MembershipEventType, preferredEndpoint, View } from "./view.js";
 
 /** What a {@link Membership} is made of. */
@@ -232,7 +232,7 @@ export class Membership {
     });
     sc.consume(this.comm.identitySwitch, (e) => {
       const hex = pkiIdHex(e.oldPkiId);
-      if (this.view.get(hex) !== undefined) this.log.info({ pkiId: hex }, `Purging ${hex} from membership`);
+      if (this.view.get(hex) !== undefined) this.log.debug({ pkiId: hex }, `Purging ${hex} from membership`);
       this.view.remove(hex);
     });
     sc.consume(this.comm.connectionEvents, (e) => {
@@ -380,11 +380,13 @@ export class Membership {
       endpoint: a.endpoint,
     });
     if (!policy.disclose({ organization: this.selfOrg, endpoint: this.endpoint })) {
-      if (organization === undefined) this.log.warn({ pkiId: a.pkiHex }, `Cannot determine organization of ${a.pkiHex}`);
-      this.log.warn(
-        { pkiId: a.pkiHex },
-        "Got a membership request from a peer that shouldn't have sent one, closing connection to the peer as a result.",
-      );
+      this.limiter.maybe(`forbidden ${a.pkiHex}`, (suppressed) => {
+        if (organization === undefined) this.log.warn({ pkiId: a.pkiHex, suppressed }, `Cannot determine organization of ${a.pkiHex}`);
+        this.log.warn(
+          { pkiId: a.pkiHex, suppressed },
+          "Got a membership request from a peer that shouldn't have sent one, closing connection to the peer as a result.",
+        );
+      });
       this.comm.closeConn({ pkiId: a.pkiId, endpoint: rm.connection.endpoint });
       throw new GossipError(ErrorCode.Forbidden, "membership request from a peer we must not answer");
     }
@@ -460,9 +462,7 @@ export class Membership {
   private freshForView(a: ParsedAlive): boolean {
     if (a.pkiHex === this.selfHex || !this.store.checkValid(a.pkiHex, a.timestamp)) return false;
     const held = this.view.timestampOf(a.pkiHex);
-    return (
-      held === undefined || a.timestamp.incNum > held.incNum || (a.timestamp.incNum === held.incNum && a.timestamp.seqNum > held.seqNum)
-    );
+    return held === undefined || isNewer(a.timestamp, held);
   }
 
   /** Signature checks cost CPU: within the sender's budget only. Throws. */
