@@ -50,6 +50,57 @@ describe("organizations", () => {
     await sim.close();
   });
 
+  it("TestConfidentiality (membership part): orgs A-D, anchors A-B, A-C, B-C, B-D: A and C never hear of D, nothing internal crosses", async () => {
+    const sim = new Sim(47);
+    const peers = new Map<string, SimPeer>();
+    for (const org of ["A", "B", "C", "D"]) {
+      for (let i = 0; i < 3; i++) {
+        const name = `${org.toLowerCase()}${i}`;
+        peers.set(name, sim.add(name, { org, external: i < 2, bootstrap: i === 0 ? [] : [`${org.toLowerCase()}0:7051`] }));
+      }
+    }
+    const seenOrgs = new Map<string, Set<string>>();
+    for (const [name, p] of peers) {
+      const orgsSeen = new Set<string>();
+      seenOrgs.set(name, orgsSeen);
+      record(p.comm, (rm) => {
+        const c = rm.message.content;
+        const envs = c.case === "aliveMsg" ? [rm.envelope] : c.case === "memRes" ? [...c.value.alive, ...c.value.dead] : [];
+        for (const e of envs) {
+          const m = parseGossipMessage(e.payload);
+          if (m.content.case === "aliveMsg" && m.content.value.membership) {
+            const hex = pkiIdHex(m.content.value.membership.pkiId);
+            for (const q of peers.values()) if (pkiIdHex(q.comm.pkiId) === hex) orgsSeen.add(q.membership.self.organization ?? "");
+          }
+        }
+        return false;
+      });
+    }
+    const link = (a: string, b: string) => {
+      (peers.get(`${a}0`) as SimPeer).membership.connect(`${b}0:7051`, { anchor: true });
+      (peers.get(`${b}0`) as SimPeer).membership.connect(`${a}0:7051`, { anchor: true });
+    };
+    link("a", "b");
+    link("a", "c");
+    link("b", "c");
+    link("b", "d");
+    await sim.clock.advance(90_000);
+    for (const [name, p] of peers) {
+      const org = p.membership.self.organization;
+      const known = new Set(p.membership.alive().map((m) => m.organization));
+      if (org === "A" || org === "C") {
+        assert.ok(!known.has("D"), `${name} knows a D peer`);
+        assert.ok(!seenOrgs.get(name)?.has("D"), `${name} received an alive message about a D peer`);
+      }
+      if (org === "D") assert.ok(!known.has("A") && !known.has("C"), `${name} knows an A or C peer`);
+      for (const m of p.membership.alive()) if (m.organization !== org) assert.equal(m.internalEndpoint, "");
+      if (p.membership.self.endpoint === "") assert.ok([...known].every((o) => o === org), `${name} (internal) knows another org`);
+    }
+    assert.ok((peers.get("a0") as SimPeer).membership.alive().some((m) => m.organization === "B"));
+    assert.ok((peers.get("d1") as SimPeer).membership.alive().some((m) => m.organization === "B"));
+    await sim.close();
+  });
+
   it("TestBootstrapPeerMisConfiguration: a bootstrap peer of another org only sees probe handshakes, never a request", async () => {
     const sim = new Sim(42);
     const b = sim.add("b", { org: "B" });
