@@ -208,6 +208,7 @@ export class Membership {
         })),
       externalEndpointOf: (hex) => (hex === this.selfHex ? this.endpoint : this.view.get(hex)?.endpoint),
       refused: (error, rm) => this.refuse("identity", error, rm),
+      afford: (sender, n) => this.budget.take(sender, this.clock.now(), n),
       sent: () => this.metrics.sent("identity_pull"),
     });
     this.connector = new Connector({

@@ -94,7 +94,11 @@ describe("organizations", () => {
       }
       if (org === "D") assert.ok(!known.has("A") && !known.has("C"), `${name} knows an A or C peer`);
       for (const m of p.membership.alive()) if (m.organization !== org) assert.equal(m.internalEndpoint, "");
-      if (p.membership.self.endpoint === "") assert.ok([...known].every((o) => o === org), `${name} (internal) knows another org`);
+      if (p.membership.self.endpoint === "")
+        assert.ok(
+          [...known].every((o) => o === org),
+          `${name} (internal) knows another org`,
+        );
     }
     assert.ok((peers.get("a0") as SimPeer).membership.alive().some((m) => m.organization === "B"));
     assert.ok((peers.get("d1") as SimPeer).membership.alive().some((m) => m.organization === "B"));
