@@ -95,7 +95,8 @@ function isMembershipMessage(rm: ReceivedMessage): boolean {
  */
 export class Membership {
   /** Membership changes; each `for await` is a subscriber (bounded, drops the oldest). */
-  readonly events: EventStream<MembershipEvent>;
+  readonly events: AsyncIterable<MembershipEvent>;
+  private readonly eventStream: EventStream<MembershipEvent>;
   /** The effective configuration. */
   readonly config: MembershipConfig;
 
@@ -150,7 +151,10 @@ export class Membership {
     this.endpoint = this.config.externalEndpoint;
     this.metadata = this.config.metadata;
     this.protectedEndpoints = new Set(this.config.bootstrapPeers);
-    this.events = new EventStream(eventCapacity, () => this.log.debug({}, "membership event subscriber fell behind; oldest event dropped"));
+    this.eventStream = new EventStream(eventCapacity, () =>
+      this.log.debug({}, "membership event subscriber fell behind; oldest event dropped"),
+    );
+    this.events = this.eventStream;
     if (this.endpoint === "") this.log.warn({}, "External endpoint is empty, peer will not be accessible outside of its organization");
     this.mapper = new IdentityMapper({
       crypto: this.crypto,
@@ -596,7 +600,7 @@ export class Membership {
     if (type === "removed")
       this.log.info(fields, `Removing member: Endpoint: ${k.endpoint}, InternalEndpoint: ${k.internalEndpoint}, PKIID: ${k.pkiHex}`);
     else this.log.info(fields, `Member ${type}: ${memberString(k)}`);
-    this.events.emit({ type, member });
+    this.eventStream.emit({ type, member });
   }
 
   private refuse(kind: RefusedKind, error: GossipError, rm?: ReceivedMessage): void {
@@ -625,7 +629,7 @@ export class Membership {
     await loops;
     this.view.clear();
     this.store.clear();
-    this.events.end();
+    this.eventStream.end();
   }
 }
 
