@@ -105,6 +105,48 @@ describe("organizations", () => {
     await sim.close();
   });
 
+  it("TestDisclosurePolicyWithPull: with alive gossip off, sync alone gives each peer exactly the members the policy allows; a stopped peer is dead exactly where it was known", async () => {
+    const sim = new Sim(48);
+    const options = { aliveTimeIntervalMs: 1e9, aliveExpirationTimeoutMs: 25_000 };
+    const peers = new Map<string, SimPeer>();
+    for (const org of ["A", "B"]) {
+      for (let i = 0; i < 5; i++) {
+        const name = `${org.toLowerCase()}${i}`;
+        peers.set(name, sim.add(name, { org, external: i % 2 === 0, options, bootstrap: i === 0 ? [] : [`${org.toLowerCase()}0:7051`] }));
+      }
+    }
+    (peers.get("a0") as SimPeer).membership.connect("b0:7051", { anchor: true });
+    (peers.get("b0") as SimPeer).membership.connect("a0:7051", { anchor: true });
+    const expected = (name: string): string[] => {
+      const org = name[0] as string;
+      const other = org === "a" ? "b" : "a";
+      const own = [0, 1, 2, 3, 4].map((i) => `${org}${i}`);
+      const visible = Number(name.slice(1)) % 2 === 0 ? [0, 2, 4].map((i) => `${other}${i}`) : [];
+      return [...own, ...visible].filter((n) => n !== name).sort();
+    };
+    const names = new Map([...peers].map(([n, p]) => [pkiIdHex(p.comm.pkiId), n]));
+    const view = (p: SimPeer) =>
+      p.membership
+        .alive()
+        .map((m) => names.get(m.pkiIdHex) ?? "?")
+        .sort();
+    await sim.clock.advanceUntil(() => [...peers].every(([n, p]) => view(p).join() === expected(n).join()), {
+      maxMs: 120_000,
+      stepMs: 1000,
+    });
+    for (const [n, p] of peers) {
+      for (const m of p.membership.alive()) if (m.organization !== p.membership.self.organization) assert.equal(m.internalEndpoint, "", n);
+    }
+    const b2 = peers.get("b2") as SimPeer;
+    await b2.kill();
+    const knew = [...peers].filter(([n]) => n !== "b2" && expected(n).includes("b2")).map(([n]) => n);
+    await sim.clock.advanceUntil(
+      () => [...peers].every(([n, p]) => n === "b2" || p.membership.dead().length === (knew.includes(n) ? 1 : 0)),
+      { maxMs: 40_000, stepMs: 500 },
+    );
+    await sim.close();
+  });
+
   it("TestBootstrapPeerMisConfiguration: a bootstrap peer of another org only sees probe handshakes, never a request", async () => {
     const sim = new Sim(42);
     const b = sim.add("b", { org: "B" });
