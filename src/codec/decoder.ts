@@ -61,7 +61,7 @@ function readMessage(r: Reader, plan: Plan, msg: Record<string, unknown>, depth:
   if (depth > maxDepth) throw fallback;
   const end = r.end;
   while (r.pos < end) {
-    const key = r.varint();
+    const key = r.tag();
     const wireType = key & 7;
     const f = plan.byNumber.get(Math.floor(key / 8));
     if (f === undefined) throw fallback; // unknown field: protobuf-es keeps it in $unknown

@@ -109,9 +109,15 @@ function valueOf(msg: Record<string, unknown>, f: FieldPlan): unknown {
   }
 }
 
+/** Whether `toBinary` may write unknown fields of `msg` (anything but none: `$unknown` absent or empty). */
+export function mayHaveUnknownFields(msg: object): boolean {
+  const u = (msg as { $unknown?: unknown }).$unknown;
+  return u != null && !(Array.isArray(u) && u.length === 0);
+}
+
 function checkMessage(v: unknown, plan: Plan): Record<string, unknown> {
   if (typeof v !== "object" || v === null || (v as { $typeName?: unknown }).$typeName !== plan.typeName) throw fallback;
-  if ((v as { $unknown?: unknown[] }).$unknown?.length) throw fallback;
+  if (mayHaveUnknownFields(v)) throw fallback;
   return v as Record<string, unknown>;
 }
 

@@ -6,7 +6,7 @@
  *
  * @packageDocumentation
  */
-export { compileEncoder, encodeMessage, type Measured, type MessageEncoder } from "./encoder.js";
+export { compileEncoder, encodeMessage, type Measured, type MessageEncoder, mayHaveUnknownFields } from "./encoder.js";
 export { decodeMessage } from "./decoder.js";
 export {
   anyVarintSize,

@@ -1,7 +1,7 @@
 /**
  * Reads the wire format within bounds for the compiled decoder. Stricter than
  * protobuf-es' `BinaryReader`: whatever it does not read exactly as
- * protobuf-es would (a value that runs past its
+ * protobuf-es would (a tag that overflows 32 bits, a value that runs past its
  * enclosing message, invalid UTF-8, varints over 56 bits where a number is
  * read) throws the fallback, so protobuf-es decodes (or rejects) the input.
  */
@@ -34,6 +34,18 @@ export class Reader {
       mul *= 128;
     }
     throw fallback;
+  }
+
+  /**
+   * A field's key (number * 8 + wire type). protobuf-es rejects keys of more
+   * than 5 bytes or over 32 bits even when an overlong encoding holds a small
+   * value, so those fall back (and fail there).
+   */
+  tag(): number {
+    const start = this.pos;
+    const key = this.varint();
+    if (key > 0xffffffff || this.pos - start > 5) throw fallback;
+    return key;
   }
 
   /** A varint's low 32 bits (protobuf's int32/uint32/enum reading, up to 10 bytes). */

@@ -4,7 +4,16 @@
  * codec, plus Fabric's signing rules.
  */
 import { create, toBinary } from "@bufbuild/protobuf";
-import { compileEncoder, decodeMessage, delimitedSize, encodeMessage, varintSize, writeDelimited, writeVarint } from "../codec/index.js";
+import {
+  compileEncoder,
+  decodeMessage,
+  delimitedSize,
+  encodeMessage,
+  mayHaveUnknownFields,
+  varintSize,
+  writeDelimited,
+  writeVarint,
+} from "../codec/index.js";
 import {
   type Envelope,
   EnvelopeSchema,
@@ -28,10 +37,6 @@ function writeBytesField(buf: Uint8Array, at: number, tag: number, value: Uint8A
   return writeDelimited(buf, at + 1, value);
 }
 
-function hasUnknownFields(m: object | undefined): boolean {
-  return ((m as { $unknown?: unknown[] } | undefined)?.$unknown?.length ?? 0) > 0;
-}
-
 /**
  * Serializes an Envelope (proto3 binary, fields in number order, empty fields
  * omitted), byte-identical to protobuf-es' `toBinary` for the same message
@@ -43,7 +48,7 @@ export function encodeEnvelope(env: {
   secretEnvelope?: SecretEnvelope | undefined;
 }): Uint8Array {
   const secret = env.secretEnvelope;
-  if (hasUnknownFields(env) || hasUnknownFields(secret)) return toBinary(EnvelopeSchema, env as Envelope);
+  if (mayHaveUnknownFields(env) || (secret !== undefined && mayHaveUnknownFields(secret))) return toBinary(EnvelopeSchema, env as Envelope);
   const secretLen = secret ? bytesFieldSize(secret.payload.length) + bytesFieldSize(secret.signature.length) : 0;
   const size =
     bytesFieldSize(env.payload.length) + bytesFieldSize(env.signature.length) + (secret ? 1 + delimitedSize(secretLen) : 0);
