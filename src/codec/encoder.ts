@@ -82,7 +82,7 @@ function u64Of(kind: Kind, v: unknown): number | bigint {
 }
 
 /** The value of field `f` (not in a oneof) of `msg` when set (proto3 implicit presence), else undefined. */
-function valueOf(msg: Record<string, unknown>, f: FieldPlan): unknown {
+function presentValue(msg: Record<string, unknown>, f: FieldPlan): unknown {
   const v = msg[f.name];
   if (f.repeated) {
     if (!Array.isArray(v)) throw fallback;
@@ -90,7 +90,7 @@ function valueOf(msg: Record<string, unknown>, f: FieldPlan): unknown {
   }
   switch (f.kind) {
     case Kind.Message:
-      return v === undefined || !Object.prototype.hasOwnProperty.call(msg, f.name) ? undefined : v;
+      return v === undefined || !Object.hasOwn(msg, f.name) ? undefined : v;
     case Kind.String:
       if (typeof v !== "string") throw fallback;
       return v.length > 0 ? v : undefined;
@@ -158,7 +158,8 @@ function collect(msg: Record<string, unknown>, plan: Plan, out: unknown[]): numb
     if (c.case === undefined) continue;
     const f = o.byCase.get(c.case as string);
     if (f === undefined || c.value === undefined) throw fallback;
-    (extras ??= []).push([f, c.value]);
+    if (extras === undefined) extras = [];
+    extras.push([f, c.value]);
   }
   if (extras !== undefined && extras.length > 1) extras.sort((a, b) => a[0].number - b[0].number);
   let n = 0;
@@ -170,7 +171,7 @@ function collect(msg: Record<string, unknown>, plan: Plan, out: unknown[]): numb
         out.push(x[0], x[1]);
       }
     }
-    const v = valueOf(msg, f);
+    const v = presentValue(msg, f);
     if (v === undefined) continue;
     out.push(f, v);
     n++;
@@ -294,7 +295,10 @@ const encoders = new WeakMap<DescMessage, MessageEncoder | null>();
 /** `toBinary(schema, msg)`, byte for byte, through the compiled plan when there is one. */
 export function encodeMessage<T extends Message>(schema: DescMessage, msg: T): Uint8Array {
   let enc = encoders.get(schema);
-  if (enc === undefined) encoders.set(schema, (enc = compileEncoder(schema) ?? null));
+  if (enc === undefined) {
+    enc = compileEncoder(schema) ?? null;
+    encoders.set(schema, enc);
+  }
   const measured = enc === null ? undefined : enc.measure(msg);
   if (measured === undefined) return toBinary(schema, msg);
   const buf = new Uint8Array(measured.size);

@@ -14,7 +14,7 @@ import { varintSize, writeVarint } from "./varint.js";
 const IMPLICIT = 2;
 const EDITION_PROTO3 = 999;
 
-export const enum Kind {
+export enum Kind {
   String,
   Bytes,
   Bool,
@@ -129,7 +129,10 @@ function draftOf(desc: DescMessage): Draft | null {
   for (const f of fields) {
     if (f.oneof === undefined) continue;
     let byCase = oneofs.get(f.oneof);
-    if (byCase === undefined) oneofs.set(f.oneof, (byCase = new Map()));
+    if (byCase === undefined) {
+      byCase = new Map();
+      oneofs.set(f.oneof, byCase);
+    }
     byCase.set(f.name, f);
   }
   const plan: Plan = {
