@@ -877,10 +877,9 @@ async function main() {
   writeFileSync(path.join(resultsDir, `${stamp}.json`), json);
   writeFileSync(path.join(resultsDir, `${stamp}.md`), markdown(result));
   // Every stack that can run here: a machine without Go still writes latest.json.
-  if (!profile && only.size === allWorkloads.length && everyStack) {
-    writeFileSync(path.join(resultsDir, "latest.json"), json);
-  }
-  console.log(`\nwrote bench/results/${stamp}.{json,md}${existsSync(path.join(resultsDir, "latest.json")) ? " and bench/results/latest.json" : ""} in ${result.durationS} s`);
+  const writeLatest = !profile && only.size === allWorkloads.length && everyStack;
+  if (writeLatest) writeFileSync(path.join(resultsDir, "latest.json"), json);
+  console.log(`\nwrote bench/results/${stamp}.{json,md}${writeLatest ? " and bench/results/latest.json" : ""} in ${result.durationS} s`);
   if (errors.length > 0) {
     console.log(`${errors.length} cell(s) failed`);
     process.exitCode = 1;
