@@ -76,18 +76,6 @@ export class ConnectionStore {
     return [...this.all];
   }
 
-  /** Number of open connections. */
-  get openCount(): number {
-    let n = 0;
-    for (const c of this.all) if (c.state === "open") n++;
-    return n;
-  }
-
-  /** True once {@link ConnectionStore.shutdown} was called. */
-  get isClosing(): boolean {
-    return this.closing;
-  }
-
   /** The open connection that serves `peer`, found by PKI-ID or, when none is given, by endpoint. */
   lookup(peer: RemotePeer): Connection | undefined {
     const conn =
@@ -120,11 +108,6 @@ export class ConnectionStore {
     const tracked = dial.finally(() => this.dials.delete(key));
     this.dials.set(key, tracked);
     return tracked;
-  }
-
-  /** True when a dial keyed by `peer` is in progress. */
-  isDialing(peer: RemotePeer): boolean {
-    return this.dials.has(dialKey(peer));
   }
 
   /**
@@ -245,6 +228,7 @@ export class ConnectionStore {
   }
 }
 
-function dialKey(peer: RemotePeer): string {
+/** The key dials to `peer` are coalesced by: its PKI-ID, or its endpoint when the PKI-ID is unknown. */
+export function dialKey(peer: RemotePeer): string {
   return peer.pkiId !== undefined && peer.pkiId.length > 0 ? pkiIdHex(peer.pkiId) : `@${peer.endpoint}`;
 }
