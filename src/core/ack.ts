@@ -140,6 +140,8 @@ export interface AckSenderDeps {
   readonly connTimeoutMs: number;
   /** The open connection to `peer`, dialing when needed. */
   getOrDial(peer: RemotePeer): Promise<Connection>;
+  /** The connection that serves in place of `conn` if `conn` was replaced meanwhile. */
+  current(conn: Connection): Connection;
   /** A dial for `peer` failed (the caller reports the peer as presumed dead). */
   dialFailed(peer: RemotePeer, error: GossipError): void;
 }
@@ -213,7 +215,7 @@ export class AckSender {
     let done = false;
     let unwatch = () => {};
     try {
-      const conn = await Promise.race([this.deps.getOrDial(peer), timedOut]);
+      const conn = this.deps.current(await Promise.race([this.deps.getOrDial(peer), timedOut]));
       const ack = this.registry.expect(nonce, conn.pkiHex, deadline - clock.now());
       ack.catch(() => {});
       await Promise.race([conn.put(frame), timedOut]);

@@ -138,6 +138,7 @@ export class Comm {
       clock,
       connTimeoutMs: config.connTimeoutMs,
       getOrDial: (peer) => this.store.getOrDial(peer),
+      current: (conn) => this.store.current(conn),
       dialFailed: (peer, error) => ctx.presumedDead(peer.pkiId ?? new Uint8Array(0), peer.endpoint, error),
     });
   }

@@ -86,6 +86,18 @@ export class ConnectionStore {
   }
 
   /**
+   * `conn` if it is still open, otherwise the open connection that replaced
+   * it (same PKI-ID), if any. Callers of {@link ConnectionStore.getOrDial}
+   * use it when they resume: a simultaneous dial may have replaced the
+   * connection between the dial's end and their turn.
+   */
+  current(conn: Connection): Connection {
+    if (conn.state === "open") return conn;
+    const now = this.byPki.get(conn.pkiHex);
+    return now?.state === "open" ? now : conn;
+  }
+
+  /**
    * The open connection for `peer`, dialing it when there is none. Rejects
    * with the dial's error, or `Stopping` after shutdown.
    */
@@ -134,6 +146,8 @@ export class ConnectionStore {
     if (!oldWins) {
       this.byPki.set(conn.pkiHex, conn);
       if (dialedEndpoint !== undefined) this.byEndpoint.set(dialedEndpoint, conn);
+      // Sends by endpoint only follow the peer to its replacement connection.
+      if (old !== undefined && old !== conn) for (const [ep, c] of this.byEndpoint) if (c === old) this.byEndpoint.set(ep, conn);
     }
     this.deps.onRegistered(conn);
     void conn.closed.then(() => this.unregister(conn));

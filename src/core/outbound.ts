@@ -272,7 +272,8 @@ export class Outbound {
   }
 
   /** Hands frames that waited for a dial to its connection, under the same policy. */
-  private async deliver(conn: Connection, frames: readonly Uint8Array[]): Promise<void> {
+  private async deliver(dialed: Connection, frames: readonly Uint8Array[]): Promise<void> {
+    const conn = this.store.current(dialed);
     const target = connectionQueue(conn);
     for (const frame of frames) {
       if (target.offer(frame)) continue;

@@ -4,13 +4,11 @@
  */
 import type { AddressInfo } from "node:net";
 import { after } from "node:test";
-import { create } from "@bufbuild/protobuf";
 import { PeerDialer } from "../../src/client/dialer.js";
 import { Comm } from "../../src/core/comm.js";
 import type { Dialer } from "../../src/core/transport.js";
 import { X509CryptoService } from "../../src/core/x509-crypto.js";
 import type { CommOptions } from "../../src/core/config.js";
-import { DataMessageSchema, GossipMessageSchema, PayloadSchema, type GossipMessage } from "../../src/gen/gossip/message_pb.js";
 import { type CertificateAuthority, createCa, createPeerMaterial, type PeerMaterial } from "../../src/pki/certificates.js";
 import { createGossipServer, type GossipFastifyInstance } from "../../src/server/create-server.js";
 import type { GossipPluginOptions } from "../../src/server/plugin.js";
@@ -124,16 +122,7 @@ export function cleanupAfter(first?: () => Promise<void>): {
   };
 }
 
-/** A data message with `payload` bytes and `nonce`. */
-export function dataMessage(nonce: bigint | number, payload: Uint8Array = new Uint8Array(0)): GossipMessage {
-  return create(GossipMessageSchema, {
-    nonce: BigInt(nonce),
-    content: {
-      case: "dataMsg",
-      value: create(DataMessageSchema, { payload: create(PayloadSchema, { seqNum: BigInt(nonce), data: payload }) }),
-    },
-  });
-}
+export { dataMessage } from "./messages.js";
 
 /** Resolves with the first value of `iterable` that `pred` accepts, or rejects after `ms`. */
 export async function firstMatch<T>(iterable: AsyncIterable<T>, pred: (v: T) => boolean, ms: number): Promise<T> {
