@@ -5,8 +5,11 @@ import assert from "node:assert/strict";
 import { describe } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
-import { bytesEqual } from "../../src/core/identity.js";
+import { bytesEqual, sha256 } from "../../src/core/identity.js";
 import { GossipMessageSchema } from "../../src/gen/gossip/message_pb.js";
+import type { Dialer } from "../../src/core/transport.js";
+import { X509CryptoService } from "../../src/core/x509-crypto.js";
+import { createCa, createPeerMaterial } from "../../src/pki/certificates.js";
 import { dataMessage } from "../helpers/messages.js";
 import { memTest, target } from "../helpers/memory-peers.js";
 
@@ -239,5 +242,53 @@ describe("Fabric comm scenarios (in memory)", () => {
     await c.until(() => b.comm.connections().length === 0);
     assert.equal(a.comm.connections().length, 0);
     await a.comm.stop(); // idempotent
+  });
+});
+
+describe("authentication with X.509 identities and TLS binding (in memory)", () => {
+  const ca = createCa({ commonName: "ca.org1", organization: "Org1MSP" });
+  const x509 = () => {
+    const m = createPeerMaterial({ mspId: "Org1MSP", ca });
+    return new X509CryptoService({ mspId: "Org1MSP", certificate: m.identity.certPem, privateKey: m.identity.keyPem, trustedRoots: { Org1MSP: [ca.certPem] } });
+  };
+  const certHash = (n: number) => sha256(new Uint8Array([n]));
+
+  memTest("peers with X.509 identities authenticate each other and bind their TLS certificates", async (c) => {
+    const a = c.peer({ crypto: x509(), certHash: certHash(1) });
+    const b = c.peer({ crypto: x509(), certHash: certHash(2) });
+    void a.comm.send(dataMessage(1), target(b));
+    await c.until(() => b.received.length === 1);
+    assert.ok(bytesEqual(b.received[0]?.connection.pkiId, a.comm.pkiId));
+  });
+
+  memTest("a handshake that signs another certificate's hash than the one on the connection is refused (UNAUTHENTICATED)", async (c) => {
+    const b = c.peer({ crypto: x509(), certHash: certHash(2) });
+    // a signs the hash of a certificate it does not present.
+    const lying = (d: Dialer): Dialer => ({
+      openStream: async (ep, o) => ({ ...(await d.openStream(ep, o)), localCertHash: certHash(9) }),
+      ping: (ep, o) => d.ping(ep, o),
+    });
+    const a = c.peer({ crypto: x509(), certHash: certHash(1), wrapDialer: lying });
+    void a.comm.send(dataMessage(1), target(b));
+    await c.until(() => a.events.some((e) => e.type === "disconnected") || a.dead.length > 0);
+    const refusal = a.events.find((e) => e.type === "disconnected")?.error ?? a.dead[0]?.error;
+    assert.equal(refusal?.remoteStatus, 16, `${refusal?.code}: ${refusal?.message}`);
+    await c.advance(100);
+    assert.equal(b.received.length, 0);
+    assert.equal(b.comm.stats().handshakeFailures, 1);
+    assert.equal(b.comm.connections().length, 0);
+  });
+
+  memTest("an identity from an untrusted CA is refused", async (c) => {
+    const other = createCa({ commonName: "ca.rogue", organization: "Org1MSP" });
+    const m = createPeerMaterial({ mspId: "Org1MSP", ca: other });
+    const rogue = new X509CryptoService({ mspId: "Org1MSP", certificate: m.identity.certPem, privateKey: m.identity.keyPem, trustedRoots: { Org1MSP: [other.certPem, ca.certPem] } });
+    const b = c.peer({ crypto: x509() });
+    const a = c.peer({ crypto: rogue });
+    void a.comm.send(dataMessage(1), target(b));
+    await c.until(() => b.comm.stats().handshakeFailures === 1);
+    await c.advance(100);
+    assert.equal(b.received.length, 0);
+    assert.equal(b.comm.connections().length, 0);
   });
 });

@@ -49,6 +49,8 @@ export interface MemPeerOptions extends TestCryptoOptions {
   readonly wrapDialer?: (d: Dialer) => Dialer;
   /** Don't listen (a peer that only dials). */
   readonly noListen?: boolean;
+  /** The SHA-256 of its TLS certificate: its streams count as TLS and the handshake binds it. */
+  readonly certHash?: Uint8Array;
 }
 
 /** A virtual clock, a memory network and the peers on it. */
@@ -68,7 +70,7 @@ export class MemCluster {
     const endpoint = `${host}:7051`;
     const crypto = o.crypto ?? new TestCrypto(o);
     const dials = { count: 0 };
-    const base = this.net.dialer(host);
+    const base = this.net.dialer(host, { certHash: o.certHash });
     const counted: Dialer = {
       openStream: (ep, opts) => {
         dials.count++;
@@ -85,7 +87,7 @@ export class MemCluster {
     });
     const listener = o.noListen
       ? { endpoint, close() {} }
-      : this.net.listen(endpoint, (s) => void comm.handleStream(s));
+      : this.net.listen(endpoint, (s) => void comm.handleStream(s), { certHash: o.certHash });
     const received: ReceivedMessage[] = [];
     if (o.collect !== false || o.ack) {
       const sub = comm.accept();
