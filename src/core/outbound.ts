@@ -60,6 +60,8 @@ class DialQueue implements Queue {
 
   constructor(
     peer: RemotePeer,
+    /** Its key in the dial queues: the peer's dial key. */
+    readonly key: string,
     capacity: number,
     connect: () => Promise<Connection>,
     deliver: (conn: Connection, frames: readonly Uint8Array[]) => Promise<void>,
@@ -134,20 +136,15 @@ export class Outbound {
    * when the `block` policy makes the caller wait; never rejects.
    */
   send(peer: RemotePeer, frame: Uint8Array): Promise<void> | undefined {
-    const key = dialKey(peer);
-    let queue: Queue | undefined = this.dialQueues.get(key);
-    if (queue === undefined) {
-      const conn = this.store.lookup(peer);
-      if (conn === undefined) {
-        const dialing = this.startDialQueue(peer, key);
-        dialing.offer(frame); // an empty queue has room
-        void this.retireWhenDrained(key, dialing);
-        return undefined;
-      }
-      queue = connectionQueue(conn);
-    }
-    if (queue.offer(frame)) return undefined;
-    return this.overflow(queue, frame);
+    // The hot path (no dial in progress, a connection open) allocates nothing.
+    const dialing = this.dialQueues.size > 0 ? this.dialQueues.get(dialKey(peer)) : undefined;
+    if (dialing !== undefined) return dialing.offer(frame) ? undefined : this.overflow(dialing, frame);
+    const conn = this.store.lookup(peer);
+    if (conn !== undefined) return conn.offer(frame) ? undefined : this.overflow(connectionQueue(conn), frame);
+    const queue = this.startDialQueue(peer, dialKey(peer));
+    queue.offer(frame); // an empty queue has room
+    void this.retireWhenDrained(queue);
+    return undefined;
   }
 
   /**
@@ -257,15 +254,16 @@ export class Outbound {
     const { ctx } = this;
     const queue: DialQueue = new DialQueue(
       peer,
+      key,
       ctx.config.sendBuffSize,
       () => this.store.getOrDial(peer),
       (conn, frames) => this.deliver(conn, frames),
       (count) => ctx.metrics.dropped("dial_failed", count),
       (error) => {
-        this.forget(key, queue);
+        this.forget(queue);
         if (error.code !== ErrorCode.Stopping) ctx.presumedDead(peer.pkiId ?? new Uint8Array(0), peer.endpoint, error);
       },
-      () => this.forget(key, queue),
+      () => this.forget(queue),
     );
     this.dialQueues.set(key, queue);
     return queue;
@@ -287,18 +285,18 @@ export class Outbound {
   }
 
   /** Removes a dial queue once it is empty after its dial (later sends go straight to the connection). */
-  private async retireWhenDrained(key: string, queue: DialQueue): Promise<void> {
+  private async retireWhenDrained(queue: DialQueue): Promise<void> {
     const { buffer } = queue;
     for (;;) {
       await buffer.flushed();
       if (buffer.closed || buffer.pending === 0) break;
     }
-    this.forget(key, queue);
+    this.forget(queue);
     buffer.close();
   }
 
-  private forget(key: string, queue: DialQueue): void {
-    if (this.dialQueues.get(key) === queue) this.dialQueues.delete(key);
+  private forget(queue: DialQueue): void {
+    if (this.dialQueues.get(queue.key) === queue) this.dialQueues.delete(queue.key);
   }
 
   /** Abandons every dial queue (on stop); blocked senders are released. */
