@@ -4,27 +4,17 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
-import { AckRegistry } from "../../src/core/ack.js";
-import { type CommOptions, resolveCommConfig } from "../../src/core/config.js";
-import { ConnectionStore } from "../../src/core/connection-store.js";
-import { CommContext, type PresumedDeadEvent } from "../../src/core/context.js";
-import { Demux } from "../../src/core/demux.js";
+import type { CommOptions } from "../../src/core/config.js";
 import { encodeEnvelope, encodeUnsignedEnvelope, noopSign, serializeGossipMessage, signMessage } from "../../src/core/envelope.js";
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
-import { EventStream } from "../../src/core/event-stream.js";
 import { handshake } from "../../src/core/handshake.js";
 import { bytesEqual, pkiIdHex } from "../../src/core/identity.js";
-import { IdentityStore } from "../../src/core/identity-store.js";
-import { Inbound } from "../../src/core/inbound.js";
-import { LogLimiter, silentLogger } from "../../src/core/logger.js";
 import { MemoryNetwork } from "../../src/core/memory-transport.js";
-import { type CommMetrics, noopMetrics } from "../../src/core/metrics.js";
 import type { ReceivedMessage } from "../../src/core/received-message.js";
-import { Router } from "../../src/core/routing.js";
-import { countingMetrics, MutableStats } from "../../src/core/stats.js";
 import type { WireStream } from "../../src/core/transport.js";
 import { VirtualClock } from "../../src/core/virtual-clock.js";
 import { AcknowledgementSchema, ConnEstablishSchema, type Envelope, GossipMessageSchema } from "../../src/gen/gossip/message_pb.js";
+import { coreParts } from "../helpers/core-parts.js";
 import { dataMessage } from "../helpers/messages.js";
 import { TestCrypto } from "../helpers/test-crypto.js";
 
@@ -32,34 +22,7 @@ import { TestCrypto } from "../helpers/test-crypto.js";
 function setup(options: CommOptions = {}) {
   const clock = new VirtualClock();
   const net = new MemoryNetwork({ clock });
-  const config = resolveCommConfig(options);
-  const counts = new MutableStats();
-  const refused: string[] = [];
-  const metrics: CommMetrics = countingMetrics({ ...noopMetrics, refused: (r) => refused.push(r) }, counts);
-  const ctx = new CommContext({
-    config,
-    crypto: new TestCrypto({ name: "us" }),
-    clock,
-    log: silentLogger,
-    limiter: new LogLimiter(() => clock.now()),
-    metrics,
-    counts,
-    identities: new IdentityStore(clock),
-    presumedDead: new EventStream<PresumedDeadEvent>(10),
-  });
-  const acks = new AckRegistry(clock);
-  const demux = new Demux<ReceivedMessage>(10);
-  const router = new Router(ctx, acks, demux);
-  const store = new ConnectionStore({
-    dial: () => Promise.reject(new GossipError(ErrorCode.DialFailed, "no dialing here")),
-    maxConnectionsPerPeer: config.maxConnectionsPerPeer,
-    selfPkiHex: pkiIdHex(ctx.pkiId),
-    simultaneousWindowMs: 5000,
-    clock,
-    onRegistered: () => {},
-    onUnregistered: () => {},
-  });
-  const inbound = new Inbound(ctx, store, router);
+  const { ctx, acks, demux, store, inbound, counts, refused, stop } = coreParts({ clock, crypto: new TestCrypto({ name: "us" }), options });
   const served: Promise<void>[] = [];
   net.listen("us:7051", (s) => served.push(inbound.serve(s)));
   const received: ReceivedMessage[] = [];
@@ -73,13 +36,10 @@ function setup(options: CommOptions = {}) {
   const shake = (stream: WireStream, crypto = new TestCrypto(), probe = false) =>
     handshake(stream, { crypto, pkiId: crypto.pkiId, probe, connTimeoutMs: 60_000, clock });
   const shutdown = async () => {
-    ctx.stop();
-    inbound.refuseHandshaking();
-    const stopped = store.shutdown();
+    const stopped = stop();
     await clock.advanceUntil(() => net.openStreams === 0, { maxMs: 60_000 });
     await stopped;
     await Promise.all(served);
-    demux.close();
     assert.equal(clock.pending, 0, "no timer left");
   };
   return { clock, net, ctx, acks, store, inbound, counts, refused, received, open, shake, shutdown };
