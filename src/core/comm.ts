@@ -69,6 +69,12 @@ const resolved = Promise.resolve();
  *   of {@link Comm.accept}.
  * - Nothing unauthenticated reaches a subscriber, no queue is unbounded, and
  *   every accepted message is written or counted as dropped.
+ *
+ * A facade over its parts, one file each: `inbound.ts` (admission, handshake,
+ * registration of accepted streams), `outbound.ts` (dialing, probes, the send
+ * queues and their overflow policy), `ack.ts` (`sendWithAck`), `routing.ts`
+ * (where a received message goes), `connection-store.ts` (one connection per
+ * peer), `stats.ts` (its own totals), `context.ts` (what the parts share).
  */
 export class Comm {
   /** Our PKI-ID. */
