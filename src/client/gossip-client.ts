@@ -7,6 +7,7 @@ import { type CommConfig, type CommOptions, resolveCommConfig } from "../core/co
 import { ErrorCode, GossipError } from "../core/errors.js";
 import { Gossip } from "../gen/gossip/message_pb.js";
 import { FrameDecoder } from "../grpc/framing.js";
+import { gossipStreamPath, pingPath } from "../grpc/service.js";
 import { decodeGrpcMessage, formatGrpcTimeout, isGrpcProtoContentType } from "../grpc/status.js";
 import { version } from "../version.js";
 import { ClientWireStream } from "./client-wire-stream.js";
@@ -39,7 +40,6 @@ export interface GossipClientOptions {
 
 const maxSessionMemoryMb = 1024;
 
-const pingPath = "/gossip.Gossip/Ping";
 /** A framed, serialized `gossip.Empty`. */
 const emptyFrame = Buffer.from([0, 0, 0, 0, 0]);
 const pingHeaders = {
@@ -281,14 +281,16 @@ export class GossipClient {
     };
     if (options.timeoutMs !== undefined) headers["grpc-timeout"] = formatGrpcTimeout(options.timeoutMs);
     let h2;
+    const cancel = new AbortController();
     try {
-      h2 = await this.sessions.request("POST", "/gossip.Gossip/GossipStream", headers, {});
+      h2 = await this.sessions.request("POST", gossipStreamPath, headers, { signal: cancel.signal });
     } catch (e) {
       throw toGossipError(e, "stream", this.endpoint);
     }
     const stream = new ClientWireStream(
       h2,
       { maxMessageBytes: this.config.maxMessageBytes, recvBuffSize: this.config.recvBuffSize, gzip: false },
+      cancel,
       () => {
         if (options.ownsConnection) this.close();
       },

@@ -490,7 +490,7 @@ export class Comm {
                 new GossipError(
                   ErrorCode.Closed,
                   `connection to ${peer.endpoint} closed before the ack${reason ? `: ${reason.message}` : ""}`,
-                  { cause: reason, remoteStatus: reason?.remoteStatus },
+                  { cause: reason, remoteCode: reason?.remoteCode },
                 ),
               ),
             this.config.connTimeoutMs,

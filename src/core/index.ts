@@ -31,7 +31,7 @@ export {
   signMessage,
   verifyEnvelope,
 } from "./envelope.js";
-export { authenticationCodes, ErrorCode, GossipError, GrpcStatus, type GrpcStatusCode, isGossipError } from "./errors.js";
+export { authenticationCodes, ErrorCode, GossipError, isErrorCode, isGossipError, meaningOfRemote, remoteEndError } from "./errors.js";
 export { handshake, type HandshakeOptions, type HandshakeResult } from "./handshake.js";
 export {
   bytesEqual,

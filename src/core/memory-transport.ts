@@ -13,7 +13,7 @@ import type { Envelope } from "../gen/gossip/message_pb.js";
 import type { Clock } from "./clock.js";
 import { systemClock } from "./clock.js";
 import { decodeEnvelope } from "./envelope.js";
-import { ErrorCode, GossipError } from "./errors.js";
+import { ErrorCode, GossipError, remoteEndError } from "./errors.js";
 import { type Dialer, type WireStream, writeTaken } from "./transport.js";
 
 /** Options of a {@link MemoryNetwork}. */
@@ -122,18 +122,18 @@ export class MemoryNetwork {
   }
 
   private async connect(fromHost: string, endpoint: string, signal: AbortSignal): Promise<Listening> {
-    const aborted = () => GossipError.from(signal.reason, ErrorCode.DialTimeout);
+    const aborted = () => stopped(endpoint, signal);
     if (signal.aborted) throw aborted();
     const target = this.listeners.get(endpoint);
     if (target !== undefined && this.cutPairs.has(pairKey(fromHost, target.host))) {
-      await this.wait(this.dialTimeoutMs, signal);
+      await this.wait(this.dialTimeoutMs, signal, endpoint);
       throw new GossipError(ErrorCode.DialTimeout, `dial ${endpoint} timed out after ${this.dialTimeoutMs} ms`);
     }
     if (target === undefined || target.closed) {
       throw new GossipError(ErrorCode.DialFailed, `dial ${endpoint} failed: connection refused`);
     }
     // Connection setup and the Ping that checks it: one round trip.
-    if (this.latencyMs > 0) await this.wait(2 * this.latencyMs, signal);
+    if (this.latencyMs > 0) await this.wait(2 * this.latencyMs, signal, endpoint);
     if (target.closed) throw new GossipError(ErrorCode.DialFailed, `dial ${endpoint} failed: connection refused`);
     return target;
   }
@@ -173,11 +173,11 @@ export class MemoryNetwork {
     else queueMicrotask(fn);
   }
 
-  private wait(ms: number, signal: AbortSignal): Promise<void> {
+  private wait(ms: number, signal: AbortSignal, endpoint: string): Promise<void> {
     return new Promise((resolve, reject) => {
       const onAbort = () => {
         this.clock.clearTimeout(timer);
-        reject(GossipError.from(signal.reason, ErrorCode.DialTimeout));
+        reject(stopped(endpoint, signal));
       };
       const timer = this.clock.setTimeout(() => {
         signal.removeEventListener("abort", onAbort);
@@ -234,13 +234,14 @@ class MemoryConnection {
     return this.closedFlag;
   }
 
-  /** Fails both ends after `ms` (the stream deadline a dialer may set). */
+  /**
+   * Cuts the stream after `ms` (the deadline a dialer may set), as the gRPC
+   * client does: its reader fails with `HandshakeTimeout`, the server's sees
+   * the cancel.
+   */
   deadline(ms: number): void {
     this.deadlineTimer = this.clock.setTimeout(() => {
-      const e = new GossipError(ErrorCode.HandshakeTimeout, "stream deadline exceeded");
-      this.fail(0, e);
-      this.fail(1, e);
-      this.close();
+      this.abortFrom(0, new GossipError(ErrorCode.HandshakeTimeout, `stream exceeded its ${ms}ms deadline`));
     }, ms);
   }
 
@@ -289,11 +290,8 @@ class MemoryConnection {
       try {
         batch = frames.map((f) => decodeEnvelope(f));
       } catch (e) {
-        // As a socket transport does with a frame it cannot decode: fail the reader and cut the stream.
-        const error = GossipError.from(e, ErrorCode.MalformedFrame);
-        this.fail(side === 0 ? 1 : 0, error);
-        this.fail(side, new GossipError(ErrorCode.Remote, `remote refused the stream: ${error.message}`));
-        this.close();
+        // As a socket transport does with a frame it cannot decode: the reader aborts the stream.
+        this.abortFrom(side === 0 ? 1 : 0, GossipError.from(e, ErrorCode.MalformedFrame));
         return;
       }
       pipe.batches.push(batch);
@@ -343,16 +341,20 @@ class MemoryConnection {
     });
   }
 
+  /**
+   * What each end observes of an abort, as over gRPC: a server's abort with
+   * an error reaches the client as that refusal (its code carried as
+   * `remoteCode`), without one as a clean end (status OK); a client's abort
+   * is a cancel for the server, whatever its reason. The aborting end's own
+   * reader fails with its error, or `Canceled`.
+   */
   private abortFrom(side: 0 | 1, error: GossipError | undefined): void {
     if (this.closedFlag) return;
     const other = side === 0 ? 1 : 0;
-    // What the other end observes: a server's abort without error is a clean
-    // end (status OK); a client's abort is a cancel; an abort with an error
-    // reaches the remote as that refusal.
-    if (error !== undefined) this.fail(other, remoteView(error));
-    else if (side === 1) this.pipes[1].writerEnded = true;
-    else this.fail(other, new GossipError(ErrorCode.Canceled, "stream was cancelled by the remote"));
-    this.fail(side, new GossipError(ErrorCode.Canceled, "stream was closed"));
+    if (side === 0) this.fail(other, new GossipError(ErrorCode.Canceled, "stream was cancelled by the remote"));
+    else if (error !== undefined) this.fail(other, remoteEndError(error.code, `remote ended the stream (${error.code}): ${error.message}`));
+    else this.pipes[1].writerEnded = true;
+    this.fail(side, error ?? new GossipError(ErrorCode.Canceled, "stream was closed"));
     this.close();
   }
 
@@ -390,28 +392,9 @@ class MemoryConnection {
   }
 }
 
-/** What the remote end sees when a stream is refused with `error`: the same codes a gRPC client maps statuses to. */
-function remoteView(error: GossipError): GossipError {
-  const code = seenAs[error.code] ?? ErrorCode.Remote;
-  return new GossipError(code, `remote ended the stream: ${error.message}`, { remoteStatus: error.grpcStatus });
+function stopped(endpoint: string, signal: AbortSignal): GossipError {
+  return new GossipError(ErrorCode.Stopping, `dial ${endpoint} aborted`, { cause: signal.reason });
 }
-
-const seenAs: Partial<Record<ErrorCode, ErrorCode>> = {
-  [ErrorCode.Canceled]: ErrorCode.Canceled,
-  [ErrorCode.Stopping]: ErrorCode.Closed,
-  [ErrorCode.Closed]: ErrorCode.Closed,
-  [ErrorCode.DialFailed]: ErrorCode.Closed,
-  [ErrorCode.TlsFailed]: ErrorCode.Closed,
-  [ErrorCode.PingFailed]: ErrorCode.Closed,
-  [ErrorCode.DialTimeout]: ErrorCode.HandshakeTimeout,
-  [ErrorCode.HandshakeTimeout]: ErrorCode.HandshakeTimeout,
-  [ErrorCode.AckTimeout]: ErrorCode.HandshakeTimeout,
-  [ErrorCode.MessageTooLarge]: ErrorCode.RateLimited,
-  [ErrorCode.Overflow]: ErrorCode.RateLimited,
-  [ErrorCode.RateLimited]: ErrorCode.RateLimited,
-  [ErrorCode.HeadersTooLarge]: ErrorCode.RateLimited,
-  [ErrorCode.TooManyResets]: ErrorCode.RateLimited,
-};
 
 function hostOf(endpoint: string): string {
   if (endpoint.startsWith("[")) return endpoint.slice(1, endpoint.indexOf("]"));

@@ -118,7 +118,7 @@ export class PrometheusMetrics implements CommMetrics {
   presumedDead(): void {
     this.presumedDeadEvents.inc();
   }
-  refused(reason: ErrorCode): void {
+  refused(reason: ErrorCode | (string & {})): void {
     this.refusedStreams.labels(reason).inc();
   }
   identitySwitch(): void {

@@ -9,15 +9,17 @@ import type { ClientTlsOptions } from "../client/gossip-client.js";
 import { Comm } from "../core/comm.js";
 import type { CommOptions } from "../core/config.js";
 import type { CryptoService } from "../core/crypto.js";
-import { ErrorCode, GossipError, GrpcStatus } from "../core/errors.js";
+import { ErrorCode, GossipError } from "../core/errors.js";
 import { LogLimiter, type Logger } from "../core/logger.js";
 import { type CommMetrics, noopMetrics } from "../core/metrics.js";
 import { X509CryptoService, type X509CryptoOptions } from "../core/x509-crypto.js";
 import { Gossip } from "../gen/gossip/message_pb.js";
-import { encodeGrpcMessage, grpcContentType, isGrpcProtoContentType } from "../grpc/status.js";
+import { gossipStreamPath, pingPath } from "../grpc/service.js";
+import { encodeGrpcMessage, GrpcStatus, grpcContentType, isGrpcProtoContentType } from "../grpc/status.js";
 import { PrometheusMetrics } from "../metrics/prometheus.js";
 import { kRawRequest, registerGossip } from "./gossip-service.js";
-import { pingPath, serveGrpcPing } from "./grpc-ping.js";
+import { Http2Refusal, statusTrailers } from "./errors.js";
+import { serveGrpcPing } from "./grpc-ping.js";
 import { SessionWatch } from "./http2-sessions.js";
 import { registerReflection } from "./reflection.js";
 import { ServerWireStream } from "./server-wire-stream.js";
@@ -61,8 +63,7 @@ declare module "fastify" {
   }
 }
 
-/** Path of the bidi stream, as gRPC clients call it. */
-export const gossipStreamPath = "/gossip.Gossip/GossipStream";
+export { gossipStreamPath };
 
 const acceptedEncodings = new Set(["identity", "gzip"]);
 
@@ -132,20 +133,16 @@ const plugin: FastifyPluginAsync<GossipPluginOptions> = async (fastify, opts) =>
   /** Refuses a request whose headers exceed `maxHeaderListBytes`: counted, logged once per address and interval. */
   const refuseLargeHeaders = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, size: number): void => {
     const error = new GossipError(
-      ErrorCode.HeadersTooLarge,
+      ErrorCode.RateLimited,
       `header list of ${size} bytes is larger than configured maxHeaderListBytes ${config.maxHeaderListBytes}`,
     );
-    serverMetrics.refused(error.code);
+    serverMetrics.refused(Http2Refusal.HeadersTooLarge);
     const address = req.socket?.remoteAddress ?? "unknown";
     limiter.maybe(`headers ${address}`, (suppressed) =>
-      log.warn({ address, code: error.code, err: error.message, suppressed }, "request refused"),
+      log.warn({ address, code: Http2Refusal.HeadersTooLarge, err: error.message, suppressed }, "request refused"),
     );
     if (isGrpcProtoContentType(req.headers["content-type"])) {
-      res.writeHead(200, {
-        "content-type": grpcContentType,
-        "grpc-status": String(error.grpcStatus),
-        "grpc-message": encodeGrpcMessage(error.message),
-      });
+      res.writeHead(200, { "content-type": grpcContentType, ...statusTrailers(error) });
     } else {
       res.writeHead(431, { "content-type": "text/plain" });
     }

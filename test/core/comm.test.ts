@@ -6,7 +6,7 @@ import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { Comm } from "../../src/core/comm.js";
 import { noopSign, serializeGossipMessage } from "../../src/core/envelope.js";
-import { ErrorCode, GossipError, GrpcStatus } from "../../src/core/errors.js";
+import { authenticationCodes, ErrorCode, GossipError } from "../../src/core/errors.js";
 import { bytesEqual, pkiIdHex } from "../../src/core/identity.js";
 import { noopMetrics } from "../../src/core/metrics.js";
 import type { WireStream } from "../../src/core/transport.js";
@@ -327,18 +327,19 @@ describe("ReadFromStream (in memory)", () => {
 });
 
 describe("errors from the remote", () => {
-  it("a connection the remote refuses closes with the remote's gRPC status in remoteStatus", async () => {
+  it("a connection the remote refuses closes with the remote's reason in remoteCode", async () => {
     const b = await peer({ tls: false }); // trusts Org1MSP only
     const a = await peer({ tls: false, mspId: "Org2MSP", trust: { Org1MSP: caFor("Org1MSP") } });
     const disconnected = firstMatch(a.comm.connectionEvents, (e) => e.type === "disconnected", 5000);
     await a.comm.send(dataMessage(1), to(b)); // our side of the handshake succeeds; b then refuses us
     const closed = await disconnected;
     assert.ok(closed?.error, "the connection closed with an error");
-    assert.equal(closed.error.remoteStatus, GrpcStatus.Unauthenticated, `${closed.error.code}: ${closed.error.message}`);
+    const remoteCode = closed.error.remoteCode;
+    assert.ok(remoteCode !== undefined && authenticationCodes.has(remoteCode), `${closed.error.code} (${remoteCode}): ${closed.error.message}`);
     // A refusal of our own making has none.
     const c = await peer({ tls: false });
     const local = await c.comm.handshake({ endpoint: b.endpoint, pkiId: new Uint8Array(32) }).catch((err: unknown) => err);
     assert.ok(local instanceof GossipError && local.code === ErrorCode.UnexpectedPeer, String(local));
-    assert.equal(local.remoteStatus, undefined);
+    assert.equal(local.remoteCode, undefined);
   });
 });
