@@ -15,5 +15,7 @@ export * from "./core/index.js";
 export { gossipConnect, createGossipServer, type GossipPluginOptions, type GossipServerOptions, type ServerTlsOptions, type GossipFastifyInstance } from "./server/index.js";
 export { PeerDialer, GossipClient, type ClientTlsOptions, type PeerDialerOptions } from "./client/index.js";
 export { PrometheusMetrics } from "./metrics/index.js";
+export { defaultHttp2Config, type Http2Config, type Http2Options, type PeerOptions, resolveHttp2Config } from "./grpc/config.js";
+export { GrpcStatus, type GrpcStatusCode, grpcStatusOf, GrpcStatusError } from "./grpc/status.js";
 export { createCa, createPeerMaterial, issueCertificate, type CertificateAuthority, type PeerMaterial } from "./pki/index.js";
 export { version } from "./version.js";

@@ -1,11 +1,9 @@
 import * as http2 from "node:http2";
 import { checkServerIdentity, type PeerCertificate } from "node:tls";
-import { type Client, createClient, type Transport } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import { type Clock, systemClock } from "../core/clock.js";
-import { type CommConfig, type CommOptions, resolveCommConfig } from "../core/config.js";
+import { type CommConfig, resolveCommConfig } from "../core/config.js";
 import { ErrorCode, GossipError } from "../core/errors.js";
-import { Gossip } from "../gen/gossip/message_pb.js";
+import { type Http2Config, type PeerOptions, resolveHttp2Config } from "../grpc/config.js";
 import { FrameDecoder } from "../grpc/framing.js";
 import { gossipStreamPath, pingPath } from "../grpc/service.js";
 import { decodeGrpcMessage, formatGrpcTimeout, isGrpcProtoContentType } from "../grpc/status.js";
@@ -30,8 +28,8 @@ export interface ClientTlsOptions {
 export interface GossipClientOptions {
   /** TLS; cleartext (h2c) when absent. */
   tls?: ClientTlsOptions;
-  /** Timeouts, limits and keepalive (Fabric's defaults). */
-  options?: CommOptions | CommConfig;
+  /** Timeouts, limits, keepalive and HTTP/2 settings (Fabric's defaults). */
+  options?: PeerOptions;
   /** Aborts the dial. */
   signal?: AbortSignal;
   /** Time source for the dial timeout. */
@@ -104,8 +102,12 @@ function readPingResponse(
 }
 
 /**
- * One HTTP/2 connection to one remote peer: its own connect-node session
- * manager and Connect gRPC transport, with Fabric's limits and keepalive.
+ * One HTTP/2 connection to one remote peer, with Fabric's limits and
+ * keepalive, speaking gRPC on raw HTTP/2 streams. connect-node does the
+ * connection management (its `Http2SessionManager`: connecting, keepalive
+ * PINGs, reconnect state); the calls themselves are framed here, because
+ * Connect's client costs a few hundred microseconds of CPU per call (see
+ * `ping()`).
  *
  * - `connect()` dials within `dialTimeoutMs` (TCP + TLS + HTTP/2 settings) and
  *   captures the server's leaf certificate.
@@ -119,11 +121,6 @@ function readPingResponse(
  * connect-es #1795 (see `GuardedSessionManager`).
  */
 export class GossipClient {
-  /** The Connect transport, for calling the Gossip service (or others) on this connection. */
-  readonly transport: Transport;
-  /** A Connect client of the Gossip service on this connection. */
-  readonly client: Client<typeof Gossip>;
-
   private constructor(
     /** The `host:port` dialed. */
     readonly endpoint: string,
@@ -131,16 +128,7 @@ export class GossipClient {
     readonly serverCertificate: Uint8Array | undefined,
     private readonly sessions: GuardedSessionManager,
     private readonly config: CommConfig,
-    tls: boolean,
-  ) {
-    this.transport = createGrpcTransport({
-      baseUrl: `${tls ? "https" : "http"}://${endpoint}`,
-      sessionManager: sessions,
-      readMaxBytes: config.maxMessageBytes,
-      writeMaxBytes: config.maxMessageBytes,
-    });
-    this.client = createClient(Gossip, this.transport);
-  }
+  ) {}
 
   /**
    * Dials `endpoint` (`host:port`). Rejects with `DialFailed`, `DialTimeout`,
@@ -148,6 +136,7 @@ export class GossipClient {
    */
   static async connect(endpoint: string, options: GossipClientOptions = {}): Promise<GossipClient> {
     const config = resolveCommConfig(options.options);
+    const h2: Http2Config = resolveHttp2Config(options.options);
     const clock = options.clock ?? systemClock;
     const tls = options.tls;
     let serverCert: Uint8Array | undefined;
@@ -155,14 +144,14 @@ export class GossipClient {
     const sessions = new GuardedSessionManager(
       `${tls ? "https" : "http"}://${endpoint}`,
       {
-        pingIntervalMs: config.clientKeepaliveIntervalMs,
-        pingTimeoutMs: config.clientKeepaliveTimeoutMs,
+        pingIntervalMs: h2.clientKeepaliveIntervalMs,
+        pingTimeoutMs: h2.clientKeepaliveTimeoutMs,
         pingIdleConnection: true,
         idleConnectionTimeoutMs: 0x7fffffff,
       },
       {
         maxSessionMemory: maxSessionMemoryMb,
-        settings: { initialWindowSize: config.initialWindowBytes, enablePush: false },
+        settings: { initialWindowSize: h2.initialWindowBytes, enablePush: false },
         ...(tls
           ? {
               ca,
@@ -176,7 +165,7 @@ export class GossipClient {
             }
           : {}),
       },
-      config.initialWindowBytes,
+      h2.initialWindowBytes,
     );
     const signal = options.signal;
     let timer: unknown;
@@ -208,7 +197,7 @@ export class GossipClient {
       clock.clearTimeout(timer);
       signal?.removeEventListener("abort", onAbort);
     }
-    return new GossipClient(endpoint, serverCert, sessions, config, tls !== undefined);
+    return new GossipClient(endpoint, serverCert, sessions, config);
   }
 
   /**
@@ -218,8 +207,7 @@ export class GossipClient {
    * connection (like `openGossipStream`), not a call through `client`:
    * connect-node's unary path costs a few hundred microseconds of CPU per call
    * (AbortControllers, WHATWG Headers, async iterables for one message), which
-   * held Ping at a fraction of grpc-js's rate (issue 4, W4). `client.ping()`
-   * still works for callers who want Connect's interceptors.
+   * held Ping at a fraction of grpc-js's rate (issue 4, W4).
    */
   async ping(timeoutMs: number = this.config.connTimeoutMs, signal?: AbortSignal): Promise<void> {
     const endpoint = this.endpoint;

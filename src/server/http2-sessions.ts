@@ -1,9 +1,9 @@
 import * as http2 from "node:http2";
 import type { Socket } from "node:net";
-import type { CommConfig } from "../core/config.js";
 import { ErrorCode } from "../core/errors.js";
 import { LogLimiter, type Logger } from "../core/logger.js";
 import type { CommMetrics } from "../core/metrics.js";
+import type { Http2Config } from "../grpc/config.js";
 import { Http2Refusal, isPeerGone } from "./errors.js";
 
 type Http2Server = http2.Http2Server | http2.Http2SecureServer;
@@ -34,7 +34,7 @@ export class SessionWatch {
 
   constructor(
     private readonly server: Http2Server,
-    private readonly config: CommConfig,
+    private readonly config: Http2Config,
     private readonly metrics: CommMetrics,
     private readonly log: Logger,
   ) {
@@ -221,6 +221,6 @@ export class SessionWatch {
  * a clear, counted RESOURCE_EXHAUSTED, while Node's HTTP/2 layer still resets
  * larger ones (from clients that acknowledged our SETTINGS) on its own.
  */
-export function headerListBackstop(config: CommConfig): number {
+export function headerListBackstop(config: Http2Config): number {
   return Math.min(0xffffffff, 8 * config.maxHeaderListBytes);
 }

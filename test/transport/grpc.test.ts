@@ -3,5 +3,9 @@
 import { describeTransport } from "./compliance.js";
 import { socketHarness } from "./socket-harness.js";
 
-describeTransport("gRPC over h2c", () => socketHarness({ tls: false, protocol: "grpc" }));
-describeTransport("gRPC over mutual TLS", () => socketHarness({ tls: true, protocol: "grpc" }));
+describeTransport("gRPC over h2c", () =>
+	socketHarness({ tls: false, protocol: "grpc" }),
+);
+describeTransport("gRPC over mutual TLS", () =>
+	socketHarness({ tls: true, protocol: "grpc" }),
+);
