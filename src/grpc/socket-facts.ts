@@ -14,19 +14,14 @@ type ConnectionFacts = Omit<StreamFacts, "remoteAddress">;
 const factsBySession = new WeakMap<http2.Http2Session, ConnectionFacts>();
 
 /** `address:port`, with brackets for IPv6; `unknown` without an address. */
-export function formatAddress(
-	address: string | undefined,
-	port: number | undefined,
-): string {
-	if (address === undefined) return "unknown";
-	return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
+export function formatAddress(address: string | undefined, port: number | undefined): string {
+  if (address === undefined) return "unknown";
+  return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
 /** SHA-256 of a DER certificate; undefined for none. */
 export function certHash(der: Uint8Array | undefined): Uint8Array | undefined {
-	return der && der.length > 0
-		? new Uint8Array(createHash("sha256").update(der).digest())
-		: undefined;
+  return der && der.length > 0 ? new Uint8Array(createHash("sha256").update(der).digest()) : undefined;
 }
 
 /**
@@ -35,30 +30,19 @@ export function certHash(der: Uint8Array | undefined): Uint8Array | undefined {
  * (`getCertificate`: our client certificate when we dialed, our server
  * certificate when we accepted).
  */
-export function socketFacts(
-	socket: Socket | undefined,
-	session: http2.Http2Session | undefined,
-): StreamFacts {
-	const remoteAddress = formatAddress(
-		socket?.remoteAddress,
-		socket?.remotePort,
-	);
-	let facts = session ? factsBySession.get(session) : undefined;
-	if (!facts) {
-		const tlsSocket = socket as
-			| (TLSSocket & { encrypted?: boolean })
-			| undefined;
-		const tls = tlsSocket?.encrypted === true;
-		const local = tls ? tlsSocket.getCertificate() : null;
-		facts = {
-			tls,
-			remoteCertHash: tls
-				? certHash(tlsSocket.getPeerCertificate(false)?.raw)
-				: undefined,
-			localCertHash:
-				local && "raw" in local ? certHash(local.raw as Buffer) : undefined,
-		};
-		if (session) factsBySession.set(session, facts);
-	}
-	return { remoteAddress, ...facts };
+export function socketFacts(socket: Socket | undefined, session: http2.Http2Session | undefined): StreamFacts {
+  const remoteAddress = formatAddress(socket?.remoteAddress, socket?.remotePort);
+  let facts = session ? factsBySession.get(session) : undefined;
+  if (!facts) {
+    const tlsSocket = socket as (TLSSocket & { encrypted?: boolean }) | undefined;
+    const tls = tlsSocket?.encrypted === true;
+    const local = tls ? tlsSocket.getCertificate() : null;
+    facts = {
+      tls,
+      remoteCertHash: tls ? certHash(tlsSocket.getPeerCertificate(false)?.raw) : undefined,
+      localCertHash: local && "raw" in local ? certHash(local.raw as Buffer) : undefined,
+    };
+    if (session) factsBySession.set(session, facts);
+  }
+  return { remoteAddress, ...facts };
 }

@@ -9,11 +9,7 @@
 import * as http2 from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ErrorCode, GossipError, isGossipError } from "../core/errors.js";
-import {
-	errorCodeTrailer,
-	grpcStatusOf,
-	statusTrailers,
-} from "../grpc/status.js";
+import { errorCodeTrailer, grpcStatusOf, statusTrailers } from "../grpc/status.js";
 
 export { statusTrailers };
 
@@ -23,22 +19,15 @@ export { statusTrailers };
  * `gossip_comm_refused_total`, beside the {@link ErrorCode}s.
  */
 export const Http2Refusal = {
-	/** A request's header list exceeds `maxHeaderListBytes` (RESOURCE_EXHAUSTED, HTTP 431 outside gRPC). */
-	HeadersTooLarge: "headers_too_large",
-	/** A client reset streams faster than `maxStreamResetsPerSecond` (HTTP/2 rapid reset); its connection was closed. */
-	TooManyResets: "too_many_resets",
+  /** A request's header list exceeds `maxHeaderListBytes` (RESOURCE_EXHAUSTED, HTTP 431 outside gRPC). */
+  HeadersTooLarge: "headers_too_large",
+  /** A client reset streams faster than `maxStreamResetsPerSecond` (HTTP/2 rapid reset); its connection was closed. */
+  TooManyResets: "too_many_resets",
 } as const;
 
 /** The error an inbound stream's reader ends with when the client cancelled it or the connection broke. */
-export function inboundStreamClosed(
-	remoteAddress: string,
-	cause?: unknown,
-): GossipError {
-	return new GossipError(
-		ErrorCode.Canceled,
-		`stream from ${remoteAddress} was cancelled`,
-		cause === undefined ? undefined : { cause },
-	);
+export function inboundStreamClosed(remoteAddress: string, cause?: unknown): GossipError {
+  return new GossipError(ErrorCode.Canceled, `stream from ${remoteAddress} was cancelled`, cause === undefined ? undefined : { cause });
 }
 
 /**
@@ -48,45 +37,33 @@ export function inboundStreamClosed(
  * or broken connection → `Canceled` (as {@link inboundStreamClosed}),
  * anything else → `MalformedFrame`.
  */
-export function inboundReadError(
-	reason: unknown,
-	remoteAddress: string,
-): GossipError {
-	if (isGossipError(reason)) return reason;
-	const ce = ConnectError.from(reason);
-	switch (ce.code) {
-		case Code.ResourceExhausted:
-			return new GossipError(ErrorCode.MessageTooLarge, ce.rawMessage, {
-				cause: reason,
-			});
-		case Code.Canceled:
-		case Code.DeadlineExceeded:
-		case Code.Aborted:
-		case Code.Unavailable:
-			return inboundStreamClosed(remoteAddress, reason);
-		default:
-			return new GossipError(ErrorCode.MalformedFrame, ce.rawMessage, {
-				cause: reason,
-			});
-	}
+export function inboundReadError(reason: unknown, remoteAddress: string): GossipError {
+  if (isGossipError(reason)) return reason;
+  const ce = ConnectError.from(reason);
+  switch (ce.code) {
+    case Code.ResourceExhausted:
+      return new GossipError(ErrorCode.MessageTooLarge, ce.rawMessage, {
+        cause: reason,
+      });
+    case Code.Canceled:
+    case Code.DeadlineExceeded:
+    case Code.Aborted:
+    case Code.Unavailable:
+      return inboundStreamClosed(remoteAddress, reason);
+    default:
+      return new GossipError(ErrorCode.MalformedFrame, ce.rawMessage, {
+        cause: reason,
+      });
+  }
 }
 
 /** What the Connect path throws to end a call with `error`: the same status, message and code trailer as the raw path. */
 export function toConnectError(error: GossipError): ConnectError {
-	return new ConnectError(
-		error.message,
-		grpcStatusOf(error.code) as number as Code,
-		{ [errorCodeTrailer]: error.code },
-	);
+  return new ConnectError(error.message, grpcStatusOf(error.code) as number as Code, { [errorCodeTrailer]: error.code });
 }
 
 /** Socket errors that mean the remote went away. */
-const socketGoneCodes: ReadonlySet<string> = new Set([
-	"ECONNRESET",
-	"EPIPE",
-	"ECONNABORTED",
-	"ETIMEDOUT",
-]);
+const socketGoneCodes: ReadonlySet<string> = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED", "ETIMEDOUT"]);
 
 /**
  * True when an HTTP/2 session error means the peer left rather than sent
@@ -95,11 +72,6 @@ const socketGoneCodes: ReadonlySet<string> = new Set([
  * connection, a killed process). Those are not counted as malformed input.
  */
 export function isPeerGone(err: Error & { code?: string }): boolean {
-	if (
-		err.code === "ERR_HTTP2_SESSION_ERROR" &&
-		err.message ===
-			`Session closed with error code ${http2.constants.NGHTTP2_CANCEL}`
-	)
-		return true;
-	return err.code !== undefined && socketGoneCodes.has(err.code);
+  if (err.code === "ERR_HTTP2_SESSION_ERROR" && err.message === `Session closed with error code ${http2.constants.NGHTTP2_CANCEL}`) return true;
+  return err.code !== undefined && socketGoneCodes.has(err.code);
 }

@@ -3,9 +3,5 @@
 import { describeTransport } from "./compliance.js";
 import { socketHarness } from "./socket-harness.js";
 
-describeTransport("Connect protocol over h2c", () =>
-	socketHarness({ tls: false, protocol: "connect" }),
-);
-describeTransport("Connect protocol over mutual TLS", () =>
-	socketHarness({ tls: true, protocol: "connect" }),
-);
+describeTransport("Connect protocol over h2c", () => socketHarness({ tls: false, protocol: "connect" }));
+describeTransport("Connect protocol over mutual TLS", () => socketHarness({ tls: true, protocol: "connect" }));

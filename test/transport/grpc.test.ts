@@ -3,9 +3,5 @@
 import { describeTransport } from "./compliance.js";
 import { socketHarness } from "./socket-harness.js";
 
-describeTransport("gRPC over h2c", () =>
-	socketHarness({ tls: false, protocol: "grpc" }),
-);
-describeTransport("gRPC over mutual TLS", () =>
-	socketHarness({ tls: true, protocol: "grpc" }),
-);
+describeTransport("gRPC over h2c", () => socketHarness({ tls: false, protocol: "grpc" }));
+describeTransport("gRPC over mutual TLS", () => socketHarness({ tls: true, protocol: "grpc" }));
