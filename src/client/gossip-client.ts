@@ -6,10 +6,10 @@ import { ErrorCode, GossipError } from "../core/errors.js";
 import { type Http2Config, type PeerOptions, resolveHttp2Config } from "../grpc/config.js";
 import { FrameDecoder } from "../grpc/framing.js";
 import { gossipStreamPath, pingPath } from "../grpc/service.js";
-import { decodeGrpcMessage, formatGrpcTimeout, isGrpcProtoContentType } from "../grpc/status.js";
+import { formatGrpcTimeout } from "../grpc/status.js";
 import { version } from "../version.js";
 import { ClientWireStream } from "./client-wire-stream.js";
-import { toGossipError } from "./node-error.js";
+import { responseHeadersError, statusError, toGossipError } from "./node-error.js";
 import { GuardedSessionManager } from "./session-manager.js";
 
 /** TLS material for outbound connections. Without it, connections are cleartext (h2c). */
@@ -55,30 +55,27 @@ const pingHeaders = {
  */
 function readPingResponse(
   stream: http2.ClientHttp2Stream,
+  endpoint: string,
   maxMessageBytes: number,
   onRead: () => void,
   done: (detail?: string, cause?: unknown) => void,
 ): void {
   const decoder = new FrameDecoder(maxMessageBytes, false);
   const messages: Uint8Array[] = [];
-  let status: string | undefined;
-  let message = "";
-  let failure: string | undefined;
-  const fail = (detail: string) => {
-    failure ??= detail;
+  let statusSeen = false;
+  let failure: { detail: string; cause?: unknown } | undefined;
+  const fail = (detail: string, cause?: unknown) => {
+    failure ??= { detail, cause };
   };
   const onStatus = (h: http2.IncomingHttpHeaders) => {
-    const s = h["grpc-status"];
-    if (s === undefined) return;
-    status = String(s);
-    const m = h["grpc-message"];
-    if (typeof m === "string") message = decodeGrpcMessage(m);
+    if (h["grpc-status"] === undefined) return;
+    statusSeen = true;
+    const error = statusError(h);
+    if (error) fail(error.message, error);
   };
   stream.once("response", (h) => {
-    const code = Number(h[":status"]);
-    const ct = h["content-type"];
-    if (code !== 200) fail(`HTTP ${code}`);
-    else if (!isGrpcProtoContentType(typeof ct === "string" ? ct : undefined)) fail(`content-type ${String(ct)}`);
+    const refused = responseHeadersError(h, endpoint, "Ping");
+    if (refused) fail(refused.message, refused);
     else onStatus(h);
   });
   stream.once("trailers", onStatus);
@@ -93,9 +90,8 @@ function readPingResponse(
   });
   stream.on("error", (e: Error) => fail(e.message));
   stream.once("close", () => {
-    if (failure) return done(failure);
-    if (status === undefined) return done(`stream closed without a gRPC status (HTTP/2 code ${stream.rstCode ?? "none"})`);
-    if (status !== "0") return done(message === "" ? `gRPC status ${status}` : message);
+    if (failure) return done(failure.detail, failure.cause);
+    if (!statusSeen) return done(`stream closed without a gRPC status (HTTP/2 code ${stream.rstCode ?? "none"})`);
     if (decoder.pending || messages.length > 1) return done("malformed response");
     done();
   });
@@ -241,7 +237,7 @@ export class GossipClient {
               stream.close(http2.constants.NGHTTP2_CANCEL);
               return;
             }
-            readPingResponse(stream, this.config.maxMessageBytes, () => this.sessions.notifyResponseByteRead(stream), (detail, cause) =>
+            readPingResponse(stream, endpoint, this.config.maxMessageBytes, () => this.sessions.notifyResponseByteRead(stream), (detail, cause) =>
               settle(detail === undefined ? undefined : failed(`failed: ${detail}`, cause)),
             );
             stream.end(emptyFrame);

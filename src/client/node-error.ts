@@ -75,16 +75,20 @@ export function toGossipError(reason: unknown, stage: "dial" | "ping" | "stream"
 }
 
 /**
- * The error a GossipStream's reader ends with when the response headers are
+ * The error a GossipStream's reader (or a Ping) ends with when the response headers are
  * not a gRPC response (HTTP status other than 200, another content type);
  * undefined when they are.
  */
-export function responseHeadersError(headers: http2.IncomingHttpHeaders, remoteAddress: string): GossipError | undefined {
+export function responseHeadersError(
+  headers: http2.IncomingHttpHeaders,
+  remoteAddress: string,
+  call: "GossipStream" | "Ping" = "GossipStream",
+): GossipError | undefined {
   const status = Number(headers[":status"]);
-  if (status !== 200) return new GossipError(ErrorCode.Remote, `remote ${remoteAddress} answered HTTP ${status} to GossipStream`);
+  if (status !== 200) return new GossipError(ErrorCode.Remote, `remote ${remoteAddress} answered HTTP ${status} to ${call}`);
   const ct = headers["content-type"];
   if (!isGrpcProtoContentType(typeof ct === "string" ? ct : undefined)) {
-    return new GossipError(ErrorCode.Remote, `remote ${remoteAddress} answered content-type ${String(ct)} to GossipStream`);
+    return new GossipError(ErrorCode.Remote, `remote ${remoteAddress} answered content-type ${String(ct)} to ${call}`);
   }
   return undefined;
 }
