@@ -286,17 +286,24 @@ class MemoryConnection {
     pipe.inFlight += bytes;
     this.deliver(() => {
       if (pipe.readerDone || pipe.error) return;
-      let batch: Envelope[];
-      try {
-        batch = frames.map((f) => decodeEnvelope(f));
-      } catch (e) {
-        // As a socket transport does with a frame it cannot decode: the reader aborts the stream.
-        this.abortFrom(side === 0 ? 1 : 0, GossipError.from(e, ErrorCode.MalformedFrame));
-        return;
+      const batch: Envelope[] = [];
+      let failure: GossipError | undefined;
+      for (const f of frames) {
+        try {
+          batch.push(decodeEnvelope(f));
+        } catch (e) {
+          failure = GossipError.from(e, ErrorCode.MalformedFrame);
+          break;
+        }
       }
-      pipe.batches.push(batch);
-      pipe.sizes.push(bytes);
-      this.wake(pipe);
+      if (batch.length > 0) {
+        pipe.batches.push(batch);
+        pipe.sizes.push(bytes);
+      }
+      // As a socket transport does with a frame it cannot decode: the reader
+      // gets the envelopes before it, then aborts the stream.
+      if (failure) this.abortFrom(side === 0 ? 1 : 0, failure);
+      else this.wake(pipe);
     });
     if (pipe.inFlight <= this.windowBytes) return writeTaken;
     return new Promise((resolve, reject) => pipe.writeWaiters.push({ resolve, reject }));

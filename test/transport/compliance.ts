@@ -54,6 +54,11 @@ export interface TransportHarness {
    * times as much.
    */
   readonly maxAheadBytes: number;
+  /**
+   * True when the client end decodes what it writes (a typed client, as the
+   * Connect adapter's), so that bytes that are not an Envelope cannot be sent.
+   */
+  readonly typedWrites?: boolean;
   /** The Dialer scenarios; absent when the transport has no dialer of its own (Connect protocol). */
   readonly dialer?: DialerHarness;
   /** Releases everything the harness opened. */
@@ -249,6 +254,25 @@ export function describeTransport(name: string, factory: () => Promise<Transport
           assert.equal(local.code, ErrorCode.UnexpectedPeer, "the aborting end's reader sees its own error");
         }
       }
+    });
+
+    it("refuses bytes that are not an Envelope: the server's reader fails with MalformedMessage, the client's sees the refusal", async (t) => {
+      if (h.typedWrites) return t.skip("the client cannot send them");
+      const p = await pair();
+      const received: number[] = [];
+      const toServer = (async () => {
+        for await (const batch of p.server.incoming) for (const e of batch) received.push(numberOf(e));
+      })();
+      const toClient = readAll(p.client);
+      // Field 1 (payload) announced with 5 bytes, then only 1: truncated protobuf.
+      await within(p.client.write([numbered(1), Uint8Array.from([0x0a, 0x05, 0x01])]), wait, "client write");
+      const s = await rejection(toServer, wait, "server reading");
+      assert.equal(s.code, ErrorCode.MalformedMessage, s.message);
+      assert.deepEqual(received, [1], "the envelope before the bad one is delivered");
+      const c = await rejection(toClient, wait, "client reading");
+      assert.equal(c.code, ErrorCode.Remote, c.message);
+      assert.equal(c.remoteCode, ErrorCode.MalformedMessage, c.message);
+      await settled(p);
     });
 
     it("holds a writer that outruns a stalled reader (bounded memory), and resumes it when the reader reads", async () => {

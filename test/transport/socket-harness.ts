@@ -107,6 +107,7 @@ export async function socketHarness(options: { tls: boolean; protocol: "grpc" | 
     // envelopes (recvBuffSize) and the writer's buffer (64 KiB), with room
     // for Node's and the kernel's buffers.
     maxAheadBytes: 4 * 1024 * 1024,
+    typedWrites: options.protocol === "connect",
     async open(o) {
       const client = connectClient
         ? await connectClient.open(o?.streamTimeoutMs)
