@@ -1,12 +1,12 @@
 /**
- * A Connect-protocol GossipStream client as a {@link WireStream}, for running
+ * A Connect-protocol (or gRPC-web) GossipStream client as a {@link WireStream}, for running
  * the compliance suite against the server's connect-fastify path (gossip-connect
  * dials with gRPC only, so this adapter lives with the tests). It uses
  * connect-node's Connect transport over HTTP/2 and maps a call's end through
  * the same gRPC status mapping as our gRPC client (Connect's codes are gRPC's).
  */
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createConnectTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { createConnectTransport, createGrpcWebTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
 import type { WireStream } from "../../src/core/transport.js";
 import { type Envelope, Gossip } from "../../src/gen/gossip/message_pb.js";
@@ -43,17 +43,12 @@ export function connectProtocolStream(
   endpoint: string,
   tls: { ca: string; cert: string; key: string } | undefined,
   hashes: { client: Uint8Array; server: Uint8Array } | undefined,
+  protocol: "connect" | "grpcweb" = "connect",
 ): { open(timeoutMs?: number): Promise<WireStream>; close(): void } {
   const baseUrl = `${tls ? "https" : "http"}://${endpoint}`;
   const sessions = new CancellingSessionManager(baseUrl, undefined, tls ? { ca: tls.ca, cert: tls.cert, key: tls.key } : {});
-  const client = createClient(
-    Gossip,
-    createConnectTransport({
-      baseUrl,
-      httpVersion: "2",
-      sessionManager: sessions,
-    }),
-  );
+  const createTransport = protocol === "connect" ? createConnectTransport : createGrpcWebTransport;
+  const client = createClient(Gossip, createTransport({ baseUrl, httpVersion: "2", sessionManager: sessions }));
   return {
     close: () => sessions.abort(),
     async open(timeoutMs) {

@@ -54,7 +54,7 @@ async function closedPort(): Promise<string> {
 }
 
 /** The real server and a client of `protocol`, cleartext (h2c) or mutual TLS. */
-export async function socketHarness(options: { tls: boolean; protocol: "grpc" | "connect" }): Promise<TransportHarness> {
+export async function socketHarness(options: { tls: boolean; protocol: "grpc" | "connect" | "grpcweb" }): Promise<TransportHarness> {
   const config = resolveCommConfig({ dialTimeoutMs });
   const accepted: WireStream[] = [];
   let wake: (() => void) | undefined;
@@ -99,7 +99,7 @@ export async function socketHarness(options: { tls: boolean; protocol: "grpc" | 
       5000,
       "the server's end of the stream",
     );
-  const connectClient = options.protocol === "connect" ? connectProtocolStream(endpoint, clientTls, hashes) : undefined;
+  const connectClient = options.protocol === "grpc" ? undefined : connectProtocolStream(endpoint, clientTls, hashes, options.protocol);
   return {
     endpoint,
     certHashes: hashes,
@@ -107,7 +107,7 @@ export async function socketHarness(options: { tls: boolean; protocol: "grpc" | 
     // envelopes (recvBuffSize) and the writer's buffer (64 KiB), with room
     // for Node's and the kernel's buffers.
     maxAheadBytes: 4 * 1024 * 1024,
-    typedWrites: options.protocol === "connect",
+    typedWrites: options.protocol !== "grpc",
     async open(o) {
       const client = connectClient
         ? await connectClient.open(o?.streamTimeoutMs)
