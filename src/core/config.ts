@@ -20,7 +20,8 @@ export type OverflowPolicy =
  */
 export interface CommOptions {
   /**
-   * Time allowed for a TCP + TLS + HTTP/2 connection to a peer.
+   * Time allowed for a connection to a peer (on the socket transports: TCP,
+   * TLS and the HTTP/2 preface).
    * @default 3000 (Fabric `peer.gossip.dialTimeout`)
    */
   dialTimeoutMs?: number;
@@ -42,7 +43,7 @@ export interface CommOptions {
   sendBuffSize?: number;
   /**
    * Received envelopes a connection decodes ahead of delivery before it stops
-   * reading from the transport (HTTP/2 flow control then holds the sender).
+   * reading from the transport (its flow control then holds the sender).
    * @default 20 (Fabric `peer.gossip.recvBuffSize`)
    */
   recvBuffSize?: number;
