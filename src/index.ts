@@ -29,5 +29,7 @@ export {
   type MembershipMetrics,
   noopMembershipMetrics,
 } from "./membership/index.js";
+export { defaultHttp2Config, type Http2Config, type Http2Options, type PeerOptions, resolveHttp2Config } from "./grpc/config.js";
+export { GrpcStatus, type GrpcStatusCode, grpcStatusOf, GrpcStatusError } from "./grpc/status.js";
 export { createCa, createPeerMaterial, issueCertificate, type CertificateAuthority, type PeerMaterial } from "./pki/index.js";
 export { version } from "./version.js";

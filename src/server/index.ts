@@ -9,3 +9,5 @@ export { createGossipServer, type GossipFastifyInstance, type GossipServerOption
 export { ReflectionResponder, registerReflection } from "./reflection.js";
 export { gossipService, registerGossip } from "./gossip-service.js";
 export { SessionWatch } from "./http2-sessions.js";
+export { Http2Refusal } from "./errors.js";
+export { defaultHttp2Config, type Http2Config, type Http2Options, type PeerOptions, resolveHttp2Config } from "../grpc/config.js";

@@ -7,17 +7,19 @@ import type { Registry } from "prom-client";
 import { PeerDialer } from "../client/dialer.js";
 import type { ClientTlsOptions } from "../client/gossip-client.js";
 import { Comm } from "../core/comm.js";
-import type { CommOptions } from "../core/config.js";
 import type { CryptoService } from "../core/crypto.js";
-import { ErrorCode, GossipError, GrpcStatus } from "../core/errors.js";
+import { ErrorCode, GossipError } from "../core/errors.js";
 import { LogLimiter, type Logger } from "../core/logger.js";
 import { type CommMetrics, noopMetrics } from "../core/metrics.js";
 import { X509CryptoService, type X509CryptoOptions } from "../core/x509-crypto.js";
 import { Gossip } from "../gen/gossip/message_pb.js";
-import { encodeGrpcMessage, grpcContentType, isGrpcProtoContentType } from "../grpc/status.js";
+import { http2OptionKeys, type PeerOptions, resolveHttp2Config } from "../grpc/config.js";
+import { gossipStreamPath, pingPath } from "../grpc/service.js";
+import { encodeGrpcMessage, GrpcStatus, grpcContentType, isGrpcProtoContentType } from "../grpc/status.js";
 import { PrometheusMetrics } from "../metrics/prometheus.js";
 import { kRawRequest, registerGossip } from "./gossip-service.js";
-import { pingPath, serveGrpcPing } from "./grpc-ping.js";
+import { Http2Refusal, statusTrailers } from "./errors.js";
+import { serveGrpcPing } from "./grpc-ping.js";
 import { SessionWatch } from "./http2-sessions.js";
 import { registerReflection } from "./reflection.js";
 import { ServerWireStream } from "./server-wire-stream.js";
@@ -35,8 +37,12 @@ export interface GossipPluginOptions {
   identity?: X509CryptoOptions;
   /** TLS of the comm's outbound connections (cleartext h2c when absent). */
   clientTls?: ClientTlsOptions;
-  /** Comm options (Fabric's defaults). */
-  options?: CommOptions;
+  /**
+   * Options of the comm the plugin creates and of its HTTP/2 transport
+   * (Fabric's defaults). With `comm`, only the HTTP/2 options (keepalive,
+   * settings, header and reset limits) may be given: they configure the server.
+   */
+  options?: PeerOptions;
   /**
    * Serve gRPC server reflection (v1 and v1alpha), so that grpcurl and
    * `buf curl` work without a schema.
@@ -61,8 +67,7 @@ declare module "fastify" {
   }
 }
 
-/** Path of the bidi stream, as gRPC clients call it. */
-export const gossipStreamPath = "/gossip.Gossip/GossipStream";
+export { gossipStreamPath };
 
 const acceptedEncodings = new Set(["identity", "gzip"]);
 
@@ -80,8 +85,13 @@ function validate(fastify: FastifyInstance, opts: GossipPluginOptions): void {
   if (opts.comm === undefined && opts.crypto === undefined && opts.identity === undefined) {
     throw new TypeError("gossip-connect: give one of the options comm, crypto or identity");
   }
-  if (opts.comm !== undefined && (opts.options !== undefined || opts.clientTls !== undefined)) {
-    throw new TypeError("gossip-connect: options and clientTls configure a comm the plugin creates; with comm, configure that comm instead");
+  if (opts.comm !== undefined) {
+    const commKeys = Object.keys(opts.options ?? {}).filter((k) => !(http2OptionKeys as readonly string[]).includes(k));
+    if (commKeys.length > 0 || opts.clientTls !== undefined) {
+      throw new TypeError(
+        `gossip-connect: ${opts.clientTls !== undefined ? "clientTls" : `options ${commKeys.join(", ")}`} configure a comm the plugin creates; with comm, configure that comm instead (options may carry only HTTP/2 options)`,
+      );
+    }
   }
 }
 
@@ -109,6 +119,7 @@ const plugin: FastifyPluginAsync<GossipPluginOptions> = async (fastify, opts) =>
   const prom =
     metricsOpt === false ? undefined : new PrometheusMetrics(metricsOpt === true ? undefined : metricsOpt.registry);
   const owned = opts.comm === undefined;
+  const http2Config = resolveHttp2Config(opts.options);
   let comm: Comm;
   if (opts.comm) {
     comm = opts.comm;
@@ -122,30 +133,26 @@ const plugin: FastifyPluginAsync<GossipPluginOptions> = async (fastify, opts) =>
       logger: log,
     });
   }
-  prom?.bind(comm);
+  prom?.bind(comm, http2Config);
   const config = comm.config;
   const serverMetrics: CommMetrics = prom ?? noopMetrics;
   const server = fastify.server as unknown as http2.Http2Server | http2.Http2SecureServer;
-  const sessions = new SessionWatch(server, config, serverMetrics, log);
+  const sessions = new SessionWatch(server, http2Config, serverMetrics, log);
   const limiter = new LogLimiter(() => performance.now());
 
   /** Refuses a request whose headers exceed `maxHeaderListBytes`: counted, logged once per address and interval. */
   const refuseLargeHeaders = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, size: number): void => {
     const error = new GossipError(
-      ErrorCode.HeadersTooLarge,
-      `header list of ${size} bytes is larger than configured maxHeaderListBytes ${config.maxHeaderListBytes}`,
+      ErrorCode.RateLimited,
+      `header list of ${size} bytes is larger than configured maxHeaderListBytes ${http2Config.maxHeaderListBytes}`,
     );
-    serverMetrics.refused(error.code);
+    serverMetrics.refused(Http2Refusal.HeadersTooLarge);
     const address = req.socket?.remoteAddress ?? "unknown";
     limiter.maybe(`headers ${address}`, (suppressed) =>
-      log.warn({ address, code: error.code, err: error.message, suppressed }, "request refused"),
+      log.warn({ address, code: Http2Refusal.HeadersTooLarge, err: error.message, suppressed }, "request refused"),
     );
     if (isGrpcProtoContentType(req.headers["content-type"])) {
-      res.writeHead(200, {
-        "content-type": grpcContentType,
-        "grpc-status": String(error.grpcStatus),
-        "grpc-message": encodeGrpcMessage(error.message),
-      });
+      res.writeHead(200, { "content-type": grpcContentType, ...statusTrailers(error) });
     } else {
       res.writeHead(431, { "content-type": "text/plain" });
     }
@@ -188,7 +195,7 @@ const plugin: FastifyPluginAsync<GossipPluginOptions> = async (fastify, opts) =>
       // Node enforces the announced header list limit only once a client has
       // acknowledged our SETTINGS; this check also covers clients that did not.
       const size = headerListSize(request.raw.rawHeaders);
-      if (size > config.maxHeaderListBytes) {
+      if (size > http2Config.maxHeaderListBytes) {
         reply.hijack();
         refuseLargeHeaders(request.raw as unknown as http2.Http2ServerRequest, reply.raw as unknown as http2.Http2ServerResponse, size);
         return;
