@@ -1,0 +1,258 @@
+/**
+ * What membership receives, one way: {@link Inbox.handle} checks the tag,
+ * then alive messages go through the msgStore (freshness before
+ * cryptography), validation and the view, then the emitter (§3.5); requests
+ * are answered under the disclosure policy on the connection they came on
+ * (§3.6); responses feed the view (§3.7); identity pull messages go to the
+ * {@link IdentityPull}. Every refusal is a typed error, counted.
+ */
+import { create } from "@bufbuild/protobuf";
+import type { Clock } from "../core/clock.js";
+import type { Comm } from "../core/comm.js";
+import type { CryptoService } from "../core/crypto.js";
+import { ErrorCode, GossipError } from "../core/errors.js";
+import { type PkiId, pkiIdHex } from "../core/identity.js";
+import type { LogLimiter, Logger } from "../core/logger.js";
+import type { ReceivedMessage } from "../core/received-message.js";
+import { GossipMessage_Tag, GossipMessageSchema, MembershipResponseSchema, PullMsgType } from "../gen/gossip/message_pb.js";
+import { type ParsedAlive, parseAlive, validateAlive } from "./alive-message.js";
+import type { AliveStore } from "./alive-store.js";
+import type { CommAdapter } from "./comm-adapter.js";
+import type { MembershipConfig } from "./config.js";
+import type { Connector } from "./connector.js";
+import { disclosurePolicy } from "./disclosure.js";
+import type { IdentityMapper } from "./identity-mapper.js";
+import type { IdentityPull } from "./identity-pull.js";
+import type { MembershipMetrics, RefusedKind } from "./metrics.js";
+import type { RateBudget } from "./rate-budget.js";
+import { kindOf, type Refusals } from "./refusals.js";
+import type { SelfAlive } from "./self-alive.js";
+import { illegalTagReason } from "./tags.js";
+import { isNewer } from "./timestamp.js";
+import type { Known, View } from "./view.js";
+
+/** Membership messages: alive, requests, responses and identity pull. */
+export function isMembershipMessage(rm: ReceivedMessage): boolean {
+  const c = rm.message.content;
+  switch (c.case) {
+    case "aliveMsg":
+    case "memReq":
+    case "memRes":
+      return true;
+    case "hello":
+    case "dataDig":
+    case "dataReq":
+    case "dataUpdate":
+      return c.value.msgType === PullMsgType.IDENTITY_MSG;
+    default:
+      return false;
+  }
+}
+
+/** What the inbox works on (the parts of a Membership). */
+export interface InboxInit {
+  readonly comm: Comm;
+  readonly crypto: CryptoService;
+  readonly clock: Clock;
+  readonly config: MembershipConfig;
+  readonly log: Logger;
+  readonly limiter: LogLimiter;
+  readonly metrics: MembershipMetrics;
+  readonly selfHex: string;
+  readonly selfOrg: string;
+  readonly self: SelfAlive;
+  readonly mapper: IdentityMapper;
+  readonly view: View;
+  readonly store: AliveStore;
+  readonly budget: RateBudget;
+  readonly adapter: CommAdapter;
+  readonly connector: Connector;
+  readonly pull: IdentityPull;
+  readonly refusals: Refusals;
+}
+
+/** Handles received membership messages. */
+export class Inbox {
+  constructor(private readonly init: InboxInit) {}
+
+  /** Handles one message membership accepted; never throws (refusals are counted). */
+  handle(rm: ReceivedMessage): void {
+    this.learnIdentity(rm.connection.pkiId, rm.connection.identity);
+    const kind = kindOf(rm.message);
+    const bad = illegalTagReason(rm.message);
+    if (bad !== undefined) {
+      this.refuse(kind, new GossipError(ErrorCode.IllegalTag, `Tag of ${rm.message.tag} isn't legal: ${bad}`), rm);
+      return;
+    }
+    const c = rm.message.content;
+    try {
+      if (c.case === "aliveMsg") this.onAlive(rm);
+      else if (c.case === "memReq") this.onRequest(rm);
+      else if (c.case === "memRes") this.onResponse(rm);
+      else this.init.pull.handle(rm);
+    } catch (e) {
+      this.refuse(kind, GossipError.from(e), rm);
+    }
+  }
+
+  /** Learns the identity a connection authenticated (Fabric: the handshake's `Put`); failures only logged. */
+  learnIdentity(pkiId: PkiId, identity: Uint8Array): void {
+    const { mapper, limiter, log } = this.init;
+    if (mapper.has(pkiIdHex(pkiId))) return;
+    try {
+      mapper.put(pkiId, identity);
+    } catch (e) {
+      limiter.maybe(`identity ${pkiIdHex(pkiId)}`, (suppressed) =>
+        log.debug({ pkiId: pkiIdHex(pkiId), err: (e as Error).message, suppressed }, "connection identity not learned"),
+      );
+    }
+  }
+
+  /** A gossiped alive message: msgStore, validation, view, forward (§3.5). */
+  private onAlive(rm: ReceivedMessage): void {
+    const { store, view, adapter, clock } = this.init;
+    const a = parseAlive(rm.envelope, rm.message);
+    if (a.pkiHex === this.init.selfHex) {
+      this.ownPkiId(a);
+      return;
+    }
+    if (!store.checkValid(a.pkiHex, a.timestamp)) {
+      // The common case (each alive message arrives from several peers): counted, not thrown nor logged.
+      this.init.refusals.count("alive", ErrorCode.StaleMessage);
+      return;
+    }
+    this.verify(rm, a);
+    store.add(a, clock.now());
+    view.handleAlive(a, clock.now());
+    adapter.gossip(a, rm.connection.pkiId);
+  }
+
+  /** A MembershipRequest (§3.6). */
+  private onRequest(rm: ReceivedMessage): void {
+    if (rm.message.content.case !== "memReq") return;
+    const { store, view, mapper, self, selfOrg, clock } = this.init;
+    const info = rm.message.content.value.selfInformation;
+    if (info === undefined) throw new GossipError(ErrorCode.MalformedMessage, "Got membership request with invalid selfInfo");
+    const a = parseAlive(info);
+    const sender = pkiIdHex(rm.connection.pkiId);
+    if (a.pkiHex !== sender) {
+      throw new GossipError(ErrorCode.SenderMismatch, "Got membership request with selfInfo that doesn't match the handshake");
+    }
+    this.verify(rm, a);
+    if (store.checkValid(a.pkiHex, a.timestamp)) view.handleAlive(a, clock.now());
+    const organization = mapper.organizationOf(a.pkiId);
+    const policy = disclosurePolicy(selfOrg, { organization, endpoint: a.endpoint });
+    if (!policy.disclose({ organization: selfOrg, endpoint: self.endpoint })) {
+      const { limiter, log } = this.init;
+      limiter.maybe(`forbidden ${a.pkiHex}`, (suppressed) => {
+        if (organization === undefined) log.warn({ pkiId: a.pkiHex, suppressed }, `Cannot determine organization of ${a.pkiHex}`);
+        log.warn(
+          { pkiId: a.pkiHex, suppressed },
+          "Got a membership request from a peer that shouldn't have sent one, closing connection to the peer as a result.",
+        );
+      });
+      this.init.comm.closeConn({ pkiId: a.pkiId, endpoint: rm.connection.endpoint });
+      throw new GossipError(ErrorCode.Forbidden, "membership request from a peer we must not answer");
+    }
+    const disclosed = (k: Known) => policy.disclose({ organization: mapper.organizationOf(k.pkiId), endpoint: k.endpoint });
+    const alive = view
+      .alive()
+      .filter(disclosed)
+      .map((k) => policy.filter(k.envelope));
+    const dead = view
+      .dead()
+      .filter(disclosed)
+      .map((k) => policy.filter(k.envelope));
+    alive.push(policy.filter(self.forResponse())); // ours last, as Fabric
+    const response = create(GossipMessageSchema, {
+      tag: GossipMessage_Tag.EMPTY,
+      nonce: rm.message.nonce,
+      content: { case: "memRes", value: create(MembershipResponseSchema, { alive, dead }) },
+    });
+    void rm.respond(response);
+    this.init.metrics.sent("membership_response");
+  }
+
+  /** A MembershipResponse (§3.7): processed even if unsolicited, but then within the sender's budget. */
+  private onResponse(rm: ReceivedMessage): void {
+    if (rm.message.content.case !== "memRes") return;
+    const { config, connector, adapter, budget, view, crypto, mapper, clock } = this.init;
+    const res = rm.message.content.value;
+    const entries = res.alive.length + res.dead.length;
+    if (entries > config.maxMembershipResponseEntries) {
+      throw new GossipError(ErrorCode.MessageTooLarge, `membership response with ${entries} entries`);
+    }
+    const acked = connector.ack(rm.message.nonce);
+    const sender = pkiIdHex(rm.connection.pkiId);
+    const solicited = acked || adapter.takeRequested(sender);
+    const now = clock.now();
+    for (const env of res.alive) {
+      const a = parseAlive(env); // a malformed entry aborts the rest, as in Fabric
+      if (!this.freshForView(a)) continue;
+      if (!solicited && !budget.take(sender, now)) {
+        throw new GossipError(ErrorCode.RateLimited, "unsolicited membership response over the peer's budget");
+      }
+      try {
+        validateAlive(crypto, mapper, a);
+      } catch (e) {
+        this.refuse("membership_response", GossipError.from(e), rm);
+        continue;
+      }
+      view.handleAlive(a, now);
+    }
+    for (const env of res.dead) {
+      const a = parseAlive(env);
+      if (view.get(a.pkiHex) !== undefined || !this.freshForView(a)) continue;
+      if (!solicited && !budget.take(sender, now)) {
+        throw new GossipError(ErrorCode.RateLimited, "unsolicited membership response over the peer's budget");
+      }
+      try {
+        validateAlive(crypto, mapper, a);
+      } catch (e) {
+        this.refuse("membership_response", GossipError.from(e), rm);
+        continue;
+      }
+      view.learnDead(a, now);
+    }
+  }
+
+  /** Not ours, and newer than both the msgStore and the view hold (cheap, before cryptography). */
+  private freshForView(a: ParsedAlive): boolean {
+    if (a.pkiHex === this.init.selfHex || !this.init.store.checkValid(a.pkiHex, a.timestamp)) return false;
+    const held = this.init.view.timestampOf(a.pkiHex);
+    return held === undefined || isNewer(a.timestamp, held);
+  }
+
+  /** Signature checks cost CPU: within the sender's budget only. Throws. */
+  private verify(rm: ReceivedMessage, a: ParsedAlive): void {
+    if (!this.init.budget.take(pkiIdHex(rm.connection.pkiId), this.init.clock.now())) {
+      throw new GossipError(ErrorCode.RateLimited, "too many messages to verify from this peer");
+    }
+    validateAlive(this.init.crypto, this.init.mapper, a);
+  }
+
+  /** An alive message about us: never stored nor forwarded; logged when it is genuinely ours but from elsewhere. */
+  private ownPkiId(a: ParsedAlive): void {
+    const { crypto, mapper, self, limiter, log } = this.init;
+    let verified = false;
+    try {
+      validateAlive(crypto, mapper, a);
+      verified = true;
+    } catch {
+      // forged: just refused below
+    }
+    if (verified && (a.endpoint !== self.endpoint || (a.internalEndpoint !== "" && a.internalEndpoint !== self.internalEndpoint))) {
+      limiter.maybe("own pki-id", (suppressed) =>
+        log.error(
+          { endpoint: a.endpoint, internalEndpoint: a.internalEndpoint, suppressed },
+          "Bad configuration detected: Received AliveMessage from a peer with the same PKI-ID as myself:",
+        ),
+      );
+    }
+    throw new GossipError(ErrorCode.OwnPkiId, "alive message claims our PKI-ID");
+  }
+
+  private refuse(kind: RefusedKind, error: GossipError, rm: ReceivedMessage): void {
+    this.init.refusals.refuse(kind, error, pkiIdHex(rm.connection.pkiId));
+  }
+}

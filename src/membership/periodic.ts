@@ -1,0 +1,133 @@
+/**
+ * Membership's periodic work, each on the scheduler: our alive message every
+ * alive interval (§3.3), the expiration check (§3.8), the msgStore sweep
+ * that removes members completely (§3.10), membership sync (§3.9) and the
+ * reconnect loop that probes dead members (§3.8). What it sends goes out
+ * through the {@link CommAdapter}.
+ */
+import type { Clock } from "../core/clock.js";
+import type { Comm } from "../core/comm.js";
+import type { Logger } from "../core/logger.js";
+import { parseAlive } from "./alive-message.js";
+import type { AliveStore } from "./alive-store.js";
+import type { CommAdapter } from "./comm-adapter.js";
+import type { MembershipConfig } from "./config.js";
+import type { IdentityMapper } from "./identity-mapper.js";
+import { pickRandom } from "./routing.js";
+import type { Scheduler } from "./scheduler.js";
+import type { SelfAlive } from "./self-alive.js";
+import { type Known, preferredEndpoint, type View } from "./view.js";
+
+/** What the periodic work needs (the parts of a Membership). */
+export interface PeriodicInit {
+  readonly comm: Comm;
+  readonly clock: Clock;
+  readonly config: MembershipConfig;
+  readonly log: Logger;
+  readonly random: () => number;
+  readonly scheduler: Scheduler;
+  readonly selfOrg: string;
+  readonly self: SelfAlive;
+  readonly mapper: IdentityMapper;
+  readonly view: View;
+  readonly store: AliveStore;
+  readonly adapter: CommAdapter;
+  /** Endpoints (bootstrap, connect()) whose members are never removed. */
+  readonly protectedEndpoints: ReadonlySet<string>;
+}
+
+/** Fabric's member string: "Endpoint: x, InternalEndpoint: y, PKI-ID: hex, Metadata: m". */
+export function memberString(k: Known): string {
+  return `Endpoint: ${k.endpoint}, InternalEndpoint: ${k.internalEndpoint}, PKI-ID: ${k.pkiHex}, Metadata: ${Buffer.from(k.metadata).toString("hex")}`;
+}
+
+/** Alive emission, expiration, msgStore sweep, sync and reconnection. */
+export class PeriodicWork {
+  constructor(private readonly init: PeriodicInit) {}
+
+  /** Starts every loop (sync and reconnect run a first round at once, as Fabric's). */
+  start(): void {
+    const { scheduler: sc, config: c, mapper } = this.init;
+    sc.every(c.aliveTimeIntervalMs, () => this.periodicAlive());
+    sc.every(c.aliveExpirationCheckIntervalMs, () => this.checkExpiration());
+    sc.every((c.aliveExpirationTimeoutMs * c.msgExpirationFactor) / 100, () => this.sweepStore());
+    sc.every(c.identityPurgeIntervalMs, () => mapper.purgeUnused(c.identityUsageThresholdMs));
+    this.syncLoop();
+    this.reconnectLoop();
+  }
+
+  /** Moves an alive member to the dead side and closes its connection (silence, or a comm presumed-dead event). */
+  expire(hex: string, why: string): void {
+    const k = this.init.view.expire(hex);
+    if (k === undefined) return;
+    this.init.log.debug({ pkiId: hex, why }, `Closing connection to ${memberString(k)}`);
+    this.init.comm.closeConn({ pkiId: k.pkiId, endpoint: preferredEndpoint(k) });
+  }
+
+  /** Our alive message, once someone is known (§3.3). */
+  private periodicAlive(): void {
+    if (this.init.view.aliveCount === 0) return;
+    this.init.adapter.gossip(parseAlive(this.init.self.signPeriodic()), undefined);
+  }
+
+  private checkExpiration(): void {
+    const { clock, view, config, log } = this.init;
+    const now = clock.now();
+    for (const k of view.alive()) {
+      if (now - k.lastHeardMs > config.aliveExpirationTimeoutMs) {
+        log.debug({ pkiId: k.pkiHex }, `Haven't heard from ${k.pkiHex} for ${now - k.lastHeardMs}ms`);
+        this.expire(k.pkiHex, "silent");
+      }
+    }
+  }
+
+  private sweepStore(): void {
+    const { store, view, clock, protectedEndpoints, log } = this.init;
+    for (const a of store.sweep(clock.now())) {
+      const k = view.get(a.pkiHex);
+      if (k === undefined) continue;
+      if (protectedEndpoints.has(k.endpoint) || protectedEndpoints.has(k.internalEndpoint)) {
+        log.debug({ pkiId: k.pkiHex }, `Do not remove bootstrap or anchor peer endpoint ${preferredEndpoint(k)} from membership`);
+        continue;
+      }
+      view.remove(a.pkiHex);
+    }
+  }
+
+  /** InitiateSync every pull interval, first at once (§3.9). */
+  private syncLoop(): void {
+    const { config: c, view, random, adapter, self } = this.init;
+    const round = () => {
+      for (const k of pickRandom(view.alive(), c.pullPeerNum, random)) adapter.sendRequest(k, preferredEndpoint(k), self.sign());
+    };
+    round();
+    this.init.scheduler.every(c.pullIntervalMs, round);
+  }
+
+  /** Probes dead members every reconnect interval (at most maxProbesPerReconnectRound) and asks those that answer (§3.8). */
+  private reconnectLoop(): void {
+    const { config, view, random, mapper, selfOrg, comm, scheduler, adapter, self } = this.init;
+    const round = async () => {
+      const dead = pickRandom(view.dead(), config.maxProbesPerReconnectRound, random);
+      await Promise.all(
+        dead.map(async (k) => {
+          const org = mapper.peekOrganization(k.pkiHex);
+          const endpoint = org !== undefined && org !== selfOrg ? k.endpoint : preferredEndpoint(k);
+          if (endpoint === "") return;
+          try {
+            await comm.probe({ endpoint, pkiId: k.pkiId });
+          } catch {
+            return;
+          }
+          if (!scheduler.stopped && view.get(k.pkiHex) === k) adapter.sendRequest(k, endpoint, self.sign());
+        }),
+      );
+    };
+    scheduler.run(async () => {
+      while (!scheduler.stopped) {
+        await round();
+        await scheduler.sleep(config.reconnectIntervalMs);
+      }
+    });
+  }
+}
