@@ -9,7 +9,7 @@ import { create } from "@bufbuild/protobuf";
 import type { Clock } from "../core/clock.js";
 import type { Comm } from "../core/comm.js";
 import type { CryptoService } from "../core/crypto.js";
-import { parseGossipMessage } from "../core/envelope.js";
+import { parseGossipMessage, verifyEnvelope } from "../core/envelope.js";
 import { ErrorCode, GossipError } from "../core/errors.js";
 import { bytesEqual, type PeerIdentity, type PkiId, pkiIdHex } from "../core/identity.js";
 import type { ReceivedMessage } from "../core/received-message.js";
@@ -244,9 +244,9 @@ export class IdentityPull {
       throw GossipError.from(e, ErrorCode.InvalidIdentity);
     }
     if (!bytesEqual(computed, pkiId)) throw new GossipError(ErrorCode.PkiIdMismatch, "identity doesn't match the computed pkiID");
-    if (env.signature.length === 0) throw new GossipError(ErrorCode.BadSignature, "Empty signature");
     try {
-      c.verify(cert, env.signature, env.payload);
+      // The secret envelope too, when present (Fabric's Verify): else we would store and serve an item real peers refuse.
+      verifyEnvelope(c, cert, env);
       c.validateIdentity(cert);
     } catch (e) {
       throw GossipError.from(e, ErrorCode.BadSignature);

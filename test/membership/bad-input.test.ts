@@ -15,6 +15,7 @@ import {
   MembershipResponseSchema,
   PeerIdentitySchema,
   PullMsgType,
+  SecretEnvelopeSchema,
 } from "../../src/gen/gossip/message_pb.js";
 import { serializeGossipMessage } from "../../src/core/envelope.js";
 import { aliveMessage, signAlive } from "../../src/membership/alive-message.js";
@@ -309,6 +310,32 @@ describe("membership refuses bad input", () => {
     await send(update([good(s2)]));
     await send(alive(s2, { identity: false, endpoint: "s2:1", seq: 2n }));
     assert.notEqual(t.membership.lookup(s2.pkiId), undefined, "learned (then dead: nobody listens at s2:1)");
+    healthy();
+    await sim.close();
+  });
+  it("identity pull: a PeerIdentity item whose secret envelope does not verify is refused (Fabric verifies it), never stored nor served", async () => {
+    const { sim, t, send, refused, healthy } = await setup(33);
+    const s1 = new FakeCrypto("Org1MSP", sim.trust);
+    const payload = serializeGossipMessage(
+      create(GossipMessageSchema, {
+        tag: GossipMessage_Tag.EMPTY,
+        content: { case: "peerIdentity", value: create(PeerIdentitySchema, { pkiId: s1.pkiId, cert: s1.identity }) },
+      }),
+    );
+    const poisoned: Envelope = {
+      $typeName: "gossip.Envelope",
+      payload,
+      signature: s1.sign(payload),
+      secretEnvelope: create(SecretEnvelopeSchema, { payload: new Uint8Array([1, 2, 3]), signature: new Uint8Array([4, 5, 6]) }),
+    };
+    await send(
+      create(GossipMessageSchema, {
+        tag: GossipMessage_Tag.EMPTY,
+        content: { case: "dataUpdate", value: create(DataUpdateSchema, { nonce: 9n, data: [poisoned], msgType: PullMsgType.IDENTITY_MSG }) },
+      }),
+    );
+    assert.equal(refused(`identity/${ErrorCode.BadSignature}`), 1);
+    assert.equal(t.membership.stats().identities, 3, "ours, n's and r's (connections) only");
     healthy();
     await sim.close();
   });
