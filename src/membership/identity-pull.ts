@@ -59,6 +59,8 @@ interface Round {
   readonly hellos: Map<bigint, { readonly pkiId: PkiId; readonly endpoint: string }>;
   /** Item (hex) → peers (hello nonces) that offered it. */
   readonly offers: Map<string, bigint[]>;
+  /** Hello nonce → items we requested from that peer and whose update we still await (one update each). */
+  readonly requested: Map<bigint, number>;
   phase: "digests" | "updates" | "done";
 }
 
@@ -137,6 +139,7 @@ export class IdentityPull {
     const round: Round = {
       hellos: new Map(),
       offers: new Map(),
+      requested: new Map(),
       phase: "digests",
     };
     this.round = round;
@@ -182,6 +185,7 @@ export class IdentityPull {
     for (const [nonce, digests] of byNonce) {
       const to = round.hellos.get(nonce);
       if (to === undefined) continue;
+      round.requested.set(nonce, digests.length);
       const req = pullMessage({
         case: "dataReq",
         value: create(DataRequestSchema, {
@@ -206,7 +210,12 @@ export class IdentityPull {
       this.init.refused(new GossipError(ErrorCode.MessageTooLarge, `identity update with ${data.length} items`), rm);
       return;
     }
-    const solicited = this.round !== undefined && this.round.phase === "updates" && this.round.hellos.has(nonce);
+    // Solicited: the one answer to a DataRequest of this round, with no more items than requested (Fabric
+    // accepts any update carrying the nonce; a peer we asked could then make us verify without bound).
+    const round = this.round?.phase === "updates" ? this.round : undefined;
+    const asked = round?.requested.get(nonce);
+    if (asked !== undefined) round?.requested.delete(nonce);
+    const solicited = asked !== undefined && data.length <= asked;
     if (!solicited && !this.init.afford(pkiIdHex(rm.connection.pkiId), data.length)) {
       this.init.refused(new GossipError(ErrorCode.RateLimited, "unsolicited identity update over the peer's budget"), rm);
       return;

@@ -7,6 +7,7 @@ import type { CryptoService } from "../../src/core/crypto.js";
 import { ErrorCode } from "../../src/core/errors.js";
 import { pkiIdHex } from "../../src/core/identity.js";
 import {
+  DataDigestSchema,
   DataUpdateSchema,
   type Envelope,
   GossipMessage_Tag,
@@ -361,6 +362,48 @@ describe("membership refuses bad input", () => {
     await send(update(data));
     assert.equal(refused(`identity/${ErrorCode.RateLimited}`), 1);
     assert.equal(counting.count(), before, "nothing verified");
+    healthy();
+    await sim.close();
+  });
+
+  it("identity pull: a peer we asked answers once, with no more items than we requested; further updates on that nonce cost its budget", async () => {
+    const counting = countingVerify(new FakeCrypto("Org1MSP"));
+    const { sim, r, send, refused, healthy } = await setup(34, { targetCrypto: counting.crypto, verifications: 10 });
+    const hellos = record(r.comm, (rm) => rm.message.content.case === "hello");
+    const requests = record(r.comm, (rm) => rm.message.content.case === "dataReq");
+    await send(alive(r.crypto, { endpoint: "r:7051", internal: "r:7051" })); // r is an alive member: t pulls from it
+    await sim.clock.advanceUntil(() => hellos.got.length > 0, { stepMs: 100, maxMs: 10_000 });
+    const hello = hellos.got[0];
+    assert.ok(hello !== undefined && hello.message.content.case === "hello");
+    const nonce = hello.message.content.value.nonce;
+    const offered = new FakeCrypto("Org1MSP", sim.trust);
+    await hello.respond(
+      create(GossipMessageSchema, {
+        tag: GossipMessage_Tag.EMPTY,
+        content: { case: "dataDig", value: create(DataDigestSchema, { nonce, digests: [offered.pkiId], msgType: PullMsgType.IDENTITY_MSG }) },
+      }),
+    );
+    await sim.clock.advanceUntil(() => requests.got.length > 0, { stepMs: 100, maxMs: 2_000 });
+    const strangers = Array.from({ length: 50 }, () => new FakeCrypto("Org1MSP", sim.trust));
+    const data = strangers.map((c): Envelope => {
+      const payload = serializeGossipMessage(
+        create(GossipMessageSchema, {
+          tag: GossipMessage_Tag.EMPTY,
+          content: { case: "peerIdentity", value: create(PeerIdentitySchema, { pkiId: c.pkiId, cert: c.identity }) },
+        }),
+      );
+      return { $typeName: "gossip.Envelope", payload, signature: c.sign(payload), secretEnvelope: undefined };
+    });
+    const update = create(GossipMessageSchema, {
+      tag: GossipMessage_Tag.EMPTY,
+      content: { case: "dataUpdate", value: create(DataUpdateSchema, { nonce, data, msgType: PullMsgType.IDENTITY_MSG }) },
+    });
+    const before = counting.count();
+    for (let i = 0; i < 3; i++) await send(update);
+    assert.equal(counting.count(), before, "50 items where 1 was requested: not verified on the round's account");
+    assert.equal(refused(`identity/${ErrorCode.RateLimited}`), 3);
+    hellos.stop();
+    requests.stop();
     healthy();
     await sim.close();
   });
