@@ -51,6 +51,8 @@ export interface IdentityPullInit {
   readonly afford: (sender: string, n: number) => boolean;
   /** A refused DataUpdate (or item) and why. */
   readonly refused: (error: GossipError, from: ReceivedMessage) => void;
+  /** Answers on the connection `rm` came on; false when dropped (too many answers wait there already). */
+  readonly reply: (rm: ReceivedMessage, message: GossipMessage) => boolean;
   readonly sent: () => void;
 }
 
@@ -272,17 +274,8 @@ export class IdentityPull {
     this.answered.set(nonce, now);
     const digests = this.egress(rm).map((hex) => Buffer.from(hex, "hex"));
     if (digests.length === 0) return;
-    void rm.respond(
-      pullMessage({
-        case: "dataDig",
-        value: create(DataDigestSchema, {
-          nonce,
-          digests,
-          msgType: PullMsgType.IDENTITY_MSG,
-        }),
-      }),
-    );
-    this.init.sent();
+    const digest = pullMessage({ case: "dataDig", value: create(DataDigestSchema, { nonce, digests, msgType: PullMsgType.IDENTITY_MSG }) });
+    this.answer(rm, digest);
   }
 
   private onRequest(rm: ReceivedMessage, nonce: bigint, digests: Uint8Array[]): void {
@@ -296,17 +289,15 @@ export class IdentityPull {
       if (env !== undefined && allowed.has(hex)) data.push(env);
     }
     if (data.length === 0) return;
-    void rm.respond(
-      pullMessage({
-        case: "dataUpdate",
-        value: create(DataUpdateSchema, {
-          nonce,
-          data,
-          msgType: PullMsgType.IDENTITY_MSG,
-        }),
-      }),
+    this.answer(
+      rm,
+      pullMessage({ case: "dataUpdate", value: create(DataUpdateSchema, { nonce, data, msgType: PullMsgType.IDENTITY_MSG }) }),
     );
-    this.init.sent();
+  }
+
+  private answer(rm: ReceivedMessage, message: GossipMessage): void {
+    if (this.init.reply(rm, message)) this.init.sent();
+    else this.init.refused(new GossipError(ErrorCode.Overflow, "the requester does not read its earlier answers"), rm);
   }
 
   /** The items the requester may see (Fabric's egress filter by the requester's organization). */

@@ -26,6 +26,7 @@ import type { IdentityPull } from "./identity-pull.js";
 import type { MembershipMetrics, RefusedKind } from "./metrics.js";
 import type { RateBudget } from "./rate-budget.js";
 import { kindOf, type Refusals } from "./refusals.js";
+import type { Replies } from "./replies.js";
 import type { SelfAlive } from "./self-alive.js";
 import { illegalTagReason } from "./tags.js";
 import { isNewer } from "./timestamp.js";
@@ -69,6 +70,7 @@ export interface InboxInit {
   readonly connector: Connector;
   readonly pull: IdentityPull;
   readonly refusals: Refusals;
+  readonly replies: Replies;
 }
 
 /** Handles received membership messages. */
@@ -169,7 +171,9 @@ export class Inbox {
       nonce: rm.message.nonce,
       content: { case: "memRes", value: create(MembershipResponseSchema, { alive, dead }) },
     });
-    void rm.respond(response);
+    if (!this.init.replies.send(rm, response)) {
+      throw new GossipError(ErrorCode.Overflow, "the requester does not read its earlier responses");
+    }
     this.init.metrics.sent("membership_response");
   }
 

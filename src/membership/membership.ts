@@ -27,6 +27,7 @@ import { type MembershipMetrics, noopMembershipMetrics } from "./metrics.js";
 import { memberString, PeriodicWork } from "./periodic.js";
 import { RateBudget } from "./rate-budget.js";
 import { Refusals } from "./refusals.js";
+import { Replies } from "./replies.js";
 import { Scheduler } from "./scheduler.js";
 import { SelfAlive } from "./self-alive.js";
 import { type Known, type Member, type MembershipEvent, type MembershipEventType, preferredEndpoint, View } from "./view.js";
@@ -137,6 +138,7 @@ export class Membership {
     const view = this.view;
     this.store = new AliveStore(config.aliveExpirationTimeoutMs * config.msgExpirationFactor);
     const budget = new RateBudget(config.maxVerificationsPerPeerPerSecond);
+    const replies = new Replies();
     const comm = this.comm;
     const metrics = this.metrics;
     this.adapter = new CommAdapter({ comm, clock, config, mapper, view, metrics, random, selfOrg });
@@ -151,6 +153,7 @@ export class Membership {
       targets: () => view.alive().map((k) => ({ pkiId: k.pkiId, pkiHex: k.pkiHex, endpoint: preferredEndpoint(k) })),
       externalEndpointOf: (hex) => (hex === this.selfHex ? self.endpoint : view.get(hex)?.endpoint),
       refused: (error, rm) => this.refusals.refuse("identity", error, pkiIdHex(rm.connection.pkiId)),
+      reply: (rm, message) => replies.send(rm, message),
       afford: (sender, n) => budget.take(sender, clock.now(), n),
       sent: () => metrics.sent("identity_pull"),
     });
@@ -190,6 +193,7 @@ export class Membership {
       connector,
       pull,
       refusals,
+      replies,
     });
     this.periodic = new PeriodicWork({
       comm,

@@ -20,6 +20,8 @@ import {
 } from "../../src/gen/gossip/message_pb.js";
 import { serializeGossipMessage } from "../../src/core/envelope.js";
 import { aliveMessage, signAlive } from "../../src/membership/alive-message.js";
+import { noopMembershipMetrics } from "../../src/membership/metrics.js";
+import type { Dialer, WireStream } from "../../src/core/transport.js";
 import { FakeCrypto } from "../helpers/fake-crypto.js";
 import { countingDialer, record, Sim, type SimPeer } from "./sim.js";
 
@@ -82,6 +84,44 @@ function countingVerify(crypto: FakeCrypto): {
     },
   });
   return { crypto: c, count: () => n };
+}
+
+/** A dialer wrapper whose streams stop reading while `on` (the remote's writes then wait on flow control). */
+function stallableReads() {
+  let release = () => {};
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const state = {
+    on: false,
+    release: () => release(),
+    wrap: (d: Dialer): Dialer => ({
+      ping: (endpoint, o) => d.ping(endpoint, o),
+      openStream: async (endpoint, o) => {
+        const s = await d.openStream(endpoint, o);
+        const incoming: AsyncIterable<readonly Envelope[]> = {
+          [Symbol.asyncIterator]: () => {
+            const it = s.incoming[Symbol.asyncIterator]();
+            return {
+              next: async () => {
+                if (state.on) await released;
+                return it.next();
+              },
+              return: async () => (await it.return?.()) ?? { done: true, value: undefined },
+            };
+          },
+        };
+        return new Proxy(s, {
+          get(target, p) {
+            if (p === "incoming") return incoming;
+            const v = Reflect.get(target, p, target) as unknown;
+            return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+          },
+        }) as WireStream;
+      },
+    }),
+  };
+  return state;
 }
 
 /** A target peer `t`, an honest peer `n` that joined it, and a raw (membership-less) attacker `r`. */
@@ -332,7 +372,10 @@ describe("membership refuses bad input", () => {
     await send(
       create(GossipMessageSchema, {
         tag: GossipMessage_Tag.EMPTY,
-        content: { case: "dataUpdate", value: create(DataUpdateSchema, { nonce: 9n, data: [poisoned], msgType: PullMsgType.IDENTITY_MSG }) },
+        content: {
+          case: "dataUpdate",
+          value: create(DataUpdateSchema, { nonce: 9n, data: [poisoned], msgType: PullMsgType.IDENTITY_MSG }),
+        },
       }),
     );
     assert.equal(refused(`identity/${ErrorCode.BadSignature}`), 1);
@@ -380,7 +423,10 @@ describe("membership refuses bad input", () => {
     await hello.respond(
       create(GossipMessageSchema, {
         tag: GossipMessage_Tag.EMPTY,
-        content: { case: "dataDig", value: create(DataDigestSchema, { nonce, digests: [offered.pkiId], msgType: PullMsgType.IDENTITY_MSG }) },
+        content: {
+          case: "dataDig",
+          value: create(DataDigestSchema, { nonce, digests: [offered.pkiId], msgType: PullMsgType.IDENTITY_MSG }),
+        },
       }),
     );
     await sim.clock.advanceUntil(() => requests.got.length > 0, { stepMs: 100, maxMs: 2_000 });
@@ -405,6 +451,31 @@ describe("membership refuses bad input", () => {
     hellos.stop();
     requests.stop();
     healthy();
+    await sim.close();
+  });
+
+  it("a peer that keeps asking and never reads gets a bounded number of answers queued; the rest are dropped (Overflow)", async () => {
+    const sim = new Sim(35);
+    let sent = 0;
+    const metrics = { ...noopMembershipMetrics, sent: (kind: string) => void (kind === "membership_response" && sent++) };
+    const t = sim.add("t", { metrics });
+    const n = sim.add("n", { bootstrap: ["t:7051"] });
+    const stall = stallableReads();
+    const r = sim.add("r", { raw: true, comm: { sendBuffSize: 10_000 }, wrapDialer: stall.wrap });
+    await sim.converge(() => 1, 10_000, 100);
+    const to = { endpoint: t.endpoint, pkiId: t.comm.pkiId };
+    await r.comm.send(request(alive(r.crypto, { endpoint: "r:7051", seq: 1n })), to);
+    await sim.clock.advance(100);
+    stall.on = true;
+    const before = sent;
+    const asked = 390;
+    for (let i = 0; i < asked; i++) void r.comm.send(request(alive(r.crypto, { endpoint: "r:7051", seq: BigInt(i + 2) })), to);
+    await sim.clock.advance(500);
+    const overflow = t.membership.stats().refused[`membership_request/${ErrorCode.Overflow}`] ?? 0;
+    assert.ok(overflow > 0, "answers beyond the bound are dropped");
+    assert.equal(sent - before + overflow, asked, "every request is answered or counted");
+    assert.ok(t.membership.alive().some((m) => m.pkiIdHex === pkiIdHex(n.comm.pkiId)));
+    stall.release();
     await sim.close();
   });
 });
