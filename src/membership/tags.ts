@@ -20,7 +20,7 @@ export function illegalTagReason(message: GossipMessage): string | undefined {
       const t = c.value.msgType;
       if (t === PullMsgType.IDENTITY_MSG) return message.tag === GossipMessage_Tag.EMPTY ? undefined : "Tag should be EMPTY";
       if (t === PullMsgType.BLOCK_MSG) return message.tag === GossipMessage_Tag.CHAN_AND_ORG ? undefined : "Tag should be CHAN_AND_ORG";
-      return `Invalid PullMsgType: ${t}`;
+      return `Invalid PullMsgType: ${PullMsgType[t] ?? t}`; // the name, as Fabric prints it
     }
     case "peerIdentity":
       return message.tag === GossipMessage_Tag.ORG_ONLY ? undefined : "Tag should be ORG_ONLY";
