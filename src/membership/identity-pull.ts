@@ -47,7 +47,7 @@ export interface IdentityPullInit {
   }[];
   /** External endpoint of a member (alive, dead, or ourselves), undefined if unknown. */
   readonly externalEndpointOf: (pkiHex: string) => string | undefined;
-  /** Whether the sender (hex PKI-ID) may still cost us `n` signature checks now (its budget). */
+  /** Whether the sender (hex PKI-ID) may still cost us `n` signature checks (or Hello answers) now: its budget. */
   readonly afford: (sender: string, n: number) => boolean;
   /** A refused DataUpdate (or item) and why. */
   readonly refused: (error: GossipError, from: ReceivedMessage) => void;
@@ -270,7 +270,12 @@ export class IdentityPull {
   private onHello(rm: ReceivedMessage, nonce: bigint): void {
     const now = this.init.clock.now();
     this.forgetOldHellos(now);
-    if (this.answered.size >= 4096) return; // a Hello flood must not grow the table without bound
+    // A Hello costs a table entry and an answer: within the sender's budget, so one peer cannot fill the table.
+    if (!this.init.afford(pkiIdHex(rm.connection.pkiId), 1)) {
+      this.init.refused(new GossipError(ErrorCode.RateLimited, "Hellos over the peer's budget"), rm);
+      return;
+    }
+    if (this.answered.size >= 4096) return; // many peers together: still bounded
     this.answered.set(nonce, now);
     const digests = this.egress(rm).map((hex) => Buffer.from(hex, "hex"));
     if (digests.length === 0) return;

@@ -9,6 +9,7 @@ import { pkiIdHex } from "../../src/core/identity.js";
 import {
   DataDigestSchema,
   DataUpdateSchema,
+  GossipHelloSchema,
   type Envelope,
   GossipMessage_Tag,
   GossipMessageSchema,
@@ -476,6 +477,27 @@ describe("membership refuses bad input", () => {
     assert.equal(sent - before + overflow, asked, "every request is answered or counted");
     assert.ok(t.membership.alive().some((m) => m.pkiIdHex === pkiIdHex(n.comm.pkiId)));
     stall.release();
+    await sim.close();
+  });
+
+  it("identity pull: a Hello flood from one peer is limited by its budget and does not keep others' Hellos unanswered", async () => {
+    const { sim, t, r, refused, healthy } = await setup(36, { rawSendBuffer: 10_000 });
+    const r2 = sim.add("r2", { raw: true });
+    const to = { endpoint: t.endpoint, pkiId: t.comm.pkiId };
+    const hello = (nonce: bigint) =>
+      create(GossipMessageSchema, {
+        tag: GossipMessage_Tag.EMPTY,
+        content: { case: "hello", value: create(GossipHelloSchema, { nonce, msgType: PullMsgType.IDENTITY_MSG }) },
+      });
+    for (let i = 1; i <= 5000; i++) void r.comm.send(hello(BigInt(i)), to);
+    await sim.clock.advance(200);
+    const digests = record(r2.comm, (rm) => rm.message.content.case === "dataDig");
+    await r2.comm.send(hello(99_999n), to);
+    await sim.clock.advance(200);
+    assert.equal(digests.got.length, 1, "r2's Hello is answered");
+    assert.ok(refused(`identity/${ErrorCode.RateLimited}`) > 4000);
+    digests.stop();
+    healthy();
     await sim.close();
   });
 });
