@@ -2,8 +2,9 @@
  * Fabric's identity pull (cert store, §4.2): peers exchange signed
  * PeerIdentity messages through Hello → DataDigest → DataRequest → DataUpdate
  * (IDENTITY_MSG), so that we can verify alive messages of peers that never
- * connected to us. Both sides: the initiator (a round every pull interval)
- * and the responder (answers on the connection the request came on).
+ * connected to us. Here: the store of signed PeerIdentity messages, the
+ * initiator (a round every pull interval) and the ingress of updates; the
+ * responder is {@link IdentityPullResponder}.
  */
 import { create } from "@bufbuild/protobuf";
 import type { Clock } from "../core/clock.js";
@@ -14,13 +15,9 @@ import { ErrorCode, GossipError } from "../core/errors.js";
 import { bytesEqual, type PeerIdentity, type PkiId, pkiIdHex } from "../core/identity.js";
 import type { ReceivedMessage } from "../core/received-message.js";
 import {
-  DataDigestSchema,
   DataRequestSchema,
-  DataUpdateSchema,
   type Envelope,
   type GossipMessage,
-  GossipMessage_Tag,
-  GossipMessageSchema,
   GossipHelloSchema,
   PeerIdentitySchema,
   PullMsgType,
@@ -28,6 +25,7 @@ import {
 import type { MembershipConfig } from "./config.js";
 import { hex as hexOf } from "./hex.js";
 import type { IdentityMapper } from "./identity-mapper.js";
+import { IdentityPullResponder, pullMessage } from "./identity-pull-responder.js";
 import { pickRandom } from "./routing.js";
 
 /** What the identity pull needs from its owner. */
@@ -74,16 +72,11 @@ export function randomNonce(random: () => number): bigint {
   return n === 0n ? 1n : n;
 }
 
-function pullMessage(content: GossipMessage["content"]): GossipMessage {
-  return create(GossipMessageSchema, { tag: GossipMessage_Tag.EMPTY, content });
-}
-
-/** The identity pull engine (initiator and responder). */
+/** The identity pull engine: the initiator and the ingress of updates here, the responder in {@link IdentityPullResponder}. */
 export class IdentityPull {
   /** Signed PeerIdentity messages by PKI-ID hex: ours and the pulled ones. */
   private readonly store = new Map<string, Envelope>();
-  /** Hello nonces we answered, with when they were remembered. */
-  private readonly answered = new Map<bigint, number>();
+  private readonly responder: IdentityPullResponder;
   private round: Round | undefined;
   private readonly timers = new Set<unknown>();
   private stopped = false;
@@ -96,6 +89,7 @@ export class IdentityPull {
       value: create(PeerIdentitySchema, { pkiId, cert: crypto.identity }),
     });
     this.store.set(pkiIdHex(pkiId), init.comm.sign(own));
+    this.responder = new IdentityPullResponder({ ...init, items: this.store });
     this.schedule(() => this.tick(), init.config.pullIntervalMs);
   }
 
@@ -120,9 +114,9 @@ export class IdentityPull {
   /** Handles a Hello, DataDigest, DataRequest or DataUpdate of IDENTITY_MSG. */
   handle(rm: ReceivedMessage): void {
     const c = rm.message.content;
-    if (c.case === "hello") this.onHello(rm, c.value.nonce);
+    if (c.case === "hello") this.responder.onHello(rm, c.value.nonce);
     else if (c.case === "dataDig") this.onDigest(rm, c.value.nonce, c.value.digests);
-    else if (c.case === "dataReq") this.onRequest(rm, c.value.nonce, c.value.digests);
+    else if (c.case === "dataReq") this.responder.onRequest(rm, c.value.nonce, c.value.digests);
     else if (c.case === "dataUpdate") this.onUpdate(rm, c.value.nonce, c.value.data);
   }
 
@@ -263,72 +257,6 @@ export class IdentityPull {
       throw GossipError.from(e, ErrorCode.BadSignature);
     }
     return { pkiId, cert };
-  }
-
-  // --- responder -------------------------------------------------------------
-
-  private onHello(rm: ReceivedMessage, nonce: bigint): void {
-    const now = this.init.clock.now();
-    this.forgetOldHellos(now);
-    // A Hello costs a table entry and an answer: within the sender's budget, so one peer cannot fill the table.
-    if (!this.init.afford(pkiIdHex(rm.connection.pkiId), 1)) {
-      this.init.refused(new GossipError(ErrorCode.RateLimited, "Hellos over the peer's budget"), rm);
-      return;
-    }
-    if (this.answered.size >= 4096) return; // many peers together: still bounded
-    this.answered.set(nonce, now);
-    const digests = this.egress(rm).map((hex) => Buffer.from(hex, "hex"));
-    if (digests.length === 0) return;
-    const digest = pullMessage({ case: "dataDig", value: create(DataDigestSchema, { nonce, digests, msgType: PullMsgType.IDENTITY_MSG }) });
-    this.answer(rm, digest);
-  }
-
-  private onRequest(rm: ReceivedMessage, nonce: bigint, digests: Uint8Array[]): void {
-    this.forgetOldHellos(this.init.clock.now());
-    if (!this.answered.has(nonce)) return;
-    const allowed = new Set(this.egress(rm));
-    const data: Envelope[] = [];
-    for (const d of digests.slice(0, this.init.config.maxMembershipResponseEntries)) {
-      const hex = hexOf(d);
-      const env = this.store.get(hex);
-      if (env !== undefined && allowed.has(hex)) data.push(env);
-    }
-    if (data.length === 0) return;
-    this.answer(
-      rm,
-      pullMessage({ case: "dataUpdate", value: create(DataUpdateSchema, { nonce, data, msgType: PullMsgType.IDENTITY_MSG }) }),
-    );
-  }
-
-  private answer(rm: ReceivedMessage, message: GossipMessage): void {
-    if (this.init.reply(rm, message)) this.init.sent();
-    else this.init.refused(new GossipError(ErrorCode.Overflow, "the requester does not read its earlier answers"), rm);
-  }
-
-  /** The items the requester may see (Fabric's egress filter by the requester's organization). */
-  private egress(rm: ReceivedMessage): string[] {
-    let org: string | undefined;
-    try {
-      org = this.init.crypto.organizationOf(rm.connection.identity);
-    } catch {
-      org = undefined;
-    }
-    if (org === undefined) return []; // "Failed determining organization of"
-    const items = [...this.store.keys()];
-    if (org === this.init.selfOrg) return items;
-    return items.filter((hex) => {
-      const ep = this.init.externalEndpointOf(hex);
-      if (ep === undefined || ep === "") return false;
-      const itemOrg = this.init.mapper.peekOrganization(hex);
-      return itemOrg === this.init.selfOrg || itemOrg === org;
-    });
-  }
-
-  private forgetOldHellos(now: number): void {
-    for (const [n, at] of this.answered) {
-      if (now - at > this.init.config.requestWaitTimeMs) this.answered.delete(n);
-      else break; // insertion order = time order
-    }
   }
 
   private schedule(fn: () => void, ms: number): void {
