@@ -77,7 +77,6 @@ export class Membership {
   /** The effective configuration. */
   readonly config: MembershipConfig;
 
-  private readonly comm: Comm;
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly metrics: MembershipMetrics;
@@ -95,54 +94,39 @@ export class Membership {
   private readonly protectedEndpoints: Set<string>;
   private readonly refusals: Refusals;
   private readonly scheduler: Scheduler;
-  private readonly inbox: Inbox;
-  private readonly periodic: PeriodicWork;
   private stopped: Promise<void> | undefined;
 
   constructor(init: MembershipInit) {
-    this.config = resolveMembershipConfig(init.options);
-    this.comm = init.comm;
-    const crypto = init.crypto;
-    this.clock = init.clock ?? systemClock;
-    const clock = this.clock;
-    const config = this.config;
+    const config = resolveMembershipConfig(init.options);
+    const { comm, crypto } = init;
+    const clock = init.clock ?? systemClock;
     const wall = init.wallClockMs ?? Date.now;
     const log = (init.logger ?? silentLogger).child({ component: "gossip.discovery" });
-    this.log = log;
-    const limiter = new LogLimiter(() => clock.now());
-    this.scheduler = new Scheduler(clock, log);
-    this.metrics = init.metrics ?? noopMembershipMetrics;
+    const metrics = init.metrics ?? noopMembershipMetrics;
     const random = init.random ?? Math.random;
-    this.refusals = new Refusals(this.metrics, log, limiter);
-    this.selfPkiId = crypto.pkiIdOf(crypto.identity);
-    this.selfHex = pkiIdHex(this.selfPkiId);
-    this.selfOrg = crypto.organizationOf(crypto.identity);
-    const selfOrg = this.selfOrg;
-    const self = new SelfAlive({ crypto, clock, config, wallClockMs: wall, pkiId: this.selfPkiId });
-    this.selfAlive = self;
-    this.protectedEndpoints = new Set(config.bootstrapPeers);
-    this.eventStream = new EventStream(eventCapacity, () => log.debug({}, "membership event subscriber fell behind; oldest event dropped"));
-    this.events = this.eventStream;
-    if (self.endpoint === "") log.warn({}, "External endpoint is empty, peer will not be accessible outside of its organization");
-    this.mapper = new IdentityMapper({
+    const limiter = new LogLimiter(() => clock.now());
+    const scheduler = new Scheduler(clock, log);
+    const refusals = new Refusals(metrics, log, limiter);
+    const selfPkiId = crypto.pkiIdOf(crypto.identity);
+    const selfHex = pkiIdHex(selfPkiId);
+    const selfOrg = crypto.organizationOf(crypto.identity);
+    const self = new SelfAlive({ crypto, clock, config, wallClockMs: wall, pkiId: selfPkiId });
+    const protectedEndpoints = new Set(config.bootstrapPeers);
+    const mapper = new IdentityMapper({
       crypto,
       clock,
       wallClockMs: wall,
       onRemoved: (pkiId) => {
-        this.comm.closeConn({ pkiId, endpoint: "" });
-        this.pull.remove(pkiId);
+        comm.closeConn({ pkiId, endpoint: "" });
+        pull.remove(pkiId);
       },
     });
-    const mapper = this.mapper;
-    this.view = new View(this.selfHex, (type, k) => this.changed(type, k));
-    const view = this.view;
-    this.store = new AliveStore(config.aliveExpirationTimeoutMs * config.msgExpirationFactor);
+    const view = new View(selfHex, (type, k) => this.changed(type, k));
+    const store = new AliveStore(config.aliveExpirationTimeoutMs * config.msgExpirationFactor);
     const budget = new RateBudget(config.maxVerificationsPerPeerPerSecond);
     const replies = new Replies();
-    const comm = this.comm;
-    const metrics = this.metrics;
-    this.adapter = new CommAdapter({ comm, clock, config, mapper, view, metrics, random, selfOrg });
-    this.pull = new IdentityPull({
+    const adapter = new CommAdapter({ comm, clock, config, mapper, view, metrics, random, selfOrg });
+    const pull = new IdentityPull({
       comm,
       crypto,
       mapper,
@@ -151,13 +135,13 @@ export class Membership {
       random,
       selfOrg,
       targets: () => view.alive().map((k) => ({ pkiId: k.pkiId, pkiHex: k.pkiHex, endpoint: preferredEndpoint(k) })),
-      externalEndpointOf: (hex) => (hex === this.selfHex ? self.endpoint : view.get(hex)?.endpoint),
-      refused: (error, rm) => this.refusals.refuse("identity", error, pkiIdHex(rm.connection.pkiId)),
+      externalEndpointOf: (hex) => (hex === selfHex ? self.endpoint : view.get(hex)?.endpoint),
+      refused: (error, rm) => refusals.refuse("identity", error, pkiIdHex(rm.connection.pkiId)),
       reply: (rm, message) => replies.send(rm, message),
       afford: (sender, n) => budget.take(sender, clock.now(), n),
       sent: () => metrics.sent("identity_pull"),
     });
-    this.connector = new Connector({
+    const connector = new Connector({
       comm,
       crypto,
       clock,
@@ -166,15 +150,12 @@ export class Membership {
       random,
       log,
       limiter,
-      signal: this.scheduler.signal,
+      signal: scheduler.signal,
       buildRequest: (nonce, sameOrg) => membershipRequest(sameOrg ? self.sign() : withoutSecret(self.sign()), nonce),
       externalEndpoint: () => self.endpoint,
-      requested: (pkiId) => this.adapter.markRequested(pkiIdHex(pkiId)),
+      requested: (pkiId) => adapter.markRequested(pkiIdHex(pkiId)),
     });
-    const store = this.store;
-    const { adapter, connector, pull, refusals, scheduler, protectedEndpoints } = this;
-    const selfHex = this.selfHex;
-    this.inbox = new Inbox({
+    const inbox = new Inbox({
       comm,
       crypto,
       clock,
@@ -195,7 +176,7 @@ export class Membership {
       refusals,
       replies,
     });
-    this.periodic = new PeriodicWork({
+    const periodic = new PeriodicWork({
       comm,
       clock,
       config,
@@ -211,21 +192,41 @@ export class Membership {
       protectedEndpoints,
     });
 
-    const sc = this.scheduler;
-    sc.consume(comm.accept(isMembershipMessage), (rm) => this.inbox.handle(rm));
-    sc.consume(comm.presumedDead, (e) => {
-      if (e.pkiId.length > 0) this.periodic.expire(pkiIdHex(e.pkiId), "presumed dead");
+    this.config = config;
+    this.clock = clock;
+    this.log = log;
+    this.metrics = metrics;
+    this.selfPkiId = selfPkiId;
+    this.selfHex = selfHex;
+    this.selfOrg = selfOrg;
+    this.selfAlive = self;
+    this.mapper = mapper;
+    this.view = view;
+    this.store = store;
+    this.adapter = adapter;
+    this.pull = pull;
+    this.connector = connector;
+    this.protectedEndpoints = protectedEndpoints;
+    this.refusals = refusals;
+    this.scheduler = scheduler;
+    this.eventStream = new EventStream(eventCapacity, () => log.debug({}, "membership event subscriber fell behind; oldest event dropped"));
+    this.events = this.eventStream;
+
+    if (self.endpoint === "") log.warn({}, "External endpoint is empty, peer will not be accessible outside of its organization");
+    scheduler.consume(comm.accept(isMembershipMessage), (rm) => inbox.handle(rm));
+    scheduler.consume(comm.presumedDead, (e) => {
+      if (e.pkiId.length > 0) periodic.expire(pkiIdHex(e.pkiId), "presumed dead");
     });
-    sc.consume(comm.identitySwitch, (e) => {
+    scheduler.consume(comm.identitySwitch, (e) => {
       const hex = pkiIdHex(e.oldPkiId);
       if (view.get(hex) !== undefined) log.debug({ pkiId: hex }, `Purging ${hex} from membership`);
       view.remove(hex);
     });
-    sc.consume(comm.connectionEvents, (e) => {
-      if (e.type === "connected") this.inbox.learnIdentity(e.connection.pkiId, e.connection.identity);
+    scheduler.consume(comm.connectionEvents, (e) => {
+      if (e.type === "connected") inbox.learnIdentity(e.connection.pkiId, e.connection.identity);
     });
-    this.periodic.start();
-    for (const ep of config.bootstrapPeers) this.connector.connect(ep);
+    periodic.start();
+    for (const ep of config.bootstrapPeers) connector.connect(ep);
   }
 
   // --- public API ------------------------------------------------------------
