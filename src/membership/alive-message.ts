@@ -150,6 +150,23 @@ export function parseAlive(envelope: Envelope, message?: GossipMessage): ParsedA
   };
 }
 
+/**
+ * A membership response entry, parsed as Fabric treats it (§3.7): throws
+ * `MalformedMessage` (which aborts the rest of the response) when it is not
+ * an alive message, or lacks the membership or timestamp Fabric dereferences
+ * unchecked; returns a `MalformedMessage` error, which only skips the entry,
+ * when Fabric's ValidateAliveMsg would refuse it (no PKI-ID, no signature).
+ */
+export function parseAliveEntry(envelope: Envelope): ParsedAlive | GossipError {
+  if (envelope.payload.length === 0) throw invalid("missing payload");
+  const m = parseGossipMessage(envelope.payload);
+  if (m.content.case !== "aliveMsg") throw invalid(`expected an alive message, got ${m.content.case ?? "nothing"}`);
+  const { membership, timestamp } = m.content.value;
+  if (membership === undefined || timestamp === undefined) throw invalid("missing membership or timestamp");
+  if (membership.pkiId.length === 0 || envelope.signature.length === 0) return invalid("missing PKI-ID or signature");
+  return parseAlive(envelope, m);
+}
+
 /** Where {@link validateAlive} gets identities: the identity mapper. */
 export interface IdentitySource {
   /** Validates and stores `identity` for `pkiId`; throws `InvalidIdentity`. */

@@ -15,7 +15,7 @@ import { type PkiId, pkiIdHex } from "../core/identity.js";
 import type { LogLimiter, Logger } from "../core/logger.js";
 import type { ReceivedMessage } from "../core/received-message.js";
 import { GossipMessage_Tag, GossipMessageSchema, MembershipResponseSchema, PullMsgType } from "../gen/gossip/message_pb.js";
-import { type ParsedAlive, parseAlive, validateAlive } from "./alive-message.js";
+import { type ParsedAlive, parseAlive, parseAliveEntry, validateAlive } from "./alive-message.js";
 import type { AliveStore } from "./alive-store.js";
 import type { CommAdapter } from "./comm-adapter.js";
 import type { MembershipConfig } from "./config.js";
@@ -191,7 +191,11 @@ export class Inbox {
     const solicited = acked || adapter.takeRequested(sender);
     const now = clock.now();
     for (const env of res.alive) {
-      const a = parseAlive(env); // a malformed entry aborts the rest, as in Fabric
+      const a = parseAliveEntry(env); // a malformed entry aborts the rest, as in Fabric; an invalid one is skipped
+      if (a instanceof GossipError) {
+        this.refuse("membership_response", a, rm);
+        continue;
+      }
       if (!this.freshForView(a)) continue;
       if (!solicited && !budget.take(sender, now)) {
         throw new GossipError(ErrorCode.RateLimited, "unsolicited membership response over the peer's budget");
@@ -205,7 +209,11 @@ export class Inbox {
       view.handleAlive(a, now);
     }
     for (const env of res.dead) {
-      const a = parseAlive(env);
+      const a = parseAliveEntry(env);
+      if (a instanceof GossipError) {
+        this.refuse("membership_response", a, rm);
+        continue;
+      }
       if (view.get(a.pkiHex) !== undefined || !this.freshForView(a)) continue;
       if (!solicited && !budget.take(sender, now)) {
         throw new GossipError(ErrorCode.RateLimited, "unsolicited membership response over the peer's budget");

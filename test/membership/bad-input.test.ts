@@ -500,4 +500,29 @@ describe("membership refuses bad input", () => {
     healthy();
     await sim.close();
   });
+
+  it("a response entry Fabric's ValidateAliveMsg rejects (unsigned, no PKI-ID) is skipped, not the rest (§3.7, §6.10)", async () => {
+    const { sim, t, send, refused, healthy } = await setup(37);
+    const s1 = new FakeCrypto("Org1MSP", sim.trust);
+    const s2 = new FakeCrypto("Org1MSP", sim.trust);
+    const s3 = new FakeCrypto("Org1MSP", sim.trust);
+    const unsigned: Envelope = { ...alive(s1, { endpoint: "s1:1" }), signature: new Uint8Array(0) };
+    const noPkiId = signAlive(
+      s2,
+      aliveMessage({
+        endpoint: "s2:1",
+        pkiId: new Uint8Array(0),
+        metadata: new Uint8Array(0),
+        timestamp: { incNum: 1n, seqNum: 1n },
+        identity: s2.identity,
+      }),
+      "",
+    );
+    await send(response([unsigned, noPkiId, alive(s3, { endpoint: "s3:1" })]));
+    assert.equal(refused(`membership_response/${ErrorCode.MalformedMessage}`), 2);
+    assert.equal(t.membership.lookup(s1.pkiId), undefined);
+    assert.equal(t.membership.lookup(s3.pkiId)?.state, "alive", "the entry after them is processed");
+    healthy();
+    await sim.close();
+  });
 });
