@@ -77,6 +77,11 @@ export class IdentityPullResponder {
   onRequest(rm: ReceivedMessage, nonce: bigint, digests: Uint8Array[]): void {
     this.forgetOldHellos(this.init.clock.now());
     if (!this.answered.has(nonce)) return;
+    // Each answer costs us work: within the sender's budget, or one Hello would buy any number of updates.
+    if (!this.init.afford(pkiIdHex(rm.connection.pkiId), 1)) {
+      this.init.refused(new GossipError(ErrorCode.RateLimited, "DataRequests over the peer's budget"), rm);
+      return;
+    }
     const allowed = new Set(this.egress(rm));
     const data: Envelope[] = [];
     for (const d of digests.slice(0, this.init.config.maxMembershipResponseEntries)) {

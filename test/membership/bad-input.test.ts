@@ -8,9 +8,11 @@ import { ErrorCode } from "../../src/core/errors.js";
 import { pkiIdHex } from "../../src/core/identity.js";
 import {
   DataDigestSchema,
+  DataRequestSchema,
   DataUpdateSchema,
   GossipHelloSchema,
   type Envelope,
+  type GossipMessage,
   GossipMessage_Tag,
   GossipMessageSchema,
   MembershipRequestSchema,
@@ -522,6 +524,26 @@ describe("membership refuses bad input", () => {
     assert.equal(refused(`membership_response/${ErrorCode.MalformedMessage}`), 2);
     assert.equal(t.membership.lookup(s1.pkiId), undefined);
     assert.equal(t.membership.lookup(s3.pkiId)?.state, "alive", "the entry after them is processed");
+    healthy();
+    await sim.close();
+  });
+
+  it("identity pull: DataRequests on a remembered Hello nonce cost the sender's budget (no unbounded answers to one Hello)", async () => {
+    const { sim, t, r, refused, healthy } = await setup(38, { verifications: 10, rawSendBuffer: 10_000 });
+    const to = { endpoint: t.endpoint, pkiId: t.comm.pkiId };
+    const updates = record(r.comm, (rm) => rm.message.content.case === "dataUpdate");
+    const pull = (content: GossipMessage["content"]) => create(GossipMessageSchema, { tag: GossipMessage_Tag.EMPTY, content });
+    await r.comm.send(pull({ case: "hello", value: create(GossipHelloSchema, { nonce: 7n, msgType: PullMsgType.IDENTITY_MSG }) }), to);
+    await sim.clock.advance(50);
+    const req = pull({
+      case: "dataReq",
+      value: create(DataRequestSchema, { nonce: 7n, digests: [t.comm.pkiId], msgType: PullMsgType.IDENTITY_MSG }),
+    });
+    for (let i = 0; i < 100; i++) void r.comm.send(req, to);
+    await sim.clock.advance(200);
+    assert.ok(updates.got.length > 0 && updates.got.length <= 20, `${updates.got.length} updates for 100 requests`);
+    assert.ok(refused(`identity/${ErrorCode.RateLimited}`) >= 80);
+    updates.stop();
     healthy();
     await sim.close();
   });
