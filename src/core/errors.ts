@@ -67,6 +67,18 @@ export enum ErrorCode {
   Remote = "remote",
   /** A bug or an unexpected platform error. */
   Internal = "internal",
+  /** A message's tag is not the one its content requires (Fabric's tag legality rules). */
+  IllegalTag = "illegal_tag",
+  /** A message is not newer than one already seen from its origin (replayed or older timestamp). */
+  StaleMessage = "stale_message",
+  /** No identity could be obtained for the PKI-ID a message claims (Fabric's "Don't have certificate"). */
+  UnknownIdentity = "unknown_identity",
+  /** A message claims to come from a PKI-ID other than the one authenticated on its connection. */
+  SenderMismatch = "sender_mismatch",
+  /** A peer's message claims our own PKI-ID. */
+  OwnPkiId = "own_pki_id",
+  /** The request is not allowed for this requester (e.g. the disclosure policy forbids answering it). */
+  Forbidden = "forbidden",
 }
 
 /**
@@ -121,6 +133,12 @@ const grpcStatusOf: Record<ErrorCode, GrpcStatusCode> = {
   [ErrorCode.Canceled]: GrpcStatus.Canceled,
   [ErrorCode.Remote]: GrpcStatus.Unknown,
   [ErrorCode.Internal]: GrpcStatus.Internal,
+  [ErrorCode.IllegalTag]: GrpcStatus.InvalidArgument,
+  [ErrorCode.StaleMessage]: GrpcStatus.InvalidArgument,
+  [ErrorCode.UnknownIdentity]: GrpcStatus.Unauthenticated,
+  [ErrorCode.SenderMismatch]: GrpcStatus.PermissionDenied,
+  [ErrorCode.OwnPkiId]: GrpcStatus.InvalidArgument,
+  [ErrorCode.Forbidden]: GrpcStatus.PermissionDenied,
 };
 
 /** Codes that mean "the remote failed to authenticate" (counted as handshake refusals). */

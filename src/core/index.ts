@@ -53,3 +53,5 @@ export { type Dialer, type WireStream, writeTaken } from "./transport.js";
 export { type Clock, sleep, systemClock } from "./clock.js";
 export { X509CryptoService, type X509CryptoOptions } from "./x509-crypto.js";
 export { curveOrders, encodeDerSignature, isLowS, parseDerSignature, toLowS } from "./ecdsa.js";
+export { VirtualClock } from "./virtual-clock.js";
+export { type MemoryEndpointOptions, type MemoryListener, MemoryNetwork, type MemoryNetworkOptions } from "./memory-transport.js";
