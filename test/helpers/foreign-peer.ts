@@ -639,7 +639,14 @@ export class ForeignPeer {
     for (const c of this.conns.values()) closeStream(c.stream);
     this.conns.clear();
     for (const c of this.clients) c.close();
-    await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
+    // A graceful shutdown waits for every open call, and a remote may keep one
+    // open (it redials a peer it believes alive): bounded, then forced.
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, 500);
+      this.server.tryShutdown(() => resolve());
+    });
+    clearTimeout(timer);
     this.server.forceShutdown();
   }
 }
