@@ -88,7 +88,7 @@ describe("members", () => {
         result: "members",
         pkiId: f1.pkiIdHex,
         organization: "Org1MSP",
-        alive: 2,
+        alive: 3,
         dead: 1,
       },
     );
@@ -138,15 +138,20 @@ describe("members", () => {
       },
     );
     assert.match(String(responder?.started), /^\d{4}-\d\d-\d\dT/);
-    // The peer learned us from the request (with the internal endpoint nobody listens on).
+    // The peer learned us from the request (with the internal endpoint nobody listens on), and lists us too.
     assert.equal(f1.member(org1Pki)?.internalEndpoint, "127.0.0.1:0");
+    const us = byId.get(org1Pki);
+    assert.deepEqual(
+      { us: us?.us, internalEndpoint: us?.internalEndpoint, signature: us?.signature },
+      { us: true, internalEndpoint: "127.0.0.1:0", signature: "valid" },
+    );
   });
 
   it("prints a table for people", async () => {
     const r = await cli(["members", f1.endpoint, "--identity", org1Dir]);
     assert.equal(r.code, 0, r.stderr);
     const text = r.stdout;
-    assert.match(text, new RegExp(`^membership view of ${f1.endpoint} \\(PKI-ID ${f1.pkiIdHex}, Org1MSP\\): 2 alive, 1 dead`));
+    assert.match(text, new RegExp(`^membership view of ${f1.endpoint} \\(PKI-ID ${f1.pkiIdHex}, Org1MSP\\): 3 alive, 1 dead`));
     assert.match(text, /PKI-ID\s+ORG\s+ENDPOINT\s+INTERNAL\s+STATE\s+STARTED \(inc_num\)\s+SEQ\s+SIGNATURE/);
     assert.match(text, new RegExp(`${f2.pkiIdHex.slice(0, 16)}\\s+Org1MSP\\s+-\\s+${f2.endpoint}\\s+alive`));
     assert.match(text, new RegExp(`${f1.pkiIdHex.slice(0, 16)}.*valid \\(responder\\)`));
@@ -178,7 +183,7 @@ describe("members", () => {
     assert.equal(r.code, 0, r.stderr);
     const members = lines(r.stdout).slice(0, -1);
     const ids = members.map((m) => m.pkiId).sort();
-    assert.deepEqual(ids, [f1.pkiIdHex, g1.pkiIdHex].sort());
+    assert.deepEqual(ids, [f1.pkiIdHex, g1.pkiIdHex, org2Pki].sort());
     assert.ok(
       members.every((m) => m.internalEndpoint === null && m.signature === "valid"),
       JSON.stringify(members),

@@ -986,7 +986,8 @@ export class ForeignDiscoveryPeer {
     const strip = this.orgOf(fromHex) !== this.mspId;
     const res = new gossip.MembershipResponse();
     for (const x of this.alive()) {
-      if (x.pkiIdHex !== fromHex && this.disclose(fromHex, x.pkiIdHex)) res.addAlive(strip ? withoutSecret(x.stored) : x.stored);
+      // The requester too, just learned from its request (Fabric's aliveMembership holds it).
+      if (this.disclose(fromHex, x.pkiIdHex)) res.addAlive(strip ? withoutSecret(x.stored) : x.stored);
     }
     for (const x of this.dead()) {
       if (this.disclose(fromHex, x.pkiIdHex)) res.addDead(strip ? withoutSecret(x.stored) : x.stored);

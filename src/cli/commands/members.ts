@@ -164,7 +164,7 @@ export const membersCommand: Command = {
         await pullIdentities(comm, crypto, peer, wanted, book, { digestWaitMs, responseWaitMs }, randomBytes(8).readBigUInt64BE());
       }
       const entries = checkEntries(crypto, response, book);
-      print(out, endpoint, remoteHex, remoteOrg, nonce, entries);
+      print(out, endpoint, remoteHex, remoteOrg, nonce, entries, pkiIdHex(comm.pkiId));
       return 0;
     } finally {
       await comm.stop();
@@ -172,7 +172,15 @@ export const membersCommand: Command = {
   },
 };
 
-function print(out: Output, endpoint: string, responder: string, org: string, nonce: bigint, entries: readonly MemberEntry[]): void {
+function print(
+  out: Output,
+  endpoint: string,
+  responder: string,
+  org: string,
+  nonce: bigint,
+  entries: readonly MemberEntry[],
+  us: string,
+): void {
   const alive = entries.filter((e) => e.state === "alive").length;
   const dead = entries.length - alive;
   if (out.json) {
@@ -191,6 +199,7 @@ function print(out: Output, endpoint: string, responder: string, org: string, no
           signature: e.signature,
           identity: e.identitySource ?? null,
           responder: e.responder,
+          us: e.pkiId === us,
           ...(e.note ? { note: e.note } : {}),
         },
         "result",
@@ -209,7 +218,7 @@ function print(out: Output, endpoint: string, responder: string, org: string, no
     e.state,
     incNumDate(e.incNum) ?? String(e.incNum),
     String(e.seqNum),
-    `${e.signature}${e.responder ? " (responder)" : ""}`,
+    `${e.signature}${e.responder ? " (responder)" : ""}${e.pkiId === us ? " (us)" : ""}`,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const fmt = (r: readonly string[]) =>
