@@ -4,28 +4,24 @@
  * MembershipResponse with the same nonce, an identity pull for the entries
  * whose identity we lack, and the verification of every entry.
  */
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import type { Comm } from "../core/comm.js";
 import type { CryptoService } from "../core/crypto.js";
-import { parseGossipMessage, serializeGossipMessage, verifyEnvelope } from "../core/envelope.js";
+import { parseGossipMessage, verifyEnvelope } from "../core/envelope.js";
 import { bytesEqual, type PeerIdentity, pkiIdHex, type RemotePeer } from "../core/identity.js";
 import type { ReceivedMessage } from "../core/received-message.js";
 import {
-  AliveMessageSchema,
   DataRequestSchema,
   type Envelope,
   GossipHelloSchema,
   type GossipMessage,
   GossipMessage_Tag,
   GossipMessageSchema,
-  MemberSchema,
   MembershipRequestSchema,
   type MembershipResponse,
-  PeerTimeSchema,
   PullMsgType,
-  SecretEnvelopeSchema,
-  SecretSchema,
 } from "../gen/gossip/message_pb.js";
+import { aliveMessage, internalEndpointOf, signAlive } from "../membership/alive-message.js";
 
 /** What we say about ourselves in the request. */
 export interface SelfDescription {
@@ -41,31 +37,18 @@ export interface SelfDescription {
 /**
  * Our alive message, signed, with `identity` and (unless `withSecret` is
  * false) a signed secret envelope holding the internal endpoint: what a
- * Fabric peer's Connect puts in `self_information`.
+ * Fabric peer's Connect puts in `self_information`. Built by the membership
+ * layer's own builder.
  */
 export function signedAlive(crypto: CryptoService, self: SelfDescription, withSecret: boolean): Envelope {
-  const message = create(GossipMessageSchema, {
-    tag: GossipMessage_Tag.EMPTY,
-    content: {
-      case: "aliveMsg",
-      value: create(AliveMessageSchema, {
-        membership: create(MemberSchema, { endpoint: self.externalEndpoint, pkiId: crypto.pkiIdOf(crypto.identity) }),
-        timestamp: create(PeerTimeSchema, { incNum: self.incNum, seqNum: self.seqNum }),
-        identity: crypto.identity,
-      }),
-    },
+  const message = aliveMessage({
+    endpoint: self.externalEndpoint,
+    pkiId: crypto.pkiIdOf(crypto.identity),
+    metadata: new Uint8Array(0),
+    timestamp: { incNum: self.incNum, seqNum: self.seqNum },
+    identity: crypto.identity,
   });
-  const payload = serializeGossipMessage(message);
-  let secretEnvelope;
-  if (withSecret) {
-    const secret = serializeGossipSecret(self.internalEndpoint);
-    secretEnvelope = create(SecretEnvelopeSchema, { payload: secret, signature: crypto.sign(secret) });
-  }
-  return { $typeName: "gossip.Envelope", payload, signature: crypto.sign(payload), secretEnvelope };
-}
-
-function serializeGossipSecret(internalEndpoint: string): Uint8Array {
-  return toBinary(SecretSchema, create(SecretSchema, { content: { case: "internalEndpoint", value: internalEndpoint } }));
+  return signAlive(crypto, message, withSecret ? self.internalEndpoint : "");
 }
 
 /** A MembershipRequest (tag EMPTY, `known` empty), sent unsigned. */
@@ -212,10 +195,7 @@ function checkEntry(crypto: CryptoService, e: RawEntry, book: IdentityBook): Mem
     try {
       verifyEnvelope(crypto, identity, e.env);
       signature = "valid";
-      if (e.env.secretEnvelope) {
-        const secret = fromBinary(SecretSchema, e.env.secretEnvelope.payload);
-        internalEndpoint = secret.content.case === "internalEndpoint" ? secret.content.value : undefined;
-      }
+      if (e.env.secretEnvelope) internalEndpoint = internalEndpointOf(e.env) || undefined;
     } catch (err) {
       signature = "invalid";
       note = (err as Error).message;
