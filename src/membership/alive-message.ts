@@ -6,7 +6,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { CryptoService } from "../core/crypto.js";
 import { parseGossipMessage, serializeGossipMessage, verifyEnvelope } from "../core/envelope.js";
 import { ErrorCode, GossipError } from "../core/errors.js";
-import { type PeerIdentity, type PkiId, pkiIdHex } from "../core/identity.js";
+import type { PeerIdentity, PkiId } from "../core/identity.js";
 import {
   AliveMessageSchema,
   type Envelope,
@@ -18,6 +18,7 @@ import {
   SecretEnvelopeSchema,
   SecretSchema,
 } from "../gen/gossip/message_pb.js";
+import { hex } from "./hex.js";
 import type { Timestamp } from "./timestamp.js";
 
 /** What our alive message says about us. */
@@ -52,8 +53,15 @@ export function aliveMessage(c: AliveContent): GossipMessage {
     content: {
       case: "aliveMsg",
       value: create(AliveMessageSchema, {
-        membership: create(MemberSchema, { endpoint: c.endpoint, metadata: c.metadata, pkiId: c.pkiId }),
-        timestamp: create(PeerTimeSchema, { incNum: c.timestamp.incNum, seqNum: c.timestamp.seqNum }),
+        membership: create(MemberSchema, {
+          endpoint: c.endpoint,
+          metadata: c.metadata,
+          pkiId: c.pkiId,
+        }),
+        timestamp: create(PeerTimeSchema, {
+          incNum: c.timestamp.incNum,
+          seqNum: c.timestamp.seqNum,
+        }),
         identity: c.identity ?? new Uint8Array(0),
       }),
     },
@@ -67,10 +75,23 @@ export function aliveMessage(c: AliveContent): GossipMessage {
  */
 export function signAlive(crypto: CryptoService, message: GossipMessage, internalEndpoint: string): Envelope {
   const payload = serializeGossipMessage(message);
-  const env: Envelope = { $typeName: "gossip.Envelope", payload, signature: crypto.sign(payload), secretEnvelope: undefined };
+  const env: Envelope = {
+    $typeName: "gossip.Envelope",
+    payload,
+    signature: crypto.sign(payload),
+    secretEnvelope: undefined,
+  };
   if (internalEndpoint !== "") {
-    const secret = toBinary(SecretSchema, create(SecretSchema, { content: { case: "internalEndpoint", value: internalEndpoint } }));
-    env.secretEnvelope = create(SecretEnvelopeSchema, { payload: secret, signature: crypto.sign(secret) });
+    const secret = toBinary(
+      SecretSchema,
+      create(SecretSchema, {
+        content: { case: "internalEndpoint", value: internalEndpoint },
+      }),
+    );
+    env.secretEnvelope = create(SecretEnvelopeSchema, {
+      payload: secret,
+      signature: crypto.sign(secret),
+    });
   }
   return env;
 }
@@ -78,7 +99,12 @@ export function signAlive(crypto: CryptoService, message: GossipMessage, interna
 /** `env` without its secret envelope (what crosses an organization boundary). */
 export function withoutSecret(env: Envelope): Envelope {
   if (env.secretEnvelope === undefined) return env;
-  return { $typeName: "gossip.Envelope", payload: env.payload, signature: env.signature, secretEnvelope: undefined };
+  return {
+    $typeName: "gossip.Envelope",
+    payload: env.payload,
+    signature: env.signature,
+    secretEnvelope: undefined,
+  };
 }
 
 /** The internal endpoint in `env`'s secret envelope, or "" when it has none or it does not parse. */
@@ -115,7 +141,7 @@ export function parseAlive(envelope: Envelope, message?: GossipMessage): ParsedA
   return {
     envelope,
     pkiId: member.pkiId,
-    pkiHex: pkiIdHex(member.pkiId),
+    pkiHex: hex(member.pkiId),
     endpoint: member.endpoint,
     metadata: member.metadata,
     timestamp: { incNum: ts.incNum, seqNum: ts.seqNum },

@@ -65,7 +65,8 @@ export interface MembershipOptions {
 export type MembershipConfig = Required<MembershipOptions>;
 
 const positive = (name: string, v: number) => {
-  if (!Number.isFinite(v) || v <= 0) throw new GossipError(ErrorCode.Internal, `membership option ${name} must be a positive number, got ${v}`);
+  if (!Number.isFinite(v) || v <= 0)
+    throw new GossipError(ErrorCode.Internal, `membership option ${name} must be a positive number, got ${v}`);
 };
 
 /** Fabric's check of the internal endpoint: `host:port`, exactly one colon, numeric port ≤ 65535. */

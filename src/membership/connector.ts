@@ -65,7 +65,8 @@ export class Connector {
     }
     void this.run(endpoint, anchor).catch((e: unknown) => {
       const error = GossipError.from(e);
-      if (error.code !== ErrorCode.Stopping && !this.init.signal.aborted) this.init.log.warn({ endpoint, err: error.message }, "connect failed");
+      if (error.code !== ErrorCode.Stopping && !this.init.signal.aborted)
+        this.init.log.warn({ endpoint, err: error.message }, "connect failed");
     });
   }
 
@@ -96,7 +97,10 @@ export class Connector {
           throw new GossipError(ErrorCode.UnexpectedPeer, `${endpoint} isn't in our organization, cannot be a bootstrap peer`);
         }
         if (!selfOrg && this.init.externalEndpoint() === "") {
-          this.init.log.warn({ endpoint, org }, `Anchor peer ${endpoint} isn't in our org(${this.init.selfOrg}) and we have no external endpoint, skipping`);
+          this.init.log.warn(
+            { endpoint, org },
+            `Anchor peer ${endpoint} isn't in our org(${this.init.selfOrg}) and we have no external endpoint, skipping`,
+          );
           return;
         }
         remote = hs.pkiId;
@@ -114,7 +118,10 @@ export class Connector {
     const request = this.init.buildRequest(nonce, selfOrg);
     for (let i = 0; i < config.maxConnectionAttempts; i++) {
       if (signal.aborted) return;
-      const acked = await this.sendAndWait(request, nonce, { pkiId: remote, endpoint });
+      const acked = await this.sendAndWait(request, nonce, {
+        pkiId: remote,
+        endpoint,
+      });
       if (acked) {
         this.init.log.debug({ endpoint, pkiId: pkiIdHex(remote) }, "joined through bootstrap peer");
         return;

@@ -1,7 +1,9 @@
 /**
  * Fabric's batching emitter: messages are buffered and emitted together every
  * `latencyMs`, or at once when `burstSize` are buffered; each is emitted
- * `iterations` times, then dropped.
+ * `iterations` times, then dropped. Unlike Fabric's, the timer runs only while
+ * something is buffered (no 100 wake-ups a second on an idle peer); a message
+ * then waits `latencyMs` at most, as in Fabric.
  */
 import type { Clock } from "../core/clock.js";
 
@@ -14,21 +16,25 @@ interface Slot<T> {
 export class BatchingEmitter<T> {
   private buffer: Slot<T>[] = [];
   private timer: unknown;
+  private armed = false;
   private stopped = false;
 
   constructor(
     private readonly clock: Clock,
-    private readonly o: { readonly iterations: number; readonly burstSize: number; readonly latencyMs: number },
+    private readonly o: {
+      readonly iterations: number;
+      readonly burstSize: number;
+      readonly latencyMs: number;
+    },
     private readonly emit: (items: T[]) => void,
-  ) {
-    if (o.iterations > 0) this.arm();
-  }
+  ) {}
 
   /** Buffers `item` (a no-op when iterations is 0 or stopped). */
   add(item: T): void {
     if (this.stopped || this.o.iterations === 0) return;
     this.buffer.push({ item, left: this.o.iterations });
     if (this.buffer.length >= this.o.burstSize) this.flush();
+    if (this.buffer.length > 0) this.arm();
   }
 
   /** Buffered items. */
@@ -44,10 +50,13 @@ export class BatchingEmitter<T> {
   }
 
   private arm(): void {
+    if (this.armed || this.stopped) return;
+    this.armed = true;
     this.timer = this.clock.setTimeout(() => {
+      this.armed = false;
       if (this.stopped) return;
       this.flush();
-      this.arm();
+      if (this.buffer.length > 0) this.arm();
     }, this.o.latencyMs);
   }
 

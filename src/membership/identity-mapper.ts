@@ -7,7 +7,8 @@
 import type { Clock } from "../core/clock.js";
 import type { CryptoService } from "../core/crypto.js";
 import { ErrorCode, GossipError } from "../core/errors.js";
-import { bytesEqual, type PeerIdentity, type PkiId, pkiIdHex } from "../core/identity.js";
+import { bytesEqual, type PeerIdentity, type PkiId } from "../core/identity.js";
+import { hex as pkiIdHex } from "./hex.js";
 import type { IdentitySource } from "./alive-message.js";
 
 interface Stored {
@@ -52,11 +53,16 @@ export class IdentityMapper implements IdentitySource {
 
   /**
    * Validates `identity` (PKI-ID match, trusted, unexpired) and stores it
-   * unless already stored. Throws `PkiIdMismatch` or `InvalidIdentity`.
+   * unless already stored (the same bytes already stored are not validated
+   * again). Throws `PkiIdMismatch` or `InvalidIdentity`.
    */
   put(pkiId: PkiId, identity: PeerIdentity): void {
     if (pkiId.length === 0) throw new GossipError(ErrorCode.MissingPkiId, "PKIID is nil");
     if (identity.length === 0) throw new GossipError(ErrorCode.InvalidIdentity, "identity is nil");
+    // The same bytes for a stored PKI-ID were validated when stored (expiry has its timer): every
+    // alive message of the publish-cert period carries them, and re-validating each costs CPU.
+    const held = this.byHex.get(pkiIdHex(pkiId));
+    if (held !== undefined && bytesEqual(held.identity, identity)) return;
     const c = this.init.crypto;
     let computed: PkiId;
     let organization: string;
@@ -76,7 +82,13 @@ export class IdentityMapper implements IdentitySource {
     if (expiresAt !== undefined && expiresAt.getTime() <= wall) {
       throw new GossipError(ErrorCode.InvalidIdentity, "gossipping peer identity expired");
     }
-    const stored: Stored = { pkiId: pkiId.slice(), identity: identity.slice(), organization, lastAccess: this.init.clock.now(), timer: undefined };
+    const stored: Stored = {
+      pkiId: pkiId.slice(),
+      identity: identity.slice(),
+      organization,
+      lastAccess: this.init.clock.now(),
+      timer: undefined,
+    };
     this.byHex.set(hex, stored);
     if (expiresAt !== undefined) this.armExpiry(hex, stored, expiresAt.getTime());
   }
@@ -108,7 +120,11 @@ export class IdentityMapper implements IdentitySource {
 
   /** Every stored PKI-ID and identity. */
   entries(): { pkiId: PkiId; identity: PeerIdentity; organization: string }[] {
-    return [...this.byHex.values()].map((s) => ({ pkiId: s.pkiId, identity: s.identity, organization: s.organization }));
+    return [...this.byHex.values()].map((s) => ({
+      pkiId: s.pkiId,
+      identity: s.identity,
+      organization: s.organization,
+    }));
   }
 
   /** Removes identities (not ours) unused for `thresholdMs`. */

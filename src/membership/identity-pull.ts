@@ -26,6 +26,7 @@ import {
   PullMsgType,
 } from "../gen/gossip/message_pb.js";
 import type { MembershipConfig } from "./config.js";
+import { hex as hexOf } from "./hex.js";
 import type { IdentityMapper } from "./identity-mapper.js";
 import { pickRandom } from "./routing.js";
 
@@ -39,7 +40,11 @@ export interface IdentityPullInit {
   readonly random: () => number;
   readonly selfOrg: string;
   /** Alive members to pull from (PKI-ID and preferred endpoint). */
-  readonly targets: () => readonly { pkiId: PkiId; pkiHex: string; endpoint: string }[];
+  readonly targets: () => readonly {
+    pkiId: PkiId;
+    pkiHex: string;
+    endpoint: string;
+  }[];
   /** External endpoint of a member (alive, dead, or ourselves), undefined if unknown. */
   readonly externalEndpointOf: (pkiHex: string) => string | undefined;
   /** A refused DataUpdate (or item) and why. */
@@ -80,7 +85,10 @@ export class IdentityPull {
   constructor(private readonly init: IdentityPullInit) {
     const { crypto } = init;
     const pkiId = crypto.pkiIdOf(crypto.identity);
-    const own = pullMessage({ case: "peerIdentity", value: create(PeerIdentitySchema, { pkiId, cert: crypto.identity }) });
+    const own = pullMessage({
+      case: "peerIdentity",
+      value: create(PeerIdentitySchema, { pkiId, cert: crypto.identity }),
+    });
     this.store.set(pkiIdHex(pkiId), init.comm.sign(own));
     this.schedule(() => this.tick(), init.config.pullIntervalMs);
   }
@@ -106,18 +114,10 @@ export class IdentityPull {
   /** Handles a Hello, DataDigest, DataRequest or DataUpdate of IDENTITY_MSG. */
   handle(rm: ReceivedMessage): void {
     const c = rm.message.content;
-    switch (c.case) {
-      case "hello":
-        return this.onHello(rm, c.value.nonce);
-      case "dataDig":
-        return this.onDigest(rm, c.value.nonce, c.value.digests);
-      case "dataReq":
-        return this.onRequest(rm, c.value.nonce, c.value.digests);
-      case "dataUpdate":
-        return this.onUpdate(rm, c.value.nonce, c.value.data);
-      default:
-        return;
-    }
+    if (c.case === "hello") this.onHello(rm, c.value.nonce);
+    else if (c.case === "dataDig") this.onDigest(rm, c.value.nonce, c.value.digests);
+    else if (c.case === "dataReq") this.onRequest(rm, c.value.nonce, c.value.digests);
+    else if (c.case === "dataUpdate") this.onUpdate(rm, c.value.nonce, c.value.data);
   }
 
   // --- initiator -------------------------------------------------------------
@@ -132,12 +132,22 @@ export class IdentityPull {
     const { config, random } = this.init;
     const peers = pickRandom(this.init.targets(), config.pullPeerNum, random);
     if (peers.length === 0) return;
-    const round: Round = { hellos: new Map(), offers: new Map(), phase: "digests" };
+    const round: Round = {
+      hellos: new Map(),
+      offers: new Map(),
+      phase: "digests",
+    };
     this.round = round;
     for (const p of peers) {
       const nonce = randomNonce(random);
       round.hellos.set(nonce, { pkiId: p.pkiId, endpoint: p.endpoint });
-      const hello = pullMessage({ case: "hello", value: create(GossipHelloSchema, { nonce, msgType: PullMsgType.IDENTITY_MSG }) });
+      const hello = pullMessage({
+        case: "hello",
+        value: create(GossipHelloSchema, {
+          nonce,
+          msgType: PullMsgType.IDENTITY_MSG,
+        }),
+      });
       void this.init.comm.send(hello, { pkiId: p.pkiId, endpoint: p.endpoint });
       this.init.sent();
     }
@@ -149,7 +159,7 @@ export class IdentityPull {
     if (round === undefined || round.phase !== "digests" || !round.hellos.has(nonce)) return;
     const max = this.init.config.maxMembershipResponseEntries;
     for (const d of digests.slice(0, max)) {
-      const hex = pkiIdHex(d);
+      const hex = hexOf(d);
       if (this.store.has(hex)) continue;
       const offers = round.offers.get(hex);
       if (offers === undefined) round.offers.set(hex, [nonce]);
@@ -163,14 +173,21 @@ export class IdentityPull {
     const byNonce = new Map<bigint, Uint8Array[]>();
     for (const [hex, offers] of round.offers) {
       const nonce = offers[Math.floor(this.init.random() * offers.length)] as bigint;
-      let list = byNonce.get(nonce);
-      if (list === undefined) byNonce.set(nonce, (list = []));
+      const list = byNonce.get(nonce) ?? [];
+      if (list.length === 0) byNonce.set(nonce, list);
       list.push(Buffer.from(hex, "hex"));
     }
     for (const [nonce, digests] of byNonce) {
       const to = round.hellos.get(nonce);
       if (to === undefined) continue;
-      const req = pullMessage({ case: "dataReq", value: create(DataRequestSchema, { nonce, digests, msgType: PullMsgType.IDENTITY_MSG }) });
+      const req = pullMessage({
+        case: "dataReq",
+        value: create(DataRequestSchema, {
+          nonce,
+          digests,
+          msgType: PullMsgType.IDENTITY_MSG,
+        }),
+      });
       void this.init.comm.send(req, { pkiId: to.pkiId, endpoint: to.endpoint });
       this.init.sent();
     }
@@ -202,7 +219,7 @@ export class IdentityPull {
         this.init.refused(GossipError.from(e, ErrorCode.InvalidIdentity), rm);
         continue;
       }
-      if (solicited) this.store.set(pkiIdHex(it.pkiId), it.env);
+      if (solicited) this.store.set(hexOf(it.pkiId), it.env);
     }
   }
 
@@ -240,7 +257,16 @@ export class IdentityPull {
     this.answered.set(nonce, now);
     const digests = this.egress(rm).map((hex) => Buffer.from(hex, "hex"));
     if (digests.length === 0) return;
-    void rm.respond(pullMessage({ case: "dataDig", value: create(DataDigestSchema, { nonce, digests, msgType: PullMsgType.IDENTITY_MSG }) }));
+    void rm.respond(
+      pullMessage({
+        case: "dataDig",
+        value: create(DataDigestSchema, {
+          nonce,
+          digests,
+          msgType: PullMsgType.IDENTITY_MSG,
+        }),
+      }),
+    );
     this.init.sent();
   }
 
@@ -250,12 +276,21 @@ export class IdentityPull {
     const allowed = new Set(this.egress(rm));
     const data: Envelope[] = [];
     for (const d of digests.slice(0, this.init.config.maxMembershipResponseEntries)) {
-      const hex = pkiIdHex(d);
+      const hex = hexOf(d);
       const env = this.store.get(hex);
       if (env !== undefined && allowed.has(hex)) data.push(env);
     }
     if (data.length === 0) return;
-    void rm.respond(pullMessage({ case: "dataUpdate", value: create(DataUpdateSchema, { nonce, data, msgType: PullMsgType.IDENTITY_MSG }) }));
+    void rm.respond(
+      pullMessage({
+        case: "dataUpdate",
+        value: create(DataUpdateSchema, {
+          nonce,
+          data,
+          msgType: PullMsgType.IDENTITY_MSG,
+        }),
+      }),
+    );
     this.init.sent();
   }
 

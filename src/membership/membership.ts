@@ -38,8 +38,11 @@ import { IdentityPull } from "./identity-pull.js";
 import { type MembershipMetrics, noopMembershipMetrics, type RefusedKind } from "./metrics.js";
 import { RateBudget } from "./rate-budget.js";
 import { pickRandom, type RouteItem, routeAlive } from "./routing.js";
+import { hex as hexOf } from "./hex.js";
+import { kindOf, Refusals } from "./refusals.js";
+import { Scheduler } from "./scheduler.js";
 import { illegalTagReason } from "./tags.js";
-import { newIncNum } from "./timestamp.js";
+import { isNewer, newIncNum } from "./timestamp.js";
 import { type Known, type Member, type MembershipEvent, type MembershipEventType, preferredEndpoint, View } from "./view.js";
 
 /** What a {@link Membership} is made of. */
@@ -74,6 +77,14 @@ export interface MembershipStats {
 }
 
 const eventCapacity = 1024;
+
+interface RoutingMember {
+  readonly pkiHex: string;
+  readonly pkiId: PkiId;
+  readonly organization: string | undefined;
+  readonly endpoint: string;
+  readonly preferred: string;
+}
 
 /** Membership messages: alive, requests, responses and identity pull. */
 function isMembershipMessage(rm: ReceivedMessage): boolean {
@@ -131,12 +142,10 @@ export class Membership {
   private readonly outstanding = new Map<string, number>();
   /** Bootstrap (and connect()) endpoints: members there are never removed. */
   private readonly protectedEndpoints: Set<string>;
-  private readonly refusedCounts = new Map<string, number>();
-  private readonly abort = new AbortController();
-  private readonly timers = new Set<unknown>();
-  private readonly loops: Promise<void>[] = [];
-  private readonly iterators: AsyncIterator<unknown>[] = [];
+  private readonly refusals: Refusals;
+  private readonly scheduler: Scheduler;
   private stopped: Promise<void> | undefined;
+  private targetsCache: { readonly version: number; readonly members: RoutingMember[] } | undefined;
 
   constructor(init: MembershipInit) {
     this.config = resolveMembershipConfig(init.options);
@@ -144,10 +153,14 @@ export class Membership {
     this.crypto = init.crypto;
     this.clock = init.clock ?? systemClock;
     const wall = init.wallClockMs ?? Date.now;
-    this.log = (init.logger ?? silentLogger).child({ component: "gossip.discovery" });
+    this.log = (init.logger ?? silentLogger).child({
+      component: "gossip.discovery",
+    });
     this.limiter = new LogLimiter(() => this.clock.now());
+    this.scheduler = new Scheduler(this.clock, this.log);
     this.metrics = init.metrics ?? noopMembershipMetrics;
     this.random = init.random ?? Math.random;
+    this.refusals = new Refusals(this.metrics, this.log, this.limiter);
     this.selfPkiId = this.crypto.pkiIdOf(this.crypto.identity);
     this.selfHex = pkiIdHex(this.selfPkiId);
     this.selfOrg = this.crypto.organizationOf(this.crypto.identity);
@@ -187,7 +200,12 @@ export class Membership {
       config: this.config,
       random: this.random,
       selfOrg: this.selfOrg,
-      targets: () => this.view.alive().map((k) => ({ pkiId: k.pkiId, pkiHex: k.pkiHex, endpoint: preferredEndpoint(k) })),
+      targets: () =>
+        this.view.alive().map((k) => ({
+          pkiId: k.pkiId,
+          pkiHex: k.pkiHex,
+          endpoint: preferredEndpoint(k),
+        })),
       externalEndpointOf: (hex) => (hex === this.selfHex ? this.endpoint : this.view.get(hex)?.endpoint),
       refused: (error, rm) => this.refuse("identity", error, rm),
       sent: () => this.metrics.sent("identity_pull"),
@@ -201,36 +219,31 @@ export class Membership {
       random: this.random,
       log: this.log,
       limiter: this.limiter,
-      signal: this.abort.signal,
+      signal: this.scheduler.signal,
       buildRequest: (nonce, selfOrg) => this.membershipRequest(selfOrg ? this.signSelf() : withoutSecret(this.signSelf()), nonce),
       externalEndpoint: () => this.endpoint,
       requested: (pkiId) => this.markRequested(pkiIdHex(pkiId)),
     });
 
-    this.loops.push(this.consume(this.comm.accept(isMembershipMessage), (rm) => this.onMessage(rm)));
-    this.loops.push(
-      this.consume(this.comm.presumedDead, (e) => {
-        if (e.pkiId.length > 0) this.expire(pkiIdHex(e.pkiId), "presumed dead");
-      }),
-    );
-    this.loops.push(
-      this.consume(this.comm.identitySwitch, (e) => {
-        const hex = pkiIdHex(e.oldPkiId);
-        if (this.view.get(hex) !== undefined) this.log.info({ pkiId: hex }, `Purging ${hex} from membership`);
-        this.view.remove(hex);
-      }),
-    );
-    this.loops.push(
-      this.consume(this.comm.connectionEvents, (e) => {
-        if (e.type === "connected") this.learnIdentity(e.connection.pkiId, e.connection.identity);
-      }),
-    );
+    const sc = this.scheduler;
+    sc.consume(this.comm.accept(isMembershipMessage), (rm) => this.onMessage(rm));
+    sc.consume(this.comm.presumedDead, (e) => {
+      if (e.pkiId.length > 0) this.expire(pkiIdHex(e.pkiId), "presumed dead");
+    });
+    sc.consume(this.comm.identitySwitch, (e) => {
+      const hex = pkiIdHex(e.oldPkiId);
+      if (this.view.get(hex) !== undefined) this.log.debug({ pkiId: hex }, `Purging ${hex} from membership`);
+      this.view.remove(hex);
+    });
+    sc.consume(this.comm.connectionEvents, (e) => {
+      if (e.type === "connected") this.learnIdentity(e.connection.pkiId, e.connection.identity);
+    });
 
     const c = this.config;
-    this.every(c.aliveTimeIntervalMs, () => this.periodicAlive());
-    this.every(c.aliveExpirationCheckIntervalMs, () => this.checkExpiration());
-    this.every((c.aliveExpirationTimeoutMs * c.msgExpirationFactor) / 100, () => this.sweepStore());
-    this.every(c.identityPurgeIntervalMs, () => this.mapper.purgeUnused(c.identityUsageThresholdMs));
+    sc.every(c.aliveTimeIntervalMs, () => this.periodicAlive());
+    sc.every(c.aliveExpirationCheckIntervalMs, () => this.checkExpiration());
+    sc.every((c.aliveExpirationTimeoutMs * c.msgExpirationFactor) / 100, () => this.sweepStore());
+    sc.every(c.identityPurgeIntervalMs, () => this.mapper.purgeUnused(c.identityUsageThresholdMs));
     this.syncLoop();
     this.reconnectLoop();
     for (const ep of c.bootstrapPeers) this.connector.connect(ep);
@@ -265,7 +278,7 @@ export class Membership {
 
   /** A member by PKI-ID (ourselves included), alive or dead. */
   lookup(pkiId: PkiId): Member | undefined {
-    const hex = pkiIdHex(pkiId);
+    const hex = hexOf(pkiId);
     if (hex === this.selfHex) return this.self;
     const k = this.view.get(hex);
     return k === undefined ? undefined : this.toMember(k);
@@ -300,7 +313,7 @@ export class Membership {
       dead: this.view.dead().length,
       identities: this.mapper.size,
       storedAliveMessages: this.store.size,
-      refused: Object.fromEntries(this.refusedCounts),
+      refused: this.refusals.snapshot(),
     };
   }
 
@@ -339,7 +352,9 @@ export class Membership {
       return;
     }
     if (!this.store.checkValid(a.pkiHex, a.timestamp)) {
-      throw new GossipError(ErrorCode.StaleMessage, "alive message is not newer than the one held");
+      // The common case (each alive message arrives from several peers): counted, not thrown nor logged.
+      this.refusals.count("alive", ErrorCode.StaleMessage);
+      return;
     }
     this.verify(rm, a);
     this.store.add(a, this.clock.now());
@@ -360,21 +375,42 @@ export class Membership {
     this.verify(rm, a);
     if (this.store.checkValid(a.pkiHex, a.timestamp)) this.view.handleAlive(a, this.clock.now());
     const organization = this.mapper.organizationOf(a.pkiId);
-    const policy = disclosurePolicy(this.selfOrg, { organization, endpoint: a.endpoint });
+    const policy = disclosurePolicy(this.selfOrg, {
+      organization,
+      endpoint: a.endpoint,
+    });
     if (!policy.disclose({ organization: this.selfOrg, endpoint: this.endpoint })) {
-      if (organization === undefined) this.log.warn({ pkiId: a.pkiHex }, `Cannot determine organization of ${a.pkiHex}`);
-      this.log.warn({ pkiId: a.pkiHex }, "Got a membership request from a peer that shouldn't have sent one, closing connection to the peer as a result.");
+      this.limiter.maybe(`forbidden ${a.pkiHex}`, (suppressed) => {
+        if (organization === undefined) this.log.warn({ pkiId: a.pkiHex, suppressed }, `Cannot determine organization of ${a.pkiHex}`);
+        this.log.warn(
+          { pkiId: a.pkiHex, suppressed },
+          "Got a membership request from a peer that shouldn't have sent one, closing connection to the peer as a result.",
+        );
+      });
       this.comm.closeConn({ pkiId: a.pkiId, endpoint: rm.connection.endpoint });
       throw new GossipError(ErrorCode.Forbidden, "membership request from a peer we must not answer");
     }
-    const disclosed = (k: Known) => policy.disclose({ organization: this.mapper.organizationOf(k.pkiId), endpoint: k.endpoint });
-    const alive = this.view.alive().filter(disclosed).map((k) => policy.filter(k.envelope));
-    const dead = this.view.dead().filter(disclosed).map((k) => policy.filter(k.envelope));
+    const disclosed = (k: Known) =>
+      policy.disclose({
+        organization: this.mapper.organizationOf(k.pkiId),
+        endpoint: k.endpoint,
+      });
+    const alive = this.view
+      .alive()
+      .filter(disclosed)
+      .map((k) => policy.filter(k.envelope));
+    const dead = this.view
+      .dead()
+      .filter(disclosed)
+      .map((k) => policy.filter(k.envelope));
     alive.push(policy.filter(this.selfAlive ?? this.signSelf()));
     const response = create(GossipMessageSchema, {
       tag: GossipMessage_Tag.EMPTY,
       nonce: rm.message.nonce,
-      content: { case: "memRes", value: create(MembershipResponseSchema, { alive, dead }) },
+      content: {
+        case: "memRes",
+        value: create(MembershipResponseSchema, { alive, dead }),
+      },
     });
     void rm.respond(response);
     this.metrics.sent("membership_response");
@@ -426,7 +462,7 @@ export class Membership {
   private freshForView(a: ParsedAlive): boolean {
     if (a.pkiHex === this.selfHex || !this.store.checkValid(a.pkiHex, a.timestamp)) return false;
     const held = this.view.timestampOf(a.pkiHex);
-    return held === undefined || a.timestamp.incNum > held.incNum || (a.timestamp.incNum === held.incNum && a.timestamp.seqNum > held.seqNum);
+    return held === undefined || isNewer(a.timestamp, held);
   }
 
   /** Signature checks cost CPU: within the sender's budget only. Throws. */
@@ -448,7 +484,11 @@ export class Membership {
     if (verified && (a.endpoint !== this.endpoint || (a.internalEndpoint !== "" && a.internalEndpoint !== this.config.internalEndpoint))) {
       this.limiter.maybe("own pki-id", (suppressed) =>
         this.log.error(
-          { endpoint: a.endpoint, internalEndpoint: a.internalEndpoint, suppressed },
+          {
+            endpoint: a.endpoint,
+            internalEndpoint: a.internalEndpoint,
+            suppressed,
+          },
           "Bad configuration detected: Received AliveMessage from a peer with the same PKI-ID as myself:",
         ),
       );
@@ -487,7 +527,13 @@ export class Membership {
     return create(GossipMessageSchema, {
       tag: GossipMessage_Tag.EMPTY,
       nonce,
-      content: { case: "memReq", value: create(MembershipRequestSchema, { selfInformation: self, known: [] }) },
+      content: {
+        case: "memReq",
+        value: create(MembershipRequestSchema, {
+          selfInformation: self,
+          known: [],
+        }),
+      },
     });
   }
 
@@ -497,7 +543,10 @@ export class Membership {
     let self = this.signSelf();
     if (org !== undefined && org !== this.selfOrg) self = withoutSecret(self);
     this.markRequested(k.pkiHex);
-    void this.comm.send(this.membershipRequest(self, 0n), { pkiId: k.pkiId, endpoint });
+    void this.comm.send(this.membershipRequest(self, 0n), {
+      pkiId: k.pkiId,
+      endpoint,
+    });
     this.metrics.sent("membership_request");
   }
 
@@ -514,17 +563,31 @@ export class Membership {
   }
 
   private routeItem(a: ParsedAlive, from: PkiId | undefined): RouteItem {
-    return { envelope: a.envelope, originHex: a.pkiHex, originEndpoint: a.endpoint, fromHex: from === undefined ? undefined : pkiIdHex(from) };
+    return {
+      envelope: a.envelope,
+      originHex: a.pkiHex,
+      originEndpoint: a.endpoint,
+      fromHex: from === undefined ? undefined : pkiIdHex(from),
+    };
+  }
+
+  /** Alive members as routing targets, rebuilt only when the view changed. */
+  private routeTargets(): RoutingMember[] {
+    if (this.targetsCache === undefined || this.targetsCache.version !== this.view.version) {
+      const members = this.view.alive().map((k) => ({
+        pkiHex: k.pkiHex,
+        pkiId: k.pkiId,
+        organization: this.mapper.peekOrganization(k.pkiHex),
+        endpoint: k.endpoint,
+        preferred: preferredEndpoint(k),
+      }));
+      this.targetsCache = { version: this.view.version, members };
+    }
+    return this.targetsCache.members;
   }
 
   private route(items: RouteItem[]): void {
-    const members = this.view.alive().map((k) => ({
-      pkiHex: k.pkiHex,
-      pkiId: k.pkiId,
-      organization: this.mapper.peekOrganization(k.pkiHex),
-      endpoint: k.endpoint,
-      preferred: preferredEndpoint(k),
-    }));
+    const members = this.routeTargets();
     const routes = routeAlive(items, {
       selfOrg: this.selfOrg,
       peerNum: this.config.propagatePeerNum,
@@ -552,7 +615,7 @@ export class Membership {
     const now = this.clock.now();
     for (const k of this.view.alive()) {
       if (now - k.lastHeardMs > this.config.aliveExpirationTimeoutMs) {
-        this.log.warn({ pkiId: k.pkiHex }, `Haven't heard from ${k.pkiHex} for ${now - k.lastHeardMs}ms`);
+        this.log.debug({ pkiId: k.pkiHex }, `Haven't heard from ${k.pkiHex} for ${now - k.lastHeardMs}ms`);
         this.expire(k.pkiHex, "silent");
       }
     }
@@ -561,7 +624,7 @@ export class Membership {
   private expire(hex: string, why: string): void {
     const k = this.view.expire(hex);
     if (k === undefined) return;
-    this.log.warn({ pkiId: hex, why }, `Closing connection to ${memberString(k)}`);
+    this.log.debug({ pkiId: hex, why }, `Closing connection to ${memberString(k)}`);
     this.comm.closeConn({ pkiId: k.pkiId, endpoint: preferredEndpoint(k) });
   }
 
@@ -584,7 +647,7 @@ export class Membership {
       for (const k of pickRandom(this.view.alive(), c.pullPeerNum, this.random)) this.sendRequest(k, preferredEndpoint(k));
     };
     round();
-    this.every(this.config.pullIntervalMs, round);
+    this.scheduler.every(this.config.pullIntervalMs, round);
   }
 
   /** Probes dead members every reconnect interval (at most maxProbesPerReconnectRound) and asks those that answer (§3.8). */
@@ -601,17 +664,16 @@ export class Membership {
           } catch {
             return;
           }
-          if (!this.abort.signal.aborted && this.view.get(k.pkiHex) === k) this.sendRequest(k, endpoint);
+          if (!this.scheduler.stopped && this.view.get(k.pkiHex) === k) this.sendRequest(k, endpoint);
         }),
       );
     };
-    const loop = async () => {
-      while (!this.abort.signal.aborted) {
+    this.scheduler.run(async () => {
+      while (!this.scheduler.stopped) {
         await round();
-        await this.sleep(this.config.reconnectIntervalMs);
+        await this.scheduler.sleep(this.config.reconnectIntervalMs);
       }
-    };
-    this.loops.push(loop().catch(() => {}));
+    });
   }
 
   // --- plumbing ---------------------------------------------------------------------
@@ -620,19 +682,20 @@ export class Membership {
     const member = this.toMember(k);
     this.metrics.change(type);
     this.metrics.totalPeersKnown(this.view.aliveCount);
-    if (type !== "updated") this.log.info({ pkiId: k.pkiHex, endpoint: k.endpoint, internalEndpoint: k.internalEndpoint }, `Membership: ${type} ${memberString(k)}`);
+    const fields = {
+      pkiId: k.pkiHex,
+      endpoint: k.endpoint,
+      internalEndpoint: k.internalEndpoint,
+      change: type,
+    };
+    if (type === "removed")
+      this.log.info(fields, `Removing member: Endpoint: ${k.endpoint}, InternalEndpoint: ${k.internalEndpoint}, PKIID: ${k.pkiHex}`);
+    else this.log.info(fields, `Member ${type}: ${memberString(k)}`);
     this.events.emit({ type, member });
   }
 
   private refuse(kind: RefusedKind, error: GossipError, rm?: ReceivedMessage): void {
-    const key = `${kind}/${error.code}`;
-    this.refusedCounts.set(key, (this.refusedCounts.get(key) ?? 0) + 1);
-    this.metrics.refused(kind, error.code);
-    const from = rm === undefined ? "" : pkiIdHex(rm.connection.pkiId);
-    const quiet = error.code === ErrorCode.StaleMessage || error.code === ErrorCode.UnknownIdentity || error.code === ErrorCode.RateLimited;
-    this.limiter.maybe(`${key} ${from}`, (suppressed) =>
-      this.log[quiet ? "debug" : "warn"]({ kind, code: error.code, err: error.message, pkiId: from, suppressed }, "membership message refused"),
-    );
+    this.refusals.refuse(kind, error, rm === undefined ? "" : pkiIdHex(rm.connection.pkiId));
   }
 
   private toMember(k: Known): Member {
@@ -649,59 +712,12 @@ export class Membership {
     };
   }
 
-  /** Runs `fn` every `ms` (first after `ms`) until stop. */
-  private every(ms: number, fn: () => void): void {
-    const tick = () => {
-      this.timers.delete(handle);
-      if (this.abort.signal.aborted) return;
-      try {
-        fn();
-      } catch (e) {
-        this.log.error({ err: (e as Error).message }, "membership periodic task failed");
-      }
-      handle = this.clock.setTimeout(tick, ms);
-      this.timers.add(handle);
-    };
-    let handle = this.clock.setTimeout(tick, ms);
-    this.timers.add(handle);
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.abort.signal.aborted) return resolve();
-      const h = this.clock.setTimeout(() => {
-        this.timers.delete(h);
-        resolve();
-      }, ms);
-      this.timers.add(h);
-      this.abort.signal.addEventListener("abort", () => resolve(), { once: true });
-    });
-  }
-
-  /** Reads `source` until stop, handing each item to `fn` (errors logged, never thrown). */
-  private async consume<T>(source: AsyncIterable<T>, fn: (item: T) => void): Promise<void> {
-    const it = source[Symbol.asyncIterator]();
-    this.iterators.push(it);
-    for (;;) {
-      const r = await it.next();
-      if (r.done || this.abort.signal.aborted) return;
-      try {
-        fn(r.value);
-      } catch (e) {
-        this.log.error({ err: (e as Error).message }, "membership handler failed");
-      }
-    }
-  }
-
   private async doStop(): Promise<void> {
-    this.abort.abort();
-    for (const t of this.timers) this.clock.clearTimeout(t);
-    this.timers.clear();
-    for (const it of this.iterators) void it.return?.();
+    const loops = this.scheduler.stop();
     this.emitter.stop();
     this.pull.stop();
     this.mapper.stop();
-    await Promise.all(this.loops);
+    await loops;
     this.view.clear();
     this.store.clear();
     this.events.end();
@@ -711,17 +727,4 @@ export class Membership {
 /** Fabric's member string: "Endpoint: x, InternalEndpoint: y, PKI-ID: hex, Metadata: m". */
 function memberString(k: Known): string {
   return `Endpoint: ${k.endpoint}, InternalEndpoint: ${k.internalEndpoint}, PKI-ID: ${k.pkiHex}, Metadata: ${Buffer.from(k.metadata).toString("hex")}`;
-}
-
-function kindOf(m: GossipMessage): RefusedKind {
-  switch (m.content.case) {
-    case "aliveMsg":
-      return "alive";
-    case "memReq":
-      return "membership_request";
-    case "memRes":
-      return "membership_response";
-    default:
-      return "identity";
-  }
 }

@@ -55,11 +55,20 @@ export function shuffled<T>(items: readonly T[], random: () => number): T[] {
   return a;
 }
 
-/** Up to `n` random elements of `items` that `pred` accepts. */
+/**
+ * Up to `n` random elements of `items` that `pred` accepts: the first `n`
+ * accepted of a uniformly random order, drawn lazily (a partial
+ * Fisher-Yates), so that picking 3 of 1000 does not shuffle 1000.
+ */
 export function pickRandom<T>(items: readonly T[], n: number, random: () => number, pred: (t: T) => boolean = () => true): T[] {
   const out: T[] = [];
-  for (const t of shuffled(items, random)) {
-    if (out.length >= n) break;
+  if (n <= 0) return out;
+  const a = items.slice();
+  for (let i = 0; i < a.length && out.length < n; i++) {
+    const j = i + Math.floor(random() * (a.length - i));
+    const t = a[j] as T;
+    a[j] = a[i] as T;
+    a[i] = t;
     if (pred(t)) out.push(t);
   }
   return out;

@@ -56,11 +56,18 @@ export function preferredEndpoint(m: { readonly endpoint: string; readonly inter
 /** The alive and dead members other than ourselves. */
 export class View {
   private readonly members = new Map<string, Known>();
+  /** Bumped on every change of who is alive or of a member's endpoints (caches key on it). */
+  version = 0;
 
   constructor(
     private readonly selfHex: string,
-    private readonly onChange: (type: MembershipEventType, k: Known) => void,
+    private readonly notify: (type: MembershipEventType, k: Known) => void,
   ) {}
+
+  private onChange(type: MembershipEventType, k: Known): void {
+    this.version++;
+    this.notify(type, k);
+  }
 
   /**
    * Fabric's handleAliveMessage for an authenticated alive message: learns an
@@ -175,5 +182,6 @@ export class View {
   /** Forgets everything (stop). */
   clear(): void {
     this.members.clear();
+    this.version++;
   }
 }

@@ -21,10 +21,29 @@ export class PrometheusMembershipMetrics implements MembershipMetrics {
   constructor(registry: Registry = new Registry()) {
     this.registry = registry;
     const r = [registry];
-    this.known = new Gauge({ name: "gossip_membership_total_peers_known", help: "Alive members known (Fabric's metric, channel-independent here).", registers: r });
-    this.refusedMessages = new Counter({ name: "gossip_membership_refused_total", help: "Membership messages (alive, requests, responses, identities) refused, by kind and reason.", labelNames: ["kind", "reason"], registers: r });
-    this.changes = new Counter({ name: "gossip_membership_changes_total", help: "Membership changes by type (joined, died, revived, updated, removed).", labelNames: ["type"], registers: r });
-    this.sentMessages = new Counter({ name: "gossip_membership_messages_sent_total", help: "Membership messages sent, by kind.", labelNames: ["kind"], registers: r });
+    this.known = new Gauge({
+      name: "gossip_membership_total_peers_known",
+      help: "Alive members known (Fabric's metric, channel-independent here).",
+      registers: r,
+    });
+    this.refusedMessages = new Counter({
+      name: "gossip_membership_refused_total",
+      help: "Membership messages (alive, requests, responses, identities) refused, by kind and reason.",
+      labelNames: ["kind", "reason"],
+      registers: r,
+    });
+    this.changes = new Counter({
+      name: "gossip_membership_changes_total",
+      help: "Membership changes by type (joined, died, revived, updated, removed).",
+      labelNames: ["type"],
+      registers: r,
+    });
+    this.sentMessages = new Counter({
+      name: "gossip_membership_messages_sent_total",
+      help: "Membership messages sent, by kind.",
+      labelNames: ["kind"],
+      registers: r,
+    });
     this.known.set(0);
   }
 

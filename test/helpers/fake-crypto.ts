@@ -9,7 +9,15 @@
 import { createHmac, randomBytes } from "node:crypto";
 import type { CryptoService } from "../../src/core/crypto.js";
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
-import { bytesEqual, type PeerIdentity, type PkiId, parseIdentity, pkiIdHex, pkiIdOfIdentity, serializeIdentity } from "../../src/core/identity.js";
+import {
+  bytesEqual,
+  type PeerIdentity,
+  type PkiId,
+  parseIdentity,
+  pkiIdHex,
+  pkiIdOfIdentity,
+  serializeIdentity,
+} from "../../src/core/identity.js";
 
 /** Shared trust rules of a simulated network. */
 export class FakeTrust {
@@ -57,11 +65,14 @@ export class FakeCrypto implements CryptoService {
 
   validateIdentity(identity: PeerIdentity): void {
     const { mspId } = parseIdentity(identity);
-    if (this.trust.msps.size > 0 && !this.trust.msps.has(mspId)) throw new GossipError(ErrorCode.InvalidIdentity, `MSP ${mspId} is not trusted`);
+    if (this.trust.msps.size > 0 && !this.trust.msps.has(mspId))
+      throw new GossipError(ErrorCode.InvalidIdentity, `MSP ${mspId} is not trusted`);
+    if (this.trust.revoked.size === 0 && this.trust.expiry.size === 0) return;
     const hex = pkiIdHex(pkiIdOfIdentity(identity));
     if (this.trust.revoked.has(hex)) throw new GossipError(ErrorCode.InvalidIdentity, "identity revoked");
     const exp = this.trust.expiry.get(hex);
-    if (exp !== undefined && exp <= this.wallClockMs()) throw new GossipError(ErrorCode.InvalidIdentity, "gossipping peer identity expired");
+    if (exp !== undefined && exp <= this.wallClockMs())
+      throw new GossipError(ErrorCode.InvalidIdentity, "gossipping peer identity expired");
   }
 
   organizationOf(identity: PeerIdentity): string {
@@ -69,6 +80,7 @@ export class FakeCrypto implements CryptoService {
   }
 
   expiresAt(identity: PeerIdentity): Date | undefined {
+    if (this.trust.expiry.size === 0) return undefined;
     const exp = this.trust.expiry.get(pkiIdHex(pkiIdOfIdentity(identity)));
     return exp === undefined ? undefined : new Date(exp);
   }

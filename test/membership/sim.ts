@@ -7,6 +7,7 @@ import { Comm } from "../../src/core/comm.js";
 import type { CommOptions } from "../../src/core/config.js";
 import type { CryptoService } from "../../src/core/crypto.js";
 import type { Logger } from "../../src/core/logger.js";
+import type { Dialer } from "../../src/core/transport.js";
 import { MemoryNetwork } from "../../src/core/memory-transport.js";
 import type { ReceivedMessage } from "../../src/core/received-message.js";
 import { VirtualClock } from "../../src/core/virtual-clock.js";
@@ -50,6 +51,10 @@ export interface AddOptions {
   readonly metrics?: MembershipMetrics;
   /** Don't start a Membership (a raw comm peer, for forging messages). */
   readonly raw?: boolean;
+  /** Wraps the peer's dialer (to count or observe dials). */
+  readonly wrapDialer?: (d: Dialer) => Dialer;
+  /** Listen on this endpoint instead of `name:7051`. */
+  readonly endpoint?: string;
 }
 
 /** A simulated network. */
@@ -69,9 +74,14 @@ export class Sim {
 
   /** Starts peer `name` listening on `name:7051`. */
   add(name: string, o: AddOptions = {}): SimPeer {
-    const endpoint = `${name}:7051`;
+    const endpoint = o.endpoint ?? `${name}:7051`;
     const crypto = o.crypto ?? new FakeCrypto(o.org ?? "Org1MSP", this.trust, undefined, this.wall);
-    const comm = new Comm({ crypto, dialer: this.net.dialer(name), clock: this.clock, options: o.comm });
+    const comm = new Comm({
+      crypto,
+      dialer: (o.wrapDialer ?? ((d) => d))(this.net.dialer(name)),
+      clock: this.clock,
+      options: o.comm,
+    });
     const listener = this.net.listen(endpoint, (s) => void comm.handleStream(s));
     const external = o.external === undefined || o.external === true ? endpoint : o.external === false ? "" : o.external;
     const make = () =>
@@ -83,7 +93,12 @@ export class Sim {
         random: this.random,
         logger: o.logger,
         metrics: o.metrics,
-        options: { internalEndpoint: endpoint, externalEndpoint: external, bootstrapPeers: o.bootstrap ?? [], ...o.options },
+        options: {
+          internalEndpoint: endpoint,
+          externalEndpoint: external,
+          bootstrapPeers: o.bootstrap ?? [],
+          ...o.options,
+        },
       });
     let alive = true;
     const halt = () => {
@@ -144,4 +159,18 @@ export function record(comm: Comm, pred: (rm: ReceivedMessage) => boolean): { re
     for await (const m of sub) got.push(m);
   })();
   return { got, stop: () => sub.close() };
+}
+
+/** A dialer that records every endpoint it dials or pings. */
+export function countingDialer(d: Dialer, log: string[]): Dialer {
+  return {
+    openStream: (endpoint, o) => {
+      log.push(`open ${endpoint}`);
+      return d.openStream(endpoint, o);
+    },
+    ping: (endpoint, o) => {
+      log.push(`ping ${endpoint}`);
+      return d.ping(endpoint, o);
+    },
+  };
 }

@@ -13,7 +13,14 @@ import {
   MembershipRequestSchema,
   PullMsgType,
 } from "../../src/gen/gossip/message_pb.js";
-import { aliveMessage, internalEndpointOf, parseAlive, signAlive, validateAlive, withoutSecret } from "../../src/membership/alive-message.js";
+import {
+  aliveMessage,
+  internalEndpointOf,
+  parseAlive,
+  signAlive,
+  validateAlive,
+  withoutSecret,
+} from "../../src/membership/alive-message.js";
 import { AliveStore } from "../../src/membership/alive-store.js";
 import { resolveMembershipConfig } from "../../src/membership/config.js";
 import { isSelfEndpoint } from "../../src/membership/connector.js";
@@ -28,7 +35,16 @@ import { seededRandom } from "./sim.js";
 
 const ts = (incNum: bigint, seqNum: bigint) => ({ incNum, seqNum });
 
-function signed(crypto: FakeCrypto, o: { seq?: bigint; inc?: bigint; endpoint?: string; internal?: string; identity?: boolean } = {}) {
+function signed(
+  crypto: FakeCrypto,
+  o: {
+    seq?: bigint;
+    inc?: bigint;
+    endpoint?: string;
+    internal?: string;
+    identity?: boolean;
+  } = {},
+) {
   const msg = aliveMessage({
     endpoint: o.endpoint ?? "ext:1",
     pkiId: crypto.pkiId,
@@ -94,27 +110,87 @@ describe("alive messages", () => {
   it("are refused when signed by another identity", () => {
     const env = signed(p);
     const forged = { ...env, signature: q.sign(env.payload) };
-    assert.throws(() => validateAlive(p, source(p), parseAlive(forged)), (e: GossipError) => e.code === ErrorCode.BadSignature);
-    const badSecret = { ...env, secretEnvelope: env.secretEnvelope && { ...env.secretEnvelope, signature: q.sign(env.secretEnvelope.payload) } };
-    assert.throws(() => validateAlive(p, source(p), parseAlive(badSecret)), (e: GossipError) => e.code === ErrorCode.BadSignature);
+    assert.throws(
+      () => validateAlive(p, source(p), parseAlive(forged)),
+      (e: GossipError) => e.code === ErrorCode.BadSignature,
+    );
+    const badSecret = {
+      ...env,
+      secretEnvelope: env.secretEnvelope && {
+        ...env.secretEnvelope,
+        signature: q.sign(env.secretEnvelope.payload),
+      },
+    };
+    assert.throws(
+      () => validateAlive(p, source(p), parseAlive(badSecret)),
+      (e: GossipError) => e.code === ErrorCode.BadSignature,
+    );
   });
 
   it("are refused when they carry someone else's identity, or none and the PKI-ID is unknown", () => {
-    const msg = aliveMessage({ endpoint: "", pkiId: p.pkiId, metadata: new Uint8Array(0), timestamp: ts(1n, 1n), identity: q.identity });
-    assert.throws(() => validateAlive(p, source(p), parseAlive(signAlive(p, msg, ""))), (e: GossipError) => e.code === ErrorCode.PkiIdMismatch);
-    assert.throws(() => validateAlive(p, source(p), parseAlive(signed(p, { identity: false }))), (e: GossipError) => e.code === ErrorCode.UnknownIdentity);
+    const msg = aliveMessage({
+      endpoint: "",
+      pkiId: p.pkiId,
+      metadata: new Uint8Array(0),
+      timestamp: ts(1n, 1n),
+      identity: q.identity,
+    });
+    assert.throws(
+      () => validateAlive(p, source(p), parseAlive(signAlive(p, msg, ""))),
+      (e: GossipError) => e.code === ErrorCode.PkiIdMismatch,
+    );
+    assert.throws(
+      () => validateAlive(p, source(p), parseAlive(signed(p, { identity: false }))),
+      (e: GossipError) => e.code === ErrorCode.UnknownIdentity,
+    );
   });
 
   it("are refused as malformed without membership, PKI-ID, timestamp, or signature", () => {
-    const noTs = create(GossipMessageSchema, { tag: GossipMessage_Tag.EMPTY, content: { case: "aliveMsg", value: { $typeName: "gossip.AliveMessage", identity: new Uint8Array(0), membership: { $typeName: "gossip.Member", endpoint: "", metadata: new Uint8Array(0), pkiId: p.pkiId } } } });
-    const noMember = create(GossipMessageSchema, { tag: GossipMessage_Tag.EMPTY, content: { case: "aliveMsg", value: { $typeName: "gossip.AliveMessage", identity: new Uint8Array(0) } } });
+    const noTs = create(GossipMessageSchema, {
+      tag: GossipMessage_Tag.EMPTY,
+      content: {
+        case: "aliveMsg",
+        value: {
+          $typeName: "gossip.AliveMessage",
+          identity: new Uint8Array(0),
+          membership: {
+            $typeName: "gossip.Member",
+            endpoint: "",
+            metadata: new Uint8Array(0),
+            pkiId: p.pkiId,
+          },
+        },
+      },
+    });
+    const noMember = create(GossipMessageSchema, {
+      tag: GossipMessage_Tag.EMPTY,
+      content: {
+        case: "aliveMsg",
+        value: {
+          $typeName: "gossip.AliveMessage",
+          identity: new Uint8Array(0),
+        },
+      },
+    });
     for (const m of [noTs, noMember]) {
-      assert.throws(() => parseAlive(signAlive(p, m, "")), (e: GossipError) => e.code === ErrorCode.MalformedMessage);
+      assert.throws(
+        () => parseAlive(signAlive(p, m, "")),
+        (e: GossipError) => e.code === ErrorCode.MalformedMessage,
+      );
     }
     const env = signed(p);
-    assert.throws(() => parseAlive({ ...env, signature: new Uint8Array(0) }), (e: GossipError) => e.code === ErrorCode.MalformedMessage);
-    const data = create(GossipMessageSchema, { tag: GossipMessage_Tag.CHAN_AND_ORG, content: { case: "dataMsg", value: create(DataMessageSchema) } });
-    assert.throws(() => parseAlive(signAlive(p, data, "")), (e: GossipError) => e.code === ErrorCode.MalformedMessage);
+    assert.throws(
+      () => parseAlive({ ...env, signature: new Uint8Array(0) }),
+      (e: GossipError) => e.code === ErrorCode.MalformedMessage,
+    );
+    const data = create(GossipMessageSchema, {
+      tag: GossipMessage_Tag.CHAN_AND_ORG,
+      content: { case: "dataMsg", value: create(DataMessageSchema) },
+    });
+    assert.throws(
+      () => parseAlive(signAlive(p, data, "")),
+      (e: GossipError) => e.code === ErrorCode.MalformedMessage,
+    );
   });
 });
 
@@ -149,7 +225,10 @@ describe("alive msgStore (TestAliveMsgStore, tombstones)", () => {
 describe("disclosure policy (§3.11)", () => {
   const self = "A";
   it("discloses nothing to a peer of unknown organization and keeps envelopes", () => {
-    const d = disclosurePolicy(self, { organization: undefined, endpoint: "r:1" });
+    const d = disclosurePolicy(self, {
+      organization: undefined,
+      endpoint: "r:1",
+    });
     assert.equal(d.disclose({ organization: "A", endpoint: "x:1" }), false);
     const env = signed(new FakeCrypto("A"));
     assert.equal(d.filter(env), env);
@@ -182,8 +261,19 @@ describe("alive routing (§3.4)", () => {
     return { pkiHex: hex, organization: org, endpoint };
   };
   const env = signed(new FakeCrypto("A"));
-  const item = (originHex: string, fromHex: string | undefined, originEndpoint = "o:1"): RouteItem => ({ envelope: env, originHex, originEndpoint, fromHex });
-  const ctx = (members: RouteTarget[], seed = 1) => ({ selfOrg: "A", peerNum: 3, members, orgOf: (h: string) => orgs.get(h), random: seededRandom(seed) });
+  const item = (originHex: string, fromHex: string | undefined, originEndpoint = "o:1"): RouteItem => ({
+    envelope: env,
+    originHex,
+    originEndpoint,
+    fromHex,
+  });
+  const ctx = (members: RouteTarget[], seed = 1) => ({
+    selfOrg: "A",
+    peerNum: 3,
+    members,
+    orgOf: (h: string) => orgs.get(h),
+    random: seededRandom(seed),
+  });
 
   it("never sends back to the previous hop, at most propagatePeerNum targets", () => {
     const members = ["a1", "a2", "a3", "a4", "a5"].map((h) => member(h, "A"));
@@ -250,16 +340,25 @@ describe("batching emitter (batcher_test)", () => {
 });
 
 describe("tag legality", () => {
-  const msg = (tag: GossipMessage_Tag, content: Parameters<typeof create<typeof GossipMessageSchema>>[1]) => create(GossipMessageSchema, { tag, ...content });
+  const msg = (tag: GossipMessage_Tag, content: Parameters<typeof create<typeof GossipMessageSchema>>[1]) =>
+    create(GossipMessageSchema, { tag, ...content });
   it("alive, requests and identity pull need EMPTY; UNDEFINED is illegal", () => {
     const alive = signed(new FakeCrypto("A"));
     const m = parseAliveMessage(alive.payload);
     assert.equal(illegalTagReason({ ...m, tag: GossipMessage_Tag.EMPTY }), undefined);
     assert.equal(illegalTagReason({ ...m, tag: GossipMessage_Tag.ORG_ONLY }), "Tag should be EMPTY");
     assert.equal(illegalTagReason({ ...m, tag: GossipMessage_Tag.UNDEFINED }), "Undefined tag");
-    const req = msg(GossipMessage_Tag.CHAN_AND_ORG, { content: { case: "memReq", value: create(MembershipRequestSchema) } });
+    const req = msg(GossipMessage_Tag.CHAN_AND_ORG, {
+      content: { case: "memReq", value: create(MembershipRequestSchema) },
+    });
     assert.equal(illegalTagReason(req), "Tag should be EMPTY");
-    const hello = (t: PullMsgType, tag: GossipMessage_Tag) => msg(tag, { content: { case: "hello", value: create(GossipHelloSchema, { msgType: t }) } });
+    const hello = (t: PullMsgType, tag: GossipMessage_Tag) =>
+      msg(tag, {
+        content: {
+          case: "hello",
+          value: create(GossipHelloSchema, { msgType: t }),
+        },
+      });
     assert.equal(illegalTagReason(hello(PullMsgType.IDENTITY_MSG, GossipMessage_Tag.EMPTY)), undefined);
     assert.equal(illegalTagReason(hello(PullMsgType.BLOCK_MSG, GossipMessage_Tag.CHAN_AND_ORG)), undefined);
     assert.match(illegalTagReason(hello(PullMsgType.UNDEFINED, GossipMessage_Tag.EMPTY)) ?? "", /Invalid PullMsgType/);
@@ -281,7 +380,13 @@ describe("configuration", () => {
     assert.equal(c.propagatePeerNum, 3);
     assert.equal(c.pullIntervalMs, 4000);
     assert.equal(c.externalEndpoint, "");
-    assert.equal(resolveMembershipConfig({ internalEndpoint: "p:1", aliveTimeIntervalMs: 1000 }).aliveExpirationTimeoutMs, 5000);
+    assert.equal(
+      resolveMembershipConfig({
+        internalEndpoint: "p:1",
+        aliveTimeIntervalMs: 1000,
+      }).aliveExpirationTimeoutMs,
+      5000,
+    );
   });
   it("refuses an internal endpoint that isn't host:port (IPv6 literals included, as Fabric)", () => {
     for (const bad of ["", "p", "p:", "p:x", "p:70000", "[::1]:7051", "a:b:1"]) {
@@ -303,7 +408,12 @@ describe("identity mapper", () => {
     const clock = new VirtualClock();
     const self = new FakeCrypto("A", trust, undefined, () => wall.now);
     const removed: string[] = [];
-    const m = new IdentityMapper({ crypto: self, clock, wallClockMs: () => wall.now, onRemoved: (p) => removed.push(pkiIdHex(p)) });
+    const m = new IdentityMapper({
+      crypto: self,
+      clock,
+      wallClockMs: () => wall.now,
+      onRemoved: (p) => removed.push(pkiIdHex(p)),
+    });
     return { clock, self, m, removed, trust, wall };
   };
   it("stores validated identities whose PKI-ID matches, refuses others", () => {
@@ -313,10 +423,19 @@ describe("identity mapper", () => {
     m.put(p.pkiId, p.identity);
     assert.deepEqual(m.get(p.pkiId), p.identity);
     assert.equal(m.organizationOf(p.pkiId), "A");
-    assert.throws(() => m.put(q.pkiId, p.identity), (e: GossipError) => e.code === ErrorCode.PkiIdMismatch);
+    assert.throws(
+      () => m.put(q.pkiId, p.identity),
+      (e: GossipError) => e.code === ErrorCode.PkiIdMismatch,
+    );
     trust.revoked.add(pkiIdHex(q.pkiId));
-    assert.throws(() => m.put(q.pkiId, q.identity), (e: GossipError) => e.code === ErrorCode.InvalidIdentity);
-    assert.throws(() => m.put(q.pkiId, new Uint8Array([1, 2, 3])), (e: GossipError) => e.code === ErrorCode.InvalidIdentity);
+    assert.throws(
+      () => m.put(q.pkiId, q.identity),
+      (e: GossipError) => e.code === ErrorCode.InvalidIdentity,
+    );
+    assert.throws(
+      () => m.put(q.pkiId, new Uint8Array([1, 2, 3])),
+      (e: GossipError) => e.code === ErrorCode.InvalidIdentity,
+    );
   });
   it("forgets an identity 1 ms after it expires, and unused ones after the threshold (never ours)", async () => {
     const { m, clock, trust, self, removed, wall } = make();
