@@ -205,5 +205,20 @@ describe("membership interop with the foreign discovery peer (HTTP/2, mutual TLS
     });
     await eventually(() => oursLists(ours, h2.pkiIdHex), waitMs, "ours sees the Org2 peer revived");
     assert.equal(ours.membership.lookup(h2.peer.pkiId)?.timestamp.incNum, h2.incNum);
+
+    // And ours dies and revives in the Org2 peers' views: g probes our external endpoint and asks again.
+    const oldInc = g.member(pkiIdHex(ours.peer.comm.pkiId))?.inc ?? 0n;
+    await ours.stop();
+    await g.waitFor(() => foreignLists(g, ours, "dead"), waitMs, "the Org2 peer sees ours dead");
+    const again = await startOurs({
+      mspId: "Org1MSP",
+      port,
+      material: ours.peer.material,
+      trustOrg2: true,
+      membership: { externalEndpoint: `127.0.0.1:${port}` },
+    });
+    await g.waitFor(() => foreignLists(g, again), waitMs, "the Org2 peer sees ours revived");
+    assert.ok((g.member(pkiIdHex(again.peer.comm.pkiId))?.inc ?? 0n) > oldInc);
+    assert.equal(g.member(pkiIdHex(again.peer.comm.pkiId))?.internalEndpoint, "", "still no internal endpoint across orgs");
   });
 });
