@@ -743,7 +743,7 @@ export class ForeignDiscoveryPeer {
     for (const [who, digests] of perPeer) {
       const m = this.members.get(who);
       const nonce = [...round.hellos].find(([, p]) => p === who)?.[0];
-      if (!m || m.state !== "alive" || nonce === undefined) continue;
+      if (m?.state !== "alive" || nonce === undefined) continue;
       void this.sendTo(m, envelope(gm(0n, F.dataReq, pullMsg(nonce, digests))));
     }
     if (!(await this.sleep(this.cfg.responseWaitMs))) return;
@@ -817,28 +817,39 @@ export class ForeignDiscoveryPeer {
     try {
       m = parseGm(env.getPayload_asU8());
     } catch {
-      return this.reject("malformed", "unparsable GossipMessage");
+      this.reject("malformed", "unparsable GossipMessage");
+      return;
     }
     const fromHex = from.pkiId.toString("hex");
     const discovery = [F.alive, F.memReq, F.memRes, F.hello, F.dataDig, F.dataReq, F.dataUpdate] as number[];
     if (m.content === undefined || !discovery.includes(m.content)) return;
-    if (m.tag !== tagEmpty) return this.reject("tag", `Tag of ${m.content} isn't legal: ${m.tag}`);
+    if (m.tag !== tagEmpty) {
+      this.reject("tag", `Tag of ${m.content} isn't legal: ${m.tag}`);
+      return;
+    }
     try {
       switch (m.content) {
         case F.alive:
-          return this.onGossipedAlive(env, m, fromHex);
+          this.onGossipedAlive(env, m, fromHex);
+          return;
         case F.memReq:
-          return this.onRequest(m, from);
+          this.onRequest(m, from);
+          return;
         case F.memRes:
-          return this.onResponse(m);
+          this.onResponse(m);
+          return;
         case F.hello:
-          return this.onHello(m, from, reply);
+          this.onHello(m, from, reply);
+          return;
         case F.dataDig:
-          return this.onDigest(m, fromHex);
+          this.onDigest(m, fromHex);
+          return;
         case F.dataReq:
-          return this.onDataRequest(m, from, reply);
+          this.onDataRequest(m, from, reply);
+          return;
         case F.dataUpdate:
-          return this.onDataUpdate(m);
+          this.onDataUpdate(m);
+          return;
       }
     } catch (e) {
       this.reject("malformed", (e as Error).message);
@@ -859,7 +870,7 @@ export class ForeignDiscoveryPeer {
     let known: KnownIdentity | undefined;
     if (a.identity) {
       known = this.putIdentity(a.identity);
-      if (!known || !known.checked.pkiId.equals(a.pkiId)) {
+      if (!known?.checked.pkiId.equals(a.pkiId)) {
         this.reject("identity", `Failed validating identity of ${hex}: identity doesn't match the computed pkiID`);
         return undefined;
       }
@@ -928,7 +939,10 @@ export class ForeignDiscoveryPeer {
   private onGossipedAlive(env: Envelope, m: Gm, fromHex: string): void {
     this.stats.aliveReceived++;
     const a = parseAlive(m.body);
-    if (!a) return this.reject("invalid_alive", "Invalid alive message: no membership");
+    if (!a) {
+      this.reject("invalid_alive", "Invalid alive message: no membership");
+      return;
+    }
     if (!this.checkValid(a)) return;
     const internal = this.validateAlive(env, a);
     if (internal === undefined) return;
@@ -965,13 +979,24 @@ export class ForeignDiscoveryPeer {
     const fromHex = from.pkiId.toString("hex");
     const req = gossip.MembershipRequest.deserializeBinary(m.body);
     const self = req.getSelfInformation();
-    if (!self) return this.reject("request", "Got membership request with invalid selfInfo");
+    if (!self) {
+      this.reject("request", "Got membership request with invalid selfInfo");
+      return;
+    }
     const inner = parseGm(self.getPayload_asU8());
-    if (inner.content !== F.alive) return this.reject("request", "Got membership request with selfInfo that isn't an AliveMessage");
+    if (inner.content !== F.alive) {
+      this.reject("request", "Got membership request with selfInfo that isn't an AliveMessage");
+      return;
+    }
     const a = parseAlive(inner.body);
-    if (!a) return this.reject("request", "Got membership request with invalid selfInfo");
-    if (a.pkiId.toString("hex") !== fromHex)
-      return this.reject("request", "Got membership request with selfInfo that doesn't match the handshake");
+    if (!a) {
+      this.reject("request", "Got membership request with invalid selfInfo");
+      return;
+    }
+    if (a.pkiId.toString("hex") !== fromHex) {
+      this.reject("request", "Got membership request with selfInfo that doesn't match the handshake");
+      return;
+    }
     const internal = this.validateAlive(self, a);
     if (internal === undefined) return;
     if (this.checkValid(a)) this.handleAlive(self, a, internal);
@@ -1015,12 +1040,18 @@ export class ForeignDiscoveryPeer {
       let a: ParsedAlive | undefined;
       try {
         const inner = parseGm(env.getPayload_asU8());
-        if (inner.content !== F.alive) return this.reject("response", "Expected alive message, got something else instead");
+        if (inner.content !== F.alive) {
+          this.reject("response", "Expected alive message, got something else instead");
+          return;
+        }
         a = parseAlive(inner.body);
       } catch {
         a = undefined;
       }
-      if (!a) return this.reject("response", "Membership response contains an invalid message from an online peer");
+      if (!a) {
+        this.reject("response", "Membership response contains an invalid message from an online peer");
+        return;
+      }
       if (a.pkiId.toString("hex") === this.pkiIdHex || !this.checkValid(a)) continue;
       const internal = this.validateAlive(env, a);
       if (internal !== undefined) this.handleAlive(env, a, internal);
@@ -1033,7 +1064,10 @@ export class ForeignDiscoveryPeer {
       } catch {
         a = undefined;
       }
-      if (!a) return this.reject("response", "Membership response contains an invalid message from an offline peer");
+      if (!a) {
+        this.reject("response", "Membership response contains an invalid message from an offline peer");
+        return;
+      }
       const hex = a.pkiId.toString("hex");
       if (hex === this.pkiIdHex || this.members.has(hex) || !this.checkValid(a)) continue;
       const internal = this.validateAlive(env, a);
@@ -1125,18 +1159,25 @@ export class ForeignDiscoveryPeer {
     for (const item of p.items) {
       const env = gossip.Envelope.deserializeBinary(item);
       const inner = parseGm(env.getPayload_asU8());
-      if (inner.content !== F.peerIdentity) return this.reject("data_update", "Got a non-identity message, aborting");
+      if (inner.content !== F.peerIdentity) {
+        this.reject("data_update", "Got a non-identity message, aborting");
+        return;
+      }
       const pi = gossip.PeerIdentity.deserializeBinary(inner.body);
       let checked: ForeignIdentity;
       try {
         checked = this.peer.checkIdentity(pi.getCert_asU8());
       } catch (e) {
-        return this.reject("data_update", `Failed validating identity message: ${(e as Error).message}`);
+        this.reject("data_update", `Failed validating identity message: ${(e as Error).message}`);
+        return;
       }
-      if (!checked.pkiId.equals(Buffer.from(pi.getPkiId_asU8())))
-        return this.reject("data_update", "identity doesn't match the computed pkiID");
+      if (!checked.pkiId.equals(Buffer.from(pi.getPkiId_asU8()))) {
+        this.reject("data_update", "identity doesn't match the computed pkiID");
+        return;
+      }
       if (!this.peer.verifyBytes(checked.cert, env.getSignature_asU8(), env.getPayload_asU8())) {
-        return this.reject("data_update", "Data update contains an invalid message: bad signature");
+        this.reject("data_update", "Data update contains an invalid message: bad signature");
+        return;
       }
       valid.push({
         hex: checked.pkiId.toString("hex"),

@@ -1,7 +1,8 @@
 /** `gossip-connect members HOST:PORT`: a peer's membership view, through Fabric's MembershipRequest. */
 import { randomBytes } from "node:crypto";
 import type { Comm } from "../../core/comm.js";
-import { pkiIdHex, type RemotePeer } from "../../core/identity.js";
+import { type PeerIdentity, type PkiId, pkiIdHex, type RemotePeer } from "../../core/identity.js";
+import type { ReceivedMessage } from "../../core/received-message.js";
 import { X509CryptoService } from "../../core/x509-crypto.js";
 import { parseCommandLine, parseHostPort, parseInteger } from "../args.js";
 import { type Command, dialFlagsHelp } from "../command.js";
@@ -114,7 +115,7 @@ export const membersCommand: Command = {
     const ctx = { endpoint, noTls: !setup.tls };
     const out = processOutput(v.json);
     try {
-      let remote;
+      let remote: { pkiId: PkiId; identity: PeerIdentity };
       try {
         remote = await comm.handshake({ endpoint });
       } catch (e) {
@@ -133,7 +134,7 @@ export const membersCommand: Command = {
       const peer: RemotePeer = { endpoint, pkiId: remote.pkiId };
       const sub = comm.accept((m) => m.message.content.case === "memRes" && m.message.nonce === nonce);
       const watch = closedBy(comm, remoteHex);
-      let answer;
+      let answer: ReceivedMessage | undefined;
       let closed = false;
       void watch.closed.then(() => {
         closed = true;
