@@ -142,6 +142,51 @@ describe("serve", () => {
     assert.ok(!a.peer.json().some((e) => e.event === "received"), "membership traffic is not reported as received messages");
   });
 
+  it("across orgs: --anchor and --external-endpoint make two orgs' peers list each other; 'members' from the other org needs --external-endpoint", async () => {
+    const fast = ["--alive-interval", "200", "--alive-expiration", "1000"];
+    const ports = await Promise.all([holdPort(), holdPort()]);
+    const [pa, pq] = ports.map((h) => h.port);
+    await Promise.all(ports.map((h) => h.close()));
+    // serve() listens on port 0; here the external endpoint must name the port, so it is fixed.
+    const serveAt = async (port: number | undefined, args: string[]) => {
+      const peer = start(["serve", "--listen", `127.0.0.1:${port}`, "--json", "--external-endpoint", `127.0.0.1:${port}`, ...args]);
+      running.push(peer);
+      const started = await peer.waitForEvent("started");
+      return { peer, endpoint: String(started.endpoint), pkiId: String(started.pkiId) };
+    };
+    const a = await serveAt(pa, ["--identity", ids.p1, "--trust-ca", ids.org2Ca, ...fast]);
+    const q = await serveAt(pq, ["--identity", ids.q1, "--trust-ca", ids.org1Ca, "--anchor", a.endpoint, ...fast]);
+    const seen = await a.peer.waitForEvent("joined", (e) => e.pkiId === q.pkiId, 10_000);
+    assert.deepEqual(
+      { organization: seen.organization, endpoint: seen.endpoint, internalEndpoint: seen.internalEndpoint },
+      { organization: "Org2MSP", endpoint: `127.0.0.1:${pq}`, internalEndpoint: "" },
+    );
+    await q.peer.waitForEvent("joined", (e) => e.pkiId === a.pkiId && e.organization === "Org1MSP", 10_000);
+
+    const [refused, answered] = await Promise.all([
+      cli(["members", a.endpoint, "--identity", ids.q1, "--trust-ca", ids.org1Ca]),
+      cli(["members", a.endpoint, "--identity", ids.q1, "--trust-ca", ids.org1Ca, "--external-endpoint", "127.0.0.1:9", "--json"]),
+    ]);
+    assert.equal(refused.code, 1, refused.stdout);
+    assert.match(oneErrorLine(refused.stderr), /closed the connection without answering.*--external-endpoint/);
+    assert.equal(answered.code, 0, answered.stderr);
+    const rows = answered.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const listed = rows.filter((r) => r.result === "member");
+    assert.ok(
+      listed.some((r) => r.pkiId === q.pkiId && r.organization === "Org2MSP" && r.signature === "valid"),
+      answered.stdout,
+    );
+    assert.ok(
+      listed.every((r) => r.internalEndpoint === null),
+      "no internal endpoint for another org",
+    );
+    assert.equal(listed.filter((r) => r.state === "alive").at(-1)?.pkiId, a.pkiId);
+    await Promise.all([a.peer.stop(), q.peer.stop()]);
+  });
+
   it("without --identity runs an ephemeral dev identity; h2c with --no-tls; --metrics serves /metrics", async () => {
     const e = await serve(["--no-tls", "--metrics"]);
     running.push(e.peer);
