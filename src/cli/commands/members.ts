@@ -53,7 +53,9 @@ us afterwards as a member, until it finds us unreachable.
 
 Options:
   --identity DIR        our identity (from 'gossip-connect init'); required. The peer must
-                        trust its CA (its organization, or one of a channel it joined)
+                        trust its CA (its organization, or one of a channel it joined). Use one
+                        that no running peer uses: two processes with one certificate confuse
+                        every view (Fabric logs "Bad configuration detected")
   --external-endpoint HOST:PORT
                         our external endpoint (Member.endpoint), needed to be answered by a
                         peer of another organization (default: none)
