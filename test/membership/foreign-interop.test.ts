@@ -126,6 +126,20 @@ describe("membership interop with the foreign discovery peer (HTTP/2, mutual TLS
     assert.ok(f.stats.responsesReceived >= 1, "ours answered its request");
   });
 
+  it("identity pull both ways: with no identity in alive messages, ours and a second foreign peer verify each other through their common bootstrap", async () => {
+    const noCert: ForeignDiscoveryOptions = { publishCertPeriodMs: 0 };
+    const { peer: hub } = await startForeign({ discovery: noCert });
+    // 1 ms: our alive messages carry our identity only in the first millisecond (0 would mean Fabric's default).
+    const ours = await startOurs({ membership: { bootstrapPeers: [hub.endpoint], publishCertPeriodMs: 1 } });
+    await hub.waitFor(() => foreignLists(hub, ours), waitMs, "the hub lists ours");
+    const { peer: f } = await startForeign({ discovery: { ...noCert, bootstrap: [hub.endpoint] } });
+    await eventually(() => oursLists(ours, f.pkiIdHex), waitMs, "ours lists the second foreign peer");
+    await f.waitFor(() => foreignLists(f, ours), waitMs, "the second foreign peer lists ours");
+    assert.ok(hub.stats.hellosReceived > 0, "ours pulled identities from the hub");
+    assert.ok(hub.pulledIdentities().includes(pkiIdHex(ours.peer.comm.pkiId)), "the hub pulled our signed identity from us");
+    assert.equal(ours.membership.lookup(f.peer.pkiId)?.organization, "Org1MSP");
+  });
+
   it("ours notices the foreign peer's death, and its revival with a newer inc_num", async () => {
     const first = await startForeign();
     const f1 = first.peer;
