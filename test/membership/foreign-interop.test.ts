@@ -140,6 +140,24 @@ describe("membership interop with the foreign discovery peer (HTTP/2, mutual TLS
     assert.equal(ours.membership.lookup(f.peer.pkiId)?.organization, "Org1MSP");
   });
 
+  it("an alive message from it with a broken signature is refused and counted, and changes nothing", async () => {
+    const { peer: f } = await startForeign({ discovery: { aliveIntervalMs: 60_000, sync: false, identityPull: false } });
+    const ours = await startOurs({ membership: { bootstrapPeers: [f.endpoint], aliveExpirationTimeoutMs: 60_000 } });
+    await eventually(() => oursLists(ours, f.pkiIdHex), waitMs, "ours lists it");
+    const before = ours.membership.lookup(f.peer.pkiId)?.timestamp.seqNum ?? 0n;
+    const forged = f.signAlive(); // a newer seq_num, so only the signature can refuse it
+    const sig = forged.getSignature_asU8().slice();
+    sig[sig.length - 1] = (sig[sig.length - 1] ?? 0) ^ 0x01;
+    forged.setSignature(sig);
+    assert.ok(f.peer.sendEnvelope(pkiIdHex(ours.peer.comm.pkiId), forged), "it holds a connection to ours");
+    await eventually(
+      () => (ours.membership.stats().refused["alive/bad_signature"] ?? 0) >= 1,
+      waitMs,
+      `refusal counted: ${JSON.stringify(ours.membership.stats().refused)}`,
+    );
+    assert.equal(ours.membership.lookup(f.peer.pkiId)?.timestamp.seqNum, before, "the view did not take the forged timestamp");
+  });
+
   it("ours notices the foreign peer's death, and its revival with a newer inc_num", async () => {
     const first = await startForeign();
     const f1 = first.peer;
