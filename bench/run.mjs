@@ -1,14 +1,16 @@
 #!/usr/bin/env node
-// `npm run bench`: gossip-connect against raw node:http2 and grpc-js, in one
-// run. See bench/README.md for what is measured and how to read it.
+// `npm run bench`: gossip-connect against raw node:http2, grpc-js and (where
+// Go is installed) grpc-go, in one run. See bench/README.md for what is
+// measured and how to read it.
 //
-//   node bench/run.mjs [--quick] [--only=W1,W3] [--stacks=raw,grpc,gossip]
+//   node bench/run.mjs [--quick] [--only=W1,W3] [--stacks=raw,grpc,gossip,go]
 //                      [--h2c] [--profile] [--runs=N] [--note="..."] [--tsx]
 //
 // Every cell (workload x stack) gets fresh worker processes (forked with an
 // IPC channel; see bench/workers/common/ipc.ts), which are killed when the
-// cell ends, on error, and when this process exits.
-import { fork } from "node:child_process";
+// cell ends, on error, and when this process exits. The Go stack (e) is a
+// binary built from bench/go/ that speaks the same IPC protocol.
+import { fork, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -33,7 +35,7 @@ if (flag("help") || flag("h")) {
   console.log(`usage: node bench/run.mjs [options]   (npm run bench -- [options])
   --quick            sub-minute smoke run (fewer, shorter runs; smaller W6/W7)
   --only=W1,W3       run only these workloads
-  --stacks=a,b,...   run only these stacks (raw, rawpb, grpc, gossip)
+  --stacks=a,b,...   run only these stacks (raw, rawpb, grpc, gossip, go)
   --h2c              cleartext HTTP/2 instead of mutual TLS
   --profile          profile gossip-connect on W1/W2 (node --cpu-prof) and summarize
   --runs=N           measured runs per cell (default 5, quick 2)
@@ -48,8 +50,10 @@ const useTsx = flag("tsx");
 const note = option("note") ?? "";
 const allWorkloads = ["W1", "W2", "W3", "W4", "W5", "W6", "W7"];
 const only = new Set((option("only") ?? (profile ? "W1,W2" : allWorkloads.join(","))).split(",").map((s) => s.trim().toUpperCase()));
-const allStacks = ["raw", "rawpb", "grpc", "gossip"];
+const allStacks = ["raw", "rawpb", "grpc", "gossip", "go"];
 const stackFilter = new Set((option("stacks") ?? (profile ? "gossip" : allStacks.join(","))).split(",").map((s) => s.trim()));
+/** Every stack asked for (before a missing Go drops stack e): such a run of every workload writes latest.json. */
+const everyStack = allStacks.every((s) => stackFilter.has(s));
 
 /** Run sizes. Every loop is bounded by a count and a time. */
 const P = quick
@@ -83,7 +87,7 @@ if (profile && !quick) {
 /** The whole run must stay under 15 minutes on 2 cores; cells left when this is spent are skipped. */
 const budgetMs = quick ? 3 * 60_000 : 14 * 60_000;
 
-const stackLabel = { raw: "a raw h2 64K", rawpb: "raw h2 1-write", grpc: "b grpc-js", gossip: "c gossip" };
+const stackLabel = { raw: "a raw h2 64K", rawpb: "raw h2 1-write", grpc: "b grpc-js", gossip: "c gossip", go: "e grpc-go" };
 
 // --- process management ----------------------------------------------------------
 
@@ -133,20 +137,20 @@ let workerEntry;
 let workerExecArgv = ["--no-deprecation"];
 let ca;
 let profileDir;
+/** The Go stack's binary, once built (see buildGo). */
+let goBinary;
 
 /** Forks a worker; resolves `ready` with what it announced. */
 function spawnWorker(name, stack, role, opts = {}, extraExecArgv = []) {
   const init = { stack, role, tls, ca, opts };
   const execArgv = [...workerExecArgv, ...extraExecArgv];
-  if (profileDir && (role === "server" || role === "client") && stackFilter.has(stack)) {
+  if (profileDir && (role === "server" || role === "client") && stackFilter.has(stack) && stack !== "go") {
     execArgv.push("--cpu-prof", `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}.cpuprofile`, "--cpu-prof-interval=200");
   }
-  const child = fork(workerEntry, [], {
-    cwd: root,
-    env: { ...process.env, BENCH_INIT: JSON.stringify(init) },
-    execArgv,
-    stdio: ["ignore", "inherit", "inherit", "ipc"],
-  });
+  const env = { ...process.env, BENCH_INIT: JSON.stringify(init) };
+  const stdio = ["ignore", "inherit", "inherit", "ipc"];
+  // The Go binary reads the same IPC channel (NODE_CHANNEL_FD, JSON lines) as a forked worker.
+  const child = stack === "go" ? spawn(goBinary, [], { cwd: root, env, stdio }) : fork(workerEntry, [], { cwd: root, env, execArgv, stdio });
   children.add(child);
   const pending = new Map();
   let nextId = 1;
@@ -469,13 +473,13 @@ function cellsPlan() {
     if (!only.has(w)) return;
     for (const st of s(stacks)) plan.push({ w, stack: st, sub, fn: () => fn(st) });
   };
-  add("W1", ["raw", "rawpb", "grpc", "gossip"], (st) => streamCell(st, 1024));
-  add("W2", ["raw", "rawpb", "grpc", "gossip"], (st) => streamCell(st, 64));
-  add("W3", ["raw", "rawpb", "grpc", "gossip"], echoCell);
-  add("W4", ["raw", "grpc", "gossip"], pingCell);
+  add("W1", ["raw", "rawpb", "grpc", "gossip", "go"], (st) => streamCell(st, 1024));
+  add("W2", ["raw", "rawpb", "grpc", "gossip", "go"], (st) => streamCell(st, 64));
+  add("W3", ["raw", "rawpb", "grpc", "gossip", "go"], echoCell);
+  add("W4", ["raw", "grpc", "gossip", "go"], pingCell);
   for (const fan of P.fanout.peers) add("W5", ["raw", "grpc", "gossip"], (st) => fanoutCell(st, fan), `x${fan}`);
-  add("W6", ["raw", "grpc", "gossip"], setupCell);
-  add("W7", ["raw", "grpc", "gossip"], memoryCell);
+  add("W6", ["raw", "grpc", "gossip", "go"], setupCell);
+  add("W7", ["raw", "grpc", "gossip", "go"], memoryCell);
   return plan;
 }
 
@@ -516,6 +520,54 @@ async function buildTsx() {
   return "tsx";
 }
 
+/** Where Debian's golang-*-dev packages put Go library sources (GOPATH layout). */
+const debianGocode = "/usr/share/gocode";
+const goInstallHint = "apt-get install golang-go golang-google-grpc-dev, see bench/README.md";
+
+/**
+ * Builds the Go stack (e) from bench/go/ into bench/.build/go/, offline: in
+ * GOPATH mode against the grpc-go sources of Debian's golang-google-grpc-dev
+ * (or a GOPATH that holds google.golang.org/grpc), with the module proxy off.
+ * Returns what the run records about it; where Go or grpc-go is missing, or
+ * the build fails, prints one line and drops the stack from the run.
+ */
+function buildGo() {
+  if (!stackFilter.has("go")) return { used: false, reason: "not selected" };
+  const skip = (reason) => {
+    console.log(`bench: Go stack (e) skipped: ${reason}`);
+    stackFilter.delete("go");
+    return { used: false, reason };
+  };
+  const version = spawnSync("go", ["version"], { encoding: "utf8", timeout: 30_000 });
+  if (version.error || version.status !== 0) return skip(`\`go\` not found (${goInstallHint})`);
+  const gopath = [...(process.env.GOPATH ?? "").split(path.delimiter).filter(Boolean), debianGocode];
+  if (!gopath.some((d) => existsSync(path.join(d, "src", "google.golang.org", "grpc", "server.go")))) {
+    return skip(`grpc-go sources not found in ${gopath.join(path.delimiter)} (${goInstallHint})`);
+  }
+  const outDir = path.join(buildDir, "go");
+  mkdirSync(outDir, { recursive: true });
+  goBinary = path.join(outDir, "gossip-bench-go");
+  const built = spawnSync("go", ["build", "-o", goBinary, "./bench/go"], {
+    cwd: root,
+    encoding: "utf8",
+    timeout: 300_000,
+    env: {
+      ...process.env,
+      GO111MODULE: "off",
+      GOPATH: gopath.join(path.delimiter),
+      GOPROXY: "off",
+      GOFLAGS: "",
+      GOTOOLCHAIN: "local",
+      GOCACHE: process.env.GOCACHE ?? path.join(outDir, "cache"),
+    },
+  });
+  if (built.error || built.status !== 0) {
+    const why = (built.stderr || built.error?.message || "").trim().split("\n").slice(0, 3).join(" | ");
+    return skip(`go build failed: ${why}`);
+  }
+  return { used: true, version: version.stdout.trim() };
+}
+
 function machine() {
   const cpus = os.cpus();
   return {
@@ -549,7 +601,17 @@ function tableRows(W) {
   const row = (w, label, better, f, unit) => {
     if (!W[w]) return;
     const values = Object.fromEntries(allStacks.map((st) => [st, get(w, st, f)]));
-    rows.push({ w, label, unit, better, values, "c/a": ratio(values.gossip, values.raw), "c/b": ratio(values.gossip, values.grpc), "c/raw": ratio(values.gossip, values.rawpb) });
+    rows.push({
+      w,
+      label,
+      unit,
+      better,
+      values,
+      "c/a": ratio(values.gossip, values.raw),
+      "c/b": ratio(values.gossip, values.grpc),
+      "c/raw": ratio(values.gossip, values.rawpb),
+      "c/e": ratio(values.gossip, values.go),
+    });
   };
   row("W1", "W1 1 KiB stream", "higher", (c) => c.median.msgsPerS, "msgs/s");
   row("W1", "W1 1 KiB stream", "higher", (c) => c.median.mbPerS, "MB/s");
@@ -593,19 +655,29 @@ function flatRatios(W, rows) {
   put("W1 c/raw", rr("W1 1 KiB stream", "msgs/s", "c/raw"));
   put("W1 client-cpu c/b", rr("W1 client CPU", "us/msg", "c/b"));
   put("W1 server-cpu c/b", rr("W1 server CPU", "us/msg", "c/b"));
+  put("W1 c/e", rr("W1 1 KiB stream", "msgs/s", "c/e"));
+  put("W1 client-cpu c/e", rr("W1 client CPU", "us/msg", "c/e"));
+  put("W1 server-cpu c/e", rr("W1 server CPU", "us/msg", "c/e"));
   put("W2 c/b", rr("W2 64 B stream", "msgs/s", "c/b"));
   put("W2 c/a", rr("W2 64 B stream", "msgs/s", "c/a"));
   put("W2 c/raw", rr("W2 64 B stream", "msgs/s", "c/raw"));
+  put("W2 c/e", rr("W2 64 B stream", "msgs/s", "c/e"));
   put("W3p50 c/raw", rr("W3 echo 1 KiB p50", "us", "c/raw"));
   put("W3p50 c/b", rr("W3 echo 1 KiB p50", "us", "c/b"));
   put("W3p50 c/a", rr("W3 echo 1 KiB p50", "us", "c/a"));
   put("W3p99 c/raw", rr("W3 echo 1 KiB p99", "us", "c/raw"));
   put("W3p99 c/b", rr("W3 echo 1 KiB p99", "us", "c/b"));
+  put("W3p50 c/e", rr("W3 echo 1 KiB p50", "us", "c/e"));
+  put("W3p99 c/e", rr("W3 echo 1 KiB p99", "us", "c/e"));
   put("W4 c/b", rr("W4 Pings/s, 32 in flight", "/s", "c/b"));
   put("W4 c/a", rr("W4 Pings/s, 32 in flight", "/s", "c/a"));
   put("W4p50 c/b", rr("W4 Ping p50", "us", "c/b"));
   put("W4p99 c/b", rr("W4 Ping p99", "us", "c/b"));
   put("W4 probe p50 c/b", rr("W4 probe p50", "us", "c/b"));
+  put("W4 c/e", rr("W4 Pings/s, 32 in flight", "/s", "c/e"));
+  put("W4p50 c/e", rr("W4 Ping p50", "us", "c/e"));
+  put("W4p99 c/e", rr("W4 Ping p99", "us", "c/e"));
+  put("W4 probe p50 c/e", rr("W4 probe p50", "us", "c/e"));
   for (const fan of P.fanout.peers) {
     put(`W5x${fan} c/b`, rr(`W5 fan-out to ${fan}`, "deliveries/s", "c/b"));
     put(`W5x${fan} c/a`, rr(`W5 fan-out to ${fan}`, "deliveries/s", "c/a"));
@@ -621,11 +693,16 @@ function flatRatios(W, rows) {
   put("W6p99 c/b", rr("W6 setup p99", "us", "c/b"));
   put("W6 storm p50 c/b", rr(`W6 ${P.storm.peers} at once p50`, "us", "c/b"));
   put("W6 storm all c/b", rr(`W6 ${P.storm.peers} at once, all`, "ms", "c/b"));
+  put("W6p50 c/e", rr("W6 setup p50", "us", "c/e"));
+  put("W6p99 c/e", rr("W6 setup p99", "us", "c/e"));
+  put("W6 storm p50 c/e", rr(`W6 ${P.storm.peers} at once p50`, "us", "c/e"));
+  put("W6 storm all c/e", rr(`W6 ${P.storm.peers} at once, all`, "ms", "c/e"));
   const w7 = find(`W7 RSS per idle conn (${P.idle.peers})`, "bytes");
   if (w7) {
     put("W7 bytes/conn", w7.values.gossip === null ? null : Math.round(w7.values.gossip));
     put("W7 bytes/conn c/b", w7["c/b"]);
     put("W7 bytes/conn c/a", w7["c/a"]);
+    put("W7 bytes/conn c/e", w7["c/e"]);
   }
   const heap = find("W7 heap per idle conn", "bytes");
   if (heap) put("W7 heap bytes/conn", heap.values.gossip === null ? null : Math.round(heap.values.gossip));
@@ -635,6 +712,8 @@ function flatRatios(W, rows) {
   if (step) put("W7 stall RSS step %", step.values.gossip === null ? null : r1(step.values.gossip));
   put("W7 ack p50 c/b", rr("W7 sendWithAck to 16 p50", "us", "c/b"));
   put("W7 ack p99 c/b", rr("W7 sendWithAck to 16 p99", "us", "c/b"));
+  put("W7 ack p50 c/e", rr("W7 sendWithAck to 16 p50", "us", "c/e"));
+  put("W7 ack p99 c/e", rr("W7 sendWithAck to 16 p99", "us", "c/e"));
   return R;
 }
 
@@ -669,9 +748,11 @@ function fmt(v) {
   return v.toFixed(2);
 }
 
+const ratioColumns = ["c/a", "c/b", "c/raw", "c/e"];
+
 function textTable(rows) {
-  const header = ["metric", "unit", ...allStacks.map((s) => stackLabel[s]), "c/a", "c/b", "c/raw"];
-  const body = rows.map((r) => [r.label, r.unit, ...allStacks.map((s) => fmt(r.values[s])), fmt(r["c/a"]), fmt(r["c/b"]), fmt(r["c/raw"])]);
+  const header = ["metric", "unit", ...allStacks.map((s) => stackLabel[s]), ...ratioColumns];
+  const body = rows.map((r) => [r.label, r.unit, ...allStacks.map((s) => fmt(r.values[s])), ...ratioColumns.map((k) => fmt(r[k]))]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cols) => cols.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
   return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...body.map(line)].join("\n");
@@ -688,12 +769,13 @@ function markdown(result) {
     result.note ? `Note: ${result.note}` : "",
     result.mode === "quick" ? "**Quick run: a smoke test. Runs are too short for the JIT and the heap to settle; do not quote these numbers.**" : "",
     "",
-    "Stacks: **a** raw node:http2, hand-encoded frames coalesced into 64 KiB writes (the limit); **raw 1-write** raw node:http2 with protobuf-es, one write per message; **b** @grpc/grpc-js + @hyperledger/fabric-protos; **c** gossip-connect through its public Comm API.",
+    "Stacks: **a** raw node:http2, hand-encoded frames coalesced into 64 KiB writes (the limit); **raw 1-write** raw node:http2 with protobuf-es, one write per message; **b** @grpc/grpc-js + @hyperledger/fabric-protos; **c** gossip-connect through its public Comm API; **e** grpc-go (Go, Debian's packages), where Go is installed.",
+    result.goStack?.used ? `Go stack: ${result.goStack.version}.` : `Go stack (e) not run: ${result.goStack?.reason ?? "unknown"}.`,
     "Ratios are c divided by the other stack: above 1 is better for rates (msgs/s, deliveries/s, Pings/s), below 1 is better for times, CPU and bytes.",
     "",
-    `| metric | unit | ${allStacks.map((s) => stackLabel[s]).join(" | ")} | c/a | c/b | c/raw |`,
-    `|---|---|${allStacks.map(() => "---:").join("|")}|---:|---:|---:|`,
-    ...rows.map((r) => `| ${r.label} | ${r.unit} | ${allStacks.map((s) => fmt(r.values[s])).join(" | ")} | ${fmt(r["c/a"])} | ${fmt(r["c/b"])} | ${fmt(r["c/raw"])} |`),
+    `| metric | unit | ${allStacks.map((s) => stackLabel[s]).join(" | ")} | ${ratioColumns.join(" | ")} |`,
+    `|---|---|${allStacks.map(() => "---:").join("|")}|${ratioColumns.map(() => "---:").join("|")}|`,
+    ...rows.map((r) => `| ${r.label} | ${r.unit} | ${allStacks.map((s) => fmt(r.values[s])).join(" | ")} | ${ratioColumns.map((k) => fmt(r[k])).join(" | ")} |`),
     "",
     "## Ratios",
     "",
@@ -715,6 +797,7 @@ function markdown(result) {
 
 async function main() {
   const how = await build();
+  const goStack = buildGo();
   ca = lib.makeCa();
   const stamp = new Date(startedAt).toISOString().replace(/[:.]/g, "-");
   mkdirSync(resultsDir, { recursive: true });
@@ -763,6 +846,7 @@ async function main() {
     note,
     durationS: Math.round((Date.now() - startedAt) / 100) / 10,
     machine: mach,
+    goStack,
     params: P,
     ratios: R,
     goals: G,
@@ -792,10 +876,10 @@ async function main() {
   const json = JSON.stringify(result, null, 2);
   writeFileSync(path.join(resultsDir, `${stamp}.json`), json);
   writeFileSync(path.join(resultsDir, `${stamp}.md`), markdown(result));
-  if (!profile && only.size === allWorkloads.length && stackFilter.size === allStacks.length) {
-    writeFileSync(path.join(resultsDir, "latest.json"), json);
-  }
-  console.log(`\nwrote bench/results/${stamp}.{json,md}${existsSync(path.join(resultsDir, "latest.json")) ? " and bench/results/latest.json" : ""} in ${result.durationS} s`);
+  // Every stack that can run here: a machine without Go still writes latest.json.
+  const writeLatest = !profile && only.size === allWorkloads.length && everyStack;
+  if (writeLatest) writeFileSync(path.join(resultsDir, "latest.json"), json);
+  console.log(`\nwrote bench/results/${stamp}.{json,md}${writeLatest ? " and bench/results/latest.json" : ""} in ${result.durationS} s`);
   if (errors.length > 0) {
     console.log(`${errors.length} cell(s) failed`);
     process.exitCode = 1;

@@ -1,4 +1,11 @@
+/**
+ * `sendWithAck`: acknowledgements matched to their waiters (the ack
+ * registry), the aggregation of the peers' answers, and the watch on the
+ * connection each message went out on.
+ */
+import { randomBytes } from "node:crypto";
 import type { Clock } from "./clock.js";
+import type { Connection } from "./connection.js";
 import { ErrorCode, GossipError } from "./errors.js";
 import type { RemotePeer } from "./identity.js";
 
@@ -123,5 +130,150 @@ export class AckRegistry {
     const i = list.indexOf(waiter);
     if (i >= 0) list.splice(i, 1);
     if (list.length === 0) this.waiters.delete(topic);
+  }
+}
+
+/** Collaborators of an {@link AckSender}. */
+export interface AckSenderDeps {
+  readonly clock: Clock;
+  /** How long an ack may still come after its connection closed (Fabric `connTimeout`). */
+  readonly connTimeoutMs: number;
+  /** The open connection to `peer`, dialing when needed. */
+  getOrDial(peer: RemotePeer): Promise<Connection>;
+  /** The connection that serves in place of `conn` if `conn` was replaced meanwhile. */
+  current(conn: Connection): Connection;
+  /** A dial for `peer` failed (the caller reports the peer as presumed dead). */
+  dialFailed(peer: RemotePeer, error: GossipError): void;
+}
+
+/** Dial failures (as opposed to refusals and timeouts) that presume a peer dead. */
+const dialFailures: ReadonlySet<ErrorCode> = new Set([
+  ErrorCode.DialFailed,
+  ErrorCode.DialTimeout,
+  ErrorCode.TlsFailed,
+  ErrorCode.PingFailed,
+]);
+
+/**
+ * Sends with acknowledgement (Fabric's `SendWithAck`). Keeps nothing per call
+ * once the call settled: one close watch per connection, not one reaction per
+ * call on the connection's `closed` promise.
+ */
+export class AckSender {
+  /** Per connection, what to run when it closes. */
+  private readonly closeWatchers = new WeakMap<Connection, { readonly fns: Set<() => void>; fired: boolean }>();
+
+  constructor(
+    private readonly registry: AckRegistry,
+    private readonly deps: AckSenderDeps,
+  ) {}
+
+  /**
+   * Sends the message `encode` makes with a fresh random nonce to each peer
+   * and collects their acknowledgements: resolves at exactly `minAck`
+   * successes, or when every peer answered; a peer silent for `timeoutMs`
+   * counts as "timed out". An `encode` that throws (`MessageTooLarge`) fails
+   * every peer with its error. Never rejects.
+   */
+  send(encode: (nonce: bigint) => Uint8Array, timeoutMs: number, minAck: number, peers: readonly RemotePeer[]): Promise<AggregatedSendResult> {
+    if (peers.length === 0) return Promise.resolve(new AggregatedSendResult([]));
+    const nonce = randomBytes(8).readBigUInt64BE();
+    let frame: Uint8Array;
+    try {
+      frame = encode(nonce);
+    } catch (e) {
+      const error = GossipError.from(e);
+      return Promise.resolve(new AggregatedSendResult(peers.map((peer) => ({ peer, error }))));
+    }
+    const deadline = this.deps.clock.now() + timeoutMs;
+    return new Promise((resolve) => {
+      const results: SendResult[] = [];
+      let successes = 0;
+      let finished = false;
+      for (const peer of peers) {
+        void this.sendOne(peer, frame, nonce, deadline).then((error) => {
+          if (finished) return;
+          results.push(error ? { peer, error } : { peer });
+          if (!error) successes++;
+          // Fabric's rule, edge cases included: stop at exactly minAck successes, or when all answered.
+          if (successes === minAck || results.length === peers.length) {
+            finished = true;
+            resolve(new AggregatedSendResult(results));
+          }
+        });
+      }
+    });
+  }
+
+  private async sendOne(peer: RemotePeer, frame: Uint8Array, nonce: bigint, deadline: number): Promise<GossipError | undefined> {
+    const { clock, connTimeoutMs } = this.deps;
+    let timer: unknown;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = clock.setTimeout(() => reject(new GossipError(ErrorCode.AckTimeout, "timed out")), Math.max(0, deadline - clock.now()));
+    });
+    let graceTimer: unknown;
+    let done = false;
+    let unwatch = () => {};
+    try {
+      const conn = this.deps.current(await Promise.race([this.deps.getOrDial(peer), timedOut]));
+      const ack = this.registry.expect(nonce, conn.pkiHex, deadline - clock.now());
+      ack.catch(() => {});
+      await Promise.race([conn.put(frame), timedOut]);
+      // After the connection closes, the ack can still come on a connection
+      // that replaced it (the loser of a simultaneous dial flushes before it
+      // closes, and the remote answers on the winner). Wait connTimeoutMs for
+      // that, then report the close instead of waiting for the deadline.
+      const cut = new Promise<never>((_, reject) => {
+        unwatch = this.watchClose(conn, () => {
+          if (done) return; // answered already: no timer to leak
+          const reason = conn.error;
+          graceTimer = clock.setTimeout(
+            () =>
+              reject(
+                new GossipError(ErrorCode.Closed, `connection to ${peer.endpoint} closed before the ack${reason ? `: ${reason.message}` : ""}`, {
+                  cause: reason,
+                  remoteStatus: reason?.remoteStatus,
+                }),
+              ),
+            connTimeoutMs,
+          );
+        });
+      });
+      cut.catch(() => {});
+      const text = await Promise.race([ack, cut]);
+      return text === "" ? undefined : new GossipError(ErrorCode.Nack, text);
+    } catch (e) {
+      const error = GossipError.from(e);
+      if (dialFailures.has(error.code)) this.deps.dialFailed(peer, error);
+      return error;
+    } finally {
+      done = true;
+      unwatch();
+      clock.clearTimeout(timer);
+      clock.clearTimeout(graceTimer);
+      timedOut.catch(() => {});
+    }
+  }
+
+  /** Runs `fn` once `conn` has closed (soon, if it has already); returns the unsubscribe. */
+  private watchClose(conn: Connection, fn: () => void): () => void {
+    let w = this.closeWatchers.get(conn);
+    if (w === undefined) {
+      const watch = { fns: new Set<() => void>(), fired: false };
+      w = watch;
+      this.closeWatchers.set(conn, watch);
+      void conn.closed.then(() => {
+        watch.fired = true;
+        for (const f of [...watch.fns]) f();
+        watch.fns.clear();
+      });
+    }
+    if (w.fired) {
+      queueMicrotask(fn);
+      return () => {};
+    }
+    const fns = w.fns;
+    fns.add(fn);
+    return () => fns.delete(fn);
   }
 }

@@ -111,12 +111,6 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     return undefined;
   }
 
-  /** Returns the next item without waiting, or undefined when none is buffered. */
-  tryShift(): T | undefined {
-    const r = this.take();
-    return r && !r.done ? r.value : undefined;
-  }
-
   /**
    * The queue's one iterator: iterating again continues where the last loop
    * stopped (like a generator). Leaving a loop early (`break`) ends the queue.

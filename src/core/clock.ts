@@ -39,3 +39,14 @@ export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<v
     signal?.addEventListener("abort", onAbort, { once: true });
   });
 }
+
+/**
+ * An AbortSignal that aborts with `reason()` after `ms` on `clock`: the
+ * clock-driven `AbortSignal.timeout`. Call `clear()` when done so that no
+ * timer is left behind.
+ */
+export function timeoutSignal(clock: Clock, ms: number, reason: () => unknown): { readonly signal: AbortSignal; clear(): void } {
+  const controller = new AbortController();
+  const handle = clock.setTimeout(() => controller.abort(reason()), ms);
+  return { signal: controller.signal, clear: () => clock.clearTimeout(handle) };
+}

@@ -76,18 +76,6 @@ export class ConnectionStore {
     return [...this.all];
   }
 
-  /** Number of open connections. */
-  get openCount(): number {
-    let n = 0;
-    for (const c of this.all) if (c.state === "open") n++;
-    return n;
-  }
-
-  /** True once {@link ConnectionStore.shutdown} was called. */
-  get isClosing(): boolean {
-    return this.closing;
-  }
-
   /** The open connection that serves `peer`, found by PKI-ID or, when none is given, by endpoint. */
   lookup(peer: RemotePeer): Connection | undefined {
     const conn =
@@ -95,6 +83,18 @@ export class ConnectionStore {
         ? this.byPki.get(pkiIdHex(peer.pkiId))
         : this.byEndpoint.get(peer.endpoint);
     return conn?.state === "open" ? conn : undefined;
+  }
+
+  /**
+   * `conn` if it is still open, otherwise the open connection that replaced
+   * it (same PKI-ID), if any. Callers of {@link ConnectionStore.getOrDial}
+   * use it when they resume: a simultaneous dial may have replaced the
+   * connection between the dial's end and their turn.
+   */
+  current(conn: Connection): Connection {
+    if (conn.state === "open") return conn;
+    const now = this.byPki.get(conn.pkiHex);
+    return now?.state === "open" ? now : conn;
   }
 
   /**
@@ -122,11 +122,6 @@ export class ConnectionStore {
     return tracked;
   }
 
-  /** True when a dial keyed by `peer` is in progress. */
-  isDialing(peer: RemotePeer): boolean {
-    return this.dials.has(dialKey(peer));
-  }
-
   /**
    * Registers an authenticated connection (inbound, or an outbound one this
    * store dialed). Drains the connection it replaces. Throws `RateLimited`
@@ -151,6 +146,8 @@ export class ConnectionStore {
     if (!oldWins) {
       this.byPki.set(conn.pkiHex, conn);
       if (dialedEndpoint !== undefined) this.byEndpoint.set(dialedEndpoint, conn);
+      // Sends by endpoint only follow the peer to its replacement connection.
+      if (old !== undefined && old !== conn) for (const [ep, c] of this.byEndpoint) if (c === old) this.byEndpoint.set(ep, conn);
     }
     this.deps.onRegistered(conn);
     void conn.closed.then(() => this.unregister(conn));
@@ -245,6 +242,7 @@ export class ConnectionStore {
   }
 }
 
-function dialKey(peer: RemotePeer): string {
+/** The key dials to `peer` are coalesced by: its PKI-ID, or its endpoint when the PKI-ID is unknown. */
+export function dialKey(peer: RemotePeer): string {
   return peer.pkiId !== undefined && peer.pkiId.length > 0 ? pkiIdHex(peer.pkiId) : `@${peer.endpoint}`;
 }

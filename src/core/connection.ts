@@ -40,8 +40,6 @@ export interface ConnectionHooks {
   onWriteError(conn: Connection, error: GossipError): void;
   /** Reading failed (stream error, malformed message); the connection is already closing. */
   onReadError(conn: Connection, error: GossipError): void;
-  /** The connection reached "closed". */
-  onClosed(conn: Connection): void;
 }
 
 /** Collaborators of a {@link Connection}. */
@@ -98,7 +96,6 @@ export class Connection {
     this.closed = Promise.all([this.readerDone, stream.closed]).then(() => {
       this.state_ = "closed";
       this.buffer.close();
-      hooks.onClosed(this);
     });
   }
 

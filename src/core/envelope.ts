@@ -1,54 +1,46 @@
 /**
- * Envelopes on the wire: a hand-written codec for `gossip.Envelope` (the one
- * message on the hot path; protobuf-es' reflective codec costs several
- * microseconds per message here), plus Fabric's signing rules.
+ * Envelopes on the wire: a hand-written encoder for `gossip.Envelope` (the one
+ * message on the hot path, of a fixed layout), decoding through the compiled
+ * codec, plus Fabric's signing rules.
  */
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
+import {
+  compileEncoder,
+  decodeMessage,
+  delimitedSize,
+  encodeMessage,
+  mayHaveUnknownFields,
+  varintSize,
+  writeDelimited,
+  writeVarint,
+} from "../codec/index.js";
 import {
   type Envelope,
+  EnvelopeSchema,
   type GossipMessage,
   GossipMessageSchema,
   type SecretEnvelope,
 } from "../gen/gossip/message_pb.js";
 import type { CryptoService } from "./crypto.js";
 import { ErrorCode, GossipError } from "./errors.js";
-import { compileEncoder, decodeMessage, encodeMessage } from "./proto-codec.js";
 
 const emptyBytes: Uint8Array = new Uint8Array(0);
 
-function varintSize(n: number): number {
-  let size = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 128);
-    size++;
-  }
-  return size;
-}
-
-function writeVarint(buf: Uint8Array, at: number, n: number): number {
-  while (n >= 0x80) {
-    buf[at++] = (n & 0x7f) | 0x80;
-    n = Math.floor(n / 128);
-  }
-  buf[at++] = n;
-  return at;
-}
-
+/** An implicit-presence bytes field with a one-byte tag: omitted when empty. */
 function bytesFieldSize(len: number): number {
-  return len === 0 ? 0 : 1 + varintSize(len) + len;
+  return len === 0 ? 0 : 1 + delimitedSize(len);
 }
 
 function writeBytesField(buf: Uint8Array, at: number, tag: number, value: Uint8Array): number {
   if (value.length === 0) return at;
-  buf[at++] = tag;
-  at = writeVarint(buf, at, value.length);
-  buf.set(value, at);
-  return at + value.length;
+  buf[at] = tag;
+  return writeDelimited(buf, at + 1, value);
 }
 
 /**
  * Serializes an Envelope (proto3 binary, fields in number order, empty fields
- * omitted), byte-identical to protobuf-es' `toBinary` for the same message.
+ * omitted), byte-identical to protobuf-es' `toBinary` for the same message
+ * (one with unknown fields, which only `toBinary` writes back, goes through it).
  */
 export function encodeEnvelope(env: {
   payload: Uint8Array;
@@ -56,11 +48,10 @@ export function encodeEnvelope(env: {
   secretEnvelope?: SecretEnvelope | undefined;
 }): Uint8Array {
   const secret = env.secretEnvelope;
+  if (mayHaveUnknownFields(env) || (secret !== undefined && mayHaveUnknownFields(secret))) return toBinary(EnvelopeSchema, env as Envelope);
   const secretLen = secret ? bytesFieldSize(secret.payload.length) + bytesFieldSize(secret.signature.length) : 0;
   const size =
-    bytesFieldSize(env.payload.length) +
-    bytesFieldSize(env.signature.length) +
-    (secret ? 1 + varintSize(secretLen) + secretLen : 0);
+    bytesFieldSize(env.payload.length) + bytesFieldSize(env.signature.length) + (secret ? 1 + delimitedSize(secretLen) : 0);
   const buf = new Uint8Array(size);
   let at = writeBytesField(buf, 0, 0x0a, env.payload);
   at = writeBytesField(buf, at, 0x12, env.signature);
@@ -73,81 +64,17 @@ export function encodeEnvelope(env: {
   return buf;
 }
 
-function malformed(message: string): GossipError {
-  return new GossipError(ErrorCode.MalformedMessage, `malformed envelope: ${message}`);
-}
-
-/** Reads fields of a length-delimited message and hands each to `field`. */
-function readFields(
-  buf: Uint8Array,
-  field: (num: number, value: Uint8Array) => void,
-): void {
-  let at = 0;
-  const end = buf.length;
-  const varint = (): number => {
-    let result = 0;
-    let shift = 1;
-    for (let i = 0; i < 10; i++) {
-      if (at >= end) throw malformed("truncated varint");
-      const b = buf[at++] as number;
-      if (i < 7) result += (b & 0x7f) * shift;
-      shift *= 128;
-      if (b < 0x80) return result;
-    }
-    throw malformed("varint too long");
-  };
-  while (at < end) {
-    const key = varint();
-    const num = Math.floor(key / 8);
-    const wireType = key & 7;
-    if (num === 0) throw malformed("field number 0");
-    switch (wireType) {
-      case 0:
-        varint();
-        break;
-      case 1:
-        at += 8;
-        break;
-      case 5:
-        at += 4;
-        break;
-      case 2: {
-        const len = varint();
-        if (len > end - at) throw malformed("truncated length-delimited field");
-        field(num, buf.subarray(at, at + len));
-        at += len;
-        break;
-      }
-      default:
-        throw malformed(`unsupported wire type ${wireType}`);
-    }
-    if (at > end) throw malformed("truncated fixed-size field");
-  }
-}
-
 /**
- * Parses a serialized Envelope. Byte fields are views into `bytes` (no copy).
- * Unknown fields are skipped, as protobuf parsers do. Throws
- * `MalformedMessage` on invalid protobuf.
+ * Parses a serialized Envelope: exactly what protobuf-es' `fromBinary`
+ * returns (byte fields are views into `bytes`, unknown fields kept), through
+ * the compiled codec. Throws `MalformedMessage` where `fromBinary` throws.
  */
 export function decodeEnvelope(bytes: Uint8Array): Envelope {
-  let payload = emptyBytes;
-  let signature = emptyBytes;
-  let secretEnvelope: SecretEnvelope | undefined;
-  readFields(bytes, (num, value) => {
-    if (num === 1) payload = value;
-    else if (num === 2) signature = value;
-    else if (num === 3) {
-      let sp = secretEnvelope?.payload ?? emptyBytes;
-      let ss = secretEnvelope?.signature ?? emptyBytes;
-      readFields(value, (n, v) => {
-        if (n === 1) sp = v;
-        else if (n === 2) ss = v;
-      });
-      secretEnvelope = { $typeName: "gossip.SecretEnvelope", payload: sp, signature: ss };
-    }
-  });
-  return { $typeName: "gossip.Envelope", payload, signature, secretEnvelope };
+  try {
+    return decodeMessage<Envelope>(EnvelopeSchema, bytes);
+  } catch (e) {
+    throw new GossipError(ErrorCode.MalformedMessage, `malformed envelope: ${(e as Error).message}`, { cause: e });
+  }
 }
 
 /**
@@ -178,15 +105,16 @@ const gossipMessageEncoder = compileEncoder(GossipMessageSchema);
  * written straight into the Envelope's buffer (no intermediate payload).
  */
 export function encodeUnsignedEnvelope(message: GossipMessage): Uint8Array {
-  const size = gossipMessageEncoder?.size(message);
-  if (gossipMessageEncoder === undefined || size === undefined) return encodeEnvelope(noopSign(message));
+  const measured = gossipMessageEncoder?.measure(message);
+  if (measured === undefined) return encodeEnvelope(noopSign(message));
+  const size = measured.size;
   if (size === 0) return new Uint8Array(0);
   // A pooled Buffer: frames are internal (they only go to the wire), and a
   // Uint8Array of this size would get its own zeroed backing store each time.
   // Every byte is written below.
   const buf = Buffer.allocUnsafe(1 + varintSize(size) + size);
   buf[0] = 0x0a;
-  gossipMessageEncoder.write(buf, writeVarint(buf, 1, size));
+  measured.write(buf, writeVarint(buf, 1, size));
   return buf;
 }
 

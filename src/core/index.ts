@@ -4,8 +4,14 @@
  * nothing of Fastify or Connect; transports adapt their streams to
  * {@link WireStream} and {@link Dialer}.
  *
+ * The Comm's parts (inbound, outbound, ack, routing, connection store, send
+ * buffer, handshake, demultiplexer) are internal and not exported; import
+ * them from their files inside this repository only.
+ *
  * @packageDocumentation
  */
+
+// The comm and what its API hands out.
 export {
   Comm,
   type CommInit,
@@ -19,8 +25,12 @@ export { AggregatedSendResult, type SendResult } from "./ack.js";
 export { type CommConfig, type CommOptions, defaultCommConfig, type OverflowPolicy, resolveCommConfig } from "./config.js";
 export type { ConnectionInfo, ConnectionState } from "./connection.js";
 export type { CryptoService } from "./crypto.js";
-export { Demux, type Predicate, Subscription } from "./demux.js";
+export type { Predicate, Subscription } from "./demux.js";
 export { EventStream } from "./event-stream.js";
+export type { ReceivedMessage } from "./received-message.js";
+export { authenticationCodes, ErrorCode, GossipError, GrpcStatus, type GrpcStatusCode, isGossipError } from "./errors.js";
+
+// Messages, identities and their cryptography.
 export {
   decodeEnvelope,
   encodeEnvelope,
@@ -31,8 +41,6 @@ export {
   signMessage,
   verifyEnvelope,
 } from "./envelope.js";
-export { authenticationCodes, ErrorCode, GossipError, GrpcStatus, type GrpcStatusCode, isGossipError } from "./errors.js";
-export { handshake, type HandshakeOptions, type HandshakeResult } from "./handshake.js";
 export {
   bytesEqual,
   parseIdentity,
@@ -45,13 +53,18 @@ export {
   serializeIdentity,
   sha256,
 } from "./identity.js";
-export { type Logger, LogLimiter, silentLogger } from "./logger.js";
-export { type CommMetrics, type Direction, type DropReason, noopMetrics } from "./metrics.js";
-export type { ReceivedMessage } from "./received-message.js";
-export { SendBuffer, type SendBufferSink } from "./send-buffer.js";
-export { type Dialer, type WireStream, writeTaken } from "./transport.js";
-export { type Clock, sleep, systemClock } from "./clock.js";
 export { X509CryptoService, type X509CryptoOptions } from "./x509-crypto.js";
-export { curveOrders, encodeDerSignature, isLowS, parseDerSignature, toLowS } from "./ecdsa.js";
+
+// Collaborators a comm is given: logging, metrics, time.
+export { type Logger, silentLogger } from "./logger.js";
+/** @private Shared with the transport layers (src/server); not a stable API. */
+export { LogLimiter } from "./logger.js";
+export { type CommMetrics, type Direction, type DropReason, noopMetrics } from "./metrics.js";
+export { type Clock, sleep, systemClock } from "./clock.js";
+
+// For transports: the contract they implement.
+export { type Dialer, type WireStream, writeTaken } from "./transport.js";
+
+// For tests of layers above the comm: time and a network in memory.
 export { VirtualClock } from "./virtual-clock.js";
 export { type MemoryEndpointOptions, type MemoryListener, MemoryNetwork, type MemoryNetworkOptions } from "./memory-transport.js";

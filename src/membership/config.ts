@@ -3,7 +3,6 @@
  * (`peer.gossip.*` in core.yaml) with Fabric's defaults, plus the few limits
  * of our own that bound what a misbehaving peer can make us do.
  */
-import { ErrorCode, GossipError } from "../core/errors.js";
 
 /** What the owner of a {@link Membership} may set; every field but `internalEndpoint` has Fabric's default. */
 export interface MembershipOptions {
@@ -65,8 +64,7 @@ export interface MembershipOptions {
 export type MembershipConfig = Required<MembershipOptions>;
 
 const positive = (name: string, v: number) => {
-  if (!Number.isFinite(v) || v <= 0)
-    throw new GossipError(ErrorCode.Internal, `membership option ${name} must be a positive number, got ${v}`);
+  if (!Number.isFinite(v) || v <= 0) throw new TypeError(`gossip-connect: membership option ${name} must be a positive number, got ${v}`);
 };
 
 /** Fabric's check of the internal endpoint: `host:port`, exactly one colon, numeric port ≤ 65535. */
@@ -80,7 +78,8 @@ export function checkEndpoint(endpoint: string): void {
 
 /**
  * Applies defaults as Fabric does (zero or unset means default) and checks
- * the internal endpoint. Throws `TypeError` for a malformed internal endpoint.
+ * the internal endpoint. Throws `TypeError` for a malformed internal endpoint
+ * or a negative or non-finite number.
  */
 export function resolveMembershipConfig(o: MembershipOptions): MembershipConfig {
   checkEndpoint(o.internalEndpoint);

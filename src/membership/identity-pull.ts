@@ -47,6 +47,8 @@ export interface IdentityPullInit {
   }[];
   /** External endpoint of a member (alive, dead, or ourselves), undefined if unknown. */
   readonly externalEndpointOf: (pkiHex: string) => string | undefined;
+  /** Whether the sender (hex PKI-ID) may still cost us `n` signature checks now (its budget). */
+  readonly afford: (sender: string, n: number) => boolean;
   /** A refused DataUpdate (or item) and why. */
   readonly refused: (error: GossipError, from: ReceivedMessage) => void;
   readonly sent: () => void;
@@ -204,6 +206,11 @@ export class IdentityPull {
       this.init.refused(new GossipError(ErrorCode.MessageTooLarge, `identity update with ${data.length} items`), rm);
       return;
     }
+    const solicited = this.round !== undefined && this.round.phase === "updates" && this.round.hellos.has(nonce);
+    if (!solicited && !this.init.afford(pkiIdHex(rm.connection.pkiId), data.length)) {
+      this.init.refused(new GossipError(ErrorCode.RateLimited, "unsolicited identity update over the peer's budget"), rm);
+      return;
+    }
     const items: { pkiId: PkiId; cert: PeerIdentity; env: Envelope }[] = [];
     try {
       for (const env of data) items.push({ ...this.checkItem(env), env });
@@ -211,7 +218,6 @@ export class IdentityPull {
       this.init.refused(GossipError.from(e, ErrorCode.MalformedMessage), rm);
       return;
     }
-    const solicited = this.round !== undefined && this.round.phase === "updates" && this.round.hellos.has(nonce);
     for (const it of items) {
       try {
         this.init.mapper.put(it.pkiId, it.cert);

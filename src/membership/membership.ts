@@ -18,26 +18,18 @@ import { EventStream } from "../core/event-stream.js";
 import { type PkiId, pkiIdHex } from "../core/identity.js";
 import { LogLimiter, type Logger, silentLogger } from "../core/logger.js";
 import type { ReceivedMessage } from "../core/received-message.js";
-import {
-  type Envelope,
-  type GossipMessage,
-  GossipMessage_Tag,
-  GossipMessageSchema,
-  MembershipRequestSchema,
-  MembershipResponseSchema,
-  PullMsgType,
-} from "../gen/gossip/message_pb.js";
+import { type Envelope, GossipMessage_Tag, GossipMessageSchema, MembershipResponseSchema, PullMsgType } from "../gen/gossip/message_pb.js";
 import { aliveMessage, type ParsedAlive, parseAlive, signAlive, validateAlive, withoutSecret } from "./alive-message.js";
 import { AliveStore } from "./alive-store.js";
 import { type MembershipConfig, type MembershipOptions, resolveMembershipConfig } from "./config.js";
+import { CommAdapter, membershipRequest } from "./comm-adapter.js";
 import { Connector } from "./connector.js";
 import { disclosurePolicy } from "./disclosure.js";
-import { BatchingEmitter } from "./emitter.js";
 import { IdentityMapper } from "./identity-mapper.js";
 import { IdentityPull } from "./identity-pull.js";
 import { type MembershipMetrics, noopMembershipMetrics, type RefusedKind } from "./metrics.js";
 import { RateBudget } from "./rate-budget.js";
-import { pickRandom, type RouteItem, routeAlive } from "./routing.js";
+import { pickRandom } from "./routing.js";
 import { hex as hexOf } from "./hex.js";
 import { kindOf, Refusals } from "./refusals.js";
 import { Scheduler } from "./scheduler.js";
@@ -78,14 +70,6 @@ export interface MembershipStats {
 
 const eventCapacity = 1024;
 
-interface RoutingMember {
-  readonly pkiHex: string;
-  readonly pkiId: PkiId;
-  readonly organization: string | undefined;
-  readonly endpoint: string;
-  readonly preferred: string;
-}
-
 /** Membership messages: alive, requests, responses and identity pull. */
 function isMembershipMessage(rm: ReceivedMessage): boolean {
   const c = rm.message.content;
@@ -111,7 +95,8 @@ function isMembershipMessage(rm: ReceivedMessage): boolean {
  */
 export class Membership {
   /** Membership changes; each `for await` is a subscriber (bounded, drops the oldest). */
-  readonly events: EventStream<MembershipEvent>;
+  readonly events: AsyncIterable<MembershipEvent>;
+  private readonly eventStream: EventStream<MembershipEvent>;
   /** The effective configuration. */
   readonly config: MembershipConfig;
 
@@ -134,18 +119,15 @@ export class Membership {
   private readonly mapper: IdentityMapper;
   private readonly view: View;
   private readonly store: AliveStore;
-  private readonly emitter: BatchingEmitter<RouteItem>;
+  private readonly adapter: CommAdapter;
   private readonly pull: IdentityPull;
   private readonly connector: Connector;
   private readonly budget: RateBudget;
-  /** Peers we sent a request to, and until when their response counts as solicited. */
-  private readonly outstanding = new Map<string, number>();
   /** Bootstrap (and connect()) endpoints: members there are never removed. */
   private readonly protectedEndpoints: Set<string>;
   private readonly refusals: Refusals;
   private readonly scheduler: Scheduler;
   private stopped: Promise<void> | undefined;
-  private targetsCache: { readonly version: number; readonly members: RoutingMember[] } | undefined;
 
   constructor(init: MembershipInit) {
     this.config = resolveMembershipConfig(init.options);
@@ -169,7 +151,10 @@ export class Membership {
     this.endpoint = this.config.externalEndpoint;
     this.metadata = this.config.metadata;
     this.protectedEndpoints = new Set(this.config.bootstrapPeers);
-    this.events = new EventStream(eventCapacity, () => this.log.debug({}, "membership event subscriber fell behind; oldest event dropped"));
+    this.eventStream = new EventStream(eventCapacity, () =>
+      this.log.debug({}, "membership event subscriber fell behind; oldest event dropped"),
+    );
+    this.events = this.eventStream;
     if (this.endpoint === "") this.log.warn({}, "External endpoint is empty, peer will not be accessible outside of its organization");
     this.mapper = new IdentityMapper({
       crypto: this.crypto,
@@ -183,15 +168,16 @@ export class Membership {
     this.view = new View(this.selfHex, (type, k) => this.changed(type, k));
     this.store = new AliveStore(this.config.aliveExpirationTimeoutMs * this.config.msgExpirationFactor);
     this.budget = new RateBudget(this.config.maxVerificationsPerPeerPerSecond);
-    this.emitter = new BatchingEmitter(
-      this.clock,
-      {
-        iterations: this.config.propagateIterations,
-        burstSize: this.config.maxPropagationBurstSize,
-        latencyMs: this.config.maxPropagationBurstLatencyMs,
-      },
-      (items) => this.route(items),
-    );
+    this.adapter = new CommAdapter({
+      comm: this.comm,
+      clock: this.clock,
+      config: this.config,
+      mapper: this.mapper,
+      view: this.view,
+      metrics: this.metrics,
+      random: this.random,
+      selfOrg: this.selfOrg,
+    });
     this.pull = new IdentityPull({
       comm: this.comm,
       crypto: this.crypto,
@@ -208,6 +194,7 @@ export class Membership {
         })),
       externalEndpointOf: (hex) => (hex === this.selfHex ? this.endpoint : this.view.get(hex)?.endpoint),
       refused: (error, rm) => this.refuse("identity", error, rm),
+      afford: (sender, n) => this.budget.take(sender, this.clock.now(), n),
       sent: () => this.metrics.sent("identity_pull"),
     });
     this.connector = new Connector({
@@ -220,9 +207,9 @@ export class Membership {
       log: this.log,
       limiter: this.limiter,
       signal: this.scheduler.signal,
-      buildRequest: (nonce, selfOrg) => this.membershipRequest(selfOrg ? this.signSelf() : withoutSecret(this.signSelf()), nonce),
+      buildRequest: (nonce, selfOrg) => membershipRequest(selfOrg ? this.signSelf() : withoutSecret(this.signSelf()), nonce),
       externalEndpoint: () => this.endpoint,
-      requested: (pkiId) => this.markRequested(pkiIdHex(pkiId)),
+      requested: (pkiId) => this.adapter.markRequested(pkiIdHex(pkiId)),
     });
 
     const sc = this.scheduler;
@@ -359,7 +346,7 @@ export class Membership {
     this.verify(rm, a);
     this.store.add(a, this.clock.now());
     this.view.handleAlive(a, this.clock.now());
-    this.emitter.add(this.routeItem(a, rm.connection.pkiId));
+    this.adapter.gossip(a, rm.connection.pkiId);
   }
 
   /** A MembershipRequest (§3.6). */
@@ -426,7 +413,7 @@ export class Membership {
     }
     const acked = this.connector.ack(rm.message.nonce);
     const sender = pkiIdHex(rm.connection.pkiId);
-    const solicited = acked || this.takeRequested(sender);
+    const solicited = acked || this.adapter.takeRequested(sender);
     const now = this.clock.now();
     for (const env of res.alive) {
       const a = parseAlive(env); // a malformed entry aborts the rest, as in Fabric
@@ -523,92 +510,13 @@ export class Membership {
     return signAlive(this.crypto, msg, this.config.internalEndpoint);
   }
 
-  private membershipRequest(self: Envelope, nonce: bigint): GossipMessage {
-    return create(GossipMessageSchema, {
-      tag: GossipMessage_Tag.EMPTY,
-      nonce,
-      content: {
-        case: "memReq",
-        value: create(MembershipRequestSchema, {
-          selfInformation: self,
-          known: [],
-        }),
-      },
-    });
-  }
-
-  /** A request (nonce 0) to a member, our secret envelope stripped for another organization. */
-  private sendRequest(k: Known, endpoint: string): void {
-    const org = this.mapper.organizationOf(k.pkiId);
-    let self = this.signSelf();
-    if (org !== undefined && org !== this.selfOrg) self = withoutSecret(self);
-    this.markRequested(k.pkiHex);
-    void this.comm.send(this.membershipRequest(self, 0n), {
-      pkiId: k.pkiId,
-      endpoint,
-    });
-    this.metrics.sent("membership_request");
-  }
-
-  private markRequested(hex: string): void {
-    if (this.outstanding.size > 4096) this.outstanding.clear();
-    this.outstanding.set(hex, this.clock.now() + Math.max(this.config.connectResponseTimeoutMs, 2 * this.config.pullIntervalMs));
-  }
-
-  private takeRequested(hex: string): boolean {
-    const until = this.outstanding.get(hex);
-    if (until === undefined) return false;
-    this.outstanding.delete(hex);
-    return until >= this.clock.now();
-  }
-
-  private routeItem(a: ParsedAlive, from: PkiId | undefined): RouteItem {
-    return {
-      envelope: a.envelope,
-      originHex: a.pkiHex,
-      originEndpoint: a.endpoint,
-      fromHex: from === undefined ? undefined : pkiIdHex(from),
-    };
-  }
-
-  /** Alive members as routing targets, rebuilt only when the view changed. */
-  private routeTargets(): RoutingMember[] {
-    if (this.targetsCache === undefined || this.targetsCache.version !== this.view.version) {
-      const members = this.view.alive().map((k) => ({
-        pkiHex: k.pkiHex,
-        pkiId: k.pkiId,
-        organization: this.mapper.peekOrganization(k.pkiHex),
-        endpoint: k.endpoint,
-        preferred: preferredEndpoint(k),
-      }));
-      this.targetsCache = { version: this.view.version, members };
-    }
-    return this.targetsCache.members;
-  }
-
-  private route(items: RouteItem[]): void {
-    const members = this.routeTargets();
-    const routes = routeAlive(items, {
-      selfOrg: this.selfOrg,
-      peerNum: this.config.propagatePeerNum,
-      members,
-      orgOf: (hex) => this.mapper.peekOrganization(hex),
-      random: this.random,
-    });
-    for (const r of routes) {
-      void this.comm.send(r.envelope, ...r.targets.map((t) => ({ pkiId: t.pkiId, endpoint: t.preferred })));
-      this.metrics.sent("alive");
-    }
-  }
-
   // --- periodic work ---------------------------------------------------------------
 
   private periodicAlive(): void {
     if (this.view.aliveCount === 0) return;
     const env = this.signSelf();
     this.selfAlive = env;
-    const a = parseAlive(env);
-    this.emitter.add(this.routeItem(a, undefined));
+    this.adapter.gossip(parseAlive(env), undefined);
   }
 
   private checkExpiration(): void {
@@ -644,7 +552,8 @@ export class Membership {
   private syncLoop(): void {
     const round = () => {
       const c = this.config;
-      for (const k of pickRandom(this.view.alive(), c.pullPeerNum, this.random)) this.sendRequest(k, preferredEndpoint(k));
+      for (const k of pickRandom(this.view.alive(), c.pullPeerNum, this.random))
+        this.adapter.sendRequest(k, preferredEndpoint(k), this.signSelf());
     };
     round();
     this.scheduler.every(this.config.pullIntervalMs, round);
@@ -664,7 +573,7 @@ export class Membership {
           } catch {
             return;
           }
-          if (!this.scheduler.stopped && this.view.get(k.pkiHex) === k) this.sendRequest(k, endpoint);
+          if (!this.scheduler.stopped && this.view.get(k.pkiHex) === k) this.adapter.sendRequest(k, endpoint, this.signSelf());
         }),
       );
     };
@@ -691,7 +600,7 @@ export class Membership {
     if (type === "removed")
       this.log.info(fields, `Removing member: Endpoint: ${k.endpoint}, InternalEndpoint: ${k.internalEndpoint}, PKIID: ${k.pkiHex}`);
     else this.log.info(fields, `Member ${type}: ${memberString(k)}`);
-    this.events.emit({ type, member });
+    this.eventStream.emit({ type, member });
   }
 
   private refuse(kind: RefusedKind, error: GossipError, rm?: ReceivedMessage): void {
@@ -714,13 +623,13 @@ export class Membership {
 
   private async doStop(): Promise<void> {
     const loops = this.scheduler.stop();
-    this.emitter.stop();
+    this.adapter.stop();
     this.pull.stop();
     this.mapper.stop();
     await loops;
     this.view.clear();
     this.store.clear();
-    this.events.end();
+    this.eventStream.end();
   }
 }
 

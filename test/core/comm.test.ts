@@ -1,344 +1,294 @@
-// Fabric's comm_test.go scenarios, ported to real HTTP/2 peers with real TLS
-// certificates (and a Fabric-style foreign peer where Fabric uses a fake one).
+// Fabric's comm_test.go scenarios on the in-memory transport and a virtual
+// clock: deterministic, and seconds of Fabric timing in milliseconds. What
+// only sockets show is in test/server/comm-sockets.test.ts.
 import assert from "node:assert/strict";
-import { createServer, type Server } from "node:net";
-import { describe, it } from "node:test";
+import { describe } from "node:test";
 import { create } from "@bufbuild/protobuf";
-import { Comm } from "../../src/core/comm.js";
-import { noopSign, serializeGossipMessage } from "../../src/core/envelope.js";
-import { ErrorCode, GossipError, GrpcStatus } from "../../src/core/errors.js";
-import { bytesEqual, pkiIdHex } from "../../src/core/identity.js";
-import { noopMetrics } from "../../src/core/metrics.js";
-import type { WireStream } from "../../src/core/transport.js";
+import { ErrorCode, GossipError } from "../../src/core/errors.js";
+import { bytesEqual, sha256 } from "../../src/core/identity.js";
+import { GossipMessageSchema } from "../../src/gen/gossip/message_pb.js";
+import type { Dialer } from "../../src/core/transport.js";
 import { X509CryptoService } from "../../src/core/x509-crypto.js";
-import { type Envelope, GossipMessageSchema } from "../../src/gen/gossip/message_pb.js";
-import { createPeerMaterial } from "../../src/pki/certificates.js";
-import { startForeign } from "../helpers/foreign.js";
-import { caFor, cleanupAfter, collect, dataMessage, eventually, firstMatch, type TestPeer, toPeer } from "../helpers/peers.js";
+import { createCa, createPeerMaterial } from "../../src/pki/certificates.js";
+import { dataMessage } from "../helpers/messages.js";
+import { memTest, target } from "../helpers/memory-peers.js";
 
-const { closers, peer } = cleanupAfter();
-const to = toPeer;
 const isCode = (code: ErrorCode) => (e: unknown) => e instanceof GossipError && e.code === code;
+const nonces = (ms: readonly { message: { nonce: bigint } }[]) => ms.map((m) => m.message.nonce);
 
-describe("Fabric comm scenarios", () => {
-  it("MutualParallelSendWithAck: 1000 concurrent sendWithAck each way are all received (blocking sends drop nothing)", async () => {
-    const [a, b] = await Promise.all([peer(), peer()]);
-    const subA = a.comm.accept();
-    const subB = b.comm.accept();
-    await a.comm.send(dataMessage(0), to(b));
-    assert.equal((await collect(subB, 1, 5000)).length, 1);
-    const n = 1000;
+describe("Fabric comm scenarios (in memory)", () => {
+  memTest("MutualParallelSendWithAck: 500 concurrent sendWithAck each way are all received, and all time out unacknowledged", async (c) => {
+    const a = c.peer();
+    const b = c.peer();
+    const n = 500;
     const results = [
-      ...Array.from({ length: n }, (_, i) => a.comm.sendWithAck(dataMessage(i + 1), 3000, 1, to(b))),
-      ...Array.from({ length: n }, (_, i) => b.comm.sendWithAck(dataMessage(i + 1), 3000, 1, to(a))),
+      ...Array.from({ length: n }, (_, i) => a.comm.sendWithAck(dataMessage(i), 3000, 1, target(b))),
+      ...Array.from({ length: n }, (_, i) => b.comm.sendWithAck(dataMessage(i), 3000, 1, target(a))),
     ];
-    const [gotA, gotB] = await Promise.all([collect(subA, n, 20_000), collect(subB, n, 20_000)]);
-    assert.equal(gotA.length, n);
-    assert.equal(gotB.length, n);
+    await c.until(() => a.received.length === n && b.received.length === n, 1000, 1);
+    assert.equal(c.clock.now() < 1000, true);
+    await c.advance(3000);
     const settled = await Promise.all(results);
     assert.ok(settled.every((r) => r.results[0]?.error?.code === ErrorCode.AckTimeout), "nobody acked");
-    subA.close();
-    subB.close();
+    assert.equal(a.comm.stats().pendingAcks, 0);
   });
 
-  it("ConnectUnexpectedPeer: a PKI-ID switch within the expected org is accepted (identity-switch event), across orgs refused", async () => {
-    const trust = { O: caFor("O"), A: caFor("A"), B: caFor("B") };
-    const [c1, c2, c3, c4] = await Promise.all([
-      peer({ mspId: "O", trust }),
-      peer({ mspId: "A", trust }),
-      peer({ mspId: "B", trust }),
-      peer({ mspId: "A", trust }),
-    ]);
-    // comm1 learns comm4's identity, then forgets the connection.
-    const sub1 = c1.comm.accept();
-    await c4.comm.send(dataMessage(1), to(c1));
-    await collect(sub1, 1, 5000);
-    c1.comm.closeConn(to(c4));
-    sub1.close();
+  memTest("ConnectUnexpectedPeer: a PKI-ID switch within the expected org is accepted (identity-switch event), across orgs refused", async (c) => {
+    const trusted = ["O", "A", "B"];
+    const c1 = c.peer({ mspId: "O", trusted });
+    const c2 = c.peer({ mspId: "A", trusted });
+    const c3 = c.peer({ mspId: "B", trusted });
+    const c4 = c.peer({ mspId: "A", trusted });
+    // c1 learns c4's identity, then forgets the connection.
+    void c4.comm.send(dataMessage(1), target(c1));
+    await c.until(() => c1.received.length === 1);
+    c1.comm.closeConn(target(c4));
+    await c.until(() => c1.comm.connections().length === 0);
 
-    const switches = c1.comm.identitySwitch[Symbol.asyncIterator]();
-    const sub2 = c2.comm.accept();
-    await c1.comm.send(dataMessage(2), { endpoint: c2.endpoint, pkiId: c4.comm.pkiId });
-    const got = await collect(sub2, 1, 5000);
-    assert.equal(got.length, 1, "same organization: delivered to comm2");
-    const ev = await switches.next();
-    assert.ok(!ev.done && bytesEqual(ev.value.oldPkiId, c4.comm.pkiId) && bytesEqual(ev.value.newPkiId, c2.comm.pkiId));
-    await switches.return?.();
+    const switches: { oldPkiId: Uint8Array; newPkiId: Uint8Array }[] = [];
+    void (async () => {
+      for await (const e of c1.comm.identitySwitch) switches.push(e);
+    })();
+    void c1.comm.send(dataMessage(2), { endpoint: c2.endpoint, pkiId: c4.comm.pkiId });
+    await c.until(() => c2.received.length === 1);
+    assert.equal(switches.length, 1);
+    assert.ok(bytesEqual(switches[0]?.oldPkiId, c4.comm.pkiId) && bytesEqual(switches[0]?.newPkiId, c2.comm.pkiId));
 
-    const dead = c1.comm.presumedDead[Symbol.asyncIterator]();
-    const sub3 = c3.comm.accept();
-    await c1.comm.send(dataMessage(3), { endpoint: c3.endpoint, pkiId: c4.comm.pkiId });
-    assert.equal((await collect(sub3, 1, 1500)).length, 0, "another organization: refused");
-    const d = await dead.next();
-    assert.ok(!d.done && d.value.error.code === ErrorCode.UnexpectedPeer);
-    await dead.return?.();
-    sub2.close();
-    sub3.close();
+    void c1.comm.send(dataMessage(3), { endpoint: c3.endpoint, pkiId: c4.comm.pkiId });
+    await c.until(() => c1.dead.length === 1);
+    assert.equal(c1.dead[0]?.error.code, ErrorCode.UnexpectedPeer);
+    assert.ok(bytesEqual(c1.dead[0]?.pkiId, c4.comm.pkiId));
+    await c.advance(1000);
+    assert.equal(c3.received.length, 0, "another organization: refused");
   });
 
-  it("GetConnectionInfo: a received message carries the sender's PKI-ID and its source envelope", async () => {
-    const [c1, c2] = await Promise.all([peer(), peer()]);
-    const sub = c1.comm.accept();
-    await c2.comm.send(dataMessage(1), to(c1));
-    const [m] = await collect(sub, 1, 10_000);
-    assert.ok(m);
-    assert.ok(bytesEqual(m.connection.pkiId, c2.comm.pkiId));
+  memTest("GetConnectionInfo: a received message carries the sender's PKI-ID, identity and source envelope", async (c) => {
+    const [a, b] = [c.peer(), c.peer()];
+    void b.comm.send(dataMessage(1), target(a));
+    await c.until(() => a.received.length === 1);
+    const m = a.received[0];
+    assert.ok(m && bytesEqual(m.connection.pkiId, b.comm.pkiId));
+    assert.ok(bytesEqual(m.connection.identity, b.crypto.identity));
+    assert.equal(m.connection.direction, "inbound");
     assert.ok(m.envelope.payload.length > 0);
-    sub.close();
   });
 
-  it("CloseConn: after closeConn the remote's stream is closed and it can no longer send on it", async () => {
-    const c1 = await peer();
-    const { peer: client } = await startForeign();
-    closers.push(() => client.close());
-    const sub = c1.comm.accept();
-    await client.connect(c1.endpoint);
-    client.sendPayload(pkiIdHex(c1.comm.pkiId), serializeGossipMessage(dataMessage(1)));
-    assert.equal((await collect(sub, 1, 1000)).length, 1);
-    c1.comm.closeConn({ endpoint: "", pkiId: client.pkiId });
-    await eventually(() => client.connectionCount === 0, 5000, "the foreign peer's stream to end");
-    assert.throws(() => client.sendPayload(pkiIdHex(c1.comm.pkiId), serializeGossipMessage(dataMessage(2))));
-    sub.close();
+  memTest("CloseConn: the connection closes on both sides without presumed-dead, and the next send dials again", async (c) => {
+    const [a, b] = [c.peer(), c.peer()];
+    void a.comm.send(dataMessage(1), target(b));
+    await c.until(() => b.received.length === 1);
+    a.comm.closeConn(target(b));
+    await c.until(() => a.comm.connections().length === 0 && b.comm.connections().length === 0);
+    assert.deepEqual(b.events.map((e) => e.type), ["connected", "disconnected"]);
+    assert.equal(a.dead.length, 0);
+    void a.comm.send(dataMessage(2), target(b));
+    await c.until(() => b.received.length === 2);
+    assert.equal(a.dials.count, 2);
   });
 
-  it("CommSend: two peers sending to each other every millisecond both make progress", async () => {
-    const [a, b] = await Promise.all([peer(), peer()]);
-    const subA = a.comm.accept();
-    const subB = b.comm.accept();
-    const want = (20 + 20) * 2;
-    let stop = false;
-    const sender = (from: TestPeer, dest: TestPeer) =>
-      (async () => {
-        for (let i = 0; i < 5000 && !stop; i++) {
-          await from.comm.send(dataMessage(i), to(dest));
-          await new Promise((r) => setTimeout(r, 1));
-        }
-      })();
-    const loops = [sender(a, b), sender(b, a)];
-    const [gotA, gotB] = await Promise.all([collect(subA, want, 30_000), collect(subB, want, 30_000)]);
-    stop = true;
-    await Promise.all(loops);
-    assert.equal(gotA.length, want);
-    assert.equal(gotB.length, want);
-    subA.close();
-    subB.close();
+  memTest("CommSend: two peers sending to each other every millisecond share one connection and deliver everything in order", async (c) => {
+    const [a, b] = [c.peer(), c.peer()];
+    const rounds = 200;
+    for (let i = 0; i < rounds; i++) {
+      void a.comm.send(dataMessage(i), target(b));
+      void b.comm.send(dataMessage(i), target(a));
+      await c.advance(1);
+    }
+    await c.until(() => a.received.length === rounds && b.received.length === rounds);
+    const want = Array.from({ length: rounds }, (_, i) => BigInt(i));
+    assert.deepEqual(nonces(a.received), want);
+    assert.deepEqual(nonces(b.received), want);
+    await c.advance(10_000);
+    assert.equal(a.comm.connections().length, 1);
+    assert.equal(b.comm.connections().length, 1);
   });
 
-  it("NonResponsivePing: probe of a peer whose Ping hangs fails within connTimeout", async () => {
-    const c1 = await peer({ options: { connTimeoutMs: 1000 } });
-    const { peer: slow } = await startForeign({ pingDelayMs: 15_000 });
-    closers.push(() => slow.close());
-    const t0 = Date.now();
-    await assert.rejects(c1.comm.probe({ endpoint: slow.endpoint }), isCode(ErrorCode.PingFailed));
-    assert.ok(Date.now() - t0 < 5000, `probe took ${Date.now() - t0}ms`);
-  });
-
-  it("Responses: a reply sent with respond() arrives on the same connection", async () => {
-    const [c1, c2] = await Promise.all([peer(), peer()]);
-    const sub1 = c1.comm.accept();
-    const responder = (async () => {
-      for await (const m of sub1) {
-        await m.respond(create(GossipMessageSchema, { nonce: m.message.nonce + 1n, content: { case: "empty", value: {} } }));
-        break;
-      }
+  memTest("Responses: a reply sent with respond() arrives on the same connection", async (c) => {
+    const a = c.peer({ collect: false });
+    const b = c.peer();
+    const sub = a.comm.accept();
+    void (async () => {
+      for await (const m of sub) await m.respond(create(GossipMessageSchema, { nonce: m.message.nonce + 1n, content: { case: "empty", value: {} } }));
     })();
-    const sub2 = c2.comm.accept();
     const nonce = 0xfffffffffffffff0n;
-    await c2.comm.send(dataMessage(nonce), to(c1));
-    const reply = await firstMatch(sub2, () => true, 10_000);
-    assert.equal(reply.message.nonce, nonce + 1n);
-    assert.ok(bytesEqual(reply.connection.pkiId, c1.comm.pkiId));
-    assert.equal(c2.comm.connections().length, 1, "one connection, both directions");
-    await responder;
-    sub2.close();
+    void b.comm.send(dataMessage(nonce), target(a));
+    await c.until(() => b.received.length === 1);
+    assert.equal(b.received[0]?.message.nonce, nonce + 1n);
+    assert.ok(bytesEqual(b.received[0]?.connection.pkiId, a.comm.pkiId));
+    assert.equal(b.comm.connections().length, 1, "one connection, both directions");
+    assert.equal(b.dials.count, 1);
+    assert.equal(a.dials.count, 0);
   });
 
-  it("Accept: predicate subscriptions get only their messages, and stop() ends them", async () => {
-    const [c1, c2] = await Promise.all([peer(), peer()]);
-    const even = c1.comm.accept((m) => m.message.nonce % 2n === 0n);
-    const odd = c1.comm.accept((m) => m.message.nonce % 2n === 1n);
+  memTest("Accept: predicate subscriptions get only their messages, and stop() ends them", async (c) => {
+    const a = c.peer({ collect: false });
+    const b = c.peer({ options: { overflowPolicy: "block" } });
+    const even = a.comm.accept((m) => m.message.nonce % 2n === 0n);
+    const odd = a.comm.accept((m) => m.message.nonce % 2n === 1n);
     const seen = { even: [] as bigint[], odd: [] as bigint[] };
-    const read = (sub: typeof even, into: bigint[]) =>
-      (async () => {
-        for await (const m of sub) into.push(m.message.nonce);
-      })();
-    const readers = [read(even, seen.even), read(odd, seen.odd)];
-    for (let i = 0; i < 2000 && seen.even.length + seen.odd.length < 80; i++) {
-      await c2.comm.send(dataMessage(BigInt(Math.floor(Math.random() * 1e9))), to(c1));
-      if (i % 20 === 19) await new Promise((r) => setTimeout(r, 5));
-    }
-    await eventually(() => seen.even.length + seen.odd.length >= 80, 10_000, "80 messages");
-    await c1.comm.stop();
-    await Promise.all(readers); // both subscriptions ended
-    assert.ok(seen.even.length > 0 && seen.odd.length > 0);
-    assert.ok(seen.even.every((n) => n % 2n === 0n));
-    assert.ok(seen.odd.every((n) => n % 2n === 1n));
-  });
-
-  it("ReConnections: after a peer restarts on a new port, sends to it are delivered", async () => {
-    const c1 = await peer();
-    const c2 = await peer();
-    const sub2 = c2.comm.accept();
-    await c1.comm.send(dataMessage(1), to(c2));
-    assert.equal((await collect(sub2, 1, 5000)).length, 1);
-    const sub1 = c1.comm.accept();
-    await c2.comm.send(dataMessage(2), to(c1));
-    assert.equal((await collect(sub1, 1, 5000)).length, 1);
-    sub1.close();
-    await c1.close();
-    const c1b = await peer({ material: c1.material });
-    const sub1b = c1b.comm.accept();
-    await c2.comm.send(dataMessage(3), to(c1b));
-    const got = await firstMatch(sub1b, (m) => m.message.nonce === 3n, 10_000);
-    assert.ok(got);
-    sub1b.close();
-    sub2.close();
-  });
-
-  it("Probe: probe and handshake succeed to a live peer, fail to a non-gRPC listener and to a stopped peer, with PKI-ID rules", async () => {
-    const c1 = await peer({ options: { dialTimeoutMs: 500 } });
-    let c2 = await peer();
-    await c1.comm.probe(to(c2));
-    const id = await c1.comm.handshake({ endpoint: c2.endpoint });
-    assert.ok(bytesEqual(id.pkiId, c2.comm.pkiId));
-    const wrong = Uint8Array.from(c2.comm.pkiId);
-    wrong[0] = (wrong[0] ?? 0) ^ 0xff;
-    await assert.rejects(c1.comm.handshake({ endpoint: c2.endpoint, pkiId: wrong }), isCode(ErrorCode.UnexpectedPeer));
-
-    // Reads and discards, never answers: a socket that is never read would not
-    // see the client's FIN and would keep the listener (and this file) open.
-    const silent: Server = createServer((s) => s.resume());
-    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
-    closers.push(() => new Promise((r) => silent.close(() => r())));
-    const silentEp = `127.0.0.1:${(silent.address() as { port: number }).port}`;
-    await assert.rejects(c1.comm.probe({ endpoint: silentEp }), isCode(ErrorCode.DialTimeout));
-    await assert.rejects(c1.comm.handshake({ endpoint: silentEp }), isCode(ErrorCode.DialTimeout));
-
-    await c2.close();
-    await assert.rejects(c1.comm.probe(to(c2)), isCode(ErrorCode.DialFailed));
-    await assert.rejects(c1.comm.handshake(to(c2)), isCode(ErrorCode.DialFailed));
-    c2 = await peer({ material: c2.material });
-    await c1.comm.probe(to(c2));
-    await c2.comm.probe(to(c1));
-    assert.ok(bytesEqual((await c2.comm.handshake({ endpoint: c1.endpoint })).pkiId, c1.comm.pkiId));
-  });
-
-  it("PresumedDead: sends to a peer that stopped emit presumed-dead within 3 s", async () => {
-    const c1 = await peer();
-    const c2 = await peer();
-    const sub2 = c2.comm.accept();
-    await c1.comm.send(dataMessage(1), to(c2));
-    assert.equal((await collect(sub2, 1, 5000)).length, 1);
-    sub2.close();
-    const dead = c1.comm.presumedDead[Symbol.asyncIterator]();
-    await c2.close();
-    const t0 = Date.now();
-    const sends = (async () => {
-      for (let i = 0; i < 5; i++) {
-        await c1.comm.send(dataMessage(i), to(c2));
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    })();
-    const ev = await Promise.race([dead.next(), new Promise<never>((_, rej) => setTimeout(() => rej(new Error("no presumed-dead")), 3000))]);
-    assert.ok(!ev.done && bytesEqual(ev.value.pkiId, c2.comm.pkiId));
-    assert.ok(Date.now() - t0 < 3000);
-    await sends;
-    await dead.return?.();
-  });
-
-  it("SendBadEnvelope: a client that sends a payload that is not a GossipMessage has its stream closed", async () => {
-    const c1 = await peer();
-    const { peer: client } = await startForeign();
-    closers.push(() => client.close());
-    const sub = c1.comm.accept();
-    await client.connect(c1.endpoint);
-    const good = serializeGossipMessage(dataMessage(1, new Uint8Array([1, 2, 3])));
-    client.sendPayload(pkiIdHex(c1.comm.pkiId), good);
-    const [m] = await collect(sub, 1, 5000);
-    assert.deepEqual(Buffer.from(m?.envelope.payload ?? []), Buffer.from(good));
-    for (let i = 0; i < 100 && client.connectionCount > 0; i++) {
-      client.sendPayload(pkiIdHex(c1.comm.pkiId), new Uint8Array([0x01]));
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    await eventually(() => client.connectionCount === 0, 5000, "the bad client's stream to be closed");
-    assert.equal((await collect(sub, 1, 200)).length, 0, "the bad envelope was not delivered");
-    sub.close();
-  });
-
-  it("ConcurrentCloseSend: sending in a tight loop while the remote stops neither throws nor hangs", async () => {
-    const c1 = await peer();
-    const c2 = await peer();
-    await c1.comm.send(dataMessage(0), to(c2));
-    const loop = (async () => {
-      for (let i = 0; i < 20_000; i++) {
-        await c1.comm.send(dataMessage(i), to(c2));
-        if (i % 100 === 0) await new Promise((r) => setImmediate(r));
-      }
-    })();
-    await new Promise((r) => setTimeout(r, 50));
-    await c2.close();
-    await loop;
-  });
-});
-
-describe("ReadFromStream (in memory)", () => {
-  it("a stream yielding an envelope with payload 0x01 then an error reports one error and delivers nothing", async () => {
-    const mA = createPeerMaterial({ mspId: "Org1MSP", ca: caFor("Org1MSP") });
-    const mB = createPeerMaterial({ mspId: "Org1MSP", ca: caFor("Org1MSP") });
-    const roots = { Org1MSP: [caFor("Org1MSP").certPem] };
-    const cryptoA = new X509CryptoService({ mspId: "Org1MSP", certificate: mA.identity.certPem, privateKey: mA.identity.keyPem, trustedRoots: roots });
-    const cryptoB = new X509CryptoService({ mspId: "Org1MSP", certificate: mB.identity.certPem, privateKey: mB.identity.keyPem, trustedRoots: roots });
-    let refused = 0;
-    const comm = new Comm({
-      crypto: cryptoA,
-      dialer: { openStream: () => Promise.reject(new Error("no dialing")), ping: () => Promise.reject(new Error("no dialing")) },
-      metrics: { ...noopMetrics, refused: () => refused++ },
-    });
-    // The remote's handshake message, signed by B.
-    const connMsg = create(GossipMessageSchema, {
-      tag: 1,
-      content: { case: "conn", value: { pkiId: cryptoB.pkiId, identity: cryptoB.identity } },
-    });
-    const payload = serializeGossipMessage(connMsg);
-    const handshakeEnv: Envelope = { $typeName: "gossip.Envelope", payload, signature: cryptoB.sign(payload), secretEnvelope: undefined };
-    const bad: Envelope = { ...noopSign(connMsg), payload: new Uint8Array([0x01]) };
-    let resolveClosed: () => void = () => {};
-    const stream: WireStream = {
-      remoteAddress: "memory:1",
-      tls: false,
-      remoteCertHash: undefined,
-      localCertHash: undefined,
-      incoming: (async function* () {
-        yield [handshakeEnv];
-        yield [bad];
-        throw new GossipError(ErrorCode.Canceled, "stream broke");
-      })(),
-      write: () => Promise.resolve(),
-      end: () => resolveClosed(),
-      abort: () => resolveClosed(),
-      closed: new Promise<void>((r) => (resolveClosed = r)),
+    const read = async (sub: typeof even, into: bigint[]) => {
+      for await (const m of sub) into.push(m.message.nonce);
     };
-    const sub = comm.accept();
-    await comm.handleStream(stream);
-    assert.equal((await collect(sub, 1, 100)).length, 0);
-    assert.equal(refused, 1, "exactly one error reported");
-    await comm.stop();
+    const readers = [read(even, seen.even), read(odd, seen.odd)];
+    // Blocking sends: nothing is dropped while the first dial is under way.
+    for (let i = 0; i < 100; i++) await b.comm.send(dataMessage(i * 7), target(a));
+    await c.until(() => seen.even.length + seen.odd.length === 100);
+    await a.stop();
+    await Promise.all(readers); // both subscriptions ended
+    assert.deepEqual(seen.even, Array.from({ length: 50 }, (_, i) => BigInt(2 * i * 7)));
+    assert.deepEqual(seen.odd, Array.from({ length: 50 }, (_, i) => BigInt((2 * i + 1) * 7)));
+  });
+
+  memTest("ReConnections: after a peer restarts (same identity, same endpoint), sends to it are delivered", async (c) => {
+    const a = c.peer();
+    const b = c.peer();
+    void a.comm.send(dataMessage(1), target(b));
+    await c.until(() => b.received.length === 1);
+    await b.stop();
+    // b comes back: a new comm with the same identity on the same endpoint.
+    const b2 = c.peer({ crypto: b.crypto });
+    b2.listener.close();
+    const listener = c.net.listen(b.endpoint, (s) => void b2.comm.handleStream(s));
+    try {
+      for (let i = 2; i < 10 && b2.received.length === 0; i++) {
+        void a.comm.send(dataMessage(i), target(b));
+        await c.advance(100);
+      }
+      assert.ok(b2.received.length >= 1, "delivered after the restart");
+      assert.equal(a.dials.count, 2);
+    } finally {
+      listener.close();
+    }
+  });
+
+  memTest("Probe: probe and handshake succeed to a live peer, fail to nobody and to a stopped peer, with PKI-ID rules", async (c) => {
+    const a = c.peer({ options: { dialTimeoutMs: 500 } });
+    const b = c.peer();
+    await a.comm.probe(target(b));
+    const id = await a.comm.handshake({ endpoint: b.endpoint });
+    assert.ok(bytesEqual(id.pkiId, b.comm.pkiId));
+    assert.ok(bytesEqual(id.identity, b.crypto.identity));
+    const wrong = Uint8Array.from(b.comm.pkiId);
+    wrong[0] = (wrong[0] ?? 0) ^ 0xff;
+    await assert.rejects(a.comm.handshake({ endpoint: b.endpoint, pkiId: wrong }), isCode(ErrorCode.UnexpectedPeer));
+    await c.advance(0);
+    assert.equal(a.comm.connections().length + b.comm.connections().length, 0, "a deep probe registers nothing on either side");
+    assert.equal(c.net.openStreams, 0);
+    await assert.rejects(a.comm.probe({ endpoint: "nobody:1" }), isCode(ErrorCode.DialFailed));
+    await b.stop();
+    await assert.rejects(a.comm.probe(target(b)), isCode(ErrorCode.DialFailed));
+    await assert.rejects(a.comm.handshake(target(b)), isCode(ErrorCode.DialFailed));
+  });
+
+  memTest("Probe: a peer behind a partition fails the probe at dialTimeout + connTimeout on the comm's clock, leaving no timer", async (c) => {
+    const a = c.peer({ options: { dialTimeoutMs: 1000, connTimeoutMs: 500 } });
+    const b = c.peer();
+    c.net.partition([a.host], [b.host]);
+    const failed: unknown[] = [];
+    void a.comm.probe(target(b)).catch((e: unknown) => failed.push(e));
+    void a.comm.handshake(target(b)).catch((e: unknown) => failed.push(e));
+    await c.advance(1499);
+    assert.equal(failed.length, 0);
+    await c.advance(1);
+    assert.equal(failed.length, 1, "the probe's deadline is dialTimeout + connTimeout");
+    assert.ok(isCode(ErrorCode.DialTimeout)(failed[0]), String(failed[0]));
+    const hsDeadline = a.comm.config.dialTimeoutMs + a.comm.config.handshakeTimeoutMs;
+    await c.advance(hsDeadline - 1500);
+    assert.equal(failed.length, 2, "the deep probe's deadline is dialTimeout + handshakeTimeout");
+    assert.ok(isCode(ErrorCode.DialTimeout)(failed[1]), String(failed[1]));
+    c.net.heal();
+  }, { dialTimeoutMs: 600_000 });
+
+  memTest("PresumedDead: sends to a peer that went down emit presumed-dead with its PKI-ID", async (c) => {
+    const [a, b] = [c.peer(), c.peer()];
+    void a.comm.send(dataMessage(1), target(b));
+    await c.until(() => b.received.length === 1);
+    b.listener.close(); // the host crashes: its streams are cut, dials refused
+    for (let i = 0; i < 5; i++) {
+      void a.comm.send(dataMessage(i), target(b));
+      await c.advance(200);
+    }
+    assert.ok(a.dead.length >= 1);
+    assert.ok(a.dead.every((d) => bytesEqual(d.pkiId, b.comm.pkiId)));
+    assert.equal(a.dead.at(-1)?.error.code, ErrorCode.DialFailed);
+  });
+
+  memTest("ConcurrentCloseSend: sending in a tight loop while the remote stops neither throws nor hangs", async (c) => {
+    const [a, b] = [c.peer(), c.peer()];
+    void a.comm.send(dataMessage(0), target(b));
+    await c.until(() => b.received.length === 1);
+    const stopping = b.stop();
+    for (let i = 0; i < 5000; i++) {
+      void a.comm.send(dataMessage(i), target(b));
+      if (i % 100 === 0) await new Promise((r) => setImmediate(r));
+    }
+    await stopping;
+    const s = a.comm.stats();
+    assert.ok(s.messagesSent + s.overflow + s.dropped + s.sendBuffered <= 5001);
+  });
+
+  memTest("stop(): pending acks fail with 'comm is stopping', later calls refuse, connections drain on both sides", async (c) => {
+    const [a, b] = [c.peer(), c.peer()];
+    const pending = a.comm.sendWithAck(dataMessage(1), 60_000, 1, target(b));
+    await c.until(() => b.received.length === 1);
+    await a.stop();
+    const r = await pending;
+    assert.equal(r.results[0]?.error?.code, ErrorCode.Stopping);
+    assert.equal(r.results[0]?.error?.message, "comm is stopping");
+    const later = await a.comm.sendWithAck(dataMessage(2), 500, 1, target(b));
+    assert.equal(later.results[0]?.error?.code, ErrorCode.Stopping);
+    await assert.rejects(a.comm.probe(target(b)), isCode(ErrorCode.Stopping));
+    await a.comm.send(dataMessage(3), target(b)); // a no-op
+    await c.until(() => b.comm.connections().length === 0);
+    assert.equal(a.comm.connections().length, 0);
+    await a.comm.stop(); // idempotent
   });
 });
 
-describe("errors from the remote", () => {
-  it("a connection the remote refuses closes with the remote's gRPC status in remoteStatus", async () => {
-    const b = await peer({ tls: false }); // trusts Org1MSP only
-    const a = await peer({ tls: false, mspId: "Org2MSP", trust: { Org1MSP: caFor("Org1MSP") } });
-    const disconnected = firstMatch(a.comm.connectionEvents, (e) => e.type === "disconnected", 5000);
-    await a.comm.send(dataMessage(1), to(b)); // our side of the handshake succeeds; b then refuses us
-    const closed = await disconnected;
-    assert.ok(closed?.error, "the connection closed with an error");
-    assert.equal(closed.error.remoteStatus, GrpcStatus.Unauthenticated, `${closed.error.code}: ${closed.error.message}`);
-    // A refusal of our own making has none.
-    const c = await peer({ tls: false });
-    const local = await c.comm.handshake({ endpoint: b.endpoint, pkiId: new Uint8Array(32) }).catch((err: unknown) => err);
-    assert.ok(local instanceof GossipError && local.code === ErrorCode.UnexpectedPeer, String(local));
-    assert.equal(local.remoteStatus, undefined);
+describe("authentication with X.509 identities and TLS binding (in memory)", () => {
+  const ca = createCa({ commonName: "ca.org1", organization: "Org1MSP" });
+  const x509 = () => {
+    const m = createPeerMaterial({ mspId: "Org1MSP", ca });
+    return new X509CryptoService({ mspId: "Org1MSP", certificate: m.identity.certPem, privateKey: m.identity.keyPem, trustedRoots: { Org1MSP: [ca.certPem] } });
+  };
+  const certHash = (n: number) => sha256(new Uint8Array([n]));
+
+  memTest("peers with X.509 identities authenticate each other and bind their TLS certificates", async (c) => {
+    const a = c.peer({ crypto: x509(), certHash: certHash(1) });
+    const b = c.peer({ crypto: x509(), certHash: certHash(2) });
+    void a.comm.send(dataMessage(1), target(b));
+    await c.until(() => b.received.length === 1);
+    assert.ok(bytesEqual(b.received[0]?.connection.pkiId, a.comm.pkiId));
+  });
+
+  memTest("a handshake that signs another certificate's hash than the one on the connection is refused (UNAUTHENTICATED)", async (c) => {
+    const b = c.peer({ crypto: x509(), certHash: certHash(2) });
+    // a signs the hash of a certificate it does not present.
+    const lying = (d: Dialer): Dialer => ({
+      openStream: async (ep, o) => ({ ...(await d.openStream(ep, o)), localCertHash: certHash(9) }),
+      ping: (ep, o) => d.ping(ep, o),
+    });
+    const a = c.peer({ crypto: x509(), certHash: certHash(1), wrapDialer: lying });
+    void a.comm.send(dataMessage(1), target(b));
+    await c.until(() => a.events.some((e) => e.type === "disconnected") || a.dead.length > 0);
+    const refusal = a.events.find((e) => e.type === "disconnected")?.error ?? a.dead[0]?.error;
+    assert.equal(refusal?.remoteStatus, 16, `${refusal?.code}: ${refusal?.message}`);
+    await c.advance(100);
+    assert.equal(b.received.length, 0);
+    assert.equal(b.comm.stats().handshakeFailures, 1);
+    assert.equal(b.comm.connections().length, 0);
+  });
+
+  memTest("an identity from an untrusted CA is refused", async (c) => {
+    const other = createCa({ commonName: "ca.rogue", organization: "Org1MSP" });
+    const m = createPeerMaterial({ mspId: "Org1MSP", ca: other });
+    const rogue = new X509CryptoService({ mspId: "Org1MSP", certificate: m.identity.certPem, privateKey: m.identity.keyPem, trustedRoots: { Org1MSP: [other.certPem, ca.certPem] } });
+    const b = c.peer({ crypto: x509() });
+    const a = c.peer({ crypto: rogue });
+    void a.comm.send(dataMessage(1), target(b));
+    await c.until(() => b.comm.stats().handshakeFailures === 1);
+    await c.advance(100);
+    assert.equal(b.received.length, 0);
+    assert.equal(b.comm.connections().length, 0);
   });
 });

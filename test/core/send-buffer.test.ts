@@ -3,10 +3,11 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
 import { SendBuffer } from "../../src/core/send-buffer.js";
+import { writeTaken } from "../../src/core/transport.js";
 
 const frame = (n: number) => new Uint8Array([n]);
 
-function sink(opts: { slow?: boolean } = {}) {
+function sink(opts: { slow?: boolean; taken?: boolean } = {}) {
   const batches: number[][] = [];
   const events = { written: 0, dropped: 0, failed: undefined as GossipError | undefined };
   let release: (() => void) | undefined;
@@ -19,6 +20,7 @@ function sink(opts: { slow?: boolean } = {}) {
     sink: {
       write(frames: readonly Uint8Array[]) {
         batches.push(frames.map((f) => f[0] as number));
+        if (opts.taken) return writeTaken;
         if (!opts.slow) return Promise.resolve();
         return new Promise<void>((res, rej) => {
           release = res;
@@ -115,5 +117,45 @@ describe("SendBuffer", () => {
     s.release();
     await f;
     assert.equal(s.events.written, 2);
+  });
+
+  describe("a transport that takes writes at once (writeTaken, as HTTP/2 does with window room)", () => {
+    it("reports the batch written in the same task, and coalesces what follows into the next turn's write", async () => {
+      const s = sink({ taken: true });
+      const b = new SendBuffer(20, s.sink);
+      for (let i = 0; i < 5; i++) b.offer(frame(i));
+      await Promise.resolve(); // the idle buffer writes at the end of this tick
+      assert.deepEqual(s.batches, [[0, 1, 2, 3, 4]]);
+      assert.equal(s.events.written, 5, "counted without waiting for a promise");
+      assert.equal(b.pending, 0);
+      b.offer(frame(5));
+      b.offer(frame(6));
+      for (let i = 0; i < 5; i++) await Promise.resolve();
+      assert.equal(s.batches.length, 1, "busy: not one write per microtask");
+      await tick();
+      assert.deepEqual(s.batches, [[0, 1, 2, 3, 4], [5, 6]]);
+    });
+
+    it("a put that finds the queue full writes it at once instead of waiting for the next turn", async () => {
+      const s = sink({ taken: true });
+      const b = new SendBuffer(2, s.sink);
+      b.offer(frame(0));
+      await Promise.resolve();
+      assert.deepEqual(s.batches, [[0]]);
+      assert.equal(b.offer(frame(1)), true);
+      assert.equal(b.offer(frame(2)), true);
+      assert.equal(b.offer(frame(3)), false, "full");
+      const put = b.put(frame(3));
+      assert.deepEqual(s.batches, [[0], [1, 2]], "written synchronously by the put");
+      let resolved = false;
+      void put.then(() => (resolved = true));
+      await Promise.resolve();
+      assert.equal(resolved, true, "resolved without a turn of the event loop");
+      assert.equal(b.size, 1);
+      await tick();
+      await tick();
+      assert.deepEqual(s.batches.flat(), [0, 1, 2, 3]);
+      assert.equal(s.events.written, 4);
+    });
   });
 });

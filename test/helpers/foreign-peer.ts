@@ -179,6 +179,9 @@ export class ForeignPeer {
   private readonly clients: grpcTypes.Client[] = [];
   private readonly waiters: (() => void)[] = [];
 
+  /** Delayed Ping answers, cleared on close. */
+  private readonly pingTimers = new Set<NodeJS.Timeout>();
+
   private constructor(private readonly o: ForeignPeerOptions) {
     const idBytes = Buffer.from(new X509Certificate(o.identityCert).toString());
     const sid = new msp.SerializedIdentity();
@@ -194,8 +197,13 @@ export class ForeignPeer {
     this.server.addService(gossip.GossipService, {
       ping: (_call: unknown, cb: grpcTypes.sendUnaryData<fabricTypes.gossip.Empty>) => {
         const answer = () => cb(null, new gossip.Empty());
-        if (this.o.pingDelayMs) setTimeout(answer, this.o.pingDelayMs);
-        else answer();
+        if (this.o.pingDelayMs) {
+          const t = setTimeout(() => {
+            this.pingTimers.delete(t);
+            answer();
+          }, this.o.pingDelayMs);
+          this.pingTimers.add(t);
+        } else answer();
       },
       gossipStream: (call: grpcTypes.ServerDuplexStream<Envelope, Envelope>) => {
         void this.serve(call);
@@ -636,6 +644,8 @@ export class ForeignPeer {
 
   /** Closes every connection and the server. */
   async close(): Promise<void> {
+    for (const t of this.pingTimers) clearTimeout(t);
+    this.pingTimers.clear();
     for (const c of this.conns.values()) closeStream(c.stream);
     this.conns.clear();
     for (const c of this.clients) c.close();

@@ -3,14 +3,12 @@
  * on loopback, with throwaway certificates.
  */
 import type { AddressInfo } from "node:net";
-import { after } from "node:test";
-import { create } from "@bufbuild/protobuf";
+import { after, before } from "node:test";
 import { PeerDialer } from "../../src/client/dialer.js";
 import { Comm } from "../../src/core/comm.js";
 import type { Dialer } from "../../src/core/transport.js";
 import { X509CryptoService } from "../../src/core/x509-crypto.js";
 import type { CommOptions } from "../../src/core/config.js";
-import { DataMessageSchema, GossipMessageSchema, PayloadSchema, type GossipMessage } from "../../src/gen/gossip/message_pb.js";
 import { type CertificateAuthority, createCa, createPeerMaterial, type PeerMaterial } from "../../src/pki/certificates.js";
 import { createGossipServer, type GossipFastifyInstance } from "../../src/server/create-server.js";
 import type { GossipPluginOptions } from "../../src/server/plugin.js";
@@ -99,20 +97,65 @@ export function toPeer(p: TestPeer): { endpoint: string; pkiId: Uint8Array } {
   return { endpoint: p.endpoint, pkiId: p.comm.pkiId };
 }
 
+/** Counts of active resources (sockets, servers, timers, ...) by type. */
+function activeResources(): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const r of process.getActiveResourcesInfo()) m.set(r, (m.get(r) ?? 0) + 1);
+  return m;
+}
+
+/** What `now` holds beyond `baseline`, as "Type ×n". */
+function leftovers(baseline: Map<string, number>, now: Map<string, number>): string[] {
+  const out: string[] = [];
+  for (const [type, n] of now) {
+    const extra = n - (baseline.get(type) ?? 0);
+    if (extra > 0) out.push(`${type} ×${extra}`);
+  }
+  return out;
+}
+
 /**
  * The cleanups of one test file, run in its `after` hook: `first` (say,
- * killing worker processes), then `closers` newest first, each error ignored
- * so that one failed close does not leave the rest open. `peer()` starts a
- * peer that is closed there. Call once, at the top level of a test file.
+ * killing worker processes), then `closers` newest first. A close that fails
+ * does not stop the others, but fails the file afterwards (with every such
+ * error), and so does a socket, server, timer or other handle that is still
+ * keeping the process alive about two seconds after everything closed, beyond
+ * what was active when `cleanupAfter` was called. `peer()` starts a peer that
+ * is closed there. Call once, at the top level of a test file.
  */
 export function cleanupAfter(first?: () => Promise<void>): {
   readonly closers: (() => Promise<void>)[];
   peer(o?: StartPeerOptions): Promise<TestPeer>;
 } {
   const closers: (() => Promise<void>)[] = [];
+  // Taken in a hook, as the check is: each hook holds its own timeout timer.
+  let baseline = new Map<string, number>();
+  before(() => {
+    baseline = activeResources();
+  });
   after(async () => {
-    await first?.();
-    for (const c of closers.reverse()) await c().catch(() => {});
+    const errors: unknown[] = [];
+    try {
+      await first?.();
+    } catch (e) {
+      errors.push(e);
+    }
+    for (const c of closers.reverse()) {
+      try {
+        await c();
+      } catch (e) {
+        errors.push(e);
+      }
+    }
+    // Sockets and sessions finish closing a few turns after their close() resolved.
+    let left = leftovers(baseline, activeResources());
+    for (let i = 0; i < 40 && left.length > 0; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      left = leftovers(baseline, activeResources());
+    }
+    if (left.length > 0) errors.push(new Error(`left open after every peer closed: ${left.join(", ")}`));
+    if (errors.length === 1) throw errors[0];
+    if (errors.length > 1) throw new AggregateError(errors, `${errors.length} cleanups failed`);
   });
   return {
     closers,
@@ -124,16 +167,7 @@ export function cleanupAfter(first?: () => Promise<void>): {
   };
 }
 
-/** A data message with `payload` bytes and `nonce`. */
-export function dataMessage(nonce: bigint | number, payload: Uint8Array = new Uint8Array(0)): GossipMessage {
-  return create(GossipMessageSchema, {
-    nonce: BigInt(nonce),
-    content: {
-      case: "dataMsg",
-      value: create(DataMessageSchema, { payload: create(PayloadSchema, { seqNum: BigInt(nonce), data: payload }) }),
-    },
-  });
-}
+export { dataMessage } from "./messages.js";
 
 /** Resolves with the first value of `iterable` that `pred` accepts, or rejects after `ms`. */
 export async function firstMatch<T>(iterable: AsyncIterable<T>, pred: (v: T) => boolean, ms: number): Promise<T> {

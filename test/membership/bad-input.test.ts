@@ -312,4 +312,29 @@ describe("membership refuses bad input", () => {
     healthy();
     await sim.close();
   });
+  it("an unsolicited identity update larger than the sender's verification budget is refused unverified (RateLimited)", async () => {
+    const counting = countingVerify(new FakeCrypto("Org1MSP"));
+    const { sim, send, refused, healthy } = await setup(32, { targetCrypto: counting.crypto, verifications: 10 });
+    const strangers = Array.from({ length: 50 }, () => new FakeCrypto("Org1MSP", sim.trust));
+    const data = strangers.map((c): Envelope => {
+      const m = create(GossipMessageSchema, {
+        tag: GossipMessage_Tag.EMPTY,
+        content: { case: "peerIdentity", value: create(PeerIdentitySchema, { pkiId: c.pkiId, cert: c.identity }) },
+      });
+      const payload = serializeGossipMessage(m);
+      return { $typeName: "gossip.Envelope", payload, signature: c.sign(payload), secretEnvelope: undefined };
+    });
+    const update = (items: Envelope[]) =>
+      create(GossipMessageSchema, {
+        tag: GossipMessage_Tag.EMPTY,
+        content: { case: "dataUpdate", value: create(DataUpdateSchema, { nonce: 5n, data: items, msgType: PullMsgType.IDENTITY_MSG }) },
+      });
+    await send(update([])); // connects (the handshake verifies a signature)
+    const before = counting.count();
+    await send(update(data));
+    assert.equal(refused(`identity/${ErrorCode.RateLimited}`), 1);
+    assert.equal(counting.count(), before, "nothing verified");
+    healthy();
+    await sim.close();
+  });
 });

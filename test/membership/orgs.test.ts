@@ -50,6 +50,103 @@ describe("organizations", () => {
     await sim.close();
   });
 
+  it("TestConfidentiality (membership part): orgs A-D, anchors A-B, A-C, B-C, B-D: A and C never hear of D, nothing internal crosses", async () => {
+    const sim = new Sim(47);
+    const peers = new Map<string, SimPeer>();
+    for (const org of ["A", "B", "C", "D"]) {
+      for (let i = 0; i < 3; i++) {
+        const name = `${org.toLowerCase()}${i}`;
+        peers.set(name, sim.add(name, { org, external: i < 2, bootstrap: i === 0 ? [] : [`${org.toLowerCase()}0:7051`] }));
+      }
+    }
+    const seenOrgs = new Map<string, Set<string>>();
+    for (const [name, p] of peers) {
+      const orgsSeen = new Set<string>();
+      seenOrgs.set(name, orgsSeen);
+      record(p.comm, (rm) => {
+        const c = rm.message.content;
+        const envs = c.case === "aliveMsg" ? [rm.envelope] : c.case === "memRes" ? [...c.value.alive, ...c.value.dead] : [];
+        for (const e of envs) {
+          const m = parseGossipMessage(e.payload);
+          if (m.content.case === "aliveMsg" && m.content.value.membership) {
+            const hex = pkiIdHex(m.content.value.membership.pkiId);
+            for (const q of peers.values()) if (pkiIdHex(q.comm.pkiId) === hex) orgsSeen.add(q.membership.self.organization ?? "");
+          }
+        }
+        return false;
+      });
+    }
+    const link = (a: string, b: string) => {
+      (peers.get(`${a}0`) as SimPeer).membership.connect(`${b}0:7051`, { anchor: true });
+      (peers.get(`${b}0`) as SimPeer).membership.connect(`${a}0:7051`, { anchor: true });
+    };
+    link("a", "b");
+    link("a", "c");
+    link("b", "c");
+    link("b", "d");
+    await sim.clock.advance(90_000);
+    for (const [name, p] of peers) {
+      const org = p.membership.self.organization;
+      const known = new Set(p.membership.alive().map((m) => m.organization));
+      if (org === "A" || org === "C") {
+        assert.ok(!known.has("D"), `${name} knows a D peer`);
+        assert.ok(!seenOrgs.get(name)?.has("D"), `${name} received an alive message about a D peer`);
+      }
+      if (org === "D") assert.ok(!known.has("A") && !known.has("C"), `${name} knows an A or C peer`);
+      for (const m of p.membership.alive()) if (m.organization !== org) assert.equal(m.internalEndpoint, "");
+      if (p.membership.self.endpoint === "")
+        assert.ok(
+          [...known].every((o) => o === org),
+          `${name} (internal) knows another org`,
+        );
+    }
+    assert.ok((peers.get("a0") as SimPeer).membership.alive().some((m) => m.organization === "B"));
+    assert.ok((peers.get("d1") as SimPeer).membership.alive().some((m) => m.organization === "B"));
+    await sim.close();
+  });
+
+  it("TestDisclosurePolicyWithPull: with alive gossip off, sync alone gives each peer exactly the members the policy allows; a stopped peer is dead exactly where it was known", async () => {
+    const sim = new Sim(48);
+    const options = { aliveTimeIntervalMs: 1e9, aliveExpirationTimeoutMs: 25_000 };
+    const peers = new Map<string, SimPeer>();
+    for (const org of ["A", "B"]) {
+      for (let i = 0; i < 5; i++) {
+        const name = `${org.toLowerCase()}${i}`;
+        peers.set(name, sim.add(name, { org, external: i % 2 === 0, options, bootstrap: i === 0 ? [] : [`${org.toLowerCase()}0:7051`] }));
+      }
+    }
+    (peers.get("a0") as SimPeer).membership.connect("b0:7051", { anchor: true });
+    (peers.get("b0") as SimPeer).membership.connect("a0:7051", { anchor: true });
+    const expected = (name: string): string[] => {
+      const org = name[0] as string;
+      const other = org === "a" ? "b" : "a";
+      const own = [0, 1, 2, 3, 4].map((i) => `${org}${i}`);
+      const visible = Number(name.slice(1)) % 2 === 0 ? [0, 2, 4].map((i) => `${other}${i}`) : [];
+      return [...own, ...visible].filter((n) => n !== name).sort();
+    };
+    const names = new Map([...peers].map(([n, p]) => [pkiIdHex(p.comm.pkiId), n]));
+    const view = (p: SimPeer) =>
+      p.membership
+        .alive()
+        .map((m) => names.get(m.pkiIdHex) ?? "?")
+        .sort();
+    await sim.clock.advanceUntil(() => [...peers].every(([n, p]) => view(p).join() === expected(n).join()), {
+      maxMs: 120_000,
+      stepMs: 1000,
+    });
+    for (const [n, p] of peers) {
+      for (const m of p.membership.alive()) if (m.organization !== p.membership.self.organization) assert.equal(m.internalEndpoint, "", n);
+    }
+    const b2 = peers.get("b2") as SimPeer;
+    await b2.kill();
+    const knew = [...peers].filter(([n]) => n !== "b2" && expected(n).includes("b2")).map(([n]) => n);
+    await sim.clock.advanceUntil(
+      () => [...peers].every(([n, p]) => n === "b2" || p.membership.dead().length === (knew.includes(n) ? 1 : 0)),
+      { maxMs: 40_000, stepMs: 500 },
+    );
+    await sim.close();
+  });
+
   it("TestBootstrapPeerMisConfiguration: a bootstrap peer of another org only sees probe handshakes, never a request", async () => {
     const sim = new Sim(42);
     const b = sim.add("b", { org: "B" });

@@ -388,6 +388,10 @@ describe("configuration", () => {
       5000,
     );
   });
+  it("refuses negative or non-finite numbers", () => {
+    assert.throws(() => resolveMembershipConfig({ internalEndpoint: "p:1", aliveTimeIntervalMs: -1 }), TypeError);
+    assert.throws(() => resolveMembershipConfig({ internalEndpoint: "p:1", pullPeerNum: Number.NaN }), TypeError);
+  });
   it("refuses an internal endpoint that isn't host:port (IPv6 literals included, as Fabric)", () => {
     for (const bad of ["", "p", "p:", "p:x", "p:70000", "[::1]:7051", "a:b:1"]) {
       assert.throws(() => resolveMembershipConfig({ internalEndpoint: bad }), TypeError, bad);

@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { type GossipMessage, GossipMessageSchema, GossipMessage_Tag, PullMsgType } from "../../src/gen/gossip/message_pb.js";
 import { encodeEnvelope, encodeUnsignedEnvelope, noopSign, parseGossipMessage } from "../../src/core/envelope.js";
-import { decodeMessage, encodeMessage } from "../../src/core/proto-codec.js";
+import { compileEncoder, decodeMessage, encodeMessage } from "../../src/codec/index.js";
 
 const bytes = (n: number, seed = 1) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff);
 
@@ -102,5 +102,24 @@ describe("compiled protobuf codec", () => {
     const wrong = { ...create(GossipMessageSchema, {}), tag: 2 ** 40 };
     assert.throws(() => toBinary(GossipMessageSchema, wrong), Error);
     assert.throws(() => encodeMessage(GossipMessageSchema, wrong), Error);
+  });
+
+  it("is re-entrant: measurements of different messages may interleave and nest", () => {
+    const enc = compileEncoder(GossipMessageSchema);
+    assert.ok(enc);
+    const all = samples();
+    // Measure every sample first, encode more in between, then write them all.
+    const measured = all.map((m) => enc.measure(m));
+    for (const m of all) encodeMessage(GossipMessageSchema, m);
+    all.forEach((m, i) => {
+      const w = measured[i];
+      assert.ok(w, `sample ${i} is compiled`);
+      const buf = new Uint8Array(w.size + 3);
+      assert.equal(w.write(buf, 3), buf.length);
+      assert.deepEqual(buf.subarray(3), toBinary(GossipMessageSchema, m), `sample ${i}`);
+      const again = new Uint8Array(w.size);
+      w.write(again, 0);
+      assert.deepEqual(again, toBinary(GossipMessageSchema, m), `sample ${i} written twice`);
+    });
   });
 });

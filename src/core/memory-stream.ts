@@ -1,0 +1,237 @@
+/**
+ * One stream of the in-memory transport ({@link MemoryNetwork}): two ends,
+ * a pipe per direction with a flow-control window, half-close, abort, and
+ * what each end observes when the other refuses the stream.
+ *
+ * @private Internal code of the memory transport.
+ */
+import type { Envelope } from "../gen/gossip/message_pb.js";
+import type { Clock } from "./clock.js";
+import { decodeEnvelope } from "./envelope.js";
+import { ErrorCode, GossipError } from "./errors.js";
+import { type WireStream, writeTaken } from "./transport.js";
+
+export interface EndInfo {
+  readonly remoteAddress: string;
+  readonly tls: boolean;
+  readonly remoteCertHash: Uint8Array | undefined;
+  readonly localCertHash: Uint8Array | undefined;
+}
+
+/** One direction of a stream: frames written by one end, read by the other. */
+class Pipe {
+  readonly batches: Envelope[][] = [];
+  /** Bytes written and not yet read (the flow-control window's use). */
+  inFlight = 0;
+  readonly sizes: number[] = [];
+  writerEnded = false;
+  /** Set when the reader's iteration must fail. */
+  error: GossipError | undefined;
+  readerDone = false;
+  wakeReader: (() => void) | undefined;
+  readonly writeWaiters: { readonly resolve: () => void; readonly reject: (e: GossipError) => void }[] = [];
+}
+
+/** A stream between two ends (0 = client, 1 = server). */
+export class MemoryConnection {
+  /** pipes[i] carries what end i writes. */
+  private readonly pipes = [new Pipe(), new Pipe()] as const;
+  private readonly endedWriting = [false, false];
+  private closedFlag = false;
+  private resolveClosed!: () => void;
+  private readonly closedPromise = new Promise<void>((r) => {
+    this.resolveClosed = r;
+  });
+  private deadlineTimer: unknown;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly latencyMs: number,
+    private readonly windowBytes: number,
+    readonly clientHost: string,
+    readonly serverHost: string,
+    private readonly onClose: () => void,
+  ) {}
+
+  get isClosed(): boolean {
+    return this.closedFlag;
+  }
+
+  /** Fails both ends after `ms` (the stream deadline a dialer may set). */
+  deadline(ms: number): void {
+    this.deadlineTimer = this.clock.setTimeout(() => {
+      const e = new GossipError(ErrorCode.HandshakeTimeout, "stream deadline exceeded");
+      this.fail(0, e);
+      this.fail(1, e);
+      this.close();
+    }, ms);
+  }
+
+  /** The connection dropped under both ends (partition, crash, lost link). */
+  cut(why: string): void {
+    if (this.closedFlag) return;
+    this.fail(0, new GossipError(ErrorCode.Canceled, `stream was closed: ${why}`));
+    this.fail(1, new GossipError(ErrorCode.Canceled, `stream was closed: ${why}`));
+    this.close();
+  }
+
+  end(side: 0 | 1, info: EndInfo): WireStream {
+    const out = this.pipes[side];
+    const inp = this.pipes[side === 0 ? 1 : 0];
+    let iterated = false;
+    const conn = this;
+    return {
+      remoteAddress: info.remoteAddress,
+      tls: info.tls,
+      remoteCertHash: info.remoteCertHash,
+      localCertHash: info.localCertHash,
+      closed: this.closedPromise,
+      incoming: {
+        [Symbol.asyncIterator]: () => {
+          if (iterated) throw new Error("a WireStream's incoming can be iterated only once");
+          iterated = true;
+          return { next: () => conn.read(inp) };
+        },
+      },
+      write: (envelopes) => conn.write(side, out, envelopes),
+      end: () => conn.endSide(side),
+      abort: (error) => conn.abortFrom(side, error),
+    };
+  }
+
+  private write(side: 0 | 1, pipe: Pipe, envelopes: readonly Uint8Array[]): Promise<void> {
+    if (this.closedFlag || this.endedWriting[side]) return Promise.reject(new GossipError(ErrorCode.Closed, "stream is closed"));
+    if (envelopes.length === 0) return writeTaken;
+    let bytes = 0;
+    for (const e of envelopes) bytes += e.length;
+    const frames = envelopes.slice();
+    pipe.inFlight += bytes;
+    this.deliver(() => {
+      if (pipe.readerDone || pipe.error) return;
+      let batch: Envelope[];
+      try {
+        batch = frames.map((f) => decodeEnvelope(f));
+      } catch (e) {
+        // As a socket transport does with a frame it cannot decode: fail the reader and cut the stream.
+        const error = GossipError.from(e, ErrorCode.MalformedFrame);
+        this.fail(side === 0 ? 1 : 0, error);
+        this.fail(side, new GossipError(ErrorCode.Remote, `remote refused the stream: ${error.message}`));
+        this.close();
+        return;
+      }
+      pipe.batches.push(batch);
+      pipe.sizes.push(bytes);
+      this.wake(pipe);
+    });
+    if (pipe.inFlight <= this.windowBytes) return writeTaken;
+    return new Promise((resolve, reject) => pipe.writeWaiters.push({ resolve, reject }));
+  }
+
+  private read(pipe: Pipe): Promise<IteratorResult<readonly Envelope[]>> {
+    const batch = pipe.batches.shift();
+    if (batch !== undefined) {
+      pipe.inFlight -= pipe.sizes.shift() ?? 0;
+      this.releaseWriters(pipe);
+      return Promise.resolve({ done: false, value: batch });
+    }
+    if (pipe.error) {
+      const e = pipe.error;
+      pipe.readerDone = true;
+      return Promise.reject(e);
+    }
+    if (pipe.writerEnded || pipe.readerDone) {
+      pipe.readerDone = true;
+      return Promise.resolve({ done: true, value: undefined });
+    }
+    return new Promise((resolve, reject) => {
+      pipe.wakeReader = () => {
+        pipe.wakeReader = undefined;
+        this.read(pipe).then(resolve, reject);
+      };
+    });
+  }
+
+  private releaseWriters(pipe: Pipe): void {
+    while (pipe.writeWaiters.length > 0 && pipe.inFlight <= this.windowBytes) pipe.writeWaiters.shift()?.resolve();
+  }
+
+  private endSide(side: 0 | 1): void {
+    if (this.closedFlag || this.endedWriting[side]) return;
+    this.endedWriting[side] = true;
+    const pipe = this.pipes[side];
+    this.deliver(() => {
+      pipe.writerEnded = true;
+      this.wake(pipe);
+      if (this.endedWriting[0] && this.endedWriting[1]) this.close();
+    });
+  }
+
+  private abortFrom(side: 0 | 1, error: GossipError | undefined): void {
+    if (this.closedFlag) return;
+    const other = side === 0 ? 1 : 0;
+    // What the other end observes: a server's abort without error is a clean
+    // end (status OK); a client's abort is a cancel; an abort with an error
+    // reaches the remote as that refusal.
+    if (error !== undefined) this.fail(other, remoteView(error));
+    else if (side === 1) this.pipes[1].writerEnded = true;
+    else this.fail(other, new GossipError(ErrorCode.Canceled, "stream was cancelled by the remote"));
+    this.fail(side, new GossipError(ErrorCode.Canceled, "stream was closed"));
+    this.close();
+  }
+
+  /** Ends end `reader`'s iteration with `error` (after what it already received) unless it ended cleanly. */
+  private fail(reader: 0 | 1, error: GossipError): void {
+    const pipe = this.pipes[reader === 0 ? 1 : 0];
+    if (pipe.error || pipe.readerDone || pipe.writerEnded) {
+      this.wake(pipe);
+      return;
+    }
+    pipe.error = error;
+    this.wake(pipe);
+  }
+
+  private close(): void {
+    if (this.closedFlag) return;
+    this.closedFlag = true;
+    this.clock.clearTimeout(this.deadlineTimer);
+    for (const pipe of this.pipes) {
+      const waiters = pipe.writeWaiters.splice(0);
+      for (const w of waiters) w.reject(new GossipError(ErrorCode.Closed, "stream is closed"));
+      this.wake(pipe);
+    }
+    this.onClose();
+    this.resolveClosed();
+  }
+
+  private wake(pipe: Pipe): void {
+    pipe.wakeReader?.();
+  }
+
+  private deliver(fn: () => void): void {
+    if (this.latencyMs > 0) this.clock.setTimeout(fn, this.latencyMs);
+    else fn();
+  }
+}
+
+/** What the remote end sees when a stream is refused with `error`: the same codes a gRPC client maps statuses to. */
+function remoteView(error: GossipError): GossipError {
+  const code = seenAs[error.code] ?? ErrorCode.Remote;
+  return new GossipError(code, `remote ended the stream: ${error.message}`, { remoteStatus: error.grpcStatus });
+}
+
+const seenAs: Partial<Record<ErrorCode, ErrorCode>> = {
+  [ErrorCode.Canceled]: ErrorCode.Canceled,
+  [ErrorCode.Stopping]: ErrorCode.Closed,
+  [ErrorCode.Closed]: ErrorCode.Closed,
+  [ErrorCode.DialFailed]: ErrorCode.Closed,
+  [ErrorCode.TlsFailed]: ErrorCode.Closed,
+  [ErrorCode.PingFailed]: ErrorCode.Closed,
+  [ErrorCode.DialTimeout]: ErrorCode.HandshakeTimeout,
+  [ErrorCode.HandshakeTimeout]: ErrorCode.HandshakeTimeout,
+  [ErrorCode.AckTimeout]: ErrorCode.HandshakeTimeout,
+  [ErrorCode.MessageTooLarge]: ErrorCode.RateLimited,
+  [ErrorCode.Overflow]: ErrorCode.RateLimited,
+  [ErrorCode.RateLimited]: ErrorCode.RateLimited,
+  [ErrorCode.HeadersTooLarge]: ErrorCode.RateLimited,
+  [ErrorCode.TooManyResets]: ErrorCode.RateLimited,
+};

@@ -1,0 +1,307 @@
+/**
+ * The outbound side of a comm: dialing (open a stream, handshake, the
+ * expected-PKI-ID rule and identity switches), Fabric's two probes, and the
+ * send path with its one overflow policy.
+ *
+ * A send to a peer with an open connection enters that connection's send
+ * buffer. A send to a peer without one enters the peer's dial queue: a
+ * {@link SendBuffer} of the same capacity whose "transport" is the dial, and
+ * which hands its frames, in order, to the connection the dial delivers.
+ * Until that queue has drained, later sends to the peer go through it too, so
+ * that nothing overtakes. Both queues are full at the same point and the same
+ * policy applies to both: `drop` counts the frame, `block` waits for room,
+ * `disconnect` presumes the peer dead and closes the connection (or abandons
+ * the dial queue).
+ *
+ * @private Internal code, not part of the public API.
+ */
+import { timeoutSignal } from "./clock.js";
+import type { Connection } from "./connection.js";
+import { type ConnectionStore, dialKey } from "./connection-store.js";
+import type { CommContext } from "./context.js";
+import { ErrorCode, GossipError } from "./errors.js";
+import type { EventStream } from "./event-stream.js";
+import { handshake } from "./handshake.js";
+import { bytesEqual, pkiIdHex, type PeerIdentity, type PkiId, type RemotePeer } from "./identity.js";
+import type { DropReason } from "./metrics.js";
+import type { Router } from "./routing.js";
+import { SendBuffer } from "./send-buffer.js";
+import type { Dialer } from "./transport.js";
+
+/**
+ * A peer answered at an endpoint under a new PKI-ID of the same organization:
+ * the old PKI-ID should be forgotten (Fabric's IdentitySwitch carries the old one).
+ */
+export interface IdentitySwitchEvent {
+  readonly oldPkiId: PkiId;
+  readonly newPkiId: PkiId;
+  readonly endpoint: string;
+}
+
+/** Where a frame is queued: a connection's send buffer or a dial queue. */
+interface Queue {
+  offer(frame: Uint8Array): boolean;
+  put(frame: Uint8Array): Promise<void>;
+  /** Gives up on the peer: drops what is queued (counted). */
+  abort(error: GossipError): void;
+  readonly pkiId: PkiId;
+  readonly endpoint: string;
+  /** What a frame that can no longer be queued counts as. */
+  readonly dropReason: DropReason;
+}
+
+/** Frames for a peer whose dial is in progress. */
+class DialQueue implements Queue {
+  readonly dropReason = "dial_failed" as const;
+  readonly buffer: SendBuffer;
+  readonly pkiId: PkiId;
+  readonly endpoint: string;
+  private abandoned: GossipError | undefined;
+
+  constructor(
+    peer: RemotePeer,
+    /** Its key in the dial queues: the peer's dial key. */
+    readonly key: string,
+    capacity: number,
+    connect: () => Promise<Connection>,
+    deliver: (conn: Connection, frames: readonly Uint8Array[]) => Promise<void>,
+    onDropped: (count: number) => void,
+    onFailed: (error: GossipError) => void,
+    private readonly onAbandoned: () => void,
+  ) {
+    this.pkiId = peer.pkiId ?? new Uint8Array(0);
+    this.endpoint = peer.endpoint;
+    let dialed: Promise<Connection> | undefined;
+    this.buffer = new SendBuffer(capacity, {
+      write: async (frames) => {
+        const conn = await (dialed ??= connect());
+        if (this.abandoned) throw this.abandoned;
+        await deliver(conn, frames);
+      },
+      // Counted as sent by the connection's own buffer when it writes them.
+      written: () => {},
+      dropped: onDropped,
+      failed: onFailed,
+    });
+  }
+
+  offer(frame: Uint8Array): boolean {
+    return this.buffer.offer(frame);
+  }
+
+  put(frame: Uint8Array): Promise<void> {
+    return this.buffer.put(frame);
+  }
+
+  abort(error: GossipError): void {
+    this.abandoned ??= error;
+    this.onAbandoned();
+    this.buffer.close();
+  }
+}
+
+/** Adapts a connection to {@link Queue}. */
+function connectionQueue(conn: Connection): Queue {
+  return {
+    offer: (frame) => conn.offer(frame),
+    put: (frame) => conn.put(frame),
+    abort: (error) => conn.abort(error),
+    pkiId: conn.info.pkiId,
+    endpoint: conn.info.endpoint,
+    dropReason: "connection_closed",
+  };
+}
+
+/** Dials peers and sends to them. */
+export class Outbound {
+  private readonly dialQueues = new Map<string, DialQueue>();
+
+  constructor(
+    private readonly ctx: CommContext,
+    private readonly store: ConnectionStore,
+    private readonly router: Router,
+    private readonly dialer: Dialer,
+    private readonly identitySwitch: EventStream<IdentitySwitchEvent>,
+  ) {}
+
+  /** Frames waiting for a dial. */
+  get queued(): number {
+    let n = 0;
+    for (const q of this.dialQueues.values()) n += q.buffer.pending;
+    return n;
+  }
+
+  /**
+   * Queues `frame` for `peer`, dialing when needed. Returns a promise only
+   * when the `block` policy makes the caller wait; never rejects.
+   */
+  send(peer: RemotePeer, frame: Uint8Array): Promise<void> | undefined {
+    // The hot path (no dial in progress, a connection open) allocates nothing.
+    const dialing = this.dialQueues.size > 0 ? this.dialQueues.get(dialKey(peer)) : undefined;
+    if (dialing !== undefined) return dialing.offer(frame) ? undefined : this.overflow(dialing, frame);
+    const conn = this.store.lookup(peer);
+    if (conn !== undefined) return conn.offer(frame) ? undefined : this.overflow(connectionQueue(conn), frame);
+    const queue = this.startDialQueue(peer, dialKey(peer));
+    queue.offer(frame); // an empty queue has room
+    void this.retireWhenDrained(queue);
+    return undefined;
+  }
+
+  /**
+   * Dials `peer` for the store: opens a stream, runs the handshake, and
+   * applies the expected-PKI-ID rule (a different PKI-ID of the expected
+   * organization is an identity switch; of another, `UnexpectedPeer`).
+   */
+  async dial(peer: RemotePeer, signal: AbortSignal): Promise<Connection> {
+    const { ctx } = this;
+    const stream = await this.dialer.openStream(peer.endpoint, { signal });
+    let hs;
+    try {
+      hs = await handshake(stream, ctx.handshakeOptions(false));
+    } catch (e) {
+      const error = GossipError.from(e);
+      stream.abort(error);
+      ctx.handshakeFailed("outbound", stream.remoteAddress, error);
+      throw error;
+    }
+    if (peer.pkiId !== undefined && peer.pkiId.length > 0 && !bytesEqual(peer.pkiId, hs.pkiId)) {
+      const expected = ctx.identities.get(peer.pkiId);
+      const sameOrg = expected !== undefined && ctx.crypto.organizationOf(expected) === ctx.crypto.organizationOf(hs.identity);
+      if (!sameOrg) {
+        const error = new GossipError(ErrorCode.UnexpectedPeer, "authentication failure");
+        ctx.log.warn(
+          { address: peer.endpoint, expected: pkiIdHex(peer.pkiId), pkiId: pkiIdHex(hs.pkiId) },
+          "remote endpoint claims to be a different peer",
+        );
+        stream.abort(error);
+        ctx.handshakeFailed("outbound", peer.endpoint, error);
+        throw error;
+      }
+      ctx.log.info({ address: peer.endpoint, oldPkiId: pkiIdHex(peer.pkiId), pkiId: pkiIdHex(hs.pkiId) }, "peer changed its PKI-ID");
+      ctx.metrics.identitySwitch();
+      this.identitySwitch.emit({ oldPkiId: peer.pkiId, newPkiId: hs.pkiId, endpoint: peer.endpoint });
+    }
+    ctx.metrics.handshake("outbound", "ok");
+    ctx.learn(hs.pkiId, hs.identity);
+    return this.router.connection(stream, hs, "outbound");
+  }
+
+  /** Fabric's shallow probe: a fresh connection and one Ping within `dialTimeoutMs` + `connTimeoutMs`. */
+  async probe(peer: RemotePeer): Promise<void> {
+    const { config, clock } = this.ctx;
+    const ms = config.dialTimeoutMs + config.connTimeoutMs;
+    const t = timeoutSignal(clock, ms, () => new GossipError(ErrorCode.DialTimeout, `probe of ${peer.endpoint} timed out after ${ms} ms`));
+    try {
+      await this.dialer.ping(peer.endpoint, { signal: t.signal });
+    } finally {
+      t.clear();
+    }
+  }
+
+  /** Fabric's deep probe: a handshake with `probe = true` on a fresh stream, which is then closed. */
+  async handshake(peer: RemotePeer): Promise<{ pkiId: PkiId; identity: PeerIdentity }> {
+    const { ctx } = this;
+    const { config, clock } = ctx;
+    const ms = config.dialTimeoutMs + config.handshakeTimeoutMs;
+    const t = timeoutSignal(clock, ms, () => new GossipError(ErrorCode.DialTimeout, `handshake with ${peer.endpoint} timed out after ${ms} ms`));
+    let result;
+    try {
+      const stream = await this.dialer.openStream(peer.endpoint, { signal: t.signal, streamTimeoutMs: config.handshakeTimeoutMs });
+      try {
+        result = await handshake(stream, ctx.handshakeOptions(true));
+        ctx.metrics.handshake("outbound", "probe");
+      } catch (e) {
+        const error = GossipError.from(e);
+        ctx.metrics.handshake("outbound", error.code);
+        throw error;
+      } finally {
+        stream.abort();
+      }
+    } finally {
+      t.clear();
+    }
+    ctx.learn(result.pkiId, result.identity);
+    if (peer.pkiId !== undefined && peer.pkiId.length > 0 && !bytesEqual(peer.pkiId, result.pkiId)) {
+      throw new GossipError(ErrorCode.UnexpectedPeer, "PKI-ID of remote peer doesn't match expected PKI-ID");
+    }
+    return { pkiId: result.pkiId, identity: result.identity };
+  }
+
+  /** The overflow policy, the same for a connection and a dial queue. */
+  private overflow(queue: Queue, frame: Uint8Array): Promise<void> | undefined {
+    const { ctx } = this;
+    switch (ctx.config.overflowPolicy) {
+      case "block":
+        return queue.put(frame).catch(() => ctx.metrics.dropped(queue.dropReason, 1));
+      case "disconnect": {
+        ctx.metrics.overflow();
+        const error = new GossipError(ErrorCode.Overflow, `send buffer to ${queue.endpoint} is full; peer is unresponsive`);
+        ctx.log.warn({ pkiId: pkiIdHex(queue.pkiId), address: queue.endpoint, code: error.code }, "send buffer overflowed; closing the connection");
+        queue.abort(error);
+        ctx.presumedDead(queue.pkiId, queue.endpoint, error);
+        return undefined;
+      }
+      case "drop":
+        ctx.metrics.overflow();
+        ctx.limiter.maybe(`overflow ${pkiIdHex(queue.pkiId)} ${queue.endpoint}`, (suppressed) =>
+          ctx.log.debug({ pkiId: pkiIdHex(queue.pkiId), address: queue.endpoint, suppressed }, "send buffer overflowed; dropping message"),
+        );
+        return undefined;
+    }
+  }
+
+  private startDialQueue(peer: RemotePeer, key: string): DialQueue {
+    const { ctx } = this;
+    const queue: DialQueue = new DialQueue(
+      peer,
+      key,
+      ctx.config.sendBuffSize,
+      () => this.store.getOrDial(peer),
+      (conn, frames) => this.deliver(conn, frames),
+      (count) => ctx.metrics.dropped("dial_failed", count),
+      (error) => {
+        this.forget(queue);
+        if (error.code !== ErrorCode.Stopping) ctx.presumedDead(peer.pkiId ?? new Uint8Array(0), peer.endpoint, error);
+      },
+      () => this.forget(queue),
+    );
+    this.dialQueues.set(key, queue);
+    return queue;
+  }
+
+  /** Hands frames that waited for a dial to its connection, under the same policy. */
+  private async deliver(dialed: Connection, frames: readonly Uint8Array[]): Promise<void> {
+    const conn = this.store.current(dialed);
+    const target = connectionQueue(conn);
+    for (const frame of frames) {
+      if (target.offer(frame)) continue;
+      if (conn.state !== "open") {
+        this.ctx.metrics.dropped("connection_closed", 1);
+        continue;
+      }
+      const waiting = this.overflow(target, frame);
+      if (waiting !== undefined) await waiting;
+    }
+  }
+
+  /** Removes a dial queue once it is empty after its dial (later sends go straight to the connection). */
+  private async retireWhenDrained(queue: DialQueue): Promise<void> {
+    const { buffer } = queue;
+    for (;;) {
+      await buffer.flushed();
+      if (buffer.closed || buffer.pending === 0) break;
+    }
+    this.forget(queue);
+    buffer.close();
+  }
+
+  private forget(queue: DialQueue): void {
+    if (this.dialQueues.get(queue.key) === queue) this.dialQueues.delete(queue.key);
+  }
+
+  /** Abandons every dial queue (on stop); blocked senders are released. */
+  close(): void {
+    for (const q of [...this.dialQueues.values()]) q.abort(new GossipError(ErrorCode.Stopping, "comm is stopping"));
+    this.dialQueues.clear();
+  }
+}

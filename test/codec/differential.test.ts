@@ -1,0 +1,359 @@
+// Differential property tests: the compiled codec against protobuf-es itself,
+// over random messages of every type GossipMessage reaches (every content
+// case included), and over garbage, truncated and mutated encodings.
+//
+// The contract checked: encodeMessage(s, m) is byte-identical to
+// toBinary(s, m), or throws what it throws; decodeMessage(s, b) is deep-equal
+// to fromBinary(s, b), or throws what it throws. The compiled paths must
+// actually be taken for canonical input (a test that only ever fell back
+// would prove nothing), and where they are taken they must agree exactly.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { create, type DescMessage, equals, fromBinary, type Message, toBinary } from "@bufbuild/protobuf";
+import fc from "fast-check";
+import { compileEncoder, decodeMessage, encodeMessage } from "../../src/codec/index.js";
+import { decodeCompiled } from "../../src/codec/decoder.js";
+import { decodeEnvelope, encodeEnvelope, encodeUnsignedEnvelope, noopSign } from "../../src/core/envelope.js";
+import { ErrorCode, GossipError } from "../../src/core/errors.js";
+import { type SignaturePolicy, SignaturePolicySchema } from "../../src/gen/common/policies_pb.js";
+import { type Envelope, EnvelopeSchema, type GossipMessage, GossipMessageSchema } from "../../src/gen/gossip/message_pb.js";
+import { messageArb, messageWithCaseArb, reachableMessages } from "./arbitraries.js";
+
+const types = reachableMessages(GossipMessageSchema);
+const content = GossipMessageSchema.oneofs.find((o) => o.localName === "content");
+const runs = (numRuns: number) => ({
+  numRuns,
+  endOnFailure: true,
+  includeErrorInReport: true,
+});
+
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+function outcome(f: () => unknown): Outcome {
+  try {
+    return { ok: true, value: f() };
+  } catch (error) {
+    return { ok: false, error };
+  }
+}
+
+/** Both succeeded with deep-equal values, or both threw errors of the same class and message. */
+function assertSameOutcome(actual: Outcome, expected: Outcome, what: string): void {
+  if (actual.ok && expected.ok) {
+    assert.deepStrictEqual(actual.value, expected.value, what);
+    return;
+  }
+  assert.equal(
+    actual.ok,
+    expected.ok,
+    `${what}: ${actual.ok ? "succeeded" : `threw ${String((actual as { error: unknown }).error)}`}, protobuf-es ${expected.ok ? "succeeded" : `threw ${String((expected as { error: unknown }).error)}`}`,
+  );
+  const a = (actual as { error: Error }).error;
+  const e = (expected as { error: Error }).error;
+  assert.equal(a.constructor, e.constructor, what);
+  assert.equal(a.message, e.message, what);
+}
+
+/**
+ * decodeMessage agrees with fromBinary on `bytes`; returns whether the
+ * compiled path decoded them (it must then agree on its own, not by falling back).
+ */
+function checkDecode(schema: DescMessage, bytes: Uint8Array): boolean {
+  const expected = outcome(() => fromBinary(schema, bytes));
+  assertSameOutcome(
+    outcome(() => decodeMessage(schema, bytes)),
+    expected,
+    `decode ${schema.typeName}`,
+  );
+  const compiled = decodeCompiled(schema, bytes);
+  if (compiled === undefined) return false;
+  assert.ok(expected.ok, `the compiled path accepted input protobuf-es rejects: ${String((expected as { error: unknown }).error)}`);
+  assert.deepStrictEqual(compiled, expected.value);
+  assert.ok(equals(schema, compiled, expected.value as Message));
+  return true;
+}
+
+/** encodeMessage is byte-identical to toBinary through the compiled path, and decoding gives fromBinary's result through it. */
+function checkRoundTrip(schema: DescMessage, msg: Message): void {
+  const expected = toBinary(schema, msg);
+  const measured = compileEncoder(schema)?.measure(msg);
+  assert.ok(measured, `${schema.typeName}: a valid message is encoded by the compiled path`);
+  const buf = new Uint8Array(measured.size);
+  assert.equal(measured.write(buf, 0), expected.length);
+  assert.deepEqual(buf, expected);
+  assert.deepEqual(encodeMessage(schema, msg), expected);
+  assert.ok(checkDecode(schema, expected), `${schema.typeName}: a canonical encoding is decoded by the compiled path`);
+}
+
+/** Ways to damage an encoding. */
+const mutation = fc.oneof(
+  fc.record({ kind: fc.constant("truncate" as const), at: fc.nat() }),
+  fc.record({
+    kind: fc.constant("set" as const),
+    at: fc.nat(),
+    byte: fc.integer({ min: 0, max: 255 }),
+  }),
+  fc.record({
+    kind: fc.constant("insert" as const),
+    at: fc.nat(),
+    bytes: fc.uint8Array({ minLength: 1, maxLength: 4 }),
+  }),
+  fc.record({
+    kind: fc.constant("delete" as const),
+    at: fc.nat(),
+    n: fc.integer({ min: 1, max: 3 }),
+  }),
+  // A one-byte varint (a tag, a length, a value) made overlong: same value, 2 to 8 bytes.
+  fc.record({
+    kind: fc.constant("overlong" as const),
+    at: fc.nat(),
+    extra: fc.integer({ min: 1, max: 7 }),
+  }),
+);
+type Mutation = typeof mutation extends fc.Arbitrary<infer M> ? M : never;
+
+function mutate(b: Uint8Array, m: Mutation): Uint8Array {
+  const at = b.length === 0 ? 0 : m.at % (b.length + 1);
+  switch (m.kind) {
+    case "truncate":
+      return b.subarray(0, at);
+    case "set": {
+      const out = Uint8Array.from(b);
+      if (at < out.length) out[at] = m.byte;
+      return out;
+    }
+    case "insert":
+      return Uint8Array.from([...b.subarray(0, at), ...m.bytes, ...b.subarray(at)]);
+    case "delete":
+      return Uint8Array.from([...b.subarray(0, at), ...b.subarray(at + m.n)]);
+    case "overlong": {
+      const v = b[at];
+      if (v === undefined || v >= 0x80) return b;
+      const pad = [v | 0x80, ...Array<number>(m.extra - 1).fill(0x80), 0x00];
+      return Uint8Array.from([...b.subarray(0, at), ...pad, ...b.subarray(at + 1)]);
+    }
+  }
+}
+
+describe("codec against protobuf-es, over random messages", () => {
+  it(`covers every type GossipMessage reaches (${types.length}) and every content case`, () => {
+    for (const t of ["gossip.Envelope", "gossip.SecretEnvelope", "gossip.AliveMessage", "protos.CollectionConfigPackage", "common.SignaturePolicy"]) {
+      assert.ok(
+        types.some((d) => d.typeName === t),
+        t,
+      );
+    }
+    assert.equal(content?.fields.length, 21, "GossipMessage.content cases (a new one is covered by the loop below)");
+    for (const d of types) assert.ok(compileEncoder(d), `${d.typeName} is compiled`);
+  });
+
+  for (const field of content?.fields ?? []) {
+    it(`GossipMessage with content ${field.localName}: encodes byte for byte, decodes equal`, () => {
+      fc.assert(
+        fc.property(messageWithCaseArb<GossipMessage>(GossipMessageSchema, field), (m) => {
+          assert.equal(m.content.case, field.localName);
+          checkRoundTrip(GossipMessageSchema, m);
+        }),
+        runs(25),
+      );
+    });
+  }
+
+  it("every nested message type, as the top message: encodes byte for byte, decodes equal", () => {
+    for (const d of types) {
+      fc.assert(
+        fc.property(messageArb(d), (m) => checkRoundTrip(d, m)),
+        runs(15),
+      );
+    }
+  });
+
+  it("concatenated encodings (merging, repeated fields appended, last scalar wins) decode as protobuf-es does", () => {
+    const arb = messageArb<GossipMessage>(GossipMessageSchema);
+    fc.assert(
+      fc.property(arb, arb, (a, b) => {
+        const both = Uint8Array.from([...toBinary(GossipMessageSchema, a), ...toBinary(GossipMessageSchema, b)]);
+        assert.ok(checkDecode(GossipMessageSchema, both), "a concatenation is valid protobuf, decoded by the compiled path");
+      }),
+      runs(100),
+    );
+  });
+});
+
+describe("codec against protobuf-es, over invalid input", () => {
+  it("random bytes: same message or same error as fromBinary, for every type", () => {
+    for (const d of types) {
+      fc.assert(
+        fc.property(fc.uint8Array({ maxLength: 40 }), (b) => {
+          checkDecode(d, b);
+        }),
+        runs(30),
+      );
+    }
+  });
+
+  it("truncations of valid encodings (every cut of those under 128 bytes, about 64 spread over longer ones): same message or same error as fromBinary", () => {
+    let compiled = 0;
+    fc.assert(
+      fc.property(messageArb<GossipMessage>(GossipMessageSchema), (m) => {
+        const b = toBinary(GossipMessageSchema, m);
+        const step = Math.max(1, Math.floor(b.length / 64));
+        for (let cut = 0; cut < b.length; cut += step) if (checkDecode(GossipMessageSchema, b.subarray(0, cut))) compiled++;
+      }),
+      runs(60),
+    );
+    assert.ok(compiled > 0, "some truncations are valid messages the compiled path decodes");
+  });
+
+  it("mutated encodings (bytes set, inserted, deleted, varints made overlong): same message or same error as fromBinary", () => {
+    let compiled = 0;
+    let rejected = 0;
+    const schemas: DescMessage[] = [GossipMessageSchema, EnvelopeSchema, SignaturePolicySchema];
+    const messages = fc.constantFrom(...schemas).chain((schema) => messageArb(schema).map((m) => [schema, m] as const));
+    fc.assert(
+      fc.property(messages, fc.array(mutation, { minLength: 1, maxLength: 3 }), ([schema, m], ms) => {
+        const b = ms.reduce(mutate, toBinary(schema, m));
+        if (checkDecode(schema, b)) compiled++;
+        else if (!outcome(() => fromBinary(schema, b)).ok) rejected++;
+      }),
+      runs(600),
+    );
+    assert.ok(compiled > 0 && rejected > 0, `both outcomes seen (compiled ${compiled}, rejected ${rejected})`);
+  });
+
+  it("a tag longer than 5 bytes is rejected as protobuf-es rejects it, even when it holds a small field number", () => {
+    // nonce (field 1, varint) with its one-byte tag 0x08 padded to 6 bytes, value 5.
+    const b = new Uint8Array([0x88, 0x80, 0x80, 0x80, 0x80, 0x00, 0x05]);
+    assert.throws(() => fromBinary(GossipMessageSchema, b), /illegal tag/);
+    assert.equal(decodeCompiled(GossipMessageSchema, b), undefined);
+    assert.throws(() => decodeMessage(GossipMessageSchema, b), /illegal tag/);
+    // Padded to 5 bytes it is still a valid tag.
+    assert.ok(checkDecode(GossipMessageSchema, new Uint8Array([0x88, 0x80, 0x80, 0x80, 0x00, 0x05])));
+  });
+
+  it("nesting up to protobuf-es' recursion limit decodes, one level more fails as there", () => {
+    const nest = (levels: number): SignaturePolicy => {
+      // Each SignaturePolicy below the top adds two levels (NOutOf, SignaturePolicy).
+      let p = create(SignaturePolicySchema, {
+        Type: { case: "signedBy", value: 1 },
+      });
+      for (let i = 1; i < levels; i += 2) {
+        p = create(SignaturePolicySchema, {
+          Type: { case: "nOutOf", value: { n: 1, rules: [p] } },
+        });
+      }
+      return p;
+    };
+    assert.ok(checkDecode(SignaturePolicySchema, toBinary(SignaturePolicySchema, nest(99))), "99 levels");
+    const tooDeep = toBinary(SignaturePolicySchema, nest(101));
+    assert.throws(() => fromBinary(SignaturePolicySchema, tooDeep), /recursion/);
+    assert.equal(checkDecode(SignaturePolicySchema, tooDeep), false);
+  });
+});
+
+describe("codec against protobuf-es, over unexpected values", () => {
+  const odd: unknown[] = [
+    5,
+    2 ** 40,
+    -1,
+    1.5,
+    Number.NaN,
+    "x",
+    "",
+    null,
+    [1],
+    new Uint8Array([1]),
+    BigInt(5),
+    BigInt(-1),
+    BigInt(2) ** BigInt(64),
+    true,
+    {},
+    { case: "nope" },
+  ];
+
+  /** Every (object, key) slot of `msg` and the messages it nests, $unknown included. */
+  function slots(msg: Record<string, unknown>, out: [Record<string, unknown>, string][] = []): [Record<string, unknown>, string][] {
+    for (const key of [...Object.keys(msg), "$unknown"]) {
+      if (key === "$typeName") continue;
+      out.push([msg, key]);
+      const v = msg[key];
+      const nested = Array.isArray(v) ? v : v !== null && typeof v === "object" && "case" in v ? [(v as { value?: unknown }).value] : [v];
+      for (const n of nested) if (n !== null && typeof n === "object" && "$typeName" in n) slots(n as Record<string, unknown>, out);
+    }
+    return out;
+  }
+
+  it("a value of the wrong type or range anywhere, or unknown fields: the same bytes or the same error as toBinary", () => {
+    const unknown = fc.array(
+      fc.record({
+        no: fc.integer({ min: 1000, max: 2000 }),
+        wireType: fc.constant(0),
+        data: fc.constant(new Uint8Array([1])),
+      }),
+      { minLength: 1, maxLength: 2 },
+    );
+    fc.assert(
+      fc.property(messageArb<GossipMessage>(GossipMessageSchema), fc.nat(), fc.oneof(fc.constantFrom(...odd), unknown), (m, i, value) => {
+        const all = slots(m as unknown as Record<string, unknown>);
+        const [obj, key] = all[i % all.length] as [Record<string, unknown>, string];
+        obj[key] = value;
+        assertSameOutcome(
+          outcome(() => encodeMessage(GossipMessageSchema, m)),
+          outcome(() => toBinary(GossipMessageSchema, m)),
+          `${key} = ${fc.stringify(value)}`,
+        );
+      }),
+      runs(300),
+    );
+  });
+});
+
+describe("Envelope codec against protobuf-es", () => {
+  const envelopes = messageArb<Envelope>(EnvelopeSchema);
+  const withUnknown = fc.tuple(envelopes, fc.boolean()).map(([e, u]) => {
+    if (u) e.$unknown = [{ no: 9, wireType: 2, data: new Uint8Array([2, 7, 7]) }];
+    return e;
+  });
+
+  it("encodeEnvelope is byte-identical to toBinary (unknown fields written back)", () => {
+    fc.assert(
+      fc.property(withUnknown, (e) => {
+        assert.deepEqual(encodeEnvelope(e), toBinary(EnvelopeSchema, e));
+      }),
+      runs(200),
+    );
+  });
+
+  it("decodeEnvelope returns what fromBinary returns, and throws MalformedMessage exactly where it throws", () => {
+    const inputs = fc.oneof(
+      fc.tuple(withUnknown, fc.array(mutation, { maxLength: 2 })).map(([e, ms]) => ms.reduce(mutate, toBinary(EnvelopeSchema, e))),
+      fc.uint8Array({ maxLength: 24 }),
+    );
+    fc.assert(
+      fc.property(inputs, (b) => {
+        const expected = outcome(() => fromBinary(EnvelopeSchema, b));
+        const actual = outcome(() => decodeEnvelope(b));
+        if (expected.ok) {
+          assert.ok(actual.ok, `decodeEnvelope threw ${String((actual as { error: unknown }).error)}`);
+          assert.deepStrictEqual(actual.value, expected.value);
+        } else {
+          assert.ok(!actual.ok, "decodeEnvelope accepted what protobuf-es rejects");
+          assert.ok(actual.error instanceof GossipError && actual.error.code === ErrorCode.MalformedMessage);
+        }
+      }),
+      runs(400),
+    );
+  });
+
+  it("encodeUnsignedEnvelope writes the Envelope protobuf-es writes around toBinary of the message", () => {
+    fc.assert(
+      fc.property(messageArb<GossipMessage>(GossipMessageSchema), (m) => {
+        const payload = toBinary(GossipMessageSchema, m);
+        const expected = toBinary(EnvelopeSchema, create(EnvelopeSchema, { payload }));
+        assert.deepEqual(new Uint8Array(encodeUnsignedEnvelope(m)), expected);
+        assert.deepEqual(encodeEnvelope(noopSign(m)), expected);
+      }),
+      runs(100),
+    );
+  });
+});
