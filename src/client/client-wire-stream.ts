@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import * as http2 from "node:http2";
 import type { TLSSocket } from "node:tls";
-import { ErrorCode, GossipError } from "../core/errors.js";
+import { ErrorCode, GossipError, GrpcStatus } from "../core/errors.js";
 import { decodeGrpcMessage, errorFromGrpcStatus, isGrpcProtoContentType } from "../grpc/status.js";
 import { Http2WireStream, type StreamFacts, type WireStreamLimits } from "../grpc/wire-stream.js";
 
@@ -24,6 +24,16 @@ export function clientStreamFacts(stream: http2.ClientHttp2Stream): StreamFacts 
 }
 
 /**
+ * A Fabric peer's answer to our half-close: its GossipStream handler returns
+ * the error of its next Recv, io.EOF, so the stream ends with UNKNOWN "EOF"
+ * rather than OK. After we ended our side that is a normal close; any other
+ * text (a refusal of our identity, say) stays an error.
+ */
+function isFabricEndOfStream(status: number, message: string): boolean {
+  return status === GrpcStatus.Unknown && message === "EOF";
+}
+
+/**
  * The client side of a gRPC GossipStream on a raw `ClientHttp2Stream`
  * (opened through connect-node's session manager). Checks the response
  * headers and the final gRPC status; `abort()` cancels the stream and calls
@@ -32,6 +42,8 @@ export function clientStreamFacts(stream: http2.ClientHttp2Stream): StreamFacts 
 export class ClientWireStream extends Http2WireStream {
   private statusSeen = false;
   private aborted = false;
+  /** We half-closed our side (`end()`). */
+  private ended = false;
 
   constructor(
     private readonly stream: http2.ClientHttp2Stream,
@@ -46,6 +58,7 @@ export class ClientWireStream extends Http2WireStream {
   }
 
   end(): void {
+    this.ended = true;
     if (!this.stream.writableEnded && !this.stream.destroyed) this.stream.end();
   }
 
@@ -105,6 +118,7 @@ export class ClientWireStream extends Http2WireStream {
     if (status === 0) return;
     const raw = trailers["grpc-message"];
     const message = typeof raw === "string" ? decodeGrpcMessage(raw) : "";
+    if (this.ended && isFabricEndOfStream(status, message)) return;
     this.failRead(Number.isNaN(status) ? new GossipError(ErrorCode.Remote, "invalid grpc-status") : errorFromGrpcStatus(status, message));
   }
 }

@@ -7,7 +7,8 @@ import { create } from "@bufbuild/protobuf";
 import { GossipMessageSchema } from "../../src/gen/gossip/message_pb.js";
 import { serializeGossipMessage } from "../../src/core/envelope.js";
 import { pkiIdHex } from "../../src/core/identity.js";
-import { ErrorCode } from "../../src/core/errors.js";
+import { ErrorCode, GrpcStatus } from "../../src/core/errors.js";
+import type { ConnectionEvent } from "../../src/core/comm.js";
 import { startForeign } from "../helpers/foreign.js";
 import { dataMessage, firstMatch, startPeer, type TestPeer } from "../helpers/peers.js";
 import type { ForeignPeer } from "../helpers/foreign-peer.js";
@@ -118,5 +119,46 @@ describe("messages from the foreign peer", () => {
     const first = await firstMatch(sub, () => true, 5000);
     assert.equal(first.message.nonce, 8n);
     sub.close();
+  });
+});
+
+/** Collects the comm's connection events until it stops. */
+function recordConnectionEvents(comm: TestPeer["comm"]): { events: ConnectionEvent[]; done: Promise<void> } {
+  const events: ConnectionEvent[] = [];
+  const done = (async () => {
+    for await (const ev of comm.connectionEvents) events.push(ev);
+  })();
+  return { events, done };
+}
+
+describe("with a foreign peer that ends streams like Fabric (UNKNOWN \"EOF\" after our half-close)", () => {
+  it("our graceful close after sending is a normal close, promptly, not an error", async () => {
+    const { ours, foreign } = await pair(true, { fabricEof: true });
+    const rec = recordConnectionEvents(ours.comm);
+    const peer = { endpoint: foreign.endpoint, pkiId: foreign.pkiId };
+    for (let i = 1; i <= 3; i++) await ours.comm.send(dataMessage(i), peer);
+    await foreign.waitFor(() => foreign.received.filter((r) => r.contentField === 8).length === 3, 5000);
+    const t0 = performance.now();
+    await ours.comm.stop();
+    await rec.done;
+    const ms = performance.now() - t0;
+    const closes = rec.events.filter((e) => e.type === "disconnected");
+    assert.equal(closes.length, 1);
+    assert.equal(closes[0]?.error, undefined, `closed with ${closes[0]?.error?.message}`);
+    assert.ok(ms < 1000, `stop() took ${ms.toFixed(0)} ms`);
+  });
+
+  it("a refusal of our identity is still reported, also when it arrives while we close", async () => {
+    const { ours, foreign } = await pair(true, { fabricEof: true, refuseAll: "authentication failure" });
+    const rec = recordConnectionEvents(ours.comm);
+    await ours.comm.send(dataMessage(1), { endpoint: foreign.endpoint, pkiId: foreign.pkiId });
+    await foreign.waitFor(() => foreign.handshakeErrors.length > 0, 5000);
+    await ours.comm.stop();
+    await rec.done;
+    const closes = rec.events.filter((e) => e.type === "disconnected");
+    assert.equal(closes.length, 1);
+    assert.equal(closes[0]?.error?.code, ErrorCode.Remote);
+    assert.equal(closes[0]?.error?.remoteStatus, GrpcStatus.Unknown);
+    assert.match(closes[0]?.error?.message ?? "", /authentication failure/);
   });
 });
