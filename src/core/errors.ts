@@ -67,6 +67,8 @@ export enum ErrorCode {
   Remote = "remote",
   /** A bug or an unexpected platform error. */
   Internal = "internal",
+  /** A GossipMessage's tag is not the one Fabric's gossip layer requires for its content (IsTagLegal). */
+  IllegalTag = "illegal_tag",
 }
 
 /**
@@ -121,6 +123,7 @@ const grpcStatusOf: Record<ErrorCode, GrpcStatusCode> = {
   [ErrorCode.Canceled]: GrpcStatus.Canceled,
   [ErrorCode.Remote]: GrpcStatus.Unknown,
   [ErrorCode.Internal]: GrpcStatus.Internal,
+  [ErrorCode.IllegalTag]: GrpcStatus.InvalidArgument,
 };
 
 /** Codes that mean "the remote failed to authenticate" (counted as handshake refusals). */

@@ -51,5 +51,6 @@ export type { ReceivedMessage } from "./received-message.js";
 export { SendBuffer, type SendBufferSink } from "./send-buffer.js";
 export { type Dialer, type WireStream, writeTaken } from "./transport.js";
 export { type Clock, sleep, systemClock } from "./clock.js";
+export { checkTag, defaultTag, type GossipContent, isTagLegal, legalTag } from "./tags.js";
 export { X509CryptoService, type X509CryptoOptions } from "./x509-crypto.js";
 export { curveOrders, encodeDerSignature, isLowS, parseDerSignature, toLowS } from "./ecdsa.js";

@@ -4,6 +4,8 @@ import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { parseGossipMessage } from "../../src/core/envelope.js";
+import { checkTag } from "../../src/core/tags.js";
 import { createPeerMaterial } from "../../src/pki/certificates.js";
 import { ForeignPeer } from "../helpers/foreign-peer.js";
 import { caFor } from "../helpers/peers.js";
@@ -136,7 +138,7 @@ describe("send", () => {
   });
 });
 
-describe("send to a Fabric-style peer (grpc-js) that answers our half-close with UNKNOWN \"EOF\", as Fabric v2.4 does", () => {
+describe("send to a Fabric-style peer (grpc-js) that answers our half-close with UNKNOWN \"EOF\" and checks tags, as Fabric v2.4 does", () => {
   /** A foreign peer of "ForeignMSP" that trusts Org1MSP (the CLI's p2) and whose CA file the CLI can trust. */
   async function fabricLike(refuseAll?: string): Promise<{ peer: ForeignPeer; caFile: string }> {
     const ca = caFor("ForeignMSP");
@@ -156,14 +158,17 @@ describe("send to a Fabric-style peer (grpc-js) that answers our half-close with
     return { peer, caFile };
   }
 
-  it("without --ack: every message delivered and exit 0 (the EOF after our graceful end is a normal close)", async () => {
+  it("without --ack: every message delivered with a legal tag, and exit 0 (the EOF after our graceful end is a normal close)", async () => {
     const { peer, caFile } = await fabricLike();
     try {
       const r = await cli(["send", peer.endpoint, "--identity", ids.p2, "--trust-ca", caFile, "--pki-id", peer.pkiId.toString("hex"), "--nonce", "7", "--count", "3", "--json"]);
       assert.equal(r.code, 0, r.stderr);
       assert.equal(json(r.stdout).result, "sent");
       await peer.waitFor(() => peer.received.filter((m) => m.contentField === 8).length === 3, 5000);
-      assert.deepEqual(peer.received.filter((m) => m.contentField === 8).map((m) => m.nonce), [7n, 8n, 9n]);
+      const data = peer.received.filter((m) => m.contentField === 8);
+      assert.deepEqual(data.map((m) => m.nonce), [7n, 8n, 9n]);
+      // Fabric's gossip layer drops a data message not tagged CHAN_AND_ORG ("Undefined tag").
+      for (const m of data) assert.equal(checkTag(parseGossipMessage(m.payload)), undefined);
     } finally {
       await peer.close();
     }
