@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import * as http2 from "node:http2";
 import type { TLSSocket } from "node:tls";
-import type { GossipError } from "../core/errors.js";
+import { ErrorCode, GossipError } from "../core/errors.js";
 import { grpcContentType, statusTrailers } from "../grpc/status.js";
 import { Http2WireStream, type StreamFacts, type WireStreamLimits } from "../grpc/wire-stream.js";
 
@@ -56,6 +56,7 @@ export function serverStreamFacts(req: http2.Http2ServerRequest): StreamFacts {
 export class ServerWireStream extends Http2WireStream {
   private finished = false;
   private trailersSent = false;
+  private shutdownListener: (() => void) | undefined;
 
   constructor(
     private readonly req: http2.Http2ServerRequest,
@@ -76,6 +77,25 @@ export class ServerWireStream extends Http2WireStream {
 
   end(): void {
     this.finish(undefined);
+  }
+
+  onShutdown(listener: () => void): () => void {
+    this.shutdownListener = listener;
+    return () => {
+      if (this.shutdownListener === listener) this.shutdownListener = undefined;
+    };
+  }
+
+  /**
+   * The server is closing: the stream's owner (an authenticated connection)
+   * closes it gracefully; a stream without one (still in the handshake) is
+   * refused with "shutting down".
+   */
+  shutdown(): void {
+    const listener = this.shutdownListener;
+    this.shutdownListener = undefined;
+    if (listener) listener();
+    else this.abort(new GossipError(ErrorCode.Stopping, "shutting down"));
   }
 
   abort(error?: GossipError): void {
