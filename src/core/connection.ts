@@ -148,9 +148,11 @@ export class Connection {
     this.stream.end();
     // Both sides ended: the transport closes the stream once our end went out.
     // Cutting it before would overtake that end (a client's cancel does), and
-    // the remote would see the stream reset rather than ended.
+    // the remote would see the stream reset rather than ended. Within the same
+    // drainTimeoutMs as the remote's end.
+    const until = clock.now() + config.drainTimeoutMs;
     if (await raceTimeout(clock, this.readerDone, config.drainTimeoutMs)) {
-      await raceTimeout(clock, this.stream.closed, config.drainTimeoutMs);
+      await raceTimeout(clock, this.stream.closed, Math.max(0, until - clock.now()));
     }
     this.abort();
     return this.closed;

@@ -11,6 +11,9 @@ interface SessionFacts {
   readonly localCertHash: Uint8Array | undefined;
 }
 
+/** How long a stream cut by `abort()` waits for its status to go out before it is destroyed. */
+const abortGraceMs = 1000;
+
 const factsBySession = new WeakMap<http2.Http2Session, SessionFacts>();
 
 function hashOf(der: Buffer | undefined): Uint8Array | undefined {
@@ -112,6 +115,14 @@ export class ServerWireStream extends Http2WireStream {
     };
     if (this.trailersSent) reset();
     else stream.once("wantTrailers", () => setImmediate(reset));
+    // A client that does not read never lets the status (nor the reset, which
+    // waits for it) go out: the stream, its connection and whoever waits for
+    // them (comm.stop()) would wait as long. Destroy it after a grace.
+    // Not unref'd: whoever waits for the stream (a stop, a close) must get it.
+    const cut = setTimeout(() => {
+      if (!stream.destroyed) stream.destroy();
+    }, abortGraceMs);
+    stream.once("close", () => clearTimeout(cut));
   }
 
   protected writable(): boolean {
