@@ -504,7 +504,14 @@ export class ForeignPeer {
     for (const c of this.conns.values()) closeStream(c.stream);
     this.conns.clear();
     for (const c of this.clients) c.close();
-    await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
+    // Bounded: a call that never ends (a client gone mid-handshake) would hold tryShutdown forever.
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, 2000);
+      this.server.tryShutdown(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
     this.server.forceShutdown();
   }
 }
