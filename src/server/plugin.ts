@@ -187,6 +187,7 @@ const plugin: FastifyPluginAsync<GossipPluginOptions> = async (fastify, opts) =>
   fastify.decorate("gossipMetrics", prom ?? null);
   fastify.decorate("gossipMembership", null);
   let membership: Membership | undefined;
+  /** Set when the server starts closing: no new membership, no new streams. */
   let closing = false;
   const membershipOpts = opts.membership;
   if (membershipOpts !== undefined) {
@@ -225,6 +226,9 @@ const plugin: FastifyPluginAsync<GossipPluginOptions> = async (fastify, opts) =>
     return true;
   };
 
+  /** GossipStreams of this server, until they close: closing the server closes them gracefully. */
+  const served = new Set<ServerWireStream>();
+
   const serveGrpc = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void => {
     if (refuseEncoding(req, res)) return;
     const encoding = req.headers["grpc-encoding"];
@@ -233,7 +237,20 @@ const plugin: FastifyPluginAsync<GossipPluginOptions> = async (fastify, opts) =>
       recvBuffSize: config.recvBuffSize,
       gzip: encoding === "gzip",
     });
+    if (closing) {
+      stream.abort(new GossipError(ErrorCode.Stopping, "shutting down"));
+      return;
+    }
+    served.add(stream);
+    void stream.closed.then(() => served.delete(stream));
     void comm.handleStream(stream);
+  };
+
+  const connectShutdown = new AbortController();
+  let connectShutdownTimer: NodeJS.Timeout | undefined;
+  const abortConnectCalls = () => {
+    clearTimeout(connectShutdownTimer);
+    if (!connectShutdown.signal.aborted) connectShutdown.abort(new ConnectError("server shutting down", Code.Unavailable));
   };
 
   await fastify.register(async (child) => {
@@ -270,8 +287,9 @@ const plugin: FastifyPluginAsync<GossipPluginOptions> = async (fastify, opts) =>
       writeMaxBytes: config.maxMessageBytes,
       // Accept compressed requests (grpc-js may send gzip) but never compress responses.
       compressMinBytes: 0xffffffff,
-      shutdownTimeoutMs: config.drainTimeoutMs,
-      shutdownError: new ConnectError("server shutting down", Code.Unavailable),
+      // Not connect-fastify's shutdownTimeoutMs: its timer is not unref'd and
+      // kept the process alive for drainTimeoutMs after close().
+      shutdownSignal: connectShutdown.signal,
       contextValues: (req) => createContextValues().set(kRawRequest, req.raw as unknown as http2.Http2ServerRequest),
     });
   });
@@ -285,14 +303,23 @@ const plugin: FastifyPluginAsync<GossipPluginOptions> = async (fastify, opts) =>
   }
 
   fastify.addHook("preClose", async () => {
+    closing = true;
     // Membership first: it sends through the comm.
     await stopMembership();
+    // Connect calls end with UNAVAILABLE after drainTimeoutMs, or when close completes.
+    connectShutdownTimer = setTimeout(abortConnectCalls, config.drainTimeoutMs);
+    connectShutdownTimer.unref();
     if (owned) await comm.stop();
+    // A comm the application owns goes on, but the connections this server
+    // carries drain now: the remote sees them end rather than wait for the
+    // sessions to be cut after drainTimeoutMs.
+    else for (const s of served) s.shutdown();
     await sessions.closeAll(config.drainTimeoutMs);
   });
   fastify.addHook("onClose", async () => {
     await stopMembership();
     sessions.detach();
+    abortConnectCalls();
     if (owned) await comm.stop();
   });
 };

@@ -138,6 +138,14 @@ export interface ForeignPeerOptions {
   readonly pingDelayMs?: number;
   /** Handshake read timeout. @default 2000 */
   readonly connTimeoutMs?: number;
+  /**
+   * Behave like a real Fabric peer when the dialer half-closes an accepted
+   * stream: Fabric's handler returns the error of its next Recv (io.EOF), so
+   * the stream ends with status UNKNOWN "EOF" instead of OK.
+   */
+  readonly fabricEof?: boolean;
+  /** Refuse every handshake after sending ours, as Fabric does for an identity it does not accept (status UNKNOWN with the reason). */
+  readonly refuseAll?: string;
   /** Port to listen on (127.0.0.1); 0 picks a free one. @default 0 */
   readonly port?: number;
   /** Keep every received message in `received`. @default true */
@@ -393,6 +401,7 @@ export class ForeignPeer {
     let info: ForeignConnInfo;
     try {
       info = this.verifyConnEstablish(await this.firstEnvelope(call), remoteHash);
+      if (this.o.refuseAll !== undefined) throw new Error(this.o.refuseAll);
     } catch (e) {
       this.handshakeErrors.push((e as Error).message);
       call.emit("error", e);
@@ -465,7 +474,13 @@ export class ForeignPeer {
       });
       for (const w of this.waiters.splice(0)) w();
     });
-    conn.stream.on("end", onEnd);
+    conn.stream.on("end", () => {
+      onEnd();
+      const server = conn.stream as grpcTypes.ServerDuplexStream<Envelope, Envelope>;
+      if (this.o.fabricEof && typeof server.sendMetadata === "function") {
+        server.emit("error", Object.assign(new Error("EOF"), { code: grpc.status.UNKNOWN, details: "EOF" }));
+      }
+    });
     conn.stream.on("error", onEnd);
   }
 

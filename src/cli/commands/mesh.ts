@@ -12,7 +12,8 @@ import { fileURLToPath } from "node:url";
 import { create } from "@bufbuild/protobuf";
 import type { Comm } from "../../core/comm.js";
 import { pkiIdHex } from "../../core/identity.js";
-import { DataMessageSchema, type GossipMessage, GossipMessageSchema, PayloadSchema } from "../../gen/gossip/message_pb.js";
+import { gossipMessage } from "../../core/envelope.js";
+import { DataMessageSchema, type GossipMessage, PayloadSchema } from "../../gen/gossip/message_pb.js";
 import type { Membership } from "../../membership/index.js";
 import { createCa, createPeerMaterial, type PeerMaterial } from "../../pki/certificates.js";
 import { createGossipServer, type GossipFastifyInstance } from "../../server/create-server.js";
@@ -112,8 +113,9 @@ interface MeshPeer {
   last: { sent: number; received: number };
 }
 
+/** A data message, tagged CHAN_AND_ORG as Fabric's gossip layer requires (gossipMessage's default). */
 function dataMessage(seq: bigint, data: Uint8Array): GossipMessage {
-  return create(GossipMessageSchema, {
+  return gossipMessage({
     nonce: seq,
     content: { case: "dataMsg", value: create(DataMessageSchema, { payload: create(PayloadSchema, { seqNum: seq, data }) }) },
   });
