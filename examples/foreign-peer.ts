@@ -50,7 +50,7 @@ import {
   signMessage,
   X509CryptoService,
 } from "../src/core/index.js";
-import { AcknowledgementSchema, DataMessageSchema, GossipMessageSchema, PayloadSchema } from "../src/gen/gossip/message_pb.js";
+import { AcknowledgementSchema, DataMessageSchema, PayloadSchema } from "../src/gen/gossip/message_pb.js";
 import { createCa, createPeerMaterial, type PeerMaterial } from "../src/pki/index.js";
 import { createGossipServer } from "../src/server/index.js";
 
@@ -203,6 +203,8 @@ class FabricStylePeer {
     data.setPayload(payload);
     const msg = new gossip.GossipMessage();
     msg.setNonce(nonce);
+    // The tag Fabric's gossip layer requires of a data message (IsTagLegal).
+    msg.setTag(gossip.GossipMessage.Tag.CHAN_AND_ORG);
     msg.setDataMsg(data);
     const env = new gossip.Envelope();
     env.setPayload(msg.serializeBinary());
@@ -281,7 +283,7 @@ export async function main(): Promise<void> {
     assert.equal(parseIdentity(remote.identity).mspId, "Org2MSP");
 
     // 2. A data message with sendWithAck: its nonce is a random 64-bit value, acknowledged exactly.
-    const message = create(GossipMessageSchema, {
+    const message = gossipMessage({
       content: { case: "dataMsg", value: create(DataMessageSchema, { payload: create(PayloadSchema, { seqNum: 1n, data: new TextEncoder().encode("hello, Fabric") }) }) },
     });
     const result = await comm.sendWithAck(message, 3000, 1, { endpoint: foreign.endpoint, pkiId: remote.pkiId });

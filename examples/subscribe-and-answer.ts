@@ -21,10 +21,9 @@ import type { AddressInfo } from "node:net";
 import { pathToFileURL } from "node:url";
 import { create } from "@bufbuild/protobuf";
 import { type ClientTlsOptions, PeerDialer } from "../src/client/index.js";
-import { Comm, type ReceivedMessage, type Subscription, X509CryptoService } from "../src/core/index.js";
+import { Comm, gossipMessage, type ReceivedMessage, type Subscription, X509CryptoService } from "../src/core/index.js";
 import {
   type GossipMessage,
-  GossipMessageSchema,
   PayloadSchema,
   RemoteStateRequestSchema,
   RemoteStateResponseSchema,
@@ -87,8 +86,9 @@ export class BlockStore {
         if (data !== undefined) payloads.push(create(PayloadSchema, { seqNum: seq, data }));
       }
       // Same nonce as the request, so that the asker can match the answer (as Fabric's state transfer does).
+      // gossipMessage() tags it CHAN_OR_ORG, the tag Fabric requires of state transfer messages.
       await request.respond(
-        create(GossipMessageSchema, {
+        gossipMessage({
           nonce: request.message.nonce,
           channel: request.message.channel,
           content: { case: "stateResponse", value: create(RemoteStateResponseSchema, { payloads }) },
@@ -112,7 +112,7 @@ async function requestBlocks(comm: Comm, endpoint: string, from: bigint, to: big
   const answers = comm.accept((m) => m.message.content.case === "stateResponse" && m.message.nonce === nonce);
   try {
     await comm.send(
-      create(GossipMessageSchema, {
+      gossipMessage({
         nonce,
         content: { case: "stateRequest", value: create(RemoteStateRequestSchema, { startSeqNum: from, endSeqNum: to }) },
       }),

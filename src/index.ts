@@ -14,7 +14,7 @@
  * @packageDocumentation
  */
 export * from "./core/index.js";
-export { gossipConnect, createGossipServer, type GossipPluginOptions, type GossipServerOptions, type ServerTlsOptions, type GossipFastifyInstance } from "./server/index.js";
+export { gossipConnect, createGossipServer, type GossipPluginOptions, type GossipMembershipOptions, type GossipServerOptions, type ServerTlsOptions, type GossipFastifyInstance } from "./server/index.js";
 export { PeerDialer, GossipClient, type ClientTlsOptions, type PeerDialerOptions } from "./client/index.js";
 export { PrometheusMetrics, PrometheusMembershipMetrics } from "./metrics/index.js";
 export {

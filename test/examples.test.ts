@@ -36,7 +36,13 @@ describe("README", () => {
     const script = code
       .replace(/from "gossip-connect\/(\w+)"/g, (_m, sub: string) => `from "${src}/${sub}/index.js"`)
       .replaceAll("7051", String(p1))
-      .replaceAll("7052", String(p2));
+      .replaceAll("7052", String(p2))
+      // Times the closing line, and how long the process lives after it: nothing may keep it alive.
+      .replace(
+        /^(await Promise\.all\(\[alice\.app\.close\(\), bob\.app\.close\(\)\]\);)/m,
+        'const closing = performance.now();\n$1\nconst closed = performance.now();\nconsole.log(`close ms ${Math.round(closed - closing)}`);\nprocess.on("exit", () => console.log(`exit ms ${Math.round(performance.now() - closed)}`));',
+      );
+    assert.match(script, /const closed = performance\.now\(\)/, "the README example ends with closing both apps");
     const dir = mkdtempSync(join(tmpdir(), "gossip-connect-readme-"));
     try {
       const file = join(dir, "readme-example.mts"); // .mts: ESM with top-level await outside this package
@@ -44,6 +50,11 @@ describe("README", () => {
       const r = await runProcess(process.execPath, ["--import", "tsx", file], { timeoutMs: 30_000 });
       assert.equal(r.code, 0, `stdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
       assert.match(r.stdout, /bob got dataMsg from 127\.0\.0\.1:\d+\nacks: 1\n/);
+      // Closing idle connections takes milliseconds, and the process then exits by itself at once.
+      const closeMs = Number(/close ms (\d+)/.exec(r.stdout)?.[1]);
+      const exitMs = Number(/exit ms (\d+)/.exec(r.stdout)?.[1]);
+      assert.ok(closeMs < 500, `closing both apps took ${closeMs} ms`);
+      assert.ok(exitMs < 500, `the process lived ${exitMs} ms after closing`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

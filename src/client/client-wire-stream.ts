@@ -2,7 +2,7 @@ import * as http2 from "node:http2";
 import type { GossipError } from "../core/errors.js";
 import { socketFacts } from "../grpc/socket-facts.js";
 import { Http2WireStream, type WireStreamLimits } from "../grpc/wire-stream.js";
-import { missingStatusError, responseHeadersError, statusError, streamClosedError } from "./node-error.js";
+import { isFabricEndOfStream, missingStatusError, responseHeadersError, statusError, streamClosedError } from "./node-error.js";
 
 /**
  * The client side of a gRPC GossipStream on a raw `ClientHttp2Stream`
@@ -13,6 +13,8 @@ import { missingStatusError, responseHeadersError, statusError, streamClosedErro
 export class ClientWireStream extends Http2WireStream {
   private statusSeen = false;
   private aborted = false;
+  /** We half-closed our side (`end()`). */
+  private ended = false;
 
   constructor(
     private readonly stream: http2.ClientHttp2Stream,
@@ -29,6 +31,7 @@ export class ClientWireStream extends Http2WireStream {
   }
 
   end(): void {
+    this.ended = true;
     if (!this.stream.writableEnded && !this.stream.destroyed) this.stream.end();
   }
 
@@ -76,6 +79,7 @@ export class ClientWireStream extends Http2WireStream {
 
   private onStatus(trailers: http2.IncomingHttpHeaders): void {
     this.statusSeen = true;
+    if (this.ended && isFabricEndOfStream(trailers)) return;
     const error = statusError(trailers);
     if (error) this.failRead(error);
   }

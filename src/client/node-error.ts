@@ -7,7 +7,7 @@
 import * as http2 from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ErrorCode, GossipError, isGossipError } from "../core/errors.js";
-import { decodeGrpcMessage, errorFromGrpcStatus, isGrpcProtoContentType } from "../grpc/status.js";
+import { decodeGrpcMessage, errorFromGrpcStatus, GrpcStatus, isGrpcProtoContentType } from "../grpc/status.js";
 
 const tlsVerifyCodes = new Set([
   "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
@@ -104,6 +104,17 @@ export function statusError(trailers: http2.IncomingHttpHeaders): GossipError | 
   if (Number.isNaN(status)) return new GossipError(ErrorCode.Remote, "invalid grpc-status");
   const raw = trailers["grpc-message"];
   return errorFromGrpcStatus(status, typeof raw === "string" ? decodeGrpcMessage(raw) : "", trailers["gossip-error-code"]);
+}
+
+/**
+ * A Fabric peer's answer to our half-close: its GossipStream handler returns
+ * the error of its next Recv, io.EOF, so the stream ends with UNKNOWN "EOF"
+ * rather than OK. After we ended our side that is a normal close; any other
+ * text (a refusal of our identity, say) stays an error.
+ */
+export function isFabricEndOfStream(trailers: http2.IncomingHttpHeaders): boolean {
+  const raw = trailers["grpc-message"];
+  return Number(trailers["grpc-status"]) === GrpcStatus.Unknown && typeof raw === "string" && decodeGrpcMessage(raw) === "EOF";
 }
 
 /** The error of a stream that ended (END_STREAM) without a gRPC status. */

@@ -93,7 +93,10 @@ export class Connection {
       },
     });
     this.readerDone = this.read(handshake.incoming, handshake.pending);
+    // The transport going away (a server closing while the comm goes on) closes us gracefully.
+    const unwatchShutdown = stream.onShutdown?.(() => void this.drain());
     this.closed = Promise.all([this.readerDone, stream.closed]).then(() => {
+      unwatchShutdown?.();
       this.state_ = "closed";
       this.buffer.close();
     });
@@ -140,7 +143,14 @@ export class Connection {
     await raceTimeout(clock, this.buffer.flushed(), config.drainTimeoutMs);
     this.buffer.close();
     this.stream.end();
-    await raceTimeout(clock, this.readerDone, config.drainTimeoutMs);
+    // Both sides ended: the transport closes the stream once our end went out.
+    // Cutting it before would overtake that end (a client's cancel does), and
+    // the remote would see the stream reset rather than ended. Within the same
+    // drainTimeoutMs as the remote's end.
+    const until = clock.now() + config.drainTimeoutMs;
+    if (await raceTimeout(clock, this.readerDone, config.drainTimeoutMs)) {
+      await raceTimeout(clock, this.stream.closed, Math.max(0, until - clock.now()));
+    }
     this.abort();
     return this.closed;
   }
@@ -188,8 +198,13 @@ export class Connection {
   }
 }
 
-async function raceTimeout(clock: Clock, p: Promise<void>, ms: number): Promise<void> {
+/** Waits for `p` at most `ms`; true when `p` settled first. */
+async function raceTimeout(clock: Clock, p: Promise<void>, ms: number): Promise<boolean> {
   let timer: unknown;
-  await Promise.race([p, new Promise<void>((resolve) => (timer = clock.setTimeout(resolve, ms)))]);
+  const settled = await Promise.race([
+    p.then(() => true),
+    new Promise<boolean>((resolve) => (timer = clock.setTimeout(() => resolve(false), ms))),
+  ]);
   clock.clearTimeout(timer);
+  return settled;
 }

@@ -23,6 +23,7 @@ import {
 } from "../gen/gossip/message_pb.js";
 import type { CryptoService } from "./crypto.js";
 import { ErrorCode, GossipError } from "./errors.js";
+import { defaultTag } from "./tags.js";
 
 const emptyBytes: Uint8Array = new Uint8Array(0);
 
@@ -156,7 +157,14 @@ export function verifyEnvelope(crypto: CryptoService, identity: Uint8Array, env:
   }
 }
 
-/** Builds a GossipMessage from a partial init (protobuf-es `create`). */
+/**
+ * Builds a GossipMessage from a partial init (protobuf-es `create`). Without
+ * a `tag` in `init` it gets the tag Fabric's gossip layer requires for its
+ * content ({@link defaultTag}: CHAN_AND_ORG for a data message, EMPTY for an
+ * alive message, ...), so that a Fabric peer does not drop it.
+ */
 export function gossipMessage(init: Parameters<typeof create<typeof GossipMessageSchema>>[1]): GossipMessage {
-  return create(GossipMessageSchema, init);
+  const message = create(GossipMessageSchema, init);
+  if (init?.tag === undefined) message.tag = defaultTag(message.content);
+  return message;
 }

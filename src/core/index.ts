@@ -53,6 +53,7 @@ export {
   serializeIdentity,
   sha256,
 } from "./identity.js";
+export { checkTag, defaultTag, type GossipContent, isTagLegal, legalTag } from "./tags.js";
 export { X509CryptoService, type X509CryptoOptions } from "./x509-crypto.js";
 
 // Collaborators a comm is given: logging, metrics, time.

@@ -65,6 +65,13 @@ export interface WireStream {
   abort(error?: GossipError): void;
   /** Settles (never rejects) when the stream is fully closed. */
   readonly closed: Promise<void>;
+  /**
+   * Optional. Registers `listener` to run once when the transport carrying
+   * this stream shuts down (its server closing while the comm goes on): the
+   * owner then closes the stream gracefully, as the remote would otherwise
+   * see it cut. Returns the unsubscribe.
+   */
+  onShutdown?(listener: () => void): () => void;
 }
 
 /**

@@ -23,10 +23,13 @@ type Http2Server = http2.Http2Server | http2.Http2SecureServer;
  * - counts and logs (rate-limited) protocol garbage: session errors, frame
  *   errors, TLS handshake failures, non-h2 ALPN;
  * - closes every session on shutdown, so Fastify's `close()` completes on
- *   Node 20 (which keeps idle sessions open).
+ *   Node 20 (which keeps idle sessions open), and cuts the connections of
+ *   peers that do not let them close.
  */
 export class SessionWatch {
   private readonly sessions = new Set<http2.ServerHttp2Session>();
+  /** Every TCP connection of the server (before TLS), until it closes. */
+  private readonly sockets = new Set<Socket>();
   /** Remote address of each session, kept because a destroyed session (as 'sessionError' reports it) has lost its socket. */
   private readonly addresses = new WeakMap<http2.ServerHttp2Session, string>();
   private readonly limiter: LogLimiter;
@@ -39,6 +42,7 @@ export class SessionWatch {
     private readonly log: Logger,
   ) {
     this.limiter = new LogLimiter(() => performance.now());
+    server.on("connection", this.onConnection);
     server.on("session", this.onSession);
     server.on("sessionError", this.onSessionError);
     server.on("tlsClientError", this.onTlsError);
@@ -52,6 +56,7 @@ export class SessionWatch {
 
   /** Stops watching new sessions (existing ones keep their watchdog until closed). */
   detach(): void {
+    this.server.off("connection", this.onConnection);
     this.server.off("session", this.onSession);
     this.server.off("sessionError", this.onSessionError);
     this.server.off("tlsClientError", this.onTlsError);
@@ -60,27 +65,52 @@ export class SessionWatch {
 
   /**
    * Closes every session: GOAWAY at once (streams in flight may finish), and
-   * destroys what is still open after `graceMs`. Resolves when all are closed.
+   * after `graceMs` cuts every connection still open, at the socket.
+   * Resolves when every connection of the server is closed; connections
+   * arriving meanwhile are cut at once.
+   *
+   * Cut at the socket, because a destroyed session is not closed yet: Node
+   * first flushes its GOAWAY, and a peer that does not read (frozen, or
+   * starved of CPU) never lets it, so the session kept its socket open, and
+   * with it the server's close, for as long as the peer did not read.
    */
   async closeAll(graceMs: number): Promise<void> {
     this.closing = true;
-    const closing = [...this.sessions].map(
-      (s) =>
-        new Promise<void>((resolve) => {
-          if (s.destroyed) return resolve();
-          s.once("close", () => resolve());
-          const timer = setTimeout(() => s.destroy(), graceMs);
-          timer.unref();
-          s.once("close", () => clearTimeout(timer));
-          try {
-            s.close();
-          } catch {
-            s.destroy();
-          }
-        }),
-    );
-    await Promise.all(closing);
+    for (const s of this.sessions) {
+      if (s.closed || s.destroyed) continue;
+      try {
+        s.close();
+      } catch {
+        s.destroy();
+      }
+    }
+    const open = [...this.sockets];
+    if (open.length === 0) return;
+    await new Promise<void>((resolve) => {
+      let left = open.length;
+      // Not unref'd: a close waiting for it must complete (it is cleared when all closed).
+      const timer = setTimeout(() => {
+        for (const s of this.sessions) s.destroy();
+        for (const socket of open) socket.destroy();
+      }, graceMs);
+      for (const socket of open) {
+        socket.once("close", () => {
+          if (--left > 0) return;
+          clearTimeout(timer);
+          resolve();
+        });
+      }
+    });
   }
+
+  private readonly onConnection = (socket: Socket): void => {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    this.sockets.add(socket);
+    socket.once("close", () => this.sockets.delete(socket));
+  };
 
   private readonly onSession = (session: http2.ServerHttp2Session): void => {
     if (this.closing) {

@@ -4,7 +4,7 @@
  *
  * @packageDocumentation
  */
-export { gossipConnect, gossipConnect as default, gossipStreamPath, type GossipPluginOptions } from "./plugin.js";
+export { type GossipMembershipOptions, type GossipPluginOptions, gossipConnect, gossipConnect as default, gossipStreamPath } from "./plugin.js";
 export { createGossipServer, type GossipFastifyInstance, type GossipServerOptions, type ServerTlsOptions } from "./create-server.js";
 export { ReflectionResponder, registerReflection } from "./reflection.js";
 export { gossipService, registerGossip } from "./gossip-service.js";

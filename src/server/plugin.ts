@@ -12,6 +12,8 @@ import { ErrorCode, GossipError } from "../core/errors.js";
 import { LogLimiter, type Logger } from "../core/logger.js";
 import { type CommMetrics, noopMetrics } from "../core/metrics.js";
 import { X509CryptoService, type X509CryptoOptions } from "../core/x509-crypto.js";
+import { Membership, type MembershipOptions } from "../membership/index.js";
+import { PrometheusMembershipMetrics } from "../metrics/membership-prometheus.js";
 import { Gossip } from "../gen/gossip/message_pb.js";
 import { http2OptionKeys, type PeerOptions, resolveHttp2Config } from "../grpc/config.js";
 import { gossipStreamPath, pingPath } from "../grpc/service.js";
@@ -56,7 +58,22 @@ export interface GossipPluginOptions {
   metrics?: boolean | { path?: string; registry?: Registry };
   /** Where the comm and server log. @default the Fastify instance's logger */
   logger?: Logger;
+  /**
+   * Run Fabric's discovery (membership) layer on the comm, as
+   * `app.gossipMembership`, created when the server starts listening (and
+   * stopped on close, before the comm). `internalEndpoint` defaults to the
+   * address the server listens on. With `comm`, also give `crypto` (the one
+   * that comm was built with). With `metrics`, its `gossip_membership_*`
+   * metrics are served from the same registry.
+   */
+  membership?: GossipMembershipOptions;
 }
+
+/** Membership options of the plugin: {@link MembershipOptions} with `internalEndpoint` optional. */
+export type GossipMembershipOptions = Omit<MembershipOptions, "internalEndpoint"> & {
+  /** Our internal endpoint (`host:port`, Fabric's `peer.gossip.endpoint`). @default the listen address */
+  internalEndpoint?: string;
+};
 
 declare module "fastify" {
   interface FastifyInstance {
@@ -64,6 +81,11 @@ declare module "fastify" {
     gossip: Comm;
     /** The Prometheus metrics of `gossip`, when the plugin's `metrics` option is on. */
     gossipMetrics: PrometheusMetrics | null;
+    /**
+     * The membership view run on `gossip`, when the plugin's `membership`
+     * option is given: null until the server listens, and without the option.
+     */
+    gossipMembership: Membership | null;
   }
 }
 
@@ -84,6 +106,9 @@ function validate(fastify: FastifyInstance, opts: GossipPluginOptions): void {
   }
   if (opts.comm === undefined && opts.crypto === undefined && opts.identity === undefined) {
     throw new TypeError("gossip-connect: give one of the options comm, crypto or identity");
+  }
+  if (opts.membership !== undefined && opts.comm !== undefined && opts.crypto === undefined) {
+    throw new TypeError("gossip-connect: membership with comm needs crypto too (the crypto service that comm was built with)");
   }
   if (opts.comm !== undefined) {
     const commKeys = Object.keys(opts.options ?? {}).filter((k) => !(http2OptionKeys as readonly string[]).includes(k));
@@ -116,17 +141,16 @@ const plugin: FastifyPluginAsync<GossipPluginOptions> = async (fastify, opts) =>
   validate(fastify, opts);
   const log: Logger = opts.logger ?? fastify.log.child({ component: "gossip" });
   const metricsOpt = opts.metrics ?? false;
-  const prom =
-    metricsOpt === false ? undefined : new PrometheusMetrics(metricsOpt === true ? undefined : metricsOpt.registry);
+  const prom = metricsOpt === false ? undefined : new PrometheusMetrics(metricsOpt === true ? undefined : metricsOpt.registry);
   const owned = opts.comm === undefined;
   const http2Config = resolveHttp2Config(opts.options);
   let comm: Comm;
+  const crypto = opts.crypto ?? (opts.identity !== undefined ? new X509CryptoService(opts.identity) : undefined);
   if (opts.comm) {
     comm = opts.comm;
   } else {
-    const crypto = opts.crypto ?? new X509CryptoService(opts.identity as X509CryptoOptions);
     comm = new Comm({
-      crypto,
+      crypto: crypto as CryptoService,
       dialer: new PeerDialer({ tls: opts.clientTls, options: opts.options }),
       options: opts.options,
       metrics: prom ?? noopMetrics,
@@ -161,6 +185,30 @@ const plugin: FastifyPluginAsync<GossipPluginOptions> = async (fastify, opts) =>
 
   fastify.decorate("gossip", comm);
   fastify.decorate("gossipMetrics", prom ?? null);
+  fastify.decorate("gossipMembership", null);
+  let membership: Membership | undefined;
+  /** Set when the server starts closing: no new membership, no new streams. */
+  let closing = false;
+  const membershipOpts = opts.membership;
+  if (membershipOpts !== undefined) {
+    const membershipMetrics = prom ? new PrometheusMembershipMetrics(prom.registry) : undefined;
+    // The internal endpoint defaults to where we listen, known only now.
+    fastify.addHook("onListen", async () => {
+      if (membership !== undefined || closing) return;
+      membership = new Membership({
+        comm,
+        crypto: crypto as CryptoService,
+        options: { ...membershipOpts, internalEndpoint: membershipOpts.internalEndpoint ?? listenEndpoint(fastify) },
+        metrics: membershipMetrics,
+        logger: log,
+      });
+      fastify.gossipMembership = membership;
+    });
+  }
+  const stopMembership = async () => {
+    closing = true;
+    await membership?.stop();
+  };
 
   /** Refuses an unsupported `grpc-encoding` (true when refused). */
   const refuseEncoding = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): boolean => {
@@ -178,6 +226,9 @@ const plugin: FastifyPluginAsync<GossipPluginOptions> = async (fastify, opts) =>
     return true;
   };
 
+  /** GossipStreams of this server, until they close: closing the server closes them gracefully. */
+  const served = new Set<ServerWireStream>();
+
   const serveGrpc = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void => {
     if (refuseEncoding(req, res)) return;
     const encoding = req.headers["grpc-encoding"];
@@ -186,7 +237,20 @@ const plugin: FastifyPluginAsync<GossipPluginOptions> = async (fastify, opts) =>
       recvBuffSize: config.recvBuffSize,
       gzip: encoding === "gzip",
     });
+    if (closing) {
+      stream.abort(new GossipError(ErrorCode.Stopping, "shutting down"));
+      return;
+    }
+    served.add(stream);
+    void stream.closed.then(() => served.delete(stream));
     void comm.handleStream(stream);
+  };
+
+  const connectShutdown = new AbortController();
+  let connectShutdownTimer: NodeJS.Timeout | undefined;
+  const abortConnectCalls = () => {
+    clearTimeout(connectShutdownTimer);
+    if (!connectShutdown.signal.aborted) connectShutdown.abort(new ConnectError("server shutting down", Code.Unavailable));
   };
 
   await fastify.register(async (child) => {
@@ -200,11 +264,7 @@ const plugin: FastifyPluginAsync<GossipPluginOptions> = async (fastify, opts) =>
         refuseLargeHeaders(request.raw as unknown as http2.Http2ServerRequest, reply.raw as unknown as http2.Http2ServerResponse, size);
         return;
       }
-      if (
-        request.method === "POST" &&
-        request.url === gossipStreamPath &&
-        isGrpcProtoContentType(request.headers["content-type"])
-      ) {
+      if (request.method === "POST" && request.url === gossipStreamPath && isGrpcProtoContentType(request.headers["content-type"])) {
         reply.hijack();
         serveGrpc(request.raw as unknown as http2.Http2ServerRequest, reply.raw as unknown as http2.Http2ServerResponse);
         return;
@@ -227,8 +287,9 @@ const plugin: FastifyPluginAsync<GossipPluginOptions> = async (fastify, opts) =>
       writeMaxBytes: config.maxMessageBytes,
       // Accept compressed requests (grpc-js may send gzip) but never compress responses.
       compressMinBytes: 0xffffffff,
-      shutdownTimeoutMs: config.drainTimeoutMs,
-      shutdownError: new ConnectError("server shutting down", Code.Unavailable),
+      // Not connect-fastify's shutdownTimeoutMs: its timer is not unref'd and
+      // kept the process alive for drainTimeoutMs after close().
+      shutdownSignal: connectShutdown.signal,
       contextValues: (req) => createContextValues().set(kRawRequest, req.raw as unknown as http2.Http2ServerRequest),
     });
   });
@@ -242,14 +303,43 @@ const plugin: FastifyPluginAsync<GossipPluginOptions> = async (fastify, opts) =>
   }
 
   fastify.addHook("preClose", async () => {
+    closing = true;
+    // Membership first: it sends through the comm.
+    await stopMembership();
+    // Connect calls end with UNAVAILABLE after drainTimeoutMs, or when close completes.
+    connectShutdownTimer = setTimeout(abortConnectCalls, config.drainTimeoutMs);
+    connectShutdownTimer.unref();
     if (owned) await comm.stop();
+    // A comm the application owns goes on, but the connections this server
+    // carries drain now: the remote sees them end rather than wait for the
+    // sessions to be cut after drainTimeoutMs.
+    else for (const s of served) s.shutdown();
     await sessions.closeAll(config.drainTimeoutMs);
   });
   fastify.addHook("onClose", async () => {
+    await stopMembership();
     sessions.detach();
+    abortConnectCalls();
     if (owned) await comm.stop();
   });
 };
+
+/**
+ * `host:port` of the address the server listens on, as a membership internal
+ * endpoint. Throws for IPv6 (Fabric's endpoint format has no IPv6 literals).
+ */
+function listenEndpoint(fastify: FastifyInstance): string {
+  const addr = fastify.server.address();
+  if (addr === null || typeof addr === "string") {
+    throw new TypeError("gossip-connect: cannot derive membership.internalEndpoint from the listen address; give it explicitly");
+  }
+  if (addr.family === "IPv6") {
+    throw new TypeError(
+      `gossip-connect: the server listens on IPv6 [${addr.address}]:${addr.port}, which Fabric's 'host:port' endpoints cannot express; give membership.internalEndpoint (a host name or IPv4 address)`,
+    );
+  }
+  return `${addr.address}:${addr.port}`;
+}
 
 /**
  * The plugin, wrapped with `fastify-plugin` so that its decorators reach the

@@ -1,9 +1,12 @@
 import * as http2 from "node:http2";
-import type { GossipError } from "../core/errors.js";
+import { ErrorCode, GossipError } from "../core/errors.js";
 import { socketFacts } from "../grpc/socket-facts.js";
 import { grpcContentType } from "../grpc/status.js";
 import { Http2WireStream, type WireStreamLimits } from "../grpc/wire-stream.js";
 import { inboundStreamClosed, statusTrailers } from "./errors.js";
+
+/** How long a stream cut by `abort()` waits for its status to go out before it is destroyed. */
+const abortGraceMs = 1000;
 
 /**
  * The server side of a gRPC GossipStream on Node's HTTP/2 compatibility
@@ -15,6 +18,7 @@ import { inboundStreamClosed, statusTrailers } from "./errors.js";
 export class ServerWireStream extends Http2WireStream {
   private finished = false;
   private trailersSent = false;
+  private shutdownListener: (() => void) | undefined;
 
   constructor(
     private readonly req: http2.Http2ServerRequest,
@@ -37,6 +41,25 @@ export class ServerWireStream extends Http2WireStream {
     this.finish(undefined);
   }
 
+  onShutdown(listener: () => void): () => void {
+    this.shutdownListener = listener;
+    return () => {
+      if (this.shutdownListener === listener) this.shutdownListener = undefined;
+    };
+  }
+
+  /**
+   * The server is closing: the stream's owner (an authenticated connection)
+   * closes it gracefully; a stream without one (still in the handshake) is
+   * refused with "shutting down".
+   */
+  shutdown(): void {
+    const listener = this.shutdownListener;
+    this.shutdownListener = undefined;
+    if (listener) listener();
+    else this.abort(new GossipError(ErrorCode.Stopping, "shutting down"));
+  }
+
   abort(error?: GossipError): void {
     if (error) this.failRead(error);
     this.finish(error);
@@ -52,6 +75,14 @@ export class ServerWireStream extends Http2WireStream {
     };
     if (this.trailersSent) reset();
     else stream.once("wantTrailers", () => setImmediate(reset));
+    // A client that does not read never lets the status (nor the reset, which
+    // waits for it) go out: the stream, its connection and whoever waits for
+    // them (comm.stop()) would wait as long. Destroy it after a grace.
+    // Not unref'd: whoever waits for the stream (a stop, a close) must get it.
+    const cut = setTimeout(() => {
+      if (!stream.destroyed) stream.destroy();
+    }, abortGraceMs);
+    stream.once("close", () => clearTimeout(cut));
   }
 
   protected override closeError(): GossipError {

@@ -1,9 +1,14 @@
 // handshake and send through the real binary, against peers run by `gossip-connect serve`,
 // with every bad input and exit code.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { parseGossipMessage } from "../../src/core/envelope.js";
+import { checkTag } from "../../src/core/tags.js";
+import { createPeerMaterial } from "../../src/pki/certificates.js";
+import { ForeignPeer } from "../helpers/foreign-peer.js";
+import { caFor } from "../helpers/peers.js";
 import { cli, oneErrorLine, type Running, serve } from "./cli-helpers.js";
 import { type Identities, makeIdentities } from "./fixtures.js";
 
@@ -130,5 +135,53 @@ describe("send", () => {
       assert.equal(r.code, 2, `${cases[i]?.[0].join(" ")}: ${r.stderr}`);
       assert.match(oneErrorLine(r.stderr), cases[i]?.[1] as RegExp);
     });
+  });
+});
+
+describe("send to a Fabric-style peer (grpc-js) that answers our half-close with UNKNOWN \"EOF\" and checks tags, as Fabric v2.4 does", () => {
+  /** A foreign peer of "ForeignMSP" that trusts Org1MSP (the CLI's p2) and whose CA file the CLI can trust. */
+  async function fabricLike(refuseAll?: string): Promise<{ peer: ForeignPeer; caFile: string }> {
+    const ca = caFor("ForeignMSP");
+    const material = createPeerMaterial({ mspId: "ForeignMSP", ca, commonName: "foreign.fabric" });
+    const org1 = readFileSync(ids.org1Ca, "utf8");
+    const peer = await ForeignPeer.start({
+      mspId: "ForeignMSP",
+      identityCert: material.identity.certPem,
+      identityKey: material.identity.keyPem,
+      tls: { cert: material.tlsServer.certPem, key: material.tlsServer.keyPem, ca: [ca.certPem, org1] },
+      trustedRoots: { ForeignMSP: [ca.certPem], Org1MSP: [org1] },
+      fabricEof: true,
+      refuseAll,
+    });
+    const caFile = join(ids.dir, "foreign-ca.pem");
+    writeFileSync(caFile, ca.certPem);
+    return { peer, caFile };
+  }
+
+  it("without --ack: every message delivered with a legal tag, and exit 0 (the EOF after our graceful end is a normal close)", async () => {
+    const { peer, caFile } = await fabricLike();
+    try {
+      const r = await cli(["send", peer.endpoint, "--identity", ids.p2, "--trust-ca", caFile, "--pki-id", peer.pkiId.toString("hex"), "--nonce", "7", "--count", "3", "--json"]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(json(r.stdout).result, "sent");
+      await peer.waitFor(() => peer.received.filter((m) => m.contentField === 8).length === 3, 5000);
+      const data = peer.received.filter((m) => m.contentField === 8);
+      assert.deepEqual(data.map((m) => m.nonce), [7n, 8n, 9n]);
+      // Fabric's gossip layer drops a data message not tagged CHAN_AND_ORG ("Undefined tag").
+      for (const m of data) assert.equal(checkTag(parseGossipMessage(m.payload)), undefined);
+    } finally {
+      await peer.close();
+    }
+  });
+
+  it("a refusal of our identity still exits 1", async () => {
+    const { peer, caFile } = await fabricLike("authentication failure");
+    try {
+      const r = await cli(["send", peer.endpoint, "--identity", ids.p2, "--trust-ca", caFile, "--nonce", "1"]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(oneErrorLine(r.stderr), /closed \(remote\): remote ended the stream with gRPC status 2: authentication failure/);
+    } finally {
+      await peer.close();
+    }
   });
 });

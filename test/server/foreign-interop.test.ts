@@ -7,9 +7,11 @@ import { create } from "@bufbuild/protobuf";
 import { GossipMessageSchema } from "../../src/gen/gossip/message_pb.js";
 import { serializeGossipMessage } from "../../src/core/envelope.js";
 import { pkiIdHex } from "../../src/core/identity.js";
-import { ErrorCode } from "../../src/core/errors.js";
+import { ErrorCode, type GossipError } from "../../src/core/errors.js";
+import { GrpcStatus, GrpcStatusError } from "../../src/grpc/status.js";
+import type { ConnectionEvent } from "../../src/core/comm.js";
 import { startForeign } from "../helpers/foreign.js";
-import { dataMessage, firstMatch, startPeer, type TestPeer } from "../helpers/peers.js";
+import { dataMessage, eventually, firstMatch, startPeer, type TestPeer } from "../helpers/peers.js";
 import type { ForeignPeer } from "../helpers/foreign-peer.js";
 
 const closers: (() => Promise<void>)[] = [];
@@ -17,8 +19,12 @@ after(async () => {
   for (const c of closers.reverse()) await c();
 });
 
-async function pair(tls: boolean, foreignOpts: Parameters<typeof startForeign>[0] = {}): Promise<{ ours: TestPeer; foreign: ForeignPeer }> {
-  const ours = await startPeer({ tls });
+async function pair(
+  tls: boolean,
+  foreignOpts: Parameters<typeof startForeign>[0] = {},
+  oursOpts: Parameters<typeof startPeer>[0] = {},
+): Promise<{ ours: TestPeer; foreign: ForeignPeer }> {
+  const ours = await startPeer({ tls, ...oursOpts });
   const { peer: foreign } = await startForeign({ tls, ...foreignOpts });
   closers.push(() => ours.close(), () => foreign.close());
   return { ours, foreign };
@@ -118,5 +124,59 @@ describe("messages from the foreign peer", () => {
     const first = await firstMatch(sub, () => true, 5000);
     assert.equal(first.message.nonce, 8n);
     sub.close();
+  });
+});
+
+/** Collects the comm's connection events until it stops. */
+function recordConnectionEvents(comm: TestPeer["comm"]): { events: ConnectionEvent[]; done: Promise<void> } {
+  const events: ConnectionEvent[] = [];
+  const done = (async () => {
+    for await (const ev of comm.connectionEvents) events.push(ev);
+  })();
+  return { events, done };
+}
+
+/** Dials that survive a loaded machine (the helper's default is 1 s). */
+const slowDial = { dialTimeoutMs: 10_000 };
+
+describe("with a foreign peer that ends streams like Fabric (UNKNOWN \"EOF\" after our half-close)", () => {
+  it("our graceful close after sending is a normal close, promptly, not an error", async () => {
+    const { ours, foreign } = await pair(true, { fabricEof: true }, { options: slowDial });
+    const rec = recordConnectionEvents(ours.comm);
+    const peer = { endpoint: foreign.endpoint, pkiId: foreign.pkiId };
+    for (let i = 1; i <= 3; i++) await ours.comm.send(dataMessage(i), peer);
+    await foreign.waitFor(() => foreign.received.filter((r) => r.contentField === 8).length === 3, 5000);
+    const t0 = performance.now();
+    await ours.comm.stop();
+    await rec.done;
+    const ms = performance.now() - t0;
+    const closes = rec.events.filter((e) => e.type === "disconnected");
+    assert.equal(closes.length, 1);
+    assert.equal(closes[0]?.error, undefined, `closed with ${closes[0]?.error?.message}`);
+    assert.ok(ms < 1000, `stop() took ${ms.toFixed(0)} ms`);
+  });
+
+  it("a refusal of our identity (UNKNOWN with its reason) is still reported", async () => {
+    const { ours, foreign } = await pair(true, { fabricEof: true, refuseAll: "authentication failure" }, { options: slowDial });
+    const rec = recordConnectionEvents(ours.comm);
+    const dead: GossipError[] = [];
+    const deadDone = (async () => {
+      for await (const ev of ours.comm.presumedDead) dead.push(ev.error);
+    })();
+    await ours.comm.send(dataMessage(1), { endpoint: foreign.endpoint, pkiId: foreign.pkiId });
+    await foreign.waitFor(() => foreign.handshakeErrors.length > 0, 5000);
+    // The refusal ends the registered connection, or (when it overtakes our handshake's read) the dial.
+    const reported = () => [...rec.events.filter((e) => e.type === "disconnected").map((e) => e.error), ...dead];
+    await eventually(() => reported().length > 0, 5000, "the refusal reported");
+    await ours.comm.stop();
+    await Promise.all([rec.done, deadDone]);
+    const errors = reported();
+    assert.equal(errors.length, 1, `one refusal reported, got ${errors.map((e) => e?.message).join("; ")}`);
+    assert.equal(errors[0]?.code, ErrorCode.Remote);
+    // Fabric sends only a gRPC status: no remoteCode, the status in the cause.
+    assert.equal(errors[0]?.remoteCode, undefined);
+    const cause = errors[0]?.cause;
+    assert.ok(cause instanceof GrpcStatusError && cause.status === GrpcStatus.Unknown, String(cause));
+    assert.match(errors[0]?.message ?? "", /authentication failure/);
   });
 });

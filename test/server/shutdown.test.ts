@@ -115,6 +115,29 @@ describe("graceful shutdown", () => {
     assert.equal(b.comm.connections().length, 0);
   });
 
+  it("app.close() of two connected idle peers whose comms the application owns takes milliseconds; the connection closes without error", async () => {
+    // The README's embedding: each comm is built by the application and given to its server.
+    const [a, b] = await Promise.all([startPeer({ wrapDialer: (d) => d }), startPeer({ wrapDialer: (d) => d })]);
+    cleanups.push(() => a.close(), () => b.close());
+    const closes: { side: string; error: unknown }[] = [];
+    const watch = (side: string, comm: typeof a.comm) =>
+      (async () => {
+        for await (const ev of comm.connectionEvents) if (ev.type === "disconnected") closes.push({ side, error: ev.error });
+      })();
+    const watching = [watch("a", a.comm), watch("b", b.comm)];
+    await a.comm.send(dataMessage(1), { endpoint: b.endpoint, pkiId: b.comm.pkiId });
+    await eventually(() => a.comm.connections().length === 1 && b.comm.connections().length === 1, 5000, "a ↔ b connected");
+
+    const t0 = performance.now();
+    await Promise.race([Promise.all([a.app.close(), b.app.close()]), timeout(5000)]);
+    const ms = performance.now() - t0;
+    assert.ok(ms < 500, `closing both apps took ${Math.round(ms)} ms`);
+    await eventually(() => closes.length === 2, 2000, "both sides saw the connection close");
+    assert.deepEqual(closes.map((c) => c.error), [undefined, undefined]);
+    await Promise.all([a.comm.stop(), b.comm.stop()]);
+    await Promise.all(watching);
+  });
+
   it(
     "app.close() completes while a subscription is not being read",
     async () => {

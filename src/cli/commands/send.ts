@@ -4,7 +4,8 @@ import { create } from "@bufbuild/protobuf";
 import type { Comm, PresumedDeadEvent } from "../../core/comm.js";
 import { ErrorCode, GossipError } from "../../core/errors.js";
 import { pkiIdHex, type RemotePeer } from "../../core/identity.js";
-import { DataMessageSchema, type GossipMessage, GossipMessageSchema, PayloadSchema } from "../../gen/gossip/message_pb.js";
+import { gossipMessage } from "../../core/envelope.js";
+import { DataMessageSchema, type GossipMessage, PayloadSchema } from "../../gen/gossip/message_pb.js";
 import { maxUint64, parseCommandLine, parseHostPort, parseInteger, parseNonce, parsePkiId } from "../args.js";
 import { type Command, dialFlagsHelp } from "../command.js";
 import { dialComm, dialOptions, dialSetup } from "../dial.js";
@@ -57,8 +58,9 @@ const options = {
   timeout: { type: "string" },
 } as const;
 
+/** A data message, tagged CHAN_AND_ORG as Fabric's gossip layer requires (gossipMessage's default). */
 function dataMessage(nonce: bigint, seqNum: number, data: Uint8Array): GossipMessage {
-  return create(GossipMessageSchema, {
+  return gossipMessage({
     nonce,
     content: {
       case: "dataMsg",
