@@ -1,0 +1,221 @@
+// Bad identity pull input (Hello, DataRequest, DataUpdate): refused with a
+// typed ErrorCode and counted, bounded in CPU and memory, never learned.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { create } from "@bufbuild/protobuf";
+import { ErrorCode } from "../../src/core/errors.js";
+import {
+  DataDigestSchema,
+  DataRequestSchema,
+  DataUpdateSchema,
+  GossipHelloSchema,
+  type Envelope,
+  type GossipMessage,
+  GossipMessage_Tag,
+  GossipMessageSchema,
+  PeerIdentitySchema,
+  PullMsgType,
+  SecretEnvelopeSchema,
+} from "../../src/gen/gossip/message_pb.js";
+import { serializeGossipMessage } from "../../src/core/envelope.js";
+import { FakeCrypto } from "../helpers/fake-crypto.js";
+import { record } from "./sim.js";
+import { alive, countingVerify, setup } from "./bad-input-kit.js";
+
+describe("identity pull refuses bad input", () => {
+  it("identity pull: a DataUpdate with a badly signed or mismatched PeerIdentity is dropped whole", async () => {
+    const { sim, t, send, refused, healthy } = await setup(31);
+    const s1 = new FakeCrypto("Org1MSP", sim.trust);
+    const s2 = new FakeCrypto("Org1MSP", sim.trust);
+    const idMsg = (pkiId: Uint8Array, cert: Uint8Array) =>
+      create(GossipMessageSchema, {
+        tag: GossipMessage_Tag.EMPTY,
+        content: {
+          case: "peerIdentity",
+          value: create(PeerIdentitySchema, { pkiId, cert }),
+        },
+      });
+    const signedBy = (c: FakeCrypto, m: ReturnType<typeof idMsg>): Envelope => {
+      const payload = serializeGossipMessage(m);
+      return {
+        $typeName: "gossip.Envelope",
+        payload,
+        signature: c.sign(payload),
+        secretEnvelope: undefined,
+      };
+    };
+    const good = (c: FakeCrypto) => signedBy(c, idMsg(c.pkiId, c.identity));
+    const badSig: Envelope = {
+      ...good(s1),
+      signature: s2.sign(good(s1).payload),
+    };
+    const mismatch = signedBy(s1, idMsg(s2.pkiId, s1.identity));
+    const update = (data: Envelope[]) =>
+      create(GossipMessageSchema, {
+        tag: GossipMessage_Tag.EMPTY,
+        content: {
+          case: "dataUpdate",
+          value: create(DataUpdateSchema, {
+            nonce: 1n,
+            data,
+            msgType: PullMsgType.IDENTITY_MSG,
+          }),
+        },
+      });
+    await send(update([good(s2), badSig]));
+    await send(update([mismatch]));
+    assert.equal(refused(`identity/${ErrorCode.BadSignature}`), 1);
+    assert.equal(refused(`identity/${ErrorCode.PkiIdMismatch}`), 1);
+    // Neither identity was learned: their alive messages without identity stay unverifiable.
+    await send(alive(s2, { identity: false, endpoint: "s2:1" }));
+    assert.equal(refused(`alive/${ErrorCode.UnknownIdentity}`), 1);
+    // A good update teaches the identity, even unsolicited (Fabric); then the alive message verifies.
+    await send(update([good(s2)]));
+    await send(alive(s2, { identity: false, endpoint: "s2:1", seq: 2n }));
+    assert.notEqual(t.membership.lookup(s2.pkiId), undefined, "learned (then dead: nobody listens at s2:1)");
+    healthy();
+    await sim.close();
+  });
+
+  it("identity pull: a PeerIdentity item whose secret envelope does not verify is refused (Fabric verifies it), never stored nor served", async () => {
+    const { sim, t, send, refused, healthy } = await setup(33);
+    const s1 = new FakeCrypto("Org1MSP", sim.trust);
+    const payload = serializeGossipMessage(
+      create(GossipMessageSchema, {
+        tag: GossipMessage_Tag.EMPTY,
+        content: { case: "peerIdentity", value: create(PeerIdentitySchema, { pkiId: s1.pkiId, cert: s1.identity }) },
+      }),
+    );
+    const poisoned: Envelope = {
+      $typeName: "gossip.Envelope",
+      payload,
+      signature: s1.sign(payload),
+      secretEnvelope: create(SecretEnvelopeSchema, { payload: new Uint8Array([1, 2, 3]), signature: new Uint8Array([4, 5, 6]) }),
+    };
+    await send(
+      create(GossipMessageSchema, {
+        tag: GossipMessage_Tag.EMPTY,
+        content: {
+          case: "dataUpdate",
+          value: create(DataUpdateSchema, { nonce: 9n, data: [poisoned], msgType: PullMsgType.IDENTITY_MSG }),
+        },
+      }),
+    );
+    assert.equal(refused(`identity/${ErrorCode.BadSignature}`), 1);
+    assert.equal(t.membership.stats().identities, 3, "ours, n's and r's (connections) only");
+    healthy();
+    await sim.close();
+  });
+
+  it("an unsolicited identity update larger than the sender's verification budget is refused unverified (RateLimited)", async () => {
+    const counting = countingVerify(new FakeCrypto("Org1MSP"));
+    const { sim, send, refused, healthy } = await setup(32, { targetCrypto: counting.crypto, verifications: 10 });
+    const strangers = Array.from({ length: 50 }, () => new FakeCrypto("Org1MSP", sim.trust));
+    const data = strangers.map((c): Envelope => {
+      const m = create(GossipMessageSchema, {
+        tag: GossipMessage_Tag.EMPTY,
+        content: { case: "peerIdentity", value: create(PeerIdentitySchema, { pkiId: c.pkiId, cert: c.identity }) },
+      });
+      const payload = serializeGossipMessage(m);
+      return { $typeName: "gossip.Envelope", payload, signature: c.sign(payload), secretEnvelope: undefined };
+    });
+    const update = (items: Envelope[]) =>
+      create(GossipMessageSchema, {
+        tag: GossipMessage_Tag.EMPTY,
+        content: { case: "dataUpdate", value: create(DataUpdateSchema, { nonce: 5n, data: items, msgType: PullMsgType.IDENTITY_MSG }) },
+      });
+    await send(update([])); // connects (the handshake verifies a signature)
+    const before = counting.count();
+    await send(update(data));
+    assert.equal(refused(`identity/${ErrorCode.RateLimited}`), 1);
+    assert.equal(counting.count(), before, "nothing verified");
+    healthy();
+    await sim.close();
+  });
+
+  it("identity pull: a peer we asked answers once, with no more items than we requested; further updates on that nonce cost its budget", async () => {
+    const counting = countingVerify(new FakeCrypto("Org1MSP"));
+    const { sim, r, send, refused, healthy } = await setup(34, { targetCrypto: counting.crypto, verifications: 10 });
+    const hellos = record(r.comm, (rm) => rm.message.content.case === "hello");
+    const requests = record(r.comm, (rm) => rm.message.content.case === "dataReq");
+    await send(alive(r.crypto, { endpoint: "r:7051", internal: "r:7051" })); // r is an alive member: t pulls from it
+    await sim.clock.advanceUntil(() => hellos.got.length > 0, { stepMs: 100, maxMs: 10_000 });
+    const hello = hellos.got[0];
+    assert.ok(hello !== undefined && hello.message.content.case === "hello");
+    const nonce = hello.message.content.value.nonce;
+    const offered = new FakeCrypto("Org1MSP", sim.trust);
+    await hello.respond(
+      create(GossipMessageSchema, {
+        tag: GossipMessage_Tag.EMPTY,
+        content: {
+          case: "dataDig",
+          value: create(DataDigestSchema, { nonce, digests: [offered.pkiId], msgType: PullMsgType.IDENTITY_MSG }),
+        },
+      }),
+    );
+    await sim.clock.advanceUntil(() => requests.got.length > 0, { stepMs: 100, maxMs: 2_000 });
+    const strangers = Array.from({ length: 50 }, () => new FakeCrypto("Org1MSP", sim.trust));
+    const data = strangers.map((c): Envelope => {
+      const payload = serializeGossipMessage(
+        create(GossipMessageSchema, {
+          tag: GossipMessage_Tag.EMPTY,
+          content: { case: "peerIdentity", value: create(PeerIdentitySchema, { pkiId: c.pkiId, cert: c.identity }) },
+        }),
+      );
+      return { $typeName: "gossip.Envelope", payload, signature: c.sign(payload), secretEnvelope: undefined };
+    });
+    const update = create(GossipMessageSchema, {
+      tag: GossipMessage_Tag.EMPTY,
+      content: { case: "dataUpdate", value: create(DataUpdateSchema, { nonce, data, msgType: PullMsgType.IDENTITY_MSG }) },
+    });
+    const before = counting.count();
+    for (let i = 0; i < 3; i++) await send(update);
+    assert.equal(counting.count(), before, "50 items where 1 was requested: not verified on the round's account");
+    assert.equal(refused(`identity/${ErrorCode.RateLimited}`), 3);
+    hellos.stop();
+    requests.stop();
+    healthy();
+    await sim.close();
+  });
+
+  it("identity pull: a Hello flood from one peer is limited by its budget and does not keep others' Hellos unanswered", async () => {
+    const { sim, t, r, refused, healthy } = await setup(36, { rawSendBuffer: 10_000 });
+    const r2 = sim.add("r2", { raw: true });
+    const to = { endpoint: t.endpoint, pkiId: t.comm.pkiId };
+    const hello = (nonce: bigint) =>
+      create(GossipMessageSchema, {
+        tag: GossipMessage_Tag.EMPTY,
+        content: { case: "hello", value: create(GossipHelloSchema, { nonce, msgType: PullMsgType.IDENTITY_MSG }) },
+      });
+    for (let i = 1; i <= 5000; i++) void r.comm.send(hello(BigInt(i)), to);
+    await sim.clock.advance(200);
+    const digests = record(r2.comm, (rm) => rm.message.content.case === "dataDig");
+    await r2.comm.send(hello(99_999n), to);
+    await sim.clock.advance(200);
+    assert.equal(digests.got.length, 1, "r2's Hello is answered");
+    assert.ok(refused(`identity/${ErrorCode.RateLimited}`) > 4000);
+    digests.stop();
+    healthy();
+    await sim.close();
+  });
+
+  it("identity pull: DataRequests on a remembered Hello nonce cost the sender's budget (no unbounded answers to one Hello)", async () => {
+    const { sim, t, r, refused, healthy } = await setup(38, { verifications: 10, rawSendBuffer: 10_000 });
+    const to = { endpoint: t.endpoint, pkiId: t.comm.pkiId };
+    const updates = record(r.comm, (rm) => rm.message.content.case === "dataUpdate");
+    const pull = (content: GossipMessage["content"]) => create(GossipMessageSchema, { tag: GossipMessage_Tag.EMPTY, content });
+    await r.comm.send(pull({ case: "hello", value: create(GossipHelloSchema, { nonce: 7n, msgType: PullMsgType.IDENTITY_MSG }) }), to);
+    await sim.clock.advance(50);
+    const req = pull({
+      case: "dataReq",
+      value: create(DataRequestSchema, { nonce: 7n, digests: [t.comm.pkiId], msgType: PullMsgType.IDENTITY_MSG }),
+    });
+    for (let i = 0; i < 100; i++) void r.comm.send(req, to);
+    await sim.clock.advance(200);
+    assert.ok(updates.got.length > 0 && updates.got.length <= 20, `${updates.got.length} updates for 100 requests`);
+    assert.ok(refused(`identity/${ErrorCode.RateLimited}`) >= 80);
+    updates.stop();
+    healthy();
+    await sim.close();
+  });
+});
