@@ -70,12 +70,18 @@ export class IdentityMapper implements IdentitySource {
     try {
       computed = c.pkiIdOf(identity);
       organization = c.organizationOf(identity);
+    } catch (e) {
+      throw GossipError.from(e, ErrorCode.InvalidIdentity);
+    }
+    // Before the chain validation (Fabric validates first; the refusal is the same): a valid certificate
+    // under a wrong PKI-ID then costs a hash, not a validation.
+    if (!bytesEqual(computed, pkiId)) throw new GossipError(ErrorCode.PkiIdMismatch, "identity doesn't match the computed pkiID");
+    try {
       c.validateIdentity(identity);
       expiresAt = c.expiresAt(identity);
     } catch (e) {
       throw GossipError.from(e, ErrorCode.InvalidIdentity);
     }
-    if (!bytesEqual(computed, pkiId)) throw new GossipError(ErrorCode.PkiIdMismatch, "identity doesn't match the computed pkiID");
     const hex = pkiIdHex(pkiId);
     if (this.byHex.has(hex)) return;
     const wall = this.init.wallClockMs();

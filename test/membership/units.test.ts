@@ -441,6 +441,26 @@ describe("identity mapper", () => {
       (e: GossipError) => e.code === ErrorCode.InvalidIdentity,
     );
   });
+  it("checks the PKI-ID against the identity before the costly validation (a valid certificate under a wrong PKI-ID costs a hash)", () => {
+    const { m, trust } = make();
+    const p = new FakeCrypto("A", trust);
+    const q = new FakeCrypto("A", trust);
+    let validations = 0;
+    const validateIdentity = FakeCrypto.prototype.validateIdentity;
+    FakeCrypto.prototype.validateIdentity = function (this: FakeCrypto, identity: Uint8Array) {
+      validations++;
+      validateIdentity.call(this, identity);
+    };
+    try {
+      assert.throws(
+        () => m.put(q.pkiId, p.identity),
+        (e: GossipError) => e.code === ErrorCode.PkiIdMismatch,
+      );
+      assert.equal(validations, 0);
+    } finally {
+      FakeCrypto.prototype.validateIdentity = validateIdentity;
+    }
+  });
   it("forgets an identity 1 ms after it expires, and unused ones after the threshold (never ours)", async () => {
     const { m, clock, trust, self, removed, wall } = make();
     const p = new FakeCrypto("A", trust);
