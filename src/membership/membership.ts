@@ -15,12 +15,13 @@ import type { Comm } from "../core/comm.js";
 import type { CryptoService } from "../core/crypto.js";
 import { ErrorCode, GossipError } from "../core/errors.js";
 import { EventStream } from "../core/event-stream.js";
-import { type PkiId, pkiIdHex } from "../core/identity.js";
+import { type PkiId, pkiIdFromHex, pkiIdHex } from "../core/identity.js";
 import { LogLimiter, type Logger, silentLogger } from "../core/logger.js";
 import type { ReceivedMessage } from "../core/received-message.js";
 import { type Envelope, GossipMessage_Tag, GossipMessageSchema, MembershipResponseSchema, PullMsgType } from "../gen/gossip/message_pb.js";
 import { aliveMessage, type ParsedAlive, parseAlive, signAlive, validateAlive, withoutSecret } from "./alive-message.js";
 import { AliveStore } from "./alive-store.js";
+import { AwaitingIdentity, type HeldKind } from "./awaiting-identity.js";
 import { type MembershipConfig, type MembershipOptions, resolveMembershipConfig } from "./config.js";
 import { CommAdapter, membershipRequest } from "./comm-adapter.js";
 import { Connector } from "./connector.js";
@@ -121,6 +122,7 @@ export class Membership {
   private readonly store: AliveStore;
   private readonly adapter: CommAdapter;
   private readonly pull: IdentityPull;
+  private readonly awaiting: AwaitingIdentity;
   private readonly connector: Connector;
   private readonly budget: RateBudget;
   /** Bootstrap (and connect()) endpoints: members there are never removed. */
@@ -167,6 +169,7 @@ export class Membership {
     });
     this.view = new View(this.selfHex, (type, k) => this.changed(type, k));
     this.store = new AliveStore(this.config.aliveExpirationTimeoutMs * this.config.msgExpirationFactor);
+    this.awaiting = new AwaitingIdentity(this.config.maxMembershipResponseEntries, this.config.aliveExpirationTimeoutMs);
     this.budget = new RateBudget(this.config.maxVerificationsPerPeerPerSecond);
     this.adapter = new CommAdapter({
       comm: this.comm,
@@ -196,6 +199,7 @@ export class Membership {
       refused: (error, rm) => this.refuse("identity", error, rm),
       afford: (sender, n) => this.budget.take(sender, this.clock.now(), n),
       sent: () => this.metrics.sent("identity_pull"),
+      learned: (hexes) => this.identitiesLearned(hexes),
     });
     this.connector = new Connector({
       comm: this.comm,
@@ -228,7 +232,10 @@ export class Membership {
 
     const c = this.config;
     sc.every(c.aliveTimeIntervalMs, () => this.periodicAlive());
-    sc.every(c.aliveExpirationCheckIntervalMs, () => this.checkExpiration());
+    sc.every(c.aliveExpirationCheckIntervalMs, () => {
+      this.checkExpiration();
+      this.awaiting.sweep(this.clock.now());
+    });
     sc.every((c.aliveExpirationTimeoutMs * c.msgExpirationFactor) / 100, () => this.sweepStore());
     sc.every(c.identityPurgeIntervalMs, () => this.mapper.purgeUnused(c.identityUsageThresholdMs));
     this.syncLoop();
@@ -343,7 +350,12 @@ export class Membership {
       this.refusals.count("alive", ErrorCode.StaleMessage);
       return;
     }
-    this.verify(rm, a);
+    try {
+      this.verify(rm, a);
+    } catch (e) {
+      this.awaitIdentity(e, a, "gossip", rm);
+      throw e;
+    }
     this.store.add(a, this.clock.now());
     this.view.handleAlive(a, this.clock.now());
     this.adapter.gossip(a, rm.connection.pkiId);
@@ -424,6 +436,7 @@ export class Membership {
       try {
         validateAlive(this.crypto, this.mapper, a);
       } catch (e) {
+        this.awaitIdentity(e, a, "alive_entry", rm);
         this.refuse("membership_response", GossipError.from(e), rm);
         continue;
       }
@@ -438,6 +451,7 @@ export class Membership {
       try {
         validateAlive(this.crypto, this.mapper, a);
       } catch (e) {
+        this.awaitIdentity(e, a, "dead_entry", rm);
         this.refuse("membership_response", GossipError.from(e), rm);
         continue;
       }
@@ -468,7 +482,13 @@ export class Membership {
     } catch {
       // forged: just refused below
     }
-    if (verified && (a.endpoint !== this.endpoint || (a.internalEndpoint !== "" && a.internalEndpoint !== this.config.internalEndpoint))) {
+    const conflicting = a.endpoint !== this.endpoint || (a.internalEndpoint !== "" && a.internalEndpoint !== this.config.internalEndpoint);
+    if (verified && !conflicting) {
+      // Our own alive message coming back through the gossip: a duplicate, as Fabric drops it.
+      this.refusals.count("alive", ErrorCode.StaleMessage);
+      return;
+    }
+    if (verified) {
       this.limiter.maybe("own pki-id", (suppressed) =>
         this.log.error(
           {
@@ -484,15 +504,52 @@ export class Membership {
   }
 
   private learnIdentity(pkiId: PkiId, identity: Uint8Array): void {
-    if (this.mapper.has(pkiIdHex(pkiId))) return;
+    const hex = pkiIdHex(pkiId);
+    if (this.mapper.has(hex)) return;
     try {
       this.mapper.put(pkiId, identity);
     } catch (e) {
-      this.limiter.maybe(`identity ${pkiIdHex(pkiId)}`, (suppressed) =>
-        this.log.debug({ pkiId: pkiIdHex(pkiId), err: (e as Error).message, suppressed }, "connection identity not learned"),
+      this.limiter.maybe(`identity ${hex}`, (suppressed) =>
+        this.log.debug({ pkiId: hex, err: (e as Error).message, suppressed }, "connection identity not learned"),
       );
+      return;
+    }
+    this.identitiesLearned([hex]);
+  }
+
+  /** Holds an alive message refused for want of its identity, and pulls identities now (see awaiting-identity.ts). */
+  private awaitIdentity(e: unknown, a: ParsedAlive, kind: HeldKind, rm: ReceivedMessage): void {
+    if (!(e instanceof GossipError) || e.code !== ErrorCode.UnknownIdentity || this.stopped !== undefined) return;
+    this.awaiting.hold(a, kind, pkiIdHex(rm.connection.pkiId), this.clock.now());
+    this.pull.pullSoon({ pkiId: rm.connection.pkiId, endpoint: rm.connection.endpoint });
+  }
+
+  /** Takes in the held alive messages that the identities just learned make verifiable, with every check they skipped. */
+  private identitiesLearned(hexes: readonly string[]): void {
+    const now = this.clock.now();
+    for (const hex of hexes) {
+      const held = this.awaiting.take(hex, now);
+      if (held === undefined) continue;
+      const a = held.alive;
+      if (!this.freshForView(a)) continue;
+      try {
+        validateAlive(this.crypto, this.mapper, a);
+      } catch (e) {
+        this.refusals.refuse(held.kind === "gossip" ? "alive" : "membership_response", GossipError.from(e), held.from);
+        continue;
+      }
+      if (held.kind === "dead_entry") {
+        if (this.view.get(a.pkiHex) === undefined) this.view.learnDead(a, now);
+      } else if (held.kind === "alive_entry") {
+        this.view.handleAlive(a, now);
+      } else if (this.store.checkValid(a.pkiHex, a.timestamp)) {
+        this.store.add(a, now);
+        this.view.handleAlive(a, now);
+        this.adapter.gossip(a, pkiIdFromHex(held.from));
+      }
     }
   }
+
 
   // --- sending -------------------------------------------------------------------
 
@@ -629,6 +686,7 @@ export class Membership {
     await loops;
     this.view.clear();
     this.store.clear();
+    this.awaiting.clear();
     this.eventStream.end();
   }
 }
