@@ -23,7 +23,7 @@ if (files.length === 0) {
   process.exit(1);
 }
 // The soak (test/soak) runs for SOAK_SECONDS (default 300): its files get that plus 5 minutes.
-const soak = files.some((f) => f.startsWith(join("test", "soak") + "/"));
+const soak = files.some((f) => f.startsWith(`${join("test", "soak")}/`));
 const timeoutMs = soak ? ((Number(process.env.SOAK_SECONDS) || 300) + 300) * 1000 : 120_000;
 const r = spawnSync(
   process.execPath,

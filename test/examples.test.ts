@@ -40,7 +40,8 @@ describe("README", () => {
       // Times the closing line, and how long the process lives after it: nothing may keep it alive.
       .replace(
         /^(await Promise\.all\(\[alice\.app\.close\(\), bob\.app\.close\(\)\]\);)/m,
-        'const closing = performance.now();\n$1\nconst closed = performance.now();\nconsole.log(`close ms ${Math.round(closed - closing)}`);\nprocess.on("exit", () => console.log(`exit ms ${Math.round(performance.now() - closed)}`));',
+        // Escaped \` and \${ keep the inserted code's own template literals as text.
+        `const closing = performance.now();\n$1\nconst closed = performance.now();\nconsole.log(\`close ms \${Math.round(closed - closing)}\`);\nprocess.on("exit", () => console.log(\`exit ms \${Math.round(performance.now() - closed)}\`));`,
       );
     assert.match(script, /const closed = performance\.now\(\)/, "the README example ends with closing both apps");
     const dir = mkdtempSync(join(tmpdir(), "gossip-connect-readme-"));

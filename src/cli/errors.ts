@@ -4,7 +4,7 @@
  * one line on stderr. Library failures ({@link GossipError}) are translated by
  * their `code`, never by their message text.
  */
-import { authenticationCodes, ErrorCode, GossipError, isGossipError } from "../core/errors.js";
+import { authenticationCodes, ErrorCode, type GossipError, isGossipError } from "../core/errors.js";
 
 /** Exit codes of every command. */
 export const ExitCode = {

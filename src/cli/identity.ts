@@ -386,7 +386,11 @@ export interface PeerSecurity {
 /** Combines our identity and `--trust-ca` into server/client options (our own CA always trusted). */
 export function peerSecurity(id: PeerIdentityFiles, trust: readonly TrustedCa[], tls: boolean): PeerSecurity {
   const roots: Record<string, string[]> = { [id.mspId]: [id.caCertPem] };
-  for (const t of trust) (roots[t.mspId] ??= []).push(t.certPem);
+  for (const t of trust) {
+    const pems = roots[t.mspId] ?? [];
+    pems.push(t.certPem);
+    roots[t.mspId] = pems;
+  }
   const cas = [...new Set([id.caCertPem, ...trust.map((t) => t.certPem)])];
   return {
     identity: { mspId: id.mspId, certificate: id.identity.certPem, privateKey: id.identity.keyPem, trustedRoots: roots },

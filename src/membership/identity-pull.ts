@@ -52,6 +52,8 @@ export interface IdentityPullInit {
   /** Answers on the connection `rm` came on; false when dropped (too many answers wait there already). */
   readonly reply: (rm: ReceivedMessage, message: GossipMessage) => boolean;
   readonly sent: () => void;
+  /** Identities (hex PKI-IDs) a DataUpdate just taught the mapper. */
+  readonly learned: (pkiHexes: readonly string[]) => void;
 }
 
 interface Round {
@@ -78,6 +80,8 @@ export class IdentityPull {
   private readonly store = new Map<string, Envelope>();
   private readonly responder: IdentityPullResponder;
   private round: Round | undefined;
+  /** A peer to pull from as soon as the current round ends (see {@link pullSoon}). */
+  private pullNext: { readonly pkiId: PkiId; readonly endpoint: string } | undefined;
   private readonly timers = new Set<unknown>();
   private stopped = false;
 
@@ -120,6 +124,29 @@ export class IdentityPull {
     else if (c.case === "dataUpdate") this.onUpdate(rm, c.value.nonce, c.value.data);
   }
 
+  /**
+   * Starts a round now, asking `first` (the peer whose messages we could not
+   * verify) and random others, unless a round is under way: rounds never
+   * overlap (Fabric's pullInterval > digestWaitTime + responseWaitTime rule),
+   * so a peer sending unverifiable messages cannot make us pull faster than
+   * one round per digestWaitTime + responseWaitTime.
+   */
+  pullSoon(first: { readonly pkiId: PkiId; readonly endpoint: string }): void {
+    if (this.stopped) return;
+    const round = this.round;
+    if (round === undefined) {
+      this.startRound(first);
+    } else if (round.phase === "digests") {
+      // Still collecting digests: ask this peer too, in the same round.
+      const hex = pkiIdHex(first.pkiId);
+      if (![...round.hellos.values()].some((h) => pkiIdHex(h.pkiId) === hex) && round.hellos.size < 2 * this.init.config.pullPeerNum) {
+        this.hello(round, first);
+      }
+    } else {
+      this.pullNext = first;
+    }
+  }
+
   // --- initiator -------------------------------------------------------------
 
   private tick(): void {
@@ -128,9 +155,12 @@ export class IdentityPull {
     this.schedule(() => this.tick(), this.init.config.pullIntervalMs);
   }
 
-  private startRound(): void {
+  private startRound(first?: { readonly pkiId: PkiId; readonly endpoint: string }): void {
     const { config, random } = this.init;
-    const peers = pickRandom(this.init.targets(), config.pullPeerNum, random);
+    const firstHex = first === undefined ? "" : pkiIdHex(first.pkiId);
+    const others = this.init.targets().filter((t) => t.pkiHex !== firstHex);
+    const peers: { readonly pkiId: PkiId; readonly endpoint: string }[] =
+      first === undefined ? pickRandom(others, config.pullPeerNum, random) : [first, ...pickRandom(others, config.pullPeerNum - 1, random)];
     if (peers.length === 0) return;
     const round: Round = {
       hellos: new Map(),
@@ -139,20 +169,22 @@ export class IdentityPull {
       phase: "digests",
     };
     this.round = round;
-    for (const p of peers) {
-      const nonce = randomNonce(random);
-      round.hellos.set(nonce, { pkiId: p.pkiId, endpoint: p.endpoint });
-      const hello = pullMessage({
-        case: "hello",
-        value: create(GossipHelloSchema, {
-          nonce,
-          msgType: PullMsgType.IDENTITY_MSG,
-        }),
-      });
-      void this.init.comm.send(hello, { pkiId: p.pkiId, endpoint: p.endpoint });
-      this.init.sent();
-    }
+    for (const p of peers) this.hello(round, p);
     this.schedule(() => this.request(round), config.digestWaitTimeMs);
+  }
+
+  private hello(round: Round, p: { readonly pkiId: PkiId; readonly endpoint: string }): void {
+    const nonce = randomNonce(this.init.random);
+    round.hellos.set(nonce, { pkiId: p.pkiId, endpoint: p.endpoint });
+    const hello = pullMessage({
+      case: "hello",
+      value: create(GossipHelloSchema, {
+        nonce,
+        msgType: PullMsgType.IDENTITY_MSG,
+      }),
+    });
+    void this.init.comm.send(hello, { pkiId: p.pkiId, endpoint: p.endpoint });
+    this.init.sent();
   }
 
   private onDigest(_rm: ReceivedMessage, nonce: bigint, digests: Uint8Array[]): void {
@@ -197,6 +229,9 @@ export class IdentityPull {
       if (this.round === round) {
         round.phase = "done";
         this.round = undefined;
+        const next = this.pullNext;
+        this.pullNext = undefined;
+        if (next !== undefined && !this.stopped) this.startRound(next);
       }
     }, this.init.config.responseWaitTimeMs);
   }
@@ -223,15 +258,20 @@ export class IdentityPull {
       this.init.refused(GossipError.from(e, ErrorCode.MalformedMessage), rm);
       return;
     }
+    const learned: string[] = [];
     for (const it of items) {
+      const hex = hexOf(it.pkiId);
+      const known = this.init.mapper.has(hex);
       try {
         this.init.mapper.put(it.pkiId, it.cert);
       } catch (e) {
         this.init.refused(GossipError.from(e, ErrorCode.InvalidIdentity), rm);
         continue;
       }
-      if (solicited) this.store.set(hexOf(it.pkiId), it.env);
+      if (!known) learned.push(hex);
+      if (solicited) this.store.set(hex, it.env);
     }
+    if (learned.length > 0) this.init.learned(learned);
   }
 
   /** Fabric's ingress check of one DataUpdate item; throws. */

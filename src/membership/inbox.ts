@@ -11,12 +11,13 @@ import type { Clock } from "../core/clock.js";
 import type { Comm } from "../core/comm.js";
 import type { CryptoService } from "../core/crypto.js";
 import { ErrorCode, GossipError } from "../core/errors.js";
-import { type PkiId, pkiIdHex } from "../core/identity.js";
+import { type PkiId, pkiIdFromHex, pkiIdHex } from "../core/identity.js";
 import type { LogLimiter, Logger } from "../core/logger.js";
 import type { ReceivedMessage } from "../core/received-message.js";
 import { GossipMessage_Tag, GossipMessageSchema, MembershipResponseSchema, PullMsgType } from "../gen/gossip/message_pb.js";
 import { type ParsedAlive, parseAlive, parseAliveEntry, validateAlive } from "./alive-message.js";
 import type { AliveStore } from "./alive-store.js";
+import type { AwaitingIdentity, HeldKind } from "./awaiting-identity.js";
 import type { CommAdapter } from "./comm-adapter.js";
 import type { MembershipConfig } from "./config.js";
 import type { Connector } from "./connector.js";
@@ -71,6 +72,9 @@ export interface InboxInit {
   readonly pull: IdentityPull;
   readonly refusals: Refusals;
   readonly replies: Replies;
+  readonly awaiting: AwaitingIdentity;
+  /** False once stopped (nothing more is held for its identity). */
+  readonly running: () => boolean;
 }
 
 /** Handles received membership messages. */
@@ -100,13 +104,43 @@ export class Inbox {
   /** Learns the identity a connection authenticated (Fabric: the handshake's `Put`); failures only logged. */
   learnIdentity(pkiId: PkiId, identity: Uint8Array): void {
     const { mapper, limiter, log } = this.init;
-    if (mapper.has(pkiIdHex(pkiId))) return;
+    const hex = pkiIdHex(pkiId);
+    if (mapper.has(hex)) return;
     try {
       mapper.put(pkiId, identity);
     } catch (e) {
-      limiter.maybe(`identity ${pkiIdHex(pkiId)}`, (suppressed) =>
-        log.debug({ pkiId: pkiIdHex(pkiId), err: (e as Error).message, suppressed }, "connection identity not learned"),
+      limiter.maybe(`identity ${hex}`, (suppressed) =>
+        log.debug({ pkiId: hex, err: (e as Error).message, suppressed }, "connection identity not learned"),
       );
+      return;
+    }
+    this.identitiesLearned([hex]);
+  }
+
+  /** Takes in the held alive messages that the identities just learned make verifiable, with every check they skipped. */
+  identitiesLearned(hexes: readonly string[]): void {
+    const { awaiting, clock, crypto, mapper, view, store, adapter, refusals } = this.init;
+    const now = clock.now();
+    for (const hex of hexes) {
+      const held = awaiting.take(hex, now);
+      if (held === undefined) continue;
+      const a = held.alive;
+      if (!this.freshForView(a)) continue;
+      try {
+        validateAlive(crypto, mapper, a);
+      } catch (e) {
+        refusals.refuse(held.kind === "gossip" ? "alive" : "membership_response", GossipError.from(e), held.from);
+        continue;
+      }
+      if (held.kind === "dead_entry") {
+        if (view.get(a.pkiHex) === undefined) view.learnDead(a, now);
+      } else if (held.kind === "alive_entry") {
+        view.handleAlive(a, now);
+      } else if (store.checkValid(a.pkiHex, a.timestamp)) {
+        store.add(a, now);
+        view.handleAlive(a, now);
+        adapter.gossip(a, pkiIdFromHex(held.from));
+      }
     }
   }
 
@@ -123,7 +157,12 @@ export class Inbox {
       this.init.refusals.count("alive", ErrorCode.StaleMessage);
       return;
     }
-    this.verify(rm, a);
+    try {
+      this.verify(rm, a);
+    } catch (e) {
+      this.awaitIdentity(e, a, "gossip", rm);
+      throw e;
+    }
     store.add(a, clock.now());
     view.handleAlive(a, clock.now());
     adapter.gossip(a, rm.connection.pkiId);
@@ -203,6 +242,7 @@ export class Inbox {
       try {
         validateAlive(crypto, mapper, a);
       } catch (e) {
+        this.awaitIdentity(e, a, "alive_entry", rm);
         this.refuse("membership_response", GossipError.from(e), rm);
         continue;
       }
@@ -221,6 +261,7 @@ export class Inbox {
       try {
         validateAlive(crypto, mapper, a);
       } catch (e) {
+        this.awaitIdentity(e, a, "dead_entry", rm);
         this.refuse("membership_response", GossipError.from(e), rm);
         continue;
       }
@@ -253,7 +294,13 @@ export class Inbox {
     } catch {
       // forged: just refused below
     }
-    if (verified && (a.endpoint !== self.endpoint || (a.internalEndpoint !== "" && a.internalEndpoint !== self.internalEndpoint))) {
+    const conflicting = a.endpoint !== self.endpoint || (a.internalEndpoint !== "" && a.internalEndpoint !== self.internalEndpoint);
+    if (verified && !conflicting) {
+      // Our own alive message coming back through the gossip: a duplicate, as Fabric drops it.
+      this.init.refusals.count("alive", ErrorCode.StaleMessage);
+      return;
+    }
+    if (verified) {
       limiter.maybe("own pki-id", (suppressed) =>
         log.error(
           { endpoint: a.endpoint, internalEndpoint: a.internalEndpoint, suppressed },
@@ -262,6 +309,13 @@ export class Inbox {
       );
     }
     throw new GossipError(ErrorCode.OwnPkiId, "alive message claims our PKI-ID");
+  }
+
+  /** Holds an alive message refused for want of its identity, and pulls identities now (see awaiting-identity.ts). */
+  private awaitIdentity(e: unknown, a: ParsedAlive, kind: HeldKind, rm: ReceivedMessage): void {
+    if (!(e instanceof GossipError) || e.code !== ErrorCode.UnknownIdentity || !this.init.running()) return;
+    this.init.awaiting.hold(a, kind, pkiIdHex(rm.connection.pkiId), this.init.clock.now());
+    this.init.pull.pullSoon({ pkiId: rm.connection.pkiId, endpoint: rm.connection.endpoint });
   }
 
   private refuse(kind: RefusedKind, error: GossipError, rm: ReceivedMessage): void {

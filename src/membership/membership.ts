@@ -16,6 +16,7 @@ import { type PkiId, pkiIdHex } from "../core/identity.js";
 import { LogLimiter, type Logger, silentLogger } from "../core/logger.js";
 import { withoutSecret } from "./alive-message.js";
 import { AliveStore } from "./alive-store.js";
+import { AwaitingIdentity } from "./awaiting-identity.js";
 import { CommAdapter, membershipRequest } from "./comm-adapter.js";
 import { type MembershipConfig, type MembershipOptions, resolveMembershipConfig } from "./config.js";
 import { Connector } from "./connector.js";
@@ -87,6 +88,7 @@ export class Membership {
   private readonly mapper: IdentityMapper;
   private readonly view: View;
   private readonly store: AliveStore;
+  private readonly awaiting: AwaitingIdentity;
   private readonly adapter: CommAdapter;
   private readonly pull: IdentityPull;
   private readonly connector: Connector;
@@ -123,6 +125,7 @@ export class Membership {
     });
     const view = new View(selfHex, (type, k) => this.changed(type, k));
     const store = new AliveStore(config.aliveExpirationTimeoutMs * config.msgExpirationFactor);
+    const awaiting = new AwaitingIdentity(config.maxMembershipResponseEntries, config.aliveExpirationTimeoutMs);
     const budget = new RateBudget(config.maxVerificationsPerPeerPerSecond);
     const replies = new Replies();
     const adapter = new CommAdapter({ comm, clock, config, mapper, view, metrics, random, selfOrg });
@@ -140,6 +143,7 @@ export class Membership {
       reply: (rm, message) => replies.send(rm, message),
       afford: (sender, n) => budget.take(sender, clock.now(), n),
       sent: () => metrics.sent("identity_pull"),
+      learned: (hexes) => inbox.identitiesLearned(hexes),
     });
     const connector = new Connector({
       comm,
@@ -175,6 +179,8 @@ export class Membership {
       pull,
       refusals,
       replies,
+      awaiting,
+      running: () => this.stopped === undefined,
     });
     const periodic = new PeriodicWork({
       comm,
@@ -190,6 +196,7 @@ export class Membership {
       store,
       adapter,
       protectedEndpoints,
+      awaiting,
     });
 
     this.config = config;
@@ -203,6 +210,7 @@ export class Membership {
     this.mapper = mapper;
     this.view = view;
     this.store = store;
+    this.awaiting = awaiting;
     this.adapter = adapter;
     this.pull = pull;
     this.connector = connector;
@@ -338,6 +346,7 @@ export class Membership {
     await loops;
     this.view.clear();
     this.store.clear();
+    this.awaiting.clear();
     this.eventStream.end();
   }
 }

@@ -10,6 +10,7 @@ import type { Comm } from "../core/comm.js";
 import type { Logger } from "../core/logger.js";
 import { parseAlive } from "./alive-message.js";
 import type { AliveStore } from "./alive-store.js";
+import type { AwaitingIdentity } from "./awaiting-identity.js";
 import type { CommAdapter } from "./comm-adapter.js";
 import type { MembershipConfig } from "./config.js";
 import type { IdentityMapper } from "./identity-mapper.js";
@@ -32,6 +33,7 @@ export interface PeriodicInit {
   readonly view: View;
   readonly store: AliveStore;
   readonly adapter: CommAdapter;
+  readonly awaiting: AwaitingIdentity;
   /** Endpoints (bootstrap, connect()) whose members are never removed. */
   readonly protectedEndpoints: ReadonlySet<string>;
 }
@@ -49,7 +51,10 @@ export class PeriodicWork {
   start(): void {
     const { scheduler: sc, config: c, mapper } = this.init;
     sc.every(c.aliveTimeIntervalMs, () => this.periodicAlive());
-    sc.every(c.aliveExpirationCheckIntervalMs, () => this.checkExpiration());
+    sc.every(c.aliveExpirationCheckIntervalMs, () => {
+      this.checkExpiration();
+      this.init.awaiting.sweep(this.init.clock.now());
+    });
     sc.every((c.aliveExpirationTimeoutMs * c.msgExpirationFactor) / 100, () => this.sweepStore());
     sc.every(c.identityPurgeIntervalMs, () => mapper.purgeUnused(c.identityUsageThresholdMs));
     this.syncLoop();

@@ -75,7 +75,7 @@ function ipBytes(ip: string): Uint8Array {
   const t = ip.includes("::") ? (tail ? tail.split(":") : []) : [];
   const groups = [...h, ...Array(8 - h.length - t.length).fill("0"), ...t];
   const out = Buffer.alloc(16);
-  groups.forEach((g, i) => out.writeUInt16BE(Number.parseInt(g, 16), i * 2));
+  for (const [i, g] of groups.entries()) out.writeUInt16BE(Number.parseInt(g, 16), i * 2);
   return out;
 }
 

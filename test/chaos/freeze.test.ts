@@ -13,6 +13,7 @@ import type { ConnectionEvent, PresumedDeadEvent } from "../../src/core/comm.js"
 import { ErrorCode } from "../../src/core/errors.js";
 import { pkiIdHex } from "../../src/core/identity.js";
 import { createPeerMaterial } from "../../src/pki/certificates.js";
+import { must } from "../helpers/must.js";
 import { caFor, cleanupAfter, dataMessage, eventually, startPeer, type TestPeer } from "../helpers/peers.js";
 import { killAllWorkers, sleep, spawnWorker, workerPeer } from "./workers.js";
 
@@ -44,7 +45,8 @@ describe("frozen peer (SIGSTOP)", () => {
       autoAck: true,
       reportEach: true,
     });
-    const to = { endpoint: w.peers[0]!.endpoint, pkiId: new Uint8Array(Buffer.from(w.peers[0]!.pkiId, "hex")) };
+    const wp = must(w.peers[0], "the worker's peer");
+    const to = { endpoint: wp.endpoint, pkiId: new Uint8Array(Buffer.from(wp.pkiId, "hex")) };
     const p = await startPeer({
       options: { clientKeepaliveIntervalMs: intervalMs, clientKeepaliveTimeoutMs: timeoutMs, dialTimeoutMs, connTimeoutMs },
     });
@@ -82,7 +84,7 @@ describe("frozen peer (SIGSTOP)", () => {
     // A message sent while frozen is not acknowledged.
     const frozenAck = ack(100, 1000);
     await eventually(() => ev.conns.some((c) => c.type === "disconnected"), intervalMs + timeoutMs + 3000, "keepalive to close the connection");
-    const closedMs = ev.conns.find((c) => c.type === "disconnected")!.at - stoppedAt;
+    const closedMs = must(ev.conns.find((c) => c.type === "disconnected"), "a disconnected event").at - stoppedAt;
     assert.ok(closedMs <= intervalMs + timeoutMs + 1000, `outbound connection closed ${Math.round(closedMs)} ms after SIGSTOP`);
     assert.ok(closedMs >= timeoutMs - 100, `closed ${Math.round(closedMs)} ms after SIGSTOP: sooner than a PING can time out`);
     // Reported as failed: timed out, or closed when keepalive cut the connection first.
@@ -94,9 +96,10 @@ describe("frozen peer (SIGSTOP)", () => {
     const t0 = performance.now();
     void p.comm.send(dataMessage(101), to);
     await eventually(() => ev.dead.length > deadBefore, dialTimeoutMs + connTimeoutMs + 2000, "presumed dead");
-    const deadMs = ev.dead[deadBefore]!.at - t0;
+    const dead = must(ev.dead[deadBefore], "a presumed-dead event");
+    const deadMs = dead.at - t0;
     assert.ok(deadMs < dialTimeoutMs + connTimeoutMs, `presumed dead ${Math.round(deadMs)} ms after the send`);
-    assert.equal(ev.dead[deadBefore]!.error.code, ErrorCode.DialTimeout);
+    assert.equal(dead.error.code, ErrorCode.DialTimeout);
 
     // Thawed: reachable again.
     w.worker.kill("SIGCONT");
@@ -134,7 +137,7 @@ describe("frozen peer (SIGSTOP)", () => {
         intervalMs,
         timeoutMs,
         stopToOutboundClosedMs: Math.round(closedMs),
-        closeCode: ev.conns.find((c) => c.type === "disconnected")!.error?.code,
+        closeCode: must(ev.conns.find((c) => c.type === "disconnected"), "a disconnected event").error?.code,
         sendToPresumedDeadMs: Math.round(deadMs),
         contToFirstAckMs: Math.round(recoverMs),
         acked: acked.size,
@@ -166,7 +169,7 @@ describe("frozen peer (SIGSTOP)", () => {
       peers: [workerPeer(wMaterial, {})],
       options: { dialTimeoutMs, connTimeoutMs },
     });
-    const wPkiHex = w.peers[0]!.pkiId;
+    const wPkiHex = must(w.peers[0], "the worker's peer").pkiId;
     const toP = { endpoint: p.endpoint, pkiId: pkiIdHex(p.comm.pkiId) };
     const ackFrom = async (seq: number, ms = 3000) => {
       const from = w.worker.events.length;
@@ -184,7 +187,7 @@ describe("frozen peer (SIGSTOP)", () => {
     const toW = { endpoint: "", pkiId: new Uint8Array(Buffer.from(wPkiHex, "hex")) };
     const frozenAck = p.comm.sendWithAck(dataMessage(100), 1000, 1, toW);
     await eventually(() => ev.conns.some((c) => c.type === "disconnected"), intervalMs + timeoutMs + 3000, "watchdog to close the connection");
-    const closed = ev.conns.find((c) => c.type === "disconnected")!;
+    const closed = must(ev.conns.find((c) => c.type === "disconnected"), "a disconnected event");
     const closedMs = closed.at - stoppedAt;
     assert.equal(closed.connection.direction, "inbound");
     assert.ok(closedMs <= intervalMs + timeoutMs + 1000, `inbound connection closed ${Math.round(closedMs)} ms after SIGSTOP`);

@@ -11,6 +11,7 @@ import type { IdentitySwitchEvent, PresumedDeadEvent } from "../../src/core/comm
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
 import { bytesEqual } from "../../src/core/identity.js";
 import { createPeerMaterial } from "../../src/pki/certificates.js";
+import { must } from "../helpers/must.js";
 import { caFor, cleanupAfter, dataMessage, eventually, startPeer } from "../helpers/peers.js";
 import { freePort, killAllWorkers, sleep, spawnWorker, workerPeer } from "./workers.js";
 
@@ -43,7 +44,7 @@ describe("restart on the same port with a new identity", () => {
 
     // The first incarnation, known to the sender.
     const w1 = await spawnWorker("w1", cfg(createPeerMaterial({ mspId: "Org1MSP", ca: org1 })));
-    const x = hex(w1.peers[0]!.pkiId);
+    const x = hex(must(w1.peers[0], "w1's peer").pkiId);
     assert.equal((await p.comm.sendWithAck(dataMessage(1), 3000, 1, { endpoint, pkiId: x })).ackCount, 1);
     w1.worker.kill("SIGKILL");
     await w1.worker.exited;
@@ -51,13 +52,14 @@ describe("restart on the same port with a new identity", () => {
 
     // Same org, new identity, same port.
     const w2 = await spawnWorker("w2", cfg(createPeerMaterial({ mspId: "Org1MSP", ca: org1 })));
-    const y = hex(w2.peers[0]!.pkiId);
-    assert.equal(w2.peers[0]!.endpoint, endpoint);
+    const w2Peer = must(w2.peers[0], "w2's peer");
+    const y = hex(w2Peer.pkiId);
+    assert.equal(w2Peer.endpoint, endpoint);
     assert.ok(!bytesEqual(x, y));
     await p.comm.send(dataMessage(2), { endpoint, pkiId: x });
     await w2.worker.waitFor((e) => e.ev === "recv" && e.seq === "2", 5000, "delivery to the new identity");
     await eventually(() => switches.length === 1, 2000, "an identity-switch event");
-    const sw = switches[0]!;
+    const sw = must(switches[0], "an identity-switch event");
     assert.ok(bytesEqual(sw.oldPkiId, x), "old PKI-ID");
     assert.ok(bytesEqual(sw.newPkiId, y), "new PKI-ID");
     assert.equal(sw.endpoint, endpoint);
@@ -70,15 +72,16 @@ describe("restart on the same port with a new identity", () => {
 
     // Another org (trusted CA), same port: refused.
     const w3 = await spawnWorker("w3", cfg(createPeerMaterial({ mspId: "Org2MSP", ca: org2 })));
-    const z = hex(w3.peers[0]!.pkiId);
+    const z = hex(must(w3.peers[0], "w3's peer").pkiId);
     const r3 = await p.comm.sendWithAck(dataMessage(4), 3000, 1, { endpoint, pkiId: y });
     const err = r3.results[0]?.error;
     assert.ok(err instanceof GossipError, "a typed error");
     assert.equal(err.code, ErrorCode.UnexpectedPeer);
     await p.comm.send(dataMessage(5), { endpoint, pkiId: y });
     await eventually(() => dead.length >= 1, 5000, "presumed dead");
-    assert.equal(dead[0]!.error.code, ErrorCode.UnexpectedPeer);
-    assert.ok(bytesEqual(dead[0]!.pkiId, y));
+    const d = must(dead[0], "a presumed-dead event");
+    assert.equal(d.error.code, ErrorCode.UnexpectedPeer);
+    assert.ok(bytesEqual(d.pkiId, y));
     await sleep(300);
     assert.equal(w3.worker.all("recv").length, 0, "nothing delivered to the other org's peer");
     assert.equal(switches.length, 1, "no identity switch across orgs");
@@ -87,7 +90,7 @@ describe("restart on the same port with a new identity", () => {
       JSON.stringify({
         test: "identity-restart",
         sameOrg: { event: "identitySwitch", delivered: true, ackToNewPkiId: r2.ackCount === 1 },
-        otherOrg: { sendWithAckError: err.code, message: err.message, presumedDead: dead[0]!.error.code, delivered: 0 },
+        otherOrg: { sendWithAckError: err.code, message: err.message, presumedDead: d.error.code, delivered: 0 },
         otherPkiId: Buffer.from(z).toString("hex").slice(0, 16),
       }),
     );

@@ -9,6 +9,7 @@ import type { PresumedDeadEvent } from "../../src/core/comm.js";
 import { ErrorCode } from "../../src/core/errors.js";
 import { bytesEqual } from "../../src/core/identity.js";
 import { createPeerMaterial } from "../../src/pki/certificates.js";
+import { must } from "../helpers/must.js";
 import { caFor, cleanupAfter, dataMessage, eventually, startPeer, type TestPeer } from "../helpers/peers.js";
 import { freePort, killAllWorkers, sleep, spawnWorker, type Worker, workerPeer } from "./workers.js";
 
@@ -35,7 +36,7 @@ describe("SIGKILL of a peer mid-stream", () => {
     };
 
     const first = await spawnWorker("w1", wCfg);
-    const wPki = Buffer.from(first.peers[0]!.pkiId, "hex");
+    const wPki = Buffer.from(must(first.peers[0], "w1's peer").pkiId, "hex");
     const to = { endpoint: `127.0.0.1:${port}`, pkiId: new Uint8Array(wPki) };
 
     const options = { dialTimeoutMs, connTimeoutMs };
@@ -98,7 +99,7 @@ describe("SIGKILL of a peer mid-stream", () => {
     accepted++;
     void s.comm.send(dataMessage(++sendSeq), to);
     await eventually(() => dead.length > deadInWindow, dialTimeoutMs + connTimeoutMs + 2000, "presumed-dead after the next send");
-    const ev = dead[deadInWindow]!;
+    const ev = must(dead[deadInWindow], "a presumed-dead event");
     const detectMs = ev.at - t0;
     assert.ok(bytesEqual(ev.pkiId, to.pkiId), "presumed-dead names the killed peer");
     assert.ok(detectMs < dialTimeoutMs + connTimeoutMs, `presumed dead ${Math.round(detectMs)} ms after the send`);
@@ -109,7 +110,7 @@ describe("SIGKILL of a peer mid-stream", () => {
 
     // --- restart on the same port: reconnects and delivers -------------------
     const second = await spawnWorker("w2", wCfg);
-    assert.equal(second.peers[0]!.endpoint, `127.0.0.1:${port}`);
+    assert.equal(must(second.peers[0], "w2's peer").endpoint, `127.0.0.1:${port}`);
     const restartedAt = performance.now();
     let recovered = false;
     for (let i = 0; i < 10 && !recovered; i++) recovered = await sendWithAck(++ackSeq);

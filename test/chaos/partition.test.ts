@@ -14,6 +14,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { PeerOptions } from "../../src/grpc/config.js";
 import { createPeerMaterial } from "../../src/pki/certificates.js";
+import { must } from "../helpers/must.js";
 import { caFor } from "../helpers/peers.js";
 import type { Target } from "./peer-worker.js";
 import { killAllWorkers, type Ready, sh, sleep, spawnWorker, type Worker, workerPeer } from "./workers.js";
@@ -41,12 +42,12 @@ function removeStaleNamespaces(): void {
   const list = sh("ip", ["netns", "list"]);
   for (const line of list.ok ? list.out.split("\n") : []) {
     const m = /^(gcchaos[AB]-(\d+))\b/.exec(line.trim());
-    if (m && !pidAlive(Number(m[2]))) sh("ip", ["netns", "del", m[1]!]);
+    if (m?.[1] && !pidAlive(Number(m[2]))) sh("ip", ["netns", "del", m[1]]);
   }
   const links = sh("ip", ["-o", "link", "show"]);
   for (const line of links.ok ? links.out.split("\n") : []) {
     const m = /^\d+: (gc[AB](\d+))[@:]/.exec(line);
-    if (m && !pidAlive(Number(m[2]))) sh("ip", ["link", "del", m[1]!]);
+    if (m?.[1] && !pidAlive(Number(m[2]))) sh("ip", ["link", "del", m[1]]);
   }
 }
 
@@ -120,7 +121,7 @@ async function startPair(options: PeerOptions): Promise<{ a: Ready; b: Ready; to
     },
     { netns: nsA },
   );
-  return { a, b, toB: b.peers[0]! };
+  return { a, b, toB: must(b.peers[0], "B's peer") };
 }
 
 /** Sequence numbers delivered more than once, and acked ones never delivered. */
@@ -223,7 +224,7 @@ describe("network partition between namespaces", () => {
     // Every sendWithAck settles (1.5 s timeout), then A stops and flushes.
     await sleep(2000);
     const stopped = await a.worker.call<StopResult>("stop");
-    const st = stopped.peers[0]!;
+    const st = must(stopped.peers[0], "A's first peer's stats");
     assert.equal(st.sendBuffered, 0);
     assert.equal(
       st.messagesSent + st.dropped + st.overflow,

@@ -20,6 +20,7 @@ import { pkiIdHex } from "../../src/core/identity.js";
 import type { Logger } from "../../src/core/logger.js";
 import { X509CryptoService } from "../../src/core/x509-crypto.js";
 import { createGossipServer, type GossipFastifyInstance } from "../../src/server/create-server.js";
+import { must } from "../helpers/must.js";
 import { dataMessage } from "../helpers/peers.js";
 
 /** PEM pair. */
@@ -133,7 +134,10 @@ async function startPeer(index: number, p: WorkerPeerConfig, cfg: WorkerConfig):
       const seq = m.message.content.value.payload?.seqNum ?? -1n;
       const from = pkiIdHex(m.connection.pkiId);
       let f = peer.from.get(from);
-      if (!f) peer.from.set(from, (f = { last: -1n, count: 0, outOfOrder: 0 }));
+      if (!f) {
+        f = { last: -1n, count: 0, outOfOrder: 0 };
+        peer.from.set(from, f);
+      }
       f.count++;
       if (cfg.reportEach) {
         out({ ev: "recv", peer: index, seq: seq.toString(), from });
@@ -198,7 +202,7 @@ function statsOf(peer: Peer) {
 /** Full-mesh traffic for the soak: every peer sends to every other target each tick. */
 async function mesh(peers: Peer[], targets: Target[], durationMs: number, tickMs: number, sampleMs: number, payloadBytes: number) {
   const payload = new Uint8Array(payloadBytes);
-  const seq = peers.map(() => 0n);
+  const senders = peers.map((p) => ({ p, seq: 0n }));
   const started = Date.now();
   const samples: ReturnType<typeof resources>[] = [];
   let acks = 0;
@@ -210,17 +214,18 @@ async function mesh(peers: Peer[], targets: Target[], durationMs: number, tickMs
   const maxTicks = Math.ceil(durationMs / tickMs) + 1;
   while (Date.now() - started < durationMs && tick < maxTicks) {
     tick++;
-    for (const p of peers) {
+    for (const sender of senders) {
+      const p = sender.p;
       const mine = targets.filter((t) => t.endpoint !== p.endpoint);
-      const s = ++seq[p.index]!;
+      const s = ++sender.seq;
       const msg = dataMessage(s, payload);
       p.accepted += mine.length;
       void p.comm.send(msg, ...mine.map(toPeer));
     }
     // One acknowledged message per tick from a rotating peer to a rotating target.
-    const p = peers[tick % peers.length]!;
+    const p = must(peers[tick % peers.length], "a local peer");
     const mine = targets.filter((t) => t.endpoint !== p.endpoint);
-    const t = mine[tick % mine.length]!;
+    const t = must(mine[tick % mine.length], `a target other than ${p.endpoint}`);
     void p.comm.sendWithAck(dataMessage(0), 5000, 1, toPeer(t)).then((r) => {
       if (r.ackCount === 1) acks++;
       else {
@@ -255,11 +260,13 @@ async function main(): Promise<void> {
     const cmd = JSON.parse(line) as { id: number; op: string; [k: string]: unknown };
     const reply = (result: unknown) => out({ id: cmd.id, ok: true, result });
     const fail = (e: unknown) => out({ id: cmd.id, ok: false, error: e instanceof Error ? e.message : String(e) });
-    const peer = peers[(cmd.peer as number | undefined) ?? 0]!;
+    // The local peer a send names (default the first); only the sends need one.
+    const namedPeer = () => must(peers[(cmd.peer as number | undefined) ?? 0], `local peer ${String(cmd.peer ?? 0)}`);
     try {
       switch (cmd.op) {
         case "send": {
           // Fire-and-forget sends of data messages with the given seqNums.
+          const peer = namedPeer();
           const to = toPeer(cmd.to as Target);
           const payload = new Uint8Array((cmd.payloadBytes as number | undefined) ?? 0);
           for (const s of cmd.seqs as number[]) {
@@ -270,6 +277,7 @@ async function main(): Promise<void> {
           break;
         }
         case "sendWithAck": {
+          const peer = namedPeer();
           const to = toPeer(cmd.to as Target);
           const seq = cmd.seq as number;
           const payload = new Uint8Array((cmd.payloadBytes as number | undefined) ?? 0);
@@ -292,7 +300,7 @@ async function main(): Promise<void> {
           for (const p of peers) for (const t of targets) if (t.endpoint !== p.endpoint) jobs.push([p, t]);
           for (let i = jobs.length - 1; i > 0; i--) {
             const j = Math.floor(Math.random() * (i + 1));
-            [jobs[i], jobs[j]] = [jobs[j]!, jobs[i]!];
+            [jobs[i], jobs[j]] = [must(jobs[j], `connect job ${j}`), must(jobs[i], `connect job ${i}`)];
           }
           const t0 = performance.now();
           let next = 0;
@@ -304,7 +312,7 @@ async function main(): Promise<void> {
           await Promise.all(
             Array.from({ length: concurrency }, async () => {
               while (next < jobs.length) {
-                const [p, t] = jobs[next++]!;
+                const [p, t] = must(jobs[next++], "a connect job");
                 for (let attempt = 1; attempt <= 3; attempt++) {
                   const r = await p.comm.sendWithAck(dataMessage(0), timeoutMs, 1, toPeer(t));
                   if (r.ackCount === 1) {

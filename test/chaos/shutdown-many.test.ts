@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { pkiIdHex } from "../../src/core/identity.js";
 import { createPeerMaterial } from "../../src/pki/certificates.js";
+import { must } from "../helpers/must.js";
 import { caFor, cleanupAfter, eventually, startPeer, type TestPeer } from "../helpers/peers.js";
 import { killAllWorkers, type Ready, sleep, spawnWorker, workerPeer } from "./workers.js";
 
@@ -72,11 +73,11 @@ async function connectAll(server: TestPeer): Promise<Ready[]> {
   // A round of load connects every comm (sendWithAck and send both dial); on a
   // loaded machine some dials may time out, and the next round re-dials them.
   for (let round = 0; round < 3 && server.comm.connections().length < total; round++) {
-    const from = workers.map((w) => w.worker.all("loadDone").length);
+    const before = workers.map((w) => ({ w, done: w.worker.all("loadDone").length }));
     await Promise.all(
       workers.map((w, i) => w.worker.call("load", { to, rounds: 1, intervalMs: 0, timeoutMs: 20_000, seqBase: i * 10_000_000 + round * 100_000 })),
     );
-    await Promise.all(workers.map((w, i) => w.worker.waitFor(() => w.worker.all("loadDone").length > from[i]!, 60_000, "connections")));
+    await Promise.all(before.map(({ w, done }) => w.worker.waitFor(() => w.worker.all("loadDone").length > done, 60_000, "connections")));
     await eventually(() => server.comm.connections().length === total, 2000, `${total} connections`).catch(() => {});
   }
   assert.equal(server.comm.connections().length, total, `${total} connections`);
@@ -98,7 +99,12 @@ async function startLoad(server: TestPeer, workers: Ready[]): Promise<void> {
 
 /** Waits for the load to finish, stops the clients, and checks both ends. */
 async function checkNothingLost(seqs: Map<number, number>, workers: Ready[]) {
-  await Promise.all(workers.map((w) => w.worker.waitFor(() => w.worker.all("loadDone").length >= loadRounds.get(w)!, 30_000, "load to finish")));
+  await Promise.all(
+    workers.map((w) => {
+      const rounds = must(loadRounds.get(w), `${w.worker.name}'s load rounds`);
+      return w.worker.waitFor(() => w.worker.all("loadDone").length >= rounds, 30_000, "load to finish");
+    }),
+  );
   const stops = await Promise.all(workers.map((w) => w.worker.call<{ ms: number; peers: PeerStats[] }>("stop", {}, 30_000)));
   let accepted = 0;
   let written = 0;

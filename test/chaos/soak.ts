@@ -15,6 +15,7 @@
  */
 import assert from "node:assert/strict";
 import { createPeerMaterial } from "../../src/pki/certificates.js";
+import { must } from "../helpers/must.js";
 import { caFor } from "../helpers/peers.js";
 import type { Target } from "./peer-worker.js";
 import { killAllWorkers, type Ready, spawnWorker, type WorkerEvent, workerPeer } from "./workers.js";
@@ -92,8 +93,9 @@ export async function runSoak(seconds: number): Promise<Record<string, unknown>>
     const connects = await Promise.all(
       workers.map((w) => w.worker.call<{ ok: number; failures: string[]; retried: string[]; ms: number }>("connect", { targets, concurrency: 4 }, 120_000)),
     );
-    for (const [i, c] of connects.entries()) {
-      assert.deepEqual(c.failures.slice(0, 5), [], `${workers[i]!.worker.name}: ${c.failures.length} connects failed`);
+    for (const [i, w] of workers.entries()) {
+      const c = must(connects[i], `${w.worker.name}'s connect result`);
+      assert.deepEqual(c.failures.slice(0, 5), [], `${w.worker.name}: ${c.failures.length} connects failed`);
       assert.equal(c.ok, perProcess * (targets.length - 1));
     }
     // Frames dropped (and counted) while the mesh formed: a duplicate connection
@@ -117,9 +119,10 @@ export async function runSoak(seconds: number): Promise<Record<string, unknown>>
     let received = 0;
     let acks = 0;
     for (const [i, w] of workers.entries()) {
-      const r = results[i]!;
-      const f = finals[i]!;
       const name = w.worker.name;
+      const r = must(results[i], `${name}'s mesh result`);
+      const f = must(finals[i], `${name}'s final stats`);
+      const connected = must(afterConnect[i], `${name}'s stats after connecting`);
       const logs = w.worker.all("log");
       const dead = w.worker.all("dead");
       assert.deepEqual(f.errors, [], `${name}: unexpected errors`);
@@ -140,7 +143,7 @@ export async function runSoak(seconds: number): Promise<Record<string, unknown>>
       for (const [j, p] of f.peers.entries()) {
         const who = `${name} peer ${j}`;
         assert.equal(p.handshakeFailures, 0, `${who}: handshake failures`);
-        const c = afterConnect[i]!.peers[j]!;
+        const c = must(connected.peers[j], `${who}'s stats after connecting`);
         connectDrops += c.dropped + c.overflow;
         assert.equal(p.overflow - c.overflow, 0, `${who}: overflow during the mesh`);
         assert.equal(p.dropped - c.dropped, 0, `${who}: dropped during the mesh`);
@@ -157,7 +160,7 @@ export async function runSoak(seconds: number): Promise<Record<string, unknown>>
       const samples = r.samples;
       const firstAfter = Math.ceil(warmupMs / sampleMs);
       assert.ok(samples.length > firstAfter + 2, `${name}: ${samples.length} samples, need more than ${firstAfter + 2}`);
-      const base = samples[firstAfter]!;
+      const base = must(samples[firstAfter], `${name}'s first sample after warm-up`);
       const later = samples.slice(firstAfter + 1);
       const growth: Record<string, number> = {};
       for (const k of ["heap", "rss", "handles", "fds"] as const) {
@@ -172,7 +175,7 @@ export async function runSoak(seconds: number): Promise<Record<string, unknown>>
       const mean = (xs: number[]) => xs.reduce((x, y) => x + y, 0) / xs.length;
       const climbPct = Math.round(((mean(heaps.slice(-third)) - mean(heaps.slice(0, third))) / mean(heaps.slice(0, third))) * 1000) / 10;
       assert.ok(climbPct <= 2, `${name}: heap climbed ${climbPct}% from the first to the last third of the run after warm-up`);
-      const last = samples[samples.length - 1]!;
+      const last = must(samples[samples.length - 1], `${name}'s last sample`);
       report.push({
         worker: name,
         ticks: r.ticks,

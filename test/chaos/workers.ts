@@ -81,10 +81,7 @@ export class Worker {
   async waitFor(pred: (e: WorkerEvent) => boolean, ms: number, what = "event", from = 0): Promise<WorkerEvent> {
     const deadline = performance.now() + ms;
     for (;;) {
-      for (let i = from; i < this.events.length; i++) {
-        const e = this.events[i]!;
-        if (pred(e)) return e;
-      }
+      for (const e of this.events.slice(from)) if (pred(e)) return e;
       if (!this.running) throw new Error(`${this.name} exited before ${what}; stderr:\n${this.stderr}`);
       const left = deadline - performance.now();
       if (left <= 0) throw new Error(`${this.name}: no ${what} within ${ms} ms; stderr:\n${this.stderr.slice(-4000)}`);

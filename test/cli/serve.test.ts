@@ -78,7 +78,7 @@ describe("serve", () => {
     const last = await a.peer.waitForEvent("received", (e) => e.nonce === "18446744073709551615");
     assert.deepEqual(
       { from: last.from, contentType: last.contentType, payloadSize: last.payloadSize, signed: last.signed },
-      { from: p2.pkiId, contentType: "dataMsg", payloadSize: 24, signed: false },
+      { from: p2.pkiId, contentType: "dataMsg", payloadSize: 26, signed: false }, // 26: nonce, tag CHAN_AND_ORG, data_msg with "hello"
     );
     await a.peer.waitForEvent("disconnected", (e) => e.pkiId === p2.pkiId);
     const events = a.peer.json();

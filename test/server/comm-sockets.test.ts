@@ -10,6 +10,7 @@ import { serializeGossipMessage } from "../../src/core/envelope.js";
 import { authenticationCodes, ErrorCode, GossipError } from "../../src/core/errors.js";
 import { bytesEqual, pkiIdHex } from "../../src/core/identity.js";
 import { startForeign } from "../helpers/foreign.js";
+import { must } from "../helpers/must.js";
 import { caFor, cleanupAfter, collect, dataMessage, eventually, firstMatch, startPeer, toPeer } from "../helpers/peers.js";
 
 const { closers, peer } = cleanupAfter();
@@ -137,7 +138,7 @@ describe("comm over sockets", () => {
     assert.ok((await counter(a.app.gossipMetrics?.registry, "gossip_comm_overflow_count")) >= 1);
     assert.ok((await counter(a.app.gossipMetrics?.registry, "gossip_comm_messages_sent")) >= 1);
     assert.ok((await counter(b.app.gossipMetrics?.registry, "gossip_comm_messages_received")) >= 1);
-    const text = await (a.app.gossipMetrics?.registry as Registry).metrics();
+    const text = await must(a.app.gossipMetrics, "a's Prometheus metrics").registry.metrics();
     assert.match(text, /^gossip_comm_overflow_count \d+/m, "Fabric's exact metric name");
     sub.close();
     await slowReader;

@@ -73,8 +73,10 @@ describe("graceful shutdown", () => {
 
     // 3. A Connect-protocol GossipStream, held open after b's ConnEstablish.
     const connectClient = createClient(Gossip, createConnectTransport({ baseUrl: `https://${b.endpoint}`, httpVersion: "2", nodeOptions }));
+    // Sends nothing and ends only when the test stops: the stream stays open, idle.
     async function* idle(): AsyncGenerator<Envelope> {
       await aborted(stop.signal);
+      yield* [];
     }
     const connectIt = connectClient.gossipStream(idle(), { signal: stop.signal })[Symbol.asyncIterator]();
     const first = await connectIt.next();

@@ -42,7 +42,7 @@ export const handshakeCommand: Command = {
     const pkiId = v["pki-id"] !== undefined ? parsePkiId(v["pki-id"]) : undefined;
     const setup = dialSetup(v, "handshake");
     const comm = dialComm(setup);
-    let remote;
+    let remote: Awaited<ReturnType<typeof comm.handshake>>;
     try {
       remote = await comm.handshake({ endpoint, pkiId });
     } catch (e) {
