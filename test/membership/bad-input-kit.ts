@@ -17,7 +17,7 @@ import {
 } from "../../src/gen/gossip/message_pb.js";
 import { aliveMessage, signAlive } from "../../src/membership/alive-message.js";
 import type { Dialer, WireStream } from "../../src/core/transport.js";
-import { FakeCrypto } from "../helpers/fake-crypto.js";
+import type { FakeCrypto } from "../helpers/fake-crypto.js";
 import { Sim, type SimPeer } from "./sim.js";
 
 export interface AliveOpts {
