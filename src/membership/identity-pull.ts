@@ -80,8 +80,8 @@ export class IdentityPull {
   private readonly store = new Map<string, Envelope>();
   private readonly responder: IdentityPullResponder;
   private round: Round | undefined;
-  /** A peer to pull from as soon as the current round ends (see {@link pullSoon}). */
-  private pullNext: { readonly pkiId: PkiId; readonly endpoint: string } | undefined;
+  /** Peers to pull from as soon as the current round ends (see {@link pullSoon}), at most 2 x pullPeerNum. */
+  private pullNext: { readonly pkiId: PkiId; readonly endpoint: string }[] = [];
   private readonly timers = new Set<unknown>();
   private stopped = false;
 
@@ -134,17 +134,21 @@ export class IdentityPull {
   pullSoon(first: { readonly pkiId: PkiId; readonly endpoint: string }): void {
     if (this.stopped) return;
     const round = this.round;
+    const hex = pkiIdHex(first.pkiId);
+    const max = 2 * this.init.config.pullPeerNum;
     if (round === undefined) {
       this.startRound(first);
-    } else if (round.phase === "digests") {
+    } else if (round.phase === "digests" && round.hellos.size < max) {
       // Still collecting digests: ask this peer too, in the same round.
-      const hex = pkiIdHex(first.pkiId);
-      if (![...round.hellos.values()].some((h) => pkiIdHex(h.pkiId) === hex) && round.hellos.size < 2 * this.init.config.pullPeerNum) {
-        this.hello(round, first);
-      }
-    } else {
-      this.pullNext = first;
+      if (![...round.hellos.values()].some((h) => pkiIdHex(h.pkiId) === hex)) this.hello(round, first);
+    } else if (this.pullNext.length < max && !this.pullNext.some((p) => pkiIdHex(p.pkiId) === hex)) {
+      this.pullNext.push(first);
     }
+  }
+
+  /** True when we hold `pkiHex`'s signed PeerIdentity (and so can serve it to others). */
+  holds(pkiHex: string): boolean {
+    return this.store.has(pkiHex);
   }
 
   // --- initiator -------------------------------------------------------------
@@ -229,9 +233,12 @@ export class IdentityPull {
       if (this.round === round) {
         round.phase = "done";
         this.round = undefined;
-        const next = this.pullNext;
-        this.pullNext = undefined;
-        if (next !== undefined && !this.stopped) this.startRound(next);
+        const [next, ...more] = this.pullNext;
+        this.pullNext = [];
+        if (next !== undefined && !this.stopped) {
+          this.startRound(next);
+          for (const p of more) this.pullSoon(p);
+        }
       }
     }, this.init.config.responseWaitTimeMs);
   }

@@ -8,6 +8,7 @@
  * whenever a peer's view changes (checked every 20 ms).
  */
 import { createInterface } from "node:readline";
+import pino from "pino";
 import { pkiIdHex } from "../../src/core/identity.js";
 import type { MembershipOptions } from "../../src/membership/index.js";
 import { createGossipServer, type GossipFastifyInstance } from "../../src/server/create-server.js";
@@ -37,7 +38,7 @@ for (const p of cfg.peers) {
     identity: { mspId: p.mspId, certificate: p.identity.certPem, privateKey: p.identity.keyPem, trustedRoots: p.trustedRoots },
     tls: { cert: p.tlsServer.certPem, key: p.tlsServer.keyPem, ca: cas },
     clientTls: { ca: cas, cert: p.tlsClient.certPem, key: p.tlsClient.keyPem },
-    options: { dialTimeoutMs: 1000 },
+    logger: pino({ level: process.env.MESH_LOG ?? "silent" }, pino.destination(2)).child({ peer: endpoint }),
     membership: { ...cfg.membership, internalEndpoint: endpoint, bootstrapPeers: p.bootstrap },
   });
   await app.listen({ host: p.listen.host, port: p.listen.port });
