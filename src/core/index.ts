@@ -33,10 +33,12 @@ export { authenticationCodes, ErrorCode, GossipError, GrpcStatus, type GrpcStatu
 // Messages, identities and their cryptography.
 export {
   decodeEnvelope,
+  envelopeBytes,
   encodeEnvelope,
   gossipMessage,
   noopSign,
   parseGossipMessage,
+  receivedFrame,
   serializeGossipMessage,
   signMessage,
   verifyEnvelope,
