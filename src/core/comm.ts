@@ -173,6 +173,7 @@ export class Comm {
   send(message: GossipMessage | Envelope, ...peers: RemotePeer[]): Promise<void> {
     if (this.ctx.stopping || peers.length === 0) return resolved;
     const frame = this.encode(message);
+    if (peers.length === 1) return this.outbound.send(peers[0] as RemotePeer, frame) ?? resolved;
     let blocked: Promise<void>[] | undefined;
     for (const peer of peers) {
       const r = this.outbound.send(peer, frame);

@@ -6,7 +6,7 @@ import { ErrorCode, GossipError } from "./errors.js";
 import type { HandshakeResult } from "./handshake.js";
 import { pkiIdHex, type PeerIdentity, type PkiId } from "./identity.js";
 import type { CommMetrics, Direction } from "./metrics.js";
-import { SendBuffer } from "./send-buffer.js";
+import { refused, SendBuffer } from "./send-buffer.js";
 import type { WireStream } from "./transport.js";
 
 /** Who is on the other end of a connection, as the handshake proved it (Fabric's ConnectionInfo). */
@@ -119,12 +119,14 @@ export class Connection {
     return this.state_ === "open" && this.buffer.offer(frame);
   }
 
-  /** Queues a serialized Envelope, waiting for room; rejects with `Closed` when the connection closes first. */
-  put(frame: Uint8Array): Promise<void> {
-    if (this.state_ !== "open") {
-      return Promise.reject(new GossipError(ErrorCode.Closed, "connection is closing"));
-    }
-    return this.buffer.put(frame);
+  /**
+   * Queues a serialized Envelope, waiting for room; rejects with `Closed`
+   * when the connection closes first, or, with `dropped`, calls it and
+   * resolves.
+   */
+  put(frame: Uint8Array, dropped?: () => void): Promise<void> {
+    if (this.state_ !== "open") return refused(dropped);
+    return this.buffer.put(frame, dropped);
   }
 
   /**

@@ -20,6 +20,8 @@ interface Waiter {
   readonly frame: Uint8Array;
   readonly resolve: () => void;
   readonly reject: (e: GossipError) => void;
+  /** When given, a frame that never enters is reported here and the promise resolves instead of rejecting. */
+  readonly dropped: (() => void) | undefined;
 }
 
 /**
@@ -80,11 +82,12 @@ export class SendBuffer {
 
   /**
    * Queues `frame`, waiting for room. Rejects with `Closed` when the buffer
-   * closes before the frame entered.
+   * closes before the frame entered; with `dropped`, calls it instead and
+   * resolves (one promise per blocked frame, none to catch the rejection).
    */
-  put(frame: Uint8Array): Promise<void> {
-    if (this.offer(frame)) return Promise.resolve();
-    if (this.isClosed) return Promise.reject(closedError());
+  put(frame: Uint8Array, dropped?: () => void): Promise<void> {
+    if (this.offer(frame)) return writeTaken;
+    if (this.isClosed) return refused(dropped);
     if (this.turn !== 0 && this.waiters.length === 0) {
       // Full, and the transport took the last batch at once: write the queue
       // now rather than parking the producer until the next turn. The
@@ -92,9 +95,9 @@ export class SendBuffer {
       this.turn = 0;
       this.writing = false;
       this.flush();
-      if (this.offer(frame)) return Promise.resolve();
+      if (this.offer(frame)) return writeTaken;
     }
-    return new Promise((resolve, reject) => this.waiters.push({ frame, resolve, reject }));
+    return new Promise((resolve, reject) => this.waiters.push({ frame, resolve, reject, dropped }));
   }
 
   /**
@@ -118,7 +121,14 @@ export class SendBuffer {
     if (dropped > 0) this.sink.dropped(dropped);
     const waiters = this.waiters;
     this.waiters = [];
-    for (const w of waiters) w.reject(closedError());
+    for (const w of waiters) {
+      if (w.dropped === undefined) {
+        w.reject(closedError());
+      } else {
+        w.dropped();
+        w.resolve();
+      }
+    }
     this.notifyIdle();
   }
 
@@ -206,6 +216,13 @@ export class SendBuffer {
     this.idle = [];
     for (const f of idle) f();
   }
+}
+
+/** What a `put` that cannot enter returns: a rejection, or with `dropped` a report and a resolved promise. */
+export function refused(dropped: (() => void) | undefined): Promise<void> {
+  if (dropped === undefined) return Promise.reject(closedError());
+  dropped();
+  return writeTaken;
 }
 
 function closedError(): GossipError {
