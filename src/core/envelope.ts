@@ -224,7 +224,7 @@ const gossipMessageEncoder = compileEncoder(GossipMessageSchema);
  * written straight into the Envelope's buffer (no intermediate payload).
  */
 export function encodeUnsignedEnvelope(message: GossipMessage): Uint8Array {
-  const measured = gossipMessageEncoder?.measure(message);
+  const measured = gossipMessageEncoder?.measureOnce(message);
   if (measured === undefined) return encodeEnvelope(noopSign(message));
   const size = measured.size;
   if (size === 0) return new Uint8Array(0);
