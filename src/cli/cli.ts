@@ -17,11 +17,31 @@ interface CommandEntry {
 
 /** Every command, in the order `--help` lists them. */
 export const commands: readonly CommandEntry[] = [
-  { name: "mesh", summary: "run a live local mesh of gossip peers on loopback (npm start)", load: async () => (await import("./commands/mesh.js")).meshCommand },
-  { name: "init", summary: "create a peer identity (CA, enrollment and TLS certificates) in a directory", load: async () => (await import("./commands/init.js")).initCommand },
-  { name: "serve", summary: "run one gossip peer (Fastify HTTP/2 server with the plugin)", load: async () => (await import("./commands/serve.js")).serveCommand },
-  { name: "ping", summary: "call Gossip.Ping on a peer (no handshake)", load: async () => (await import("./commands/ping.js")).pingCommand },
-  { name: "probe", summary: "check that a peer is alive (dial + Ping, Comm.probe)", load: async () => (await import("./commands/probe.js")).probeCommand },
+  {
+    name: "mesh",
+    summary: "run a live local mesh of gossip peers on loopback (npm start)",
+    load: async () => (await import("./commands/mesh.js")).meshCommand,
+  },
+  {
+    name: "init",
+    summary: "create a peer identity (CA, enrollment and TLS certificates) in a directory",
+    load: async () => (await import("./commands/init.js")).initCommand,
+  },
+  {
+    name: "serve",
+    summary: "run one gossip peer (Fastify HTTP/2 server with the plugin)",
+    load: async () => (await import("./commands/serve.js")).serveCommand,
+  },
+  {
+    name: "ping",
+    summary: "call Gossip.Ping on a peer (no handshake)",
+    load: async () => (await import("./commands/ping.js")).pingCommand,
+  },
+  {
+    name: "probe",
+    summary: "check that a peer is alive (dial + Ping, Comm.probe)",
+    load: async () => (await import("./commands/probe.js")).probeCommand,
+  },
   {
     name: "handshake",
     summary: "authenticate a peer (Comm.handshake) and print its PKI-ID, MSP ID and subject",
@@ -31,6 +51,11 @@ export const commands: readonly CommandEntry[] = [
     name: "send",
     summary: "send data messages to a peer over an authenticated connection, optionally acknowledged",
     load: async () => (await import("./commands/send.js")).sendCommand,
+  },
+  {
+    name: "members",
+    summary: "ask a peer for its membership view (MembershipRequest) and print its members",
+    load: async () => (await import("./commands/members.js")).membersCommand,
   },
 ];
 

@@ -6,6 +6,7 @@
 import { PeerDialer } from "../client/dialer.js";
 import { Comm } from "../core/comm.js";
 import type { CommOptions } from "../core/config.js";
+import type { CryptoService } from "../core/crypto.js";
 import { X509CryptoService } from "../core/x509-crypto.js";
 import { usageError } from "./errors.js";
 import { ephemeralIdentity, loadIdentity, loadTrust, type PeerIdentityFiles, type PeerSecurity, peerSecurity } from "./identity.js";
@@ -46,10 +47,14 @@ export function dialSetup(
   return { id, security: peerSecurity(id, trust, tls), tls };
 }
 
-/** A Comm for one dialing command (its log level defaults to silent). */
-export function dialComm(setup: DialSetup, options: CommOptions = {}): Comm {
+/** A Comm for one dialing command (its log level defaults to silent); `crypto` when the command needs it too. */
+export function dialComm(
+  setup: DialSetup,
+  options: CommOptions = {},
+  crypto: CryptoService = new X509CryptoService(setup.security.identity),
+): Comm {
   return new Comm({
-    crypto: new X509CryptoService(setup.security.identity),
+    crypto,
     dialer: new PeerDialer({ tls: setup.security.clientTls, options }),
     options,
     logger: cliLogger("silent", { component: "gossip-connect-cli" }),

@@ -4,7 +4,7 @@
  * one line on stderr. Library failures ({@link GossipError}) are translated by
  * their `code`, never by their message text.
  */
-import { ErrorCode, GossipError, GrpcStatus, isGossipError } from "../core/errors.js";
+import { authenticationCodes, ErrorCode, GossipError, isGossipError } from "../core/errors.js";
 
 /** Exit codes of every command. */
 export const ExitCode = {
@@ -127,7 +127,7 @@ export function explain(reason: unknown, ctx: ErrorContext = {}): CliError {
     case ErrorCode.Closed:
       return f(
         `the connection to ${at} closed (${e.code}): ${e.message}`,
-        e.remoteStatus === GrpcStatus.Unauthenticated || e.remoteStatus === undefined
+        e.remoteCode === undefined || authenticationCodes.has(e.remoteCode)
           ? "the peer probably refused our identity: make it trust our CA (its --trust-ca), and check its log"
           : "the peer ended the connection; check its log",
       );

@@ -17,6 +17,26 @@ export interface PeerRow {
   /** Other peers it has received from so far, of `others`. */
   readonly heardFrom: number;
   readonly others: number;
+  /** False while the peer is away (the leave/return demo). */
+  readonly up: boolean;
+  /** Its membership view: members alive and presumed dead. */
+  readonly viewAlive: number;
+  readonly viewDead: number;
+}
+
+/** A membership change one peer saw, for the event log. */
+export interface ViewEvent {
+  /** Seconds since the mesh started. */
+  readonly atS: number;
+  readonly observer: string;
+  readonly subject: string;
+  readonly type: "joined" | "died" | "revived" | "removed";
+}
+
+/** One line about a membership event. */
+export function renderEvent(e: ViewEvent): string {
+  const what = e.type === "died" ? "presumed dead" : e.type === "revived" ? "alive again (revived)" : e.type;
+  return `[${e.atS.toFixed(1).padStart(5)}s] ${e.observer} sees ${e.subject} ${what}`;
 }
 
 /** Short form of a hex PKI-ID (its first 8 characters). */
@@ -25,12 +45,18 @@ export function shortPki(hex: string): string {
 }
 
 /** Renders the table (TTY). */
-export function renderTable(rows: readonly PeerRow[], elapsedS: number, totals: { sent: number; received: number }): string[] {
-  const header = ["PEER", "PKI-ID", "ENDPOINT", "CONNS in/out", "SENT/s", "RECV/s", "OVERFLOW", "DEAD", "HEARD FROM"];
+export function renderTable(
+  rows: readonly PeerRow[],
+  elapsedS: number,
+  totals: { sent: number; received: number },
+  events: readonly ViewEvent[] = [],
+): string[] {
+  const header = ["PEER", "PKI-ID", "ENDPOINT", "VIEW alive/dead", "CONNS in/out", "SENT/s", "RECV/s", "OVERFLOW", "DEAD", "HEARD FROM"];
   const cells = rows.map((r) => [
     r.name,
     shortPki(r.pkiId),
     r.endpoint,
+    r.up ? `${r.viewAlive}/${r.viewDead}` : "(away)",
     `${r.inbound + r.outbound} (${r.inbound}/${r.outbound})`,
     String(r.sentPerSecond),
     String(r.receivedPerSecond),
@@ -39,12 +65,12 @@ export function renderTable(rows: readonly PeerRow[], elapsedS: number, totals: 
     `${r.heardFrom}/${r.others}`,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] ?? "").length)));
-  const fmt = (c: readonly string[]) =>
-    ` ${c.map((v, i) => (i >= 4 ? v.padStart(widths[i] ?? 0) : v.padEnd(widths[i] ?? 0))).join("  ")}`;
+  const fmt = (c: readonly string[]) => ` ${c.map((v, i) => (i >= 5 ? v.padStart(widths[i] ?? 0) : v.padEnd(widths[i] ?? 0))).join("  ")}`;
   return [
     fmt(header),
     ...cells.map(fmt),
     ` up ${elapsedS}s   messages sent ${totals.sent}   received ${totals.received}   (Ctrl-C stops)`,
+    ...(events.length > 0 ? [" membership changes (latest last):", ...events.map((e) => `  ${renderEvent(e)}`)] : []),
   ];
 }
 
@@ -53,7 +79,7 @@ export function renderLine(rows: readonly PeerRow[], elapsedS: number): string {
   return `[${String(elapsedS).padStart(3)}s] ${rows
     .map(
       (r) =>
-        `${r.name} ${shortPki(r.pkiId)} conns=${r.inbound}/${r.outbound} tx=${r.sentPerSecond}/s rx=${r.receivedPerSecond}/s overflow=${r.overflow} dead=${r.presumedDead} heard=${r.heardFrom}/${r.others}`,
+        `${r.name} ${shortPki(r.pkiId)} conns=${r.inbound}/${r.outbound} tx=${r.sentPerSecond}/s rx=${r.receivedPerSecond}/s overflow=${r.overflow} dead=${r.presumedDead} heard=${r.heardFrom}/${r.others} ${r.up ? `view=${r.viewAlive}/${r.viewDead}` : "away"}`,
     )
     .join(" | ")}`;
 }

@@ -1,27 +1,8 @@
-import { createHash } from "node:crypto";
 import * as http2 from "node:http2";
-import type { TLSSocket } from "node:tls";
-import { ErrorCode, GossipError } from "../core/errors.js";
-import { decodeGrpcMessage, errorFromGrpcStatus, isGrpcProtoContentType } from "../grpc/status.js";
-import { Http2WireStream, type StreamFacts, type WireStreamLimits } from "../grpc/wire-stream.js";
-
-/** Facts about the connection a client stream runs on, read from its session's socket. */
-export function clientStreamFacts(stream: http2.ClientHttp2Stream): StreamFacts {
-  const socket = stream.session?.socket as (TLSSocket & { encrypted?: boolean }) | undefined;
-  const tls = socket?.encrypted === true;
-  const remote = socket?.remoteAddress;
-  const remoteAddress =
-    remote === undefined ? "unknown" : remote.includes(":") ? `[${remote}]:${socket?.remotePort}` : `${remote}:${socket?.remotePort}`;
-  if (!tls || !socket) return { remoteAddress, tls: false, remoteCertHash: undefined, localCertHash: undefined };
-  const peer = socket.getPeerCertificate(false);
-  const local = socket.getCertificate();
-  return {
-    remoteAddress,
-    tls: true,
-    remoteCertHash: peer?.raw ? new Uint8Array(createHash("sha256").update(peer.raw).digest()) : undefined,
-    localCertHash: local && "raw" in local && local.raw ? new Uint8Array(createHash("sha256").update(local.raw).digest()) : undefined,
-  };
-}
+import type { GossipError } from "../core/errors.js";
+import { socketFacts } from "../grpc/socket-facts.js";
+import { Http2WireStream, type WireStreamLimits } from "../grpc/wire-stream.js";
+import { missingStatusError, responseHeadersError, statusError, streamClosedError } from "./node-error.js";
 
 /**
  * The client side of a gRPC GossipStream on a raw `ClientHttp2Stream`
@@ -36,10 +17,12 @@ export class ClientWireStream extends Http2WireStream {
   constructor(
     private readonly stream: http2.ClientHttp2Stream,
     limits: WireStreamLimits,
+    /** The signal the stream was opened with: aborting it resets the stream with CANCEL. */
+    private readonly cancel: AbortController,
     private readonly onAbort: () => void,
     private readonly onRead: () => void,
   ) {
-    super(clientStreamFacts(stream), limits, stream, stream, stream);
+    super(socketFacts(stream.session?.socket, stream.session), limits, stream, stream, stream);
     stream.once("response", (headers) => this.onResponse(headers));
     stream.once("trailers", (trailers) => this.onStatus(trailers));
     stream.on("data", this.onRead);
@@ -53,7 +36,10 @@ export class ClientWireStream extends Http2WireStream {
     if (this.aborted) return;
     this.aborted = true;
     if (error) this.failRead(error);
-    if (!this.stream.closed && !this.stream.destroyed) this.stream.close(http2.constants.NGHTTP2_CANCEL);
+    // Through the request's signal, not `stream.close(CANCEL)`: close() ends
+    // the writable side first, so the server would read a clean END_STREAM
+    // just before the RST_STREAM.
+    if (!this.stream.closed && !this.stream.destroyed) this.cancel.abort();
     this.onAbort();
   }
 
@@ -70,29 +56,18 @@ export class ClientWireStream extends Http2WireStream {
   }
 
   protected override endError(): GossipError | undefined {
-    if (this.statusSeen) return undefined;
-    return new GossipError(ErrorCode.Remote, `stream from ${this.remoteAddress} ended without a gRPC status`);
+    return this.statusSeen ? undefined : missingStatusError(this.remoteAddress);
   }
 
   protected override closeError(): GossipError {
-    const code = this.stream.rstCode;
-    if (code !== undefined && code !== http2.constants.NGHTTP2_NO_ERROR && code !== http2.constants.NGHTTP2_CANCEL) {
-      return new GossipError(ErrorCode.Canceled, `stream from ${this.remoteAddress} was reset with HTTP/2 error code ${code}`);
-    }
-    return super.closeError();
+    return streamClosedError(this.stream.rstCode, this.remoteAddress);
   }
 
   private onResponse(headers: http2.IncomingHttpHeaders): void {
-    const status = Number(headers[":status"]);
-    if (status !== 200) {
+    const refused = responseHeadersError(headers, this.remoteAddress);
+    if (refused) {
       this.statusSeen = true;
-      this.failRead(new GossipError(ErrorCode.Remote, `remote ${this.remoteAddress} answered HTTP ${status} to GossipStream`));
-      return;
-    }
-    const ct = headers["content-type"];
-    if (!isGrpcProtoContentType(typeof ct === "string" ? ct : undefined)) {
-      this.statusSeen = true;
-      this.failRead(new GossipError(ErrorCode.Remote, `remote ${this.remoteAddress} answered content-type ${String(ct)} to GossipStream`));
+      this.failRead(refused);
       return;
     }
     if (headers["grpc-encoding"] === "gzip") this.allowGzip();
@@ -101,10 +76,7 @@ export class ClientWireStream extends Http2WireStream {
 
   private onStatus(trailers: http2.IncomingHttpHeaders): void {
     this.statusSeen = true;
-    const status = Number(trailers["grpc-status"] ?? Number.NaN);
-    if (status === 0) return;
-    const raw = trailers["grpc-message"];
-    const message = typeof raw === "string" ? decodeGrpcMessage(raw) : "";
-    this.failRead(Number.isNaN(status) ? new GossipError(ErrorCode.Remote, "invalid grpc-status") : errorFromGrpcStatus(status, message));
+    const error = statusError(trailers);
+    if (error) this.failRead(error);
   }
 }

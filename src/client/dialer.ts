@@ -1,14 +1,15 @@
 import { type Clock, systemClock } from "../core/clock.js";
-import { type CommConfig, type CommOptions, resolveCommConfig } from "../core/config.js";
+import { type CommConfig, resolveCommConfig } from "../core/config.js";
 import type { Dialer, WireStream } from "../core/transport.js";
+import { type Http2Config, type PeerOptions, resolveHttp2Config } from "../grpc/config.js";
 import { type ClientTlsOptions, GossipClient } from "./gossip-client.js";
 
 /** Options of {@link PeerDialer}. */
 export interface PeerDialerOptions {
   /** TLS for every outbound connection; cleartext (h2c) when absent. */
   tls?: ClientTlsOptions;
-  /** Timeouts, limits and keepalive (Fabric's defaults). */
-  options?: CommOptions;
+  /** Timeouts, limits, keepalive and HTTP/2 settings (Fabric's defaults). */
+  options?: PeerOptions;
   /** Time source for dial timeouts. */
   clock?: Clock;
 }
@@ -21,10 +22,12 @@ export interface PeerDialerOptions {
  */
 export class PeerDialer implements Dialer {
   private readonly config: CommConfig;
+  private readonly http2: Http2Config;
   private readonly clock: Clock;
 
   constructor(private readonly init: PeerDialerOptions = {}) {
     this.config = resolveCommConfig(init.options);
+    this.http2 = resolveHttp2Config(init.options);
     this.clock = init.clock ?? systemClock;
   }
 
@@ -32,7 +35,7 @@ export class PeerDialer implements Dialer {
   connect(endpoint: string, signal?: AbortSignal): Promise<GossipClient> {
     return GossipClient.connect(endpoint, {
       tls: this.init.tls,
-      options: this.config,
+      options: { ...this.config, ...this.http2 },
       signal,
       clock: this.clock,
     });

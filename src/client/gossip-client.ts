@@ -1,16 +1,15 @@
 import * as http2 from "node:http2";
 import { checkServerIdentity, type PeerCertificate } from "node:tls";
-import { type Client, createClient, type Transport } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import { type Clock, systemClock } from "../core/clock.js";
-import { type CommConfig, type CommOptions, resolveCommConfig } from "../core/config.js";
+import { type CommConfig, resolveCommConfig } from "../core/config.js";
 import { ErrorCode, GossipError } from "../core/errors.js";
-import { Gossip } from "../gen/gossip/message_pb.js";
+import { type Http2Config, type PeerOptions, resolveHttp2Config } from "../grpc/config.js";
 import { FrameDecoder } from "../grpc/framing.js";
-import { decodeGrpcMessage, formatGrpcTimeout, isGrpcProtoContentType } from "../grpc/status.js";
+import { gossipStreamPath, pingPath } from "../grpc/service.js";
+import { formatGrpcTimeout } from "../grpc/status.js";
 import { version } from "../version.js";
 import { ClientWireStream } from "./client-wire-stream.js";
-import { toGossipError } from "./node-error.js";
+import { responseHeadersError, statusError, toGossipError } from "./node-error.js";
 import { GuardedSessionManager } from "./session-manager.js";
 
 /** TLS material for outbound connections. Without it, connections are cleartext (h2c). */
@@ -29,8 +28,8 @@ export interface ClientTlsOptions {
 export interface GossipClientOptions {
   /** TLS; cleartext (h2c) when absent. */
   tls?: ClientTlsOptions;
-  /** Timeouts, limits and keepalive (Fabric's defaults). */
-  options?: CommOptions | CommConfig;
+  /** Timeouts, limits, keepalive and HTTP/2 settings (Fabric's defaults). */
+  options?: PeerOptions;
   /** Aborts the dial. */
   signal?: AbortSignal;
   /** Time source for the dial timeout. */
@@ -39,7 +38,6 @@ export interface GossipClientOptions {
 
 const maxSessionMemoryMb = 1024;
 
-const pingPath = "/gossip.Gossip/Ping";
 /** A framed, serialized `gossip.Empty`. */
 const emptyFrame = Buffer.from([0, 0, 0, 0, 0]);
 const pingHeaders = {
@@ -57,30 +55,27 @@ const pingHeaders = {
  */
 function readPingResponse(
   stream: http2.ClientHttp2Stream,
+  endpoint: string,
   maxMessageBytes: number,
   onRead: () => void,
   done: (detail?: string, cause?: unknown) => void,
 ): void {
   const decoder = new FrameDecoder(maxMessageBytes, false);
   const messages: Uint8Array[] = [];
-  let status: string | undefined;
-  let message = "";
-  let failure: string | undefined;
-  const fail = (detail: string) => {
-    failure ??= detail;
+  let statusSeen = false;
+  let failure: { detail: string; cause?: unknown } | undefined;
+  const fail = (detail: string, cause?: unknown) => {
+    failure ??= { detail, cause };
   };
   const onStatus = (h: http2.IncomingHttpHeaders) => {
-    const s = h["grpc-status"];
-    if (s === undefined) return;
-    status = String(s);
-    const m = h["grpc-message"];
-    if (typeof m === "string") message = decodeGrpcMessage(m);
+    if (h["grpc-status"] === undefined) return;
+    statusSeen = true;
+    const error = statusError(h);
+    if (error) fail(error.message, error);
   };
   stream.once("response", (h) => {
-    const code = Number(h[":status"]);
-    const ct = h["content-type"];
-    if (code !== 200) fail(`HTTP ${code}`);
-    else if (!isGrpcProtoContentType(typeof ct === "string" ? ct : undefined)) fail(`content-type ${String(ct)}`);
+    const refused = responseHeadersError(h, endpoint, "Ping");
+    if (refused) fail(refused.message, refused);
     else onStatus(h);
   });
   stream.once("trailers", onStatus);
@@ -95,17 +90,20 @@ function readPingResponse(
   });
   stream.on("error", (e: Error) => fail(e.message));
   stream.once("close", () => {
-    if (failure) return done(failure);
-    if (status === undefined) return done(`stream closed without a gRPC status (HTTP/2 code ${stream.rstCode ?? "none"})`);
-    if (status !== "0") return done(message === "" ? `gRPC status ${status}` : message);
+    if (failure) return done(failure.detail, failure.cause);
+    if (!statusSeen) return done(`stream closed without a gRPC status (HTTP/2 code ${stream.rstCode ?? "none"})`);
     if (decoder.pending || messages.length > 1) return done("malformed response");
     done();
   });
 }
 
 /**
- * One HTTP/2 connection to one remote peer: its own connect-node session
- * manager and Connect gRPC transport, with Fabric's limits and keepalive.
+ * One HTTP/2 connection to one remote peer, with Fabric's limits and
+ * keepalive, speaking gRPC on raw HTTP/2 streams. connect-node does the
+ * connection management (its `Http2SessionManager`: connecting, keepalive
+ * PINGs, reconnect state); the calls themselves are framed here, because
+ * Connect's client costs a few hundred microseconds of CPU per call (see
+ * `ping()`).
  *
  * - `connect()` dials within `dialTimeoutMs` (TCP + TLS + HTTP/2 settings) and
  *   captures the server's leaf certificate.
@@ -119,11 +117,6 @@ function readPingResponse(
  * connect-es #1795 (see `GuardedSessionManager`).
  */
 export class GossipClient {
-  /** The Connect transport, for calling the Gossip service (or others) on this connection. */
-  readonly transport: Transport;
-  /** A Connect client of the Gossip service on this connection. */
-  readonly client: Client<typeof Gossip>;
-
   private constructor(
     /** The `host:port` dialed. */
     readonly endpoint: string,
@@ -131,16 +124,7 @@ export class GossipClient {
     readonly serverCertificate: Uint8Array | undefined,
     private readonly sessions: GuardedSessionManager,
     private readonly config: CommConfig,
-    tls: boolean,
-  ) {
-    this.transport = createGrpcTransport({
-      baseUrl: `${tls ? "https" : "http"}://${endpoint}`,
-      sessionManager: sessions,
-      readMaxBytes: config.maxMessageBytes,
-      writeMaxBytes: config.maxMessageBytes,
-    });
-    this.client = createClient(Gossip, this.transport);
-  }
+  ) {}
 
   /**
    * Dials `endpoint` (`host:port`). Rejects with `DialFailed`, `DialTimeout`,
@@ -148,6 +132,7 @@ export class GossipClient {
    */
   static async connect(endpoint: string, options: GossipClientOptions = {}): Promise<GossipClient> {
     const config = resolveCommConfig(options.options);
+    const h2: Http2Config = resolveHttp2Config(options.options);
     const clock = options.clock ?? systemClock;
     const tls = options.tls;
     let serverCert: Uint8Array | undefined;
@@ -155,14 +140,14 @@ export class GossipClient {
     const sessions = new GuardedSessionManager(
       `${tls ? "https" : "http"}://${endpoint}`,
       {
-        pingIntervalMs: config.clientKeepaliveIntervalMs,
-        pingTimeoutMs: config.clientKeepaliveTimeoutMs,
+        pingIntervalMs: h2.clientKeepaliveIntervalMs,
+        pingTimeoutMs: h2.clientKeepaliveTimeoutMs,
         pingIdleConnection: true,
         idleConnectionTimeoutMs: 0x7fffffff,
       },
       {
         maxSessionMemory: maxSessionMemoryMb,
-        settings: { initialWindowSize: config.initialWindowBytes, enablePush: false },
+        settings: { initialWindowSize: h2.initialWindowBytes, enablePush: false },
         ...(tls
           ? {
               ca,
@@ -176,7 +161,7 @@ export class GossipClient {
             }
           : {}),
       },
-      config.initialWindowBytes,
+      h2.initialWindowBytes,
     );
     const signal = options.signal;
     let timer: unknown;
@@ -208,7 +193,7 @@ export class GossipClient {
       clock.clearTimeout(timer);
       signal?.removeEventListener("abort", onAbort);
     }
-    return new GossipClient(endpoint, serverCert, sessions, config, tls !== undefined);
+    return new GossipClient(endpoint, serverCert, sessions, config);
   }
 
   /**
@@ -218,8 +203,7 @@ export class GossipClient {
    * connection (like `openGossipStream`), not a call through `client`:
    * connect-node's unary path costs a few hundred microseconds of CPU per call
    * (AbortControllers, WHATWG Headers, async iterables for one message), which
-   * held Ping at a fraction of grpc-js's rate (issue 4, W4). `client.ping()`
-   * still works for callers who want Connect's interceptors.
+   * held Ping at a fraction of grpc-js's rate (issue 4, W4).
    */
   async ping(timeoutMs: number = this.config.connTimeoutMs, signal?: AbortSignal): Promise<void> {
     const endpoint = this.endpoint;
@@ -253,7 +237,7 @@ export class GossipClient {
               stream.close(http2.constants.NGHTTP2_CANCEL);
               return;
             }
-            readPingResponse(stream, this.config.maxMessageBytes, () => this.sessions.notifyResponseByteRead(stream), (detail, cause) =>
+            readPingResponse(stream, endpoint, this.config.maxMessageBytes, () => this.sessions.notifyResponseByteRead(stream), (detail, cause) =>
               settle(detail === undefined ? undefined : failed(`failed: ${detail}`, cause)),
             );
             stream.end(emptyFrame);
@@ -281,14 +265,16 @@ export class GossipClient {
     };
     if (options.timeoutMs !== undefined) headers["grpc-timeout"] = formatGrpcTimeout(options.timeoutMs);
     let h2;
+    const cancel = new AbortController();
     try {
-      h2 = await this.sessions.request("POST", "/gossip.Gossip/GossipStream", headers, {});
+      h2 = await this.sessions.request("POST", gossipStreamPath, headers, { signal: cancel.signal });
     } catch (e) {
       throw toGossipError(e, "stream", this.endpoint);
     }
     const stream = new ClientWireStream(
       h2,
       { maxMessageBytes: this.config.maxMessageBytes, recvBuffSize: this.config.recvBuffSize, gzip: false },
+      cancel,
       () => {
         if (options.ownsConnection) this.close();
       },

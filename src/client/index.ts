@@ -8,3 +8,4 @@ export { GossipClient, type ClientTlsOptions, type GossipClientOptions } from ".
 export { ClientWireStream } from "./client-wire-stream.js";
 export { GuardedSessionManager, guardSessionPing } from "./session-manager.js";
 export { toGossipError } from "./node-error.js";
+export type { Http2Options, PeerOptions } from "../grpc/config.js";

@@ -1,10 +1,13 @@
 /**
  * The one place where platform errors of outbound connections (Node's
- * net/tls/http2 codes, Connect's errors) become {@link GossipError}s, with
- * the stage that failed and the endpoint in the message.
+ * net/tls/http2 codes, Connect's errors, HTTP/2 resets, gRPC statuses and
+ * malformed responses) become {@link GossipError}s, with the stage that
+ * failed and the endpoint in the message.
  */
+import * as http2 from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ErrorCode, GossipError, isGossipError } from "../core/errors.js";
+import { decodeGrpcMessage, errorFromGrpcStatus, isGrpcProtoContentType } from "../grpc/status.js";
 
 const tlsVerifyCodes = new Set([
   "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
@@ -69,4 +72,49 @@ export function toGossipError(reason: unknown, stage: "dial" | "ping" | "stream"
     return new GossipError(ErrorCode.DialFailed, `dial ${endpoint} failed: ${detail}${code ? ` (${code})` : ""}`, { cause: reason });
   }
   return new GossipError(ErrorCode.Canceled, `stream to ${endpoint} failed: ${detail}${code ? ` (${code})` : ""}`, { cause: reason });
+}
+
+/**
+ * The error a GossipStream's reader (or a Ping) ends with when the response headers are
+ * not a gRPC response (HTTP status other than 200, another content type);
+ * undefined when they are.
+ */
+export function responseHeadersError(
+  headers: http2.IncomingHttpHeaders,
+  remoteAddress: string,
+  call: "GossipStream" | "Ping" = "GossipStream",
+): GossipError | undefined {
+  const status = Number(headers[":status"]);
+  if (status !== 200) return new GossipError(ErrorCode.Remote, `remote ${remoteAddress} answered HTTP ${status} to ${call}`);
+  const ct = headers["content-type"];
+  if (!isGrpcProtoContentType(typeof ct === "string" ? ct : undefined)) {
+    return new GossipError(ErrorCode.Remote, `remote ${remoteAddress} answered content-type ${String(ct)} to ${call}`);
+  }
+  return undefined;
+}
+
+/**
+ * The error of a final gRPC status (trailers, or the headers of a
+ * trailers-only response): undefined for OK; the remote's refusal, with its
+ * `gossip-error-code` when it sent one (grpc/status.ts), otherwise.
+ */
+export function statusError(trailers: http2.IncomingHttpHeaders): GossipError | undefined {
+  const status = Number(trailers["grpc-status"] ?? Number.NaN);
+  if (status === 0) return undefined;
+  if (Number.isNaN(status)) return new GossipError(ErrorCode.Remote, "invalid grpc-status");
+  const raw = trailers["grpc-message"];
+  return errorFromGrpcStatus(status, typeof raw === "string" ? decodeGrpcMessage(raw) : "", trailers["gossip-error-code"]);
+}
+
+/** The error of a stream that ended (END_STREAM) without a gRPC status. */
+export function missingStatusError(remoteAddress: string): GossipError {
+  return new GossipError(ErrorCode.Remote, `stream from ${remoteAddress} ended without a gRPC status`);
+}
+
+/** The error of a stream closed before its end: `rstCode` is the HTTP/2 reset code, if any. */
+export function streamClosedError(rstCode: number | undefined, remoteAddress: string): GossipError {
+  if (rstCode !== undefined && rstCode !== http2.constants.NGHTTP2_NO_ERROR && rstCode !== http2.constants.NGHTTP2_CANCEL) {
+    return new GossipError(ErrorCode.Canceled, `stream from ${remoteAddress} was reset with HTTP/2 error code ${rstCode}`);
+  }
+  return new GossipError(ErrorCode.Canceled, `stream from ${remoteAddress} was closed`);
 }

@@ -113,9 +113,11 @@ export class GuardedSessionManager extends Http2SessionManager {
     method: string,
     path: string,
     headers: http2.OutgoingHttpHeaders,
-    options: Omit<http2.ClientSessionRequestOptions, "signal">,
+    /** Node's request options; unlike connect-node's, `signal` is allowed (it resets the stream with CANCEL and no END_STREAM). */
+    options: http2.ClientSessionRequestOptions,
   ): Promise<http2.ClientHttp2Stream> {
-    const stream = await super.request(method, path, headers, options);
+    // connect-node passes the options on to `session.request()` as they are.
+    const stream = await super.request(method, path, headers, options as Omit<http2.ClientSessionRequestOptions, "signal">);
     if (stream.session) this.prepare(stream.session);
     return stream;
   }

@@ -232,7 +232,7 @@ export class AckSender {
               reject(
                 new GossipError(ErrorCode.Closed, `connection to ${peer.endpoint} closed before the ack${reason ? `: ${reason.message}` : ""}`, {
                   cause: reason,
-                  remoteStatus: reason?.remoteStatus,
+                  remoteCode: reason?.remoteCode,
                 }),
               ),
             connTimeoutMs,

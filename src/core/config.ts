@@ -13,10 +13,15 @@ export type OverflowPolicy =
   /** Wait for room; `send()` returns a promise that settles when every peer took the message. */
   | "block";
 
-/** Options of a Comm and of the transports that serve it. Every field is optional. */
+/**
+ * Options of a Comm. Every field is optional. (The HTTP/2 transport's own
+ * options, keepalive and settings, are `Http2Options` in src/grpc/config.ts;
+ * the plugin and the dialer take both.)
+ */
 export interface CommOptions {
   /**
-   * Time allowed for a TCP + TLS + HTTP/2 connection to a peer.
+   * Time allowed for a connection to a peer (on the socket transports: TCP,
+   * TLS and the HTTP/2 preface).
    * @default 3000 (Fabric `peer.gossip.dialTimeout`)
    */
   dialTimeoutMs?: number;
@@ -38,7 +43,7 @@ export interface CommOptions {
   sendBuffSize?: number;
   /**
    * Received envelopes a connection decodes ahead of delivery before it stops
-   * reading from the transport (HTTP/2 flow control then holds the sender).
+   * reading from the transport (its flow control then holds the sender).
    * @default 20 (Fabric `peer.gossip.recvBuffSize`)
    */
   recvBuffSize?: number;
@@ -65,38 +70,11 @@ export interface CommOptions {
    */
   eventBuffSize?: number;
   /**
-   * Interval of HTTP/2 PINGs on outbound connections.
-   * @default 60000 (Fabric `peer.keepalive.client.interval`; real peers answer
-   * more frequent pings with GOAWAY `too_many_pings`)
-   */
-  clientKeepaliveIntervalMs?: number;
-  /**
-   * Time an outbound connection waits for a PING answer before it is closed.
-   * @default 20000 (Fabric `peer.keepalive.client.timeout`)
-   */
-  clientKeepaliveTimeoutMs?: number;
-  /**
-   * Interval of the server's HTTP/2 PING watchdog on inbound connections.
-   * @default 60000 (Fabric's server pings every 2 h; we match the client
-   * interval so that a frozen peer is found in minutes, not hours)
-   */
-  serverKeepaliveIntervalMs?: number;
-  /**
-   * Time an inbound connection waits for a PING answer before it is destroyed.
-   * @default 20000 (Fabric `peer.keepalive.timeout`)
-   */
-  serverKeepaliveTimeoutMs?: number;
-  /**
    * Time `stop()` (and the Fastify `onClose` hook) gives connections to flush
    * their send buffers before they are cut.
    * @default 2000
    */
   drainTimeoutMs?: number;
-  /**
-   * HTTP/2 streams one connection may have open at once (server setting).
-   * @default 100
-   */
-  maxConcurrentStreams?: number;
   /**
    * Inbound streams allowed to be in the handshake at once, over all remotes;
    * more are refused with RESOURCE_EXHAUSTED.
@@ -122,30 +100,6 @@ export interface CommOptions {
    * @default 4
    */
   maxConnectionsPerPeer?: number;
-  /**
-   * Size of a request's header list (names, values and 32 bytes per field,
-   * as HTTP/2 counts it) that the server accepts on its gossip routes; a
-   * larger one is refused with RESOURCE_EXHAUSTED (HTTP 431 outside gRPC).
-   * Eight times this value is announced as SETTINGS_MAX_HEADER_LIST_SIZE,
-   * above which Node's HTTP/2 layer resets the stream by itself.
-   * @default 16384 (16 KiB; gRPC's default metadata limit is 8 KiB)
-   */
-  maxHeaderListBytes?: number;
-  /**
-   * Streams a client may reset (RST_STREAM) per second on one HTTP/2
-   * connection, with a burst of as many; beyond it the connection is closed
-   * with GOAWAY ENHANCE_YOUR_CALM (HTTP/2 rapid reset, CVE-2023-44487).
-   * nghttp2's own limit (burst 1000, then 33/s) answers with GOAWAY but
-   * leaves the socket open on Node 20.
-   * @default 100
-   */
-  maxStreamResetsPerSecond?: number;
-  /**
-   * HTTP/2 stream and connection flow-control window, in bytes. Node's default
-   * (64 KiB) halves throughput on long-lived gossip streams.
-   * @default 1048576 (1 MiB)
-   */
-  initialWindowBytes?: number;
 }
 
 /** {@link CommOptions} with every default applied. */
@@ -162,19 +116,11 @@ export const defaultCommConfig: CommConfig = Object.freeze({
   maxMessageBytes: 100 * 1024 * 1024,
   overflowPolicy: "drop",
   eventBuffSize: 100,
-  clientKeepaliveIntervalMs: 60_000,
-  clientKeepaliveTimeoutMs: 20_000,
-  serverKeepaliveIntervalMs: 60_000,
-  serverKeepaliveTimeoutMs: 20_000,
   drainTimeoutMs: 2000,
-  maxConcurrentStreams: 100,
   maxUnauthenticatedStreams: 256,
   maxUnauthenticatedStreamsPerAddress: 32,
   maxHandshakesPerSecondPerAddress: 50,
   maxConnectionsPerPeer: 4,
-  maxHeaderListBytes: 16 * 1024,
-  maxStreamResetsPerSecond: 100,
-  initialWindowBytes: 1024 * 1024,
 });
 
 const positiveIntegerKeys = [
@@ -186,19 +132,11 @@ const positiveIntegerKeys = [
   "acceptBuffSize",
   "maxMessageBytes",
   "eventBuffSize",
-  "clientKeepaliveIntervalMs",
-  "clientKeepaliveTimeoutMs",
-  "serverKeepaliveIntervalMs",
-  "serverKeepaliveTimeoutMs",
   "drainTimeoutMs",
-  "maxConcurrentStreams",
   "maxUnauthenticatedStreams",
   "maxUnauthenticatedStreamsPerAddress",
   "maxHandshakesPerSecondPerAddress",
   "maxConnectionsPerPeer",
-  "maxHeaderListBytes",
-  "maxStreamResetsPerSecond",
-  "initialWindowBytes",
 ] as const satisfies readonly (keyof CommOptions)[];
 
 /**
@@ -207,15 +145,7 @@ const positiveIntegerKeys = [
  * we: 0 and `undefined` take the default).
  */
 export function resolveCommConfig(options: CommOptions = {}): CommConfig {
-  const out: Record<string, unknown> = { ...defaultCommConfig };
-  for (const key of positiveIntegerKeys) {
-    const v = options[key];
-    if (v === undefined || v === 0) continue;
-    if (!Number.isSafeInteger(v) || v < 0) {
-      throw new TypeError(`gossip-connect: option ${key} must be a positive integer, got ${String(v)}`);
-    }
-    out[key] = v;
-  }
+  const out: Record<string, unknown> = positiveIntegerOptions(defaultCommConfig, options, positiveIntegerKeys);
   if (options.maxMessageBytes !== undefined && options.maxMessageBytes > 0xffffffff) {
     throw new TypeError("gossip-connect: option maxMessageBytes must be at most 4294967295");
   }
@@ -228,4 +158,22 @@ export function resolveCommConfig(options: CommOptions = {}): CommConfig {
     out.overflowPolicy = options.overflowPolicy;
   }
   return Object.freeze(out) as CommConfig;
+}
+
+/**
+ * `defaults` with the positive integers of `options` under `keys` applied
+ * (0 and `undefined` keep the default); throws a `TypeError` naming the
+ * option for anything else. Shared with the transports' option modules.
+ */
+export function positiveIntegerOptions<T extends object>(defaults: T, options: object, keys: readonly (keyof T & string)[]): T {
+  const out = { ...defaults } as Record<string, unknown>;
+  for (const key of keys) {
+    const v = (options as Record<string, unknown>)[key];
+    if (v === undefined || v === 0) continue;
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) {
+      throw new TypeError(`gossip-connect: option ${key} must be a positive integer, got ${String(v)}`);
+    }
+    out[key] = v;
+  }
+  return out as T;
 }

@@ -149,7 +149,7 @@ export class Connection {
 
   /**
    * Cuts the stream now; queued frames are dropped (and counted). With an
-   * error, an inbound stream ends with its gRPC status. Idempotent.
+   * error, the remote sees it as a refusal (see `WireStream.abort`). Idempotent.
    */
   abort(error?: GossipError): void {
     if (this.state_ === "closed") return;

@@ -57,71 +57,25 @@ export enum ErrorCode {
   Nack = "nack",
   /** A limit on unauthenticated streams, handshake rate or connections per peer refused the stream. */
   RateLimited = "rate_limited",
-  /** A request's header list exceeds `maxHeaderListBytes`. */
-  HeadersTooLarge = "headers_too_large",
-  /** A client reset streams faster than `maxStreamResetsPerSecond` (HTTP/2 rapid reset); its connection was closed. */
-  TooManyResets = "too_many_resets",
   /** The remote cancelled the stream or the connection broke. */
   Canceled = "canceled",
   /** The remote ended the stream with an error status. */
   Remote = "remote",
   /** A bug or an unexpected platform error. */
   Internal = "internal",
+  /** A message's tag is not the one its content requires (Fabric's tag legality rules). */
+  IllegalTag = "illegal_tag",
+  /** A message is not newer than one already seen from its origin (replayed or older timestamp). */
+  StaleMessage = "stale_message",
+  /** No identity could be obtained for the PKI-ID a message claims (Fabric's "Don't have certificate"). */
+  UnknownIdentity = "unknown_identity",
+  /** A message claims to come from a PKI-ID other than the one authenticated on its connection. */
+  SenderMismatch = "sender_mismatch",
+  /** A peer's message claims our own PKI-ID. */
+  OwnPkiId = "own_pki_id",
+  /** The request is not allowed for this requester (e.g. the disclosure policy forbids answering it). */
+  Forbidden = "forbidden",
 }
-
-/**
- * gRPC status codes (a subset), used when a {@link GossipError} crosses the
- * wire as the status of a refused stream.
- */
-export const GrpcStatus = {
-  Ok: 0,
-  Canceled: 1,
-  Unknown: 2,
-  InvalidArgument: 3,
-  DeadlineExceeded: 4,
-  NotFound: 5,
-  PermissionDenied: 7,
-  ResourceExhausted: 8,
-  FailedPrecondition: 9,
-  Aborted: 10,
-  Unimplemented: 12,
-  Internal: 13,
-  Unavailable: 14,
-  Unauthenticated: 16,
-} as const;
-
-/** A gRPC status code number. */
-export type GrpcStatusCode = (typeof GrpcStatus)[keyof typeof GrpcStatus];
-
-const grpcStatusOf: Record<ErrorCode, GrpcStatusCode> = {
-  [ErrorCode.Stopping]: GrpcStatus.Unavailable,
-  [ErrorCode.Closed]: GrpcStatus.Unavailable,
-  [ErrorCode.DialFailed]: GrpcStatus.Unavailable,
-  [ErrorCode.DialTimeout]: GrpcStatus.DeadlineExceeded,
-  [ErrorCode.TlsFailed]: GrpcStatus.Unavailable,
-  [ErrorCode.PingFailed]: GrpcStatus.Unavailable,
-  [ErrorCode.NoTlsCertificate]: GrpcStatus.Unauthenticated,
-  [ErrorCode.HandshakeTimeout]: GrpcStatus.DeadlineExceeded,
-  [ErrorCode.UnexpectedMessage]: GrpcStatus.InvalidArgument,
-  [ErrorCode.MissingPkiId]: GrpcStatus.Unauthenticated,
-  [ErrorCode.PkiIdMismatch]: GrpcStatus.Unauthenticated,
-  [ErrorCode.InvalidIdentity]: GrpcStatus.Unauthenticated,
-  [ErrorCode.BadSignature]: GrpcStatus.Unauthenticated,
-  [ErrorCode.CertHashMismatch]: GrpcStatus.Unauthenticated,
-  [ErrorCode.UnexpectedPeer]: GrpcStatus.Unauthenticated,
-  [ErrorCode.MalformedMessage]: GrpcStatus.InvalidArgument,
-  [ErrorCode.MalformedFrame]: GrpcStatus.Internal,
-  [ErrorCode.MessageTooLarge]: GrpcStatus.ResourceExhausted,
-  [ErrorCode.Overflow]: GrpcStatus.ResourceExhausted,
-  [ErrorCode.AckTimeout]: GrpcStatus.DeadlineExceeded,
-  [ErrorCode.Nack]: GrpcStatus.Aborted,
-  [ErrorCode.RateLimited]: GrpcStatus.ResourceExhausted,
-  [ErrorCode.HeadersTooLarge]: GrpcStatus.ResourceExhausted,
-  [ErrorCode.TooManyResets]: GrpcStatus.ResourceExhausted,
-  [ErrorCode.Canceled]: GrpcStatus.Canceled,
-  [ErrorCode.Remote]: GrpcStatus.Unknown,
-  [ErrorCode.Internal]: GrpcStatus.Internal,
-};
 
 /** Codes that mean "the remote failed to authenticate" (counted as handshake refusals). */
 export const authenticationCodes: ReadonlySet<ErrorCode> = new Set([
@@ -148,20 +102,20 @@ export class GossipError extends Error {
   /** Why the operation failed. */
   readonly code: ErrorCode;
   /**
-   * The gRPC status the remote ended the stream or call with, when the error
-   * came from the remote (`code` then says what it means for us).
+   * The code the remote gave for ending the stream, when the error came from
+   * the remote and its transport carries one (`code` then says what that
+   * means for us; see {@link remoteEndError}). The in-memory transport always
+   * carries it; the gRPC transports carry it between gossip-connect peers (a
+   * `gossip-error-code` trailer) but not from peers that send only a gRPC
+   * status, such as Fabric's: then it is undefined and the transport's own
+   * status is in `cause`. Undefined for local failures.
    */
-  readonly remoteStatus: GrpcStatusCode | undefined;
+  readonly remoteCode: ErrorCode | undefined;
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; remoteStatus?: GrpcStatusCode }) {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; remoteCode?: ErrorCode | undefined }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
-    this.remoteStatus = options?.remoteStatus;
-  }
-
-  /** The gRPC status this error maps to when it ends a stream. */
-  get grpcStatus(): GrpcStatusCode {
-    return grpcStatusOf[this.code];
+    this.remoteCode = options?.remoteCode;
   }
 
   /**
@@ -184,12 +138,55 @@ export class GossipError extends Error {
   }
 }
 
+/**
+ * What a stream's end means for us when the remote ended it with `remoteCode`:
+ * the remote going away (`Stopping`, a dial of its failing) is `Closed` for
+ * us, its timeouts are `HandshakeTimeout`, its limits are `RateLimited`, a
+ * cancel is `Canceled`; any refusal of what we sent (authentication, bad
+ * messages, a nack) is `Remote`.
+ */
+const meaningOfRemoteCode: Partial<Record<ErrorCode, ErrorCode>> = {
+  [ErrorCode.Canceled]: ErrorCode.Canceled,
+  [ErrorCode.Stopping]: ErrorCode.Closed,
+  [ErrorCode.Closed]: ErrorCode.Closed,
+  [ErrorCode.DialFailed]: ErrorCode.Closed,
+  [ErrorCode.TlsFailed]: ErrorCode.Closed,
+  [ErrorCode.PingFailed]: ErrorCode.Closed,
+  [ErrorCode.DialTimeout]: ErrorCode.HandshakeTimeout,
+  [ErrorCode.HandshakeTimeout]: ErrorCode.HandshakeTimeout,
+  [ErrorCode.AckTimeout]: ErrorCode.HandshakeTimeout,
+  [ErrorCode.MessageTooLarge]: ErrorCode.RateLimited,
+  [ErrorCode.Overflow]: ErrorCode.RateLimited,
+  [ErrorCode.RateLimited]: ErrorCode.RateLimited,
+};
+
+/** The code a reader sees when the remote ended the stream with `remoteCode` (see {@link remoteEndError}). */
+export function meaningOfRemote(remoteCode: ErrorCode): ErrorCode {
+  return meaningOfRemoteCode[remoteCode] ?? ErrorCode.Remote;
+}
+
+/**
+ * The error a stream's reader ends with when the remote ended the stream with
+ * an error of `remoteCode`: `code` is {@link meaningOfRemote}, `remoteCode`
+ * the remote's. Every transport reports a remote's refusal through this, so
+ * that the same refusal reads the same on each.
+ */
+export function remoteEndError(remoteCode: ErrorCode, message: string, cause?: unknown): GossipError {
+  return new GossipError(meaningOfRemote(remoteCode), message, { remoteCode, cause });
+}
+
+/** True for an {@link ErrorCode} value (a code that came over the wire, say). */
+export function isErrorCode(v: unknown): v is ErrorCode {
+  return typeof v === "string" && errorCodes.has(v);
+}
+
+const errorCodes: ReadonlySet<string> = new Set(Object.values(ErrorCode));
+
 /** True for a {@link GossipError}, also one from another copy of this module. */
 export function isGossipError(v: unknown): v is GossipError {
   return (
     v instanceof Error &&
     v.name === errorName &&
-    typeof (v as { code?: unknown }).code === "string" &&
-    (Object.values(ErrorCode) as string[]).includes((v as unknown as { code: string }).code)
+    isErrorCode((v as { code?: unknown }).code)
   );
 }

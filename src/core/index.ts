@@ -28,7 +28,6 @@ export type { CryptoService } from "./crypto.js";
 export type { Predicate, Subscription } from "./demux.js";
 export { EventStream } from "./event-stream.js";
 export type { ReceivedMessage } from "./received-message.js";
-export { authenticationCodes, ErrorCode, GossipError, GrpcStatus, type GrpcStatusCode, isGossipError } from "./errors.js";
 
 // Messages, identities and their cryptography.
 export {
@@ -43,6 +42,7 @@ export {
   signMessage,
   verifyEnvelope,
 } from "./envelope.js";
+export { authenticationCodes, ErrorCode, GossipError, isErrorCode, isGossipError, meaningOfRemote, remoteEndError } from "./errors.js";
 export {
   bytesEqual,
   parseIdentity,

@@ -8,7 +8,7 @@
 import type { Envelope } from "../gen/gossip/message_pb.js";
 import type { Clock } from "./clock.js";
 import { decodeEnvelope } from "./envelope.js";
-import { ErrorCode, GossipError } from "./errors.js";
+import { ErrorCode, GossipError, remoteEndError } from "./errors.js";
 import { type WireStream, writeTaken } from "./transport.js";
 
 export interface EndInfo {
@@ -57,13 +57,14 @@ export class MemoryConnection {
     return this.closedFlag;
   }
 
-  /** Fails both ends after `ms` (the stream deadline a dialer may set). */
+  /**
+   * Cuts the stream after `ms` (the deadline a dialer may set), as the gRPC
+   * client does: its reader fails with `HandshakeTimeout`, the server's sees
+   * the cancel.
+   */
   deadline(ms: number): void {
     this.deadlineTimer = this.clock.setTimeout(() => {
-      const e = new GossipError(ErrorCode.HandshakeTimeout, "stream deadline exceeded");
-      this.fail(0, e);
-      this.fail(1, e);
-      this.close();
+      this.abortFrom(0, new GossipError(ErrorCode.HandshakeTimeout, `stream exceeded its ${ms}ms deadline`));
     }, ms);
   }
 
@@ -108,20 +109,24 @@ export class MemoryConnection {
     pipe.inFlight += bytes;
     this.deliver(() => {
       if (pipe.readerDone || pipe.error) return;
-      let batch: Envelope[];
-      try {
-        batch = frames.map((f) => decodeEnvelope(f));
-      } catch (e) {
-        // As a socket transport does with a frame it cannot decode: fail the reader and cut the stream.
-        const error = GossipError.from(e, ErrorCode.MalformedFrame);
-        this.fail(side === 0 ? 1 : 0, error);
-        this.fail(side, new GossipError(ErrorCode.Remote, `remote refused the stream: ${error.message}`));
-        this.close();
-        return;
+      const batch: Envelope[] = [];
+      let failure: GossipError | undefined;
+      for (const f of frames) {
+        try {
+          batch.push(decodeEnvelope(f));
+        } catch (e) {
+          failure = GossipError.from(e, ErrorCode.MalformedFrame);
+          break;
+        }
       }
-      pipe.batches.push(batch);
-      pipe.sizes.push(bytes);
-      this.wake(pipe);
+      if (batch.length > 0) {
+        pipe.batches.push(batch);
+        pipe.sizes.push(bytes);
+      }
+      // As a socket transport does with a frame it cannot decode: the reader
+      // gets the envelopes before it, then aborts the stream.
+      if (failure) this.abortFrom(side === 0 ? 1 : 0, failure);
+      else this.wake(pipe);
     });
     if (pipe.inFlight <= this.windowBytes) return writeTaken;
     return new Promise((resolve, reject) => pipe.writeWaiters.push({ resolve, reject }));
@@ -166,16 +171,20 @@ export class MemoryConnection {
     });
   }
 
+  /**
+   * What each end observes of an abort, as over gRPC: a server's abort with
+   * an error reaches the client as that refusal (its code carried as
+   * `remoteCode`), without one as a clean end (status OK); a client's abort
+   * is a cancel for the server, whatever its reason. The aborting end's own
+   * reader fails with its error, or `Canceled`.
+   */
   private abortFrom(side: 0 | 1, error: GossipError | undefined): void {
     if (this.closedFlag) return;
     const other = side === 0 ? 1 : 0;
-    // What the other end observes: a server's abort without error is a clean
-    // end (status OK); a client's abort is a cancel; an abort with an error
-    // reaches the remote as that refusal.
-    if (error !== undefined) this.fail(other, remoteView(error));
-    else if (side === 1) this.pipes[1].writerEnded = true;
-    else this.fail(other, new GossipError(ErrorCode.Canceled, "stream was cancelled by the remote"));
-    this.fail(side, new GossipError(ErrorCode.Canceled, "stream was closed"));
+    if (side === 0) this.fail(other, new GossipError(ErrorCode.Canceled, "stream was cancelled by the remote"));
+    else if (error !== undefined) this.fail(other, remoteEndError(error.code, `remote ended the stream (${error.code}): ${error.message}`));
+    else this.pipes[1].writerEnded = true;
+    this.fail(side, error ?? new GossipError(ErrorCode.Canceled, "stream was closed"));
     this.close();
   }
 
@@ -213,25 +222,3 @@ export class MemoryConnection {
   }
 }
 
-/** What the remote end sees when a stream is refused with `error`: the same codes a gRPC client maps statuses to. */
-function remoteView(error: GossipError): GossipError {
-  const code = seenAs[error.code] ?? ErrorCode.Remote;
-  return new GossipError(code, `remote ended the stream: ${error.message}`, { remoteStatus: error.grpcStatus });
-}
-
-const seenAs: Partial<Record<ErrorCode, ErrorCode>> = {
-  [ErrorCode.Canceled]: ErrorCode.Canceled,
-  [ErrorCode.Stopping]: ErrorCode.Closed,
-  [ErrorCode.Closed]: ErrorCode.Closed,
-  [ErrorCode.DialFailed]: ErrorCode.Closed,
-  [ErrorCode.TlsFailed]: ErrorCode.Closed,
-  [ErrorCode.PingFailed]: ErrorCode.Closed,
-  [ErrorCode.DialTimeout]: ErrorCode.HandshakeTimeout,
-  [ErrorCode.HandshakeTimeout]: ErrorCode.HandshakeTimeout,
-  [ErrorCode.AckTimeout]: ErrorCode.HandshakeTimeout,
-  [ErrorCode.MessageTooLarge]: ErrorCode.RateLimited,
-  [ErrorCode.Overflow]: ErrorCode.RateLimited,
-  [ErrorCode.RateLimited]: ErrorCode.RateLimited,
-  [ErrorCode.HeadersTooLarge]: ErrorCode.RateLimited,
-  [ErrorCode.TooManyResets]: ErrorCode.RateLimited,
-};

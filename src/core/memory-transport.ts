@@ -121,18 +121,18 @@ export class MemoryNetwork {
   }
 
   private async connect(fromHost: string, endpoint: string, signal: AbortSignal): Promise<Listening> {
-    const aborted = () => GossipError.from(signal.reason, ErrorCode.DialTimeout);
+    const aborted = () => stopped(endpoint, signal);
     if (signal.aborted) throw aborted();
     const target = this.listeners.get(endpoint);
     if (target !== undefined && this.cutPairs.has(pairKey(fromHost, target.host))) {
-      await this.wait(this.dialTimeoutMs, signal);
+      await this.wait(this.dialTimeoutMs, signal, endpoint);
       throw new GossipError(ErrorCode.DialTimeout, `dial ${endpoint} timed out after ${this.dialTimeoutMs} ms`);
     }
     if (target === undefined || target.closed) {
       throw new GossipError(ErrorCode.DialFailed, `dial ${endpoint} failed: connection refused`);
     }
     // Connection setup and the Ping that checks it: one round trip.
-    if (this.latencyMs > 0) await this.wait(2 * this.latencyMs, signal);
+    if (this.latencyMs > 0) await this.wait(2 * this.latencyMs, signal, endpoint);
     if (target.closed) throw new GossipError(ErrorCode.DialFailed, `dial ${endpoint} failed: connection refused`);
     return target;
   }
@@ -172,11 +172,11 @@ export class MemoryNetwork {
     else queueMicrotask(fn);
   }
 
-  private wait(ms: number, signal: AbortSignal): Promise<void> {
+  private wait(ms: number, signal: AbortSignal, endpoint: string): Promise<void> {
     return new Promise((resolve, reject) => {
       const onAbort = () => {
         this.clock.clearTimeout(timer);
-        reject(GossipError.from(signal.reason, ErrorCode.DialTimeout));
+        reject(stopped(endpoint, signal));
       };
       const timer = this.clock.setTimeout(() => {
         signal.removeEventListener("abort", onAbort);
@@ -195,4 +195,8 @@ function hostOf(endpoint: string): string {
 
 function pairKey(a: string, b: string): string {
   return a < b ? `${a}\0${b}` : `${b}\0${a}`;
+}
+
+function stopped(endpoint: string, signal: AbortSignal): GossipError {
+  return new GossipError(ErrorCode.Stopping, `dial ${endpoint} aborted`, { cause: signal.reason });
 }

@@ -32,8 +32,13 @@ export interface CommMetrics {
   connectionClosed(direction: Direction): void;
   /** A presumed-dead event was emitted. */
   presumedDead(): void;
-  /** An inbound stream or request was refused before or outside the handshake (limits, bad framing, bad payload). */
-  refused(reason: ErrorCode): void;
+  /**
+   * An inbound stream or request was refused before or outside the handshake
+   * (limits, bad framing, bad payload). `reason` is an {@link ErrorCode}, or a
+   * reason of the transport's own (the HTTP/2 server's `headers_too_large`,
+   * `too_many_resets`).
+   */
+  refused(reason: ErrorCode | (string & {})): void;
   /** An identity-switch event was emitted. */
   identitySwitch(): void;
 }

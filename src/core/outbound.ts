@@ -204,6 +204,8 @@ export class Outbound {
     const t = timeoutSignal(clock, ms, () => new GossipError(ErrorCode.DialTimeout, `probe of ${peer.endpoint} timed out after ${ms} ms`));
     try {
       await this.dialer.ping(peer.endpoint, { signal: t.signal });
+    } catch (e) {
+      throw timedOut(t.signal, e);
     } finally {
       t.clear();
     }
@@ -217,7 +219,9 @@ export class Outbound {
     const t = timeoutSignal(clock, ms, () => new GossipError(ErrorCode.DialTimeout, `handshake with ${peer.endpoint} timed out after ${ms} ms`));
     let result;
     try {
-      const stream = await this.dialer.openStream(peer.endpoint, { signal: t.signal, streamTimeoutMs: config.handshakeTimeoutMs });
+      const stream = await this.dialer.openStream(peer.endpoint, { signal: t.signal, streamTimeoutMs: config.handshakeTimeoutMs }).catch((e: unknown) => {
+        throw timedOut(t.signal, e);
+      });
       try {
         result = await handshake(stream, ctx.handshakeOptions(true));
         ctx.metrics.handshake("outbound", "probe");
@@ -315,4 +319,13 @@ export class Outbound {
     for (const q of [...this.dialQueues.values()]) q.abort(new GossipError(ErrorCode.Stopping, "comm is stopping"));
     this.dialQueues.clear();
   }
+}
+
+/**
+ * A dialer reports a dial its signal stopped as `Stopping`, whatever the
+ * reason; when the signal was our own deadline, the caller must see the
+ * deadline (`DialTimeout`), as the error it was aborted with.
+ */
+function timedOut(signal: AbortSignal, e: unknown): unknown {
+  return signal.aborted && signal.reason instanceof GossipError ? signal.reason : e;
 }

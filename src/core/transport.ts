@@ -14,6 +14,11 @@ import type { GossipError } from "./errors.js";
  * our side after queued writes (the remote sees the end of its incoming
  * iterable); `abort()` cuts the stream at once. After the remote ends its side
  * and we end ours, or after an abort, the stream is closed and `closed` settles.
+ *
+ * Every transport keeps this contract the same way; test/transport/compliance.ts
+ * checks it on each (ordering, batches, half-close both ways, aborts and what
+ * the remote sees of them, writes after close, flow control, deadlines,
+ * addresses and certificate hashes, dial failures).
  */
 export interface WireStream {
   /** The remote's transport address, `host:port` (for inbound streams an ephemeral port). */
@@ -50,9 +55,12 @@ export interface WireStream {
   /** Half-closes our side after the writes already made. Idempotent. */
   end(): void;
   /**
-   * Cuts the stream now. With an error, an inbound stream ends with that
-   * error's gRPC status; without, with OK (inbound) or CANCEL (outbound). An
-   * outbound stream also closes its connection. Idempotent.
+   * Cuts the stream now. On an inbound (server) stream, `error` reaches the
+   * client's reader as a refusal carrying its code (`remoteCode`, see
+   * `remoteEndError`), and no error as a clean end. On an outbound (client)
+   * stream, the server's reader sees `Canceled` whatever the error, and the
+   * connection is closed too. Our own reader then fails with `error`, or
+   * `Canceled`. Idempotent.
    */
   abort(error?: GossipError): void;
   /** Settles (never rejects) when the stream is fully closed. */

@@ -141,10 +141,8 @@ export abstract class Http2WireStream implements WireStream {
     for (const w of waiters) w.reject(new GossipError(ErrorCode.Closed, "stream is closed"));
   }
 
-  /** The error reading ends with when the stream closes before its end. */
-  protected closeError(): GossipError {
-    return new GossipError(ErrorCode.Canceled, `stream from ${this.remoteAddress} was closed`);
-  }
+  /** The error reading ends with when the stream closes before its end (each side maps it in its errors module). */
+  protected abstract closeError(): GossipError;
 
   private onData(chunk: Buffer): void {
     if (this.readError) return;

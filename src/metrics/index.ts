@@ -1,6 +1,7 @@
 /**
- * `gossip-connect/metrics`: Prometheus metrics of a comm (prom-client).
+ * `gossip-connect/metrics`: Prometheus metrics of a comm and of a membership (prom-client).
  *
  * @packageDocumentation
  */
 export { PrometheusMetrics } from "./prometheus.js";
+export { PrometheusMembershipMetrics } from "./membership-prometheus.js";

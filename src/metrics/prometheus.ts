@@ -29,6 +29,7 @@ export class PrometheusMetrics implements CommMetrics {
   private readonly identitySwitches: Counter;
   private readonly refusedStreams: Counter<"reason">;
   private bound: Comm | undefined;
+  private transportLimits: Readonly<Record<string, number>> | undefined;
 
   constructor(registry: Registry = new Registry()) {
     this.registry = registry;
@@ -46,6 +47,7 @@ export class PrometheusMetrics implements CommMetrics {
     this.refusedStreams = new Counter({ name: "gossip_comm_refused_total", help: "Streams, requests or connections refused outside a successful handshake (limits, bad framing, bad payloads, TLS failures), by reason.", labelNames: ["reason"], registers: r });
     for (const direction of ["inbound", "outbound"]) this.connectionsOpen.labels(direction).set(0);
     const comm = () => this.bound;
+    const limits = () => this.transportLimits ?? {};
     new Gauge({
       name: "gossip_comm_send_buffer_messages",
       help: "Messages waiting in send buffers (all connections).",
@@ -82,14 +84,19 @@ export class PrometheusMetrics implements CommMetrics {
         const c = comm();
         if (!c) return;
         const cfg: CommConfig = c.config;
-        for (const [name, value] of Object.entries(cfg)) if (typeof value === "number") this.labels(name).set(value);
+        for (const [name, value] of Object.entries({ ...cfg, ...limits() })) if (typeof value === "number") this.labels(name).set(value);
       },
     });
   }
 
-  /** Lets the gauges read the comm's current state at scrape time. */
-  bind(comm: Comm): void {
+  /**
+   * Lets the gauges read the comm's current state at scrape time;
+   * `transportLimits` (the server's HTTP/2 options, say) join the comm's
+   * options in `gossip_comm_limit`.
+   */
+  bind(comm: Comm, transportLimits?: Readonly<Record<string, number>>): void {
     this.bound = comm;
+    this.transportLimits = transportLimits;
   }
 
   messagesSent(count: number, bytes: number): void {
@@ -118,7 +125,7 @@ export class PrometheusMetrics implements CommMetrics {
   presumedDead(): void {
     this.presumedDeadEvents.inc();
   }
-  refused(reason: ErrorCode): void {
+  refused(reason: ErrorCode | (string & {})): void {
     this.refusedStreams.labels(reason).inc();
   }
   identitySwitch(): void {

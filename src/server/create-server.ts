@@ -7,7 +7,7 @@ import fastify, {
   type FastifyServerOptions,
   LogController,
 } from "fastify";
-import { resolveCommConfig } from "../core/config.js";
+import { resolveHttp2Config } from "../grpc/config.js";
 import { headerListBackstop } from "./http2-sessions.js";
 import { type GossipPluginOptions, gossipConnect } from "./plugin.js";
 
@@ -52,7 +52,7 @@ export type GossipFastifyInstance = FastifyInstance<http2.Http2Server | http2.Ht
  */
 export async function createGossipServer(options: GossipServerOptions): Promise<GossipFastifyInstance> {
   const { tls, fastifyLogger, loggerInstance, ...pluginOptions } = options;
-  const config = options.comm?.config ?? resolveCommConfig(options.options);
+  const config = resolveHttp2Config(options.options);
   const settings: http2.Settings = {
     maxConcurrentStreams: config.maxConcurrentStreams,
     initialWindowSize: config.initialWindowBytes,

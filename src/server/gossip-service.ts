@@ -4,7 +4,7 @@ import { type ConnectRouter, createContextKey, type ServiceImpl } from "@connect
 import type { Comm } from "../core/comm.js";
 import { EmptySchema, Gossip } from "../gen/gossip/message_pb.js";
 import { connectWireStream } from "./connect-wire-stream.js";
-import { serverStreamFacts } from "./server-wire-stream.js";
+import { socketFacts } from "../grpc/socket-facts.js";
 
 /** Context key under which the plugin passes the raw Node request to handlers. */
 export const kRawRequest = createContextKey<http2.Http2ServerRequest | undefined>(undefined, {
@@ -25,9 +25,9 @@ export function gossipService(comm: Comm): ServiceImpl<typeof Gossip> {
     gossipStream(requests, ctx) {
       const req = ctx.values.get(kRawRequest);
       const facts = req
-        ? serverStreamFacts(req)
+        ? socketFacts(req.socket, req.stream.session)
         : { remoteAddress: "unknown", tls: false, remoteCertHash: undefined, localCertHash: undefined };
-      const { stream, responses } = connectWireStream(requests, ctx, facts);
+      const { stream, responses } = connectWireStream(requests, ctx, facts, req?.stream);
       void comm.handleStream(stream);
       return responses;
     },

@@ -17,10 +17,8 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { ErrorCode, GossipError } from "../core/errors.js";
 import { EmptySchema } from "../gen/gossip/message_pb.js";
 import { FrameDecoder } from "../grpc/framing.js";
-import { grpcContentType, statusTrailers } from "../grpc/status.js";
-
-/** Path of the unary Ping, as gRPC clients call it. */
-export const pingPath = "/gossip.Gossip/Ping";
+import { grpcContentType } from "../grpc/status.js";
+import { statusTrailers } from "./errors.js";
 
 /** The serialized, framed `gossip.Empty` answer. */
 const emptyFrame = Buffer.from([0, 0, 0, 0, 0]);

@@ -1,14 +1,12 @@
 import * as http2 from "node:http2";
 import type { Socket } from "node:net";
-import type { CommConfig } from "../core/config.js";
 import { ErrorCode } from "../core/errors.js";
 import { LogLimiter, type Logger } from "../core/logger.js";
 import type { CommMetrics } from "../core/metrics.js";
+import type { Http2Config } from "../grpc/config.js";
+import { Http2Refusal, isPeerGone } from "./errors.js";
 
 type Http2Server = http2.Http2Server | http2.Http2SecureServer;
-
-/** Socket errors that mean the remote went away. */
-const socketGoneCodes: ReadonlySet<string> = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED", "ETIMEDOUT"]);
 
 /**
  * Watches every HTTP/2 session of a server (what neither Fastify nor Node
@@ -36,7 +34,7 @@ export class SessionWatch {
 
   constructor(
     private readonly server: Http2Server,
-    private readonly config: CommConfig,
+    private readonly config: Http2Config,
     private readonly metrics: CommMetrics,
     private readonly log: Logger,
   ) {
@@ -137,8 +135,8 @@ export class SessionWatch {
         return;
       }
       cut = true;
-      this.metrics.refused(ErrorCode.TooManyResets);
-      this.warn(session, "resets", { code: ErrorCode.TooManyResets, maxStreamResetsPerSecond: rate }, "client resets streams too fast (HTTP/2 rapid reset); closing the connection");
+      this.metrics.refused(Http2Refusal.TooManyResets);
+      this.warn(session, "resets", { code: Http2Refusal.TooManyResets, maxStreamResetsPerSecond: rate }, "client resets streams too fast (HTTP/2 rapid reset); closing the connection");
       // GOAWAY first, then cut the socket shortly after, so that the GOAWAY
       // is flushed rather than lost in a reset connection.
       try {
@@ -185,16 +183,8 @@ export class SessionWatch {
   }
 
   private readonly onSessionError = (err: Error & { code?: string }, session?: http2.ServerHttp2Session): void => {
-    // GOAWAY CANCEL is how connect-node (our own dialer included) ends every
-    // session it closes: a peer leaving, not a protocol error.
-    if (err.code === "ERR_HTTP2_SESSION_ERROR" && err.message === `Session closed with error code ${http2.constants.NGHTTP2_CANCEL}`) {
-      this.log.debug({ address: (session?.socket as Socket | undefined)?.remoteAddress }, "peer closed its HTTP/2 session (GOAWAY CANCEL)");
-      return;
-    }
-    // A reset or broken socket is a peer going away (a closed duplicate
-    // connection, a killed process), not bad input: not counted as malformed.
-    if (err.code !== undefined && socketGoneCodes.has(err.code)) {
-      this.log.debug({ address: session && this.addresses.get(session), code: err.code }, "peer's connection dropped");
+    if (isPeerGone(err)) {
+      this.log.debug({ address: session && this.addresses.get(session), code: err.code }, "peer closed or dropped its connection");
       return;
     }
     this.metrics.refused(ErrorCode.MalformedFrame);
@@ -231,6 +221,6 @@ export class SessionWatch {
  * a clear, counted RESOURCE_EXHAUSTED, while Node's HTTP/2 layer still resets
  * larger ones (from clients that acknowledged our SETTINGS) on its own.
  */
-export function headerListBackstop(config: CommConfig): number {
+export function headerListBackstop(config: Http2Config): number {
   return Math.min(0xffffffff, 8 * config.maxHeaderListBytes);
 }

@@ -7,17 +7,21 @@ import type { Registry } from "prom-client";
 import { PeerDialer } from "../client/dialer.js";
 import type { ClientTlsOptions } from "../client/gossip-client.js";
 import { Comm } from "../core/comm.js";
-import type { CommOptions } from "../core/config.js";
 import type { CryptoService } from "../core/crypto.js";
-import { ErrorCode, GossipError, GrpcStatus } from "../core/errors.js";
+import { ErrorCode, GossipError } from "../core/errors.js";
 import { LogLimiter, type Logger } from "../core/logger.js";
 import { type CommMetrics, noopMetrics } from "../core/metrics.js";
 import { X509CryptoService, type X509CryptoOptions } from "../core/x509-crypto.js";
+import { Membership, type MembershipOptions } from "../membership/index.js";
+import { PrometheusMembershipMetrics } from "../metrics/membership-prometheus.js";
 import { Gossip } from "../gen/gossip/message_pb.js";
-import { encodeGrpcMessage, grpcContentType, isGrpcProtoContentType } from "../grpc/status.js";
+import { http2OptionKeys, type PeerOptions, resolveHttp2Config } from "../grpc/config.js";
+import { gossipStreamPath, pingPath } from "../grpc/service.js";
+import { encodeGrpcMessage, GrpcStatus, grpcContentType, isGrpcProtoContentType } from "../grpc/status.js";
 import { PrometheusMetrics } from "../metrics/prometheus.js";
 import { kRawRequest, registerGossip } from "./gossip-service.js";
-import { pingPath, serveGrpcPing } from "./grpc-ping.js";
+import { Http2Refusal, statusTrailers } from "./errors.js";
+import { serveGrpcPing } from "./grpc-ping.js";
 import { SessionWatch } from "./http2-sessions.js";
 import { registerReflection } from "./reflection.js";
 import { ServerWireStream } from "./server-wire-stream.js";
@@ -35,8 +39,12 @@ export interface GossipPluginOptions {
   identity?: X509CryptoOptions;
   /** TLS of the comm's outbound connections (cleartext h2c when absent). */
   clientTls?: ClientTlsOptions;
-  /** Comm options (Fabric's defaults). */
-  options?: CommOptions;
+  /**
+   * Options of the comm the plugin creates and of its HTTP/2 transport
+   * (Fabric's defaults). With `comm`, only the HTTP/2 options (keepalive,
+   * settings, header and reset limits) may be given: they configure the server.
+   */
+  options?: PeerOptions;
   /**
    * Serve gRPC server reflection (v1 and v1alpha), so that grpcurl and
    * `buf curl` work without a schema.
@@ -50,7 +58,22 @@ export interface GossipPluginOptions {
   metrics?: boolean | { path?: string; registry?: Registry };
   /** Where the comm and server log. @default the Fastify instance's logger */
   logger?: Logger;
+  /**
+   * Run Fabric's discovery (membership) layer on the comm, as
+   * `app.gossipMembership`, created when the server starts listening (and
+   * stopped on close, before the comm). `internalEndpoint` defaults to the
+   * address the server listens on. With `comm`, also give `crypto` (the one
+   * that comm was built with). With `metrics`, its `gossip_membership_*`
+   * metrics are served from the same registry.
+   */
+  membership?: GossipMembershipOptions;
 }
+
+/** Membership options of the plugin: {@link MembershipOptions} with `internalEndpoint` optional. */
+export type GossipMembershipOptions = Omit<MembershipOptions, "internalEndpoint"> & {
+  /** Our internal endpoint (`host:port`, Fabric's `peer.gossip.endpoint`). @default the listen address */
+  internalEndpoint?: string;
+};
 
 declare module "fastify" {
   interface FastifyInstance {
@@ -58,11 +81,15 @@ declare module "fastify" {
     gossip: Comm;
     /** The Prometheus metrics of `gossip`, when the plugin's `metrics` option is on. */
     gossipMetrics: PrometheusMetrics | null;
+    /**
+     * The membership view run on `gossip`, when the plugin's `membership`
+     * option is given: null until the server listens, and without the option.
+     */
+    gossipMembership: Membership | null;
   }
 }
 
-/** Path of the bidi stream, as gRPC clients call it. */
-export const gossipStreamPath = "/gossip.Gossip/GossipStream";
+export { gossipStreamPath };
 
 const acceptedEncodings = new Set(["identity", "gzip"]);
 
@@ -80,8 +107,16 @@ function validate(fastify: FastifyInstance, opts: GossipPluginOptions): void {
   if (opts.comm === undefined && opts.crypto === undefined && opts.identity === undefined) {
     throw new TypeError("gossip-connect: give one of the options comm, crypto or identity");
   }
-  if (opts.comm !== undefined && (opts.options !== undefined || opts.clientTls !== undefined)) {
-    throw new TypeError("gossip-connect: options and clientTls configure a comm the plugin creates; with comm, configure that comm instead");
+  if (opts.membership !== undefined && opts.comm !== undefined && opts.crypto === undefined) {
+    throw new TypeError("gossip-connect: membership with comm needs crypto too (the crypto service that comm was built with)");
+  }
+  if (opts.comm !== undefined) {
+    const commKeys = Object.keys(opts.options ?? {}).filter((k) => !(http2OptionKeys as readonly string[]).includes(k));
+    if (commKeys.length > 0 || opts.clientTls !== undefined) {
+      throw new TypeError(
+        `gossip-connect: ${opts.clientTls !== undefined ? "clientTls" : `options ${commKeys.join(", ")}`} configure a comm the plugin creates; with comm, configure that comm instead (options may carry only HTTP/2 options)`,
+      );
+    }
   }
 }
 
@@ -106,46 +141,42 @@ const plugin: FastifyPluginAsync<GossipPluginOptions> = async (fastify, opts) =>
   validate(fastify, opts);
   const log: Logger = opts.logger ?? fastify.log.child({ component: "gossip" });
   const metricsOpt = opts.metrics ?? false;
-  const prom =
-    metricsOpt === false ? undefined : new PrometheusMetrics(metricsOpt === true ? undefined : metricsOpt.registry);
+  const prom = metricsOpt === false ? undefined : new PrometheusMetrics(metricsOpt === true ? undefined : metricsOpt.registry);
   const owned = opts.comm === undefined;
+  const http2Config = resolveHttp2Config(opts.options);
   let comm: Comm;
+  const crypto = opts.crypto ?? (opts.identity !== undefined ? new X509CryptoService(opts.identity) : undefined);
   if (opts.comm) {
     comm = opts.comm;
   } else {
-    const crypto = opts.crypto ?? new X509CryptoService(opts.identity as X509CryptoOptions);
     comm = new Comm({
-      crypto,
+      crypto: crypto as CryptoService,
       dialer: new PeerDialer({ tls: opts.clientTls, options: opts.options }),
       options: opts.options,
       metrics: prom ?? noopMetrics,
       logger: log,
     });
   }
-  prom?.bind(comm);
+  prom?.bind(comm, http2Config);
   const config = comm.config;
   const serverMetrics: CommMetrics = prom ?? noopMetrics;
   const server = fastify.server as unknown as http2.Http2Server | http2.Http2SecureServer;
-  const sessions = new SessionWatch(server, config, serverMetrics, log);
+  const sessions = new SessionWatch(server, http2Config, serverMetrics, log);
   const limiter = new LogLimiter(() => performance.now());
 
   /** Refuses a request whose headers exceed `maxHeaderListBytes`: counted, logged once per address and interval. */
   const refuseLargeHeaders = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, size: number): void => {
     const error = new GossipError(
-      ErrorCode.HeadersTooLarge,
-      `header list of ${size} bytes is larger than configured maxHeaderListBytes ${config.maxHeaderListBytes}`,
+      ErrorCode.RateLimited,
+      `header list of ${size} bytes is larger than configured maxHeaderListBytes ${http2Config.maxHeaderListBytes}`,
     );
-    serverMetrics.refused(error.code);
+    serverMetrics.refused(Http2Refusal.HeadersTooLarge);
     const address = req.socket?.remoteAddress ?? "unknown";
     limiter.maybe(`headers ${address}`, (suppressed) =>
-      log.warn({ address, code: error.code, err: error.message, suppressed }, "request refused"),
+      log.warn({ address, code: Http2Refusal.HeadersTooLarge, err: error.message, suppressed }, "request refused"),
     );
     if (isGrpcProtoContentType(req.headers["content-type"])) {
-      res.writeHead(200, {
-        "content-type": grpcContentType,
-        "grpc-status": String(error.grpcStatus),
-        "grpc-message": encodeGrpcMessage(error.message),
-      });
+      res.writeHead(200, { "content-type": grpcContentType, ...statusTrailers(error) });
     } else {
       res.writeHead(431, { "content-type": "text/plain" });
     }
@@ -154,6 +185,29 @@ const plugin: FastifyPluginAsync<GossipPluginOptions> = async (fastify, opts) =>
 
   fastify.decorate("gossip", comm);
   fastify.decorate("gossipMetrics", prom ?? null);
+  fastify.decorate("gossipMembership", null);
+  let membership: Membership | undefined;
+  let closing = false;
+  const membershipOpts = opts.membership;
+  if (membershipOpts !== undefined) {
+    const membershipMetrics = prom ? new PrometheusMembershipMetrics(prom.registry) : undefined;
+    // The internal endpoint defaults to where we listen, known only now.
+    fastify.addHook("onListen", async () => {
+      if (membership !== undefined || closing) return;
+      membership = new Membership({
+        comm,
+        crypto: crypto as CryptoService,
+        options: { ...membershipOpts, internalEndpoint: membershipOpts.internalEndpoint ?? listenEndpoint(fastify) },
+        metrics: membershipMetrics,
+        logger: log,
+      });
+      fastify.gossipMembership = membership;
+    });
+  }
+  const stopMembership = async () => {
+    closing = true;
+    await membership?.stop();
+  };
 
   /** Refuses an unsupported `grpc-encoding` (true when refused). */
   const refuseEncoding = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): boolean => {
@@ -188,16 +242,12 @@ const plugin: FastifyPluginAsync<GossipPluginOptions> = async (fastify, opts) =>
       // Node enforces the announced header list limit only once a client has
       // acknowledged our SETTINGS; this check also covers clients that did not.
       const size = headerListSize(request.raw.rawHeaders);
-      if (size > config.maxHeaderListBytes) {
+      if (size > http2Config.maxHeaderListBytes) {
         reply.hijack();
         refuseLargeHeaders(request.raw as unknown as http2.Http2ServerRequest, reply.raw as unknown as http2.Http2ServerResponse, size);
         return;
       }
-      if (
-        request.method === "POST" &&
-        request.url === gossipStreamPath &&
-        isGrpcProtoContentType(request.headers["content-type"])
-      ) {
+      if (request.method === "POST" && request.url === gossipStreamPath && isGrpcProtoContentType(request.headers["content-type"])) {
         reply.hijack();
         serveGrpc(request.raw as unknown as http2.Http2ServerRequest, reply.raw as unknown as http2.Http2ServerResponse);
         return;
@@ -235,14 +285,34 @@ const plugin: FastifyPluginAsync<GossipPluginOptions> = async (fastify, opts) =>
   }
 
   fastify.addHook("preClose", async () => {
+    // Membership first: it sends through the comm.
+    await stopMembership();
     if (owned) await comm.stop();
     await sessions.closeAll(config.drainTimeoutMs);
   });
   fastify.addHook("onClose", async () => {
+    await stopMembership();
     sessions.detach();
     if (owned) await comm.stop();
   });
 };
+
+/**
+ * `host:port` of the address the server listens on, as a membership internal
+ * endpoint. Throws for IPv6 (Fabric's endpoint format has no IPv6 literals).
+ */
+function listenEndpoint(fastify: FastifyInstance): string {
+  const addr = fastify.server.address();
+  if (addr === null || typeof addr === "string") {
+    throw new TypeError("gossip-connect: cannot derive membership.internalEndpoint from the listen address; give it explicitly");
+  }
+  if (addr.family === "IPv6") {
+    throw new TypeError(
+      `gossip-connect: the server listens on IPv6 [${addr.address}]:${addr.port}, which Fabric's 'host:port' endpoints cannot express; give membership.internalEndpoint (a host name or IPv4 address)`,
+    );
+  }
+  return `${addr.address}:${addr.port}`;
+}
 
 /**
  * The plugin, wrapped with `fastify-plugin` so that its decorators reach the

@@ -1,50 +1,9 @@
-import { createHash } from "node:crypto";
 import * as http2 from "node:http2";
-import type { TLSSocket } from "node:tls";
 import type { GossipError } from "../core/errors.js";
-import { grpcContentType, statusTrailers } from "../grpc/status.js";
-import { Http2WireStream, type StreamFacts, type WireStreamLimits } from "../grpc/wire-stream.js";
-
-interface SessionFacts {
-  readonly tls: boolean;
-  readonly remoteCertHash: Uint8Array | undefined;
-  readonly localCertHash: Uint8Array | undefined;
-}
-
-const factsBySession = new WeakMap<http2.Http2Session, SessionFacts>();
-
-function hashOf(der: Buffer | undefined): Uint8Array | undefined {
-  return der && der.length > 0 ? new Uint8Array(createHash("sha256").update(der).digest()) : undefined;
-}
-
-/** Formats `address:port` with brackets for IPv6. */
-export function formatAddress(address: string | undefined, port: number | undefined): string {
-  if (address === undefined) return "unknown";
-  return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
-}
-
-/**
- * TLS facts of an inbound request's connection (computed once per HTTP/2
- * session): whether it is TLS, and the hashes of the client's and of our leaf
- * certificate as seen on the socket.
- */
-export function serverStreamFacts(req: http2.Http2ServerRequest): StreamFacts {
-  const session = req.stream.session;
-  const socket = req.socket as TLSSocket & { encrypted?: boolean };
-  const remoteAddress = formatAddress(socket.remoteAddress, socket.remotePort);
-  let facts = session ? factsBySession.get(session) : undefined;
-  if (!facts) {
-    const tls = socket.encrypted === true;
-    const local = tls ? socket.getCertificate() : null;
-    facts = {
-      tls,
-      remoteCertHash: tls ? hashOf(socket.getPeerCertificate(false)?.raw as Buffer | undefined) : undefined,
-      localCertHash: local && "raw" in local ? hashOf(local.raw as Buffer) : undefined,
-    };
-    if (session) factsBySession.set(session, facts);
-  }
-  return { remoteAddress, ...facts };
-}
+import { socketFacts } from "../grpc/socket-facts.js";
+import { grpcContentType } from "../grpc/status.js";
+import { Http2WireStream, type WireStreamLimits } from "../grpc/wire-stream.js";
+import { inboundStreamClosed, statusTrailers } from "./errors.js";
 
 /**
  * The server side of a gRPC GossipStream on Node's HTTP/2 compatibility
@@ -62,7 +21,7 @@ export class ServerWireStream extends Http2WireStream {
     private readonly res: http2.Http2ServerResponse,
     limits: WireStreamLimits,
   ) {
-    super(serverStreamFacts(req), limits, req, res, req.stream);
+    super(socketFacts(req.socket, req.stream.session), limits, req, res, req.stream);
     // writeHead sends the headers at once (Node's compat API), before any message.
     res.writeHead(200, {
       "content-type": grpcContentType,
@@ -79,6 +38,7 @@ export class ServerWireStream extends Http2WireStream {
   }
 
   abort(error?: GossipError): void {
+    if (error) this.failRead(error);
     this.finish(error);
     const stream = this.req.stream;
     if (stream.closed || stream.destroyed) return;
@@ -92,6 +52,22 @@ export class ServerWireStream extends Http2WireStream {
     };
     if (this.trailersSent) reset();
     else stream.once("wantTrailers", () => setImmediate(reset));
+  }
+
+  protected override closeError(): GossipError {
+    return inboundStreamClosed(this.remoteAddress);
+  }
+
+  /**
+   * A client's cancel is not a clean end even when END_STREAM came first:
+   * Node's `stream.close(CANCEL)` ends the writable side (an empty DATA frame
+   * with END_STREAM) just before its RST_STREAM, and both arrive together.
+   */
+  protected override endError(): GossipError | undefined {
+    const stream = this.req.stream;
+    const code = stream.rstCode;
+    if (this.req.aborted || (code !== undefined && code !== http2.constants.NGHTTP2_NO_ERROR)) return inboundStreamClosed(this.remoteAddress);
+    return undefined;
   }
 
   protected writable(): boolean {

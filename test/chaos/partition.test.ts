@@ -12,7 +12,7 @@
 // Skipped, with the reason, where network namespaces are not permitted.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import type { CommOptions } from "../../src/core/config.js";
+import type { PeerOptions } from "../../src/grpc/config.js";
 import { createPeerMaterial } from "../../src/pki/certificates.js";
 import { caFor } from "../helpers/peers.js";
 import type { Target } from "./peer-worker.js";
@@ -100,7 +100,7 @@ after(async () => {
  * sends fire-and-forget, peer 1 sends with acks, so that each one's
  * accounting is exact), B with one peer that receives and acknowledges.
  */
-async function startPair(options: CommOptions): Promise<{ a: Ready; b: Ready; toB: Target }> {
+async function startPair(options: PeerOptions): Promise<{ a: Ready; b: Ready; toB: Target }> {
   const ca = caFor("Org1MSP");
   const mA = createPeerMaterial({ mspId: "Org1MSP", ca, altNames: [ipA] });
   const mA1 = createPeerMaterial({ mspId: "Org1MSP", ca, altNames: [ipA] });

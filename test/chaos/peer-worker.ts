@@ -14,7 +14,7 @@ import { readdirSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { PeerDialer } from "../../src/client/dialer.js";
 import { Comm } from "../../src/core/comm.js";
-import type { CommOptions } from "../../src/core/config.js";
+import type { PeerOptions } from "../../src/grpc/config.js";
 import { ErrorCode } from "../../src/core/errors.js";
 import { pkiIdHex } from "../../src/core/identity.js";
 import type { Logger } from "../../src/core/logger.js";
@@ -44,7 +44,7 @@ export interface WorkerPeerConfig {
 
 export interface WorkerConfig {
   readonly peers: readonly WorkerPeerConfig[];
-  readonly options?: CommOptions;
+  readonly options?: PeerOptions;
   /** Acknowledge every received data message (for senders' sendWithAck), or only those with seqNum 0 (the soak's). */
   readonly autoAck?: boolean | "seq0";
   /** Report every received data message as a `recv` event (else only count). */

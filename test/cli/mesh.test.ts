@@ -47,14 +47,51 @@ describe("mesh", () => {
     assert.equal(b.code, 0, b.stderr);
     assert.equal(b.stdout.trim(), "{}");
 
-    const { code } = await Promise.race([mesh.exited, new Promise<never>((_, r) => setTimeout(() => r(new Error("mesh did not exit")), 15_000))]);
+    const { code } = await Promise.race([
+      mesh.exited,
+      new Promise<never>((_, r) => setTimeout(() => r(new Error("mesh did not exit")), 15_000)),
+    ]);
     assert.equal(code, 0, `stdout:\n${mesh.lines.join("\n")}\nstderr:\n${mesh.stderr}`);
     const perSecond = mesh.lines.filter((l) => /^\[\s*\d+s\] peer1 [0-9a-f]{8} conns=/.test(l));
     assert.ok(perSecond.length >= 3, mesh.lines.join("\n"));
     assert.ok(!mesh.lines.some((l) => l.includes("\x1b[")), "no ANSI escapes in a non-TTY");
-    assert.ok(mesh.lines.some((l) => /mesh summary: 3 peers .* 6\/6 directed pairs exchanged messages/.test(l)), mesh.lines.join("\n"));
+    assert.ok(
+      mesh.lines.some((l) => /mesh summary: 3 peers .* 6\/6 directed pairs exchanged messages/.test(l)),
+      mesh.lines.join("\n"),
+    );
+    assert.ok(mesh.lines.includes("leave/return demo: not run (it needs --duration 11 or more)"), mesh.lines.join("\n"));
     assert.equal(existsSync(folder), false, "temporary folder removed");
     assert.deepEqual(leftovers(), []);
+  });
+
+  it("--duration 11 --peers 3: the last peer leaves and comes back; every other view presumes it dead, then revives it; exit 0", async () => {
+    const mesh = start(["mesh", "--duration", "11", "--peers", "3"], env());
+    running.push(mesh);
+    const { code } = await Promise.race([
+      mesh.exited,
+      new Promise<never>((_, r) => setTimeout(() => r(new Error("mesh did not exit")), 40_000)),
+    ]);
+    const out = mesh.lines.join("\n");
+    assert.equal(code, 0, `stdout:\n${out}\nstderr:\n${mesh.stderr}`);
+    assert.match(out, /shortened timings for this demo: alive messages every 500 ms, a peer is presumed dead after 2\.5 s/);
+    assert.match(out, /\] peer3 leaves/);
+    for (const observer of ["peer1", "peer2"]) {
+      assert.match(out, new RegExp(`\\] ${observer} sees peer3 presumed dead`));
+      assert.match(out, new RegExp(`\\] ${observer} sees peer3 alive again \\(revived\\)`));
+    }
+    assert.match(out, /\] peer3 comes back on 127\.0\.0\.1:\d+/);
+    assert.match(out, /^leave\/return: peer3 left at [\d.]+ s and came back at [\d.]+ s$/m);
+    assert.match(out, /^ {2}presumed dead by peer1 at [\d.]+ s, peer2 at [\d.]+ s$/m);
+    assert.match(out, /^ {2}alive again \(revived\) by peer1 at [\d.]+ s, peer2 at [\d.]+ s$/m);
+    assert.match(out, /^membership views at the end \(alive\/presumed dead\): peer1 2\/0, peer2 2\/0, peer3 2\/0$/m);
+    assert.ok(
+      mesh.lines.some((l) => /^\[\s*\d+s\] peer1 [0-9a-f]{8} conns=.* view=\d\/\d/.test(l)),
+      out,
+    );
+    assert.ok(
+      mesh.lines.some((l) => /peer3 [0-9a-f]{8} conns=.* away$/.test(l)),
+      "the view shows the peer away",
+    );
   });
 
   it("SIGINT stops every peer within 2 s, removes the temporary folder, exits 0", async () => {
@@ -64,7 +101,10 @@ describe("mesh", () => {
     const { code, tookMs } = await mesh.stop("SIGINT");
     assert.equal(code, 0, mesh.stderr);
     assert.ok(tookMs < 2000, `took ${tookMs} ms`);
-    assert.ok(mesh.lines.some((l) => l.startsWith("mesh summary: 3 peers") && l.includes("(SIGINT)")), mesh.lines.join("\n"));
+    assert.ok(
+      mesh.lines.some((l) => l.startsWith("mesh summary: 3 peers") && l.includes("(SIGINT)")),
+      mesh.lines.join("\n"),
+    );
     assert.deepEqual(leftovers(), []);
   });
 

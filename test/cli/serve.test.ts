@@ -5,7 +5,7 @@ import { cpSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as http2 from "node:http2";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { cli, holdPort, oneErrorLine, type Running, serve } from "./cli-helpers.js";
+import { cli, holdPort, oneErrorLine, type Running, serve, start } from "./cli-helpers.js";
 import { type Identities, makeIdentities } from "./fixtures.js";
 
 let ids: Identities;
@@ -60,7 +60,18 @@ describe("serve", () => {
 
     const acked = await cli(["send", a.endpoint, "--identity", ids.p2, "--data", "hi", "--count", "2", "--ack", "--json"]);
     assert.equal(acked.code, 0, acked.stderr);
-    const plain = await cli(["send", a.endpoint, "--identity", ids.p2, "--nonce", "18446744073709551614", "--count", "2", "--data", "hello"]);
+    const plain = await cli([
+      "send",
+      a.endpoint,
+      "--identity",
+      ids.p2,
+      "--nonce",
+      "18446744073709551614",
+      "--count",
+      "2",
+      "--data",
+      "hello",
+    ]);
     assert.equal(plain.code, 0, plain.stderr);
 
     const p2 = JSON.parse(readFileSync(join(ids.p2, "identity.json"), "utf8")) as { pkiId: string };
@@ -88,17 +99,92 @@ describe("serve", () => {
     for (const l of a.peer.lines.filter((x) => x !== "")) assert.ok("event" in (JSON.parse(l) as object), l);
   });
 
-  it("--bootstrap connects to the peer and keeps the connection (empty heartbeat messages)", async () => {
-    const a = await serve(["--identity", ids.p1]);
+  it("--bootstrap joins the membership: joined, died and revived events; 'members' lists both; no received events for membership traffic", async () => {
+    const fast = ["--alive-interval", "200", "--alive-expiration", "1000"];
+    const a = await serve(["--identity", ids.p1, ...fast]);
     running.push(a.peer);
-    const b = await serve(["--identity", ids.p2, "--bootstrap", a.endpoint]);
+    const b = await serve(["--identity", ids.p2, "--bootstrap", a.endpoint, ...fast]);
     running.push(b.peer);
-    const beat = await a.peer.waitForEvent("received", (e) => e.from === b.pkiId, 10_000);
-    assert.equal(beat.contentType, "empty");
-    await b.peer.waitForEvent("connected", (e) => e.pkiId === a.pkiId && e.direction === "outbound");
+    const started = b.peer.json()[0] as Record<string, unknown>;
+    assert.deepEqual(
+      { internal: started.internalEndpoint, bootstrap: started.bootstrap },
+      { internal: b.endpoint, bootstrap: [a.endpoint] },
+    );
+    const joined = await a.peer.waitForEvent("joined", (e) => e.pkiId === b.pkiId, 10_000);
+    assert.deepEqual(
+      { organization: joined.organization, endpoint: joined.endpoint, internalEndpoint: joined.internalEndpoint },
+      { organization: "Org1MSP", endpoint: "", internalEndpoint: b.endpoint },
+    );
+    await b.peer.waitForEvent("joined", (e) => e.pkiId === a.pkiId, 10_000);
+
+    const members = await cli(["members", a.endpoint, "--identity", ids.p3, "--json"]);
+    assert.equal(members.code, 0, members.stderr);
+    const rows = members.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const alive = rows.filter((r) => r.result === "member" && r.state === "alive");
+    assert.ok(
+      alive.some((r) => r.pkiId === b.pkiId && r.internalEndpoint === b.endpoint && r.signature === "valid"),
+      members.stdout,
+    );
+    assert.deepEqual(alive.at(-1)?.pkiId, a.pkiId);
+
+    // b leaves: presumed dead; b comes back (same identity and port, newer inc_num): revived.
     assert.equal((await b.peer.stop("SIGINT")).code, 0, b.peer.stderr);
-    await a.peer.waitForEvent("disconnected", (e) => e.pkiId === b.pkiId);
+    const died = await a.peer.waitForEvent("died", (e) => e.pkiId === b.pkiId, 10_000);
+    const b2 = start(["serve", "--listen", b.endpoint, "--json", "--identity", ids.p2, "--bootstrap", a.endpoint, ...fast]);
+    running.push(b2);
+    const revived = await a.peer.waitForEvent("revived", (e) => e.pkiId === b.pkiId, 15_000);
+    assert.ok(BigInt(String(revived.incNum)) > BigInt(String(died.incNum)), `${revived.incNum} > ${died.incNum}`);
+    assert.equal((await b2.stop("SIGINT")).code, 0, b2.stderr);
     assert.equal((await a.peer.stop()).code, 0);
+    assert.ok(!a.peer.json().some((e) => e.event === "received"), "membership traffic is not reported as received messages");
+  });
+
+  it("across orgs: --anchor and --external-endpoint make two orgs' peers list each other; 'members' from the other org needs --external-endpoint", async () => {
+    const fast = ["--alive-interval", "200", "--alive-expiration", "1000"];
+    const ports = await Promise.all([holdPort(), holdPort()]);
+    const [pa, pq] = ports.map((h) => h.port);
+    await Promise.all(ports.map((h) => h.close()));
+    // serve() listens on port 0; here the external endpoint must name the port, so it is fixed.
+    const serveAt = async (port: number | undefined, args: string[]) => {
+      const peer = start(["serve", "--listen", `127.0.0.1:${port}`, "--json", "--external-endpoint", `127.0.0.1:${port}`, ...args]);
+      running.push(peer);
+      const started = await peer.waitForEvent("started");
+      return { peer, endpoint: String(started.endpoint), pkiId: String(started.pkiId) };
+    };
+    const a = await serveAt(pa, ["--identity", ids.p1, "--trust-ca", ids.org2Ca, ...fast]);
+    const q = await serveAt(pq, ["--identity", ids.q1, "--trust-ca", ids.org1Ca, "--anchor", a.endpoint, ...fast]);
+    const seen = await a.peer.waitForEvent("joined", (e) => e.pkiId === q.pkiId, 10_000);
+    assert.deepEqual(
+      { organization: seen.organization, endpoint: seen.endpoint, internalEndpoint: seen.internalEndpoint },
+      { organization: "Org2MSP", endpoint: `127.0.0.1:${pq}`, internalEndpoint: "" },
+    );
+    await q.peer.waitForEvent("joined", (e) => e.pkiId === a.pkiId && e.organization === "Org1MSP", 10_000);
+
+    const [refused, answered] = await Promise.all([
+      cli(["members", a.endpoint, "--identity", ids.q1, "--trust-ca", ids.org1Ca]),
+      cli(["members", a.endpoint, "--identity", ids.q1, "--trust-ca", ids.org1Ca, "--external-endpoint", "127.0.0.1:9", "--json"]),
+    ]);
+    assert.equal(refused.code, 1, refused.stdout);
+    assert.match(oneErrorLine(refused.stderr), /closed the connection without answering.*--external-endpoint/);
+    assert.equal(answered.code, 0, answered.stderr);
+    const rows = answered.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const listed = rows.filter((r) => r.result === "member");
+    assert.ok(
+      listed.some((r) => r.pkiId === q.pkiId && r.organization === "Org2MSP" && r.signature === "valid"),
+      answered.stdout,
+    );
+    assert.ok(
+      listed.every((r) => r.internalEndpoint === null),
+      "no internal endpoint for another org",
+    );
+    assert.equal(listed.filter((r) => r.state === "alive").at(-1)?.pkiId, a.pkiId);
+    await Promise.all([a.peer.stop(), q.peer.stop()]);
   });
 
   it("without --identity runs an ephemeral dev identity; h2c with --no-tls; --metrics serves /metrics", async () => {
@@ -135,10 +221,15 @@ describe("serve: bad input", () => {
     assert.match(String(ev.message), /already in use/);
   });
 
-  it("an unreachable bootstrap peer exits 1 naming it", async () => {
-    const r = await cli(["serve", "--listen", "127.0.0.1:0", "--no-tls", "--bootstrap", "127.0.0.1:1"]);
-    assert.equal(r.code, 1);
-    assert.match(oneErrorLine(r.stderr.split("\n").filter((l) => !l.startsWith("{")).join("\n")), /bootstrap peer 127\.0\.0\.1:1 is unusable: .*ECONNREFUSED/);
+  it("an unreachable bootstrap peer does not stop the peer: it is retried in the background and logged", async () => {
+    const p = await serve(["--no-tls", "--bootstrap", "127.0.0.1:1"]);
+    running.push(p.peer);
+    const deadline = Date.now() + 10_000;
+    while (!/Could not connect to bootstrap peer|connect failed/.test(p.peer.stderr) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
+    assert.match(p.peer.stderr, /127\.0\.0\.1:1/);
+    assert.match(p.peer.stderr, /Could not connect to bootstrap peer|connect failed/);
+    assert.equal((await p.peer.stop("SIGINT")).code, 0);
   });
 
   it("missing, incomplete or mismatched identity files exit 1 naming the file and the fix", async () => {
@@ -182,6 +273,19 @@ describe("serve: bad input", () => {
     results.forEach((r, i) => {
       assert.equal(r.code, cases[i]?.[1], `${cases[i]?.[0].join(" ")}: ${r.stderr}`);
       assert.match(oneErrorLine(r.stderr), cases[i]?.[2] as RegExp);
+    });
+  });
+
+  it("usage errors of the membership flags exit 2: bad --external-endpoint, --alive-interval 0, an IPv6 listen address without --internal-endpoint", async () => {
+    const cases: [string[], RegExp][] = [
+      [["serve", "--external-endpoint", "nowhere"], /--external-endpoint must be HOST:PORT/],
+      [["serve", "--alive-interval", "0"], /--alive-interval must be an integer/],
+      [["serve", "--listen", "[::1]:0"], /IPv6.*--internal-endpoint/],
+    ];
+    const results = await Promise.all(cases.map(([args]) => cli(args)));
+    results.forEach((r, i) => {
+      assert.equal(r.code, 2, `${cases[i]?.[0].join(" ")}: ${r.stderr}`);
+      assert.match(oneErrorLine(r.stderr), cases[i]?.[1] as RegExp);
     });
   });
 });

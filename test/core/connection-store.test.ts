@@ -315,7 +315,7 @@ describe("connections between comms (in memory)", () => {
     void a2.comm.send(dataMessage(2), target(b));
     await c.until(() => a2.events.some((e) => e.type === "disconnected"));
     const refused = a2.events.find((e) => e.type === "disconnected");
-    assert.equal(refused?.error?.remoteStatus, 8, `${refused?.error?.code}: ${refused?.error?.message}`);
+    assert.equal(refused?.error?.remoteCode, ErrorCode.RateLimited, `${refused?.error?.code}: ${refused?.error?.message}`);
     assert.equal(b.received.length, 1, "nothing of the refused connection was delivered");
     assert.equal(b.comm.connections().length, 1);
   });

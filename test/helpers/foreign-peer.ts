@@ -26,12 +26,12 @@ type Duplex = grpcTypes.ServerDuplexStream<Envelope, Envelope> | grpcTypes.Clien
 
 const p256Order = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
 
-function sha256(b: Uint8Array): Buffer {
+export function sha256(b: Uint8Array): Buffer {
   return createHash("sha256").update(b).digest();
 }
 
 /** Parses DER (r, s) (enough for ECDSA signatures). */
-function derRS(der: Uint8Array): { r: bigint; s: bigint } {
+export function derRS(der: Uint8Array): { r: bigint; s: bigint } {
   const b = Buffer.from(der);
   let at = 2;
   if ((b[1] ?? 0) & 0x80) at += (b[1] ?? 0) & 0x7f;
@@ -45,7 +45,7 @@ function derRS(der: Uint8Array): { r: bigint; s: bigint } {
   return { r: int(), s: int() };
 }
 
-function lowS(der: Uint8Array): Uint8Array {
+export function lowS(der: Uint8Array): Uint8Array {
   const { r, s } = derRS(der);
   if (s <= p256Order >> 1n) return der;
   const enc = (v: bigint) => {
@@ -80,7 +80,10 @@ export interface ForeignReceived {
 }
 
 /** Reads field 1 (nonce, varint) and the first oneof content field number (>= 5) from a GossipMessage by hand. */
-export function peekGossipMessage(payload: Uint8Array): { nonce: bigint; contentField: number | undefined } {
+export function peekGossipMessage(payload: Uint8Array): {
+  nonce: bigint;
+  contentField: number | undefined;
+} {
   let at = 0;
   let nonce = 0n;
   let contentField: number | undefined;
@@ -120,7 +123,11 @@ export interface ForeignPeerOptions {
   readonly identityCert: string;
   readonly identityKey: string;
   /** TLS pair used as server and as client certificate; absent for h2c. */
-  readonly tls?: { readonly cert: string; readonly key: string; readonly ca: readonly string[] };
+  readonly tls?: {
+    readonly cert: string;
+    readonly key: string;
+    readonly ca: readonly string[];
+  };
   /** Trusted identity CAs per MSP ID. */
   readonly trustedRoots: Readonly<Record<string, readonly string[]>>;
   /** Reproduce Fabric's quirk Q2: a replaced connection's clean-up closes its replacement too. */
@@ -131,6 +138,21 @@ export interface ForeignPeerOptions {
   readonly pingDelayMs?: number;
   /** Handshake read timeout. @default 2000 */
   readonly connTimeoutMs?: number;
+  /** Port to listen on (127.0.0.1); 0 picks a free one. @default 0 */
+  readonly port?: number;
+  /** Keep every received message in `received`. @default true */
+  readonly record?: boolean;
+  /** Called for every message received after a handshake (the discovery layer hooks in here). */
+  readonly onMessage?: (from: ForeignConnInfo, env: Envelope, reply: (env: Envelope) => void) => void;
+  /** Called when a connection is registered (`up`) or ends or is replaced (`down`). */
+  readonly onConnection?: (info: ForeignConnInfo, event: "up" | "down") => void;
+}
+
+/** What a verified serialized identity holds. */
+export interface ForeignIdentity {
+  readonly mspId: string;
+  readonly cert: X509Certificate;
+  readonly pkiId: Buffer;
 }
 
 interface ForeignConn {
@@ -168,7 +190,10 @@ export class ForeignPeer {
     this.identity = sid.serializeBinary();
     this.pkiId = sha256(Buffer.concat([Buffer.from(o.mspId, "utf8"), idBytes]));
     this.key = createPrivateKey(o.identityKey);
-    this.server = new grpc.Server({ "grpc.max_receive_message_length": 100 * 1024 * 1024, "grpc.max_send_message_length": 100 * 1024 * 1024 });
+    this.server = new grpc.Server({
+      "grpc.max_receive_message_length": 100 * 1024 * 1024,
+      "grpc.max_send_message_length": 100 * 1024 * 1024,
+    });
     this.server.addService(gossip.GossipService, {
       ping: (_call: unknown, cb: grpcTypes.sendUnaryData<fabricTypes.gossip.Empty>) => {
         const answer = () => cb(null, new gossip.Empty());
@@ -200,7 +225,7 @@ export class ForeignPeer {
         )
       : grpc.ServerCredentials.createInsecure();
     const port = await new Promise<number>((resolve, reject) =>
-      p.server.bindAsync("127.0.0.1:0", creds, (err, port) => (err ? reject(err) : resolve(port))),
+      p.server.bindAsync(`127.0.0.1:${o.port ?? 0}`, creds, (err, port) => (err ? reject(err) : resolve(port))),
     );
     p.endpoint = `127.0.0.1:${port}`;
     // The certificate providers deliver on the next ticks; accept no dial before.
@@ -235,12 +260,14 @@ export class ForeignPeer {
   }
 
   /** Builds our signed ConnEstablish envelope, with optional mutations for negative tests. */
-  connEstablish(opts: {
-    tlsCertHash?: Uint8Array;
-    probe?: boolean;
-    mutate?: (conn: fabricTypes.gossip.ConnEstablish, msg: fabricTypes.gossip.GossipMessage) => void;
-    mutateSignature?: (sig: Uint8Array) => Uint8Array;
-  } = {}): Envelope {
+  connEstablish(
+    opts: {
+      tlsCertHash?: Uint8Array;
+      probe?: boolean;
+      mutate?: (conn: fabricTypes.gossip.ConnEstablish, msg: fabricTypes.gossip.GossipMessage) => void;
+      mutateSignature?: (sig: Uint8Array) => Uint8Array;
+    } = {},
+  ): Envelope {
     const conn = new gossip.ConnEstablish();
     conn.setPkiId(this.pkiId);
     conn.setIdentity(this.identity);
@@ -269,6 +296,22 @@ export class ForeignPeer {
     const pkiId = Buffer.from(conn.getPkiId_asU8());
     if (pkiId.length === 0) throw new Error("no PKI-ID");
     const identity = conn.getIdentity_asU8();
+    const { mspId, cert, pkiId: computed } = this.checkIdentity(identity);
+    if (!computed.equals(pkiId)) throw new Error("identity doesn't match the computed pkiID");
+    if (this.o.tls && !Buffer.from(conn.getTlsCertHash_asU8()).equals(remoteCertHash ?? Buffer.alloc(0))) {
+      throw new Error("tls cert hash mismatch");
+    }
+    const sig = env.getSignature_asU8();
+    if (derRS(sig).s > p256Order >> 1n) throw new Error("Invalid S. Must be smaller than half the order");
+    if (!verify("sha256", payload, { key: cert.publicKey, dsaEncoding: "der" }, sig)) throw new Error("bad signature");
+    return { pkiId, identity, mspId, probe: conn.getProbe() };
+  }
+
+  /**
+   * Checks a serialized identity as Fabric's MSP does for gossip: an MSP we
+   * trust, a certificate issued by one of its CAs, not expired. Throws otherwise.
+   */
+  checkIdentity(identity: Uint8Array): ForeignIdentity {
     const sid = msp.SerializedIdentity.deserializeBinary(identity);
     const mspId = sid.getMspid();
     const idBytes = Buffer.from(sid.getIdBytes_asU8());
@@ -278,16 +321,27 @@ export class ForeignPeer {
     if (!roots.some((r) => cert.checkIssued(new X509Certificate(r)) && cert.verify(new X509Certificate(r).publicKey))) {
       throw new Error("identity not issued by a trusted CA");
     }
-    if (!sha256(Buffer.concat([Buffer.from(mspId, "utf8"), idBytes])).equals(pkiId)) {
-      throw new Error("identity doesn't match the computed pkiID");
+    if (Date.parse(cert.validTo) < Date.now()) throw new Error("gossipping peer identity expired");
+    return {
+      mspId,
+      cert,
+      pkiId: sha256(Buffer.concat([Buffer.from(mspId, "utf8"), idBytes])),
+    };
+  }
+
+  /** Signs `data` with our enrollment key (ECDSA/SHA-256, DER, low-S). */
+  signBytes(data: Uint8Array): Uint8Array {
+    return lowS(sign("sha256", data, { key: this.key, dsaEncoding: "der" }));
+  }
+
+  /** True when `signature` over `data` verifies with `cert`'s key and has a low S. */
+  verifyBytes(cert: X509Certificate, signature: Uint8Array, data: Uint8Array): boolean {
+    try {
+      if (signature.length === 0 || derRS(signature).s > p256Order >> 1n) return false;
+      return verify("sha256", data, { key: cert.publicKey, dsaEncoding: "der" }, signature);
+    } catch {
+      return false;
     }
-    if (this.o.tls && !Buffer.from(conn.getTlsCertHash_asU8()).equals(remoteCertHash ?? Buffer.alloc(0))) {
-      throw new Error("tls cert hash mismatch");
-    }
-    const sig = env.getSignature_asU8();
-    if (derRS(sig).s > p256Order >> 1n) throw new Error("Invalid S. Must be smaller than half the order");
-    if (!verify("sha256", payload, { key: cert.publicKey, dsaEncoding: "der" }, sig)) throw new Error("bad signature");
-    return { pkiId, identity, mspId, probe: conn.getProbe() };
   }
 
   private ownCertHash(): Uint8Array {
@@ -328,7 +382,11 @@ export class ForeignPeer {
   private async serve(call: grpcTypes.ServerDuplexStream<Envelope, Envelope>): Promise<void> {
     const remoteHash = this.peerCertHash(call);
     if (this.o.tls && !remoteHash) {
-      call.destroy(Object.assign(new Error("no TLS certificate"), { code: grpc.status.UNKNOWN }));
+      call.destroy(
+        Object.assign(new Error("no TLS certificate"), {
+          code: grpc.status.UNKNOWN,
+        }),
+      );
       return;
     }
     call.write(this.connEstablish({ tlsCertHash: this.ownCertHash() }));
@@ -354,6 +412,7 @@ export class ForeignPeer {
     const key = conn.info.pkiId.toString("hex");
     const old = this.conns.get(key);
     this.conns.set(key, conn);
+    this.o.onConnection?.(conn.info, "up");
     if (old && old.stream !== conn.stream) {
       closeStream(old.stream);
       // Fabric's handler of the replaced connection returns now and cleans up
@@ -373,15 +432,37 @@ export class ForeignPeer {
 
   private read(conn: ForeignConn): void {
     const key = conn.info.pkiId.toString("hex");
+    let ended = false;
     const onEnd = () => {
       // Clean-up of a connection that ended by itself: only its own entry.
       if (this.conns.get(key)?.stream === conn.stream) this.conns.delete(key);
+      if (!ended) {
+        ended = true;
+        this.o.onConnection?.(conn.info, "down");
+      }
     };
+    conn.stream.on("close", onEnd);
     conn.stream.on("data", (env: Envelope) => {
       const payload = env.getPayload_asU8();
-      const { nonce, contentField } = peekGossipMessage(payload);
-      this.received.push({ from: conn.info, payload, signature: env.getSignature_asU8(), nonce, contentField });
+      let peeked: { nonce: bigint; contentField: number | undefined };
+      try {
+        peeked = peekGossipMessage(payload);
+      } catch {
+        return; // garbage: a Fabric peer drops it too
+      }
+      const { nonce, contentField } = peeked;
+      if (this.o.record ?? true)
+        this.received.push({
+          from: conn.info,
+          payload,
+          signature: env.getSignature_asU8(),
+          nonce,
+          contentField,
+        });
       if (contentField === 8 && this.o.autoAck !== undefined) this.ack(conn, nonce, this.o.autoAck);
+      this.o.onMessage?.(conn.info, env, (reply) => {
+        if (this.conns.get(key)?.stream === conn.stream) conn.stream.write(reply);
+      });
       for (const w of this.waiters.splice(0)) w();
     });
     conn.stream.on("end", onEnd);
@@ -426,18 +507,40 @@ export class ForeignPeer {
       "grpc.keepalive_time_ms": 60_000,
     });
     this.clients.push(client);
-    await new Promise<void>((resolve, reject) =>
-      client.ping(new gossip.Empty(), { deadline: Date.now() + (this.o.connTimeoutMs ?? 2000) }, (err) => (err ? reject(err) : resolve())),
-    );
-    const stream = client.gossipStream();
-    stream.on("error", () => {});
-    stream.write(this.connEstablish({ tlsCertHash: this.ownCertHash(), probe: opts.probe }));
-    const info = this.verifyConnEstablish(await this.firstEnvelope(stream), serverCert ? sha256(serverCert) : undefined);
+    // A dial that fails, or a connection that ends, releases its client (loops that redial must not pile them up).
+    const release = () => {
+      client.close();
+      const i = this.clients.indexOf(client);
+      if (i >= 0) this.clients.splice(i, 1);
+    };
+    let stream: grpcTypes.ClientDuplexStream<Envelope, Envelope> | undefined;
+    let info: ForeignConnInfo;
+    try {
+      await new Promise<void>((resolve, reject) =>
+        client.ping(new gossip.Empty(), { deadline: Date.now() + (this.o.connTimeoutMs ?? 2000) }, (err) =>
+          err ? reject(err) : resolve(),
+        ),
+      );
+      stream = client.gossipStream();
+      stream.on("error", () => {});
+      stream.write(
+        this.connEstablish({
+          tlsCertHash: this.ownCertHash(),
+          probe: opts.probe,
+        }),
+      );
+      info = this.verifyConnEstablish(await this.firstEnvelope(stream), serverCert ? sha256(serverCert) : undefined);
+    } catch (e) {
+      stream?.cancel();
+      release();
+      throw e;
+    }
     if (opts.probe) {
       stream.cancel();
-      client.close();
+      release();
       return info;
     }
+    stream.on("close", release);
     this.register({ info, stream });
     this.read({ info, stream });
     stream.resume();
@@ -452,7 +555,12 @@ export class ForeignPeer {
   openRawStream(
     endpoint: string,
     opts: { withClientCert?: boolean } = {},
-  ): { stream: grpcTypes.ClientDuplexStream<Envelope, Envelope>; serverCertHash: () => Buffer | undefined; received: Envelope[]; ended: Promise<grpcTypes.StatusObject | Error> } {
+  ): {
+    stream: grpcTypes.ClientDuplexStream<Envelope, Envelope>;
+    serverCertHash: () => Buffer | undefined;
+    received: Envelope[];
+    ended: Promise<grpcTypes.StatusObject | Error>;
+  } {
     let serverCert: Buffer | undefined;
     const withCert = opts.withClientCert ?? true;
     const creds = this.o.tls
@@ -468,7 +576,9 @@ export class ForeignPeer {
           },
         )
       : grpc.credentials.createInsecure();
-    const client = new gossip.GossipClient(endpoint, creds, { "grpc.max_send_message_length": 100 * 1024 * 1024 });
+    const client = new gossip.GossipClient(endpoint, creds, {
+      "grpc.max_send_message_length": 100 * 1024 * 1024,
+    });
     this.clients.push(client);
     const stream = client.gossipStream();
     const received: Envelope[] = [];
@@ -477,7 +587,12 @@ export class ForeignPeer {
       stream.on("status", resolve);
       stream.on("error", resolve);
     });
-    return { stream, serverCertHash: () => (serverCert ? sha256(serverCert) : undefined), received, ended };
+    return {
+      stream,
+      serverCertHash: () => (serverCert ? sha256(serverCert) : undefined),
+      received,
+      ended,
+    };
   }
 
   /** Our TLS certificate's hash (what a correct handshake of ours carries), empty without TLS. */
@@ -492,6 +607,41 @@ export class ForeignPeer {
     this.write(conn.stream, payload);
   }
 
+  /** Sends an Envelope as built on the connection to `pkiIdHex`; false when there is none. */
+  sendEnvelope(pkiIdHex: string, env: Envelope): boolean {
+    const conn = this.conns.get(pkiIdHex);
+    if (!conn) return false;
+    conn.stream.write(env);
+    return true;
+  }
+
+  /** Closes the connection to `pkiIdHex`, if any (Fabric's CloseConn). */
+  closeConn(pkiIdHex: string): void {
+    const conn = this.conns.get(pkiIdHex);
+    if (!conn) return;
+    this.conns.delete(pkiIdHex);
+    closeStream(conn.stream);
+  }
+
+  /** Fabric's Probe: a fresh connection to `endpoint` and one Ping, no handshake. Rejects when it fails. */
+  async ping(endpoint: string): Promise<void> {
+    const creds = this.o.tls
+      ? grpc.credentials.createSsl(Buffer.from(this.o.tls.ca.join("\n")), Buffer.from(this.o.tls.key), Buffer.from(this.o.tls.cert), {
+          checkServerIdentity: () => undefined,
+        })
+      : grpc.credentials.createInsecure();
+    const client = new gossip.GossipClient(endpoint, creds);
+    try {
+      await new Promise<void>((resolve, reject) =>
+        client.ping(new gossip.Empty(), { deadline: Date.now() + (this.o.connTimeoutMs ?? 2000) }, (err) =>
+          err ? reject(err) : resolve(),
+        ),
+      );
+    } finally {
+      client.close();
+    }
+  }
+
   /** Closes every connection and the server. */
   async close(): Promise<void> {
     for (const t of this.pingTimers) clearTimeout(t);
@@ -499,7 +649,14 @@ export class ForeignPeer {
     for (const c of this.conns.values()) closeStream(c.stream);
     this.conns.clear();
     for (const c of this.clients) c.close();
-    await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
+    // A graceful shutdown waits for every open call, and a remote may keep one
+    // open (it redials a peer it believes alive): bounded, then forced.
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, 500);
+      this.server.tryShutdown(() => resolve());
+    });
+    clearTimeout(timer);
     this.server.forceShutdown();
   }
 }
@@ -522,8 +679,7 @@ function staticProvider(ca: string, cert: string, key: string): grpcTypes.experi
   return {
     addCaCertificateListener: (l) => setImmediate(() => l({ caCertificate: Buffer.from(ca) })),
     removeCaCertificateListener: () => {},
-    addIdentityCertificateListener: (l) =>
-      setImmediate(() => l({ certificate: Buffer.from(cert), privateKey: Buffer.from(key) })),
+    addIdentityCertificateListener: (l) => setImmediate(() => l({ certificate: Buffer.from(cert), privateKey: Buffer.from(key) })),
     removeIdentityCertificateListener: () => {},
   };
 }

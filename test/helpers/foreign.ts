@@ -1,5 +1,6 @@
 /** Starts a ForeignPeer with throwaway material from the shared test CAs. */
 import { createPeerMaterial, type PeerMaterial } from "../../src/pki/certificates.js";
+import { ForeignDiscoveryPeer, type ForeignDiscoveryOptions } from "./foreign-discovery-peer.js";
 import { ForeignPeer, type ForeignPeerOptions } from "./foreign-peer.js";
 import { caFor } from "./peers.js";
 
@@ -7,7 +8,11 @@ export async function startForeign(
   o: { mspId?: string; tls?: boolean; trust?: readonly string[] } & Partial<Omit<ForeignPeerOptions, "tls">> = {},
 ): Promise<{ peer: ForeignPeer; material: PeerMaterial }> {
   const mspId = o.mspId ?? "Org1MSP";
-  const material = createPeerMaterial({ mspId, ca: caFor(mspId), commonName: `foreign.${mspId.toLowerCase()}` });
+  const material = createPeerMaterial({
+    mspId,
+    ca: caFor(mspId),
+    commonName: `foreign.${mspId.toLowerCase()}`,
+  });
   const trustIds = [...new Set([mspId, ...(o.trust ?? [])])];
   const trustedRoots = Object.fromEntries(trustIds.map((id) => [id, [caFor(id).certPem]]));
   const cas = trustIds.map((id) => caFor(id).certPem);
@@ -16,8 +21,59 @@ export async function startForeign(
     mspId,
     identityCert: material.identity.certPem,
     identityKey: material.identity.keyPem,
-    tls: (o.tls ?? true) ? { cert: material.tlsServer.certPem, key: material.tlsServer.keyPem, ca: cas } : undefined,
+    tls:
+      (o.tls ?? true)
+        ? {
+            cert: material.tlsServer.certPem,
+            key: material.tlsServer.keyPem,
+            ca: cas,
+          }
+        : undefined,
     trustedRoots,
+  });
+  return { peer, material };
+}
+
+/**
+ * Starts a foreign discovery peer. Pass the `material` of an earlier one (and
+ * its `port`) to restart "the same peer": same identity, new inc_num.
+ */
+export async function startForeignDiscovery(
+  o: {
+    mspId?: string;
+    tls?: boolean;
+    trust?: readonly string[];
+    material?: PeerMaterial;
+    port?: number;
+    discovery?: ForeignDiscoveryOptions;
+  } = {},
+): Promise<{ peer: ForeignDiscoveryPeer; material: PeerMaterial }> {
+  const mspId = o.mspId ?? "Org1MSP";
+  const material =
+    o.material ??
+    createPeerMaterial({
+      mspId,
+      ca: caFor(mspId),
+      commonName: `foreign.${mspId.toLowerCase()}`,
+    });
+  const trustIds = [...new Set([mspId, ...(o.trust ?? [])])];
+  const trustedRoots = Object.fromEntries(trustIds.map((id) => [id, [caFor(id).certPem]]));
+  const cas = trustIds.map((id) => caFor(id).certPem);
+  const peer = await ForeignDiscoveryPeer.start({
+    mspId,
+    port: o.port,
+    identityCert: material.identity.certPem,
+    identityKey: material.identity.keyPem,
+    tls:
+      (o.tls ?? true)
+        ? {
+            cert: material.tlsServer.certPem,
+            key: material.tlsServer.keyPem,
+            ca: cas,
+          }
+        : undefined,
+    trustedRoots,
+    discovery: o.discovery,
   });
   return { peer, material };
 }

@@ -8,7 +8,7 @@ import { PeerDialer } from "../../src/client/dialer.js";
 import { Comm } from "../../src/core/comm.js";
 import type { Dialer } from "../../src/core/transport.js";
 import { X509CryptoService } from "../../src/core/x509-crypto.js";
-import type { CommOptions } from "../../src/core/config.js";
+import { http2OptionKeys, type PeerOptions } from "../../src/grpc/config.js";
 import { type CertificateAuthority, createCa, createPeerMaterial, type PeerMaterial } from "../../src/pki/certificates.js";
 import { createGossipServer, type GossipFastifyInstance } from "../../src/server/create-server.js";
 import type { GossipPluginOptions } from "../../src/server/plugin.js";
@@ -30,7 +30,7 @@ export interface StartPeerOptions {
   /** CAs trusted, per MSP ID (the peer's own is added). */
   readonly trust?: Readonly<Record<string, CertificateAuthority>>;
   readonly tls?: boolean;
-  readonly options?: CommOptions;
+  readonly options?: PeerOptions;
   readonly port?: number;
   readonly host?: string;
   readonly plugin?: Partial<GossipPluginOptions>;
@@ -40,6 +40,11 @@ export interface StartPeerOptions {
 }
 
 const cas = new Map<string, CertificateAuthority>();
+
+/** The HTTP/2 options among `options` (what the plugin takes beside a comm it is given). */
+function http2Only(options: PeerOptions): PeerOptions {
+  return Object.fromEntries(Object.entries(options).filter(([k]) => (http2OptionKeys as readonly string[]).includes(k)));
+}
 
 /** The shared test CA of an MSP ID. */
 export function caFor(mspId: string): CertificateAuthority {
@@ -74,7 +79,7 @@ export async function startPeer(o: StartPeerOptions = {}): Promise<TestPeer> {
   }
   const app = await createGossipServer(
     ownComm
-      ? { comm: ownComm, tls: serverTls, ...o.plugin }
+      ? { comm: ownComm, tls: serverTls, options: http2Only(options), ...o.plugin }
       : { identity, tls: serverTls, clientTls, options, ...o.plugin },
   );
   await app.listen({ host: o.host ?? "127.0.0.1", port: o.port ?? 0 });

@@ -7,7 +7,7 @@ import { createServer, type Server } from "node:net";
 import { describe, it } from "node:test";
 import type { Registry } from "prom-client";
 import { serializeGossipMessage } from "../../src/core/envelope.js";
-import { ErrorCode, GossipError, GrpcStatus } from "../../src/core/errors.js";
+import { authenticationCodes, ErrorCode, GossipError } from "../../src/core/errors.js";
 import { bytesEqual, pkiIdHex } from "../../src/core/identity.js";
 import { startForeign } from "../helpers/foreign.js";
 import { caFor, cleanupAfter, collect, dataMessage, eventually, firstMatch, startPeer, toPeer } from "../helpers/peers.js";
@@ -184,18 +184,19 @@ describe("comm over sockets", () => {
 });
 
 describe("errors from the remote", () => {
-  it("a connection the remote refuses closes with the remote's gRPC status in remoteStatus", async () => {
+  it("a connection the remote refuses closes with the remote's reason in remoteCode", async () => {
     const b = await peer({ tls: false }); // trusts Org1MSP only
     const a = await peer({ tls: false, mspId: "Org2MSP", trust: { Org1MSP: caFor("Org1MSP") } });
     const disconnected = firstMatch(a.comm.connectionEvents, (e) => e.type === "disconnected", 5000);
     await a.comm.send(dataMessage(1), to(b)); // our side of the handshake succeeds; b then refuses us
     const closed = await disconnected;
     assert.ok(closed?.error, "the connection closed with an error");
-    assert.equal(closed.error.remoteStatus, GrpcStatus.Unauthenticated, `${closed.error.code}: ${closed.error.message}`);
+    const remoteCode = closed.error.remoteCode;
+    assert.ok(remoteCode !== undefined && authenticationCodes.has(remoteCode), `${closed.error.code} (${remoteCode}): ${closed.error.message}`);
     // A refusal of our own making has none.
     const c = await peer({ tls: false });
     const local = await c.comm.handshake({ endpoint: b.endpoint, pkiId: new Uint8Array(32) }).catch((err: unknown) => err);
     assert.ok(local instanceof GossipError && local.code === ErrorCode.UnexpectedPeer, String(local));
-    assert.equal(local.remoteStatus, undefined);
+    assert.equal(local.remoteCode, undefined);
   });
 });

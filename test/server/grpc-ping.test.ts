@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { gzipSync } from "node:zlib";
 import { after, before, describe, it } from "node:test";
-import { GrpcStatus } from "../../src/core/errors.js";
+import { GrpcStatus } from "../../src/grpc/status.js";
 import { connectRaw, grpcFrame, grpcHeaders, grpcMessages, rawRequest } from "../helpers/h2.js";
 import { startPeer, type TestPeer } from "../helpers/peers.js";
 

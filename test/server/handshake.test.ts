@@ -7,7 +7,7 @@ import { createHash, X509Certificate } from "node:crypto";
 import { createRequire } from "node:module";
 import { after, before, describe, it } from "node:test";
 import { serializeGossipMessage } from "../../src/core/envelope.js";
-import { GrpcStatus } from "../../src/core/errors.js";
+import { GrpcStatus } from "../../src/grpc/status.js";
 import { pkiIdHex } from "../../src/core/identity.js";
 import { createCa, createPeerMaterial, issueCertificate } from "../../src/pki/certificates.js";
 import { ForeignPeer, peekGossipMessage } from "../helpers/foreign-peer.js";

@@ -1,29 +1,32 @@
 /** `gossip-connect serve`: one gossip peer, a Fastify HTTP/2 server with the plugin. */
 import type { AddressInfo } from "node:net";
-import { create } from "@bufbuild/protobuf";
 import type { Comm } from "../../core/comm.js";
-import { ErrorCode } from "../../core/errors.js";
-import { bytesEqual, pkiIdHex, type PkiId } from "../../core/identity.js";
-import { EmptySchema, GossipMessage_Tag, GossipMessageSchema } from "../../gen/gossip/message_pb.js";
+import { pkiIdHex } from "../../core/identity.js";
+import type { ReceivedMessage } from "../../core/received-message.js";
+import { PullMsgType } from "../../gen/gossip/message_pb.js";
+import type { Member, Membership } from "../../membership/index.js";
 import { createGossipServer, type GossipFastifyInstance } from "../../server/create-server.js";
-import { type HostPort, listOf, parseCommandLine, parseHostPort } from "../args.js";
+import { type HostPort, listOf, parseCommandLine, parseHostPort, parseInteger } from "../args.js";
 import type { Command } from "../command.js";
-import { type CliError, explain, failure } from "../errors.js";
+import { type CliError, failure, usageError } from "../errors.js";
 import { devMspId, ephemeralIdentity, loadIdentity, loadTrust, peerSecurity } from "../identity.js";
 import { cliLogger, logLevelEnv } from "../logger.js";
 import { type Fields, processOutput } from "../output.js";
 
-/** Interval of the keep-connected message to bootstrap peers. */
-export const heartbeatIntervalMs = 5000;
 const closeTimeoutMs = 5000;
 
 const usage = `Usage: gossip-connect serve [--listen HOST:PORT] [--identity DIR] [--trust-ca FILE,...] [--no-tls]
-                            [--bootstrap HOST:PORT,...] [--metrics] [--auto-ack] [--json]
+                            [--bootstrap HOST:PORT,...] [--anchor HOST:PORT,...] [--external-endpoint HOST:PORT]
+                            [--internal-endpoint HOST:PORT] [--alive-interval MS] [--alive-expiration MS]
+                            [--metrics] [--auto-ack] [--json]
 
 Runs one gossip peer: a Fastify HTTP/2 server with the gossip-connect plugin
 (Gossip.GossipStream and Ping over gRPC, Connect and gRPC-web, server
-reflection), TLS by default, requesting client certificates as Fabric does.
-Runs until SIGINT or SIGTERM, then closes every connection (exit 0).
+reflection), TLS by default, requesting client certificates as Fabric does,
+and Fabric's discovery (membership) layer: it keeps a view of the peers that
+are alive and dead, answers membership requests ('gossip-connect members'),
+and joins a network through its bootstrap peers. Runs until SIGINT or
+SIGTERM, then closes every connection (exit 0).
 
 Options:
   --listen HOST:PORT    address to listen on (default 127.0.0.1:7051; port 0 picks a free one)
@@ -35,33 +38,49 @@ Options:
                         FILE's MSP ID is its organization (O=); write MSPID=FILE to set it
   --no-tls              serve and dial cleartext HTTP/2 (h2c)
   --bootstrap HOST:PORT,...
-                        peers to connect to at start: each is authenticated with a deep
-                        probe (Comm.handshake; the command fails if one is unreachable), then
-                        kept connected by an empty GossipMessage (tag EMPTY, content 'empty')
-                        sent every ${heartbeatIntervalMs / 1000} s, which also redials a lost connection
-  --metrics             serve Prometheus metrics (gossip_comm_*) at /metrics on the same port
+                        peers of our organization to join through (Fabric's peer.gossip.bootstrap):
+                        each is authenticated with a deep probe and sent a membership request,
+                        retried in the background while it is unreachable (see the log)
+  --anchor HOST:PORT,...
+                        peers of any organization to join through, as Fabric connects to a
+                        channel's anchor peers (another organization's needs --external-endpoint)
+  --external-endpoint HOST:PORT
+                        our endpoint for other organizations (peer.gossip.externalEndpoint);
+                        without it the peer is invisible outside its organization
+  --internal-endpoint HOST:PORT
+                        our endpoint for our organization (peer.gossip.endpoint; default: the
+                        listen address, IPv4 or a host name)
+  --alive-interval MS   alive message period (peer.gossip.aliveTimeInterval, default 5000)
+  --alive-expiration MS silence after which a member is dead (peer.gossip.aliveExpirationTimeout,
+                        default 5 x --alive-interval)
+  --metrics             serve Prometheus metrics (gossip_comm_*, gossip_membership_*) at /metrics
   --auto-ack            acknowledge every received message (for 'gossip-connect send --ack')
   --json                print one JSON line per event on stdout (see below)
   -h, --help            this help
 
 Events (stdout; with --json one object per line, "event" first, then "time"):
-  started        endpoint, pkiId, mspId, tls, ephemeral, metrics (URL or null)
+  started        endpoint, pkiId, mspId, tls, ephemeral, metrics (URL or null),
+                 internalEndpoint, externalEndpoint, bootstrap (list)
+  joined         a member became known and alive: pkiId, organization, endpoint,
+  died             internalEndpoint, incNum, seqNum (decimal strings); died: presumed
+  revived          dead (silent, or unreachable); revived: alive again (newer alive message)
+  removed        a dead member was forgotten
   connected      pkiId, endpoint, direction (inbound|outbound)
   disconnected   pkiId, endpoint, direction, code and error when it failed
-  received       from (PKI-ID), endpoint, nonce (decimal string), contentType (the
-                 GossipMessage content case, e.g. dataMsg), payloadSize (bytes of the
-                 serialized GossipMessage), signed
+  received       a message other than membership traffic: from (PKI-ID), endpoint, nonce
+                 (decimal string), contentType (the GossipMessage content case, e.g.
+                 dataMsg), payloadSize (bytes of the serialized GossipMessage), signed
   presumedDead   pkiId, endpoint, code, error
   identitySwitch oldPkiId, newPkiId, endpoint
   error          code, message, fix
   stopped        (after SIGINT/SIGTERM, when every connection is closed)
 Logs (pino JSON) go to stderr; set ${logLevelEnv} (default info).
 
-Exit codes: 0 stopped by a signal, 1 failure (unusable identity files, port in use,
-            unreachable bootstrap peer), 2 usage.
+Exit codes: 0 stopped by a signal, 1 failure (unusable identity files, port in use), 2 usage.
 
 Example:
-  gossip-connect serve --listen 127.0.0.1:7051 --identity ./peer1 --auto-ack --json`;
+  gossip-connect serve --listen 127.0.0.1:7051 --identity ./peer1 --json
+  gossip-connect serve --listen 127.0.0.1:7052 --identity ./peer2 --bootstrap 127.0.0.1:7051 --json`;
 
 const options = {
   listen: { type: "string" },
@@ -69,6 +88,11 @@ const options = {
   "trust-ca": { type: "string", multiple: true },
   "no-tls": { type: "boolean" },
   bootstrap: { type: "string", multiple: true },
+  anchor: { type: "string", multiple: true },
+  "external-endpoint": { type: "string" },
+  "internal-endpoint": { type: "string" },
+  "alive-interval": { type: "string" },
+  "alive-expiration": { type: "string" },
   metrics: { type: "boolean" },
   "auto-ack": { type: "boolean" },
   json: { type: "boolean" },
@@ -78,11 +102,19 @@ function listenError(e: unknown, at: HostPort): CliError {
   const code = (e as NodeJS.ErrnoException).code;
   switch (code) {
     case "EADDRINUSE":
-      return failure(`port ${at.port} on ${at.host} is already in use`, `stop the process that uses it, or pick another port with --listen ${at.host}:PORT (port 0 picks a free one)`, { cause: e });
+      return failure(
+        `port ${at.port} on ${at.host} is already in use`,
+        `stop the process that uses it, or pick another port with --listen ${at.host}:PORT (port 0 picks a free one)`,
+        { cause: e },
+      );
     case "EADDRNOTAVAIL":
-      return failure(`${at.host} is not an address of this machine`, "listen on 127.0.0.1, 0.0.0.0, or an address of this machine", { cause: e });
+      return failure(`${at.host} is not an address of this machine`, "listen on 127.0.0.1, 0.0.0.0, or an address of this machine", {
+        cause: e,
+      });
     case "EACCES":
-      return failure(`not allowed to listen on port ${at.port}`, "ports below 1024 need privileges; pick a port from 1024 up", { cause: e });
+      return failure(`not allowed to listen on port ${at.port}`, "ports below 1024 need privileges; pick a port from 1024 up", {
+        cause: e,
+      });
     case "ENOTFOUND":
     case "EAI_AGAIN":
       return failure(`cannot resolve the --listen host ${at.host}`, "use an IP address such as 127.0.0.1", { cause: e });
@@ -90,8 +122,6 @@ function listenError(e: unknown, at: HostPort): CliError {
       return failure(`cannot listen on ${at.endpoint}: ${(e as Error).message}`, "pick another --listen address", { cause: e });
   }
 }
-
-const heartbeat = create(GossipMessageSchema, { tag: GossipMessage_Tag.EMPTY, content: { case: "empty", value: create(EmptySchema) } });
 
 export const serveCommand: Command = {
   name: "serve",
@@ -104,7 +134,28 @@ export const serveCommand: Command = {
       return 0;
     }
     const listen = parseHostPort("--listen", v.listen ?? "127.0.0.1:7051", true);
-    const bootstrap = listOf(v.bootstrap).map((b) => parseHostPort("--bootstrap", b));
+    const bootstrap = listOf(v.bootstrap).map((b) => parseHostPort("--bootstrap", b).endpoint);
+    const anchors = listOf(v.anchor).map((b) => parseHostPort("--anchor", b).endpoint);
+    const externalEndpoint =
+      v["external-endpoint"] !== undefined ? parseHostPort("--external-endpoint", v["external-endpoint"]).endpoint : "";
+    const internalEndpoint =
+      v["internal-endpoint"] !== undefined ? parseHostPort("--internal-endpoint", v["internal-endpoint"]).endpoint : undefined;
+    if (internalEndpoint?.startsWith("[")) {
+      throw usageError(
+        "--internal-endpoint cannot be an IPv6 literal (Fabric's 'host:port' endpoints have one colon)",
+        "give a host name or an IPv4 address",
+      );
+    }
+    const aliveTimeIntervalMs =
+      v["alive-interval"] !== undefined ? parseInteger("--alive-interval", v["alive-interval"], 1, 3_600_000) : undefined;
+    const aliveExpirationTimeoutMs =
+      v["alive-expiration"] !== undefined ? parseInteger("--alive-expiration", v["alive-expiration"], 1, 86_400_000) : undefined;
+    if (internalEndpoint === undefined && listen.host.includes(":")) {
+      throw usageError(
+        `--listen ${listen.endpoint} is IPv6, which Fabric's 'host:port' internal endpoint cannot express`,
+        "add --internal-endpoint HOST:PORT with a host name or IPv4 address that reaches this peer",
+      );
+    }
     const logger = cliLogger("info", { name: "gossip-connect" });
     const id = v.identity !== undefined ? loadIdentity(v.identity) : ephemeralIdentity();
     const trust = loadTrust(listOf(v["trust-ca"]));
@@ -121,18 +172,23 @@ export const serveCommand: Command = {
         clientTls: security.clientTls,
         metrics: v.metrics,
         loggerInstance: logger,
+        membership: {
+          internalEndpoint,
+          externalEndpoint,
+          bootstrapPeers: bootstrap,
+          aliveTimeIntervalMs,
+          aliveExpirationTimeoutMs,
+        },
       });
     } catch (e) {
       throw failure(`cannot set up the peer: ${(e as Error).message}`, "check the --identity and --trust-ca files", { cause: e });
     }
     const comm = app.gossip;
-    const pumps = startPumps(comm, emit, v["auto-ack"]);
-    let heartbeatTimer: NodeJS.Timeout | undefined;
+    const pumps: Promise<unknown>[] = [startPumps(comm, emit, v["auto-ack"])];
     const closers: (() => void)[] = [];
     let closing: Promise<void> | undefined;
     const close = (): Promise<void> => {
       closing ??= (async () => {
-        clearInterval(heartbeatTimer);
         for (const c of closers) c();
         let timer: NodeJS.Timeout | undefined;
         await Promise.race([
@@ -142,7 +198,7 @@ export const serveCommand: Command = {
           }),
         ]);
         clearTimeout(timer);
-        await Promise.race([pumps, new Promise((r) => setTimeout(r, 100))]);
+        await Promise.race([Promise.allSettled(pumps), new Promise((r) => setTimeout(r, 100))]);
       })();
       return closing;
     };
@@ -156,6 +212,8 @@ export const serveCommand: Command = {
       const addr = app.server.address() as AddressInfo;
       const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
       const endpoint = `${host}:${addr.port}`;
+      const membership = app.gossipMembership;
+      if (membership === null) throw failure("the membership layer did not start", "report this as a bug; the log (stderr) may say why");
       emit("started", {
         endpoint,
         pkiId: id.pkiId,
@@ -163,52 +221,12 @@ export const serveCommand: Command = {
         tls,
         ephemeral: id.dir === undefined,
         metrics: v.metrics ? `${tls ? "https" : "http"}://${endpoint}/metrics` : null,
+        internalEndpoint: membership.self.internalEndpoint,
+        externalEndpoint,
+        bootstrap,
       });
-
-      // Bootstrap: authenticate each peer once (fatal when one fails), then keep it connected.
-      const known = new Map<string, PkiId>();
-      await Promise.all(
-        bootstrap.map(async (b) => {
-          try {
-            known.set(b.endpoint, (await comm.handshake({ endpoint: b.endpoint })).pkiId);
-          } catch (e) {
-            const ce = explain(e, { endpoint: b.endpoint, noTls: !tls });
-            throw failure(`bootstrap peer ${b.endpoint} is unusable: ${ce.problem}`, `${ce.fix}; or start without --bootstrap ${b.endpoint}`, { code: ce.code, cause: e });
-          }
-        }),
-      );
-      if (bootstrap.length > 0) {
-        const stale = new Set<string>();
-        void (async () => {
-          for await (const ev of comm.presumedDead) {
-            if (known.has(ev.endpoint) && ev.error.code === ErrorCode.UnexpectedPeer) stale.add(ev.endpoint);
-          }
-        })();
-        void (async () => {
-          for await (const ev of comm.identitySwitch) {
-            const old = known.get(ev.endpoint);
-            if (old !== undefined && bytesEqual(old, ev.oldPkiId)) known.set(ev.endpoint, ev.newPkiId);
-          }
-        })();
-        const beat = () => {
-          for (const b of bootstrap) {
-            if (stale.delete(b.endpoint)) {
-              // Another peer now answers there: learn who before sending to it.
-              comm.handshake({ endpoint: b.endpoint }).then(
-                (r) => known.set(b.endpoint, r.pkiId),
-                (e: unknown) => {
-                  const ce = explain(e, { endpoint: b.endpoint, noTls: !tls });
-                  emit("error", { code: ce.code ?? "internal", message: `bootstrap peer ${b.endpoint}: ${ce.problem}`, fix: ce.fix });
-                },
-              );
-              continue;
-            }
-            void comm.send(heartbeat, { endpoint: b.endpoint, pkiId: known.get(b.endpoint) });
-          }
-        };
-        beat();
-        heartbeatTimer = setInterval(beat, heartbeatIntervalMs);
-      }
+      pumps.push(membershipEvents(membership, emit));
+      for (const a of anchors) membership.connect(a, { anchor: true });
 
       // The comm reports refused handshakes only in its log and counters: surface them as events.
       let refusedSoFar = comm.stats().handshakeFailures;
@@ -248,6 +266,43 @@ export const serveCommand: Command = {
   },
 };
 
+/** The fields of a membership event. */
+export function memberFields(m: Member): Fields {
+  return {
+    pkiId: m.pkiIdHex,
+    organization: m.organization ?? null,
+    endpoint: m.endpoint,
+    internalEndpoint: m.internalEndpoint,
+    incNum: m.timestamp.incNum,
+    seqNum: m.timestamp.seqNum,
+  };
+}
+
+/** Forwards membership changes (not `updated`: every alive message is one) to `emit`; resolves when it stopped. */
+async function membershipEvents(membership: Membership, emit: (name: string, fields?: Fields) => void): Promise<void> {
+  for await (const ev of membership.events) {
+    if (ev.type !== "updated") emit(ev.type, memberFields(ev.member));
+  }
+}
+
+/** Membership traffic (alive messages, requests, responses, identity pull), reported as joined/died/revived instead. */
+function isMembershipTraffic(m: ReceivedMessage): boolean {
+  const c = m.message.content;
+  switch (c.case) {
+    case "aliveMsg":
+    case "memReq":
+    case "memRes":
+      return true;
+    case "hello":
+    case "dataDig":
+    case "dataReq":
+    case "dataUpdate":
+      return c.value.msgType === PullMsgType.IDENTITY_MSG;
+    default:
+      return false;
+  }
+}
+
 /** Forwards the comm's event streams and received messages to `emit`; resolves when the comm stopped. */
 function startPumps(comm: Comm, emit: (name: string, fields?: Fields) => void, autoAck: boolean): Promise<unknown> {
   const conns = (async () => {
@@ -272,7 +327,7 @@ function startPumps(comm: Comm, emit: (name: string, fields?: Fields) => void, a
     }
   })();
   const received = (async () => {
-    for await (const m of comm.accept()) {
+    for await (const m of comm.accept((m) => !isMembershipTraffic(m))) {
       emit("received", {
         from: pkiIdHex(m.connection.pkiId),
         endpoint: m.connection.endpoint,

@@ -1,0 +1,48 @@
+/**
+ * What a stream knows of its connection, read from the socket the same way on
+ * both sides: the remote's `host:port`, whether it is TLS, and the SHA-256 of
+ * each end's DER leaf certificate (computed once per HTTP/2 session).
+ */
+import { createHash } from "node:crypto";
+import type * as http2 from "node:http2";
+import type { Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
+import type { StreamFacts } from "./wire-stream.js";
+
+type ConnectionFacts = Omit<StreamFacts, "remoteAddress">;
+
+const factsBySession = new WeakMap<http2.Http2Session, ConnectionFacts>();
+
+/** `address:port`, with brackets for IPv6; `unknown` without an address. */
+export function formatAddress(address: string | undefined, port: number | undefined): string {
+  if (address === undefined) return "unknown";
+  return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/** SHA-256 of a DER certificate; undefined for none. */
+export function certHash(der: Uint8Array | undefined): Uint8Array | undefined {
+  return der && der.length > 0 ? new Uint8Array(createHash("sha256").update(der).digest()) : undefined;
+}
+
+/**
+ * The facts of a stream on `session` over `socket`: remote address, TLS, and
+ * the hashes of the remote's leaf (`getPeerCertificate`) and of ours
+ * (`getCertificate`: our client certificate when we dialed, our server
+ * certificate when we accepted).
+ */
+export function socketFacts(socket: Socket | undefined, session: http2.Http2Session | undefined): StreamFacts {
+  const remoteAddress = formatAddress(socket?.remoteAddress, socket?.remotePort);
+  let facts = session ? factsBySession.get(session) : undefined;
+  if (!facts) {
+    const tlsSocket = socket as (TLSSocket & { encrypted?: boolean }) | undefined;
+    const tls = tlsSocket?.encrypted === true;
+    const local = tls ? tlsSocket.getCertificate() : null;
+    facts = {
+      tls,
+      remoteCertHash: tls ? certHash(tlsSocket.getPeerCertificate(false)?.raw) : undefined,
+      localCertHash: local && "raw" in local ? certHash(local.raw as Buffer) : undefined,
+    };
+    if (session) factsBySession.set(session, facts);
+  }
+  return { remoteAddress, ...facts };
+}

@@ -1,0 +1,183 @@
+/**
+ * Alive messages: building and signing ours, parsing and validating others'
+ * (Fabric's `SignMessage` with a secret envelope, and `ValidateAliveMsg`).
+ */
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import type { CryptoService } from "../core/crypto.js";
+import { parseGossipMessage, serializeGossipMessage, verifyEnvelope } from "../core/envelope.js";
+import { ErrorCode, GossipError } from "../core/errors.js";
+import type { PeerIdentity, PkiId } from "../core/identity.js";
+import {
+  AliveMessageSchema,
+  type Envelope,
+  type GossipMessage,
+  GossipMessage_Tag,
+  GossipMessageSchema,
+  MemberSchema,
+  PeerTimeSchema,
+  SecretEnvelopeSchema,
+  SecretSchema,
+} from "../gen/gossip/message_pb.js";
+import { hex } from "./hex.js";
+import type { Timestamp } from "./timestamp.js";
+
+/** What our alive message says about us. */
+export interface AliveContent {
+  readonly endpoint: string;
+  readonly pkiId: PkiId;
+  readonly metadata: Uint8Array;
+  readonly timestamp: Timestamp;
+  /** Our serialized identity, during the publish-cert period; absent after. */
+  readonly identity?: PeerIdentity | undefined;
+}
+
+/** A received alive message, parsed and structurally checked (not yet authenticated). */
+export interface ParsedAlive {
+  /** The Envelope as received: its payload holds the signed bytes. */
+  readonly envelope: Envelope;
+  readonly pkiId: PkiId;
+  readonly pkiHex: string;
+  readonly endpoint: string;
+  readonly metadata: Uint8Array;
+  readonly timestamp: Timestamp;
+  /** The identity carried in the message, or empty. */
+  readonly identity: Uint8Array;
+  /** The internal endpoint of the secret envelope, or "" (unverified until {@link validateAlive}). */
+  readonly internalEndpoint: string;
+}
+
+/** The GossipMessage of an alive message (tag EMPTY, nonce 0). */
+export function aliveMessage(c: AliveContent): GossipMessage {
+  return create(GossipMessageSchema, {
+    tag: GossipMessage_Tag.EMPTY,
+    content: {
+      case: "aliveMsg",
+      value: create(AliveMessageSchema, {
+        membership: create(MemberSchema, {
+          endpoint: c.endpoint,
+          metadata: c.metadata,
+          pkiId: c.pkiId,
+        }),
+        timestamp: create(PeerTimeSchema, {
+          incNum: c.timestamp.incNum,
+          seqNum: c.timestamp.seqNum,
+        }),
+        identity: c.identity ?? new Uint8Array(0),
+      }),
+    },
+  });
+}
+
+/**
+ * Signs an alive message as Fabric does: the serialized GossipMessage signed
+ * by `crypto`, plus a signed secret envelope with `internalEndpoint` when it
+ * is non-empty.
+ */
+export function signAlive(crypto: CryptoService, message: GossipMessage, internalEndpoint: string): Envelope {
+  const payload = serializeGossipMessage(message);
+  const env: Envelope = {
+    $typeName: "gossip.Envelope",
+    payload,
+    signature: crypto.sign(payload),
+    secretEnvelope: undefined,
+  };
+  if (internalEndpoint !== "") {
+    const secret = toBinary(
+      SecretSchema,
+      create(SecretSchema, {
+        content: { case: "internalEndpoint", value: internalEndpoint },
+      }),
+    );
+    env.secretEnvelope = create(SecretEnvelopeSchema, {
+      payload: secret,
+      signature: crypto.sign(secret),
+    });
+  }
+  return env;
+}
+
+/** `env` without its secret envelope (what crosses an organization boundary). */
+export function withoutSecret(env: Envelope): Envelope {
+  if (env.secretEnvelope === undefined) return env;
+  return {
+    $typeName: "gossip.Envelope",
+    payload: env.payload,
+    signature: env.signature,
+    secretEnvelope: undefined,
+  };
+}
+
+/** The internal endpoint in `env`'s secret envelope, or "" when it has none or it does not parse. */
+export function internalEndpointOf(env: Envelope): string {
+  const secret = env.secretEnvelope;
+  if (secret === undefined || secret.payload.length === 0) return "";
+  try {
+    const s = fromBinary(SecretSchema, secret.payload);
+    return s.content.case === "internalEndpoint" ? s.content.value : "";
+  } catch {
+    return "";
+  }
+}
+
+function invalid(what: string): GossipError {
+  return new GossipError(ErrorCode.MalformedMessage, `Invalid alive message: ${what}`);
+}
+
+/**
+ * Parses an Envelope that should hold an alive message and checks its
+ * structure (Fabric: alive_msg, membership, pki_id, payload and signature
+ * present; we also require the timestamp, which Fabric dereferences
+ * unchecked). Throws `MalformedMessage`.
+ */
+export function parseAlive(envelope: Envelope, message?: GossipMessage): ParsedAlive {
+  if (envelope.payload.length === 0 || envelope.signature.length === 0) throw invalid("missing payload or signature");
+  const m = message ?? parseGossipMessage(envelope.payload);
+  if (m.content.case !== "aliveMsg") throw invalid(`expected an alive message, got ${m.content.case ?? "nothing"}`);
+  const alive = m.content.value;
+  const member = alive.membership;
+  if (member === undefined || member.pkiId.length === 0) throw invalid("missing membership or PKI-ID");
+  const ts = alive.timestamp;
+  if (ts === undefined) throw invalid("missing timestamp");
+  return {
+    envelope,
+    pkiId: member.pkiId,
+    pkiHex: hex(member.pkiId),
+    endpoint: member.endpoint,
+    metadata: member.metadata,
+    timestamp: { incNum: ts.incNum, seqNum: ts.seqNum },
+    identity: alive.identity,
+    internalEndpoint: internalEndpointOf(envelope),
+  };
+}
+
+/** Where {@link validateAlive} gets identities: the identity mapper. */
+export interface IdentitySource {
+  /** Validates and stores `identity` for `pkiId`; throws `InvalidIdentity`. */
+  put(pkiId: PkiId, identity: PeerIdentity): void;
+  /** The identity of `pkiId`, if known. */
+  get(pkiId: PkiId): PeerIdentity | undefined;
+}
+
+/**
+ * Fabric's `ValidateAliveMsg`: the identity carried in the message is
+ * validated and learned, else the mapper must know the PKI-ID; then the
+ * signature over the received payload (and the secret envelope's) must
+ * verify. Throws `InvalidIdentity`, `UnknownIdentity` or `BadSignature`.
+ */
+export function validateAlive(crypto: CryptoService, identities: IdentitySource, a: ParsedAlive): void {
+  let identity: PeerIdentity | undefined;
+  if (a.identity.length > 0) {
+    identities.put(a.pkiId, a.identity);
+    identity = a.identity;
+  } else {
+    identity = identities.get(a.pkiId);
+    if (identity === undefined) {
+      throw new GossipError(ErrorCode.UnknownIdentity, `Don't have certificate for ${a.pkiHex}`);
+    }
+  }
+  try {
+    verifyEnvelope(crypto, identity, a.envelope);
+  } catch (e) {
+    throw GossipError.from(e, ErrorCode.BadSignature);
+  }
+}

@@ -1,0 +1,172 @@
+/**
+ * Fabric's identity mapper: PKI-ID → identity, organization, expiry and last
+ * use. Only validated identities whose PKI-ID is the hash of the identity
+ * enter; an identity is forgotten when its certificate expires or when it was
+ * not used for an hour (our own never).
+ */
+import type { Clock } from "../core/clock.js";
+import type { CryptoService } from "../core/crypto.js";
+import { ErrorCode, GossipError } from "../core/errors.js";
+import { bytesEqual, type PeerIdentity, type PkiId } from "../core/identity.js";
+import { hex as pkiIdHex } from "./hex.js";
+import type { IdentitySource } from "./alive-message.js";
+
+interface Stored {
+  readonly pkiId: PkiId;
+  readonly identity: PeerIdentity;
+  readonly organization: string;
+  lastAccess: number;
+  timer: unknown;
+}
+
+/** Longest single timer (Node timers overflow above 2^31 - 1 ms). */
+const maxTimerMs = 2 ** 31 - 1;
+
+/** What the mapper needs. */
+export interface IdentityMapperInit {
+  readonly crypto: CryptoService;
+  readonly clock: Clock;
+  /** Wall-clock ms since the epoch (certificate expiry is wall-clock time). */
+  readonly wallClockMs: () => number;
+  /** Called after an identity was removed (expired or unused). */
+  readonly onRemoved?: (pkiId: PkiId) => void;
+}
+
+/** PKI-ID → identity, validated, with expiry and unused purge. */
+export class IdentityMapper implements IdentitySource {
+  private readonly byHex = new Map<string, Stored>();
+  private readonly selfHex: string;
+  private stopped = false;
+
+  constructor(private readonly init: IdentityMapperInit) {
+    const self = init.crypto.identity;
+    const pkiId = init.crypto.pkiIdOf(self);
+    this.selfHex = pkiIdHex(pkiId);
+    this.byHex.set(this.selfHex, {
+      pkiId,
+      identity: self,
+      organization: init.crypto.organizationOf(self),
+      lastAccess: init.clock.now(),
+      timer: undefined,
+    });
+  }
+
+  /**
+   * Validates `identity` (PKI-ID match, trusted, unexpired) and stores it
+   * unless already stored (the same bytes already stored are not validated
+   * again). Throws `PkiIdMismatch` or `InvalidIdentity`.
+   */
+  put(pkiId: PkiId, identity: PeerIdentity): void {
+    if (pkiId.length === 0) throw new GossipError(ErrorCode.MissingPkiId, "PKIID is nil");
+    if (identity.length === 0) throw new GossipError(ErrorCode.InvalidIdentity, "identity is nil");
+    // The same bytes for a stored PKI-ID were validated when stored (expiry has its timer): every
+    // alive message of the publish-cert period carries them, and re-validating each costs CPU.
+    const held = this.byHex.get(pkiIdHex(pkiId));
+    if (held !== undefined && bytesEqual(held.identity, identity)) return;
+    const c = this.init.crypto;
+    let computed: PkiId;
+    let organization: string;
+    let expiresAt: Date | undefined;
+    try {
+      computed = c.pkiIdOf(identity);
+      organization = c.organizationOf(identity);
+      c.validateIdentity(identity);
+      expiresAt = c.expiresAt(identity);
+    } catch (e) {
+      throw GossipError.from(e, ErrorCode.InvalidIdentity);
+    }
+    if (!bytesEqual(computed, pkiId)) throw new GossipError(ErrorCode.PkiIdMismatch, "identity doesn't match the computed pkiID");
+    const hex = pkiIdHex(pkiId);
+    if (this.byHex.has(hex)) return;
+    const wall = this.init.wallClockMs();
+    if (expiresAt !== undefined && expiresAt.getTime() <= wall) {
+      throw new GossipError(ErrorCode.InvalidIdentity, "gossipping peer identity expired");
+    }
+    const stored: Stored = {
+      pkiId: pkiId.slice(),
+      identity: identity.slice(),
+      organization,
+      lastAccess: this.init.clock.now(),
+      timer: undefined,
+    };
+    this.byHex.set(hex, stored);
+    if (expiresAt !== undefined) this.armExpiry(hex, stored, expiresAt.getTime());
+  }
+
+  /** The identity of `pkiId` (refreshing its last use), or undefined. */
+  get(pkiId: PkiId): PeerIdentity | undefined {
+    return this.touch(pkiIdHex(pkiId))?.identity;
+  }
+
+  /** The organization of `pkiId` (refreshing its last use), or undefined when its identity is unknown. */
+  organizationOf(pkiId: PkiId): string | undefined {
+    return this.touch(pkiIdHex(pkiId))?.organization;
+  }
+
+  /** The organization of a hex PKI-ID, without refreshing its last use. */
+  peekOrganization(pkiHex: string): string | undefined {
+    return this.byHex.get(pkiHex)?.organization;
+  }
+
+  /** True when `pkiHex` is known. */
+  has(pkiHex: string): boolean {
+    return this.byHex.has(pkiHex);
+  }
+
+  /** Identities held (ours included). */
+  get size(): number {
+    return this.byHex.size;
+  }
+
+  /** Every stored PKI-ID and identity. */
+  entries(): { pkiId: PkiId; identity: PeerIdentity; organization: string }[] {
+    return [...this.byHex.values()].map((s) => ({
+      pkiId: s.pkiId,
+      identity: s.identity,
+      organization: s.organization,
+    }));
+  }
+
+  /** Removes identities (not ours) unused for `thresholdMs`. */
+  purgeUnused(thresholdMs: number): void {
+    const now = this.init.clock.now();
+    for (const [hex, s] of [...this.byHex]) {
+      if (hex !== this.selfHex && now - s.lastAccess > thresholdMs) this.remove(hex);
+    }
+  }
+
+  /** Forgets `pkiHex` (never ours) and tells `onRemoved`. */
+  remove(pkiHex: string): void {
+    if (pkiHex === this.selfHex) return;
+    const s = this.byHex.get(pkiHex);
+    if (s === undefined) return;
+    this.init.clock.clearTimeout(s.timer);
+    this.byHex.delete(pkiHex);
+    this.init.onRemoved?.(s.pkiId);
+  }
+
+  /** Cancels every expiry timer. */
+  stop(): void {
+    this.stopped = true;
+    for (const s of this.byHex.values()) this.init.clock.clearTimeout(s.timer);
+  }
+
+  private touch(hex: string): Stored | undefined {
+    const s = this.byHex.get(hex);
+    if (s !== undefined) s.lastAccess = this.init.clock.now();
+    return s;
+  }
+
+  private armExpiry(hex: string, stored: Stored, notAfterMs: number): void {
+    if (this.stopped) return;
+    const delay = notAfterMs - this.init.wallClockMs() + 1;
+    stored.timer = this.init.clock.setTimeout(
+      () => {
+        if (this.byHex.get(hex) !== stored) return;
+        if (delay > maxTimerMs) this.armExpiry(hex, stored, notAfterMs);
+        else this.remove(hex);
+      },
+      Math.max(0, Math.min(delay, maxTimerMs)),
+    );
+  }
+}

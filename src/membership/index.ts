@@ -1,0 +1,46 @@
+/**
+ * `gossip-connect/membership`: Fabric's gossip discovery (the membership
+ * view) on a {@link Comm}: alive messages, bootstrap, sync, expiration,
+ * reconnection, identity pull and the disclosure policy, Fabric-exact.
+ *
+ * @packageDocumentation
+ */
+export {
+  Membership,
+  type MembershipInit,
+  type MembershipStats,
+} from "./membership.js";
+export {
+  type MembershipConfig,
+  type MembershipOptions,
+  resolveMembershipConfig,
+} from "./config.js";
+export type { Member, MembershipEvent, MembershipEventType } from "./view.js";
+export {
+  type MembershipMetrics,
+  noopMembershipMetrics,
+  type RefusedKind,
+} from "./metrics.js";
+export {
+  compareTimestamps,
+  isNewer,
+  type Timestamp,
+  timestampString,
+} from "./timestamp.js";
+export {
+  aliveMessage,
+  internalEndpointOf,
+  type ParsedAlive,
+  parseAlive,
+  signAlive,
+  validateAlive,
+  withoutSecret,
+} from "./alive-message.js";
+export { AliveStore } from "./alive-store.js";
+export { IdentityMapper } from "./identity-mapper.js";
+export {
+  type Disclosure,
+  disclosurePolicy,
+  type PeerFacts,
+} from "./disclosure.js";
+export { illegalTagReason } from "./tags.js";

@@ -1,0 +1,27 @@
+import type { ErrorCode } from "../core/errors.js";
+
+/** What membership refuses, by kind of message. */
+export type RefusedKind = "alive" | "membership_request" | "membership_response" | "identity";
+
+/**
+ * What membership counts. `gossip-connect/metrics` has a Prometheus
+ * implementation ({@link PrometheusMembershipMetrics}); the default counts nothing.
+ */
+export interface MembershipMetrics {
+  /** Alive members now (Fabric `gossip_membership_total_peers_known`). */
+  totalPeersKnown(count: number): void;
+  /** A message (or response entry) was refused, and why. */
+  refused(kind: RefusedKind, reason: ErrorCode): void;
+  /** A membership change: joined, died, revived, removed. */
+  change(type: "joined" | "died" | "revived" | "updated" | "removed"): void;
+  /** Membership messages we sent, by kind. */
+  sent(kind: "alive" | "membership_request" | "membership_response" | "identity_pull"): void;
+}
+
+/** Metrics that count nothing. */
+export const noopMembershipMetrics: MembershipMetrics = {
+  totalPeersKnown() {},
+  refused() {},
+  change() {},
+  sent() {},
+};

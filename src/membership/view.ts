@@ -1,0 +1,187 @@
+/**
+ * The membership view (Fabric's id2Member, alive/dead timestamps and stored
+ * alive messages): who is alive, who went silent, and the latest signed alive
+ * message of each. Changes only on authenticated, strictly newer timestamps.
+ */
+import type { PkiId } from "../core/identity.js";
+import type { Envelope } from "../gen/gossip/message_pb.js";
+import type { ParsedAlive } from "./alive-message.js";
+import { isNewer, type Timestamp } from "./timestamp.js";
+
+/** A peer as the view knows it. */
+export interface Member {
+  readonly pkiId: PkiId;
+  readonly pkiIdHex: string;
+  /** External endpoint ("" if none). */
+  readonly endpoint: string;
+  /** Internal endpoint, "" if not disclosed to us. */
+  readonly internalEndpoint: string;
+  readonly metadata: Uint8Array;
+  /** MSP ID from its identity, if known. */
+  readonly organization: string | undefined;
+  readonly timestamp: Timestamp;
+  /** `clock.now()` when a strictly newer alive message last arrived. */
+  readonly lastHeardMs: number;
+  readonly state: "alive" | "dead";
+}
+
+/** The kinds of membership change. */
+export type MembershipEventType = "joined" | "died" | "revived" | "updated" | "removed";
+
+/** A membership change, as {@link Membership.events} delivers it. */
+export interface MembershipEvent {
+  readonly type: MembershipEventType;
+  readonly member: Member;
+}
+
+/** A member's state inside the view. */
+export interface Known {
+  readonly pkiId: PkiId;
+  readonly pkiHex: string;
+  endpoint: string;
+  internalEndpoint: string;
+  metadata: Uint8Array;
+  timestamp: Timestamp;
+  lastHeardMs: number;
+  state: "alive" | "dead";
+  /** The latest signed alive message about it (as received). */
+  envelope: Envelope;
+}
+
+/** The endpoint to dial a member on: internal if known, else external (Fabric's PreferredEndpoint). */
+export function preferredEndpoint(m: { readonly endpoint: string; readonly internalEndpoint: string }): string {
+  return m.internalEndpoint !== "" ? m.internalEndpoint : m.endpoint;
+}
+
+/** The alive and dead members other than ourselves. */
+export class View {
+  private readonly members = new Map<string, Known>();
+  /** Bumped on every change of who is alive or of a member's endpoints (caches key on it). */
+  version = 0;
+
+  constructor(
+    private readonly selfHex: string,
+    private readonly notify: (type: MembershipEventType, k: Known) => void,
+  ) {}
+
+  private onChange(type: MembershipEventType, k: Known): void {
+    this.version++;
+    this.notify(type, k);
+  }
+
+  /**
+   * Fabric's handleAliveMessage for an authenticated alive message: learns an
+   * unknown member as alive, revives a dead one, or refreshes an alive one,
+   * only when its timestamp is strictly newer. Returns whether anything changed.
+   */
+  handleAlive(a: ParsedAlive, now: number): boolean {
+    if (a.pkiHex === this.selfHex) return false;
+    const k = this.members.get(a.pkiHex);
+    if (k === undefined) {
+      const fresh: Known = {
+        pkiId: a.pkiId.slice(),
+        pkiHex: a.pkiHex,
+        endpoint: a.endpoint,
+        internalEndpoint: a.internalEndpoint,
+        metadata: a.metadata.slice(),
+        timestamp: a.timestamp,
+        lastHeardMs: now,
+        state: "alive",
+        envelope: a.envelope,
+      };
+      this.members.set(a.pkiHex, fresh);
+      this.onChange("joined", fresh);
+      return true;
+    }
+    if (!isNewer(a.timestamp, k.timestamp)) return false;
+    const changed =
+      k.endpoint !== a.endpoint ||
+      (a.internalEndpoint !== "" && a.internalEndpoint !== k.internalEndpoint) ||
+      Buffer.compare(k.metadata, a.metadata) !== 0;
+    k.endpoint = a.endpoint;
+    if (a.internalEndpoint !== "") k.internalEndpoint = a.internalEndpoint;
+    k.metadata = a.metadata.slice();
+    k.timestamp = a.timestamp;
+    k.lastHeardMs = now;
+    k.envelope = a.envelope;
+    if (k.state === "dead") {
+      k.state = "alive";
+      this.onChange("revived", k);
+    } else if (changed) {
+      this.onChange("updated", k);
+    }
+    return true;
+  }
+
+  /** Learns an unknown member as dead (a response's dead entry); known members are left alone. */
+  learnDead(a: ParsedAlive, now: number): boolean {
+    if (a.pkiHex === this.selfHex || this.members.has(a.pkiHex)) return false;
+    this.members.set(a.pkiHex, {
+      pkiId: a.pkiId.slice(),
+      pkiHex: a.pkiHex,
+      endpoint: a.endpoint,
+      internalEndpoint: a.internalEndpoint,
+      metadata: a.metadata.slice(),
+      timestamp: a.timestamp,
+      lastHeardMs: now,
+      state: "dead",
+      envelope: a.envelope,
+    });
+    return true;
+  }
+
+  /** Moves an alive member to the dead side; returns it, or undefined if it was not alive. */
+  expire(pkiHex: string): Known | undefined {
+    const k = this.members.get(pkiHex);
+    if (k === undefined || k.state !== "alive") return undefined;
+    k.state = "dead";
+    this.onChange("died", k);
+    return k;
+  }
+
+  /** Forgets a member entirely; returns it, or undefined if unknown. */
+  remove(pkiHex: string): Known | undefined {
+    const k = this.members.get(pkiHex);
+    if (k === undefined) return undefined;
+    this.members.delete(pkiHex);
+    this.onChange("removed", k);
+    return k;
+  }
+
+  /** The member `pkiHex`, alive or dead. */
+  get(pkiHex: string): Known | undefined {
+    return this.members.get(pkiHex);
+  }
+
+  /** Timestamp held for `pkiHex`, if any. */
+  timestampOf(pkiHex: string): Timestamp | undefined {
+    return this.members.get(pkiHex)?.timestamp;
+  }
+
+  /** Alive members. */
+  alive(): Known[] {
+    const out: Known[] = [];
+    for (const k of this.members.values()) if (k.state === "alive") out.push(k);
+    return out;
+  }
+
+  /** Dead members. */
+  dead(): Known[] {
+    const out: Known[] = [];
+    for (const k of this.members.values()) if (k.state === "dead") out.push(k);
+    return out;
+  }
+
+  /** Number of alive members. */
+  get aliveCount(): number {
+    let n = 0;
+    for (const k of this.members.values()) if (k.state === "alive") n++;
+    return n;
+  }
+
+  /** Forgets everything (stop). */
+  clear(): void {
+    this.members.clear();
+    this.version++;
+  }
+}

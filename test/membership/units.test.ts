@@ -1,0 +1,459 @@
+// Pure parts of the membership layer: no transport, no peers.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { create } from "@bufbuild/protobuf";
+import { ErrorCode, GossipError } from "../../src/core/errors.js";
+import { pkiIdHex } from "../../src/core/identity.js";
+import { VirtualClock } from "../../src/core/virtual-clock.js";
+import {
+  DataMessageSchema,
+  GossipHelloSchema,
+  GossipMessage_Tag,
+  GossipMessageSchema,
+  MembershipRequestSchema,
+  PullMsgType,
+} from "../../src/gen/gossip/message_pb.js";
+import {
+  aliveMessage,
+  internalEndpointOf,
+  parseAlive,
+  signAlive,
+  validateAlive,
+  withoutSecret,
+} from "../../src/membership/alive-message.js";
+import { AliveStore } from "../../src/membership/alive-store.js";
+import { resolveMembershipConfig } from "../../src/membership/config.js";
+import { isSelfEndpoint } from "../../src/membership/connector.js";
+import { disclosurePolicy } from "../../src/membership/disclosure.js";
+import { BatchingEmitter } from "../../src/membership/emitter.js";
+import { IdentityMapper } from "../../src/membership/identity-mapper.js";
+import { type RouteItem, type RouteTarget, routeAlive } from "../../src/membership/routing.js";
+import { illegalTagReason } from "../../src/membership/tags.js";
+import { compareTimestamps, isNewer, newIncNum, timestampString } from "../../src/membership/timestamp.js";
+import { FakeCrypto, FakeTrust } from "../helpers/fake-crypto.js";
+import { seededRandom } from "./sim.js";
+
+const ts = (incNum: bigint, seqNum: bigint) => ({ incNum, seqNum });
+
+function signed(
+  crypto: FakeCrypto,
+  o: {
+    seq?: bigint;
+    inc?: bigint;
+    endpoint?: string;
+    internal?: string;
+    identity?: boolean;
+  } = {},
+) {
+  const msg = aliveMessage({
+    endpoint: o.endpoint ?? "ext:1",
+    pkiId: crypto.pkiId,
+    metadata: new Uint8Array(0),
+    timestamp: ts(o.inc ?? 100n, o.seq ?? 1n),
+    identity: o.identity === false ? undefined : crypto.identity,
+  });
+  return signAlive(crypto, msg, o.internal ?? "int:1");
+}
+
+/** A mapper-like identity source over a plain map. */
+function source(crypto: FakeCrypto) {
+  const m = new Map<string, Uint8Array>();
+  return {
+    put(pkiId: Uint8Array, identity: Uint8Array) {
+      crypto.validateIdentity(identity);
+      if (pkiIdHex(crypto.pkiIdOf(identity)) !== pkiIdHex(pkiId)) throw new GossipError(ErrorCode.PkiIdMismatch, "mismatch");
+      m.set(pkiIdHex(pkiId), identity);
+    },
+    get: (pkiId: Uint8Array) => m.get(pkiIdHex(pkiId)),
+  };
+}
+
+describe("timestamps", () => {
+  it("compare inc_num first, then seq_num (TestToString's format)", () => {
+    assert.equal(compareTimestamps(ts(2n, 0n), ts(1n, 99n)), 1);
+    assert.equal(compareTimestamps(ts(1n, 2n), ts(1n, 3n)), -1);
+    assert.equal(compareTimestamps(ts(1n, 2n), ts(1n, 2n)), 0);
+    assert.equal(isNewer(ts(1n, 2n), ts(1n, 2n)), false);
+    assert.equal(timestampString(ts(1_700_000_000_000_000_000n, 7n)), "1700000000000000000, 7");
+  });
+  it("inc_num is ns since the epoch and strictly increases within the process (a restart is newer)", () => {
+    const a = newIncNum(() => 1_700_000_000_000);
+    const b = newIncNum(() => 1_700_000_000_000);
+    assert.ok(a >= 1_700_000_000_000_000_000n);
+    assert.ok(b > a);
+  });
+});
+
+describe("alive messages", () => {
+  const trust = new FakeTrust();
+  const p = new FakeCrypto("Org1MSP", trust);
+  const q = new FakeCrypto("Org1MSP", trust);
+
+  it("are built with tag EMPTY, identity, and a signed secret envelope with the internal endpoint", () => {
+    const env = signed(p);
+    const a = parseAlive(env);
+    assert.equal(a.pkiHex, pkiIdHex(p.pkiId));
+    assert.equal(a.endpoint, "ext:1");
+    assert.equal(a.internalEndpoint, "int:1");
+    assert.deepEqual(a.identity, p.identity);
+    assert.deepEqual(a.timestamp, ts(100n, 1n));
+    validateAlive(p, source(p), a);
+  });
+
+  it("stay valid without their secret envelope (forwarders across orgs strip it)", () => {
+    const env = withoutSecret(signed(p));
+    assert.equal(env.secretEnvelope, undefined);
+    assert.equal(internalEndpointOf(env), "");
+    validateAlive(p, source(p), parseAlive(env));
+  });
+
+  it("are refused when signed by another identity", () => {
+    const env = signed(p);
+    const forged = { ...env, signature: q.sign(env.payload) };
+    assert.throws(
+      () => validateAlive(p, source(p), parseAlive(forged)),
+      (e: GossipError) => e.code === ErrorCode.BadSignature,
+    );
+    const badSecret = {
+      ...env,
+      secretEnvelope: env.secretEnvelope && {
+        ...env.secretEnvelope,
+        signature: q.sign(env.secretEnvelope.payload),
+      },
+    };
+    assert.throws(
+      () => validateAlive(p, source(p), parseAlive(badSecret)),
+      (e: GossipError) => e.code === ErrorCode.BadSignature,
+    );
+  });
+
+  it("are refused when they carry someone else's identity, or none and the PKI-ID is unknown", () => {
+    const msg = aliveMessage({
+      endpoint: "",
+      pkiId: p.pkiId,
+      metadata: new Uint8Array(0),
+      timestamp: ts(1n, 1n),
+      identity: q.identity,
+    });
+    assert.throws(
+      () => validateAlive(p, source(p), parseAlive(signAlive(p, msg, ""))),
+      (e: GossipError) => e.code === ErrorCode.PkiIdMismatch,
+    );
+    assert.throws(
+      () => validateAlive(p, source(p), parseAlive(signed(p, { identity: false }))),
+      (e: GossipError) => e.code === ErrorCode.UnknownIdentity,
+    );
+  });
+
+  it("are refused as malformed without membership, PKI-ID, timestamp, or signature", () => {
+    const noTs = create(GossipMessageSchema, {
+      tag: GossipMessage_Tag.EMPTY,
+      content: {
+        case: "aliveMsg",
+        value: {
+          $typeName: "gossip.AliveMessage",
+          identity: new Uint8Array(0),
+          membership: {
+            $typeName: "gossip.Member",
+            endpoint: "",
+            metadata: new Uint8Array(0),
+            pkiId: p.pkiId,
+          },
+        },
+      },
+    });
+    const noMember = create(GossipMessageSchema, {
+      tag: GossipMessage_Tag.EMPTY,
+      content: {
+        case: "aliveMsg",
+        value: {
+          $typeName: "gossip.AliveMessage",
+          identity: new Uint8Array(0),
+        },
+      },
+    });
+    for (const m of [noTs, noMember]) {
+      assert.throws(
+        () => parseAlive(signAlive(p, m, "")),
+        (e: GossipError) => e.code === ErrorCode.MalformedMessage,
+      );
+    }
+    const env = signed(p);
+    assert.throws(
+      () => parseAlive({ ...env, signature: new Uint8Array(0) }),
+      (e: GossipError) => e.code === ErrorCode.MalformedMessage,
+    );
+    const data = create(GossipMessageSchema, {
+      tag: GossipMessage_Tag.CHAN_AND_ORG,
+      content: { case: "dataMsg", value: create(DataMessageSchema) },
+    });
+    assert.throws(
+      () => parseAlive(signAlive(p, data, "")),
+      (e: GossipError) => e.code === ErrorCode.MalformedMessage,
+    );
+  });
+});
+
+describe("alive msgStore (TestAliveMsgStore, tombstones)", () => {
+  const p = new FakeCrypto("Org1MSP");
+  const a1 = parseAlive(signed(p, { seq: 1n }));
+  const a2 = parseAlive(signed(p, { seq: 2n }));
+  it("accepts new and strictly newer messages only", () => {
+    const s = new AliveStore(500_000);
+    assert.equal(s.checkValid(a1.pkiHex, a1.timestamp), true);
+    assert.equal(s.add(a1, 0), true);
+    assert.equal(s.checkValid(a1.pkiHex, a1.timestamp), false, "the same message again");
+    assert.equal(s.add(a2, 1), true);
+    assert.equal(s.add(a1, 2), false, "an older one");
+    assert.equal(s.get().length, 1);
+  });
+  it("expires an entry after the TTL, keeps it as a tombstone until twice the TTL", () => {
+    const s = new AliveStore(500_000);
+    s.add(a1, 0);
+    assert.deepEqual(s.sweep(500_000), []);
+    const expired = s.sweep(500_001);
+    assert.equal(expired.length, 1);
+    assert.deepEqual(s.sweep(600_000), [], "reported once");
+    assert.equal(s.get().length, 0, "hidden from get()");
+    assert.equal(s.checkValid(a1.pkiHex, a1.timestamp), false, "replays still refused");
+    s.sweep(1_000_001);
+    assert.equal(s.size, 0);
+    assert.equal(s.checkValid(a1.pkiHex, a1.timestamp), true);
+  });
+});
+
+describe("disclosure policy (§3.11)", () => {
+  const self = "A";
+  it("discloses nothing to a peer of unknown organization and keeps envelopes", () => {
+    const d = disclosurePolicy(self, {
+      organization: undefined,
+      endpoint: "r:1",
+    });
+    assert.equal(d.disclose({ organization: "A", endpoint: "x:1" }), false);
+    const env = signed(new FakeCrypto("A"));
+    assert.equal(d.filter(env), env);
+  });
+  it("our org: our members only, with secret envelopes; foreign members never", () => {
+    const d = disclosurePolicy(self, { organization: "A", endpoint: "" });
+    assert.equal(d.disclose({ organization: "A", endpoint: "" }), true);
+    assert.equal(d.disclose({ organization: "B", endpoint: "b:1" }), false);
+    assert.ok(d.filter(signed(new FakeCrypto("A"))).secretEnvelope);
+  });
+  it("foreign org with external endpoint: its own members and our external ones, no secrets", () => {
+    const d = disclosurePolicy(self, { organization: "B", endpoint: "r:1" });
+    assert.equal(d.disclose({ organization: "B", endpoint: "" }), true);
+    assert.equal(d.disclose({ organization: "A", endpoint: "a:1" }), true);
+    assert.equal(d.disclose({ organization: "A", endpoint: "" }), false);
+    assert.equal(d.disclose({ organization: "C", endpoint: "c:1" }), false);
+    assert.equal(d.disclose({ organization: undefined, endpoint: "c:1" }), false);
+    assert.equal(d.filter(signed(new FakeCrypto("A"))).secretEnvelope, undefined);
+  });
+  it("foreign org without external endpoint: none of ours", () => {
+    const d = disclosurePolicy(self, { organization: "B", endpoint: "" });
+    assert.equal(d.disclose({ organization: "A", endpoint: "a:1" }), false);
+  });
+});
+
+describe("alive routing (§3.4)", () => {
+  const orgs = new Map<string, string>();
+  const member = (hex: string, org: string | undefined, endpoint = `${hex}:1`): RouteTarget => {
+    if (org) orgs.set(hex, org);
+    return { pkiHex: hex, organization: org, endpoint };
+  };
+  const env = signed(new FakeCrypto("A"));
+  const item = (originHex: string, fromHex: string | undefined, originEndpoint = "o:1"): RouteItem => ({
+    envelope: env,
+    originHex,
+    originEndpoint,
+    fromHex,
+  });
+  const ctx = (members: RouteTarget[], seed = 1) => ({
+    selfOrg: "A",
+    peerNum: 3,
+    members,
+    orgOf: (h: string) => orgs.get(h),
+    random: seededRandom(seed),
+  });
+
+  it("never sends back to the previous hop, at most propagatePeerNum targets", () => {
+    const members = ["a1", "a2", "a3", "a4", "a5"].map((h) => member(h, "A"));
+    orgs.set("o", "A");
+    for (let seed = 1; seed < 50; seed++) {
+      const routes = routeAlive([item("o", "a1")], ctx(members, seed));
+      const targets = routes.flatMap((r) => r.targets.map((t) => t.pkiHex));
+      assert.ok(targets.length <= 3 && targets.length > 0);
+      assert.ok(!targets.includes("a1"));
+    }
+  });
+
+  it("keeps an org-only origin (no external endpoint) inside our org, secret kept", () => {
+    orgs.set("io", "A");
+    const members = [member("a1", "A"), member("b1", "B"), member("b2", "B"), member("a2", "A")];
+    for (let seed = 1; seed < 30; seed++) {
+      const routes = routeAlive([item("io", undefined, "")], ctx(members, seed));
+      for (const r of routes) {
+        assert.ok(r.targets.every((t) => t.organization === "A"));
+        assert.ok(r.envelope.secretEnvelope);
+      }
+    }
+  });
+
+  it("sends a foreign origin only to our org and its own, with external endpoints, secret stripped across orgs", () => {
+    orgs.set("fo", "B");
+    const members = [member("a1", "A"), member("a2", "A", ""), member("b1", "B"), member("c1", "C")];
+    for (let seed = 1; seed < 30; seed++) {
+      for (const r of routeAlive([item("fo", undefined)], ctx(members, seed))) {
+        for (const t of r.targets) {
+          assert.notEqual(t.pkiHex, "c1");
+          assert.notEqual(t.pkiHex, "a2", "target without external endpoint skipped");
+          if (t.organization !== "A") assert.equal(r.envelope.secretEnvelope, undefined);
+        }
+      }
+    }
+  });
+
+  it("sends an origin of unknown organization nowhere", () => {
+    assert.deepEqual(routeAlive([item("unknown", undefined)], ctx([member("a1", "A")])), []);
+  });
+});
+
+describe("batching emitter (batcher_test)", () => {
+  it("emits at the burst size: 50 adds at burst 10 make 5 emits", async () => {
+    const clock = new VirtualClock();
+    const emits: number[][] = [];
+    const e = new BatchingEmitter<number>(clock, { iterations: 1, burstSize: 10, latencyMs: 10_000 }, (b) => emits.push(b));
+    for (let i = 0; i < 50; i++) e.add(i);
+    assert.equal(emits.length, 5);
+    assert.equal(e.size, 0);
+    e.stop();
+  });
+  it("emits each message `iterations` times, every latency, then drops it", async () => {
+    const clock = new VirtualClock();
+    let emits = 0;
+    const e = new BatchingEmitter<number>(clock, { iterations: 10, burstSize: 100, latencyMs: 10 }, () => emits++);
+    e.add(1);
+    await clock.advance(1000);
+    assert.equal(emits, 10);
+    assert.equal(e.size, 0);
+    e.stop();
+  });
+});
+
+describe("tag legality", () => {
+  const msg = (tag: GossipMessage_Tag, content: Parameters<typeof create<typeof GossipMessageSchema>>[1]) =>
+    create(GossipMessageSchema, { tag, ...content });
+  it("alive, requests and identity pull need EMPTY; UNDEFINED is illegal", () => {
+    const alive = signed(new FakeCrypto("A"));
+    const m = parseAliveMessage(alive.payload);
+    assert.equal(illegalTagReason({ ...m, tag: GossipMessage_Tag.EMPTY }), undefined);
+    assert.equal(illegalTagReason({ ...m, tag: GossipMessage_Tag.ORG_ONLY }), "Tag should be EMPTY");
+    assert.equal(illegalTagReason({ ...m, tag: GossipMessage_Tag.UNDEFINED }), "Undefined tag");
+    const req = msg(GossipMessage_Tag.CHAN_AND_ORG, {
+      content: { case: "memReq", value: create(MembershipRequestSchema) },
+    });
+    assert.equal(illegalTagReason(req), "Tag should be EMPTY");
+    const hello = (t: PullMsgType, tag: GossipMessage_Tag) =>
+      msg(tag, {
+        content: {
+          case: "hello",
+          value: create(GossipHelloSchema, { msgType: t }),
+        },
+      });
+    assert.equal(illegalTagReason(hello(PullMsgType.IDENTITY_MSG, GossipMessage_Tag.EMPTY)), undefined);
+    assert.equal(illegalTagReason(hello(PullMsgType.BLOCK_MSG, GossipMessage_Tag.CHAN_AND_ORG)), undefined);
+    assert.match(illegalTagReason(hello(PullMsgType.UNDEFINED, GossipMessage_Tag.EMPTY)) ?? "", /Invalid PullMsgType/);
+  });
+});
+
+import { parseGossipMessage as parseAliveMessage } from "../../src/core/envelope.js";
+
+describe("configuration", () => {
+  it("has Fabric's defaults, derived ones included", () => {
+    const c = resolveMembershipConfig({ internalEndpoint: "p:7051" });
+    assert.equal(c.aliveTimeIntervalMs, 5000);
+    assert.equal(c.aliveExpirationTimeoutMs, 25_000);
+    assert.equal(c.aliveExpirationCheckIntervalMs, 2500);
+    assert.equal(c.reconnectIntervalMs, 25_000);
+    assert.equal(c.maxConnectionAttempts, 120);
+    assert.equal(c.msgExpirationFactor, 20);
+    assert.equal(c.publishCertPeriodMs, 10_000);
+    assert.equal(c.propagatePeerNum, 3);
+    assert.equal(c.pullIntervalMs, 4000);
+    assert.equal(c.externalEndpoint, "");
+    assert.equal(
+      resolveMembershipConfig({
+        internalEndpoint: "p:1",
+        aliveTimeIntervalMs: 1000,
+      }).aliveExpirationTimeoutMs,
+      5000,
+    );
+  });
+  it("refuses negative or non-finite numbers", () => {
+    assert.throws(() => resolveMembershipConfig({ internalEndpoint: "p:1", aliveTimeIntervalMs: -1 }), TypeError);
+    assert.throws(() => resolveMembershipConfig({ internalEndpoint: "p:1", pullPeerNum: Number.NaN }), TypeError);
+  });
+  it("refuses an internal endpoint that isn't host:port (IPv6 literals included, as Fabric)", () => {
+    for (const bad of ["", "p", "p:", "p:x", "p:70000", "[::1]:7051", "a:b:1"]) {
+      assert.throws(() => resolveMembershipConfig({ internalEndpoint: bad }), TypeError, bad);
+    }
+  });
+  it("skips bootstrap entries that are ourselves by string comparison only", () => {
+    assert.equal(isSelfEndpoint("p:7051", "p:7051", ""), true);
+    assert.equal(isSelfEndpoint("localhost:7051", "p:7051", ""), true);
+    assert.equal(isSelfEndpoint("127.0.0.1:7051", "p:7051", ""), true);
+    assert.equal(isSelfEndpoint("ext:1", "p:7051", "ext:1"), true);
+    assert.equal(isSelfEndpoint("127.0.0.2:7051", "p:7051", ""), false);
+    assert.equal(isSelfEndpoint("q:7051", "p:7051", ""), false);
+  });
+});
+
+describe("identity mapper", () => {
+  const make = (trust = new FakeTrust(), wall = { now: 1_000_000 }) => {
+    const clock = new VirtualClock();
+    const self = new FakeCrypto("A", trust, undefined, () => wall.now);
+    const removed: string[] = [];
+    const m = new IdentityMapper({
+      crypto: self,
+      clock,
+      wallClockMs: () => wall.now,
+      onRemoved: (p) => removed.push(pkiIdHex(p)),
+    });
+    return { clock, self, m, removed, trust, wall };
+  };
+  it("stores validated identities whose PKI-ID matches, refuses others", () => {
+    const { m, trust } = make();
+    const p = new FakeCrypto("A", trust);
+    const q = new FakeCrypto("A", trust);
+    m.put(p.pkiId, p.identity);
+    assert.deepEqual(m.get(p.pkiId), p.identity);
+    assert.equal(m.organizationOf(p.pkiId), "A");
+    assert.throws(
+      () => m.put(q.pkiId, p.identity),
+      (e: GossipError) => e.code === ErrorCode.PkiIdMismatch,
+    );
+    trust.revoked.add(pkiIdHex(q.pkiId));
+    assert.throws(
+      () => m.put(q.pkiId, q.identity),
+      (e: GossipError) => e.code === ErrorCode.InvalidIdentity,
+    );
+    assert.throws(
+      () => m.put(q.pkiId, new Uint8Array([1, 2, 3])),
+      (e: GossipError) => e.code === ErrorCode.InvalidIdentity,
+    );
+  });
+  it("forgets an identity 1 ms after it expires, and unused ones after the threshold (never ours)", async () => {
+    const { m, clock, trust, self, removed, wall } = make();
+    const p = new FakeCrypto("A", trust);
+    const q = new FakeCrypto("A", trust);
+    trust.expiry.set(pkiIdHex(p.pkiId), wall.now + 10_000);
+    m.put(p.pkiId, p.identity);
+    m.put(q.pkiId, q.identity);
+    await clock.advance(10_002);
+    assert.deepEqual(removed, [pkiIdHex(p.pkiId)]);
+    await clock.advance(3_600_000);
+    m.purgeUnused(3_600_000);
+    assert.deepEqual(removed, [pkiIdHex(p.pkiId), pkiIdHex(q.pkiId)]);
+    assert.ok(m.get(self.pkiId));
+    m.stop();
+  });
+});

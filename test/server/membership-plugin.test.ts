@@ -1,0 +1,83 @@
+// The plugin's `membership` option: app.gossipMembership is created when the
+// server listens (internal endpoint = listen address), counts Prometheus
+// metrics in the comm's registry, and stops before the comm on close.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { Comm } from "../../src/core/comm.js";
+import { X509CryptoService } from "../../src/core/x509-crypto.js";
+import { PeerDialer } from "../../src/client/dialer.js";
+import { createPeerMaterial } from "../../src/pki/certificates.js";
+import { createGossipServer } from "../../src/server/create-server.js";
+import { caFor, cleanupAfter, eventually, metricValue } from "../helpers/peers.js";
+
+const { peer } = cleanupAfter();
+const fast = {
+  aliveTimeIntervalMs: 200,
+  aliveExpirationTimeoutMs: 1000,
+  pullIntervalMs: 400,
+  digestWaitTimeMs: 100,
+  requestWaitTimeMs: 150,
+  responseWaitTimeMs: 200,
+};
+
+describe("plugin: membership option", () => {
+  it("without it, app.gossipMembership is null", async () => {
+    const p = await peer();
+    assert.equal(p.app.gossipMembership, null);
+  });
+
+  it("is created on listen with the listen address as internal endpoint; two peers list each other; metrics in the same registry", async () => {
+    const a = await peer({ plugin: { membership: fast, metrics: true } });
+    const ma = a.app.gossipMembership;
+    assert.ok(ma);
+    assert.equal(ma.self.internalEndpoint, a.endpoint);
+    const b = await peer({ plugin: { membership: { ...fast, bootstrapPeers: [a.endpoint] } } });
+    const mb = b.app.gossipMembership;
+    assert.ok(mb);
+    await eventually(
+      () => ma.alive().some((m) => m.pkiIdHex === mb.self.pkiIdHex) && mb.alive().length === 1,
+      10_000,
+      "a and b list each other",
+    );
+    assert.equal(await metricValue(a, "gossip_membership_total_peers_known"), 1);
+  });
+
+  it("close stops the membership before the comm: the other side presumes it dead, and its own view is empty", async () => {
+    const a = await peer({ plugin: { membership: fast } });
+    const b = await peer({ plugin: { membership: { ...fast, bootstrapPeers: [a.endpoint] } } });
+    const ma = a.app.gossipMembership;
+    const mb = b.app.gossipMembership;
+    assert.ok(ma && mb);
+    await eventually(() => ma.alive().length === 1 && mb.alive().length === 1, 10_000, "joined");
+    await b.close();
+    assert.deepEqual(mb.alive(), [], "a stopped membership holds no view");
+    await eventually(() => ma.dead().some((m) => m.pkiIdHex === mb.self.pkiIdHex), 10_000, "a presumes b dead");
+  });
+
+  it("refuses membership with a comm of its own but no crypto; honours an explicit internal endpoint", async () => {
+    const mspId = "Org1MSP";
+    const material = createPeerMaterial({ mspId, ca: caFor(mspId) });
+    const crypto = new X509CryptoService({
+      mspId,
+      certificate: material.identity.certPem,
+      privateKey: material.identity.keyPem,
+      trustedRoots: { [mspId]: [caFor(mspId).certPem] },
+    });
+    const comm = new Comm({ crypto, dialer: new PeerDialer({}) });
+    try {
+      await assert.rejects(
+        createGossipServer({ comm, membership: fast }),
+        (e: Error) => e instanceof TypeError && /needs crypto/.test(e.message),
+      );
+      const app = await createGossipServer({ comm, crypto, membership: { ...fast, internalEndpoint: "peer0.example.com:7051" } });
+      try {
+        await app.listen({ host: "127.0.0.1", port: 0 });
+        assert.equal(app.gossipMembership?.self.internalEndpoint, "peer0.example.com:7051");
+      } finally {
+        await app.close();
+      }
+    } finally {
+      await comm.stop();
+    }
+  });
+});
