@@ -14,13 +14,7 @@ import {
   writeDelimited,
   writeVarint,
 } from "../codec/index.js";
-import {
-  type Envelope,
-  EnvelopeSchema,
-  type GossipMessage,
-  GossipMessageSchema,
-  type SecretEnvelope,
-} from "../gen/gossip/message_pb.js";
+import { type Envelope, EnvelopeSchema, type GossipMessage, GossipMessageSchema, type SecretEnvelope } from "../gen/gossip/message_pb.js";
 import type { CryptoService } from "./crypto.js";
 import { ErrorCode, GossipError } from "./errors.js";
 
@@ -50,8 +44,7 @@ export function encodeEnvelope(env: {
   const secret = env.secretEnvelope;
   if (mayHaveUnknownFields(env) || (secret !== undefined && mayHaveUnknownFields(secret))) return toBinary(EnvelopeSchema, env as Envelope);
   const secretLen = secret ? bytesFieldSize(secret.payload.length) + bytesFieldSize(secret.signature.length) : 0;
-  const size =
-    bytesFieldSize(env.payload.length) + bytesFieldSize(env.signature.length) + (secret ? 1 + delimitedSize(secretLen) : 0);
+  const size = bytesFieldSize(env.payload.length) + bytesFieldSize(env.signature.length) + (secret ? 1 + delimitedSize(secretLen) : 0);
   const buf = new Uint8Array(size);
   let at = writeBytesField(buf, 0, 0x0a, env.payload);
   at = writeBytesField(buf, at, 0x12, env.signature);
@@ -204,11 +197,9 @@ export function parseGossipMessage(payload: Uint8Array): GossipMessage {
   try {
     return decodeMessage<GossipMessage>(GossipMessageSchema, payload);
   } catch (e) {
-    throw new GossipError(
-      ErrorCode.MalformedMessage,
-      `failed unmarshalling GossipMessage from envelope: ${(e as Error).message}`,
-      { cause: e },
-    );
+    throw new GossipError(ErrorCode.MalformedMessage, `failed unmarshalling GossipMessage from envelope: ${(e as Error).message}`, {
+      cause: e,
+    });
   }
 }
 

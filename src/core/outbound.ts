@@ -216,12 +216,18 @@ export class Outbound {
     const { ctx } = this;
     const { config, clock } = ctx;
     const ms = config.dialTimeoutMs + config.handshakeTimeoutMs;
-    const t = timeoutSignal(clock, ms, () => new GossipError(ErrorCode.DialTimeout, `handshake with ${peer.endpoint} timed out after ${ms} ms`));
+    const t = timeoutSignal(
+      clock,
+      ms,
+      () => new GossipError(ErrorCode.DialTimeout, `handshake with ${peer.endpoint} timed out after ${ms} ms`),
+    );
     let result;
     try {
-      const stream = await this.dialer.openStream(peer.endpoint, { signal: t.signal, streamTimeoutMs: config.handshakeTimeoutMs }).catch((e: unknown) => {
-        throw timedOut(t.signal, e);
-      });
+      const stream = await this.dialer
+        .openStream(peer.endpoint, { signal: t.signal, streamTimeoutMs: config.handshakeTimeoutMs })
+        .catch((e: unknown) => {
+          throw timedOut(t.signal, e);
+        });
       try {
         result = await handshake(stream, ctx.handshakeOptions(true));
         ctx.metrics.handshake("outbound", "probe");
@@ -251,7 +257,10 @@ export class Outbound {
       case "disconnect": {
         ctx.metrics.overflow();
         const error = new GossipError(ErrorCode.Overflow, `send buffer to ${queue.endpoint} is full; peer is unresponsive`);
-        ctx.log.warn({ pkiId: pkiIdHex(queue.pkiId), address: queue.endpoint, code: error.code }, "send buffer overflowed; closing the connection");
+        ctx.log.warn(
+          { pkiId: pkiIdHex(queue.pkiId), address: queue.endpoint, code: error.code },
+          "send buffer overflowed; closing the connection",
+        );
         queue.abort(error);
         ctx.presumedDead(queue.pkiId, queue.endpoint, error);
         return undefined;

@@ -16,7 +16,13 @@ import { decodeCompiled } from "../../src/codec/decoder.js";
 import { decodeEnvelope, encodeEnvelope, encodeUnsignedEnvelope, noopSign, receivedFrame } from "../../src/core/envelope.js";
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
 import { type SignaturePolicy, SignaturePolicySchema } from "../../src/gen/common/policies_pb.js";
-import { type Envelope, EnvelopeSchema, type GossipMessage, GossipMessageSchema, SecretEnvelopeSchema } from "../../src/gen/gossip/message_pb.js";
+import {
+  type Envelope,
+  EnvelopeSchema,
+  type GossipMessage,
+  GossipMessageSchema,
+  SecretEnvelopeSchema,
+} from "../../src/gen/gossip/message_pb.js";
 import { messageArb, messageWithCaseArb, reachableMessages } from "./arbitraries.js";
 
 const types = reachableMessages(GossipMessageSchema);
@@ -137,7 +143,13 @@ function mutate(b: Uint8Array, m: Mutation): Uint8Array {
 
 describe("codec against protobuf-es, over random messages", () => {
   it(`covers every type GossipMessage reaches (${types.length}) and every content case`, () => {
-    for (const t of ["gossip.Envelope", "gossip.SecretEnvelope", "gossip.AliveMessage", "protos.CollectionConfigPackage", "common.SignaturePolicy"]) {
+    for (const t of [
+      "gossip.Envelope",
+      "gossip.SecretEnvelope",
+      "gossip.AliveMessage",
+      "protos.CollectionConfigPackage",
+      "common.SignaturePolicy",
+    ]) {
       assert.ok(
         types.some((d) => d.typeName === t),
         t,
@@ -359,7 +371,8 @@ describe("Envelope codec against protobuf-es", () => {
         if (!decoded.ok) return;
         const env = decoded.value as Envelope;
         if (edit === 1) env.signature = Uint8Array.from(env.signature);
-        if (edit === 2 && env.secretEnvelope) env.secretEnvelope = { ...env.secretEnvelope, payload: Uint8Array.from(env.secretEnvelope.payload) };
+        if (edit === 2 && env.secretEnvelope)
+          env.secretEnvelope = { ...env.secretEnvelope, payload: Uint8Array.from(env.secretEnvelope.payload) };
         const frame = receivedFrame(env);
         if (frame === undefined) return;
         reused++;

@@ -49,40 +49,43 @@ function tapped(frames: Uint8Array[]): (d: Dialer) => Dialer {
 const dataFrames = (frames: readonly Uint8Array[], payloadSize: number) => frames.filter((f) => f.length > payloadSize);
 
 describe("forwarding", () => {
-  memTest("a received envelope reaches the next peer as the bytes it arrived in, unknown fields and secret envelope included", async (c) => {
-    const sentByA: Uint8Array[] = [];
-    const sentByB: Uint8Array[] = [];
-    const a = c.peer({ wrapDialer: tapped(sentByA) });
-    const b = c.peer({ wrapDialer: tapped(sentByB) });
-    const d = c.peer();
-    const e = c.peer();
-    // A signed envelope from a newer peer: a secret envelope, and fields this version does not know.
-    const env = signMessage(a.crypto, dataMessage(7, new Uint8Array(300).fill(7)));
-    env.secretEnvelope = create(SecretEnvelopeSchema, { payload: new Uint8Array([1, 2]), signature: new Uint8Array([3]) });
-    env.secretEnvelope.$unknown = [{ no: 5, wireType: 0, data: new Uint8Array([42]) }];
-    env.$unknown = [{ no: 9, wireType: 2, data: new Uint8Array([2, 7, 7]) }];
-    await a.comm.send(env, target(b));
-    await c.until(() => b.received.length === 1);
-    const got = b.received[0]!;
-    await b.comm.forward(got, target(d), target(e));
-    await c.until(() => d.received.length === 1 && e.received.length === 1);
+  memTest(
+    "a received envelope reaches the next peer as the bytes it arrived in, unknown fields and secret envelope included",
+    async (c) => {
+      const sentByA: Uint8Array[] = [];
+      const sentByB: Uint8Array[] = [];
+      const a = c.peer({ wrapDialer: tapped(sentByA) });
+      const b = c.peer({ wrapDialer: tapped(sentByB) });
+      const d = c.peer();
+      const e = c.peer();
+      // A signed envelope from a newer peer: a secret envelope, and fields this version does not know.
+      const env = signMessage(a.crypto, dataMessage(7, new Uint8Array(300).fill(7)));
+      env.secretEnvelope = create(SecretEnvelopeSchema, { payload: new Uint8Array([1, 2]), signature: new Uint8Array([3]) });
+      env.secretEnvelope.$unknown = [{ no: 5, wireType: 0, data: new Uint8Array([42]) }];
+      env.$unknown = [{ no: 9, wireType: 2, data: new Uint8Array([2, 7, 7]) }];
+      await a.comm.send(env, target(b));
+      await c.until(() => b.received.length === 1);
+      const got = b.received[0]!;
+      await b.comm.forward(got, target(d), target(e));
+      await c.until(() => d.received.length === 1 && e.received.length === 1);
 
-    const onWireToB = dataFrames(sentByA, 300);
-    const onWireFromB = dataFrames(sentByB, 300);
-    assert.equal(onWireToB.length, 1);
-    assert.equal(onWireFromB.length, 2, "one frame to each of the two peers");
-    for (const f of onWireFromB) {
-      assert.deepEqual(f, onWireToB[0], "the bytes B sent are the bytes B received");
-      assert.equal(f.buffer, got.envelope.payload.buffer, "not a copy: the received frame itself");
-    }
-    assert.equal(onWireFromB[0], onWireFromB[1], "one frame for the whole fan-out");
-    for (const p of [d, e]) {
-      const fwd = p.received[0]!;
-      assert.deepEqual(fwd.envelope.$unknown, env.$unknown);
-      assert.deepEqual(fwd.envelope.secretEnvelope?.$unknown, env.secretEnvelope.$unknown);
-      assert.equal(fwd.message.nonce, 7n);
-    }
-  });
+      const onWireToB = dataFrames(sentByA, 300);
+      const onWireFromB = dataFrames(sentByB, 300);
+      assert.equal(onWireToB.length, 1);
+      assert.equal(onWireFromB.length, 2, "one frame to each of the two peers");
+      for (const f of onWireFromB) {
+        assert.deepEqual(f, onWireToB[0], "the bytes B sent are the bytes B received");
+        assert.equal(f.buffer, got.envelope.payload.buffer, "not a copy: the received frame itself");
+      }
+      assert.equal(onWireFromB[0], onWireFromB[1], "one frame for the whole fan-out");
+      for (const p of [d, e]) {
+        const fwd = p.received[0]!;
+        assert.deepEqual(fwd.envelope.$unknown, env.$unknown);
+        assert.deepEqual(fwd.envelope.secretEnvelope?.$unknown, env.secretEnvelope.$unknown);
+        assert.equal(fwd.message.nonce, 7n);
+      }
+    },
+  );
 
   memTest("a changed envelope is encoded anew; plain send of a received envelope is a forward too", async (c) => {
     const sentByB: Uint8Array[] = [];

@@ -70,7 +70,12 @@ function peerOptions(init: Init, m: PeerMaterial) {
   };
 }
 
-async function gossipApp(init: Init, name: string, options: CommOptions, listen: boolean): Promise<{ app: GossipFastifyInstance; endpoint: string }> {
+async function gossipApp(
+  init: Init,
+  name: string,
+  options: CommOptions,
+  listen: boolean,
+): Promise<{ app: GossipFastifyInstance; endpoint: string }> {
   const app = await createGossipServer({ ...peerOptions(init, material(init, name)), options: { ...baseOptions, ...options } });
   let endpoint = "";
   if (listen) {
@@ -88,7 +93,11 @@ async function gossipApp(init: Init, name: string, options: CommOptions, listen:
 function lightComm(init: Init, name: string, options: CommOptions): Comm {
   const o = peerOptions(init, material(init, name));
   const opts = { ...baseOptions, ...options };
-  return new Comm({ crypto: new X509CryptoService(o.identity), dialer: new PeerDialer({ tls: o.clientTls, options: opts }), options: opts });
+  return new Comm({
+    crypto: new X509CryptoService(o.identity),
+    dialer: new PeerDialer({ tls: o.clientTls, options: opts }),
+    options: opts,
+  });
 }
 
 function targetOf(endpoint: string, pkiId: string): RemotePeer {
@@ -212,10 +221,15 @@ export async function gossipServer(init: Init): Promise<WorkerSpec> {
         const batch = a.num("batch");
         const before = comm.stats();
         let attempted = 0;
-        const samples = await sampleRss(a.num("seconds"), a.num("sampleMs", 1000), () => {
-          for (let i = 0; i < batch; i++) void comm.send(pbDataMessage(seq++, data), peer);
-          attempted += batch;
-        }, a.num("tickMs", 10));
+        const samples = await sampleRss(
+          a.num("seconds"),
+          a.num("sampleMs", 1000),
+          () => {
+            for (let i = 0; i < batch; i++) void comm.send(pbDataMessage(seq++, data), peer);
+            attempted += batch;
+          },
+          a.num("tickMs", 10),
+        );
         const after = comm.stats();
         const dropped = after.overflow - before.overflow;
         return { samples, sent: attempted - dropped, dropped };
