@@ -31,7 +31,8 @@ interface Waiter {
  * - At most `capacity` frames are queued; `offer` refuses beyond that, `put`
  *   waits for room. Blocked `put`s enter the queue in call order.
  * - Frames are written in the order they entered, by one writer, one batch at
- *   a time: an idle connection writes at the end of the current tick; after a
+ *   a time: an idle connection writes at the end of the current tick (after
+ *   the promise jobs it started); after a
  *   write, what is queued meanwhile goes out in one transport write on the
  *   next turn of the event loop (or as soon as the queue is full and a `put`
  *   waits, when the transport took the last write at once), so a busy
@@ -135,11 +136,18 @@ export class SendBuffer {
   private schedule(): void {
     if (this.writing || this.scheduled) return;
     this.scheduled = true;
-    // Let the current task queue more frames, so that they leave in one write.
-    queueMicrotask(() => {
-      this.scheduled = false;
-      this.flush();
-    });
+    // Let the current task queue more frames, so that they leave in one
+    // write. A tick, not a microtask: a consumer that handles what one read
+    // delivered in a promise chain (a relay's `for await` + `forward`) runs
+    // entirely in microtasks, and a tick waits for all of it, where a
+    // microtask would write its first message alone.
+    process.nextTick(flushScheduled, this);
+  }
+
+  /** @private The scheduled write of an idle buffer (see `schedule`). */
+  onScheduled(): void {
+    this.scheduled = false;
+    this.flush();
   }
 
   private flush(): void {
@@ -223,6 +231,10 @@ export function refused(dropped: (() => void) | undefined): Promise<void> {
   if (dropped === undefined) return Promise.reject(closedError());
   dropped();
   return writeTaken;
+}
+
+function flushScheduled(buffer: SendBuffer): void {
+  buffer.onScheduled();
 }
 
 function closedError(): GossipError {
