@@ -48,7 +48,7 @@ const profile = flag("profile");
 const tls = !flag("h2c");
 const useTsx = flag("tsx");
 const note = option("note") ?? "";
-const allWorkloads = ["W1", "W2", "W3", "W4", "W5", "W6", "W7"];
+const allWorkloads = ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8"];
 const only = new Set((option("only") ?? (profile ? "W1,W2" : allWorkloads.join(","))).split(",").map((s) => s.trim().toUpperCase()));
 const allStacks = ["raw", "rawpb", "grpc", "gossip", "go"];
 const stackFilter = new Set((option("stacks") ?? (profile ? "gossip" : allStacks.join(","))).split(",").map((s) => s.trim()));
@@ -352,6 +352,48 @@ async function fanoutCell(stack, fan) {
   });
 }
 
+/**
+ * W8: relay. Peer A streams 1 KiB data messages to B, which forwards each as
+ * it arrived (`comm.forward`) to C; A's sync goes through B to C, so a run
+ * ends when everything reached C. Measured: deliveries/s at C and CPU per
+ * relayed message on B (and per message on C).
+ */
+async function relayCell(stack) {
+  const size = 1024;
+  return withWorkers(
+    [
+      [`${stack}-relay-sink`, stack, "server", { mode: "sink" }],
+      [`${stack}-relay`, stack, "server", { mode: "relay" }],
+      [`${stack}-relay-source`, stack, "client", {}],
+    ],
+    async ([sink, relay, source], [cInfo, bInfo]) => {
+      await relay.call("relayTo", targetOf(cInfo));
+      await source.call("connect", targetOf(bInfo));
+      await source.call("stream", { size, seconds: P.warmS });
+      const wire = lib.wireBytes(size);
+      const runs = [];
+      for (let r = 0; r < P.runs; r++) {
+        const b0 = await relay.call("cpu");
+        const c0 = await sink.call("cpu");
+        const res = await source.call("stream", { size, seconds: P.runS });
+        const b1 = await relay.call("cpu");
+        const c1 = await sink.call("cpu");
+        const us = (x0, x1) => x1.user + x1.system - (x0.user + x0.system);
+        runs.push({
+          deliveriesPerS: (res.count / res.ms) * 1000,
+          sourceUsPerMsg: res.cpuUs / res.count,
+          relayUsPerMsg: us(b0, b1) / res.count,
+          sinkUsPerMsg: us(c0, c1) / res.count,
+          count: res.count,
+        });
+      }
+      const received = await sink.call("received");
+      const relayed = await relay.call("received");
+      return { wireBytes: wire, runs, median: medians(runs), relayed, delivered: received, verified: received === relayed };
+    },
+  );
+}
+
 /** W6: connection setup, sequential (p50/p99), then P.storm.peers peers connecting at once. */
 async function setupCell(stack) {
   const s = P.storm;
@@ -480,6 +522,7 @@ function cellsPlan() {
   for (const fan of P.fanout.peers) add("W5", ["raw", "grpc", "gossip"], (st) => fanoutCell(st, fan), `x${fan}`);
   add("W6", ["raw", "grpc", "gossip", "go"], setupCell);
   add("W7", ["raw", "grpc", "gossip", "go"], memoryCell);
+  add("W8", ["gossip"], relayCell);
   return plan;
 }
 
@@ -639,6 +682,9 @@ function tableRows(W) {
   row("W7", "W7 RSS step, stalled reader", "lower", (c) => c.stall.stepPct, "%");
   row("W7", "W7 sendWithAck to 16 p50", "lower", (c) => c.ack.median.p50, "us");
   row("W7", "W7 sendWithAck to 16 p99", "lower", (c) => c.ack.median.p99, "us");
+  row("W8", "W8 relay 1 KiB, at C", "higher", (c) => c.median.deliveriesPerS, "deliveries/s");
+  row("W8", "W8 relay CPU (B)", "lower", (c) => c.median.relayUsPerMsg, "us/msg");
+  row("W8", "W8 sink CPU (C)", "lower", (c) => c.median.sinkUsPerMsg, "us/msg");
   return rows;
 }
 
@@ -714,6 +760,11 @@ function flatRatios(W, rows) {
   put("W7 ack p99 c/b", rr("W7 sendWithAck to 16 p99", "us", "c/b"));
   put("W7 ack p50 c/e", rr("W7 sendWithAck to 16 p50", "us", "c/e"));
   put("W7 ack p99 c/e", rr("W7 sendWithAck to 16 p99", "us", "c/e"));
+  const relayCpu = find("W8 relay CPU (B)", "us/msg")?.values.gossip;
+  const sinkCpu = find("W1 server CPU", "us/msg")?.values.gossip;
+  if (typeof relayCpu === "number" && typeof sinkCpu === "number") put("W8 relay extra us/msg", r3(relayCpu - sinkCpu));
+  const w8 = find("W8 relay 1 KiB, at C", "deliveries/s")?.values.gossip;
+  if (typeof w8 === "number" && W.W1?.gossip?.median) put("W8 c/W1", ratio(w8, W.W1.gossip.median.msgsPerS));
   return R;
 }
 
@@ -734,6 +785,7 @@ function goals(R) {
     g("W6 p50 <= 2x grpc-js connect + round trip", "W6p50 c/b", "<=", 2.0),
     g("W7 <= 64 KiB per idle connection", "W7 bytes/conn", "<=", 65536),
     g("W7 flat RSS (within 10%) under a stalled reader", "W7 stall RSS growth %", "<=", 10),
+    g("W8 relay CPU <= W1 receive CPU + 1 us", "W8 relay extra us/msg", "<=", 1.0),
   ];
 }
 
@@ -901,6 +953,8 @@ function summaryOf(w, c) {
       return `p50 ${fmt(c.sequential.median.p50)} us, ${c.storm.runs[0]?.peers} at once p50 ${fmt(c.storm.median.p50)} us, all in ${fmt(c.storm.median.totalMs)} ms`;
     case "W7":
       return `${fmt(c.perConnection.rss)} B RSS/conn, ${fmt(c.perConnection.heapUsed)} B heap/conn, stall trend ${fmt(c.stall.growthPct)}% (step ${fmt(c.stall.stepPct)}%), ack p50 ${fmt(c.ack.median.p50)} us`;
+    case "W8":
+      return `${fmt(c.median.deliveriesPerS)} deliveries/s at C, cpu ${fmt(c.median.sourceUsPerMsg)}/${fmt(c.median.relayUsPerMsg)}/${fmt(c.median.sinkUsPerMsg)} us/msg (A/B/C)${c.verified ? "" : ` (UNVERIFIED: ${c.delivered}/${c.relayed})`}`;
     default:
       return "";
   }

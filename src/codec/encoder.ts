@@ -32,6 +32,12 @@ export interface Measured {
 export interface MessageEncoder {
   /** Measures `msg`; undefined when protobuf-es must encode it (see the module comment). */
   measure(msg: object): Measured | undefined;
+  /**
+   * {@link MessageEncoder.measure} for a caller that writes at once: the
+   * result is only valid until the next `measureOnce` of any encoder (one
+   * scratch is reused, so a hot path allocates nothing for measuring).
+   */
+  measureOnce(msg: object): Measured | undefined;
 }
 
 /**
@@ -44,6 +50,13 @@ class Sizes implements Measured {
   readonly list: unknown[] = [];
   at = 0;
   size = 0;
+
+  reset(): this {
+    this.list.length = 0;
+    this.at = 0;
+    this.size = 0;
+    return this;
+  }
 
   write(buf: Uint8Array, at: number): number {
     this.at = 0;
@@ -151,6 +164,9 @@ function valueSize(f: FieldPlan, v: unknown, sizes: Sizes): number {
  * once by its case, not once per member field.
  */
 function collect(msg: Record<string, unknown>, plan: Plan, out: unknown[]): number {
+  // The usual message sets at most one oneof: it is placed without allocating.
+  let oneF: FieldPlan | undefined;
+  let oneV: unknown;
   let extras: [FieldPlan, unknown][] | undefined;
   for (const o of plan.oneofs) {
     const c = msg[o.name] as { case?: unknown; value?: unknown } | undefined;
@@ -158,9 +174,18 @@ function collect(msg: Record<string, unknown>, plan: Plan, out: unknown[]): numb
     if (c.case === undefined) continue;
     const f = o.byCase.get(c.case as string);
     if (f === undefined || c.value === undefined) throw fallback;
-    if (extras === undefined) extras = [];
+    if (oneF === undefined && extras === undefined) {
+      oneF = f;
+      oneV = c.value;
+      continue;
+    }
+    if (extras === undefined) {
+      extras = [[oneF as FieldPlan, oneV]];
+      oneF = undefined;
+    }
     extras.push([f, c.value]);
   }
+  if (oneF !== undefined) return collectWithOne(msg, plan, out, oneF, oneV);
   if (extras !== undefined && extras.length > 1) extras.sort((a, b) => a[0].number - b[0].number);
   let n = 0;
   let e = 0;
@@ -181,6 +206,28 @@ function collect(msg: Record<string, unknown>, plan: Plan, out: unknown[]): numb
       const x = extras[e] as [FieldPlan, unknown];
       out.push(x[0], x[1]);
     }
+  }
+  return n;
+}
+
+/** {@link collect} for a message with exactly one oneof member set (`f` = `v`). */
+function collectWithOne(msg: Record<string, unknown>, plan: Plan, out: unknown[], f1: FieldPlan, v1: unknown): number {
+  let n = 0;
+  let pending = true;
+  for (const f of plan.regular) {
+    if (pending && f1.number < f.number) {
+      out.push(f1, v1);
+      n++;
+      pending = false;
+    }
+    const v = presentValue(msg, f);
+    if (v === undefined) continue;
+    out.push(f, v);
+    n++;
+  }
+  if (pending) {
+    out.push(f1, v1);
+    n++;
   }
   return n;
 }
@@ -276,19 +323,23 @@ function writeMessage(buf: Uint8Array, at: number, sizes: Sizes): number {
 export function compileEncoder(schema: DescMessage): MessageEncoder | undefined {
   const plan = planOf(schema);
   if (plan === null) return undefined;
+  const measureInto = (msg: object, sizes: Sizes): Measured | undefined => {
+    try {
+      sizes.size = messageSize(checkMessage(msg, plan), plan, sizes);
+      return sizes;
+    } catch (e) {
+      if (e === fallback) return undefined;
+      throw e;
+    }
+  };
   return {
-    measure(msg) {
-      const sizes = new Sizes();
-      try {
-        sizes.size = messageSize(checkMessage(msg, plan), plan, sizes);
-        return sizes;
-      } catch (e) {
-        if (e === fallback) return undefined;
-        throw e;
-      }
-    },
+    measure: (msg) => measureInto(msg, new Sizes()),
+    measureOnce: (msg) => measureInto(msg, scratch.reset()),
   };
 }
+
+/** The scratch of `measureOnce` (measuring runs no caller code, so nothing can interleave). */
+const scratch = new Sizes();
 
 const encoders = new WeakMap<DescMessage, MessageEncoder | null>();
 
@@ -299,7 +350,7 @@ export function encodeMessage<T extends Message>(schema: DescMessage, msg: T): U
     enc = compileEncoder(schema) ?? null;
     encoders.set(schema, enc);
   }
-  const measured = enc === null ? undefined : enc.measure(msg);
+  const measured = enc === null ? undefined : enc.measureOnce(msg);
   if (measured === undefined) return toBinary(schema, msg);
   const buf = new Uint8Array(measured.size);
   measured.write(buf, 0);

@@ -7,7 +7,7 @@ import { ConnectionStore } from "./connection-store.js";
 import { CommContext, type PresumedDeadEvent } from "./context.js";
 import type { CryptoService } from "./crypto.js";
 import { Demux, type Predicate, type Subscription } from "./demux.js";
-import { encodeEnvelope, encodeUnsignedEnvelope, signMessage } from "./envelope.js";
+import { encodeUnsignedEnvelope, envelopeBytes, signMessage } from "./envelope.js";
 import { ErrorCode, GossipError } from "./errors.js";
 import { EventStream } from "./event-stream.js";
 import { pkiIdHex, type PeerIdentity, type PkiId, type RemotePeer } from "./identity.js";
@@ -157,7 +157,9 @@ export class Comm {
   /**
    * Sends `message` to each peer, fire-and-forget, in order per peer. A
    * GossipMessage goes out unsigned; pass an Envelope (see {@link Comm.sign})
-   * to send it as built. The message is encoded once for all peers.
+   * to send it as built. The message is encoded once for all peers; a
+   * received Envelope left as it arrived is not encoded at all: its exact
+   * bytes go out again, unknown fields included (see {@link Comm.forward}).
    *
    * When a peer's send buffer is full (or, while it is being dialed, the
    * queue in front of the dial) the `overflowPolicy` applies: `drop` (count
@@ -171,12 +173,25 @@ export class Comm {
   send(message: GossipMessage | Envelope, ...peers: RemotePeer[]): Promise<void> {
     if (this.ctx.stopping || peers.length === 0) return resolved;
     const frame = this.encode(message);
+    if (peers.length === 1) return this.outbound.send(peers[0] as RemotePeer, frame) ?? resolved;
     let blocked: Promise<void>[] | undefined;
     for (const peer of peers) {
       const r = this.outbound.send(peer, frame);
       if (r !== undefined) (blocked ??= []).push(r);
     }
     return blocked === undefined ? resolved : Promise.all(blocked).then(() => undefined);
+  }
+
+  /**
+   * Forwards a received message to each peer as the exact bytes it arrived
+   * in (Fabric re-sends the signed Envelope as it got it): nothing is decoded
+   * again nor encoded, and what this peer does not know (unknown fields, a
+   * newer sender's additions) passes through untouched. When the Envelope was
+   * changed since (a field replaced), it is encoded anew. Otherwise exactly
+   * {@link Comm.send} (same policy, same promise).
+   */
+  forward(received: ReceivedMessage, ...peers: RemotePeer[]): Promise<void> {
+    return this.send(received.envelope, ...peers);
   }
 
   /**
@@ -275,7 +290,7 @@ export class Comm {
   }
 
   private encode(message: GossipMessage | Envelope): Uint8Array {
-    const frame = message.$typeName === "gossip.Envelope" ? encodeEnvelope(message) : encodeUnsignedEnvelope(message);
+    const frame = message.$typeName === "gossip.Envelope" ? envelopeBytes(message) : encodeUnsignedEnvelope(message);
     if (frame.length > this.config.maxMessageBytes) {
       throw new GossipError(
         ErrorCode.MessageTooLarge,

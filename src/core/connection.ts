@@ -6,7 +6,7 @@ import { ErrorCode, GossipError } from "./errors.js";
 import type { HandshakeResult } from "./handshake.js";
 import { pkiIdHex, type PeerIdentity, type PkiId } from "./identity.js";
 import type { CommMetrics, Direction } from "./metrics.js";
-import { SendBuffer } from "./send-buffer.js";
+import { refused, SendBuffer, type SendBufferSink } from "./send-buffer.js";
 import type { WireStream } from "./transport.js";
 
 /** Who is on the other end of a connection, as the handshake proved it (Fabric's ConnectionInfo). */
@@ -69,9 +69,13 @@ export class Connection {
   private readonly buffer: SendBuffer;
   private readonly readerDone: Promise<void>;
   private closingError: GossipError | undefined;
-  /** Settles on abort: a reader parked in a delivery blocked by an unread subscription must not hold `closed` back. */
-  private readonly cut: Promise<void>;
-  private cutNow: () => void = () => {};
+  /**
+   * Settles on abort: a reader parked in a delivery blocked by an unread
+   * subscription must not hold `closed` back. Made when a delivery first
+   * blocks (an idle connection never needs it).
+   */
+  private cut: Promise<void> | undefined;
+  private cutNow: (() => void) | undefined;
 
   constructor(
     private readonly stream: WireStream,
@@ -80,18 +84,7 @@ export class Connection {
     private readonly deps: ConnectionDeps,
   ) {
     this.pkiHex = pkiIdHex(info.pkiId);
-    this.cut = new Promise<void>((resolve) => (this.cutNow = resolve));
-    const { metrics, hooks } = deps;
-    this.buffer = new SendBuffer(deps.config.sendBuffSize, {
-      write: (frames) => stream.write(frames),
-      written: (count, bytes) => metrics.messagesSent(count, bytes),
-      dropped: (count) => metrics.dropped("connection_closed", count),
-      failed: (error) => {
-        if (this.state_ === "closed") return;
-        this.abort(error);
-        hooks.onWriteError(this, error);
-      },
-    });
+    this.buffer = new SendBuffer(deps.config.sendBuffSize, new ConnectionSink(this, stream, deps));
     this.readerDone = this.read(handshake.incoming, handshake.pending);
     // The transport going away (a server closing while the comm goes on) closes us gracefully.
     const unwatchShutdown = stream.onShutdown?.(() => void this.drain());
@@ -122,12 +115,14 @@ export class Connection {
     return this.state_ === "open" && this.buffer.offer(frame);
   }
 
-  /** Queues a serialized Envelope, waiting for room; rejects with `Closed` when the connection closes first. */
-  put(frame: Uint8Array): Promise<void> {
-    if (this.state_ !== "open") {
-      return Promise.reject(new GossipError(ErrorCode.Closed, "connection is closing"));
-    }
-    return this.buffer.put(frame);
+  /**
+   * Queues a serialized Envelope, waiting for room; rejects with `Closed`
+   * when the connection closes first, or, with `dropped`, calls it and
+   * resolves.
+   */
+  put(frame: Uint8Array, dropped?: () => void): Promise<void> {
+    if (this.state_ !== "open") return refused(dropped);
+    return this.buffer.put(frame, dropped);
   }
 
   /**
@@ -163,15 +158,25 @@ export class Connection {
     if (this.state_ === "closed") return;
     if (error && !this.closingError) this.closingError = error;
     this.state_ = "closed";
-    this.cutNow();
+    this.cutNow?.();
     this.buffer.close();
     this.stream.abort(error);
+  }
+
+  private cutSignal(): Promise<void> {
+    if (this.cut === undefined) {
+      this.cut = new Promise<void>((resolve) => (this.cutNow = resolve));
+      if (this.state_ === "closed") this.cutNow?.();
+    }
+    return this.cut;
   }
 
   private async read(incoming: AsyncIterator<readonly Envelope[]>, pending: readonly Envelope[]): Promise<void> {
     const { metrics, hooks } = this.deps;
     try {
       let batch: readonly Envelope[] = pending;
+      // Nothing delivered stays referenced while an idle connection waits for more.
+      pending = noEnvelopes;
       for (;;) {
         if (batch.length > 0) {
           let bytes = 0;
@@ -180,8 +185,9 @@ export class Connection {
           for (const env of batch) {
             if (this.state_ === "closed") return;
             const r = hooks.onMessage(parseGossipMessage(env.payload), env, this);
-            if (r !== undefined) await Promise.race([r, this.cut]);
+            if (r !== undefined) await Promise.race([r, this.cutSignal()]);
           }
+          batch = noEnvelopes;
         }
         const next = await incoming.next();
         if (next.done) break;
@@ -195,6 +201,39 @@ export class Connection {
       this.abort(error);
       hooks.onReadError(this, error);
     }
+  }
+}
+
+const noEnvelopes: readonly Envelope[] = [];
+
+/**
+ * A connection's send buffer reports here: one small object per connection
+ * rather than four closures and their context.
+ */
+class ConnectionSink implements SendBufferSink {
+  constructor(
+    private readonly conn: Connection,
+    private readonly stream: WireStream,
+    private readonly deps: ConnectionDeps,
+  ) {}
+
+  write(frames: readonly Uint8Array[]): Promise<void> {
+    return this.stream.write(frames);
+  }
+
+  written(count: number, bytes: number): void {
+    this.deps.metrics.messagesSent(count, bytes);
+  }
+
+  dropped(count: number): void {
+    this.deps.metrics.dropped("connection_closed", count);
+  }
+
+  failed(error: GossipError): void {
+    const { conn } = this;
+    if (conn.state === "closed") return;
+    conn.abort(error);
+    this.deps.hooks.onWriteError(conn, error);
   }
 }
 

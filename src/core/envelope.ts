@@ -14,13 +14,7 @@ import {
   writeDelimited,
   writeVarint,
 } from "../codec/index.js";
-import {
-  type Envelope,
-  EnvelopeSchema,
-  type GossipMessage,
-  GossipMessageSchema,
-  type SecretEnvelope,
-} from "../gen/gossip/message_pb.js";
+import { type Envelope, EnvelopeSchema, type GossipMessage, GossipMessageSchema, type SecretEnvelope } from "../gen/gossip/message_pb.js";
 import type { CryptoService } from "./crypto.js";
 import { ErrorCode, GossipError } from "./errors.js";
 import { defaultTag } from "./tags.js";
@@ -51,8 +45,7 @@ export function encodeEnvelope(env: {
   const secret = env.secretEnvelope;
   if (mayHaveUnknownFields(env) || (secret !== undefined && mayHaveUnknownFields(secret))) return toBinary(EnvelopeSchema, env as Envelope);
   const secretLen = secret ? bytesFieldSize(secret.payload.length) + bytesFieldSize(secret.signature.length) : 0;
-  const size =
-    bytesFieldSize(env.payload.length) + bytesFieldSize(env.signature.length) + (secret ? 1 + delimitedSize(secretLen) : 0);
+  const size = bytesFieldSize(env.payload.length) + bytesFieldSize(env.signature.length) + (secret ? 1 + delimitedSize(secretLen) : 0);
   const buf = new Uint8Array(size);
   let at = writeBytesField(buf, 0, 0x0a, env.payload);
   at = writeBytesField(buf, at, 0x12, env.signature);
@@ -63,6 +56,125 @@ export function encodeEnvelope(env: {
     writeBytesField(buf, at, 0x12, secret.signature);
   }
   return buf;
+}
+
+/** What protobuf-es keeps of an unknown field: its number, wire type and raw value (a view into the input). */
+interface UnknownField {
+  readonly no: number;
+  readonly wireType: number;
+  readonly data: Uint8Array;
+}
+
+/** A message of bytes fields 1 and 2 (Envelope's first two, all of SecretEnvelope) plus its unknown fields. */
+interface TwoBytesFields {
+  payload: Uint8Array;
+  signature: Uint8Array;
+}
+
+function unknownOf(m: object): readonly UnknownField[] | undefined {
+  return (m as { $unknown?: readonly UnknownField[] }).$unknown;
+}
+
+function unknownSize(unknown: readonly UnknownField[] | undefined): number {
+  if (unknown === undefined) return 0;
+  let n = 0;
+  for (const u of unknown) n += varintSize(((u.no << 3) | u.wireType) >>> 0) + u.data.length;
+  return n;
+}
+
+/** Canonical size of a payload + signature message (what `toBinary` writes: fields in number order, then unknown fields). */
+function twoFieldsSize(m: TwoBytesFields): number {
+  return bytesFieldSize(m.payload.length) + bytesFieldSize(m.signature.length) + unknownSize(unknownOf(m));
+}
+
+/**
+ * True when `value` is the memory at `frame[at..at+len)` itself (a view of
+ * the same buffer at the same place), not merely equal bytes.
+ */
+function isViewAt(frame: Uint8Array, at: number, value: Uint8Array): boolean {
+  return value.buffer === frame.buffer && value.byteOffset === frame.byteOffset + at;
+}
+
+/** Checks that the varint of `n` is at `frame[at]`; returns the offset after it, or -1. */
+function varintAt(frame: Uint8Array, at: number, n: number): number {
+  while (n >= 0x80) {
+    if (frame[at++] !== ((n & 0x7f) | 0x80)) return -1;
+    n = Math.floor(n / 128);
+  }
+  return frame[at++] === n ? at : -1;
+}
+
+/** Checks a bytes field (omitted when empty) at `at`; returns the offset after it, or -1. */
+function bytesFieldAt(frame: Uint8Array, at: number, tag: number, value: Uint8Array): number {
+  if (value.length === 0) return at;
+  if (at < 0 || frame[at] !== tag) return -1;
+  at = varintAt(frame, at + 1, value.length);
+  return at >= 0 && isViewAt(frame, at, value) ? at + value.length : -1;
+}
+
+/** Checks unknown fields, in their order, at `at`; returns the offset after them, or -1. */
+function unknownAt(frame: Uint8Array, at: number, unknown: readonly UnknownField[] | undefined): number {
+  if (unknown === undefined) return at;
+  for (const u of unknown) {
+    if (at < 0) return -1;
+    at = varintAt(frame, at, ((u.no << 3) | u.wireType) >>> 0);
+    if (at < 0 || !isViewAt(frame, at, u.data)) return -1;
+    at += u.data.length;
+  }
+  return at;
+}
+
+function twoFieldsAt(frame: Uint8Array, at: number, m: TwoBytesFields): number {
+  at = bytesFieldAt(frame, at, 0x0a, m.payload);
+  at = at < 0 ? -1 : bytesFieldAt(frame, at, 0x12, m.signature);
+  return at < 0 ? -1 : unknownAt(frame, at, unknownOf(m));
+}
+
+/**
+ * The bytes `env` was decoded from, when they are still exactly its
+ * encoding: its byte fields (and unknown fields) are the very views the
+ * decoder made into the received frame, sitting where `toBinary` would write
+ * them. Then those bytes are returned (a view, nothing copied or encoded);
+ * otherwise undefined.
+ *
+ * This is a proof, not a cache: every tag and length between the fields is
+ * checked in the frame, and every field's memory is the frame's, so the
+ * returned bytes are byte for byte `toBinary(env)`. An Envelope whose fields
+ * were replaced (a new signature, a new or dropped secret envelope) no longer
+ * matches and is encoded anew; a byte changed in place is in the frame too.
+ * A frame whose fields were not in number order (never written by protobuf
+ * serializers) does not match either.
+ */
+export function receivedFrame(env: Envelope): Uint8Array | undefined {
+  const payload = env.payload;
+  if (payload.length === 0) return undefined;
+  const secret = env.secretEnvelope;
+  const secretLen = secret === undefined ? 0 : twoFieldsSize(secret);
+  const size =
+    bytesFieldSize(payload.length) +
+    bytesFieldSize(env.signature.length) +
+    (secret === undefined ? 0 : 1 + delimitedSize(secretLen)) +
+    unknownSize(unknownOf(env));
+  const start = payload.byteOffset - 1 - varintSize(payload.length);
+  if (start < 0 || start + size > payload.buffer.byteLength) return undefined;
+  const frame = new Uint8Array(payload.buffer, start, size);
+  let at = bytesFieldAt(frame, 0, 0x0a, payload);
+  at = at < 0 ? -1 : bytesFieldAt(frame, at, 0x12, env.signature);
+  if (at >= 0 && secret !== undefined) {
+    at = frame[at] === 0x1a ? varintAt(frame, at + 1, secretLen) : -1;
+    at = at < 0 ? -1 : twoFieldsAt(frame, at, secret);
+  }
+  at = at < 0 ? -1 : unknownAt(frame, at, unknownOf(env));
+  return at === size ? frame : undefined;
+}
+
+/**
+ * The bytes to send for `env`: the bytes it arrived in when it is a received
+ * Envelope left as it was (see {@link receivedFrame}: forwarding never
+ * re-encodes), otherwise its encoding.
+ */
+export function envelopeBytes(env: Envelope): Uint8Array {
+  return receivedFrame(env) ?? encodeEnvelope(env);
 }
 
 /**
@@ -86,11 +198,9 @@ export function parseGossipMessage(payload: Uint8Array): GossipMessage {
   try {
     return decodeMessage<GossipMessage>(GossipMessageSchema, payload);
   } catch (e) {
-    throw new GossipError(
-      ErrorCode.MalformedMessage,
-      `failed unmarshalling GossipMessage from envelope: ${(e as Error).message}`,
-      { cause: e },
-    );
+    throw new GossipError(ErrorCode.MalformedMessage, `failed unmarshalling GossipMessage from envelope: ${(e as Error).message}`, {
+      cause: e,
+    });
   }
 }
 
@@ -106,7 +216,7 @@ const gossipMessageEncoder = compileEncoder(GossipMessageSchema);
  * written straight into the Envelope's buffer (no intermediate payload).
  */
 export function encodeUnsignedEnvelope(message: GossipMessage): Uint8Array {
-  const measured = gossipMessageEncoder?.measure(message);
+  const measured = gossipMessageEncoder?.measureOnce(message);
   if (measured === undefined) return encodeEnvelope(noopSign(message));
   const size = measured.size;
   if (size === 0) return new Uint8Array(0);

@@ -32,10 +32,12 @@ export type { ReceivedMessage } from "./received-message.js";
 // Messages, identities and their cryptography.
 export {
   decodeEnvelope,
+  envelopeBytes,
   encodeEnvelope,
   gossipMessage,
   noopSign,
   parseGossipMessage,
+  receivedFrame,
   serializeGossipMessage,
   signMessage,
   verifyEnvelope,

@@ -41,7 +41,8 @@ export interface IdentitySwitchEvent {
 /** Where a frame is queued: a connection's send buffer or a dial queue. */
 interface Queue {
   offer(frame: Uint8Array): boolean;
-  put(frame: Uint8Array): Promise<void>;
+  /** Waits for room; a frame that can no longer enter is reported to `dropped` (never rejects). */
+  put(frame: Uint8Array, dropped: () => void): Promise<void>;
   /** Gives up on the peer: drops what is queued (counted). */
   abort(error: GossipError): void;
   readonly pkiId: PkiId;
@@ -89,8 +90,8 @@ class DialQueue implements Queue {
     return this.buffer.offer(frame);
   }
 
-  put(frame: Uint8Array): Promise<void> {
-    return this.buffer.put(frame);
+  put(frame: Uint8Array, dropped: () => void): Promise<void> {
+    return this.buffer.put(frame, dropped);
   }
 
   abort(error: GossipError): void {
@@ -104,7 +105,7 @@ class DialQueue implements Queue {
 function connectionQueue(conn: Connection): Queue {
   return {
     offer: (frame) => conn.offer(frame),
-    put: (frame) => conn.put(frame),
+    put: (frame, dropped) => conn.put(frame, dropped),
     abort: (error) => conn.abort(error),
     pkiId: conn.info.pkiId,
     endpoint: conn.info.endpoint,
@@ -115,6 +116,8 @@ function connectionQueue(conn: Connection): Queue {
 /** Dials peers and sends to them. */
 export class Outbound {
   private readonly dialQueues = new Map<string, DialQueue>();
+  /** What a blocked frame that can no longer be queued counts as, by where it waited. */
+  private readonly droppedBy: Readonly<Record<DropReason, () => void>>;
 
   constructor(
     private readonly ctx: CommContext,
@@ -122,7 +125,10 @@ export class Outbound {
     private readonly router: Router,
     private readonly dialer: Dialer,
     private readonly identitySwitch: EventStream<IdentitySwitchEvent>,
-  ) {}
+  ) {
+    const count = (reason: DropReason) => () => ctx.metrics.dropped(reason, 1);
+    this.droppedBy = { connection_closed: count("connection_closed"), dial_failed: count("dial_failed") } as Record<DropReason, () => void>;
+  }
 
   /** Frames waiting for a dial. */
   get queued(): number {
@@ -140,7 +146,12 @@ export class Outbound {
     const dialing = this.dialQueues.size > 0 ? this.dialQueues.get(dialKey(peer)) : undefined;
     if (dialing !== undefined) return dialing.offer(frame) ? undefined : this.overflow(dialing, frame);
     const conn = this.store.lookup(peer);
-    if (conn !== undefined) return conn.offer(frame) ? undefined : this.overflow(connectionQueue(conn), frame);
+    if (conn !== undefined) {
+      if (conn.offer(frame)) return undefined;
+      // A blocked sender waits on the connection itself: one promise, no adapter (the steady state of a fast sender).
+      if (this.ctx.config.overflowPolicy === "block") return conn.put(frame, this.droppedBy.connection_closed);
+      return this.overflow(connectionQueue(conn), frame);
+    }
     const queue = this.startDialQueue(peer, dialKey(peer));
     queue.offer(frame); // an empty queue has room
     void this.retireWhenDrained(queue);
@@ -205,12 +216,18 @@ export class Outbound {
     const { ctx } = this;
     const { config, clock } = ctx;
     const ms = config.dialTimeoutMs + config.handshakeTimeoutMs;
-    const t = timeoutSignal(clock, ms, () => new GossipError(ErrorCode.DialTimeout, `handshake with ${peer.endpoint} timed out after ${ms} ms`));
+    const t = timeoutSignal(
+      clock,
+      ms,
+      () => new GossipError(ErrorCode.DialTimeout, `handshake with ${peer.endpoint} timed out after ${ms} ms`),
+    );
     let result;
     try {
-      const stream = await this.dialer.openStream(peer.endpoint, { signal: t.signal, streamTimeoutMs: config.handshakeTimeoutMs }).catch((e: unknown) => {
-        throw timedOut(t.signal, e);
-      });
+      const stream = await this.dialer
+        .openStream(peer.endpoint, { signal: t.signal, streamTimeoutMs: config.handshakeTimeoutMs })
+        .catch((e: unknown) => {
+          throw timedOut(t.signal, e);
+        });
       try {
         result = await handshake(stream, ctx.handshakeOptions(true));
         ctx.metrics.handshake("outbound", "probe");
@@ -236,11 +253,14 @@ export class Outbound {
     const { ctx } = this;
     switch (ctx.config.overflowPolicy) {
       case "block":
-        return queue.put(frame).catch(() => ctx.metrics.dropped(queue.dropReason, 1));
+        return queue.put(frame, this.droppedBy[queue.dropReason]);
       case "disconnect": {
         ctx.metrics.overflow();
         const error = new GossipError(ErrorCode.Overflow, `send buffer to ${queue.endpoint} is full; peer is unresponsive`);
-        ctx.log.warn({ pkiId: pkiIdHex(queue.pkiId), address: queue.endpoint, code: error.code }, "send buffer overflowed; closing the connection");
+        ctx.log.warn(
+          { pkiId: pkiIdHex(queue.pkiId), address: queue.endpoint, code: error.code },
+          "send buffer overflowed; closing the connection",
+        );
         queue.abort(error);
         ctx.presumedDead(queue.pkiId, queue.endpoint, error);
         return undefined;

@@ -42,7 +42,7 @@ export class ReceivedMessageImpl implements ReceivedMessage {
   }
 
   respond(message: GossipMessage): Promise<void> {
-    return this.conn.put(encodeUnsignedEnvelope(message)).catch(this.onDropped);
+    return this.conn.put(encodeUnsignedEnvelope(message), this.onDropped);
   }
 
   ack(error?: Error | string): Promise<void> {

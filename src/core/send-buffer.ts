@@ -20,6 +20,8 @@ interface Waiter {
   readonly frame: Uint8Array;
   readonly resolve: () => void;
   readonly reject: (e: GossipError) => void;
+  /** When given, a frame that never enters is reported here and the promise resolves instead of rejecting. */
+  readonly dropped: (() => void) | undefined;
 }
 
 /**
@@ -29,7 +31,8 @@ interface Waiter {
  * - At most `capacity` frames are queued; `offer` refuses beyond that, `put`
  *   waits for room. Blocked `put`s enter the queue in call order.
  * - Frames are written in the order they entered, by one writer, one batch at
- *   a time: an idle connection writes at the end of the current tick; after a
+ *   a time: an idle connection writes at the end of the current tick (after
+ *   the promise jobs it started); after a
  *   write, what is queued meanwhile goes out in one transport write on the
  *   next turn of the event loop (or as soon as the queue is full and a `put`
  *   waits, when the transport took the last write at once), so a busy
@@ -80,11 +83,12 @@ export class SendBuffer {
 
   /**
    * Queues `frame`, waiting for room. Rejects with `Closed` when the buffer
-   * closes before the frame entered.
+   * closes before the frame entered; with `dropped`, calls it instead and
+   * resolves (one promise per blocked frame, none to catch the rejection).
    */
-  put(frame: Uint8Array): Promise<void> {
-    if (this.offer(frame)) return Promise.resolve();
-    if (this.isClosed) return Promise.reject(closedError());
+  put(frame: Uint8Array, dropped?: () => void): Promise<void> {
+    if (this.offer(frame)) return writeTaken;
+    if (this.isClosed) return refused(dropped);
     if (this.turn !== 0 && this.waiters.length === 0) {
       // Full, and the transport took the last batch at once: write the queue
       // now rather than parking the producer until the next turn. The
@@ -92,9 +96,9 @@ export class SendBuffer {
       this.turn = 0;
       this.writing = false;
       this.flush();
-      if (this.offer(frame)) return Promise.resolve();
+      if (this.offer(frame)) return writeTaken;
     }
-    return new Promise((resolve, reject) => this.waiters.push({ frame, resolve, reject }));
+    return new Promise((resolve, reject) => this.waiters.push({ frame, resolve, reject, dropped }));
   }
 
   /**
@@ -118,18 +122,32 @@ export class SendBuffer {
     if (dropped > 0) this.sink.dropped(dropped);
     const waiters = this.waiters;
     this.waiters = [];
-    for (const w of waiters) w.reject(closedError());
+    for (const w of waiters) {
+      if (w.dropped === undefined) {
+        w.reject(closedError());
+      } else {
+        w.dropped();
+        w.resolve();
+      }
+    }
     this.notifyIdle();
   }
 
   private schedule(): void {
     if (this.writing || this.scheduled) return;
     this.scheduled = true;
-    // Let the current task queue more frames, so that they leave in one write.
-    queueMicrotask(() => {
-      this.scheduled = false;
-      this.flush();
-    });
+    // Let the current task queue more frames, so that they leave in one
+    // write. A tick, not a microtask: a consumer that handles what one read
+    // delivered in a promise chain (a relay's `for await` + `forward`) runs
+    // entirely in microtasks, and a tick waits for all of it, where a
+    // microtask would write its first message alone.
+    process.nextTick(flushScheduled, this);
+  }
+
+  /** @private The scheduled write of an idle buffer (see `schedule`). */
+  onScheduled(): void {
+    this.scheduled = false;
+    this.flush();
   }
 
   private flush(): void {
@@ -206,6 +224,17 @@ export class SendBuffer {
     this.idle = [];
     for (const f of idle) f();
   }
+}
+
+/** What a `put` that cannot enter returns: a rejection, or with `dropped` a report and a resolved promise. */
+export function refused(dropped: (() => void) | undefined): Promise<void> {
+  if (dropped === undefined) return Promise.reject(closedError());
+  dropped();
+  return writeTaken;
+}
+
+function flushScheduled(buffer: SendBuffer): void {
+  buffer.onScheduled();
 }
 
 function closedError(): GossipError {

@@ -25,6 +25,25 @@ export function certHash(der: Uint8Array | undefined): Uint8Array | undefined {
 }
 
 /**
+ * Hashes of our own certificates, shared by every session that presents the
+ * same one (a server has one; a copy per session would cost every idle
+ * connection a buffer). Bounded: a process rarely has more than a few.
+ */
+const ownCertHashes = new Map<string, Uint8Array>();
+const maxOwnCertHashes = 64;
+
+function ownCertHash(der: Uint8Array | undefined): Uint8Array | undefined {
+  const hash = certHash(der);
+  if (hash === undefined) return undefined;
+  const key = Buffer.from(hash.buffer, hash.byteOffset, hash.byteLength).toString("hex");
+  const known = ownCertHashes.get(key);
+  if (known !== undefined) return known;
+  if (ownCertHashes.size >= maxOwnCertHashes) ownCertHashes.clear();
+  ownCertHashes.set(key, hash);
+  return hash;
+}
+
+/**
  * The facts of a stream on `session` over `socket`: remote address, TLS, and
  * the hashes of the remote's leaf (`getPeerCertificate`) and of ours
  * (`getCertificate`: our client certificate when we dialed, our server
@@ -40,7 +59,7 @@ export function socketFacts(socket: Socket | undefined, session: http2.Http2Sess
     facts = {
       tls,
       remoteCertHash: tls ? certHash(tlsSocket.getPeerCertificate(false)?.raw) : undefined,
-      localCertHash: local && "raw" in local ? certHash(local.raw as Buffer) : undefined,
+      localCertHash: local && "raw" in local ? ownCertHash(local.raw as Buffer) : undefined,
     };
     if (session) factsBySession.set(session, facts);
   }

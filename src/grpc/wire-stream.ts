@@ -84,16 +84,9 @@ export abstract class Http2WireStream implements WireStream {
     });
     source.on("data", (chunk: Buffer) => this.onData(chunk));
     source.once("end", () => this.onEnd());
-    source.on("error", () => {}); // reported through 'close' and the stream's status
+    source.on("error", ignore); // reported through 'close' and the stream's status
     drainEmitter.on("drain", () => this.wakeWriters());
-    let iterated = false;
-    this.incoming = {
-      [Symbol.asyncIterator]: () => {
-        if (iterated) throw new Error("a WireStream's incoming can be iterated only once");
-        iterated = true;
-        return { next: () => this.next() };
-      },
-    };
+    this.incoming = new Incoming(this);
   }
 
   write(envelopes: readonly Uint8Array[]): Promise<void> {
@@ -193,7 +186,8 @@ export abstract class Http2WireStream implements WireStream {
     this.wakeReader();
   }
 
-  private next(): Promise<IteratorResult<readonly Envelope[]>> {
+  /** @private The next batch, for {@link Incoming}. */
+  nextBatch(): Promise<IteratorResult<readonly Envelope[]>> {
     const r = this.take();
     if (r) return Promise.resolve(r);
     if (this.readError && this.ready.length === 0) return Promise.reject(this.readError);
@@ -234,5 +228,27 @@ export abstract class Http2WireStream implements WireStream {
     if (waiters.length === 0) return;
     this.drainWaiters = [];
     for (const w of waiters) w.resolve();
+  }
+}
+
+function ignore(): void {}
+
+/**
+ * A stream's `incoming`: iterable once, and its own iterator (one object per
+ * stream, which an idle connection keeps for its whole life).
+ */
+class Incoming implements AsyncIterable<readonly Envelope[]>, AsyncIterator<readonly Envelope[]> {
+  private iterated = false;
+
+  constructor(private readonly stream: Http2WireStream) {}
+
+  [Symbol.asyncIterator](): AsyncIterator<readonly Envelope[]> {
+    if (this.iterated) throw new Error("a WireStream's incoming can be iterated only once");
+    this.iterated = true;
+    return this;
+  }
+
+  next(): Promise<IteratorResult<readonly Envelope[]>> {
+    return this.stream.nextBatch();
   }
 }

@@ -13,10 +13,16 @@ import { create, type DescMessage, equals, fromBinary, type Message, toBinary } 
 import fc from "fast-check";
 import { compileEncoder, decodeMessage, encodeMessage } from "../../src/codec/index.js";
 import { decodeCompiled } from "../../src/codec/decoder.js";
-import { decodeEnvelope, encodeEnvelope, encodeUnsignedEnvelope, noopSign } from "../../src/core/envelope.js";
+import { decodeEnvelope, encodeEnvelope, encodeUnsignedEnvelope, noopSign, receivedFrame } from "../../src/core/envelope.js";
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
 import { type SignaturePolicy, SignaturePolicySchema } from "../../src/gen/common/policies_pb.js";
-import { type Envelope, EnvelopeSchema, type GossipMessage, GossipMessageSchema } from "../../src/gen/gossip/message_pb.js";
+import {
+  type Envelope,
+  EnvelopeSchema,
+  type GossipMessage,
+  GossipMessageSchema,
+  SecretEnvelopeSchema,
+} from "../../src/gen/gossip/message_pb.js";
 import { messageArb, messageWithCaseArb, reachableMessages } from "./arbitraries.js";
 
 const types = reachableMessages(GossipMessageSchema);
@@ -137,7 +143,13 @@ function mutate(b: Uint8Array, m: Mutation): Uint8Array {
 
 describe("codec against protobuf-es, over random messages", () => {
   it(`covers every type GossipMessage reaches (${types.length}) and every content case`, () => {
-    for (const t of ["gossip.Envelope", "gossip.SecretEnvelope", "gossip.AliveMessage", "protos.CollectionConfigPackage", "common.SignaturePolicy"]) {
+    for (const t of [
+      "gossip.Envelope",
+      "gossip.SecretEnvelope",
+      "gossip.AliveMessage",
+      "protos.CollectionConfigPackage",
+      "common.SignaturePolicy",
+    ]) {
       assert.ok(
         types.some((d) => d.typeName === t),
         t,
@@ -343,6 +355,62 @@ describe("Envelope codec against protobuf-es", () => {
       }),
       runs(400),
     );
+  });
+
+  it("receivedFrame is the received bytes themselves, and only when they are exactly toBinary of the envelope", () => {
+    let reused = 0;
+    fc.assert(
+      fc.property(withUnknown, fc.array(mutation, { maxLength: 2 }), fc.nat(3), (e, ms, edit) => {
+        const original = toBinary(EnvelopeSchema, e);
+        // A frame inside a larger buffer, as a transport delivers it.
+        const mutated = ms.reduce(mutate, original);
+        const chunk = new Uint8Array(mutated.length + 8).fill(0x0a);
+        chunk.set(mutated, 4);
+        const received = chunk.subarray(4, 4 + mutated.length);
+        const decoded = outcome(() => decodeEnvelope(received));
+        if (!decoded.ok) return;
+        const env = decoded.value as Envelope;
+        if (edit === 1) env.signature = Uint8Array.from(env.signature);
+        if (edit === 2 && env.secretEnvelope)
+          env.secretEnvelope = { ...env.secretEnvelope, payload: Uint8Array.from(env.secretEnvelope.payload) };
+        const frame = receivedFrame(env);
+        if (frame === undefined) return;
+        reused++;
+        assert.equal(frame.buffer, chunk.buffer, "a view of the received bytes, not a copy");
+        assert.deepEqual(new Uint8Array(frame), toBinary(EnvelopeSchema, env));
+        if (edit === 0 && ms.length === 0) assert.deepEqual(new Uint8Array(frame), original);
+      }),
+      runs(400),
+    );
+    assert.ok(reused > 50, `received bytes reused ${reused} times`);
+  });
+
+  it("an unchanged received envelope is its received bytes, unknown fields included; a changed one is not", () => {
+    const e = create(EnvelopeSchema, { payload: new Uint8Array([8, 1]), signature: new Uint8Array([1, 2, 3]) });
+    e.secretEnvelope = create(SecretEnvelopeSchema, { payload: new Uint8Array([4]), signature: new Uint8Array([5]) });
+    e.secretEnvelope.$unknown = [{ no: 7, wireType: 0, data: new Uint8Array([1]) }];
+    e.$unknown = [{ no: 9, wireType: 2, data: new Uint8Array([2, 7, 7]) }];
+    const bytes = toBinary(EnvelopeSchema, e);
+    const env = decodeEnvelope(bytes);
+    assert.equal(receivedFrame(env)?.buffer, bytes.buffer);
+    assert.deepEqual(receivedFrame(env), bytes);
+    const changes: [string, (x: Envelope) => void][] = [
+      ["signature replaced", (x) => (x.signature = new Uint8Array([1, 2, 3]))],
+      ["secret envelope dropped", (x) => (x.secretEnvelope = undefined)],
+      ["unknown field added", (x) => x.$unknown?.push({ no: 10, wireType: 0, data: new Uint8Array([1]) })],
+      ["secret signature replaced", (x) => x.secretEnvelope && (x.secretEnvelope.signature = new Uint8Array([5]))],
+    ];
+    for (const [what, change] of changes) {
+      const changed = decodeEnvelope(bytes);
+      change(changed);
+      assert.equal(receivedFrame(changed), undefined, what);
+    }
+    // Dropping the trailing unknown fields leaves a prefix of the frame that is exactly the new encoding.
+    const trimmed = decodeEnvelope(bytes);
+    trimmed.$unknown = undefined;
+    assert.deepEqual(receivedFrame(trimmed), toBinary(EnvelopeSchema, trimmed));
+    // Built, not received: encoded as before.
+    assert.equal(receivedFrame(e), undefined);
   });
 
   it("encodeUnsignedEnvelope writes the Envelope protobuf-es writes around toBinary of the message", () => {

@@ -41,6 +41,8 @@ function sink(opts: { slow?: boolean; taken?: boolean } = {}) {
 }
 
 const tick = () => new Promise((r) => setImmediate(r));
+/** The end of the current task: after its promise jobs, before the next turn of the event loop. */
+const endOfTask = () => new Promise((r) => process.nextTick(r));
 
 describe("SendBuffer", () => {
   it("coalesces frames offered in one tick into one write, in order", async () => {
@@ -124,7 +126,7 @@ describe("SendBuffer", () => {
       const s = sink({ taken: true });
       const b = new SendBuffer(20, s.sink);
       for (let i = 0; i < 5; i++) b.offer(frame(i));
-      await Promise.resolve(); // the idle buffer writes at the end of this tick
+      await endOfTask(); // the idle buffer writes at the end of this task
       assert.deepEqual(s.batches, [[0, 1, 2, 3, 4]]);
       assert.equal(s.events.written, 5, "counted without waiting for a promise");
       assert.equal(b.pending, 0);
@@ -133,14 +135,17 @@ describe("SendBuffer", () => {
       for (let i = 0; i < 5; i++) await Promise.resolve();
       assert.equal(s.batches.length, 1, "busy: not one write per microtask");
       await tick();
-      assert.deepEqual(s.batches, [[0, 1, 2, 3, 4], [5, 6]]);
+      assert.deepEqual(s.batches, [
+        [0, 1, 2, 3, 4],
+        [5, 6],
+      ]);
     });
 
     it("a put that finds the queue full writes it at once instead of waiting for the next turn", async () => {
       const s = sink({ taken: true });
       const b = new SendBuffer(2, s.sink);
       b.offer(frame(0));
-      await Promise.resolve();
+      await endOfTask();
       assert.deepEqual(s.batches, [[0]]);
       assert.equal(b.offer(frame(1)), true);
       assert.equal(b.offer(frame(2)), true);
@@ -157,5 +162,27 @@ describe("SendBuffer", () => {
       assert.deepEqual(s.batches.flat(), [0, 1, 2, 3]);
       assert.equal(s.events.written, 4);
     });
+  });
+});
+
+describe("SendBuffer under a promise-driven producer", () => {
+  it("an idle buffer writes once for everything a chain of promise jobs offered (a relay's for-await + forward)", async () => {
+    const s = sink({ taken: true });
+    const b = new SendBuffer(20, s.sink);
+    // As a consumer of one read's batch: woken by a promise (the reader's),
+    // each message offered after an await.
+    await new Promise<void>((done) => {
+      setImmediate(() => {
+        void Promise.resolve().then(async () => {
+          for (let i = 0; i < 10; i++) {
+            b.offer(frame(i));
+            await Promise.resolve();
+          }
+          done();
+        });
+      });
+    });
+    await endOfTask();
+    assert.deepEqual(s.batches, [[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]]);
   });
 });

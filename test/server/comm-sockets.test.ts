@@ -6,7 +6,9 @@ import assert from "node:assert/strict";
 import { createServer, type Server } from "node:net";
 import { describe, it } from "node:test";
 import type { Registry } from "prom-client";
-import { serializeGossipMessage } from "../../src/core/envelope.js";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { receivedFrame, serializeGossipMessage } from "../../src/core/envelope.js";
+import { EnvelopeSchema, SecretEnvelopeSchema } from "../../src/gen/gossip/message_pb.js";
 import { authenticationCodes, ErrorCode, GossipError } from "../../src/core/errors.js";
 import { bytesEqual, pkiIdHex } from "../../src/core/identity.js";
 import { startForeign } from "../helpers/foreign.js";
@@ -25,6 +27,33 @@ async function counter(registry: Registry | undefined, name: string): Promise<nu
 }
 
 describe("comm over sockets", () => {
+  it("Forward: envelopes relayed by a peer reach the next one as sent, unknown fields and secret envelope included, at any size", async () => {
+    const [a, b, c] = [await peer(), await peer(), await peer()];
+    const atB = b.comm.accept();
+    const atC = c.comm.accept();
+    const sent = [10, 1000, 20_000, 70_000].map((size, i) => {
+      const env = a.comm.sign(dataMessage(i + 1, new Uint8Array(size).fill(i + 1)));
+      env.secretEnvelope = create(SecretEnvelopeSchema, { payload: new Uint8Array([1, 2]), signature: new Uint8Array([3]) });
+      env.$unknown = [{ no: 9, wireType: 2, data: new Uint8Array([2, 7, 7]) }];
+      return env;
+    });
+    for (const env of sent) await a.comm.send(env, to(b));
+    for (const m of await collect(atB, sent.length, 5000)) {
+      assert.ok(receivedFrame(m.envelope), "B's envelopes are still their received bytes");
+      await b.comm.forward(m, to(c));
+    }
+    const got = await collect(atC, sent.length, 5000);
+    assert.deepEqual(
+      got.map((m) => Buffer.from(toBinary(EnvelopeSchema, m.envelope))),
+      sent.map((e) => Buffer.from(toBinary(EnvelopeSchema, e))),
+    );
+    assert.deepEqual(
+      got.map((m) => m.envelope.$unknown?.map((u) => [u.no, u.wireType, Buffer.from(u.data)])),
+      sent.map(() => [[9, 2, Buffer.from([2, 7, 7])]]),
+    );
+    atB.close();
+    atC.close();
+  });
 
   it("CloseConn: after closeConn the remote's stream is closed and it can no longer send on it", async () => {
     const c1 = await peer();
@@ -40,7 +69,6 @@ describe("comm over sockets", () => {
     sub.close();
   });
 
-
   it("NonResponsivePing: probe of a peer whose Ping hangs fails within connTimeout", async () => {
     const c1 = await peer({ options: { connTimeoutMs: 1000 } });
     const { peer: slow } = await startForeign({ pingDelayMs: 15_000 });
@@ -49,7 +77,6 @@ describe("comm over sockets", () => {
     await assert.rejects(c1.comm.probe({ endpoint: slow.endpoint }), isCode(ErrorCode.PingFailed));
     assert.ok(Date.now() - t0 < 5000, `probe took ${Date.now() - t0}ms`);
   });
-
 
   it("Probe: probe and handshake succeed to a live peer, fail to a non-gRPC listener and to a stopped peer, with PKI-ID rules", async () => {
     const c1 = await peer({ options: { dialTimeoutMs: 500 } });
@@ -79,7 +106,6 @@ describe("comm over sockets", () => {
     assert.ok(bytesEqual((await c2.comm.handshake({ endpoint: c1.endpoint })).pkiId, c1.comm.pkiId));
   });
 
-
   it("SendBadEnvelope: a client that sends a payload that is not a GossipMessage has its stream closed", async () => {
     const c1 = await peer();
     const { peer: client } = await startForeign();
@@ -98,7 +124,6 @@ describe("comm over sockets", () => {
     assert.equal((await collect(sub, 1, 200)).length, 0, "the bad envelope was not delivered");
     sub.close();
   });
-
 
   it("ReConnections: after a peer restarts on a new port, sends to it are delivered", async () => {
     const c1 = await peer();
@@ -119,7 +144,6 @@ describe("comm over sockets", () => {
     sub1b.close();
     sub2.close();
   });
-
 
   it("Fabric's TestMetrics: messages_sent, messages_received and overflow_count move (Prometheus names)", async () => {
     const a = await peer({ plugin: { metrics: true } });
@@ -143,7 +167,6 @@ describe("comm over sockets", () => {
     sub.close();
     await slowReader;
   });
-
 
   it("a remote's oversized message ends its stream with RESOURCE_EXHAUSTED and is not delivered", async () => {
     const a = await peer();
@@ -181,7 +204,6 @@ describe("comm over sockets", () => {
       await Promise.all([a.close(), b.close()]);
     }
   });
-
 });
 
 describe("errors from the remote", () => {
@@ -193,7 +215,10 @@ describe("errors from the remote", () => {
     const closed = await disconnected;
     assert.ok(closed?.error, "the connection closed with an error");
     const remoteCode = closed.error.remoteCode;
-    assert.ok(remoteCode !== undefined && authenticationCodes.has(remoteCode), `${closed.error.code} (${remoteCode}): ${closed.error.message}`);
+    assert.ok(
+      remoteCode !== undefined && authenticationCodes.has(remoteCode),
+      `${closed.error.code} (${remoteCode}): ${closed.error.message}`,
+    );
     // A refusal of our own making has none.
     const c = await peer({ tls: false });
     const local = await c.comm.handshake({ endpoint: b.endpoint, pkiId: new Uint8Array(32) }).catch((err: unknown) => err);

@@ -26,6 +26,7 @@ import {
   PeerDialer,
   pkiIdFromHex,
   pkiIdHex,
+  type ReceivedMessage,
   type RemotePeer,
   X509CryptoService,
 } from "../../../src/index.js";
@@ -69,7 +70,12 @@ function peerOptions(init: Init, m: PeerMaterial) {
   };
 }
 
-async function gossipApp(init: Init, name: string, options: CommOptions, listen: boolean): Promise<{ app: GossipFastifyInstance; endpoint: string }> {
+async function gossipApp(
+  init: Init,
+  name: string,
+  options: CommOptions,
+  listen: boolean,
+): Promise<{ app: GossipFastifyInstance; endpoint: string }> {
   const app = await createGossipServer({ ...peerOptions(init, material(init, name)), options: { ...baseOptions, ...options } });
   let endpoint = "";
   if (listen) {
@@ -87,7 +93,11 @@ async function gossipApp(init: Init, name: string, options: CommOptions, listen:
 function lightComm(init: Init, name: string, options: CommOptions): Comm {
   const o = peerOptions(init, material(init, name));
   const opts = { ...baseOptions, ...options };
-  return new Comm({ crypto: new X509CryptoService(o.identity), dialer: new PeerDialer({ tls: o.clientTls, options: opts }), options: opts });
+  return new Comm({
+    crypto: new X509CryptoService(o.identity),
+    dialer: new PeerDialer({ tls: o.clientTls, options: opts }),
+    options: opts,
+  });
 }
 
 function targetOf(endpoint: string, pkiId: string): RemotePeer {
@@ -114,9 +124,26 @@ interface GossipServer {
   readonly comm: Comm;
   readonly endpoint: string;
   received: number;
+  /** W8: where a relay forwards every message (set by its `relayTo` call). */
+  relay?: { readonly peer: RemotePeer; readonly pkiHex: string; readonly replies: ReplyRouter<number> };
 }
 
-/** Modes: `sink` counts data messages, `echo` answers each with `respond`, `hub` (W7) keeps Fabric's drop policy. */
+/**
+ * W8: forwards a sync to the relay's target and answers it once the target
+ * answered, so that a sync ends a run only when everything arrived there.
+ */
+async function relaySync(comm: Comm, relay: NonNullable<GossipServer["relay"]>, m: ReceivedMessage): Promise<void> {
+  const reply = relay.replies.expect(Number(m.message.nonce));
+  await comm.forward(m, relay.peer);
+  await withTimeout(reply, callTimeoutMs, "relayed sync");
+  await m.respond(m.message);
+}
+
+/**
+ * Modes: `sink` counts data messages, `echo` answers each with `respond`,
+ * `hub` (W7) keeps Fabric's drop policy, `relay` (W8) forwards every message
+ * as received (`comm.forward`) to the peer given by `relayTo`.
+ */
 async function startServer(init: Init, mode: string, name: string): Promise<GossipServer> {
   const { app, endpoint } = await gossipApp(init, name, { overflowPolicy: mode === "hub" ? "drop" : "block" }, true);
   const comm = app.gossip;
@@ -124,6 +151,17 @@ async function startServer(init: Init, mode: string, name: string): Promise<Goss
   void (async () => {
     for await (const m of comm.accept()) {
       const c = m.message.content.case;
+      const relay = state.relay;
+      if (relay !== undefined) {
+        if (c === "dataMsg") {
+          state.received++;
+          await comm.forward(m, relay.peer);
+        } else if (c === "empty") {
+          if (pkiIdHex(m.connection.pkiId) === relay.pkiHex) relay.replies.deliver(Number(m.message.nonce));
+          else void relaySync(comm, relay, m);
+        }
+        continue;
+      }
       if (c === "dataMsg") {
         state.received++;
         if (mode === "echo") await m.respond(m.message);
@@ -150,6 +188,17 @@ export async function gossipServer(init: Init): Promise<WorkerSpec> {
     info: { endpoint: s.endpoint, pkiId: pkiIdHex(comm.pkiId) },
     handlers: {
       received: () => s.received,
+      relayTo: async (a) => {
+        const peer = targetOf(a.str("endpoint"), a.str("pkiId", ""));
+        const replies = new ReplyRouter<number>();
+        // Connect first (one sync answered by the target), then relay.
+        const nonce = SYNC_BASE - 1;
+        const answered = replies.expect(nonce);
+        s.relay = { peer, pkiHex: a.str("pkiId", ""), replies };
+        await comm.send(pbControl(nonce, "empty"), peer);
+        await withTimeout(answered, callTimeoutMs, "relay connect");
+        return true;
+      },
       stats: () => JSON.parse(JSON.stringify(comm.stats())) as Json,
       waitConns: async (a) => {
         const n = a.num("n");
@@ -172,10 +221,15 @@ export async function gossipServer(init: Init): Promise<WorkerSpec> {
         const batch = a.num("batch");
         const before = comm.stats();
         let attempted = 0;
-        const samples = await sampleRss(a.num("seconds"), a.num("sampleMs", 1000), () => {
-          for (let i = 0; i < batch; i++) void comm.send(pbDataMessage(seq++, data), peer);
-          attempted += batch;
-        }, a.num("tickMs", 10));
+        const samples = await sampleRss(
+          a.num("seconds"),
+          a.num("sampleMs", 1000),
+          () => {
+            for (let i = 0; i < batch; i++) void comm.send(pbDataMessage(seq++, data), peer);
+            attempted += batch;
+          },
+          a.num("tickMs", 10),
+        );
         const after = comm.stats();
         const dropped = after.overflow - before.overflow;
         return { samples, sent: attempted - dropped, dropped };
