@@ -93,7 +93,9 @@ export async function main(): Promise<void> {
 
     // app.gossip is the Comm: send, accept, probe, stats...
     assert.equal(app.gossip.stats().connections.inbound, 0);
-    console.log(`fastify-app: JSON routes and Gossip.Ping served together on ${base}; our PKI-ID ${Buffer.from(app.gossip.pkiId).toString("hex").slice(0, 16)}...`);
+    console.log(
+      `fastify-app: JSON routes and Gossip.Ping served together on ${base}; our PKI-ID ${Buffer.from(app.gossip.pkiId).toString("hex").slice(0, 16)}...`,
+    );
   } finally {
     await app.close();
   }

@@ -284,7 +284,12 @@ export async function main(): Promise<void> {
 
     // 2. A data message with sendWithAck: its nonce is a random 64-bit value, acknowledged exactly.
     const message = gossipMessage({
-      content: { case: "dataMsg", value: create(DataMessageSchema, { payload: create(PayloadSchema, { seqNum: 1n, data: new TextEncoder().encode("hello, Fabric") }) }) },
+      content: {
+        case: "dataMsg",
+        value: create(DataMessageSchema, {
+          payload: create(PayloadSchema, { seqNum: 1n, data: new TextEncoder().encode("hello, Fabric") }),
+        }),
+      },
     });
     const result = await comm.sendWithAck(message, 3000, 1, { endpoint: foreign.endpoint, pkiId: remote.pkiId });
     assert.equal(result.ackCount, 1, `ack missing: ${result.toString()}`);

@@ -22,12 +22,7 @@ import { pathToFileURL } from "node:url";
 import { create } from "@bufbuild/protobuf";
 import { type ClientTlsOptions, PeerDialer } from "../src/client/index.js";
 import { Comm, gossipMessage, type ReceivedMessage, type Subscription, X509CryptoService } from "../src/core/index.js";
-import {
-  type GossipMessage,
-  PayloadSchema,
-  RemoteStateRequestSchema,
-  RemoteStateResponseSchema,
-} from "../src/gen/gossip/message_pb.js";
+import { type GossipMessage, PayloadSchema, RemoteStateRequestSchema, RemoteStateResponseSchema } from "../src/gen/gossip/message_pb.js";
 import { type CertificateAuthority, createCa, createPeerMaterial, type PeerMaterial } from "../src/pki/index.js";
 import { createGossipServer, type GossipFastifyInstance } from "../src/server/index.js";
 

@@ -25,9 +25,7 @@ if (files.length === 0) {
 // The soak (test/soak) runs for SOAK_SECONDS (default 300): its files get that plus 5 minutes.
 const soak = files.some((f) => f.startsWith(`${join("test", "soak")}/`));
 const timeoutMs = soak ? ((Number(process.env.SOAK_SECONDS) || 300) + 300) * 1000 : 120_000;
-const r = spawnSync(
-  process.execPath,
-  ["--import", "tsx", "--test", "--test-concurrency=2", `--test-timeout=${timeoutMs}`, ...files],
-  { stdio: "inherit" },
-);
+const r = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=2", `--test-timeout=${timeoutMs}`, ...files], {
+  stdio: "inherit",
+});
 process.exit(r.status ?? 1);

@@ -13,23 +13,32 @@
  *
  * @packageDocumentation
  */
+
+export { type ClientTlsOptions, GossipClient, PeerDialer, type PeerDialerOptions } from "./client/index.js";
 export * from "./core/index.js";
-export { gossipConnect, createGossipServer, type GossipPluginOptions, type GossipMembershipOptions, type GossipServerOptions, type ServerTlsOptions, type GossipFastifyInstance } from "./server/index.js";
-export { PeerDialer, GossipClient, type ClientTlsOptions, type PeerDialerOptions } from "./client/index.js";
-export { PrometheusMetrics, PrometheusMembershipMetrics } from "./metrics/index.js";
+export { defaultHttp2Config, type Http2Config, type Http2Options, type PeerOptions, resolveHttp2Config } from "./grpc/config.js";
+export { GrpcStatus, type GrpcStatusCode, GrpcStatusError, grpcStatusOf } from "./grpc/status.js";
 export {
-  Membership,
-  type MembershipInit,
-  type MembershipStats,
-  type MembershipConfig,
-  type MembershipOptions,
   type Member,
+  Membership,
+  type MembershipConfig,
   type MembershipEvent,
   type MembershipEventType,
+  type MembershipInit,
   type MembershipMetrics,
+  type MembershipOptions,
+  type MembershipStats,
   noopMembershipMetrics,
 } from "./membership/index.js";
-export { defaultHttp2Config, type Http2Config, type Http2Options, type PeerOptions, resolveHttp2Config } from "./grpc/config.js";
-export { GrpcStatus, type GrpcStatusCode, grpcStatusOf, GrpcStatusError } from "./grpc/status.js";
-export { createCa, createPeerMaterial, issueCertificate, type CertificateAuthority, type PeerMaterial } from "./pki/index.js";
+export { PrometheusMembershipMetrics, PrometheusMetrics } from "./metrics/index.js";
+export { type CertificateAuthority, createCa, createPeerMaterial, issueCertificate, type PeerMaterial } from "./pki/index.js";
+export {
+  createGossipServer,
+  type GossipFastifyInstance,
+  type GossipMembershipOptions,
+  type GossipPluginOptions,
+  type GossipServerOptions,
+  gossipConnect,
+  type ServerTlsOptions,
+} from "./server/index.js";
 export { version } from "./version.js";

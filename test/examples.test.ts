@@ -4,11 +4,13 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "n
 import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
 import { describe, it } from "node:test";
+import { pathToFileURL } from "node:url";
 import { runProcess } from "./cli/cli-helpers.js";
 
-const examples = readdirSync("examples").filter((f) => f.endsWith(".ts")).sort();
+const examples = readdirSync("examples")
+  .filter((f) => f.endsWith(".ts"))
+  .sort();
 
 describe("examples", () => {
   it("covers the three documented examples", () => {

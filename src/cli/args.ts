@@ -19,11 +19,7 @@ export type OptionSpecs = Readonly<Record<string, OptionSpec>>;
 
 /** Parsed flag values: booleans default to false, repeated strings to []. */
 export type OptionValues<O extends OptionSpecs> = {
-  -readonly [K in keyof O]: O[K] extends { type: "boolean" }
-    ? boolean
-    : O[K] extends { multiple: true }
-      ? string[]
-      : string | undefined;
+  -readonly [K in keyof O]: O[K] extends { type: "boolean" } ? boolean : O[K] extends { multiple: true } ? string[] : string | undefined;
 };
 
 /** A parsed command line. */
@@ -74,7 +70,8 @@ export function parseCommandLine<O extends OptionSpecs>(
     }
     const flag = `--${t.name}`;
     if (spec.type === "boolean") {
-      if (t.value !== undefined) throw usageError(`${flag} takes no value (got ${JSON.stringify(t.value)})`, `write ${flag} alone; ${helpHint}`);
+      if (t.value !== undefined)
+        throw usageError(`${flag} takes no value (got ${JSON.stringify(t.value)})`, `write ${flag} alone; ${helpHint}`);
       values[t.name] = true;
       continue;
     }
@@ -96,7 +93,10 @@ export function parseCommandLine<O extends OptionSpecs>(
 
 /** Splits repeated, comma-separated values (`--trust-ca a.pem,b.pem --trust-ca c.pem`). */
 export function listOf(values: readonly string[]): string[] {
-  return values.flatMap((v) => v.split(",")).map((v) => v.trim()).filter((v) => v !== "");
+  return values
+    .flatMap((v) => v.split(","))
+    .map((v) => v.trim())
+    .filter((v) => v !== "");
 }
 
 /** A `host:port` pair. */

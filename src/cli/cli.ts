@@ -5,7 +5,7 @@
  */
 import { version } from "../version.js";
 import type { Command } from "./command.js";
-import { CliError, errorLine, ExitCode, explain } from "./errors.js";
+import { CliError, ExitCode, errorLine, explain } from "./errors.js";
 import { jsonLine } from "./output.js";
 
 /** A command as the dispatcher knows it: loaded only when run, so `--help` and usage errors start fast. */

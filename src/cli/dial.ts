@@ -8,9 +8,9 @@ import { Comm } from "../core/comm.js";
 import type { CommOptions } from "../core/config.js";
 import type { CryptoService } from "../core/crypto.js";
 import { X509CryptoService } from "../core/x509-crypto.js";
+import { listOf } from "./args.js";
 import { usageError } from "./errors.js";
 import { ephemeralIdentity, loadIdentity, loadTrust, type PeerIdentityFiles, type PeerSecurity, peerSecurity } from "./identity.js";
-import { listOf } from "./args.js";
 import { cliLogger } from "./logger.js";
 
 /** The flags of every dialing command. */

@@ -95,22 +95,34 @@ export function explain(reason: unknown, ctx: ErrorContext = {}): CliError {
     case ErrorCode.PingFailed:
       return f(e.message, `check that ${at} is a gossip peer; ${tlsSwitch}`);
     case ErrorCode.NoTlsCertificate:
-      return f(`${at} presented no TLS certificate: ${e.message}`, "give the peer a TLS certificate, or dial it with --no-tls if it serves h2c");
+      return f(
+        `${at} presented no TLS certificate: ${e.message}`,
+        "give the peer a TLS certificate, or dial it with --no-tls if it serves h2c",
+      );
     case ErrorCode.HandshakeTimeout:
       return f(
         `${at} did not complete the gossip handshake in time: ${e.message}`,
         `the peer probably refused our identity: make it trust our CA (its --trust-ca), and check its log`,
       );
     case ErrorCode.InvalidIdentity:
-      return f(`the identity of ${at} is not trusted: ${e.message}`, "pass the CA of the peer's organization with --trust-ca FILE (or MSPID=FILE)");
+      return f(
+        `the identity of ${at} is not trusted: ${e.message}`,
+        "pass the CA of the peer's organization with --trust-ca FILE (or MSPID=FILE)",
+      );
     case ErrorCode.PkiIdMismatch:
     case ErrorCode.BadSignature:
     case ErrorCode.CertHashMismatch:
     case ErrorCode.MissingPkiId:
     case ErrorCode.UnexpectedMessage:
-      return f(`${at} failed the gossip handshake (${e.code}): ${e.message}`, "the remote is not a conforming gossip peer or its identity files are inconsistent; re-create them with 'gossip-connect init'");
+      return f(
+        `${at} failed the gossip handshake (${e.code}): ${e.message}`,
+        "the remote is not a conforming gossip peer or its identity files are inconsistent; re-create them with 'gossip-connect init'",
+      );
     case ErrorCode.UnexpectedPeer:
-      return f(`${at} answered with another PKI-ID than --pki-id: ${e.message}`, "check --pki-id (run 'gossip-connect handshake' to see the PKI-ID it has), or omit --pki-id");
+      return f(
+        `${at} answered with another PKI-ID than --pki-id: ${e.message}`,
+        "check --pki-id (run 'gossip-connect handshake' to see the PKI-ID it has), or omit --pki-id",
+      );
     case ErrorCode.AckTimeout:
       return f(
         `no acknowledgement from ${at}${ctx.timeoutMs !== undefined ? ` within ${ctx.timeoutMs} ms` : ""}`,

@@ -21,8 +21,15 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "no
 import { join, resolve } from "node:path";
 import type { ClientTlsOptions } from "../client/gossip-client.js";
 import { pkiIdHex } from "../core/identity.js";
-import { X509CryptoService, type X509CryptoOptions } from "../core/x509-crypto.js";
-import { type CertificateAuthority, type CertifiedKey, createCa, createPeerMaterial, loadCa, type PeerMaterial } from "../pki/certificates.js";
+import { type X509CryptoOptions, X509CryptoService } from "../core/x509-crypto.js";
+import {
+  type CertificateAuthority,
+  type CertifiedKey,
+  createCa,
+  createPeerMaterial,
+  loadCa,
+  type PeerMaterial,
+} from "../pki/certificates.js";
 import type { ServerTlsOptions } from "../server/create-server.js";
 import { CliError, failure } from "./errors.js";
 
@@ -100,7 +107,13 @@ export function readText(file: string, what: string, fix: string): string {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const why =
-      code === "ENOENT" ? "is missing" : code === "EACCES" ? "is not readable (permission denied)" : code === "EISDIR" ? "is a directory, not a file" : `cannot be read (${code ?? String(e)})`;
+      code === "ENOENT"
+        ? "is missing"
+        : code === "EACCES"
+          ? "is not readable (permission denied)"
+          : code === "EISDIR"
+            ? "is a directory, not a file"
+            : `cannot be read (${code ?? String(e)})`;
     throw failure(`${what} ${file} ${why}`, fix, { cause: e });
   }
 }
@@ -270,7 +283,9 @@ export function loadCaDir(dirArg: string): CertificateAuthority {
       keyName = m.files.caKey;
     } catch (e) {
       if (e instanceof CliError) throw e;
-      throw failure(`${manifestPath} is not valid JSON (${(e as Error).message})`, "pass a directory written by 'gossip-connect init'", { cause: e });
+      throw failure(`${manifestPath} is not valid JSON (${(e as Error).message})`, "pass a directory written by 'gossip-connect init'", {
+        cause: e,
+      });
     }
   }
   const fix = "pass the --out directory of an earlier 'gossip-connect init' that created a CA";
@@ -307,7 +322,11 @@ export function writeIdentity(dirArg: string, material: PeerMaterial, options: {
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   } catch (e) {
-    throw failure(`cannot create --out ${dirArg} (${(e as NodeJS.ErrnoException).code ?? String(e)})`, "choose a writable --out directory", { cause: e });
+    throw failure(
+      `cannot create --out ${dirArg} (${(e as NodeJS.ErrnoException).code ?? String(e)})`,
+      "choose a writable --out directory",
+      { cause: e },
+    );
   }
   const id = identityOf(material);
   const contents: Record<FileKey, string> = {
@@ -327,7 +346,11 @@ export function writeIdentity(dirArg: string, material: PeerMaterial, options: {
     }
     writeFileSync(join(dir, manifestName), `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o644, flag: "wx" });
   } catch (e) {
-    throw failure(`cannot write into --out ${dirArg} (${(e as NodeJS.ErrnoException).code ?? String(e)})`, "choose a writable --out directory", { cause: e });
+    throw failure(
+      `cannot write into --out ${dirArg} (${(e as NodeJS.ErrnoException).code ?? String(e)})`,
+      "choose a writable --out directory",
+      { cause: e },
+    );
   }
   return manifest;
 }

@@ -3,7 +3,7 @@
  * events). The level comes from GOSSIP_CONNECT_LOG_LEVEL (trace, debug, info,
  * warn, error, fatal, silent), else the command's default.
  */
-import { pino, type Logger as PinoLogger } from "pino";
+import { type Logger as PinoLogger, pino } from "pino";
 import { usageError } from "./errors.js";
 
 const levels = new Set(["trace", "debug", "info", "warn", "error", "fatal", "silent"]);

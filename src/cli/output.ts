@@ -34,7 +34,10 @@ export function block(name: string, fields: Fields): string {
   const entries = Object.entries(fields).filter(([, v]) => v !== undefined);
   const width = Math.max(0, ...entries.map(([k]) => k.length));
   const value = (v: unknown): string => {
-    if (v !== null && typeof v === "object") return Object.values(v as Fields).map((x) => String(x)).join(" ");
+    if (v !== null && typeof v === "object")
+      return Object.values(v as Fields)
+        .map((x) => String(x))
+        .join(" ");
     return typeof v === "bigint" ? v.toString() : String(v);
   };
   return [name, ...entries.map(([k, v]) => `  ${k.padEnd(width)}  ${value(v)}`)].join("\n");

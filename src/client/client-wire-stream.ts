@@ -1,4 +1,4 @@
-import * as http2 from "node:http2";
+import type * as http2 from "node:http2";
 import type { GossipError } from "../core/errors.js";
 import { socketFacts } from "../grpc/socket-facts.js";
 import { Http2WireStream, type WireStreamLimits } from "../grpc/wire-stream.js";

@@ -237,8 +237,12 @@ export class GossipClient {
               stream.close(http2.constants.NGHTTP2_CANCEL);
               return;
             }
-            readPingResponse(stream, endpoint, this.config.maxMessageBytes, () => this.sessions.notifyResponseByteRead(stream), (detail, cause) =>
-              settle(detail === undefined ? undefined : failed(`failed: ${detail}`, cause)),
+            readPingResponse(
+              stream,
+              endpoint,
+              this.config.maxMessageBytes,
+              () => this.sessions.notifyResponseByteRead(stream),
+              (detail, cause) => settle(detail === undefined ? undefined : failed(`failed: ${detail}`, cause)),
             );
             stream.end(emptyFrame);
           },
@@ -264,7 +268,7 @@ export class GossipClient {
       "grpc-accept-encoding": "identity,gzip",
     };
     if (options.timeoutMs !== undefined) headers["grpc-timeout"] = formatGrpcTimeout(options.timeoutMs);
-    let h2;
+    let h2: http2.ClientHttp2Stream;
     const cancel = new AbortController();
     try {
       h2 = await this.sessions.request("POST", gossipStreamPath, headers, { signal: cancel.signal });
@@ -282,7 +286,10 @@ export class GossipClient {
     );
     if (options.timeoutMs !== undefined) {
       const timer = setTimeout(
-        () => stream.abort(new GossipError(ErrorCode.HandshakeTimeout, `stream to ${this.endpoint} exceeded its ${options.timeoutMs}ms deadline`)),
+        () =>
+          stream.abort(
+            new GossipError(ErrorCode.HandshakeTimeout, `stream to ${this.endpoint} exceeded its ${options.timeoutMs}ms deadline`),
+          ),
         options.timeoutMs,
       );
       void stream.closed.then(() => clearTimeout(timer));

@@ -3,9 +3,10 @@
  *
  * @packageDocumentation
  */
-export { PeerDialer, type PeerDialerOptions } from "./dialer.js";
-export { GossipClient, type ClientTlsOptions, type GossipClientOptions } from "./gossip-client.js";
-export { ClientWireStream } from "./client-wire-stream.js";
-export { GuardedSessionManager, guardSessionPing } from "./session-manager.js";
-export { toGossipError } from "./node-error.js";
+
 export type { Http2Options, PeerOptions } from "../grpc/config.js";
+export { ClientWireStream } from "./client-wire-stream.js";
+export { PeerDialer, type PeerDialerOptions } from "./dialer.js";
+export { type ClientTlsOptions, GossipClient, type GossipClientOptions } from "./gossip-client.js";
+export { toGossipError } from "./node-error.js";
+export { GuardedSessionManager, guardSessionPing } from "./session-manager.js";

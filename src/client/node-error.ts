@@ -24,7 +24,17 @@ const tlsVerifyCodes = new Set([
   "EPROTO",
 ]);
 
-const dialCodes = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EADDRNOTAVAIL"]);
+const dialCodes = new Set([
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EADDRNOTAVAIL",
+]);
 
 /** The first `code` property along an error's `cause` chain. */
 function platformCode(reason: unknown): string | undefined {

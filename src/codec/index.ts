@@ -6,8 +6,9 @@
  *
  * @packageDocumentation
  */
-export { compileEncoder, encodeMessage, type Measured, type MessageEncoder, mayHaveUnknownFields } from "./encoder.js";
+
 export { decodeMessage } from "./decoder.js";
+export { compileEncoder, encodeMessage, type Measured, type MessageEncoder, mayHaveUnknownFields } from "./encoder.js";
 export {
   anyVarintSize,
   bigVarintSize,

@@ -99,10 +99,7 @@ export class AckRegistry {
         },
         timer: undefined,
       };
-      waiter.timer = this.clock.setTimeout(
-        () => waiter.reject(new GossipError(ErrorCode.AckTimeout, "timed out")),
-        Math.max(0, timeoutMs),
-      );
+      waiter.timer = this.clock.setTimeout(() => waiter.reject(new GossipError(ErrorCode.AckTimeout, "timed out")), Math.max(0, timeoutMs));
       const list = this.waiters.get(topic);
       if (list) list.push(waiter);
       else this.waiters.set(topic, [waiter]);
@@ -175,7 +172,12 @@ export class AckSender {
    * counts as "timed out". An `encode` that throws (`MessageTooLarge`) fails
    * every peer with its error. Never rejects.
    */
-  send(encode: (nonce: bigint) => Uint8Array, timeoutMs: number, minAck: number, peers: readonly RemotePeer[]): Promise<AggregatedSendResult> {
+  send(
+    encode: (nonce: bigint) => Uint8Array,
+    timeoutMs: number,
+    minAck: number,
+    peers: readonly RemotePeer[],
+  ): Promise<AggregatedSendResult> {
     if (peers.length === 0) return Promise.resolve(new AggregatedSendResult([]));
     const nonce = randomBytes(8).readBigUInt64BE();
     let frame: Uint8Array;
@@ -230,10 +232,14 @@ export class AckSender {
           graceTimer = clock.setTimeout(
             () =>
               reject(
-                new GossipError(ErrorCode.Closed, `connection to ${peer.endpoint} closed before the ack${reason ? `: ${reason.message}` : ""}`, {
-                  cause: reason,
-                  remoteCode: reason?.remoteCode,
-                }),
+                new GossipError(
+                  ErrorCode.Closed,
+                  `connection to ${peer.endpoint} closed before the ack${reason ? `: ${reason.message}` : ""}`,
+                  {
+                    cause: reason,
+                    remoteCode: reason?.remoteCode,
+                  },
+                ),
               ),
             connTimeoutMs,
           );

@@ -51,10 +51,7 @@ export class Admission {
       bucket = { tokens: this.handshakesPerSecond, at: now };
       this.buckets.set(address, bucket);
     } else {
-      bucket.tokens = Math.min(
-        this.handshakesPerSecond,
-        bucket.tokens + ((now - bucket.at) / 1000) * this.handshakesPerSecond,
-      );
+      bucket.tokens = Math.min(this.handshakesPerSecond, bucket.tokens + ((now - bucket.at) / 1000) * this.handshakesPerSecond);
       bucket.at = now;
     }
     if (bucket.tokens < 1) {

@@ -10,10 +10,10 @@ import { Demux, type Predicate, type Subscription } from "./demux.js";
 import { encodeUnsignedEnvelope, envelopeBytes, signMessage } from "./envelope.js";
 import { ErrorCode, GossipError } from "./errors.js";
 import { EventStream } from "./event-stream.js";
-import { pkiIdHex, type PeerIdentity, type PkiId, type RemotePeer } from "./identity.js";
+import { type PeerIdentity, type PkiId, pkiIdHex, type RemotePeer } from "./identity.js";
 import { IdentityStore } from "./identity-store.js";
 import { Inbound } from "./inbound.js";
-import { LogLimiter, type Logger, silentLogger } from "./logger.js";
+import { type Logger, LogLimiter, silentLogger } from "./logger.js";
 import { type CommMetrics, noopMetrics } from "./metrics.js";
 import { type IdentitySwitchEvent, Outbound } from "./outbound.js";
 import type { ReceivedMessage } from "./received-message.js";
@@ -21,9 +21,9 @@ import { Router } from "./routing.js";
 import { type CommStats, countingMetrics, MutableStats } from "./stats.js";
 import type { Dialer, WireStream } from "./transport.js";
 
-export type { CommStats } from "./stats.js";
-export type { IdentitySwitchEvent } from "./outbound.js";
 export type { PresumedDeadEvent } from "./context.js";
+export type { IdentitySwitchEvent } from "./outbound.js";
+export type { CommStats } from "./stats.js";
 
 /** A connection was registered (`connected`) or closed (`disconnected`). */
 export interface ConnectionEvent {
@@ -177,7 +177,9 @@ export class Comm {
     let blocked: Promise<void>[] | undefined;
     for (const peer of peers) {
       const r = this.outbound.send(peer, frame);
-      if (r !== undefined) (blocked ??= []).push(r);
+      if (r === undefined) continue;
+      blocked ??= [];
+      blocked.push(r);
     }
     return blocked === undefined ? resolved : Promise.all(blocked).then(() => undefined);
   }

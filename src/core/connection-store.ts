@@ -79,9 +79,7 @@ export class ConnectionStore {
   /** The open connection that serves `peer`, found by PKI-ID or, when none is given, by endpoint. */
   lookup(peer: RemotePeer): Connection | undefined {
     const conn =
-      peer.pkiId !== undefined && peer.pkiId.length > 0
-        ? this.byPki.get(pkiIdHex(peer.pkiId))
-        : this.byEndpoint.get(peer.endpoint);
+      peer.pkiId !== undefined && peer.pkiId.length > 0 ? this.byPki.get(pkiIdHex(peer.pkiId)) : this.byEndpoint.get(peer.endpoint);
     return conn?.state === "open" ? conn : undefined;
   }
 
@@ -207,9 +205,7 @@ export class ConnectionStore {
       // remote decides the same way). A connection of the same direction
       // registered meanwhile (a dial under another endpoint) serves us as is.
       const arrivedDuringDial = (this.registeredSeq.get(current) ?? 0) > startSeq;
-      const theirsWins = this.simultaneous(current, conn)
-        ? this.dialer(current) < this.dialer(conn)
-        : arrivedDuringDial;
+      const theirsWins = this.simultaneous(current, conn) ? this.dialer(current) < this.dialer(conn) : arrivedDuringDial;
       if (theirsWins) {
         void conn.drain();
         this.byEndpoint.set(peer.endpoint, current);

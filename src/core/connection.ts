@@ -4,7 +4,7 @@ import type { CommConfig } from "./config.js";
 import { parseGossipMessage } from "./envelope.js";
 import { ErrorCode, GossipError } from "./errors.js";
 import type { HandshakeResult } from "./handshake.js";
-import { pkiIdHex, type PeerIdentity, type PkiId } from "./identity.js";
+import { type PeerIdentity, type PkiId, pkiIdHex } from "./identity.js";
 import type { CommMetrics, Direction } from "./metrics.js";
 import { refused, SendBuffer, type SendBufferSink } from "./send-buffer.js";
 import type { WireStream } from "./transport.js";

@@ -12,7 +12,7 @@ import type { CryptoService } from "./crypto.js";
 import { authenticationCodes, type GossipError } from "./errors.js";
 import type { EventStream } from "./event-stream.js";
 import type { HandshakeOptions } from "./handshake.js";
-import { pkiIdHex, type PeerIdentity, type PkiId } from "./identity.js";
+import { type PeerIdentity, type PkiId, pkiIdHex } from "./identity.js";
 import type { IdentityStore } from "./identity-store.js";
 import type { Logger, LogLimiter } from "./logger.js";
 import type { CommMetrics, Direction } from "./metrics.js";

@@ -8,8 +8,7 @@ import { ErrorCode, GossipError } from "./errors.js";
 /** Orders of the curves Fabric's X.509 MSP signs with, by Node's curve name. */
 export const curveOrders: Readonly<Record<string, bigint>> = {
   prime256v1: 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n,
-  secp384r1:
-    0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973n,
+  secp384r1: 0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973n,
 };
 
 function bad(message: string): GossipError {

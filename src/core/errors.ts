@@ -184,9 +184,5 @@ const errorCodes: ReadonlySet<string> = new Set(Object.values(ErrorCode));
 
 /** True for a {@link GossipError}, also one from another copy of this module. */
 export function isGossipError(v: unknown): v is GossipError {
-  return (
-    v instanceof Error &&
-    v.name === errorName &&
-    isErrorCode((v as { code?: unknown }).code)
-  );
+  return v instanceof Error && v.name === errorName && isErrorCode((v as { code?: unknown }).code);
 }

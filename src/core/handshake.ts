@@ -126,10 +126,7 @@ async function readFirst(
   let timer: unknown;
   const timeout = new Promise<never>((_, reject) => {
     timer = clock.setTimeout(
-      () =>
-        reject(
-          new GossipError(ErrorCode.HandshakeTimeout, `timed out waiting for connection message from ${remoteAddress}`),
-        ),
+      () => reject(new GossipError(ErrorCode.HandshakeTimeout, `timed out waiting for connection message from ${remoteAddress}`)),
       connTimeoutMs,
     );
   });

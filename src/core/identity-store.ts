@@ -1,5 +1,5 @@
 import type { Clock } from "./clock.js";
-import { pkiIdHex, type PeerIdentity, type PkiId } from "./identity.js";
+import { type PeerIdentity, type PkiId, pkiIdHex } from "./identity.js";
 
 interface Entry {
   readonly identity: PeerIdentity;

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { fromBinary, create, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { SerializedIdentitySchema } from "../gen/msp/identities_pb.js";
 import { ErrorCode, GossipError } from "./errors.js";
 
@@ -27,7 +27,7 @@ export function serializeIdentity(mspId: string, idBytes: Uint8Array): PeerIdent
  * the bytes are not a SerializedIdentity with an MSP ID and identity bytes.
  */
 export function parseIdentity(identity: PeerIdentity): { mspId: string; idBytes: Uint8Array } {
-  let parsed;
+  let parsed: ReturnType<typeof fromBinary<typeof SerializedIdentitySchema>>;
   try {
     parsed = fromBinary(SerializedIdentitySchema, identity);
   } catch (e) {

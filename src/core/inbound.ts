@@ -10,7 +10,7 @@ import { Admission } from "./admission.js";
 import type { ConnectionStore } from "./connection-store.js";
 import { type CommContext, hostOf } from "./context.js";
 import { ErrorCode, GossipError } from "./errors.js";
-import { handshake } from "./handshake.js";
+import { type HandshakeResult, handshake } from "./handshake.js";
 import { pkiIdHex } from "./identity.js";
 import type { Router } from "./routing.js";
 import type { WireStream } from "./transport.js";
@@ -64,7 +64,7 @@ export class Inbound {
       stream.abort(denied);
       return stream.closed;
     }
-    let hs;
+    let hs: HandshakeResult;
     this.handshaking.add(stream);
     try {
       hs = await handshake(stream, ctx.handshakeOptions(false));

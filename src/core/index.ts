@@ -11,6 +11,8 @@
  * @packageDocumentation
  */
 
+export { AggregatedSendResult, type SendResult } from "./ack.js";
+export { type Clock, sleep, systemClock } from "./clock.js";
 // The comm and what its API hands out.
 export {
   Comm,
@@ -21,19 +23,15 @@ export {
   type IdentitySwitchEvent,
   type PresumedDeadEvent,
 } from "./comm.js";
-export { AggregatedSendResult, type SendResult } from "./ack.js";
 export { type CommConfig, type CommOptions, defaultCommConfig, type OverflowPolicy, resolveCommConfig } from "./config.js";
 export type { ConnectionInfo, ConnectionState } from "./connection.js";
 export type { CryptoService } from "./crypto.js";
 export type { Predicate, Subscription } from "./demux.js";
-export { EventStream } from "./event-stream.js";
-export type { ReceivedMessage } from "./received-message.js";
-
 // Messages, identities and their cryptography.
 export {
   decodeEnvelope,
-  envelopeBytes,
   encodeEnvelope,
+  envelopeBytes,
   gossipMessage,
   noopSign,
   parseGossipMessage,
@@ -43,11 +41,12 @@ export {
   verifyEnvelope,
 } from "./envelope.js";
 export { authenticationCodes, ErrorCode, GossipError, isErrorCode, isGossipError, meaningOfRemote, remoteEndError } from "./errors.js";
+export { EventStream } from "./event-stream.js";
 export {
   bytesEqual,
-  parseIdentity,
   type PeerIdentity,
   type PkiId,
+  parseIdentity,
   pkiIdFromHex,
   pkiIdHex,
   pkiIdOfIdentity,
@@ -55,19 +54,17 @@ export {
   serializeIdentity,
   sha256,
 } from "./identity.js";
-export { checkTag, defaultTag, type GossipContent, isTagLegal, legalTag } from "./tags.js";
-export { X509CryptoService, type X509CryptoOptions } from "./x509-crypto.js";
-
 // Collaborators a comm is given: logging, metrics, time.
-export { type Logger, silentLogger } from "./logger.js";
 /** @private Shared with the transport layers (src/server); not a stable API. */
-export { LogLimiter } from "./logger.js";
+export { type Logger, LogLimiter, silentLogger } from "./logger.js";
+export { type MemoryEndpointOptions, type MemoryListener, MemoryNetwork, type MemoryNetworkOptions } from "./memory-transport.js";
 export { type CommMetrics, type Direction, type DropReason, noopMetrics } from "./metrics.js";
-export { type Clock, sleep, systemClock } from "./clock.js";
+export type { ReceivedMessage } from "./received-message.js";
+export { checkTag, defaultTag, type GossipContent, isTagLegal, legalTag } from "./tags.js";
 
 // For transports: the contract they implement.
 export { type Dialer, type WireStream, writeTaken } from "./transport.js";
 
 // For tests of layers above the comm: time and a network in memory.
 export { VirtualClock } from "./virtual-clock.js";
-export { type MemoryEndpointOptions, type MemoryListener, MemoryNetwork, type MemoryNetworkOptions } from "./memory-transport.js";
+export { type X509CryptoOptions, X509CryptoService } from "./x509-crypto.js";

@@ -80,7 +80,6 @@ export class MemoryConnection {
     const out = this.pipes[side];
     const inp = this.pipes[side === 0 ? 1 : 0];
     let iterated = false;
-    const conn = this;
     return {
       remoteAddress: info.remoteAddress,
       tls: info.tls,
@@ -91,12 +90,12 @@ export class MemoryConnection {
         [Symbol.asyncIterator]: () => {
           if (iterated) throw new Error("a WireStream's incoming can be iterated only once");
           iterated = true;
-          return { next: () => conn.read(inp) };
+          return { next: () => this.read(inp) };
         },
       },
-      write: (envelopes) => conn.write(side, out, envelopes),
-      end: () => conn.endSide(side),
-      abort: (error) => conn.abortFrom(side, error),
+      write: (envelopes) => this.write(side, out, envelopes),
+      end: () => this.endSide(side),
+      abort: (error) => this.abortFrom(side, error),
     };
   }
 
@@ -221,4 +220,3 @@ export class MemoryConnection {
     else fn();
   }
 }
-

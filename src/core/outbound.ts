@@ -21,8 +21,8 @@ import { type ConnectionStore, dialKey } from "./connection-store.js";
 import type { CommContext } from "./context.js";
 import { ErrorCode, GossipError } from "./errors.js";
 import type { EventStream } from "./event-stream.js";
-import { handshake } from "./handshake.js";
-import { bytesEqual, pkiIdHex, type PeerIdentity, type PkiId, type RemotePeer } from "./identity.js";
+import { type HandshakeResult, handshake } from "./handshake.js";
+import { bytesEqual, type PeerIdentity, type PkiId, pkiIdHex, type RemotePeer } from "./identity.js";
 import type { DropReason } from "./metrics.js";
 import type { Router } from "./routing.js";
 import { SendBuffer } from "./send-buffer.js";
@@ -75,7 +75,8 @@ class DialQueue implements Queue {
     let dialed: Promise<Connection> | undefined;
     this.buffer = new SendBuffer(capacity, {
       write: async (frames) => {
-        const conn = await (dialed ??= connect());
+        dialed ??= connect();
+        const conn = await dialed;
         if (this.abandoned) throw this.abandoned;
         await deliver(conn, frames);
       },
@@ -166,7 +167,7 @@ export class Outbound {
   async dial(peer: RemotePeer, signal: AbortSignal): Promise<Connection> {
     const { ctx } = this;
     const stream = await this.dialer.openStream(peer.endpoint, { signal });
-    let hs;
+    let hs: HandshakeResult;
     try {
       hs = await handshake(stream, ctx.handshakeOptions(false));
     } catch (e) {
@@ -221,7 +222,7 @@ export class Outbound {
       ms,
       () => new GossipError(ErrorCode.DialTimeout, `handshake with ${peer.endpoint} timed out after ${ms} ms`),
     );
-    let result;
+    let result: HandshakeResult;
     try {
       const stream = await this.dialer
         .openStream(peer.endpoint, { signal: t.signal, streamTimeoutMs: config.handshakeTimeoutMs })

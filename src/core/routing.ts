@@ -71,9 +71,7 @@ export class Router {
       this.acks.publish(message.nonce, conn.pkiHex, message.content.value.error);
       return undefined;
     }
-    return this.demux.publish(
-      new ReceivedMessageImpl(message, envelope, conn, () => this.ctx.metrics.dropped("connection_closed", 1)),
-    );
+    return this.demux.publish(new ReceivedMessageImpl(message, envelope, conn, () => this.ctx.metrics.dropped("connection_closed", 1)));
   }
 
   private readFailed(conn: Connection, error: GossipError): void {

@@ -1,8 +1,8 @@
-import { X509Certificate, createPrivateKey, sign as nodeSign, verify as nodeVerify, type KeyObject } from "node:crypto";
+import { createPrivateKey, type KeyObject, sign as nodeSign, verify as nodeVerify, X509Certificate } from "node:crypto";
 import type { CryptoService } from "./crypto.js";
 import { curveOrders, isLowS, toLowS } from "./ecdsa.js";
 import { ErrorCode, GossipError } from "./errors.js";
-import { parseIdentity, pkiIdHex, pkiIdOfIdentity, serializeIdentity, type PeerIdentity, type PkiId } from "./identity.js";
+import { type PeerIdentity, type PkiId, parseIdentity, pkiIdHex, pkiIdOfIdentity, serializeIdentity } from "./identity.js";
 
 /** Options of {@link X509CryptoService}. */
 export interface X509CryptoOptions {

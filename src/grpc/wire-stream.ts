@@ -5,10 +5,10 @@
  */
 import type { EventEmitter } from "node:events";
 import type { Readable } from "node:stream";
-import type { Envelope } from "../gen/gossip/message_pb.js";
 import { decodeEnvelope } from "../core/envelope.js";
 import { ErrorCode, GossipError } from "../core/errors.js";
 import { type WireStream, writeTaken } from "../core/transport.js";
+import type { Envelope } from "../gen/gossip/message_pb.js";
 import { encodeFrames, FrameDecoder } from "./framing.js";
 
 /** Transport facts about one stream, fixed when it opens. */

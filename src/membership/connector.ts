@@ -10,7 +10,7 @@ import type { Comm } from "../core/comm.js";
 import type { CryptoService } from "../core/crypto.js";
 import { ErrorCode, GossipError } from "../core/errors.js";
 import { type PkiId, pkiIdHex } from "../core/identity.js";
-import type { LogLimiter, Logger } from "../core/logger.js";
+import type { Logger, LogLimiter } from "../core/logger.js";
 import type { GossipMessage } from "../gen/gossip/message_pb.js";
 import type { MembershipConfig } from "./config.js";
 import { randomNonce } from "./identity-pull.js";

@@ -8,8 +8,8 @@ import type { Clock } from "../core/clock.js";
 import type { CryptoService } from "../core/crypto.js";
 import { ErrorCode, GossipError } from "../core/errors.js";
 import { bytesEqual, type PeerIdentity, type PkiId } from "../core/identity.js";
-import { hex as pkiIdHex } from "./hex.js";
 import type { IdentitySource } from "./alive-message.js";
+import { hex as pkiIdHex } from "./hex.js";
 
 interface Stored {
   readonly pkiId: PkiId;

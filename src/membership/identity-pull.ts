@@ -17,8 +17,8 @@ import type { ReceivedMessage } from "../core/received-message.js";
 import {
   DataRequestSchema,
   type Envelope,
-  type GossipMessage,
   GossipHelloSchema,
+  type GossipMessage,
   PeerIdentitySchema,
   PullMsgType,
 } from "../gen/gossip/message_pb.js";

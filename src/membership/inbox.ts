@@ -12,7 +12,7 @@ import type { Comm } from "../core/comm.js";
 import type { CryptoService } from "../core/crypto.js";
 import { ErrorCode, GossipError } from "../core/errors.js";
 import { type PkiId, pkiIdFromHex, pkiIdHex } from "../core/identity.js";
-import type { LogLimiter, Logger } from "../core/logger.js";
+import type { Logger, LogLimiter } from "../core/logger.js";
 import type { ReceivedMessage } from "../core/received-message.js";
 import { GossipMessage_Tag, GossipMessageSchema, MembershipResponseSchema, PullMsgType } from "../gen/gossip/message_pb.js";
 import { type ParsedAlive, parseAlive, parseAliveEntry, validateAlive } from "./alive-message.js";

@@ -5,28 +5,7 @@
  *
  * @packageDocumentation
  */
-export {
-  Membership,
-  type MembershipInit,
-  type MembershipStats,
-} from "./membership.js";
-export {
-  type MembershipConfig,
-  type MembershipOptions,
-  resolveMembershipConfig,
-} from "./config.js";
-export type { Member, MembershipEvent, MembershipEventType } from "./view.js";
-export {
-  type MembershipMetrics,
-  noopMembershipMetrics,
-  type RefusedKind,
-} from "./metrics.js";
-export {
-  compareTimestamps,
-  isNewer,
-  type Timestamp,
-  timestampString,
-} from "./timestamp.js";
+
 export {
   aliveMessage,
   internalEndpointOf,
@@ -37,10 +16,32 @@ export {
   withoutSecret,
 } from "./alive-message.js";
 export { AliveStore } from "./alive-store.js";
-export { IdentityMapper } from "./identity-mapper.js";
+export {
+  type MembershipConfig,
+  type MembershipOptions,
+  resolveMembershipConfig,
+} from "./config.js";
 export {
   type Disclosure,
   disclosurePolicy,
   type PeerFacts,
 } from "./disclosure.js";
+export { IdentityMapper } from "./identity-mapper.js";
+export {
+  Membership,
+  type MembershipInit,
+  type MembershipStats,
+} from "./membership.js";
+export {
+  type MembershipMetrics,
+  noopMembershipMetrics,
+  type RefusedKind,
+} from "./metrics.js";
 export { illegalTagReason } from "./tags.js";
+export {
+  compareTimestamps,
+  isNewer,
+  type Timestamp,
+  timestampString,
+} from "./timestamp.js";
+export type { Member, MembershipEvent, MembershipEventType } from "./view.js";

@@ -13,7 +13,7 @@ import type { Comm } from "../core/comm.js";
 import type { CryptoService } from "../core/crypto.js";
 import { EventStream } from "../core/event-stream.js";
 import { type PkiId, pkiIdHex } from "../core/identity.js";
-import { LogLimiter, type Logger, silentLogger } from "../core/logger.js";
+import { type Logger, LogLimiter, silentLogger } from "../core/logger.js";
 import { withoutSecret } from "./alive-message.js";
 import { AliveStore } from "./alive-store.js";
 import { AwaitingIdentity } from "./awaiting-identity.js";

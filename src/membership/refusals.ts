@@ -5,7 +5,7 @@
  * identities, budget) log at debug.
  */
 import { ErrorCode, type GossipError } from "../core/errors.js";
-import type { LogLimiter, Logger } from "../core/logger.js";
+import type { Logger, LogLimiter } from "../core/logger.js";
 import type { GossipMessage } from "../gen/gossip/message_pb.js";
 import type { MembershipMetrics, RefusedKind } from "./metrics.js";
 

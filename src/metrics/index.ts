@@ -3,5 +3,6 @@
  *
  * @packageDocumentation
  */
-export { PrometheusMetrics } from "./prometheus.js";
+
 export { PrometheusMembershipMetrics } from "./membership-prometheus.js";
+export { PrometheusMetrics } from "./prometheus.js";

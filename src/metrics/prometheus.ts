@@ -34,17 +34,57 @@ export class PrometheusMetrics implements CommMetrics {
   constructor(registry: Registry = new Registry()) {
     this.registry = registry;
     const r = [registry];
-    this.sent = new Counter({ name: "gossip_comm_messages_sent", help: "Envelopes written to gossip streams (Fabric's metric; handshakes not counted).", registers: r });
-    this.received = new Counter({ name: "gossip_comm_messages_received", help: "Envelopes read from gossip streams, before parsing (Fabric's metric).", registers: r });
-    this.overflowCount = new Counter({ name: "gossip_comm_overflow_count", help: "Messages dropped because a connection's send buffer was full (Fabric's metric).", registers: r });
+    this.sent = new Counter({
+      name: "gossip_comm_messages_sent",
+      help: "Envelopes written to gossip streams (Fabric's metric; handshakes not counted).",
+      registers: r,
+    });
+    this.received = new Counter({
+      name: "gossip_comm_messages_received",
+      help: "Envelopes read from gossip streams, before parsing (Fabric's metric).",
+      registers: r,
+    });
+    this.overflowCount = new Counter({
+      name: "gossip_comm_overflow_count",
+      help: "Messages dropped because a connection's send buffer was full (Fabric's metric).",
+      registers: r,
+    });
     this.sentBytes = new Counter({ name: "gossip_comm_sent_bytes_total", help: "Bytes of envelopes written.", registers: r });
-    this.receivedBytes = new Counter({ name: "gossip_comm_received_bytes_total", help: "Bytes of envelopes read (payload and signature).", registers: r });
-    this.droppedMessages = new Counter({ name: "gossip_comm_dropped_messages_total", help: "Messages accepted for sending that were never written, by reason.", labelNames: ["reason"], registers: r });
-    this.handshakes = new Counter({ name: "gossip_comm_handshakes_total", help: "Handshakes by direction and outcome (ok, probe, or the error code).", labelNames: ["direction", "outcome"], registers: r });
-    this.connectionsOpen = new Gauge({ name: "gossip_comm_connections_open", help: "Registered connections by direction.", labelNames: ["direction"], registers: r });
+    this.receivedBytes = new Counter({
+      name: "gossip_comm_received_bytes_total",
+      help: "Bytes of envelopes read (payload and signature).",
+      registers: r,
+    });
+    this.droppedMessages = new Counter({
+      name: "gossip_comm_dropped_messages_total",
+      help: "Messages accepted for sending that were never written, by reason.",
+      labelNames: ["reason"],
+      registers: r,
+    });
+    this.handshakes = new Counter({
+      name: "gossip_comm_handshakes_total",
+      help: "Handshakes by direction and outcome (ok, probe, or the error code).",
+      labelNames: ["direction", "outcome"],
+      registers: r,
+    });
+    this.connectionsOpen = new Gauge({
+      name: "gossip_comm_connections_open",
+      help: "Registered connections by direction.",
+      labelNames: ["direction"],
+      registers: r,
+    });
     this.presumedDeadEvents = new Counter({ name: "gossip_comm_presumed_dead_total", help: "Presumed-dead events emitted.", registers: r });
-    this.identitySwitches = new Counter({ name: "gossip_comm_identity_switches_total", help: "Identity-switch events emitted.", registers: r });
-    this.refusedStreams = new Counter({ name: "gossip_comm_refused_total", help: "Streams, requests or connections refused outside a successful handshake (limits, bad framing, bad payloads, TLS failures), by reason.", labelNames: ["reason"], registers: r });
+    this.identitySwitches = new Counter({
+      name: "gossip_comm_identity_switches_total",
+      help: "Identity-switch events emitted.",
+      registers: r,
+    });
+    this.refusedStreams = new Counter({
+      name: "gossip_comm_refused_total",
+      help: "Streams, requests or connections refused outside a successful handshake (limits, bad framing, bad payloads, TLS failures), by reason.",
+      labelNames: ["reason"],
+      registers: r,
+    });
     for (const direction of ["inbound", "outbound"]) this.connectionsOpen.labels(direction).set(0);
     const comm = () => this.bound;
     const limits = () => this.transportLimits ?? {};

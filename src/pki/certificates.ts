@@ -5,19 +5,7 @@
  */
 import { createHash, createPrivateKey, generateKeyPairSync, type KeyObject, randomBytes, sign, X509Certificate } from "node:crypto";
 import { isIP } from "node:net";
-import {
-  bitString,
-  bool,
-  explicit,
-  implicitPrimitive,
-  integer,
-  octetString,
-  oid,
-  sequence,
-  set,
-  time,
-  utf8String,
-} from "./der.js";
+import { bitString, bool, explicit, implicitPrimitive, integer, octetString, oid, sequence, set, time, utf8String } from "./der.js";
 
 /** A certificate and its private key, PEM. */
 export interface CertifiedKey {
@@ -104,11 +92,7 @@ function extensions(spec: CertificateSpec, spki: Uint8Array, issuerSpki: Uint8Ar
   return explicit(3, sequence(...list));
 }
 
-function build(
-  spec: CertificateSpec,
-  subjectKey: KeyObject,
-  issuer: { name: Uint8Array; key: KeyObject; spki: Uint8Array },
-): string {
+function build(spec: CertificateSpec, subjectKey: KeyObject, issuer: { name: Uint8Array; key: KeyObject; spki: Uint8Array }): string {
   const spki = subjectKey.export({ type: "spki", format: "der" });
   const notBefore = spec.notBefore ?? new Date(Date.now() - 5 * 60_000);
   const notAfter = spec.notAfter ?? new Date(notBefore.getTime() + (spec.validityDays ?? 365) * 86_400_000);
@@ -126,7 +110,9 @@ function build(
   );
   const signature = sign("sha256", tbs, { key: issuer.key, dsaEncoding: "der" });
   const der = sequence(tbs, ecdsaWithSha256, bitString(signature));
-  const b64 = Buffer.from(der).toString("base64").replace(/(.{64})/g, "$1\n");
+  const b64 = Buffer.from(der)
+    .toString("base64")
+    .replace(/(.{64})/g, "$1\n");
   return `-----BEGIN CERTIFICATE-----\n${b64.trimEnd()}\n-----END CERTIFICATE-----\n`;
 }
 
@@ -135,7 +121,9 @@ function newKey(): { privateKey: KeyObject; publicKey: KeyObject } {
 }
 
 /** Creates a self-signed CA (ECDSA P-256). */
-export function createCa(spec: Omit<CertificateSpec, "usage" | "altNames"> = { commonName: "gossip-connect dev CA" }): CertificateAuthority {
+export function createCa(
+  spec: Omit<CertificateSpec, "usage" | "altNames"> = { commonName: "gossip-connect dev CA" },
+): CertificateAuthority {
   const { privateKey, publicKey } = newKey();
   const caSpec: CertificateSpec = { validityDays: 3650, ...spec, usage: "ca" };
   const certPem = build(caSpec, publicKey, {

@@ -72,6 +72,7 @@ const socketGoneCodes: ReadonlySet<string> = new Set(["ECONNRESET", "EPIPE", "EC
  * connection, a killed process). Those are not counted as malformed input.
  */
 export function isPeerGone(err: Error & { code?: string }): boolean {
-  if (err.code === "ERR_HTTP2_SESSION_ERROR" && err.message === `Session closed with error code ${http2.constants.NGHTTP2_CANCEL}`) return true;
+  if (err.code === "ERR_HTTP2_SESSION_ERROR" && err.message === `Session closed with error code ${http2.constants.NGHTTP2_CANCEL}`)
+    return true;
   return err.code !== undefined && socketGoneCodes.has(err.code);
 }

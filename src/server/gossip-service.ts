@@ -3,8 +3,8 @@ import { create } from "@bufbuild/protobuf";
 import { type ConnectRouter, createContextKey, type ServiceImpl } from "@connectrpc/connect";
 import type { Comm } from "../core/comm.js";
 import { EmptySchema, Gossip } from "../gen/gossip/message_pb.js";
-import { connectWireStream } from "./connect-wire-stream.js";
 import { socketFacts } from "../grpc/socket-facts.js";
+import { connectWireStream } from "./connect-wire-stream.js";
 
 /** Context key under which the plugin passes the raw Node request to handlers. */
 export const kRawRequest = createContextKey<http2.Http2ServerRequest | undefined>(undefined, {

@@ -24,12 +24,7 @@ import { statusTrailers } from "./errors.js";
 const emptyFrame = Buffer.from([0, 0, 0, 0, 0]);
 
 /** Answers one gRPC Ping on a hijacked compat request (the caller checked method, path, content type and encoding). */
-export function serveGrpcPing(
-  req: http2.Http2ServerRequest,
-  res: http2.Http2ServerResponse,
-  maxMessageBytes: number,
-  gzip: boolean,
-): void {
+export function serveGrpcPing(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, maxMessageBytes: number, gzip: boolean): void {
   const decoder = new FrameDecoder(maxMessageBytes, gzip);
   const messages: Uint8Array[] = [];
   let error: GossipError | undefined;

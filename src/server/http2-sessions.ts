@@ -1,7 +1,7 @@
 import * as http2 from "node:http2";
 import type { Socket } from "node:net";
 import { ErrorCode } from "../core/errors.js";
-import { LogLimiter, type Logger } from "../core/logger.js";
+import { type Logger, LogLimiter } from "../core/logger.js";
 import type { CommMetrics } from "../core/metrics.js";
 import type { Http2Config } from "../grpc/config.js";
 import { Http2Refusal, isPeerGone } from "./errors.js";
@@ -166,7 +166,12 @@ export class SessionWatch {
       }
       cut = true;
       this.metrics.refused(Http2Refusal.TooManyResets);
-      this.warn(session, "resets", { code: Http2Refusal.TooManyResets, maxStreamResetsPerSecond: rate }, "client resets streams too fast (HTTP/2 rapid reset); closing the connection");
+      this.warn(
+        session,
+        "resets",
+        { code: Http2Refusal.TooManyResets, maxStreamResetsPerSecond: rate },
+        "client resets streams too fast (HTTP/2 rapid reset); closing the connection",
+      );
       // GOAWAY first, then cut the socket shortly after, so that the GOAWAY
       // is flushed rather than lost in a reset connection.
       try {

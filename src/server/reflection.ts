@@ -100,7 +100,11 @@ export class ReflectionResponder {
       ...base,
       messageResponse: {
         case: "fileDescriptorResponse",
-        value: { fileDescriptorProto: withDependencies(file).reverse().map((f) => toBinary(FileDescriptorProtoSchema, f.proto)) },
+        value: {
+          fileDescriptorProto: withDependencies(file)
+            .reverse()
+            .map((f) => toBinary(FileDescriptorProtoSchema, f.proto)),
+        },
       },
     });
   }
@@ -140,16 +144,31 @@ function toAlpha(answer: Response, original: v1alpha.ServerReflectionRequest): v
   let messageResponse: v1alpha.ServerReflectionResponse["messageResponse"];
   switch (m.case) {
     case "fileDescriptorResponse":
-      messageResponse = { case: m.case, value: create(v1alpha.FileDescriptorResponseSchema, { fileDescriptorProto: m.value.fileDescriptorProto }) };
+      messageResponse = {
+        case: m.case,
+        value: create(v1alpha.FileDescriptorResponseSchema, { fileDescriptorProto: m.value.fileDescriptorProto }),
+      };
       break;
     case "allExtensionNumbersResponse":
-      messageResponse = { case: m.case, value: create(v1alpha.ExtensionNumberResponseSchema, { baseTypeName: m.value.baseTypeName, extensionNumber: m.value.extensionNumber }) };
+      messageResponse = {
+        case: m.case,
+        value: create(v1alpha.ExtensionNumberResponseSchema, {
+          baseTypeName: m.value.baseTypeName,
+          extensionNumber: m.value.extensionNumber,
+        }),
+      };
       break;
     case "listServicesResponse":
-      messageResponse = { case: m.case, value: create(v1alpha.ListServiceResponseSchema, { service: m.value.service.map((s) => ({ name: s.name })) }) };
+      messageResponse = {
+        case: m.case,
+        value: create(v1alpha.ListServiceResponseSchema, { service: m.value.service.map((s) => ({ name: s.name })) }),
+      };
       break;
     case "errorResponse":
-      messageResponse = { case: m.case, value: create(v1alpha.ErrorResponseSchema, { errorCode: m.value.errorCode, errorMessage: m.value.errorMessage }) };
+      messageResponse = {
+        case: m.case,
+        value: create(v1alpha.ErrorResponseSchema, { errorCode: m.value.errorCode, errorMessage: m.value.errorMessage }),
+      };
       break;
     default:
       messageResponse = { case: undefined };

@@ -97,7 +97,8 @@ export class ServerWireStream extends Http2WireStream {
   protected override endError(): GossipError | undefined {
     const stream = this.req.stream;
     const code = stream.rstCode;
-    if (this.req.aborted || (code !== undefined && code !== http2.constants.NGHTTP2_NO_ERROR)) return inboundStreamClosed(this.remoteAddress);
+    if (this.req.aborted || (code !== undefined && code !== http2.constants.NGHTTP2_NO_ERROR))
+      return inboundStreamClosed(this.remoteAddress);
     return undefined;
   }
 

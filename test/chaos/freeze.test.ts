@@ -83,8 +83,16 @@ describe("frozen peer (SIGSTOP)", () => {
     const stoppedAt = performance.now();
     // A message sent while frozen is not acknowledged.
     const frozenAck = ack(100, 1000);
-    await eventually(() => ev.conns.some((c) => c.type === "disconnected"), intervalMs + timeoutMs + 3000, "keepalive to close the connection");
-    const closedMs = must(ev.conns.find((c) => c.type === "disconnected"), "a disconnected event").at - stoppedAt;
+    await eventually(
+      () => ev.conns.some((c) => c.type === "disconnected"),
+      intervalMs + timeoutMs + 3000,
+      "keepalive to close the connection",
+    );
+    const closedMs =
+      must(
+        ev.conns.find((c) => c.type === "disconnected"),
+        "a disconnected event",
+      ).at - stoppedAt;
     assert.ok(closedMs <= intervalMs + timeoutMs + 1000, `outbound connection closed ${Math.round(closedMs)} ms after SIGSTOP`);
     assert.ok(closedMs >= timeoutMs - 100, `closed ${Math.round(closedMs)} ms after SIGSTOP: sooner than a PING can time out`);
     // Reported as failed: timed out, or closed when keepalive cut the connection first.
@@ -126,10 +134,21 @@ describe("frozen peer (SIGSTOP)", () => {
     const seqs = w.worker.all("recv").map((e) => Number(e.seq));
     const counts = new Map<number, number>();
     for (const s of seqs) counts.set(s, (counts.get(s) ?? 0) + 1);
-    assert.deepEqual([...counts].filter(([, n]) => n > 1), [], "no duplicate delivery");
-    assert.deepEqual([...acked].filter((s) => !counts.has(s)), [], "every acked message delivered");
+    assert.deepEqual(
+      [...counts].filter(([, n]) => n > 1),
+      [],
+      "no duplicate delivery",
+    );
+    assert.deepEqual(
+      [...acked].filter((s) => !counts.has(s)),
+      [],
+      "every acked message delivered",
+    );
     const plain = seqs.filter((q) => q > 1_000_000);
-    assert.ok(plain.every((q) => q <= 1_000_000 + accepted), "only sent messages delivered");
+    assert.ok(
+      plain.every((q) => q <= 1_000_000 + accepted),
+      "only sent messages delivered",
+    );
     assert.ok(plain.length <= fs.messagesSent, `delivered ${plain.length} <= written ${fs.messagesSent}`);
     console.log(
       JSON.stringify({
@@ -137,7 +156,10 @@ describe("frozen peer (SIGSTOP)", () => {
         intervalMs,
         timeoutMs,
         stopToOutboundClosedMs: Math.round(closedMs),
-        closeCode: must(ev.conns.find((c) => c.type === "disconnected"), "a disconnected event").error?.code,
+        closeCode: must(
+          ev.conns.find((c) => c.type === "disconnected"),
+          "a disconnected event",
+        ).error?.code,
         sendToPresumedDeadMs: Math.round(deadMs),
         contToFirstAckMs: Math.round(recoverMs),
         acked: acked.size,
@@ -186,8 +208,15 @@ describe("frozen peer (SIGSTOP)", () => {
     // A message to the frozen peer on its inbound connection is not acknowledged.
     const toW = { endpoint: "", pkiId: new Uint8Array(Buffer.from(wPkiHex, "hex")) };
     const frozenAck = p.comm.sendWithAck(dataMessage(100), 1000, 1, toW);
-    await eventually(() => ev.conns.some((c) => c.type === "disconnected"), intervalMs + timeoutMs + 3000, "watchdog to close the connection");
-    const closed = must(ev.conns.find((c) => c.type === "disconnected"), "a disconnected event");
+    await eventually(
+      () => ev.conns.some((c) => c.type === "disconnected"),
+      intervalMs + timeoutMs + 3000,
+      "watchdog to close the connection",
+    );
+    const closed = must(
+      ev.conns.find((c) => c.type === "disconnected"),
+      "a disconnected event",
+    );
     const closedMs = closed.at - stoppedAt;
     assert.equal(closed.connection.direction, "inbound");
     assert.ok(closedMs <= intervalMs + timeoutMs + 1000, `inbound connection closed ${Math.round(closedMs)} ms after SIGSTOP`);
@@ -207,8 +236,16 @@ describe("frozen peer (SIGSTOP)", () => {
     await w.worker.call("exit").catch(() => {});
     const counts = new Map<number, number>();
     for (const s of received) counts.set(s, (counts.get(s) ?? 0) + 1);
-    assert.deepEqual([...counts].filter(([, n]) => n > 1), [], "no duplicate delivery");
-    assert.deepEqual(acked.filter((s) => !counts.has(s)), [], "every acked message delivered");
+    assert.deepEqual(
+      [...counts].filter(([, n]) => n > 1),
+      [],
+      "no duplicate delivery",
+    );
+    assert.deepEqual(
+      acked.filter((s) => !counts.has(s)),
+      [],
+      "every acked message delivered",
+    );
     console.log(
       JSON.stringify({
         test: "sigstop-server-watchdog",

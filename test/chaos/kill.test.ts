@@ -132,7 +132,11 @@ describe("SIGKILL of a peer mid-stream", () => {
     }
     const last = sendSeq;
     await eventually(
-      () => second.worker.all("recv", (e) => Number(e.seq) > firstAfter && Number(e.seq) <= last).length + s.comm.stats().overflow - overflowBefore === 50,
+      () =>
+        second.worker.all("recv", (e) => Number(e.seq) > firstAfter && Number(e.seq) <= last).length +
+          s.comm.stats().overflow -
+          overflowBefore ===
+        50,
       10_000,
       "the 50 sends after the restart to be delivered or counted",
     );
@@ -158,7 +162,10 @@ describe("SIGKILL of a peer mid-stream", () => {
     const missingAcked = [...acked].filter((q) => !bySeq.has(q));
     assert.deepEqual(missingAcked, [], "every acked message was delivered");
     const plain = received.filter((r) => r.seq < 1_000_000);
-    assert.ok(plain.every((r) => r.seq >= 1 && r.seq <= sendSeq), "only sent messages were delivered");
+    assert.ok(
+      plain.every((r) => r.seq >= 1 && r.seq <= sendSeq),
+      "only sent messages were delivered",
+    );
     assert.ok(plain.length <= st.messagesSent, `delivered ${plain.length} <= written ${st.messagesSent}`);
 
     console.log(

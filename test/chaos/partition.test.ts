@@ -125,7 +125,10 @@ async function startPair(options: PeerOptions): Promise<{ a: Ready; b: Ready; to
 }
 
 /** Sequence numbers delivered more than once, and acked ones never delivered. */
-async function exactlyOnce(sender: Worker, receiver: Worker): Promise<{ dups: number[]; missing: number[]; delivered: number; acked: number }> {
+async function exactlyOnce(
+  sender: Worker,
+  receiver: Worker,
+): Promise<{ dups: number[]; missing: number[]; delivered: number; acked: number }> {
   // A round trip to the receiver: its answer follows every `recv` line it wrote
   // before, on the same pipe (the sender's `acked` line may be read first).
   await receiver.call("stats");
@@ -192,8 +195,14 @@ describe("network partition between namespaces", () => {
     const bMs = bClosed.map((e) => e.at - cutAt);
     assert.ok(aClosed.every((e) => e.direction === "outbound"));
     assert.ok(bClosed.every((e) => e.direction === "inbound"));
-    assert.ok(Math.max(...aMs) < bound, `A (dialer, client keepalive) dropped its connections ${aMs.map(Math.round).join(", ")} ms after the cut`);
-    assert.ok(Math.max(...bMs) < bound, `B (listener, watchdog) dropped its connections ${bMs.map(Math.round).join(", ")} ms after the cut`);
+    assert.ok(
+      Math.max(...aMs) < bound,
+      `A (dialer, client keepalive) dropped its connections ${aMs.map(Math.round).join(", ")} ms after the cut`,
+    );
+    assert.ok(
+      Math.max(...bMs) < bound,
+      `B (listener, watchdog) dropped its connections ${bMs.map(Math.round).join(", ")} ms after the cut`,
+    );
 
     // A send across the cut: the SYN is blackholed, the dial times out.
     paused = true;
@@ -201,7 +210,12 @@ describe("network partition between namespaces", () => {
     const deadFrom = a.worker.events.length;
     const sendAt = performance.now();
     await a.worker.call("send", { peer: 0, to: toB, seqs: [1_000_000 + ++seq] });
-    const dead = await a.worker.waitFor((e) => e.ev === "dead" && e.peer === 0, dialTimeoutMs + connTimeoutMs + 2000, "presumed dead", deadFrom);
+    const dead = await a.worker.waitFor(
+      (e) => e.ev === "dead" && e.peer === 0,
+      dialTimeoutMs + connTimeoutMs + 2000,
+      "presumed dead",
+      deadFrom,
+    );
     const deadMs = dead.at - sendAt;
     assert.ok(deadMs < dialTimeoutMs + connTimeoutMs, `presumed dead ${Math.round(deadMs)} ms after the send`);
     const failedDuringCut = a.worker.all("acked", (e) => e.ok !== true).length;
@@ -286,7 +300,8 @@ describe("network partition between namespaces", () => {
       const started = performance.now();
       while (next <= n) {
         const inFlight = next - 1 - a.worker.all("acked").length;
-        if (inFlight < concurrency) await a.worker.call("sendWithAck", { peer: 1, to: toB, seq: next++, timeoutMs: 15_000, payloadBytes: 4096 });
+        if (inFlight < concurrency)
+          await a.worker.call("sendWithAck", { peer: 1, to: toB, seq: next++, timeoutMs: 15_000, payloadBytes: 4096 });
         else await sleep(5);
         assert.ok(performance.now() - started < 60_000, "sendWithAck loop took over 60 s");
       }

@@ -14,11 +14,11 @@ import { readdirSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { PeerDialer } from "../../src/client/dialer.js";
 import { Comm } from "../../src/core/comm.js";
-import type { PeerOptions } from "../../src/grpc/config.js";
 import { ErrorCode } from "../../src/core/errors.js";
 import { pkiIdHex } from "../../src/core/identity.js";
 import type { Logger } from "../../src/core/logger.js";
 import { X509CryptoService } from "../../src/core/x509-crypto.js";
+import type { PeerOptions } from "../../src/grpc/config.js";
 import { createGossipServer, type GossipFastifyInstance } from "../../src/server/create-server.js";
 import { must } from "../helpers/must.js";
 import { dataMessage } from "../helpers/peers.js";
@@ -196,7 +196,15 @@ function statsOf(peer: Peer) {
     received += f.count;
     outOfOrder += f.outOfOrder;
   }
-  return { ...s, accepted: peer.accepted, received, received0: peer.received0, outOfOrder, senders: peer.from.size, connectionsNow: peer.comm.connections().length };
+  return {
+    ...s,
+    accepted: peer.accepted,
+    received,
+    received0: peer.received0,
+    outOfOrder,
+    senders: peer.from.size,
+    connectionsNow: peer.comm.connections().length,
+  };
 }
 
 /** Full-mesh traffic for the soak: every peer sends to every other target each tick. */

@@ -75,7 +75,9 @@ async function connectAll(server: TestPeer): Promise<Ready[]> {
   for (let round = 0; round < 3 && server.comm.connections().length < total; round++) {
     const before = workers.map((w) => ({ w, done: w.worker.all("loadDone").length }));
     await Promise.all(
-      workers.map((w, i) => w.worker.call("load", { to, rounds: 1, intervalMs: 0, timeoutMs: 20_000, seqBase: i * 10_000_000 + round * 100_000 })),
+      workers.map((w, i) =>
+        w.worker.call("load", { to, rounds: 1, intervalMs: 0, timeoutMs: 20_000, seqBase: i * 10_000_000 + round * 100_000 }),
+      ),
     );
     await Promise.all(before.map(({ w, done }) => w.worker.waitFor(() => w.worker.all("loadDone").length > done, 60_000, "connections")));
     await eventually(() => server.comm.connections().length === total, 2000, `${total} connections`).catch(() => {});
@@ -115,7 +117,11 @@ async function checkNothingLost(seqs: Map<number, number>, workers: Ready[]) {
       assert.equal(p.sendBuffered, 0);
       if (i % 2 === 1) {
         // Odd peers only send(): exact accounting.
-        assert.equal(p.messagesSent + p.dropped + p.overflow, p.accepted, `peer ${i}: accepted ${p.accepted} = sent ${p.messagesSent} + dropped ${p.dropped} + overflow ${p.overflow}`);
+        assert.equal(
+          p.messagesSent + p.dropped + p.overflow,
+          p.accepted,
+          `peer ${i}: accepted ${p.accepted} = sent ${p.messagesSent} + dropped ${p.dropped} + overflow ${p.overflow}`,
+        );
         accepted += p.accepted;
         written += p.messagesSent;
         counted += p.dropped + p.overflow;
@@ -130,7 +136,15 @@ async function checkNothingLost(seqs: Map<number, number>, workers: Ready[]) {
   assert.deepEqual(missing, [], "every acked message delivered");
   const failures: Record<string, number> = {};
   for (const c of ackFailed) failures[c] = (failures[c] ?? 0) + 1;
-  return { acked: acked.length, ackFailures: failures, sendAccepted: accepted, sendWritten: written, sendDroppedOrOverflow: counted, delivered: seqs.size, clientStopMs: stoppedMs };
+  return {
+    acked: acked.length,
+    ackFailures: failures,
+    sendAccepted: accepted,
+    sendWritten: written,
+    sendDroppedOrOverflow: counted,
+    delivered: seqs.size,
+    clientStopMs: stoppedMs,
+  };
 }
 
 describe(`shutdown with ${total} open streams`, () => {
@@ -152,7 +166,9 @@ describe(`shutdown with ${total} open streams`, () => {
     assert.ok(closeMs < shutdownBoundMs, `close() took ${Math.round(closeMs)} ms with ${open} streams`);
     assert.equal(server.comm.connections().length, 0);
     const r = await checkNothingLost(seqs, workers);
-    console.log(JSON.stringify({ test: "shutdown-close", streams: open, connectMs: Math.round(connectMs), closeMs: Math.round(closeMs), ...r }));
+    console.log(
+      JSON.stringify({ test: "shutdown-close", streams: open, connectMs: Math.round(connectMs), closeMs: Math.round(closeMs), ...r }),
+    );
     await killAllWorkers();
   });
 
@@ -177,7 +193,9 @@ describe(`shutdown with ${total} open streams`, () => {
     closed = true;
     assert.ok(closeMs < shutdownBoundMs, `close() after stop() took ${Math.round(closeMs)} ms`);
     const r = await checkNothingLost(seqs, workers);
-    console.log(JSON.stringify({ test: "shutdown-stop", streams: open, stopMs: Math.round(stopMs), closeAfterStopMs: Math.round(closeMs), ...r }));
+    console.log(
+      JSON.stringify({ test: "shutdown-stop", streams: open, stopMs: Math.round(stopMs), closeAfterStopMs: Math.round(closeMs), ...r }),
+    );
     await killAllWorkers();
   });
 });

@@ -91,7 +91,9 @@ export async function runSoak(seconds: number): Promise<Record<string, unknown>>
     // Connect the mesh first, ramped (4 dials at a time per process).
     const connectStartedAt = Date.now();
     const connects = await Promise.all(
-      workers.map((w) => w.worker.call<{ ok: number; failures: string[]; retried: string[]; ms: number }>("connect", { targets, concurrency: 4 }, 120_000)),
+      workers.map((w) =>
+        w.worker.call<{ ok: number; failures: string[]; retried: string[]; ms: number }>("connect", { targets, concurrency: 4 }, 120_000),
+      ),
     );
     for (const [i, w] of workers.entries()) {
       const c = must(connects[i], `${w.worker.name}'s connect result`);
@@ -129,7 +131,9 @@ export async function runSoak(seconds: number): Promise<Record<string, unknown>>
       // While the mesh forms, simultaneous dials (A -> B while B -> A) leave
       // duplicate connections that are closed, and their remote may log it;
       // those kinds are tolerated during the warm-up only, and reported.
-      const formation = logs.filter((e) => Number(e.t) >= connectStartedAt && Number(e.t) < meshStartedAt + warmupMs && isMeshFormationLine(e));
+      const formation = logs.filter(
+        (e) => Number(e.t) >= connectStartedAt && Number(e.t) < meshStartedAt + warmupMs && isMeshFormationLine(e),
+      );
       const unexpectedLogs = logs.filter((e) => !formation.includes(e));
       formationLines += formation.length;
       assert.deepEqual(

@@ -25,7 +25,10 @@ export function runProcess(
 }
 
 /** Runs `gossip-connect ...args` to completion (killed after `timeoutMs`); `env` adds variables. */
-export function cli(args: readonly string[], options: { timeoutMs?: number; env?: Readonly<Record<string, string>> } = {}): Promise<RunResult> {
+export function cli(
+  args: readonly string[],
+  options: { timeoutMs?: number; env?: Readonly<Record<string, string>> } = {},
+): Promise<RunResult> {
   return runProcess(process.execPath, [bin, ...args], options);
 }
 
@@ -63,10 +66,12 @@ export class Running {
     proc.stderr.on("data", (chunk: string) => {
       this.stderr += chunk;
     });
-    this.exited = new Promise((resolve) => proc.once("close", (code, signal) => {
-      this.notify();
-      resolve({ code, signal });
-    }));
+    this.exited = new Promise((resolve) =>
+      proc.once("close", (code, signal) => {
+        this.notify();
+        resolve({ code, signal });
+      }),
+    );
   }
 
   private notify(): void {
@@ -110,7 +115,11 @@ export class Running {
   }
 
   /** Resolves with the first JSON event named `event` (and matching `pred`). */
-  async waitForEvent(event: string, pred: (e: Record<string, unknown>) => boolean = () => true, ms = 15_000): Promise<Record<string, unknown>> {
+  async waitForEvent(
+    event: string,
+    pred: (e: Record<string, unknown>) => boolean = () => true,
+    ms = 15_000,
+  ): Promise<Record<string, unknown>> {
     const line = await this.waitForLine((l) => {
       try {
         const o = JSON.parse(l) as Record<string, unknown>;
@@ -123,7 +132,10 @@ export class Running {
   }
 
   /** Sends `signal` and waits for the exit (SIGKILL after `ms`). */
-  async stop(signal: NodeJS.Signals = "SIGTERM", ms = 5000): Promise<{ code: number | null; signal: NodeJS.Signals | null; tookMs: number }> {
+  async stop(
+    signal: NodeJS.Signals = "SIGTERM",
+    ms = 5000,
+  ): Promise<{ code: number | null; signal: NodeJS.Signals | null; tookMs: number }> {
     const t0 = Date.now();
     if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill(signal);
     const timer = setTimeout(() => this.proc.kill("SIGKILL"), ms);

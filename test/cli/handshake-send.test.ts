@@ -75,7 +75,20 @@ describe("handshake", () => {
 
 describe("send", () => {
   it("--ack --count 3: every message acknowledged (exit 0), Fabric's aggregated summary", async () => {
-    const r = await cli(["send", acking.endpoint, "--identity", ids.p2, "--data", "hello", "--count", "3", "--ack", "--timeout", "3000", "--json"]);
+    const r = await cli([
+      "send",
+      acking.endpoint,
+      "--identity",
+      ids.p2,
+      "--data",
+      "hello",
+      "--count",
+      "3",
+      "--ack",
+      "--timeout",
+      "3000",
+      "--json",
+    ]);
     assert.equal(r.code, 0, r.stderr);
     const res = json(r.stdout);
     assert.deepEqual(
@@ -85,7 +98,19 @@ describe("send", () => {
   });
 
   it("without --ack: sent with exact nonces (decimal strings), --pki-id checked", async () => {
-    const r = await cli(["send", acking.endpoint, "--identity", ids.p2, "--nonce", "0xfffffffffffffffe", "--count", "2", "--pki-id", acking.pkiId, "--json"]);
+    const r = await cli([
+      "send",
+      acking.endpoint,
+      "--identity",
+      ids.p2,
+      "--nonce",
+      "0xfffffffffffffffe",
+      "--count",
+      "2",
+      "--pki-id",
+      acking.pkiId,
+      "--json",
+    ]);
     assert.equal(r.code, 0, r.stderr);
     const res = json(r.stdout);
     assert.deepEqual(
@@ -100,7 +125,10 @@ describe("send", () => {
     const r = await cli(["send", silent.endpoint, "--identity", ids.p2, "--ack", "--timeout", "300", "--json"]);
     assert.equal(r.code, 1);
     const res = json(r.stdout);
-    assert.deepEqual({ ok: res.ok, successes: res.successes, summary: res.summary }, { ok: false, successes: 0, summary: '{"failures":{"timed out":1}}' });
+    assert.deepEqual(
+      { ok: res.ok, successes: res.successes, summary: res.summary },
+      { ok: false, successes: 0, summary: '{"failures":{"timed out":1}}' },
+    );
     assert.match(oneErrorLine(r.stderr), /no acknowledgement from .* within 300 ms; fix: serve the remote with --auto-ack/);
   });
 
@@ -138,7 +166,7 @@ describe("send", () => {
   });
 });
 
-describe("send to a Fabric-style peer (grpc-js) that answers our half-close with UNKNOWN \"EOF\" and checks tags, as Fabric v2.4 does", () => {
+describe('send to a Fabric-style peer (grpc-js) that answers our half-close with UNKNOWN "EOF" and checks tags, as Fabric v2.4 does', () => {
   /** A foreign peer of "ForeignMSP" that trusts Org1MSP (the CLI's p2) and whose CA file the CLI can trust. */
   async function fabricLike(refuseAll?: string): Promise<{ peer: ForeignPeer; caFile: string }> {
     const ca = caFor("ForeignMSP");
@@ -161,12 +189,29 @@ describe("send to a Fabric-style peer (grpc-js) that answers our half-close with
   it("without --ack: every message delivered with a legal tag, and exit 0 (the EOF after our graceful end is a normal close)", async () => {
     const { peer, caFile } = await fabricLike();
     try {
-      const r = await cli(["send", peer.endpoint, "--identity", ids.p2, "--trust-ca", caFile, "--pki-id", peer.pkiId.toString("hex"), "--nonce", "7", "--count", "3", "--json"]);
+      const r = await cli([
+        "send",
+        peer.endpoint,
+        "--identity",
+        ids.p2,
+        "--trust-ca",
+        caFile,
+        "--pki-id",
+        peer.pkiId.toString("hex"),
+        "--nonce",
+        "7",
+        "--count",
+        "3",
+        "--json",
+      ]);
       assert.equal(r.code, 0, r.stderr);
       assert.equal(json(r.stdout).result, "sent");
       await peer.waitFor(() => peer.received.filter((m) => m.contentField === 8).length === 3, 5000);
       const data = peer.received.filter((m) => m.contentField === 8);
-      assert.deepEqual(data.map((m) => m.nonce), [7n, 8n, 9n]);
+      assert.deepEqual(
+        data.map((m) => m.nonce),
+        [7n, 8n, 9n],
+      );
       // Fabric's gossip layer drops a data message not tagged CHAN_AND_ORG ("Undefined tag").
       for (const m of data) assert.equal(checkTag(parseGossipMessage(m.payload)), undefined);
     } finally {

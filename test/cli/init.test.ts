@@ -46,11 +46,22 @@ describe("gossip-connect init", () => {
     assert.equal(res1.result, "created");
     assert.equal(res1.mspId, "Org1MSP");
     assert.match(String(res1.pkiId), /^[0-9a-f]{64}$/);
-    const manifest = JSON.parse(readFileSync(join(p1, "identity.json"), "utf8")) as { mspId: string; pkiId: string; files: Record<string, string> };
+    const manifest = JSON.parse(readFileSync(join(p1, "identity.json"), "utf8")) as {
+      mspId: string;
+      pkiId: string;
+      files: Record<string, string>;
+    };
     assert.equal(manifest.mspId, "Org1MSP");
     assert.equal(manifest.pkiId, res1.pkiId);
     assert.deepEqual(Object.keys(manifest.files).sort(), [
-      "caCert", "caKey", "identityCert", "identityKey", "tlsClientCert", "tlsClientKey", "tlsServerCert", "tlsServerKey",
+      "caCert",
+      "caKey",
+      "identityCert",
+      "identityKey",
+      "tlsClientCert",
+      "tlsClientKey",
+      "tlsServerCert",
+      "tlsServerKey",
     ]);
     for (const [key, file] of Object.entries(manifest.files)) {
       const path = join(p1, file);

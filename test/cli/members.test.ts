@@ -2,13 +2,13 @@
 // Fabric-conformant) discovery peers over mutual TLS: what a peer discloses to
 // a member of its org and to another org's peer, signatures, identity pull.
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { writeFileSync } from "node:fs";
 import { identityOf, writeIdentity } from "../../src/cli/identity.js";
 import { createPeerMaterial } from "../../src/pki/certificates.js";
-import type { ForeignDiscoveryOptions, ForeignDiscoveryPeer } from "../helpers/foreign-discovery-peer.js";
 import { startForeignDiscovery } from "../helpers/foreign.js";
+import type { ForeignDiscoveryOptions, ForeignDiscoveryPeer } from "../helpers/foreign-discovery-peer.js";
 import { caFor } from "../helpers/peers.js";
 import { cli, oneErrorLine, tempDir } from "./cli-helpers.js";
 

@@ -6,8 +6,8 @@ import { createHash, X509Certificate } from "node:crypto";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import { after, before, describe, it } from "node:test";
-import { ErrorCode, GossipError } from "../../src/core/errors.js";
 import { GossipClient } from "../../src/client/gossip-client.js";
+import { ErrorCode, GossipError } from "../../src/core/errors.js";
 import { createCa } from "../../src/pki/certificates.js";
 import { dataMessage, firstMatch, startPeer, type TestPeer } from "../helpers/peers.js";
 
@@ -59,9 +59,7 @@ describe("GossipClient.connect", () => {
     const silent = await silentListener();
     closers.push(silent.close);
     const dialTimeoutMs = 400;
-    const { error, ms } = await failure(() =>
-      GossipClient.connect(`127.0.0.1:${silent.port}`, { options: { dialTimeoutMs } }),
-    );
+    const { error, ms } = await failure(() => GossipClient.connect(`127.0.0.1:${silent.port}`, { options: { dialTimeoutMs } }));
     assert.equal(error.code, ErrorCode.DialTimeout);
     assert.equal(silent.accepted(), 1, "the TCP connection was accepted: the timeout is about HTTP/2, not TCP");
     assert.ok(ms >= dialTimeoutMs - 20, `failed after ${ms} ms, before the ${dialTimeoutMs} ms dial timeout`);

@@ -131,7 +131,8 @@ class MessageArbs {
     switch (f.fieldKind) {
       case "list": {
         if (f.listKind === "message" && depth === 0) return fc.constant([]);
-        const item = f.listKind === "message" ? this.of(f.message, depth - 1) : f.listKind === "enum" ? enumArb(f.enum.values) : scalarArb(f.scalar);
+        const item =
+          f.listKind === "message" ? this.of(f.message, depth - 1) : f.listKind === "enum" ? enumArb(f.enum.values) : scalarArb(f.scalar);
         return fc.array(item, { maxLength: this.bounds.maxList });
       }
       case "map":

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { type GossipMessage, GossipMessageSchema, GossipMessage_Tag, PullMsgType } from "../../src/gen/gossip/message_pb.js";
-import { encodeEnvelope, encodeUnsignedEnvelope, noopSign, parseGossipMessage } from "../../src/core/envelope.js";
 import { compileEncoder, decodeMessage, encodeMessage } from "../../src/codec/index.js";
+import { encodeEnvelope, encodeUnsignedEnvelope, noopSign, parseGossipMessage } from "../../src/core/envelope.js";
+import { type GossipMessage, GossipMessage_Tag, GossipMessageSchema, PullMsgType } from "../../src/gen/gossip/message_pb.js";
 
 const bytes = (n: number, seed = 1) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff);
 
@@ -15,7 +15,10 @@ function samples(): GossipMessage[] {
       nonce: 0xffff_ffff_ffff_ffffn,
       channel: new TextEncoder().encode("benchchannel"),
       tag: GossipMessage_Tag.CHAN_AND_ORG,
-      content: { case: "dataMsg", value: { payload: { seqNum: 2n ** 60n + 7n, data: bytes(1024), privateData: [bytes(3), new Uint8Array(0), bytes(200)] } } },
+      content: {
+        case: "dataMsg",
+        value: { payload: { seqNum: 2n ** 60n + 7n, data: bytes(1024), privateData: [bytes(3), new Uint8Array(0), bytes(200)] } },
+      },
     }),
     create(GossipMessageSchema, { content: { case: "empty", value: {} } }),
     create(GossipMessageSchema, { nonce: 9n, content: { case: "ack", value: { error: "nope ✓ ünïcödé" } } }),
@@ -37,7 +40,14 @@ function samples(): GossipMessage[] {
           timestamp: { incNum: 1n, seqNum: 2n },
           pkiId: bytes(32),
           channelMAC: bytes(32),
-          properties: { ledgerHeight: 99n, leftChannel: true, chaincodes: [{ name: "cc", version: "1.0", metadata: bytes(4) }, { name: "", version: "" }] },
+          properties: {
+            ledgerHeight: 99n,
+            leftChannel: true,
+            chaincodes: [
+              { name: "cc", version: "1.0", metadata: bytes(4) },
+              { name: "", version: "" },
+            ],
+          },
         },
       },
     }),
@@ -45,7 +55,13 @@ function samples(): GossipMessage[] {
       content: { case: "dataDig", value: { nonce: 4n, digests: [bytes(8), bytes(9)], msgType: PullMsgType.BLOCK_MSG } },
     }),
     create(GossipMessageSchema, {
-      content: { case: "memRes", value: { alive: [{ payload: bytes(10), signature: bytes(70), secretEnvelope: { payload: bytes(3), signature: bytes(0) } }], dead: [] } },
+      content: {
+        case: "memRes",
+        value: {
+          alive: [{ payload: bytes(10), signature: bytes(70), secretEnvelope: { payload: bytes(3), signature: bytes(0) } }],
+          dead: [],
+        },
+      },
     }),
   ];
 }
@@ -69,7 +85,10 @@ describe("compiled protobuf codec", () => {
   it("merges repeated singular message fields and accepts unpacked encodings, as protobuf-es does", () => {
     // The same oneof message field twice: concatenated encodings merge.
     const a = toBinary(GossipMessageSchema, create(GossipMessageSchema, { content: { case: "aliveMsg", value: { identity: bytes(3) } } }));
-    const b = toBinary(GossipMessageSchema, create(GossipMessageSchema, { nonce: 5n, content: { case: "aliveMsg", value: { timestamp: { incNum: 1n, seqNum: 1n } } } }));
+    const b = toBinary(
+      GossipMessageSchema,
+      create(GossipMessageSchema, { nonce: 5n, content: { case: "aliveMsg", value: { timestamp: { incNum: 1n, seqNum: 1n } } } }),
+    );
     const both = new Uint8Array([...a, ...b]);
     assert.deepStrictEqual(decodeMessage(GossipMessageSchema, both), fromBinary(GossipMessageSchema, both));
   });
@@ -78,7 +97,11 @@ describe("compiled protobuf codec", () => {
     const unknown = new Uint8Array([...toBinary(GossipMessageSchema, create(GossipMessageSchema, { nonce: 3n })), 0xf8, 0x3f, 0x01]);
     const decoded = decodeMessage<GossipMessage>(GossipMessageSchema, unknown);
     assert.deepStrictEqual(decoded, fromBinary(GossipMessageSchema, unknown));
-    assert.deepEqual(encodeMessage(GossipMessageSchema, decoded), toBinary(GossipMessageSchema, decoded), "unknown fields are written back");
+    assert.deepEqual(
+      encodeMessage(GossipMessageSchema, decoded),
+      toBinary(GossipMessageSchema, decoded),
+      "unknown fields are written back",
+    );
     for (const bad of [new Uint8Array([0x08]), new Uint8Array([0x0a, 0x05, 0x01]), new Uint8Array([0x00, 0x01])]) {
       assert.throws(() => fromBinary(GossipMessageSchema, bad));
       assert.throws(() => decodeMessage(GossipMessageSchema, bad));

@@ -11,8 +11,8 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { create, type DescMessage, equals, fromBinary, type Message, toBinary } from "@bufbuild/protobuf";
 import fc from "fast-check";
-import { compileEncoder, decodeMessage, encodeMessage } from "../../src/codec/index.js";
 import { decodeCompiled } from "../../src/codec/decoder.js";
+import { compileEncoder, decodeMessage, encodeMessage } from "../../src/codec/index.js";
 import { decodeEnvelope, encodeEnvelope, encodeUnsignedEnvelope, noopSign, receivedFrame } from "../../src/core/envelope.js";
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
 import { type SignaturePolicy, SignaturePolicySchema } from "../../src/gen/common/policies_pb.js";
@@ -398,7 +398,12 @@ describe("Envelope codec against protobuf-es", () => {
       ["signature replaced", (x) => (x.signature = new Uint8Array([1, 2, 3]))],
       ["secret envelope dropped", (x) => (x.secretEnvelope = undefined)],
       ["unknown field added", (x) => x.$unknown?.push({ no: 10, wireType: 0, data: new Uint8Array([1]) })],
-      ["secret signature replaced", (x) => x.secretEnvelope && (x.secretEnvelope.signature = new Uint8Array([5]))],
+      [
+        "secret signature replaced",
+        (x) => {
+          if (x.secretEnvelope) x.secretEnvelope.signature = new Uint8Array([5]);
+        },
+      ],
     ];
     for (const [what, change] of changes) {
       const changed = decodeEnvelope(bytes);

@@ -8,8 +8,8 @@ import { AckRegistry, AggregatedSendResult } from "../../src/core/ack.js";
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
 import { VirtualClock } from "../../src/core/virtual-clock.js";
 import { AcknowledgementSchema, type GossipMessage, GossipMessageSchema } from "../../src/gen/gossip/message_pb.js";
-import { dataMessage } from "../helpers/messages.js";
 import { type MemCluster, memTest, target } from "../helpers/memory-peers.js";
+import { dataMessage } from "../helpers/messages.js";
 
 /** An acknowledgement of `nonce`, as ReceivedMessage.ack() builds it. */
 const ackOf = (nonce: bigint): GossipMessage =>

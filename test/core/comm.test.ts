@@ -6,12 +6,12 @@ import { describe } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { authenticationCodes, ErrorCode, GossipError } from "../../src/core/errors.js";
 import { bytesEqual, sha256 } from "../../src/core/identity.js";
-import { GossipMessageSchema } from "../../src/gen/gossip/message_pb.js";
 import type { Dialer } from "../../src/core/transport.js";
 import { X509CryptoService } from "../../src/core/x509-crypto.js";
+import { GossipMessageSchema } from "../../src/gen/gossip/message_pb.js";
 import { createCa, createPeerMaterial } from "../../src/pki/certificates.js";
-import { dataMessage } from "../helpers/messages.js";
 import { memTest, target } from "../helpers/memory-peers.js";
+import { dataMessage } from "../helpers/messages.js";
 
 const isCode = (code: ErrorCode) => (e: unknown) => e instanceof GossipError && e.code === code;
 const nonces = (ms: readonly { message: { nonce: bigint } }[]) => ms.map((m) => m.message.nonce);
@@ -29,38 +29,44 @@ describe("Fabric comm scenarios (in memory)", () => {
     assert.equal(c.clock.now() < 1000, true);
     await c.advance(3000);
     const settled = await Promise.all(results);
-    assert.ok(settled.every((r) => r.results[0]?.error?.code === ErrorCode.AckTimeout), "nobody acked");
+    assert.ok(
+      settled.every((r) => r.results[0]?.error?.code === ErrorCode.AckTimeout),
+      "nobody acked",
+    );
     assert.equal(a.comm.stats().pendingAcks, 0);
   });
 
-  memTest("ConnectUnexpectedPeer: a PKI-ID switch within the expected org is accepted (identity-switch event), across orgs refused", async (c) => {
-    const trusted = ["O", "A", "B"];
-    const c1 = c.peer({ mspId: "O", trusted });
-    const c2 = c.peer({ mspId: "A", trusted });
-    const c3 = c.peer({ mspId: "B", trusted });
-    const c4 = c.peer({ mspId: "A", trusted });
-    // c1 learns c4's identity, then forgets the connection.
-    void c4.comm.send(dataMessage(1), target(c1));
-    await c.until(() => c1.received.length === 1);
-    c1.comm.closeConn(target(c4));
-    await c.until(() => c1.comm.connections().length === 0);
+  memTest(
+    "ConnectUnexpectedPeer: a PKI-ID switch within the expected org is accepted (identity-switch event), across orgs refused",
+    async (c) => {
+      const trusted = ["O", "A", "B"];
+      const c1 = c.peer({ mspId: "O", trusted });
+      const c2 = c.peer({ mspId: "A", trusted });
+      const c3 = c.peer({ mspId: "B", trusted });
+      const c4 = c.peer({ mspId: "A", trusted });
+      // c1 learns c4's identity, then forgets the connection.
+      void c4.comm.send(dataMessage(1), target(c1));
+      await c.until(() => c1.received.length === 1);
+      c1.comm.closeConn(target(c4));
+      await c.until(() => c1.comm.connections().length === 0);
 
-    const switches: { oldPkiId: Uint8Array; newPkiId: Uint8Array }[] = [];
-    void (async () => {
-      for await (const e of c1.comm.identitySwitch) switches.push(e);
-    })();
-    void c1.comm.send(dataMessage(2), { endpoint: c2.endpoint, pkiId: c4.comm.pkiId });
-    await c.until(() => c2.received.length === 1);
-    assert.equal(switches.length, 1);
-    assert.ok(bytesEqual(switches[0]?.oldPkiId, c4.comm.pkiId) && bytesEqual(switches[0]?.newPkiId, c2.comm.pkiId));
+      const switches: { oldPkiId: Uint8Array; newPkiId: Uint8Array }[] = [];
+      void (async () => {
+        for await (const e of c1.comm.identitySwitch) switches.push(e);
+      })();
+      void c1.comm.send(dataMessage(2), { endpoint: c2.endpoint, pkiId: c4.comm.pkiId });
+      await c.until(() => c2.received.length === 1);
+      assert.equal(switches.length, 1);
+      assert.ok(bytesEqual(switches[0]?.oldPkiId, c4.comm.pkiId) && bytesEqual(switches[0]?.newPkiId, c2.comm.pkiId));
 
-    void c1.comm.send(dataMessage(3), { endpoint: c3.endpoint, pkiId: c4.comm.pkiId });
-    await c.until(() => c1.dead.length === 1);
-    assert.equal(c1.dead[0]?.error.code, ErrorCode.UnexpectedPeer);
-    assert.ok(bytesEqual(c1.dead[0]?.pkiId, c4.comm.pkiId));
-    await c.advance(1000);
-    assert.equal(c3.received.length, 0, "another organization: refused");
-  });
+      void c1.comm.send(dataMessage(3), { endpoint: c3.endpoint, pkiId: c4.comm.pkiId });
+      await c.until(() => c1.dead.length === 1);
+      assert.equal(c1.dead[0]?.error.code, ErrorCode.UnexpectedPeer);
+      assert.ok(bytesEqual(c1.dead[0]?.pkiId, c4.comm.pkiId));
+      await c.advance(1000);
+      assert.equal(c3.received.length, 0, "another organization: refused");
+    },
+  );
 
   memTest("GetConnectionInfo: a received message carries the sender's PKI-ID, identity and source envelope", async (c) => {
     const [a, b] = [c.peer(), c.peer()];
@@ -79,7 +85,10 @@ describe("Fabric comm scenarios (in memory)", () => {
     await c.until(() => b.received.length === 1);
     a.comm.closeConn(target(b));
     await c.until(() => a.comm.connections().length === 0 && b.comm.connections().length === 0);
-    assert.deepEqual(b.events.map((e) => e.type), ["connected", "disconnected"]);
+    assert.deepEqual(
+      b.events.map((e) => e.type),
+      ["connected", "disconnected"],
+    );
     assert.equal(a.dead.length, 0);
     void a.comm.send(dataMessage(2), target(b));
     await c.until(() => b.received.length === 2);
@@ -108,7 +117,8 @@ describe("Fabric comm scenarios (in memory)", () => {
     const b = c.peer();
     const sub = a.comm.accept();
     void (async () => {
-      for await (const m of sub) await m.respond(create(GossipMessageSchema, { nonce: m.message.nonce + 1n, content: { case: "empty", value: {} } }));
+      for await (const m of sub)
+        await m.respond(create(GossipMessageSchema, { nonce: m.message.nonce + 1n, content: { case: "empty", value: {} } }));
     })();
     const nonce = 0xfffffffffffffff0n;
     void b.comm.send(dataMessage(nonce), target(a));
@@ -135,8 +145,14 @@ describe("Fabric comm scenarios (in memory)", () => {
     await c.until(() => seen.even.length + seen.odd.length === 100);
     await a.stop();
     await Promise.all(readers); // both subscriptions ended
-    assert.deepEqual(seen.even, Array.from({ length: 50 }, (_, i) => BigInt(2 * i * 7)));
-    assert.deepEqual(seen.odd, Array.from({ length: 50 }, (_, i) => BigInt((2 * i + 1) * 7)));
+    assert.deepEqual(
+      seen.even,
+      Array.from({ length: 50 }, (_, i) => BigInt(2 * i * 7)),
+    );
+    assert.deepEqual(
+      seen.odd,
+      Array.from({ length: 50 }, (_, i) => BigInt((2 * i + 1) * 7)),
+    );
   });
 
   memTest("ReConnections: after a peer restarts (same identity, same endpoint), sends to it are delivered", async (c) => {
@@ -180,24 +196,28 @@ describe("Fabric comm scenarios (in memory)", () => {
     await assert.rejects(a.comm.handshake(target(b)), isCode(ErrorCode.DialFailed));
   });
 
-  memTest("Probe: a peer behind a partition fails the probe at dialTimeout + connTimeout on the comm's clock, leaving no timer", async (c) => {
-    const a = c.peer({ options: { dialTimeoutMs: 1000, connTimeoutMs: 500 } });
-    const b = c.peer();
-    c.net.partition([a.host], [b.host]);
-    const failed: unknown[] = [];
-    void a.comm.probe(target(b)).catch((e: unknown) => failed.push(e));
-    void a.comm.handshake(target(b)).catch((e: unknown) => failed.push(e));
-    await c.advance(1499);
-    assert.equal(failed.length, 0);
-    await c.advance(1);
-    assert.equal(failed.length, 1, "the probe's deadline is dialTimeout + connTimeout");
-    assert.ok(isCode(ErrorCode.DialTimeout)(failed[0]), String(failed[0]));
-    const hsDeadline = a.comm.config.dialTimeoutMs + a.comm.config.handshakeTimeoutMs;
-    await c.advance(hsDeadline - 1500);
-    assert.equal(failed.length, 2, "the deep probe's deadline is dialTimeout + handshakeTimeout");
-    assert.ok(isCode(ErrorCode.DialTimeout)(failed[1]), String(failed[1]));
-    c.net.heal();
-  }, { dialTimeoutMs: 600_000 });
+  memTest(
+    "Probe: a peer behind a partition fails the probe at dialTimeout + connTimeout on the comm's clock, leaving no timer",
+    async (c) => {
+      const a = c.peer({ options: { dialTimeoutMs: 1000, connTimeoutMs: 500 } });
+      const b = c.peer();
+      c.net.partition([a.host], [b.host]);
+      const failed: unknown[] = [];
+      void a.comm.probe(target(b)).catch((e: unknown) => failed.push(e));
+      void a.comm.handshake(target(b)).catch((e: unknown) => failed.push(e));
+      await c.advance(1499);
+      assert.equal(failed.length, 0);
+      await c.advance(1);
+      assert.equal(failed.length, 1, "the probe's deadline is dialTimeout + connTimeout");
+      assert.ok(isCode(ErrorCode.DialTimeout)(failed[0]), String(failed[0]));
+      const hsDeadline = a.comm.config.dialTimeoutMs + a.comm.config.handshakeTimeoutMs;
+      await c.advance(hsDeadline - 1500);
+      assert.equal(failed.length, 2, "the deep probe's deadline is dialTimeout + handshakeTimeout");
+      assert.ok(isCode(ErrorCode.DialTimeout)(failed[1]), String(failed[1]));
+      c.net.heal();
+    },
+    { dialTimeoutMs: 600_000 },
+  );
 
   memTest("PresumedDead: sends to a peer that went down emit presumed-dead with its PKI-ID", async (c) => {
     const [a, b] = [c.peer(), c.peer()];
@@ -249,7 +269,12 @@ describe("authentication with X.509 identities and TLS binding (in memory)", () 
   const ca = createCa({ commonName: "ca.org1", organization: "Org1MSP" });
   const x509 = () => {
     const m = createPeerMaterial({ mspId: "Org1MSP", ca });
-    return new X509CryptoService({ mspId: "Org1MSP", certificate: m.identity.certPem, privateKey: m.identity.keyPem, trustedRoots: { Org1MSP: [ca.certPem] } });
+    return new X509CryptoService({
+      mspId: "Org1MSP",
+      certificate: m.identity.certPem,
+      privateKey: m.identity.keyPem,
+      trustedRoots: { Org1MSP: [ca.certPem] },
+    });
   };
   const certHash = (n: number) => sha256(new Uint8Array([n]));
 
@@ -282,7 +307,12 @@ describe("authentication with X.509 identities and TLS binding (in memory)", () 
   memTest("an identity from an untrusted CA is refused", async (c) => {
     const other = createCa({ commonName: "ca.rogue", organization: "Org1MSP" });
     const m = createPeerMaterial({ mspId: "Org1MSP", ca: other });
-    const rogue = new X509CryptoService({ mspId: "Org1MSP", certificate: m.identity.certPem, privateKey: m.identity.keyPem, trustedRoots: { Org1MSP: [other.certPem, ca.certPem] } });
+    const rogue = new X509CryptoService({
+      mspId: "Org1MSP",
+      certificate: m.identity.certPem,
+      privateKey: m.identity.keyPem,
+      trustedRoots: { Org1MSP: [other.certPem, ca.certPem] },
+    });
     const b = c.peer({ crypto: x509() });
     const a = c.peer({ crypto: rogue });
     void a.comm.send(dataMessage(1), target(b));

@@ -16,8 +16,8 @@ import type { WireStream } from "../../src/core/transport.js";
 import { writeTaken } from "../../src/core/transport.js";
 import { VirtualClock } from "../../src/core/virtual-clock.js";
 import type { Envelope } from "../../src/gen/gossip/message_pb.js";
-import { dataMessage } from "../helpers/messages.js";
 import { type MemPeer, memTest, target } from "../helpers/memory-peers.js";
+import { dataMessage } from "../helpers/messages.js";
 
 const hexOf = (name: string) => createHash("sha256").update(name).digest("hex");
 /** PKI-IDs in a known order. */
@@ -66,13 +66,26 @@ function harness(o: { self?: string; maxPerPeer?: number; windowMs?: number } = 
     const stream = quietStream();
     const incoming = stream.incoming[Symbol.asyncIterator]();
     const pkiId = pkiIdFromHex(pkiHex);
-    const hs = { pkiId, identity: new Uint8Array(1), signedData: new Uint8Array(0), signature: new Uint8Array(0), probe: false, incoming, pending: [] };
-    return new Connection(stream, hs, { pkiId, identity: hs.identity, endpoint: "remote:1", auth: hs, direction }, {
-      config,
-      metrics: noopMetrics,
-      clock,
-      hooks: { onMessage: () => undefined, onWriteError: () => {}, onReadError: () => {} },
-    });
+    const hs = {
+      pkiId,
+      identity: new Uint8Array(1),
+      signedData: new Uint8Array(0),
+      signature: new Uint8Array(0),
+      probe: false,
+      incoming,
+      pending: [],
+    };
+    return new Connection(
+      stream,
+      hs,
+      { pkiId, identity: hs.identity, endpoint: "remote:1", auth: hs, direction },
+      {
+        config,
+        metrics: noopMetrics,
+        clock,
+        hooks: { onMessage: () => undefined, onWriteError: () => {}, onReadError: () => {} },
+      },
+    );
   };
   const dials: { peer: RemotePeer; signal: AbortSignal; resolve(c: Connection): void; reject(e: unknown): void }[] = [];
   const registered: Connection[] = [];
@@ -131,7 +144,11 @@ describe("ConnectionStore", () => {
     await h.clock.advance(200);
     await older.closed;
     assert.deepEqual(h.unregistered, [older]);
-    assert.equal(h.store.lookup({ endpoint: "", pkiId: pkiIdFromHex(LARGE) }), newer, "the replacement survives its predecessor's clean-up");
+    assert.equal(
+      h.store.lookup({ endpoint: "", pkiId: pkiIdFromHex(LARGE) }),
+      newer,
+      "the replacement survives its predecessor's clean-up",
+    );
     assert.equal(h.store.current(older), newer, "a sender holding the old one is pointed at the new one");
     await h.store.shutdown();
   });
@@ -226,7 +243,10 @@ describe("ConnectionStore", () => {
     assert.deepEqual(h.registered, [c]);
     assert.equal(h.store.connections().length, 0);
     await assert.rejects(h.store.getOrDial({ endpoint: "b:1" }), (e: unknown) => e instanceof GossipError && e.code === ErrorCode.Stopping);
-    assert.throws(() => h.store.register(h.conn(OTHER, "inbound")), (e: unknown) => e instanceof GossipError && e.code === ErrorCode.Stopping);
+    assert.throws(
+      () => h.store.register(h.conn(OTHER, "inbound")),
+      (e: unknown) => e instanceof GossipError && e.code === ErrorCode.Stopping,
+    );
   });
 });
 
@@ -242,8 +262,14 @@ describe("connections between comms (in memory)", () => {
       await c.until(() => a.received.length === 1 && b.received.length === 1);
       await c.until(() => a.comm.connections().length === 1 && b.comm.connections().length === 1);
       const aDialsWinner = Buffer.from(a.comm.pkiId).toString("hex") < Buffer.from(b.comm.pkiId).toString("hex");
-      assert.deepEqual(a.comm.connections().map((x) => x.direction), [aDialsWinner ? "outbound" : "inbound"]);
-      assert.deepEqual(b.comm.connections().map((x) => x.direction), [aDialsWinner ? "inbound" : "outbound"]);
+      assert.deepEqual(
+        a.comm.connections().map((x) => x.direction),
+        [aDialsWinner ? "outbound" : "inbound"],
+      );
+      assert.deepEqual(
+        b.comm.connections().map((x) => x.direction),
+        [aDialsWinner ? "inbound" : "outbound"],
+      );
       // ...and it carries traffic both ways without another dial.
       void a.comm.send(dataMessage(3), target(b));
       void b.comm.send(dataMessage(4), target(a));
@@ -274,7 +300,10 @@ describe("connections between comms (in memory)", () => {
       await c.advance(50);
     }
     await c.until(() => peers.every((p) => p.received.length === rounds * 2));
-    assert.ok(peers.every((p) => p.comm.connections().length === 2), "one connection per pair");
+    assert.ok(
+      peers.every((p) => p.comm.connections().length === 2),
+      "one connection per pair",
+    );
     for (const [i, p] of peers.entries()) assert.ok(connected(p) <= 4, `peer ${i} registered ${connected(p)} connections for 2 neighbours`);
   });
 
@@ -287,7 +316,10 @@ describe("connections between comms (in memory)", () => {
     }
     void a.comm.send(dataMessage(10), target(b));
     await c.until(() => b.received.length === 11);
-    assert.deepEqual(b.received.map((m) => m.message.nonce), Array.from({ length: 11 }, (_, i) => BigInt(i)));
+    assert.deepEqual(
+      b.received.map((m) => m.message.nonce),
+      Array.from({ length: 11 }, (_, i) => BigInt(i)),
+    );
     assert.equal(a.dials.count, 1);
   });
 
@@ -301,7 +333,11 @@ describe("connections between comms (in memory)", () => {
     await c.until(() => b.received.length === 2 && a1.comm.connections().length === 0);
     for (let i = 3; i < 23; i++) void a2.comm.send(dataMessage(i), target(b));
     await c.until(() => b.received.length === 22);
-    assert.deepEqual(a2.events.map((e) => e.type), ["connected"], "a2 never lost its connection");
+    assert.deepEqual(
+      a2.events.map((e) => e.type),
+      ["connected"],
+      "a2 never lost its connection",
+    );
     assert.equal(a2.dials.count, 1);
     assert.equal(b.comm.connections().length, 1);
   });

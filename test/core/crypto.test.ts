@@ -65,15 +65,33 @@ describe("X.509 identities (Fabric's MSP rules)", () => {
     c2.validateIdentity(c1.identity);
     const untrusted = createCa({ commonName: "evil", organization: "Org1MSP" });
     const rogue = issueCertificate(untrusted, { commonName: "rogue", organization: "Org1MSP" });
-    assert.throws(() => service("Org1MSP", rogue.certPem, rogue.keyPem).identity && c2.validateIdentity(service("Org1MSP", rogue.certPem, rogue.keyPem).identity), isCode(ErrorCode.InvalidIdentity));
+    assert.throws(
+      () =>
+        service("Org1MSP", rogue.certPem, rogue.keyPem).identity &&
+        c2.validateIdentity(service("Org1MSP", rogue.certPem, rogue.keyPem).identity),
+      isCode(ErrorCode.InvalidIdentity),
+    );
     // A genuine Org1 certificate claimed under MSP ID Org2MSP: wrong MSP.
     const wrongMsp = service("Org2MSP", m1.identity.certPem, m1.identity.keyPem);
     assert.throws(() => c1.validateIdentity(wrongMsp.identity), isCode(ErrorCode.InvalidIdentity));
-    const unknownMsp = new X509CryptoService({ mspId: "Org9MSP", certificate: m1.identity.certPem, privateKey: m1.identity.keyPem, trustedRoots });
+    const unknownMsp = new X509CryptoService({
+      mspId: "Org9MSP",
+      certificate: m1.identity.certPem,
+      privateKey: m1.identity.keyPem,
+      trustedRoots,
+    });
     assert.throws(() => c1.validateIdentity(unknownMsp.identity), isCode(ErrorCode.InvalidIdentity));
     const past = new Date(Date.now() - 10 * 86_400_000);
-    const expired = issueCertificate(org1, { commonName: "old", organization: "Org1MSP", notBefore: past, notAfter: new Date(Date.now() - 86_400_000) });
-    assert.throws(() => c2.validateIdentity(service("Org1MSP", expired.certPem, expired.keyPem).identity), isCode(ErrorCode.InvalidIdentity));
+    const expired = issueCertificate(org1, {
+      commonName: "old",
+      organization: "Org1MSP",
+      notBefore: past,
+      notAfter: new Date(Date.now() - 86_400_000),
+    });
+    assert.throws(
+      () => c2.validateIdentity(service("Org1MSP", expired.certPem, expired.keyPem).identity),
+      isCode(ErrorCode.InvalidIdentity),
+    );
     assert.equal(c2.organizationOf(c1.identity), "Org1MSP");
     assert.ok((c2.expiresAt(c1.identity)?.getTime() ?? 0) > Date.now());
   });

@@ -94,7 +94,10 @@ describe("Demux (Fabric ChannelDeMultiplexer)", () => {
       if (p) await p;
     }
     await within(reader, 5000, "reader");
-    assert.deepEqual(got, Array.from({ length: 100 }, (_, i) => i));
+    assert.deepEqual(
+      got,
+      Array.from({ length: 100 }, (_, i) => i),
+    );
   });
 
   it("a message matching several predicates reaches each, in subscription order", async () => {

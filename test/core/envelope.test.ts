@@ -13,7 +13,8 @@ function randomEnvelope(i: number) {
   return create(EnvelopeSchema, {
     payload: randomBytes(size(i)),
     signature: randomBytes(size(i + 3) % 100),
-    secretEnvelope: i % 3 === 0 ? create(SecretEnvelopeSchema, { payload: randomBytes(size(i + 1)), signature: randomBytes(5) }) : undefined,
+    secretEnvelope:
+      i % 3 === 0 ? create(SecretEnvelopeSchema, { payload: randomBytes(size(i + 1)), signature: randomBytes(5) }) : undefined,
   });
 }
 
@@ -44,13 +45,27 @@ describe("Envelope codec", () => {
   });
 
   it("rejects truncated or invalid protobuf with MalformedMessage", () => {
-    for (const bad of [[0x0a, 0x05, 1, 2], [0x0a], [0x07], [0x00, 0x01], [0x0b, 0x01], [0x0a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]]) {
-      assert.throws(() => decodeEnvelope(new Uint8Array(bad)), (e: unknown) => e instanceof GossipError && e.code === ErrorCode.MalformedMessage, `bytes ${bad}`);
+    for (const bad of [
+      [0x0a, 0x05, 1, 2],
+      [0x0a],
+      [0x07],
+      [0x00, 0x01],
+      [0x0b, 0x01],
+      [0x0a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01],
+    ]) {
+      assert.throws(
+        () => decodeEnvelope(new Uint8Array(bad)),
+        (e: unknown) => e instanceof GossipError && e.code === ErrorCode.MalformedMessage,
+        `bytes ${bad}`,
+      );
     }
   });
 
   it("a payload that is not a GossipMessage fails parsing with MalformedMessage; an empty one is an empty message", () => {
-    assert.throws(() => parseGossipMessage(new Uint8Array([0x01])), (e: unknown) => e instanceof GossipError && e.code === ErrorCode.MalformedMessage);
+    assert.throws(
+      () => parseGossipMessage(new Uint8Array([0x01])),
+      (e: unknown) => e instanceof GossipError && e.code === ErrorCode.MalformedMessage,
+    );
     assert.equal(parseGossipMessage(new Uint8Array(0)).content.case, undefined);
   });
 });

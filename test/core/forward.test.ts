@@ -6,8 +6,9 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { signMessage } from "../../src/core/envelope.js";
 import type { Dialer, WireStream } from "../../src/core/transport.js";
 import { EnvelopeSchema, SecretEnvelopeSchema } from "../../src/gen/gossip/message_pb.js";
-import { dataMessage } from "../helpers/messages.js";
 import { memTest, target } from "../helpers/memory-peers.js";
+import { dataMessage } from "../helpers/messages.js";
+import { must } from "../helpers/must.js";
 
 /** Wraps a dialer so that every frame its streams write is recorded (what goes on the wire). */
 function tapped(frames: Uint8Array[]): (d: Dialer) => Dialer {
@@ -65,7 +66,7 @@ describe("forwarding", () => {
       env.$unknown = [{ no: 9, wireType: 2, data: new Uint8Array([2, 7, 7]) }];
       await a.comm.send(env, target(b));
       await c.until(() => b.received.length === 1);
-      const got = b.received[0]!;
+      const got = must(b.received[0], "the message at b");
       await b.comm.forward(got, target(d), target(e));
       await c.until(() => d.received.length === 1 && e.received.length === 1);
 
@@ -79,7 +80,7 @@ describe("forwarding", () => {
       }
       assert.equal(onWireFromB[0], onWireFromB[1], "one frame for the whole fan-out");
       for (const p of [d, e]) {
-        const fwd = p.received[0]!;
+        const fwd = must(p.received[0], "the forwarded message");
         assert.deepEqual(fwd.envelope.$unknown, env.$unknown);
         assert.deepEqual(fwd.envelope.secretEnvelope?.$unknown, env.secretEnvelope.$unknown);
         assert.equal(fwd.message.nonce, 7n);
@@ -105,9 +106,9 @@ describe("forwarding", () => {
     await c.until(() => d.received.length === 2);
     const frames = dataFrames(sentByB, 200);
     assert.equal(frames.length, 2);
-    assert.equal(frames[0]!.buffer, first.envelope.payload.buffer, "unchanged fields: still the received bytes");
-    assert.notEqual(frames[1]!.buffer, second.envelope.payload.buffer, "a replaced signature: encoded anew");
+    assert.equal(must(frames[0], "frame 0").buffer, first.envelope.payload.buffer, "unchanged fields: still the received bytes");
+    assert.notEqual(must(frames[1], "frame 1").buffer, second.envelope.payload.buffer, "a replaced signature: encoded anew");
     assert.deepEqual(frames[1], toBinary(EnvelopeSchema, second.envelope));
-    assert.deepEqual(d.received[1]!.envelope.signature, second.envelope.signature);
+    assert.deepEqual(must(d.received[1], "the second message at d").envelope.signature, second.envelope.signature);
   });
 });

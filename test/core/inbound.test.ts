@@ -70,11 +70,18 @@ describe("Inbound", () => {
     assert.equal(h.store.connections().length, 1);
     assert.equal(h.store.connections()[0]?.info.direction, "inbound");
     const ack = h.acks.expect(42n, pkiIdHex(remote.pkiId), 1000);
-    const ackOf42 = create(GossipMessageSchema, { nonce: 42n, content: { case: "ack", value: create(AcknowledgementSchema, { error: "" }) } });
+    const ackOf42 = create(GossipMessageSchema, {
+      nonce: 42n,
+      content: { case: "ack", value: create(AcknowledgementSchema, { error: "" }) },
+    });
     await s.write([encodeUnsignedEnvelope(dataMessage(7)), encodeUnsignedEnvelope(ackOf42)]);
     await h.clock.advance(0);
     assert.equal(await ack, "");
-    assert.deepEqual(h.received.map((m) => m.message.nonce), [7n], "the ack is not delivered to subscribers");
+    assert.deepEqual(
+      h.received.map((m) => m.message.nonce),
+      [7n],
+      "the ack is not delivered to subscribers",
+    );
     assert.ok(bytesEqual(h.received[0]?.connection.pkiId, remote.pkiId));
     s.end();
     await h.shutdown();
@@ -132,7 +139,10 @@ describe("Inbound", () => {
     const forger = new TestCrypto();
     const s = await h.open();
     const msg = create(GossipMessageSchema, {
-      content: { case: "conn", value: create(ConnEstablishSchema, { pkiId: claimed.pkiId, identity: claimed.identity, tlsCertHash: new Uint8Array(0) }) },
+      content: {
+        case: "conn",
+        value: create(ConnEstablishSchema, { pkiId: claimed.pkiId, identity: claimed.identity, tlsCertHash: new Uint8Array(0) }),
+      },
     });
     const env = signMessage(forger, msg);
     await s.write([encodeEnvelope(env)]);
@@ -174,7 +184,10 @@ describe("Inbound", () => {
   it("ReadFromStream: a payload that is not a GossipMessage, then a stream error, is one refusal and delivers nothing", async () => {
     const h = setup();
     const remote = new TestCrypto();
-    const connMsg = create(GossipMessageSchema, { tag: 1, content: { case: "conn", value: { pkiId: remote.pkiId, identity: remote.identity } } });
+    const connMsg = create(GossipMessageSchema, {
+      tag: 1,
+      content: { case: "conn", value: { pkiId: remote.pkiId, identity: remote.identity } },
+    });
     const payload = serializeGossipMessage(connMsg);
     const hsEnv: Envelope = { $typeName: "gossip.Envelope", payload, signature: remote.sign(payload), secretEnvelope: undefined };
     const bad: Envelope = { ...noopSign(connMsg), payload: new Uint8Array([0x01]) };
@@ -201,4 +214,3 @@ describe("Inbound", () => {
     await h.shutdown();
   });
 });
-

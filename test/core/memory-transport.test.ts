@@ -14,7 +14,11 @@ import { caFor } from "../helpers/peers.js";
 
 const frame = (nonce: number) =>
   encodeUnsignedEnvelope(
-    create(GossipMessageSchema, { nonce: BigInt(nonce), tag: GossipMessage_Tag.EMPTY, content: { case: "empty", value: create(EmptySchema) } }),
+    create(GossipMessageSchema, {
+      nonce: BigInt(nonce),
+      tag: GossipMessage_Tag.EMPTY,
+      content: { case: "empty", value: create(EmptySchema) },
+    }),
   );
 
 async function pair(net: MemoryNetwork, clock: VirtualClock): Promise<{ client: WireStream; server: WireStream }> {
@@ -72,7 +76,10 @@ describe("VirtualClock", () => {
       ready = true;
     }, 25_000);
     assert.equal(await clock.advanceUntil(() => ready, { stepMs: 1000 }), 25_000);
-    await assert.rejects(clock.advanceUntil(() => false, { maxMs: 5000 }), /not reached within 5000 ms/);
+    await assert.rejects(
+      clock.advanceUntil(() => false, { maxMs: 5000 }),
+      /not reached within 5000 ms/,
+    );
   });
 });
 
@@ -124,7 +131,10 @@ describe("MemoryNetwork", () => {
     const net = new MemoryNetwork({ clock });
     const { client, server } = await pair(net, clock);
     server.abort(new GossipError(ErrorCode.BadSignature, "bad signature"));
-    await assert.rejects(readAll(client), (e: unknown) => e instanceof GossipError && e.code === ErrorCode.Remote && e.remoteCode === ErrorCode.BadSignature);
+    await assert.rejects(
+      readAll(client),
+      (e: unknown) => e instanceof GossipError && e.code === ErrorCode.Remote && e.remoteCode === ErrorCode.BadSignature,
+    );
     await assert.rejects(client.write([frame(1)]), (e: unknown) => e instanceof GossipError && e.code === ErrorCode.Closed);
   });
 
@@ -132,13 +142,19 @@ describe("MemoryNetwork", () => {
     const clock = new VirtualClock();
     const net = new MemoryNetwork({ clock, dialTimeoutMs: 3000 });
     const signal = new AbortController().signal;
-    await assert.rejects(net.dialer("a").openStream("nobody:1", { signal }), (e: unknown) => e instanceof GossipError && e.code === ErrorCode.DialFailed);
+    await assert.rejects(
+      net.dialer("a").openStream("nobody:1", { signal }),
+      (e: unknown) => e instanceof GossipError && e.code === ErrorCode.DialFailed,
+    );
     const { client } = await pair(net, clock);
     const reading = readAll(client);
     net.partition(["a"], ["b"]);
     await assert.rejects(reading, (e: unknown) => e instanceof GossipError && e.code === ErrorCode.Canceled);
     const failed: GossipError[] = [];
-    void net.dialer("a").ping("b:1", { signal }).catch((e: GossipError) => failed.push(e));
+    void net
+      .dialer("a")
+      .ping("b:1", { signal })
+      .catch((e: GossipError) => failed.push(e));
     await clock.advance(2999);
     assert.equal(failed.length, 0);
     await clock.advance(1);
@@ -173,10 +189,13 @@ describe("MemoryNetwork", () => {
       }
     })();
     for (const n of [1n, 2n, 3n]) {
-      void a.send(create(GossipMessageSchema, { nonce: n, tag: GossipMessage_Tag.EMPTY, content: { case: "empty", value: create(EmptySchema) } }), {
-        endpoint: "b:7051",
-        pkiId: b.pkiId,
-      });
+      void a.send(
+        create(GossipMessageSchema, { nonce: n, tag: GossipMessage_Tag.EMPTY, content: { case: "empty", value: create(EmptySchema) } }),
+        {
+          endpoint: "b:7051",
+          pkiId: b.pkiId,
+        },
+      );
     }
     await clock.advanceUntil(() => received.length === 3, { stepMs: 1, maxMs: 1000 });
     await reading;

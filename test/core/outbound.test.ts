@@ -6,9 +6,9 @@ import { describe, it } from "node:test";
 import { Comm } from "../../src/core/comm.js";
 import { encodeUnsignedEnvelope } from "../../src/core/envelope.js";
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
-import type { IdentitySwitchEvent } from "../../src/core/outbound.js";
 import { bytesEqual } from "../../src/core/identity.js";
 import { MemoryNetwork } from "../../src/core/memory-transport.js";
+import type { IdentitySwitchEvent } from "../../src/core/outbound.js";
 import type { ReceivedMessage } from "../../src/core/received-message.js";
 import { VirtualClock } from "../../src/core/virtual-clock.js";
 import { coreParts } from "../helpers/core-parts.js";
@@ -19,7 +19,12 @@ import { TestCrypto } from "../helpers/test-crypto.js";
 function setup(options = {}) {
   const clock = new VirtualClock();
   const net = new MemoryNetwork({ clock });
-  const parts = coreParts({ clock, crypto: new TestCrypto({ name: "us", trusted: ["Org1MSP", "Org2MSP"] }), dialer: net.dialer("us"), options });
+  const parts = coreParts({
+    clock,
+    crypto: new TestCrypto({ name: "us", trusted: ["Org1MSP", "Org2MSP"] }),
+    dialer: net.dialer("us"),
+    options,
+  });
   const remotes: Comm[] = [];
   const remote = (host: string, crypto = new TestCrypto()) => {
     const comm = new Comm({ crypto, dialer: net.dialer(host), clock });
@@ -56,7 +61,10 @@ describe("Outbound", () => {
     assert.equal(h.outbound.queued, 0, "straight into the connection's buffer");
     assert.equal(h.store.connections()[0]?.queued, 5);
     await h.clock.advance(0);
-    assert.deepEqual(b.received.map((m) => m.message.nonce), Array.from({ length: 15 }, (_, i) => BigInt(i)));
+    assert.deepEqual(
+      b.received.map((m) => m.message.nonce),
+      Array.from({ length: 15 }, (_, i) => BigInt(i)),
+    );
     await h.shutdown();
   });
 

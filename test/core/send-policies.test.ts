@@ -6,8 +6,8 @@ import { describe } from "node:test";
 import { sleep } from "../../src/core/clock.js";
 import { ErrorCode } from "../../src/core/errors.js";
 import { bytesEqual } from "../../src/core/identity.js";
-import { dataMessage } from "../helpers/messages.js";
 import { type MemCluster, type MemPeer, memTest, target } from "../helpers/memory-peers.js";
+import { dataMessage } from "../helpers/messages.js";
 
 /** A peer that subscribes and never reads: flow control holds its senders back. */
 function deaf(c: MemCluster, options = {}): MemPeer {
@@ -40,18 +40,24 @@ describe("overflow policy 'drop' (the default)", () => {
     assert.equal(a.comm.connections().length, 1);
   });
 
-  memTest("while the peer is being dialed: the same bound, the first sendBuffSize messages go out in order, the rest are counted", async (c) => {
-    const a = c.peer({ options: { sendBuffSize: 20 } });
-    const b = c.peer();
-    for (let i = 0; i < 100; i++) void a.comm.send(dataMessage(i), target(b));
-    assert.equal(a.comm.stats().sendBuffered, 20, "queued in front of the dial");
-    assert.equal(a.comm.stats().overflow, 80);
-    await c.until(() => b.received.length === 20);
-    await c.advance(100);
-    assert.deepEqual(b.received.map((m) => m.message.nonce), Array.from({ length: 20 }, (_, i) => BigInt(i)));
-    assert.equal(a.dials.count, 1);
-    assert.equal(a.comm.stats().sendBuffered, 0);
-  });
+  memTest(
+    "while the peer is being dialed: the same bound, the first sendBuffSize messages go out in order, the rest are counted",
+    async (c) => {
+      const a = c.peer({ options: { sendBuffSize: 20 } });
+      const b = c.peer();
+      for (let i = 0; i < 100; i++) void a.comm.send(dataMessage(i), target(b));
+      assert.equal(a.comm.stats().sendBuffered, 20, "queued in front of the dial");
+      assert.equal(a.comm.stats().overflow, 80);
+      await c.until(() => b.received.length === 20);
+      await c.advance(100);
+      assert.deepEqual(
+        b.received.map((m) => m.message.nonce),
+        Array.from({ length: 20 }, (_, i) => BigInt(i)),
+      );
+      assert.equal(a.dials.count, 1);
+      assert.equal(a.comm.stats().sendBuffered, 0);
+    },
+  );
 
   memTest("sends after the dial queue drained go straight to the connection, never ahead of queued ones", async (c) => {
     const a = c.peer({ options: { sendBuffSize: 50 } });
@@ -61,13 +67,19 @@ describe("overflow policy 'drop' (the default)", () => {
       if (i % 10 === 9) await new Promise((r) => setImmediate(r));
     }
     await c.until(() => b.received.length === 200);
-    assert.deepEqual(b.received.map((m) => m.message.nonce), Array.from({ length: 200 }, (_, i) => BigInt(i)));
+    assert.deepEqual(
+      b.received.map((m) => m.message.nonce),
+      Array.from({ length: 200 }, (_, i) => BigInt(i)),
+    );
   });
 
   memTest("a dial that fails drops what waited for it (counted as dial_failed) and presumes the peer dead", async (c) => {
     const drops: Record<string, number> = {};
     const a = c.peer({
-      metrics: { ...(await import("../../src/core/metrics.js")).noopMetrics, dropped: (reason, n) => (drops[reason] = (drops[reason] ?? 0) + n) },
+      metrics: {
+        ...(await import("../../src/core/metrics.js")).noopMetrics,
+        dropped: (reason, n) => (drops[reason] = (drops[reason] ?? 0) + n),
+      },
     });
     for (let i = 0; i < 5; i++) void a.comm.send(dataMessage(i), { endpoint: "nobody:1" });
     await c.advance(0);
@@ -138,7 +150,10 @@ describe("overflow policy 'block'", () => {
     })();
     await c.until(() => got.length === 300, 60_000, 5);
     await Promise.all([sender, reader]);
-    assert.deepEqual(got, Array.from({ length: 300 }, (_, i) => BigInt(i)));
+    assert.deepEqual(
+      got,
+      Array.from({ length: 300 }, (_, i) => BigInt(i)),
+    );
     assert.equal(a.comm.stats().overflow, 0);
     assert.equal(a.comm.stats().dropped, 0);
   });
@@ -157,7 +172,10 @@ describe("overflow policy 'block'", () => {
     assert.ok(returned < 100, "the sender was held back");
     await c.until(() => b.received.length === 100);
     await sender;
-    assert.deepEqual(b.received.map((m) => m.message.nonce), Array.from({ length: 100 }, (_, i) => BigInt(i)));
+    assert.deepEqual(
+      b.received.map((m) => m.message.nonce),
+      Array.from({ length: 100 }, (_, i) => BigInt(i)),
+    );
     assert.equal(a.comm.stats().overflow, 0);
     assert.equal(a.comm.stats().dropped, 0);
   });

@@ -5,8 +5,8 @@ import assert from "node:assert/strict";
 import { describe } from "node:test";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import { dataMessage } from "../helpers/messages.js";
 import { memTest, target } from "../helpers/memory-peers.js";
+import { dataMessage } from "../helpers/messages.js";
 
 setFlagsFromString("--expose-gc");
 const gc = runInNewContext("gc") as () => void;

@@ -4,7 +4,7 @@ import { describe, it } from "node:test";
 import { gossipMessage } from "../../src/core/envelope.js";
 import { ErrorCode } from "../../src/core/errors.js";
 import { checkTag, defaultTag, type GossipContent, isTagLegal, legalTag } from "../../src/core/tags.js";
-import { type GossipMessage, GossipMessage_Tag as Tag, GossipMessageSchema, PullMsgType } from "../../src/gen/gossip/message_pb.js";
+import { type GossipMessage, GossipMessageSchema, PullMsgType, GossipMessage_Tag as Tag } from "../../src/gen/gossip/message_pb.js";
 
 type Case = NonNullable<GossipContent["case"]> | undefined;
 
@@ -20,8 +20,20 @@ const table: { name: string; content: GossipContent; legal: Tag | undefined; fal
   { name: "aliveMsg", content: content("aliveMsg"), legal: Tag.EMPTY, fallback: Tag.EMPTY, reason: "Tag should be EMPTY" },
   { name: "memReq", content: content("memReq"), legal: Tag.EMPTY, fallback: Tag.EMPTY, reason: "Tag should be EMPTY" },
   { name: "memRes", content: content("memRes"), legal: Tag.EMPTY, fallback: Tag.EMPTY, reason: "Tag should be EMPTY" },
-  { name: "dataMsg", content: content("dataMsg"), legal: Tag.CHAN_AND_ORG, fallback: Tag.CHAN_AND_ORG, reason: "Tag should be CHAN_AND_ORG" },
-  { name: "leadershipMsg", content: content("leadershipMsg"), legal: Tag.CHAN_AND_ORG, fallback: Tag.CHAN_AND_ORG, reason: "Tag should be CHAN_AND_ORG" },
+  {
+    name: "dataMsg",
+    content: content("dataMsg"),
+    legal: Tag.CHAN_AND_ORG,
+    fallback: Tag.CHAN_AND_ORG,
+    reason: "Tag should be CHAN_AND_ORG",
+  },
+  {
+    name: "leadershipMsg",
+    content: content("leadershipMsg"),
+    legal: Tag.CHAN_AND_ORG,
+    fallback: Tag.CHAN_AND_ORG,
+    reason: "Tag should be CHAN_AND_ORG",
+  },
   { name: "peerIdentity", content: content("peerIdentity"), legal: Tag.ORG_ONLY, fallback: Tag.ORG_ONLY, reason: "Tag should be ORG_ONLY" },
   ...(["stateInfo", "stateSnapshot", "stateInfoPullReq", "stateRequest", "stateResponse"] as const).map((c) => ({
     name: c,
@@ -31,17 +43,59 @@ const table: { name: string; content: GossipContent; legal: Tag | undefined; fal
     reason: "Tag should be CHAN_OR_ORG",
   })),
   ...(["hello", "dataDig", "dataReq", "dataUpdate"] as const).flatMap((c) => [
-    { name: `${c} IDENTITY_MSG`, content: content(c, PullMsgType.IDENTITY_MSG), legal: Tag.EMPTY, fallback: Tag.EMPTY, reason: "Tag should be EMPTY" },
-    { name: `${c} BLOCK_MSG`, content: content(c, PullMsgType.BLOCK_MSG), legal: Tag.CHAN_AND_ORG, fallback: Tag.CHAN_AND_ORG, reason: "Tag should be CHAN_AND_ORG" },
-    { name: `${c} UNDEFINED msgType`, content: content(c), legal: undefined, fallback: Tag.UNDEFINED, reason: "Invalid PullMsgType: UNDEFINED" },
+    {
+      name: `${c} IDENTITY_MSG`,
+      content: content(c, PullMsgType.IDENTITY_MSG),
+      legal: Tag.EMPTY,
+      fallback: Tag.EMPTY,
+      reason: "Tag should be EMPTY",
+    },
+    {
+      name: `${c} BLOCK_MSG`,
+      content: content(c, PullMsgType.BLOCK_MSG),
+      legal: Tag.CHAN_AND_ORG,
+      fallback: Tag.CHAN_AND_ORG,
+      reason: "Tag should be CHAN_AND_ORG",
+    },
+    {
+      name: `${c} UNDEFINED msgType`,
+      content: content(c),
+      legal: undefined,
+      fallback: Tag.UNDEFINED,
+      reason: "Invalid PullMsgType: UNDEFINED",
+    },
   ]),
   { name: "empty", content: content("empty"), legal: undefined, fallback: Tag.EMPTY, reason: "Unknown message type: empty" },
   { name: "conn", content: content("conn"), legal: undefined, fallback: Tag.EMPTY, reason: "Unknown message type: conn" },
   { name: "ack", content: content("ack"), legal: undefined, fallback: Tag.UNDEFINED, reason: "Unknown message type: ack" },
-  { name: "privateReq", content: content("privateReq"), legal: undefined, fallback: Tag.CHAN_ONLY, reason: "Unknown message type: privateReq" },
-  { name: "privateRes", content: content("privateRes"), legal: undefined, fallback: Tag.CHAN_ONLY, reason: "Unknown message type: privateRes" },
-  { name: "privateData", content: content("privateData"), legal: undefined, fallback: Tag.CHAN_ONLY, reason: "Unknown message type: privateData" },
-  { name: "no content", content: content(undefined), legal: undefined, fallback: Tag.UNDEFINED, reason: "Unknown message type: no content" },
+  {
+    name: "privateReq",
+    content: content("privateReq"),
+    legal: undefined,
+    fallback: Tag.CHAN_ONLY,
+    reason: "Unknown message type: privateReq",
+  },
+  {
+    name: "privateRes",
+    content: content("privateRes"),
+    legal: undefined,
+    fallback: Tag.CHAN_ONLY,
+    reason: "Unknown message type: privateRes",
+  },
+  {
+    name: "privateData",
+    content: content("privateData"),
+    legal: undefined,
+    fallback: Tag.CHAN_ONLY,
+    reason: "Unknown message type: privateData",
+  },
+  {
+    name: "no content",
+    content: content(undefined),
+    legal: undefined,
+    fallback: Tag.UNDEFINED,
+    reason: "Unknown message type: no content",
+  },
 ];
 
 describe("tags (Fabric's IsTagLegal)", () => {

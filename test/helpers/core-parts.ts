@@ -24,7 +24,13 @@ import { countingMetrics, MutableStats } from "../../src/core/stats.js";
 import type { Dialer } from "../../src/core/transport.js";
 
 /** Builds the parts; `dialer` is needed only by the outbound part. */
-export function coreParts(o: { clock: Clock; crypto: CryptoService; dialer?: Dialer; options?: CommOptions; metrics?: Partial<CommMetrics> }) {
+export function coreParts(o: {
+  clock: Clock;
+  crypto: CryptoService;
+  dialer?: Dialer;
+  options?: CommOptions;
+  metrics?: Partial<CommMetrics>;
+}) {
   const { clock, crypto } = o;
   const config = resolveCommConfig(o.options);
   const counts = new MutableStats();

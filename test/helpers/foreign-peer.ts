@@ -11,7 +11,7 @@
  * Payloads with nonces are parsed by hand where exactness matters, because the
  * google-protobuf bindings read uint64 nonces as JS numbers.
  */
-import { createHash, createPrivateKey, sign, verify, X509Certificate, type KeyObject } from "node:crypto";
+import { createHash, createPrivateKey, type KeyObject, sign, verify, X509Certificate } from "node:crypto";
 import { createRequire } from "node:module";
 import type * as grpcTypes from "@grpc/grpc-js";
 import type * as fabricTypes from "@hyperledger/fabric-protos";

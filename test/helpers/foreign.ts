@@ -1,6 +1,6 @@
 /** Starts a ForeignPeer with throwaway material from the shared test CAs. */
 import { createPeerMaterial, type PeerMaterial } from "../../src/pki/certificates.js";
-import { ForeignDiscoveryPeer, type ForeignDiscoveryOptions } from "./foreign-discovery-peer.js";
+import { type ForeignDiscoveryOptions, ForeignDiscoveryPeer } from "./foreign-discovery-peer.js";
 import { ForeignPeer, type ForeignPeerOptions } from "./foreign-peer.js";
 import { caFor } from "./peers.js";
 

@@ -83,7 +83,11 @@ export function headersFrames(streamId: number, block: Buffer, opts: { endStream
 }
 
 /** Request headers of a gRPC GossipStream call. */
-export function grpcRequestBlock(authority: string, path = "/gossip.Gossip/GossipStream", extra: readonly (readonly [string, string])[] = []): Buffer {
+export function grpcRequestBlock(
+  authority: string,
+  path = "/gossip.Gossip/GossipStream",
+  extra: readonly (readonly [string, string])[] = [],
+): Buffer {
   return headerBlock([
     [":method", "POST"],
     [":scheme", "http"],

@@ -10,8 +10,8 @@ import { Comm, type ConnectionEvent, type PresumedDeadEvent } from "../../src/co
 import type { CommOptions } from "../../src/core/config.js";
 import type { CryptoService } from "../../src/core/crypto.js";
 import type { RemotePeer } from "../../src/core/identity.js";
-import type { CommMetrics } from "../../src/core/metrics.js";
 import { type MemoryListener, MemoryNetwork, type MemoryNetworkOptions } from "../../src/core/memory-transport.js";
+import type { CommMetrics } from "../../src/core/metrics.js";
 import type { ReceivedMessage } from "../../src/core/received-message.js";
 import type { Dialer } from "../../src/core/transport.js";
 import { VirtualClock } from "../../src/core/virtual-clock.js";
@@ -156,11 +156,7 @@ export function target(p: MemPeer): RemotePeer {
  * A test on a fresh {@link MemCluster}: the cluster is closed after the body
  * and the test fails when a stream or timer is left behind.
  */
-export function memTest(
-  name: string,
-  body: (c: MemCluster) => Promise<void>,
-  options: Omit<MemoryNetworkOptions, "clock"> = {},
-): void {
+export function memTest(name: string, body: (c: MemCluster) => Promise<void>, options: Omit<MemoryNetworkOptions, "clock"> = {}): void {
   it(name, async () => {
     const c = new MemCluster(options);
     let failed = false;

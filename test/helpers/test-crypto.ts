@@ -9,7 +9,7 @@
 import { createHash } from "node:crypto";
 import type { CryptoService } from "../../src/core/crypto.js";
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
-import { bytesEqual, parseIdentity, type PeerIdentity, type PkiId, pkiIdOfIdentity, serializeIdentity } from "../../src/core/identity.js";
+import { bytesEqual, type PeerIdentity, type PkiId, parseIdentity, pkiIdOfIdentity, serializeIdentity } from "../../src/core/identity.js";
 
 let seq = 0;
 

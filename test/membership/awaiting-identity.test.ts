@@ -5,12 +5,11 @@
 // and take them in when the identities arrive: within the pull's digest wait.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { AwaitingIdentity } from "../../src/membership/awaiting-identity.js";
 import type { ParsedAlive } from "../../src/membership/alive-message.js";
+import { AwaitingIdentity } from "../../src/membership/awaiting-identity.js";
 import { Sim } from "./sim.js";
 
-const alive = (pkiHex: string, seq: bigint): ParsedAlive =>
-  ({ pkiHex, timestamp: { incNum: 1n, seqNum: seq } }) as unknown as ParsedAlive;
+const alive = (pkiHex: string, seq: bigint): ParsedAlive => ({ pkiHex, timestamp: { incNum: 1n, seqNum: seq } }) as unknown as ParsedAlive;
 
 describe("alive messages awaiting their identity", () => {
   it("a newcomer lists a member it learned without identity within the identity pull's digest wait, not a pull interval later", async () => {
@@ -24,7 +23,10 @@ describe("alive messages awaiting their identity", () => {
     const p2 = sim.add("p2", { bootstrap: ["p0:7051"] });
     const took = await sim.clock.advanceUntil(() => p2.membership.alive().length === 2, { stepMs: 50, maxMs: 30_000 });
     const { digestWaitTimeMs, aliveTimeIntervalMs } = p2.membership.config;
-    assert.ok(took <= digestWaitTimeMs + 500, `p2 listed p1 after ${took} ms (digest wait ${digestWaitTimeMs} ms, alive interval ${aliveTimeIntervalMs} ms)`);
+    assert.ok(
+      took <= digestWaitTimeMs + 500,
+      `p2 listed p1 after ${took} ms (digest wait ${digestWaitTimeMs} ms, alive interval ${aliveTimeIntervalMs} ms)`,
+    );
     assert.ok(p2.membership.lookup(p1.comm.pkiId)?.state === "alive");
     assert.ok(p0.membership.alive().length === 2);
     await sim.close();

@@ -3,13 +3,14 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
+import { serializeGossipMessage } from "../../src/core/envelope.js";
 import { ErrorCode } from "../../src/core/errors.js";
 import {
   DataDigestSchema,
   DataRequestSchema,
   DataUpdateSchema,
-  GossipHelloSchema,
   type Envelope,
+  GossipHelloSchema,
   type GossipMessage,
   GossipMessage_Tag,
   GossipMessageSchema,
@@ -17,10 +18,9 @@ import {
   PullMsgType,
   SecretEnvelopeSchema,
 } from "../../src/gen/gossip/message_pb.js";
-import { serializeGossipMessage } from "../../src/core/envelope.js";
 import { FakeCrypto } from "../helpers/fake-crypto.js";
-import { record } from "./sim.js";
 import { alive, countingVerify, setup } from "./bad-input-kit.js";
+import { record } from "./sim.js";
 
 describe("identity pull refuses bad input", () => {
   it("identity pull: a DataUpdate with a badly signed or mismatched PeerIdentity is dropped whole", async () => {

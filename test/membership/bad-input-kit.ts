@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { create } from "@bufbuild/protobuf";
 import type { CryptoService } from "../../src/core/crypto.js";
 import { pkiIdHex } from "../../src/core/identity.js";
+import type { Dialer, WireStream } from "../../src/core/transport.js";
 import {
   type Envelope,
   GossipMessage_Tag,
@@ -16,7 +17,6 @@ import {
   MembershipResponseSchema,
 } from "../../src/gen/gossip/message_pb.js";
 import { aliveMessage, signAlive } from "../../src/membership/alive-message.js";
-import type { Dialer, WireStream } from "../../src/core/transport.js";
 import type { FakeCrypto } from "../helpers/fake-crypto.js";
 import { Sim, type SimPeer } from "./sim.js";
 

@@ -8,8 +8,8 @@ import { type Envelope, GossipMessage_Tag } from "../../src/gen/gossip/message_p
 import { aliveMessage, signAlive } from "../../src/membership/alive-message.js";
 import { noopMembershipMetrics } from "../../src/membership/metrics.js";
 import { FakeCrypto } from "../helpers/fake-crypto.js";
-import { countingDialer, record, Sim } from "./sim.js";
 import { alive, countingVerify, request, response, setup, stallableReads } from "./bad-input-kit.js";
+import { countingDialer, record, Sim } from "./sim.js";
 
 describe("membership refuses bad input", () => {
   it("an alive message signed by another identity (BadSignature)", async () => {

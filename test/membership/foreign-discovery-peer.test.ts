@@ -3,9 +3,9 @@
 // Fabric's discovery behaviour on its own, over mutual TLS on loopback.
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
-import type { ForeignDiscoveryOptions, ForeignDiscoveryPeer } from "../helpers/foreign-discovery-peer.js";
-import { startForeignDiscovery } from "../helpers/foreign.js";
 import type { PeerMaterial } from "../../src/pki/certificates.js";
+import { startForeignDiscovery } from "../helpers/foreign.js";
+import type { ForeignDiscoveryOptions, ForeignDiscoveryPeer } from "../helpers/foreign-discovery-peer.js";
 
 /** Short intervals: alive 200 ms, dead after 1 s of silence. */
 const fast: ForeignDiscoveryOptions = {

@@ -5,14 +5,14 @@
 // organization and across two with external endpoints. Intervals are short:
 // alive 200 ms, dead after 1 s of silence.
 import assert from "node:assert/strict";
-import { createServer, type AddressInfo } from "node:net";
+import { type AddressInfo, createServer } from "node:net";
 import { after, describe, it } from "node:test";
 import { pkiIdHex } from "../../src/core/identity.js";
 import type { Membership, MembershipEvent } from "../../src/membership/index.js";
 import type { PeerMaterial } from "../../src/pki/certificates.js";
 import type { GossipMembershipOptions } from "../../src/server/plugin.js";
-import type { ForeignDiscoveryOptions, ForeignDiscoveryPeer } from "../helpers/foreign-discovery-peer.js";
 import { startForeignDiscovery } from "../helpers/foreign.js";
+import type { ForeignDiscoveryOptions, ForeignDiscoveryPeer } from "../helpers/foreign-discovery-peer.js";
 import { caFor, eventually, startPeer, type TestPeer } from "../helpers/peers.js";
 
 const oursFast: GossipMembershipOptions = {

@@ -31,7 +31,8 @@ const cfg = JSON.parse(first) as MeshWorkerConfig;
 
 const apps: { app: GossipFastifyInstance; endpoint: string }[] = [];
 for (const p of cfg.peers) {
-  if (p.listen === undefined || p.tlsServer === undefined || p.tlsClient === undefined) throw new Error("mesh-worker peers listen with TLS");
+  if (p.listen === undefined || p.tlsServer === undefined || p.tlsClient === undefined)
+    throw new Error("mesh-worker peers listen with TLS");
   const endpoint = `${p.listen.host}:${p.listen.port}`;
   const cas = [...new Set(Object.values(p.trustedRoots).flat())];
   const app = await createGossipServer({
@@ -51,8 +52,14 @@ const timer = setInterval(() => {
   for (const { app, endpoint } of apps) {
     const m = app.gossipMembership;
     if (!m) continue;
-    const alive = m.alive().map((x) => x.pkiIdHex).sort();
-    const dead = m.dead().map((x) => x.pkiIdHex).sort();
+    const alive = m
+      .alive()
+      .map((x) => x.pkiIdHex)
+      .sort();
+    const dead = m
+      .dead()
+      .map((x) => x.pkiIdHex)
+      .sort();
     const key = `${alive.join(",")}|${dead.join(",")}`;
     if (last.get(endpoint) === key) continue;
     last.set(endpoint, key);

@@ -114,12 +114,18 @@ describe("membership across 4 processes (16 peers, mutual TLS, Fabric timing / 5
     const progress = setInterval(() => {
       if (process.env.MESH_DEBUG === undefined) return;
       const v = views(workers);
-      console.log(`# +${(performance.now() - lastStart).toFixed(0)} ms: ${endpoints.map((ep) => v.get(ep)?.alive.length ?? "-").join(" ")}`);
+      console.log(
+        `# +${(performance.now() - lastStart).toFixed(0)} ms: ${endpoints.map((ep) => v.get(ep)?.alive.length ?? "-").join(" ")}`,
+      );
     }, 500);
-    const convergedAt = await until(full, 40_000, "full membership").finally(() => clearInterval(progress)).catch((e: Error) => {
-      const v = views(workers);
-      throw new Error(`${e.message}; alive/dead per peer: ${endpoints.map((ep) => `${v.get(ep)?.alive.length}/${v.get(ep)?.dead.length}`).join(" ")}; stderr: ${workers.map((w) => w.stderr.slice(-2000)).join("\n")}`);
-    });
+    const convergedAt = await until(full, 40_000, "full membership")
+      .finally(() => clearInterval(progress))
+      .catch((e: Error) => {
+        const v = views(workers);
+        throw new Error(
+          `${e.message}; alive/dead per peer: ${endpoints.map((ep) => `${v.get(ep)?.alive.length}/${v.get(ep)?.dead.length}`).join(" ")}; stderr: ${workers.map((w) => w.stderr.slice(-2000)).join("\n")}`,
+        );
+      });
     const convergeMs = Math.max(0, convergedAt - lastStart);
     // Issue 11's goal is 3 alive intervals. On a quiet 2-core machine the chain
     // converges in a few intervals; under CPU contention (the rest of the suite
@@ -155,7 +161,9 @@ describe("membership across 4 processes (16 peers, mutual TLS, Fabric timing / 5
     };
     const revivedAt = await until(aliveAgain, 30_000, "the restarted peers alive again everywhere").catch((e: Error) => {
       const v = views(workers);
-      throw new Error(`${e.message}; alive/dead per peer: ${endpoints.map((ep) => `${v.get(ep)?.alive.length}/${v.get(ep)?.dead.length}`).join(" ")}; stderr: ${workers.map((w) => w.stderr.slice(-3000)).join("\n")}`);
+      throw new Error(
+        `${e.message}; alive/dead per peer: ${endpoints.map((ep) => `${v.get(ep)?.alive.length}/${v.get(ep)?.dead.length}`).join(" ")}; stderr: ${workers.map((w) => w.stderr.slice(-3000)).join("\n")}`,
+      );
     });
     const reviveMs = revivedAt - restarted.readyAt;
     const reviveBound = timing.reconnectIntervalMs + 3 * timing.aliveTimeIntervalMs;

@@ -3,9 +3,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Registry } from "prom-client";
+import { parseGossipMessage } from "../../src/core/envelope.js";
 import { pkiIdHex } from "../../src/core/identity.js";
 import { X509CryptoService } from "../../src/core/x509-crypto.js";
-import { parseGossipMessage } from "../../src/core/envelope.js";
 import type { MembershipEvent } from "../../src/membership/index.js";
 import { PrometheusMembershipMetrics } from "../../src/metrics/membership-prometheus.js";
 import { createCa, createPeerMaterial } from "../../src/pki/certificates.js";

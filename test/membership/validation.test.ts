@@ -3,8 +3,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
-import type { Logger } from "../../src/core/logger.js";
 import { pkiIdHex } from "../../src/core/identity.js";
+import type { Logger } from "../../src/core/logger.js";
 import {
   type Envelope,
   GossipMessage_Tag,
@@ -13,8 +13,8 @@ import {
   MembershipResponseSchema,
 } from "../../src/gen/gossip/message_pb.js";
 import { aliveMessage, signAlive } from "../../src/membership/alive-message.js";
-import { dataMessage } from "../helpers/peers.js";
 import { FakeCrypto } from "../helpers/fake-crypto.js";
+import { dataMessage } from "../helpers/peers.js";
 import { Sim } from "./sim.js";
 
 function alive(c: FakeCrypto, seq: bigint, o: { endpoint?: string; internal?: string } = {}): Envelope {

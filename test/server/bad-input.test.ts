@@ -129,7 +129,13 @@ describe("bytes that are not HTTP/2", () => {
   it("HTTP/1.1 to the h2c port: curl fails, the server counts it and stays alive", { skip: skipWithoutCurl }, async () => {
     const before = await refused(h2c, "malformed_frame");
     const r = await run("curl", [
-      "-sS", "--http1.1", "-H", "Content-Type: application/json", "-d", "{}", `http://${h2c.endpoint}/gossip.Gossip/Ping`,
+      "-sS",
+      "--http1.1",
+      "-H",
+      "Content-Type: application/json",
+      "-d",
+      "{}",
+      `http://${h2c.endpoint}/gossip.Gossip/Ping`,
     ]);
     assert.notEqual(r.code, 0, "an HTTP/1.1 request must not succeed on the h2c port");
     assert.notEqual(r.stdout, "{}");

@@ -61,14 +61,23 @@ describe("a client whose TCP connection is reset", () => {
     for (let i = 0; i < 5; i++) {
       const session = http2.connect(`http://${b.endpoint}`);
       session.on("error", () => {});
-      const req = session.request({ ":method": "POST", ":path": "/gossip.Gossip/GossipStream", "content-type": "application/grpc", te: "trailers" });
+      const req = session.request({
+        ":method": "POST",
+        ":path": "/gossip.Gossip/GossipStream",
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
       req.on("error", () => {});
       await new Promise<void>((r) => req.once("response", () => r()));
       (session.socket as net.Socket).resetAndDestroy(); // RST on the wire: ECONNRESET on the server
     }
     await eventually(() => b.comm.stats().unauthenticatedStreams === 0, 5000, "the streams to end");
     await new Promise((r) => setTimeout(r, 200));
-    assert.deepEqual(lines.filter((l) => l.includes("HTTP/2 session error")), [], "no session-error warnings");
+    assert.deepEqual(
+      lines.filter((l) => l.includes("HTTP/2 session error")),
+      [],
+      "no session-error warnings",
+    );
     assert.equal(await metricValue(b, "gossip_comm_refused_total", { reason: "malformed_frame" }), 0);
   });
 });

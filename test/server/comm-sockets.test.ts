@@ -5,12 +5,12 @@
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:net";
 import { describe, it } from "node:test";
-import type { Registry } from "prom-client";
 import { create, toBinary } from "@bufbuild/protobuf";
+import type { Registry } from "prom-client";
 import { receivedFrame, serializeGossipMessage } from "../../src/core/envelope.js";
-import { EnvelopeSchema, SecretEnvelopeSchema } from "../../src/gen/gossip/message_pb.js";
 import { authenticationCodes, ErrorCode, GossipError } from "../../src/core/errors.js";
 import { bytesEqual, pkiIdHex } from "../../src/core/identity.js";
+import { EnvelopeSchema, SecretEnvelopeSchema } from "../../src/gen/gossip/message_pb.js";
 import { startForeign } from "../helpers/foreign.js";
 import { must } from "../helpers/must.js";
 import { caFor, cleanupAfter, collect, dataMessage, eventually, firstMatch, startPeer, toPeer } from "../helpers/peers.js";

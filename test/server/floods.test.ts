@@ -10,17 +10,17 @@
 // legitimate peer (127.0.0.1): the handshake rate limit is per source address.
 import assert from "node:assert/strict";
 import * as http2 from "node:http2";
+import { createRequire } from "node:module";
 import { Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
-import { createRequire } from "node:module";
-import { pino } from "pino";
 import type * as fabricTypes from "@hyperledger/fabric-protos";
+import { pino } from "pino";
 import { serializeGossipMessage } from "../../src/core/envelope.js";
 import type { Logger } from "../../src/core/logger.js";
 import { createPeerMaterial } from "../../src/pki/certificates.js";
 import { ForeignPeer } from "../helpers/foreign-peer.js";
+import { grpcFrame, grpcHeaders, type RawResponse, rawRequest } from "../helpers/h2.js";
 import * as F from "../helpers/h2-frames.js";
-import { grpcFrame, grpcHeaders, rawRequest, type RawResponse } from "../helpers/h2.js";
 import { caFor, collect, dataMessage, eventually, metricValue, startPeer, type TestPeer } from "../helpers/peers.js";
 
 const fabric = createRequire(import.meta.url)("@hyperledger/fabric-protos") as typeof fabricTypes;
@@ -227,7 +227,8 @@ describe("abuse against a peer with default limits", () => {
     const t0 = performance.now();
     const sessions = [rawSession(server, "127.0.0.3"), rawSession(server, "127.0.0.3")];
     const calls: Promise<RawResponse>[] = [];
-    for (const s of sessions) for (let i = 0; i < 60; i++) calls.push(rawRequest(s, gossipPath, grpcHeaders, [], { endRequest: false, timeoutMs: 10_000 }));
+    for (const s of sessions)
+      for (let i = 0; i < 60; i++) calls.push(rawRequest(s, gossipPath, grpcHeaders, [], { endRequest: false, timeoutMs: 10_000 }));
     // A peer at another address connects (and handshakes) during the flood.
     const newcomer = await startPeer({ tls: false });
     try {
@@ -276,8 +277,14 @@ describe("abuse against a peer with default limits", () => {
       assert.equal((await otherCall).grpcStatus, 4);
       // One line per incident and address: 127.0.0.6's refusals and timeouts, 127.0.0.7's timeout.
       const lines = log.since(mark);
-      assertOneLinePerIncident(lines.filter((l) => String(l.address).startsWith("127.0.0.6")), "per-address cap");
-      assertOneLinePerIncident(lines.filter((l) => String(l.address).startsWith("127.0.0.7")), "the other address");
+      assertOneLinePerIncident(
+        lines.filter((l) => String(l.address).startsWith("127.0.0.6")),
+        "per-address cap",
+      );
+      assertOneLinePerIncident(
+        lines.filter((l) => String(l.address).startsWith("127.0.0.7")),
+        "the other address",
+      );
       assert.match(String(lines.find((l) => l.msg === "inbound stream refused")?.err), /maxUnauthenticatedStreamsPerAddress 8/);
     } finally {
       session.close();
@@ -479,7 +486,7 @@ describe("abuse against a peer with default limits", () => {
         st.on("error", () => {});
         let status: string | undefined;
         let data = 0;
-        st.on("response", (h) => (status = h["grpc-status"] as string | undefined ?? status));
+        st.on("response", (h) => (status = (h["grpc-status"] as string | undefined) ?? status));
         st.on("trailers", (t) => (status = t["grpc-status"] as string | undefined));
         st.on("data", (d: Buffer) => (data += d.length));
         st.write(grpcFrame(Buffer.from(client.connEstablish().serializeBinary())));

@@ -4,15 +4,15 @@
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
-import { GossipMessageSchema } from "../../src/gen/gossip/message_pb.js";
-import { serializeGossipMessage } from "../../src/core/envelope.js";
-import { pkiIdHex } from "../../src/core/identity.js";
-import { ErrorCode, type GossipError } from "../../src/core/errors.js";
-import { GrpcStatus, GrpcStatusError } from "../../src/grpc/status.js";
 import type { ConnectionEvent } from "../../src/core/comm.js";
+import { serializeGossipMessage } from "../../src/core/envelope.js";
+import { ErrorCode, type GossipError } from "../../src/core/errors.js";
+import { pkiIdHex } from "../../src/core/identity.js";
+import { GossipMessageSchema } from "../../src/gen/gossip/message_pb.js";
+import { GrpcStatus, GrpcStatusError } from "../../src/grpc/status.js";
 import { startForeign } from "../helpers/foreign.js";
-import { dataMessage, eventually, firstMatch, startPeer, type TestPeer } from "../helpers/peers.js";
 import type { ForeignPeer } from "../helpers/foreign-peer.js";
+import { dataMessage, eventually, firstMatch, startPeer, type TestPeer } from "../helpers/peers.js";
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -26,7 +26,10 @@ async function pair(
 ): Promise<{ ours: TestPeer; foreign: ForeignPeer }> {
   const ours = await startPeer({ tls, ...oursOpts });
   const { peer: foreign } = await startForeign({ tls, ...foreignOpts });
-  closers.push(() => ours.close(), () => foreign.close());
+  closers.push(
+    () => ours.close(),
+    () => foreign.close(),
+  );
   return { ours, foreign };
 }
 
@@ -59,7 +62,10 @@ for (const tls of [true, false]) {
       const { ours } = await pair(tls);
       const { peer: acker } = await startForeign({ tls, autoAck: "" });
       const { peer: nacker } = await startForeign({ tls, autoAck: "not today" });
-      closers.push(() => acker.close(), () => nacker.close());
+      closers.push(
+        () => acker.close(),
+        () => nacker.close(),
+      );
       const res = await ours.comm.sendWithAck(
         dataMessage(1),
         3000,
@@ -139,7 +145,7 @@ function recordConnectionEvents(comm: TestPeer["comm"]): { events: ConnectionEve
 /** Dials that survive a loaded machine (the helper's default is 1 s). */
 const slowDial = { dialTimeoutMs: 10_000 };
 
-describe("with a foreign peer that ends streams like Fabric (UNKNOWN \"EOF\" after our half-close)", () => {
+describe('with a foreign peer that ends streams like Fabric (UNKNOWN "EOF" after our half-close)', () => {
   it("our graceful close after sending is a normal close, promptly, not an error", async () => {
     const { ours, foreign } = await pair(true, { fabricEof: true }, { options: slowDial });
     const rec = recordConnectionEvents(ours.comm);

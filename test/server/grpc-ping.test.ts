@@ -2,8 +2,8 @@
 // hijack instead of connect-fastify, but still checked as a gRPC server
 // checks a unary request.
 import assert from "node:assert/strict";
-import { gzipSync } from "node:zlib";
 import { after, before, describe, it } from "node:test";
+import { gzipSync } from "node:zlib";
 import { GrpcStatus } from "../../src/grpc/status.js";
 import { connectRaw, grpcFrame, grpcHeaders, grpcMessages, rawRequest } from "../helpers/h2.js";
 import { startPeer, type TestPeer } from "../helpers/peers.js";
@@ -25,11 +25,16 @@ describe("gRPC Ping fast path", () => {
       const r = await rawRequest(s, ping, grpcHeaders, [grpcFrame(Buffer.alloc(0))]);
       assert.equal(r.headers[":status"], 200);
       assert.equal(r.grpcStatus, 0);
-      assert.deepEqual(grpcMessages(r.body).map((m) => m.message.length), [0]);
+      assert.deepEqual(
+        grpcMessages(r.body).map((m) => m.message.length),
+        [0],
+      );
       // Unknown fields of Empty are accepted, as protobuf parsers do; so is a gzip frame when announced.
       const unknown = await rawRequest(s, ping, grpcHeaders, [grpcFrame(Buffer.from([0x08, 0x01]))]);
       assert.equal(unknown.grpcStatus, 0);
-      const gz = await rawRequest(s, ping, { ...grpcHeaders, "grpc-encoding": "gzip" }, [grpcFrame(gzipSync(Buffer.alloc(0)), { flags: 1 })]);
+      const gz = await rawRequest(s, ping, { ...grpcHeaders, "grpc-encoding": "gzip" }, [
+        grpcFrame(gzipSync(Buffer.alloc(0)), { flags: 1 }),
+      ]);
       assert.equal(gz.grpcStatus, 0);
     } finally {
       s.close();

@@ -7,8 +7,8 @@ import { createHash, X509Certificate } from "node:crypto";
 import { createRequire } from "node:module";
 import { after, before, describe, it } from "node:test";
 import { serializeGossipMessage } from "../../src/core/envelope.js";
-import { GrpcStatus } from "../../src/grpc/status.js";
 import { pkiIdHex } from "../../src/core/identity.js";
+import { GrpcStatus } from "../../src/grpc/status.js";
 import { createCa, createPeerMaterial, issueCertificate } from "../../src/pki/certificates.js";
 import { ForeignPeer, peekGossipMessage } from "../helpers/foreign-peer.js";
 import { caFor, collect, dataMessage, startPeer, type TestPeer } from "../helpers/peers.js";
@@ -41,7 +41,11 @@ for (const tls of [true, false]) {
     });
 
     /** Sends `first` as the handshake, then a data message; returns what the server delivered and how the stream ended. */
-    async function attempt(peer: ForeignPeer, first: ReturnType<ForeignPeer["connEstablish"]> | "late", opts: { withClientCert?: boolean } = {}) {
+    async function attempt(
+      peer: ForeignPeer,
+      first: ReturnType<ForeignPeer["connEstablish"]> | "late",
+      opts: { withClientCert?: boolean } = {},
+    ) {
       const sub = server.comm.accept();
       const failuresBefore = server.comm.stats().handshakeFailures;
       const raw = peer.openRawStream(server.endpoint, opts);
@@ -81,8 +85,16 @@ for (const tls of [true, false]) {
     });
 
     const refusals: [string, (c: ForeignPeer) => ReturnType<ForeignPeer["connEstablish"]>, number][] = [
-      ["a signature with an extra byte", (c) => c.connEstablish({ tlsCertHash: c.tlsCertHash, mutateSignature: (s) => Uint8Array.from([...s, 0]) }), GrpcStatus.Unauthenticated],
-      ["an unsigned handshake", (c) => c.connEstablish({ tlsCertHash: c.tlsCertHash, mutateSignature: () => new Uint8Array(0) }), GrpcStatus.Unauthenticated],
+      [
+        "a signature with an extra byte",
+        (c) => c.connEstablish({ tlsCertHash: c.tlsCertHash, mutateSignature: (s) => Uint8Array.from([...s, 0]) }),
+        GrpcStatus.Unauthenticated,
+      ],
+      [
+        "an unsigned handshake",
+        (c) => c.connEstablish({ tlsCertHash: c.tlsCertHash, mutateSignature: () => new Uint8Array(0) }),
+        GrpcStatus.Unauthenticated,
+      ],
       [
         "a high-S signature",
         (c) =>
@@ -103,8 +115,16 @@ for (const tls of [true, false]) {
           }),
         GrpcStatus.Unauthenticated,
       ],
-      ["a PKI-ID that does not match the identity", (c) => c.connEstablish({ tlsCertHash: c.tlsCertHash, mutate: (conn) => conn.setPkiId(Buffer.alloc(32, 7)) }), GrpcStatus.Unauthenticated],
-      ["no PKI-ID", (c) => c.connEstablish({ tlsCertHash: c.tlsCertHash, mutate: (conn) => conn.setPkiId(new Uint8Array(0)) }), GrpcStatus.Unauthenticated],
+      [
+        "a PKI-ID that does not match the identity",
+        (c) => c.connEstablish({ tlsCertHash: c.tlsCertHash, mutate: (conn) => conn.setPkiId(Buffer.alloc(32, 7)) }),
+        GrpcStatus.Unauthenticated,
+      ],
+      [
+        "no PKI-ID",
+        (c) => c.connEstablish({ tlsCertHash: c.tlsCertHash, mutate: (conn) => conn.setPkiId(new Uint8Array(0)) }),
+        GrpcStatus.Unauthenticated,
+      ],
       [
         "a first message that is not a connection message",
         (c) =>
@@ -118,7 +138,11 @@ for (const tls of [true, false]) {
       ],
     ];
     if (tls) {
-      refusals.push(["a TLS cert hash with an extra byte", (c) => c.connEstablish({ tlsCertHash: Uint8Array.from([...c.tlsCertHash, 0]) }), GrpcStatus.Unauthenticated]);
+      refusals.push([
+        "a TLS cert hash with an extra byte",
+        (c) => c.connEstablish({ tlsCertHash: Uint8Array.from([...c.tlsCertHash, 0]) }),
+        GrpcStatus.Unauthenticated,
+      ]);
     }
 
     for (const [what, build, status] of refusals) {

@@ -19,7 +19,10 @@ describe("HTTP/2 options", () => {
     assert.equal(c.initialWindowBytes, 1024 * 1024);
     assert.equal((c as Record<string, unknown>).sendBuffSize, undefined);
     assert.throws(() => resolveHttp2Config({ maxConcurrentStreams: 1.5 }), /option maxConcurrentStreams must be a positive integer/);
-    assert.equal((resolveCommConfig({ clientKeepaliveIntervalMs: 5 } as never) as Record<string, unknown>).clientKeepaliveIntervalMs, undefined);
+    assert.equal(
+      (resolveCommConfig({ clientKeepaliveIntervalMs: 5 } as never) as Record<string, unknown>).clientKeepaliveIntervalMs,
+      undefined,
+    );
   });
 
   it("the plugin takes HTTP/2 options beside a comm it is given, and refuses the comm's own", async () => {
@@ -33,6 +36,9 @@ describe("HTTP/2 options", () => {
       options: { serverKeepaliveIntervalMs: 500, maxHeaderListBytes: 4096 },
     });
     await app.close();
-    await assert.rejects(createGossipServer({ comm, options: { sendBuffSize: 5 } }), /options sendBuffSize configure a comm the plugin creates/);
+    await assert.rejects(
+      createGossipServer({ comm, options: { sendBuffSize: 5 } }),
+      /options sendBuffSize configure a comm the plugin creates/,
+    );
   });
 });

@@ -53,7 +53,10 @@ after(async () => {
 /** Spawns the client and resolves with its local port once its stream was answered. */
 function spawnClient(url: string, ms = 5000): Promise<{ proc: ChildProcess; port: number }> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, ["-e", childScript], { env: { ...process.env, GOSSIP_URL: url }, stdio: ["ignore", "pipe", "inherit"] });
+    const proc = spawn(process.execPath, ["-e", childScript], {
+      env: { ...process.env, GOSSIP_URL: url },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
     const timer = setTimeout(() => reject(new Error(`client not ready within ${ms}ms`)), ms);
     let out = "";
     proc.stdout?.on("data", (d: Buffer) => {

@@ -20,7 +20,12 @@ describe("logging", () => {
     });
     const m = createPeerMaterial({ mspId: "Org1MSP" });
     const app = await createGossipServer({
-      identity: { mspId: "Org1MSP", certificate: m.identity.certPem, privateKey: m.identity.keyPem, trustedRoots: { Org1MSP: [m.ca.certPem] } },
+      identity: {
+        mspId: "Org1MSP",
+        certificate: m.identity.certPem,
+        privateKey: m.identity.keyPem,
+        trustedRoots: { Org1MSP: [m.ca.certPem] },
+      },
       loggerInstance: pino({ level: "info" }, sink),
     });
     await app.listen({ host: "127.0.0.1", port: 0 });
@@ -34,6 +39,9 @@ describe("logging", () => {
       client.close();
       await app.close();
     }
-    assert.ok(lines.some((l) => /Server listening/.test(l.msg ?? "")), "the logger was wired (control)");
+    assert.ok(
+      lines.some((l) => /Server listening/.test(l.msg ?? "")),
+      "the logger was wired (control)",
+    );
   });
 });

@@ -3,9 +3,9 @@
 // metrics in the comm's registry, and stops before the comm on close.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { PeerDialer } from "../../src/client/dialer.js";
 import { Comm } from "../../src/core/comm.js";
 import { X509CryptoService } from "../../src/core/x509-crypto.js";
-import { PeerDialer } from "../../src/client/dialer.js";
 import { createPeerMaterial } from "../../src/pki/certificates.js";
 import { createGossipServer } from "../../src/server/create-server.js";
 import { caFor, cleanupAfter, eventually, metricValue } from "../helpers/peers.js";

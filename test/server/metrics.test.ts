@@ -145,14 +145,25 @@ describe("/metrics after real traffic", () => {
     assert.equal(sample(body, "gossip_comm_messages_sent"), 3);
     assert.equal(sample(body, "gossip_comm_messages_received"), 3);
     assert.equal(sample(body, "gossip_comm_overflow_count"), 2); // 8 sends, 6 held in front of the dial
-    for (const name of ["gossip_comm_unauthenticated_streams", "gossip_comm_send_buffer_messages", "gossip_comm_refused_total", "gossip_comm_pending_acks"]) {
+    for (const name of [
+      "gossip_comm_unauthenticated_streams",
+      "gossip_comm_send_buffer_messages",
+      "gossip_comm_refused_total",
+      "gossip_comm_pending_acks",
+    ]) {
       assert.match(body, new RegExp(`^# TYPE ${name} `, "m"), `${name} is exported`);
     }
 
     // Logs: every line about a peer names its address; lines after a handshake also its PKI-ID.
     const peerLines = lines.filter((l) => l.pkiId !== undefined || l.address !== undefined);
-    assert.ok(peerLines.some((l) => l.msg === "handshake failed"), "the refused handshake was logged");
-    assert.ok(peerLines.some((l) => l.msg === "peer presumed dead"), "presumed dead was logged");
+    assert.ok(
+      peerLines.some((l) => l.msg === "handshake failed"),
+      "the refused handshake was logged",
+    );
+    assert.ok(
+      peerLines.some((l) => l.msg === "peer presumed dead"),
+      "presumed dead was logged",
+    );
     for (const l of peerLines) assert.ok(typeof l.address === "string" && l.address.length > 0, `address on "${l.msg}"`);
     for (const l of lines.filter((x) => x.pkiId !== undefined)) assert.match(String(l.pkiId), /^[0-9a-f]*$/, `hex PKI-ID on "${l.msg}"`);
     const dead = lines.find((l) => l.msg === "peer presumed dead");

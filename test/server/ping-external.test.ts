@@ -44,8 +44,14 @@ function curlOut(stdout: string): { body: string; status: string; version: strin
 describe("curl", { skip: skipWithoutCurl }, () => {
   it("h2c prior knowledge: POST /gossip.Gossip/Ping with {} answers {} over HTTP/2", async () => {
     const r = await run("curl", [
-      "-sS", "--http2-prior-knowledge", "-H", "Content-Type: application/json", "-d", "{}",
-      "-w", "\n%{http_code} %{http_version}",
+      "-sS",
+      "--http2-prior-knowledge",
+      "-H",
+      "Content-Type: application/json",
+      "-d",
+      "{}",
+      "-w",
+      "\n%{http_code} %{http_version}",
       `http://${h2c.endpoint}/gossip.Gossip/Ping`,
     ]);
     assert.equal(r.code, 0, r.stderr);
@@ -54,9 +60,19 @@ describe("curl", { skip: skipWithoutCurl }, () => {
 
   it("TLS with --cacert/--cert/--key answers {} over HTTP/2", async () => {
     const r = await run("curl", [
-      "-sS", "--cacert", pem.ca, "--cert", pem.cert, "--key", pem.key,
-      "-H", "Content-Type: application/json", "-d", "{}",
-      "-w", "\n%{http_code} %{http_version}",
+      "-sS",
+      "--cacert",
+      pem.ca,
+      "--cert",
+      pem.cert,
+      "--key",
+      pem.key,
+      "-H",
+      "Content-Type: application/json",
+      "-d",
+      "{}",
+      "-w",
+      "\n%{http_code} %{http_version}",
       `https://${tlsPeer.endpoint}/gossip.Gossip/Ping`,
     ]);
     assert.equal(r.code, 0, r.stderr);
@@ -65,7 +81,12 @@ describe("curl", { skip: skipWithoutCurl }, () => {
 
   it("TLS without trusting the CA fails (control: --cacert above is what made it work)", async () => {
     const r = await run("curl", [
-      "-sS", "-H", "Content-Type: application/json", "-d", "{}", `https://${tlsPeer.endpoint}/gossip.Gossip/Ping`,
+      "-sS",
+      "-H",
+      "Content-Type: application/json",
+      "-d",
+      "{}",
+      `https://${tlsPeer.endpoint}/gossip.Gossip/Ping`,
     ]);
     assert.notEqual(r.code, 0);
     assert.notEqual(r.stdout, "{}");
@@ -83,8 +104,18 @@ describe("buf curl (gRPC, schema from server reflection)", () => {
 
   it("Ping works over TLS with a client certificate", async () => {
     const r = await run(buf, [
-      "curl", "--protocol", "grpc", "--cacert", pem.ca, "--cert", pem.cert, "--key", pem.key,
-      "-d", "{}", `https://${tlsPeer.endpoint}/gossip.Gossip/Ping`,
+      "curl",
+      "--protocol",
+      "grpc",
+      "--cacert",
+      pem.ca,
+      "--cert",
+      pem.cert,
+      "--key",
+      pem.key,
+      "-d",
+      "{}",
+      `https://${tlsPeer.endpoint}/gossip.Gossip/Ping`,
     ]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.trim(), "{}");
@@ -113,7 +144,12 @@ describe("buf curl (gRPC, schema from server reflection)", () => {
     assert.equal(list.code, 0, list.stderr);
     assert.ok(list.stdout.split("\n").includes("gossip.Gossip"), list.stdout);
     const ping = await run(buf, [
-      ...grpcH2c, "--reflect-protocol", "grpc-v1alpha", "-d", "{}", `http://${h2c.endpoint}/gossip.Gossip/Ping`,
+      ...grpcH2c,
+      "--reflect-protocol",
+      "grpc-v1alpha",
+      "-d",
+      "{}",
+      `http://${h2c.endpoint}/gossip.Gossip/Ping`,
     ]);
     assert.equal(ping.code, 0, ping.stderr);
     assert.equal(ping.stdout.trim(), "{}");

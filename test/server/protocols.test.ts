@@ -81,9 +81,7 @@ for (const tls of [false, true]) {
         const conn = msg.content.case === "conn" ? msg.content.value : undefined;
         assert.equal(hex(conn?.pkiId ?? new Uint8Array(0)), hex(peer.comm.pkiId));
         assert.ok(env.signature.length > 0, "the ConnEstablish is signed");
-        const certHash = tls
-          ? createHash("sha256").update(new X509Certificate(peer.material.tlsServer.certPem).raw).digest("hex")
-          : "";
+        const certHash = tls ? createHash("sha256").update(new X509Certificate(peer.material.tlsServer.certPem).raw).digest("hex") : "";
         assert.equal(hex(conn?.tlsCertHash ?? new Uint8Array(0)), certHash);
       });
     }

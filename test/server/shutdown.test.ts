@@ -120,7 +120,10 @@ describe("graceful shutdown", () => {
   it("app.close() of two connected idle peers whose comms the application owns takes milliseconds; the connection closes without error", async () => {
     // The README's embedding: each comm is built by the application and given to its server.
     const [a, b] = await Promise.all([startPeer({ wrapDialer: (d) => d }), startPeer({ wrapDialer: (d) => d })]);
-    cleanups.push(() => a.close(), () => b.close());
+    cleanups.push(
+      () => a.close(),
+      () => b.close(),
+    );
     const closes: { side: string; error: unknown }[] = [];
     const watch = (side: string, comm: typeof a.comm) =>
       (async () => {
@@ -135,38 +138,38 @@ describe("graceful shutdown", () => {
     const ms = performance.now() - t0;
     assert.ok(ms < 500, `closing both apps took ${Math.round(ms)} ms`);
     await eventually(() => closes.length === 2, 2000, "both sides saw the connection close");
-    assert.deepEqual(closes.map((c) => c.error), [undefined, undefined]);
+    assert.deepEqual(
+      closes.map((c) => c.error),
+      [undefined, undefined],
+    );
     await Promise.all([a.comm.stop(), b.comm.stop()]);
     await Promise.all(watching);
   });
 
-  it(
-    "app.close() completes while a subscription is not being read",
-    async () => {
-      const drainTimeoutMs = 500;
-      const b = await startPeer({ tls: false, options: { drainTimeoutMs } });
-      const a = await startPeer({ tls: false });
-      cleanups.push(() => a.close());
-      const sub = b.comm.accept(); // never read: deliveries block once its buffer is full
-      let closing: Promise<void> | undefined;
-      try {
-        const to = { endpoint: b.endpoint, pkiId: b.comm.pkiId };
-        await a.comm.send(dataMessage(0), to);
-        await eventually(() => b.comm.connections().length === 1, 5000, "a → b connected");
-        for (let i = 1; i <= 200 && b.comm.stats().messagesReceived <= b.comm.config.acceptBuffSize; i++) {
-          void a.comm.send(dataMessage(i), to);
-          if (i % 10 === 0) await new Promise((r) => setTimeout(r, 5));
-        }
-        await eventually(() => b.comm.stats().messagesReceived > b.comm.config.acceptBuffSize, 5000, "b's subscription to fill");
-        const t0 = performance.now();
-        closing = b.app.close();
-        const result = await Promise.race([closing.then(() => "closed" as const), timeout(drainTimeoutMs + 2000)]);
-        assert.equal(result, "closed", `app.close() still pending after ${Math.round(performance.now() - t0)} ms`);
-      } finally {
-        // Release the blocked delivery so that the close can finish either way, bounded.
-        sub.close();
-        await Promise.race([closing ?? b.app.close(), timeout(5000)]);
+  it("app.close() completes while a subscription is not being read", async () => {
+    const drainTimeoutMs = 500;
+    const b = await startPeer({ tls: false, options: { drainTimeoutMs } });
+    const a = await startPeer({ tls: false });
+    cleanups.push(() => a.close());
+    const sub = b.comm.accept(); // never read: deliveries block once its buffer is full
+    let closing: Promise<void> | undefined;
+    try {
+      const to = { endpoint: b.endpoint, pkiId: b.comm.pkiId };
+      await a.comm.send(dataMessage(0), to);
+      await eventually(() => b.comm.connections().length === 1, 5000, "a → b connected");
+      for (let i = 1; i <= 200 && b.comm.stats().messagesReceived <= b.comm.config.acceptBuffSize; i++) {
+        void a.comm.send(dataMessage(i), to);
+        if (i % 10 === 0) await new Promise((r) => setTimeout(r, 5));
       }
-    },
-  );
+      await eventually(() => b.comm.stats().messagesReceived > b.comm.config.acceptBuffSize, 5000, "b's subscription to fill");
+      const t0 = performance.now();
+      closing = b.app.close();
+      const result = await Promise.race([closing.then(() => "closed" as const), timeout(drainTimeoutMs + 2000)]);
+      assert.equal(result, "closed", `app.close() still pending after ${Math.round(performance.now() - t0)} ms`);
+    } finally {
+      // Release the blocked delivery so that the close can finish either way, bounded.
+      sub.close();
+      await Promise.race([closing ?? b.app.close(), timeout(5000)]);
+    }
+  });
 });

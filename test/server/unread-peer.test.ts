@@ -4,11 +4,11 @@
 // like this; it held the chaos suite's close() past 12 s.)
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
-import { gossipMessage, encodeEnvelope, signMessage } from "../../src/core/envelope.js";
+import { encodeEnvelope, gossipMessage, signMessage } from "../../src/core/envelope.js";
 import { X509CryptoService } from "../../src/core/x509-crypto.js";
 import { createPeerMaterial } from "../../src/pki/certificates.js";
-import { FrameType, frame, grpcRequestBlock, headersFrames, RawH2Connection, settings } from "../helpers/h2-frames.js";
 import { grpcFrame } from "../helpers/h2.js";
+import { FrameType, frame, grpcRequestBlock, headersFrames, RawH2Connection, settings } from "../helpers/h2-frames.js";
 import { caFor, dataMessage, eventually, startPeer, type TestPeer } from "../helpers/peers.js";
 
 const cleanups: (() => unknown)[] = [];

@@ -10,7 +10,9 @@ if (!Number.isFinite(seconds) || seconds < 20) throw new Error(`SOAK_SECONDS mus
 after(killAllWorkers);
 
 describe(`soak (${seconds} s)`, () => {
-  it("32 peers, 4 processes, full mesh: resources flat after warm-up, no unexpected error, nothing lost", { timeout: (seconds + 180) * 1000 }, async () => {
+  it("32 peers, 4 processes, full mesh: resources flat after warm-up, no unexpected error, nothing lost", {
+    timeout: (seconds + 180) * 1000,
+  }, async () => {
     const r = await runSoak(seconds);
     console.log(JSON.stringify({ test: "soak", ...r }));
   });

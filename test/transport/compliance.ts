@@ -311,7 +311,10 @@ export function describeTransport(name: string, factory: () => Promise<Transport
     it("gives the stream's deadline: the client's reader fails with HandshakeTimeout, the server's with Canceled", async () => {
       const started = Date.now();
       const p = await pair({ streamTimeoutMs: 300 });
-      const [c, s] = await Promise.all([rejection(readAll(p.client), wait, "client reading"), rejection(readAll(p.server), wait, "server reading")]);
+      const [c, s] = await Promise.all([
+        rejection(readAll(p.client), wait, "client reading"),
+        rejection(readAll(p.server), wait, "server reading"),
+      ]);
       assert.ok(Date.now() - started >= 250, "the deadline fired early");
       assert.equal(c.code, ErrorCode.HandshakeTimeout, c.message);
       assert.equal(s.code, ErrorCode.Canceled, s.message);

@@ -7,10 +7,10 @@
  */
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { decodeEnvelope } from "../../src/core/envelope.js";
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
 import type { WireStream } from "../../src/core/transport.js";
 import { type Envelope, Gossip } from "../../src/gen/gossip/message_pb.js";
-import { decodeEnvelope } from "../../src/core/envelope.js";
 import { errorCodeTrailer, errorFromGrpcStatus } from "../../src/grpc/status.js";
 
 interface Pending {
@@ -28,7 +28,9 @@ interface Pending {
  */
 class CancellingSessionManager extends Http2SessionManager {
   nextSignal: AbortSignal | undefined;
-  override request(...[method, path, headers, options]: Parameters<Http2SessionManager["request"]>): ReturnType<Http2SessionManager["request"]> {
+  override request(
+    ...[method, path, headers, options]: Parameters<Http2SessionManager["request"]>
+  ): ReturnType<Http2SessionManager["request"]> {
     const signal = this.nextSignal;
     this.nextSignal = undefined;
     return super.request(method, path, headers, {
@@ -140,7 +142,10 @@ export function connectProtocolStream(
         }
       }
       if (timeoutMs !== undefined) {
-        const timer = setTimeout(() => abort(new GossipError(ErrorCode.HandshakeTimeout, `stream exceeded its ${timeoutMs}ms deadline`)), timeoutMs);
+        const timer = setTimeout(
+          () => abort(new GossipError(ErrorCode.HandshakeTimeout, `stream exceeded its ${timeoutMs}ms deadline`)),
+          timeoutMs,
+        );
         void closed.then(() => clearTimeout(timer));
       }
       return {

@@ -7,8 +7,8 @@
  * client stream (connect-node's Connect transport, connect-client.ts).
  */
 import { X509Certificate } from "node:crypto";
-import { createServer, type Server, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
+import { createServer, type Server, type Socket } from "node:net";
 import { PeerDialer } from "../../src/client/dialer.js";
 import type { Comm } from "../../src/core/comm.js";
 import { resolveCommConfig } from "../../src/core/config.js";
@@ -16,7 +16,7 @@ import type { WireStream } from "../../src/core/transport.js";
 import { createPeerMaterial } from "../../src/pki/certificates.js";
 import { createGossipServer } from "../../src/server/create-server.js";
 import { caFor } from "../helpers/peers.js";
-import { type TransportHarness, certHash, within } from "./compliance.js";
+import { certHash, type TransportHarness, within } from "./compliance.js";
 import { connectProtocolStream } from "./connect-client.js";
 
 const dialTimeoutMs = 500;

@@ -62,11 +62,7 @@ export const handshakeCommand: Command = {
     } catch {
       // Not an X.509 identity: print what we have.
     }
-    processOutput(v.json).record(
-      "authenticated",
-      { endpoint, pkiId: pkiIdHex(remote.pkiId), mspId, subject, issuer, validTo },
-      "result",
-    );
+    processOutput(v.json).record("authenticated", { endpoint, pkiId: pkiIdHex(remote.pkiId), mspId, subject, issuer, validTo }, "result");
     return 0;
   },
 };

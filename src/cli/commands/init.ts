@@ -51,7 +51,10 @@ export const initCommand: Command = {
     const mspId = v["msp-id"];
     if (mspId === undefined) throw usageError("missing --msp-id ORG", "write for example --msp-id Org1MSP");
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(mspId)) {
-      throw usageError(`--msp-id must be 1 to 64 letters, digits, '.', '_' or '-', got ${JSON.stringify(mspId)}`, "write for example --msp-id Org1MSP");
+      throw usageError(
+        `--msp-id must be 1 to 64 letters, digits, '.', '_' or '-', got ${JSON.stringify(mspId)}`,
+        "write for example --msp-id Org1MSP",
+      );
     }
     if (v.out === undefined) throw usageError("missing --out DIR", "write for example --out ./peer1");
     const sans = listOf(v.san);

@@ -45,7 +45,11 @@ export const probeCommand: Command = {
     } finally {
       await comm.stop();
     }
-    processOutput(v.json).record("alive", { endpoint, tls: setup.tls, ms: Math.round((performance.now() - started) * 100) / 100 }, "result");
+    processOutput(v.json).record(
+      "alive",
+      { endpoint, tls: setup.tls, ms: Math.round((performance.now() - started) * 100) / 100 },
+      "result",
+    );
     return 0;
   },
 };

@@ -2,9 +2,9 @@
 import { randomBytes } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import type { Comm, PresumedDeadEvent } from "../../core/comm.js";
+import { gossipMessage } from "../../core/envelope.js";
 import { ErrorCode, GossipError } from "../../core/errors.js";
 import { pkiIdHex, type RemotePeer } from "../../core/identity.js";
-import { gossipMessage } from "../../core/envelope.js";
 import { DataMessageSchema, type GossipMessage, PayloadSchema } from "../../gen/gossip/message_pb.js";
 import { maxUint64, parseCommandLine, parseHostPort, parseInteger, parseNonce, parsePkiId } from "../args.js";
 import { type Command, dialFlagsHelp } from "../command.js";
@@ -112,7 +112,10 @@ async function sendPlain(comm: Comm, peer: RemotePeer, messages: readonly Gossip
       const deadline = Date.now() + sendDeadlineMs;
       while (comm.stats().messagesSent < messages.length) {
         if (Date.now() > deadline) {
-          throw failure(`messages to ${peer.endpoint} were not written within ${sendDeadlineMs / 1000} s`, "check the peer's log; it may not be reading its streams");
+          throw failure(
+            `messages to ${peer.endpoint} were not written within ${sendDeadlineMs / 1000} s`,
+            "check the peer's log; it may not be reading its streams",
+          );
         }
         await new Promise((r) => setTimeout(r, 10));
       }
@@ -140,7 +143,10 @@ export const sendCommand: Command = {
     const pkiId = v["pki-id"] !== undefined ? parsePkiId(v["pki-id"]) : undefined;
     const count = v.count !== undefined ? parseInteger("--count", v.count, 1, 1_000_000) : 1;
     if (v.ack && v.nonce !== undefined) {
-      throw usageError("--nonce cannot be combined with --ack", "drop --nonce: sendWithAck draws a fresh random nonce for every message (Fabric's behaviour)");
+      throw usageError(
+        "--nonce cannot be combined with --ack",
+        "drop --nonce: sendWithAck draws a fresh random nonce for every message (Fabric's behaviour)",
+      );
     }
     if (!v.ack && v.timeout !== undefined) throw usageError("--timeout applies only with --ack", "add --ack, or drop --timeout");
     const timeoutMs = v.timeout !== undefined ? parseInteger("--timeout", v.timeout, 1, 600_000) : defaultAckTimeoutMs;
@@ -148,7 +154,10 @@ export const sendCommand: Command = {
     if (v.nonce !== undefined) {
       firstNonce = parseNonce(v.nonce);
       if (firstNonce + BigInt(count - 1) > maxUint64) {
-        throw usageError(`--nonce ${firstNonce} + --count ${count} runs past the largest 64-bit nonce ${maxUint64}`, "pick a smaller --nonce or --count");
+        throw usageError(
+          `--nonce ${firstNonce} + --count ${count} runs past the largest 64-bit nonce ${maxUint64}`,
+          "pick a smaller --nonce or --count",
+        );
       }
     } else {
       firstNonce = randomBytes(8).readBigUInt64BE();
@@ -176,7 +185,14 @@ export const sendCommand: Command = {
       }
       out.record(
         "sent",
-        { endpoint, pkiId: conns.remote, count, firstNonce, lastNonce: (firstNonce + BigInt(count - 1)) & maxUint64, dataBytes: data.length },
+        {
+          endpoint,
+          pkiId: conns.remote,
+          count,
+          firstNonce,
+          lastNonce: (firstNonce + BigInt(count - 1)) & maxUint64,
+          dataBytes: data.length,
+        },
         "result",
       );
       return 0;
@@ -213,7 +229,17 @@ export const sendCommand: Command = {
     if (successes > 0) summary.successes = successes;
     out.record(
       "acknowledged",
-      { endpoint, pkiId: conns.remote, count, attempted, successes, failed: attempted - successes, notSent: count - attempted, ok: successes === count, summary: JSON.stringify(summary) },
+      {
+        endpoint,
+        pkiId: conns.remote,
+        count,
+        attempted,
+        successes,
+        failed: attempted - successes,
+        notSent: count - attempted,
+        ok: successes === count,
+        summary: JSON.stringify(summary),
+      },
       "result",
     );
     if (firstError !== undefined) {
