@@ -16,6 +16,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { profileMarkdown, summarizeProfile } from "./profile.mjs";
+import { w9Plan, w9Report, w9Summary } from "./w9.mjs";
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
 const root = path.dirname(benchDir);
@@ -48,7 +49,7 @@ const profile = flag("profile");
 const tls = !flag("h2c");
 const useTsx = flag("tsx");
 const note = option("note") ?? "";
-const allWorkloads = ["W1", "W2", "W3", "W4", "W5", "W6", "W7"];
+const allWorkloads = ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W9"];
 const only = new Set((option("only") ?? (profile ? "W1,W2" : allWorkloads.join(","))).split(",").map((s) => s.trim().toUpperCase()));
 const allStacks = ["raw", "rawpb", "grpc", "gossip", "go"];
 const stackFilter = new Set((option("stacks") ?? (profile ? "gossip" : allStacks.join(","))).split(",").map((s) => s.trim()));
@@ -480,6 +481,8 @@ function cellsPlan() {
   for (const fan of P.fanout.peers) add("W5", ["raw", "grpc", "gossip"], (st) => fanoutCell(st, fan), `x${fan}`);
   add("W6", ["raw", "grpc", "gossip", "go"], setupCell);
   add("W7", ["raw", "grpc", "gossip", "go"], memoryCell);
+  // W9 (membership cost) is gossip-connect only; bench/w9.mjs plans and reports it.
+  if (only.has("W9") && stackFilter.has("gossip")) plan.push(...w9Plan({ quick, spawnWorker, withWorkers }));
   return plan;
 }
 
@@ -790,6 +793,7 @@ function markdown(result) {
     ...G.map((g) => `| ${g.goal} | ${g.key} | ${g.target} | ${g.value ?? "-"} | ${g.pass === null ? "-" : g.pass ? "yes" : "no"} |`),
     "",
   ];
+  if (result.w9) lines.push(result.w9.markdown);
   if (result.errors.length > 0) lines.push("## Errors", "", ...result.errors.map((e) => `- ${e.cell}: ${e.error.split("\n")[0]}`), "");
   if (result.profile) lines.push("## CPU profiles (gossip-connect)", "", result.profile);
   return lines.join("\n");
@@ -837,6 +841,11 @@ async function main() {
   const rows = tableRows(W);
   const R = flatRatios(W, rows);
   const G = goals(R);
+  const w9 = w9Report(W);
+  if (w9) {
+    Object.assign(R, w9.ratios);
+    G.push(...w9.goals);
+  }
   mach.loadavgEnd = os.loadavg().map((x) => Math.round(x * 100) / 100);
   const result = {
     date: new Date(startedAt).toISOString(),
@@ -854,6 +863,7 @@ async function main() {
     workloads: W,
     errors,
   };
+  if (w9) result.w9 = { rows: w9.rows, markdown: w9.markdown };
   if (profileDir) {
     const files = readdirSync(profileDir).filter((f) => f.endsWith(".cpuprofile")).sort();
     const parts = [];
@@ -869,6 +879,7 @@ async function main() {
   console.log("");
   console.log(textTable(rows));
   console.log("");
+  if (w9) console.log(`W9 membership cost (per peer per alive interval):\n${w9.text}\n`);
   console.log("ratios:", JSON.stringify(R, null, 1).replace(/\n\s*/g, " "));
   const unmet = G.filter((g) => g.pass === false).map((g) => g.goal);
   console.log(`goals met: ${G.filter((g) => g.pass).length}/${G.filter((g) => g.pass !== null).length}${unmet.length ? `; not met: ${unmet.join("; ")}` : ""}`);
@@ -901,6 +912,8 @@ function summaryOf(w, c) {
       return `p50 ${fmt(c.sequential.median.p50)} us, ${c.storm.runs[0]?.peers} at once p50 ${fmt(c.storm.median.p50)} us, all in ${fmt(c.storm.median.totalMs)} ms`;
     case "W7":
       return `${fmt(c.perConnection.rss)} B RSS/conn, ${fmt(c.perConnection.heapUsed)} B heap/conn, stall trend ${fmt(c.stall.growthPct)}% (step ${fmt(c.stall.stepPct)}%), ack p50 ${fmt(c.ack.median.p50)} us`;
+    case "W9":
+      return w9Summary(c);
     default:
       return "";
   }
