@@ -63,14 +63,22 @@ export async function membershipPeers(init: Init): Promise<WorkerSpec> {
     let messages = 0;
     let bytes = 0;
     let connections = 0;
+    let dropped = 0;
+    let overflow = 0;
+    let handshakeFailures = 0;
+    const refused: Record<string, number> = {};
     for (const p of peers) {
       if (!p.alive) continue;
       const s = p.app.gossip.stats();
       messages += s.messagesSent;
       bytes += s.bytesSent;
       connections += s.connections.inbound + s.connections.outbound;
+      dropped += s.dropped;
+      overflow += s.overflow;
+      handshakeFailures += s.handshakeFailures;
+      for (const [k, v] of Object.entries(p.membership?.stats().refused ?? {})) refused[k] = (refused[k] ?? 0) + v;
     }
-    return { messages, bytes, connections };
+    return { messages, bytes, connections, dropped, overflow, handshakeFailures, refused };
   };
 
   return {
