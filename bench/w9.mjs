@@ -16,12 +16,13 @@ const fabric = { aliveMs: 5000, pullMs: 4000, propagate: 3, pull: 3 };
  * The simulation's cost grows as N^2 (each peer handles ~3N alive messages
  * per interval and ends up connected to every other peer), so the default
  * full run stops at 200 peers; `--w9-peers=500,1000` adds larger simulations
- * (outside the 15-minute budget), `--w9-cells=sim100,tls64` selects cells.
+ * (outside the 15-minute budget), `--w9-cells=sim100,tls64` selects cells,
+ * `--w9-tls=2,8,1` gives the TLS cell another shape (processes, peers each, factor).
  */
 export function w9Params(quick, argv = process.argv.slice(2)) {
   const opt = (name) => argv.find((x) => x.startsWith(`--${name}=`))?.slice(name.length + 3);
   const P = quick
-    ? { sim: [{ peers: 100, crypto: "fake", intervals: 2, death: true }], tls: null }
+    ? { sim: [{ peers: 100, crypto: "fake", intervals: 1, death: false }], tls: null }
     : {
         sim: [
           { peers: 100, crypto: "fake", intervals: 4, death: true },
@@ -31,6 +32,9 @@ export function w9Params(quick, argv = process.argv.slice(2)) {
         tls: { procs: 4, perProc: 16, factor: 1, intervals: 3, maxIntervals: 12 },
       };
   for (const n of (opt("w9-peers") ?? "").split(",").filter(Boolean)) P.sim.push({ peers: Number(n), crypto: "fake", intervals: 1, death: false });
+  // --w9-tls=procs,perProc,factor: another shape of the TLS cell (e.g. 2,8,1).
+  const tlsShape = opt("w9-tls")?.split(",").map(Number);
+  if (tlsShape?.length === 3 && tlsShape.every((x) => x > 0)) P.tls = { ...(P.tls ?? { intervals: 3, maxIntervals: 12 }), procs: tlsShape[0], perProc: tlsShape[1], factor: tlsShape[2] };
   return { ...P, cells: opt("w9-cells")?.split(",") };
 }
 
