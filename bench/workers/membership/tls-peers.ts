@@ -21,6 +21,12 @@ import type { Init, Json, WorkerSpec } from "../common/ipc.js";
 import { memory } from "../common/ipc.js";
 import { material, MSP_ID } from "../common/util.js";
 
+/** Waits for `p`, at most `ms`. */
+function bounded(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p.then(() => undefined), new Promise<void>((r) => (timer = setTimeout(r, ms)))]).finally(() => clearTimeout(timer));
+}
+
 interface Peer {
   readonly app: GossipFastifyInstance;
   readonly endpoint: string;
@@ -137,15 +143,17 @@ export async function membershipPeers(init: Init): Promise<WorkerSpec> {
         return out;
       },
       kill: async (a): Promise<Json> => {
+        // A crash: no goodbye. The server stops listening and the comm cuts its connections; a graceful
+        // HTTP/2 close could wait for peers that keep redialling, so it is not awaited past a bound.
         const p = peers[a.num("index")] as Peer;
         p.alive = false;
         await p.membership?.stop();
-        await p.app.close();
+        await bounded(Promise.all([p.app.gossip.stop(), p.app.close()]), 3000);
         return null;
       },
       close: async (): Promise<Json> => {
         await Promise.all(peers.filter((p) => p.alive).map((p) => p.membership?.stop()));
-        await Promise.all(peers.filter((p) => p.alive).map((p) => p.app.close()));
+        await bounded(Promise.all(peers.filter((p) => p.alive).map((p) => p.app.close())), 5000);
         return null;
       },
     },
