@@ -32,10 +32,12 @@ export function w9Params(quick, argv = process.argv.slice(2)) {
         ],
         tls: { procs: 4, perProc: 16, factor: 1, intervals: 3, maxIntervals: 12 },
       };
-  for (const n of (opt("w9-peers") ?? "").split(",").filter(Boolean)) P.sim.push({ peers: Number(n), crypto: "fake", intervals: 1, death: false });
+  for (const n of (opt("w9-peers") ?? "").split(",").filter(Boolean))
+    P.sim.push({ peers: Number(n), crypto: "fake", intervals: 1, death: false });
   // --w9-tls=procs,perProc,factor: another shape of the TLS cell (e.g. 2,8,1).
   const tlsShape = opt("w9-tls")?.split(",").map(Number);
-  if (tlsShape?.length === 3 && tlsShape.every((x) => x > 0)) P.tls = { ...(P.tls ?? { intervals: 3, maxIntervals: 12 }), procs: tlsShape[0], perProc: tlsShape[1], factor: tlsShape[2] };
+  if (tlsShape?.length === 3 && tlsShape.every((x) => x > 0))
+    P.tls = { ...(P.tls ?? { intervals: 3, maxIntervals: 12 }), procs: tlsShape[0], perProc: tlsShape[1], factor: tlsShape[2] };
   return { ...P, cells: opt("w9-cells")?.split(",") };
 }
 
@@ -58,18 +60,32 @@ async function simCell(spawnWorker, withWorkers, s) {
   // Real-time bounds grow with N^2 (every peer hears every alive ~3 times).
   const maxRealS = Math.max(60, Math.round((s.peers / 100) ** 2 * 40));
   const ms = maxRealS * 1000 + 30_000;
-  return withWorkers([[`w9-sim-${s.peers}-${s.crypto}`, "membership", "sim", { peers: s.peers, crypto: s.crypto, maxRealS }, ["--expose-gc"]]], async ([w]) => {
-    const start = await w.call("start", {}, ms);
-    const converge = await w.call("converge", { maxIntervals: 12, stepMs: 250 }, ms);
-    // One interval to let the last syncs and identity pulls of the join settle.
-    await w.call("measure", { intervals: 1 }, ms);
-    const steady = await w.call("measure", { intervals: s.intervals }, ms);
-    const mem = await w.call("memory", {}, ms);
-    // A death is seen after the 25 s expiration: 5+ intervals of N^2 work, so only where it is cheap.
-    const death = s.death ? await w.call("death", { maxIntervals: 12, stepMs: 250 }, ms) : null;
-    const viewMem = await w.call("viewMemory", {}, ms);
-    return { transport: "memory", timing: "Fabric defaults (virtual clock)", peers: s.peers, crypto: s.crypto, start, converge, steady, mem, viewMem, death };
-  });
+  return withWorkers(
+    [[`w9-sim-${s.peers}-${s.crypto}`, "membership", "sim", { peers: s.peers, crypto: s.crypto, maxRealS }, ["--expose-gc"]]],
+    async ([w]) => {
+      const start = await w.call("start", {}, ms);
+      const converge = await w.call("converge", { maxIntervals: 12, stepMs: 250 }, ms);
+      // One interval to let the last syncs and identity pulls of the join settle.
+      await w.call("measure", { intervals: 1 }, ms);
+      const steady = await w.call("measure", { intervals: s.intervals }, ms);
+      const mem = await w.call("memory", {}, ms);
+      // A death is seen after the 25 s expiration: 5+ intervals of N^2 work, so only where it is cheap.
+      const death = s.death ? await w.call("death", { maxIntervals: 12, stepMs: 250 }, ms) : null;
+      const viewMem = await w.call("viewMemory", {}, ms);
+      return {
+        transport: "memory",
+        timing: "Fabric defaults (virtual clock)",
+        peers: s.peers,
+        crypto: s.crypto,
+        start,
+        converge,
+        steady,
+        mem,
+        viewMem,
+        death,
+      };
+    },
+  );
 }
 
 async function tlsCell(withWorkers, t) {
@@ -94,11 +110,18 @@ async function tlsCell(withWorkers, t) {
       const t0 = Date.now();
       for (;;) {
         const parts = await status();
-        if (parts.every((p) => p.views.every((v) => v === size))) return { realMs: Date.now() - t0, intervals: (Date.now() - t0) / aliveMs };
+        if (parts.every((p) => p.views.every((v) => v === size)))
+          return { realMs: Date.now() - t0, intervals: (Date.now() - t0) / aliveMs };
         if (Date.now() - t0 > maxIntervals * aliveMs) {
           // Not reached: reported (with the view sizes), and the other figures are still measured.
           const views = parts.flatMap((p) => p.views);
-          return { realMs: null, intervals: null, notWithinIntervals: maxIntervals, minView: Math.min(...views), maxView: Math.max(...views) };
+          return {
+            realMs: null,
+            intervals: null,
+            notWithinIntervals: maxIntervals,
+            minView: Math.min(...views),
+            maxView: Math.max(...views),
+          };
         }
         await sleep(Math.min(50, aliveMs / 10));
       }
@@ -139,7 +162,12 @@ async function tlsCell(withWorkers, t) {
       mem: { heapDelta, knownEntries: known, bytesPerKnownPeer: known > 0 ? heapDelta / known : null, rss: sum(mem, "rss") },
       death,
       // Comm counters: messages dropped (connection closed or dial failed), send-buffer overflows, failed handshakes; membership refusals.
-      counters: { dropped: sum(mem, "dropped"), overflow: sum(mem, "overflow"), handshakeFailures: sum(mem, "handshakeFailures"), refused: mem.map((p) => p.refused) },
+      counters: {
+        dropped: sum(mem, "dropped"),
+        overflow: sum(mem, "overflow"),
+        handshakeFailures: sum(mem, "handshakeFailures"),
+        refused: mem.map((p) => p.refused),
+      },
     };
   });
 }
@@ -163,7 +191,8 @@ export function fabricExpectation(n) {
   };
 }
 
-const fmt = (v, d = 0) => (v === null || v === undefined || !Number.isFinite(v) ? "-" : d === 0 ? Math.round(v).toLocaleString("en-US") : v.toFixed(d));
+const fmt = (v, d = 0) =>
+  v === null || v === undefined || !Number.isFinite(v) ? "-" : d === 0 ? Math.round(v).toLocaleString("en-US") : v.toFixed(d);
 
 /** Convergence in intervals, or "> max (views min-max)" when it was not reached. */
 function convergeText(c) {
@@ -204,7 +233,23 @@ export function w9Report(W) {
       connectionsPerPeer: c.steady.connectionsPerPeer,
     };
   });
-  const header = ["cell", "N", "transport", "crypto", "converge (intervals)", "death seen by all (intervals)", "msgs/peer/interval", "Fabric 3N+7.5", "bytes/peer/interval", "bytes/peer/interval/N", "CPU us/peer/interval", "CPU us/peer/interval/N", "heap B/known peer", "of it views only", "conns/peer"];
+  const header = [
+    "cell",
+    "N",
+    "transport",
+    "crypto",
+    "converge (intervals)",
+    "death seen by all (intervals)",
+    "msgs/peer/interval",
+    "Fabric 3N+7.5",
+    "bytes/peer/interval",
+    "bytes/peer/interval/N",
+    "CPU us/peer/interval",
+    "CPU us/peer/interval/N",
+    "heap B/known peer",
+    "of it views only",
+    "conns/peer",
+  ];
   const body = rows.map((r) => [
     r.cell,
     String(r.peers),
@@ -223,7 +268,9 @@ export function w9Report(W) {
     fmt(r.connectionsPerPeer, 1),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const text = [header, widths.map((w) => "-".repeat(w)), ...body].map((cols) => cols.map((c, i) => (i < 4 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ")).join("\n");
+  const text = [header, widths.map((w) => "-".repeat(w)), ...body]
+    .map((cols) => cols.map((c, i) => (i < 4 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  "))
+    .join("\n");
   const markdown = [
     "## W9: membership cost (issue 12)",
     "",
@@ -271,7 +318,12 @@ export function w9Report(W) {
   };
   const goals = [
     g("W9 1,000 simulated peers converge within 3 alive intervals of the last start", "W9 converge intervals 1000", "<=", 3),
-    g("W9 membership traffic per peer per interval grows at most linearly in N (exponent, 10 % tolerance)", "W9 bytes/peer growth exponent", "<=", 1.1),
+    g(
+      "W9 membership traffic per peer per interval grows at most linearly in N (exponent, 10 % tolerance)",
+      "W9 bytes/peer growth exponent",
+      "<=",
+      1.1,
+    ),
     g("W9 <= 2 KiB of heap per known peer, connections included (simulations)", "W9 heap B/known peer max", "<=", 2048),
     g("W9 <= 2 KiB of heap per known peer, membership state only (simulations)", "W9 view heap B/known peer max", "<=", 2048),
   ];

@@ -89,7 +89,11 @@ export async function membershipSim(init: Init): Promise<WorkerSpec> {
     const comm = new Comm({ crypto, dialer: net.dialer(`p${i}`), clock });
     const listener = net.listen(endpoint, (s) => void comm.handleStream(s));
     const bootstrapPeers =
-      i < seeds ? Array.from({ length: seeds }, (_, j) => j).filter((j) => j !== i).map(endpointOf) : [endpointOf(i % seeds)];
+      i < seeds
+        ? Array.from({ length: seeds }, (_, j) => j)
+            .filter((j) => j !== i)
+            .map(endpointOf)
+        : [endpointOf(i % seeds)];
     const membership = new Membership({
       comm,
       crypto,
@@ -144,7 +148,11 @@ export async function membershipSim(init: Init): Promise<WorkerSpec> {
         const t0 = performance.now();
         const cpu = process.cpuUsage();
         const since = clock.now() - lastStart;
-        const took = await advanceUntil(() => running().every((p) => p.membership.stats().alive === n - 1), a.num("maxIntervals") * aliveMs, a.num("stepMs", 250));
+        const took = await advanceUntil(
+          () => running().every((p) => p.membership.stats().alive === n - 1),
+          a.num("maxIntervals") * aliveMs,
+          a.num("stepMs", 250),
+        );
         const virtualMs = since + took;
         return { virtualMs, intervals: virtualMs / aliveMs, realMs: Math.round(performance.now() - t0), cpuUs: cpuUs(cpu), ...totals() };
       },
@@ -177,7 +185,13 @@ export async function membershipSim(init: Init): Promise<WorkerSpec> {
         const m = memory(true);
         const known = running().reduce((s, p) => s + p.membership.stats().alive + p.membership.stats().dead, 0);
         const delta = m.heapUsed - heapBefore;
-        return { heapDelta: delta, knownEntries: known, bytesPerKnownPeer: known > 0 ? delta / known : null, bytesPerPeer: delta / n, rss: m.rss };
+        return {
+          heapDelta: delta,
+          knownEntries: known,
+          bytesPerKnownPeer: known > 0 ? delta / known : null,
+          bytesPerPeer: delta / n,
+          rss: m.rss,
+        };
       },
       /**
        * Stops every comm (their connections go) but no membership, then
@@ -204,7 +218,11 @@ export async function membershipSim(init: Init): Promise<WorkerSpec> {
         const stopping = Promise.all([victim.membership.stop(), victim.comm.stop()]);
         const t0 = performance.now();
         const cpu = process.cpuUsage();
-        const took = await advanceUntil(() => running().every((p) => p.membership.stats().alive === n - 2), a.num("maxIntervals") * aliveMs, a.num("stepMs", 250));
+        const took = await advanceUntil(
+          () => running().every((p) => p.membership.stats().alive === n - 2),
+          a.num("maxIntervals") * aliveMs,
+          a.num("stepMs", 250),
+        );
         await stopping;
         return { virtualMs: took, intervals: took / aliveMs, realMs: Math.round(performance.now() - t0), cpuUs: cpuUs(cpu) };
       },

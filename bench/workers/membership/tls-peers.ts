@@ -135,7 +135,9 @@ export async function membershipPeers(init: Init): Promise<WorkerSpec> {
         const out: Record<string, Json> = { views, cpuUs: c.user + c.system, running: views.length, ...totals() };
         if (a.bool("mem", false)) {
           const m = memory(true);
-          const known = peers.filter((p) => p.alive).reduce((s, p) => s + (p.membership?.stats().alive ?? 0) + (p.membership?.stats().dead ?? 0), 0);
+          const known = peers
+            .filter((p) => p.alive)
+            .reduce((s, p) => s + (p.membership?.stats().alive ?? 0) + (p.membership?.stats().dead ?? 0), 0);
           out.heapDelta = m.heapUsed - heapBefore;
           out.known = known;
           out.rss = m.rss;
