@@ -16,6 +16,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { profileMarkdown, summarizeProfile } from "./profile.mjs";
+import { w9Plan, w9Report, w9Summary } from "./w9.mjs";
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
 const root = path.dirname(benchDir);
@@ -48,7 +49,7 @@ const profile = flag("profile");
 const tls = !flag("h2c");
 const useTsx = flag("tsx");
 const note = option("note") ?? "";
-const allWorkloads = ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8"];
+const allWorkloads = ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9"];
 const only = new Set((option("only") ?? (profile ? "W1,W2" : allWorkloads.join(","))).split(",").map((s) => s.trim().toUpperCase()));
 const allStacks = ["raw", "rawpb", "grpc", "gossip", "go"];
 const stackFilter = new Set((option("stacks") ?? (profile ? "gossip" : allStacks.join(","))).split(",").map((s) => s.trim()));
@@ -523,6 +524,8 @@ function cellsPlan() {
   add("W6", ["raw", "grpc", "gossip", "go"], setupCell);
   add("W7", ["raw", "grpc", "gossip", "go"], memoryCell);
   add("W8", ["gossip"], relayCell);
+  // W9 (membership cost) is gossip-connect only; bench/w9.mjs plans and reports it.
+  if (only.has("W9") && stackFilter.has("gossip")) plan.push(...w9Plan({ quick, spawnWorker, withWorkers }));
   return plan;
 }
 
@@ -842,6 +845,7 @@ function markdown(result) {
     ...G.map((g) => `| ${g.goal} | ${g.key} | ${g.target} | ${g.value ?? "-"} | ${g.pass === null ? "-" : g.pass ? "yes" : "no"} |`),
     "",
   ];
+  if (result.w9) lines.push(result.w9.markdown);
   if (result.errors.length > 0) lines.push("## Errors", "", ...result.errors.map((e) => `- ${e.cell}: ${e.error.split("\n")[0]}`), "");
   if (result.profile) lines.push("## CPU profiles (gossip-connect)", "", result.profile);
   return lines.join("\n");
@@ -889,6 +893,11 @@ async function main() {
   const rows = tableRows(W);
   const R = flatRatios(W, rows);
   const G = goals(R);
+  const w9 = w9Report(W);
+  if (w9) {
+    Object.assign(R, w9.ratios);
+    G.push(...w9.goals);
+  }
   mach.loadavgEnd = os.loadavg().map((x) => Math.round(x * 100) / 100);
   const result = {
     date: new Date(startedAt).toISOString(),
@@ -906,6 +915,7 @@ async function main() {
     workloads: W,
     errors,
   };
+  if (w9) result.w9 = { rows: w9.rows, markdown: w9.markdown };
   if (profileDir) {
     const files = readdirSync(profileDir).filter((f) => f.endsWith(".cpuprofile")).sort();
     const parts = [];
@@ -921,6 +931,7 @@ async function main() {
   console.log("");
   console.log(textTable(rows));
   console.log("");
+  if (w9) console.log(`W9 membership cost (per peer per alive interval):\n${w9.text}\n`);
   console.log("ratios:", JSON.stringify(R, null, 1).replace(/\n\s*/g, " "));
   const unmet = G.filter((g) => g.pass === false).map((g) => g.goal);
   console.log(`goals met: ${G.filter((g) => g.pass).length}/${G.filter((g) => g.pass !== null).length}${unmet.length ? `; not met: ${unmet.join("; ")}` : ""}`);
@@ -955,6 +966,8 @@ function summaryOf(w, c) {
       return `${fmt(c.perConnection.rss)} B RSS/conn, ${fmt(c.perConnection.heapUsed)} B heap/conn, stall trend ${fmt(c.stall.growthPct)}% (step ${fmt(c.stall.stepPct)}%), ack p50 ${fmt(c.ack.median.p50)} us`;
     case "W8":
       return `${fmt(c.median.deliveriesPerS)} deliveries/s at C, cpu ${fmt(c.median.sourceUsPerMsg)}/${fmt(c.median.relayUsPerMsg)}/${fmt(c.median.sinkUsPerMsg)} us/msg (A/B/C)${c.verified ? "" : ` (UNVERIFIED: ${c.delivered}/${c.relayed})`}`;
+    case "W9":
+      return w9Summary(c);
     default:
       return "";
   }

@@ -4,25 +4,31 @@
  * loads only that stack's module, so that e.g. a raw worker never loads
  * Fastify or grpc-js.
  */
-import { type Init, runWorker, type WorkerSpec } from "./common/ipc.js";
+import { type Init, runWorker, type StackRole, type WorkerSpec } from "./common/ipc.js";
 
 async function make(init: Init): Promise<WorkerSpec> {
+  const role = init.role as StackRole;
   switch (init.stack) {
     case "raw":
     case "rawpb": {
       const s = await import("./stacks/raw.js");
       const roles = { server: s.rawServer, client: s.rawClient, receivers: s.rawReceivers, storm: s.rawStorm, remotes: s.rawRemotes };
-      return roles[init.role](init);
+      return roles[role](init);
     }
     case "grpc": {
       const s = await import("./stacks/grpcjs.js");
       const roles = { server: s.grpcServer, client: s.grpcClient, receivers: s.grpcReceivers, storm: s.grpcStorm, remotes: s.grpcRemotes };
-      return roles[init.role](init);
+      return roles[role](init);
     }
     case "gossip": {
       const s = await import("./stacks/gossip.js");
       const roles = { server: s.gossipServer, client: s.gossipClient, receivers: s.gossipReceivers, storm: s.gossipStorm, remotes: s.gossipRemotes };
-      return roles[init.role](init);
+      return roles[role](init);
+    }
+    case "membership": {
+      // W9: membership cost (bench/w9.mjs).
+      if (init.role === "sim") return (await import("./membership/sim.js")).membershipSim(init);
+      return (await import("./membership/tls-peers.js")).membershipPeers(init);
     }
   }
 }

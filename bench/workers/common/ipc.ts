@@ -72,9 +72,11 @@ export class Args {
 }
 
 /** The stacks under test. */
-export type StackName = "raw" | "rawpb" | "grpc" | "gossip";
-/** What a worker process does. */
-export type RoleName = "server" | "client" | "receivers" | "storm" | "remotes";
+export type StackName = "raw" | "rawpb" | "grpc" | "gossip" | "membership";
+/** What a worker process of a stack does. */
+export type StackRole = "server" | "client" | "receivers" | "storm" | "remotes";
+/** What a worker process does: a stack role, or a W9 membership role. */
+export type RoleName = StackRole | "sim" | "peers";
 
 /** A worker's configuration (BENCH_INIT). */
 export interface Init {
@@ -96,8 +98,8 @@ export interface WorkerSpec {
   readonly handlers: Readonly<Record<string, Handler>>;
 }
 
-const stacks: readonly StackName[] = ["raw", "rawpb", "grpc", "gossip"];
-const roles: readonly RoleName[] = ["server", "client", "receivers", "storm", "remotes"];
+const stacks: readonly StackName[] = ["raw", "rawpb", "grpc", "gossip", "membership"];
+const roles: readonly RoleName[] = ["server", "client", "receivers", "storm", "remotes", "sim", "peers"];
 
 export function readInit(): Init {
   const text = process.env.BENCH_INIT;

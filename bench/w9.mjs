@@ -1,0 +1,331 @@
+// W9: membership cost (issue 12, deliverable 5). See bench/README.md, "W9".
+//
+// (a) One process, in-memory transport, virtual clock, Fabric's default
+//     timing: N peers bootstrapped through 3 seeds (bench/workers/membership/sim.ts).
+// (b) 64 peers in 4 processes over mutual TLS, Fabric's timing divided by a
+//     stated factor (bench/workers/membership/tls-peers.ts).
+//
+// run.mjs calls w9Plan() for the cells and w9Report() for the table, the
+// flat ratios and the goals; everything W9 needs lives here.
+
+/** Fabric's peer.gossip.aliveTimeInterval, pullInterval, propagatePeerNum, pullPeerNum. */
+const fabric = { aliveMs: 5000, pullMs: 4000, propagate: 3, pull: 3 };
+
+/**
+ * W9 sizes. Every call is bounded in time (the workers bound their loops too).
+ * The simulation's cost grows as N^2 (each peer handles ~3N alive messages
+ * per interval and ends up connected to every other peer), so the default
+ * full run stops at 200 peers; `--w9-peers=500,1000` adds larger simulations
+ * (outside the 15-minute budget), `--w9-cells=sim100,tls64` selects cells,
+ * `--w9-tls=2,8,1` gives the TLS cell another shape (processes, peers each, factor).
+ */
+export function w9Params(quick, argv = process.argv.slice(2)) {
+  const opt = (name) => argv.find((x) => x.startsWith(`--${name}=`))?.slice(name.length + 3);
+  const P = quick
+    ? { sim: [{ peers: 100, crypto: "fake", intervals: 1, death: false }], tls: null }
+    : {
+        sim: [
+          // The same window (intervals 2-4 after the join) in every cell, so that they compare.
+          { peers: 100, crypto: "fake", intervals: 2, death: true },
+          { peers: 100, crypto: "x509", intervals: 2, death: false },
+          { peers: 200, crypto: "fake", intervals: 2, death: false },
+        ],
+        tls: { procs: 4, perProc: 16, factor: 1, intervals: 3, maxIntervals: 12 },
+      };
+  for (const n of (opt("w9-peers") ?? "").split(",").filter(Boolean))
+    P.sim.push({ peers: Number(n), crypto: "fake", intervals: 1, death: false });
+  // --w9-tls=procs,perProc,factor: another shape of the TLS cell (e.g. 2,8,1).
+  const tlsShape = opt("w9-tls")?.split(",").map(Number);
+  if (tlsShape?.length === 3 && tlsShape.every((x) => x > 0))
+    P.tls = { ...(P.tls ?? { intervals: 3, maxIntervals: 12 }), procs: tlsShape[0], perProc: tlsShape[1], factor: tlsShape[2] };
+  return { ...P, cells: opt("w9-cells")?.split(",") };
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** The cells of W9, in run.mjs's plan format. */
+export function w9Plan({ quick, spawnWorker, withWorkers }) {
+  const P = w9Params(quick);
+  const plan = P.sim.map((s) => ({
+    w: "W9",
+    stack: "gossip",
+    sub: `sim${s.peers}${s.crypto === "x509" ? "x509" : ""}`,
+    fn: () => simCell(spawnWorker, withWorkers, s),
+  }));
+  if (P.tls) plan.push({ w: "W9", stack: "gossip", sub: `tls${P.tls.procs * P.tls.perProc}`, fn: () => tlsCell(withWorkers, P.tls) });
+  return P.cells ? plan.filter((c) => P.cells.includes(c.sub)) : plan;
+}
+
+async function simCell(spawnWorker, withWorkers, s) {
+  // Real-time bounds grow with N^2 (every peer hears every alive ~3 times).
+  const maxRealS = Math.max(60, Math.round((s.peers / 100) ** 2 * 40));
+  const ms = maxRealS * 1000 + 30_000;
+  return withWorkers(
+    [[`w9-sim-${s.peers}-${s.crypto}`, "membership", "sim", { peers: s.peers, crypto: s.crypto, maxRealS }, ["--expose-gc"]]],
+    async ([w]) => {
+      const start = await w.call("start", {}, ms);
+      const converge = await w.call("converge", { maxIntervals: 12, stepMs: 250 }, ms);
+      // One interval to let the last syncs and identity pulls of the join settle.
+      await w.call("measure", { intervals: 1 }, ms);
+      const steady = await w.call("measure", { intervals: s.intervals }, ms);
+      const mem = await w.call("memory", {}, ms);
+      // A death is seen after the 25 s expiration: 5+ intervals of N^2 work, so only where it is cheap.
+      const death = s.death ? await w.call("death", { maxIntervals: 12, stepMs: 250 }, ms) : null;
+      const viewMem = await w.call("viewMemory", {}, ms);
+      return {
+        transport: "memory",
+        timing: "Fabric defaults (virtual clock)",
+        peers: s.peers,
+        crypto: s.crypto,
+        start,
+        converge,
+        steady,
+        mem,
+        viewMem,
+        death,
+      };
+    },
+  );
+}
+
+async function tlsCell(withWorkers, t) {
+  const n = t.procs * t.perProc;
+  const aliveMs = fabric.aliveMs / t.factor;
+  const specs = Array.from({ length: t.procs }, (_, i) => [
+    `w9-tls-${i}`,
+    "membership",
+    "peers",
+    { count: t.perProc, base: i * t.perProc, factor: t.factor },
+    ["--expose-gc"],
+  ]);
+  return withWorkers(specs, async (ws) => {
+    const listened = [];
+    for (const w of ws) listened.push(await w.call("listen", {}, 120_000));
+    const endpoints = listened.flatMap((l) => l.endpoints);
+    const seeds = endpoints.slice(0, 3);
+    const status = (mem = false) => Promise.all(ws.map((w) => w.call("status", { mem }, 60_000)));
+    const sum = (parts, k) => parts.reduce((s, p) => s + p[k], 0);
+    /** Polls until every running view has `size` members; bounded by `maxIntervals`. */
+    const until = async (size, maxIntervals) => {
+      const t0 = Date.now();
+      for (;;) {
+        const parts = await status();
+        if (parts.every((p) => p.views.every((v) => v === size)))
+          return { realMs: Date.now() - t0, intervals: (Date.now() - t0) / aliveMs };
+        if (Date.now() - t0 > maxIntervals * aliveMs) {
+          // Not reached: reported (with the view sizes), and the other figures are still measured.
+          const views = parts.flatMap((p) => p.views);
+          return {
+            realMs: null,
+            intervals: null,
+            notWithinIntervals: maxIntervals,
+            minView: Math.min(...views),
+            maxView: Math.max(...views),
+          };
+        }
+        await sleep(Math.min(50, aliveMs / 10));
+      }
+    };
+    await Promise.all(ws.map((w) => w.call("start", { seeds }, 30_000)));
+    const converge = await until(n - 1, t.maxIntervals);
+    await sleep(aliveMs);
+    const a = await status();
+    const t0 = Date.now();
+    await sleep(t.intervals * aliveMs);
+    const b = await status();
+    const intervals = (Date.now() - t0) / aliveMs;
+    const mem = await status(true);
+    const per = (k) => (sum(b, k) - sum(a, k)) / n / intervals;
+    const known = sum(mem, "known");
+    const heapDelta = sum(mem, "heapDelta");
+    let death = null;
+    if (converge.realMs !== null) {
+      await ws[t.procs - 1].call("kill", { index: t.perProc - 1 }, 30_000);
+      death = await until(n - 2, 10);
+    }
+    await Promise.all(ws.map((w) => w.call("close", {}, 30_000).catch(() => null)));
+    return {
+      transport: "TLS sockets",
+      timing: `Fabric's divided by ${t.factor}: alive ${aliveMs} ms, expiration ${25_000 / t.factor} ms, sync ${fabric.pullMs / t.factor} ms`,
+      peers: n,
+      processes: t.procs,
+      factor: t.factor,
+      crypto: "x509",
+      converge,
+      steady: {
+        intervals,
+        messagesPerPeerPerInterval: per("messages"),
+        bytesPerPeerPerInterval: per("bytes"),
+        cpuUsPerPeerPerInterval: per("cpuUs"),
+        connectionsPerPeer: sum(b, "connections") / n,
+      },
+      mem: { heapDelta, knownEntries: known, bytesPerKnownPeer: known > 0 ? heapDelta / known : null, rss: sum(mem, "rss") },
+      death,
+      // Comm counters: messages dropped (connection closed or dial failed), send-buffer overflows, failed handshakes; membership refusals.
+      counters: {
+        dropped: sum(mem, "dropped"),
+        overflow: sum(mem, "overflow"),
+        handshakeFailures: sum(mem, "handshakeFailures"),
+        refused: mem.map((p) => p.refused),
+      },
+    };
+  });
+}
+
+/**
+ * What Fabric's algorithm implies per peer per alive interval, for N peers:
+ * every peer forwards each fresh alive message (one per origin per interval)
+ * once to propagatePeerNum = 3 peers, so it sends 3N alive messages (and the
+ * network carries ~3N deliveries per origin); every pullInterval it sends a
+ * MembershipRequest to 3 peers, and as often answers 3 requests with a
+ * MembershipResponse of ~N entries. Identity pull (hello, digest, request,
+ * update) adds a constant number of messages, its digests O(N) bytes.
+ */
+export function fabricExpectation(n) {
+  const syncs = (fabric.aliveMs / fabric.pullMs) * fabric.pull;
+  return {
+    aliveSent: fabric.propagate * n,
+    syncMessages: 2 * syncs,
+    responseEntries: syncs * n,
+    messages: fabric.propagate * n + 2 * syncs,
+  };
+}
+
+const fmt = (v, d = 0) =>
+  v === null || v === undefined || !Number.isFinite(v) ? "-" : d === 0 ? Math.round(v).toLocaleString("en-US") : v.toFixed(d);
+
+/** Convergence in intervals, or "> max (views min-max)" when it was not reached. */
+function convergeText(c) {
+  if (c.intervals !== null && c.intervals !== undefined) return fmt(c.intervals, 2);
+  return `> ${c.notWithinIntervals} (views ${c.minView}-${c.maxView})`;
+}
+
+/** One-line console summary of a W9 cell. */
+export function w9Summary(c) {
+  return `${c.peers} peers ${c.crypto}: converged ${convergeText(c.converge)} intervals, death seen in ${fmt(c.death?.intervals, 2)}, ${fmt(c.steady.messagesPerPeerPerInterval)} msgs and ${fmt(c.steady.bytesPerPeerPerInterval)} B per peer per interval, ${fmt(c.steady.cpuUsPerPeerPerInterval)} us CPU, ${fmt(c.mem.bytesPerKnownPeer)} B heap per known peer (${fmt(c.viewMem?.bytesPerKnownPeer)} without connections)`;
+}
+
+/** Table, flat ratios and goals of W9 from the cells' results. */
+export function w9Report(W) {
+  const cells = Object.entries(W)
+    .filter(([k]) => k.startsWith("W9"))
+    .map(([k, v]) => ({ key: k, ...v.gossip }));
+  if (cells.length === 0) return null;
+  const ok = cells.filter((c) => !c.error);
+  const rows = ok.map((c) => {
+    const e = fabricExpectation(c.peers);
+    return {
+      cell: c.key,
+      peers: c.peers,
+      transport: c.transport,
+      crypto: c.crypto,
+      convergeIntervals: c.converge.intervals,
+      convergeText: convergeText(c.converge),
+      deathIntervals: c.death?.intervals ?? null,
+      msgsPerPeerPerInterval: c.steady.messagesPerPeerPerInterval,
+      expectedMsgs: e.messages,
+      bytesPerPeerPerInterval: c.steady.bytesPerPeerPerInterval,
+      bytesPerPeerPerIntervalPerN: c.steady.bytesPerPeerPerInterval / c.peers,
+      cpuUsPerPeerPerInterval: c.steady.cpuUsPerPeerPerInterval,
+      cpuUsPerPeerPerIntervalPerN: c.steady.cpuUsPerPeerPerInterval / c.peers,
+      heapBytesPerKnownPeer: c.mem.bytesPerKnownPeer,
+      viewHeapBytesPerKnownPeer: c.viewMem?.bytesPerKnownPeer ?? null,
+      connectionsPerPeer: c.steady.connectionsPerPeer,
+    };
+  });
+  const header = [
+    "cell",
+    "N",
+    "transport",
+    "crypto",
+    "converge (intervals)",
+    "death seen by all (intervals)",
+    "msgs/peer/interval",
+    "Fabric 3N+7.5",
+    "bytes/peer/interval",
+    "bytes/peer/interval/N",
+    "CPU us/peer/interval",
+    "CPU us/peer/interval/N",
+    "heap B/known peer",
+    "of it views only",
+    "conns/peer",
+  ];
+  const body = rows.map((r) => [
+    r.cell,
+    String(r.peers),
+    r.transport,
+    r.crypto,
+    r.convergeText,
+    fmt(r.deathIntervals, 2),
+    fmt(r.msgsPerPeerPerInterval),
+    fmt(r.expectedMsgs),
+    fmt(r.bytesPerPeerPerInterval),
+    fmt(r.bytesPerPeerPerIntervalPerN, 1),
+    fmt(r.cpuUsPerPeerPerInterval),
+    fmt(r.cpuUsPerPeerPerIntervalPerN, 2),
+    fmt(r.heapBytesPerKnownPeer),
+    fmt(r.viewHeapBytesPerKnownPeer),
+    fmt(r.connectionsPerPeer, 1),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const text = [header, widths.map((w) => "-".repeat(w)), ...body]
+    .map((cols) => cols.map((c, i) => (i < 4 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  "))
+    .join("\n");
+  const markdown = [
+    "## W9: membership cost (issue 12)",
+    "",
+    "Per alive interval (5 s of Fabric's timing; for the TLS cell, the scaled interval). `Fabric 3N+7.5`: messages per peer per interval that Fabric's algorithm implies (3N alive forwards + 3.75 sync requests + 3.75 responses; identity pull adds a few).",
+    "",
+    `| ${header.join(" | ")} |`,
+    `|${header.map((_, i) => (i < 4 ? "---" : "---:")).join("|")}|`,
+    ...body.map((b) => `| ${b.join(" | ")} |`),
+    "",
+    ...cells.filter((c) => c.error).map((c) => `- ${c.key}: ${String(c.error).split("\n")[0]}`),
+    "",
+  ].join("\n");
+
+  const R = {};
+  const r2 = (v) => (v === null || v === undefined || !Number.isFinite(v) ? null : Math.round(v * 100) / 100);
+  for (const r of rows) {
+    const tag = r.cell.slice(2);
+    R[`W9 ${tag} converge intervals`] = r2(r.convergeIntervals);
+    R[`W9 ${tag} death intervals`] = r2(r.deathIntervals);
+    R[`W9 ${tag} msgs/peer/interval`] = r2(r.msgsPerPeerPerInterval);
+    R[`W9 ${tag} bytes/peer/interval`] = r2(r.bytesPerPeerPerInterval);
+    R[`W9 ${tag} cpu us/peer/interval`] = r2(r.cpuUsPerPeerPerInterval);
+    R[`W9 ${tag} heap B/known peer`] = r2(r.heapBytesPerKnownPeer);
+    if (r.viewHeapBytesPerKnownPeer !== null) R[`W9 ${tag} view heap B/known peer`] = r2(r.viewHeapBytesPerKnownPeer);
+  }
+  // Growth of the per-peer traffic with N, fake-crypto simulations: d log(bytes) / d log(N).
+  const fake = rows.filter((r) => r.transport === "memory" && r.crypto === "fake").sort((a, b) => a.peers - b.peers);
+  const lo = fake[0];
+  const hi = fake[fake.length - 1];
+  if (lo && hi && hi.peers > lo.peers) {
+    const exp = (k) => Math.log(hi[k] / lo[k]) / Math.log(hi.peers / lo.peers);
+    R["W9 bytes/peer growth exponent"] = r2(exp("bytesPerPeerPerInterval"));
+    R["W9 msgs/peer growth exponent"] = r2(exp("msgsPerPeerPerInterval"));
+    R["W9 cpu/peer growth exponent"] = r2(exp("cpuUsPerPeerPerInterval"));
+  }
+  const s1000 = rows.find((r) => r.cell === "W9sim1000");
+  R["W9 converge intervals 1000"] = s1000 ? r2(s1000.convergeIntervals) : null;
+  const sims = rows.filter((r) => r.transport === "memory");
+  R["W9 heap B/known peer max"] = sims.length > 0 ? r2(Math.max(...sims.map((r) => r.heapBytesPerKnownPeer))) : null;
+  R["W9 view heap B/known peer max"] = sims.length > 0 ? r2(Math.max(...sims.map((r) => r.viewHeapBytesPerKnownPeer ?? 0))) : null;
+  const g = (goal, key, op, target) => {
+    const value = R[key] ?? null;
+    const pass = value === null ? null : op === ">=" ? value >= target : value <= target;
+    return { goal, key, target: `${op} ${target}`, value, pass };
+  };
+  const goals = [
+    g("W9 1,000 simulated peers converge within 3 alive intervals of the last start", "W9 converge intervals 1000", "<=", 3),
+    g(
+      "W9 membership traffic per peer per interval grows at most linearly in N (exponent, 10 % tolerance)",
+      "W9 bytes/peer growth exponent",
+      "<=",
+      1.1,
+    ),
+    g("W9 <= 2 KiB of heap per known peer, connections included (simulations)", "W9 heap B/known peer max", "<=", 2048),
+    g("W9 <= 2 KiB of heap per known peer, membership state only (simulations)", "W9 view heap B/known peer max", "<=", 2048),
+  ];
+  return { rows, text, markdown, ratios: R, goals };
+}

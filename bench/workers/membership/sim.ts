@@ -1,0 +1,231 @@
+/**
+ * W9 (a): membership cost in one process. N peers, each a Comm + Membership
+ * on the in-memory transport with a VirtualClock, so Fabric's default timing
+ * (5 s alive interval, 25 s expiration, 4 s sync) passes in real
+ * milliseconds of CPU. Peers bootstrap through 3 seed peers.
+ *
+ * Commands (each bounded in virtual and real time):
+ * - `start`: creates the peers (3 seeds, then the rest, 10 virtual ms later).
+ * - `converge`: advances until every view holds every other peer; returns
+ *   the virtual time since the last start.
+ * - `measure`: advances `intervals` alive intervals and returns the comm
+ *   counters (messages, bytes) and the process CPU, per peer per interval.
+ * - `memory`: heap used after GC, minus the heap before `start`.
+ * - `death`: crashes one non-seed peer and advances until every other view
+ *   has dropped it.
+ *
+ * The CPU figure is the whole process: membership, comm, crypto (fake or
+ * X.509), the in-memory transport and the virtual clock's settling of async
+ * work between timers.
+ */
+import {
+  Comm,
+  type CryptoService,
+  createPeerMaterial,
+  MemoryNetwork,
+  type MemoryListener,
+  Membership,
+  VirtualClock,
+  X509CryptoService,
+} from "../../../src/index.js";
+import type { Init, Json, WorkerSpec } from "../common/ipc.js";
+import { memory } from "../common/ipc.js";
+import { benchCa, MSP_ID } from "../common/util.js";
+import { BenchFakeCrypto } from "./fake-crypto.js";
+
+/** Fabric's peer.gossip.aliveTimeInterval default. */
+const aliveMs = 5000;
+
+interface Peer {
+  readonly comm: Comm;
+  readonly membership: Membership;
+  readonly listener: MemoryListener;
+  alive: boolean;
+}
+
+/** A deterministic random in [0, 1) (mulberry32). */
+function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function cpuUs(since: NodeJS.CpuUsage): number {
+  const c = process.cpuUsage(since);
+  return c.user + c.system;
+}
+
+export async function membershipSim(init: Init): Promise<WorkerSpec> {
+  const n = init.opts.num("peers");
+  const seeds = Math.min(3, n);
+  const real = init.opts.str("crypto", "fake") === "x509";
+  const maxRealMs = init.opts.num("maxRealS", 120) * 1000;
+  const clock = new VirtualClock();
+  const net = new MemoryNetwork({ clock });
+  const random = seededRandom(init.opts.num("seed", 9));
+  const wall = () => 1_700_000_000_000 + clock.now();
+  const peers: Peer[] = [];
+  let heapBefore = 0;
+  let lastStart = 0;
+
+  const cryptoFor = (i: number): CryptoService => {
+    if (!real) return new BenchFakeCrypto(MSP_ID);
+    const m = createPeerMaterial({ mspId: MSP_ID, ca: benchCa(init), commonName: `sim${i}` });
+    return new X509CryptoService({
+      mspId: MSP_ID,
+      certificate: m.identity.certPem,
+      privateKey: m.identity.keyPem,
+      trustedRoots: { [MSP_ID]: [init.ca.certPem] },
+    });
+  };
+  const endpointOf = (i: number) => `p${i}:7051`;
+  const add = (i: number, crypto: CryptoService) => {
+    const endpoint = endpointOf(i);
+    const comm = new Comm({ crypto, dialer: net.dialer(`p${i}`), clock });
+    const listener = net.listen(endpoint, (s) => void comm.handleStream(s));
+    const bootstrapPeers =
+      i < seeds
+        ? Array.from({ length: seeds }, (_, j) => j)
+            .filter((j) => j !== i)
+            .map(endpointOf)
+        : [endpointOf(i % seeds)];
+    const membership = new Membership({
+      comm,
+      crypto,
+      clock,
+      wallClockMs: wall,
+      random,
+      options: { internalEndpoint: endpoint, externalEndpoint: endpoint, bootstrapPeers },
+    });
+    peers.push({ comm, membership, listener, alive: true });
+  };
+  const running = () => peers.filter((p) => p.alive);
+  /** Advances until `pred` holds; bounded in virtual and real time. */
+  const advanceUntil = async (pred: () => boolean, maxVirtualMs: number, stepMs: number): Promise<number> => {
+    const t0 = clock.now();
+    const deadline = performance.now() + maxRealMs;
+    while (!pred()) {
+      if (clock.now() - t0 >= maxVirtualMs) throw new Error(`not reached within ${maxVirtualMs} virtual ms`);
+      if (performance.now() > deadline) throw new Error(`not reached within ${maxRealMs} real ms (virtual ${clock.now() - t0} ms)`);
+      await clock.advance(stepMs);
+    }
+    return clock.now() - t0;
+  };
+  const totals = () => {
+    let messages = 0;
+    let bytes = 0;
+    let connections = 0;
+    for (const p of running()) {
+      const s = p.comm.stats();
+      messages += s.messagesSent;
+      bytes += s.bytesSent;
+      connections += s.connections.inbound + s.connections.outbound;
+    }
+    return { messages, bytes, connections };
+  };
+
+  return {
+    info: { peers: n, crypto: real ? "x509" : "fake" },
+    handlers: {
+      start: async (): Promise<Json> => {
+        heapBefore = memory(true).heapUsed;
+        const t0 = performance.now();
+        // Identities first (X.509 key generation is not membership cost).
+        const cryptos = Array.from({ length: n }, (_, i) => cryptoFor(i));
+        const cpu = process.cpuUsage();
+        for (let i = 0; i < seeds; i++) add(i, cryptos[i] as CryptoService);
+        await clock.advance(10);
+        for (let i = seeds; i < n; i++) add(i, cryptos[i] as CryptoService);
+        lastStart = clock.now();
+        return { realMs: Math.round(performance.now() - t0), cpuUs: cpuUs(cpu) };
+      },
+      converge: async (a): Promise<Json> => {
+        const t0 = performance.now();
+        const cpu = process.cpuUsage();
+        const since = clock.now() - lastStart;
+        const took = await advanceUntil(
+          () => running().every((p) => p.membership.stats().alive === n - 1),
+          a.num("maxIntervals") * aliveMs,
+          a.num("stepMs", 250),
+        );
+        const virtualMs = since + took;
+        return { virtualMs, intervals: virtualMs / aliveMs, realMs: Math.round(performance.now() - t0), cpuUs: cpuUs(cpu), ...totals() };
+      },
+      measure: async (a): Promise<Json> => {
+        const k = a.num("intervals");
+        const before = totals();
+        const t0 = performance.now();
+        const cpu = process.cpuUsage();
+        for (let i = 0; i < k; i++) {
+          if (performance.now() - t0 > maxRealMs) throw new Error(`measure: ${i} of ${k} intervals in ${maxRealMs} real ms`);
+          await clock.advance(aliveMs);
+        }
+        const us = cpuUs(cpu);
+        const after = totals();
+        const m = running().length;
+        const per = (x: number) => x / m / k;
+        const complete = running().every((p) => p.membership.stats().alive === m - 1);
+        return {
+          intervals: k,
+          peers: m,
+          complete,
+          messagesPerPeerPerInterval: per(after.messages - before.messages),
+          bytesPerPeerPerInterval: per(after.bytes - before.bytes),
+          cpuUsPerPeerPerInterval: per(us),
+          connectionsPerPeer: after.connections / m,
+          realMs: Math.round(performance.now() - t0),
+        };
+      },
+      memory: (): Json => {
+        const m = memory(true);
+        const known = running().reduce((s, p) => s + p.membership.stats().alive + p.membership.stats().dead, 0);
+        const delta = m.heapUsed - heapBefore;
+        return {
+          heapDelta: delta,
+          knownEntries: known,
+          bytesPerKnownPeer: known > 0 ? delta / known : null,
+          bytesPerPeer: delta / n,
+          rss: m.rss,
+        };
+      },
+      /**
+       * Stops every comm (their connections go) but no membership, then
+       * measures the heap again: what the views, stores and identities hold
+       * on their own. Run last (no membership loop runs after it).
+       */
+      viewMemory: async (): Promise<Json> => {
+        const stops = Promise.all(running().map((p) => p.comm.stop()));
+        let done = false;
+        void stops.then(() => {
+          done = true;
+        });
+        await advanceUntil(() => done, 60_000, 100);
+        await stops;
+        const m = memory(true);
+        const known = running().reduce((s, p) => s + p.membership.stats().alive + p.membership.stats().dead, 0);
+        const delta = m.heapUsed - heapBefore;
+        return { heapDelta: delta, knownEntries: known, bytesPerKnownPeer: known > 0 ? delta / known : null };
+      },
+      death: async (a): Promise<Json> => {
+        const victim = peers[n - 1] as Peer;
+        victim.alive = false;
+        victim.listener.close();
+        const stopping = Promise.all([victim.membership.stop(), victim.comm.stop()]);
+        const t0 = performance.now();
+        const cpu = process.cpuUsage();
+        const took = await advanceUntil(
+          () => running().every((p) => p.membership.stats().alive === n - 2),
+          a.num("maxIntervals") * aliveMs,
+          a.num("stepMs", 250),
+        );
+        await stopping;
+        return { virtualMs: took, intervals: took / aliveMs, realMs: Math.round(performance.now() - t0), cpuUs: cpuUs(cpu) };
+      },
+    },
+  };
+}
