@@ -5,6 +5,7 @@
  */
 import { createHash, createPrivateKey, generateKeyPairSync, type KeyObject, randomBytes, sign, X509Certificate } from "node:crypto";
 import { isIP } from "node:net";
+import { curveOrders, toLowS } from "../core/ecdsa.js";
 import { bitString, bool, explicit, implicitPrimitive, integer, octetString, oid, sequence, set, time, utf8String } from "./der.js";
 
 /** A certificate and its private key, PEM. */
@@ -108,7 +109,9 @@ function build(spec: CertificateSpec, subjectKey: KeyObject, issuer: { name: Uin
     spki,
     extensions(spec, spki, issuer.spki),
   );
-  const signature = sign("sha256", tbs, { key: issuer.key, dsaEncoding: "der" });
+  // Low-S, as Fabric's MSP re-encodes certificate signatures: with a high-S
+  // signature a Fabric peer computes another PKI-ID for the same certificate.
+  const signature = toLowS(sign("sha256", tbs, { key: issuer.key, dsaEncoding: "der" }), curveOrderOf(issuer.key));
   const der = sequence(tbs, ecdsaWithSha256, bitString(signature));
   const b64 = Buffer.from(der)
     .toString("base64")
@@ -228,4 +231,12 @@ export function createPeerMaterial(options: {
     tlsServer: issueCertificate(ca, { commonName: cn, organization: mspId, usage: "server+client", altNames, validityDays }),
     tlsClient: issueCertificate(ca, { commonName: cn, organization: mspId, usage: "client", altNames, validityDays }),
   };
+}
+
+/** The group order of an EC key's curve (P-256 or P-384), for low-S signatures. */
+function curveOrderOf(key: KeyObject): bigint {
+  const curve = key.asymmetricKeyDetails?.namedCurve ?? "prime256v1";
+  const order = curveOrders[curve];
+  if (order === undefined) throw new Error(`unsupported issuer curve ${curve}`);
+  return order;
 }
