@@ -131,6 +131,11 @@ export class GossipClient {
    * `TlsFailed`, or `Stopping` when `signal` aborts.
    */
   static async connect(endpoint: string, options: GossipClientOptions = {}): Promise<GossipClient> {
+    if (!URL.canParse(`http://${endpoint}`) || endpoint === "" || !/:\d+$/.test(endpoint)) {
+      // A member learned without an endpoint (another organization's peer
+      // with no external one) is still dialed by Fabric's rules: say so.
+      throw new GossipError(ErrorCode.DialFailed, `dial ${JSON.stringify(endpoint)} failed: not a host:port endpoint`);
+    }
     const config = resolveCommConfig(options.options);
     const h2: Http2Config = resolveHttp2Config(options.options);
     const clock = options.clock ?? systemClock;

@@ -80,7 +80,7 @@ export class PeriodicWork {
     const now = clock.now();
     for (const k of view.alive()) {
       if (now - k.lastHeardMs > config.aliveExpirationTimeoutMs) {
-        log.debug({ pkiId: k.pkiHex }, `Haven't heard from ${k.pkiHex} for ${now - k.lastHeardMs}ms`);
+        log.debug({ pkiId: k.pkiHex }, `Haven't heard from ${k.pkiHex} for ${(now - k.lastHeardMs) / 1000}s`);
         this.expire(k.pkiHex, "silent");
       }
     }

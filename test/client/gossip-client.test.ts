@@ -55,6 +55,16 @@ function sha256(der: Uint8Array): string {
 }
 
 describe("GossipClient.connect", () => {
+  it("refuses an endpoint that is not host:port (a member learned without one) with DialFailed, not an internal error", async () => {
+    for (const endpoint of ["", "no-port", "bad host:1"]) {
+      await assert.rejects(
+        GossipClient.connect(endpoint),
+        (e: unknown) => e instanceof GossipError && e.code === ErrorCode.DialFailed,
+        endpoint,
+      );
+    }
+  });
+
   it("times out (DialTimeout) on an h2c listener that accepts but never speaks HTTP/2", async () => {
     const silent = await silentListener();
     closers.push(silent.close);
