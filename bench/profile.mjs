@@ -138,16 +138,13 @@ export function summarizeProfile(file) {
   const busy = Math.max(1, total - idle);
   const pct = (us) => Math.round((us / busy) * 1000) / 10;
   const ms = (us) => Math.round(us / 100) / 10;
-  const sorted = (map) =>
-    [...map.entries()].sort((a, b) => b[1] - a[1]).map(([name, us]) => ({ name, ms: ms(us), pct: pct(us) }));
+  const sorted = (map) => [...map.entries()].sort((a, b) => b[1] - a[1]).map(([name, us]) => ({ name, ms: ms(us), pct: pct(us) }));
   return {
     file,
     totalMs: ms(total),
     idleMs: ms(idle),
     busyMs: ms(total - idle),
-    functions: [...fns.values()]
-      .sort((a, b) => b.us - a.us)
-      .map((f) => ({ name: f.name, module: f.module, ms: ms(f.us), pct: pct(f.us) })),
+    functions: [...fns.values()].sort((a, b) => b.us - a.us).map((f) => ({ name: f.name, module: f.module, ms: ms(f.us), pct: pct(f.us) })),
     modules: sorted(mods),
     inclusive: [...incl.entries()]
       .sort((a, b) => b[1] - a[1])
@@ -161,7 +158,12 @@ export function summarizeProfile(file) {
 
 /** A Markdown rendering of a summary (top `n` rows of each list). */
 export function profileMarkdown(title, s, n = 25) {
-  const lines = [`### ${title}`, "", `Busy ${s.busyMs} ms of ${s.totalMs} ms sampled (idle ${s.idleMs} ms). Percentages are of busy time.`, ""];
+  const lines = [
+    `### ${title}`,
+    "",
+    `Busy ${s.busyMs} ms of ${s.totalMs} ms sampled (idle ${s.idleMs} ms). Percentages are of busy time.`,
+    "",
+  ];
   lines.push("| self % | self ms | function | module |", "|---:|---:|---|---|");
   for (const f of s.functions.slice(0, n)) lines.push(`| ${f.pct} | ${f.ms} | \`${f.name}\` | ${f.module} |`);
   lines.push("", "| total % | our function (self + callees) | module |", "|---:|---|---|");

@@ -151,7 +151,8 @@ function spawnWorker(name, stack, role, opts = {}, extraExecArgv = []) {
   const env = { ...process.env, BENCH_INIT: JSON.stringify(init) };
   const stdio = ["ignore", "inherit", "inherit", "ipc"];
   // The Go binary reads the same IPC channel (NODE_CHANNEL_FD, JSON lines) as a forked worker.
-  const child = stack === "go" ? spawn(goBinary, [], { cwd: root, env, stdio }) : fork(workerEntry, [], { cwd: root, env, execArgv, stdio });
+  const child =
+    stack === "go" ? spawn(goBinary, [], { cwd: root, env, stdio }) : fork(workerEntry, [], { cwd: root, env, execArgv, stdio });
   children.add(child);
   const pending = new Map();
   let nextId = 1;
@@ -319,7 +320,8 @@ async function pingCell(stack) {
         load.push(await client.call("pingLoad", { inflight: p.inflight, seconds: p.loadS }));
       }
       await client.call("probe", { endpoint: sInfo.endpoint, count: 3, seconds: p.probeS });
-      for (let r = 0; r < Math.min(P.runs, 3); r++) probe.push(await client.call("probe", { endpoint: sInfo.endpoint, count: p.probeCount, seconds: p.probeS }));
+      for (let r = 0; r < Math.min(P.runs, 3); r++)
+        probe.push(await client.call("probe", { endpoint: sInfo.endpoint, count: p.probeCount, seconds: p.probeS }));
       return {
         ping: { runs: lat, median: medians(lat.map((x) => ({ p50: x.p50, p99: x.p99 }))) },
         load: { runs: load, median: medians(load.map((x) => ({ perSecond: x.perSecond }))) },
@@ -334,7 +336,8 @@ async function fanoutCell(stack, fan) {
   const f = P.fanout;
   const per = Math.ceil(fan / f.procs);
   const specs = [[`${stack}-hub-${fan}`, stack, "client", {}]];
-  for (let i = 0; i < f.procs; i++) specs.push([`${stack}-receivers-${fan}-${i}`, stack, "receivers", { count: Math.min(per, fan - i * per) }]);
+  for (let i = 0; i < f.procs; i++)
+    specs.push([`${stack}-receivers-${fan}-${i}`, stack, "receivers", { count: Math.min(per, fan - i * per) }]);
   return withWorkers(specs, async ([hub, ...receivers], [, ...rInfos]) => {
     const targets = rInfos.flatMap((i) => i.targets);
     await hub.call("connectMany", { targets }, 180_000);
@@ -408,7 +411,8 @@ async function setupCell(stack) {
     const target = targetOf(sInfo);
     await client.call("setup", { ...target, count: P.setup.warm, seconds: P.setup.maxS });
     const seq = [];
-    for (let r = 0; r < Math.min(P.runs, 3); r++) seq.push(await client.call("setup", { ...target, count: P.setup.count, seconds: P.setup.maxS }));
+    for (let r = 0; r < Math.min(P.runs, 3); r++)
+      seq.push(await client.call("setup", { ...target, count: P.setup.count, seconds: P.setup.maxS }));
     const storm = [];
     for (let r = 0; r < s.runs; r++) {
       const at = Date.now() + 300;
@@ -457,7 +461,8 @@ async function memoryCell(stack) {
     const ackIds = ackIdx.map((i) => idOf.get(i));
     await hub.call("ackRound", { ids: ackIds, count: Math.ceil(m.ackCount / 4), seconds: m.ackS });
     const acks = [];
-    for (let r = 0; r < Math.min(P.runs, 3); r++) acks.push(await hub.call("ackRound", { ids: ackIds, count: m.ackCount, seconds: m.ackS }));
+    for (let r = 0; r < Math.min(P.runs, 3); r++)
+      acks.push(await hub.call("ackRound", { ids: ackIds, count: m.ackCount, seconds: m.ackS }));
     const owner = remotes[Math.floor(stalledIdx / per)];
     await owner.call("stall", { index: stalledIdx });
     const m1b = await hub.call("mem", { gc: true });
@@ -525,7 +530,7 @@ function cellsPlan() {
   add("W7", ["raw", "grpc", "gossip", "go"], memoryCell);
   add("W8", ["gossip"], relayCell);
   // W9 (membership cost) is gossip-connect only; bench/w9.mjs plans and reports it.
-  if (only.has("W9") && stackFilter.has("gossip")) plan.push(...w9Plan({ quick, spawnWorker, withWorkers }));
+  if (only.has("W9") && stackFilter.has("gossip")) plan.push(...w9Plan({ quick, withWorkers }));
   return plan;
 }
 
@@ -822,7 +827,9 @@ function markdown(result) {
     `Mode: **${result.mode}**${result.tls ? ", mutual TLS" : ", h2c"}; ${m.cpus} x ${m.cpuModel}, ${m.memGiB} GiB, ${m.platform}, Node ${m.node}.`,
     `Load average at start ${m.loadavgStart.join(" / ")}, at end ${m.loadavgEnd.join(" / ")}. Took ${result.durationS} s.`,
     result.note ? `Note: ${result.note}` : "",
-    result.mode === "quick" ? "**Quick run: a smoke test. Runs are too short for the JIT and the heap to settle; do not quote these numbers.**" : "",
+    result.mode === "quick"
+      ? "**Quick run: a smoke test. Runs are too short for the JIT and the heap to settle; do not quote these numbers.**"
+      : "",
     "",
     "Stacks: **a** raw node:http2, hand-encoded frames coalesced into 64 KiB writes (the limit); **raw 1-write** raw node:http2 with protobuf-es, one write per message; **b** @grpc/grpc-js + @hyperledger/fabric-protos; **c** gossip-connect through its public Comm API; **e** grpc-go (Go, Debian's packages), where Go is installed.",
     result.goStack?.used ? `Go stack: ${result.goStack.version}.` : `Go stack (e) not run: ${result.goStack?.reason ?? "unknown"}.`,
@@ -830,7 +837,10 @@ function markdown(result) {
     "",
     `| metric | unit | ${allStacks.map((s) => stackLabel[s]).join(" | ")} | ${ratioColumns.join(" | ")} |`,
     `|---|---|${allStacks.map(() => "---:").join("|")}|${ratioColumns.map(() => "---:").join("|")}|`,
-    ...rows.map((r) => `| ${r.label} | ${r.unit} | ${allStacks.map((s) => fmt(r.values[s])).join(" | ")} | ${ratioColumns.map((k) => fmt(r[k])).join(" | ")} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.label} | ${r.unit} | ${allStacks.map((s) => fmt(r.values[s])).join(" | ")} | ${ratioColumns.map((k) => fmt(r[k])).join(" | ")} |`,
+    ),
     "",
     "## Ratios",
     "",
@@ -917,7 +927,9 @@ async function main() {
   };
   if (w9) result.w9 = { rows: w9.rows, markdown: w9.markdown };
   if (profileDir) {
-    const files = readdirSync(profileDir).filter((f) => f.endsWith(".cpuprofile")).sort();
+    const files = readdirSync(profileDir)
+      .filter((f) => f.endsWith(".cpuprofile"))
+      .sort();
     const parts = [];
     for (const f of files) {
       try {
@@ -934,7 +946,9 @@ async function main() {
   if (w9) console.log(`W9 membership cost (per peer per alive interval):\n${w9.text}\n`);
   console.log("ratios:", JSON.stringify(R, null, 1).replace(/\n\s*/g, " "));
   const unmet = G.filter((g) => g.pass === false).map((g) => g.goal);
-  console.log(`goals met: ${G.filter((g) => g.pass).length}/${G.filter((g) => g.pass !== null).length}${unmet.length ? `; not met: ${unmet.join("; ")}` : ""}`);
+  console.log(
+    `goals met: ${G.filter((g) => g.pass).length}/${G.filter((g) => g.pass !== null).length}${unmet.length ? `; not met: ${unmet.join("; ")}` : ""}`,
+  );
   if (result.profile) console.log(`\n${result.profile}`);
   const json = JSON.stringify(result, null, 2);
   writeFileSync(path.join(resultsDir, `${stamp}.json`), json);

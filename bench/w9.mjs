@@ -44,19 +44,19 @@ export function w9Params(quick, argv = process.argv.slice(2)) {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** The cells of W9, in run.mjs's plan format. */
-export function w9Plan({ quick, spawnWorker, withWorkers }) {
+export function w9Plan({ quick, withWorkers }) {
   const P = w9Params(quick);
   const plan = P.sim.map((s) => ({
     w: "W9",
     stack: "gossip",
     sub: `sim${s.peers}${s.crypto === "x509" ? "x509" : ""}`,
-    fn: () => simCell(spawnWorker, withWorkers, s),
+    fn: () => simCell(withWorkers, s),
   }));
   if (P.tls) plan.push({ w: "W9", stack: "gossip", sub: `tls${P.tls.procs * P.tls.perProc}`, fn: () => tlsCell(withWorkers, P.tls) });
   return P.cells ? plan.filter((c) => P.cells.includes(c.sub)) : plan;
 }
 
-async function simCell(spawnWorker, withWorkers, s) {
+async function simCell(withWorkers, s) {
   // Real-time bounds grow with N^2 (every peer hears every alive ~3 times).
   const maxRealS = Math.max(60, Math.round((s.peers / 100) ** 2 * 40));
   const ms = maxRealS * 1000 + 30_000;

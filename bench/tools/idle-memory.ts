@@ -10,8 +10,8 @@
  * prints what grew, by constructor name (self sizes, count per connection).
  */
 import { fork } from "node:child_process";
-import * as http2 from "node:http2";
 import { readFileSync } from "node:fs";
+import * as http2 from "node:http2";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import v8 from "node:v8";
@@ -41,7 +41,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Messages from the parent, in order, none lost while the child is busy. */
 const inbox: unknown[] = [];
 let inboxWaiter: (() => void) | undefined;
-if (process.send) process.on("message", (m) => (inbox.push(m), inboxWaiter?.()));
+if (process.send) {
+  process.on("message", (m) => {
+    inbox.push(m);
+    inboxWaiter?.();
+  });
+}
 async function receive<T>(): Promise<T> {
   while (inbox.length === 0) await new Promise<void>((r) => (inboxWaiter = r));
   return inbox.shift() as T;

@@ -22,7 +22,13 @@ async function make(init: Init): Promise<WorkerSpec> {
     }
     case "gossip": {
       const s = await import("./stacks/gossip.js");
-      const roles = { server: s.gossipServer, client: s.gossipClient, receivers: s.gossipReceivers, storm: s.gossipStorm, remotes: s.gossipRemotes };
+      const roles = {
+        server: s.gossipServer,
+        client: s.gossipClient,
+        receivers: s.gossipReceivers,
+        storm: s.gossipStorm,
+        remotes: s.gossipRemotes,
+      };
       return roles[role](init);
     }
     case "membership": {

@@ -33,7 +33,12 @@ export async function timedLoop(count: number, seconds: number, fn: (i: number) 
 }
 
 /** Runs `inflight` loops of `fn` concurrently until `seconds` passed (or `maxCount` calls); returns the rate. */
-export async function loadLoop(inflight: number, seconds: number, maxCount: number, fn: () => Promise<void>): Promise<{ count: number; ms: number; perSecond: number }> {
+export async function loadLoop(
+  inflight: number,
+  seconds: number,
+  maxCount: number,
+  fn: () => Promise<void>,
+): Promise<{ count: number; ms: number; perSecond: number }> {
   const t0 = now();
   const end = t0 + seconds * 1000;
   let count = 0;
@@ -145,7 +150,12 @@ export class ReplyRouter<K> {
 }
 
 /** Sampling RSS over a period (W7's stalled reader). */
-export async function sampleRss(seconds: number, everyMs: number, tick: () => void, tickMs: number): Promise<{ t: number; rss: number; heapUsed: number }[]> {
+export async function sampleRss(
+  seconds: number,
+  everyMs: number,
+  tick: () => void,
+  tickMs: number,
+): Promise<{ t: number; rss: number; heapUsed: number }[]> {
   const samples: { t: number; rss: number; heapUsed: number }[] = [];
   const t0 = now();
   const take = () => {

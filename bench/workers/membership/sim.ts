@@ -22,9 +22,9 @@ import {
   Comm,
   type CryptoService,
   createPeerMaterial,
-  MemoryNetwork,
-  type MemoryListener,
   Membership,
+  type MemoryListener,
+  MemoryNetwork,
   VirtualClock,
   X509CryptoService,
 } from "../../../src/index.js";

@@ -19,7 +19,7 @@ import {
 } from "../../../src/index.js";
 import type { Init, Json, WorkerSpec } from "../common/ipc.js";
 import { memory } from "../common/ipc.js";
-import { material, MSP_ID } from "../common/util.js";
+import { MSP_ID, material } from "../common/util.js";
 
 /** Waits for `p`, at most `ms`. */
 function bounded(p: Promise<unknown>, ms: number): Promise<void> {

@@ -20,10 +20,10 @@ import {
   Comm,
   type CommOptions,
   createGossipServer,
-  type GossipFastifyInstance,
   GossipClient,
-  type PeerMaterial,
+  type GossipFastifyInstance,
   PeerDialer,
+  type PeerMaterial,
   pkiIdFromHex,
   pkiIdHex,
   type ReceivedMessage,
@@ -35,8 +35,8 @@ import { pbControl, pbDataMessage } from "../common/pb.js";
 import {
   latencyJson,
   loadLoop,
-  material,
   MSP_ID,
+  material,
   now,
   payloadBytes,
   pool,
@@ -47,7 +47,7 @@ import {
   wallNow,
   withTimeout,
 } from "../common/util.js";
-import { SYNC_BASE, HELLO_BASE } from "../common/wire.js";
+import { HELLO_BASE, SYNC_BASE } from "../common/wire.js";
 
 const callTimeoutMs = 20_000;
 

@@ -173,18 +173,23 @@ export async function grpcServer(init: Init): Promise<WorkerSpec> {
         const batch = a.num("batch");
         let sent = 0;
         let dropped = 0;
-        const samples = await sampleRss(a.num("seconds"), a.num("sampleMs", 1000), () => {
-          for (let i = 0; i < batch; i++) {
-            // The application produces the message either way; a bounded send
-            // buffer (20 messages) drops it when full, as gossip does.
-            const env = envelopeOf(dataMessage(seq++, data));
-            if (call.destroyed || call.writableLength >= 20) dropped++;
-            else {
-              call.write(env);
-              sent++;
+        const samples = await sampleRss(
+          a.num("seconds"),
+          a.num("sampleMs", 1000),
+          () => {
+            for (let i = 0; i < batch; i++) {
+              // The application produces the message either way; a bounded send
+              // buffer (20 messages) drops it when full, as gossip does.
+              const env = envelopeOf(dataMessage(seq++, data));
+              if (call.destroyed || call.writableLength >= 20) dropped++;
+              else {
+                call.write(env);
+                sent++;
+              }
             }
-          }
-        }, a.num("tickMs", 10));
+          },
+          a.num("tickMs", 10),
+        );
         return { samples, sent, dropped };
       },
     },
@@ -343,7 +348,11 @@ export async function grpcClient(init: Init): Promise<WorkerSpec> {
       },
       fanout: async (a) => {
         const t0 = now();
-        const count = await pump(many.map((c) => c.call), a, seqRef);
+        const count = await pump(
+          many.map((c) => c.call),
+          a,
+          seqRef,
+        );
         await Promise.all(many.map((c) => c.roundTrip(syncSeq++)));
         const ms = now() - t0;
         return { count, deliveries: count * many.length, ms };

@@ -41,8 +41,8 @@ import {
   dataFrame,
   dataFrameSize,
   EMPTY_FRAME,
-  frame,
   FrameReader,
+  frame,
   HELLO_BASE,
   peek,
   SYNC_BASE,
@@ -83,7 +83,10 @@ const pbCodec: Codec = {
   read(message) {
     const gm = pbDecode(message);
     const c = gm.content.case;
-    return { nonce: Number(gm.nonce), content: c === "dataMsg" ? CONTENT_DATA : c === "empty" ? CONTENT_EMPTY : c === "ack" ? CONTENT_ACK : 0 };
+    return {
+      nonce: Number(gm.nonce),
+      content: c === "dataMsg" ? CONTENT_DATA : c === "empty" ? CONTENT_EMPTY : c === "ack" ? CONTENT_ACK : 0,
+    };
   },
   echo: (message) => pbFrame(pbDecode(message)),
   data: (seq, bytes) => pbFrame(pbDataMessage(seq, bytes)),
@@ -119,7 +122,14 @@ async function startServer(
   const pb = init.stack === "rawpb";
   const m = init.tls ? material(init, "raw-server") : undefined;
   const server = m
-    ? http2.createSecureServer({ key: m.tlsServer.keyPem, cert: m.tlsServer.certPem, ca: [init.ca.certPem], requestCert: true, rejectUnauthorized: true, settings })
+    ? http2.createSecureServer({
+        key: m.tlsServer.keyPem,
+        cert: m.tlsServer.certPem,
+        ca: [init.ca.certPem],
+        requestCert: true,
+        rejectUnauthorized: true,
+        settings,
+      })
     : http2.createServer({ settings });
   const state: RawServer = { server, endpoint: "", received: 0 };
   server.on("session", (s: http2.ServerHttp2Session) => {
@@ -234,18 +244,23 @@ export async function rawServer(init: Init): Promise<WorkerSpec> {
         const limit = 20 * dataFrameSize(seq, data.length);
         let sent = 0;
         let dropped = 0;
-        const samples = await sampleRss(a.num("seconds"), a.num("sampleMs", 1000), () => {
-          for (let i = 0; i < batch; i++) {
-            // The application produces the message either way; a bounded send
-            // buffer (20 messages) drops it when full, as gossip does.
-            const f = dataFrame(seq++, data);
-            if (st.destroyed || st.writableLength > limit) dropped++;
-            else {
-              st.write(f);
-              sent++;
+        const samples = await sampleRss(
+          a.num("seconds"),
+          a.num("sampleMs", 1000),
+          () => {
+            for (let i = 0; i < batch; i++) {
+              // The application produces the message either way; a bounded send
+              // buffer (20 messages) drops it when full, as gossip does.
+              const f = dataFrame(seq++, data);
+              if (st.destroyed || st.writableLength > limit) dropped++;
+              else {
+                st.write(f);
+                sent++;
+              }
             }
-          }
-        }, a.num("tickMs", 10));
+          },
+          a.num("tickMs", 10),
+        );
         return { samples, sent, dropped };
       },
     },
@@ -262,7 +277,11 @@ class RawConn {
     readonly stream: http2.ClientHttp2Stream,
   ) {}
 
-  static async session(init: Init, endpoint: string, clientCert: { cert: string; key: string } | undefined): Promise<http2.ClientHttp2Session> {
+  static async session(
+    init: Init,
+    endpoint: string,
+    clientCert: { cert: string; key: string } | undefined,
+  ): Promise<http2.ClientHttp2Session> {
     const session = clientCert
       ? http2.connect(`https://${endpoint}`, { ca: init.ca.certPem, cert: clientCert.cert, key: clientCert.key, settings })
       : http2.connect(`http://${endpoint}`, { settings });
@@ -453,7 +472,12 @@ export async function rawClient(init: Init): Promise<WorkerSpec> {
       },
       fanout: async (a) => {
         const t0 = now();
-        const count = await pump(init, many.map((c) => c.stream), a, seqRef);
+        const count = await pump(
+          init,
+          many.map((c) => c.stream),
+          a,
+          seqRef,
+        );
         await Promise.all(many.map((c) => c.roundTrip(syncSeq++)));
         const ms = now() - t0;
         return { count, deliveries: count * many.length, ms };
