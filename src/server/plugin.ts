@@ -319,6 +319,7 @@ const plugin: FastifyPluginAsync<GossipPluginOptions> = async (fastify, opts) =>
   fastify.addHook("onClose", async () => {
     await stopMembership();
     sessions.detach();
+    clearTimeout(connectShutdownTimer); // closed: no timer may outlive the server
     abortConnectCalls();
     if (owned) await comm.stop();
   });

@@ -12,7 +12,7 @@ import { pkiIdHex } from "../../src/core/identity.js";
 import { createPeerMaterial } from "../../src/pki/certificates.js";
 import { must } from "../helpers/must.js";
 import { caFor, cleanupAfter, eventually, startPeer, type TestPeer } from "../helpers/peers.js";
-import { killAllWorkers, type Ready, sleep, spawnWorker, workerPeer } from "./workers.js";
+import { killAllWorkers, type Ready, sleep, spawnWorker, within, workerPeer } from "./workers.js";
 
 const { closers } = cleanupAfter(killAllWorkers);
 
@@ -160,7 +160,7 @@ describe(`shutdown with ${total} open streams`, () => {
     const open = server.comm.connections().length;
     assert.equal(open, total);
     const c0 = performance.now();
-    await Promise.race([server.app.close(), sleep(drainTimeoutMs + 10_000)]);
+    await within(server.app.close(), drainTimeoutMs + 10_000);
     const closeMs = performance.now() - c0;
     closed = true;
     assert.ok(closeMs < shutdownBoundMs, `close() took ${Math.round(closeMs)} ms with ${open} streams`);
@@ -183,12 +183,12 @@ describe(`shutdown with ${total} open streams`, () => {
     const open = server.comm.connections().length;
     assert.equal(open, total);
     const s0 = performance.now();
-    await Promise.race([server.comm.stop(), sleep(drainTimeoutMs + 10_000)]);
+    await within(server.comm.stop(), drainTimeoutMs + 10_000);
     const stopMs = performance.now() - s0;
     assert.ok(stopMs < shutdownBoundMs, `stop() took ${Math.round(stopMs)} ms with ${open} streams`);
     assert.equal(server.comm.connections().length, 0);
     const c0 = performance.now();
-    await Promise.race([server.app.close(), sleep(drainTimeoutMs + 10_000)]);
+    await within(server.app.close(), drainTimeoutMs + 10_000);
     const closeMs = performance.now() - c0;
     closed = true;
     assert.ok(closeMs < shutdownBoundMs, `close() after stop() took ${Math.round(closeMs)} ms`);

@@ -116,7 +116,9 @@ export class Worker {
     if (!this.running) return;
     this.proc.kill("SIGCONT");
     this.proc.kill("SIGKILL");
-    await Promise.race([this.exited, new Promise((r) => setTimeout(r, 5000))]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.exited, new Promise((r) => (timer = setTimeout(r, 5000)))]);
+    clearTimeout(timer); // a pending 5 s timer would be a handle left open after the test
   }
 }
 
@@ -193,3 +195,13 @@ export function sh(cmd: string, args: readonly string[], timeoutMs = 10_000): { 
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** `p`, or undefined once `ms` passed; the timer is cleared either way, so no handle is left open. */
+export async function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -174,7 +174,9 @@ describe("membership across 4 processes (16 peers, mutual TLS, Fabric timing / 5
     );
     for (const w of workers) {
       w.proc.stdin.end();
-      await Promise.race([w.exited, new Promise((r) => setTimeout(r, 5000))]);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([w.exited, new Promise((r) => (timer = setTimeout(r, 5000)))]);
+      clearTimeout(timer);
     }
   });
 });
