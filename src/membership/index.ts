@@ -27,6 +27,7 @@ export {
   type PeerFacts,
 } from "./disclosure.js";
 export { IdentityMapper } from "./identity-mapper.js";
+export { isMembershipMessage } from "./inbox.js";
 export {
   Membership,
   type MembershipInit,

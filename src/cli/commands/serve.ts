@@ -2,9 +2,7 @@
 import type { AddressInfo } from "node:net";
 import type { Comm } from "../../core/comm.js";
 import { pkiIdHex } from "../../core/identity.js";
-import type { ReceivedMessage } from "../../core/received-message.js";
-import { PullMsgType } from "../../gen/gossip/message_pb.js";
-import type { Member, Membership } from "../../membership/index.js";
+import { isMembershipMessage, type Member, type Membership } from "../../membership/index.js";
 import { createGossipServer, type GossipFastifyInstance } from "../../server/create-server.js";
 import { type HostPort, listOf, parseCommandLine, parseHostPort, parseInteger } from "../args.js";
 import type { Command } from "../command.js";
@@ -285,24 +283,6 @@ async function membershipEvents(membership: Membership, emit: (name: string, fie
   }
 }
 
-/** Membership traffic (alive messages, requests, responses, identity pull), reported as joined/died/revived instead. */
-function isMembershipTraffic(m: ReceivedMessage): boolean {
-  const c = m.message.content;
-  switch (c.case) {
-    case "aliveMsg":
-    case "memReq":
-    case "memRes":
-      return true;
-    case "hello":
-    case "dataDig":
-    case "dataReq":
-    case "dataUpdate":
-      return c.value.msgType === PullMsgType.IDENTITY_MSG;
-    default:
-      return false;
-  }
-}
-
 /** Forwards the comm's event streams and received messages to `emit`; resolves when the comm stopped. */
 function startPumps(comm: Comm, emit: (name: string, fields?: Fields) => void, autoAck: boolean): Promise<unknown> {
   const conns = (async () => {
@@ -327,7 +307,8 @@ function startPumps(comm: Comm, emit: (name: string, fields?: Fields) => void, a
     }
   })();
   const received = (async () => {
-    for await (const m of comm.accept((m) => !isMembershipTraffic(m))) {
+    // Membership traffic is reported as joined/died/revived instead.
+    for await (const m of comm.accept((m) => !isMembershipMessage(m))) {
       emit("received", {
         from: pkiIdHex(m.connection.pkiId),
         endpoint: m.connection.endpoint,
