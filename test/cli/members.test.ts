@@ -7,21 +7,14 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { identityOf, writeIdentity } from "../../src/cli/identity.js";
 import { createPeerMaterial } from "../../src/pki/certificates.js";
-import { startForeignDiscovery } from "../helpers/foreign.js";
+import { fastForeignDiscovery, startForeignDiscovery } from "../helpers/foreign.js";
 import type { ForeignDiscoveryOptions, ForeignDiscoveryPeer } from "../helpers/foreign-discovery-peer.js";
 import { caFor } from "../helpers/peers.js";
 import { cli, oneErrorLine, tempDir } from "./cli-helpers.js";
 
 /** Short intervals; no identity in alive messages, so entries need the identity pull. */
 const fast: ForeignDiscoveryOptions = {
-  aliveIntervalMs: 200,
-  aliveExpirationTimeoutMs: 1000,
-  reconnectIntervalMs: 400,
-  connectResponseTimeoutMs: 1000,
-  pullIntervalMs: 400,
-  digestWaitMs: 100,
-  requestWaitMs: 150,
-  responseWaitMs: 200,
+  ...fastForeignDiscovery,
   publishCertPeriodMs: 0,
 };
 const trust = ["Org1MSP", "Org2MSP"];

@@ -4,19 +4,12 @@
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import type { PeerMaterial } from "../../src/pki/certificates.js";
-import { startForeignDiscovery } from "../helpers/foreign.js";
+import { fastForeignDiscovery, startForeignDiscovery } from "../helpers/foreign.js";
 import type { ForeignDiscoveryOptions, ForeignDiscoveryPeer } from "../helpers/foreign-discovery-peer.js";
 
 /** Short intervals: alive 200 ms, dead after 1 s of silence. */
 const fast: ForeignDiscoveryOptions = {
-  aliveIntervalMs: 200,
-  aliveExpirationTimeoutMs: 1000,
-  reconnectIntervalMs: 400,
-  connectResponseTimeoutMs: 1000,
-  pullIntervalMs: 400,
-  digestWaitMs: 100,
-  requestWaitMs: 150,
-  responseWaitMs: 200,
+  ...fastForeignDiscovery,
 };
 
 const running = new Set<ForeignDiscoveryPeer>();

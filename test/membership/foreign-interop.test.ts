@@ -11,7 +11,7 @@ import { pkiIdHex } from "../../src/core/identity.js";
 import type { Membership, MembershipEvent } from "../../src/membership/index.js";
 import type { PeerMaterial } from "../../src/pki/certificates.js";
 import type { GossipMembershipOptions } from "../../src/server/plugin.js";
-import { startForeignDiscovery } from "../helpers/foreign.js";
+import { fastForeignDiscovery, startForeignDiscovery } from "../helpers/foreign.js";
 import type { ForeignDiscoveryOptions, ForeignDiscoveryPeer } from "../helpers/foreign-discovery-peer.js";
 import { caFor, eventually, startPeer, type TestPeer } from "../helpers/peers.js";
 
@@ -26,14 +26,7 @@ const oursFast: GossipMembershipOptions = {
   responseWaitTimeMs: 200,
 };
 const foreignFast: ForeignDiscoveryOptions = {
-  aliveIntervalMs: 200,
-  aliveExpirationTimeoutMs: 1000,
-  reconnectIntervalMs: 400,
-  connectResponseTimeoutMs: 1000,
-  pullIntervalMs: 400,
-  digestWaitMs: 100,
-  requestWaitMs: 150,
-  responseWaitMs: 200,
+  ...fastForeignDiscovery,
 };
 const waitMs = 10_000;
 

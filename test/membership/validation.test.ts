@@ -15,6 +15,7 @@ import {
 import { aliveMessage, signAlive } from "../../src/membership/alive-message.js";
 import { FakeCrypto } from "../helpers/fake-crypto.js";
 import { dataMessage } from "../helpers/peers.js";
+import { countingVerify } from "./bad-input-kit.js";
 import { Sim } from "./sim.js";
 
 function alive(c: FakeCrypto, seq: bigint, o: { endpoint?: string; internal?: string } = {}): Envelope {
@@ -26,20 +27,6 @@ function alive(c: FakeCrypto, seq: bigint, o: { endpoint?: string; internal?: st
     identity: c.identity,
   });
   return signAlive(c, m, o.internal ?? "");
-}
-
-function countingVerify(crypto: FakeCrypto): {
-  crypto: FakeCrypto;
-  count: () => number;
-} {
-  let n = 0;
-  const c = Object.assign(Object.create(crypto) as FakeCrypto, {
-    verify: (i: Uint8Array, s: Uint8Array, d: Uint8Array) => {
-      n++;
-      crypto.verify(i, s, d);
-    },
-  });
-  return { crypto: c, count: () => n };
 }
 
 describe("validation (TestValidation)", () => {
