@@ -34,6 +34,7 @@ export {
   type MembershipStats,
 } from "./membership.js";
 export {
+  type DuplicateKind,
   type MembershipMetrics,
   noopMembershipMetrics,
   type RefusedKind,

@@ -60,8 +60,13 @@ export interface MembershipStats {
   readonly identities: number;
   /** Entries of the alive msgStore (tombstones included). */
   readonly storedAliveMessages: number;
-  /** Refused messages by `"<kind>/<code>"`. */
+  /** Refused messages by `"<kind>/<code>"`: each is worth a look (replays, forgeries, floods). */
   readonly refused: Readonly<Record<string, number>>;
+  /**
+   * Duplicates by kind (`alive`, `membership_response`): alive messages no
+   * newer than what we held, the normal cost of epidemic gossip; not refusals.
+   */
+  readonly duplicates: Readonly<Record<string, number>>;
 }
 
 const eventCapacity = 1024;
@@ -268,6 +273,7 @@ export class Membership {
       identities: this.mapper.size,
       storedAliveMessages: this.store.size,
       refused: this.refusals.snapshot(),
+      duplicates: this.refusals.duplicateSnapshot(),
     };
   }
 
