@@ -21,6 +21,7 @@ export {
   type MembershipOptions,
   resolveMembershipConfig,
 } from "./config.js";
+export type { ConnectOptions } from "./connector.js";
 export {
   type Disclosure,
   disclosurePolicy,

@@ -9,7 +9,7 @@ import { X509CryptoService } from "../../src/core/x509-crypto.js";
 import type { MembershipEvent } from "../../src/membership/index.js";
 import { PrometheusMembershipMetrics } from "../../src/metrics/membership-prometheus.js";
 import { createCa, createPeerMaterial } from "../../src/pki/certificates.js";
-import { record, Sim, type SimPeer } from "./sim.js";
+import { countingDialer, record, Sim, type SimPeer } from "./sim.js";
 
 describe("organizations", () => {
   it("TestMultipleOrgEndpointLeakage: external peers know the other org's external peers, internal ones only their org; no internal endpoint crosses", async () => {
@@ -176,6 +176,46 @@ describe("organizations", () => {
     assert.equal(req.value.selfInformation.secretEnvelope, undefined, "no internal endpoint for another org");
     await sim.clock.advanceUntil(() => visible.membership.alive().length === 1 && b.membership.alive().length === 1, { maxMs: 10_000 });
     assert.equal(b.membership.alive()[0]?.internalEndpoint, "");
+    rec.stop();
+    await sim.close();
+  });
+});
+
+describe("anchor peers with the organization the channel config names (Fabric's learnAnchorPeers)", () => {
+  it("another org's anchor, without an external endpoint: skipped before any dial (no handshake); without the org, only after a handshake", async () => {
+    const sim = new Sim(47);
+    sim.add("b", { org: "B" });
+    const dials: string[] = [];
+    const hidden = sim.add("h", { org: "A", external: false, wrapDialer: (d) => countingDialer(d, dials) });
+    hidden.membership.connect("b:7051", { anchor: true, organization: "B" });
+    await sim.clock.advance(60_000);
+    assert.deepEqual(dials, [], "nothing dialed");
+    // Without the configured organization there is no way to know before the handshake.
+    hidden.membership.connect("b:7051", { anchor: true });
+    await sim.clock.advance(10_000);
+    assert.deepEqual(dials, ["open b:7051"], "one handshake, then skipped");
+    assert.equal(hidden.membership.alive().length, 0);
+    await sim.close();
+  });
+
+  it("an anchor claimed to be of our org that is not: refused after each handshake, never asked", async () => {
+    const sim = new Sim(48);
+    const b = sim.add("b", { org: "B" });
+    const rec = record(b.comm, (rm) => rm.message.content.case === "memReq");
+    const dials: string[] = [];
+    const a = sim.add("a", {
+      org: "A",
+      wrapDialer: (d) => countingDialer(d, dials),
+      options: { reconnectIntervalMs: 1000, maxConnectionAttempts: 3 },
+    });
+    a.membership.connect("b:7051", { anchor: true, organization: "A" });
+    await sim.clock.advance(30_000);
+    assert.equal(dials.filter((d) => d === "open b:7051").length, 3, "a handshake per attempt");
+    assert.equal(rec.got.length, 0, "no membership request");
+    assert.equal(a.membership.alive().length, 0);
+    // Named as the org it is, the same anchor is joined.
+    a.membership.connect("b:7051", { anchor: true, organization: "B" });
+    await sim.clock.advanceUntil(() => a.membership.alive().length === 1, { maxMs: 10_000 });
     rec.stop();
     await sim.close();
   });
