@@ -9,6 +9,8 @@ import { X509CryptoService } from "../../src/core/x509-crypto.js";
 import type { MembershipEvent } from "../../src/membership/index.js";
 import { PrometheusMembershipMetrics } from "../../src/metrics/membership-prometheus.js";
 import { createCa, createPeerMaterial } from "../../src/pki/certificates.js";
+import { FakeCrypto } from "../helpers/fake-crypto.js";
+import { alive } from "./bad-input-kit.js";
 import { countingDialer, record, Sim, type SimPeer } from "./sim.js";
 
 describe("organizations", () => {
@@ -217,6 +219,58 @@ describe("anchor peers with the organization the channel config names (Fabric's 
     a.membership.connect("b:7051", { anchor: true, organization: "B" });
     await sim.clock.advanceUntil(() => a.membership.alive().length === 1, { maxMs: 10_000 });
     rec.stop();
+    await sim.close();
+  });
+});
+
+describe("endpoints come from the stored alive message, as in Fabric", () => {
+  /** `t`, a raw peer `r` that gossips to it, and `m`'s alive messages: the first with its internal endpoint, the newer one without (as another org forwards it). */
+  async function setup(seed: number, bootstrap: string[] = []) {
+    const sim = new Sim(seed);
+    const t = sim.add("t", { bootstrap });
+    const r = sim.add("r", { raw: true });
+    const to = { endpoint: t.endpoint, pkiId: t.comm.pkiId };
+    const gossip = async (env: Parameters<typeof r.comm.send>[0]) => {
+      await r.comm.send(env, to);
+      await sim.clock.advance(50);
+    };
+    return { sim, t, gossip };
+  }
+
+  it("sync: a member whose latest alive message has no secret envelope is asked at its external endpoint", async () => {
+    const { sim, t, gossip } = await setup(50);
+    const m = new FakeCrypto("Org1MSP", sim.trust, undefined, sim.wall);
+    // m answers at both endpoints (so that no failed dial makes it dead meanwhile).
+    sim.add("m-int", { raw: true, crypto: m, endpoint: "m-int:7051" });
+    sim.add("m-ext", { raw: true, crypto: m, endpoint: "m-ext:7051" });
+    const asked: string[] = [];
+    const send = t.comm.send.bind(t.comm);
+    t.comm.send = (msg, ...peers) => {
+      const inner = "content" in msg ? msg : parseGossipMessage(msg.payload);
+      if (inner.content.case === "memReq") for (const p of peers) asked.push(p.endpoint);
+      return send(msg, ...peers);
+    };
+    await gossip(alive(m, { seq: 1n, endpoint: "m-ext:7051", internal: "m-int:7051" }));
+    await gossip(alive(m, { seq: 2n, endpoint: "m-ext:7051" }));
+    const known = t.membership.lookup(m.pkiId);
+    assert.equal(known?.timestamp.seqNum, 2n);
+    assert.equal(known?.internalEndpoint, "m-int:7051", "the view keeps the internal endpoint (Fabric's id2Member)");
+    await sim.clock.advanceUntil(() => asked.length > 0, { maxMs: 10_000 });
+    assert.deepEqual(asked, ["m-ext:7051"], "Fabric's InitiateSync reads the endpoints of the stored message");
+    await sim.close();
+  });
+
+  it("msgStore sweep: a bootstrap endpoint protects a member only when the expired stored message names it", async () => {
+    const { sim, t, gossip } = await setup(51, ["m1-int:7051", "m2-int:7051"]);
+    const m1 = new FakeCrypto("Org1MSP", sim.trust, undefined, sim.wall);
+    const m2 = new FakeCrypto("Org1MSP", sim.trust, undefined, sim.wall);
+    await gossip(alive(m1, { seq: 1n, endpoint: "m1-ext:7051", internal: "m1-int:7051" }));
+    await gossip(alive(m2, { seq: 1n, endpoint: "m2-ext:7051", internal: "m2-int:7051" }));
+    await gossip(alive(m2, { seq: 2n, endpoint: "m2-ext:7051" })); // stored without its internal endpoint
+    assert.equal(t.membership.lookup(m2.pkiId)?.internalEndpoint, "m2-int:7051");
+    await sim.clock.advance(500_000 + 30_000);
+    assert.equal(t.membership.lookup(m1.pkiId)?.state, "dead", "m1's stored message names a bootstrap endpoint: kept");
+    assert.equal(t.membership.lookup(m2.pkiId), undefined, "m2's stored message names none: removed, as Fabric does");
     await sim.close();
   });
 });
