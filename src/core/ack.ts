@@ -220,7 +220,8 @@ export class AckSender {
       const conn = this.deps.current(await Promise.race([this.deps.getOrDial(peer), timedOut]));
       const ack = this.registry.expect(nonce, conn.pkiHex, deadline - clock.now());
       ack.catch(() => {});
-      await Promise.race([conn.put(frame), timedOut]);
+      // Uncapped (maxBlockedSends bounds fire-and-forget sends): Fabric blocks each SendWithAck, and the caller's timeout bounds this wait.
+      await Promise.race([conn.put(frame, undefined, true), timedOut]);
       // After the connection closes, the ack can still come on a connection
       // that replaced it (the loser of a simultaneous dial flushes before it
       // closes, and the remote answers on the winner). Wait connTimeoutMs for

@@ -164,7 +164,9 @@ export class Comm {
    * When a peer's send buffer is full (or, while it is being dialed, the
    * queue in front of the dial) the `overflowPolicy` applies: `drop` (count
    * it), `disconnect` (presumed dead), or `block` (the returned promise
-   * settles when every peer took the message; await it for back-pressure).
+   * settles when every peer took the message; await it for back-pressure:
+   * beyond `maxBlockedSends` waiting sends per peer, a send is dropped and
+   * counted as an overflow, as `drop` does).
    * Failures are reported through {@link Comm.presumedDead} and metrics, never
    * by rejecting. A no-op when stopping or without peers.
    *

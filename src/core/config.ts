@@ -10,7 +10,13 @@ export type OverflowPolicy =
   | "drop"
   /** Treat the peer as unresponsive: emit presumed-dead and close the connection (the seed walkthrough; Fabric before FAB-5153). */
   | "disconnect"
-  /** Wait for room; `send()` returns a promise that settles when every peer took the message. */
+  /**
+   * Wait for room; `send()` returns a promise that settles when every peer
+   * took the message. Await it: at most `maxBlockedSends` sends wait per
+   * peer, and a send beyond that is dropped at once and counted in
+   * `gossip_comm_overflow_count`, as "drop" does (a caller that fires sends
+   * without awaiting them would otherwise queue without bound).
+   */
   | "block";
 
 /**
@@ -64,6 +70,17 @@ export interface CommOptions {
    */
   overflowPolicy?: OverflowPolicy;
   /**
+   * With `overflowPolicy: "block"`: sends that may wait for room at once per
+   * peer (its connection's send buffer, or the queue in front of its dial).
+   * A send beyond that is dropped at once and counted as an overflow
+   * (`gossip_comm_overflow_count`), so a peer's queue holds at most
+   * `sendBuffSize + maxBlockedSends` messages whatever the caller does.
+   * Messages already queued or waiting are never dropped for it, and keep
+   * their order.
+   * @default 200 (no Fabric key: Fabric never blocks, it drops on a full buffer)
+   */
+  maxBlockedSends?: number;
+  /**
    * Events (presumed-dead, identity switch) an event subscriber buffers; the
    * oldest is dropped and counted when a slow subscriber falls further behind.
    * @default 100 (Fabric's PresumedDead channel)
@@ -115,6 +132,7 @@ export const defaultCommConfig: CommConfig = Object.freeze({
   acceptBuffSize: 20,
   maxMessageBytes: 100 * 1024 * 1024,
   overflowPolicy: "drop",
+  maxBlockedSends: 200,
   eventBuffSize: 100,
   drainTimeoutMs: 2000,
   maxUnauthenticatedStreams: 256,
@@ -131,6 +149,7 @@ const positiveIntegerKeys = [
   "recvBuffSize",
   "acceptBuffSize",
   "maxMessageBytes",
+  "maxBlockedSends",
   "eventBuffSize",
   "drainTimeoutMs",
   "maxUnauthenticatedStreams",

@@ -6,7 +6,7 @@ import { ErrorCode, GossipError } from "./errors.js";
 import type { HandshakeResult } from "./handshake.js";
 import { type PeerIdentity, type PkiId, pkiIdHex } from "./identity.js";
 import type { CommMetrics, Direction } from "./metrics.js";
-import { refused, SendBuffer, type SendBufferSink } from "./send-buffer.js";
+import { type PutRefusal, refused, SendBuffer, type SendBufferSink } from "./send-buffer.js";
 import type { WireStream } from "./transport.js";
 
 /** Who is on the other end of a connection, as the handshake proved it (Fabric's ConnectionInfo). */
@@ -84,7 +84,7 @@ export class Connection {
     private readonly deps: ConnectionDeps,
   ) {
     this.pkiHex = pkiIdHex(info.pkiId);
-    this.buffer = new SendBuffer(deps.config.sendBuffSize, new ConnectionSink(this, stream, deps));
+    this.buffer = new SendBuffer(deps.config.sendBuffSize, new ConnectionSink(this, stream, deps), deps.config.maxBlockedSends);
     this.readerDone = this.read(handshake.incoming, handshake.pending);
     // The transport going away (a server closing while the comm goes on) closes us gracefully.
     const unwatchShutdown = stream.onShutdown?.(() => void this.drain());
@@ -117,12 +117,13 @@ export class Connection {
 
   /**
    * Queues a serialized Envelope, waiting for room; rejects with `Closed`
-   * when the connection closes first, or, with `dropped`, calls it and
-   * resolves.
+   * when the connection closes first, or with `Overflow` when
+   * `maxBlockedSends` puts already wait (not when `uncapped`: a frame a dial
+   * queue already accepted), or, with `dropped`, calls it and resolves.
    */
-  put(frame: Uint8Array, dropped?: () => void): Promise<void> {
+  put(frame: Uint8Array, dropped?: (why: PutRefusal) => void, uncapped = false): Promise<void> {
     if (this.state_ !== "open") return refused(dropped);
-    return this.buffer.put(frame, dropped);
+    return this.buffer.put(frame, dropped, uncapped);
   }
 
   /**

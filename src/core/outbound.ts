@@ -25,7 +25,7 @@ import { type HandshakeResult, handshake } from "./handshake.js";
 import { bytesEqual, type PeerIdentity, type PkiId, pkiIdHex, type RemotePeer } from "./identity.js";
 import type { DropReason } from "./metrics.js";
 import type { Router } from "./routing.js";
-import { SendBuffer } from "./send-buffer.js";
+import { type PutRefusal, SendBuffer } from "./send-buffer.js";
 import type { Dialer } from "./transport.js";
 
 /**
@@ -41,8 +41,12 @@ export interface IdentitySwitchEvent {
 /** Where a frame is queued: a connection's send buffer or a dial queue. */
 interface Queue {
   offer(frame: Uint8Array): boolean;
-  /** Waits for room; a frame that can no longer enter is reported to `dropped` (never rejects). */
-  put(frame: Uint8Array, dropped: () => void): Promise<void>;
+  /**
+   * Waits for room; a frame that can no longer enter, or that finds
+   * `maxBlockedSends` sends waiting (unless `uncapped`), is reported to
+   * `dropped` (never rejects).
+   */
+  put(frame: Uint8Array, dropped: (why: PutRefusal) => void, uncapped?: boolean): Promise<void>;
   /** Gives up on the peer: drops what is queued (counted). */
   abort(error: GossipError): void;
   readonly pkiId: PkiId;
@@ -64,6 +68,7 @@ class DialQueue implements Queue {
     /** Its key in the dial queues: the peer's dial key. */
     readonly key: string,
     capacity: number,
+    maxWaiters: number,
     connect: () => Promise<Connection>,
     deliver: (conn: Connection, frames: readonly Uint8Array[]) => Promise<void>,
     onDropped: (count: number) => void,
@@ -73,26 +78,30 @@ class DialQueue implements Queue {
     this.pkiId = peer.pkiId ?? new Uint8Array(0);
     this.endpoint = peer.endpoint;
     let dialed: Promise<Connection> | undefined;
-    this.buffer = new SendBuffer(capacity, {
-      write: async (frames) => {
-        dialed ??= connect();
-        const conn = await dialed;
-        if (this.abandoned) throw this.abandoned;
-        await deliver(conn, frames);
+    this.buffer = new SendBuffer(
+      capacity,
+      {
+        write: async (frames) => {
+          dialed ??= connect();
+          const conn = await dialed;
+          if (this.abandoned) throw this.abandoned;
+          await deliver(conn, frames);
+        },
+        // Counted as sent by the connection's own buffer when it writes them.
+        written: () => {},
+        dropped: onDropped,
+        failed: onFailed,
       },
-      // Counted as sent by the connection's own buffer when it writes them.
-      written: () => {},
-      dropped: onDropped,
-      failed: onFailed,
-    });
+      maxWaiters,
+    );
   }
 
   offer(frame: Uint8Array): boolean {
     return this.buffer.offer(frame);
   }
 
-  put(frame: Uint8Array, dropped: () => void): Promise<void> {
-    return this.buffer.put(frame, dropped);
+  put(frame: Uint8Array, dropped: (why: PutRefusal) => void, uncapped?: boolean): Promise<void> {
+    return this.buffer.put(frame, dropped, uncapped);
   }
 
   abort(error: GossipError): void {
@@ -106,7 +115,7 @@ class DialQueue implements Queue {
 function connectionQueue(conn: Connection): Queue {
   return {
     offer: (frame) => conn.offer(frame),
-    put: (frame, dropped) => conn.put(frame, dropped),
+    put: (frame, dropped, uncapped) => conn.put(frame, dropped, uncapped),
     abort: (error) => conn.abort(error),
     pkiId: conn.info.pkiId,
     endpoint: conn.info.endpoint,
@@ -117,8 +126,12 @@ function connectionQueue(conn: Connection): Queue {
 /** Dials peers and sends to them. */
 export class Outbound {
   private readonly dialQueues = new Map<string, DialQueue>();
-  /** What a blocked frame that can no longer be queued counts as, by where it waited. */
-  private readonly droppedBy: Readonly<Record<DropReason, () => void>>;
+  /**
+   * What a blocked frame that can no longer be queued counts as, by where it
+   * waited: an overflow when `maxBlockedSends` sends already waited, else
+   * dropped for that reason.
+   */
+  private readonly droppedBy: Readonly<Record<DropReason, (why: PutRefusal) => void>>;
 
   constructor(
     private readonly ctx: CommContext,
@@ -127,8 +140,23 @@ export class Outbound {
     private readonly dialer: Dialer,
     private readonly identitySwitch: EventStream<IdentitySwitchEvent>,
   ) {
-    const count = (reason: DropReason) => () => ctx.metrics.dropped(reason, 1);
-    this.droppedBy = { connection_closed: count("connection_closed"), dial_failed: count("dial_failed") } as Record<DropReason, () => void>;
+    const count = (reason: DropReason) => (why: PutRefusal) => {
+      if (why === "closed") {
+        ctx.metrics.dropped(reason, 1);
+        return;
+      }
+      ctx.metrics.overflow();
+      ctx.limiter.maybe("overflow blocked", (suppressed) =>
+        ctx.log.debug(
+          { maxBlockedSends: ctx.config.maxBlockedSends, suppressed },
+          "send buffer full and maxBlockedSends sends already wait; dropping message",
+        ),
+      );
+    };
+    this.droppedBy = { connection_closed: count("connection_closed"), dial_failed: count("dial_failed") } as Record<
+      DropReason,
+      (why: PutRefusal) => void
+    >;
   }
 
   /** Frames waiting for a dial. */
@@ -281,6 +309,7 @@ export class Outbound {
       peer,
       key,
       ctx.config.sendBuffSize,
+      ctx.config.maxBlockedSends,
       () => this.store.getOrDial(peer),
       (conn, frames) => this.deliver(conn, frames),
       (count) => ctx.metrics.dropped("dial_failed", count),
@@ -304,7 +333,11 @@ export class Outbound {
         this.ctx.metrics.dropped("connection_closed", 1);
         continue;
       }
-      const waiting = this.overflow(target, frame);
+      // Accepted once already (by the dial queue): under "block" it waits whatever the cap.
+      const waiting =
+        this.ctx.config.overflowPolicy === "block"
+          ? target.put(frame, this.droppedBy.connection_closed, true)
+          : this.overflow(target, frame);
       if (waiting !== undefined) await waiting;
     }
   }

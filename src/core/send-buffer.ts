@@ -16,12 +16,18 @@ export interface SendBufferSink {
   failed(error: GossipError): void;
 }
 
+/**
+ * Why a `put` never entered the queue: the buffer closed first, or
+ * `maxWaiters` puts were already waiting for room when it was called.
+ */
+export type PutRefusal = "closed" | "overflow";
+
 interface Waiter {
   readonly frame: Uint8Array;
   readonly resolve: () => void;
   readonly reject: (e: GossipError) => void;
   /** When given, a frame that never enters is reported here and the promise resolves instead of rejecting. */
-  readonly dropped: (() => void) | undefined;
+  readonly dropped: ((why: PutRefusal) => void) | undefined;
 }
 
 /**
@@ -30,6 +36,10 @@ interface Waiter {
  *
  * - At most `capacity` frames are queued; `offer` refuses beyond that, `put`
  *   waits for room. Blocked `put`s enter the queue in call order.
+ * - At most `maxWaiters` `put`s wait for room: a caller that does not await
+ *   its `put`s cannot make the buffer hold more than `capacity + maxWaiters`
+ *   frames. A `put` beyond that is refused at once (`overflow`) and never
+ *   enters; frames already queued or waiting are unaffected.
  * - Frames are written in the order they entered, by one writer, one batch at
  *   a time: an idle connection writes at the end of the current tick (after
  *   the promise jobs it started); after a
@@ -56,7 +66,14 @@ export class SendBuffer {
   constructor(
     readonly capacity: number,
     private readonly sink: SendBufferSink,
+    /** Puts allowed to wait for room at once; more are refused (`overflow`). */
+    readonly maxWaiters: number = Number.POSITIVE_INFINITY,
   ) {}
+
+  /** Puts waiting for room. */
+  get waiting(): number {
+    return this.waiters.length;
+  }
 
   /** Frames queued and not yet handed to the transport. */
   get size(): number {
@@ -83,10 +100,13 @@ export class SendBuffer {
 
   /**
    * Queues `frame`, waiting for room. Rejects with `Closed` when the buffer
-   * closes before the frame entered; with `dropped`, calls it instead and
-   * resolves (one promise per blocked frame, none to catch the rejection).
+   * closes before the frame entered, and at once with `Overflow` when
+   * `maxWaiters` puts already wait (unless `uncapped`: a frame some other
+   * queue already accepted, which must not be lost to the cap); with
+   * `dropped`, calls it with the reason instead and resolves (one promise
+   * per blocked frame, none to catch the rejection).
    */
-  put(frame: Uint8Array, dropped?: () => void): Promise<void> {
+  put(frame: Uint8Array, dropped?: (why: PutRefusal) => void, uncapped = false): Promise<void> {
     if (this.offer(frame)) return writeTaken;
     if (this.isClosed) return refused(dropped);
     if (this.turn !== 0 && this.waiters.length === 0) {
@@ -98,6 +118,7 @@ export class SendBuffer {
       this.flush();
       if (this.offer(frame)) return writeTaken;
     }
+    if (!uncapped && this.waiters.length >= this.maxWaiters) return refused(dropped, "overflow");
     return new Promise((resolve, reject) => this.waiters.push({ frame, resolve, reject, dropped }));
   }
 
@@ -126,7 +147,7 @@ export class SendBuffer {
       if (w.dropped === undefined) {
         w.reject(closedError());
       } else {
-        w.dropped();
+        w.dropped("closed");
         w.resolve();
       }
     }
@@ -227,9 +248,9 @@ export class SendBuffer {
 }
 
 /** What a `put` that cannot enter returns: a rejection, or with `dropped` a report and a resolved promise. */
-export function refused(dropped: (() => void) | undefined): Promise<void> {
-  if (dropped === undefined) return Promise.reject(closedError());
-  dropped();
+export function refused(dropped: ((why: PutRefusal) => void) | undefined, why: PutRefusal = "closed"): Promise<void> {
+  if (dropped === undefined) return Promise.reject(why === "closed" ? closedError() : overflowError());
+  dropped(why);
   return writeTaken;
 }
 
@@ -239,4 +260,8 @@ function flushScheduled(buffer: SendBuffer): void {
 
 function closedError(): GossipError {
   return new GossipError(ErrorCode.Closed, "connection is closing");
+}
+
+function overflowError(): GossipError {
+  return new GossipError(ErrorCode.Overflow, "send buffer full and too many sends already wait for room");
 }

@@ -26,6 +26,12 @@ export class AliveStore {
     return e === undefined || isNewer(timestamp, e.alive.timestamp);
   }
 
+  /** What is held for `pkiHex` (a tombstone is `expired`), or undefined. */
+  held(pkiHex: string): { readonly timestamp: Timestamp; readonly expired: boolean } | undefined {
+    const e = this.entries.get(pkiHex);
+    return e === undefined ? undefined : { timestamp: e.alive.timestamp, expired: e.expired };
+  }
+
   /** Stores `alive` if it is newer than what is held for its PKI-ID; returns whether it was. */
   add(alive: ParsedAlive, now: number): boolean {
     if (!this.checkValid(alive.pkiHex, alive.timestamp)) return false;

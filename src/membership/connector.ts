@@ -45,6 +45,19 @@ export function isSelfEndpoint(endpoint: string, internalEndpoint: string, exter
   );
 }
 
+/** How to {@link Connector.connect}: as to a bootstrap peer (the default) or to a channel's anchor peer. */
+export interface ConnectOptions {
+  /** An anchor peer: of any organization, and then our request carries no internal endpoint. */
+  readonly anchor?: boolean;
+  /**
+   * The MSP ID the channel configuration names for the anchor's organization
+   * (Fabric's `orgOfAnchorPeers`). Known, it decides before any dial: another
+   * organization's anchor is skipped when we have no external endpoint, and
+   * an anchor claimed to be of ours must prove it in the handshake.
+   */
+  readonly organization?: string;
+}
+
 /** Connects to bootstrap peers and pairs their responses by nonce. */
 export class Connector {
   private readonly waiters = new Map<bigint, () => void>();
@@ -55,15 +68,25 @@ export class Connector {
    * Starts connecting to `endpoint` in the background (nothing when it is
    * ourselves). A bootstrap peer must be of our organization; an anchor peer
    * may be of another (then our request carries no internal endpoint, and
-   * nothing is sent when we have no external endpoint).
+   * nothing is sent when we have no external endpoint: with `organization`
+   * known, nothing is even dialed, as in Fabric).
    */
-  connect(endpoint: string, anchor = false): void {
+  connect(endpoint: string, options: ConnectOptions = {}): void {
     const c = this.init.config;
+    const anchor = options.anchor ?? false;
     if (isSelfEndpoint(endpoint, c.internalEndpoint, c.externalEndpoint)) {
       this.init.log.debug({ endpoint }, "Skipping connecting to myself");
       return;
     }
-    void this.run(endpoint, anchor).catch((e: unknown) => {
+    const claimed = anchor ? options.organization : undefined;
+    if (claimed !== undefined && claimed !== this.init.selfOrg && this.init.externalEndpoint() === "") {
+      this.init.log.info(
+        { endpoint, org: claimed },
+        `Anchor peer ${endpoint} isn't in our org(${claimed}) and we have no external endpoint, skipping`,
+      );
+      return;
+    }
+    void this.run(endpoint, anchor, claimed).catch((e: unknown) => {
       const error = GossipError.from(e);
       if (error.code !== ErrorCode.Stopping && !this.init.signal.aborted)
         this.init.log.warn({ endpoint, err: error.message }, "connect failed");
@@ -83,7 +106,7 @@ export class Connector {
     return this.waiters.size;
   }
 
-  private async run(endpoint: string, anchor: boolean): Promise<void> {
+  private async run(endpoint: string, anchor: boolean, claimed: string | undefined): Promise<void> {
     const { config, signal, comm } = this.init;
     let remote: PkiId | undefined;
     let selfOrg = true;
@@ -96,7 +119,11 @@ export class Connector {
         if (!selfOrg && !anchor) {
           throw new GossipError(ErrorCode.UnexpectedPeer, `${endpoint} isn't in our organization, cannot be a bootstrap peer`);
         }
-        if (!selfOrg && this.init.externalEndpoint() === "") {
+        if (!selfOrg && claimed === this.init.selfOrg) {
+          throw new GossipError(ErrorCode.UnexpectedPeer, `Anchor peer ${endpoint} isn't in our org, but is claimed to be`);
+        }
+        if (!selfOrg && claimed === undefined && this.init.externalEndpoint() === "") {
+          // Without the configured organization we learn it only now (see docs/membership.md).
           this.init.log.warn(
             { endpoint, org },
             `Anchor peer ${endpoint} isn't in our org(${this.init.selfOrg}) and we have no external endpoint, skipping`,

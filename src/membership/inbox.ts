@@ -30,7 +30,7 @@ import { kindOf, type Refusals } from "./refusals.js";
 import type { Replies } from "./replies.js";
 import type { SelfAlive } from "./self-alive.js";
 import { illegalTagReason } from "./tags.js";
-import { isNewer } from "./timestamp.js";
+import { isNewer, timestampString } from "./timestamp.js";
 import type { Known, View } from "./view.js";
 
 /** Membership messages: alive, requests, responses and identity pull. */
@@ -153,8 +153,7 @@ export class Inbox {
       return;
     }
     if (!store.checkValid(a.pkiHex, a.timestamp)) {
-      // The common case (each alive message arrives from several peers): counted, not thrown nor logged.
-      this.init.refusals.count("alive", ErrorCode.StaleMessage);
+      this.notNewer(a);
       return;
     }
     try {
@@ -166,6 +165,26 @@ export class Inbox {
     store.add(a, clock.now());
     view.handleAlive(a, clock.now());
     adapter.gossip(a, rm.connection.pkiId);
+  }
+
+  /**
+   * A gossiped alive message the msgStore holds something as new as or newer
+   * than (Fabric drops all of them silently, §3.5). Every copy after the first
+   * of one message, and a message overtaken on a shorter path by a newer one
+   * of the same incarnation, is a duplicate: counted, not refused. An older
+   * incarnation than the one held (its origin restarted since), or anything
+   * as old as a tombstone (no newer message for the whole TTL), is not what
+   * gossip delivers: a replay, refused as `StaleMessage`. Throws for those.
+   */
+  private notNewer(a: ParsedAlive): void {
+    const held = this.init.store.held(a.pkiHex);
+    if (held !== undefined && (held.expired || a.timestamp.incNum < held.timestamp.incNum)) {
+      throw new GossipError(
+        ErrorCode.StaleMessage,
+        `alive message (${timestampString(a.timestamp)}) older than the ${held.expired ? "expired" : "held"} incarnation (${timestampString(held.timestamp)}): a replay`,
+      );
+    }
+    this.init.refusals.duplicate("alive");
   }
 
   /** A MembershipRequest (§3.6). */
@@ -219,7 +238,7 @@ export class Inbox {
   /** A MembershipResponse (§3.7): processed even if unsolicited, but then within the sender's budget. */
   private onResponse(rm: ReceivedMessage): void {
     if (rm.message.content.case !== "memRes") return;
-    const { config, connector, adapter, budget, view, crypto, mapper, clock } = this.init;
+    const { config, connector, adapter, budget, view, crypto, mapper, clock, refusals } = this.init;
     const res = rm.message.content.value;
     const entries = res.alive.length + res.dead.length;
     if (entries > config.maxMembershipResponseEntries) {
@@ -235,7 +254,10 @@ export class Inbox {
         this.refuse("membership_response", a, rm);
         continue;
       }
-      if (!this.freshForView(a)) continue;
+      if (!this.freshForView(a)) {
+        refusals.duplicate("membership_response");
+        continue;
+      }
       if (!solicited && !budget.take(sender, now)) {
         throw new GossipError(ErrorCode.RateLimited, "unsolicited membership response over the peer's budget");
       }
@@ -254,7 +276,10 @@ export class Inbox {
         this.refuse("membership_response", a, rm);
         continue;
       }
-      if (view.get(a.pkiHex) !== undefined || !this.freshForView(a)) continue;
+      if (view.get(a.pkiHex) !== undefined || !this.freshForView(a)) {
+        refusals.duplicate("membership_response"); // known members are never marked dead on another's word
+        continue;
+      }
       if (!solicited && !budget.take(sender, now)) {
         throw new GossipError(ErrorCode.RateLimited, "unsolicited membership response over the peer's budget");
       }
@@ -297,7 +322,7 @@ export class Inbox {
     const conflicting = a.endpoint !== self.endpoint || (a.internalEndpoint !== "" && a.internalEndpoint !== self.internalEndpoint);
     if (verified && !conflicting) {
       // Our own alive message coming back through the gossip: a duplicate, as Fabric drops it.
-      this.init.refusals.count("alive", ErrorCode.StaleMessage);
+      this.init.refusals.duplicate("alive");
       return;
     }
     if (verified) {

@@ -21,6 +21,7 @@ export {
   type MembershipOptions,
   resolveMembershipConfig,
 } from "./config.js";
+export type { ConnectOptions } from "./connector.js";
 export {
   type Disclosure,
   disclosurePolicy,
@@ -34,6 +35,7 @@ export {
   type MembershipStats,
 } from "./membership.js";
 export {
+  type DuplicateKind,
   type MembershipMetrics,
   noopMembershipMetrics,
   type RefusedKind,

@@ -19,7 +19,7 @@ import { AliveStore } from "./alive-store.js";
 import { AwaitingIdentity } from "./awaiting-identity.js";
 import { CommAdapter, membershipRequest } from "./comm-adapter.js";
 import { type MembershipConfig, type MembershipOptions, resolveMembershipConfig } from "./config.js";
-import { Connector } from "./connector.js";
+import { type ConnectOptions, Connector } from "./connector.js";
 import { hex as hexOf } from "./hex.js";
 import { IdentityMapper } from "./identity-mapper.js";
 import { IdentityPull } from "./identity-pull.js";
@@ -60,8 +60,13 @@ export interface MembershipStats {
   readonly identities: number;
   /** Entries of the alive msgStore (tombstones included). */
   readonly storedAliveMessages: number;
-  /** Refused messages by `"<kind>/<code>"`. */
+  /** Refused messages by `"<kind>/<code>"`: each is worth a look (replays, forgeries, floods). */
   readonly refused: Readonly<Record<string, number>>;
+  /**
+   * Duplicates by kind (`alive`, `membership_response`): alive messages no
+   * newer than what we held, the normal cost of epidemic gossip; not refusals.
+   */
+  readonly duplicates: Readonly<Record<string, number>>;
 }
 
 const eventCapacity = 1024;
@@ -252,12 +257,17 @@ export class Membership {
    * Joins through `endpoint` at runtime: as a bootstrap entry does (a peer of
    * our organization), or, with `anchor`, as Fabric connects to a channel's
    * anchor peer (any organization; no internal endpoint disclosed to another).
-   * Members at that endpoint are never removed from the view.
+   * Pass the anchor's `organization` (the MSP ID the channel configuration
+   * names for it) to decide as Fabric does before any dial: another
+   * organization's anchor is skipped when we have no external endpoint, and
+   * one claimed to be of ours that is not is refused (and retried). Without
+   * it, the handshake tells the organization. Members at that endpoint are
+   * never removed from the view.
    */
-  connect(endpoint: string, options: { readonly anchor?: boolean } = {}): void {
+  connect(endpoint: string, options: ConnectOptions = {}): void {
     if (this.stopped) return;
     this.protectedEndpoints.add(endpoint);
-    this.connector.connect(endpoint, options.anchor ?? false);
+    this.connector.connect(endpoint, options);
   }
 
   /** Counts. */
@@ -268,6 +278,7 @@ export class Membership {
       identities: this.mapper.size,
       storedAliveMessages: this.store.size,
       refused: this.refusals.snapshot(),
+      duplicates: this.refusals.duplicateSnapshot(),
     };
   }
 

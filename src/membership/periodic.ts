@@ -8,7 +8,7 @@
 import type { Clock } from "../core/clock.js";
 import type { Comm } from "../core/comm.js";
 import type { Logger } from "../core/logger.js";
-import { parseAlive } from "./alive-message.js";
+import { internalEndpointOf, parseAlive } from "./alive-message.js";
 import type { AliveStore } from "./alive-store.js";
 import type { AwaitingIdentity } from "./awaiting-identity.js";
 import type { CommAdapter } from "./comm-adapter.js";
@@ -86,24 +86,37 @@ export class PeriodicWork {
     }
   }
 
+  /**
+   * Removes the members whose msgStore entry expired, unless the endpoints
+   * in that stored message (as Fabric: its external endpoint and the
+   * internal one of its secret envelope, not what the view remembers from
+   * earlier messages) are a bootstrap or anchor endpoint.
+   */
   private sweepStore(): void {
     const { store, view, clock, protectedEndpoints, log } = this.init;
     for (const a of store.sweep(clock.now())) {
-      const k = view.get(a.pkiHex);
-      if (k === undefined) continue;
-      if (protectedEndpoints.has(k.endpoint) || protectedEndpoints.has(k.internalEndpoint)) {
-        log.debug({ pkiId: k.pkiHex }, `Do not remove bootstrap or anchor peer endpoint ${preferredEndpoint(k)} from membership`);
+      if (view.get(a.pkiHex) === undefined) continue;
+      if (protectedEndpoints.has(a.endpoint) || protectedEndpoints.has(a.internalEndpoint)) {
+        log.debug({ pkiId: a.pkiHex }, `Do not remove bootstrap or anchor peer endpoint ${a.endpoint} from membership`);
         continue;
       }
       view.remove(a.pkiHex);
     }
   }
 
-  /** InitiateSync every pull interval, first at once (§3.9). */
+  /**
+   * InitiateSync every pull interval, first at once (§3.9). As Fabric, each
+   * target is reached at the endpoints of its latest stored alive message:
+   * the internal one only if that message carries it in a secret envelope
+   * (one forwarded by another organization does not), else the external one.
+   */
   private syncLoop(): void {
     const { config: c, view, random, adapter, self } = this.init;
     const round = () => {
-      for (const k of pickRandom(view.alive(), c.pullPeerNum, random)) adapter.sendRequest(k, preferredEndpoint(k), self.sign());
+      for (const k of pickRandom(view.alive(), c.pullPeerNum, random)) {
+        const endpoint = preferredEndpoint({ endpoint: k.endpoint, internalEndpoint: internalEndpointOf(k.envelope) });
+        adapter.sendRequest(k, endpoint, self.sign());
+      }
     };
     round();
     this.init.scheduler.every(c.pullIntervalMs, round);

@@ -1,6 +1,6 @@
 import { Counter, Gauge, Registry } from "prom-client";
 import type { ErrorCode } from "../core/errors.js";
-import type { MembershipMetrics, RefusedKind } from "../membership/metrics.js";
+import type { DuplicateKind, MembershipMetrics, RefusedKind } from "../membership/metrics.js";
 
 /**
  * Prometheus metrics of a {@link Membership} (prom-client), in their own
@@ -15,6 +15,7 @@ export class PrometheusMembershipMetrics implements MembershipMetrics {
   readonly registry: Registry;
   private readonly known: Gauge;
   private readonly refusedMessages: Counter<"kind" | "reason">;
+  private readonly duplicateMessages: Counter<"kind">;
   private readonly changes: Counter<"type">;
   private readonly sentMessages: Counter<"kind">;
 
@@ -30,6 +31,12 @@ export class PrometheusMembershipMetrics implements MembershipMetrics {
       name: "gossip_membership_refused_total",
       help: "Membership messages (alive, requests, responses, identities) refused, by kind and reason.",
       labelNames: ["kind", "reason"],
+      registers: r,
+    });
+    this.duplicateMessages = new Counter({
+      name: "gossip_membership_duplicates_total",
+      help: "Alive messages (gossiped, or membership response entries) no newer than the one held: gossip's normal redundancy, by kind.",
+      labelNames: ["kind"],
       registers: r,
     });
     this.changes = new Counter({
@@ -52,6 +59,9 @@ export class PrometheusMembershipMetrics implements MembershipMetrics {
   }
   refused(kind: RefusedKind, reason: ErrorCode): void {
     this.refusedMessages.labels(kind, reason).inc();
+  }
+  duplicate(kind: DuplicateKind): void {
+    this.duplicateMessages.labels(kind).inc();
   }
   change(type: "joined" | "died" | "revived" | "updated" | "removed"): void {
     this.changes.labels(type).inc();

@@ -93,6 +93,40 @@ describe("SendBuffer", () => {
     await assert.rejects(b.put(frame(9)));
   });
 
+  it("at most maxWaiters puts wait: one more is refused at once (Overflow, or reported to dropped), and what waits is written, in order", async () => {
+    const s = sink({ slow: true });
+    const b = new SendBuffer(2, s.sink, 3);
+    b.offer(frame(0));
+    await tick(); // 0 is being written (slow)
+    b.offer(frame(1));
+    b.offer(frame(2));
+    const waiting = [3, 4, 5].map((n) => b.put(frame(n)));
+    assert.equal(b.waiting, 3);
+    await assert.rejects(b.put(frame(6)), (e: unknown) => e instanceof GossipError && e.code === ErrorCode.Overflow);
+    const why: string[] = [];
+    await b.put(frame(7), (w) => why.push(w)); // resolves at once
+    assert.deepEqual(why, ["overflow"]);
+    assert.equal(b.waiting, 3, "refused puts did not wait");
+    const handedOver = b.put(frame(8), (w) => why.push(w), true); // uncapped: a frame accepted elsewhere
+    assert.equal(b.waiting, 4);
+    for (let i = 0; i < 10 && s.batches.flat().length < 7; i++) {
+      s.release();
+      await tick();
+    }
+    await Promise.all([...waiting, handedOver]);
+    assert.deepEqual(s.batches.flat(), [0, 1, 2, 3, 4, 5, 8], "every frame that entered or waited, in order; none refused");
+    assert.deepEqual(why, ["overflow"]);
+    assert.equal(s.events.dropped, 0);
+    // Room again: puts wait again.
+    b.offer(frame(9));
+    b.offer(frame(10));
+    const again = b.put(frame(11), (w) => why.push(w));
+    assert.equal(b.waiting, 1);
+    b.close();
+    await again;
+    assert.deepEqual(why, ["overflow", "closed"]);
+  });
+
   it("a failed write reports the error once and every frame that will never be written", async () => {
     const s = sink({ slow: true });
     const b = new SendBuffer(10, s.sink);

@@ -180,6 +180,63 @@ describe("overflow policy 'block'", () => {
     assert.equal(a.comm.stats().dropped, 0);
   });
 
+  memTest(
+    "sends fired without awaiting to a peer that does not read: at most maxBlockedSends wait, the rest overflow (counted); every accepted message arrives, in order",
+    async (c) => {
+      const a = c.peer({ options: { overflowPolicy: "block", sendBuffSize: 4, maxBlockedSends: 8 } });
+      const b = c.peer({ collect: false });
+      const sub = b.comm.accept(); // not read yet: flow control holds a's writes back
+      await connect(c, a, b);
+      const payload = new Uint8Array(64 * 1024);
+      let sent = 0;
+      let pending = 0;
+      let maxPending = 0;
+      for (let round = 0; round < 20; round++) {
+        for (let i = 0; i < 200; i++) {
+          pending++;
+          void a.comm.send(dataMessage(sent++, payload), target(b)).then(() => pending--);
+        }
+        await c.advance(10); // (the promises refused at once settle in this turn's microtasks)
+        maxPending = Math.max(maxPending, pending);
+      }
+      assert.ok(maxPending <= 8, `at most maxBlockedSends sends wait (${maxPending})`);
+      const { overflow } = a.comm.stats();
+      assert.ok(overflow > sent / 2, `most sends overflowed (${overflow} of ${sent})`);
+      const got: bigint[] = [];
+      void (async () => {
+        for await (const m of sub) got.push(m.message.nonce);
+      })();
+      // (`connect` sent one message before: 1 + the accepted ones.)
+      await c.until(() => pending === 0 && a.comm.stats().sendBuffered === 0 && got.length === 1 + sent - overflow, 60_000);
+      assert.equal(a.comm.stats().dropped, 0, "nothing accepted was dropped");
+      assert.equal(a.comm.stats().messagesSent, 1 + sent - overflow);
+      got.shift();
+      assert.ok(
+        got.every((n, i) => i === 0 || n > (got[i - 1] as bigint)),
+        "in order",
+      );
+      sub.close();
+    },
+  );
+
+  memTest(
+    "while the peer is being dialed: at most maxBlockedSends wait behind the dial; the queued and waiting ones arrive, in order",
+    async (c) => {
+      const a = c.peer({ options: { overflowPolicy: "block", sendBuffSize: 4, maxBlockedSends: 8 } });
+      const b = c.peer();
+      const sends = Array.from({ length: 100 }, (_, i) => a.comm.send(dataMessage(i), target(b)));
+      assert.equal(a.comm.stats().overflow, 100 - 4 - 8, "4 queued in front of the dial, 8 waiting, the rest refused at once");
+      await c.until(() => b.received.length === 12);
+      await Promise.all(sends);
+      await c.advance(100);
+      assert.deepEqual(
+        b.received.map((m) => m.message.nonce),
+        Array.from({ length: 12 }, (_, i) => BigInt(i)),
+      );
+      assert.equal(a.comm.stats().dropped, 0);
+    },
+  );
+
   memTest("a dial that fails releases every blocked sender and counts every message", async (c) => {
     const a = c.peer({ options: { overflowPolicy: "block", sendBuffSize: 4 } });
     const sends = Array.from({ length: 30 }, (_, i) => a.comm.send(dataMessage(i), { endpoint: "nobody:1" }));

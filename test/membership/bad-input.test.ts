@@ -44,7 +44,7 @@ describe("membership refuses bad input", () => {
     await sim.close();
   });
 
-  it("a replayed or older alive message (StaleMessage), before any signature check", async () => {
+  it("an older incarnation (a replay) is refused as StaleMessage; an equal or older-seq copy is a duplicate; neither is verified", async () => {
     const counting = countingVerify(new FakeCrypto("Org1MSP"));
     const { sim, t, r, send, refused, healthy } = await setup(23, {
       targetCrypto: counting.crypto,
@@ -55,8 +55,11 @@ describe("membership refuses bad input", () => {
     const verifications = counting.count();
     await send(alive(r.crypto, { seq: 5n, endpoint: "r:7051" }));
     await send(alive(r.crypto, { seq: 4n, endpoint: "r:7051" }));
+    assert.equal(refused(`alive/${ErrorCode.StaleMessage}`), 0, "same incarnation, not newer: duplicates");
+    assert.equal(t.membership.stats().duplicates.alive, 2);
     await send(alive(r.crypto, { seq: 99n, inc: 999n, endpoint: "r:7051" }));
-    assert.equal(refused(`alive/${ErrorCode.StaleMessage}`), 3);
+    assert.equal(refused(`alive/${ErrorCode.StaleMessage}`), 1, "an older incarnation: a replay");
+    assert.equal(t.membership.stats().duplicates.alive, 2);
     assert.equal(counting.count(), verifications, "no signature verified for stale messages");
     assert.equal(t.membership.lookup(r.comm.pkiId)?.timestamp.seqNum, 5n);
     healthy();

@@ -9,7 +9,9 @@ import { X509CryptoService } from "../../src/core/x509-crypto.js";
 import type { MembershipEvent } from "../../src/membership/index.js";
 import { PrometheusMembershipMetrics } from "../../src/metrics/membership-prometheus.js";
 import { createCa, createPeerMaterial } from "../../src/pki/certificates.js";
-import { record, Sim, type SimPeer } from "./sim.js";
+import { FakeCrypto } from "../helpers/fake-crypto.js";
+import { alive } from "./bad-input-kit.js";
+import { countingDialer, record, Sim, type SimPeer } from "./sim.js";
 
 describe("organizations", () => {
   it("TestMultipleOrgEndpointLeakage: external peers know the other org's external peers, internal ones only their org; no internal endpoint crosses", async () => {
@@ -177,6 +179,98 @@ describe("organizations", () => {
     await sim.clock.advanceUntil(() => visible.membership.alive().length === 1 && b.membership.alive().length === 1, { maxMs: 10_000 });
     assert.equal(b.membership.alive()[0]?.internalEndpoint, "");
     rec.stop();
+    await sim.close();
+  });
+});
+
+describe("anchor peers with the organization the channel config names (Fabric's learnAnchorPeers)", () => {
+  it("another org's anchor, without an external endpoint: skipped before any dial (no handshake); without the org, only after a handshake", async () => {
+    const sim = new Sim(47);
+    sim.add("b", { org: "B" });
+    const dials: string[] = [];
+    const hidden = sim.add("h", { org: "A", external: false, wrapDialer: (d) => countingDialer(d, dials) });
+    hidden.membership.connect("b:7051", { anchor: true, organization: "B" });
+    await sim.clock.advance(60_000);
+    assert.deepEqual(dials, [], "nothing dialed");
+    // Without the configured organization there is no way to know before the handshake.
+    hidden.membership.connect("b:7051", { anchor: true });
+    await sim.clock.advance(10_000);
+    assert.deepEqual(dials, ["open b:7051"], "one handshake, then skipped");
+    assert.equal(hidden.membership.alive().length, 0);
+    await sim.close();
+  });
+
+  it("an anchor claimed to be of our org that is not: refused after each handshake, never asked", async () => {
+    const sim = new Sim(48);
+    const b = sim.add("b", { org: "B" });
+    const rec = record(b.comm, (rm) => rm.message.content.case === "memReq");
+    const dials: string[] = [];
+    const a = sim.add("a", {
+      org: "A",
+      wrapDialer: (d) => countingDialer(d, dials),
+      options: { reconnectIntervalMs: 1000, maxConnectionAttempts: 3 },
+    });
+    a.membership.connect("b:7051", { anchor: true, organization: "A" });
+    await sim.clock.advance(30_000);
+    assert.equal(dials.filter((d) => d === "open b:7051").length, 3, "a handshake per attempt");
+    assert.equal(rec.got.length, 0, "no membership request");
+    assert.equal(a.membership.alive().length, 0);
+    // Named as the org it is, the same anchor is joined.
+    a.membership.connect("b:7051", { anchor: true, organization: "B" });
+    await sim.clock.advanceUntil(() => a.membership.alive().length === 1, { maxMs: 10_000 });
+    rec.stop();
+    await sim.close();
+  });
+});
+
+describe("endpoints come from the stored alive message, as in Fabric", () => {
+  /** `t`, a raw peer `r` that gossips to it, and `m`'s alive messages: the first with its internal endpoint, the newer one without (as another org forwards it). */
+  async function setup(seed: number, bootstrap: string[] = []) {
+    const sim = new Sim(seed);
+    const t = sim.add("t", { bootstrap });
+    const r = sim.add("r", { raw: true });
+    const to = { endpoint: t.endpoint, pkiId: t.comm.pkiId };
+    const gossip = async (env: Parameters<typeof r.comm.send>[0]) => {
+      await r.comm.send(env, to);
+      await sim.clock.advance(50);
+    };
+    return { sim, t, gossip };
+  }
+
+  it("sync: a member whose latest alive message has no secret envelope is asked at its external endpoint", async () => {
+    const { sim, t, gossip } = await setup(50);
+    const m = new FakeCrypto("Org1MSP", sim.trust, undefined, sim.wall);
+    // m answers at both endpoints (so that no failed dial makes it dead meanwhile).
+    sim.add("m-int", { raw: true, crypto: m, endpoint: "m-int:7051" });
+    sim.add("m-ext", { raw: true, crypto: m, endpoint: "m-ext:7051" });
+    const asked: string[] = [];
+    const send = t.comm.send.bind(t.comm);
+    t.comm.send = (msg, ...peers) => {
+      const inner = "content" in msg ? msg : parseGossipMessage(msg.payload);
+      if (inner.content.case === "memReq") for (const p of peers) asked.push(p.endpoint);
+      return send(msg, ...peers);
+    };
+    await gossip(alive(m, { seq: 1n, endpoint: "m-ext:7051", internal: "m-int:7051" }));
+    await gossip(alive(m, { seq: 2n, endpoint: "m-ext:7051" }));
+    const known = t.membership.lookup(m.pkiId);
+    assert.equal(known?.timestamp.seqNum, 2n);
+    assert.equal(known?.internalEndpoint, "m-int:7051", "the view keeps the internal endpoint (Fabric's id2Member)");
+    await sim.clock.advanceUntil(() => asked.length > 0, { maxMs: 10_000 });
+    assert.deepEqual(asked, ["m-ext:7051"], "Fabric's InitiateSync reads the endpoints of the stored message");
+    await sim.close();
+  });
+
+  it("msgStore sweep: a bootstrap endpoint protects a member only when the expired stored message names it", async () => {
+    const { sim, t, gossip } = await setup(51, ["m1-int:7051", "m2-int:7051"]);
+    const m1 = new FakeCrypto("Org1MSP", sim.trust, undefined, sim.wall);
+    const m2 = new FakeCrypto("Org1MSP", sim.trust, undefined, sim.wall);
+    await gossip(alive(m1, { seq: 1n, endpoint: "m1-ext:7051", internal: "m1-int:7051" }));
+    await gossip(alive(m2, { seq: 1n, endpoint: "m2-ext:7051", internal: "m2-int:7051" }));
+    await gossip(alive(m2, { seq: 2n, endpoint: "m2-ext:7051" })); // stored without its internal endpoint
+    assert.equal(t.membership.lookup(m2.pkiId)?.internalEndpoint, "m2-int:7051");
+    await sim.clock.advance(500_000 + 30_000);
+    assert.equal(t.membership.lookup(m1.pkiId)?.state, "dead", "m1's stored message names a bootstrap endpoint: kept");
+    assert.equal(t.membership.lookup(m2.pkiId), undefined, "m2's stored message names none: removed, as Fabric does");
     await sim.close();
   });
 });
