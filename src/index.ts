@@ -19,6 +19,8 @@ export * from "./core/index.js";
 export { defaultHttp2Config, type Http2Config, type Http2Options, type PeerOptions, resolveHttp2Config } from "./grpc/config.js";
 export { GrpcStatus, type GrpcStatusCode, GrpcStatusError, grpcStatusOf } from "./grpc/status.js";
 export {
+  type ConnectOptions,
+  type DuplicateKind,
   type Member,
   Membership,
   type MembershipConfig,
@@ -29,6 +31,7 @@ export {
   type MembershipOptions,
   type MembershipStats,
   noopMembershipMetrics,
+  type RefusedKind,
 } from "./membership/index.js";
 export { PrometheusMembershipMetrics, PrometheusMetrics } from "./metrics/index.js";
 export { type CertificateAuthority, createCa, createPeerMaterial, issueCertificate, type PeerMaterial } from "./pki/index.js";
