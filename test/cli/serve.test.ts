@@ -155,7 +155,8 @@ describe("serve", () => {
       return { peer, endpoint: String(started.endpoint), pkiId: String(started.pkiId) };
     };
     const a = await serveAt(pa, ["--identity", ids.p1, "--trust-ca", ids.org2Ca, ...fast]);
-    const q = await serveAt(pq, ["--identity", ids.q1, "--trust-ca", ids.org1Ca, "--anchor", a.endpoint, ...fast]);
+    // The channel config names the anchor's organization: @Org1MSP.
+    const q = await serveAt(pq, ["--identity", ids.q1, "--trust-ca", ids.org1Ca, "--anchor", `${a.endpoint}@Org1MSP`, ...fast]);
     const seen = await a.peer.waitForEvent("joined", (e) => e.pkiId === q.pkiId, 10_000);
     assert.deepEqual(
       { organization: seen.organization, endpoint: seen.endpoint, internalEndpoint: seen.internalEndpoint },
@@ -276,11 +277,13 @@ describe("serve: bad input", () => {
     });
   });
 
-  it("usage errors of the membership flags exit 2: bad --external-endpoint, --alive-interval 0, an IPv6 listen address without --internal-endpoint", async () => {
+  it("usage errors of the membership flags exit 2: bad --external-endpoint, --alive-interval 0, an IPv6 listen address without --internal-endpoint, --anchor with an empty MSP ID or a bad endpoint", async () => {
     const cases: [string[], RegExp][] = [
       [["serve", "--external-endpoint", "nowhere"], /--external-endpoint must be HOST:PORT/],
       [["serve", "--alive-interval", "0"], /--alive-interval must be an integer/],
       [["serve", "--listen", "[::1]:0"], /IPv6.*--internal-endpoint/],
+      [["serve", "--anchor", "127.0.0.1:7051@"], /--anchor "127.0.0.1:7051@" has an empty MSP ID/],
+      [["serve", "--anchor", "nowhere@Org1MSP"], /--anchor must be HOST:PORT/],
     ];
     const results = await Promise.all(cases.map(([args]) => cli(args)));
     results.forEach((r, i) => {

@@ -14,7 +14,7 @@ import { type Fields, processOutput } from "../output.js";
 const closeTimeoutMs = 5000;
 
 const usage = `Usage: gossip-connect serve [--listen HOST:PORT] [--identity DIR] [--trust-ca FILE,...] [--no-tls]
-                            [--bootstrap HOST:PORT,...] [--anchor HOST:PORT,...] [--external-endpoint HOST:PORT]
+                            [--bootstrap HOST:PORT,...] [--anchor HOST:PORT[@MSPID],...] [--external-endpoint HOST:PORT]
                             [--internal-endpoint HOST:PORT] [--alive-interval MS] [--alive-expiration MS]
                             [--metrics] [--auto-ack] [--json]
 
@@ -39,9 +39,12 @@ Options:
                         peers of our organization to join through (Fabric's peer.gossip.bootstrap):
                         each is authenticated with a deep probe and sent a membership request,
                         retried in the background while it is unreachable (see the log)
-  --anchor HOST:PORT,...
+  --anchor HOST:PORT[@MSPID],...
                         peers of any organization to join through, as Fabric connects to a
-                        channel's anchor peers (another organization's needs --external-endpoint)
+                        channel's anchor peers (another organization's needs --external-endpoint);
+                        with @MSPID (the organization the channel config names), another
+                        organization's anchor is skipped without a dial when we have no external
+                        endpoint, and one claimed to be ours must prove it in the handshake
   --external-endpoint HOST:PORT
                         our endpoint for other organizations (peer.gossip.externalEndpoint);
                         without it the peer is invisible outside its organization
@@ -133,7 +136,13 @@ export const serveCommand: Command = {
     }
     const listen = parseHostPort("--listen", v.listen ?? "127.0.0.1:7051", true);
     const bootstrap = listOf(v.bootstrap).map((b) => parseHostPort("--bootstrap", b).endpoint);
-    const anchors = listOf(v.anchor).map((b) => parseHostPort("--anchor", b).endpoint);
+    const anchors = listOf(v.anchor).map((b) => {
+      const at = b.lastIndexOf("@");
+      const organization = at >= 0 ? b.slice(at + 1) : undefined;
+      if (organization === "")
+        throw usageError(`--anchor ${JSON.stringify(b)} has an empty MSP ID after @`, "write HOST:PORT or HOST:PORT@Org1MSP");
+      return { endpoint: parseHostPort("--anchor", at >= 0 ? b.slice(0, at) : b).endpoint, organization };
+    });
     const externalEndpoint =
       v["external-endpoint"] !== undefined ? parseHostPort("--external-endpoint", v["external-endpoint"]).endpoint : "";
     const internalEndpoint =
@@ -224,7 +233,7 @@ export const serveCommand: Command = {
         bootstrap,
       });
       pumps.push(membershipEvents(membership, emit));
-      for (const a of anchors) membership.connect(a, { anchor: true });
+      for (const a of anchors) membership.connect(a.endpoint, { anchor: true, organization: a.organization });
 
       // The comm reports refused handshakes only in its log and counters: surface them as events.
       let refusedSoFar = comm.stats().handshakeFailures;
