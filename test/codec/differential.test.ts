@@ -15,11 +15,13 @@ import { decodeCompiled } from "../../src/codec/decoder.js";
 import { compileEncoder, decodeMessage, encodeMessage } from "../../src/codec/index.js";
 import { decodeEnvelope, encodeEnvelope, encodeUnsignedEnvelope, noopSign, receivedFrame } from "../../src/core/envelope.js";
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
+import { encodeHotEnvelope } from "../../src/core/hot-path-codec.js";
 import { type SignaturePolicy, SignaturePolicySchema } from "../../src/gen/common/policies_pb.js";
 import {
   type Envelope,
   EnvelopeSchema,
   type GossipMessage,
+  type GossipMessage_Tag,
   GossipMessageSchema,
   SecretEnvelopeSchema,
 } from "../../src/gen/gossip/message_pb.js";
@@ -281,6 +283,7 @@ describe("codec against protobuf-es, over unexpected values", () => {
     true,
     {},
     { case: "nope" },
+    undefined,
   ];
 
   /** Every (object, key) slot of `msg` and the messages it nests, $unknown included. */
@@ -319,6 +322,119 @@ describe("codec against protobuf-es, over unexpected values", () => {
     );
   });
 });
+
+/** The unsigned Envelope protobuf-es writes around `m`, or the error it throws. */
+function expectedUnsigned(m: GossipMessage): Outcome {
+  return outcome(() => toBinary(EnvelopeSchema, create(EnvelopeSchema, { payload: toBinary(GossipMessageSchema, m) })));
+}
+
+describe("hot-path encoder against protobuf-es", () => {
+  const hotCases = (content?.fields ?? []).filter((f) => ["dataMsg", "empty", "ack"].includes(f.localName));
+  const maxSafe = BigInt(Number.MAX_SAFE_INTEGER);
+  /** Random messages of a hot case, made to fit the hot path more often than not (small uint64s, no private data). */
+  const hotMessages = fc
+    .tuple(fc.constantFrom(...hotCases), fc.boolean())
+    .chain(([field, fit]) => messageWithCaseArb<GossipMessage>(GossipMessageSchema, field).map((m) => [m, fit] as const))
+    .map(([m, fit]) => {
+      if (fit) {
+        m.nonce %= maxSafe + BigInt(1);
+        if (m.tag < 0) m.tag = -m.tag - 1;
+        const c = m.content;
+        if (c.case === "dataMsg" && c.value.payload) {
+          c.value.payload.seqNum %= maxSafe + BigInt(1);
+          c.value.payload.privateData = [];
+        }
+      }
+      return m;
+    });
+
+  it("covers data, empty and ack", () => assert.equal(hotCases.length, 3));
+
+  it("writes exactly what protobuf-es writes, and takes the hot path for the shapes it knows", () => {
+    let hot = 0;
+    fc.assert(
+      fc.property(hotMessages, (m) => {
+        const expected = expectedUnsigned(m);
+        assert.ok(expected.ok);
+        const direct = encodeHotEnvelope(m);
+        if (direct !== undefined) {
+          hot++;
+          assert.deepEqual(new Uint8Array(direct), expected.value);
+        }
+        assert.deepEqual(new Uint8Array(encodeUnsignedEnvelope(m)), expected.value);
+      }),
+      runs(600),
+    );
+    assert.ok(hot > 200, `hot path taken ${hot} times`);
+  });
+
+  it("edge values: zero and largest safe uint64s, empty and absent parts, multi-byte strings", () => {
+    const big = BigInt(Number.MAX_SAFE_INTEGER);
+    const samples: GossipMessage[] = [
+      create(GossipMessageSchema, {}),
+      create(GossipMessageSchema, { nonce: big, tag: 0x7fffffff as GossipMessage_Tag }),
+      create(GossipMessageSchema, { content: { case: "dataMsg", value: {} } }),
+      create(GossipMessageSchema, { content: { case: "dataMsg", value: { payload: {} } } }),
+      create(GossipMessageSchema, {
+        nonce: 1n,
+        content: { case: "dataMsg", value: { payload: { seqNum: big, data: new Uint8Array(300) } } },
+      }),
+      create(GossipMessageSchema, { content: { case: "empty", value: {} } }),
+      create(GossipMessageSchema, { content: { case: "ack", value: {} } }),
+      create(GossipMessageSchema, { content: { case: "ack", value: { error: "\u{1f600} \ud800 ünï" } } }),
+      create(GossipMessageSchema, { channel: new Uint8Array(200).fill(3), content: { case: "ack", value: { error: "x".repeat(200) } } }),
+    ];
+    for (const m of samples) {
+      const direct = encodeHotEnvelope(m);
+      assert.ok(direct !== undefined, fc.stringify(m));
+      assert.deepEqual(new Uint8Array(direct), (expectedUnsigned(m) as { value: unknown }).value);
+    }
+  });
+
+  it("a value of the wrong type or range anywhere, or unknown fields: the same bytes or the same error as protobuf-es", () => {
+    const odd: unknown[] = [
+      5,
+      2 ** 40,
+      -1,
+      1.5,
+      Number.NaN,
+      "x",
+      "",
+      null,
+      [1],
+      new Uint8Array([1]),
+      BigInt(5),
+      BigInt(-1),
+      BigInt(2) ** BigInt(64),
+      true,
+      {},
+      undefined,
+    ];
+    const unknown = [{ no: 1000, wireType: 0, data: new Uint8Array([1]) }];
+    fc.assert(
+      fc.property(hotMessages, fc.nat(), fc.constantFrom(...odd, unknown), (m, i, value) => {
+        const all = slotsOf(m as unknown as Record<string, unknown>);
+        const [obj, key] = all[i % all.length] as [Record<string, unknown>, string];
+        obj[key] = value;
+        const actual = outcome(() => new Uint8Array(encodeUnsignedEnvelope(m)));
+        assertSameOutcome(actual, expectedUnsigned(m), `${key} = ${fc.stringify(value)}`);
+      }),
+      runs(600),
+    );
+  });
+});
+
+/** Every (object, key) slot of `msg` and the messages it nests, $unknown included. */
+function slotsOf(msg: Record<string, unknown>, out: [Record<string, unknown>, string][] = []): [Record<string, unknown>, string][] {
+  for (const key of [...Object.keys(msg), "$unknown"]) {
+    if (key === "$typeName") continue;
+    out.push([msg, key]);
+    const v = msg[key];
+    const nested = Array.isArray(v) ? v : v !== null && typeof v === "object" && "case" in v ? [(v as { value?: unknown }).value] : [v];
+    for (const n of nested) if (n !== null && typeof n === "object" && "$typeName" in n) slotsOf(n as Record<string, unknown>, out);
+  }
+  return out;
+}
 
 describe("Envelope codec against protobuf-es", () => {
   const envelopes = messageArb<Envelope>(EnvelopeSchema);
