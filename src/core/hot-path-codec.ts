@@ -1,7 +1,7 @@
 /**
- * Hand-written encoding of the GossipMessage shapes on the hot path (a data
- * message, `empty`, `ack`), straight into an unsigned Envelope: what the
- * compiled codec does for them, without its general walk over field plans.
+ * Hand-written encoding and decoding of the GossipMessage shapes on the hot
+ * path (a data message, `empty`, `ack`) and of the Envelope around them: what
+ * the compiled codec does for them, without its general walk over field plans.
  *
  * Byte-identical to protobuf-es' `toBinary` by construction (fields in
  * number order, implicit presence) and by the differential tests of
@@ -13,8 +13,8 @@
  * @private Internal code, not part of the public API.
  */
 import { mayHaveUnknownFields, varintSize, writeVarint } from "../codec/index.js";
-import { utf8Length, writeUtf8 } from "../codec/utf8.js";
-import type { GossipMessage } from "../gen/gossip/message_pb.js";
+import { readUtf8, utf8Length, writeUtf8 } from "../codec/utf8.js";
+import type { Acknowledgement, DataMessage, Envelope, GossipMessage } from "../gen/gossip/message_pb.js";
 
 const maxSafe = BigInt(Number.MAX_SAFE_INTEGER);
 const zero64 = BigInt(0);
@@ -158,4 +158,189 @@ export function encodeHotEnvelope(message: GossipMessage): Uint8Array | undefine
       break;
   }
   return buf;
+}
+
+/**
+ * Decoding, the other way: the same shapes, written by a protobuf encoder
+ * (each field at most once, in number order, no unknown fields), decode to
+ * exactly what protobuf-es' `fromBinary` returns (byte fields are views into
+ * the input, absent ones fresh empty arrays, absent message fields absent).
+ * Anything else (merged or repeated fields, other content, private data,
+ * uint64s beyond 2^53 - 1, negative enums, invalid UTF-8, truncation) returns undefined: the
+ * compiled codec decodes it, or rejects it as protobuf-es does.
+ */
+class HotReader {
+  pos = 0;
+  constructor(
+    readonly buf: Uint8Array,
+    public end: number,
+  ) {}
+
+  /** A varint of at most 8 bytes within `end` and at most 2^53 - 1, or -1. */
+  varint(): number {
+    const buf = this.buf;
+    let at = this.pos;
+    const end = this.end;
+    if (at >= end) return -1;
+    let b = buf[at++] as number;
+    if (b < 0x80) {
+      this.pos = at;
+      return b;
+    }
+    let v = b & 0x7f;
+    let mul = 128;
+    for (let i = 1; i < 8; i++) {
+      if (at >= end) return -1;
+      b = buf[at++] as number;
+      v += (b & 0x7f) * mul;
+      if (b < 0x80) {
+        this.pos = at;
+        return v <= Number.MAX_SAFE_INTEGER ? v : -1;
+      }
+      mul *= 128;
+    }
+    return -1;
+  }
+
+  /** A length prefix whose value fits before `end`, or -1. */
+  length(): number {
+    const len = this.varint();
+    return len > this.end - this.pos ? -1 : len;
+  }
+}
+
+/** Decodes an Envelope without a secret envelope; undefined otherwise (see above). */
+export function decodeHotEnvelope(bytes: Uint8Array): Envelope | undefined {
+  const r = new HotReader(bytes, bytes.length);
+  let payload: Uint8Array | undefined;
+  let signature: Uint8Array | undefined;
+  let last = 0;
+  while (r.pos < r.end) {
+    const key = bytes[r.pos++] as number;
+    if ((key !== 0x0a && key !== 0x12) || key <= last) return undefined;
+    last = key;
+    const len = r.length();
+    if (len < 0) return undefined;
+    const v = bytes.subarray(r.pos, r.pos + len);
+    r.pos += len;
+    if (key === 0x0a) payload = v;
+    else signature = v;
+  }
+  return {
+    $typeName: "gossip.Envelope",
+    payload: payload ?? new Uint8Array(0),
+    signature: signature ?? new Uint8Array(0),
+  } as Envelope;
+}
+
+/** Decodes a GossipMessage of a hot-path shape; undefined otherwise (see above). */
+export function decodeHotGossipMessage(bytes: Uint8Array): GossipMessage | undefined {
+  const r = new HotReader(bytes, bytes.length);
+  let nonce = 0;
+  let channel: Uint8Array | undefined;
+  let tag = 0;
+  let content: GossipMessage["content"] | undefined;
+  let last = 0;
+  while (r.pos < r.end) {
+    const key = r.varint();
+    if (key <= last) return undefined;
+    last = key;
+    if (key === 0x08) {
+      nonce = r.varint();
+      if (nonce < 0) return undefined;
+      continue;
+    }
+    if (key === 0x18) {
+      const start = r.pos;
+      tag = r.varint();
+      // An enum is an int32: negative values (10-byte varints) take the general path.
+      if (tag < 0 || tag > 0x7fffffff || r.pos - start > 5) return undefined;
+      continue;
+    }
+    if ((key & 7) !== 2) return undefined;
+    const len = r.length();
+    if (len < 0) return undefined;
+    const start = r.pos;
+    const end = start + len;
+    r.pos = end;
+    switch (key) {
+      case 0x12:
+        channel = bytes.subarray(start, end);
+        break;
+      case 0x42: {
+        const value = decodeDataMessage(bytes, start, end);
+        if (value === undefined) return undefined;
+        content = { case: "dataMsg", value };
+        break;
+      }
+      case 0x6a:
+        if (len !== 0) return undefined;
+        content = { case: "empty", value: { $typeName: "gossip.Empty" } };
+        break;
+      case 0xb2: {
+        const value = decodeAck(bytes, start, end);
+        if (value === undefined) return undefined;
+        content = { case: "ack", value };
+        break;
+      }
+      default:
+        return undefined;
+    }
+  }
+  return {
+    $typeName: "gossip.GossipMessage",
+    nonce: BigInt(nonce),
+    channel: channel ?? new Uint8Array(0),
+    tag,
+    content: content ?? { case: undefined },
+  } as GossipMessage;
+}
+
+function decodeDataMessage(bytes: Uint8Array, start: number, end: number): DataMessage | undefined {
+  if (start === end) return { $typeName: "gossip.DataMessage" } as DataMessage;
+  const r = new HotReader(bytes, end);
+  r.pos = start;
+  if (bytes[r.pos++] !== 0x0a) return undefined;
+  const len = r.length();
+  if (len < 0 || r.pos + len !== end) return undefined;
+  let seqNum = 0;
+  let data: Uint8Array | undefined;
+  let last = 0;
+  while (r.pos < end) {
+    const key = bytes[r.pos++] as number;
+    if (key <= last) return undefined;
+    last = key;
+    if (key === 0x08) {
+      seqNum = r.varint();
+      if (seqNum < 0) return undefined;
+    } else if (key === 0x12) {
+      const n = r.length();
+      if (n < 0) return undefined;
+      data = bytes.subarray(r.pos, r.pos + n);
+      r.pos += n;
+    } else {
+      return undefined;
+    }
+  }
+  return {
+    $typeName: "gossip.DataMessage",
+    payload: { $typeName: "gossip.Payload", seqNum: BigInt(seqNum), data: data ?? new Uint8Array(0), privateData: [] },
+  } as DataMessage;
+}
+
+function decodeAck(bytes: Uint8Array, start: number, end: number): Acknowledgement | undefined {
+  let error = "";
+  if (start < end) {
+    if (bytes[start] !== 0x0a) return undefined;
+    const r = new HotReader(bytes, end);
+    r.pos = start + 1;
+    const len = r.length();
+    if (len < 0 || r.pos + len !== end) return undefined;
+    try {
+      error = readUtf8(bytes, r.pos, end);
+    } catch {
+      return undefined;
+    }
+  }
+  return { $typeName: "gossip.Acknowledgement", error } as Acknowledgement;
 }

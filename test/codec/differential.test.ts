@@ -13,9 +13,16 @@ import { create, type DescMessage, equals, fromBinary, type Message, toBinary } 
 import fc from "fast-check";
 import { decodeCompiled } from "../../src/codec/decoder.js";
 import { compileEncoder, decodeMessage, encodeMessage } from "../../src/codec/index.js";
-import { decodeEnvelope, encodeEnvelope, encodeUnsignedEnvelope, noopSign, receivedFrame } from "../../src/core/envelope.js";
+import {
+  decodeEnvelope,
+  encodeEnvelope,
+  encodeUnsignedEnvelope,
+  noopSign,
+  parseGossipMessage,
+  receivedFrame,
+} from "../../src/core/envelope.js";
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
-import { encodeHotEnvelope } from "../../src/core/hot-path-codec.js";
+import { decodeHotEnvelope, decodeHotGossipMessage, encodeHotEnvelope } from "../../src/core/hot-path-codec.js";
 import { type SignaturePolicy, SignaturePolicySchema } from "../../src/gen/common/policies_pb.js";
 import {
   type Envelope,
@@ -328,26 +335,26 @@ function expectedUnsigned(m: GossipMessage): Outcome {
   return outcome(() => toBinary(EnvelopeSchema, create(EnvelopeSchema, { payload: toBinary(GossipMessageSchema, m) })));
 }
 
-describe("hot-path encoder against protobuf-es", () => {
-  const hotCases = (content?.fields ?? []).filter((f) => ["dataMsg", "empty", "ack"].includes(f.localName));
-  const maxSafe = BigInt(Number.MAX_SAFE_INTEGER);
-  /** Random messages of a hot case, made to fit the hot path more often than not (small uint64s, no private data). */
-  const hotMessages = fc
-    .tuple(fc.constantFrom(...hotCases), fc.boolean())
-    .chain(([field, fit]) => messageWithCaseArb<GossipMessage>(GossipMessageSchema, field).map((m) => [m, fit] as const))
-    .map(([m, fit]) => {
-      if (fit) {
-        m.nonce %= maxSafe + BigInt(1);
-        if (m.tag < 0) m.tag = -m.tag - 1;
-        const c = m.content;
-        if (c.case === "dataMsg" && c.value.payload) {
-          c.value.payload.seqNum %= maxSafe + BigInt(1);
-          c.value.payload.privateData = [];
-        }
+const hotCases = (content?.fields ?? []).filter((f) => ["dataMsg", "empty", "ack"].includes(f.localName));
+const maxSafe = BigInt(Number.MAX_SAFE_INTEGER);
+/** Random messages of a hot case, made to fit the hot path more often than not (small uint64s, no private data). */
+const hotMessages = fc
+  .tuple(fc.constantFrom(...hotCases), fc.boolean())
+  .chain(([field, fit]) => messageWithCaseArb<GossipMessage>(GossipMessageSchema, field).map((m) => [m, fit] as const))
+  .map(([m, fit]) => {
+    if (fit) {
+      m.nonce %= maxSafe + BigInt(1);
+      if (m.tag < 0) m.tag = -m.tag - 1;
+      const c = m.content;
+      if (c.case === "dataMsg" && c.value.payload) {
+        c.value.payload.seqNum %= maxSafe + BigInt(1);
+        c.value.payload.privateData = [];
       }
-      return m;
-    });
+    }
+    return m;
+  });
 
+describe("hot-path encoder against protobuf-es", () => {
   it("covers data, empty and ack", () => assert.equal(hotCases.length, 3));
 
   it("writes exactly what protobuf-es writes, and takes the hot path for the shapes it knows", () => {
@@ -421,6 +428,67 @@ describe("hot-path encoder against protobuf-es", () => {
       }),
       runs(600),
     );
+  });
+});
+
+describe("hot-path decoder against protobuf-es", () => {
+  /** When the hot decoder takes `bytes`, protobuf-es accepts them and returns a deep-equal message; returns whether it took them. */
+  function checkHot(schema: DescMessage, bytes: Uint8Array): boolean {
+    const hot = schema === EnvelopeSchema ? decodeHotEnvelope(bytes) : decodeHotGossipMessage(bytes);
+    if (hot === undefined) return false;
+    const expected = outcome(() => fromBinary(schema, bytes));
+    assert.ok(expected.ok, `the hot path accepted input protobuf-es rejects: ${String((expected as { error: unknown }).error)}`);
+    assert.deepStrictEqual(hot, expected.value);
+    return true;
+  }
+  const messages = fc.oneof(hotMessages, messageArb<GossipMessage>(GossipMessageSchema));
+  // Inside a larger Buffer, as a transport delivers it (byte fields are then Buffer views, as protobuf-es makes them).
+  const inChunk = (b: Uint8Array): Uint8Array => {
+    const chunk = Buffer.alloc(b.length + 6, 0x0a);
+    chunk.set(b, 3);
+    return chunk.subarray(3, 3 + b.length);
+  };
+
+  it("canonical encodings of data, empty and ack messages decode exactly as fromBinary, others are left to the general path", () => {
+    let hot = 0;
+    fc.assert(
+      fc.property(messages, (m) => {
+        const b = inChunk(toBinary(GossipMessageSchema, m));
+        if (checkHot(GossipMessageSchema, b)) hot++;
+        else if (["dataMsg", "empty", "ack", undefined].includes(m.content.case)) {
+          // Only large uint64s, negative tags or private data may leave the hot shapes to the general path.
+          const c = m.content;
+          const big = (v: bigint) => v > BigInt(Number.MAX_SAFE_INTEGER);
+          const priv = c.case === "dataMsg" && (c.value.payload?.privateData.length ?? 0) > 0;
+          const seq = c.case === "dataMsg" && big(c.value.payload?.seqNum ?? BigInt(0));
+          assert.ok(big(m.nonce) || m.tag < 0 || priv || seq, `hot shape not taken: ${fc.stringify(m)}`);
+        }
+        assert.deepStrictEqual(parseGossipMessage(b), fromBinary(GossipMessageSchema, b));
+      }),
+      runs(800),
+    );
+    assert.ok(hot > 200, `hot path taken ${hot} times`);
+  });
+
+  it("mutated and random input: the hot path takes only what protobuf-es decodes to the same message", () => {
+    let hot = 0;
+    const schemas: DescMessage[] = [GossipMessageSchema, EnvelopeSchema];
+    const inputs = fc.oneof(
+      fc.tuple(fc.constantFrom(...schemas), messages, fc.array(mutation, { minLength: 1, maxLength: 3 })).map(([schema, m, ms]) => {
+        const b = toBinary(GossipMessageSchema, m);
+        const bytes =
+          schema === EnvelopeSchema ? toBinary(EnvelopeSchema, create(EnvelopeSchema, { payload: b, signature: b.subarray(0, 7) })) : b;
+        return [schema, inChunk(ms.reduce(mutate, bytes))] as const;
+      }),
+      fc.tuple(fc.constantFrom(...schemas), fc.uint8Array({ maxLength: 30 })),
+    );
+    fc.assert(
+      fc.property(inputs, ([schema, b]) => {
+        if (checkHot(schema, b)) hot++;
+      }),
+      runs(1500),
+    );
+    assert.ok(hot > 100, `hot path taken ${hot} times`);
   });
 });
 
