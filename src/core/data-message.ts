@@ -1,3 +1,4 @@
+import { emptyBytes } from "../codec/index.js";
 import { type GossipMessage, GossipMessage_Tag } from "../gen/gossip/message_pb.js";
 
 /** What {@link dataMessage} builds a data message from. */
@@ -16,8 +17,6 @@ export interface DataMessageInit {
   readonly privateData?: Uint8Array[];
 }
 
-const noBytes = () => new Uint8Array(0);
-
 /**
  * A GossipMessage carrying a `DataMessage { payload }` (a block, in Fabric),
  * deep-equal to what `gossipMessage({ ..., content: { case: "dataMsg", ... } })`
@@ -29,7 +28,7 @@ export function dataMessage(init: DataMessageInit): GossipMessage {
   return {
     $typeName: "gossip.GossipMessage",
     nonce: init.nonce ?? BigInt(0),
-    channel: init.channel ?? noBytes(),
+    channel: init.channel ?? emptyBytes(),
     tag: init.tag ?? GossipMessage_Tag.CHAN_AND_ORG,
     content: {
       case: "dataMsg",

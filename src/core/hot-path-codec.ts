@@ -12,7 +12,7 @@
  *
  * @private Internal code, not part of the public API.
  */
-import { mayHaveUnknownFields, varintSize, writeVarint } from "../codec/index.js";
+import { emptyBytes, mayHaveUnknownFields, varintSize, writeVarint } from "../codec/index.js";
 import { readUtf8, utf8Length, writeUtf8 } from "../codec/utf8.js";
 import type { Acknowledgement, DataMessage, Envelope, GossipMessage } from "../gen/gossip/message_pb.js";
 
@@ -228,8 +228,8 @@ export function decodeHotEnvelope(bytes: Uint8Array): Envelope | undefined {
   }
   return {
     $typeName: "gossip.Envelope",
-    payload: payload ?? new Uint8Array(0),
-    signature: signature ?? new Uint8Array(0),
+    payload: payload ?? emptyBytes(),
+    signature: signature ?? emptyBytes(),
   } as Envelope;
 }
 
@@ -242,8 +242,11 @@ export function decodeHotGossipMessage(bytes: Uint8Array): GossipMessage | undef
   let content: GossipMessage["content"] | undefined;
   let last = 0;
   while (r.pos < r.end) {
+    const keyAt = r.pos;
     const key = r.varint();
-    if (key <= last) return undefined;
+    // Every hot field's key takes one or two bytes; longer (overlong) keys,
+    // which protobuf-es rejects beyond 5 bytes, take the general path.
+    if (key <= last || r.pos - keyAt > 2) return undefined;
     last = key;
     if (key === 0x08) {
       nonce = r.varint();
@@ -290,7 +293,7 @@ export function decodeHotGossipMessage(bytes: Uint8Array): GossipMessage | undef
   return {
     $typeName: "gossip.GossipMessage",
     nonce: BigInt(nonce),
-    channel: channel ?? new Uint8Array(0),
+    channel: channel ?? emptyBytes(),
     tag,
     content: content ?? { case: undefined },
   } as GossipMessage;
@@ -324,7 +327,7 @@ function decodeDataMessage(bytes: Uint8Array, start: number, end: number): DataM
   }
   return {
     $typeName: "gossip.DataMessage",
-    payload: { $typeName: "gossip.Payload", seqNum: BigInt(seqNum), data: data ?? new Uint8Array(0), privateData: [] },
+    payload: { $typeName: "gossip.Payload", seqNum: BigInt(seqNum), data: data ?? emptyBytes(), privateData: [] },
   } as DataMessage;
 }
 

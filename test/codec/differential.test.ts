@@ -470,6 +470,16 @@ describe("hot-path decoder against protobuf-es", () => {
     assert.ok(hot > 200, `hot path taken ${hot} times`);
   });
 
+  it("an overlong key is left to the general path (protobuf-es rejects keys beyond 5 bytes)", () => {
+    // channel (field 2, length-delimited: key 0x12) with its key padded to 6 bytes, then to 3 (valid there).
+    const six = new Uint8Array([0x92, 0x80, 0x80, 0x80, 0x80, 0x00, 0x01, 0x07]);
+    assert.throws(() => fromBinary(GossipMessageSchema, six), /illegal tag/);
+    assert.equal(decodeHotGossipMessage(six), undefined);
+    const three = new Uint8Array([0x92, 0x80, 0x00, 0x01, 0x07]);
+    assert.equal(decodeHotGossipMessage(three), undefined);
+    assert.deepStrictEqual(parseGossipMessage(three), fromBinary(GossipMessageSchema, three));
+  });
+
   it("mutated and random input: the hot path takes only what protobuf-es decodes to the same message", () => {
     let hot = 0;
     const schemas: DescMessage[] = [GossipMessageSchema, EnvelopeSchema];
