@@ -16,13 +16,13 @@ import { emptyBytes, mayHaveUnknownFields, varintSize, writeVarint } from "../co
 import { readUtf8, utf8Length, writeUtf8 } from "../codec/utf8.js";
 import type { Acknowledgement, DataMessage, Envelope, GossipMessage } from "../gen/gossip/message_pb.js";
 
-const maxSafe = BigInt(Number.MAX_SAFE_INTEGER);
-const zero64 = BigInt(0);
-
 /** A uint64 as protobuf-es accepts it and small enough to write as a number; -1 when not (the general path decides). */
 function u64(v: unknown): number {
-  if (typeof v !== "bigint" || v < zero64 || v > maxSafe) return -1;
-  return Number(v);
+  if (typeof v !== "bigint") return -1;
+  // Exact below 2^53; a larger bigint converts to 2^53 or more (rounding is
+  // monotonic), a negative one below 0: one conversion, no bigint compares.
+  const n = Number(v);
+  return n >= 0 && n <= Number.MAX_SAFE_INTEGER ? n : -1;
 }
 
 /** A nested message's fields when it is of `typeName` and has no unknown fields; undefined otherwise. */
