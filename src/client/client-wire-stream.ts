@@ -31,6 +31,7 @@ export class ClientWireStream extends Http2WireStream {
   }
 
   end(): void {
+    if (!this.ended) this.flushHeld();
     this.ended = true;
     if (!this.stream.writableEnded && !this.stream.destroyed) this.stream.end();
   }

@@ -11,6 +11,7 @@
  * hand the whole input to `fromBinary`.
  */
 import { type DescMessage, fromBinary, type Message } from "@bufbuild/protobuf";
+import { emptyBytes } from "./empty-bytes.js";
 import { fallback } from "./fallback.js";
 import { Kind, type Plan, planOf } from "./plan.js";
 import { Reader } from "./reader.js";
@@ -34,7 +35,7 @@ function zeroMessage(plan: Plan): Record<string, unknown> {
 
 /** Gives bytes fields the input did not set a fresh empty array each, as `fromBinary` does. */
 function fillEmptyBytes(plan: Plan, msg: Record<string, unknown>): void {
-  for (const name of plan.bytesFields) if (msg[name] === undefined) msg[name] = new Uint8Array(0);
+  for (const name of plan.bytesFields) if (msg[name] === undefined) msg[name] = emptyBytes();
 }
 
 function readScalar(r: Reader, kind: Kind): unknown {

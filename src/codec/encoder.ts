@@ -97,6 +97,8 @@ function u64Of(kind: Kind, v: unknown): number | bigint {
 /** The value of field `f` (not in a oneof) of `msg` when set (proto3 implicit presence), else undefined. */
 function presentValue(msg: Record<string, unknown>, f: FieldPlan): unknown {
   const v = msg[f.name];
+  // An absent scalar is not its zero value to protobuf-es (it writes or rejects it): let it decide.
+  if (v === undefined && f.kind !== Kind.Message) throw fallback;
   if (f.repeated) {
     if (!Array.isArray(v)) throw fallback;
     return v.length > 0 ? v : undefined;

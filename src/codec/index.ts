@@ -8,6 +8,7 @@
  */
 
 export { decodeMessage } from "./decoder.js";
+export { emptyBytes } from "./empty-bytes.js";
 export { compileEncoder, encodeMessage, type Measured, type MessageEncoder, mayHaveUnknownFields } from "./encoder.js";
 export {
   anyVarintSize,

@@ -17,6 +17,7 @@ import {
 import { type Envelope, EnvelopeSchema, type GossipMessage, GossipMessageSchema, type SecretEnvelope } from "../gen/gossip/message_pb.js";
 import type { CryptoService } from "./crypto.js";
 import { ErrorCode, GossipError } from "./errors.js";
+import { decodeHotEnvelope, decodeHotGossipMessage, encodeHotEnvelope } from "./hot-path-codec.js";
 import { defaultTag } from "./tags.js";
 
 const emptyBytes: Uint8Array = new Uint8Array(0);
@@ -184,7 +185,7 @@ export function envelopeBytes(env: Envelope): Uint8Array {
  */
 export function decodeEnvelope(bytes: Uint8Array): Envelope {
   try {
-    return decodeMessage<Envelope>(EnvelopeSchema, bytes);
+    return decodeHotEnvelope(bytes) ?? decodeMessage<Envelope>(EnvelopeSchema, bytes);
   } catch (e) {
     throw new GossipError(ErrorCode.MalformedMessage, `malformed envelope: ${(e as Error).message}`, { cause: e });
   }
@@ -196,7 +197,7 @@ export function decodeEnvelope(bytes: Uint8Array): Envelope {
  */
 export function parseGossipMessage(payload: Uint8Array): GossipMessage {
   try {
-    return decodeMessage<GossipMessage>(GossipMessageSchema, payload);
+    return decodeHotGossipMessage(payload) ?? decodeMessage<GossipMessage>(GossipMessageSchema, payload);
   } catch (e) {
     throw new GossipError(ErrorCode.MalformedMessage, `failed unmarshalling GossipMessage from envelope: ${(e as Error).message}`, {
       cause: e,
@@ -216,6 +217,11 @@ const gossipMessageEncoder = compileEncoder(GossipMessageSchema);
  * written straight into the Envelope's buffer (no intermediate payload).
  */
 export function encodeUnsignedEnvelope(message: GossipMessage): Uint8Array {
+  return encodeHotEnvelope(message) ?? encodeCompiledEnvelope(message);
+}
+
+/** {@link encodeUnsignedEnvelope} through the compiled codec's general walk (any message). */
+export function encodeCompiledEnvelope(message: GossipMessage): Uint8Array {
   const measured = gossipMessageEncoder?.measureOnce(message);
   if (measured === undefined) return encodeEnvelope(noopSign(message));
   const size = measured.size;

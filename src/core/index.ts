@@ -26,8 +26,9 @@ export {
 export { type CommConfig, type CommOptions, defaultCommConfig, type OverflowPolicy, resolveCommConfig } from "./config.js";
 export type { ConnectionInfo, ConnectionState } from "./connection.js";
 export type { CryptoService } from "./crypto.js";
-export type { Predicate, Subscription } from "./demux.js";
 // Messages, identities and their cryptography.
+export { type DataMessageInit, dataMessage } from "./data-message.js";
+export type { Predicate, Subscription } from "./demux.js";
 export {
   decodeEnvelope,
   encodeEnvelope,

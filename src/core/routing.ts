@@ -28,12 +28,15 @@ const countedReadErrors: ReadonlySet<ErrorCode> = new Set([
 /** Creates a comm's connections and routes what they receive. */
 export class Router {
   private readonly hooks: ConnectionHooks;
+  /** What a reply that can no longer be queued counts as (one function for every received message). */
+  private readonly replyDropped: () => void;
 
   constructor(
     private readonly ctx: CommContext,
     private readonly acks: AckRegistry,
     private readonly demux: Demux<ReceivedMessage>,
   ) {
+    this.replyDropped = () => ctx.metrics.dropped("connection_closed", 1);
     this.hooks = {
       onMessage: (message, envelope, conn) => this.route(message, envelope, conn),
       onWriteError: (conn, error) => {
@@ -71,7 +74,7 @@ export class Router {
       this.acks.publish(message.nonce, conn.pkiHex, message.content.value.error);
       return undefined;
     }
-    return this.demux.publish(new ReceivedMessageImpl(message, envelope, conn, () => this.ctx.metrics.dropped("connection_closed", 1)));
+    return this.demux.publish(new ReceivedMessageImpl(message, envelope, conn, this.replyDropped));
   }
 
   private readFailed(conn: Connection, error: GossipError): void {

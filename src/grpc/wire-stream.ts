@@ -9,7 +9,7 @@ import { decodeEnvelope } from "../core/envelope.js";
 import { ErrorCode, GossipError } from "../core/errors.js";
 import { type WireStream, writeTaken } from "../core/transport.js";
 import type { Envelope } from "../gen/gossip/message_pb.js";
-import { encodeFrames, FrameDecoder } from "./framing.js";
+import { encodeFrames, FrameDecoder, frameHeaderBytes } from "./framing.js";
 
 /** Transport facts about one stream, fixed when it opens. */
 export interface StreamFacts {
@@ -59,6 +59,10 @@ export abstract class Http2WireStream implements WireStream {
   private isClosed = false;
   private drainWaiters: { resolve: () => void; reject: (e: GossipError) => void }[] = [];
   private readonly scratch: Uint8Array[] = [];
+  /** Frames taken by `write` and not yet framed into a chunk (see `write`). */
+  private held: Uint8Array[] = [];
+  private heldBytes = 0;
+  private flushQueued = false;
 
   constructor(
     facts: StreamFacts,
@@ -89,18 +93,65 @@ export abstract class Http2WireStream implements WireStream {
     this.incoming = new Incoming(this);
   }
 
+  /**
+   * Takes the batch at once while what this stream holds (frames not yet
+   * framed, plus its write buffer) stays under `maxBufferedBytes`: the frames
+   * wait for the end of the tick, so that the batches a busy sender hands
+   * over meanwhile leave in one framed buffer and one HTTP/2 write (a fast
+   * sender's send buffer fills and writes many times in one tick). Beyond the
+   * bound, everything held goes out now and the caller waits for 'drain'.
+   */
   write(envelopes: readonly Uint8Array[]): Promise<void> {
     if (this.isClosed || !this.writable()) {
       return Promise.reject(new GossipError(ErrorCode.Closed, "stream is closed"));
     }
+    for (const e of envelopes) {
+      this.held.push(e);
+      this.heldBytes += frameHeaderBytes + e.length;
+    }
+    if (this.heldBytes + this.bufferedBytes() < maxBufferedBytes) {
+      if (!this.flushQueued) {
+        this.flushQueued = true;
+        process.nextTick(flushHeld, this);
+      }
+      return writeTaken;
+    }
     let ok: boolean;
     try {
-      ok = this.writeChunk(encodeFrames(envelopes));
+      ok = this.flushHeld();
     } catch (e) {
       return Promise.reject(GossipError.from(e, ErrorCode.Closed));
     }
     if (ok || this.bufferedBytes() < maxBufferedBytes) return writeTaken;
     return new Promise((resolve, reject) => this.drainWaiters.push({ resolve, reject }));
+  }
+
+  /**
+   * Writes the frames `write` holds, in one chunk; false when the caller
+   * should wait for 'drain'. Subclasses call it before they end the stream.
+   * Frames held when the stream can no longer write are discarded, as the
+   * stream's own write buffer would be.
+   */
+  protected flushHeld(): boolean {
+    this.flushQueued = false;
+    const frames = this.held;
+    if (frames.length === 0) return true;
+    this.held = [];
+    this.heldBytes = 0;
+    if (this.isClosed || !this.writable()) return true;
+    return this.writeChunk(encodeFrames(frames));
+  }
+
+  /** @private The end-of-tick write of {@link Http2WireStream.write}. */
+  onFlushQueued(): void {
+    if (!this.flushQueued) return;
+    try {
+      this.flushHeld();
+    } catch (e) {
+      const error = GossipError.from(e, ErrorCode.Closed);
+      this.failRead(error);
+      this.abort(error);
+    }
   }
 
   abstract end(): void;
@@ -232,6 +283,10 @@ export abstract class Http2WireStream implements WireStream {
 }
 
 function ignore(): void {}
+
+function flushHeld(stream: Http2WireStream): void {
+  stream.onFlushQueued();
+}
 
 /**
  * A stream's `incoming`: iterable once, and its own iterator (one object per

@@ -116,6 +116,7 @@ export class ServerWireStream extends Http2WireStream {
 
   private finish(error: GossipError | undefined): void {
     if (this.finished) return;
+    this.flushHeld();
     this.finished = true;
     if (this.res.writableEnded || this.req.stream.destroyed) return;
     this.res.addTrailers(statusTrailers(error));

@@ -13,13 +13,22 @@ import { create, type DescMessage, equals, fromBinary, type Message, toBinary } 
 import fc from "fast-check";
 import { decodeCompiled } from "../../src/codec/decoder.js";
 import { compileEncoder, decodeMessage, encodeMessage } from "../../src/codec/index.js";
-import { decodeEnvelope, encodeEnvelope, encodeUnsignedEnvelope, noopSign, receivedFrame } from "../../src/core/envelope.js";
+import {
+  decodeEnvelope,
+  encodeEnvelope,
+  encodeUnsignedEnvelope,
+  noopSign,
+  parseGossipMessage,
+  receivedFrame,
+} from "../../src/core/envelope.js";
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
+import { decodeHotEnvelope, decodeHotGossipMessage, encodeHotEnvelope } from "../../src/core/hot-path-codec.js";
 import { type SignaturePolicy, SignaturePolicySchema } from "../../src/gen/common/policies_pb.js";
 import {
   type Envelope,
   EnvelopeSchema,
   type GossipMessage,
+  type GossipMessage_Tag,
   GossipMessageSchema,
   SecretEnvelopeSchema,
 } from "../../src/gen/gossip/message_pb.js";
@@ -281,6 +290,7 @@ describe("codec against protobuf-es, over unexpected values", () => {
     true,
     {},
     { case: "nope" },
+    undefined,
   ];
 
   /** Every (object, key) slot of `msg` and the messages it nests, $unknown included. */
@@ -319,6 +329,190 @@ describe("codec against protobuf-es, over unexpected values", () => {
     );
   });
 });
+
+/** The unsigned Envelope protobuf-es writes around `m`, or the error it throws. */
+function expectedUnsigned(m: GossipMessage): Outcome {
+  return outcome(() => toBinary(EnvelopeSchema, create(EnvelopeSchema, { payload: toBinary(GossipMessageSchema, m) })));
+}
+
+const hotCases = (content?.fields ?? []).filter((f) => ["dataMsg", "empty", "ack"].includes(f.localName));
+const maxSafe = BigInt(Number.MAX_SAFE_INTEGER);
+/** Random messages of a hot case, made to fit the hot path more often than not (small uint64s, no private data). */
+const hotMessages = fc
+  .tuple(fc.constantFrom(...hotCases), fc.boolean())
+  .chain(([field, fit]) => messageWithCaseArb<GossipMessage>(GossipMessageSchema, field).map((m) => [m, fit] as const))
+  .map(([m, fit]) => {
+    if (fit) {
+      m.nonce %= maxSafe + BigInt(1);
+      if (m.tag < 0) m.tag = -m.tag - 1;
+      const c = m.content;
+      if (c.case === "dataMsg" && c.value.payload) {
+        c.value.payload.seqNum %= maxSafe + BigInt(1);
+        c.value.payload.privateData = [];
+      }
+    }
+    return m;
+  });
+
+describe("hot-path encoder against protobuf-es", () => {
+  it("covers data, empty and ack", () => assert.equal(hotCases.length, 3));
+
+  it("writes exactly what protobuf-es writes, and takes the hot path for the shapes it knows", () => {
+    let hot = 0;
+    fc.assert(
+      fc.property(hotMessages, (m) => {
+        const expected = expectedUnsigned(m);
+        assert.ok(expected.ok);
+        const direct = encodeHotEnvelope(m);
+        if (direct !== undefined) {
+          hot++;
+          assert.deepEqual(new Uint8Array(direct), expected.value);
+        }
+        assert.deepEqual(new Uint8Array(encodeUnsignedEnvelope(m)), expected.value);
+      }),
+      runs(600),
+    );
+    assert.ok(hot > 200, `hot path taken ${hot} times`);
+  });
+
+  it("edge values: zero and largest safe uint64s, empty and absent parts, multi-byte strings", () => {
+    const big = BigInt(Number.MAX_SAFE_INTEGER);
+    const samples: GossipMessage[] = [
+      create(GossipMessageSchema, {}),
+      create(GossipMessageSchema, { nonce: big, tag: 0x7fffffff as GossipMessage_Tag }),
+      create(GossipMessageSchema, { content: { case: "dataMsg", value: {} } }),
+      create(GossipMessageSchema, { content: { case: "dataMsg", value: { payload: {} } } }),
+      create(GossipMessageSchema, {
+        nonce: 1n,
+        content: { case: "dataMsg", value: { payload: { seqNum: big, data: new Uint8Array(300) } } },
+      }),
+      create(GossipMessageSchema, { content: { case: "empty", value: {} } }),
+      create(GossipMessageSchema, { content: { case: "ack", value: {} } }),
+      create(GossipMessageSchema, { content: { case: "ack", value: { error: "\u{1f600} \ud800 ünï" } } }),
+      create(GossipMessageSchema, { channel: new Uint8Array(200).fill(3), content: { case: "ack", value: { error: "x".repeat(200) } } }),
+    ];
+    for (const m of samples) {
+      const direct = encodeHotEnvelope(m);
+      assert.ok(direct !== undefined, fc.stringify(m));
+      assert.deepEqual(new Uint8Array(direct), (expectedUnsigned(m) as { value: unknown }).value);
+    }
+  });
+
+  it("a value of the wrong type or range anywhere, or unknown fields: the same bytes or the same error as protobuf-es", () => {
+    const odd: unknown[] = [
+      5,
+      2 ** 40,
+      -1,
+      1.5,
+      Number.NaN,
+      "x",
+      "",
+      null,
+      [1],
+      new Uint8Array([1]),
+      BigInt(5),
+      BigInt(-1),
+      BigInt(2) ** BigInt(64),
+      true,
+      {},
+      undefined,
+    ];
+    const unknown = [{ no: 1000, wireType: 0, data: new Uint8Array([1]) }];
+    fc.assert(
+      fc.property(hotMessages, fc.nat(), fc.constantFrom(...odd, unknown), (m, i, value) => {
+        const all = slotsOf(m as unknown as Record<string, unknown>);
+        const [obj, key] = all[i % all.length] as [Record<string, unknown>, string];
+        obj[key] = value;
+        const actual = outcome(() => new Uint8Array(encodeUnsignedEnvelope(m)));
+        assertSameOutcome(actual, expectedUnsigned(m), `${key} = ${fc.stringify(value)}`);
+      }),
+      runs(600),
+    );
+  });
+});
+
+describe("hot-path decoder against protobuf-es", () => {
+  /** When the hot decoder takes `bytes`, protobuf-es accepts them and returns a deep-equal message; returns whether it took them. */
+  function checkHot(schema: DescMessage, bytes: Uint8Array): boolean {
+    const hot = schema === EnvelopeSchema ? decodeHotEnvelope(bytes) : decodeHotGossipMessage(bytes);
+    if (hot === undefined) return false;
+    const expected = outcome(() => fromBinary(schema, bytes));
+    assert.ok(expected.ok, `the hot path accepted input protobuf-es rejects: ${String((expected as { error: unknown }).error)}`);
+    assert.deepStrictEqual(hot, expected.value);
+    return true;
+  }
+  const messages = fc.oneof(hotMessages, messageArb<GossipMessage>(GossipMessageSchema));
+  // Inside a larger Buffer, as a transport delivers it (byte fields are then Buffer views, as protobuf-es makes them).
+  const inChunk = (b: Uint8Array): Uint8Array => {
+    const chunk = Buffer.alloc(b.length + 6, 0x0a);
+    chunk.set(b, 3);
+    return chunk.subarray(3, 3 + b.length);
+  };
+
+  it("canonical encodings of data, empty and ack messages decode exactly as fromBinary, others are left to the general path", () => {
+    let hot = 0;
+    fc.assert(
+      fc.property(messages, (m) => {
+        const b = inChunk(toBinary(GossipMessageSchema, m));
+        if (checkHot(GossipMessageSchema, b)) hot++;
+        else if (["dataMsg", "empty", "ack", undefined].includes(m.content.case)) {
+          // Only large uint64s, negative tags or private data may leave the hot shapes to the general path.
+          const c = m.content;
+          const big = (v: bigint) => v > BigInt(Number.MAX_SAFE_INTEGER);
+          const priv = c.case === "dataMsg" && (c.value.payload?.privateData.length ?? 0) > 0;
+          const seq = c.case === "dataMsg" && big(c.value.payload?.seqNum ?? BigInt(0));
+          assert.ok(big(m.nonce) || m.tag < 0 || priv || seq, `hot shape not taken: ${fc.stringify(m)}`);
+        }
+        assert.deepStrictEqual(parseGossipMessage(b), fromBinary(GossipMessageSchema, b));
+      }),
+      runs(800),
+    );
+    assert.ok(hot > 200, `hot path taken ${hot} times`);
+  });
+
+  it("an overlong key is left to the general path (protobuf-es rejects keys beyond 5 bytes)", () => {
+    // channel (field 2, length-delimited: key 0x12) with its key padded to 6 bytes, then to 3 (valid there).
+    const six = new Uint8Array([0x92, 0x80, 0x80, 0x80, 0x80, 0x00, 0x01, 0x07]);
+    assert.throws(() => fromBinary(GossipMessageSchema, six), /illegal tag/);
+    assert.equal(decodeHotGossipMessage(six), undefined);
+    const three = new Uint8Array([0x92, 0x80, 0x00, 0x01, 0x07]);
+    assert.equal(decodeHotGossipMessage(three), undefined);
+    assert.deepStrictEqual(parseGossipMessage(three), fromBinary(GossipMessageSchema, three));
+  });
+
+  it("mutated and random input: the hot path takes only what protobuf-es decodes to the same message", () => {
+    let hot = 0;
+    const schemas: DescMessage[] = [GossipMessageSchema, EnvelopeSchema];
+    const inputs = fc.oneof(
+      fc.tuple(fc.constantFrom(...schemas), messages, fc.array(mutation, { minLength: 1, maxLength: 3 })).map(([schema, m, ms]) => {
+        const b = toBinary(GossipMessageSchema, m);
+        const bytes =
+          schema === EnvelopeSchema ? toBinary(EnvelopeSchema, create(EnvelopeSchema, { payload: b, signature: b.subarray(0, 7) })) : b;
+        return [schema, inChunk(ms.reduce(mutate, bytes))] as const;
+      }),
+      fc.tuple(fc.constantFrom(...schemas), fc.uint8Array({ maxLength: 30 })),
+    );
+    fc.assert(
+      fc.property(inputs, ([schema, b]) => {
+        if (checkHot(schema, b)) hot++;
+      }),
+      runs(1500),
+    );
+    assert.ok(hot > 100, `hot path taken ${hot} times`);
+  });
+});
+
+/** Every (object, key) slot of `msg` and the messages it nests, $unknown included. */
+function slotsOf(msg: Record<string, unknown>, out: [Record<string, unknown>, string][] = []): [Record<string, unknown>, string][] {
+  for (const key of [...Object.keys(msg), "$unknown"]) {
+    if (key === "$typeName") continue;
+    out.push([msg, key]);
+    const v = msg[key];
+    const nested = Array.isArray(v) ? v : v !== null && typeof v === "object" && "case" in v ? [(v as { value?: unknown }).value] : [v];
+    for (const n of nested) if (n !== null && typeof n === "object" && "$typeName" in n) slotsOf(n as Record<string, unknown>, out);
+  }
+  return out;
+}
 
 describe("Envelope codec against protobuf-es", () => {
   const envelopes = messageArb<Envelope>(EnvelopeSchema);

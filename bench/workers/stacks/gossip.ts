@@ -16,10 +16,13 @@
  * Every peer trusts the benchmark CA; since all benchmark peers share
  * 127.0.0.1, the per-address handshake rate limit is raised.
  */
+
+import type { GossipMessage } from "../../../src/gen/gossip/message_pb.js";
 import {
   Comm,
   type CommOptions,
   createGossipServer,
+  dataMessage,
   GossipClient,
   type GossipFastifyInstance,
   PeerDialer,
@@ -31,7 +34,7 @@ import {
   X509CryptoService,
 } from "../../../src/index.js";
 import type { Init, Json, WorkerSpec } from "../common/ipc.js";
-import { pbControl, pbDataMessage } from "../common/pb.js";
+import { pbControl } from "../common/pb.js";
 import {
   latencyJson,
   loadLoop,
@@ -47,9 +50,18 @@ import {
   wallNow,
   withTimeout,
 } from "../common/util.js";
-import { HELLO_BASE, SYNC_BASE } from "../common/wire.js";
+import { CHANNEL, HELLO_BASE, SYNC_BASE } from "../common/wire.js";
 
 const callTimeoutMs = 20_000;
+
+/**
+ * The data message `seq`, built with `dataMessage` (the public builder of
+ * data messages; byte for byte the message of wire.ts and pb.ts).
+ */
+function gossipDataMessage(seq: number, data: Uint8Array): GossipMessage {
+  const n = BigInt(seq);
+  return dataMessage({ nonce: n, channel: CHANNEL, seqNum: n, data });
+}
 
 /** Options of every benchmark peer: Fabric's defaults, plus what a loopback benchmark needs. */
 const baseOptions: CommOptions = {
@@ -210,7 +222,7 @@ export async function gossipServer(init: Init): Promise<WorkerSpec> {
         const peers = a.strs("ids").map(peerById);
         let failures = 0;
         const lat = await timedLoop(a.num("count"), a.num("seconds"), async () => {
-          const r = await comm.sendWithAck(pbDataMessage(seq++, data), 5000, peers.length, ...peers);
+          const r = await comm.sendWithAck(gossipDataMessage(seq++, data), 5000, peers.length, ...peers);
           if (r.ackCount !== peers.length) failures++;
         });
         if (failures > 0) throw new Error(`sendWithAck: ${failures} round(s) without every ack`);
@@ -225,7 +237,7 @@ export async function gossipServer(init: Init): Promise<WorkerSpec> {
           a.num("seconds"),
           a.num("sampleMs", 1000),
           () => {
-            for (let i = 0; i < batch; i++) void comm.send(pbDataMessage(seq++, data), peer);
+            for (let i = 0; i < batch; i++) void comm.send(gossipDataMessage(seq++, data), peer);
             attempted += batch;
           },
           a.num("tickMs", 10),
@@ -261,7 +273,7 @@ export async function gossipClient(init: Init): Promise<WorkerSpec> {
     const end = now() + seconds * 1000;
     let count = 0;
     for (;;) {
-      await comm.send(pbDataMessage(seq++, data), ...to);
+      await comm.send(gossipDataMessage(seq++, data), ...to);
       count++;
       if ((count & 31) === 0 && (count >= maxCount || now() >= end)) break;
     }
@@ -291,7 +303,7 @@ export async function gossipClient(init: Init): Promise<WorkerSpec> {
         const lat = await timedLoop(a.num("count"), a.num("seconds"), async () => {
           const nonce = seq++;
           const reply = router.expect(nonce);
-          await comm.send(pbDataMessage(nonce, data), t);
+          await comm.send(gossipDataMessage(nonce, data), t);
           await withTimeout(reply, callTimeoutMs, "echo");
         });
         return latencyJson(lat);

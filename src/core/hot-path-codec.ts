@@ -1,0 +1,349 @@
+/**
+ * Hand-written encoding and decoding of the GossipMessage shapes on the hot
+ * path (a data message, `empty`, `ack`) and of the Envelope around them: what
+ * the compiled codec does for them, without its general walk over field plans.
+ *
+ * Byte-identical to protobuf-es' `toBinary` by construction (fields in
+ * number order, implicit presence) and by the differential tests of
+ * test/codec. Anything it does not recognise exactly (another content case,
+ * a value of an unexpected type or range, unknown fields, a payload with
+ * private data) returns undefined, and the compiled codec (which in turn
+ * falls back to protobuf-es) encodes the message.
+ *
+ * @private Internal code, not part of the public API.
+ */
+import { emptyBytes, mayHaveUnknownFields, varintSize, writeVarint } from "../codec/index.js";
+import { readUtf8, utf8Length, writeUtf8 } from "../codec/utf8.js";
+import type { Acknowledgement, DataMessage, Envelope, GossipMessage } from "../gen/gossip/message_pb.js";
+
+/** A uint64 as protobuf-es accepts it and small enough to write as a number; -1 when not (the general path decides). */
+function u64(v: unknown): number {
+  if (typeof v !== "bigint") return -1;
+  // Exact below 2^53; a larger bigint converts to 2^53 or more (rounding is
+  // monotonic), a negative one below 0: one conversion, no bigint compares.
+  const n = Number(v);
+  return n >= 0 && n <= Number.MAX_SAFE_INTEGER ? n : -1;
+}
+
+/** A nested message's fields when it is of `typeName` and has no unknown fields; undefined otherwise. */
+function nested(v: unknown, typeName: string): Record<string, unknown> | undefined {
+  if (typeof v !== "object" || v === null) return undefined;
+  const m = v as Record<string, unknown>;
+  if (m.$typeName !== typeName || mayHaveUnknownFields(m)) return undefined;
+  return m;
+}
+
+/** Bytes of a length-delimited field with a one-byte tag, always written. */
+function delimited(len: number): number {
+  return 1 + varintSize(len) + len;
+}
+
+/** What to write for a content case; `len` is its encoded message length. */
+const noContent = 0;
+const dataContent = 1;
+const emptyContent = 2;
+const ackContent = 3;
+
+/**
+ * `encodeEnvelope(noopSign(message))` for the hot-path shapes, as a pooled
+ * Buffer (frames only go to the wire); undefined for any other message.
+ */
+export function encodeHotEnvelope(message: GossipMessage): Uint8Array | undefined {
+  const m = message as unknown as Record<string, unknown>;
+  if (m.$typeName !== "gossip.GossipMessage" || mayHaveUnknownFields(m)) return undefined;
+  const nonce = u64(m.nonce);
+  const channel = m.channel;
+  const tag = m.tag;
+  if (nonce < 0 || !(channel instanceof Uint8Array) || typeof tag !== "number" || !(tag >= 0 && tag <= 0x7fffffff && tag % 1 === 0)) {
+    return undefined;
+  }
+  const content = m.content as { case?: unknown; value?: unknown } | null | undefined;
+  if (typeof content !== "object" || content === null) return undefined;
+  let kind = noContent;
+  let contentLen = 0;
+  let seqNum = 0;
+  let data: Uint8Array | undefined;
+  let error = "";
+  let errorLen = 0;
+  let payloadLen = 0;
+  switch (content.case) {
+    case undefined:
+      break;
+    case "dataMsg": {
+      const dm = nested(content.value, "gossip.DataMessage");
+      if (dm === undefined) return undefined;
+      kind = dataContent;
+      const p = dm.payload;
+      if (p === undefined || !Object.hasOwn(dm, "payload")) break;
+      const payload = nested(p, "gossip.Payload");
+      if (payload === undefined) return undefined;
+      seqNum = u64(payload.seqNum);
+      const d = payload.data;
+      const priv = payload.privateData;
+      if (seqNum < 0 || !(d instanceof Uint8Array) || !Array.isArray(priv) || priv.length > 0) return undefined;
+      data = d;
+      payloadLen = (seqNum === 0 ? 0 : 1 + varintSize(seqNum)) + (d.length === 0 ? 0 : delimited(d.length));
+      contentLen = delimited(payloadLen);
+      break;
+    }
+    case "empty":
+      if (nested(content.value, "gossip.Empty") === undefined) return undefined;
+      kind = emptyContent;
+      break;
+    case "ack": {
+      const ack = nested(content.value, "gossip.Acknowledgement");
+      if (ack === undefined || typeof ack.error !== "string") return undefined;
+      kind = ackContent;
+      error = ack.error;
+      errorLen = error.length === 0 ? 0 : utf8Length(error);
+      contentLen = errorLen === 0 ? 0 : delimited(errorLen);
+      break;
+    }
+    default:
+      return undefined;
+  }
+  const size =
+    (nonce === 0 ? 0 : 1 + varintSize(nonce)) +
+    (channel.length === 0 ? 0 : delimited(channel.length)) +
+    (tag === 0 ? 0 : 1 + varintSize(tag)) +
+    (kind === noContent ? 0 : (kind === ackContent ? 2 : 1) + varintSize(contentLen) + contentLen);
+  if (size === 0) return new Uint8Array(0);
+  // Every byte is written below.
+  const buf = Buffer.allocUnsafe(1 + varintSize(size) + size);
+  buf[0] = 0x0a;
+  let at = writeVarint(buf, 1, size);
+  if (nonce !== 0) {
+    buf[at] = 0x08;
+    at = writeVarint(buf, at + 1, nonce);
+  }
+  if (channel.length !== 0) {
+    buf[at] = 0x12;
+    at = writeVarint(buf, at + 1, channel.length);
+    buf.set(channel, at);
+    at += channel.length;
+  }
+  if (tag !== 0) {
+    buf[at] = 0x18;
+    at = writeVarint(buf, at + 1, tag);
+  }
+  switch (kind) {
+    case dataContent:
+      buf[at] = 0x42; // field 8, length-delimited
+      at = writeVarint(buf, at + 1, contentLen);
+      if (contentLen === 0) break;
+      buf[at] = 0x0a; // DataMessage.payload
+      at = writeVarint(buf, at + 1, payloadLen);
+      if (seqNum !== 0) {
+        buf[at] = 0x08;
+        at = writeVarint(buf, at + 1, seqNum);
+      }
+      if (data !== undefined && data.length !== 0) {
+        buf[at] = 0x12;
+        at = writeVarint(buf, at + 1, data.length);
+        buf.set(data, at);
+      }
+      break;
+    case emptyContent:
+      buf[at] = 0x6a; // field 13, length-delimited
+      buf[at + 1] = 0;
+      break;
+    case ackContent:
+      buf[at] = 0xb2; // field 22, length-delimited: two-byte tag
+      buf[at + 1] = 0x01;
+      at = writeVarint(buf, at + 2, contentLen);
+      if (errorLen === 0) break;
+      buf[at] = 0x0a;
+      at = writeVarint(buf, at + 1, errorLen);
+      writeUtf8(buf, at, error, errorLen);
+      break;
+  }
+  return buf;
+}
+
+/**
+ * Decoding, the other way: the same shapes, written by a protobuf encoder
+ * (each field at most once, in number order, no unknown fields), decode to
+ * exactly what protobuf-es' `fromBinary` returns (byte fields are views into
+ * the input, absent ones fresh empty arrays, absent message fields absent).
+ * Anything else (merged or repeated fields, other content, private data,
+ * uint64s beyond 2^53 - 1, negative enums, invalid UTF-8, truncation) returns undefined: the
+ * compiled codec decodes it, or rejects it as protobuf-es does.
+ */
+class HotReader {
+  pos = 0;
+  constructor(
+    readonly buf: Uint8Array,
+    public end: number,
+  ) {}
+
+  /** A varint of at most 8 bytes within `end` and at most 2^53 - 1, or -1. */
+  varint(): number {
+    const buf = this.buf;
+    let at = this.pos;
+    const end = this.end;
+    if (at >= end) return -1;
+    let b = buf[at++] as number;
+    if (b < 0x80) {
+      this.pos = at;
+      return b;
+    }
+    let v = b & 0x7f;
+    let mul = 128;
+    for (let i = 1; i < 8; i++) {
+      if (at >= end) return -1;
+      b = buf[at++] as number;
+      v += (b & 0x7f) * mul;
+      if (b < 0x80) {
+        this.pos = at;
+        return v <= Number.MAX_SAFE_INTEGER ? v : -1;
+      }
+      mul *= 128;
+    }
+    return -1;
+  }
+
+  /** A length prefix whose value fits before `end`, or -1. */
+  length(): number {
+    const len = this.varint();
+    return len > this.end - this.pos ? -1 : len;
+  }
+}
+
+/** Decodes an Envelope without a secret envelope; undefined otherwise (see above). */
+export function decodeHotEnvelope(bytes: Uint8Array): Envelope | undefined {
+  const r = new HotReader(bytes, bytes.length);
+  let payload: Uint8Array | undefined;
+  let signature: Uint8Array | undefined;
+  let last = 0;
+  while (r.pos < r.end) {
+    const key = bytes[r.pos++] as number;
+    if ((key !== 0x0a && key !== 0x12) || key <= last) return undefined;
+    last = key;
+    const len = r.length();
+    if (len < 0) return undefined;
+    const v = bytes.subarray(r.pos, r.pos + len);
+    r.pos += len;
+    if (key === 0x0a) payload = v;
+    else signature = v;
+  }
+  return {
+    $typeName: "gossip.Envelope",
+    payload: payload ?? emptyBytes(),
+    signature: signature ?? emptyBytes(),
+  } as Envelope;
+}
+
+/** Decodes a GossipMessage of a hot-path shape; undefined otherwise (see above). */
+export function decodeHotGossipMessage(bytes: Uint8Array): GossipMessage | undefined {
+  const r = new HotReader(bytes, bytes.length);
+  let nonce = 0;
+  let channel: Uint8Array | undefined;
+  let tag = 0;
+  let content: GossipMessage["content"] | undefined;
+  let last = 0;
+  while (r.pos < r.end) {
+    const keyAt = r.pos;
+    const key = r.varint();
+    // Every hot field's key takes one or two bytes; longer (overlong) keys,
+    // which protobuf-es rejects beyond 5 bytes, take the general path.
+    if (key <= last || r.pos - keyAt > 2) return undefined;
+    last = key;
+    if (key === 0x08) {
+      nonce = r.varint();
+      if (nonce < 0) return undefined;
+      continue;
+    }
+    if (key === 0x18) {
+      const start = r.pos;
+      tag = r.varint();
+      // An enum is an int32: negative values (10-byte varints) take the general path.
+      if (tag < 0 || tag > 0x7fffffff || r.pos - start > 5) return undefined;
+      continue;
+    }
+    if ((key & 7) !== 2) return undefined;
+    const len = r.length();
+    if (len < 0) return undefined;
+    const start = r.pos;
+    const end = start + len;
+    r.pos = end;
+    switch (key) {
+      case 0x12:
+        channel = bytes.subarray(start, end);
+        break;
+      case 0x42: {
+        const value = decodeDataMessage(bytes, start, end);
+        if (value === undefined) return undefined;
+        content = { case: "dataMsg", value };
+        break;
+      }
+      case 0x6a:
+        if (len !== 0) return undefined;
+        content = { case: "empty", value: { $typeName: "gossip.Empty" } };
+        break;
+      case 0xb2: {
+        const value = decodeAck(bytes, start, end);
+        if (value === undefined) return undefined;
+        content = { case: "ack", value };
+        break;
+      }
+      default:
+        return undefined;
+    }
+  }
+  return {
+    $typeName: "gossip.GossipMessage",
+    nonce: BigInt(nonce),
+    channel: channel ?? emptyBytes(),
+    tag,
+    content: content ?? { case: undefined },
+  } as GossipMessage;
+}
+
+function decodeDataMessage(bytes: Uint8Array, start: number, end: number): DataMessage | undefined {
+  if (start === end) return { $typeName: "gossip.DataMessage" } as DataMessage;
+  const r = new HotReader(bytes, end);
+  r.pos = start;
+  if (bytes[r.pos++] !== 0x0a) return undefined;
+  const len = r.length();
+  if (len < 0 || r.pos + len !== end) return undefined;
+  let seqNum = 0;
+  let data: Uint8Array | undefined;
+  let last = 0;
+  while (r.pos < end) {
+    const key = bytes[r.pos++] as number;
+    if (key <= last) return undefined;
+    last = key;
+    if (key === 0x08) {
+      seqNum = r.varint();
+      if (seqNum < 0) return undefined;
+    } else if (key === 0x12) {
+      const n = r.length();
+      if (n < 0) return undefined;
+      data = bytes.subarray(r.pos, r.pos + n);
+      r.pos += n;
+    } else {
+      return undefined;
+    }
+  }
+  return {
+    $typeName: "gossip.DataMessage",
+    payload: { $typeName: "gossip.Payload", seqNum: BigInt(seqNum), data: data ?? emptyBytes(), privateData: [] },
+  } as DataMessage;
+}
+
+function decodeAck(bytes: Uint8Array, start: number, end: number): Acknowledgement | undefined {
+  let error = "";
+  if (start < end) {
+    if (bytes[start] !== 0x0a) return undefined;
+    const r = new HotReader(bytes, end);
+    r.pos = start + 1;
+    const len = r.length();
+    if (len < 0 || r.pos + len !== end) return undefined;
+    try {
+      error = readUtf8(bytes, r.pos, end);
+    } catch {
+      return undefined;
+    }
+  }
+  return { $typeName: "gossip.Acknowledgement", error } as Acknowledgement;
+}

@@ -1,0 +1,113 @@
+// How the gRPC wire stream hands frames to HTTP/2: batches given within one
+// tick leave in one framed chunk, the 64 KiB bound writes at once and waits
+// for 'drain', and ending the stream writes what it holds first.
+import assert from "node:assert/strict";
+import { EventEmitter } from "node:events";
+import { PassThrough } from "node:stream";
+import { describe, it } from "node:test";
+import { ErrorCode, GossipError } from "../../src/core/errors.js";
+import { writeTaken } from "../../src/core/transport.js";
+import { encodeFrames } from "../../src/grpc/framing.js";
+import { Http2WireStream } from "../../src/grpc/wire-stream.js";
+
+class FakeStream extends Http2WireStream {
+  readonly chunks: Buffer[] = [];
+  buffered = 0;
+  accept = true;
+  ended = false;
+  readonly drain = new EventEmitter();
+  readonly closer = new EventEmitter();
+
+  constructor() {
+    const source = new PassThrough();
+    const drain = new EventEmitter();
+    const closer = new EventEmitter();
+    super(
+      { remoteAddress: "127.0.0.1:1", tls: false, remoteCertHash: undefined, localCertHash: undefined },
+      { maxMessageBytes: 1 << 20, recvBuffSize: 20, gzip: false },
+      source,
+      drain,
+      closer,
+    );
+    (this as { drain: EventEmitter }).drain = drain;
+    (this as { closer: EventEmitter }).closer = closer;
+  }
+
+  end(): void {
+    this.flushHeld();
+    this.ended = true;
+  }
+
+  abort(): void {}
+
+  protected writable(): boolean {
+    return !this.ended;
+  }
+
+  protected writeChunk(buf: Buffer): boolean {
+    this.chunks.push(buf);
+    this.buffered += buf.length;
+    return this.accept;
+  }
+
+  protected bufferedBytes(): number {
+    return this.buffered;
+  }
+
+  protected closeError(): GossipError {
+    return new GossipError(ErrorCode.Closed, "closed");
+  }
+}
+
+const frame = (n: number, fill: number) => new Uint8Array(n).fill(fill);
+const tick = () => new Promise<void>((resolve) => process.nextTick(resolve));
+
+describe("gRPC wire stream writes", () => {
+  it("batches given within one tick leave in one chunk, in order", async () => {
+    const s = new FakeStream();
+    const a = frame(10, 1);
+    const b = frame(20, 2);
+    const c = frame(30, 3);
+    assert.equal(s.write([a, b]), writeTaken);
+    assert.equal(s.write([c]), writeTaken);
+    assert.equal(s.chunks.length, 0, "nothing written before the tick ends");
+    await tick();
+    assert.equal(s.chunks.length, 1);
+    assert.deepEqual(s.chunks[0], encodeFrames([a, b, c]));
+    s.write([a]);
+    await tick();
+    assert.equal(s.chunks.length, 2, "the next tick's batch is a chunk of its own");
+    assert.deepEqual(s.chunks[1], encodeFrames([a]));
+  });
+
+  it("at the 64 KiB bound writes everything held at once, then waits for 'drain'", async () => {
+    const s = new FakeStream();
+    s.accept = false;
+    const big = frame(20_000, 7);
+    for (let i = 0; i < 3; i++) assert.equal(s.write([big]), writeTaken);
+    assert.equal(s.chunks.length, 0);
+    let drained = false;
+    const waiting = s.write([big]).then(() => {
+      drained = true;
+    });
+    assert.equal(s.chunks.length, 1, "written at once");
+    assert.deepEqual(s.chunks[0], encodeFrames([big, big, big, big]));
+    await tick();
+    assert.equal(drained, false, "waits while the stream's buffer is full");
+    s.buffered = 0;
+    s.drain.emit("drain");
+    await waiting;
+    assert.equal(drained, true);
+    await tick();
+    assert.equal(s.chunks.length, 1, "the queued end-of-tick write found nothing left");
+  });
+
+  it("ending the stream writes what it holds first", () => {
+    const s = new FakeStream();
+    const a = frame(5, 9);
+    s.write([a]);
+    s.end();
+    assert.equal(s.chunks.length, 1);
+    assert.deepEqual(s.chunks[0], encodeFrames([a]));
+  });
+});
