@@ -52,7 +52,12 @@ function outcome(f: () => unknown): Outcome {
   }
 }
 
-/** Both succeeded with deep-equal values, or both threw errors of the same class and message. */
+/**
+ * Both succeeded with deep-equal values, or both threw errors of the same
+ * class and message. A TypeError is V8's own (a bigint where a number goes,
+ * in protobuf-es as in ours): V8 words it by how far the code is optimised,
+ * so only its class is compared (seed 2045414762 once saw two wordings).
+ */
 function assertSameOutcome(actual: Outcome, expected: Outcome, what: string): void {
   if (actual.ok && expected.ok) {
     assert.deepStrictEqual(actual.value, expected.value, what);
@@ -66,7 +71,7 @@ function assertSameOutcome(actual: Outcome, expected: Outcome, what: string): vo
   const a = (actual as { error: Error }).error;
   const e = (expected as { error: Error }).error;
   assert.equal(a.constructor, e.constructor, what);
-  assert.equal(a.message, e.message, what);
+  if (!(e instanceof TypeError)) assert.equal(a.message, e.message, what);
 }
 
 /**
