@@ -12,10 +12,10 @@
  * `keepNames` slows some code down).
  */
 import { create } from "@bufbuild/protobuf";
+import { decodeHotEnvelope, decodeHotGossipMessage } from "../../src/codec/hot-path.js";
 import { decodeMessage } from "../../src/codec/index.js";
 import { dataMessage } from "../../src/core/data-message.js";
 import { encodeCompiledEnvelope, encodeUnsignedEnvelope } from "../../src/core/envelope.js";
-import { decodeHotEnvelope, decodeHotGossipMessage } from "../../src/core/hot-path-codec.js";
 import {
   DataMessageSchema,
   type Envelope,

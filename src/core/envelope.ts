@@ -4,6 +4,7 @@
  * codec, plus Fabric's signing rules.
  */
 import { create, toBinary } from "@bufbuild/protobuf";
+import { decodeHotEnvelope, decodeHotGossipMessage, encodeHotEnvelope } from "../codec/hot-path.js";
 import {
   compileEncoder,
   decodeMessage,
@@ -17,7 +18,6 @@ import {
 import { type Envelope, EnvelopeSchema, type GossipMessage, GossipMessageSchema, type SecretEnvelope } from "../gen/gossip/message_pb.js";
 import type { CryptoService } from "./crypto.js";
 import { ErrorCode, GossipError } from "./errors.js";
-import { decodeHotEnvelope, decodeHotGossipMessage, encodeHotEnvelope } from "./hot-path-codec.js";
 import { defaultTag } from "./tags.js";
 
 const emptyBytes: Uint8Array = new Uint8Array(0);

@@ -12,6 +12,7 @@ import { describe, it } from "node:test";
 import { create, type DescMessage, equals, fromBinary, type Message, toBinary } from "@bufbuild/protobuf";
 import fc from "fast-check";
 import { decodeCompiled } from "../../src/codec/decoder.js";
+import { decodeHotEnvelope, decodeHotGossipMessage, encodeHotEnvelope } from "../../src/codec/hot-path.js";
 import { compileEncoder, decodeMessage, encodeMessage } from "../../src/codec/index.js";
 import {
   decodeEnvelope,
@@ -22,7 +23,6 @@ import {
   receivedFrame,
 } from "../../src/core/envelope.js";
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
-import { decodeHotEnvelope, decodeHotGossipMessage, encodeHotEnvelope } from "../../src/core/hot-path-codec.js";
 import { type SignaturePolicy, SignaturePolicySchema } from "../../src/gen/common/policies_pb.js";
 import {
   type Envelope,

@@ -12,9 +12,12 @@
  *
  * @private Internal code, not part of the public API.
  */
-import { emptyBytes, mayHaveUnknownFields, varintSize, writeVarint } from "../codec/index.js";
-import { readUtf8, utf8Length, writeUtf8 } from "../codec/utf8.js";
+
 import type { Acknowledgement, DataMessage, Envelope, GossipMessage } from "../gen/gossip/message_pb.js";
+import { emptyBytes } from "./empty-bytes.js";
+import { mayHaveUnknownFields } from "./encoder.js";
+import { readUtf8, utf8Length, writeUtf8 } from "./utf8.js";
+import { varintSize, writeVarint } from "./varint.js";
 
 /** A uint64 as protobuf-es accepts it and small enough to write as a number; -1 when not (the general path decides). */
 function u64(v: unknown): number {
