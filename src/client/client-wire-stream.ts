@@ -24,7 +24,7 @@ export class ClientWireStream extends Http2WireStream {
     private readonly onAbort: () => void,
     private readonly onRead: () => void,
   ) {
-    super(socketFacts(stream.session?.socket, stream.session), limits, stream, stream, stream);
+    super(socketFacts(stream.session?.socket, stream.session), limits, stream);
     stream.once("response", (headers) => this.onResponse(headers));
     stream.once("trailers", (trailers) => this.onStatus(trailers));
     stream.on("data", this.onRead);
