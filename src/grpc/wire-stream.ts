@@ -76,10 +76,12 @@ export abstract class Http2WireStream implements WireStream {
     });
     // Shared listeners that find us through the stream rather than closures
     // per stream: an idle connection keeps its listeners for its whole life.
+    // `on`, not `once`, for events emitted once anyway: `once` wraps each
+    // listener in a bound function and a state object.
     (source as Owned)[kOwner] = this;
-    source.once("close", onSourceClose);
+    source.on("close", onSourceClose);
     source.on("data", onSourceData);
-    source.once("end", onSourceEnd);
+    source.on("end", onSourceEnd);
     source.on("error", ignore); // reported through 'close' and the stream's status
     source.on("drain", onSourceDrain);
     this.incoming = new Incoming(this);
@@ -121,6 +123,7 @@ export abstract class Http2WireStream implements WireStream {
 
   /** @private The HTTP/2 stream closed (its 'close' event). */
   sourceClosed(): void {
+    if (this.isClosed) return;
     this.isClosed = true;
     this.onClosed();
     this.resolveClosed?.();

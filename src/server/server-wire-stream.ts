@@ -33,7 +33,7 @@ export class ServerWireStream extends Http2WireStream {
   ) {
     super(socketFacts(stream.session?.socket, stream.session), limits, stream);
     served?.add(this);
-    stream.once("wantTrailers", onWantTrailers);
+    stream.on("wantTrailers", onWantTrailers);
     if (stream.destroyed || stream.closed) return;
     try {
       // The headers go out at once, before any message; the status follows as trailers.
@@ -93,6 +93,7 @@ export class ServerWireStream extends Http2WireStream {
 
   /** @private The stream wants its trailers (our side ended): sends the status. */
   sendStatus(): void {
+    if (this.trailersSent) return;
     this.trailersSent = true;
     const stream = this.stream;
     if (stream.destroyed) return;
