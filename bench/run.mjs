@@ -67,7 +67,7 @@ const P = quick
       fanout: { peers: [16, 64], procs: 2, warmS: 0.1, runS: 0.25, runs: 1 },
       setup: { warm: 2, count: 8, maxS: 2 },
       storm: { peers: 40, procs: 1, runs: 1 },
-      idle: { peers: 64, procs: 2, ack: 16, ackCount: 10, ackS: 2, stallS: 5, stallRate: 2000, idleSettleMs: 1000 },
+      idle: { peers: 64, procs: 2, ack: 16, ackCount: 10, ackS: 2, stallS: 5, stallRate: 2000, settleMs: 100 },
     }
   : {
       runs: 5,
@@ -78,7 +78,7 @@ const P = quick
       fanout: { peers: [16, 64], procs: 2, warmS: 1, runS: 2, runs: 3 },
       setup: { warm: 10, count: 100, maxS: 8 },
       storm: { peers: 200, procs: 2, runs: 3 },
-      idle: { peers: 500, procs: 4, ack: 16, ackCount: 200, ackS: 8, stallS: 30, stallRate: 2000, idleSettleMs: 6000 },
+      idle: { peers: 500, procs: 4, ack: 16, ackCount: 200, ackS: 8, stallS: 30, stallRate: 2000, settleMs: 500 },
     };
 if (option("runs") !== undefined) P.runs = Math.max(1, Number(option("runs")));
 if (profile && !quick) {
@@ -438,12 +438,7 @@ async function memoryCell(stack) {
   for (let i = 0; i < m.procs; i++) specs.push([`${stack}-remotes-${i}`, stack, "remotes", { count: Math.min(per, m.peers - i * per) }]);
   return withWorkers(specs, async ([hub, ...remotes], [hInfo]) => {
     const target = targetOf(hInfo);
-    // Both idle figures are taken after idleSettleMs of quiet: V8 sizes its
-    // young generation to the allocation rate of the last ~5 s (up to 32 MiB
-    // after a burst such as 500 handshakes) and gives it back only once that
-    // rate is low, so a figure taken sooner counts heap sizing as memory per
-    // connection (it did: up to 64 KiB of "per connection" RSS).
-    await sleep(m.idleSettleMs);
+    await sleep(m.settleMs);
     const m0 = await hub.call("mem", { gc: true });
     const ackIdx = Array.from({ length: m.ack }, (_, i) => i + 1);
     const stalledIdx = 0;
@@ -460,7 +455,7 @@ async function memoryCell(stack) {
     const connectMs = Date.now() - t0;
     const connected = await hub.call("waitConns", { n: m.peers, seconds: 60 }, 90_000);
     if (connected < m.peers) throw new Error(`only ${connected} of ${m.peers} connections registered`);
-    await sleep(m.idleSettleMs);
+    await sleep(m.settleMs);
     const m1 = await hub.call("mem", { gc: true });
     const idOf = new Map(ids.map((x) => [x.index, x.id]));
     const ackIds = ackIdx.map((i) => idOf.get(i));

@@ -236,12 +236,11 @@ const plugin: FastifyPluginAsync<GossipPluginOptions> = async (fastify, opts) =>
   /** GossipStreams of this server, until they close: closing the server closes them gracefully. */
   const served = new Set<ServerWireStream>();
 
+  // One limits object for all streams (each keeps it for its life), per encoding.
+  const limits = { maxMessageBytes: config.maxMessageBytes, recvBuffSize: config.recvBuffSize, gzip: false };
+  const gzipLimits = { ...limits, gzip: true };
   const serveGrpc = (h2: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void => {
-    const stream = new ServerWireStream(
-      h2,
-      { maxMessageBytes: config.maxMessageBytes, recvBuffSize: config.recvBuffSize, gzip: headers["grpc-encoding"] === "gzip" },
-      served,
-    );
+    const stream = new ServerWireStream(h2, headers["grpc-encoding"] === "gzip" ? gzipLimits : limits, served);
     if (closing) {
       stream.abort(new GossipError(ErrorCode.Stopping, "shutting down"));
       return;
