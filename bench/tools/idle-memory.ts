@@ -38,14 +38,13 @@ function gc(): void {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/**
- * Quiet time before each measurement (SETTLE_MS). V8 sizes its young
- * generation to the recent allocation rate (over about 5 s) and gives it
- * back only once that rate is low: measured sooner after the connections'
- * burst, RSS holds up to 32 MiB of young generation that is no memory of
- * any connection.
- */
-const settleMs = Number(process.env.SETTLE_MS ?? 6000);
+/** Quiet time before each measurement (SETTLE_MS). */
+const settleMs = Number(process.env.SETTLE_MS ?? 1000);
+
+/** Size of V8's young generation. */
+function youngBytes(): number {
+  return v8.getHeapSpaceStatistics().find((s) => s.space_name === "new_space")?.space_size ?? 0;
+}
 
 /** Messages from the parent, in order, none lost while the child is busy. */
 const inbox: unknown[] = [];
@@ -262,6 +261,7 @@ async function measure(
   await sleep(200);
   const dir = path.dirname(fileURLToPath(import.meta.url));
   const spacesBefore = v8.getHeapSpaceStatistics();
+  const youngBefore = youngBytes();
   const before = process.memoryUsage();
   if (snapshot) await watchScripts();
   const snapBefore = snapshot ? v8.writeHeapSnapshot(path.join(dir, "..", ".build", "idle-before.heapsnapshot")) : "";
@@ -286,6 +286,11 @@ async function measure(
       })
       .join(", ")}`,
   );
+  // V8 sizes its young generation to the recent allocation rate (up to
+  // 32 MiB after a burst of handshakes) and gives it back only in a later
+  // quiet GC: RSS without its growth is what the connections hold.
+  const young = youngBytes() - youngBefore;
+  console.log(`young generation growth ${young} B; rss per connection without it: ${Math.round((after.rss - before.rss - young) / n)} B`);
   if (count() < n) console.log(`only ${count()} of ${n} connections within 300 s: the figures below are not per connection`);
   console.log(
     `${raw ? "raw " : ""}hub: ${count()} connections; per connection: rss ${per("rss")} B, heapUsed ${per("heapUsed")} B, heapTotal ${per("heapTotal")} B, external ${per("external")} B, arrayBuffers ${per("arrayBuffers")} B`,
