@@ -264,6 +264,8 @@ const plugin: FastifyPluginAsync<GossipPluginOptions> = async (fastify, opts) =>
     const encoding = headers["grpc-encoding"];
     if (refuseEncoding(stream, encoding)) return true;
     if (path === gossipStreamPath) serveGrpc(stream, headers);
+    // Closing: refused as Fastify refuses requests then (UNAVAILABLE, not HTTP 503).
+    else if (closing) refuseStream(stream, statusTrailers(new GossipError(ErrorCode.Stopping, "shutting down")));
     // gRPC Ping: a constant answer (see grpc-ping.ts for why not Connect's unary path).
     else serveGrpcPing(stream, config.maxMessageBytes, encoding === "gzip");
     return true;
