@@ -490,6 +490,11 @@ async function memoryCell(stack) {
       memAfterStall: m2,
       perConnection: {
         rss: (m1.rss - m0.rss) / m.peers,
+        // V8 sizes its young generation to the recent allocation rate (up to
+        // 32 MiB after 500 handshakes) and gives it back only in a later
+        // quiet GC: RSS without its growth is what the connections hold.
+        rssYoungExcluded: (m1.rss - m0.rss - ((m1.spaces?.new_space ?? 0) - (m0.spaces?.new_space ?? 0))) / m.peers,
+        youngGrowth: ((m1.spaces?.new_space ?? 0) - (m0.spaces?.new_space ?? 0)) / m.peers,
         heapUsed: (m1.heapUsed - m0.heapUsed) / m.peers,
         external: (m1.external - m0.external) / m.peers,
       },
@@ -685,6 +690,7 @@ function tableRows(W) {
   row("W6", `W6 ${P.storm.peers} at once p99`, "lower", (c) => c.storm.median.p99, "us");
   row("W6", `W6 ${P.storm.peers} at once, all`, "lower", (c) => c.storm.median.totalMs, "ms");
   row("W7", `W7 RSS per idle conn (${P.idle.peers})`, "lower", (c) => c.perConnection.rss, "bytes");
+  row("W7", "W7 RSS per idle conn, young gen excluded", "lower", (c) => c.perConnection.rssYoungExcluded ?? null, "bytes");
   row("W7", "W7 heap per idle conn", "lower", (c) => c.perConnection.heapUsed, "bytes");
   row("W7", `W7 RSS trend, stalled reader ${P.idle.stallS}s`, "lower", (c) => c.stall.growthPct, "%");
   row("W7", "W7 RSS step, stalled reader", "lower", (c) => c.stall.stepPct, "%");
@@ -757,6 +763,11 @@ function flatRatios(W, rows) {
     put("W7 bytes/conn c/b", w7["c/b"]);
     put("W7 bytes/conn c/a", w7["c/a"]);
     put("W7 bytes/conn c/e", w7["c/e"]);
+  }
+  const young = find("W7 RSS per idle conn, young gen excluded", "bytes");
+  if (young) {
+    put("W7 bytes/conn young excluded", young.values.gossip === null ? null : Math.round(young.values.gossip));
+    put("W7 bytes/conn young excluded c/a", young["c/a"]);
   }
   const heap = find("W7 heap per idle conn", "bytes");
   if (heap) put("W7 heap bytes/conn", heap.values.gossip === null ? null : Math.round(heap.values.gossip));

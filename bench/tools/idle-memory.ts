@@ -38,6 +38,14 @@ function gc(): void {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Quiet time before each measurement (SETTLE_MS). */
+const settleMs = Number(process.env.SETTLE_MS ?? 1000);
+
+/** Size of V8's young generation. */
+function youngBytes(): number {
+  return v8.getHeapSpaceStatistics().find((s) => s.space_name === "new_space")?.space_size ?? 0;
+}
+
 /** Messages from the parent, in order, none lost while the child is busy. */
 const inbox: unknown[] = [];
 let inboxWaiter: (() => void) | undefined;
@@ -53,9 +61,99 @@ async function receive<T>(): Promise<T> {
 }
 
 interface Snapshot {
-  snapshot: { meta: { node_fields: string[]; node_types: [string[]] } };
+  snapshot: { meta: { node_fields: string[]; node_types: [string[]]; location_fields: string[] } };
   nodes: number[];
   strings: string[];
+  locations: number[];
+}
+
+/** Script URLs by id, from the inspector, to name where closures were created. */
+const scripts = new Map<string, string>();
+async function watchScripts(): Promise<void> {
+  const inspector = await import("node:inspector");
+  const session = new inspector.Session();
+  session.connect();
+  session.on("Debugger.scriptParsed", (m) => scripts.set(m.params.scriptId, m.params.url));
+  await new Promise<void>((resolve) => session.post("Debugger.enable", () => resolve()));
+}
+
+/**
+ * New objects (in `after`, not in `before`) of the given "type:name" kinds,
+ * counted by their first retainer's "type:name" and the edge name: what
+ * holds the plain objects, backing stores and promises a connection adds.
+ */
+function newByRetainer(beforeFile: string, afterFile: string, kinds: ReadonlySet<string>): Map<string, number> {
+  const b = JSON.parse(readFileSync(beforeFile, "utf8")) as Snapshot;
+  const f = b.snapshot.meta.node_fields;
+  const w = f.length;
+  const iId = f.indexOf("id");
+  const old = new Set<number>();
+  for (let i = 0; i < b.nodes.length; i += w) old.add(b.nodes[i + iId] as number);
+  const s = JSON.parse(readFileSync(afterFile, "utf8")) as Snapshot & {
+    edges: number[];
+    snapshot: { meta: { edge_fields: string[]; edge_types: [string[]] } };
+  };
+  const types = s.snapshot.meta.node_types[0];
+  const iType = f.indexOf("type");
+  const iName = f.indexOf("name");
+  const iEdges = f.indexOf("edge_count");
+  const ef = s.snapshot.meta.edge_fields;
+  const ew = ef.length;
+  const eType = ef.indexOf("type");
+  const eName = ef.indexOf("name_or_index");
+  const eTo = ef.indexOf("to_node");
+  const edgeTypes = s.snapshot.meta.edge_types[0];
+  const label = (node: number) => {
+    const type = types[s.nodes[node + iType] as number] as string;
+    const name = s.strings[s.nodes[node + iName] as number] as string;
+    return `${type}:${name.length > 40 ? `${name.slice(0, 37)}...` : name}`;
+  };
+  const out = new Map<string, number>();
+  const seen = new Set<number>();
+  let edge = 0;
+  for (let node = 0; node < s.nodes.length; node += w) {
+    const count = s.nodes[node + iEdges] as number;
+    for (let e = 0; e < count; e++, edge += ew) {
+      const to = s.edges[edge + eTo] as number;
+      const edgeType = edgeTypes[s.edges[edge + eType] as number] as string;
+      if (edgeType === "weak" || seen.has(to) || old.has(s.nodes[to + iId] as number)) continue;
+      const kind = label(to);
+      if (!kinds.has(kind)) continue;
+      seen.add(to);
+      const n = s.edges[edge + eName] as number;
+      const edgeName = edgeType === "element" || edgeType === "hidden" ? `[${n}]` : (s.strings[n] as string);
+      const key = `${kind}  <-  ${label(node)} .${edgeName}`;
+      out.set(key, (out.get(key) ?? 0) + 1);
+    }
+  }
+  return out;
+}
+
+/** Closures in `after` that are not in `before` (by node id), counted by source location. */
+function newClosures(beforeFile: string, afterFile: string): Map<string, number> {
+  const ids = (s: Snapshot) => {
+    const f = s.snapshot.meta.node_fields;
+    const w = f.length;
+    const iId = f.indexOf("id");
+    const set = new Set<number>();
+    for (let i = 0; i < s.nodes.length; i += w) set.add(s.nodes[i + iId] as number);
+    return set;
+  };
+  const old = ids(JSON.parse(readFileSync(beforeFile, "utf8")) as Snapshot);
+  const s = JSON.parse(readFileSync(afterFile, "utf8")) as Snapshot;
+  const f = s.snapshot.meta.node_fields;
+  const iId = f.indexOf("id");
+  const lf = s.snapshot.meta.location_fields;
+  const out = new Map<string, number>();
+  for (let i = 0; i < s.locations.length; i += lf.length) {
+    const node = s.locations[i + lf.indexOf("object_index")] as number;
+    if (old.has(s.nodes[node + iId] as number)) continue;
+    const script = String(s.locations[i + lf.indexOf("script_id")]);
+    const url = (scripts.get(script) ?? script).replace(/^.*\/(node_modules\/)?/, "");
+    const key = `${url}:${(s.locations[i + lf.indexOf("line")] as number) + 1}:${(s.locations[i + lf.indexOf("column")] as number) + 1}`;
+    out.set(key, (out.get(key) ?? 0) + 1);
+  }
+  return out;
 }
 
 /** Self size and count by "type:name" over a heap snapshot. */
@@ -148,26 +246,54 @@ async function measure(
     execArgv: import.meta.url.endsWith(".ts") ? ["--import", "tsx"] : [],
     stdio: "inherit",
   });
+  const ready = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("remotes not ready within 300 s")), 300_000);
+    child.once("message", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
   child.send({ endpoint: `127.0.0.1:${port}`, ca: { certPem: ca.certPem, keyPem: ca.keyPem } });
-  await sleep(500);
+  // The remotes first make their identities (slow on a loaded machine): the clock starts once they are ready.
+  await ready;
+  await sleep(settleMs);
   gc();
   await sleep(200);
   const dir = path.dirname(fileURLToPath(import.meta.url));
+  const spacesBefore = v8.getHeapSpaceStatistics();
+  const youngBefore = youngBytes();
   const before = process.memoryUsage();
+  if (snapshot) await watchScripts();
   const snapBefore = snapshot ? v8.writeHeapSnapshot(path.join(dir, "..", ".build", "idle-before.heapsnapshot")) : "";
   child.send({ go: true });
   const t0 = Date.now();
-  while (count() < n && Date.now() - t0 < 120_000) {
+  while (count() < n && Date.now() - t0 < 300_000) {
     await sleep(50);
     if (process.env.DEBUG) console.log("connections", count());
   }
-  await sleep(1000);
+  await sleep(settleMs);
   gc();
   await sleep(200);
   const after = process.memoryUsage();
   const per = (k: keyof NodeJS.MemoryUsage) => Math.round((after[k] - before[k]) / n);
+  const spacesAfter = v8.getHeapSpaceStatistics();
   console.log(
-    `${raw ? "raw " : ""}hub: ${count()} connections; per connection: rss ${per("rss")} B, heapUsed ${per("heapUsed")} B, external ${per("external")} B, arrayBuffers ${per("arrayBuffers")} B`,
+    `heap spaces, size (used) growth per connection: ${spacesAfter
+      .map((a) => {
+        const b = spacesBefore.find((x) => x.space_name === a.space_name);
+        const grew = (k: "space_size" | "space_used_size") => Math.round((a[k] - (b?.[k] ?? 0)) / n);
+        return `${a.space_name} ${grew("space_size")} (${grew("space_used_size")})`;
+      })
+      .join(", ")}`,
+  );
+  // V8 sizes its young generation to the recent allocation rate (up to
+  // 32 MiB after a burst of handshakes) and gives it back only in a later
+  // quiet GC: RSS without its growth is what the connections hold.
+  const young = youngBytes() - youngBefore;
+  console.log(`young generation growth ${young} B; rss per connection without it: ${Math.round((after.rss - before.rss - young) / n)} B`);
+  if (count() < n) console.log(`only ${count()} of ${n} connections within 300 s: the figures below are not per connection`);
+  console.log(
+    `${raw ? "raw " : ""}hub: ${count()} connections; per connection: rss ${per("rss")} B, heapUsed ${per("heapUsed")} B, heapTotal ${per("heapTotal")} B, external ${per("external")} B, arrayBuffers ${per("arrayBuffers")} B`,
   );
   if (snapshot) {
     const snapAfter = v8.writeHeapSnapshot(path.join(dir, "..", ".build", "idle-after.heapsnapshot"));
@@ -182,6 +308,14 @@ async function measure(
     );
     for (const r of rows.slice(0, Number(process.env.TOP ?? 45)))
       console.log(`${String(Math.round(r.size / n)).padStart(7)}  ${(r.count / n).toFixed(1).padStart(6)}  ${r.k}`);
+    const got = count();
+    const located = [...newClosures(snapBefore, snapAfter)].filter(([, c]) => c >= got / 2).sort((x, y) => y[1] - x[1]);
+    console.log("new functions and objects of known constructors, per connection, by source location:");
+    for (const [k, c] of located) console.log(`${(c / got).toFixed(1).padStart(6)}  ${k}`);
+    const kinds = new Set((process.env.RETAINED ?? "object:Object,object:Promise,closure:native_bind,object:Buffer").split(","));
+    const held = [...newByRetainer(snapBefore, snapAfter, kinds)].filter(([, c]) => c >= got / 2).sort((x, y) => y[1] - x[1]);
+    console.log(`new ${[...kinds].join(", ")} per connection, by first retainer:`);
+    for (const [k, c] of held) console.log(`${(c / got).toFixed(1).padStart(6)}  ${k}`);
   }
   child.kill();
   await close();
@@ -191,6 +325,7 @@ async function rawRemotes(n: number): Promise<void> {
   const init = await receive<{ endpoint: string; ca: { certPem: string; keyPem: string } }>();
   const ca = loadCa(init.ca.certPem, init.ca.keyPem);
   const ms = Array.from({ length: n }, () => createPeerMaterial({ mspId, ca }));
+  process.send?.("ready");
   await receive();
   const keep: unknown[] = [];
   for (let i = 0; i < n; i += 20) {
@@ -239,6 +374,7 @@ async function remotes(n: number): Promise<void> {
       }),
     );
   }
+  process.send?.("ready");
   await receive();
   const hubPeer = { endpoint: init.endpoint };
   for (let i = 0; i < n; i += 20) {

@@ -1,7 +1,7 @@
 import type * as http2 from "node:http2";
 import type { GossipError } from "../core/errors.js";
 import { socketFacts } from "../grpc/socket-facts.js";
-import { Http2WireStream, type WireStreamLimits } from "../grpc/wire-stream.js";
+import { Http2WireStream, type WireStreamLimits, wireStreamOf } from "../grpc/wire-stream.js";
 import { isFabricEndOfStream, missingStatusError, responseHeadersError, statusError, streamClosedError } from "./node-error.js";
 
 /**
@@ -24,9 +24,10 @@ export class ClientWireStream extends Http2WireStream {
     private readonly onAbort: () => void,
     private readonly onRead: () => void,
   ) {
-    super(socketFacts(stream.session?.socket, stream.session), limits, stream, stream, stream);
-    stream.once("response", (headers) => this.onResponse(headers));
-    stream.once("trailers", (trailers) => this.onStatus(trailers));
+    super(socketFacts(stream.session?.socket, stream.session), limits, stream);
+    // Shared listeners (the base class's owner link finds us), not closures per stream.
+    stream.on("response", onResponse);
+    stream.on("trailers", onTrailers);
     stream.on("data", this.onRead);
   }
 
@@ -67,7 +68,8 @@ export class ClientWireStream extends Http2WireStream {
     return streamClosedError(this.stream.rstCode, this.remoteAddress);
   }
 
-  private onResponse(headers: http2.IncomingHttpHeaders): void {
+  /** @private The response headers arrived. */
+  onResponse(headers: http2.IncomingHttpHeaders): void {
     const refused = responseHeadersError(headers, this.remoteAddress);
     if (refused) {
       this.statusSeen = true;
@@ -78,10 +80,19 @@ export class ClientWireStream extends Http2WireStream {
     if (headers["grpc-status"] !== undefined) this.onStatus(headers); // trailers-only response
   }
 
-  private onStatus(trailers: http2.IncomingHttpHeaders): void {
+  /** @private The status arrived (trailers, or the headers of a trailers-only response). */
+  onStatus(trailers: http2.IncomingHttpHeaders): void {
     this.statusSeen = true;
     if (this.ended && isFabricEndOfStream(trailers)) return;
     const error = statusError(trailers);
     if (error) this.failRead(error);
   }
+}
+
+function onResponse(this: http2.ClientHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+  (wireStreamOf(this) as ClientWireStream | undefined)?.onResponse(headers);
+}
+
+function onTrailers(this: http2.ClientHttp2Stream, trailers: http2.IncomingHttpHeaders): void {
+  (wireStreamOf(this) as ClientWireStream | undefined)?.onStatus(trailers);
 }

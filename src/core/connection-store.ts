@@ -148,7 +148,7 @@ export class ConnectionStore {
       if (old !== undefined && old !== conn) for (const [ep, c] of this.byEndpoint) if (c === old) this.byEndpoint.set(ep, conn);
     }
     this.deps.onRegistered(conn);
-    void conn.closed.then(() => this.unregister(conn));
+    conn.whenClosed(this.onConnectionClosed);
     if (oldWins) void conn.drain();
     else if (old && old !== conn) void old.drain();
   }
@@ -226,6 +226,8 @@ export class ConnectionStore {
     const c = this.byPki.get(pkiIdHex(peer.pkiId));
     return c?.state === "open" && (this.registeredSeq.get(c) ?? 0) > startSeq ? c : undefined;
   }
+
+  private readonly onConnectionClosed = (conn: Connection): void => this.unregister(conn);
 
   private unregister(conn: Connection): void {
     this.all.delete(conn);

@@ -76,6 +76,8 @@ export class Connection {
    */
   private cut: Promise<void> | undefined;
   private cutNow: (() => void) | undefined;
+  private settled = false;
+  private closedListener: ((conn: Connection) => void) | undefined;
 
   constructor(
     private readonly stream: WireStream,
@@ -87,12 +89,34 @@ export class Connection {
     this.buffer = new SendBuffer(deps.config.sendBuffSize, new ConnectionSink(this, stream, deps), deps.config.maxBlockedSends);
     this.readerDone = this.read(handshake.incoming, handshake.pending);
     // The transport going away (a server closing while the comm goes on) closes us gracefully.
-    const unwatchShutdown = stream.onShutdown?.(() => void this.drain());
-    this.closed = Promise.all([this.readerDone, stream.closed]).then(() => {
-      unwatchShutdown?.();
-      this.state_ = "closed";
-      this.buffer.close();
-    });
+    this.closed = this.settle(stream.onShutdown?.(() => void this.drain()));
+  }
+
+  /**
+   * @private Calls `listener` once the connection closed (at once if it has),
+   * before `closed` settles: for its one owner, the connection store (a
+   * listener rather than a `closed.then` closure per connection).
+   */
+  whenClosed(listener: (conn: Connection) => void): void {
+    if (this.settled) listener(this);
+    else this.closedListener = listener;
+  }
+
+  /** Reading is done and the stream closed: the connection is closed. */
+  private async settle(unwatchShutdown: (() => void) | undefined): Promise<void> {
+    await this.readerDone;
+    await this.stream.closed;
+    unwatchShutdown?.();
+    this.state_ = "closed";
+    this.buffer.close();
+    this.settled = true;
+    const listener = this.closedListener;
+    this.closedListener = undefined;
+    try {
+      listener?.(this);
+    } catch {
+      // `closed` never rejects; the owner's listener reports its own failures.
+    }
   }
 
   /** Current state. */

@@ -106,15 +106,27 @@ export async function handshake(stream: WireStream, options: HandshakeOptions): 
   }
   verifyEnvelope(crypto, conn.identity, first);
 
+  // What a connection keeps for its whole life is copied out of the received
+  // message, which may be a view into a much larger transport read buffer
+  // (kept whole by any view of it): one copy of the payload, with the
+  // identity and PKI-ID as views into it.
+  const signedData = new Uint8Array(first.payload);
   return {
-    pkiId: conn.pkiId,
-    identity: conn.identity,
-    signedData: first.payload,
-    signature: first.signature,
+    pkiId: within(signedData, first.payload, conn.pkiId),
+    identity: within(signedData, first.payload, conn.identity),
+    signedData,
+    signature: new Uint8Array(first.signature),
     probe: conn.probe,
     incoming,
     pending,
   };
+}
+
+/** `part` as a view into `copy` (a copy of `original`) when it lies within `original`, else a copy of it. */
+function within(copy: Uint8Array, original: Uint8Array, part: Uint8Array): Uint8Array {
+  const at = part.byteOffset - original.byteOffset;
+  if (part.buffer === original.buffer && at >= 0 && at + part.length <= original.length) return copy.subarray(at, at + part.length);
+  return new Uint8Array(part);
 }
 
 async function readFirst(

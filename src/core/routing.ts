@@ -9,7 +9,7 @@
  */
 import type { Envelope, GossipMessage } from "../gen/gossip/message_pb.js";
 import type { AckRegistry } from "./ack.js";
-import { Connection, type ConnectionHooks } from "./connection.js";
+import { Connection, type ConnectionDeps, type ConnectionHooks } from "./connection.js";
 import type { CommContext } from "./context.js";
 import type { Demux } from "./demux.js";
 import { ErrorCode, type GossipError } from "./errors.js";
@@ -30,6 +30,8 @@ export class Router {
   private readonly hooks: ConnectionHooks;
   /** What a reply that can no longer be queued counts as (one function for every received message). */
   private readonly replyDropped: () => void;
+  /** What every connection gets: one object for all (an idle connection keeps it for its whole life). */
+  private readonly deps: ConnectionDeps;
 
   constructor(
     private readonly ctx: CommContext,
@@ -45,11 +47,11 @@ export class Router {
       },
       onReadError: (conn, error) => this.readFailed(conn, error),
     };
+    this.deps = { config: ctx.config, metrics: ctx.metrics, clock: ctx.clock, hooks: this.hooks };
   }
 
   /** An authenticated connection over `stream` (reading starts at once); not yet registered. */
   connection(stream: WireStream, hs: HandshakeResult, direction: Direction): Connection {
-    const { ctx } = this;
     return new Connection(
       stream,
       hs,
@@ -60,7 +62,7 @@ export class Router {
         auth: { signedData: hs.signedData, signature: hs.signature },
         direction,
       },
-      { config: ctx.config, metrics: ctx.metrics, clock: ctx.clock, hooks: this.hooks },
+      this.deps,
     );
   }
 

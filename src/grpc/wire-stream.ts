@@ -3,8 +3,7 @@
  * client dialer and the server: decodes incoming frames into Envelope batches
  * with flow control, and writes batches of envelopes as one framed buffer.
  */
-import type { EventEmitter } from "node:events";
-import type { Readable } from "node:stream";
+import type { Duplex } from "node:stream";
 import { decodeEnvelope } from "../core/envelope.js";
 import { ErrorCode, GossipError } from "../core/errors.js";
 import { type WireStream, writeTaken } from "../core/transport.js";
@@ -63,16 +62,13 @@ export abstract class Http2WireStream implements WireStream {
   private held: Uint8Array[] = [];
   private heldBytes = 0;
   private flushQueued = false;
+  private resolveClosed: (() => void) | undefined;
 
   constructor(
     facts: StreamFacts,
     private readonly limits: WireStreamLimits,
-    /** Where DATA arrives. */
-    private readonly source: Readable,
-    /** What emits 'drain' when writes may continue. */
-    drainEmitter: EventEmitter,
-    /** Emits 'close' once when the HTTP/2 stream is gone. */
-    closeEmitter: EventEmitter,
+    /** The HTTP/2 stream: DATA arrives on it, it emits 'drain' when writes may continue and 'close' once when it is gone. */
+    private readonly source: Duplex,
   ) {
     this.remoteAddress = facts.remoteAddress;
     this.tls = facts.tls;
@@ -80,16 +76,18 @@ export abstract class Http2WireStream implements WireStream {
     this.localCertHash = facts.localCertHash;
     this.decoder = new FrameDecoder(limits.maxMessageBytes, limits.gzip);
     this.closed = new Promise((resolve) => {
-      closeEmitter.once("close", () => {
-        this.isClosed = true;
-        this.onClosed();
-        resolve();
-      });
+      this.resolveClosed = resolve;
     });
-    source.on("data", (chunk: Buffer) => this.onData(chunk));
-    source.once("end", () => this.onEnd());
+    // Shared listeners that find us through the stream rather than closures
+    // per stream: an idle connection keeps its listeners for its whole life.
+    // `on`, not `once`, for events emitted once anyway: `once` wraps each
+    // listener in a bound function and a state object.
+    (source as Owned)[kOwner] = this;
+    source.on("close", onSourceClose);
+    source.on("data", onSourceData);
+    source.on("end", onSourceEnd);
     source.on("error", ignore); // reported through 'close' and the stream's status
-    drainEmitter.on("drain", () => this.wakeWriters());
+    source.on("drain", onSourceDrain);
     this.incoming = new Incoming(this);
   }
 
@@ -174,6 +172,15 @@ export abstract class Http2WireStream implements WireStream {
     this.wakeReader();
   }
 
+  /** @private The HTTP/2 stream closed (its 'close' event). */
+  sourceClosed(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    this.onClosed();
+    this.resolveClosed?.();
+    this.resolveClosed = undefined;
+  }
+
   /** Called once when the HTTP/2 stream closed. */
   protected onClosed(): void {
     if (!this.readEnded && !this.readError) {
@@ -188,7 +195,8 @@ export abstract class Http2WireStream implements WireStream {
   /** The error reading ends with when the stream closes before its end (each side maps it in its errors module). */
   protected abstract closeError(): GossipError;
 
-  private onData(chunk: Buffer): void {
+  /** @private DATA arrived (the stream's 'data' event). */
+  onData(chunk: Buffer): void {
     if (this.readError) return;
     const out = this.scratch;
     try {
@@ -221,7 +229,8 @@ export abstract class Http2WireStream implements WireStream {
     this.decoder.allowGzip();
   }
 
-  private onEnd(): void {
+  /** @private The remote ended its side (the stream's 'end' event). */
+  onEnd(): void {
     const refused = this.endError();
     if (refused) {
       this.failRead(refused);
@@ -274,7 +283,8 @@ export abstract class Http2WireStream implements WireStream {
     }
   }
 
-  private wakeWriters(): void {
+  /** @private Writes may go on (the stream's 'drain' event). */
+  wakeWriters(): void {
     const waiters = this.drainWaiters;
     if (waiters.length === 0) return;
     this.drainWaiters = [];
@@ -286,6 +296,27 @@ function ignore(): void {}
 
 function flushHeld(stream: Http2WireStream): void {
   stream.onFlushQueued();
+}
+
+const kOwner = Symbol("gossip-connect wire stream");
+type Owned = Duplex & { [kOwner]: Http2WireStream };
+
+/** @private The wire stream adapting `stream`, for listeners shared by every stream (subclasses). */
+export function wireStreamOf(stream: Duplex): Http2WireStream | undefined {
+  return (stream as Partial<Owned>)[kOwner];
+}
+
+function onSourceClose(this: Owned): void {
+  this[kOwner].sourceClosed();
+}
+function onSourceData(this: Owned, chunk: Buffer): void {
+  this[kOwner].onData(chunk);
+}
+function onSourceEnd(this: Owned): void {
+  this[kOwner].onEnd();
+}
+function onSourceDrain(this: Owned): void {
+  this[kOwner].wakeWriters();
 }
 
 /**

@@ -6,8 +6,9 @@
  * a one-message body, and the garbage they leave), which held Ping at a fifth
  * of grpc-js's rate with 32 calls in flight (issue 4, W4). Ping's answer is a
  * constant (an empty message and status OK), so the plugin serves gRPC Pings
- * here, on the request it hijacks in `onRequest` exactly like the gRPC
- * GossipStream; Connect and gRPC-web Pings still go through connect-fastify.
+ * here, on the raw HTTP/2 stream it takes off Node's compatibility layer
+ * exactly like the gRPC GossipStream (stream-dispatch.ts); Connect and
+ * gRPC-web Pings still go through connect-fastify.
  *
  * The request is still checked as a gRPC server would: one message, within
  * `maxMessageBytes`, gzip only when announced, parsing as `gossip.Empty`.
@@ -23,21 +24,21 @@ import { statusTrailers } from "./errors.js";
 /** The serialized, framed `gossip.Empty` answer. */
 const emptyFrame = Buffer.from([0, 0, 0, 0, 0]);
 
-/** Answers one gRPC Ping on a hijacked compat request (the caller checked method, path, content type and encoding). */
-export function serveGrpcPing(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, maxMessageBytes: number, gzip: boolean): void {
+/** Answers one gRPC Ping on a raw stream (the caller checked method, path, content type and encoding). */
+export function serveGrpcPing(stream: http2.ServerHttp2Stream, maxMessageBytes: number, gzip: boolean): void {
   const decoder = new FrameDecoder(maxMessageBytes, gzip);
   const messages: Uint8Array[] = [];
   let error: GossipError | undefined;
-  req.on("data", (chunk: Buffer) => {
+  stream.on("data", (chunk: Buffer) => {
     if (error) return;
     try {
       decoder.push(chunk, messages);
     } catch (e) {
       error = GossipError.from(e, ErrorCode.MalformedFrame);
-      answer(res, error);
+      answer(stream, error);
     }
   });
-  req.once("end", () => {
+  stream.once("end", () => {
     if (error) return;
     if (decoder.pending) {
       error = new GossipError(ErrorCode.MalformedFrame, "request ended inside a gRPC frame");
@@ -53,27 +54,32 @@ export function serveGrpcPing(req: http2.Http2ServerRequest, res: http2.Http2Ser
         error = new GossipError(ErrorCode.MalformedMessage, `invalid Ping request: ${(e as Error).message}`);
       }
     }
-    answer(res, error);
+    answer(stream, error);
   });
-  req.on("error", () => {}); // the stream's reset ends the call; nothing to answer
+  stream.on("error", () => {}); // the stream's reset ends the call; nothing to answer
 }
 
-function answer(res: http2.Http2ServerResponse, error: GossipError | undefined): void {
-  if (res.writableEnded || res.stream.destroyed) return;
-  res.writeHead(200, {
-    "content-type": grpcContentType,
-    "grpc-accept-encoding": "identity,gzip",
-  });
-  res.addTrailers(statusTrailers(error));
-  if (error) {
-    res.end();
+function answer(stream: http2.ServerHttp2Stream, error: GossipError | undefined): void {
+  if (stream.headersSent || stream.destroyed || stream.closed) return;
+  const trailers = statusTrailers(error);
+  stream.once("wantTrailers", () => {
+    try {
+      stream.sendTrailers(trailers);
+    } catch {
+      return; // reset meanwhile
+    }
     // Stop a client that is still sending, once the status is out.
-    res.stream.once("wantTrailers", () =>
-      setImmediate(() => {
-        if (!res.stream.closed && !res.stream.destroyed) res.stream.close();
-      }),
-    );
-  } else {
-    res.end(emptyFrame);
+    if (error) setImmediate(closeStream, stream);
+  });
+  try {
+    stream.respond({ ":status": 200, "content-type": grpcContentType, "grpc-accept-encoding": "identity,gzip" }, { waitForTrailers: true });
+  } catch {
+    return; // reset meanwhile
   }
+  if (error) stream.end();
+  else stream.end(emptyFrame);
+}
+
+function closeStream(stream: http2.ServerHttp2Stream): void {
+  if (!stream.closed && !stream.destroyed) stream.close();
 }

@@ -27,13 +27,24 @@ type Http2Server = http2.Http2Server | http2.Http2SecureServer;
  *   peers that do not let them close.
  */
 export class SessionWatch {
-  private readonly sessions = new Set<http2.ServerHttp2Session>();
+  /** Open sessions and their state (one small object each: listeners and timers are shared). */
+  private readonly sessions = new Map<http2.ServerHttp2Session, SessionState>();
   /** Every TCP connection of the server (before TLS), until it closes. */
   private readonly sockets = new Set<Socket>();
   /** Remote address of each session, kept because a destroyed session (as 'sessionError' reports it) has lost its socket. */
   private readonly addresses = new WeakMap<http2.ServerHttp2Session, string>();
   private readonly limiter: LogLimiter;
   private closing = false;
+  /** The one watchdog interval of every session (PINGs go out on its ticks), while there are sessions. */
+  private watchdog: NodeJS.Timeout | undefined;
+  /** Checks PINGs still unanswered when their timeout passes. */
+  private pingCheck: NodeJS.Timeout | undefined;
+  // Listeners shared by every session, socket and stream (`this` is the emitter).
+  private readonly onSocketClose: (this: Socket) => void;
+  private readonly onSessionClose: (this: http2.ServerHttp2Session) => void;
+  private readonly onFrameError: (this: http2.ServerHttp2Session, type: number, code: number) => void;
+  private readonly onSessionStream: (this: http2.ServerHttp2Session, stream: http2.ServerHttp2Stream) => void;
+  private readonly onStreamClose: (this: http2.ServerHttp2Stream) => void;
 
   constructor(
     private readonly server: Http2Server,
@@ -42,6 +53,30 @@ export class SessionWatch {
     private readonly log: Logger,
   ) {
     this.limiter = new LogLimiter(() => performance.now());
+    const watch = this;
+    this.onSocketClose = function () {
+      watch.sockets.delete(this);
+    };
+    this.onSessionClose = function () {
+      watch.sessions.delete(this);
+      if (watch.sessions.size === 0) watch.stopWatchdog();
+    };
+    this.onFrameError = function (type, code) {
+      watch.metrics.refused(ErrorCode.MalformedFrame);
+      watch.warn(this, `frame ${type}`, { frameType: type, code }, "HTTP/2 frame error");
+    };
+    this.onSessionStream = function (stream) {
+      // A closed stream has lost its session: remember it on the stream.
+      (stream as SessionStream)[kSession] = this;
+      stream.on("close", watch.onStreamClose);
+    };
+    this.onStreamClose = function () {
+      const code = this.rstCode;
+      if (code === undefined || code === http2.constants.NGHTTP2_NO_ERROR) return;
+      const session = (this as SessionStream)[kSession];
+      const state = session && watch.sessions.get(session);
+      if (session && state) watch.onReset(session, state);
+    };
     server.on("connection", this.onConnection);
     server.on("session", this.onSession);
     server.on("sessionError", this.onSessionError);
@@ -56,6 +91,7 @@ export class SessionWatch {
 
   /** Stops watching new sessions (existing ones keep their watchdog until closed). */
   detach(): void {
+    this.stopWatchdog();
     this.server.off("connection", this.onConnection);
     this.server.off("session", this.onSession);
     this.server.off("sessionError", this.onSessionError);
@@ -76,7 +112,7 @@ export class SessionWatch {
    */
   async closeAll(graceMs: number): Promise<void> {
     this.closing = true;
-    for (const s of this.sessions) {
+    for (const s of this.sessions.keys()) {
       if (s.closed || s.destroyed) continue;
       try {
         s.close();
@@ -90,7 +126,7 @@ export class SessionWatch {
       let left = open.length;
       // Not unref'd: a close waiting for it must complete (it is cleared when all closed).
       const timer = setTimeout(() => {
-        for (const s of this.sessions) s.destroy();
+        for (const s of this.sessions.keys()) s.destroy();
         for (const socket of open) socket.destroy();
       }, graceMs);
       for (const socket of open) {
@@ -109,7 +145,7 @@ export class SessionWatch {
       return;
     }
     this.sockets.add(socket);
-    socket.once("close", () => this.sockets.delete(socket));
+    socket.on("close", this.onSocketClose);
   };
 
   private readonly onSession = (session: http2.ServerHttp2Session): void => {
@@ -117,7 +153,7 @@ export class SessionWatch {
       session.destroy();
       return;
     }
-    this.sessions.add(session);
+    this.sessions.set(session, { tokens: this.config.maxStreamResetsPerSecond, at: performance.now(), cut: false, pingSentAt: 0 });
     const address = (session.socket as Socket | undefined)?.remoteAddress;
     if (address !== undefined) this.addresses.set(session, address);
     try {
@@ -130,91 +166,110 @@ export class SessionWatch {
     } catch {
       // The session may have died already; 'close' cleans up.
     }
-    const watchdog = this.startWatchdog(session);
-    this.limitResets(session);
-    session.on("frameError", (type: number, code: number) => {
-      this.metrics.refused(ErrorCode.MalformedFrame);
-      this.warn(session, `frame ${type}`, { frameType: type, code }, "HTTP/2 frame error");
-    });
-    session.once("close", () => {
-      clearInterval(watchdog);
-      this.sessions.delete(session);
-    });
-    session.on("error", () => {}); // reported through 'sessionError'
+    this.startWatchdog();
+    session.on("stream", this.onSessionStream);
+    session.on("frameError", this.onFrameError);
+    session.on("close", this.onSessionClose);
+    session.on("error", ignore); // reported through 'sessionError'
   };
 
   /**
-   * Token bucket of streams closed by a reset (RST_STREAM with an error
-   * code: in practice the client's CANCEL; ours after a status is NO_ERROR),
-   * `maxStreamResetsPerSecond` per second with a burst of as many.
-   * An empty bucket destroys the session with ENHANCE_YOUR_CALM: the client
-   * can no longer make us set up streams (and handshakes) it cancels at once.
+   * A stream of `session` closed by a reset (RST_STREAM with an error code:
+   * in practice the client's CANCEL; ours after a status is NO_ERROR): takes
+   * a token from the session's bucket, `maxStreamResetsPerSecond` per second
+   * with a burst of as many. An empty bucket destroys the session with
+   * ENHANCE_YOUR_CALM: the client can no longer make us set up streams (and
+   * handshakes) it cancels at once (HTTP/2 rapid reset).
    */
-  private limitResets(session: http2.ServerHttp2Session): void {
+  private onReset(session: http2.ServerHttp2Session, state: SessionState): void {
+    if (state.cut || session.destroyed) return;
     const rate = this.config.maxStreamResetsPerSecond;
-    let tokens = rate;
-    let at = performance.now();
-    let cut = false;
-    const onReset = () => {
-      if (cut || session.destroyed) return;
-      const now = performance.now();
-      tokens = Math.min(rate, tokens + ((now - at) / 1000) * rate);
-      at = now;
-      if (tokens >= 1) {
-        tokens -= 1;
-        return;
-      }
-      cut = true;
-      this.metrics.refused(Http2Refusal.TooManyResets);
-      this.warn(
-        session,
-        "resets",
-        { code: Http2Refusal.TooManyResets, maxStreamResetsPerSecond: rate },
-        "client resets streams too fast (HTTP/2 rapid reset); closing the connection",
-      );
-      // GOAWAY first, then cut the socket shortly after, so that the GOAWAY
-      // is flushed rather than lost in a reset connection.
-      try {
-        session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
-      } catch {
-        // already closing
-      }
-      setTimeout(() => session.destroy(), 50).unref();
-    };
-    session.on("stream", (stream: http2.ServerHttp2Stream) =>
-      stream.once("close", () => {
-        const code = stream.rstCode;
-        if (code !== undefined && code !== http2.constants.NGHTTP2_NO_ERROR) onReset();
-      }),
+    const now = performance.now();
+    state.tokens = Math.min(rate, state.tokens + ((now - state.at) / 1000) * rate);
+    state.at = now;
+    if (state.tokens >= 1) {
+      state.tokens -= 1;
+      return;
+    }
+    state.cut = true;
+    this.metrics.refused(Http2Refusal.TooManyResets);
+    this.warn(
+      session,
+      "resets",
+      { code: Http2Refusal.TooManyResets, maxStreamResetsPerSecond: rate },
+      "client resets streams too fast (HTTP/2 rapid reset); closing the connection",
     );
+    // GOAWAY first, then cut the socket shortly after, so that the GOAWAY
+    // is flushed rather than lost in a reset connection.
+    try {
+      session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    } catch {
+      // already closing
+    }
+    setTimeout(() => session.destroy(), 50).unref();
   }
 
-  private startWatchdog(session: http2.ServerHttp2Session): NodeJS.Timeout {
-    let waiting: NodeJS.Timeout | undefined;
-    const timeoutMs = this.config.serverKeepaliveTimeoutMs;
-    const iv = setInterval(() => {
-      if (waiting || session.destroyed || session.closed) return; // one PING at a time
-      waiting = setTimeout(() => {
-        this.metrics.refused(ErrorCode.Closed);
-        this.warn(session, "keepalive", { timeoutMs }, "peer did not answer PING; closing the connection");
-        session.destroy(new Error(`keepalive PING not answered within ${timeoutMs}ms`));
-      }, timeoutMs);
-      waiting.unref();
+  /**
+   * The PING watchdog, one timer for every session rather than one each: on
+   * every tick (`serverKeepaliveIntervalMs`) each session without a PING in
+   * flight gets one; a session whose PING is still unanswered
+   * `serverKeepaliveTimeoutMs` after it went out is destroyed. A session's
+   * first PING thus goes out within one interval of its start.
+   */
+  private startWatchdog(): void {
+    if (this.watchdog !== undefined) return;
+    this.watchdog = setInterval(() => this.pingAll(), this.config.serverKeepaliveIntervalMs);
+    this.watchdog.unref();
+  }
+
+  private stopWatchdog(): void {
+    clearInterval(this.watchdog);
+    this.watchdog = undefined;
+    clearTimeout(this.pingCheck);
+    this.pingCheck = undefined;
+  }
+
+  private pingAll(): void {
+    const now = performance.now();
+    for (const [session, state] of this.sessions) {
+      if (state.pingSentAt !== 0 || session.destroyed || session.closed) continue; // one PING at a time
       try {
         session.ping((err) => {
-          if (!err) {
-            clearTimeout(waiting);
-            waiting = undefined;
-          }
+          if (!err) state.pingSentAt = 0;
         });
+        state.pingSentAt = now;
       } catch {
-        clearTimeout(waiting);
-        waiting = undefined;
+        // closing; 'close' cleans up
       }
-    }, this.config.serverKeepaliveIntervalMs);
-    iv.unref();
-    session.once("close", () => clearTimeout(waiting));
-    return iv;
+    }
+    this.schedulePingCheck();
+  }
+
+  /** Arms the check of the oldest PING in flight, if any and not armed. */
+  private schedulePingCheck(): void {
+    if (this.pingCheck !== undefined) return;
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const state of this.sessions.values()) if (state.pingSentAt !== 0 && state.pingSentAt < oldest) oldest = state.pingSentAt;
+    if (oldest === Number.POSITIVE_INFINITY) return;
+    const delay = Math.max(0, oldest + this.config.serverKeepaliveTimeoutMs - performance.now());
+    this.pingCheck = setTimeout(() => {
+      this.pingCheck = undefined;
+      this.checkPings();
+    }, delay);
+    this.pingCheck.unref();
+  }
+
+  private checkPings(): void {
+    const timeoutMs = this.config.serverKeepaliveTimeoutMs;
+    const now = performance.now();
+    for (const [session, state] of this.sessions) {
+      if (state.pingSentAt === 0 || now - state.pingSentAt < timeoutMs || session.destroyed) continue;
+      state.pingSentAt = 0;
+      this.metrics.refused(ErrorCode.Closed);
+      this.warn(session, "keepalive", { timeoutMs }, "peer did not answer PING; closing the connection");
+      session.destroy(new Error(`keepalive PING not answered within ${timeoutMs}ms`));
+    }
+    this.schedulePingCheck();
   }
 
   private readonly onSessionError = (err: Error & { code?: string }, session?: http2.ServerHttp2Session): void => {
@@ -249,6 +304,22 @@ export class SessionWatch {
     this.limiter.maybe(`${key} ${address}`, (suppressed) => this.log.warn({ address, ...obj, suppressed }, msg));
   }
 }
+
+/** What the watch keeps per session. */
+interface SessionState {
+  /** Tokens of the reset bucket, and when they were counted. */
+  tokens: number;
+  at: number;
+  /** The session was cut for resetting too fast. */
+  cut: boolean;
+  /** When the PING in flight went out (performance.now()), 0 when none. */
+  pingSentAt: number;
+}
+
+function ignore(): void {}
+
+const kSession = Symbol("gossip-connect session");
+type SessionStream = http2.ServerHttp2Stream & { [kSession]?: http2.ServerHttp2Session };
 
 /**
  * SETTINGS_MAX_HEADER_LIST_SIZE we announce: a backstop well above

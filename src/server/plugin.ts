@@ -25,6 +25,7 @@ import { serveGrpcPing } from "./grpc-ping.js";
 import { SessionWatch } from "./http2-sessions.js";
 import { registerReflection } from "./reflection.js";
 import { ServerWireStream } from "./server-wire-stream.js";
+import { refuseStream, StreamDispatch } from "./stream-dispatch.js";
 
 /** Options of the gossip-connect Fastify plugin. */
 export interface GossipPluginOptions {
@@ -126,9 +127,13 @@ function validate(fastify: FastifyInstance, opts: GossipPluginOptions): void {
  *
  * - gRPC GossipStreams (what Fabric peers and grpc-js use) go to the comm
  *   through a raw framer on the HTTP/2 stream, and gRPC Pings are answered
- *   on the same fast path (grpc-ping.ts); Connect/gRPC-web Ping, reflection, and
- *   GossipStream over the Connect and gRPC-web protocols go through
- *   connect-fastify.
+ *   on the same fast path (grpc-ping.ts). Both are taken off Node's HTTP/2
+ *   compatibility layer before Fastify sees them (stream-dispatch.ts), so
+ *   **the instance's Fastify hooks (`onRequest`, ...) and request logging do
+ *   not run for them**; they are limited, counted and logged by the plugin
+ *   itself. Connect/gRPC-web Ping, reflection, GossipStream over the Connect
+ *   and gRPC-web protocols and every other route go through Fastify
+ *   (connect-fastify) as usual.
  * - Limits: `maxMessageBytes` both ways, `maxConcurrentStreams` and a 1 MiB
  *   flow-control window per session; gzip accepted, responses never
  *   compressed.
@@ -164,17 +169,22 @@ const plugin: FastifyPluginAsync<GossipPluginOptions> = async (fastify, opts) =>
   const sessions = new SessionWatch(server, http2Config, serverMetrics, log);
   const limiter = new LogLimiter(() => performance.now());
 
-  /** Refuses a request whose headers exceed `maxHeaderListBytes`: counted, logged once per address and interval. */
-  const refuseLargeHeaders = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, size: number): void => {
+  /** Counts and logs (once per address and interval) a request whose headers exceed `maxHeaderListBytes`. */
+  const largeHeaders = (address: string, size: number): GossipError => {
     const error = new GossipError(
       ErrorCode.RateLimited,
       `header list of ${size} bytes is larger than configured maxHeaderListBytes ${http2Config.maxHeaderListBytes}`,
     );
     serverMetrics.refused(Http2Refusal.HeadersTooLarge);
-    const address = req.socket?.remoteAddress ?? "unknown";
     limiter.maybe(`headers ${address}`, (suppressed) =>
       log.warn({ address, code: Http2Refusal.HeadersTooLarge, err: error.message, suppressed }, "request refused"),
     );
+    return error;
+  };
+
+  /** Refuses a (non-gRPC or non-Gossip) compat request whose headers are too large: HTTP 431, or a gRPC status. */
+  const refuseLargeHeaders = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, size: number): void => {
+    const error = largeHeaders(req.socket?.remoteAddress ?? "unknown", size);
     if (isGrpcProtoContentType(req.headers["content-type"])) {
       res.writeHead(200, { "content-type": grpcContentType, ...statusTrailers(error) });
     } else {
@@ -211,40 +221,55 @@ const plugin: FastifyPluginAsync<GossipPluginOptions> = async (fastify, opts) =>
   };
 
   /** Refuses an unsupported `grpc-encoding` (true when refused). */
-  const refuseEncoding = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): boolean => {
-    const encoding = req.headers["grpc-encoding"];
+  const refuseEncoding = (stream: http2.ServerHttp2Stream, encoding: string | string[] | undefined): boolean => {
     if (typeof encoding !== "string" || acceptedEncodings.has(encoding)) return false;
     serverMetrics.refused(ErrorCode.MalformedFrame);
     // A trailers-only response, as gRPC servers answer an unsupported grpc-encoding.
-    res.writeHead(200, {
-      "content-type": grpcContentType,
+    refuseStream(stream, {
       "grpc-accept-encoding": "identity,gzip",
       "grpc-status": String(GrpcStatus.Unimplemented),
       "grpc-message": encodeGrpcMessage(`unknown compression ${encoding}`),
     });
-    res.end();
     return true;
   };
 
   /** GossipStreams of this server, until they close: closing the server closes them gracefully. */
   const served = new Set<ServerWireStream>();
 
-  const serveGrpc = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void => {
-    if (refuseEncoding(req, res)) return;
-    const encoding = req.headers["grpc-encoding"];
-    const stream = new ServerWireStream(req, res, {
-      maxMessageBytes: config.maxMessageBytes,
-      recvBuffSize: config.recvBuffSize,
-      gzip: encoding === "gzip",
-    });
+  // One limits object for all streams (each keeps it for its life), per encoding.
+  const limits = { maxMessageBytes: config.maxMessageBytes, recvBuffSize: config.recvBuffSize, gzip: false };
+  const gzipLimits = { ...limits, gzip: true };
+  const serveGrpc = (h2: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void => {
+    const stream = new ServerWireStream(h2, headers["grpc-encoding"] === "gzip" ? gzipLimits : limits, served);
     if (closing) {
       stream.abort(new GossipError(ErrorCode.Stopping, "shutting down"));
       return;
     }
-    served.add(stream);
-    void stream.closed.then(() => served.delete(stream));
     void comm.handleStream(stream);
   };
+
+  // gRPC GossipStreams and Pings are served on their raw HTTP/2 streams,
+  // before Node's compat layer and Fastify (see stream-dispatch.ts).
+  const dispatch = new StreamDispatch(server, (stream, headers, rawHeaders) => {
+    if (headers[":method"] !== "POST") return false;
+    const path = headers[":path"];
+    if ((path !== gossipStreamPath && path !== pingPath) || !isGrpcProtoContentType(headers["content-type"])) return false;
+    // Node enforces the announced header list limit only once a client has
+    // acknowledged our SETTINGS; this check also covers clients that did not.
+    const size = headerListSize(rawHeaders);
+    if (size > http2Config.maxHeaderListBytes) {
+      refuseStream(stream, statusTrailers(largeHeaders(stream.session?.socket?.remoteAddress ?? "unknown", size)));
+      return true;
+    }
+    const encoding = headers["grpc-encoding"];
+    if (refuseEncoding(stream, encoding)) return true;
+    if (path === gossipStreamPath) serveGrpc(stream, headers);
+    // Closing: refused as Fastify refuses requests then (UNAVAILABLE, not HTTP 503).
+    else if (closing) refuseStream(stream, statusTrailers(new GossipError(ErrorCode.Stopping, "shutting down")));
+    // gRPC Ping: a constant answer (see grpc-ping.ts for why not Connect's unary path).
+    else serveGrpcPing(stream, config.maxMessageBytes, encoding === "gzip");
+    return true;
+  });
 
   const connectShutdown = new AbortController();
   let connectShutdownTimer: NodeJS.Timeout | undefined;
@@ -254,7 +279,7 @@ const plugin: FastifyPluginAsync<GossipPluginOptions> = async (fastify, opts) =>
   };
 
   await fastify.register(async (child) => {
-    // The gRPC GossipStream fast path: taken before Connect parses anything.
+    // Requests that reach Fastify (all but gRPC GossipStreams and Pings).
     child.addHook("onRequest", async (request, reply) => {
       // Node enforces the announced header list limit only once a client has
       // acknowledged our SETTINGS; this check also covers clients that did not.
@@ -262,20 +287,6 @@ const plugin: FastifyPluginAsync<GossipPluginOptions> = async (fastify, opts) =>
       if (size > http2Config.maxHeaderListBytes) {
         reply.hijack();
         refuseLargeHeaders(request.raw as unknown as http2.Http2ServerRequest, reply.raw as unknown as http2.Http2ServerResponse, size);
-        return;
-      }
-      if (request.method === "POST" && request.url === gossipStreamPath && isGrpcProtoContentType(request.headers["content-type"])) {
-        reply.hijack();
-        serveGrpc(request.raw as unknown as http2.Http2ServerRequest, reply.raw as unknown as http2.Http2ServerResponse);
-        return;
-      }
-      // gRPC Ping: a constant answer, served here rather than through Connect's
-      // unary path (see grpc-ping.ts for why). Connect and gRPC-web Pings go on.
-      if (request.method === "POST" && request.url === pingPath && isGrpcProtoContentType(request.headers["content-type"])) {
-        reply.hijack();
-        const req = request.raw as unknown as http2.Http2ServerRequest;
-        const res = reply.raw as unknown as http2.Http2ServerResponse;
-        if (!refuseEncoding(req, res)) serveGrpcPing(req, res, config.maxMessageBytes, req.headers["grpc-encoding"] === "gzip");
       }
     });
     await child.register(fastifyConnectPlugin, {
@@ -319,6 +330,7 @@ const plugin: FastifyPluginAsync<GossipPluginOptions> = async (fastify, opts) =>
   fastify.addHook("onClose", async () => {
     await stopMembership();
     sessions.detach();
+    dispatch.detach();
     clearTimeout(connectShutdownTimer); // closed: no timer may outlive the server
     abortConnectCalls();
     if (owned) await comm.stop();

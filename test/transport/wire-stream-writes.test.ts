@@ -2,7 +2,7 @@
 // tick leave in one framed chunk, the 64 KiB bound writes at once and waits
 // for 'drain', and ending the stream writes what it holds first.
 import assert from "node:assert/strict";
-import { EventEmitter } from "node:events";
+import type { EventEmitter } from "node:events";
 import { PassThrough } from "node:stream";
 import { describe, it } from "node:test";
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
@@ -15,22 +15,17 @@ class FakeStream extends Http2WireStream {
   buffered = 0;
   accept = true;
   ended = false;
-  readonly drain = new EventEmitter();
-  readonly closer = new EventEmitter();
+  /** The HTTP/2 stream stand-in: it carries 'data', 'drain' and 'close'. */
+  readonly drain: EventEmitter;
 
   constructor() {
     const source = new PassThrough();
-    const drain = new EventEmitter();
-    const closer = new EventEmitter();
     super(
       { remoteAddress: "127.0.0.1:1", tls: false, remoteCertHash: undefined, localCertHash: undefined },
       { maxMessageBytes: 1 << 20, recvBuffSize: 20, gzip: false },
       source,
-      drain,
-      closer,
     );
-    (this as { drain: EventEmitter }).drain = drain;
-    (this as { closer: EventEmitter }).closer = closer;
+    this.drain = source;
   }
 
   end(): void {

@@ -9,6 +9,8 @@
  * away (the orchestrator died), so that no worker outlives a run.
  */
 
+import v8 from "node:v8";
+
 /** JSON values exchanged with the orchestrator. */
 export type Json = null | boolean | number | string | readonly Json[] | { readonly [key: string]: Json | undefined };
 
@@ -122,14 +124,24 @@ function errorText(e: unknown): string {
 }
 
 /** Memory figures, after a full GC when the process runs with --expose-gc. */
-export function memory(gc: boolean): { rss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number } {
+export function memory(gc: boolean): {
+  rss: number;
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+  arrayBuffers: number;
+  /** Size of each V8 heap space (what heapTotal is made of), by space name. */
+  spaces: Record<string, number>;
+} {
   const g = (globalThis as { gc?: () => void }).gc;
   if (gc && g) {
     g();
     g();
   }
   const m = process.memoryUsage();
-  return { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers };
+  const spaces: Record<string, number> = {};
+  for (const s of v8.getHeapSpaceStatistics()) if (s.space_size > 0) spaces[s.space_name] = s.space_size;
+  return { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, spaces };
 }
 
 /**
