@@ -20,10 +20,11 @@ export interface EndInfo {
 
 /** One direction of a stream: frames written by one end, read by the other. */
 class Pipe {
-  readonly batches: Envelope[][] = [];
+  /** Batches not yet read, and their sizes; new empty arrays once drained (a drained array keeps its grown capacity, per stream end). */
+  batches: Envelope[][] = [];
   /** Bytes written and not yet read (the flow-control window's use). */
   inFlight = 0;
-  readonly sizes: number[] = [];
+  sizes: number[] = [];
   writerEnded = false;
   /** Set when the reader's iteration must fail. */
   error: GossipError | undefined;
@@ -135,6 +136,10 @@ export class MemoryConnection {
     const batch = pipe.batches.shift();
     if (batch !== undefined) {
       pipe.inFlight -= pipe.sizes.shift() ?? 0;
+      if (pipe.batches.length === 0) {
+        pipe.batches = [];
+        pipe.sizes = [];
+      }
       this.releaseWriters(pipe);
       return Promise.resolve({ done: false, value: batch });
     }
