@@ -8,8 +8,13 @@
 import type { ParsedAlive } from "./alive-message.js";
 import { isNewer, type Timestamp } from "./timestamp.js";
 
+/**
+ * What is kept of a stored message: only what the store decides on (the
+ * view keeps the message itself), so that an entry costs a few words per
+ * known peer and no received buffer.
+ */
 interface Entry {
-  readonly alive: ParsedAlive;
+  readonly timestamp: Timestamp;
   readonly addedAt: number;
   expired: boolean;
 }
@@ -23,37 +28,37 @@ export class AliveStore {
   /** True when a message with `timestamp` from `pkiHex` would be stored (nothing held is as new or newer). */
   checkValid(pkiHex: string, timestamp: Timestamp): boolean {
     const e = this.entries.get(pkiHex);
-    return e === undefined || isNewer(timestamp, e.alive.timestamp);
+    return e === undefined || isNewer(timestamp, e.timestamp);
   }
 
   /** Stores `alive` if it is newer than what is held for its PKI-ID; returns whether it was. */
   add(alive: ParsedAlive, now: number): boolean {
     if (!this.checkValid(alive.pkiHex, alive.timestamp)) return false;
-    this.entries.set(alive.pkiHex, { alive, addedAt: now, expired: false });
+    this.entries.set(alive.pkiHex, { timestamp: alive.timestamp, addedAt: now, expired: false });
     return true;
   }
 
   /**
-   * Marks entries older than the TTL expired and returns them (each once);
-   * forgets tombstones older than twice the TTL.
+   * Marks entries older than the TTL expired and returns their PKI-IDs (hex,
+   * each once); forgets tombstones older than twice the TTL.
    */
-  sweep(now: number): ParsedAlive[] {
-    const expired: ParsedAlive[] = [];
+  sweep(now: number): string[] {
+    const expired: string[] = [];
     for (const [k, e] of this.entries) {
       const age = now - e.addedAt;
       if (age > 2 * this.ttlMs) this.entries.delete(k);
       else if (age > this.ttlMs && !e.expired) {
         e.expired = true;
-        expired.push(e.alive);
+        expired.push(k);
       }
     }
     return expired;
   }
 
-  /** Live (not expired) messages. */
-  get(): ParsedAlive[] {
-    const out: ParsedAlive[] = [];
-    for (const e of this.entries.values()) if (!e.expired) out.push(e.alive);
+  /** PKI-IDs (hex) of the live (not expired) messages. */
+  get(): string[] {
+    const out: string[] = [];
+    for (const [k, e] of this.entries) if (!e.expired) out.push(k);
     return out;
   }
 

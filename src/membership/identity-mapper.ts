@@ -7,12 +7,13 @@
 import type { Clock } from "../core/clock.js";
 import type { CryptoService } from "../core/crypto.js";
 import { ErrorCode, GossipError } from "../core/errors.js";
-import { bytesEqual, type PeerIdentity, type PkiId } from "../core/identity.js";
+import { bytesEqual, type PeerIdentity, type PkiId, pkiIdFromHex } from "../core/identity.js";
 import type { IdentitySource } from "./alive-message.js";
 import { hex as pkiIdHex } from "./hex.js";
+import { ownedBytes } from "./owned-bytes.js";
 
+/** What is kept per identity (the PKI-ID is the map's key: bytes again only when asked for). */
 interface Stored {
-  readonly pkiId: PkiId;
   readonly identity: PeerIdentity;
   readonly organization: string;
   lastAccess: number;
@@ -35,6 +36,7 @@ export interface IdentityMapperInit {
 /** PKI-ID → identity, validated, with expiry and unused purge. */
 export class IdentityMapper implements IdentitySource {
   private readonly byHex = new Map<string, Stored>();
+  private readonly organizations = new Map<string, string>();
   private readonly selfHex: string;
   private stopped = false;
 
@@ -43,7 +45,6 @@ export class IdentityMapper implements IdentitySource {
     const pkiId = init.crypto.pkiIdOf(self);
     this.selfHex = pkiIdHex(pkiId);
     this.byHex.set(this.selfHex, {
-      pkiId,
       identity: self,
       organization: init.crypto.organizationOf(self),
       lastAccess: init.clock.now(),
@@ -89,9 +90,8 @@ export class IdentityMapper implements IdentitySource {
       throw new GossipError(ErrorCode.InvalidIdentity, "gossipping peer identity expired");
     }
     const stored: Stored = {
-      pkiId: pkiId.slice(),
-      identity: identity.slice(),
-      organization,
+      identity: ownedBytes(identity),
+      organization: this.internOrganization(organization),
       lastAccess: this.init.clock.now(),
       timer: undefined,
     };
@@ -126,8 +126,8 @@ export class IdentityMapper implements IdentitySource {
 
   /** Every stored PKI-ID and identity. */
   entries(): { pkiId: PkiId; identity: PeerIdentity; organization: string }[] {
-    return [...this.byHex.values()].map((s) => ({
-      pkiId: s.pkiId,
+    return [...this.byHex].map(([hex, s]) => ({
+      pkiId: pkiIdFromHex(hex),
       identity: s.identity,
       organization: s.organization,
     }));
@@ -148,13 +148,21 @@ export class IdentityMapper implements IdentitySource {
     if (s === undefined) return;
     this.init.clock.clearTimeout(s.timer);
     this.byHex.delete(pkiHex);
-    this.init.onRemoved?.(s.pkiId);
+    this.init.onRemoved?.(pkiIdFromHex(pkiHex));
   }
 
   /** Cancels every expiry timer. */
   stop(): void {
     this.stopped = true;
     for (const s of this.byHex.values()) this.init.clock.clearTimeout(s.timer);
+  }
+
+  /** One string per organization (each parse of an identity makes a new one; few organizations, many identities). */
+  private internOrganization(org: string): string {
+    const held = this.organizations.get(org);
+    if (held !== undefined) return held;
+    if (this.organizations.size < 1024) this.organizations.set(org, org);
+    return org;
   }
 
   private touch(hex: string): Stored | undefined {

@@ -31,7 +31,7 @@ import type { Replies } from "./replies.js";
 import type { SelfAlive } from "./self-alive.js";
 import { illegalTagReason } from "./tags.js";
 import { isNewer } from "./timestamp.js";
-import type { Known, View } from "./view.js";
+import { envelopeOf, type Known, type View } from "./view.js";
 
 /** Membership messages: alive, requests, responses and identity pull. */
 export function isMembershipMessage(rm: ReceivedMessage): boolean {
@@ -199,11 +199,11 @@ export class Inbox {
     const alive = view
       .alive()
       .filter(disclosed)
-      .map((k) => policy.filter(k.envelope));
+      .map((k) => policy.filter(envelopeOf(k)));
     const dead = view
       .dead()
       .filter(disclosed)
-      .map((k) => policy.filter(k.envelope));
+      .map((k) => policy.filter(envelopeOf(k)));
     alive.push(policy.filter(self.forResponse())); // ours last, as Fabric
     const response = create(GossipMessageSchema, {
       tag: GossipMessage_Tag.EMPTY,

@@ -88,14 +88,14 @@ export class PeriodicWork {
 
   private sweepStore(): void {
     const { store, view, clock, protectedEndpoints, log } = this.init;
-    for (const a of store.sweep(clock.now())) {
-      const k = view.get(a.pkiHex);
+    for (const hex of store.sweep(clock.now())) {
+      const k = view.get(hex);
       if (k === undefined) continue;
       if (protectedEndpoints.has(k.endpoint) || protectedEndpoints.has(k.internalEndpoint)) {
         log.debug({ pkiId: k.pkiHex }, `Do not remove bootstrap or anchor peer endpoint ${preferredEndpoint(k)} from membership`);
         continue;
       }
-      view.remove(a.pkiHex);
+      view.remove(hex);
     }
   }
 

@@ -3,9 +3,11 @@
  * alive messages): who is alive, who went silent, and the latest signed alive
  * message of each. Changes only on authenticated, strictly newer timestamps.
  */
-import type { PkiId } from "../core/identity.js";
+import { decodeEnvelope } from "../core/envelope.js";
+import { bytesEqual, type PkiId } from "../core/identity.js";
 import type { Envelope } from "../gen/gossip/message_pb.js";
 import type { ParsedAlive } from "./alive-message.js";
+import { ownedBytes, ownedFrame } from "./owned-bytes.js";
 import { isNewer, type Timestamp } from "./timestamp.js";
 
 /** A peer as the view knows it. */
@@ -44,8 +46,16 @@ export interface Known {
   timestamp: Timestamp;
   lastHeardMs: number;
   state: "alive" | "dead";
-  /** The latest signed alive message about it (as received). */
-  envelope: Envelope;
+  /**
+   * The latest signed alive message about it: the Envelope's bytes as
+   * received, in a buffer of their own (see owned-bytes.ts).
+   */
+  frame: Uint8Array;
+}
+
+/** The stored alive message of `k` as an Envelope (decoded from its frame: the same bytes go out). */
+export function envelopeOf(k: Known): Envelope {
+  return decodeEnvelope(k.frame);
 }
 
 /** The endpoint to dial a member on: internal if known, else external (Fabric's PreferredEndpoint). */
@@ -79,15 +89,15 @@ export class View {
     const k = this.members.get(a.pkiHex);
     if (k === undefined) {
       const fresh: Known = {
-        pkiId: a.pkiId.slice(),
+        pkiId: ownedBytes(a.pkiId),
         pkiHex: a.pkiHex,
         endpoint: a.endpoint,
         internalEndpoint: a.internalEndpoint,
-        metadata: a.metadata.slice(),
+        metadata: ownedBytes(a.metadata),
         timestamp: a.timestamp,
         lastHeardMs: now,
         state: "alive",
-        envelope: a.envelope,
+        frame: ownedFrame(a.envelope),
       };
       this.members.set(a.pkiHex, fresh);
       this.onChange("joined", fresh);
@@ -97,13 +107,13 @@ export class View {
     const changed =
       k.endpoint !== a.endpoint ||
       (a.internalEndpoint !== "" && a.internalEndpoint !== k.internalEndpoint) ||
-      Buffer.compare(k.metadata, a.metadata) !== 0;
+      !bytesEqual(k.metadata, a.metadata);
     k.endpoint = a.endpoint;
     if (a.internalEndpoint !== "") k.internalEndpoint = a.internalEndpoint;
-    k.metadata = a.metadata.slice();
+    if (!bytesEqual(k.metadata, a.metadata)) k.metadata = ownedBytes(a.metadata);
     k.timestamp = a.timestamp;
     k.lastHeardMs = now;
-    k.envelope = a.envelope;
+    k.frame = ownedFrame(a.envelope);
     if (k.state === "dead") {
       k.state = "alive";
       this.onChange("revived", k);
@@ -117,15 +127,15 @@ export class View {
   learnDead(a: ParsedAlive, now: number): boolean {
     if (a.pkiHex === this.selfHex || this.members.has(a.pkiHex)) return false;
     this.members.set(a.pkiHex, {
-      pkiId: a.pkiId.slice(),
+      pkiId: ownedBytes(a.pkiId),
       pkiHex: a.pkiHex,
       endpoint: a.endpoint,
       internalEndpoint: a.internalEndpoint,
-      metadata: a.metadata.slice(),
+      metadata: ownedBytes(a.metadata),
       timestamp: a.timestamp,
       lastHeardMs: now,
       state: "dead",
-      envelope: a.envelope,
+      frame: ownedFrame(a.envelope),
     });
     return true;
   }
