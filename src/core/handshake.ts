@@ -107,8 +107,10 @@ export async function handshake(stream: WireStream, options: HandshakeOptions): 
   verifyEnvelope(crypto, conn.identity, first);
 
   return {
-    pkiId: conn.pkiId,
-    identity: conn.identity,
+    // Copies: views into the received message would keep it alive as long as the connection, its
+    // identity store entry and membership's mapper (which share these arrays) hold them.
+    pkiId: new Uint8Array(conn.pkiId),
+    identity: new Uint8Array(conn.identity),
     signedData: first.payload,
     signature: first.signature,
     probe: conn.probe,

@@ -57,9 +57,27 @@ export function pkiIdHex(pkiId: Uint8Array | undefined): string {
   // thousands of PKI-IDs, and a copy per entry cost ~300 bytes).
   const cached = hexCache.get(pkiId);
   if (cached !== undefined && hexMatches(cached, pkiId)) return cached;
-  const hex = Buffer.from(pkiId.buffer, pkiId.byteOffset, pkiId.byteLength).toString("hex");
+  const hex = hexOf(pkiId);
   hexCache.set(pkiId, hex);
   return hex;
+}
+
+let scratch = Buffer.allocUnsafeSlow(128);
+
+/**
+ * Hex of `bytes` without reading `bytes.buffer`: for a small typed array
+ * whose contents V8 keeps inside the object, reading `.buffer` allocates a
+ * separate ArrayBuffer for it for good (~200 bytes per kept PKI-ID).
+ */
+function hexOf(bytes: Uint8Array): string {
+  const n = 2 * bytes.length;
+  if (scratch.length < n) scratch = Buffer.allocUnsafeSlow(n);
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i] as number;
+    scratch[2 * i] = hexDigit[b >> 4] as number;
+    scratch[2 * i + 1] = hexDigit[b & 15] as number;
+  }
+  return scratch.toString("latin1", 0, n);
 }
 
 const hexCache = new WeakMap<Uint8Array, string>();
