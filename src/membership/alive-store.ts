@@ -31,10 +31,14 @@ export class AliveStore {
     return e === undefined || isNewer(timestamp, e.timestamp);
   }
 
-  /** Stores `alive` if it is newer than what is held for its PKI-ID; returns whether it was. */
-  add(alive: ParsedAlive, now: number): boolean {
+  /**
+   * Stores `alive` if it is newer than what is held for its PKI-ID; returns
+   * whether it was. `key`: the same hex PKI-ID, as a string the caller
+   * already holds (one string per peer across membership's maps).
+   */
+  add(alive: ParsedAlive, now: number, key: string = alive.pkiHex): boolean {
     if (!this.checkValid(alive.pkiHex, alive.timestamp)) return false;
-    this.entries.set(alive.pkiHex, { timestamp: alive.timestamp, addedAt: now, expired: false });
+    this.entries.set(key, { timestamp: alive.timestamp, addedAt: now, expired: false });
     return true;
   }
 

@@ -12,8 +12,9 @@ import type { IdentitySource } from "./alive-message.js";
 import { hex as pkiIdHex } from "./hex.js";
 import { ownedBytes } from "./owned-bytes.js";
 
-/** What is kept per identity (the PKI-ID is the map's key: bytes again only when asked for). */
+/** What is kept per identity (the PKI-ID as the map's key string: bytes again only when asked for). */
 interface Stored {
+  readonly pkiHex: string;
   readonly identity: PeerIdentity;
   readonly organization: string;
   lastAccess: number;
@@ -31,6 +32,8 @@ export interface IdentityMapperInit {
   readonly wallClockMs: () => number;
   /** Called after an identity was removed (expired or unused). */
   readonly onRemoved?: (pkiId: PkiId) => void;
+  /** The string membership already holds for a hex PKI-ID (one string per peer across its maps). @default itself */
+  readonly nameOf?: (pkiHex: string) => string;
 }
 
 /** PKI-ID → identity, validated, with expiry and unused purge. */
@@ -45,6 +48,7 @@ export class IdentityMapper implements IdentitySource {
     const pkiId = init.crypto.pkiIdOf(self);
     this.selfHex = pkiIdHex(pkiId);
     this.byHex.set(this.selfHex, {
+      pkiHex: this.selfHex,
       identity: self,
       organization: init.crypto.organizationOf(self),
       lastAccess: init.clock.now(),
@@ -83,13 +87,14 @@ export class IdentityMapper implements IdentitySource {
     } catch (e) {
       throw GossipError.from(e, ErrorCode.InvalidIdentity);
     }
-    const hex = pkiIdHex(pkiId);
+    const hex = this.init.nameOf?.(pkiIdHex(pkiId)) ?? pkiIdHex(pkiId);
     if (this.byHex.has(hex)) return;
     const wall = this.init.wallClockMs();
     if (expiresAt !== undefined && expiresAt.getTime() <= wall) {
       throw new GossipError(ErrorCode.InvalidIdentity, "gossipping peer identity expired");
     }
     const stored: Stored = {
+      pkiHex: hex,
       identity: ownedBytes(identity),
       organization: this.internOrganization(organization),
       lastAccess: this.init.clock.now(),
@@ -112,6 +117,11 @@ export class IdentityMapper implements IdentitySource {
   /** The organization of a hex PKI-ID, without refreshing its last use. */
   peekOrganization(pkiHex: string): string | undefined {
     return this.byHex.get(pkiHex)?.organization;
+  }
+
+  /** The string the mapper keys `pkiHex` on, if it holds that identity. */
+  keyOf(pkiHex: string): string | undefined {
+    return this.byHex.get(pkiHex)?.pkiHex;
   }
 
   /** True when `pkiHex` is known. */

@@ -277,7 +277,7 @@ export class IdentityPull {
         continue;
       }
       if (!known) learned.push(hex);
-      if (solicited) this.store.set(hex, ownedFrame(it.env));
+      if (solicited) this.store.set(this.init.mapper.keyOf(hex) ?? hex, ownedFrame(it.env));
     }
     if (learned.length > 0) this.init.learned(learned);
   }

@@ -137,7 +137,7 @@ export class Inbox {
       } else if (held.kind === "alive_entry") {
         view.handleAlive(a, now);
       } else if (store.checkValid(a.pkiHex, a.timestamp)) {
-        store.add(a, now);
+        store.add(a, now, view.keyOf(a.pkiHex) ?? mapper.keyOf(a.pkiHex));
         view.handleAlive(a, now);
         adapter.gossip(a, pkiIdFromHex(held.from));
       }
@@ -163,7 +163,7 @@ export class Inbox {
       this.awaitIdentity(e, a, "gossip", rm);
       throw e;
     }
-    store.add(a, clock.now());
+    store.add(a, clock.now(), view.keyOf(a.pkiHex) ?? this.init.mapper.keyOf(a.pkiHex));
     view.handleAlive(a, clock.now());
     adapter.gossip(a, rm.connection.pkiId);
   }

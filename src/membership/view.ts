@@ -69,9 +69,14 @@ export class View {
   /** Bumped on every change of who is alive or of a member's endpoints (caches key on it). */
   version = 0;
 
+  /**
+   * @param nameOf the string membership already holds for a hex PKI-ID, if any
+   *   (so that the view, the stores and the mapper key on one string per peer)
+   */
   constructor(
     private readonly selfHex: string,
     private readonly notify: (type: MembershipEventType, k: Known) => void,
+    private readonly nameOf: (pkiHex: string) => string = (h) => h,
   ) {}
 
   private onChange(type: MembershipEventType, k: Known): void {
@@ -88,9 +93,10 @@ export class View {
     if (a.pkiHex === this.selfHex) return false;
     const k = this.members.get(a.pkiHex);
     if (k === undefined) {
+      const pkiHex = this.nameOf(a.pkiHex);
       const fresh: Known = {
         pkiId: ownedBytes(a.pkiId),
-        pkiHex: a.pkiHex,
+        pkiHex,
         endpoint: a.endpoint,
         internalEndpoint: a.internalEndpoint,
         metadata: ownedBytes(a.metadata),
@@ -99,7 +105,7 @@ export class View {
         state: "alive",
         frame: ownedFrame(a.envelope),
       };
-      this.members.set(a.pkiHex, fresh);
+      this.members.set(pkiHex, fresh);
       this.onChange("joined", fresh);
       return true;
     }
@@ -126,9 +132,10 @@ export class View {
   /** Learns an unknown member as dead (a response's dead entry); known members are left alone. */
   learnDead(a: ParsedAlive, now: number): boolean {
     if (a.pkiHex === this.selfHex || this.members.has(a.pkiHex)) return false;
-    this.members.set(a.pkiHex, {
+    const pkiHex = this.nameOf(a.pkiHex);
+    this.members.set(pkiHex, {
       pkiId: ownedBytes(a.pkiId),
-      pkiHex: a.pkiHex,
+      pkiHex,
       endpoint: a.endpoint,
       internalEndpoint: a.internalEndpoint,
       metadata: ownedBytes(a.metadata),
@@ -161,6 +168,11 @@ export class View {
   /** The member `pkiHex`, alive or dead. */
   get(pkiHex: string): Known | undefined {
     return this.members.get(pkiHex);
+  }
+
+  /** The string the view keys `pkiHex` on, if it holds that member. */
+  keyOf(pkiHex: string): string | undefined {
+    return this.members.get(pkiHex)?.pkiHex;
   }
 
   /** Timestamp held for `pkiHex`, if any. */
