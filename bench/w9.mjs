@@ -170,6 +170,16 @@ async function tlsCell(withWorkers, t) {
         overflow: sum(mem, "overflow"),
         handshakeFailures: sum(mem, "handshakeFailures"),
         refused: mem.map((p) => p.refused),
+        // Why sends found peers unreachable (comm presumed-dead events by error code / remote code), and connection churn.
+        deadReasons: mem.reduce((acc, p) => {
+          for (const [k, v] of Object.entries(p.deadReasons ?? {})) acc[k] = (acc[k] ?? 0) + v;
+          return acc;
+        }, {}),
+        // Event-loop delay of each process since it started listening (ms): seconds mean CPU starvation.
+        loopDelayP99Ms: mem.map((p) => Math.round(p.loopDelayP99Ms ?? 0)),
+        loopDelayMaxMs: mem.map((p) => Math.round(p.loopDelayMaxMs ?? 0)),
+        connectionsOpened: sum(mem, "opened"),
+        connectionsClosed: sum(mem, "closed"),
       },
     };
   });
