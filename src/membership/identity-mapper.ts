@@ -15,7 +15,8 @@ import { ownedBytes } from "./owned-bytes.js";
 /** What is kept per identity (the PKI-ID as the map's key string: bytes again only when asked for). */
 interface Stored {
   readonly pkiHex: string;
-  readonly identity: PeerIdentity;
+  /** Replaced by equal bytes that a connection holds (see {@link IdentityMapper.put}): one copy, not two. */
+  identity: PeerIdentity;
   readonly organization: string;
   lastAccess: number;
   timer: unknown;
@@ -102,6 +103,18 @@ export class IdentityMapper implements IdentitySource {
     };
     this.byHex.set(hex, stored);
     if (expiresAt !== undefined) this.armExpiry(hex, stored, expiresAt.getTime());
+  }
+
+  /**
+   * Keeps `identity` (a connection's, which the comm holds anyway) instead of
+   * the stored copy when both are the same bytes: one copy of an identity,
+   * not two (an X.509 identity is ~800 bytes per known peer).
+   */
+  share(pkiId: PkiId, identity: PeerIdentity): void {
+    const held = this.byHex.get(pkiIdHex(pkiId));
+    if (held !== undefined && held.identity !== identity && ownedBytes(identity) === identity && bytesEqual(held.identity, identity)) {
+      held.identity = identity;
+    }
   }
 
   /** The identity of `pkiId` (refreshing its last use), or undefined. */

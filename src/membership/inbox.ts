@@ -101,11 +101,18 @@ export class Inbox {
     }
   }
 
-  /** Learns the identity a connection authenticated (Fabric: the handshake's `Put`); failures only logged. */
-  learnIdentity(pkiId: PkiId, identity: Uint8Array): void {
+  /**
+   * Learns the identity a connection authenticated (Fabric: the handshake's
+   * `Put`); failures only logged. `connected`: called once per new
+   * connection, whose identity the mapper then shares if it holds equal bytes.
+   */
+  learnIdentity(pkiId: PkiId, identity: Uint8Array, connected = false): void {
     const { mapper, limiter, log } = this.init;
     const hex = pkiIdHex(pkiId);
-    if (mapper.has(hex)) return;
+    if (mapper.has(hex)) {
+      if (connected) mapper.share(pkiId, identity);
+      return;
+    }
     try {
       mapper.put(pkiId, identity);
     } catch (e) {

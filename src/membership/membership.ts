@@ -200,7 +200,7 @@ export class Membership {
       view.remove(hex);
     });
     scheduler.consume(comm.connectionEvents, (e) => {
-      if (e.type === "connected") inbox.learnIdentity(e.connection.pkiId, e.connection.identity);
+      if (e.type === "connected") inbox.learnIdentity(e.connection.pkiId, e.connection.identity, true);
     });
     periodic.start();
     for (const ep of config.bootstrapPeers) connector.connect(ep);
