@@ -30,7 +30,8 @@ export class IdentityStore {
     this.entries.delete(key);
     if (this.entries.size >= this.maxEntries) this.evict();
     this.entries.set(key, {
-      identity,
+      // A handshake's identity is a view into the received message: a copy, so that the entry does not keep that alive.
+      identity: identity.byteLength === identity.buffer.byteLength ? identity : new Uint8Array(identity),
       expiresAt: expiresAt?.getTime() ?? Number.POSITIVE_INFINITY,
       lastUsed: this.clock.now(),
     });

@@ -51,16 +51,47 @@ export function pkiIdOfIdentity(identity: PeerIdentity): PkiId {
 export function pkiIdHex(pkiId: Uint8Array | undefined): string {
   if (pkiId === undefined) return "";
   // Every send looks its peer up by hex PKI-ID; senders reuse their RemotePeer
-  // objects, so the hex of the same array is cached. The bytes are kept and
-  // compared, so that an array changed in place is not mistaken for its past.
+  // objects, so the hex of the same array is cached. The cached hex is checked
+  // against the bytes, so that an array changed in place is not mistaken for
+  // its past (no copy of the bytes is kept: a membership view sends to
+  // thousands of PKI-IDs, and a copy per entry cost ~300 bytes).
   const cached = hexCache.get(pkiId);
-  if (cached !== undefined && bytesEqual(cached.bytes, pkiId)) return cached.hex;
-  const hex = Buffer.from(pkiId.buffer, pkiId.byteOffset, pkiId.byteLength).toString("hex");
-  hexCache.set(pkiId, { bytes: pkiId.slice(), hex });
+  if (cached !== undefined && hexMatches(cached, pkiId)) return cached;
+  const hex = hexOf(pkiId);
+  hexCache.set(pkiId, hex);
   return hex;
 }
 
-const hexCache = new WeakMap<Uint8Array, { readonly bytes: Uint8Array; readonly hex: string }>();
+let scratch = Buffer.allocUnsafeSlow(128);
+
+/**
+ * Hex of `bytes` without reading `bytes.buffer`: for a small typed array
+ * whose contents V8 keeps inside the object, reading `.buffer` allocates a
+ * separate ArrayBuffer for it for good (~200 bytes per kept PKI-ID).
+ */
+function hexOf(bytes: Uint8Array): string {
+  const n = 2 * bytes.length;
+  if (scratch.length < n) scratch = Buffer.allocUnsafeSlow(n);
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i] as number;
+    scratch[2 * i] = hexDigit[b >> 4] as number;
+    scratch[2 * i + 1] = hexDigit[b & 15] as number;
+  }
+  return scratch.toString("latin1", 0, n);
+}
+
+const hexCache = new WeakMap<Uint8Array, string>();
+const hexDigit = Array.from("0123456789abcdef", (c) => c.charCodeAt(0));
+
+/** True when `hex` is the lower-case hex of `bytes`. */
+function hexMatches(hex: string, bytes: Uint8Array): boolean {
+  if (hex.length !== 2 * bytes.length) return false;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i] as number;
+    if (hex.charCodeAt(2 * i) !== hexDigit[b >> 4] || hex.charCodeAt(2 * i + 1) !== hexDigit[b & 15]) return false;
+  }
+  return true;
+}
 
 /** Parses a hex PKI-ID. Throws `TypeError` for odd length or non-hex characters. */
 export function pkiIdFromHex(hex: string): PkiId {

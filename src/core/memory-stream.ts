@@ -20,15 +20,17 @@ export interface EndInfo {
 
 /** One direction of a stream: frames written by one end, read by the other. */
 class Pipe {
-  readonly batches: Envelope[][] = [];
+  /** Batches not yet read, and their sizes; new empty arrays once drained (a drained array keeps its grown capacity, per stream end). */
+  batches: Envelope[][] = [];
   /** Bytes written and not yet read (the flow-control window's use). */
   inFlight = 0;
-  readonly sizes: number[] = [];
+  sizes: number[] = [];
   writerEnded = false;
   /** Set when the reader's iteration must fail. */
   error: GossipError | undefined;
   readerDone = false;
-  wakeReader: (() => void) | undefined;
+  /** The reader waiting for a batch: its read's settle functions (no closure per wait). */
+  waiting: { resolve: (r: IteratorResult<readonly Envelope[]>) => void; reject: (e: unknown) => void } | undefined;
   readonly writeWaiters: { readonly resolve: () => void; readonly reject: (e: GossipError) => void }[] = [];
 }
 
@@ -77,26 +79,27 @@ export class MemoryConnection {
   }
 
   end(side: 0 | 1, info: EndInfo): WireStream {
-    const out = this.pipes[side];
-    const inp = this.pipes[side === 0 ? 1 : 0];
-    let iterated = false;
-    return {
-      remoteAddress: info.remoteAddress,
-      tls: info.tls,
-      remoteCertHash: info.remoteCertHash,
-      localCertHash: info.localCertHash,
-      closed: this.closedPromise,
-      incoming: {
-        [Symbol.asyncIterator]: () => {
-          if (iterated) throw new Error("a WireStream's incoming can be iterated only once");
-          iterated = true;
-          return { next: () => this.read(inp) };
-        },
-      },
-      write: (envelopes) => this.write(side, out, envelopes),
-      end: () => this.endSide(side),
-      abort: (error) => this.abortFrom(side, error),
-    };
+    return new MemoryEnd(this, side, info, this.closedPromise);
+  }
+
+  /** Reads the batches end `side` receives. @private for {@link MemoryEnd} */
+  readFor(side: 0 | 1): Promise<IteratorResult<readonly Envelope[]>> {
+    return this.read(this.pipes[side === 0 ? 1 : 0]);
+  }
+
+  /** Writes from end `side`. @private for {@link MemoryEnd} */
+  writeFrom(side: 0 | 1, envelopes: readonly Uint8Array[]): Promise<void> {
+    return this.write(side, this.pipes[side], envelopes);
+  }
+
+  /** Half-closes end `side`. @private for {@link MemoryEnd} */
+  endFrom(side: 0 | 1): void {
+    this.endSide(side);
+  }
+
+  /** Aborts from end `side`. @private for {@link MemoryEnd} */
+  abortBy(side: 0 | 1, error: GossipError | undefined): void {
+    this.abortFrom(side, error);
   }
 
   private write(side: 0 | 1, pipe: Pipe, envelopes: readonly Uint8Array[]): Promise<void> {
@@ -135,6 +138,10 @@ export class MemoryConnection {
     const batch = pipe.batches.shift();
     if (batch !== undefined) {
       pipe.inFlight -= pipe.sizes.shift() ?? 0;
+      if (pipe.batches.length === 0) {
+        pipe.batches = [];
+        pipe.sizes = [];
+      }
       this.releaseWriters(pipe);
       return Promise.resolve({ done: false, value: batch });
     }
@@ -148,10 +155,7 @@ export class MemoryConnection {
       return Promise.resolve({ done: true, value: undefined });
     }
     return new Promise((resolve, reject) => {
-      pipe.wakeReader = () => {
-        pipe.wakeReader = undefined;
-        this.read(pipe).then(resolve, reject);
-      };
+      pipe.waiting = { resolve, reject };
     });
   }
 
@@ -212,11 +216,65 @@ export class MemoryConnection {
   }
 
   private wake(pipe: Pipe): void {
-    pipe.wakeReader?.();
+    const w = pipe.waiting;
+    if (w === undefined) return;
+    pipe.waiting = undefined;
+    this.read(pipe).then(w.resolve, w.reject);
   }
 
   private deliver(fn: () => void): void {
     if (this.latencyMs > 0) this.clock.setTimeout(fn, this.latencyMs);
     else fn();
+  }
+}
+
+/**
+ * One end of a {@link MemoryConnection}: a class rather than an object of
+ * closures, as the simulations hold one per connection end (a million at
+ * 1,000 fully connected peers). Its `incoming` is itself.
+ */
+class MemoryEnd implements WireStream, AsyncIterable<readonly Envelope[]>, AsyncIterator<readonly Envelope[]> {
+  readonly remoteAddress: string;
+  readonly tls: boolean;
+  readonly remoteCertHash: Uint8Array | undefined;
+  readonly localCertHash: Uint8Array | undefined;
+  private iterated = false;
+
+  constructor(
+    private readonly conn: MemoryConnection,
+    private readonly side: 0 | 1,
+    info: EndInfo,
+    readonly closed: Promise<void>,
+  ) {
+    this.remoteAddress = info.remoteAddress;
+    this.tls = info.tls;
+    this.remoteCertHash = info.remoteCertHash;
+    this.localCertHash = info.localCertHash;
+  }
+
+  get incoming(): AsyncIterable<readonly Envelope[]> {
+    return this;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<readonly Envelope[]> {
+    if (this.iterated) throw new Error("a WireStream's incoming can be iterated only once");
+    this.iterated = true;
+    return this;
+  }
+
+  next(): Promise<IteratorResult<readonly Envelope[]>> {
+    return this.conn.readFor(this.side);
+  }
+
+  write(envelopes: readonly Uint8Array[]): Promise<void> {
+    return this.conn.writeFrom(this.side, envelopes);
+  }
+
+  end(): void {
+    this.conn.endFrom(this.side);
+  }
+
+  abort(error?: GossipError): void {
+    this.conn.abortBy(this.side, error);
   }
 }

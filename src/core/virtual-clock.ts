@@ -3,7 +3,6 @@ import type { Clock } from "./clock.js";
 interface Timer {
   readonly at: number;
   readonly seq: number;
-  readonly fn: () => void;
 }
 
 /**
@@ -20,9 +19,14 @@ interface Timer {
 export class VirtualClock implements Clock {
   private time: number;
   private seq = 0;
-  /** Min-heap by (at, seq); cancelled timers stay in it until they surface. */
-  private readonly heap: Timer[] = [];
-  private readonly live = new Set<number>();
+  /**
+   * Min-heap by (at, seq). A cancelled timer's entry stays until it surfaces
+   * or the heap is compacted; its callback (and what that closes over) is
+   * released at once, from {@link live}.
+   */
+  private heap: Timer[] = [];
+  /** Callbacks of the timers neither fired nor cleared, by seq. */
+  private readonly live = new Map<number, () => void>();
   private advancing = false;
 
   /** Starts at `startMs` (default 0). */
@@ -37,13 +41,15 @@ export class VirtualClock implements Clock {
   setTimeout(fn: () => void, ms: number): unknown {
     const seq = ++this.seq;
     const delay = Number.isFinite(ms) && ms > 0 ? ms : 0;
-    this.push({ at: this.time + delay, seq, fn });
-    this.live.add(seq);
+    this.push({ at: this.time + delay, seq });
+    this.live.set(seq, fn);
     return seq;
   }
 
   clearTimeout(handle: unknown): void {
-    if (typeof handle === "number") this.live.delete(handle);
+    if (typeof handle !== "number" || !this.live.delete(handle)) return;
+    // Programs that clear most of their timers (a timeout per message) would otherwise grow the heap without bound.
+    if (this.heap.length > 1024 && this.heap.length > 2 * this.live.size) this.compact();
   }
 
   /** Timers set and neither fired nor cleared. */
@@ -66,9 +72,10 @@ export class VirtualClock implements Clock {
         const next = this.peekLive();
         if (next === undefined || next.at > target) break;
         this.pop();
+        const fn = this.live.get(next.seq) as () => void;
         this.live.delete(next.seq);
         this.time = next.at;
-        next.fn();
+        fn();
       }
       this.time = target;
       await settle();
@@ -103,6 +110,11 @@ export class VirtualClock implements Clock {
       this.pop();
     }
     return undefined;
+  }
+
+  /** Rebuilds the heap from the live timers only (a sorted array is a valid min-heap). */
+  private compact(): void {
+    this.heap = this.heap.filter((t) => this.live.has(t.seq)).sort((a, b) => (before(a, b) ? -1 : 1));
   }
 
   private push(t: Timer): void {

@@ -8,10 +8,28 @@
 import type { ParsedAlive } from "./alive-message.js";
 import { isNewer, type Timestamp } from "./timestamp.js";
 
+/**
+ * What is kept of a stored message: only what the store decides on (the
+ * view keeps the message itself), so that an entry costs a few words per
+ * known peer and no received buffer. The endpoints are the stored
+ * message's own (its external one and the internal one of its secret
+ * envelope): Fabric's sweep spares bootstrap and anchor peers by them, not
+ * by what the view remembers from other messages. They are the strings the
+ * view keeps from the same parsed message, so they cost no copy.
+ */
 interface Entry {
-  readonly alive: ParsedAlive;
+  readonly timestamp: Timestamp;
   readonly addedAt: number;
+  readonly endpoint: string;
+  readonly internalEndpoint: string;
   expired: boolean;
+}
+
+/** An entry the sweep found expired: its PKI-ID (hex) and the endpoints of its stored message. */
+export interface ExpiredAlive {
+  readonly pkiHex: string;
+  readonly endpoint: string;
+  readonly internalEndpoint: string;
 }
 
 /** The alive msgStore (TTL and tombstones). Pure: time is passed in. */
@@ -23,19 +41,29 @@ export class AliveStore {
   /** True when a message with `timestamp` from `pkiHex` would be stored (nothing held is as new or newer). */
   checkValid(pkiHex: string, timestamp: Timestamp): boolean {
     const e = this.entries.get(pkiHex);
-    return e === undefined || isNewer(timestamp, e.alive.timestamp);
+    return e === undefined || isNewer(timestamp, e.timestamp);
   }
 
   /** What is held for `pkiHex` (a tombstone is `expired`), or undefined. */
   held(pkiHex: string): { readonly timestamp: Timestamp; readonly expired: boolean } | undefined {
     const e = this.entries.get(pkiHex);
-    return e === undefined ? undefined : { timestamp: e.alive.timestamp, expired: e.expired };
+    return e === undefined ? undefined : { timestamp: e.timestamp, expired: e.expired };
   }
 
-  /** Stores `alive` if it is newer than what is held for its PKI-ID; returns whether it was. */
-  add(alive: ParsedAlive, now: number): boolean {
+  /**
+   * Stores `alive` if it is newer than what is held for its PKI-ID; returns
+   * whether it was. `key`: the same hex PKI-ID, as a string the caller
+   * already holds (one string per peer across membership's maps).
+   */
+  add(alive: ParsedAlive, now: number, key: string = alive.pkiHex): boolean {
     if (!this.checkValid(alive.pkiHex, alive.timestamp)) return false;
-    this.entries.set(alive.pkiHex, { alive, addedAt: now, expired: false });
+    this.entries.set(key, {
+      timestamp: alive.timestamp,
+      addedAt: now,
+      endpoint: alive.endpoint,
+      internalEndpoint: alive.internalEndpoint,
+      expired: false,
+    });
     return true;
   }
 
@@ -43,23 +71,23 @@ export class AliveStore {
    * Marks entries older than the TTL expired and returns them (each once);
    * forgets tombstones older than twice the TTL.
    */
-  sweep(now: number): ParsedAlive[] {
-    const expired: ParsedAlive[] = [];
+  sweep(now: number): ExpiredAlive[] {
+    const expired: ExpiredAlive[] = [];
     for (const [k, e] of this.entries) {
       const age = now - e.addedAt;
       if (age > 2 * this.ttlMs) this.entries.delete(k);
       else if (age > this.ttlMs && !e.expired) {
         e.expired = true;
-        expired.push(e.alive);
+        expired.push({ pkiHex: k, endpoint: e.endpoint, internalEndpoint: e.internalEndpoint });
       }
     }
     return expired;
   }
 
-  /** Live (not expired) messages. */
-  get(): ParsedAlive[] {
-    const out: ParsedAlive[] = [];
-    for (const e of this.entries.values()) if (!e.expired) out.push(e.alive);
+  /** PKI-IDs (hex) of the live (not expired) messages. */
+  get(): string[] {
+    const out: string[] = [];
+    for (const [k, e] of this.entries) if (!e.expired) out.push(k);
     return out;
   }
 

@@ -7,13 +7,16 @@
 import type { Clock } from "../core/clock.js";
 import type { CryptoService } from "../core/crypto.js";
 import { ErrorCode, GossipError } from "../core/errors.js";
-import { bytesEqual, type PeerIdentity, type PkiId } from "../core/identity.js";
+import { bytesEqual, type PeerIdentity, type PkiId, pkiIdFromHex } from "../core/identity.js";
 import type { IdentitySource } from "./alive-message.js";
 import { hex as pkiIdHex } from "./hex.js";
+import { ownedBytes } from "./owned-bytes.js";
 
+/** What is kept per identity (the PKI-ID as the map's key string: bytes again only when asked for). */
 interface Stored {
-  readonly pkiId: PkiId;
-  readonly identity: PeerIdentity;
+  readonly pkiHex: string;
+  /** Replaced by equal bytes that a connection holds (see {@link IdentityMapper.put}): one copy, not two. */
+  identity: PeerIdentity;
   readonly organization: string;
   lastAccess: number;
   timer: unknown;
@@ -30,11 +33,14 @@ export interface IdentityMapperInit {
   readonly wallClockMs: () => number;
   /** Called after an identity was removed (expired or unused). */
   readonly onRemoved?: (pkiId: PkiId) => void;
+  /** The string membership already holds for a hex PKI-ID (one string per peer across its maps). @default itself */
+  readonly nameOf?: (pkiHex: string) => string;
 }
 
 /** PKI-ID → identity, validated, with expiry and unused purge. */
 export class IdentityMapper implements IdentitySource {
   private readonly byHex = new Map<string, Stored>();
+  private readonly organizations = new Map<string, string>();
   private readonly selfHex: string;
   private stopped = false;
 
@@ -43,7 +49,7 @@ export class IdentityMapper implements IdentitySource {
     const pkiId = init.crypto.pkiIdOf(self);
     this.selfHex = pkiIdHex(pkiId);
     this.byHex.set(this.selfHex, {
-      pkiId,
+      pkiHex: this.selfHex,
       identity: self,
       organization: init.crypto.organizationOf(self),
       lastAccess: init.clock.now(),
@@ -82,21 +88,33 @@ export class IdentityMapper implements IdentitySource {
     } catch (e) {
       throw GossipError.from(e, ErrorCode.InvalidIdentity);
     }
-    const hex = pkiIdHex(pkiId);
+    const hex = this.init.nameOf?.(pkiIdHex(pkiId)) ?? pkiIdHex(pkiId);
     if (this.byHex.has(hex)) return;
     const wall = this.init.wallClockMs();
     if (expiresAt !== undefined && expiresAt.getTime() <= wall) {
       throw new GossipError(ErrorCode.InvalidIdentity, "gossipping peer identity expired");
     }
     const stored: Stored = {
-      pkiId: pkiId.slice(),
-      identity: identity.slice(),
-      organization,
+      pkiHex: hex,
+      identity: ownedBytes(identity),
+      organization: this.internOrganization(organization),
       lastAccess: this.init.clock.now(),
       timer: undefined,
     };
     this.byHex.set(hex, stored);
     if (expiresAt !== undefined) this.armExpiry(hex, stored, expiresAt.getTime());
+  }
+
+  /**
+   * Keeps `identity` (a connection's, which the comm holds anyway) instead of
+   * the stored copy when both are the same bytes: one copy of an identity,
+   * not two (an X.509 identity is ~800 bytes per known peer).
+   */
+  share(pkiId: PkiId, identity: PeerIdentity): void {
+    const held = this.byHex.get(pkiIdHex(pkiId));
+    if (held !== undefined && held.identity !== identity && ownedBytes(identity) === identity && bytesEqual(held.identity, identity)) {
+      held.identity = identity;
+    }
   }
 
   /** The identity of `pkiId` (refreshing its last use), or undefined. */
@@ -114,6 +132,11 @@ export class IdentityMapper implements IdentitySource {
     return this.byHex.get(pkiHex)?.organization;
   }
 
+  /** The string the mapper keys `pkiHex` on, if it holds that identity. */
+  keyOf(pkiHex: string): string | undefined {
+    return this.byHex.get(pkiHex)?.pkiHex;
+  }
+
   /** True when `pkiHex` is known. */
   has(pkiHex: string): boolean {
     return this.byHex.has(pkiHex);
@@ -126,8 +149,8 @@ export class IdentityMapper implements IdentitySource {
 
   /** Every stored PKI-ID and identity. */
   entries(): { pkiId: PkiId; identity: PeerIdentity; organization: string }[] {
-    return [...this.byHex.values()].map((s) => ({
-      pkiId: s.pkiId,
+    return [...this.byHex].map(([hex, s]) => ({
+      pkiId: pkiIdFromHex(hex),
       identity: s.identity,
       organization: s.organization,
     }));
@@ -148,13 +171,21 @@ export class IdentityMapper implements IdentitySource {
     if (s === undefined) return;
     this.init.clock.clearTimeout(s.timer);
     this.byHex.delete(pkiHex);
-    this.init.onRemoved?.(s.pkiId);
+    this.init.onRemoved?.(pkiIdFromHex(pkiHex));
   }
 
   /** Cancels every expiry timer. */
   stop(): void {
     this.stopped = true;
     for (const s of this.byHex.values()) this.init.clock.clearTimeout(s.timer);
+  }
+
+  /** One string per organization (each parse of an identity makes a new one; few organizations, many identities). */
+  private internOrganization(org: string): string {
+    const held = this.organizations.get(org);
+    if (held !== undefined) return held;
+    if (this.organizations.size < 1024) this.organizations.set(org, org);
+    return org;
   }
 
   private touch(hex: string): Stored | undefined {

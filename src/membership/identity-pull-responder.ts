@@ -8,6 +8,7 @@
 import { create } from "@bufbuild/protobuf";
 import type { Clock } from "../core/clock.js";
 import type { CryptoService } from "../core/crypto.js";
+import { decodeEnvelope } from "../core/envelope.js";
 import { ErrorCode, GossipError } from "../core/errors.js";
 import { pkiIdHex } from "../core/identity.js";
 import type { ReceivedMessage } from "../core/received-message.js";
@@ -36,8 +37,8 @@ export interface IdentityPullResponderInit {
   readonly clock: Clock;
   readonly config: MembershipConfig;
   readonly selfOrg: string;
-  /** The signed PeerIdentity messages we hold, by PKI-ID hex (read only here). */
-  readonly items: ReadonlyMap<string, Envelope>;
+  /** The signed PeerIdentity messages we hold, by PKI-ID hex: each Envelope's bytes (read only here). */
+  readonly items: ReadonlyMap<string, Uint8Array>;
   /** External endpoint of a member (alive, dead, or ourselves), undefined if unknown. */
   readonly externalEndpointOf: (pkiHex: string) => string | undefined;
   /** Whether the sender (hex PKI-ID) may still cost us `n` units of work now: its budget. */
@@ -86,8 +87,8 @@ export class IdentityPullResponder {
     const data: Envelope[] = [];
     for (const d of digests.slice(0, this.init.config.maxMembershipResponseEntries)) {
       const hex = hexOf(d);
-      const env = this.init.items.get(hex);
-      if (env !== undefined && allowed.has(hex)) data.push(env);
+      const frame = this.init.items.get(hex);
+      if (frame !== undefined && allowed.has(hex)) data.push(decodeEnvelope(frame));
     }
     if (data.length === 0) return;
     this.answer(

@@ -26,6 +26,7 @@ import type { MembershipConfig } from "./config.js";
 import { hex as hexOf } from "./hex.js";
 import type { IdentityMapper } from "./identity-mapper.js";
 import { IdentityPullResponder, pullMessage } from "./identity-pull-responder.js";
+import { ownedFrame } from "./owned-bytes.js";
 import { pickRandom } from "./routing.js";
 
 /** What the identity pull needs from its owner. */
@@ -76,8 +77,8 @@ export function randomNonce(random: () => number): bigint {
 
 /** The identity pull engine: the initiator and the ingress of updates here, the responder in {@link IdentityPullResponder}. */
 export class IdentityPull {
-  /** Signed PeerIdentity messages by PKI-ID hex: ours and the pulled ones. */
-  private readonly store = new Map<string, Envelope>();
+  /** Signed PeerIdentity messages by PKI-ID hex, ours and the pulled ones: each Envelope's bytes (owned-bytes.ts). */
+  private readonly store = new Map<string, Uint8Array>();
   private readonly responder: IdentityPullResponder;
   private round: Round | undefined;
   /** Peers to pull from as soon as the current round ends (see {@link pullSoon}), at most 2 x pullPeerNum. */
@@ -92,7 +93,7 @@ export class IdentityPull {
       case: "peerIdentity",
       value: create(PeerIdentitySchema, { pkiId, cert: crypto.identity }),
     });
-    this.store.set(pkiIdHex(pkiId), init.comm.sign(own));
+    this.store.set(pkiIdHex(pkiId), ownedFrame(init.comm.sign(own)));
     this.responder = new IdentityPullResponder({ ...init, items: this.store });
     this.schedule(() => this.tick(), init.config.pullIntervalMs);
   }
@@ -276,7 +277,7 @@ export class IdentityPull {
         continue;
       }
       if (!known) learned.push(hex);
-      if (solicited) this.store.set(hex, it.env);
+      if (solicited) this.store.set(this.init.mapper.keyOf(hex) ?? hex, ownedFrame(it.env));
     }
     if (learned.length > 0) this.init.learned(learned);
   }

@@ -31,7 +31,7 @@ import type { Replies } from "./replies.js";
 import type { SelfAlive } from "./self-alive.js";
 import { illegalTagReason } from "./tags.js";
 import { isNewer, timestampString } from "./timestamp.js";
-import type { Known, View } from "./view.js";
+import { envelopeOf, type Known, type View } from "./view.js";
 
 /** Membership messages: alive, requests, responses and identity pull. */
 export function isMembershipMessage(rm: ReceivedMessage): boolean {
@@ -101,11 +101,18 @@ export class Inbox {
     }
   }
 
-  /** Learns the identity a connection authenticated (Fabric: the handshake's `Put`); failures only logged. */
-  learnIdentity(pkiId: PkiId, identity: Uint8Array): void {
+  /**
+   * Learns the identity a connection authenticated (Fabric: the handshake's
+   * `Put`); failures only logged. `connected`: called once per new
+   * connection, whose identity the mapper then shares if it holds equal bytes.
+   */
+  learnIdentity(pkiId: PkiId, identity: Uint8Array, connected = false): void {
     const { mapper, limiter, log } = this.init;
     const hex = pkiIdHex(pkiId);
-    if (mapper.has(hex)) return;
+    if (mapper.has(hex)) {
+      if (connected) mapper.share(pkiId, identity);
+      return;
+    }
     try {
       mapper.put(pkiId, identity);
     } catch (e) {
@@ -137,7 +144,7 @@ export class Inbox {
       } else if (held.kind === "alive_entry") {
         view.handleAlive(a, now);
       } else if (store.checkValid(a.pkiHex, a.timestamp)) {
-        store.add(a, now);
+        store.add(a, now, view.keyOf(a.pkiHex) ?? mapper.keyOf(a.pkiHex));
         view.handleAlive(a, now);
         adapter.gossip(a, pkiIdFromHex(held.from));
       }
@@ -162,7 +169,7 @@ export class Inbox {
       this.awaitIdentity(e, a, "gossip", rm);
       throw e;
     }
-    store.add(a, clock.now());
+    store.add(a, clock.now(), view.keyOf(a.pkiHex) ?? this.init.mapper.keyOf(a.pkiHex));
     view.handleAlive(a, clock.now());
     adapter.gossip(a, rm.connection.pkiId);
   }
@@ -218,11 +225,11 @@ export class Inbox {
     const alive = view
       .alive()
       .filter(disclosed)
-      .map((k) => policy.filter(k.envelope));
+      .map((k) => policy.filter(envelopeOf(k)));
     const dead = view
       .dead()
       .filter(disclosed)
-      .map((k) => policy.filter(k.envelope));
+      .map((k) => policy.filter(envelopeOf(k)));
     alive.push(policy.filter(self.forResponse())); // ours last, as Fabric
     const response = create(GossipMessageSchema, {
       tag: GossipMessage_Tag.EMPTY,

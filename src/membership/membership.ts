@@ -119,16 +119,19 @@ export class Membership {
     const selfOrg = crypto.organizationOf(crypto.identity);
     const self = new SelfAlive({ crypto, clock, config, wallClockMs: wall, pkiId: selfPkiId });
     const protectedEndpoints = new Set(config.bootstrapPeers);
+    // One string per peer for the hex PKI-ID every map of membership keys on (each parse makes a new one).
+    const nameOf = (hex: string) => view.keyOf(hex) ?? mapper.keyOf(hex) ?? hex;
     const mapper = new IdentityMapper({
       crypto,
       clock,
       wallClockMs: wall,
+      nameOf,
       onRemoved: (pkiId) => {
         comm.closeConn({ pkiId, endpoint: "" });
         pull.remove(pkiId);
       },
     });
-    const view = new View(selfHex, (type, k) => this.changed(type, k));
+    const view: View = new View(selfHex, (type, k) => this.changed(type, k), nameOf);
     const store = new AliveStore(config.aliveExpirationTimeoutMs * config.msgExpirationFactor);
     const awaiting = new AwaitingIdentity(config.maxMembershipResponseEntries, config.aliveExpirationTimeoutMs);
     const budget = new RateBudget(config.maxVerificationsPerPeerPerSecond);
@@ -202,7 +205,7 @@ export class Membership {
       view.remove(hex);
     });
     scheduler.consume(comm.connectionEvents, (e) => {
-      if (e.type === "connected") inbox.learnIdentity(e.connection.pkiId, e.connection.identity);
+      if (e.type === "connected") inbox.learnIdentity(e.connection.pkiId, e.connection.identity, true);
     });
     periodic.start();
     for (const ep of config.bootstrapPeers) connector.connect(ep);

@@ -17,7 +17,7 @@ import type { IdentityMapper } from "./identity-mapper.js";
 import { pickRandom } from "./routing.js";
 import type { Scheduler } from "./scheduler.js";
 import type { SelfAlive } from "./self-alive.js";
-import { type Known, preferredEndpoint, type View } from "./view.js";
+import { envelopeOf, type Known, preferredEndpoint, type View } from "./view.js";
 
 /** What the periodic work needs (the parts of a Membership). */
 export interface PeriodicInit {
@@ -114,7 +114,7 @@ export class PeriodicWork {
     const { config: c, view, random, adapter, self } = this.init;
     const round = () => {
       for (const k of pickRandom(view.alive(), c.pullPeerNum, random)) {
-        const endpoint = preferredEndpoint({ endpoint: k.endpoint, internalEndpoint: internalEndpointOf(k.envelope) });
+        const endpoint = preferredEndpoint({ endpoint: k.endpoint, internalEndpoint: internalEndpointOf(envelopeOf(k)) });
         adapter.sendRequest(k, endpoint, self.sign());
       }
     };

@@ -58,17 +58,23 @@ export function shuffled<T>(items: readonly T[], random: () => number): T[] {
 /**
  * Up to `n` random elements of `items` that `pred` accepts: the first `n`
  * accepted of a uniformly random order, drawn lazily (a partial
- * Fisher-Yates), so that picking 3 of 1000 does not shuffle 1000.
+ * Fisher-Yates), so that picking 3 of 1000 does not shuffle 1000. The
+ * permutation is virtual (only the positions it swapped are remembered): no
+ * copy of `items`, which made every routed alive message cost O(N) and a
+ * peer's interval O(N^2).
  */
 export function pickRandom<T>(items: readonly T[], n: number, random: () => number, pred: (t: T) => boolean = () => true): T[] {
   const out: T[] = [];
   if (n <= 0) return out;
-  const a = items.slice();
-  for (let i = 0; i < a.length && out.length < n; i++) {
-    const j = i + Math.floor(random() * (a.length - i));
-    const t = a[j] as T;
-    a[j] = a[i] as T;
-    a[i] = t;
+  const len = items.length;
+  /** Position of the virtual permutation → index into `items`, where it differs from the identity. */
+  const moved = new Map<number, number>();
+  for (let i = 0; i < len && out.length < n; i++) {
+    const j = i + Math.floor(random() * (len - i));
+    const picked = moved.get(j) ?? j;
+    // Position i is never read again: only position j must remember what it now holds.
+    if (j !== i) moved.set(j, moved.get(i) ?? i);
+    const t = items[picked] as T;
     if (pred(t)) out.push(t);
   }
   return out;

@@ -3,9 +3,11 @@
  * alive messages): who is alive, who went silent, and the latest signed alive
  * message of each. Changes only on authenticated, strictly newer timestamps.
  */
-import type { PkiId } from "../core/identity.js";
+import { decodeEnvelope } from "../core/envelope.js";
+import { bytesEqual, type PkiId } from "../core/identity.js";
 import type { Envelope } from "../gen/gossip/message_pb.js";
 import type { ParsedAlive } from "./alive-message.js";
+import { ownedBytes, ownedFrame } from "./owned-bytes.js";
 import { isNewer, type Timestamp } from "./timestamp.js";
 
 /** A peer as the view knows it. */
@@ -44,8 +46,16 @@ export interface Known {
   timestamp: Timestamp;
   lastHeardMs: number;
   state: "alive" | "dead";
-  /** The latest signed alive message about it (as received). */
-  envelope: Envelope;
+  /**
+   * The latest signed alive message about it: the Envelope's bytes as
+   * received, in a buffer of their own (see owned-bytes.ts).
+   */
+  frame: Uint8Array;
+}
+
+/** The stored alive message of `k` as an Envelope (decoded from its frame: the same bytes go out). */
+export function envelopeOf(k: Known): Envelope {
+  return decodeEnvelope(k.frame);
 }
 
 /** The endpoint to dial a member on: internal if known, else external (Fabric's PreferredEndpoint). */
@@ -59,9 +69,14 @@ export class View {
   /** Bumped on every change of who is alive or of a member's endpoints (caches key on it). */
   version = 0;
 
+  /**
+   * @param nameOf the string membership already holds for a hex PKI-ID, if any
+   *   (so that the view, the stores and the mapper key on one string per peer)
+   */
   constructor(
     private readonly selfHex: string,
     private readonly notify: (type: MembershipEventType, k: Known) => void,
+    private readonly nameOf: (pkiHex: string) => string = (h) => h,
   ) {}
 
   private onChange(type: MembershipEventType, k: Known): void {
@@ -78,18 +93,19 @@ export class View {
     if (a.pkiHex === this.selfHex) return false;
     const k = this.members.get(a.pkiHex);
     if (k === undefined) {
+      const pkiHex = this.nameOf(a.pkiHex);
       const fresh: Known = {
-        pkiId: a.pkiId.slice(),
-        pkiHex: a.pkiHex,
+        pkiId: ownedBytes(a.pkiId),
+        pkiHex,
         endpoint: a.endpoint,
         internalEndpoint: a.internalEndpoint,
-        metadata: a.metadata.slice(),
+        metadata: ownedBytes(a.metadata),
         timestamp: a.timestamp,
         lastHeardMs: now,
         state: "alive",
-        envelope: a.envelope,
+        frame: ownedFrame(a.envelope),
       };
-      this.members.set(a.pkiHex, fresh);
+      this.members.set(pkiHex, fresh);
       this.onChange("joined", fresh);
       return true;
     }
@@ -97,13 +113,13 @@ export class View {
     const changed =
       k.endpoint !== a.endpoint ||
       (a.internalEndpoint !== "" && a.internalEndpoint !== k.internalEndpoint) ||
-      Buffer.compare(k.metadata, a.metadata) !== 0;
+      !bytesEqual(k.metadata, a.metadata);
     k.endpoint = a.endpoint;
     if (a.internalEndpoint !== "") k.internalEndpoint = a.internalEndpoint;
-    k.metadata = a.metadata.slice();
+    if (!bytesEqual(k.metadata, a.metadata)) k.metadata = ownedBytes(a.metadata);
     k.timestamp = a.timestamp;
     k.lastHeardMs = now;
-    k.envelope = a.envelope;
+    k.frame = ownedFrame(a.envelope);
     if (k.state === "dead") {
       k.state = "alive";
       this.onChange("revived", k);
@@ -116,16 +132,17 @@ export class View {
   /** Learns an unknown member as dead (a response's dead entry); known members are left alone. */
   learnDead(a: ParsedAlive, now: number): boolean {
     if (a.pkiHex === this.selfHex || this.members.has(a.pkiHex)) return false;
-    this.members.set(a.pkiHex, {
-      pkiId: a.pkiId.slice(),
-      pkiHex: a.pkiHex,
+    const pkiHex = this.nameOf(a.pkiHex);
+    this.members.set(pkiHex, {
+      pkiId: ownedBytes(a.pkiId),
+      pkiHex,
       endpoint: a.endpoint,
       internalEndpoint: a.internalEndpoint,
-      metadata: a.metadata.slice(),
+      metadata: ownedBytes(a.metadata),
       timestamp: a.timestamp,
       lastHeardMs: now,
       state: "dead",
-      envelope: a.envelope,
+      frame: ownedFrame(a.envelope),
     });
     return true;
   }
@@ -151,6 +168,11 @@ export class View {
   /** The member `pkiHex`, alive or dead. */
   get(pkiHex: string): Known | undefined {
     return this.members.get(pkiHex);
+  }
+
+  /** The string the view keys `pkiHex` on, if it holds that member. */
+  keyOf(pkiHex: string): string | undefined {
+    return this.members.get(pkiHex)?.pkiHex;
   }
 
   /** Timestamp held for `pkiHex`, if any. */

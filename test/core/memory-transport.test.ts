@@ -55,6 +55,29 @@ describe("VirtualClock", () => {
     assert.equal(clock.pending, 0);
   });
 
+  it("keeps firing in order when most timers are cleared, and does not keep the cleared ones", async () => {
+    const clock = new VirtualClock();
+    const fired: number[] = [];
+    const expected: { at: number; i: number }[] = [];
+    for (let i = 0; i < 5000; i++) {
+      const at = (i * 7919) % 1000; // many timers share an instant: their order is the order set
+      const h = clock.setTimeout(() => fired.push(i), at);
+      if (i % 5 === 0) expected.push({ at, i });
+      else clock.clearTimeout(h);
+    }
+    assert.equal(clock.pending, 1000);
+    // Cleared entries are dropped from the timer heap once they outnumber the live ones (a timeout per message would grow it).
+    const heap = (clock as unknown as { heap: unknown[] }).heap;
+    assert.ok(heap.length <= 2 * clock.pending + 1024, `heap holds ${heap.length} entries for ${clock.pending} timers`);
+    await clock.advance(1000);
+    expected.sort((a, b) => a.at - b.at || a.i - b.i);
+    assert.deepEqual(
+      fired,
+      expected.map((e) => e.i),
+    );
+    assert.equal(clock.pending, 0);
+  });
+
   it("fires timers set by timers within the same advance, and lets async chains settle between them", async () => {
     const clock = new VirtualClock();
     const seen: number[] = [];

@@ -27,6 +27,7 @@ import { isSelfEndpoint } from "../../src/membership/connector.js";
 import { disclosurePolicy } from "../../src/membership/disclosure.js";
 import { BatchingEmitter } from "../../src/membership/emitter.js";
 import { IdentityMapper } from "../../src/membership/identity-mapper.js";
+import { ownedBytes } from "../../src/membership/owned-bytes.js";
 import { type RouteItem, type RouteTarget, routeAlive } from "../../src/membership/routing.js";
 import { illegalTagReason } from "../../src/membership/tags.js";
 import { compareTimestamps, isNewer, newIncNum, timestampString } from "../../src/membership/timestamp.js";
@@ -191,6 +192,20 @@ describe("alive messages", () => {
       () => parseAlive(signAlive(p, data, "")),
       (e: GossipError) => e.code === ErrorCode.MalformedMessage,
     );
+  });
+});
+
+describe("owned bytes (what membership keeps long-term)", () => {
+  it("copies a view into a larger buffer, keeps an array that owns its buffer, shares one empty array", () => {
+    const pooled = Buffer.from("0123456789abcdef"); // a view into Node's 8 KiB pool
+    const part = pooled.subarray(2, 6);
+    const owned = ownedBytes(part);
+    assert.notEqual(owned.buffer, pooled.buffer);
+    assert.equal(owned.byteLength, owned.buffer.byteLength);
+    assert.deepEqual([...owned], [...part]);
+    const whole = new Uint8Array([1, 2, 3]);
+    assert.equal(ownedBytes(whole), whole);
+    assert.equal(ownedBytes(new Uint8Array(0)), ownedBytes(pooled.subarray(0, 0)));
   });
 });
 

@@ -71,6 +71,7 @@ export async function membershipSim(init: Init): Promise<WorkerSpec> {
   const wall = () => 1_700_000_000_000 + clock.now();
   const peers: Peer[] = [];
   let heapBefore = 0;
+  let buffersBefore = 0;
   let lastStart = 0;
 
   const cryptoFor = (i: number): CryptoService => {
@@ -133,7 +134,9 @@ export async function membershipSim(init: Init): Promise<WorkerSpec> {
     info: { peers: n, crypto: real ? "x509" : "fake" },
     handlers: {
       start: async (): Promise<Json> => {
-        heapBefore = memory(true).heapUsed;
+        const m0 = memory(true);
+        heapBefore = m0.heapUsed;
+        buffersBefore = m0.arrayBuffers;
         const t0 = performance.now();
         // Identities first (X.509 key generation is not membership cost).
         const cryptos = Array.from({ length: n }, (_, i) => cryptoFor(i));
@@ -185,10 +188,13 @@ export async function membershipSim(init: Init): Promise<WorkerSpec> {
         const m = memory(true);
         const known = running().reduce((s, p) => s + p.membership.stats().alive + p.membership.stats().dead, 0);
         const delta = m.heapUsed - heapBefore;
+        const buffers = m.arrayBuffers - buffersBefore;
         return {
           heapDelta: delta,
           knownEntries: known,
           bytesPerKnownPeer: known > 0 ? delta / known : null,
+          // Array buffers' contents live outside the V8 heap (kept frames, identities): reported beside it.
+          buffersPerKnownPeer: known > 0 ? buffers / known : null,
           bytesPerPeer: delta / n,
           rss: m.rss,
         };
@@ -209,7 +215,13 @@ export async function membershipSim(init: Init): Promise<WorkerSpec> {
         const m = memory(true);
         const known = running().reduce((s, p) => s + p.membership.stats().alive + p.membership.stats().dead, 0);
         const delta = m.heapUsed - heapBefore;
-        return { heapDelta: delta, knownEntries: known, bytesPerKnownPeer: known > 0 ? delta / known : null };
+        const buffers = m.arrayBuffers - buffersBefore;
+        return {
+          heapDelta: delta,
+          knownEntries: known,
+          bytesPerKnownPeer: known > 0 ? delta / known : null,
+          buffersPerKnownPeer: known > 0 ? buffers / known : null,
+        };
       },
       death: async (a): Promise<Json> => {
         const victim = peers[n - 1] as Peer;

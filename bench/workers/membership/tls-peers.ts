@@ -9,6 +9,8 @@
  * with the given seeds), `status` (view sizes, comm counters, CPU, heap),
  * `kill` (crash one local peer: its server and comm close, no goodbye).
  */
+
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import {
   type CommOptions,
   createGossipServer,
@@ -63,6 +65,13 @@ export async function membershipPeers(init: Init): Promise<WorkerSpec> {
   const factor = init.opts.num("factor");
   const peers: Peer[] = [];
   let heapBefore = 0;
+  /** Why sends found a peer unreachable (the comm's presumed-dead events), by "code" or "code/remote code". */
+  const deadReasons: Record<string, number> = {};
+  /** Connections opened and closed, over all peers of this process (churn). */
+  const churn = { opened: 0, closed: 0 };
+  /** How late this process's event loop runs (CPU starvation shows as seconds here). */
+  const loopDelay = monitorEventLoopDelay({ resolution: 20 });
+  loopDelay.enable();
   const ca = init.ca.certPem;
 
   const totals = () => {
@@ -84,7 +93,7 @@ export async function membershipPeers(init: Init): Promise<WorkerSpec> {
       handshakeFailures += s.handshakeFailures;
       for (const [k, v] of Object.entries(p.membership?.stats().refused ?? {})) refused[k] = (refused[k] ?? 0) + v;
     }
-    return { messages, bytes, connections, dropped, overflow, handshakeFailures, refused };
+    return { messages, bytes, connections, dropped, overflow, handshakeFailures, refused, deadReasons, ...churn };
   };
 
   return {
@@ -109,6 +118,16 @@ export async function membershipPeers(init: Init): Promise<WorkerSpec> {
           const addr = app.server.address();
           if (addr === null || typeof addr === "string") throw new Error("no address");
           peers.push({ app, endpoint: `127.0.0.1:${addr.port}`, alive: true });
+          // Diagnostics (each `for await` is a subscriber of its own; both end when the comm stops).
+          void (async () => {
+            for await (const e of app.gossip.presumedDead) {
+              const k = e.error.remoteCode === undefined ? e.error.code : `${e.error.code}/${e.error.remoteCode}`;
+              deadReasons[k] = (deadReasons[k] ?? 0) + 1;
+            }
+          })();
+          void (async () => {
+            for await (const e of app.gossip.connectionEvents) churn[e.type === "connected" ? "opened" : "closed"]++;
+          })();
           (peers[i] as Peer & { crypto?: X509CryptoService }).crypto = crypto;
         }
         heapBefore = memory(true).heapUsed;
@@ -139,6 +158,8 @@ export async function membershipPeers(init: Init): Promise<WorkerSpec> {
             .filter((p) => p.alive)
             .reduce((s, p) => s + (p.membership?.stats().alive ?? 0) + (p.membership?.stats().dead ?? 0), 0);
           out.heapDelta = m.heapUsed - heapBefore;
+          out.loopDelayP99Ms = loopDelay.percentile(99) / 1e6;
+          out.loopDelayMaxMs = loopDelay.max / 1e6;
           out.known = known;
           out.rss = m.rss;
         }
