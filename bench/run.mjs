@@ -145,7 +145,7 @@ let goBinary;
 function spawnWorker(name, stack, role, opts = {}, extraExecArgv = []) {
   const init = { stack, role, tls, ca, opts };
   const execArgv = [...workerExecArgv, ...extraExecArgv];
-  if (profileDir && (role === "server" || role === "client") && stackFilter.has(stack) && stack !== "go") {
+  if (profileDir && (role === "server" || role === "client" || role === "receivers") && stackFilter.has(stack) && stack !== "go") {
     execArgv.push("--cpu-prof", `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}.cpuprofile`, "--cpu-prof-interval=200");
   }
   const env = { ...process.env, BENCH_INIT: JSON.stringify(init) };
@@ -346,10 +346,24 @@ async function fanoutCell(stack, fan) {
     const w = await hub.call("fanout", { size, seconds: f.warmS });
     sent += w.deliveries;
     const runs = [];
+    const cpuOf = async (w) => {
+      const c = await w.call("cpu");
+      return c.user + c.system;
+    };
+    const cpuAll = () => Promise.all([hub, ...receivers].map(cpuOf));
     for (let r = 0; r < f.runs; r++) {
+      const c0 = await cpuAll();
       const res = await hub.call("fanout", { size, seconds: f.runS });
+      const c1 = await cpuAll();
       sent += res.deliveries;
-      runs.push({ deliveriesPerS: (res.deliveries / res.ms) * 1000, msgsPerS: (res.count / res.ms) * 1000 });
+      const hubUs = c1[0] - c0[0];
+      const receiverUs = c1.slice(1).reduce((a, b) => a + b, 0) - c0.slice(1).reduce((a, b) => a + b, 0);
+      runs.push({
+        deliveriesPerS: (res.deliveries / res.ms) * 1000,
+        msgsPerS: (res.count / res.ms) * 1000,
+        hubUsPerDelivery: hubUs / res.deliveries,
+        receiverUsPerDelivery: receiverUs / res.deliveries,
+      });
     }
     const received = (await Promise.all(receivers.map((r) => r.call("received")))).reduce((a, b) => a + b, 0);
     return { peers: fan, size, runs, median: medians(runs), delivered: received, expected: sent, verified: received === sent };
@@ -683,7 +697,11 @@ function tableRows(W) {
   row("W4", "W4 Pings/s, 32 in flight", "higher", (c) => c.load.median.perSecond, "/s");
   row("W4", "W4 probe p50", "lower", (c) => c.probe.median.p50, "us");
   row("W4", "W4 probe p99", "lower", (c) => c.probe.median.p99, "us");
-  for (const fan of P.fanout.peers) row(`W5x${fan}`, `W5 fan-out to ${fan}`, "higher", (c) => c.median.deliveriesPerS, "deliveries/s");
+  for (const fan of P.fanout.peers) {
+    row(`W5x${fan}`, `W5 fan-out to ${fan}`, "higher", (c) => c.median.deliveriesPerS, "deliveries/s");
+    row(`W5x${fan}`, `W5x${fan} hub CPU`, "lower", (c) => c.median.hubUsPerDelivery, "us/delivery");
+    row(`W5x${fan}`, `W5x${fan} receivers CPU`, "lower", (c) => c.median.receiverUsPerDelivery, "us/delivery");
+  }
   row("W6", "W6 setup p50", "lower", (c) => c.sequential.median.p50, "us");
   row("W6", "W6 setup p99", "lower", (c) => c.sequential.median.p99, "us");
   row("W6", `W6 ${P.storm.peers} at once p50`, "lower", (c) => c.storm.median.p50, "us");
@@ -984,7 +1002,7 @@ function summaryOf(w, c) {
     case "W4":
       return `ping p50 ${fmt(c.ping.median.p50)} us, ${fmt(c.load.median.perSecond)}/s @32, probe p50 ${fmt(c.probe.median.p50)} us`;
     case "W5":
-      return `${fmt(c.median.deliveriesPerS)} deliveries/s to ${c.peers}${c.verified ? "" : ` (UNVERIFIED: ${c.delivered}/${c.expected})`}`;
+      return `${fmt(c.median.deliveriesPerS)} deliveries/s to ${c.peers}, cpu ${fmt(c.median.hubUsPerDelivery)}/${fmt(c.median.receiverUsPerDelivery)} us/delivery (hub/receivers)${c.verified ? "" : ` (UNVERIFIED: ${c.delivered}/${c.expected})`}`;
     case "W6":
       return `p50 ${fmt(c.sequential.median.p50)} us, ${c.storm.runs[0]?.peers} at once p50 ${fmt(c.storm.median.p50)} us, all in ${fmt(c.storm.median.totalMs)} ms`;
     case "W7":

@@ -137,7 +137,7 @@ export abstract class Http2WireStream implements WireStream {
     this.held = [];
     this.heldBytes = 0;
     if (this.isClosed || !this.writable()) return true;
-    return this.writeChunk(encodeFrames(frames));
+    return this.writeChunk(framedChunk(frames));
   }
 
   /** @private The end-of-tick write of {@link Http2WireStream.write}. */
@@ -293,6 +293,42 @@ export abstract class Http2WireStream implements WireStream {
 }
 
 function ignore(): void {}
+
+/** Largest chunk {@link framedChunk} keeps for the next stream (bounds what an idle process retains). */
+const maxSharedChunkBytes = 256 * 1024;
+let lastFrames: readonly Uint8Array[] = [];
+let lastChunk: Buffer | undefined;
+
+/**
+ * The frames in one framed buffer. A fan-out (`Comm.send` to many peers)
+ * hands the same frame objects, in the same batches, to every peer's stream:
+ * the chunk framed for the previous stream is written again as is (chunks
+ * are never changed once framed, and frames are immutable encoded
+ * envelopes), so that the process copies each batch once and not once per
+ * peer, as a hand-written fan-out writing one buffer to every stream would.
+ */
+function framedChunk(frames: readonly Uint8Array[]): Buffer {
+  const last = lastFrames;
+  if (lastChunk !== undefined && last.length === frames.length) {
+    let same = true;
+    for (let i = 0; i < frames.length; i++) {
+      if (frames[i] !== last[i]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return lastChunk;
+  }
+  const chunk = encodeFrames(frames);
+  if (chunk.length <= maxSharedChunkBytes) {
+    lastFrames = frames;
+    lastChunk = chunk;
+  } else {
+    lastFrames = [];
+    lastChunk = undefined;
+  }
+  return chunk;
+}
 
 function flushHeld(stream: Http2WireStream): void {
   stream.onFlushQueued();

@@ -1,6 +1,7 @@
 // How the gRPC wire stream hands frames to HTTP/2: batches given within one
 // tick leave in one framed chunk, the 64 KiB bound writes at once and waits
-// for 'drain', and ending the stream writes what it holds first.
+// for 'drain', ending the stream writes what it holds first, and a fan-out
+// frames each batch once for every stream.
 import assert from "node:assert/strict";
 import type { EventEmitter } from "node:events";
 import { PassThrough } from "node:stream";
@@ -95,6 +96,24 @@ describe("gRPC wire stream writes", () => {
     assert.equal(drained, true);
     await tick();
     assert.equal(s.chunks.length, 1, "the queued end-of-tick write found nothing left");
+  });
+
+  it("streams given the same frames (a fan-out) share one framed chunk; any other batch is framed anew", async () => {
+    const [s1, s2, s3, s4] = [new FakeStream(), new FakeStream(), new FakeStream(), new FakeStream()];
+    const a = frame(10, 1);
+    const b = frame(20, 2);
+    const c = frame(20, 3);
+    s1.write([a, b]);
+    s2.write([a]);
+    s2.write([b]);
+    s3.write([a, c]);
+    s4.write([a, b]);
+    await tick();
+    assert.deepEqual(s1.chunks[0], encodeFrames([a, b]));
+    assert.equal(s2.chunks[0], s1.chunks[0], "the same frames in the same order: the same chunk");
+    assert.deepEqual(s3.chunks[0], encodeFrames([a, c]), "same length, one frame differs: framed anew");
+    assert.deepEqual(s4.chunks[0], encodeFrames([a, b]));
+    assert.notEqual(s4.chunks[0], s1.chunks[0], "only the previous chunk is kept");
   });
 
   it("ending the stream writes what it holds first", () => {
