@@ -221,7 +221,15 @@ export class AckSender {
       const ack = this.registry.expect(nonce, conn.pkiHex, deadline - clock.now());
       ack.catch(() => {});
       // Uncapped (maxBlockedSends bounds fire-and-forget sends): Fabric blocks each SendWithAck, and the caller's timeout bounds this wait.
-      await Promise.race([conn.put(frame, undefined, true), timedOut]);
+      try {
+        await Promise.race([conn.put(frame, undefined, true), timedOut]);
+      } catch (e) {
+        // Timed out still waiting for room: take the frame back, so that a
+        // caller who was told "timed out" never has it sent later, and
+        // timed-out calls to a peer that does not read pile nothing up.
+        conn.withdraw(frame);
+        throw e;
+      }
       // After the connection closes, the ack can still come on a connection
       // that replaced it (the loser of a simultaneous dial flushes before it
       // closes, and the remote answers on the winner). Wait connTimeoutMs for

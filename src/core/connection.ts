@@ -150,6 +150,11 @@ export class Connection {
     return this.buffer.put(frame, dropped, uncapped);
   }
 
+  /** Takes back a frame whose `put` still waits for room (see {@link SendBuffer.withdraw}). */
+  withdraw(frame: Uint8Array): boolean {
+    return this.buffer.withdraw(frame);
+  }
+
   /**
    * Closes gracefully: stops taking sends, flushes what is queued (within
    * `drainTimeoutMs`), ends our side, keeps delivering what the remote still

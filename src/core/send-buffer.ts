@@ -123,6 +123,20 @@ export class SendBuffer {
   }
 
   /**
+   * Takes back `frame` if its `put` still waits for room (it has not
+   * entered the queue): it will never be written, and that `put` resolves.
+   * False when the frame entered already (it will be written) or is unknown.
+   * For a caller whose own deadline passed while it waited.
+   */
+  withdraw(frame: Uint8Array): boolean {
+    const i = this.waiters.findIndex((w) => w.frame === frame);
+    if (i < 0) return false;
+    const [w] = this.waiters.splice(i, 1);
+    w?.resolve();
+    return true;
+  }
+
+  /**
    * Resolves when every queued frame was handed to the transport (or the
    * buffer closed). Used to flush before a graceful close.
    */
