@@ -14,7 +14,7 @@ import { ErrorCode, GossipError } from "../core/errors.js";
 import { type PkiId, pkiIdFromHex, pkiIdHex } from "../core/identity.js";
 import type { Logger, LogLimiter } from "../core/logger.js";
 import type { ReceivedMessage } from "../core/received-message.js";
-import { GossipMessage_Tag, GossipMessageSchema, MembershipResponseSchema, PullMsgType } from "../gen/gossip/message_pb.js";
+import { type Envelope, GossipMessage_Tag, GossipMessageSchema, MembershipResponseSchema, PullMsgType } from "../gen/gossip/message_pb.js";
 import { type ParsedAlive, parseAlive, parseAliveEntry, validateAlive } from "./alive-message.js";
 import type { AliveStore } from "./alive-store.js";
 import type { AwaitingIdentity, HeldKind } from "./awaiting-identity.js";
@@ -245,7 +245,7 @@ export class Inbox {
   /** A MembershipResponse (§3.7): processed even if unsolicited, but then within the sender's budget. */
   private onResponse(rm: ReceivedMessage): void {
     if (rm.message.content.case !== "memRes") return;
-    const { config, connector, adapter, budget, view, crypto, mapper, clock, refusals } = this.init;
+    const { config, connector, adapter, view, clock } = this.init;
     const res = rm.message.content.value;
     const entries = res.alive.length + res.dead.length;
     if (entries > config.maxMembershipResponseEntries) {
@@ -255,50 +255,50 @@ export class Inbox {
     const sender = pkiIdHex(rm.connection.pkiId);
     const solicited = acked || adapter.takeRequested(sender);
     const now = clock.now();
+    const admit = { solicited, sender, now, rm };
     for (const env of res.alive) {
-      const a = parseAliveEntry(env); // a malformed entry aborts the rest, as in Fabric; an invalid one is skipped
-      if (a instanceof GossipError) {
-        this.refuse("membership_response", a, rm);
-        continue;
-      }
-      if (!this.freshForView(a)) {
-        refusals.duplicate("membership_response");
-        continue;
-      }
-      if (!solicited && !budget.take(sender, now)) {
-        throw new GossipError(ErrorCode.RateLimited, "unsolicited membership response over the peer's budget");
-      }
-      try {
-        validateAlive(crypto, mapper, a);
-      } catch (e) {
-        this.awaitIdentity(e, a, "alive_entry", rm);
-        this.refuse("membership_response", GossipError.from(e), rm);
-        continue;
-      }
-      view.handleAlive(a, now);
+      const a = this.responseEntry(env, "alive_entry", admit);
+      if (a !== undefined) view.handleAlive(a, now);
     }
     for (const env of res.dead) {
-      const a = parseAliveEntry(env);
-      if (a instanceof GossipError) {
-        this.refuse("membership_response", a, rm);
-        continue;
-      }
-      if (view.get(a.pkiHex) !== undefined || !this.freshForView(a)) {
-        refusals.duplicate("membership_response"); // known members are never marked dead on another's word
-        continue;
-      }
-      if (!solicited && !budget.take(sender, now)) {
-        throw new GossipError(ErrorCode.RateLimited, "unsolicited membership response over the peer's budget");
-      }
-      try {
-        validateAlive(crypto, mapper, a);
-      } catch (e) {
-        this.awaitIdentity(e, a, "dead_entry", rm);
-        this.refuse("membership_response", GossipError.from(e), rm);
-        continue;
-      }
-      view.learnDead(a, now);
+      const a = this.responseEntry(env, "dead_entry", admit);
+      if (a !== undefined) view.learnDead(a, now);
     }
+  }
+
+  /**
+   * One entry of a MembershipResponse, parsed and verified; undefined when it
+   * is refused or a duplicate (counted either way). A dead entry about a
+   * member we know is a duplicate: known members are never marked dead on
+   * another's word. Throws `RateLimited` when an unsolicited response runs
+   * over the sender's budget, which ends the rest of the response.
+   */
+  private responseEntry(
+    env: Envelope,
+    kind: "alive_entry" | "dead_entry",
+    admit: { readonly solicited: boolean; readonly sender: string; readonly now: number; readonly rm: ReceivedMessage },
+  ): ParsedAlive | undefined {
+    const { view, budget, crypto, mapper, refusals } = this.init;
+    const a = parseAliveEntry(env); // a malformed entry aborts the rest, as in Fabric; an invalid one is skipped
+    if (a instanceof GossipError) {
+      this.refuse("membership_response", a, admit.rm);
+      return undefined;
+    }
+    if ((kind === "dead_entry" && view.get(a.pkiHex) !== undefined) || !this.freshForView(a)) {
+      refusals.duplicate("membership_response");
+      return undefined;
+    }
+    if (!admit.solicited && !budget.take(admit.sender, admit.now)) {
+      throw new GossipError(ErrorCode.RateLimited, "unsolicited membership response over the peer's budget");
+    }
+    try {
+      validateAlive(crypto, mapper, a);
+    } catch (e) {
+      this.awaitIdentity(e, a, kind, admit.rm);
+      this.refuse("membership_response", GossipError.from(e), admit.rm);
+      return undefined;
+    }
+    return a;
   }
 
   /** Not ours, and newer than both the msgStore and the view hold (cheap, before cryptography). */
