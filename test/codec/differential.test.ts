@@ -9,8 +9,9 @@
 // would prove nothing), and where they are taken they must agree exactly.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { create, type DescMessage, equals, fromBinary, type Message, toBinary } from "@bufbuild/protobuf";
+import { create, type DescField, type DescMessage, equals, fromBinary, type Message, toBinary } from "@bufbuild/protobuf";
 import fc from "fast-check";
+import { peekAlive } from "../../src/codec/alive-peek.js";
 import { decodeCompiled } from "../../src/codec/decoder.js";
 import { decodeHotEnvelope, decodeHotGossipMessage, encodeHotEnvelope } from "../../src/codec/hot-path.js";
 import { compileEncoder, decodeMessage, encodeMessage } from "../../src/codec/index.js";
@@ -25,11 +26,13 @@ import {
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
 import { type SignaturePolicy, SignaturePolicySchema } from "../../src/gen/common/policies_pb.js";
 import {
+  type AliveMessage,
   type Envelope,
   EnvelopeSchema,
   type GossipMessage,
   type GossipMessage_Tag,
   GossipMessageSchema,
+  PeerTimeSchema,
   SecretEnvelopeSchema,
 } from "../../src/gen/gossip/message_pb.js";
 import { messageArb, messageWithCaseArb, reachableMessages } from "./arbitraries.js";
@@ -296,6 +299,161 @@ const oddValues: readonly unknown[] = [
   {},
   undefined,
 ];
+
+describe("64-bit varints against protobuf-es", () => {
+  // Every alive message carries a 9-byte inc_num and most nonces are 10-byte
+  // varints: the reader builds them from two 32-bit halves and the writer
+  // splits them the same way, so every bit position and length is checked.
+  const u64 = fc.oneof(
+    fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+    fc.integer({ min: 0, max: 63 }).map((bit) => 1n << BigInt(bit)),
+    fc.integer({ min: 1, max: 64 }).map((bits) => (1n << BigInt(bits)) - 1n),
+  );
+
+  it("every uint64 encodes byte for byte and decodes to the same bigint", () => {
+    fc.assert(
+      fc.property(u64, u64, (incNum, seqNum) => {
+        const m = create(PeerTimeSchema, { incNum, seqNum });
+        const bytes = toBinary(PeerTimeSchema, m);
+        assert.deepEqual(new Uint8Array(encodeMessage(PeerTimeSchema, m)), bytes);
+        const decoded = decodeCompiled(PeerTimeSchema, bytes);
+        assert.ok(decoded !== undefined, "the compiled path must take canonical input");
+        assert.deepEqual(decoded, fromBinary(PeerTimeSchema, bytes));
+      }),
+      runs(2000),
+    );
+  });
+
+  it("raw varints of 1 to 11 bytes with any bits (10th-byte bits beyond 64, unterminated): the same value or the same error", () => {
+    const varint = fc
+      .integer({ min: 1, max: 11 })
+      .chain((len) => fc.array(fc.integer({ min: 0, max: 255 }), { minLength: len, maxLength: len }))
+      .map((bytes) => bytes.map((b, i) => (i < bytes.length - 1 ? b | 0x80 : b & 0x7f)));
+    let taken = 0;
+    fc.assert(
+      fc.property(varint, fc.boolean(), (v, truncated) => {
+        const body = truncated ? v.slice(0, -1) : v;
+        const bytes = new Uint8Array([0x08, ...body]);
+        const expected = outcome(() => fromBinary(PeerTimeSchema, bytes));
+        const compiled = decodeCompiled(PeerTimeSchema, bytes);
+        if (compiled === undefined) {
+          // Left to protobuf-es: only what is not a terminated varint of at most 10 bytes.
+          assert.ok(truncated || v.length > 10, `fell back on ${fc.stringify(v)}`);
+          return;
+        }
+        taken++;
+        assertSameOutcome({ ok: true, value: compiled }, expected, fc.stringify(v));
+      }),
+      runs(2000),
+    );
+    assert.ok(taken > 700, `compiled path taken ${taken} times`);
+  });
+});
+
+describe("peekAlive against protobuf-es", () => {
+  const aliveField = GossipMessageSchema.fields.find((f) => f.localName === "aliveMsg") as DescField;
+  // Random alive messages, and ones shaped as membership sends them (ASCII endpoint, 32-byte PKI-ID, 9-byte inc_num).
+  const plain = fc
+    .record({
+      nonce: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+      tag: fc.integer({ min: 0, max: 5 }),
+      endpoint: fc.stringMatching(/^[a-z0-9.:-]{0,40}$/),
+      pkiId: fc.uint8Array({ minLength: 1, maxLength: 40 }),
+      metadata: fc.uint8Array({ maxLength: 8 }),
+      incNum: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+      seqNum: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+      identity: fc.uint8Array({ maxLength: 300 }),
+    })
+    .map((r) =>
+      create(GossipMessageSchema, {
+        nonce: r.nonce,
+        tag: r.tag,
+        content: {
+          case: "aliveMsg",
+          value: {
+            membership: { endpoint: r.endpoint, metadata: r.metadata, pkiId: r.pkiId },
+            timestamp: { incNum: r.incNum, seqNum: r.seqNum },
+            identity: r.identity,
+          },
+        },
+      }),
+    );
+  const alive = fc.oneof(plain, messageWithCaseArb<GossipMessage>(GossipMessageSchema, aliveField));
+
+  /** What peekAlive must say of `bytes`: when it answers, fromBinary decodes an alive message with that PKI-ID and timestamp. */
+  function check(bytes: Uint8Array): boolean {
+    const peek = peekAlive(bytes);
+    if (peek === undefined) return false;
+    const m = fromBinary(GossipMessageSchema, bytes);
+    assert.equal(m.content.case, "aliveMsg");
+    const a = m.content.value as AliveMessage;
+    assert.ok(a.membership !== undefined && a.timestamp !== undefined);
+    assert.deepEqual(new Uint8Array(peek.pkiId), new Uint8Array(a.membership.pkiId));
+    assert.ok(peek.pkiId.length > 0);
+    assert.equal(peek.incNum, a.timestamp.incNum);
+    assert.equal(peek.seqNum, a.timestamp.seqNum);
+    return true;
+  }
+
+  it("reads the PKI-ID and timestamp of every plain alive message, and of random ones only what fromBinary reads", () => {
+    let taken = 0;
+    fc.assert(
+      fc.property(plain, (m) => {
+        assert.ok(check(toBinary(GossipMessageSchema, m)), "a plain alive message must be read");
+      }),
+      runs(1000),
+    );
+    fc.assert(
+      fc.property(alive, (m) => {
+        if (check(toBinary(GossipMessageSchema, m))) taken++;
+      }),
+      runs(1000),
+    );
+    assert.ok(taken > 500, `read ${taken} times`);
+  });
+
+  it("mutated, concatenated and random input: answers only where fromBinary decodes the same PKI-ID and timestamp", () => {
+    let taken = 0;
+    fc.assert(
+      fc.property(alive, fc.array(mutation, { minLength: 1, maxLength: 3 }), (m, ms) => {
+        let b: Uint8Array = toBinary(GossipMessageSchema, m);
+        for (const mu of ms) b = mutate(b, mu);
+        if (check(b)) taken++;
+      }),
+      runs(3000),
+    );
+    fc.assert(
+      fc.property(plain, plain, (a, b) => {
+        // Two alive messages in a row merge in protobuf: never read as either.
+        assert.equal(peekAlive(new Uint8Array([...toBinary(GossipMessageSchema, a), ...toBinary(GossipMessageSchema, b)])), undefined);
+      }),
+      runs(200),
+    );
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), (b) => {
+        check(b);
+      }),
+      runs(2000),
+    );
+    assert.ok(taken > 100, `read ${taken} times`);
+  });
+
+  it("submessages given twice merge in protobuf: peekAlive leaves them to the decoder, or reads what the merge gives", () => {
+    const member = [0x0a, 0x04, 0x1a, 0x02, 0xab, 0xcd]; // membership { pki_id: abcd }
+    const t1 = [0x12, 0x02, 0x08, 0x05]; // timestamp { inc_num: 5 }
+    const t2 = [0x12, 0x02, 0x10, 0x07]; // timestamp { seq_num: 7 }
+    const m2 = [0x0a, 0x02, 0x0a, 0x00]; // membership { endpoint: "" }
+    const wrap = (alive: number[]) => new Uint8Array([0x2a, alive.length, ...alive]);
+    for (const alive of [
+      [...member, ...t1, ...t2],
+      [...member, ...m2, ...t1],
+      [...member, ...t1, 0x12, 0x04, 0x08, 0x06, 0x08, 0x07], // inc_num twice in one timestamp: the last wins
+    ]) {
+      check(wrap(alive));
+    }
+    assert.ok(check(wrap([...member, ...t1])));
+  });
+});
 
 describe("codec against protobuf-es, over unexpected values", () => {
   const odd: unknown[] = [...oddValues, { case: "nope" }];
