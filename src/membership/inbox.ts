@@ -7,6 +7,7 @@
  * {@link IdentityPull}. Every refusal is a typed error, counted.
  */
 import { create } from "@bufbuild/protobuf";
+import { peekAlive } from "../codec/alive-peek.js";
 import type { Clock } from "../core/clock.js";
 import type { Comm } from "../core/comm.js";
 import type { CryptoService } from "../core/crypto.js";
@@ -22,6 +23,7 @@ import type { CommAdapter } from "./comm-adapter.js";
 import type { MembershipConfig } from "./config.js";
 import type { Connector } from "./connector.js";
 import { disclosurePolicy } from "./disclosure.js";
+import { hex } from "./hex.js";
 import type { IdentityMapper } from "./identity-mapper.js";
 import type { IdentityPull } from "./identity-pull.js";
 import type { MembershipMetrics, RefusedKind } from "./metrics.js";
@@ -30,7 +32,7 @@ import { kindOf, type Refusals } from "./refusals.js";
 import type { Replies } from "./replies.js";
 import type { SelfAlive } from "./self-alive.js";
 import { illegalTagReason } from "./tags.js";
-import { isNewer, timestampString } from "./timestamp.js";
+import { isNewer, type Timestamp, timestampString } from "./timestamp.js";
 import { envelopeOf, type Known, type View } from "./view.js";
 
 /** Membership messages: alive, requests, responses and identity pull. */
@@ -279,6 +281,18 @@ export class Inbox {
     admit: { readonly solicited: boolean; readonly sender: string; readonly now: number; readonly rm: ReceivedMessage },
   ): ParsedAlive | undefined {
     const { view, budget, crypto, mapper, refusals } = this.init;
+    // Most entries repeat what we hold: read their PKI-ID and timestamp
+    // straight from the bytes and drop those before decoding anything. The
+    // peek answers only for entries that parse in full to the same values,
+    // so the outcome is the one the full parse below would reach.
+    const peek = env.signature.length > 0 ? peekAlive(env.payload) : undefined;
+    if (peek !== undefined) {
+      const pkiHex = hex(peek.pkiId);
+      if ((kind === "dead_entry" && view.get(pkiHex) !== undefined) || !this.isFresh(pkiHex, peek)) {
+        refusals.duplicate("membership_response");
+        return undefined;
+      }
+    }
     const a = parseAliveEntry(env); // a malformed entry aborts the rest, as in Fabric; an invalid one is skipped
     if (a instanceof GossipError) {
       this.refuse("membership_response", a, admit.rm);
@@ -303,9 +317,14 @@ export class Inbox {
 
   /** Not ours, and newer than both the msgStore and the view hold (cheap, before cryptography). */
   private freshForView(a: ParsedAlive): boolean {
-    if (a.pkiHex === this.init.selfHex || !this.init.store.checkValid(a.pkiHex, a.timestamp)) return false;
-    const held = this.init.view.timestampOf(a.pkiHex);
-    return held === undefined || isNewer(a.timestamp, held);
+    return this.isFresh(a.pkiHex, a.timestamp);
+  }
+
+  /** {@link freshForView} of a PKI-ID (hex) and timestamp. */
+  private isFresh(pkiHex: string, timestamp: Timestamp): boolean {
+    if (pkiHex === this.init.selfHex || !this.init.store.checkValid(pkiHex, timestamp)) return false;
+    const held = this.init.view.timestampOf(pkiHex);
+    return held === undefined || isNewer(timestamp, held);
   }
 
   /** Signature checks cost CPU: within the sender's budget only. Throws. */
