@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { SerializedIdentitySchema } from "../gen/msp/identities_pb.js";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { decodeMessage } from "../codec/index.js";
+import { type SerializedIdentity, SerializedIdentitySchema } from "../gen/msp/identities_pb.js";
 import { ErrorCode, GossipError } from "./errors.js";
 
 /** A peer's PKI-ID: SHA-256 of its MSP ID followed by its certificate bytes (32 bytes). */
@@ -27,9 +28,9 @@ export function serializeIdentity(mspId: string, idBytes: Uint8Array): PeerIdent
  * the bytes are not a SerializedIdentity with an MSP ID and identity bytes.
  */
 export function parseIdentity(identity: PeerIdentity): { mspId: string; idBytes: Uint8Array } {
-  let parsed: ReturnType<typeof fromBinary<typeof SerializedIdentitySchema>>;
+  let parsed: SerializedIdentity;
   try {
-    parsed = fromBinary(SerializedIdentitySchema, identity);
+    parsed = decodeMessage<SerializedIdentity>(SerializedIdentitySchema, identity);
   } catch (e) {
     throw new GossipError(ErrorCode.InvalidIdentity, "identity is not a serialized msp.SerializedIdentity", {
       cause: e,

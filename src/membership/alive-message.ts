@@ -2,7 +2,8 @@
  * Alive messages: building and signing ours, parsing and validating others'
  * (Fabric's `SignMessage` with a secret envelope, and `ValidateAliveMsg`).
  */
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { decodeMessage } from "../codec/index.js";
 import type { CryptoService } from "../core/crypto.js";
 import { parseGossipMessage, serializeGossipMessage, verifyEnvelope } from "../core/envelope.js";
 import { ErrorCode, GossipError } from "../core/errors.js";
@@ -15,6 +16,7 @@ import {
   GossipMessageSchema,
   MemberSchema,
   PeerTimeSchema,
+  type Secret,
   SecretEnvelopeSchema,
   SecretSchema,
 } from "../gen/gossip/message_pb.js";
@@ -112,7 +114,9 @@ export function internalEndpointOf(env: Envelope): string {
   const secret = env.secretEnvelope;
   if (secret === undefined || secret.payload.length === 0) return "";
   try {
-    const s = fromBinary(SecretSchema, secret.payload);
+    // The compiled decoder: protobuf-es' reflective fromBinary cost more than
+    // the rest of parsing an alive message (every one received is parsed).
+    const s = decodeMessage<Secret>(SecretSchema, secret.payload);
     return s.content.case === "internalEndpoint" ? s.content.value : "";
   } catch {
     return "";
@@ -138,16 +142,33 @@ export function parseAlive(envelope: Envelope, message?: GossipMessage): ParsedA
   if (member === undefined || member.pkiId.length === 0) throw invalid("missing membership or PKI-ID");
   const ts = alive.timestamp;
   if (ts === undefined) throw invalid("missing timestamp");
-  return {
-    envelope,
-    pkiId: member.pkiId,
-    pkiHex: hex(member.pkiId),
-    endpoint: member.endpoint,
-    metadata: member.metadata,
-    timestamp: { incNum: ts.incNum, seqNum: ts.seqNum },
-    identity: alive.identity,
-    internalEndpoint: internalEndpointOf(envelope),
-  };
+  return new Parsed(envelope, member.pkiId, member.endpoint, member.metadata, { incNum: ts.incNum, seqNum: ts.seqNum }, alive.identity);
+}
+
+/**
+ * A {@link ParsedAlive} whose internal endpoint is read from the secret
+ * envelope when first asked for: most alive messages received are
+ * duplicates, dropped on their timestamp before anyone asks.
+ */
+class Parsed implements ParsedAlive {
+  readonly pkiHex: string;
+  private internal: string | undefined;
+
+  constructor(
+    readonly envelope: Envelope,
+    readonly pkiId: PkiId,
+    readonly endpoint: string,
+    readonly metadata: Uint8Array,
+    readonly timestamp: Timestamp,
+    readonly identity: Uint8Array,
+  ) {
+    this.pkiHex = hex(pkiId);
+  }
+
+  get internalEndpoint(): string {
+    this.internal ??= internalEndpointOf(this.envelope);
+    return this.internal;
+  }
 }
 
 /**
