@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { AcknowledgementSchema, type Envelope, type GossipMessage, GossipMessageSchema } from "../gen/gossip/message_pb.js";
 import type { Connection, ConnectionInfo } from "./connection.js";
-import { encodeUnsignedEnvelope } from "./envelope.js";
+import { encodeUnsignedEnvelope, envelopeBytes } from "./envelope.js";
 
 /**
  * A message a subscriber received (Fabric's ReceivedMessage): the parsed
@@ -16,11 +16,12 @@ export interface ReceivedMessage {
   /** The authenticated sender and its connection. */
   readonly connection: ConnectionInfo;
   /**
-   * Sends `message` (unsigned) back on the connection this one came from,
-   * waiting for room in its send buffer. Resolves once queued, or when the
-   * connection is gone (the reply is then dropped and counted).
+   * Sends `message` (a GossipMessage unsigned, an Envelope as built) back on
+   * the connection this one came from, waiting for room in its send buffer.
+   * Resolves once queued, or when the connection is gone (the reply is then
+   * dropped and counted).
    */
-  respond(message: GossipMessage): Promise<void>;
+  respond(message: GossipMessage | Envelope): Promise<void>;
   /**
    * Acknowledges this message to a `sendWithAck` sender: success without
    * argument, failure with an error or its text.
@@ -41,8 +42,9 @@ export class ReceivedMessageImpl implements ReceivedMessage {
     return this.conn.info;
   }
 
-  respond(message: GossipMessage): Promise<void> {
-    return this.conn.put(encodeUnsignedEnvelope(message), this.onDropped);
+  respond(message: GossipMessage | Envelope): Promise<void> {
+    const frame = message.$typeName === "gossip.Envelope" ? envelopeBytes(message) : encodeUnsignedEnvelope(message);
+    return this.conn.put(frame, this.onDropped);
   }
 
   ack(error?: Error | string): Promise<void> {

@@ -6,16 +6,17 @@
  * (§3.6); responses feed the view (§3.7); identity pull messages go to the
  * {@link IdentityPull}. Every refusal is a typed error, counted.
  */
-import { create } from "@bufbuild/protobuf";
 import { peekAlive } from "../codec/alive-peek.js";
+import { emptyBytes } from "../codec/index.js";
 import type { Clock } from "../core/clock.js";
 import type { Comm } from "../core/comm.js";
 import type { CryptoService } from "../core/crypto.js";
+import { envelopeBytes } from "../core/envelope.js";
 import { ErrorCode, GossipError } from "../core/errors.js";
 import { type PkiId, pkiIdFromHex, pkiIdHex } from "../core/identity.js";
 import type { Logger, LogLimiter } from "../core/logger.js";
 import type { ReceivedMessage } from "../core/received-message.js";
-import { type Envelope, GossipMessage_Tag, GossipMessageSchema, MembershipResponseSchema, PullMsgType } from "../gen/gossip/message_pb.js";
+import { type Envelope, PullMsgType } from "../gen/gossip/message_pb.js";
 import { type ParsedAlive, parseAlive, parseAliveEntry, validateAlive } from "./alive-message.js";
 import type { AliveStore } from "./alive-store.js";
 import type { AwaitingIdentity, HeldKind } from "./awaiting-identity.js";
@@ -30,10 +31,11 @@ import type { MembershipMetrics, RefusedKind } from "./metrics.js";
 import type { RateBudget } from "./rate-budget.js";
 import { kindOf, type Refusals } from "./refusals.js";
 import type { Replies } from "./replies.js";
+import { encodeMembershipResponse } from "./response-frame.js";
 import type { SelfAlive } from "./self-alive.js";
 import { illegalTagReason } from "./tags.js";
 import { isNewer, type Timestamp, timestampString } from "./timestamp.js";
-import { envelopeOf, type Known, type View } from "./view.js";
+import type { Known, View } from "./view.js";
 
 /** Membership messages: alive, requests, responses and identity pull. */
 export function isMembershipMessage(rm: ReceivedMessage): boolean {
@@ -223,21 +225,23 @@ export class Inbox {
       this.init.comm.closeConn({ pkiId: a.pkiId, endpoint: rm.connection.endpoint });
       throw new GossipError(ErrorCode.Forbidden, "membership request from a peer we must not answer");
     }
-    const disclosed = (k: Known) => policy.disclose({ organization: mapper.organizationOf(k.pkiId), endpoint: k.endpoint });
-    const alive = view
-      .alive()
-      .filter(disclosed)
-      .map((k) => policy.filter(envelopeOf(k)));
-    const dead = view
-      .dead()
-      .filter(disclosed)
-      .map((k) => policy.filter(envelopeOf(k)));
-    alive.push(policy.filter(self.forResponse())); // ours last, as Fabric
-    const response = create(GossipMessageSchema, {
-      tag: GossipMessage_Tag.EMPTY,
-      nonce: rm.message.nonce,
-      content: { case: "memRes", value: create(MembershipResponseSchema, { alive, dead }) },
-    });
+    // Every entry goes out as the bytes kept for it (see response-frame.ts).
+    const frames = (members: readonly Known[]) => {
+      const out: Uint8Array[] = [];
+      for (const k of members) {
+        if (policy.disclose({ organization: mapper.organizationOf(k.pkiId), endpoint: k.endpoint })) out.push(policy.filterFrame(k.frame));
+      }
+      return out;
+    };
+    const alive = frames(view.alive());
+    const dead = frames(view.dead());
+    alive.push(envelopeBytes(policy.filter(self.forResponse()))); // ours last, as Fabric
+    const response: Envelope = {
+      $typeName: "gossip.Envelope",
+      payload: encodeMembershipResponse(rm.message.nonce, alive, dead),
+      signature: emptyBytes(),
+      secretEnvelope: undefined,
+    };
     if (!this.init.replies.send(rm, response)) {
       throw new GossipError(ErrorCode.Overflow, "the requester does not read its earlier responses");
     }

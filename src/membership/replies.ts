@@ -7,7 +7,7 @@
  */
 import type { ConnectionInfo } from "../core/connection.js";
 import type { ReceivedMessage } from "../core/received-message.js";
-import type { GossipMessage } from "../gen/gossip/message_pb.js";
+import type { Envelope, GossipMessage } from "../gen/gossip/message_pb.js";
 
 /** Answers waiting for room on one connection, at most (each holds one message). */
 export const maxPendingRepliesPerConnection = 8;
@@ -16,8 +16,8 @@ export const maxPendingRepliesPerConnection = 8;
 export class Replies {
   private readonly pending = new WeakMap<ConnectionInfo, number>();
 
-  /** Sends `message` back on `rm`'s connection; false (nothing sent) while too many earlier answers still wait for room. */
-  send(rm: ReceivedMessage, message: GossipMessage): boolean {
+  /** Sends `message` (an Envelope as built) back on `rm`'s connection; false (nothing sent) while too many earlier answers still wait for room. */
+  send(rm: ReceivedMessage, message: GossipMessage | Envelope): boolean {
     const conn = rm.connection;
     const n = this.pending.get(conn) ?? 0;
     if (n >= maxPendingRepliesPerConnection) return false;
