@@ -171,7 +171,7 @@ export class Membership {
     const parts = { comm, clock, config, log, selfOrg, self, mapper, view, store, adapter, awaiting };
     const running = () => this.stopped === undefined;
     const inbox = new Inbox({ ...parts, crypto, limiter, metrics, selfHex, budget, connector, pull, refusals, replies, running });
-    const periodic = new PeriodicWork({ ...parts, random, scheduler, protectedEndpoints });
+    const periodic = new PeriodicWork({ ...parts, random, scheduler, protectedEndpoints, budget });
 
     this.config = config;
     this.clock = clock;

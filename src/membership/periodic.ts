@@ -14,6 +14,7 @@ import type { AwaitingIdentity } from "./awaiting-identity.js";
 import type { CommAdapter } from "./comm-adapter.js";
 import type { MembershipConfig } from "./config.js";
 import type { IdentityMapper } from "./identity-mapper.js";
+import type { RateBudget } from "./rate-budget.js";
 import { pickRandom } from "./routing.js";
 import type { Scheduler } from "./scheduler.js";
 import type { SelfAlive } from "./self-alive.js";
@@ -34,6 +35,8 @@ export interface PeriodicInit {
   readonly store: AliveStore;
   readonly adapter: CommAdapter;
   readonly awaiting: AwaitingIdentity;
+  /** Verification budgets, pruned with the expiration check. */
+  readonly budget: RateBudget;
   /** Endpoints (bootstrap, connect()) whose members are never removed. */
   readonly protectedEndpoints: ReadonlySet<string>;
 }
@@ -54,6 +57,7 @@ export class PeriodicWork {
     sc.every(c.aliveExpirationCheckIntervalMs, () => {
       this.checkExpiration();
       this.init.awaiting.sweep(this.init.clock.now());
+      this.init.budget.prune(this.init.clock.now());
     });
     sc.every((c.aliveExpirationTimeoutMs * c.msgExpirationFactor) / 100, () => this.sweepStore());
     sc.every(c.identityPurgeIntervalMs, () => mapper.purgeUnused(c.identityUsageThresholdMs));

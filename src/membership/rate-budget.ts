@@ -36,4 +36,21 @@ export class RateBudget {
     b.tokens -= n;
     return true;
   }
+
+  /**
+   * Forgets the buckets that have refilled by `now`: a full bucket is what
+   * an untracked peer gets, so nothing changes but the memory (a bucket and
+   * its key per peer heard from, which in a full mesh is every member).
+   */
+  prune(now: number): void {
+    const burst = 2 * this.perSecond;
+    for (const [peer, b] of this.buckets) {
+      if (b.tokens + ((now - b.at) / 1000) * this.perSecond >= burst) this.buckets.delete(peer);
+    }
+  }
+
+  /** Peers tracked (for tests). */
+  get size(): number {
+    return this.buckets.size;
+  }
 }

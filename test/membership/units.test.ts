@@ -28,6 +28,7 @@ import { disclosurePolicy } from "../../src/membership/disclosure.js";
 import { BatchingEmitter } from "../../src/membership/emitter.js";
 import { IdentityMapper } from "../../src/membership/identity-mapper.js";
 import { ownedBytes } from "../../src/membership/owned-bytes.js";
+import { RateBudget } from "../../src/membership/rate-budget.js";
 import { type RouteItem, type RouteTarget, routeAlive } from "../../src/membership/routing.js";
 import { illegalTagReason } from "../../src/membership/tags.js";
 import { compareTimestamps, isNewer, newIncNum, timestampString } from "../../src/membership/timestamp.js";
@@ -329,6 +330,23 @@ describe("alive routing (§3.4)", () => {
 
   it("sends an origin of unknown organization nowhere", () => {
     assert.deepEqual(routeAlive([item("unknown", undefined)], ctx([member("a1", "A")])), []);
+  });
+});
+
+describe("verification budget", () => {
+  it("refuses beyond the burst, refills at its rate, and forgets only buckets that have refilled", () => {
+    const b = new RateBudget(10); // burst 20
+    for (let i = 0; i < 20; i++) assert.equal(b.take("p", 0), true);
+    assert.equal(b.take("p", 0), false);
+    assert.equal(b.take("q", 0), true);
+    b.prune(1000); // p has 10 of 20 back, q is full again
+    assert.equal(b.size, 1);
+    for (let i = 0; i < 10; i++) assert.equal(b.take("p", 1000), true);
+    assert.equal(b.take("p", 1000), false, "pruning must not hand p a fresh burst");
+    b.prune(3000);
+    assert.equal(b.size, 0);
+    for (let i = 0; i < 20; i++) assert.equal(b.take("p", 3000), true);
+    assert.equal(b.take("p", 3000), false);
   });
 });
 
