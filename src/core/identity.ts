@@ -63,6 +63,18 @@ export function pkiIdHex(pkiId: Uint8Array | undefined): string {
   return hex;
 }
 
+/**
+ * Tells {@link pkiIdHex} that `hex` is the hex of `pkiId` (when it is), so
+ * that a layer keeping both for long, as membership's view does for every
+ * member, holds one string per peer instead of getting a second one made on
+ * the first send to it.
+ *
+ * @private Internal to gossip-connect's layers.
+ */
+export function rememberPkiIdHex(pkiId: Uint8Array, hex: string): void {
+  if (hexMatches(hex, pkiId)) hexCache.set(pkiId, hex);
+}
+
 let scratch = Buffer.allocUnsafeSlow(128);
 
 /**

@@ -4,7 +4,7 @@
  * message of each. Changes only on authenticated, strictly newer timestamps.
  */
 import { decodeEnvelope } from "../core/envelope.js";
-import { bytesEqual, type PkiId } from "../core/identity.js";
+import { bytesEqual, type PkiId, rememberPkiIdHex } from "../core/identity.js";
 import type { Envelope } from "../gen/gossip/message_pb.js";
 import type { ParsedAlive } from "./alive-message.js";
 import { ownedBytes, ownedFrame } from "./owned-bytes.js";
@@ -63,6 +63,11 @@ export function preferredEndpoint(m: { readonly endpoint: string; readonly inter
   return m.internalEndpoint !== "" ? m.internalEndpoint : m.endpoint;
 }
 
+/** `s`, or `other` when they are equal strings: a member's internal endpoint is often its endpoint. */
+function same(s: string, other: string): string {
+  return s === other ? other : s;
+}
+
 /** The alive and dead members other than ourselves. */
 export class View {
   private readonly members = new Map<string, Known>();
@@ -98,13 +103,14 @@ export class View {
         pkiId: ownedBytes(a.pkiId),
         pkiHex,
         endpoint: a.endpoint,
-        internalEndpoint: a.internalEndpoint,
+        internalEndpoint: same(a.internalEndpoint, a.endpoint),
         metadata: ownedBytes(a.metadata),
         timestamp: a.timestamp,
         lastHeardMs: now,
         state: "alive",
         frame: ownedFrame(a.envelope),
       };
+      rememberPkiIdHex(fresh.pkiId, pkiHex);
       this.members.set(pkiHex, fresh);
       this.onChange("joined", fresh);
       return true;
@@ -114,8 +120,9 @@ export class View {
       k.endpoint !== a.endpoint ||
       (a.internalEndpoint !== "" && a.internalEndpoint !== k.internalEndpoint) ||
       !bytesEqual(k.metadata, a.metadata);
-    k.endpoint = a.endpoint;
-    if (a.internalEndpoint !== "") k.internalEndpoint = a.internalEndpoint;
+    // Strings equal to those held are not swapped in: one string per endpoint and member.
+    if (k.endpoint !== a.endpoint) k.endpoint = a.endpoint;
+    if (a.internalEndpoint !== "" && a.internalEndpoint !== k.internalEndpoint) k.internalEndpoint = same(a.internalEndpoint, k.endpoint);
     if (!bytesEqual(k.metadata, a.metadata)) k.metadata = ownedBytes(a.metadata);
     k.timestamp = a.timestamp;
     k.lastHeardMs = now;
@@ -133,11 +140,13 @@ export class View {
   learnDead(a: ParsedAlive, now: number): boolean {
     if (a.pkiHex === this.selfHex || this.members.has(a.pkiHex)) return false;
     const pkiHex = this.nameOf(a.pkiHex);
+    const pkiId = ownedBytes(a.pkiId);
+    rememberPkiIdHex(pkiId, pkiHex);
     this.members.set(pkiHex, {
-      pkiId: ownedBytes(a.pkiId),
+      pkiId,
       pkiHex,
       endpoint: a.endpoint,
-      internalEndpoint: a.internalEndpoint,
+      internalEndpoint: same(a.internalEndpoint, a.endpoint),
       metadata: ownedBytes(a.metadata),
       timestamp: a.timestamp,
       lastHeardMs: now,
