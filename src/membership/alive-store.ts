@@ -56,12 +56,16 @@ export class AliveStore {
    * already holds (one string per peer across membership's maps).
    */
   add(alive: ParsedAlive, now: number, key: string = alive.pkiHex): boolean {
-    if (!this.checkValid(alive.pkiHex, alive.timestamp)) return false;
+    const held = this.entries.get(alive.pkiHex);
+    if (held !== undefined && !isNewer(alive.timestamp, held.timestamp)) return false;
+    // Strings equal to the held ones are kept: one per endpoint and member.
+    const endpoint = held?.endpoint === alive.endpoint ? held.endpoint : alive.endpoint;
+    const internal = alive.internalEndpoint;
     this.entries.set(key, {
       timestamp: alive.timestamp,
       addedAt: now,
-      endpoint: alive.endpoint,
-      internalEndpoint: alive.internalEndpoint,
+      endpoint,
+      internalEndpoint: internal === endpoint ? endpoint : held?.internalEndpoint === internal ? held.internalEndpoint : internal,
       expired: false,
     });
     return true;
