@@ -6,7 +6,7 @@
 import type { Duplex } from "node:stream";
 import { decodeEnvelope } from "../core/envelope.js";
 import { ErrorCode, GossipError } from "../core/errors.js";
-import { type WireStream, writeTaken } from "../core/transport.js";
+import { type WireReader, type WireStream, writeTaken } from "../core/transport.js";
 import type { Envelope } from "../gen/gossip/message_pb.js";
 import { encodeFrames, FrameDecoder, frameHeaderBytes } from "./framing.js";
 
@@ -55,6 +55,14 @@ export abstract class Http2WireStream implements WireStream {
   private readEnded = false;
   private readError: GossipError | undefined;
   private waiter: { resolve: (r: IteratorResult<readonly Envelope[]>) => void; reject: (e: unknown) => void } | undefined;
+  /** Where incoming envelopes go when pushed (see `readBy`), rather than to `incoming`. */
+  protected reader: WireReader | undefined;
+  /** The reader holds a delivery, or is about to be first called: nothing more goes to it meanwhile. */
+  private readerHeld = false;
+  /** Pushing to the reader now (a reader's call may end or fail reading: the loop picks that up). */
+  private pushing = false;
+  /** The reader was told the end or the failure. */
+  private readerDone = false;
   private isClosed = false;
   private drainWaiters: { resolve: () => void; reject: (e: GossipError) => void }[] = [];
   private readonly scratch: Uint8Array[] = [];
@@ -211,9 +219,8 @@ export abstract class Http2WireStream implements WireStream {
     }
     out.length = 0;
     if (this.ready.length === 0) return;
-    if (this.waiter) {
-      this.wakeReader();
-    } else if (this.ready.length >= this.limits.recvBuffSize && !this.paused) {
+    if (this.waiter || (this.reader && !this.readerHeld)) this.wakeReader();
+    if (this.ready.length >= this.limits.recvBuffSize && !this.paused) {
       this.paused = true;
       this.source.pause();
     }
@@ -246,6 +253,53 @@ export abstract class Http2WireStream implements WireStream {
     this.wakeReader();
   }
 
+  readBy(reader: WireReader): void {
+    if (this.reader || this.waiter) throw new Error("readBy: the stream is already being read");
+    this.reader = reader;
+    this.readerHeld = true;
+    // As a pending next() would be resolved: in a later microtask.
+    queueMicrotask(() => {
+      this.readerHeld = false;
+      this.push();
+    });
+  }
+
+  /**
+   * Hands the reader what is ready, a batch at a time until it holds one,
+   * then the end or the failure once every batch went.
+   */
+  private push(): void {
+    const reader = this.reader;
+    if (reader === undefined || this.pushing || this.readerDone) return;
+    this.pushing = true;
+    try {
+      while (!this.readerHeld) {
+        const batch = this.takeReady();
+        if (batch !== undefined) {
+          const held = reader.onBatch(batch);
+          if (held !== undefined) {
+            this.readerHeld = true;
+            void held.then(() => {
+              this.readerHeld = false;
+              this.push();
+            });
+          }
+          continue;
+        }
+        if (this.readError) {
+          this.readerDone = true;
+          reader.onError(this.readError);
+        } else if (this.readEnded) {
+          this.readerDone = true;
+          reader.onEnd();
+        }
+        return;
+      }
+    } finally {
+      this.pushing = false;
+    }
+  }
+
   /** @private The next batch, for {@link Incoming}. */
   nextBatch(): Promise<IteratorResult<readonly Envelope[]>> {
     const r = this.take();
@@ -257,20 +311,29 @@ export abstract class Http2WireStream implements WireStream {
   }
 
   private take(): IteratorResult<readonly Envelope[]> | undefined {
-    if (this.ready.length > 0) {
-      const batch = this.ready;
-      this.ready = [];
-      if (this.paused) {
-        this.paused = false;
-        this.source.resume();
-      }
-      return { value: batch, done: false };
-    }
+    const batch = this.takeReady();
+    if (batch !== undefined) return { value: batch, done: false };
     if (this.readEnded && !this.readError) return { value: undefined, done: true };
     return undefined;
   }
 
+  /** The envelopes decoded ahead, if any; reading resumes if it paused. */
+  private takeReady(): Envelope[] | undefined {
+    if (this.ready.length === 0) return undefined;
+    const batch = this.ready;
+    this.ready = [];
+    if (this.paused) {
+      this.paused = false;
+      this.source.resume();
+    }
+    return batch;
+  }
+
   private wakeReader(): void {
+    if (this.reader) {
+      this.push();
+      return;
+    }
     const w = this.waiter;
     if (!w) return;
     const r = this.take();
