@@ -39,15 +39,15 @@ const maxBufferedBytes = 64 * 1024;
 
 /**
  * @private Base of the client and server adapters: reading, writing and the
- * closed state. Subclasses provide half-close and abort.
+ * closed state. Subclasses provide half-close and abort. Its `incoming` is
+ * itself, and `closed` is made when first asked for: an idle stream keeps
+ * neither an iterator nor a promise of its own.
  */
-export abstract class Http2WireStream implements WireStream {
+export abstract class Http2WireStream implements WireStream, AsyncIterable<readonly Envelope[]>, AsyncIterator<readonly Envelope[]> {
   readonly remoteAddress: string;
   readonly tls: boolean;
   readonly remoteCertHash: Uint8Array | undefined;
   readonly localCertHash: Uint8Array | undefined;
-  readonly closed: Promise<void>;
-  readonly incoming: AsyncIterable<readonly Envelope[]>;
 
   private readonly decoder: FrameDecoder;
   private ready: Envelope[] = [];
@@ -70,7 +70,9 @@ export abstract class Http2WireStream implements WireStream {
   private held: Uint8Array[] = [];
   private heldBytes = 0;
   private flushQueued = false;
+  private closedPromise: Promise<void> | undefined;
   private resolveClosed: (() => void) | undefined;
+  private iterated = false;
 
   constructor(
     facts: StreamFacts,
@@ -83,9 +85,6 @@ export abstract class Http2WireStream implements WireStream {
     this.remoteCertHash = facts.remoteCertHash;
     this.localCertHash = facts.localCertHash;
     this.decoder = new FrameDecoder(limits.maxMessageBytes, limits.gzip);
-    this.closed = new Promise((resolve) => {
-      this.resolveClosed = resolve;
-    });
     // Shared listeners that find us through the stream rather than closures
     // per stream: an idle connection keeps its listeners for its whole life.
     // `on`, not `once`, for events emitted once anyway: `once` wraps each
@@ -96,7 +95,32 @@ export abstract class Http2WireStream implements WireStream {
     source.on("end", onSourceEnd);
     source.on("error", ignore); // reported through 'close' and the stream's status
     source.on("drain", onSourceDrain);
-    this.incoming = new Incoming(this);
+  }
+
+  get closed(): Promise<void> {
+    this.closedPromise ??= this.isClosed ? settledPromise : new Promise((resolve) => (this.resolveClosed = resolve));
+    return this.closedPromise;
+  }
+
+  get incoming(): AsyncIterable<readonly Envelope[]> {
+    return this;
+  }
+
+  /** @private `incoming`, iterable once. */
+  [Symbol.asyncIterator](): AsyncIterator<readonly Envelope[]> {
+    if (this.iterated || this.reader) throw new Error("a WireStream's incoming can be iterated only once");
+    this.iterated = true;
+    return this;
+  }
+
+  /** @private The next batch of `incoming`. */
+  next(): Promise<IteratorResult<readonly Envelope[]>> {
+    const r = this.take();
+    if (r) return Promise.resolve(r);
+    if (this.readError && this.ready.length === 0) return Promise.reject(this.readError);
+    return new Promise((resolve, reject) => {
+      this.waiter = { resolve, reject };
+    });
   }
 
   /**
@@ -300,16 +324,6 @@ export abstract class Http2WireStream implements WireStream {
     }
   }
 
-  /** @private The next batch, for {@link Incoming}. */
-  nextBatch(): Promise<IteratorResult<readonly Envelope[]>> {
-    const r = this.take();
-    if (r) return Promise.resolve(r);
-    if (this.readError && this.ready.length === 0) return Promise.reject(this.readError);
-    return new Promise((resolve, reject) => {
-      this.waiter = { resolve, reject };
-    });
-  }
-
   private take(): IteratorResult<readonly Envelope[]> | undefined {
     const batch = this.takeReady();
     if (batch !== undefined) return { value: batch, done: false };
@@ -356,6 +370,8 @@ export abstract class Http2WireStream implements WireStream {
 }
 
 function ignore(): void {}
+
+const settledPromise: Promise<void> = Promise.resolve();
 
 /** Largest chunk {@link framedChunk} keeps for the next stream (bounds what an idle process retains). */
 const maxSharedChunkBytes = 256 * 1024;
@@ -416,24 +432,4 @@ function onSourceEnd(this: Owned): void {
 }
 function onSourceDrain(this: Owned): void {
   this[kOwner].wakeWriters();
-}
-
-/**
- * A stream's `incoming`: iterable once, and its own iterator (one object per
- * stream, which an idle connection keeps for its whole life).
- */
-class Incoming implements AsyncIterable<readonly Envelope[]>, AsyncIterator<readonly Envelope[]> {
-  private iterated = false;
-
-  constructor(private readonly stream: Http2WireStream) {}
-
-  [Symbol.asyncIterator](): AsyncIterator<readonly Envelope[]> {
-    if (this.iterated) throw new Error("a WireStream's incoming can be iterated only once");
-    this.iterated = true;
-    return this;
-  }
-
-  next(): Promise<IteratorResult<readonly Envelope[]>> {
-    return this.stream.nextBatch();
-  }
 }
