@@ -67,6 +67,14 @@ export class Connection implements WireReader {
   readonly id = nextId++;
   /** Lower-case hex of the remote PKI-ID. */
   readonly pkiHex: string;
+  /**
+   * @private Set by the connection store when it registers the connection:
+   * its registration order (0 before) and time (fields rather than two weak
+   * maps, whose entries cost an idle connection more).
+   */
+  registeredSeq = 0;
+  /** @private See {@link Connection.registeredSeq}; -Infinity before. */
+  registeredAt = Number.NEGATIVE_INFINITY;
   /** Settles when the connection reached "closed". */
   readonly closed: Promise<void>;
   private state_: ConnectionState = "open";
