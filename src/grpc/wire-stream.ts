@@ -64,8 +64,8 @@ export abstract class Http2WireStream implements WireStream, AsyncIterable<reado
   /** The reader was told the end or the failure. */
   private readerDone = false;
   private isClosed = false;
-  private drainWaiters: { resolve: () => void; reject: (e: GossipError) => void }[] = [];
-  private readonly scratch: Uint8Array[] = [];
+  /** Writers waiting for 'drain'; made when one first waits. */
+  private drainWaiters: { resolve: () => void; reject: (e: GossipError) => void }[] | undefined;
   /** Frames taken by `write` and not yet framed into a chunk (see `write`). */
   private held: Uint8Array[] = [];
   private heldBytes = 0;
@@ -153,7 +153,8 @@ export abstract class Http2WireStream implements WireStream, AsyncIterable<reado
       return Promise.reject(GossipError.from(e, ErrorCode.Closed));
     }
     if (ok || this.bufferedBytes() < maxBufferedBytes) return writeTaken;
-    return new Promise((resolve, reject) => this.drainWaiters.push({ resolve, reject }));
+    const waiters = (this.drainWaiters ??= []);
+    return new Promise((resolve, reject) => waiters.push({ resolve, reject }));
   }
 
   /**
@@ -220,8 +221,8 @@ export abstract class Http2WireStream implements WireStream, AsyncIterable<reado
     }
     this.wakeReader();
     const waiters = this.drainWaiters;
-    this.drainWaiters = [];
-    for (const w of waiters) w.reject(new GossipError(ErrorCode.Closed, "stream is closed"));
+    this.drainWaiters = undefined;
+    for (const w of waiters ?? []) w.reject(new GossipError(ErrorCode.Closed, "stream is closed"));
   }
 
   /** The error reading ends with when the stream closes before its end (each side maps it in its errors module). */
@@ -230,7 +231,8 @@ export abstract class Http2WireStream implements WireStream, AsyncIterable<reado
   /** @private DATA arrived (the stream's 'data' event). */
   onData(chunk: Buffer): void {
     if (this.readError) return;
-    const out = this.scratch;
+    // Shared by every stream: decoding never re-enters, and `out` is emptied before anything is called.
+    const out = scratch;
     try {
       this.decoder.push(chunk, out);
       for (const m of out) this.ready.push(decodeEnvelope(m));
@@ -363,13 +365,16 @@ export abstract class Http2WireStream implements WireStream, AsyncIterable<reado
   /** @private Writes may go on (the stream's 'drain' event). */
   wakeWriters(): void {
     const waiters = this.drainWaiters;
-    if (waiters.length === 0) return;
-    this.drainWaiters = [];
+    if (waiters === undefined) return;
+    this.drainWaiters = undefined;
     for (const w of waiters) w.resolve();
   }
 }
 
 function ignore(): void {}
+
+/** Frames decoded from one chunk (see `onData`). */
+const scratch: Uint8Array[] = [];
 
 const settledPromise: Promise<void> = Promise.resolve();
 
