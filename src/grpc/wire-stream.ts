@@ -153,7 +153,8 @@ export abstract class Http2WireStream implements WireStream, AsyncIterable<reado
       return Promise.reject(GossipError.from(e, ErrorCode.Closed));
     }
     if (ok || this.bufferedBytes() < maxBufferedBytes) return writeTaken;
-    const waiters = (this.drainWaiters ??= []);
+    this.drainWaiters ??= [];
+    const waiters = this.drainWaiters;
     return new Promise((resolve, reject) => waiters.push({ resolve, reject }));
   }
 
