@@ -56,8 +56,6 @@ export class ConnectionStore {
   private readonly byPki = new Map<string, Connection>();
   private readonly byEndpoint = new Map<string, Connection>();
   private readonly dials = new Map<string, Promise<Connection>>();
-  private readonly registeredSeq = new WeakMap<Connection, number>();
-  private readonly registeredAt = new WeakMap<Connection, number>();
   private readonly perPeer = new Map<string, number>();
   private readonly all = new Set<Connection>();
   private readonly shutdownController = new AbortController();
@@ -137,8 +135,8 @@ export class ConnectionStore {
     }
     this.perPeer.set(conn.pkiHex, live + 1);
     this.all.add(conn);
-    this.registeredSeq.set(conn, ++this.seq);
-    this.registeredAt.set(conn, this.deps.clock.now());
+    conn.registeredSeq = ++this.seq;
+    conn.registeredAt = this.deps.clock.now();
     const old = this.byPki.get(conn.pkiHex);
     const oldWins = old !== undefined && old !== conn && this.simultaneous(old, conn) && this.dialer(old) < this.dialer(conn);
     if (!oldWins) {
@@ -158,7 +156,7 @@ export class ConnectionStore {
     return (
       old.state === "open" &&
       old.info.direction !== conn.info.direction &&
-      this.deps.clock.now() - (this.registeredAt.get(old) ?? -Infinity) < this.deps.simultaneousWindowMs
+      this.deps.clock.now() - old.registeredAt < this.deps.simultaneousWindowMs
     );
   }
 
@@ -204,7 +202,7 @@ export class ConnectionStore {
       // The remote dialed us while we dialed it: the tie-break decides (the
       // remote decides the same way). A connection of the same direction
       // registered meanwhile (a dial under another endpoint) serves us as is.
-      const arrivedDuringDial = (this.registeredSeq.get(current) ?? 0) > startSeq;
+      const arrivedDuringDial = current.registeredSeq > startSeq;
       const theirsWins = this.simultaneous(current, conn) ? this.dialer(current) < this.dialer(conn) : arrivedDuringDial;
       if (theirsWins) {
         void conn.drain();
@@ -224,7 +222,7 @@ export class ConnectionStore {
   private arrivedSince(peer: RemotePeer, startSeq: number): Connection | undefined {
     if (peer.pkiId === undefined || peer.pkiId.length === 0) return undefined;
     const c = this.byPki.get(pkiIdHex(peer.pkiId));
-    return c?.state === "open" && (this.registeredSeq.get(c) ?? 0) > startSeq ? c : undefined;
+    return c?.state === "open" && c.registeredSeq > startSeq ? c : undefined;
   }
 
   private readonly onConnectionClosed = (conn: Connection): void => this.unregister(conn);

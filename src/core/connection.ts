@@ -7,7 +7,7 @@ import type { HandshakeResult } from "./handshake.js";
 import { type PeerIdentity, type PkiId, pkiIdHex } from "./identity.js";
 import type { CommMetrics, Direction } from "./metrics.js";
 import { type PutRefusal, refused, SendBuffer, type SendBufferSink } from "./send-buffer.js";
-import type { WireStream } from "./transport.js";
+import type { WireReader, WireStream } from "./transport.js";
 
 /** Who is on the other end of a connection, as the handshake proved it (Fabric's ConnectionInfo). */
 export interface ConnectionInfo {
@@ -57,17 +57,28 @@ let nextId = 1;
  * its reader, and its life cycle (`open` → `draining` → `closed`, or straight
  * to `closed` on abort). Created by the comm after a successful handshake;
  * reading starts at once.
+ *
+ * It reads as the stream's {@link WireReader} (see {@link WireStream.readBy}),
+ * or pulls `incoming` where the transport cannot push: an idle connection
+ * then keeps no reader task, pending promise or closure, only its fields.
  */
-export class Connection {
+export class Connection implements WireReader {
   /** Unique, increasing: a larger id was registered later. */
   readonly id = nextId++;
   /** Lower-case hex of the remote PKI-ID. */
   readonly pkiHex: string;
+  /**
+   * @private Set by the connection store when it registers the connection:
+   * its registration order (0 before) and time (fields rather than two weak
+   * maps, whose entries cost an idle connection more).
+   */
+  registeredSeq = 0;
+  /** @private See {@link Connection.registeredSeq}; -Infinity before. */
+  registeredAt = Number.NEGATIVE_INFINITY;
   /** Settles when the connection reached "closed". */
   readonly closed: Promise<void>;
   private state_: ConnectionState = "open";
   private readonly buffer: SendBuffer;
-  private readonly readerDone: Promise<void>;
   private closingError: GossipError | undefined;
   /**
    * Settles on abort: a reader parked in a delivery blocked by an unread
@@ -76,8 +87,20 @@ export class Connection {
    */
   private cut: Promise<void> | undefined;
   private cutNow: (() => void) | undefined;
+  /** Reading is over: the remote ended, reading failed, or we closed. */
+  private readDone = false;
+  /** Settles when reading is over; made when a drain first waits for it. */
+  private readDoneSignal: Promise<void> | undefined;
+  private readDoneNow: (() => void) | undefined;
+  /**
+   * The delivery of the envelopes that came with the handshake, while a
+   * subscription holds it: what the stream pushes meanwhile waits for it.
+   */
+  private held: Promise<void> | undefined;
   private settled = false;
+  private resolveClosed: (() => void) | undefined;
   private closedListener: ((conn: Connection) => void) | undefined;
+  private unwatchShutdown: (() => void) | undefined;
 
   constructor(
     private readonly stream: WireStream,
@@ -87,9 +110,25 @@ export class Connection {
   ) {
     this.pkiHex = pkiIdHex(info.pkiId);
     this.buffer = new SendBuffer(deps.config.sendBuffSize, new ConnectionSink(this, stream, deps), deps.config.maxBlockedSends);
-    this.readerDone = this.read(handshake.incoming, handshake.pending);
-    // The transport going away (a server closing while the comm goes on) closes us gracefully.
-    this.closed = this.settle(stream.onShutdown?.(() => void this.drain()));
+    this.closed = new Promise((resolve) => {
+      this.resolveClosed = resolve;
+    });
+    if (handshake.pending.length > 0) {
+      const held = this.onBatch(handshake.pending);
+      if (held !== undefined) {
+        this.held = held;
+        void held.then(() => {
+          if (this.held === held) this.held = undefined;
+        });
+      }
+    }
+    if (stream.readBy) {
+      // Its onShutdown: the transport going away (a server closing while the comm goes on) closes us gracefully.
+      stream.readBy(this);
+    } else {
+      this.unwatchShutdown = stream.onShutdown?.(() => void this.drain());
+      void pull(handshake.incoming, this);
+    }
   }
 
   /**
@@ -100,23 +139,6 @@ export class Connection {
   whenClosed(listener: (conn: Connection) => void): void {
     if (this.settled) listener(this);
     else this.closedListener = listener;
-  }
-
-  /** Reading is done and the stream closed: the connection is closed. */
-  private async settle(unwatchShutdown: (() => void) | undefined): Promise<void> {
-    await this.readerDone;
-    await this.stream.closed;
-    unwatchShutdown?.();
-    this.state_ = "closed";
-    this.buffer.close();
-    this.settled = true;
-    const listener = this.closedListener;
-    this.closedListener = undefined;
-    try {
-      listener?.(this);
-    } catch {
-      // `closed` never rejects; the owner's listener reports its own failures.
-    }
   }
 
   /** Current state. */
@@ -173,7 +195,7 @@ export class Connection {
     // the remote would see the stream reset rather than ended. Within the same
     // drainTimeoutMs as the remote's end.
     const until = clock.now() + config.drainTimeoutMs;
-    if (await raceTimeout(clock, this.readerDone, config.drainTimeoutMs)) {
+    if (await raceTimeout(clock, this.readingOver(), config.drainTimeoutMs)) {
       await raceTimeout(clock, this.stream.closed, Math.max(0, until - clock.now()));
     }
     this.abort();
@@ -193,6 +215,114 @@ export class Connection {
     this.stream.abort(error);
   }
 
+  /** @private {@link WireReader}: delivers a batch of received envelopes, in order. */
+  onBatch(batch: readonly Envelope[]): Promise<void> | undefined {
+    if (this.readDone) return undefined;
+    const held = this.held;
+    if (held !== undefined) return held.then(() => this.onBatch(batch));
+    let bytes = 0;
+    for (const env of batch) bytes += env.payload.length + env.signature.length;
+    this.deps.metrics.messagesReceived(batch.length, bytes);
+    return this.deliver(batch, 0);
+  }
+
+  /** @private {@link WireReader}: the remote ended its side; flush ours and finish. */
+  onEnd(): void {
+    if (this.readDone) return;
+    const held = this.held;
+    if (held !== undefined) {
+      void held.then(() => this.onEnd());
+      return;
+    }
+    if (this.state_ === "open") void this.drain();
+    this.readingEnded();
+  }
+
+  /** @private {@link WireReader}: reading failed. */
+  onError(e: GossipError): void {
+    if (this.readDone) return;
+    const held = this.held;
+    if (held !== undefined) {
+      void held.then(() => this.onError(e));
+      return;
+    }
+    this.readFailed(e);
+  }
+
+  /** @private {@link WireReader}: the transport is shutting down under us. */
+  onShutdown(): void {
+    void this.drain();
+  }
+
+  /** Hands `batch[from..]` to the hooks; a promise while a delivery is held. */
+  private deliver(batch: readonly Envelope[], from: number): Promise<void> | undefined {
+    const { hooks } = this.deps;
+    for (let i = from; i < batch.length; i++) {
+      if (this.state_ === "closed") {
+        this.readingEnded();
+        return undefined;
+      }
+      const env = batch[i] as Envelope;
+      let r: Promise<void> | undefined;
+      try {
+        r = hooks.onMessage(parseGossipMessage(env.payload), env, this);
+      } catch (e) {
+        this.readFailed(e);
+        return undefined;
+      }
+      if (r !== undefined) {
+        return Promise.race([r, this.cutSignal()]).then(
+          () => this.deliver(batch, i + 1),
+          (e: unknown) => this.readFailed(e),
+        );
+      }
+    }
+    return undefined;
+  }
+
+  private readFailed(e: unknown): void {
+    if (this.readDone) return;
+    if (this.state_ !== "closed") {
+      const error = GossipError.from(e, ErrorCode.Canceled);
+      this.abort(error);
+      this.deps.hooks.onReadError(this, error);
+    }
+    this.readingEnded();
+  }
+
+  /** Reading is over: the connection closes once the stream has. */
+  private readingEnded(): void {
+    if (this.readDone) return;
+    this.readDone = true;
+    this.readDoneNow?.();
+    void this.stream.closed.then(() => this.settle());
+  }
+
+  /** Settles once reading is over. */
+  private readingOver(): Promise<void> {
+    if (this.readDone) return settledPromise;
+    this.readDoneSignal ??= new Promise<void>((resolve) => (this.readDoneNow = resolve));
+    return this.readDoneSignal;
+  }
+
+  /** Reading is over and the stream closed: the connection is closed. */
+  private settle(): void {
+    this.unwatchShutdown?.();
+    this.unwatchShutdown = undefined;
+    this.state_ = "closed";
+    this.buffer.close();
+    this.settled = true;
+    const listener = this.closedListener;
+    this.closedListener = undefined;
+    try {
+      listener?.(this);
+    } catch {
+      // `closed` never rejects; the owner's listener reports its own failures.
+    }
+    this.resolveClosed?.();
+    this.resolveClosed = undefined;
+  }
+
   private cutSignal(): Promise<void> {
     if (this.cut === undefined) {
       this.cut = new Promise<void>((resolve) => (this.cutNow = resolve));
@@ -200,41 +330,27 @@ export class Connection {
     }
     return this.cut;
   }
-
-  private async read(incoming: AsyncIterator<readonly Envelope[]>, pending: readonly Envelope[]): Promise<void> {
-    const { metrics, hooks } = this.deps;
-    try {
-      let batch: readonly Envelope[] = pending;
-      // Nothing delivered stays referenced while an idle connection waits for more.
-      pending = noEnvelopes;
-      for (;;) {
-        if (batch.length > 0) {
-          let bytes = 0;
-          for (const env of batch) bytes += env.payload.length + env.signature.length;
-          metrics.messagesReceived(batch.length, bytes);
-          for (const env of batch) {
-            if (this.state_ === "closed") return;
-            const r = hooks.onMessage(parseGossipMessage(env.payload), env, this);
-            if (r !== undefined) await Promise.race([r, this.cutSignal()]);
-          }
-          batch = noEnvelopes;
-        }
-        const next = await incoming.next();
-        if (next.done) break;
-        batch = next.value;
-      }
-      // The remote ended its side: flush ours and finish.
-      if (this.state_ === "open") void this.drain();
-    } catch (e) {
-      if (this.state_ === "closed") return;
-      const error = GossipError.from(e, ErrorCode.Canceled);
-      this.abort(error);
-      hooks.onReadError(this, error);
-    }
-  }
 }
 
-const noEnvelopes: readonly Envelope[] = [];
+const settledPromise: Promise<void> = Promise.resolve();
+
+/** Reads `incoming` into `reader`, for transports without {@link WireStream.readBy}. */
+async function pull(incoming: AsyncIterator<readonly Envelope[]>, reader: WireReader): Promise<void> {
+  for (;;) {
+    let next: IteratorResult<readonly Envelope[]>;
+    try {
+      next = await incoming.next();
+    } catch (e) {
+      reader.onError(GossipError.from(e, ErrorCode.Canceled));
+      return;
+    }
+    if (next.done) break;
+    if (next.value.length === 0) continue;
+    const held = reader.onBatch(next.value);
+    if (held !== undefined) await held;
+  }
+  reader.onEnd();
+}
 
 /**
  * A connection's send buffer reports here: one small object per connection

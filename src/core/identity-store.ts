@@ -1,6 +1,22 @@
 import type { Clock } from "./clock.js";
 import { type PeerIdentity, type PkiId, pkiIdHex } from "./identity.js";
 
+/**
+ * Bytes a stored identity's buffer may hold beyond the identity: a
+ * handshake's identity is a view into the ConnEstablish payload the handshake
+ * copied out (the identity and about 80 bytes more), which the connection
+ * keeps anyway.
+ */
+const maxSlackBytes = 256;
+
+/**
+ * `identity`, or a copy of it when it is a view into a much larger buffer (a
+ * transport's read buffer, say), which the entry would otherwise keep alive.
+ */
+function keepable(identity: PeerIdentity): PeerIdentity {
+  return identity.buffer.byteLength - identity.byteLength <= maxSlackBytes ? identity : new Uint8Array(identity);
+}
+
 interface Entry {
   readonly identity: PeerIdentity;
   readonly expiresAt: number;
@@ -30,8 +46,7 @@ export class IdentityStore {
     this.entries.delete(key);
     if (this.entries.size >= this.maxEntries) this.evict();
     this.entries.set(key, {
-      // A handshake's identity is a view into the received message: a copy, so that the entry does not keep that alive.
-      identity: identity.byteLength === identity.buffer.byteLength ? identity : new Uint8Array(identity),
+      identity: keepable(identity),
       expiresAt: expiresAt?.getTime() ?? Number.POSITIVE_INFINITY,
       lastUsed: this.clock.now(),
     });

@@ -64,7 +64,7 @@ export type { ReceivedMessage } from "./received-message.js";
 export { checkTag, defaultTag, type GossipContent, isTagLegal, legalTag } from "./tags.js";
 
 // For transports: the contract they implement.
-export { type Dialer, type WireStream, writeTaken } from "./transport.js";
+export { type Dialer, type WireReader, type WireStream, writeTaken } from "./transport.js";
 
 // For tests of layers above the comm: time and a network in memory.
 export { VirtualClock } from "./virtual-clock.js";

@@ -69,9 +69,45 @@ export interface WireStream {
    * Optional. Registers `listener` to run once when the transport carrying
    * this stream shuts down (its server closing while the comm goes on): the
    * owner then closes the stream gracefully, as the remote would otherwise
-   * see it cut. Returns the unsubscribe.
+   * see it cut. Returns the unsubscribe. (A stream read through
+   * {@link WireStream.readBy} tells its reader's `onShutdown` instead.)
    */
   onShutdown?(listener: () => void): () => void;
+  /**
+   * Optional. Pushes the rest of the incoming envelopes to `reader` instead
+   * of `incoming`: the same batches in the same order, then the same end or
+   * failure, with the same flow control (a batch whose delivery the reader
+   * holds holds the remote back as an unpulled iterator would). An idle
+   * stream read this way keeps no pending promise. If `incoming` was
+   * iterated, it must have no `next()` pending and is not used again.
+   * The reader is first called in a later microtask, never within `readBy`.
+   * Once only. Consumers fall back to `incoming` where a transport lacks it.
+   */
+  readBy?(reader: WireReader): void;
+}
+
+/**
+ * What a {@link WireStream} pushes its incoming envelopes to (see
+ * {@link WireStream.readBy}). After `onEnd` or `onError` nothing more is
+ * called but `onShutdown`.
+ */
+export interface WireReader {
+  /**
+   * A batch of envelopes (never empty), in order. A returned promise holds
+   * back the next batch, the end and the failure until it settles (it must
+   * not reject); undefined takes the next as it comes.
+   */
+  onBatch(envelopes: readonly Envelope[]): Promise<void> | undefined;
+  /** The remote half-closed its side: no more envelopes. */
+  onEnd(): void;
+  /** Reading failed, as `incoming`'s iteration would have thrown `error`. */
+  onError(error: GossipError): void;
+  /**
+   * Optional. The transport carrying the stream shuts down (as
+   * {@link WireStream.onShutdown}'s listener); without it the transport
+   * cuts the stream.
+   */
+  onShutdown?(): void;
 }
 
 /**

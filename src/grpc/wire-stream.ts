@@ -6,7 +6,7 @@
 import type { Duplex } from "node:stream";
 import { decodeEnvelope } from "../core/envelope.js";
 import { ErrorCode, GossipError } from "../core/errors.js";
-import { type WireStream, writeTaken } from "../core/transport.js";
+import { type WireReader, type WireStream, writeTaken } from "../core/transport.js";
 import type { Envelope } from "../gen/gossip/message_pb.js";
 import { encodeFrames, FrameDecoder, frameHeaderBytes } from "./framing.js";
 
@@ -39,15 +39,15 @@ const maxBufferedBytes = 64 * 1024;
 
 /**
  * @private Base of the client and server adapters: reading, writing and the
- * closed state. Subclasses provide half-close and abort.
+ * closed state. Subclasses provide half-close and abort. Its `incoming` is
+ * itself, and `closed` is made when first asked for: an idle stream keeps
+ * neither an iterator nor a promise of its own.
  */
-export abstract class Http2WireStream implements WireStream {
+export abstract class Http2WireStream implements WireStream, AsyncIterable<readonly Envelope[]>, AsyncIterator<readonly Envelope[]> {
   readonly remoteAddress: string;
   readonly tls: boolean;
   readonly remoteCertHash: Uint8Array | undefined;
   readonly localCertHash: Uint8Array | undefined;
-  readonly closed: Promise<void>;
-  readonly incoming: AsyncIterable<readonly Envelope[]>;
 
   private readonly decoder: FrameDecoder;
   private ready: Envelope[] = [];
@@ -55,14 +55,24 @@ export abstract class Http2WireStream implements WireStream {
   private readEnded = false;
   private readError: GossipError | undefined;
   private waiter: { resolve: (r: IteratorResult<readonly Envelope[]>) => void; reject: (e: unknown) => void } | undefined;
+  /** Where incoming envelopes go when pushed (see `readBy`), rather than to `incoming`. */
+  protected reader: WireReader | undefined;
+  /** The reader holds a delivery, or is about to be first called: nothing more goes to it meanwhile. */
+  private readerHeld = false;
+  /** Pushing to the reader now (a reader's call may end or fail reading: the loop picks that up). */
+  private pushing = false;
+  /** The reader was told the end or the failure. */
+  private readerDone = false;
   private isClosed = false;
-  private drainWaiters: { resolve: () => void; reject: (e: GossipError) => void }[] = [];
-  private readonly scratch: Uint8Array[] = [];
+  /** Writers waiting for 'drain'; made when one first waits. */
+  private drainWaiters: { resolve: () => void; reject: (e: GossipError) => void }[] | undefined;
   /** Frames taken by `write` and not yet framed into a chunk (see `write`). */
   private held: Uint8Array[] = [];
   private heldBytes = 0;
   private flushQueued = false;
+  private closedPromise: Promise<void> | undefined;
   private resolveClosed: (() => void) | undefined;
+  private iterated = false;
 
   constructor(
     facts: StreamFacts,
@@ -75,9 +85,6 @@ export abstract class Http2WireStream implements WireStream {
     this.remoteCertHash = facts.remoteCertHash;
     this.localCertHash = facts.localCertHash;
     this.decoder = new FrameDecoder(limits.maxMessageBytes, limits.gzip);
-    this.closed = new Promise((resolve) => {
-      this.resolveClosed = resolve;
-    });
     // Shared listeners that find us through the stream rather than closures
     // per stream: an idle connection keeps its listeners for its whole life.
     // `on`, not `once`, for events emitted once anyway: `once` wraps each
@@ -88,7 +95,32 @@ export abstract class Http2WireStream implements WireStream {
     source.on("end", onSourceEnd);
     source.on("error", ignore); // reported through 'close' and the stream's status
     source.on("drain", onSourceDrain);
-    this.incoming = new Incoming(this);
+  }
+
+  get closed(): Promise<void> {
+    this.closedPromise ??= this.isClosed ? settledPromise : new Promise((resolve) => (this.resolveClosed = resolve));
+    return this.closedPromise;
+  }
+
+  get incoming(): AsyncIterable<readonly Envelope[]> {
+    return this;
+  }
+
+  /** @private `incoming`, iterable once. */
+  [Symbol.asyncIterator](): AsyncIterator<readonly Envelope[]> {
+    if (this.iterated || this.reader) throw new Error("a WireStream's incoming can be iterated only once");
+    this.iterated = true;
+    return this;
+  }
+
+  /** @private The next batch of `incoming`. */
+  next(): Promise<IteratorResult<readonly Envelope[]>> {
+    const r = this.take();
+    if (r) return Promise.resolve(r);
+    if (this.readError && this.ready.length === 0) return Promise.reject(this.readError);
+    return new Promise((resolve, reject) => {
+      this.waiter = { resolve, reject };
+    });
   }
 
   /**
@@ -121,7 +153,9 @@ export abstract class Http2WireStream implements WireStream {
       return Promise.reject(GossipError.from(e, ErrorCode.Closed));
     }
     if (ok || this.bufferedBytes() < maxBufferedBytes) return writeTaken;
-    return new Promise((resolve, reject) => this.drainWaiters.push({ resolve, reject }));
+    this.drainWaiters ??= [];
+    const waiters = this.drainWaiters;
+    return new Promise((resolve, reject) => waiters.push({ resolve, reject }));
   }
 
   /**
@@ -188,8 +222,8 @@ export abstract class Http2WireStream implements WireStream {
     }
     this.wakeReader();
     const waiters = this.drainWaiters;
-    this.drainWaiters = [];
-    for (const w of waiters) w.reject(new GossipError(ErrorCode.Closed, "stream is closed"));
+    this.drainWaiters = undefined;
+    for (const w of waiters ?? []) w.reject(new GossipError(ErrorCode.Closed, "stream is closed"));
   }
 
   /** The error reading ends with when the stream closes before its end (each side maps it in its errors module). */
@@ -198,7 +232,8 @@ export abstract class Http2WireStream implements WireStream {
   /** @private DATA arrived (the stream's 'data' event). */
   onData(chunk: Buffer): void {
     if (this.readError) return;
-    const out = this.scratch;
+    // Shared by every stream: decoding never re-enters, and `out` is emptied before anything is called.
+    const out = scratch;
     try {
       this.decoder.push(chunk, out);
       for (const m of out) this.ready.push(decodeEnvelope(m));
@@ -211,9 +246,8 @@ export abstract class Http2WireStream implements WireStream {
     }
     out.length = 0;
     if (this.ready.length === 0) return;
-    if (this.waiter) {
-      this.wakeReader();
-    } else if (this.ready.length >= this.limits.recvBuffSize && !this.paused) {
+    if (this.waiter || (this.reader && !this.readerHeld)) this.wakeReader();
+    if (this.ready.length >= this.limits.recvBuffSize && !this.paused) {
       this.paused = true;
       this.source.pause();
     }
@@ -246,31 +280,77 @@ export abstract class Http2WireStream implements WireStream {
     this.wakeReader();
   }
 
-  /** @private The next batch, for {@link Incoming}. */
-  nextBatch(): Promise<IteratorResult<readonly Envelope[]>> {
-    const r = this.take();
-    if (r) return Promise.resolve(r);
-    if (this.readError && this.ready.length === 0) return Promise.reject(this.readError);
-    return new Promise((resolve, reject) => {
-      this.waiter = { resolve, reject };
+  readBy(reader: WireReader): void {
+    if (this.reader || this.waiter) throw new Error("readBy: the stream is already being read");
+    this.reader = reader;
+    this.readerHeld = true;
+    // As a pending next() would be resolved: in a later microtask.
+    queueMicrotask(() => {
+      this.readerHeld = false;
+      this.push();
     });
   }
 
-  private take(): IteratorResult<readonly Envelope[]> | undefined {
-    if (this.ready.length > 0) {
-      const batch = this.ready;
-      this.ready = [];
-      if (this.paused) {
-        this.paused = false;
-        this.source.resume();
+  /**
+   * Hands the reader what is ready, a batch at a time until it holds one,
+   * then the end or the failure once every batch went.
+   */
+  private push(): void {
+    const reader = this.reader;
+    if (reader === undefined || this.pushing || this.readerDone) return;
+    this.pushing = true;
+    try {
+      while (!this.readerHeld) {
+        const batch = this.takeReady();
+        if (batch !== undefined) {
+          const held = reader.onBatch(batch);
+          if (held !== undefined) {
+            this.readerHeld = true;
+            void held.then(() => {
+              this.readerHeld = false;
+              this.push();
+            });
+          }
+          continue;
+        }
+        if (this.readError) {
+          this.readerDone = true;
+          reader.onError(this.readError);
+        } else if (this.readEnded) {
+          this.readerDone = true;
+          reader.onEnd();
+        }
+        return;
       }
-      return { value: batch, done: false };
+    } finally {
+      this.pushing = false;
     }
+  }
+
+  private take(): IteratorResult<readonly Envelope[]> | undefined {
+    const batch = this.takeReady();
+    if (batch !== undefined) return { value: batch, done: false };
     if (this.readEnded && !this.readError) return { value: undefined, done: true };
     return undefined;
   }
 
+  /** The envelopes decoded ahead, if any; reading resumes if it paused. */
+  private takeReady(): Envelope[] | undefined {
+    if (this.ready.length === 0) return undefined;
+    const batch = this.ready;
+    this.ready = [];
+    if (this.paused) {
+      this.paused = false;
+      this.source.resume();
+    }
+    return batch;
+  }
+
   private wakeReader(): void {
+    if (this.reader) {
+      this.push();
+      return;
+    }
     const w = this.waiter;
     if (!w) return;
     const r = this.take();
@@ -286,13 +366,18 @@ export abstract class Http2WireStream implements WireStream {
   /** @private Writes may go on (the stream's 'drain' event). */
   wakeWriters(): void {
     const waiters = this.drainWaiters;
-    if (waiters.length === 0) return;
-    this.drainWaiters = [];
+    if (waiters === undefined) return;
+    this.drainWaiters = undefined;
     for (const w of waiters) w.resolve();
   }
 }
 
 function ignore(): void {}
+
+/** Frames decoded from one chunk (see `onData`). */
+const scratch: Uint8Array[] = [];
+
+const settledPromise: Promise<void> = Promise.resolve();
 
 /** Largest chunk {@link framedChunk} keeps for the next stream (bounds what an idle process retains). */
 const maxSharedChunkBytes = 256 * 1024;
@@ -353,24 +438,4 @@ function onSourceEnd(this: Owned): void {
 }
 function onSourceDrain(this: Owned): void {
   this[kOwner].wakeWriters();
-}
-
-/**
- * A stream's `incoming`: iterable once, and its own iterator (one object per
- * stream, which an idle connection keeps for its whole life).
- */
-class Incoming implements AsyncIterable<readonly Envelope[]>, AsyncIterator<readonly Envelope[]> {
-  private iterated = false;
-
-  constructor(private readonly stream: Http2WireStream) {}
-
-  [Symbol.asyncIterator](): AsyncIterator<readonly Envelope[]> {
-    if (this.iterated) throw new Error("a WireStream's incoming can be iterated only once");
-    this.iterated = true;
-    return this;
-  }
-
-  next(): Promise<IteratorResult<readonly Envelope[]>> {
-    return this.stream.nextBatch();
-  }
 }

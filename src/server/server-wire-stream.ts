@@ -58,14 +58,15 @@ export class ServerWireStream extends Http2WireStream {
   }
 
   /**
-   * The server is closing: the stream's owner (an authenticated connection)
-   * closes it gracefully; a stream without one (still in the handshake) is
+   * The server is closing: the stream's owner (an authenticated connection,
+   * through its `onShutdown` listener or reader) closes it gracefully; a stream without one (still in the handshake) is
    * refused with "shutting down".
    */
   shutdown(): void {
     const listener = this.shutdownListener;
     this.shutdownListener = undefined;
     if (listener) listener();
+    else if (this.reader?.onShutdown) this.reader.onShutdown();
     else this.abort(new GossipError(ErrorCode.Stopping, "shutting down"));
   }
 

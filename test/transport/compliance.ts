@@ -8,10 +8,10 @@
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { after, before, describe, it } from "node:test";
+import { after, before, describe, it, type TestContext } from "node:test";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
-import type { Dialer, WireStream } from "../../src/core/transport.js";
+import type { Dialer, WireReader, WireStream } from "../../src/core/transport.js";
 import { type Envelope, EnvelopeSchema } from "../../src/gen/gossip/message_pb.js";
 
 /** A connected stream: both ends of one GossipStream. */
@@ -89,11 +89,71 @@ function numberOf(e: Envelope): number {
   return new DataView(e.payload.buffer, e.payload.byteOffset, e.payload.byteLength).getUint32(0);
 }
 
+/** How the scenarios read a stream: its `incoming` iterable, or pushed to a reader (`readBy`). */
+type Reading = "incoming" | "readBy";
+
+/**
+ * `s`'s incoming envelopes pushed through `readBy`, as an iterable: every
+ * batch's delivery is held until the consumer asks for the next one, so that
+ * a consumer that stops pulling holds the remote back as with `incoming`.
+ * Fails the iteration when the stream breaks the reader's contract (a call
+ * within `readBy`, an empty batch, a call after the end or the failure).
+ */
+export function pushed(s: WireStream): AsyncIterable<readonly Envelope[]> {
+  const readBy = s.readBy?.bind(s);
+  assert.ok(readBy, "the stream has no readBy");
+  type Item = { batch: readonly Envelope[] } | { end: true } | { error: GossipError };
+  const queue: Item[] = [];
+  let wake: (() => void) | undefined;
+  let release: (() => void) | undefined;
+  let inReadBy = false;
+  let over = false;
+  let broken: string | undefined;
+  const arrive = (item: Item, what: string) => {
+    if (inReadBy) broken ??= `${what} within readBy`;
+    if (over) broken ??= `${what} after the end or the failure`;
+    if (!("batch" in item)) over = true;
+    queue.push(item);
+    wake?.();
+  };
+  const reader: WireReader = {
+    onBatch(batch) {
+      if (batch.length === 0) broken ??= "an empty batch";
+      arrive({ batch }, "onBatch");
+      return new Promise<void>((r) => (release = r));
+    },
+    onEnd: () => arrive({ end: true }, "onEnd"),
+    onError: (error) => arrive({ error }, "onError"),
+  };
+  let started = false;
+  return {
+    [Symbol.asyncIterator]: () => ({
+      async next(): Promise<IteratorResult<readonly Envelope[]>> {
+        if (!started) {
+          started = true;
+          inReadBy = true;
+          readBy(reader);
+          inReadBy = false;
+        }
+        const r = release;
+        release = undefined;
+        r?.();
+        while (queue.length === 0 && broken === undefined) await new Promise<void>((w) => (wake = w));
+        if (broken !== undefined) throw new Error(`readBy contract: ${broken}`);
+        const item = queue.shift() as Item;
+        if ("batch" in item) return { value: item.batch, done: false };
+        if ("end" in item) return { value: undefined, done: true };
+        throw item.error;
+      },
+    }),
+  };
+}
+
 /** Reads `s` to its end: the numbers of the envelopes and how many batches they came in. */
-async function readAll(s: WireStream): Promise<{ numbers: number[]; batches: number }> {
+async function readAll(s: WireStream, reading: Reading): Promise<{ numbers: number[]; batches: number }> {
   const numbers: number[] = [];
   let batches = 0;
-  for await (const batch of s.incoming) {
+  for await (const batch of reading === "incoming" ? s.incoming : pushed(s)) {
     assert.ok(batch.length > 0, "a batch is never empty");
     batches++;
     for (const e of batch) numbers.push(numberOf(e));
@@ -155,193 +215,243 @@ export function describeTransport(name: string, factory: () => Promise<Transport
     };
     const settled = (p: StreamPair) => within(Promise.all([p.client.closed, p.server.closed]), wait, "both ends closed");
 
-    it("carries many envelopes in order both ways, each write in at most one batch, then half-closes client first", async () => {
-      const p = await pair();
-      const toServer = readAll(p.server);
-      for (const i of range(500)) await within(p.client.write([numbered(i)]), wait, "client write");
-      for (let i = 500; i < 2000; i += 100) await within(p.client.write(range(100, i).map((n) => numbered(n))), wait, "client batch write");
-      p.client.end();
-      const got = await within(toServer, wait, "server reads to the end");
-      assert.deepEqual(got.numbers, range(2000));
-      assert.ok(got.batches <= 2000);
-      // The server still writes after the client's half-close (a gRPC server streams after the request side ended).
-      const toClient = readAll(p.client);
-      for (let i = 0; i < 1000; i += 50) await within(p.server.write(range(50, i).map((n) => numbered(n))), wait, "server write");
-      p.server.end();
-      assert.deepEqual((await within(toClient, wait, "client reads to the end")).numbers, range(1000));
-      await settled(p);
-    });
+    for (const reading of ["incoming", "readBy"] as const) {
+      describe(`read through ${reading}`, () => {
+        /** A connected pair, or undefined with the test skipped when the transport cannot be read this way. */
+        const pairFor = async (t: TestContext, options?: { streamTimeoutMs?: number }): Promise<StreamPair | undefined> => {
+          const p = await pair(options);
+          if (reading === "readBy" && (p.client.readBy === undefined || p.server.readBy === undefined)) {
+            p.client.abort();
+            p.server.abort();
+            t.skip("the transport's streams have no readBy");
+            return undefined;
+          }
+          return p;
+        };
+        const read = (s: WireStream) => readAll(s, reading);
+        const iterate = (s: WireStream) => (reading === "incoming" ? s.incoming : pushed(s));
 
-    it("half-closes server first: the client sees the end, and closed settles once the client ends too", async () => {
-      const p = await pair();
-      const toClient = readAll(p.client);
-      await within(p.server.write([numbered(1), numbered(2)]), wait, "server write");
-      p.server.end();
-      assert.deepEqual((await within(toClient, wait, "client reads to the end")).numbers, [1, 2]);
-      const toServer = readAll(p.server);
-      p.client.end();
-      assert.deepEqual((await within(toServer, wait, "server reads to the end")).numbers, []);
-      await settled(p);
-    });
+        it("carries many envelopes in order both ways, each write in at most one batch, then half-closes client first", async (t) => {
+          const p = await pairFor(t);
+          if (!p) return;
+          const toServer = read(p.server);
+          for (const i of range(500)) await within(p.client.write([numbered(i)]), wait, "client write");
+          for (let i = 500; i < 2000; i += 100)
+            await within(p.client.write(range(100, i).map((n) => numbered(n))), wait, "client batch write");
+          p.client.end();
+          const got = await within(toServer, wait, "server reads to the end");
+          assert.deepEqual(got.numbers, range(2000));
+          assert.ok(got.batches <= 2000);
+          // The server still writes after the client's half-close (a gRPC server streams after the request side ended).
+          const toClient = read(p.client);
+          for (let i = 0; i < 1000; i += 50) await within(p.server.write(range(50, i).map((n) => numbered(n))), wait, "server write");
+          p.server.end();
+          assert.deepEqual((await within(toClient, wait, "client reads to the end")).numbers, range(1000));
+          await settled(p);
+        });
 
-    it("closed does not settle while only one side has ended", async () => {
-      const p = await pair();
-      const toServer = readAll(p.server);
-      p.client.end();
-      await within(toServer, wait, "server sees the client's end");
-      let closed = false;
-      void p.client.closed.then(() => (closed = true));
-      await new Promise((r) => setTimeout(r, 50));
-      assert.equal(closed, false, "the stream closed while the server had not ended its side");
-      p.server.end();
-      await settled(p);
-    });
+        it("half-closes server first: the client sees the end, and closed settles once the client ends too", async (t) => {
+          const p = await pairFor(t);
+          if (!p) return;
+          const toClient = read(p.client);
+          await within(p.server.write([numbered(1), numbered(2)]), wait, "server write");
+          p.server.end();
+          assert.deepEqual((await within(toClient, wait, "client reads to the end")).numbers, [1, 2]);
+          const toServer = read(p.server);
+          p.client.end();
+          assert.deepEqual((await within(toServer, wait, "server reads to the end")).numbers, []);
+          await settled(p);
+        });
 
-    it("rejects a write after end() or abort() with Closed", async () => {
-      const p = await pair();
-      p.client.end();
-      const afterEnd = await rejection(p.client.write([numbered(1)]), wait, "write after end");
-      assert.equal(afterEnd.code, ErrorCode.Closed);
-      p.server.abort();
-      const afterAbort = await rejection(p.server.write([numbered(1)]), wait, "write after abort");
-      assert.equal(afterAbort.code, ErrorCode.Closed);
-      await settled(p);
-      assert.equal((await rejection(p.client.write([numbered(1)]), wait, "write after close")).code, ErrorCode.Closed);
-    });
+        it("closed does not settle while only one side has ended", async (t) => {
+          const p = await pairFor(t);
+          if (!p) return;
+          const toServer = read(p.server);
+          p.client.end();
+          await within(toServer, wait, "server sees the client's end");
+          let closed = false;
+          void p.client.closed.then(() => (closed = true));
+          await new Promise((r) => setTimeout(r, 50));
+          assert.equal(closed, false, "the stream closed while the server had not ended its side");
+          p.server.end();
+          await settled(p);
+        });
 
-    for (const [code, seen] of refusals) {
-      it(`a server's abort(${code}) reaches the client as ${seen} with remoteCode ${code}, after what was written before`, async () => {
-        const p = await pair();
-        await within(p.server.write([numbered(7)]), wait, "server write");
-        const received: number[] = [];
-        const reading = (async () => {
-          for await (const batch of p.client.incoming) for (const e of batch) received.push(numberOf(e));
-        })();
-        // Let the envelope arrive before the abort, as a refusal after a message would.
-        const deadline = Date.now() + wait;
-        while (received.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-        p.server.abort(new GossipError(code, `refused with ${code}`));
-        const e = await rejection(reading, wait, "client reading");
-        assert.deepEqual(received, [7]);
-        assert.equal(e.code, seen, e.message);
-        assert.equal(e.remoteCode, code, e.message);
-        await settled(p);
-        const own = await rejection(readAll(p.server), wait, "the server's reader after its own abort");
-        assert.equal(own.code, code, "the aborting end's reader sees its own error");
+        it("rejects a write after end() or abort() with Closed", async (t) => {
+          const p = await pairFor(t);
+          if (!p) return;
+          p.client.end();
+          const afterEnd = await rejection(p.client.write([numbered(1)]), wait, "write after end");
+          assert.equal(afterEnd.code, ErrorCode.Closed);
+          p.server.abort();
+          const afterAbort = await rejection(p.server.write([numbered(1)]), wait, "write after abort");
+          assert.equal(afterAbort.code, ErrorCode.Closed);
+          await settled(p);
+          assert.equal((await rejection(p.client.write([numbered(1)]), wait, "write after close")).code, ErrorCode.Closed);
+        });
+
+        for (const [code, seen] of refusals) {
+          it(`a server's abort(${code}) reaches the client as ${seen} with remoteCode ${code}, after what was written before`, async (t) => {
+            const p = await pairFor(t);
+            if (!p) return;
+            await within(p.server.write([numbered(7)]), wait, "server write");
+            const received: number[] = [];
+            const reading = (async () => {
+              for await (const batch of iterate(p.client)) for (const e of batch) received.push(numberOf(e));
+            })();
+            // Let the envelope arrive before the abort, as a refusal after a message would.
+            const deadline = Date.now() + wait;
+            while (received.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+            p.server.abort(new GossipError(code, `refused with ${code}`));
+            const e = await rejection(reading, wait, "client reading");
+            assert.deepEqual(received, [7]);
+            assert.equal(e.code, seen, e.message);
+            assert.equal(e.remoteCode, code, e.message);
+            await settled(p);
+            const own = await rejection(read(p.server), wait, "the server's reader after its own abort");
+            assert.equal(own.code, code, "the aborting end's reader sees its own error");
+          });
+        }
+
+        it("a server's abort() without an error ends the client's incoming cleanly", async (t) => {
+          const p = await pairFor(t);
+          if (!p) return;
+          const toClient = read(p.client);
+          await within(p.server.write([numbered(3)]), wait, "server write");
+          p.server.abort();
+          assert.deepEqual((await within(toClient, wait, "client reads to the end")).numbers, [3]);
+          await settled(p);
+        });
+
+        it("a client's abort, with or without an error, reaches the server as Canceled (no remoteCode) and closes both ends", async (t) => {
+          for (const error of [undefined, new GossipError(ErrorCode.UnexpectedPeer, "wrong peer")]) {
+            const p = await pairFor(t);
+            if (!p) return;
+            const toServer = read(p.server);
+            p.client.abort(error);
+            const e = await rejection(toServer, wait, "server reading");
+            assert.equal(e.code, ErrorCode.Canceled, e.message);
+            assert.equal(e.remoteCode, undefined);
+            await settled(p);
+            if (error) {
+              const local = await rejection(read(p.client), wait, "client reading after its own abort");
+              assert.equal(local.code, ErrorCode.UnexpectedPeer, "the aborting end's reader sees its own error");
+            }
+          }
+        });
+
+        it("refuses bytes that are not an Envelope: the server's reader fails with MalformedMessage, the client's sees the refusal", async (t) => {
+          if (h.typedWrites) return t.skip("the client cannot send them");
+          const p = await pairFor(t);
+          if (!p) return;
+          const received: number[] = [];
+          const toServer = (async () => {
+            for await (const batch of iterate(p.server)) for (const e of batch) received.push(numberOf(e));
+          })();
+          const toClient = read(p.client);
+          // Field 1 (payload) announced with 5 bytes, then only 1: truncated protobuf.
+          await within(p.client.write([numbered(1), Uint8Array.from([0x0a, 0x05, 0x01])]), wait, "client write");
+          const s = await rejection(toServer, wait, "server reading");
+          assert.equal(s.code, ErrorCode.MalformedMessage, s.message);
+          assert.deepEqual(received, [1], "the envelope before the bad one is delivered");
+          const c = await rejection(toClient, wait, "client reading");
+          assert.equal(c.code, ErrorCode.Remote, c.message);
+          assert.equal(c.remoteCode, ErrorCode.MalformedMessage, c.message);
+          await settled(p);
+        });
+
+        it("holds a writer that outruns a stalled reader (bounded memory), and resumes it when the reader reads", async (t) => {
+          const p = await pairFor(t);
+          if (!p) return;
+          const size = 16 * 1024;
+          const total = Math.ceil((4 * h.maxAheadBytes) / size);
+          let written = 0;
+          let failed: unknown;
+          const writer = (async () => {
+            for (let i = 0; i < total; i++) {
+              await p.client.write([numbered(i, size)]);
+              written++;
+            }
+            p.client.end();
+          })().catch((e: unknown) => {
+            failed = e;
+          });
+          // Wait until the writer stops making progress.
+          let last = -1;
+          const deadline = Date.now() + wait;
+          while (written !== last && written < total && Date.now() < deadline) {
+            last = written;
+            await new Promise((r) => setTimeout(r, 100));
+          }
+          assert.equal(failed, undefined);
+          assert.ok(written < total, `the writer wrote all ${total} envelopes to a reader that does not read`);
+          assert.ok(written * size <= h.maxAheadBytes, `the writer got ${written * size} bytes ahead (bound ${h.maxAheadBytes})`);
+          const got = await within(read(p.server), 2 * wait, "server reads to the end");
+          await within(writer, wait, "writer resumes and finishes");
+          assert.equal(failed, undefined);
+          assert.deepEqual(got.numbers, range(total));
+          p.server.end();
+          await settled(p);
+        });
+
+        it("gives the stream's deadline: the client's reader fails with HandshakeTimeout, the server's with Canceled", async (t) => {
+          const started = Date.now();
+          const p = await pairFor(t, { streamTimeoutMs: 300 });
+          if (!p) return;
+          const [c, s] = await Promise.all([
+            rejection(read(p.client), wait, "client reading"),
+            rejection(read(p.server), wait, "server reading"),
+          ]);
+          assert.ok(Date.now() - started >= 250, "the deadline fired early");
+          assert.equal(c.code, ErrorCode.HandshakeTimeout, c.message);
+          assert.equal(s.code, ErrorCode.Canceled, s.message);
+          await settled(p);
+        });
+
+        it("reports remote addresses as host:port (the client's is the endpoint dialed) and the TLS facts of both ends", async (t) => {
+          const p = await pairFor(t);
+          if (!p) return;
+          assert.equal(p.client.remoteAddress, h.endpoint);
+          assert.match(p.server.remoteAddress, addressPattern);
+          assert.notEqual(p.server.remoteAddress, h.endpoint);
+          const tls = h.certHashes !== undefined;
+          assert.equal(p.client.tls, tls);
+          assert.equal(p.server.tls, tls);
+          if (h.certHashes) {
+            assert.deepEqual(p.client.remoteCertHash, h.certHashes.server);
+            assert.deepEqual(p.client.localCertHash, h.certHashes.client);
+            assert.deepEqual(p.server.remoteCertHash, h.certHashes.client);
+            assert.deepEqual(p.server.localCertHash, h.certHashes.server);
+          } else {
+            for (const v of [p.client.remoteCertHash, p.client.localCertHash, p.server.remoteCertHash, p.server.localCertHash]) {
+              assert.equal(v, undefined);
+            }
+          }
+          p.client.abort();
+          await settled(p);
+        });
+
+        if (reading === "readBy") {
+          it("takes over from incoming after a first batch (as a connection after its handshake), with nothing lost", async (t) => {
+            const p = await pairFor(t);
+            if (!p) return;
+            const incoming = p.server.incoming[Symbol.asyncIterator]();
+            await within(p.client.write([numbered(0)]), wait, "client write");
+            const first = await within(incoming.next(), wait, "the first batch");
+            assert.deepEqual(first.done ? [] : first.value.map(numberOf), [0]);
+            for (let i = 1; i < 300; i += 50) await within(p.client.write(range(50, i).map((n) => numbered(n))), wait, "client write");
+            p.client.end();
+            const rest: number[] = [];
+            for await (const batch of pushed(p.server)) {
+              for (const e of batch) rest.push(numberOf(e));
+            }
+            assert.deepEqual(rest, range(300, 1));
+            p.server.end();
+            await settled(p);
+          });
+        }
       });
     }
-
-    it("a server's abort() without an error ends the client's incoming cleanly", async () => {
-      const p = await pair();
-      const toClient = readAll(p.client);
-      await within(p.server.write([numbered(3)]), wait, "server write");
-      p.server.abort();
-      assert.deepEqual((await within(toClient, wait, "client reads to the end")).numbers, [3]);
-      await settled(p);
-    });
-
-    it("a client's abort, with or without an error, reaches the server as Canceled (no remoteCode) and closes both ends", async () => {
-      for (const error of [undefined, new GossipError(ErrorCode.UnexpectedPeer, "wrong peer")]) {
-        const p = await pair();
-        const toServer = readAll(p.server);
-        p.client.abort(error);
-        const e = await rejection(toServer, wait, "server reading");
-        assert.equal(e.code, ErrorCode.Canceled, e.message);
-        assert.equal(e.remoteCode, undefined);
-        await settled(p);
-        if (error) {
-          const local = await rejection(readAll(p.client), wait, "client reading after its own abort");
-          assert.equal(local.code, ErrorCode.UnexpectedPeer, "the aborting end's reader sees its own error");
-        }
-      }
-    });
-
-    it("refuses bytes that are not an Envelope: the server's reader fails with MalformedMessage, the client's sees the refusal", async (t) => {
-      if (h.typedWrites) return t.skip("the client cannot send them");
-      const p = await pair();
-      const received: number[] = [];
-      const toServer = (async () => {
-        for await (const batch of p.server.incoming) for (const e of batch) received.push(numberOf(e));
-      })();
-      const toClient = readAll(p.client);
-      // Field 1 (payload) announced with 5 bytes, then only 1: truncated protobuf.
-      await within(p.client.write([numbered(1), Uint8Array.from([0x0a, 0x05, 0x01])]), wait, "client write");
-      const s = await rejection(toServer, wait, "server reading");
-      assert.equal(s.code, ErrorCode.MalformedMessage, s.message);
-      assert.deepEqual(received, [1], "the envelope before the bad one is delivered");
-      const c = await rejection(toClient, wait, "client reading");
-      assert.equal(c.code, ErrorCode.Remote, c.message);
-      assert.equal(c.remoteCode, ErrorCode.MalformedMessage, c.message);
-      await settled(p);
-    });
-
-    it("holds a writer that outruns a stalled reader (bounded memory), and resumes it when the reader reads", async () => {
-      const p = await pair();
-      const size = 16 * 1024;
-      const total = Math.ceil((4 * h.maxAheadBytes) / size);
-      let written = 0;
-      let failed: unknown;
-      const writer = (async () => {
-        for (let i = 0; i < total; i++) {
-          await p.client.write([numbered(i, size)]);
-          written++;
-        }
-        p.client.end();
-      })().catch((e: unknown) => {
-        failed = e;
-      });
-      // Wait until the writer stops making progress.
-      let last = -1;
-      const deadline = Date.now() + wait;
-      while (written !== last && written < total && Date.now() < deadline) {
-        last = written;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      assert.equal(failed, undefined);
-      assert.ok(written < total, `the writer wrote all ${total} envelopes to a reader that does not read`);
-      assert.ok(written * size <= h.maxAheadBytes, `the writer got ${written * size} bytes ahead (bound ${h.maxAheadBytes})`);
-      const got = await within(readAll(p.server), 2 * wait, "server reads to the end");
-      await within(writer, wait, "writer resumes and finishes");
-      assert.equal(failed, undefined);
-      assert.deepEqual(got.numbers, range(total));
-      p.server.end();
-      await settled(p);
-    });
-
-    it("gives the stream's deadline: the client's reader fails with HandshakeTimeout, the server's with Canceled", async () => {
-      const started = Date.now();
-      const p = await pair({ streamTimeoutMs: 300 });
-      const [c, s] = await Promise.all([
-        rejection(readAll(p.client), wait, "client reading"),
-        rejection(readAll(p.server), wait, "server reading"),
-      ]);
-      assert.ok(Date.now() - started >= 250, "the deadline fired early");
-      assert.equal(c.code, ErrorCode.HandshakeTimeout, c.message);
-      assert.equal(s.code, ErrorCode.Canceled, s.message);
-      await settled(p);
-    });
-
-    it("reports remote addresses as host:port (the client's is the endpoint dialed) and the TLS facts of both ends", async () => {
-      const p = await pair();
-      assert.equal(p.client.remoteAddress, h.endpoint);
-      assert.match(p.server.remoteAddress, addressPattern);
-      assert.notEqual(p.server.remoteAddress, h.endpoint);
-      const tls = h.certHashes !== undefined;
-      assert.equal(p.client.tls, tls);
-      assert.equal(p.server.tls, tls);
-      if (h.certHashes) {
-        assert.deepEqual(p.client.remoteCertHash, h.certHashes.server);
-        assert.deepEqual(p.client.localCertHash, h.certHashes.client);
-        assert.deepEqual(p.server.remoteCertHash, h.certHashes.client);
-        assert.deepEqual(p.server.localCertHash, h.certHashes.server);
-      } else {
-        for (const v of [p.client.remoteCertHash, p.client.localCertHash, p.server.remoteCertHash, p.server.localCertHash]) {
-          assert.equal(v, undefined);
-        }
-      }
-      p.client.abort();
-      await settled(p);
-    });
 
     describe("Dialer", () => {
       const signal = () => AbortSignal.timeout(wait);

@@ -1,0 +1,31 @@
+// What the identity store keeps of an identity: the bytes, never a large
+// buffer they happen to be a view into.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { IdentityStore } from "../../src/core/identity-store.js";
+import { VirtualClock } from "../../src/core/virtual-clock.js";
+
+const pkiId = (n: number) => new Uint8Array(32).fill(n);
+
+describe("IdentityStore", () => {
+  it("keeps a handshake's identity as the view it is (into the copied payload), without another copy", () => {
+    const store = new IdentityStore(new VirtualClock());
+    const payload = new Uint8Array(748).fill(7);
+    const identity = payload.subarray(40, 712);
+    store.put(pkiId(1), identity, undefined);
+    const kept = store.get(pkiId(1));
+    assert.equal(kept?.buffer, payload.buffer);
+    assert.deepEqual(kept, identity);
+  });
+
+  it("copies an identity out of a much larger buffer, so that the entry does not keep that buffer alive", () => {
+    const store = new IdentityStore(new VirtualClock());
+    const readBuffer = new Uint8Array(64 * 1024).fill(9);
+    const identity = readBuffer.subarray(1000, 1672);
+    store.put(pkiId(2), identity, undefined);
+    const kept = store.get(pkiId(2));
+    assert.notEqual(kept?.buffer, readBuffer.buffer);
+    assert.equal(kept?.buffer.byteLength, 672);
+    assert.deepEqual(kept, identity);
+  });
+});
