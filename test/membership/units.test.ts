@@ -208,6 +208,17 @@ describe("owned bytes (what membership keeps long-term)", () => {
     assert.equal(ownedBytes(whole), whole);
     assert.equal(ownedBytes(new Uint8Array(0)), ownedBytes(pooled.subarray(0, 0)));
   });
+
+  it("keeps a view that spans nearly all of its buffer (a handshake identity in its payload copy), copies a small part of a small buffer", () => {
+    const payload = new Uint8Array(748);
+    const identity = payload.subarray(40, 712);
+    assert.equal(ownedBytes(identity), identity);
+    const frame = new Uint8Array(250);
+    const pkiId = frame.subarray(10, 42); // 218 bytes of slack for 32 kept: copied
+    assert.notEqual(ownedBytes(pkiId).buffer, frame.buffer);
+    const big = new Uint8Array(4096).subarray(0, 3000); // 1,096 bytes of slack: copied
+    assert.notEqual(ownedBytes(big).buffer, big.buffer);
+  });
 });
 
 describe("alive msgStore (TestAliveMsgStore, tombstones)", () => {
