@@ -9,7 +9,7 @@ import type { Envelope } from "../gen/gossip/message_pb.js";
 import type { Clock } from "./clock.js";
 import { decodeEnvelope } from "./envelope.js";
 import { ErrorCode, GossipError, remoteEndError } from "./errors.js";
-import { type WireStream, writeTaken } from "./transport.js";
+import { type WireReader, type WireStream, writeTaken } from "./transport.js";
 
 export interface EndInfo {
   readonly remoteAddress: string;
@@ -31,6 +31,12 @@ class Pipe {
   readerDone = false;
   /** The reader waiting for a batch: its read's settle functions (no closure per wait). */
   waiting: { resolve: (r: IteratorResult<readonly Envelope[]>) => void; reject: (e: unknown) => void } | undefined;
+  /** The reader batches are pushed to, once the end took {@link WireStream.readBy}. */
+  reader: WireReader | undefined;
+  /** The reader holds back the next batch (its last `onBatch` promise is pending). */
+  holding = false;
+  /** A push is scheduled in a microtask. */
+  pushing = false;
   readonly writeWaiters: { readonly resolve: () => void; readonly reject: (e: GossipError) => void }[] = [];
 }
 
@@ -85,6 +91,15 @@ export class MemoryConnection {
   /** Reads the batches end `side` receives. @private for {@link MemoryEnd} */
   readFor(side: 0 | 1): Promise<IteratorResult<readonly Envelope[]>> {
     return this.read(this.pipes[side === 0 ? 1 : 0]);
+  }
+
+  /** Pushes what end `side` receives to `reader` from now on. @private for {@link MemoryEnd} */
+  readBy(side: 0 | 1, reader: WireReader): void {
+    const pipe = this.pipes[side === 0 ? 1 : 0];
+    if (pipe.reader !== undefined || pipe.waiting !== undefined)
+      throw new Error("a WireStream is read once: readBy with a read pending or twice");
+    pipe.reader = reader;
+    this.schedulePush(pipe);
   }
 
   /** Writes from end `side`. @private for {@link MemoryEnd} */
@@ -216,10 +231,60 @@ export class MemoryConnection {
   }
 
   private wake(pipe: Pipe): void {
+    if (pipe.reader !== undefined) {
+      this.schedulePush(pipe);
+      return;
+    }
     const w = pipe.waiting;
     if (w === undefined) return;
     pipe.waiting = undefined;
     this.read(pipe).then(w.resolve, w.reject);
+  }
+
+  /**
+   * Pushes in a microtask, never within the call that woke the pipe: a
+   * write delivers at once when there is no latency, and the reader must not
+   * run inside its peer's write (nor inside `readBy`).
+   */
+  private schedulePush(pipe: Pipe): void {
+    if (pipe.pushing || pipe.holding) return;
+    pipe.pushing = true;
+    queueMicrotask(() => {
+      pipe.pushing = false;
+      this.push(pipe);
+    });
+  }
+
+  /** Hands the reader every batch it does not hold back, then the end or the failure once. */
+  private push(pipe: Pipe): void {
+    const reader = pipe.reader;
+    if (reader === undefined || pipe.holding || pipe.readerDone) return;
+    for (;;) {
+      const batch = pipe.batches.shift();
+      if (batch === undefined) break;
+      pipe.inFlight -= pipe.sizes.shift() ?? 0;
+      if (pipe.batches.length === 0) {
+        pipe.batches = [];
+        pipe.sizes = [];
+      }
+      this.releaseWriters(pipe);
+      const held = reader.onBatch(batch);
+      if (held !== undefined) {
+        pipe.holding = true;
+        void held.then(() => {
+          pipe.holding = false;
+          this.push(pipe);
+        });
+        return;
+      }
+    }
+    if (pipe.error !== undefined) {
+      pipe.readerDone = true;
+      reader.onError(pipe.error);
+    } else if (pipe.writerEnded) {
+      pipe.readerDone = true;
+      reader.onEnd();
+    }
   }
 
   private deliver(fn: () => void): void {
@@ -264,6 +329,10 @@ class MemoryEnd implements WireStream, AsyncIterable<readonly Envelope[]>, Async
 
   next(): Promise<IteratorResult<readonly Envelope[]>> {
     return this.conn.readFor(this.side);
+  }
+
+  readBy(reader: WireReader): void {
+    this.conn.readBy(this.side, reader);
   }
 
   write(envelopes: readonly Uint8Array[]): Promise<void> {
