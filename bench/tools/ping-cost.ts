@@ -5,11 +5,12 @@
  * the bound; CPU per call is a far steadier figure than Pings/s on a loaded
  * machine).
  *
- *   node --import tsx bench/tools/ping-cost.ts [rounds] [--h2c]
+ *   node --import tsx bench/tools/ping-cost.ts [rounds] [--h2c] [--gossip-only]
  *
  * Prints, per round, µs of client CPU (user + system) per Ping and Pings/s
  * for each client, and at the end the medians and the ratio gossip/raw of
- * CPU per Ping. Bundle it with esbuild for figures like the bench's (tsx's
+ * CPU per Ping (`--gossip-only`: GossipClient alone, e.g. under
+ * `node --cpu-prof`). Bundle it with esbuild for figures like the bench's (tsx's
  * `keepNames` slows some code down):
  *
  *   npx esbuild bench/tools/ping-cost.ts --bundle --platform=node --format=esm \
@@ -24,6 +25,7 @@ const PING_PATH = "/gossip.Gossip/Ping";
 const EMPTY_FRAME = Buffer.from([0, 0, 0, 0, 0]);
 const args = process.argv.slice(2);
 const tls = !args.includes("--h2c");
+const gossipOnly = args.includes("--gossip-only");
 
 interface Material {
   ca: string;
@@ -115,7 +117,7 @@ async function main(): Promise<void> {
   const client = await GossipClient.connect(endpoint, m ? { tls: { ca: m.ca, cert: m.client.cert, key: m.client.key } } : {});
   const count = 20_000;
   const inflight = 32;
-  const raw = () => rawPing(session);
+  const raw = gossipOnly ? async () => {} : () => rawPing(session);
   const ours = () => client.ping();
   await measure(count, inflight, raw);
   await measure(count, inflight, ours);
