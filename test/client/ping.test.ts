@@ -9,6 +9,7 @@ import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { GossipClient } from "../../src/client/gossip-client.js";
+import { GuardedSessionManager } from "../../src/client/session-manager.js";
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
 
 type Answer = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void;
@@ -275,6 +276,76 @@ describe("GossipClient.ping connection bookkeeping", () => {
     for (const s of serverSessions) s.destroy();
     await waitFor(() => c.state() === "closed" || c.state() === "error");
     await Promise.all(Array.from({ length: 4 }, () => c.ping()));
+  });
+});
+
+describe("GuardedSessionManager.requestNow (Ping's synchronous stream opening)", () => {
+  const headers = { ":method": "POST", ":path": "/gossip.Gossip/Ping", "content-type": "application/grpc", te: "trailers" };
+  const managers: GuardedSessionManager[] = [];
+  after(() => {
+    for (const m of managers) m.abort();
+  });
+  const manager = (pingIntervalMs = 60_000) => {
+    const m = new GuardedSessionManager(`http://${endpoint}`, { pingIntervalMs, pingTimeoutMs: 5000 }, {}, 1024 * 1024);
+    managers.push(m);
+    return m;
+  };
+  /** Ends `stream` with an empty frame and waits for its close. */
+  const finish = async (stream: http2.ClientHttp2Stream) => {
+    stream.on("error", () => {});
+    stream.resume();
+    const closed = new Promise<void>((r) => stream.once("close", () => r()));
+    stream.end(empty);
+    await closed;
+  };
+
+  it("opens nothing before the first connection, and after abort()", async () => {
+    const m = manager();
+    assert.equal(m.requestNow(headers), undefined);
+    assert.equal(m.state(), "closed", "requestNow does not start connecting");
+    assert.notEqual(await m.connectVerified(), "error");
+    m.abort();
+    assert.equal(m.requestNow(headers), undefined);
+  });
+
+  it("on a ready connection opens a stream at once, counted by connect-node until it closes", async () => {
+    answer = ok;
+    const m = manager();
+    assert.notEqual(await m.connectVerified(), "error");
+    const stream = m.requestNow(headers);
+    assert.ok(stream);
+    assert.equal(m.state(), "open");
+    await finish(stream);
+    assert.equal(m.state(), "idle");
+  });
+
+  it("leaves a connection that needs verifying (idle for longer than the keepalive interval) to request()", async () => {
+    answer = ok;
+    // No keepalive PINGs on an idle connection (pingIdleConnection is off
+    // here), so after the interval connect-node wants to verify it first.
+    const m = manager(300);
+    assert.notEqual(await m.connectVerified(), "error");
+    await sleep(400);
+    assert.equal(m.requestNow(headers), undefined);
+    const stream = await m.request("POST", "/gossip.Gossip/Ping", headers, {});
+    await finish(stream);
+    const again = m.requestNow(headers);
+    assert.ok(again, "verified (and answered): requestNow opens again");
+    await finish(again);
+  });
+
+  it("leaves a connection the server closed to request(), which reconnects", async () => {
+    answer = ok;
+    const m = manager();
+    assert.notEqual(await m.connectVerified(), "error");
+    for (const s of serverSessions) s.destroy();
+    await waitFor(() => m.state() === "closed" || m.state() === "error");
+    assert.equal(m.requestNow(headers), undefined);
+    await finish(await m.request("POST", "/gossip.Gossip/Ping", headers, {}));
+    assert.equal(m.state(), "idle");
+    const stream = m.requestNow(headers);
+    assert.ok(stream);
+    await finish(stream);
   });
 });
 
