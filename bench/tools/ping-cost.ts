@@ -5,12 +5,14 @@
  * the bound; CPU per call is a far steadier figure than Pings/s on a loaded
  * machine).
  *
- *   node --import tsx bench/tools/ping-cost.ts [rounds] [--h2c] [--gossip-only]
+ *   node --import tsx bench/tools/ping-cost.ts [rounds] [--h2c] [--gossip-only] [--gossip-server]
  *
  * Prints, per round, µs of client CPU (user + system) per Ping and Pings/s
  * for each client, and at the end the medians and the ratio gossip/raw of
  * CPU per Ping (`--gossip-only`: GossipClient alone, e.g. under
- * `node --cpu-prof`). Bundle it with esbuild for figures like the bench's (tsx's
+ * `node --cpu-prof`). The server's CPU per Ping is printed too;
+ * `--gossip-server` makes the server a gossip-connect app (as in W4's stack
+ * c) instead of the bare one. Bundle it with esbuild for figures like the bench's (tsx's
  * `keepNames` slows some code down):
  *
  *   npx esbuild bench/tools/ping-cost.ts --bundle --platform=node --format=esm \
@@ -19,16 +21,19 @@
 import { fork } from "node:child_process";
 import * as http2 from "node:http2";
 import { GossipClient } from "../../src/client/gossip-client.js";
-import { createCa, issueCertificate } from "../../src/pki/index.js";
+import { createCa, createPeerMaterial, issueCertificate, loadCa } from "../../src/pki/index.js";
+import { createGossipServer } from "../../src/server/index.js";
 
 const PING_PATH = "/gossip.Gossip/Ping";
 const EMPTY_FRAME = Buffer.from([0, 0, 0, 0, 0]);
 const args = process.argv.slice(2);
 const tls = !args.includes("--h2c");
 const gossipOnly = args.includes("--gossip-only");
+const gossipServer = args.includes("--gossip-server");
 
 interface Material {
   ca: string;
+  caKey: string;
   server: { cert: string; key: string };
   client: { cert: string; key: string };
 }
@@ -58,7 +63,21 @@ function serve(m: Material | undefined): void {
     const port = (server.address() as { port: number }).port;
     process.send?.({ port });
   });
-  process.on("disconnect", () => process.exit(0));
+}
+
+/** The child with `--gossip-server`: a gossip-connect app at the bench's options. */
+async function serveGossip(m: Material | undefined): Promise<void> {
+  const p = createPeerMaterial({ mspId: "BenchMSP", commonName: "ping-server", ...(m ? { ca: loadCa(m.ca, m.caKey) } : {}) });
+  const ca = p.ca.certPem;
+  const app = await createGossipServer({
+    identity: { mspId: "BenchMSP", certificate: p.identity.certPem, privateKey: p.identity.keyPem, trustedRoots: { BenchMSP: [ca] } },
+    tls: m ? { cert: p.tlsServer.certPem, key: p.tlsServer.keyPem, ca: [ca] } : undefined,
+    clientTls: m ? { ca: [ca], cert: p.tlsClient.certPem, key: p.tlsClient.keyPem } : undefined,
+    options: { connTimeoutMs: 15_000 },
+  });
+  await app.listen({ host: "127.0.0.1", port: 0 });
+  const addr = app.server.address();
+  process.send?.({ port: typeof addr === "object" && addr ? addr.port : 0 });
 }
 
 function rawPing(session: http2.ClientHttp2Session): Promise<void> {
@@ -103,11 +122,12 @@ async function main(): Promise<void> {
     const client = issueCertificate(ca, { commonName: "client", usage: "client" });
     m = {
       ca: ca.certPem,
+      caKey: ca.keyPem,
       server: { cert: server.certPem, key: server.keyPem },
       client: { cert: client.certPem, key: client.keyPem },
     };
   }
-  const child = fork(process.argv[1] ?? "", ["--serve", ...(tls ? [] : ["--h2c"])], { execArgv: process.execArgv });
+  const child = fork(process.argv[1] ?? "", ["--serve", ...args], { execArgv: process.execArgv });
   child.send({ m });
   const port = await new Promise<number>((resolve) => child.once("message", (x: { port: number }) => resolve(x.port)));
   const endpoint = `127.0.0.1:${port}`;
@@ -119,15 +139,27 @@ async function main(): Promise<void> {
   const inflight = 32;
   const raw = gossipOnly ? async () => {} : () => rawPing(session);
   const ours = () => client.ping();
+  const serverCpu = () =>
+    new Promise<number>((resolve) => {
+      child.once("message", (x: { cpu: number }) => resolve(x.cpu));
+      child.send({ cpu: true });
+    });
+  /** `measure`, plus the server's µs of CPU per call. */
+  const both = async (fn: () => Promise<void>) => {
+    const s0 = await serverCpu();
+    const r = await measure(count, inflight, fn);
+    return { ...r, server: ((await serverCpu()) - s0) / count };
+  };
   await measure(count, inflight, raw);
   await measure(count, inflight, ours);
   const rows: { raw: number; ours: number; rawRate: number; oursRate: number }[] = [];
   for (let r = 0; r < rounds; r++) {
-    const a = await measure(count, inflight, raw);
-    const c = await measure(count, inflight, ours);
+    const a = await both(raw);
+    const c = await both(ours);
     rows.push({ raw: a.us, ours: c.us, rawRate: a.perSecond, oursRate: c.perSecond });
     console.log(
-      `round ${r + 1}: raw ${a.us.toFixed(1)} us/ping ${a.perSecond.toFixed(0)}/s, gossip ${c.us.toFixed(1)} us/ping ${c.perSecond.toFixed(0)}/s, cpu c/a ${(c.us / a.us).toFixed(2)}`,
+      `round ${r + 1}: raw ${a.us.toFixed(1)} us/ping ${a.perSecond.toFixed(0)}/s (server ${a.server.toFixed(1)} us), ` +
+        `gossip ${c.us.toFixed(1)} us/ping ${c.perSecond.toFixed(0)}/s (server ${c.server.toFixed(1)} us), cpu c/a ${(c.us / a.us).toFixed(2)}`,
     );
   }
   const raws = rows.map((x) => x.raw);
@@ -142,7 +174,13 @@ async function main(): Promise<void> {
 }
 
 if (args.includes("--serve")) {
-  process.once("message", (x: { m?: Material }) => serve(x.m));
+  process.once("message", (x: { m?: Material }) => (gossipServer ? void serveGossip(x.m) : serve(x.m)));
+  process.on("message", (x: { cpu?: boolean }) => {
+    if (!x.cpu) return;
+    const u = process.cpuUsage();
+    process.send?.({ cpu: u.user + u.system });
+  });
+  process.on("disconnect", () => process.exit(0));
 } else {
   await main();
 }
