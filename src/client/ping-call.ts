@@ -4,7 +4,7 @@ import { FrameDecoder } from "../grpc/framing.js";
 import { responseHeadersError, statusError } from "./node-error.js";
 
 /** A framed, serialized `gossip.Empty`: the request body, and the usual answer. */
-export const emptyFrame = Buffer.from([0, 0, 0, 0, 0]);
+const emptyFrame = Buffer.from([0, 0, 0, 0, 0]);
 
 const kCall = Symbol("pingCall");
 type PingStream = http2.ClientHttp2Stream & { [kCall]?: PingCall };
