@@ -1,15 +1,15 @@
-import * as http2 from "node:http2";
+import type * as http2 from "node:http2";
 import { checkServerIdentity, type PeerCertificate } from "node:tls";
 import { type Clock, systemClock } from "../core/clock.js";
 import { type CommConfig, resolveCommConfig } from "../core/config.js";
 import { ErrorCode, GossipError } from "../core/errors.js";
 import { type Http2Config, type PeerOptions, resolveHttp2Config } from "../grpc/config.js";
-import { FrameDecoder } from "../grpc/framing.js";
 import { gossipStreamPath, pingPath } from "../grpc/service.js";
 import { formatGrpcTimeout } from "../grpc/status.js";
 import { version } from "../version.js";
 import { ClientWireStream } from "./client-wire-stream.js";
-import { responseHeadersError, statusError, toGossipError } from "./node-error.js";
+import { toGossipError } from "./node-error.js";
+import { PingCall } from "./ping-call.js";
 import { GuardedSessionManager } from "./session-manager.js";
 
 /** TLS material for outbound connections. Without it, connections are cleartext (h2c). */
@@ -38,64 +38,14 @@ export interface GossipClientOptions {
 
 const maxSessionMemoryMb = 1024;
 
-/** A framed, serialized `gossip.Empty`. */
-const emptyFrame = Buffer.from([0, 0, 0, 0, 0]);
 const pingHeaders = {
+  ":method": "POST",
+  ":path": pingPath,
   "content-type": "application/grpc+proto",
   te: "trailers",
   "user-agent": `gossip-connect/${version}`,
   "grpc-accept-encoding": "identity",
 };
-
-/**
- * Reads a unary gRPC response on `stream`: HTTP 200 with a gRPC content type,
- * at most one message, and grpc-status 0 (in the trailers, or in the headers
- * of a trailers-only response). Calls `done()` on success, `done(detail)` on
- * failure, once.
- */
-function readPingResponse(
-  stream: http2.ClientHttp2Stream,
-  endpoint: string,
-  maxMessageBytes: number,
-  onRead: () => void,
-  done: (detail?: string, cause?: unknown) => void,
-): void {
-  const decoder = new FrameDecoder(maxMessageBytes, false);
-  const messages: Uint8Array[] = [];
-  let statusSeen = false;
-  let failure: { detail: string; cause?: unknown } | undefined;
-  const fail = (detail: string, cause?: unknown) => {
-    failure ??= { detail, cause };
-  };
-  const onStatus = (h: http2.IncomingHttpHeaders) => {
-    if (h["grpc-status"] === undefined) return;
-    statusSeen = true;
-    const error = statusError(h);
-    if (error) fail(error.message, error);
-  };
-  stream.once("response", (h) => {
-    const refused = responseHeadersError(h, endpoint, "Ping");
-    if (refused) fail(refused.message, refused);
-    else onStatus(h);
-  });
-  stream.once("trailers", onStatus);
-  stream.on("data", (chunk: Buffer) => {
-    onRead();
-    if (failure) return;
-    try {
-      decoder.push(chunk, messages);
-    } catch (e) {
-      fail((e as Error).message);
-    }
-  });
-  stream.on("error", (e: Error) => fail(e.message));
-  stream.once("close", () => {
-    if (failure) return done(failure.detail, failure.cause);
-    if (!statusSeen) return done(`stream closed without a gRPC status (HTTP/2 code ${stream.rstCode ?? "none"})`);
-    if (decoder.pending || messages.length > 1) return done("malformed response");
-    done();
-  });
-}
 
 /**
  * One HTTP/2 connection to one remote peer, with Fabric's limits and
@@ -125,6 +75,9 @@ export class GossipClient {
     private readonly sessions: GuardedSessionManager,
     private readonly config: CommConfig,
   ) {}
+
+  private lastPingTimeoutMs = Number.NaN;
+  private lastPingHeaders: http2.OutgoingHttpHeaders | undefined;
 
   /**
    * Dials `endpoint` (`host:port`). Rejects with `DialFailed`, `DialTimeout`,
@@ -208,56 +161,37 @@ export class GossipClient {
    * connection (like `openGossipStream`), not a call through `client`:
    * connect-node's unary path costs a few hundred microseconds of CPU per call
    * (AbortControllers, WHATWG Headers, async iterables for one message), which
-   * held Ping at a fraction of grpc-js's rate (issue 4, W4).
+   * held Ping at a fraction of grpc-js's rate (issue 4, W4). On a ready
+   * connection the stream opens synchronously (`requestNow`); otherwise the
+   * call waits for connect-node to connect or verify the connection. See
+   * `PingCall` for what the call checks in the answer.
    */
-  async ping(timeoutMs: number = this.config.connTimeoutMs, signal?: AbortSignal): Promise<void> {
-    const endpoint = this.endpoint;
-    const failed = (detail: string, cause?: unknown) =>
-      new GossipError(ErrorCode.PingFailed, `ping ${endpoint} ${detail}`, cause === undefined ? undefined : { cause });
-    if (signal?.aborted) throw failed("failed: the operation was aborted", signal.reason);
-    let h2: http2.ClientHttp2Stream | undefined;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let onAbort: (() => void) | undefined;
-    try {
-      await new Promise<void>((resolve, reject) => {
-        let settled = false;
-        const settle = (error?: GossipError) => {
-          if (settled) return;
-          settled = true;
-          if (error) {
-            if (h2 && !h2.closed && !h2.destroyed) h2.close(http2.constants.NGHTTP2_CANCEL);
-            reject(error);
-          } else {
-            resolve();
-          }
-        };
-        timer = setTimeout(() => settle(failed("timed out")), timeoutMs);
-        onAbort = () => settle(failed("failed: the operation was aborted", signal?.reason));
-        signal?.addEventListener("abort", onAbort, { once: true });
-        this.sessions.request("POST", pingPath, { ...pingHeaders, "grpc-timeout": formatGrpcTimeout(timeoutMs) }, {}).then(
-          (stream) => {
-            h2 = stream;
-            if (settled) {
-              stream.on("error", () => {});
-              stream.close(http2.constants.NGHTTP2_CANCEL);
-              return;
-            }
-            readPingResponse(
-              stream,
-              endpoint,
-              this.config.maxMessageBytes,
-              () => this.sessions.notifyResponseByteRead(stream),
-              (detail, cause) => settle(detail === undefined ? undefined : failed(`failed: ${detail}`, cause)),
-            );
-            stream.end(emptyFrame);
-          },
-          (e: unknown) => settle(toGossipError(e, "ping", endpoint)),
-        );
-      });
-    } finally {
-      clearTimeout(timer);
-      if (onAbort) signal?.removeEventListener("abort", onAbort);
+  ping(timeoutMs: number = this.config.connTimeoutMs, signal?: AbortSignal): Promise<void> {
+    const call = new PingCall(this.endpoint, this.config.maxMessageBytes, timeoutMs, signal);
+    if (signal?.aborted) {
+      call.handleEvent();
+      return call.promise;
     }
+    const headers = this.pingHeaders(timeoutMs);
+    const stream = this.sessions.requestNow(headers);
+    if (stream) {
+      call.start(stream);
+    } else {
+      this.sessions.request("POST", pingPath, headers, {}).then(
+        (s) => call.start(s),
+        (e: unknown) => call.fail(toGossipError(e, "ping", this.endpoint)),
+      );
+    }
+    return call.promise;
+  }
+
+  /** The headers of a Ping with `timeoutMs`, the last ones kept (callers use one timeout or a few). */
+  private pingHeaders(timeoutMs: number): http2.OutgoingHttpHeaders {
+    if (this.lastPingTimeoutMs !== timeoutMs || this.lastPingHeaders === undefined) {
+      this.lastPingHeaders = { ...pingHeaders, "grpc-timeout": formatGrpcTimeout(timeoutMs) };
+      this.lastPingTimeoutMs = timeoutMs;
+    }
+    return this.lastPingHeaders;
   }
 
   /**

@@ -5,6 +5,15 @@ import { Http2SessionManager } from "@connectrpc/connect-node";
 
 const guarded = new WeakSet<http2.Http2Session>();
 
+/** The part of connect-node's private state (`Http2SessionManager.s`) that `requestNow` uses. */
+interface ManagerState {
+  t: string;
+  conn: http2.ClientHttp2Session;
+  isShuttingDown(): boolean;
+  requiresVerify(): boolean;
+  registerRequest(stream: http2.ClientHttp2Stream): void;
+}
+
 /**
  * Makes `session.ping()` safe to call on a destroyed session: instead of
  * throwing ERR_HTTP2_INVALID_SESSION synchronously (which, from connect-node's
@@ -119,6 +128,35 @@ export class GuardedSessionManager extends Http2SessionManager {
     // connect-node passes the options on to `session.request()` as they are.
     const stream = await super.request(method, path, headers, options as Omit<http2.ClientSessionRequestOptions, "signal">);
     if (stream.session) this.prepare(stream.session);
+    return stream;
+  }
+
+  /**
+   * Opens a stream right away when the manager holds a ready connection that
+   * needs no verification (the state in which connect-node's `request()`
+   * would open one without waiting), with connect-node's own bookkeeping of
+   * the stream (`registerRequest`: the open-stream count behind `state()`,
+   * the idle timeout and `ref()`, and the keepalive reset on the response
+   * headers). Returns undefined in any other state, or when opening fails:
+   * `request()` then connects, verifies, retries or reports the error.
+   *
+   * `headers` must include `:method` and `:path`; Node copies them, so one
+   * object may serve many calls. Saves `request()`'s awaits and header copy,
+   * which matter to short unary calls (a Ping costs tens of microseconds).
+   */
+  requestNow(headers: http2.OutgoingHttpHeaders, options?: http2.ClientSessionRequestOptions): http2.ClientHttp2Stream | undefined {
+    const self = this as unknown as { s?: ManagerState; verifying?: unknown };
+    const s = self.s;
+    if (s?.t !== "ready" || self.verifying !== undefined || typeof s.registerRequest !== "function") return undefined;
+    const conn = s.conn;
+    if (conn.closed || conn.destroyed || s.isShuttingDown() || s.requiresVerify() || !guarded.has(conn)) return undefined;
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = conn.request(headers, options);
+    } catch {
+      return undefined;
+    }
+    s.registerRequest(stream);
     return stream;
   }
 
