@@ -106,13 +106,18 @@ export async function membershipSim(init: Init): Promise<WorkerSpec> {
     peers.push({ comm, membership, listener, alive: true });
   };
   const running = () => peers.filter((p) => p.alive);
+  /** Views' sizes (alive members), min-max over the running peers: what a failure reports. */
+  const views = () => {
+    const sizes = running().map((p) => p.membership.stats().alive);
+    return `views ${Math.min(...sizes)}-${Math.max(...sizes)} of ${running().length - 1}`;
+  };
   /** Advances until `pred` holds; bounded in virtual and real time. */
   const advanceUntil = async (pred: () => boolean, maxVirtualMs: number, stepMs: number): Promise<number> => {
     const t0 = clock.now();
     const deadline = performance.now() + maxRealMs;
     while (!pred()) {
-      if (clock.now() - t0 >= maxVirtualMs) throw new Error(`not reached within ${maxVirtualMs} virtual ms`);
-      if (performance.now() > deadline) throw new Error(`not reached within ${maxRealMs} real ms (virtual ${clock.now() - t0} ms)`);
+      if (clock.now() - t0 >= maxVirtualMs) throw new Error(`not reached within ${maxVirtualMs} virtual ms (${views()})`);
+      if (performance.now() > deadline) throw new Error(`not reached within ${maxRealMs} real ms (virtual ${clock.now() - t0} ms, ${views()})`);
       await clock.advance(stepMs);
     }
     return clock.now() - t0;
