@@ -1,20 +1,15 @@
 import type { Clock } from "./clock.js";
-import { type PeerIdentity, type PkiId, pkiIdHex } from "./identity.js";
-
-/**
- * Bytes a stored identity's buffer may hold beyond the identity: a
- * handshake's identity is a view into the ConnEstablish payload the handshake
- * copied out (the identity and about 80 bytes more), which the connection
- * keeps anyway.
- */
-const maxSlackBytes = 256;
+import { type PeerIdentity, type PkiId, pkiIdHex, spansItsBuffer } from "./identity.js";
 
 /**
  * `identity`, or a copy of it when it is a view into a much larger buffer (a
  * transport's read buffer, say), which the entry would otherwise keep alive.
+ * A handshake's identity is a view into the ConnEstablish payload the
+ * handshake copied out (the identity and about 80 bytes more), which the
+ * connection keeps anyway: kept as it is.
  */
 function keepable(identity: PeerIdentity): PeerIdentity {
-  return identity.buffer.byteLength - identity.byteLength <= maxSlackBytes ? identity : new Uint8Array(identity);
+  return spansItsBuffer(identity) ? identity : new Uint8Array(identity);
 }
 
 interface Entry {

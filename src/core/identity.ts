@@ -114,6 +114,21 @@ export function pkiIdFromHex(hex: string): PkiId {
   return new Uint8Array(Buffer.from(hex, "hex"));
 }
 
+/** Bytes a buffer may hold beyond a view of it that is kept as it is (see {@link spansItsBuffer}). */
+const maxSlackBytes = 256;
+
+/**
+ * True when `bytes` is (nearly) all of its buffer: at most 256 bytes, and
+ * at most its own size, beyond it. Keeping such a view keeps little else
+ * alive, so layers that hold bytes long (the identity store, membership)
+ * keep it instead of a copy, and two of them holding the same view hold
+ * one copy of the bytes.
+ */
+export function spansItsBuffer(bytes: Uint8Array): boolean {
+  const slack = bytes.buffer.byteLength - bytes.byteLength;
+  return slack <= maxSlackBytes && slack <= bytes.byteLength;
+}
+
 /** Byte-wise equality. */
 export function bytesEqual(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
   if (a === b) return true;

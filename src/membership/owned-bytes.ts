@@ -5,27 +5,23 @@
  * view keeps that whole buffer alive, for every known peer.
  */
 import { envelopeBytes } from "../core/envelope.js";
+import { spansItsBuffer } from "../core/identity.js";
 import type { Envelope } from "../gen/gossip/message_pb.js";
 
 const noBytes = new Uint8Array(0);
 
-/** Bytes of a buffer beyond a kept view that are not worth a copy (and at most the view's own size). */
-const maxSlackBytes = 256;
-
 /**
  * `bytes` without a large buffer behind it: `bytes` itself when it spans
- * (almost) all of its buffer, else a copy (`Buffer#slice` would not copy).
- * "Almost": a handshake's identity is a view into the connection's copy of
- * the handshake payload, which the comm's identity store keeps as it is;
- * keeping the same array here makes one copy of a peer's identity, not two
- * (X.509: ~800 bytes per known peer). Kept arrays are shared, never written
- * to. Empty fields share one empty array.
+ * (nearly) all of its buffer (core's `spansItsBuffer`), else a copy
+ * (`Buffer#slice` would not copy). A handshake's identity is such a view
+ * into the connection's copy of the handshake payload, which the comm's
+ * identity store keeps as it is; keeping the same array here makes one copy
+ * of a peer's identity, not two (X.509: ~800 bytes per known peer). Kept
+ * arrays are shared, never written to. Empty fields share one empty array.
  */
 export function ownedBytes(bytes: Uint8Array): Uint8Array {
   if (bytes.length === 0) return noBytes;
-  const slack = bytes.buffer.byteLength - bytes.byteLength;
-  if (slack <= maxSlackBytes && slack <= bytes.byteLength) return bytes;
-  return new Uint8Array(bytes);
+  return spansItsBuffer(bytes) ? bytes : new Uint8Array(bytes);
 }
 
 /**
