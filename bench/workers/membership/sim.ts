@@ -117,7 +117,8 @@ export async function membershipSim(init: Init): Promise<WorkerSpec> {
     const deadline = performance.now() + maxRealMs;
     while (!pred()) {
       if (clock.now() - t0 >= maxVirtualMs) throw new Error(`not reached within ${maxVirtualMs} virtual ms (${views()})`);
-      if (performance.now() > deadline) throw new Error(`not reached within ${maxRealMs} real ms (virtual ${clock.now() - t0} ms, ${views()})`);
+      if (performance.now() > deadline)
+        throw new Error(`not reached within ${maxRealMs} real ms (virtual ${clock.now() - t0} ms, ${views()})`);
       await clock.advance(stepMs);
     }
     return clock.now() - t0;
