@@ -23,6 +23,7 @@ import * as http2 from "node:http2";
 import { GossipClient } from "../../src/client/gossip-client.js";
 import { createCa, createPeerMaterial, issueCertificate, loadCa } from "../../src/pki/index.js";
 import { createGossipServer } from "../../src/server/index.js";
+import { ping as rawPing } from "../workers/stacks/raw.js";
 
 const PING_PATH = "/gossip.Gossip/Ping";
 const EMPTY_FRAME = Buffer.from([0, 0, 0, 0, 0]);
@@ -78,20 +79,6 @@ async function serveGossip(m: Material | undefined): Promise<void> {
   await app.listen({ host: "127.0.0.1", port: 0 });
   const addr = app.server.address();
   process.send?.({ port: typeof addr === "object" && addr ? addr.port : 0 });
-}
-
-function rawPing(session: http2.ClientHttp2Session): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const req = session.request({ ":method": "POST", ":path": PING_PATH, "content-type": "application/grpc", te: "trailers" });
-    let ok = false;
-    req.on("trailers", (t) => {
-      ok = t["grpc-status"] === "0";
-    });
-    req.on("data", () => {});
-    req.on("error", reject);
-    req.on("close", () => (ok ? resolve() : reject(new Error("ping failed"))));
-    req.end(EMPTY_FRAME);
-  });
 }
 
 /** `count` calls of `fn`, `inflight` at a time: µs of CPU per call and calls/s. */

@@ -143,6 +143,20 @@ export async function membershipSim(init: Init): Promise<WorkerSpec> {
     return { messages, bytes, connections };
   };
 
+  /** Heap and array buffers gained since `start`, in all and per view entry (known peer). */
+  const perKnownPeer = (m: { heapUsed: number; arrayBuffers: number }) => {
+    const known = running().reduce((s, p) => s + p.membership.stats().alive + p.membership.stats().dead, 0);
+    const delta = m.heapUsed - heapBefore;
+    const buffers = m.arrayBuffers - buffersBefore;
+    return {
+      heapDelta: delta,
+      knownEntries: known,
+      bytesPerKnownPeer: known > 0 ? delta / known : null,
+      // Array buffers' contents live outside the V8 heap (kept frames, identities): reported beside it.
+      buffersPerKnownPeer: known > 0 ? buffers / known : null,
+    };
+  };
+
   return {
     info: { peers: n, crypto: real ? "x509" : "fake" },
     handlers: {
@@ -199,18 +213,8 @@ export async function membershipSim(init: Init): Promise<WorkerSpec> {
       },
       memory: (): Json => {
         const m = memory(true);
-        const known = running().reduce((s, p) => s + p.membership.stats().alive + p.membership.stats().dead, 0);
-        const delta = m.heapUsed - heapBefore;
-        const buffers = m.arrayBuffers - buffersBefore;
-        return {
-          heapDelta: delta,
-          knownEntries: known,
-          bytesPerKnownPeer: known > 0 ? delta / known : null,
-          // Array buffers' contents live outside the V8 heap (kept frames, identities): reported beside it.
-          buffersPerKnownPeer: known > 0 ? buffers / known : null,
-          bytesPerPeer: delta / n,
-          rss: m.rss,
-        };
+        const per = perKnownPeer(m);
+        return { ...per, bytesPerPeer: per.heapDelta / n, rss: m.rss };
       },
       /**
        * Stops every comm (their connections go) but no membership, then
@@ -225,16 +229,7 @@ export async function membershipSim(init: Init): Promise<WorkerSpec> {
         });
         await advanceUntil(() => done, 60_000, 100);
         await stops;
-        const m = memory(true);
-        const known = running().reduce((s, p) => s + p.membership.stats().alive + p.membership.stats().dead, 0);
-        const delta = m.heapUsed - heapBefore;
-        const buffers = m.arrayBuffers - buffersBefore;
-        return {
-          heapDelta: delta,
-          knownEntries: known,
-          bytesPerKnownPeer: known > 0 ? delta / known : null,
-          buffersPerKnownPeer: known > 0 ? buffers / known : null,
-        };
+        return perKnownPeer(memory(true));
       },
       death: async (a): Promise<Json> => {
         const victim = peers[n - 1] as Peer;

@@ -323,7 +323,8 @@ class RawConn {
   }
 }
 
-function ping(session: http2.ClientHttp2Session): Promise<void> {
+/** One gRPC Ping on `session`, as the raw stack sends it (also `bench/tools/ping-cost.ts`'s bare client). */
+export function ping(session: http2.ClientHttp2Session): Promise<void> {
   return new Promise((resolve, reject) => {
     const req = session.request({ ":method": "POST", ":path": PING_PATH, "content-type": "application/grpc", te: "trailers" });
     let ok = false;
