@@ -199,8 +199,8 @@ describe("serve", () => {
     await Promise.all([a.peer.stop(), q.peer.stop()]);
   });
 
-  it("without --identity runs an ephemeral dev identity; h2c with --no-tls; --metrics serves /metrics", async () => {
-    const e = await serve(["--no-tls", "--metrics"]);
+  it("without --identity runs an ephemeral dev identity; h2c with --no-tls; --metrics serves /metrics; --max-unauthenticated-streams sets the comm's limit", async () => {
+    const e = await serve(["--no-tls", "--metrics", "--max-unauthenticated-streams", "4096"]);
     running.push(e.peer);
     const started = e.peer.json()[0] as Record<string, unknown>;
     assert.equal(started.ephemeral, true);
@@ -212,6 +212,7 @@ describe("serve", () => {
     const metrics = await h2get(`http://${e.endpoint}/metrics`);
     assert.equal(metrics.status, 200);
     assert.match(metrics.body, /gossip_comm_/);
+    assert.match(metrics.body, /^gossip_comm_limit\{name="maxUnauthenticatedStreams"\} 4096$/m);
     assert.equal((await e.peer.stop("SIGINT")).code, 0);
   });
 });
@@ -292,6 +293,7 @@ describe("serve: bad input", () => {
     const cases: [string[], RegExp][] = [
       [["serve", "--external-endpoint", "nowhere"], /--external-endpoint must be HOST:PORT/],
       [["serve", "--alive-interval", "0"], /--alive-interval must be an integer/],
+      [["serve", "--max-unauthenticated-streams", "0"], /--max-unauthenticated-streams must be an integer/],
       [["serve", "--listen", "[::1]:0"], /IPv6.*--internal-endpoint/],
       [["serve", "--anchor", "127.0.0.1:7051@"], /--anchor "127.0.0.1:7051@" has an empty MSP ID/],
       [["serve", "--anchor", "nowhere@Org1MSP"], /--anchor must be HOST:PORT/],

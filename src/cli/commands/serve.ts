@@ -16,7 +16,7 @@ const closeTimeoutMs = 5000;
 const usage = `Usage: gossip-connect serve [--listen HOST:PORT] [--identity DIR] [--trust-ca FILE,...] [--no-tls]
                             [--bootstrap HOST:PORT,...] [--anchor HOST:PORT[@MSPID],...] [--external-endpoint HOST:PORT]
                             [--internal-endpoint HOST:PORT] [--alive-interval MS] [--alive-expiration MS]
-                            [--metrics] [--auto-ack] [--json]
+                            [--max-unauthenticated-streams N] [--metrics] [--auto-ack] [--json]
 
 Runs one gossip peer: a Fastify HTTP/2 server with the gossip-connect plugin
 (Gossip.GossipStream and Ping over gRPC, Connect and gRPC-web, server
@@ -54,6 +54,11 @@ Options:
   --alive-interval MS   alive message period (peer.gossip.aliveTimeInterval, default 5000)
   --alive-expiration MS silence after which a member is dead (peer.gossip.aliveExpirationTimeout,
                         default 5 x --alive-interval)
+  --max-unauthenticated-streams N
+                        streams admitted at once whose handshake has not finished (default 256;
+                        32 per remote address). Joins beyond it are refused and retried only on
+                        Fabric's 25 s reconnect: raise it on a bootstrap peer that hundreds of
+                        peers join at once
   --metrics             serve Prometheus metrics (gossip_comm_*, gossip_membership_*) at /metrics
   --auto-ack            acknowledge every received message (for 'gossip-connect send --ack')
   --json                print one JSON line per event on stdout (see below)
@@ -94,6 +99,7 @@ const options = {
   "internal-endpoint": { type: "string" },
   "alive-interval": { type: "string" },
   "alive-expiration": { type: "string" },
+  "max-unauthenticated-streams": { type: "string" },
   metrics: { type: "boolean" },
   "auto-ack": { type: "boolean" },
   json: { type: "boolean" },
@@ -157,6 +163,10 @@ export const serveCommand: Command = {
       v["alive-interval"] !== undefined ? parseInteger("--alive-interval", v["alive-interval"], 1, 3_600_000) : undefined;
     const aliveExpirationTimeoutMs =
       v["alive-expiration"] !== undefined ? parseInteger("--alive-expiration", v["alive-expiration"], 1, 86_400_000) : undefined;
+    const maxUnauthenticatedStreams =
+      v["max-unauthenticated-streams"] !== undefined
+        ? parseInteger("--max-unauthenticated-streams", v["max-unauthenticated-streams"], 1, 1_000_000)
+        : undefined;
     if (internalEndpoint === undefined && listen.host.includes(":")) {
       throw usageError(
         `--listen ${listen.endpoint} is IPv6, which Fabric's 'host:port' internal endpoint cannot express`,
@@ -179,6 +189,7 @@ export const serveCommand: Command = {
         clientTls: security.clientTls,
         metrics: v.metrics,
         loggerInstance: logger,
+        ...(maxUnauthenticatedStreams !== undefined ? { options: { maxUnauthenticatedStreams } } : {}),
         membership: {
           internalEndpoint,
           externalEndpoint,
