@@ -141,9 +141,9 @@ export class ConnectionStore {
     const oldWins = old !== undefined && old !== conn && this.simultaneous(old, conn) && this.dialer(old) < this.dialer(conn);
     if (!oldWins) {
       this.byPki.set(conn.pkiHex, conn);
-      if (dialedEndpoint !== undefined) this.byEndpoint.set(dialedEndpoint, conn);
+      if (dialedEndpoint !== undefined) this.bindEndpoint(dialedEndpoint, conn);
       // Sends by endpoint only follow the peer to its replacement connection.
-      if (old !== undefined && old !== conn) for (const [ep, c] of this.byEndpoint) if (c === old) this.byEndpoint.set(ep, conn);
+      if (old !== undefined && old !== conn) for (const ep of this.unbindEndpoints(old)) this.bindEndpoint(ep, conn);
     }
     this.deps.onRegistered(conn);
     conn.whenClosed(this.onConnectionClosed);
@@ -170,7 +170,7 @@ export class ConnectionStore {
     const conn = this.byPki.get(pkiHex);
     if (!conn) return false;
     this.byPki.delete(pkiHex);
-    for (const [ep, c] of this.byEndpoint) if (c === conn) this.byEndpoint.delete(ep);
+    this.unbindEndpoints(conn);
     void conn.drain();
     return true;
   }
@@ -206,7 +206,7 @@ export class ConnectionStore {
       const theirsWins = this.simultaneous(current, conn) ? this.dialer(current) < this.dialer(conn) : arrivedDuringDial;
       if (theirsWins) {
         void conn.drain();
-        this.byEndpoint.set(peer.endpoint, current);
+        this.bindEndpoint(peer.endpoint, current);
         return current;
       }
     }
@@ -233,8 +233,30 @@ export class ConnectionStore {
     if (live > 0) this.perPeer.set(conn.pkiHex, live);
     else this.perPeer.delete(conn.pkiHex);
     if (this.byPki.get(conn.pkiHex) === conn) this.byPki.delete(conn.pkiHex);
-    for (const [ep, c] of this.byEndpoint) if (c === conn) this.byEndpoint.delete(ep);
+    this.unbindEndpoints(conn);
     this.deps.onUnregistered(conn);
+  }
+
+  /** Sends to `endpoint` (with no PKI-ID) go to `conn` from now on. */
+  private bindEndpoint(endpoint: string, conn: Connection): void {
+    const prev = this.byEndpoint.get(endpoint);
+    if (prev === conn) return;
+    if (prev?.storeEndpoints !== undefined) {
+      const i = prev.storeEndpoints.indexOf(endpoint);
+      if (i >= 0) prev.storeEndpoints.splice(i, 1);
+    }
+    this.byEndpoint.set(endpoint, conn);
+    if (conn.storeEndpoints === undefined) conn.storeEndpoints = [endpoint];
+    else conn.storeEndpoints.push(endpoint);
+  }
+
+  /** Forgets every endpoint that leads to `conn`; returns them. */
+  private unbindEndpoints(conn: Connection): string[] {
+    const eps = conn.storeEndpoints;
+    if (eps === undefined) return [];
+    conn.storeEndpoints = undefined;
+    for (const ep of eps) if (this.byEndpoint.get(ep) === conn) this.byEndpoint.delete(ep);
+    return eps;
   }
 }
 

@@ -75,6 +75,13 @@ export class Connection implements WireReader {
   registeredSeq = 0;
   /** @private See {@link Connection.registeredSeq}; -Infinity before. */
   registeredAt = Number.NEGATIVE_INFINITY;
+  /**
+   * @private The endpoints the connection store finds this connection by
+   * (dialed under, or inherited from the connection it replaced), so that
+   * moving or forgetting them costs what they number, not every endpoint the
+   * store knows.
+   */
+  storeEndpoints: string[] | undefined = undefined;
   /** Settles when the connection reached "closed". */
   readonly closed: Promise<void>;
   private state_: ConnectionState = "open";

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { describe, it } from "node:test";
+import fc from "fast-check";
 import { resolveCommConfig } from "../../src/core/config.js";
 import { Connection } from "../../src/core/connection.js";
 import { ConnectionStore } from "../../src/core/connection-store.js";
@@ -354,5 +355,100 @@ describe("connections between comms (in memory)", () => {
     assert.equal(refused?.error?.remoteCode, ErrorCode.RateLimited, `${refused?.error?.code}: ${refused?.error?.message}`);
     assert.equal(b.received.length, 1, "nothing of the refused connection was delivered");
     assert.equal(b.comm.connections().length, 1);
+  });
+});
+
+describe("ConnectionStore against a model", () => {
+  // The store keeps, per connection, the endpoints that lead to it (so that
+  // replacing or closing one costs what it has, not every endpoint known):
+  // a plain model of the maps says what every lookup must answer after any
+  // sequence of registrations, replacements and closes.
+  const pkis = [SMALL, LARGE, OTHER];
+  const endpoints = ["a:1", "b:1", "c:1", "d:1"];
+  const op = fc.oneof(
+    fc.record({
+      kind: fc.constant("register" as const),
+      pki: fc.integer({ min: 0, max: 2 }),
+      ep: fc.option(fc.integer({ min: 0, max: 3 }), { nil: undefined }),
+    }),
+    fc.record({ kind: fc.constant("closeByPki" as const), pki: fc.integer({ min: 0, max: 2 }) }),
+    fc.record({ kind: fc.constant("closeByEndpoint" as const), ep: fc.integer({ min: 0, max: 3 }) }),
+    fc.record({ kind: fc.constant("abort" as const), nth: fc.nat() }),
+  );
+
+  it("an endpoint dialed anew to another peer stays with it when the first peer's connection is replaced", async () => {
+    const h = harness({ windowMs: 0 });
+    const x = h.conn(SMALL, "inbound");
+    const y = h.conn(LARGE, "inbound");
+    const z = h.conn(SMALL, "inbound");
+    h.store.register(x, "a:1");
+    h.store.register(y, "a:1"); // a:1 now answers as LARGE
+    h.store.register(z); // SMALL's replacement inherits SMALL's endpoints only
+    await h.clock.advance(200);
+    assert.equal(h.store.lookup({ endpoint: "a:1" }), y);
+    await h.store.shutdown();
+  });
+
+  it("lookups by PKI-ID and by endpoint follow replacements and closes as the model says", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { minLength: 10, maxLength: 40, size: "max" }), async (ops) => {
+        // No simultaneous-dial window: the newest registration always wins, as in Fabric.
+        const h = harness({ windowMs: 0, maxPerPeer: 1000 });
+        const byPki = new Map<string, Connection>();
+        const byEp = new Map<string, Connection>();
+        const dropEndpointsOf = (c: Connection) => {
+          for (const [ep, x] of byEp) if (x === c) byEp.delete(ep);
+        };
+        const live: Connection[] = [];
+        for (const o of ops) {
+          if (o.kind === "register") {
+            const pki = pkis[o.pki] as string;
+            const c = h.conn(pki, "inbound");
+            const ep = o.ep === undefined ? undefined : (endpoints[o.ep] as string);
+            h.store.register(c, ep);
+            live.push(c);
+            const old = byPki.get(pki);
+            byPki.set(pki, c);
+            if (ep !== undefined) byEp.set(ep, c);
+            if (old !== undefined) for (const [e, x] of byEp) if (x === old) byEp.set(e, c);
+          } else if (o.kind === "closeByPki") {
+            const pki = pkis[o.pki] as string;
+            const c = byPki.get(pki);
+            assert.equal(h.store.closeByPki(pki), c !== undefined);
+            if (c) {
+              byPki.delete(pki);
+              dropEndpointsOf(c);
+            }
+          } else if (o.kind === "closeByEndpoint") {
+            const ep = endpoints[o.ep] as string;
+            const c = byEp.get(ep);
+            const current = c === undefined ? undefined : byPki.get(c.pkiHex);
+            assert.equal(h.store.closeByEndpoint(ep), current !== undefined);
+            if (current) {
+              byPki.delete(current.pkiHex);
+              dropEndpointsOf(current);
+            }
+          } else if (live.length > 0) {
+            const c = live[o.nth % live.length] as Connection;
+            c.abort();
+            await c.closed;
+            if (byPki.get(c.pkiHex) === c) byPki.delete(c.pkiHex);
+            dropEndpointsOf(c);
+          }
+          // Drains finish (the quiet streams end at once) and their clean-ups run.
+          await h.clock.advance(200);
+          for (const ep of endpoints) {
+            const want = byEp.get(ep);
+            assert.equal(h.store.lookup({ endpoint: ep }), want?.state === "open" ? want : undefined, `endpoint ${ep}`);
+          }
+          for (const pki of pkis) {
+            const want = byPki.get(pki);
+            assert.equal(h.store.lookup({ endpoint: "x:1", pkiId: pkiIdFromHex(pki) }), want?.state === "open" ? want : undefined);
+          }
+        }
+        await h.store.shutdown();
+      }),
+      { numRuns: 200 },
+    );
   });
 });
