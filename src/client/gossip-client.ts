@@ -1,5 +1,5 @@
 import type * as http2 from "node:http2";
-import { checkServerIdentity, type PeerCertificate } from "node:tls";
+import { checkServerIdentity, type PeerCertificate, type SecureContext } from "node:tls";
 import { type Clock, systemClock } from "../core/clock.js";
 import { type CommConfig, resolveCommConfig } from "../core/config.js";
 import { ErrorCode, GossipError } from "../core/errors.js";
@@ -10,6 +10,7 @@ import { version } from "../version.js";
 import { ClientWireStream } from "./client-wire-stream.js";
 import { toGossipError } from "./node-error.js";
 import { PingCall } from "./ping-call.js";
+import { clientSecureContext } from "./secure-context.js";
 import { GuardedSessionManager } from "./session-manager.js";
 
 /** TLS material for outbound connections. Without it, connections are cleartext (h2c). */
@@ -94,7 +95,15 @@ export class GossipClient {
     const clock = options.clock ?? systemClock;
     const tls = options.tls;
     let serverCert: Uint8Array | undefined;
-    const ca = tls ? (typeof tls.ca === "string" ? [tls.ca] : [...tls.ca]) : undefined;
+    let secureContext: SecureContext | undefined;
+    if (tls) {
+      try {
+        secureContext = clientSecureContext(typeof tls.ca === "string" ? [tls.ca] : tls.ca, tls.cert, tls.key);
+      } catch (e) {
+        // Unusable material fails the dial as Node's own TLS setup did.
+        throw toGossipError(e, "dial", endpoint);
+      }
+    }
     const sessions = new GuardedSessionManager(
       `${tls ? "https" : "http"}://${endpoint}`,
       {
@@ -108,9 +117,7 @@ export class GossipClient {
         settings: { initialWindowSize: h2.initialWindowBytes, enablePush: false },
         ...(tls
           ? {
-              ca,
-              cert: tls.cert,
-              key: tls.key,
+              secureContext,
               servername: tls.serverName,
               checkServerIdentity: (host: string, cert: PeerCertificate) => {
                 serverCert = new Uint8Array(cert.raw);
