@@ -1,5 +1,5 @@
 import type { Clock } from "./clock.js";
-import { type PeerIdentity, type PkiId, pkiIdHex, spansItsBuffer } from "./identity.js";
+import { bytesEqual, type PeerIdentity, type PkiId, pkiIdHex, spansItsBuffer } from "./identity.js";
 
 /**
  * `identity`, or a copy of it when it is a view into a much larger buffer (a
@@ -35,16 +35,25 @@ export class IdentityStore {
     private readonly unusedTtlMs = 60 * 60 * 1000,
   ) {}
 
-  /** Stores (or refreshes) an authenticated identity; `expiresAt` in ms since the epoch. */
-  put(pkiId: PkiId, identity: PeerIdentity, expiresAt: Date | undefined): void {
+  /**
+   * Stores (or refreshes) an authenticated identity; `expiresAt` in ms since
+   * the epoch. Returns the array kept: the one already held when it holds the
+   * same bytes (every connection of a peer brings its own copy; those who
+   * keep the returned array share one copy per peer), else `identity` or a
+   * copy of it.
+   */
+  put(pkiId: PkiId, identity: PeerIdentity, expiresAt: Date | undefined): PeerIdentity {
     const key = pkiIdHex(pkiId);
+    const held = this.entries.get(key)?.identity;
+    const kept = held !== undefined && bytesEqual(held, identity) ? held : keepable(identity);
     this.entries.delete(key);
     if (this.entries.size >= this.maxEntries) this.evict();
     this.entries.set(key, {
-      identity: keepable(identity),
+      identity: kept,
       expiresAt: expiresAt?.getTime() ?? Number.POSITIVE_INFINITY,
       lastUsed: this.clock.now(),
     });
+    return kept;
   }
 
   /** The identity stored for `pkiId`, if it is still valid. */

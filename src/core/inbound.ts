@@ -81,7 +81,8 @@ export class Inbound {
       stream.abort(shuttingDown());
       return stream.closed;
     }
-    ctx.learn(hs.pkiId, hs.identity);
+    // The connection keeps the identity array the store keeps: one per peer, however many connections.
+    hs = { ...hs, identity: ctx.learn(hs.pkiId, hs.identity) };
     if (hs.probe) {
       ctx.metrics.handshake("inbound", "probe");
       ctx.log.debug({ pkiId: pkiIdHex(hs.pkiId), address: stream.remoteAddress }, "peer probed us");

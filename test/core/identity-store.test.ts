@@ -28,4 +28,16 @@ describe("IdentityStore", () => {
     assert.equal(kept?.buffer.byteLength, 672);
     assert.deepEqual(kept, identity);
   });
+
+  it("keeps one array per peer: a later handshake's equal identity gets the held array back, a changed one is stored", () => {
+    const store = new IdentityStore(new VirtualClock());
+    const first = new Uint8Array(100).fill(3);
+    const second = new Uint8Array(100).fill(3);
+    assert.equal(store.put(pkiId(4), first, undefined), first);
+    assert.equal(store.put(pkiId(4), second, undefined), first);
+    assert.equal(store.get(pkiId(4)), first);
+    const renewed = new Uint8Array(100).fill(5);
+    assert.equal(store.put(pkiId(4), renewed, undefined), renewed);
+    assert.equal(store.get(pkiId(4)), renewed);
+  });
 });
