@@ -285,7 +285,8 @@ describe("alive routing (§3.4)", () => {
   const orgs = new Map<string, string>();
   const member = (hex: string, org: string | undefined, endpoint = `${hex}:1`): RouteTarget => {
     if (org) orgs.set(hex, org);
-    return { pkiHex: hex, organization: org, endpoint };
+    if (org === undefined) orgs.delete(hex);
+    return { pkiHex: hex, endpoint };
   };
   const env = signed(new FakeCrypto("A"));
   const item = (originHex: string, fromHex: string | undefined, originEndpoint = "o:1"): RouteItem => ({
@@ -319,7 +320,7 @@ describe("alive routing (§3.4)", () => {
     for (let seed = 1; seed < 30; seed++) {
       const routes = routeAlive([item("io", undefined, "")], ctx(members, seed));
       for (const r of routes) {
-        assert.ok(r.targets.every((t) => t.organization === "A"));
+        assert.ok(r.targets.every((t) => orgs.get(t.pkiHex) === "A"));
         assert.ok(r.envelope.secretEnvelope);
       }
     }
@@ -333,7 +334,7 @@ describe("alive routing (§3.4)", () => {
         for (const t of r.targets) {
           assert.notEqual(t.pkiHex, "c1");
           assert.notEqual(t.pkiHex, "a2", "target without external endpoint skipped");
-          if (t.organization !== "A") assert.equal(r.envelope.secretEnvelope, undefined);
+          if (orgs.get(t.pkiHex) !== "A") assert.equal(r.envelope.secretEnvelope, undefined);
         }
       }
     }
@@ -519,5 +520,26 @@ describe("identity mapper", () => {
     assert.deepEqual(removed, [pkiIdHex(p.pkiId), pkiIdHex(q.pkiId)]);
     assert.ok(m.get(self.pkiId));
     m.stop();
+  });
+  it("keeps one timer for every expiry: each identity is forgotten 1 ms after its own, in order, and stop leaves none", async () => {
+    const { m, clock, trust, removed, wall } = make();
+    const peers = [30_000, 10_000, 20_000, 10_000].map((ms) => {
+      const p = new FakeCrypto("A", trust);
+      trust.expiry.set(pkiIdHex(p.pkiId), wall.now + ms);
+      m.put(p.pkiId, p.identity);
+      return p;
+    });
+    assert.equal(clock.pending, 1, "one timer, not one per identity");
+    await clock.advance(10_000);
+    assert.deepEqual(removed, []);
+    await clock.advance(1);
+    assert.deepEqual(removed, [pkiIdHex(peers[1]?.pkiId), pkiIdHex(peers[3]?.pkiId)]);
+    await clock.advance(10_000);
+    assert.equal(removed.length, 3);
+    assert.equal(removed[2], pkiIdHex(peers[2]?.pkiId));
+    assert.equal(clock.pending, 1);
+    m.stop();
+    assert.equal(clock.pending, 0);
+    assert.ok(m.get(peers[0]?.pkiId as Uint8Array));
   });
 });
