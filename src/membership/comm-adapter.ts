@@ -22,7 +22,7 @@ import { BatchingEmitter } from "./emitter.js";
 import type { IdentityMapper } from "./identity-mapper.js";
 import type { MembershipMetrics } from "./metrics.js";
 import { type RouteItem, routeAlive } from "./routing.js";
-import { type Known, preferredEndpoint, type View } from "./view.js";
+import { type Known, pkiIdOf, preferredEndpoint, type View } from "./view.js";
 
 /** What the adapter needs. */
 export interface CommAdapterInit {
@@ -74,10 +74,10 @@ export class CommAdapter {
 
   /** Sends `self` in a request (nonce 0) to member `k` at `endpoint`; no internal endpoint for another organization. */
   sendRequest(k: Known, endpoint: string, self: Envelope): void {
-    const org = this.init.mapper.organizationOf(k.pkiId);
+    const org = this.init.mapper.organizationOfHex(k.pkiHex);
     const info = org !== undefined && org !== this.init.selfOrg ? withoutSecret(self) : self;
     this.markRequested(k.pkiHex);
-    void this.init.comm.send(membershipRequest(info, 0n), { pkiId: k.pkiId, endpoint });
+    void this.init.comm.send(membershipRequest(info, 0n), { pkiId: pkiIdOf(k), endpoint });
     this.init.metrics.sent("membership_request");
   }
 
@@ -119,7 +119,7 @@ export class CommAdapter {
       random: this.init.random,
     });
     for (const r of routes) {
-      void this.init.comm.send(r.envelope, ...r.targets.map((t) => ({ pkiId: t.pkiId, endpoint: preferredEndpoint(t) })));
+      void this.init.comm.send(r.envelope, ...r.targets.map((t) => ({ pkiId: pkiIdOf(t), endpoint: preferredEndpoint(t) })));
       this.init.metrics.sent("alive");
     }
   }

@@ -137,6 +137,11 @@ export class IdentityMapper implements IdentitySource {
     return this.touch(pkiIdHex(pkiId))?.organization;
   }
 
+  /** {@link organizationOf} for a hex PKI-ID (refreshing its last use). */
+  organizationOfHex(pkiHex: string): string | undefined {
+    return this.touch(pkiHex)?.organization;
+  }
+
   /** The organization of a hex PKI-ID, without refreshing its last use. */
   peekOrganization(pkiHex: string): string | undefined {
     return this.byHex.get(pkiHex)?.organization;

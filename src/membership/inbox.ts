@@ -229,7 +229,8 @@ export class Inbox {
     const frames = (members: readonly Known[]) => {
       const out: Uint8Array[] = [];
       for (const k of members) {
-        if (policy.disclose({ organization: mapper.organizationOf(k.pkiId), endpoint: k.endpoint })) out.push(policy.filterFrame(k.frame));
+        if (policy.disclose({ organization: mapper.organizationOfHex(k.pkiHex), endpoint: k.endpoint }))
+          out.push(policy.filterFrame(k.frame));
       }
       return out;
     };

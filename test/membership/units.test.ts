@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
-import { pkiIdHex } from "../../src/core/identity.js";
+import { bytesEqual, pkiIdHex } from "../../src/core/identity.js";
 import { VirtualClock } from "../../src/core/virtual-clock.js";
 import {
   DataMessageSchema,
@@ -32,6 +32,7 @@ import { RateBudget } from "../../src/membership/rate-budget.js";
 import { type RouteItem, type RouteTarget, routeAlive } from "../../src/membership/routing.js";
 import { illegalTagReason } from "../../src/membership/tags.js";
 import { compareTimestamps, isNewer, newIncNum, timestampString } from "../../src/membership/timestamp.js";
+import { pkiIdOf, View } from "../../src/membership/view.js";
 import { FakeCrypto, FakeTrust } from "../helpers/fake-crypto.js";
 import { seededRandom } from "./sim.js";
 
@@ -218,6 +219,21 @@ describe("owned bytes (what membership keeps long-term)", () => {
     assert.notEqual(ownedBytes(pkiId).buffer, frame.buffer);
     const big = new Uint8Array(4096).subarray(0, 3000); // 1,096 bytes of slack: copied
     assert.notEqual(ownedBytes(big).buffer, big.buffer);
+  });
+});
+
+describe("view entries", () => {
+  it("keep a member's PKI-ID as hex only; its bytes are made on use and the comm is told their hex", () => {
+    const p = new FakeCrypto("Org1MSP");
+    const view = new View("self", () => {});
+    const a = parseAlive(signed(p));
+    assert.equal(view.handleAlive(a, 0), true);
+    const k = view.get(a.pkiHex);
+    assert.ok(k !== undefined);
+    assert.equal(Object.values(k).some((v) => v instanceof Uint8Array && bytesEqual(v, p.pkiId)), false, "no PKI-ID bytes kept");
+    const id = pkiIdOf(k);
+    assert.ok(bytesEqual(id, p.pkiId));
+    assert.equal(pkiIdHex(id), k.pkiHex, "the same string, not a new hex");
   });
 });
 
