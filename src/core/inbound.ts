@@ -109,8 +109,9 @@ export class Inbound {
     return conn.closed;
   }
 
-  /** Refuses every stream still in the handshake (on stop; registered connections drain in the store). */
+  /** Refuses every stream still in the handshake (on stop; registered connections drain in the store); admits none after. */
   refuseHandshaking(): void {
     for (const s of this.handshaking) s.abort(shuttingDown());
+    this.admission.stop();
   }
 }
