@@ -14,8 +14,18 @@ function keepable(identity: PeerIdentity): PeerIdentity {
 
 interface Entry {
   readonly identity: PeerIdentity;
-  readonly expiresAt: number;
+  /**
+   * Expiry in whole seconds since the epoch, rounded up (X.509 times are whole
+   * seconds), 0 for never: a small integer V8 keeps in the entry, where a
+   * time in ms (or Infinity) was a boxed number per entry.
+   */
+  readonly expiresAtS: number;
   lastUsed: number;
+}
+
+/** True when `e` has expired at wall-clock `wall` (ms). */
+function expired(e: Entry, wall: number): boolean {
+  return e.expiresAtS !== 0 && wall > e.expiresAtS * 1000;
 }
 
 /**
@@ -50,7 +60,7 @@ export class IdentityStore {
     if (this.entries.size >= this.maxEntries) this.evict();
     this.entries.set(key, {
       identity: kept,
-      expiresAt: expiresAt?.getTime() ?? Number.POSITIVE_INFINITY,
+      expiresAtS: expiresAt === undefined ? 0 : Math.max(1, Math.ceil(expiresAt.getTime() / 1000)),
       lastUsed: this.clock.now(),
     });
     return kept;
@@ -62,7 +72,7 @@ export class IdentityStore {
     const e = this.entries.get(key);
     if (!e) return undefined;
     const now = this.clock.now();
-    if (this.wallNow() > e.expiresAt || now - e.lastUsed > this.unusedTtlMs) {
+    if (expired(e, this.wallNow()) || now - e.lastUsed > this.unusedTtlMs) {
       this.entries.delete(key);
       return undefined;
     }
@@ -79,7 +89,7 @@ export class IdentityStore {
     const now = this.clock.now();
     const wall = this.wallNow();
     for (const [k, e] of this.entries) {
-      if (wall > e.expiresAt || now - e.lastUsed > this.unusedTtlMs) this.entries.delete(k);
+      if (expired(e, wall) || now - e.lastUsed > this.unusedTtlMs) this.entries.delete(k);
     }
     // Map order is insertion order and `put` re-inserts, so the first key is the least recently stored.
     while (this.entries.size >= this.maxEntries) {
