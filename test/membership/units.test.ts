@@ -230,7 +230,11 @@ describe("view entries", () => {
     assert.equal(view.handleAlive(a, 0), true);
     const k = view.get(a.pkiHex);
     assert.ok(k !== undefined);
-    assert.equal(Object.values(k).some((v) => v instanceof Uint8Array && bytesEqual(v, p.pkiId)), false, "no PKI-ID bytes kept");
+    assert.equal(
+      Object.values(k).some((v) => v instanceof Uint8Array && bytesEqual(v, p.pkiId)),
+      false,
+      "no PKI-ID bytes kept",
+    );
     const id = pkiIdOf(k);
     assert.ok(bytesEqual(id, p.pkiId));
     assert.equal(pkiIdHex(id), k.pkiHex, "the same string, not a new hex");
