@@ -1,17 +1,25 @@
 import type { Clock } from "./clock.js";
 import { ErrorCode, GossipError } from "./errors.js";
 
+/** A bucket unused this long has refilled (its capacity is one second of handshakes): as good as none. */
+const refillMs = 1000;
+
 /**
  * Admission of inbound streams before they authenticate: a cap on
  * concurrent unauthenticated streams, overall and per remote IP address, and
  * a token bucket of handshakes per remote IP address. Bounded itself: at
- * most `maxTrackedAddresses` buckets, and per-address counts only for
- * addresses with a stream in the handshake.
+ * most `maxTrackedAddresses` buckets, each forgotten once it has refilled
+ * (one timer sweeps them while any is held: a peer's every neighbour
+ * handshakes once, and a bucket per neighbour kept for good was a cost per
+ * known peer), and per-address counts only for addresses with a stream in
+ * the handshake.
  */
 export class Admission {
   private unauthenticated = 0;
   private readonly perAddress = new Map<string, number>();
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private sweepTimer: unknown;
+  private stopped = false;
 
   constructor(
     private readonly clock: Clock,
@@ -50,6 +58,7 @@ export class Admission {
       if (this.buckets.size >= this.maxTrackedAddresses) this.prune(now);
       bucket = { tokens: this.handshakesPerSecond, at: now };
       this.buckets.set(address, bucket);
+      this.armSweep();
     } else {
       bucket.tokens = Math.min(this.handshakesPerSecond, bucket.tokens + ((now - bucket.at) / 1000) * this.handshakesPerSecond);
       bucket.at = now;
@@ -74,9 +83,27 @@ export class Admission {
     else this.perAddress.delete(address);
   }
 
+  /** Forgets every bucket and sweeps no more (the comm stops: nothing is admitted again). */
+  stop(): void {
+    this.stopped = true;
+    this.clock.clearTimeout(this.sweepTimer);
+    this.sweepTimer = undefined;
+    this.buckets.clear();
+  }
+
+  private armSweep(): void {
+    if (this.sweepTimer !== undefined || this.stopped) return;
+    this.sweepTimer = this.clock.setTimeout(() => {
+      this.sweepTimer = undefined;
+      const now = this.clock.now();
+      for (const [k, b] of this.buckets) if (now - b.at >= refillMs) this.buckets.delete(k);
+      if (this.buckets.size > 0) this.armSweep();
+    }, refillMs);
+  }
+
   private prune(now: number): void {
     for (const [k, b] of this.buckets) {
-      if (now - b.at > 1000) this.buckets.delete(k);
+      if (now - b.at > refillMs) this.buckets.delete(k);
     }
     while (this.buckets.size >= this.maxTrackedAddresses) {
       const first = this.buckets.keys().next();

@@ -80,9 +80,13 @@ export class CommContext {
     this.stopping_ = true;
   }
 
-  /** Remembers an identity a handshake proved (for the organization check of an identity switch). */
-  learn(pkiId: PkiId, identity: PeerIdentity): void {
-    this.identities.put(pkiId, identity, this.crypto.expiresAt(identity));
+  /**
+   * Remembers an identity a handshake proved (for the organization check of
+   * an identity switch); returns the array to keep for it (one per peer
+   * across its connections, see {@link IdentityStore.put}).
+   */
+  learn(pkiId: PkiId, identity: PeerIdentity): PeerIdentity {
+    return this.identities.put(pkiId, identity, this.crypto.expiresAt(identity));
   }
 
   /** Handshake options with our identity. */

@@ -1,5 +1,5 @@
 import type { Clock } from "./clock.js";
-import { type PeerIdentity, type PkiId, pkiIdHex, spansItsBuffer } from "./identity.js";
+import { bytesEqual, type PeerIdentity, type PkiId, pkiIdHex, spansItsBuffer } from "./identity.js";
 
 /**
  * `identity`, or a copy of it when it is a view into a much larger buffer (a
@@ -14,8 +14,18 @@ function keepable(identity: PeerIdentity): PeerIdentity {
 
 interface Entry {
   readonly identity: PeerIdentity;
-  readonly expiresAt: number;
+  /**
+   * Expiry in whole seconds since the epoch, rounded up (X.509 times are whole
+   * seconds), 0 for never: a small integer V8 keeps in the entry, where a
+   * time in ms (or Infinity) was a boxed number per entry.
+   */
+  readonly expiresAtS: number;
   lastUsed: number;
+}
+
+/** True when `e` has expired at wall-clock `wall` (ms). */
+function expired(e: Entry, wall: number): boolean {
+  return e.expiresAtS !== 0 && wall > e.expiresAtS * 1000;
 }
 
 /**
@@ -35,16 +45,25 @@ export class IdentityStore {
     private readonly unusedTtlMs = 60 * 60 * 1000,
   ) {}
 
-  /** Stores (or refreshes) an authenticated identity; `expiresAt` in ms since the epoch. */
-  put(pkiId: PkiId, identity: PeerIdentity, expiresAt: Date | undefined): void {
+  /**
+   * Stores (or refreshes) an authenticated identity; `expiresAt` in ms since
+   * the epoch. Returns the array kept: the one already held when it holds the
+   * same bytes (every connection of a peer brings its own copy; those who
+   * keep the returned array share one copy per peer), else `identity` or a
+   * copy of it.
+   */
+  put(pkiId: PkiId, identity: PeerIdentity, expiresAt: Date | undefined): PeerIdentity {
     const key = pkiIdHex(pkiId);
+    const held = this.entries.get(key)?.identity;
+    const kept = held !== undefined && bytesEqual(held, identity) ? held : keepable(identity);
     this.entries.delete(key);
     if (this.entries.size >= this.maxEntries) this.evict();
     this.entries.set(key, {
-      identity: keepable(identity),
-      expiresAt: expiresAt?.getTime() ?? Number.POSITIVE_INFINITY,
+      identity: kept,
+      expiresAtS: expiresAt === undefined ? 0 : Math.max(1, Math.ceil(expiresAt.getTime() / 1000)),
       lastUsed: this.clock.now(),
     });
+    return kept;
   }
 
   /** The identity stored for `pkiId`, if it is still valid. */
@@ -53,7 +72,7 @@ export class IdentityStore {
     const e = this.entries.get(key);
     if (!e) return undefined;
     const now = this.clock.now();
-    if (this.wallNow() > e.expiresAt || now - e.lastUsed > this.unusedTtlMs) {
+    if (expired(e, this.wallNow()) || now - e.lastUsed > this.unusedTtlMs) {
       this.entries.delete(key);
       return undefined;
     }
@@ -70,7 +89,7 @@ export class IdentityStore {
     const now = this.clock.now();
     const wall = this.wallNow();
     for (const [k, e] of this.entries) {
-      if (wall > e.expiresAt || now - e.lastUsed > this.unusedTtlMs) this.entries.delete(k);
+      if (expired(e, wall) || now - e.lastUsed > this.unusedTtlMs) this.entries.delete(k);
     }
     // Map order is insertion order and `put` re-inserts, so the first key is the least recently stored.
     while (this.entries.size >= this.maxEntries) {

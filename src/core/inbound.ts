@@ -81,7 +81,8 @@ export class Inbound {
       stream.abort(shuttingDown());
       return stream.closed;
     }
-    ctx.learn(hs.pkiId, hs.identity);
+    // The connection keeps the identity array the store keeps: one per peer, however many connections.
+    hs = { ...hs, identity: ctx.learn(hs.pkiId, hs.identity) };
     if (hs.probe) {
       ctx.metrics.handshake("inbound", "probe");
       ctx.log.debug({ pkiId: pkiIdHex(hs.pkiId), address: stream.remoteAddress }, "peer probed us");
@@ -108,8 +109,9 @@ export class Inbound {
     return conn.closed;
   }
 
-  /** Refuses every stream still in the handshake (on stop; registered connections drain in the store). */
+  /** Refuses every stream still in the handshake (on stop; registered connections drain in the store); admits none after. */
   refuseHandshaking(): void {
     for (const s of this.handshaking) s.abort(shuttingDown());
+    this.admission.stop();
   }
 }

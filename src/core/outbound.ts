@@ -222,8 +222,8 @@ export class Outbound {
       this.identitySwitch.emit({ oldPkiId: peer.pkiId, newPkiId: hs.pkiId, endpoint: peer.endpoint });
     }
     ctx.metrics.handshake("outbound", "ok");
-    ctx.learn(hs.pkiId, hs.identity);
-    return this.router.connection(stream, hs, "outbound");
+    // The connection keeps the identity array the store keeps: one per peer, however many connections.
+    return this.router.connection(stream, { ...hs, identity: ctx.learn(hs.pkiId, hs.identity) }, "outbound");
   }
 
   /** Fabric's shallow probe: a fresh connection and one Ping within `dialTimeoutMs` + `connTimeoutMs`. */
@@ -270,11 +270,11 @@ export class Outbound {
     } finally {
       t.clear();
     }
-    ctx.learn(result.pkiId, result.identity);
+    const identity = ctx.learn(result.pkiId, result.identity);
     if (peer.pkiId !== undefined && peer.pkiId.length > 0 && !bytesEqual(peer.pkiId, result.pkiId)) {
       throw new GossipError(ErrorCode.UnexpectedPeer, "PKI-ID of remote peer doesn't match expected PKI-ID");
     }
-    return { pkiId: result.pkiId, identity: result.identity };
+    return { pkiId: result.pkiId, identity };
   }
 
   /** The overflow policy, the same for a connection and a dial queue. */

@@ -1,8 +1,8 @@
-import { createPrivateKey, type KeyObject, sign as nodeSign, verify as nodeVerify, X509Certificate } from "node:crypto";
+import { createHash, createPrivateKey, type KeyObject, sign as nodeSign, verify as nodeVerify, X509Certificate } from "node:crypto";
 import type { CryptoService } from "./crypto.js";
 import { curveOrders, isLowS, toLowS } from "./ecdsa.js";
 import { ErrorCode, GossipError } from "./errors.js";
-import { type PeerIdentity, type PkiId, parseIdentity, pkiIdHex, pkiIdOfIdentity, serializeIdentity } from "./identity.js";
+import { type PeerIdentity, type PkiId, parseIdentity, pkiIdOfIdentity, serializeIdentity } from "./identity.js";
 
 /** Options of {@link X509CryptoService}. */
 export interface X509CryptoOptions {
@@ -23,12 +23,17 @@ export interface X509CryptoOptions {
   now?: () => number;
 }
 
+/**
+ * What verification needs of a checked identity, kept per known peer: small
+ * on purpose (a peer caches every identity of its view). The validity bounds
+ * are whole seconds (X.509 times are), small integers V8 keeps in the object
+ * rather than a boxed number each.
+ */
 interface KnownIdentity {
-  readonly mspId: string;
   readonly publicKey: KeyObject;
   readonly order: bigint;
-  readonly notBefore: number;
-  readonly notAfter: number;
+  readonly notBeforeS: number;
+  readonly notAfterS: number;
 }
 
 const maxCachedIdentities = 4096;
@@ -43,6 +48,21 @@ function curveOrderOf(key: KeyObject, what: string): bigint {
   if (order === undefined) {
     throw invalid(`${what} must use an EC P-256 or P-384 key, got ${key.asymmetricKeyType ?? "unknown"} ${curve ?? ""}`.trim());
   }
+  return order;
+}
+
+/** JWK names of the curves in {@link curveOrders}. */
+const jwkCurves: Readonly<Record<string, string>> = { "P-256": "prime256v1", "P-384": "secp384r1" };
+
+/**
+ * {@link curveOrderOf} for a key kept per known peer: the curve comes from
+ * the key's JWK, since reading `asymmetricKeyDetails` caches a details
+ * object in the key (~60 bytes per known peer).
+ */
+function identityCurveOrder(key: KeyObject): bigint {
+  const curve = key.asymmetricKeyType === "ec" ? jwkCurves[key.export({ format: "jwk" }).crv ?? ""] : undefined;
+  const order = curve === undefined ? undefined : curveOrders[curve];
+  if (order === undefined) throw invalid(`an identity must use an EC P-256 or P-384 key, got ${key.asymmetricKeyType ?? "unknown"}`);
   return order;
 }
 
@@ -125,8 +145,8 @@ export class X509CryptoService implements CryptoService {
   validateIdentity(identity: PeerIdentity): void {
     const known = this.lookup(identity);
     const t = this.now();
-    if (t < known.notBefore) throw invalid("identity certificate is not valid yet");
-    if (t > known.notAfter) throw invalid("gossipping peer identity expired");
+    if (t < known.notBeforeS * 1000) throw invalid("identity certificate is not valid yet");
+    if (t > known.notAfterS * 1000) throw invalid("gossipping peer identity expired");
   }
 
   organizationOf(identity: PeerIdentity): string {
@@ -134,12 +154,14 @@ export class X509CryptoService implements CryptoService {
   }
 
   expiresAt(identity: PeerIdentity): Date | undefined {
-    return new Date(this.lookup(identity).notAfter);
+    return new Date(this.lookup(identity).notAfterS * 1000);
   }
 
   /** Parses and chain-checks an identity once; later calls hit the cache. */
   private lookup(identity: PeerIdentity): KnownIdentity {
-    const key = pkiIdHex(pkiIdOfIdentity(identity));
+    // The SHA-256 of the identity's bytes as 32 latin1 characters: a shorter key than the hex PKI-ID
+    // (kept per known peer), and no parse of the identity on a hit.
+    const key = createHash("sha256").update(identity).digest("binary");
     const cached = this.known.get(key);
     if (cached) return cached;
     const { mspId, idBytes } = parseIdentity(identity);
@@ -158,11 +180,10 @@ export class X509CryptoService implements CryptoService {
     }
     const publicKey = cert.publicKey;
     const known: KnownIdentity = {
-      mspId,
       publicKey,
-      order: curveOrderOf(publicKey, "an identity"),
-      notBefore: Date.parse(cert.validFrom),
-      notAfter: Date.parse(cert.validTo),
+      order: identityCurveOrder(publicKey),
+      notBeforeS: Math.floor(Date.parse(cert.validFrom) / 1000),
+      notAfterS: Math.ceil(Date.parse(cert.validTo) / 1000),
     };
     if (this.known.size >= maxCachedIdentities) {
       const oldest = this.known.keys().next();

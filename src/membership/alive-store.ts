@@ -32,6 +32,11 @@ export interface ExpiredAlive {
   readonly internalEndpoint: string;
 }
 
+/** `s`, or an equal string already held (`a` first, then `b`). */
+function same(s: string, a: string | undefined, b: string | undefined): string {
+  return a === s ? a : b === s ? b : s;
+}
+
 /** The alive msgStore (TTL and tombstones). Pure: time is passed in. */
 export class AliveStore {
   private readonly entries = new Map<string, Entry>();
@@ -53,19 +58,25 @@ export class AliveStore {
   /**
    * Stores `alive` if it is newer than what is held for its PKI-ID; returns
    * whether it was. `key`: the same hex PKI-ID, as a string the caller
-   * already holds (one string per peer across membership's maps).
+   * already holds (one string per peer across membership's maps); `known`:
+   * the endpoint strings the caller holds for that peer (its view entry).
    */
-  add(alive: ParsedAlive, now: number, key: string = alive.pkiHex): boolean {
+  add(
+    alive: ParsedAlive,
+    now: number,
+    key: string = alive.pkiHex,
+    known?: { readonly endpoint: string; readonly internalEndpoint: string },
+  ): boolean {
     const held = this.entries.get(alive.pkiHex);
     if (held !== undefined && !isNewer(alive.timestamp, held.timestamp)) return false;
-    // Strings equal to the held ones are kept: one per endpoint and member.
-    const endpoint = held?.endpoint === alive.endpoint ? held.endpoint : alive.endpoint;
+    // Strings equal to those held here or by the caller are kept: one per endpoint and member.
+    const endpoint = same(alive.endpoint, held?.endpoint, known?.endpoint);
     const internal = alive.internalEndpoint;
     this.entries.set(key, {
       timestamp: alive.timestamp,
       addedAt: now,
       endpoint,
-      internalEndpoint: internal === endpoint ? endpoint : held?.internalEndpoint === internal ? held.internalEndpoint : internal,
+      internalEndpoint: internal === endpoint ? endpoint : same(internal, held?.internalEndpoint, known?.internalEndpoint),
       expired: false,
     });
     return true;

@@ -22,15 +22,7 @@ import { BatchingEmitter } from "./emitter.js";
 import type { IdentityMapper } from "./identity-mapper.js";
 import type { MembershipMetrics } from "./metrics.js";
 import { type RouteItem, routeAlive } from "./routing.js";
-import { type Known, preferredEndpoint, type View } from "./view.js";
-
-interface RoutingMember {
-  readonly pkiHex: string;
-  readonly pkiId: PkiId;
-  readonly organization: string | undefined;
-  readonly endpoint: string;
-  readonly preferred: string;
-}
+import { type Known, pkiIdOf, preferredEndpoint, type View } from "./view.js";
 
 /** What the adapter needs. */
 export interface CommAdapterInit {
@@ -58,7 +50,8 @@ export class CommAdapter {
   private readonly emitter: BatchingEmitter<RouteItem>;
   /** Peers we sent a request to, and until when their response counts as solicited. */
   private readonly outstanding = new Map<string, number>();
-  private targetsCache: { readonly version: number; readonly members: RoutingMember[] } | undefined;
+  /** The view's alive members as of a view version (routing reads them as they are, no copy per member). */
+  private targetsCache: { readonly version: number; readonly members: Known[] } | undefined;
 
   constructor(private readonly init: CommAdapterInit) {
     const c = init.config;
@@ -81,10 +74,10 @@ export class CommAdapter {
 
   /** Sends `self` in a request (nonce 0) to member `k` at `endpoint`; no internal endpoint for another organization. */
   sendRequest(k: Known, endpoint: string, self: Envelope): void {
-    const org = this.init.mapper.organizationOf(k.pkiId);
+    const org = this.init.mapper.organizationOfHex(k.pkiHex);
     const info = org !== undefined && org !== this.init.selfOrg ? withoutSecret(self) : self;
     this.markRequested(k.pkiHex);
-    void this.init.comm.send(membershipRequest(info, 0n), { pkiId: k.pkiId, endpoint });
+    void this.init.comm.send(membershipRequest(info, 0n), { pkiId: pkiIdOf(k), endpoint });
     this.init.metrics.sent("membership_request");
   }
 
@@ -108,18 +101,11 @@ export class CommAdapter {
     this.emitter.stop();
   }
 
-  /** Alive members as routing targets, rebuilt only when the view changed. */
-  private targets(): RoutingMember[] {
-    const { view, mapper } = this.init;
+  /** Alive members as routing targets, listed again only when the view changed. */
+  private targets(): Known[] {
+    const { view } = this.init;
     if (this.targetsCache === undefined || this.targetsCache.version !== view.version) {
-      const members = view.alive().map((k) => ({
-        pkiHex: k.pkiHex,
-        pkiId: k.pkiId,
-        organization: mapper.peekOrganization(k.pkiHex),
-        endpoint: k.endpoint,
-        preferred: preferredEndpoint(k),
-      }));
-      this.targetsCache = { version: view.version, members };
+      this.targetsCache = { version: view.version, members: view.alive() };
     }
     return this.targetsCache.members;
   }
@@ -133,7 +119,7 @@ export class CommAdapter {
       random: this.init.random,
     });
     for (const r of routes) {
-      void this.init.comm.send(r.envelope, ...r.targets.map((t) => ({ pkiId: t.pkiId, endpoint: t.preferred })));
+      void this.init.comm.send(r.envelope, ...r.targets.map((t) => ({ pkiId: pkiIdOf(t), endpoint: preferredEndpoint(t) })));
       this.init.metrics.sent("alive");
     }
   }

@@ -19,7 +19,8 @@ interface Stored {
   identity: PeerIdentity;
   readonly organization: string;
   lastAccess: number;
-  timer: unknown;
+  /** `clock.now()` after which it is forgotten (its certificate expired), or 0 for never. */
+  expiresAt: number;
 }
 
 /** Longest single timer (Node timers overflow above 2^31 - 1 ms). */
@@ -43,6 +44,13 @@ export class IdentityMapper implements IdentitySource {
   private readonly organizations = new Map<string, string>();
   private readonly selfHex: string;
   private stopped = false;
+  /**
+   * One timer for every expiry, armed for the earliest (`expiryAt`): a timer
+   * per identity (Fabric's AfterFunc) cost a timer, a closure and its context
+   * per known peer.
+   */
+  private expiryTimer: unknown;
+  private expiryAt = Number.POSITIVE_INFINITY;
 
   constructor(private readonly init: IdentityMapperInit) {
     const self = init.crypto.identity;
@@ -53,7 +61,7 @@ export class IdentityMapper implements IdentitySource {
       identity: self,
       organization: init.crypto.organizationOf(self),
       lastAccess: init.clock.now(),
-      timer: undefined,
+      expiresAt: 0,
     });
   }
 
@@ -94,15 +102,17 @@ export class IdentityMapper implements IdentitySource {
     if (expiresAt !== undefined && expiresAt.getTime() <= wall) {
       throw new GossipError(ErrorCode.InvalidIdentity, "gossipping peer identity expired");
     }
+    const now = this.init.clock.now();
     const stored: Stored = {
       pkiHex: hex,
       identity: ownedBytes(identity),
       organization: this.internOrganization(organization),
-      lastAccess: this.init.clock.now(),
-      timer: undefined,
+      lastAccess: now,
+      // 1 ms after the certificate's notAfter, on the clock (as Fabric's AfterFunc of the remaining time).
+      expiresAt: expiresAt === undefined ? 0 : Math.max(now, now + expiresAt.getTime() - wall + 1),
     };
     this.byHex.set(hex, stored);
-    if (expiresAt !== undefined) this.armExpiry(hex, stored, expiresAt.getTime());
+    if (stored.expiresAt !== 0) this.armExpiry(stored.expiresAt);
   }
 
   /**
@@ -125,6 +135,11 @@ export class IdentityMapper implements IdentitySource {
   /** The organization of `pkiId` (refreshing its last use), or undefined when its identity is unknown. */
   organizationOf(pkiId: PkiId): string | undefined {
     return this.touch(pkiIdHex(pkiId))?.organization;
+  }
+
+  /** {@link organizationOf} for a hex PKI-ID (refreshing its last use). */
+  organizationOfHex(pkiHex: string): string | undefined {
+    return this.touch(pkiHex)?.organization;
   }
 
   /** The organization of a hex PKI-ID, without refreshing its last use. */
@@ -169,15 +184,15 @@ export class IdentityMapper implements IdentitySource {
     if (pkiHex === this.selfHex) return;
     const s = this.byHex.get(pkiHex);
     if (s === undefined) return;
-    this.init.clock.clearTimeout(s.timer);
     this.byHex.delete(pkiHex);
     this.init.onRemoved?.(pkiIdFromHex(pkiHex));
   }
 
-  /** Cancels every expiry timer. */
+  /** Cancels the expiry timer. */
   stop(): void {
     this.stopped = true;
-    for (const s of this.byHex.values()) this.init.clock.clearTimeout(s.timer);
+    this.init.clock.clearTimeout(this.expiryTimer);
+    this.expiryTimer = undefined;
   }
 
   /** One string per organization (each parse of an identity makes a new one; few organizations, many identities). */
@@ -194,16 +209,26 @@ export class IdentityMapper implements IdentitySource {
     return s;
   }
 
-  private armExpiry(hex: string, stored: Stored, notAfterMs: number): void {
-    if (this.stopped) return;
-    const delay = notAfterMs - this.init.wallClockMs() + 1;
-    stored.timer = this.init.clock.setTimeout(
-      () => {
-        if (this.byHex.get(hex) !== stored) return;
-        if (delay > maxTimerMs) this.armExpiry(hex, stored, notAfterMs);
-        else this.remove(hex);
-      },
-      Math.max(0, Math.min(delay, maxTimerMs)),
-    );
+  /** Arms the expiry timer for `at` (clock ms) unless it is armed for that or earlier. */
+  private armExpiry(at: number): void {
+    if (this.stopped || at >= this.expiryAt) return;
+    const { clock } = this.init;
+    clock.clearTimeout(this.expiryTimer);
+    this.expiryAt = at;
+    this.expiryTimer = clock.setTimeout(() => this.expireDue(), Math.max(0, Math.min(at - clock.now(), maxTimerMs)));
+  }
+
+  /** Forgets the identities whose expiry has come, then arms the timer for the next one. */
+  private expireDue(): void {
+    this.expiryTimer = undefined;
+    this.expiryAt = Number.POSITIVE_INFINITY;
+    const now = this.init.clock.now();
+    let next = Number.POSITIVE_INFINITY;
+    for (const [hex, s] of [...this.byHex]) {
+      if (s.expiresAt === 0) continue;
+      if (s.expiresAt <= now) this.remove(hex);
+      else if (s.expiresAt < next) next = s.expiresAt;
+    }
+    if (next !== Number.POSITIVE_INFINITY) this.armExpiry(next);
   }
 }

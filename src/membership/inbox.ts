@@ -148,7 +148,8 @@ export class Inbox {
       } else if (held.kind === "alive_entry") {
         view.handleAlive(a, now);
       } else if (store.checkValid(a.pkiHex, a.timestamp)) {
-        store.add(a, now, view.keyOf(a.pkiHex) ?? mapper.keyOf(a.pkiHex));
+        const k = view.get(a.pkiHex);
+        store.add(a, now, k?.pkiHex ?? mapper.keyOf(a.pkiHex), k);
         view.handleAlive(a, now);
         adapter.gossip(a, pkiIdFromHex(held.from));
       }
@@ -173,7 +174,8 @@ export class Inbox {
       this.awaitIdentity(e, a, "gossip", rm);
       throw e;
     }
-    store.add(a, clock.now(), view.keyOf(a.pkiHex) ?? this.init.mapper.keyOf(a.pkiHex));
+    const k = view.get(a.pkiHex);
+    store.add(a, clock.now(), k?.pkiHex ?? this.init.mapper.keyOf(a.pkiHex), k);
     view.handleAlive(a, clock.now());
     adapter.gossip(a, rm.connection.pkiId);
   }
@@ -229,7 +231,8 @@ export class Inbox {
     const frames = (members: readonly Known[]) => {
       const out: Uint8Array[] = [];
       for (const k of members) {
-        if (policy.disclose({ organization: mapper.organizationOf(k.pkiId), endpoint: k.endpoint })) out.push(policy.filterFrame(k.frame));
+        if (policy.disclose({ organization: mapper.organizationOfHex(k.pkiHex), endpoint: k.endpoint }))
+          out.push(policy.filterFrame(k.frame));
       }
       return out;
     };

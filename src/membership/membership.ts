@@ -31,7 +31,7 @@ import { Refusals } from "./refusals.js";
 import { Replies } from "./replies.js";
 import { Scheduler } from "./scheduler.js";
 import { SelfAlive } from "./self-alive.js";
-import { type Known, type Member, type MembershipEvent, type MembershipEventType, preferredEndpoint, View } from "./view.js";
+import { type Known, type Member, type MembershipEvent, type MembershipEventType, pkiIdOf, preferredEndpoint, View } from "./view.js";
 
 /** What a {@link Membership} is made of. */
 export interface MembershipInit {
@@ -145,7 +145,7 @@ export class Membership {
       config,
       random,
       selfOrg,
-      targets: () => view.alive().map((k) => ({ pkiId: k.pkiId, pkiHex: k.pkiHex, endpoint: preferredEndpoint(k) })),
+      targets: () => view.alive().map((k) => ({ pkiId: pkiIdOf(k), pkiHex: k.pkiHex, endpoint: preferredEndpoint(k) })),
       externalEndpointOf: (hex) => (hex === selfHex ? self.endpoint : view.get(hex)?.endpoint),
       refused: (error, rm) => refusals.refuse("identity", error, pkiIdHex(rm.connection.pkiId)),
       reply: (rm, message) => replies.send(rm, message),
@@ -306,7 +306,7 @@ export class Membership {
 
   private toMember(k: Known): Member {
     return {
-      pkiId: k.pkiId,
+      pkiId: pkiIdOf(k),
       pkiIdHex: k.pkiHex,
       endpoint: k.endpoint,
       internalEndpoint: k.internalEndpoint,

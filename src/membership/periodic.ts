@@ -18,7 +18,7 @@ import type { RateBudget } from "./rate-budget.js";
 import { pickRandom } from "./routing.js";
 import type { Scheduler } from "./scheduler.js";
 import type { SelfAlive } from "./self-alive.js";
-import { envelopeOf, type Known, preferredEndpoint, type View } from "./view.js";
+import { envelopeOf, type Known, pkiIdOf, preferredEndpoint, type View } from "./view.js";
 
 /** What the periodic work needs (the parts of a Membership). */
 export interface PeriodicInit {
@@ -70,7 +70,7 @@ export class PeriodicWork {
     const k = this.init.view.expire(hex);
     if (k === undefined) return;
     this.init.log.debug({ pkiId: hex, why }, `Closing connection to ${memberString(k)}`);
-    this.init.comm.closeConn({ pkiId: k.pkiId, endpoint: preferredEndpoint(k) });
+    this.init.comm.closeConn({ pkiId: pkiIdOf(k), endpoint: preferredEndpoint(k) });
   }
 
   /** Our alive message, once someone is known (§3.3). */
@@ -137,7 +137,7 @@ export class PeriodicWork {
           const endpoint = org !== undefined && org !== selfOrg ? k.endpoint : preferredEndpoint(k);
           if (endpoint === "") return;
           try {
-            await comm.probe({ endpoint, pkiId: k.pkiId });
+            await comm.probe({ endpoint, pkiId: pkiIdOf(k) });
           } catch {
             return;
           }

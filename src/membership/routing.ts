@@ -18,10 +18,9 @@ export interface RouteItem {
   readonly fromHex: string | undefined;
 }
 
-/** A possible target: an alive member. */
+/** A possible target: an alive member (its organization comes from {@link RoutingContext.orgOf}). */
 export interface RouteTarget {
   readonly pkiHex: string;
-  readonly organization: string | undefined;
   /** Its external endpoint. */
   readonly endpoint: string;
 }
@@ -90,7 +89,7 @@ export function routeAlive<T extends RouteTarget>(items: readonly RouteItem[], c
     else rest.push(it);
   }
   if (orgOnly.length > 0) {
-    const group = pickRandom(ctx.members, ctx.peerNum, ctx.random, (m) => m.organization === ctx.selfOrg);
+    const group = pickRandom(ctx.members, ctx.peerNum, ctx.random, (m) => ctx.orgOf(m.pkiHex) === ctx.selfOrg);
     for (const it of orgOnly) {
       const targets = group.filter((m) => m.pkiHex !== it.fromHex);
       if (targets.length > 0) routes.push({ envelope: it.envelope, targets });
@@ -102,13 +101,15 @@ export function routeAlive<T extends RouteTarget>(items: readonly RouteItem[], c
     const foreign = originOrg !== ctx.selfOrg;
     const picked = pickRandom(ctx.members, ctx.peerNum, ctx.random, (m) => {
       if (m.pkiHex === it.fromHex) return false;
-      return !foreign || m.organization === ctx.selfOrg || m.organization === originOrg;
+      if (!foreign) return true;
+      const org = ctx.orgOf(m.pkiHex);
+      return org === ctx.selfOrg || org === originOrg;
     });
     const full: T[] = [];
     const stripped: T[] = [];
     for (const m of picked) {
       if (foreign && m.endpoint === "") continue;
-      if (m.organization === ctx.selfOrg) full.push(m);
+      if (ctx.orgOf(m.pkiHex) === ctx.selfOrg) full.push(m);
       else stripped.push(m);
     }
     if (full.length > 0) routes.push({ envelope: it.envelope, targets: full });

@@ -7,6 +7,7 @@ import { decodeEnvelope } from "../core/envelope.js";
 import { bytesEqual, type PkiId, rememberPkiIdHex } from "../core/identity.js";
 import type { Envelope } from "../gen/gossip/message_pb.js";
 import type { ParsedAlive } from "./alive-message.js";
+import { bytesOfHex } from "./hex.js";
 import { ownedBytes, ownedFrame } from "./owned-bytes.js";
 import { isNewer, type Timestamp } from "./timestamp.js";
 
@@ -36,9 +37,12 @@ export interface MembershipEvent {
   readonly member: Member;
 }
 
-/** A member's state inside the view. */
+/**
+ * A member's state inside the view. Its PKI-ID is kept as hex only (the key
+ * of every map): bytes are made on use ({@link pkiIdOf}), as a kept array
+ * cost ~220 bytes of heap per known peer.
+ */
 export interface Known {
-  readonly pkiId: PkiId;
   readonly pkiHex: string;
   endpoint: string;
   internalEndpoint: string;
@@ -51,6 +55,16 @@ export interface Known {
    * received, in a buffer of their own (see owned-bytes.ts).
    */
   frame: Uint8Array;
+}
+
+/**
+ * The PKI-ID of `k` as bytes, made from its hex (a new array each call; the
+ * comm is told its hex, so that sending to it does not compute it again).
+ */
+export function pkiIdOf(k: { readonly pkiHex: string }): PkiId {
+  const id = bytesOfHex(k.pkiHex);
+  rememberPkiIdHex(id, k.pkiHex);
+  return id;
 }
 
 /** The stored alive message of `k` as an Envelope (decoded from its frame: the same bytes go out). */
@@ -100,7 +114,6 @@ export class View {
     if (k === undefined) {
       const pkiHex = this.nameOf(a.pkiHex);
       const fresh: Known = {
-        pkiId: ownedBytes(a.pkiId),
         pkiHex,
         endpoint: a.endpoint,
         internalEndpoint: same(a.internalEndpoint, a.endpoint),
@@ -110,7 +123,6 @@ export class View {
         state: "alive",
         frame: ownedFrame(a.envelope),
       };
-      rememberPkiIdHex(fresh.pkiId, pkiHex);
       this.members.set(pkiHex, fresh);
       this.onChange("joined", fresh);
       return true;
@@ -140,10 +152,7 @@ export class View {
   learnDead(a: ParsedAlive, now: number): boolean {
     if (a.pkiHex === this.selfHex || this.members.has(a.pkiHex)) return false;
     const pkiHex = this.nameOf(a.pkiHex);
-    const pkiId = ownedBytes(a.pkiId);
-    rememberPkiIdHex(pkiId, pkiHex);
     this.members.set(pkiHex, {
-      pkiId,
       pkiHex,
       endpoint: a.endpoint,
       internalEndpoint: same(a.internalEndpoint, a.endpoint),

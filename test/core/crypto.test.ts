@@ -96,6 +96,29 @@ describe("X.509 identities (Fabric's MSP rules)", () => {
     assert.ok((c2.expiresAt(c1.identity)?.getTime() ?? 0) > Date.now());
   });
 
+  it("an identity's validity period is its certificate's, to the millisecond at both ends, and expiresAt is its notAfter", () => {
+    const cert = new X509Certificate(m1.identity.certPem);
+    const from = Date.parse(cert.validFrom);
+    const to = Date.parse(cert.validTo);
+    const at = (now: number) =>
+      new X509CryptoService({
+        mspId: "Org2MSP",
+        certificate: m2.identity.certPem,
+        privateKey: m2.identity.keyPem,
+        trustedRoots,
+        now: () => now,
+      });
+    assert.equal(at(from).expiresAt(c1.identity)?.getTime(), to);
+    at(from).validateIdentity(c1.identity);
+    at(to).validateIdentity(c1.identity);
+    assert.throws(() => at(from - 1).validateIdentity(c1.identity), isCode(ErrorCode.InvalidIdentity));
+    assert.throws(() => at(to + 1).validateIdentity(c1.identity), isCode(ErrorCode.InvalidIdentity));
+    // Verification after validation (the cached identity) still checks signatures with its key.
+    const data = new TextEncoder().encode("x");
+    at(from).verify(c1.identity, c1.sign(data), data);
+    assert.throws(() => at(from).verify(c1.identity, c2.sign(data), data), isCode(ErrorCode.BadSignature));
+  });
+
   it("refuses a certificate that does not match its key, with a TypeError naming the problem", () => {
     assert.throws(() => service("Org1MSP", m1.identity.certPem, m2.identity.keyPem), /does not match the private key/);
   });

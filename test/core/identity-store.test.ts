@@ -28,4 +28,29 @@ describe("IdentityStore", () => {
     assert.equal(kept?.buffer.byteLength, 672);
     assert.deepEqual(kept, identity);
   });
+
+  it("keeps one array per peer: a later handshake's equal identity gets the held array back, a changed one is stored", () => {
+    const store = new IdentityStore(new VirtualClock());
+    const first = new Uint8Array(100).fill(3);
+    const second = new Uint8Array(100).fill(3);
+    assert.equal(store.put(pkiId(4), first, undefined), first);
+    assert.equal(store.put(pkiId(4), second, undefined), first);
+    assert.equal(store.get(pkiId(4)), first);
+    const renewed = new Uint8Array(100).fill(5);
+    assert.equal(store.put(pkiId(4), renewed, undefined), renewed);
+    assert.equal(store.get(pkiId(4)), renewed);
+  });
+
+  it("forgets an identity after its certificate's expiry (whole seconds, as X.509's), keeps one without expiry", () => {
+    const wall = { now: 1_700_000_000_000 };
+    const store = new IdentityStore(new VirtualClock(), () => wall.now);
+    store.put(pkiId(6), new Uint8Array(10).fill(6), new Date(wall.now + 5000));
+    store.put(pkiId(7), new Uint8Array(10).fill(7), undefined);
+    wall.now += 5000;
+    assert.ok(store.get(pkiId(6)), "valid up to its notAfter");
+    wall.now += 1;
+    assert.equal(store.get(pkiId(6)), undefined);
+    wall.now += 10 * 365 * 86_400_000;
+    assert.ok(store.get(pkiId(7)));
+  });
 });

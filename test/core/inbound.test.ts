@@ -87,6 +87,26 @@ describe("Inbound", () => {
     await h.shutdown();
   });
 
+  it("a peer's second connection keeps the identity array of its first (one copy per peer, not per connection)", async () => {
+    const h = setup();
+    const remote = new TestCrypto();
+    const first = await h.open();
+    await h.shake(first, remote);
+    await h.clock.advance(0);
+    const identityOfFirst = h.store.connections()[0]?.info.identity;
+    assert.ok(identityOfFirst !== undefined && bytesEqual(identityOfFirst, remote.identity));
+    const second = await h.open();
+    await h.shake(second, remote);
+    await h.clock.advance(0);
+    const conns = h.store.connections();
+    assert.ok(conns.length >= 1);
+    for (const c of conns) assert.equal(c.info.identity, identityOfFirst);
+    assert.equal(h.ctx.identities.get(remote.pkiId), identityOfFirst);
+    first.end();
+    second.end();
+    await h.shutdown();
+  });
+
   it("refuses streams beyond maxUnauthenticatedStreamsPerAddress and maxUnauthenticatedStreams with RESOURCE_EXHAUSTED", async () => {
     const h = setup({ maxUnauthenticatedStreams: 3, maxUnauthenticatedStreamsPerAddress: 2 });
     const silent = [await h.open("x"), await h.open("x")]; // in the handshake, saying nothing

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
-import { pkiIdHex } from "../../src/core/identity.js";
+import { bytesEqual, pkiIdHex } from "../../src/core/identity.js";
 import { VirtualClock } from "../../src/core/virtual-clock.js";
 import {
   DataMessageSchema,
@@ -32,6 +32,7 @@ import { RateBudget } from "../../src/membership/rate-budget.js";
 import { type RouteItem, type RouteTarget, routeAlive } from "../../src/membership/routing.js";
 import { illegalTagReason } from "../../src/membership/tags.js";
 import { compareTimestamps, isNewer, newIncNum, timestampString } from "../../src/membership/timestamp.js";
+import { pkiIdOf, View } from "../../src/membership/view.js";
 import { FakeCrypto, FakeTrust } from "../helpers/fake-crypto.js";
 import { seededRandom } from "./sim.js";
 
@@ -221,6 +222,25 @@ describe("owned bytes (what membership keeps long-term)", () => {
   });
 });
 
+describe("view entries", () => {
+  it("keep a member's PKI-ID as hex only; its bytes are made on use and the comm is told their hex", () => {
+    const p = new FakeCrypto("Org1MSP");
+    const view = new View("self", () => {});
+    const a = parseAlive(signed(p));
+    assert.equal(view.handleAlive(a, 0), true);
+    const k = view.get(a.pkiHex);
+    assert.ok(k !== undefined);
+    assert.equal(
+      Object.values(k).some((v) => v instanceof Uint8Array && bytesEqual(v, p.pkiId)),
+      false,
+      "no PKI-ID bytes kept",
+    );
+    const id = pkiIdOf(k);
+    assert.ok(bytesEqual(id, p.pkiId));
+    assert.equal(pkiIdHex(id), k.pkiHex, "the same string, not a new hex");
+  });
+});
+
 describe("alive msgStore (TestAliveMsgStore, tombstones)", () => {
   const p = new FakeCrypto("Org1MSP");
   const a1 = parseAlive(signed(p, { seq: 1n }));
@@ -285,7 +305,8 @@ describe("alive routing (§3.4)", () => {
   const orgs = new Map<string, string>();
   const member = (hex: string, org: string | undefined, endpoint = `${hex}:1`): RouteTarget => {
     if (org) orgs.set(hex, org);
-    return { pkiHex: hex, organization: org, endpoint };
+    if (org === undefined) orgs.delete(hex);
+    return { pkiHex: hex, endpoint };
   };
   const env = signed(new FakeCrypto("A"));
   const item = (originHex: string, fromHex: string | undefined, originEndpoint = "o:1"): RouteItem => ({
@@ -319,7 +340,7 @@ describe("alive routing (§3.4)", () => {
     for (let seed = 1; seed < 30; seed++) {
       const routes = routeAlive([item("io", undefined, "")], ctx(members, seed));
       for (const r of routes) {
-        assert.ok(r.targets.every((t) => t.organization === "A"));
+        assert.ok(r.targets.every((t) => orgs.get(t.pkiHex) === "A"));
         assert.ok(r.envelope.secretEnvelope);
       }
     }
@@ -333,7 +354,7 @@ describe("alive routing (§3.4)", () => {
         for (const t of r.targets) {
           assert.notEqual(t.pkiHex, "c1");
           assert.notEqual(t.pkiHex, "a2", "target without external endpoint skipped");
-          if (t.organization !== "A") assert.equal(r.envelope.secretEnvelope, undefined);
+          if (orgs.get(t.pkiHex) !== "A") assert.equal(r.envelope.secretEnvelope, undefined);
         }
       }
     }
@@ -519,5 +540,26 @@ describe("identity mapper", () => {
     assert.deepEqual(removed, [pkiIdHex(p.pkiId), pkiIdHex(q.pkiId)]);
     assert.ok(m.get(self.pkiId));
     m.stop();
+  });
+  it("keeps one timer for every expiry: each identity is forgotten 1 ms after its own, in order, and stop leaves none", async () => {
+    const { m, clock, trust, removed, wall } = make();
+    const peers = [30_000, 10_000, 20_000, 10_000].map((ms) => {
+      const p = new FakeCrypto("A", trust);
+      trust.expiry.set(pkiIdHex(p.pkiId), wall.now + ms);
+      m.put(p.pkiId, p.identity);
+      return p;
+    });
+    assert.equal(clock.pending, 1, "one timer, not one per identity");
+    await clock.advance(10_000);
+    assert.deepEqual(removed, []);
+    await clock.advance(1);
+    assert.deepEqual(removed, [pkiIdHex(peers[1]?.pkiId), pkiIdHex(peers[3]?.pkiId)]);
+    await clock.advance(10_000);
+    assert.equal(removed.length, 3);
+    assert.equal(removed[2], pkiIdHex(peers[2]?.pkiId));
+    assert.equal(clock.pending, 1);
+    m.stop();
+    assert.equal(clock.pending, 0);
+    assert.ok(m.get(peers[0]?.pkiId as Uint8Array));
   });
 });
