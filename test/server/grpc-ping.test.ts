@@ -51,6 +51,21 @@ describe("gRPC Ping fast path", () => {
       const cases: [string, Buffer[], number, Record<string, string>?][] = [
         ["no message", [], GrpcStatus.InvalidArgument],
         ["two messages", [grpcFrame(Buffer.alloc(0)), grpcFrame(Buffer.alloc(0))], GrpcStatus.InvalidArgument],
+        [
+          "two messages in one chunk",
+          [Buffer.concat([grpcFrame(Buffer.alloc(0)), grpcFrame(Buffer.alloc(0))])],
+          GrpcStatus.InvalidArgument,
+        ],
+        [
+          "an empty message, then a bad one",
+          [grpcFrame(Buffer.alloc(0)), grpcFrame(Buffer.from([0x0a, 0x05, 0x01]))],
+          GrpcStatus.InvalidArgument,
+        ],
+        [
+          "an empty message, then a cut frame",
+          [grpcFrame(Buffer.alloc(0)), grpcFrame(Buffer.alloc(3), { length: 10 })],
+          GrpcStatus.Internal,
+        ],
         ["cut frame", [grpcFrame(Buffer.alloc(3), { length: 10 })], GrpcStatus.Internal],
         ["bad protobuf", [grpcFrame(Buffer.from([0x0a, 0x05, 0x01]))], GrpcStatus.InvalidArgument],
         ["too large", [grpcFrame(Buffer.alloc(2000))], GrpcStatus.ResourceExhausted],
