@@ -1,0 +1,191 @@
+/**
+ * A/B of W4's Ping between trees or stacks: CPU per Ping of the server and
+ * of the client, each in its own process (as in W4), at 32 in flight. A
+ * variant is `bundle:client:server`, client and server each `raw` (W4's stack
+ * a) or `gossip` (stack c); the bundle is this file bundled from the tree to
+ * measure, so that two trees can be compared in one run:
+ *
+ *   npx esbuild bench/tools/ping-ab.ts --bundle --platform=node --format=esm \
+ *     --packages=external --outfile=tmp-bench/ping-ab.mjs      (in each tree)
+ *   node tmp-bench/ping-ab.mjs [rounds] A/tmp-bench/ping-ab.mjs:raw:raw \
+ *     B/tmp-bench/ping-ab.mjs:gossip:gossip A/tmp-bench/ping-ab.mjs:gossip:gossip
+ *
+ * Rounds of 5,000 Pings alternate between the variants (order reversed every
+ * other round); it prints medians and the median per-round ratio to the first
+ * variant, which on a loaded machine is far steadier than Pings/s. Keep the
+ * bundle inside the tree (its packages are resolved from there).
+ */
+import { type ChildProcess, fork } from "node:child_process";
+import * as http2 from "node:http2";
+import { GossipClient } from "../../src/client/gossip-client.js";
+import { createCa, createPeerMaterial, issueCertificate, loadCa } from "../../src/pki/index.js";
+import { createGossipServer } from "../../src/server/index.js";
+import { ping as rawPing } from "../workers/stacks/raw.js";
+
+const PING_PATH = "/gossip.Gossip/Ping";
+const EMPTY_FRAME = Buffer.from([0, 0, 0, 0, 0]);
+const COUNT = 5000;
+const INFLIGHT = 32;
+const WINDOW = 1024 * 1024;
+
+interface Material {
+  ca: string;
+  caKey: string;
+  server: { cert: string; key: string };
+  client: { cert: string; key: string };
+}
+
+/** Role `server`: W4's raw server (bench/workers/stacks/raw.ts) or a gossip-connect app at the bench's options; reports its port, then its CPU on request. */
+async function serve(kind: string, m: Material): Promise<number> {
+  if (kind === "raw") {
+    const settings = { initialWindowSize: WINDOW, maxConcurrentStreams: 1000, enablePush: false };
+    const server = http2.createSecureServer({
+      key: m.server.key,
+      cert: m.server.cert,
+      ca: [m.ca],
+      requestCert: true,
+      rejectUnauthorized: true,
+      settings,
+    });
+    server.on("session", (s) => s.on("error", () => {}));
+    server.on("stream", (stream, headers) => {
+      stream.on("error", () => {});
+      if (headers[":path"] !== PING_PATH) {
+        stream.respond({ ":status": 404 });
+        stream.end();
+        return;
+      }
+      stream.on("data", () => {});
+      stream.on("end", () => {
+        if (stream.destroyed) return;
+        stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
+        stream.once("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+        stream.end(EMPTY_FRAME);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    return (server.address() as { port: number }).port;
+  }
+  const p = createPeerMaterial({ mspId: "BenchMSP", commonName: "ping-server", ca: loadCa(m.ca, m.caKey) });
+  const ca = p.ca.certPem;
+  const app = await createGossipServer({
+    identity: { mspId: "BenchMSP", certificate: p.identity.certPem, privateKey: p.identity.keyPem, trustedRoots: { BenchMSP: [ca] } },
+    tls: { cert: p.tlsServer.certPem, key: p.tlsServer.keyPem, ca: [ca] },
+    clientTls: { ca: [ca], cert: p.tlsClient.certPem, key: p.tlsClient.keyPem },
+    options: { connTimeoutMs: 15_000 },
+  });
+  await app.listen({ host: "127.0.0.1", port: 0 });
+  return (app.server.address() as { port: number }).port;
+}
+
+/** Role `client`: W4's raw client or `GossipClient.ping()`; runs `COUNT` Pings on request and reports its CPU per Ping and the rate. */
+async function pinger(kind: string, m: Material, endpoint: string): Promise<() => Promise<void>> {
+  if (kind === "raw") {
+    const session = http2.connect(`https://${endpoint}`, { ca: m.ca, cert: m.client.cert, key: m.client.key });
+    session.on("error", () => {});
+    await new Promise((r) => session.once("connect", r));
+    return () => rawPing(session);
+  }
+  const c = await GossipClient.connect(endpoint, { tls: { ca: m.ca, cert: m.client.cert, key: m.client.key } });
+  return () => c.ping();
+}
+
+function child(): void {
+  process.once("message", async (x: { role: string; kind: string; m: Material; endpoint?: string }) => {
+    if (x.role === "server") {
+      const port = await serve(x.kind, x.m);
+      process.on("message", () => {
+        const u = process.cpuUsage();
+        process.send?.({ cpu: u.user + u.system });
+      });
+      process.send?.({ port });
+      return;
+    }
+    const fn = await pinger(x.kind, x.m, x.endpoint ?? "");
+    process.on("message", async () => {
+      let started = 0;
+      const lane = async () => {
+        while (started < COUNT) {
+          started++;
+          await fn();
+        }
+      };
+      const c0 = process.cpuUsage();
+      const t0 = performance.now();
+      await Promise.all(Array.from({ length: INFLIGHT }, lane));
+      const ms = performance.now() - t0;
+      const c = process.cpuUsage(c0);
+      process.send?.({ us: (c.user + c.system) / COUNT, rate: (COUNT / ms) * 1000 });
+    });
+    process.send?.({ ready: true });
+  });
+  process.on("disconnect", () => process.exit(0));
+}
+
+interface Variant {
+  label: string;
+  server: ChildProcess;
+  client: ChildProcess;
+  s: number[];
+  c: number[];
+  r: number[];
+}
+
+const ask = <T>(p: ChildProcess, msg: object) =>
+  new Promise<T>((resolve) => {
+    p.once("message", (x) => resolve(x as T));
+    p.send(msg);
+  });
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
+
+async function main(args: string[]): Promise<void> {
+  const rounds = Number(args.find((a) => /^\d+$/.test(a)) ?? 10);
+  const ca = createCa({ commonName: "ca.ping-ab" });
+  const server = issueCertificate(ca, { commonName: "server", usage: "server", altNames: ["127.0.0.1"] });
+  const client = issueCertificate(ca, { commonName: "client", usage: "client" });
+  const m: Material = {
+    ca: ca.certPem,
+    caKey: ca.keyPem,
+    server: { cert: server.certPem, key: server.keyPem },
+    client: { cert: client.certPem, key: client.keyPem },
+  };
+  const variants: Variant[] = [];
+  for (const label of args.filter((a) => !/^\d+$/.test(a))) {
+    const [file = "", clientKind = "gossip", serverKind = "gossip"] = label.split(":");
+    const s = fork(file, ["--child"]);
+    const { port } = await ask<{ port: number }>(s, { role: "server", kind: serverKind, m });
+    const c = fork(file, ["--child"]);
+    await ask(c, { role: "client", kind: clientKind, m, endpoint: `127.0.0.1:${port}` });
+    variants.push({ label, server: s, client: c, s: [], c: [], r: [] });
+  }
+  const round = async (v: Variant) => {
+    const s0 = (await ask<{ cpu: number }>(v.server, {})).cpu;
+    const x = await ask<{ us: number; rate: number }>(v.client, {});
+    const s1 = (await ask<{ cpu: number }>(v.server, {})).cpu;
+    return { s: (s1 - s0) / COUNT, c: x.us, r: x.rate };
+  };
+  for (const v of variants) await round(v); // warm-up
+  for (let i = 0; i < rounds; i++) {
+    for (const v of i % 2 ? [...variants].reverse() : variants) {
+      const x = await round(v);
+      v.s.push(x.s);
+      v.c.push(x.c);
+      v.r.push(x.r);
+    }
+  }
+  const base = variants[0] as Variant;
+  const ratio = (xs: number[], of: number[]) => median(xs.map((x, i) => x / (of[i] as number))).toFixed(3);
+  for (const v of variants) {
+    console.log(
+      `${v.label}: server ${median(v.s).toFixed(1)} us/ping (x${ratio(v.s, base.s)}), client ${median(v.c).toFixed(1)} us/ping (x${ratio(v.c, base.c)}), ` +
+        `${median(v.r).toFixed(0)} Pings/s (x${ratio(v.r, base.r)})`,
+    );
+  }
+  for (const v of variants) {
+    v.server.disconnect();
+    v.client.disconnect();
+  }
+}
+
+if (process.argv.includes("--child")) child();
+else await main(process.argv.slice(2));
