@@ -4,7 +4,7 @@
  * codec, plus Fabric's signing rules.
  */
 import { create, toBinary } from "@bufbuild/protobuf";
-import { decodeHotEnvelope, decodeHotGossipMessage, encodeHotEnvelope } from "../codec/hot-path.js";
+import { decodeHotEnvelope, decodeHotEnvelopeIn, decodeHotGossipMessage, encodeHotEnvelope } from "../codec/hot-path.js";
 import {
   compileEncoder,
   decodeMessage,
@@ -186,6 +186,23 @@ export function envelopeBytes(env: Envelope): Uint8Array {
 export function decodeEnvelope(bytes: Uint8Array): Envelope {
   try {
     return decodeHotEnvelope(bytes) ?? decodeMessage<Envelope>(EnvelopeSchema, bytes);
+  } catch (e) {
+    throw new GossipError(ErrorCode.MalformedMessage, `malformed envelope: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/**
+ * {@link decodeEnvelope} of `bytes[start, end)` (a frame inside a received
+ * chunk), without a view of the frame first; byte fields are plain Uint8Array
+ * views of `bytes`' memory, and an absent signature may be a shared
+ * zero-length array. Throws `MalformedMessage` where `fromBinary` throws.
+ */
+export function decodeEnvelopeIn(bytes: Uint8Array, start: number, end: number): Envelope {
+  try {
+    return (
+      decodeHotEnvelopeIn(bytes, start, end) ??
+      decodeMessage<Envelope>(EnvelopeSchema, new Uint8Array(bytes.buffer, bytes.byteOffset + start, end - start))
+    );
   } catch (e) {
     throw new GossipError(ErrorCode.MalformedMessage, `malformed envelope: ${(e as Error).message}`, { cause: e });
   }

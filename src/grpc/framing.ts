@@ -31,6 +31,19 @@ function view(buf: Uint8Array, start: number, end: number): Uint8Array {
   return new Uint8Array(buf.buffer, buf.byteOffset + start, end - start);
 }
 
+/** Where {@link FrameDecoder.each} hands each complete message: `buf[start, end)`. */
+export interface FrameSink {
+  onFrame(buf: Uint8Array, start: number, end: number): void;
+}
+
+/** Collects messages as views (for {@link FrameDecoder.push}). */
+class ViewSink implements FrameSink {
+  out: Uint8Array[] = [];
+  onFrame(buf: Uint8Array, start: number, end: number): void {
+    this.out.push(view(buf, start, end));
+  }
+}
+
 /**
  * Incremental decoder of a stream of frames. Feed it chunks as they arrive;
  * it returns the complete messages in each. Guarantees: a length prefix
@@ -68,9 +81,20 @@ export class FrameDecoder {
 
   /** Decodes the frames completed by `chunk`. Throws {@link GossipError}. */
   push(chunk: Buffer, out: Uint8Array[]): void {
+    const sink = new ViewSink();
+    sink.out = out;
+    this.each(chunk, sink);
+  }
+
+  /**
+   * Decodes the frames completed by `chunk`, handing each message to `sink`
+   * as its place in a buffer (the chunk itself when the frame lies within
+   * it: no view is made for it). Throws {@link GossipError}.
+   */
+  each(chunk: Buffer, sink: FrameSink): void {
     let at = 0;
     if (this.partialBytes > 0) {
-      at = this.fillPartial(chunk, out);
+      at = this.fillPartial(chunk, sink);
       if (at < 0) return;
     }
     while (chunk.length - at >= frameHeaderBytes) {
@@ -79,7 +103,8 @@ export class FrameDecoder {
       this.checkHeader(flags, len);
       const end = at + frameHeaderBytes + len;
       if (end > chunk.length) break;
-      out.push(this.message(flags, view(chunk, at + frameHeaderBytes, end)));
+      if (flags === 0) sink.onFrame(chunk, at + frameHeaderBytes, end);
+      else this.inflate(view(chunk, at + frameHeaderBytes, end), sink);
       at = end;
     }
     if (at < chunk.length) {
@@ -102,8 +127,13 @@ export class FrameDecoder {
     }
   }
 
-  private message(flags: number, body: Uint8Array): Uint8Array {
-    if (flags === 0) return body;
+  /** Hands the message of a compressed frame's `body` to `sink`. */
+  private inflate(body: Uint8Array, sink: FrameSink): void {
+    const message = this.gunzip(body);
+    sink.onFrame(message, 0, message.length);
+  }
+
+  private gunzip(body: Uint8Array): Uint8Array {
     if (!this.gzip) {
       throw new GossipError(ErrorCode.MalformedFrame, "compressed gRPC frame without a negotiated grpc-encoding");
     }
@@ -134,7 +164,7 @@ export class FrameDecoder {
   }
 
   /** Completes the buffered frame from `chunk`; returns where the rest of `chunk` starts, or -1 when consumed. */
-  private fillPartial(chunk: Buffer, out: Uint8Array[]): number {
+  private fillPartial(chunk: Buffer, sink: FrameSink): number {
     let at = 0;
     if (this.need < 0) {
       const take = Math.min(frameHeaderBytes - this.partialBytes, chunk.length);
@@ -153,7 +183,8 @@ export class FrameDecoder {
     this.partial = [];
     this.partialBytes = 0;
     this.need = -1;
-    out.push(this.message(this.compressedFlag ? 1 : 0, view(frame, frameHeaderBytes, frame.length)));
+    if (this.compressedFlag) this.inflate(view(frame, frameHeaderBytes, frame.length), sink);
+    else sink.onFrame(frame, frameHeaderBytes, frame.length);
     return at;
   }
 }
