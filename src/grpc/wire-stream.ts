@@ -141,10 +141,16 @@ export abstract class Http2WireStream
       this.held.push(e);
       this.heldBytes += frameHeaderBytes + e.length;
     }
-    if (this.heldBytes + this.bufferedBytes() < maxBufferedBytes) {
+    const buffered = this.bufferedBytes();
+    if (this.heldBytes + buffered < maxBufferedBytes) {
       if (!this.flushQueued) {
         this.flushQueued = true;
-        process.nextTick(flushHeld, this);
+        // While an earlier write is still on its way (busy), until the loop's
+        // next check phase: the batches the other reads of this turn hand
+        // over join this one (a relay writes what each read brought, a few
+        // KiB, otherwise). An idle stream writes within the tick (latency).
+        if (buffered > 0) setImmediate(flushHeld, this);
+        else process.nextTick(flushHeld, this);
       }
       return writeTaken;
     }
