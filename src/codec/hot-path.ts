@@ -16,6 +16,7 @@
 import type { Acknowledgement, DataMessage, Envelope, GossipMessage } from "../gen/gossip/message_pb.js";
 import { emptyBytes } from "./empty-bytes.js";
 import { mayHaveUnknownFields } from "./encoder.js";
+import { allocFrame } from "./frame-slab.js";
 import { readUtf8, utf8Length, writeUtf8 } from "./utf8.js";
 import { varintSize, writeVarint } from "./varint.js";
 
@@ -48,8 +49,9 @@ const emptyContent = 2;
 const ackContent = 3;
 
 /**
- * `encodeEnvelope(noopSign(message))` for the hot-path shapes, as a pooled
- * Buffer (frames only go to the wire); undefined for any other message.
+ * `encodeEnvelope(noopSign(message))` for the hot-path shapes, in a slab
+ * (frames only go to the wire: see {@link allocFrame}); undefined for any
+ * other message.
  */
 export function encodeHotEnvelope(message: GossipMessage): Uint8Array | undefined {
   const m = message as unknown as Record<string, unknown>;
@@ -112,7 +114,7 @@ export function encodeHotEnvelope(message: GossipMessage): Uint8Array | undefine
     (kind === noContent ? 0 : (kind === ackContent ? 2 : 1) + varintSize(contentLen) + contentLen);
   if (size === 0) return new Uint8Array(0);
   // Every byte is written below.
-  const buf = Buffer.allocUnsafe(1 + varintSize(size) + size);
+  const buf = allocFrame(1 + varintSize(size) + size);
   buf[0] = 0x0a;
   let at = writeVarint(buf, 1, size);
   if (nonce !== 0) {

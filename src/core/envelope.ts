@@ -4,6 +4,7 @@
  * codec, plus Fabric's signing rules.
  */
 import { create, toBinary } from "@bufbuild/protobuf";
+import { allocFrame } from "../codec/frame-slab.js";
 import { decodeHotEnvelope, decodeHotEnvelopeIn, decodeHotGossipMessage, encodeHotEnvelope } from "../codec/hot-path.js";
 import {
   compileEncoder,
@@ -243,10 +244,10 @@ export function encodeCompiledEnvelope(message: GossipMessage): Uint8Array {
   if (measured === undefined) return encodeEnvelope(noopSign(message));
   const size = measured.size;
   if (size === 0) return new Uint8Array(0);
-  // A pooled Buffer: frames are internal (they only go to the wire), and a
+  // In a slab: frames are internal (they only go to the wire), and a
   // Uint8Array of this size would get its own zeroed backing store each time.
   // Every byte is written below.
-  const buf = Buffer.allocUnsafe(1 + varintSize(size) + size);
+  const buf = allocFrame(1 + varintSize(size) + size);
   buf[0] = 0x0a;
   measured.write(buf, writeVarint(buf, 1, size));
   return buf;

@@ -10,9 +10,14 @@ export const frameHeaderBytes = 5;
 
 /**
  * Frames serialized messages into one buffer (uncompressed), ready for a
- * single transport write.
+ * single transport write. When the messages already lie back to back in one
+ * buffer, each right after its own frame header (encoded one after the other
+ * in a slab, see src/codec/frame-slab.ts, or a relayed run as it was
+ * received), that memory is the framed buffer: a view of it, nothing copied.
  */
 export function encodeFrames(messages: readonly Uint8Array[]): Buffer {
+  const inPlace = framedInPlace(messages);
+  if (inPlace !== undefined) return inPlace;
   let total = 0;
   for (const m of messages) total += frameHeaderBytes + m.length;
   const buf = Buffer.allocUnsafe(total);
@@ -24,6 +29,39 @@ export function encodeFrames(messages: readonly Uint8Array[]): Buffer {
     at += frameHeaderBytes + m.length;
   }
   return buf;
+}
+
+/**
+ * The framed region `messages` form where they are, if they do: the same
+ * buffer, each message right after the previous one's end plus a header,
+ * and every header byte checked (flags 0, its message's length), so the
+ * region is byte for byte what copying them would write.
+ */
+function framedInPlace(messages: readonly Uint8Array[]): Buffer | undefined {
+  const first = messages[0];
+  // Checked before `.buffer` is read: an array whose contents V8 keeps inside
+  // the object (offset 0) would get a separate ArrayBuffer made for it.
+  if (first === undefined || first.byteOffset < frameHeaderBytes) return undefined;
+  const buffer = first.buffer;
+  const start = first.byteOffset - frameHeaderBytes;
+  let bytes: Uint8Array | undefined;
+  let at = start;
+  for (const m of messages) {
+    if (m.byteOffset !== at + frameHeaderBytes || m.buffer !== buffer) return undefined;
+    bytes ??= new Uint8Array(buffer);
+    const len = m.length;
+    if (
+      bytes[at] !== 0 ||
+      bytes[at + 1] !== len >>> 24 ||
+      bytes[at + 2] !== ((len >>> 16) & 0xff) ||
+      bytes[at + 3] !== ((len >>> 8) & 0xff) ||
+      bytes[at + 4] !== (len & 0xff)
+    ) {
+      return undefined;
+    }
+    at += frameHeaderBytes + len;
+  }
+  return Buffer.from(buffer, start, at - start);
 }
 
 /** `buf[start, end)` as a plain Uint8Array view (no copy). */
