@@ -16,6 +16,7 @@
 import type { Acknowledgement, DataMessage, Envelope, GossipMessage } from "../gen/gossip/message_pb.js";
 import { emptyBytes } from "./empty-bytes.js";
 import { mayHaveUnknownFields } from "./encoder.js";
+import { allocFrame } from "./frame-slab.js";
 import { readUtf8, utf8Length, writeUtf8 } from "./utf8.js";
 import { varintSize, writeVarint } from "./varint.js";
 
@@ -48,8 +49,9 @@ const emptyContent = 2;
 const ackContent = 3;
 
 /**
- * `encodeEnvelope(noopSign(message))` for the hot-path shapes, as a pooled
- * Buffer (frames only go to the wire); undefined for any other message.
+ * `encodeEnvelope(noopSign(message))` for the hot-path shapes, in a slab
+ * (frames only go to the wire: see {@link allocFrame}); undefined for any
+ * other message.
  */
 export function encodeHotEnvelope(message: GossipMessage): Uint8Array | undefined {
   const m = message as unknown as Record<string, unknown>;
@@ -112,7 +114,7 @@ export function encodeHotEnvelope(message: GossipMessage): Uint8Array | undefine
     (kind === noContent ? 0 : (kind === ackContent ? 2 : 1) + varintSize(contentLen) + contentLen);
   if (size === 0) return new Uint8Array(0);
   // Every byte is written below.
-  const buf = Buffer.allocUnsafe(1 + varintSize(size) + size);
+  const buf = allocFrame(1 + varintSize(size) + size);
   buf[0] = 0x0a;
   let at = writeVarint(buf, 1, size);
   if (nonce !== 0) {
@@ -171,61 +173,58 @@ export function encodeHotEnvelope(message: GossipMessage): Uint8Array | undefine
  * Anything else (merged or repeated fields, other content, private data,
  * uint64s beyond 2^53 - 1, negative enums, invalid UTF-8, truncation) returns undefined: the
  * compiled codec decodes it, or rejects it as protobuf-es does.
+ *
+ * They read at one module-level cursor, `pos` (decoding never re-enters and
+ * each decoder sets it before reading), rather than through a reader object
+ * per message and nested message, which V8 allocated for each.
  */
-class HotReader {
-  pos = 0;
-  constructor(
-    readonly buf: Uint8Array,
-    public end: number,
-  ) {}
+let pos = 0;
 
-  /** A varint of at most 8 bytes within `end` and at most 2^53 - 1, or -1. */
-  varint(): number {
-    const buf = this.buf;
-    let at = this.pos;
-    const end = this.end;
+/** A varint at `pos` of at most 8 bytes before `end` and at most 2^53 - 1 (`pos` moves past it), or -1. */
+function varint(buf: Uint8Array, end: number): number {
+  let at = pos;
+  if (at >= end) return -1;
+  let b = buf[at++] as number;
+  if (b < 0x80) {
+    pos = at;
+    return b;
+  }
+  let v = b & 0x7f;
+  let mul = 128;
+  for (let i = 1; i < 8; i++) {
     if (at >= end) return -1;
-    let b = buf[at++] as number;
+    b = buf[at++] as number;
+    v += (b & 0x7f) * mul;
     if (b < 0x80) {
-      this.pos = at;
-      return b;
+      pos = at;
+      return v <= Number.MAX_SAFE_INTEGER ? v : -1;
     }
-    let v = b & 0x7f;
-    let mul = 128;
-    for (let i = 1; i < 8; i++) {
-      if (at >= end) return -1;
-      b = buf[at++] as number;
-      v += (b & 0x7f) * mul;
-      if (b < 0x80) {
-        this.pos = at;
-        return v <= Number.MAX_SAFE_INTEGER ? v : -1;
-      }
-      mul *= 128;
-    }
-    return -1;
+    mul *= 128;
   }
+  return -1;
+}
 
-  /** A length prefix whose value fits before `end`, or -1. */
-  length(): number {
-    const len = this.varint();
-    return len > this.end - this.pos ? -1 : len;
-  }
+/** A length prefix at `pos` whose value fits before `end`, or -1. */
+function length(buf: Uint8Array, end: number): number {
+  const len = varint(buf, end);
+  return len > end - pos ? -1 : len;
 }
 
 /** Decodes an Envelope without a secret envelope; undefined otherwise (see above). */
 export function decodeHotEnvelope(bytes: Uint8Array): Envelope | undefined {
-  const r = new HotReader(bytes, bytes.length);
+  const end = bytes.length;
   let payload: Uint8Array | undefined;
   let signature: Uint8Array | undefined;
   let last = 0;
-  while (r.pos < r.end) {
-    const key = bytes[r.pos++] as number;
+  pos = 0;
+  while (pos < end) {
+    const key = bytes[pos++] as number;
     if ((key !== 0x0a && key !== 0x12) || key <= last) return undefined;
     last = key;
-    const len = r.length();
+    const len = length(bytes, end);
     if (len < 0) return undefined;
-    const v = bytes.subarray(r.pos, r.pos + len);
-    r.pos += len;
+    const v = bytes.subarray(pos, pos + len);
+    pos += len;
     if (key === 0x0a) payload = v;
     else signature = v;
   }
@@ -236,39 +235,77 @@ export function decodeHotEnvelope(bytes: Uint8Array): Envelope | undefined {
   } as Envelope;
 }
 
+/** The signature of every unsigned Envelope {@link decodeHotEnvelopeIn} decodes: empty, so nothing can change it. */
+const noSignature: Uint8Array = new Uint8Array(0);
+
+/**
+ * {@link decodeHotEnvelope} of `bytes[start, end)`, for the transport's
+ * frames, which lie in a larger received chunk: no view of the frame is made
+ * first. Its byte fields are plain Uint8Array views of `bytes`' memory (even
+ * when `bytes` is a Buffer), as the transport's frame views were. An absent
+ * signature (an unsigned message: every data message Fabric sends) is one
+ * shared zero-length array, deep-equal to protobuf-es' fresh one: a
+ * zero-length array has no contents to change, and a new view per message
+ * cost about a third of the Envelope's decoding.
+ */
+export function decodeHotEnvelopeIn(bytes: Uint8Array, start: number, end: number): Envelope | undefined {
+  const buffer = bytes.buffer;
+  const base = bytes.byteOffset;
+  let payload: Uint8Array | undefined;
+  let signature: Uint8Array | undefined;
+  let last = 0;
+  pos = start;
+  while (pos < end) {
+    const key = bytes[pos++] as number;
+    if ((key !== 0x0a && key !== 0x12) || key <= last) return undefined;
+    last = key;
+    const len = length(bytes, end);
+    if (len < 0) return undefined;
+    const v = new Uint8Array(buffer, base + pos, len);
+    pos += len;
+    if (key === 0x0a) payload = v;
+    else signature = v;
+  }
+  return {
+    $typeName: "gossip.Envelope",
+    payload: payload ?? emptyBytes(),
+    signature: signature ?? noSignature,
+  } as Envelope;
+}
+
 /** Decodes a GossipMessage of a hot-path shape; undefined otherwise (see above). */
 export function decodeHotGossipMessage(bytes: Uint8Array): GossipMessage | undefined {
-  const r = new HotReader(bytes, bytes.length);
+  const limit = bytes.length;
   let nonce = 0;
   let channel: Uint8Array | undefined;
   let tag = 0;
   let content: GossipMessage["content"] | undefined;
   let last = 0;
-  while (r.pos < r.end) {
-    const keyAt = r.pos;
-    const key = r.varint();
+  pos = 0;
+  while (pos < limit) {
+    const keyAt = pos;
+    const key = varint(bytes, limit);
     // Every hot field's key takes one or two bytes; longer (overlong) keys,
     // which protobuf-es rejects beyond 5 bytes, take the general path.
-    if (key <= last || r.pos - keyAt > 2) return undefined;
+    if (key <= last || pos - keyAt > 2) return undefined;
     last = key;
     if (key === 0x08) {
-      nonce = r.varint();
+      nonce = varint(bytes, limit);
       if (nonce < 0) return undefined;
       continue;
     }
     if (key === 0x18) {
-      const start = r.pos;
-      tag = r.varint();
+      const start = pos;
+      tag = varint(bytes, limit);
       // An enum is an int32: negative values (10-byte varints) take the general path.
-      if (tag < 0 || tag > 0x7fffffff || r.pos - start > 5) return undefined;
+      if (tag < 0 || tag > 0x7fffffff || pos - start > 5) return undefined;
       continue;
     }
     if ((key & 7) !== 2) return undefined;
-    const len = r.length();
+    const len = length(bytes, limit);
     if (len < 0) return undefined;
-    const start = r.pos;
+    const start = pos;
     const end = start + len;
-    r.pos = end;
     switch (key) {
       case 0x12:
         channel = bytes.subarray(start, end);
@@ -292,6 +329,8 @@ export function decodeHotGossipMessage(bytes: Uint8Array): GossipMessage | undef
       default:
         return undefined;
     }
+    // The nested decoders moved the cursor.
+    pos = end;
   }
   return {
     $typeName: "gossip.GossipMessage",
@@ -304,26 +343,25 @@ export function decodeHotGossipMessage(bytes: Uint8Array): GossipMessage | undef
 
 function decodeDataMessage(bytes: Uint8Array, start: number, end: number): DataMessage | undefined {
   if (start === end) return { $typeName: "gossip.DataMessage" } as DataMessage;
-  const r = new HotReader(bytes, end);
-  r.pos = start;
-  if (bytes[r.pos++] !== 0x0a) return undefined;
-  const len = r.length();
-  if (len < 0 || r.pos + len !== end) return undefined;
+  pos = start;
+  if (bytes[pos++] !== 0x0a) return undefined;
+  const len = length(bytes, end);
+  if (len < 0 || pos + len !== end) return undefined;
   let seqNum = 0;
   let data: Uint8Array | undefined;
   let last = 0;
-  while (r.pos < end) {
-    const key = bytes[r.pos++] as number;
+  while (pos < end) {
+    const key = bytes[pos++] as number;
     if (key <= last) return undefined;
     last = key;
     if (key === 0x08) {
-      seqNum = r.varint();
+      seqNum = varint(bytes, end);
       if (seqNum < 0) return undefined;
     } else if (key === 0x12) {
-      const n = r.length();
+      const n = length(bytes, end);
       if (n < 0) return undefined;
-      data = bytes.subarray(r.pos, r.pos + n);
-      r.pos += n;
+      data = bytes.subarray(pos, pos + n);
+      pos += n;
     } else {
       return undefined;
     }
@@ -338,12 +376,11 @@ function decodeAck(bytes: Uint8Array, start: number, end: number): Acknowledgeme
   let error = "";
   if (start < end) {
     if (bytes[start] !== 0x0a) return undefined;
-    const r = new HotReader(bytes, end);
-    r.pos = start + 1;
-    const len = r.length();
-    if (len < 0 || r.pos + len !== end) return undefined;
+    pos = start + 1;
+    const len = length(bytes, end);
+    if (len < 0 || pos + len !== end) return undefined;
     try {
-      error = readUtf8(bytes, r.pos, end);
+      error = readUtf8(bytes, pos, end);
     } catch {
       return undefined;
     }

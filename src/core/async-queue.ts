@@ -58,8 +58,10 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
   }
 
   /**
-   * Resolves when the queue has room again (it fell to half its capacity, so
-   * a blocked producer refills in bulk) or ended.
+   * Resolves when the queue has room again (it was read empty, so a blocked
+   * producer refills it in bulk: each wait costs the producer several
+   * promises, and waking at half capacity made it wait twice as often) or
+   * ended.
    */
   whenSpace(): Promise<void> {
     if (this.ended || this.size < this.capacity) return Promise.resolve();
@@ -104,7 +106,7 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
         this.items = this.items.slice(this.head);
         this.head = 0;
       }
-      if (this.spaceWaiters.length > 0 && this.size <= this.capacity >> 1) this.wakeProducers();
+      if (this.spaceWaiters.length > 0 && this.size === 0) this.wakeProducers();
       return { value, done: false };
     }
     if (this.ended) return { value: undefined, done: true };

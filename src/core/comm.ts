@@ -173,6 +173,11 @@ export class Comm {
    * Throws `MessageTooLarge` when the encoded message exceeds `maxMessageBytes`.
    */
   send(message: GossipMessage | Envelope, ...peers: RemotePeer[]): Promise<void> {
+    return this.sendTo(message, peers);
+  }
+
+  /** {@link Comm.send} to `peers` (an array, not spread again: {@link Comm.forward} is on a relay's hot path). */
+  private sendTo(message: GossipMessage | Envelope, peers: readonly RemotePeer[]): Promise<void> {
     if (this.ctx.stopping || peers.length === 0) return resolved;
     const frame = this.encode(message);
     if (peers.length === 1) return this.outbound.send(peers[0] as RemotePeer, frame) ?? resolved;
@@ -195,7 +200,7 @@ export class Comm {
    * {@link Comm.send} (same policy, same promise).
    */
   forward(received: ReceivedMessage, ...peers: RemotePeer[]): Promise<void> {
-    return this.send(received.envelope, ...peers);
+    return this.sendTo(received.envelope, peers);
   }
 
   /**

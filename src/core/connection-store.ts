@@ -2,7 +2,7 @@ import { setMaxListeners } from "node:events";
 import type { Clock } from "./clock.js";
 import type { Connection } from "./connection.js";
 import { ErrorCode, GossipError } from "./errors.js";
-import { pkiIdHex, type RemotePeer } from "./identity.js";
+import { bytesEqual, pkiIdHex, type RemotePeer } from "./identity.js";
 
 /** Collaborators of a {@link ConnectionStore}. */
 export interface ConnectionStoreDeps {
@@ -61,6 +61,14 @@ export class ConnectionStore {
   private readonly shutdownController = new AbortController();
   private seq = 0;
   private closing = false;
+  /**
+   * The last PKI-ID {@link ConnectionStore.lookup} found and its connection:
+   * senders reuse their RemotePeer objects, so the next send to the same
+   * array is answered by comparing its bytes with the connection's PKI-ID,
+   * without its hex and two map lookups. Forgotten whenever `byPki` changes.
+   */
+  private hitPki: Uint8Array | undefined;
+  private hitConn: Connection | undefined;
 
   constructor(private readonly deps: ConnectionStoreDeps) {
     // Every dial in flight listens on this signal (dial, then Ping), and a
@@ -76,9 +84,18 @@ export class ConnectionStore {
 
   /** The open connection that serves `peer`, found by PKI-ID or, when none is given, by endpoint. */
   lookup(peer: RemotePeer): Connection | undefined {
-    const conn =
-      peer.pkiId !== undefined && peer.pkiId.length > 0 ? this.byPki.get(pkiIdHex(peer.pkiId)) : this.byEndpoint.get(peer.endpoint);
-    return conn?.state === "open" ? conn : undefined;
+    const pki = peer.pkiId;
+    if (pki === undefined || pki.length === 0) {
+      const conn = this.byEndpoint.get(peer.endpoint);
+      return conn?.state === "open" ? conn : undefined;
+    }
+    const hit = this.hitConn;
+    if (hit !== undefined && pki === this.hitPki && hit.state === "open" && bytesEqual(pki, hit.info.pkiId)) return hit;
+    const conn = this.byPki.get(pkiIdHex(pki));
+    if (conn?.state !== "open") return undefined;
+    this.hitPki = pki;
+    this.hitConn = conn;
+    return conn;
   }
 
   /**
@@ -141,6 +158,7 @@ export class ConnectionStore {
     const oldWins = old !== undefined && old !== conn && this.simultaneous(old, conn) && this.dialer(old) < this.dialer(conn);
     if (!oldWins) {
       this.byPki.set(conn.pkiHex, conn);
+      this.hitConn = undefined;
       if (dialedEndpoint !== undefined) this.bindEndpoint(dialedEndpoint, conn);
       // Sends by endpoint only follow the peer to its replacement connection.
       if (old !== undefined && old !== conn) for (const ep of this.unbindEndpoints(old)) this.bindEndpoint(ep, conn);
@@ -170,6 +188,7 @@ export class ConnectionStore {
     const conn = this.byPki.get(pkiHex);
     if (!conn) return false;
     this.byPki.delete(pkiHex);
+    this.hitConn = undefined;
     this.unbindEndpoints(conn);
     void conn.drain();
     return true;
@@ -232,7 +251,10 @@ export class ConnectionStore {
     const live = (this.perPeer.get(conn.pkiHex) ?? 1) - 1;
     if (live > 0) this.perPeer.set(conn.pkiHex, live);
     else this.perPeer.delete(conn.pkiHex);
-    if (this.byPki.get(conn.pkiHex) === conn) this.byPki.delete(conn.pkiHex);
+    if (this.byPki.get(conn.pkiHex) === conn) {
+      this.byPki.delete(conn.pkiHex);
+      this.hitConn = undefined;
+    }
     this.unbindEndpoints(conn);
     this.deps.onUnregistered(conn);
   }

@@ -4,7 +4,8 @@
  * codec, plus Fabric's signing rules.
  */
 import { create, toBinary } from "@bufbuild/protobuf";
-import { decodeHotEnvelope, decodeHotGossipMessage, encodeHotEnvelope } from "../codec/hot-path.js";
+import { allocFrame } from "../codec/frame-slab.js";
+import { decodeHotEnvelope, decodeHotEnvelopeIn, decodeHotGossipMessage, encodeHotEnvelope } from "../codec/hot-path.js";
 import {
   compileEncoder,
   decodeMessage,
@@ -192,6 +193,23 @@ export function decodeEnvelope(bytes: Uint8Array): Envelope {
 }
 
 /**
+ * {@link decodeEnvelope} of `bytes[start, end)` (a frame inside a received
+ * chunk), without a view of the frame first; byte fields are plain Uint8Array
+ * views of `bytes`' memory, and an absent signature may be a shared
+ * zero-length array. Throws `MalformedMessage` where `fromBinary` throws.
+ */
+export function decodeEnvelopeIn(bytes: Uint8Array, start: number, end: number): Envelope {
+  try {
+    return (
+      decodeHotEnvelopeIn(bytes, start, end) ??
+      decodeMessage<Envelope>(EnvelopeSchema, new Uint8Array(bytes.buffer, bytes.byteOffset + start, end - start))
+    );
+  } catch (e) {
+    throw new GossipError(ErrorCode.MalformedMessage, `malformed envelope: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/**
  * Parses an Envelope's payload as a GossipMessage. An empty payload is an
  * empty GossipMessage, as in Fabric. Throws `MalformedMessage` otherwise.
  */
@@ -226,10 +244,10 @@ export function encodeCompiledEnvelope(message: GossipMessage): Uint8Array {
   if (measured === undefined) return encodeEnvelope(noopSign(message));
   const size = measured.size;
   if (size === 0) return new Uint8Array(0);
-  // A pooled Buffer: frames are internal (they only go to the wire), and a
+  // In a slab: frames are internal (they only go to the wire), and a
   // Uint8Array of this size would get its own zeroed backing store each time.
   // Every byte is written below.
-  const buf = Buffer.allocUnsafe(1 + varintSize(size) + size);
+  const buf = allocFrame(1 + varintSize(size) + size);
   buf[0] = 0x0a;
   measured.write(buf, writeVarint(buf, 1, size));
   return buf;

@@ -10,9 +10,14 @@ export const frameHeaderBytes = 5;
 
 /**
  * Frames serialized messages into one buffer (uncompressed), ready for a
- * single transport write.
+ * single transport write. When the messages already lie back to back in one
+ * buffer, each right after its own frame header (encoded one after the other
+ * in a slab, see src/codec/frame-slab.ts, or a relayed run as it was
+ * received), that memory is the framed buffer: a view of it, nothing copied.
  */
 export function encodeFrames(messages: readonly Uint8Array[]): Buffer {
+  const inPlace = framedInPlace(messages);
+  if (inPlace !== undefined) return inPlace;
   let total = 0;
   for (const m of messages) total += frameHeaderBytes + m.length;
   const buf = Buffer.allocUnsafe(total);
@@ -26,9 +31,55 @@ export function encodeFrames(messages: readonly Uint8Array[]): Buffer {
   return buf;
 }
 
+/**
+ * The framed region `messages` form where they are, if they do: the same
+ * buffer, each message right after the previous one's end plus a header,
+ * and every header byte checked (flags 0, its message's length), so the
+ * region is byte for byte what copying them would write.
+ */
+function framedInPlace(messages: readonly Uint8Array[]): Buffer | undefined {
+  const first = messages[0];
+  // Checked before `.buffer` is read: an array whose contents V8 keeps inside
+  // the object (offset 0) would get a separate ArrayBuffer made for it.
+  if (first === undefined || first.byteOffset < frameHeaderBytes) return undefined;
+  const buffer = first.buffer;
+  const start = first.byteOffset - frameHeaderBytes;
+  let bytes: Uint8Array | undefined;
+  let at = start;
+  for (const m of messages) {
+    if (m.byteOffset !== at + frameHeaderBytes || m.buffer !== buffer) return undefined;
+    bytes ??= new Uint8Array(buffer);
+    const len = m.length;
+    if (
+      bytes[at] !== 0 ||
+      bytes[at + 1] !== len >>> 24 ||
+      bytes[at + 2] !== ((len >>> 16) & 0xff) ||
+      bytes[at + 3] !== ((len >>> 8) & 0xff) ||
+      bytes[at + 4] !== (len & 0xff)
+    ) {
+      return undefined;
+    }
+    at += frameHeaderBytes + len;
+  }
+  return Buffer.from(buffer, start, at - start);
+}
+
 /** `buf[start, end)` as a plain Uint8Array view (no copy). */
 function view(buf: Uint8Array, start: number, end: number): Uint8Array {
   return new Uint8Array(buf.buffer, buf.byteOffset + start, end - start);
+}
+
+/** Where {@link FrameDecoder.each} hands each complete message: `buf[start, end)`. */
+export interface FrameSink {
+  onFrame(buf: Uint8Array, start: number, end: number): void;
+}
+
+/** Collects messages as views (for {@link FrameDecoder.push}). */
+class ViewSink implements FrameSink {
+  out: Uint8Array[] = [];
+  onFrame(buf: Uint8Array, start: number, end: number): void {
+    this.out.push(view(buf, start, end));
+  }
 }
 
 /**
@@ -68,9 +119,20 @@ export class FrameDecoder {
 
   /** Decodes the frames completed by `chunk`. Throws {@link GossipError}. */
   push(chunk: Buffer, out: Uint8Array[]): void {
+    const sink = new ViewSink();
+    sink.out = out;
+    this.each(chunk, sink);
+  }
+
+  /**
+   * Decodes the frames completed by `chunk`, handing each message to `sink`
+   * as its place in a buffer (the chunk itself when the frame lies within
+   * it: no view is made for it). Throws {@link GossipError}.
+   */
+  each(chunk: Buffer, sink: FrameSink): void {
     let at = 0;
     if (this.partialBytes > 0) {
-      at = this.fillPartial(chunk, out);
+      at = this.fillPartial(chunk, sink);
       if (at < 0) return;
     }
     while (chunk.length - at >= frameHeaderBytes) {
@@ -79,7 +141,8 @@ export class FrameDecoder {
       this.checkHeader(flags, len);
       const end = at + frameHeaderBytes + len;
       if (end > chunk.length) break;
-      out.push(this.message(flags, view(chunk, at + frameHeaderBytes, end)));
+      if (flags === 0) sink.onFrame(chunk, at + frameHeaderBytes, end);
+      else this.inflate(view(chunk, at + frameHeaderBytes, end), sink);
       at = end;
     }
     if (at < chunk.length) {
@@ -102,8 +165,13 @@ export class FrameDecoder {
     }
   }
 
-  private message(flags: number, body: Uint8Array): Uint8Array {
-    if (flags === 0) return body;
+  /** Hands the message of a compressed frame's `body` to `sink`. */
+  private inflate(body: Uint8Array, sink: FrameSink): void {
+    const message = this.gunzip(body);
+    sink.onFrame(message, 0, message.length);
+  }
+
+  private gunzip(body: Uint8Array): Uint8Array {
     if (!this.gzip) {
       throw new GossipError(ErrorCode.MalformedFrame, "compressed gRPC frame without a negotiated grpc-encoding");
     }
@@ -134,7 +202,7 @@ export class FrameDecoder {
   }
 
   /** Completes the buffered frame from `chunk`; returns where the rest of `chunk` starts, or -1 when consumed. */
-  private fillPartial(chunk: Buffer, out: Uint8Array[]): number {
+  private fillPartial(chunk: Buffer, sink: FrameSink): number {
     let at = 0;
     if (this.need < 0) {
       const take = Math.min(frameHeaderBytes - this.partialBytes, chunk.length);
@@ -153,7 +221,8 @@ export class FrameDecoder {
     this.partial = [];
     this.partialBytes = 0;
     this.need = -1;
-    out.push(this.message(this.compressedFlag ? 1 : 0, view(frame, frameHeaderBytes, frame.length)));
+    if (this.compressedFlag) this.inflate(view(frame, frameHeaderBytes, frame.length), sink);
+    else sink.onFrame(frame, frameHeaderBytes, frame.length);
     return at;
   }
 }

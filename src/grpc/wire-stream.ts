@@ -4,11 +4,11 @@
  * with flow control, and writes batches of envelopes as one framed buffer.
  */
 import type { Duplex } from "node:stream";
-import { decodeEnvelope } from "../core/envelope.js";
+import { decodeEnvelopeIn } from "../core/envelope.js";
 import { ErrorCode, GossipError } from "../core/errors.js";
 import { type WireReader, type WireStream, writeTaken } from "../core/transport.js";
 import type { Envelope } from "../gen/gossip/message_pb.js";
-import { encodeFrames, FrameDecoder, frameHeaderBytes } from "./framing.js";
+import { encodeFrames, FrameDecoder, type FrameSink, frameHeaderBytes } from "./framing.js";
 
 /** Transport facts about one stream, fixed when it opens. */
 export interface StreamFacts {
@@ -43,7 +43,9 @@ const maxBufferedBytes = 64 * 1024;
  * itself, and `closed` is made when first asked for: an idle stream keeps
  * neither an iterator nor a promise of its own.
  */
-export abstract class Http2WireStream implements WireStream, AsyncIterable<readonly Envelope[]>, AsyncIterator<readonly Envelope[]> {
+export abstract class Http2WireStream
+  implements WireStream, FrameSink, AsyncIterable<readonly Envelope[]>, AsyncIterator<readonly Envelope[]>
+{
   readonly remoteAddress: string;
   readonly tls: boolean;
   readonly remoteCertHash: Uint8Array | undefined;
@@ -139,10 +141,16 @@ export abstract class Http2WireStream implements WireStream, AsyncIterable<reado
       this.held.push(e);
       this.heldBytes += frameHeaderBytes + e.length;
     }
-    if (this.heldBytes + this.bufferedBytes() < maxBufferedBytes) {
+    const buffered = this.bufferedBytes();
+    if (this.heldBytes + buffered < maxBufferedBytes) {
       if (!this.flushQueued) {
         this.flushQueued = true;
-        process.nextTick(flushHeld, this);
+        // While an earlier write is still on its way (busy), until the loop's
+        // next check phase: the batches the other reads of this turn hand
+        // over join this one (a relay writes what each read brought, a few
+        // KiB, otherwise). An idle stream writes within the tick (latency).
+        if (buffered > 0) setImmediate(flushHeld, this);
+        else process.nextTick(flushHeld, this);
       }
       return writeTaken;
     }
@@ -232,25 +240,28 @@ export abstract class Http2WireStream implements WireStream, AsyncIterable<reado
   /** @private DATA arrived (the stream's 'data' event). */
   onData(chunk: Buffer): void {
     if (this.readError) return;
-    // Shared by every stream: decoding never re-enters, and `out` is emptied before anything is called.
-    const out = scratch;
     try {
-      this.decoder.push(chunk, out);
-      for (const m of out) this.ready.push(decodeEnvelope(m));
+      this.decoder.each(chunk, this);
     } catch (e) {
-      out.length = 0;
       const error = GossipError.from(e, ErrorCode.MalformedFrame);
       this.failRead(error);
       this.abort(error);
       return;
     }
-    out.length = 0;
     if (this.ready.length === 0) return;
     if (this.waiter || (this.reader && !this.readerHeld)) this.wakeReader();
     if (this.ready.length >= this.limits.recvBuffSize && !this.paused) {
       this.paused = true;
       this.source.pause();
     }
+  }
+
+  /**
+   * @private {@link FrameSink}: one message, `buf[start, end)`, decoded
+   * straight from the chunk it came in (its fields are views of it).
+   */
+  onFrame(buf: Uint8Array, start: number, end: number): void {
+    this.ready.push(decodeEnvelopeIn(buf, start, end));
   }
 
   /** Subclasses may refuse a clean end (a client without a gRPC status, say). */
@@ -373,9 +384,6 @@ export abstract class Http2WireStream implements WireStream, AsyncIterable<reado
 }
 
 function ignore(): void {}
-
-/** Frames decoded from one chunk (see `onData`). */
-const scratch: Uint8Array[] = [];
 
 const settledPromise: Promise<void> = Promise.resolve();
 

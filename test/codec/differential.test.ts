@@ -17,6 +17,7 @@ import { decodeHotEnvelope, decodeHotGossipMessage, encodeHotEnvelope } from "..
 import { compileEncoder, decodeMessage, encodeMessage } from "../../src/codec/index.js";
 import {
   decodeEnvelope,
+  decodeEnvelopeIn,
   encodeEnvelope,
   encodeUnsignedEnvelope,
   noopSign,
@@ -693,6 +694,37 @@ describe("Envelope codec against protobuf-es", () => {
           assert.ok(!actual.ok, "decodeEnvelope accepted what protobuf-es rejects");
           assert.ok(actual.error instanceof GossipError && actual.error.code === ErrorCode.MalformedMessage);
         }
+      }),
+      runs(400),
+    );
+  });
+
+  it("decodeEnvelopeIn of a frame inside a Buffer chunk returns what fromBinary returns, with plain views of the chunk", () => {
+    const inputs = fc.oneof(
+      fc.tuple(withUnknown, fc.array(mutation, { maxLength: 2 })).map(([e, ms]) => ms.reduce(mutate, toBinary(EnvelopeSchema, e))),
+      fc.uint8Array({ maxLength: 24 }),
+    );
+    fc.assert(
+      fc.property(inputs, fc.nat(7), fc.nat(7), (b, before, after) => {
+        // As the transport hands frames on: a region of a received Buffer, bytes around it.
+        const chunk = Buffer.alloc(before + b.length + after, 0x0a);
+        chunk.set(b, before);
+        const expected = outcome(() => fromBinary(EnvelopeSchema, b));
+        const actual = outcome(() => decodeEnvelopeIn(chunk, before, before + b.length));
+        if (!expected.ok) {
+          assert.ok(!actual.ok, "decodeEnvelopeIn accepted what protobuf-es rejects");
+          assert.ok(actual.error instanceof GossipError && actual.error.code === ErrorCode.MalformedMessage);
+          return;
+        }
+        assert.ok(actual.ok, `decodeEnvelopeIn threw ${String((actual as { error: unknown }).error)}`);
+        const env = actual.value as Envelope;
+        assert.deepStrictEqual(env, expected.value);
+        for (const field of [env.payload, env.signature]) {
+          assert.equal(Object.getPrototypeOf(field), Uint8Array.prototype, "a plain Uint8Array, not a Buffer");
+          if (field.length > 0) assert.equal(field.buffer, chunk.buffer, "a view of the chunk, not a copy");
+        }
+        const frame = receivedFrame(env);
+        if (frame !== undefined) assert.deepEqual(new Uint8Array(frame), toBinary(EnvelopeSchema, env));
       }),
       runs(400),
     );

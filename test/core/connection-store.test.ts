@@ -134,6 +134,27 @@ describe("ConnectionStore", () => {
     await h.store.shutdown();
   });
 
+  it("lookups by a reused PKI-ID array follow replacements, closes and bytes changed in place", async () => {
+    const h = harness();
+    const large = h.conn(LARGE, "inbound");
+    const other = h.conn(OTHER, "inbound");
+    h.store.register(large);
+    h.store.register(other);
+    const peer = { endpoint: "", pkiId: pkiIdFromHex(LARGE) };
+    assert.equal(h.store.lookup(peer), large);
+    assert.equal(h.store.lookup(peer), large, "the same array again");
+    peer.pkiId.set(pkiIdFromHex(OTHER));
+    assert.equal(h.store.lookup(peer), other, "the array now holds another PKI-ID");
+    const newer = h.conn(OTHER, "inbound");
+    h.clock.setTimeout(() => {}, 0);
+    h.store.register(newer);
+    assert.equal(h.store.lookup(peer), newer, "a replacement is found at once");
+    newer.abort();
+    await newer.closed;
+    assert.equal(h.store.lookup(peer), undefined, "a closed connection is not found");
+    await h.store.shutdown();
+  });
+
   it("no quirk Q2: a newer connection replaces the older, and the older's close removes nothing but itself", async () => {
     const h = harness();
     const older = h.conn(LARGE, "inbound");

@@ -100,6 +100,25 @@ describe("Demux (Fabric ChannelDeMultiplexer)", () => {
     );
   });
 
+  it("a publisher blocked on a full subscriber resumes once the subscriber read everything buffered, then refills it", async () => {
+    const d = new Demux<number>(4);
+    const sub = d.subscribe(() => true);
+    const reader = sub[Symbol.asyncIterator]();
+    for (let i = 0; i < 4; i++) assert.equal(d.publish(i), undefined);
+    let resumed = false;
+    const blocked = d.publish(4)?.then(() => (resumed = true));
+    assert.ok(blocked, "full: the publisher waits");
+    const settle = () => new Promise((r) => setImmediate(r));
+    for (let i = 0; i < 3; i++) assert.deepEqual(await reader.next(), { value: i, done: false });
+    await settle();
+    assert.equal(resumed, false, "one message still buffered: still waiting");
+    assert.deepEqual(await reader.next(), { value: 3, done: false });
+    await within(blocked, 1000, "blocked publish");
+    assert.equal(resumed, true);
+    assert.deepEqual(await reader.next(), { value: 4, done: false }, "its message entered in order");
+    d.close();
+  });
+
   it("a message matching several predicates reaches each, in subscription order", async () => {
     const d = new Demux<number>(10);
     const a = d.subscribe(() => true);

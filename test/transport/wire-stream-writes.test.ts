@@ -70,10 +70,34 @@ describe("gRPC wire stream writes", () => {
     await tick();
     assert.equal(s.chunks.length, 1);
     assert.deepEqual(s.chunks[0], encodeFrames([a, b, c]));
+    s.buffered = 0; // HTTP/2 took it: idle again
     s.write([a]);
     await tick();
     assert.equal(s.chunks.length, 2, "the next tick's batch is a chunk of its own");
     assert.deepEqual(s.chunks[1], encodeFrames([a]));
+  });
+
+  it("while an earlier chunk is still buffered, the batches of later ticks of the same turn join one chunk", async () => {
+    const s = new FakeStream();
+    const a = frame(10, 1);
+    const b = frame(20, 2);
+    const c = frame(30, 3);
+    s.write([a]);
+    await tick();
+    assert.equal(s.chunks.length, 1, "an idle stream writes at the end of the tick");
+    // The first chunk is still in the stream's buffer: busy.
+    s.write([b]);
+    await tick();
+    s.write([c]);
+    await tick();
+    assert.equal(s.chunks.length, 1, "held over the ticks of this turn");
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    assert.equal(s.chunks.length, 2);
+    assert.deepEqual(s.chunks[1], encodeFrames([b, c]), "one chunk, in order");
+    s.buffered = 0;
+    s.write([a]);
+    await tick();
+    assert.equal(s.chunks.length, 3, "idle again: written within the tick");
   });
 
   it("at the 64 KiB bound writes everything held at once, then waits for 'drain'", async () => {

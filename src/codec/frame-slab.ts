@@ -1,0 +1,53 @@
+/**
+ * Memory for encoded messages that only go to the wire: each one is placed
+ * right after the previous one in a shared slab, preceded by its 5-byte
+ * length prefix (flag byte 0, length big-endian: the length-prefixed message
+ * framing of gRPC, gRPC-web and Connect streaming). Consecutive messages thus
+ * already form one framed region, which a transport can write as it is
+ * instead of copying every message into a new buffer (see `encodeFrames` in
+ * src/grpc/framing.ts, which checks every prefix before it does).
+ *
+ * A slab is 64 KiB, taken without zero-filling (every byte handed out is
+ * written by the encoder), and stays alive while any message in it does.
+ * Messages live in send queues until written, so what a queue pins is
+ * bounded by its capacity times 64 KiB (Node's Buffer pool, which the
+ * encoders used before, pins 8 KiB per message the same way).
+ *
+ * @private Internal code, not part of the public API.
+ */
+
+/** Bytes of the prefix in front of every message. */
+export const framePrefixBytes = 5;
+
+const slabBytes = 64 * 1024;
+/** Larger messages get memory of their own (a slab wastes at most this at its end). */
+const maxSlabMessageBytes = 16 * 1024;
+
+let slab: Uint8Array = new Uint8Array(0);
+let used = 0;
+
+/**
+ * `size` bytes for an encoded message, to be filled entirely by the caller,
+ * preceded in memory by its length prefix when it fits a slab. A plain
+ * Uint8Array.
+ */
+export function allocFrame(size: number): Uint8Array {
+  if (size > maxSlabMessageBytes) {
+    const own = Buffer.allocUnsafeSlow(size);
+    return new Uint8Array(own.buffer, own.byteOffset, size);
+  }
+  let at = used;
+  if (at + framePrefixBytes + size > slab.length) {
+    const fresh = Buffer.allocUnsafeSlow(slabBytes);
+    slab = new Uint8Array(fresh.buffer, fresh.byteOffset, slabBytes);
+    at = 0;
+  }
+  const s = slab;
+  s[at] = 0;
+  s[at + 1] = size >>> 24;
+  s[at + 2] = (size >>> 16) & 0xff;
+  s[at + 3] = (size >>> 8) & 0xff;
+  s[at + 4] = size & 0xff;
+  used = at + framePrefixBytes + size;
+  return new Uint8Array(s.buffer, s.byteOffset + at + framePrefixBytes, size);
+}
