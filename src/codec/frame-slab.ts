@@ -7,11 +7,14 @@
  * instead of copying every message into a new buffer (see `encodeFrames` in
  * src/grpc/framing.ts, which checks every prefix before it does).
  *
- * A slab is 64 KiB, taken without zero-filling (every byte handed out is
+ * A slab is 16 KiB, taken without zero-filling (every byte handed out is
  * written by the encoder), and stays alive while any message in it does.
- * Messages live in send queues until written, so what a queue pins is
- * bounded by its capacity times 64 KiB (Node's Buffer pool, which the
- * encoders used before, pins 8 KiB per message the same way).
+ * Messages live in send queues (and in the HTTP/2 stream's buffer, for a
+ * slow reader) until written, so a held message pins up to 16 KiB: twice
+ * what Node's Buffer pool, which the encoders used before, pinned. Larger
+ * slabs would let a few slow readers pin much more than the data they are
+ * owed; 16 KiB is also HTTP/2's default frame size, so longer runs of
+ * adjacent messages would be cut into frames of that size anyway.
  *
  * @private Internal code, not part of the public API.
  */
@@ -19,9 +22,9 @@
 /** Bytes of the prefix in front of every message. */
 export const framePrefixBytes = 5;
 
-const slabBytes = 64 * 1024;
+const slabBytes = 16 * 1024;
 /** Larger messages get memory of their own (a slab wastes at most this at its end). */
-const maxSlabMessageBytes = 16 * 1024;
+const maxSlabMessageBytes = 4 * 1024;
 
 let slab: Uint8Array = new Uint8Array(0);
 let used = 0;
