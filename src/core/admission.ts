@@ -1,4 +1,4 @@
-import type { Clock } from "./clock.js";
+import { type Clock, housekeepingTimeout } from "./clock.js";
 import { ErrorCode, GossipError } from "./errors.js";
 
 /** A bucket unused this long has refilled (its capacity is one second of handshakes): as good as none. */
@@ -93,12 +93,16 @@ export class Admission {
 
   private armSweep(): void {
     if (this.sweepTimer !== undefined || this.stopped) return;
-    this.sweepTimer = this.clock.setTimeout(() => {
-      this.sweepTimer = undefined;
-      const now = this.clock.now();
-      for (const [k, b] of this.buckets) if (now - b.at >= refillMs) this.buckets.delete(k);
-      if (this.buckets.size > 0) this.armSweep();
-    }, refillMs);
+    this.sweepTimer = housekeepingTimeout(
+      this.clock,
+      () => {
+        this.sweepTimer = undefined;
+        const now = this.clock.now();
+        for (const [k, b] of this.buckets) if (now - b.at >= refillMs) this.buckets.delete(k);
+        if (this.buckets.size > 0) this.armSweep();
+      },
+      refillMs,
+    );
   }
 
   private prune(now: number): void {

@@ -19,6 +19,17 @@ export const systemClock: Clock = {
 };
 
 /**
+ * {@link Clock.setTimeout} for housekeeping (sweeps of state that merely
+ * ages): on the real clock the timer does not keep the process alive, so a
+ * comm that is left running with nothing else to do never holds up exit.
+ */
+export function housekeepingTimeout(clock: Clock, fn: () => void, ms: number): unknown {
+  const handle = clock.setTimeout(fn, ms);
+  (handle as { unref?: () => void } | undefined)?.unref?.();
+  return handle;
+}
+
+/**
  * Resolves after `ms` on `clock`, or rejects with the signal's reason when
  * `signal` aborts first.
  */
