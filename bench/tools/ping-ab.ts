@@ -20,10 +20,8 @@ import * as http2 from "node:http2";
 import { GossipClient } from "../../src/client/gossip-client.js";
 import { createCa, createPeerMaterial, issueCertificate, loadCa } from "../../src/pki/index.js";
 import { createGossipServer } from "../../src/server/index.js";
-import { ping as rawPing } from "../workers/stacks/raw.js";
+import { onBarePingStream, ping as rawPing } from "../workers/stacks/raw.js";
 
-const PING_PATH = "/gossip.Gossip/Ping";
-const EMPTY_FRAME = Buffer.from([0, 0, 0, 0, 0]);
 const COUNT = 5000;
 const INFLIGHT = 32;
 const WINDOW = 1024 * 1024;
@@ -48,21 +46,7 @@ async function serve(kind: string, m: Material): Promise<number> {
       settings,
     });
     server.on("session", (s) => s.on("error", () => {}));
-    server.on("stream", (stream, headers) => {
-      stream.on("error", () => {});
-      if (headers[":path"] !== PING_PATH) {
-        stream.respond({ ":status": 404 });
-        stream.end();
-        return;
-      }
-      stream.on("data", () => {});
-      stream.on("end", () => {
-        if (stream.destroyed) return;
-        stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
-        stream.once("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
-        stream.end(EMPTY_FRAME);
-      });
-    });
+    server.on("stream", onBarePingStream);
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     return (server.address() as { port: number }).port;
   }

@@ -145,13 +145,7 @@ async function startServer(
     stream.on("error", () => {});
     const path = headers[":path"];
     if (path === PING_PATH) {
-      stream.on("data", () => {});
-      stream.on("end", () => {
-        if (stream.destroyed) return;
-        stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
-        stream.once("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
-        stream.end(EMPTY_FRAME);
-      });
+      answerPing(stream);
       return;
     }
     if (path !== GOSSIP_PATH) {
@@ -203,6 +197,28 @@ async function startServer(
   if (addr === null || typeof addr === "string") throw new Error("no address");
   state.endpoint = `127.0.0.1:${addr.port}`;
   return state;
+}
+
+/** The bare server's answer to a Ping (W4's stack a): the request is read to its end, then one empty message and status 0. */
+export function answerPing(stream: http2.ServerHttp2Stream): void {
+  stream.on("data", () => {});
+  stream.on("end", () => {
+    if (stream.destroyed) return;
+    stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
+    stream.once("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+    stream.end(EMPTY_FRAME);
+  });
+}
+
+/** A bare Ping server's stream handler (the bench tools'): Ping answered as stack a does, any other path 404. */
+export function onBarePingStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+  stream.on("error", () => {});
+  if (headers[":path"] !== PING_PATH) {
+    stream.respond({ ":status": 404 });
+    stream.end();
+    return;
+  }
+  answerPing(stream);
 }
 
 export async function rawServer(init: Init): Promise<WorkerSpec> {
