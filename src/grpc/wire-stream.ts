@@ -38,6 +38,13 @@ export interface WireStreamLimits {
 const maxBufferedBytes = 64 * 1024;
 
 /**
+ * Bytes still in the write buffer from which a stream counts as busy, and
+ * new frames wait for the loop's check phase to leave together: one
+ * HTTP/2 frame's worth (16 KiB, the default maximum frame size).
+ */
+const busyBufferedBytes = 16 * 1024;
+
+/**
  * @private Base of the client and server adapters: reading, writing and the
  * closed state. Subclasses provide half-close and abort. Its `incoming` is
  * itself, and `closed` is made when first asked for: an idle stream keeps
@@ -145,11 +152,14 @@ export abstract class Http2WireStream
     if (this.heldBytes + buffered < maxBufferedBytes) {
       if (!this.flushQueued) {
         this.flushQueued = true;
-        // While an earlier write is still on its way (busy), until the loop's
-        // next check phase: the batches the other reads of this turn hand
-        // over join this one (a relay writes what each read brought, a few
-        // KiB, otherwise). An idle stream writes within the tick (latency).
-        if (buffered > 0) setImmediate(flushHeld, this);
+        // While earlier writes of at least an HTTP/2 frame's worth are still
+        // on their way (busy), until the loop's next check phase: the batches
+        // the other reads of this turn hand over join this one (a relay
+        // writes what each read brought, a few KiB, otherwise). Any other
+        // stream writes within the tick: a lone reply whose previous message
+        // is still being flushed must not wait (W3's echo lost ~20 us p50
+        // when any buffered byte counted as busy).
+        if (buffered >= busyBufferedBytes) setImmediate(flushHeld, this);
         else process.nextTick(flushHeld, this);
       }
       return writeTaken;

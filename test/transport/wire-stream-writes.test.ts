@@ -79,13 +79,13 @@ describe("gRPC wire stream writes", () => {
 
   it("while an earlier chunk is still buffered, the batches of later ticks of the same turn join one chunk", async () => {
     const s = new FakeStream();
-    const a = frame(10, 1);
+    const a = frame(16 * 1024, 1);
     const b = frame(20, 2);
     const c = frame(30, 3);
     s.write([a]);
     await tick();
     assert.equal(s.chunks.length, 1, "an idle stream writes at the end of the tick");
-    // The first chunk is still in the stream's buffer: busy.
+    // The first chunk (an HTTP/2 frame's worth) is still in the stream's buffer: busy.
     s.write([b]);
     await tick();
     s.write([c]);
@@ -98,6 +98,17 @@ describe("gRPC wire stream writes", () => {
     s.write([a]);
     await tick();
     assert.equal(s.chunks.length, 3, "idle again: written within the tick");
+  });
+
+  it("a lone message whose predecessor is still being flushed is written within the tick (no wait for the check phase)", async () => {
+    const s = new FakeStream();
+    s.write([frame(1024, 1)]);
+    await tick();
+    assert.equal(s.chunks.length, 1);
+    // The previous 1 KiB reply is still in the stream's buffer: not busy enough to hold the next.
+    s.write([frame(1024, 2)]);
+    await tick();
+    assert.equal(s.chunks.length, 2, "written at the end of the tick, as an echo's reply must be");
   });
 
   it("at the 64 KiB bound writes everything held at once, then waits for 'drain'", async () => {
