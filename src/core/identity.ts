@@ -106,12 +106,31 @@ function hexMatches(hex: string, bytes: Uint8Array): boolean {
   return true;
 }
 
-/** Parses a hex PKI-ID. Throws `TypeError` for odd length or non-hex characters. */
+/** Value of a hex digit's char code (either case), or -1. */
+function hexValue(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  const lower = c | 0x20;
+  return lower >= 97 && lower <= 102 ? lower - 87 : -1;
+}
+
+/**
+ * Parses a hex PKI-ID into a small array of its own (membership makes one
+ * per send from the hex it keeps, so no Buffer and no copy). Throws
+ * `TypeError` for odd length or non-hex characters.
+ */
 export function pkiIdFromHex(hex: string): PkiId {
-  if (hex.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(hex)) {
-    throw new TypeError(`not a hex PKI-ID: ${JSON.stringify(hex)}`);
+  const out = new Uint8Array(hex.length >>> 1);
+  if (hex.length % 2 === 0) {
+    let i = 0;
+    for (; i < out.length; i++) {
+      const hi = hexValue(hex.charCodeAt(2 * i));
+      const lo = hexValue(hex.charCodeAt(2 * i + 1));
+      if ((hi | lo) < 0) break;
+      out[i] = (hi << 4) | lo;
+    }
+    if (i === out.length) return out;
   }
-  return new Uint8Array(Buffer.from(hex, "hex"));
+  throw new TypeError(`not a hex PKI-ID: ${JSON.stringify(hex)}`);
 }
 
 /** Bytes a buffer may hold beyond a view of it that is kept as it is (see {@link spansItsBuffer}). */

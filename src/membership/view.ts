@@ -4,10 +4,9 @@
  * message of each. Changes only on authenticated, strictly newer timestamps.
  */
 import { decodeEnvelope } from "../core/envelope.js";
-import { bytesEqual, type PkiId, rememberPkiIdHex } from "../core/identity.js";
+import { bytesEqual, type PkiId, pkiIdFromHex, rememberPkiIdHex } from "../core/identity.js";
 import type { Envelope } from "../gen/gossip/message_pb.js";
 import type { ParsedAlive } from "./alive-message.js";
-import { bytesOfHex } from "./hex.js";
 import { ownedBytes, ownedFrame } from "./owned-bytes.js";
 import { isNewer, type Timestamp } from "./timestamp.js";
 
@@ -62,7 +61,7 @@ export interface Known {
  * comm is told its hex, so that sending to it does not compute it again).
  */
 export function pkiIdOf(k: { readonly pkiHex: string }): PkiId {
-  const id = bytesOfHex(k.pkiHex);
+  const id = pkiIdFromHex(k.pkiHex);
   rememberPkiIdHex(id, k.pkiHex);
   return id;
 }
