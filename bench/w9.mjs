@@ -29,6 +29,8 @@ export function w9Params(quick, argv = process.argv.slice(2)) {
           { peers: 100, crypto: "fake", intervals: 2, death: true },
           { peers: 100, crypto: "x509", intervals: 2, death: false },
           { peers: 200, crypto: "fake", intervals: 2, death: false },
+          // A second X.509 size, so that the cost of one more known peer is measured with certificates too (w9Marginal).
+          { peers: 200, crypto: "x509", intervals: 2, death: false },
         ],
         tls: { procs: 4, perProc: 16, factor: 1, intervals: 3, maxIntervals: 12 },
       };
@@ -225,6 +227,36 @@ export function w9Scale(rows) {
 }
 
 /**
+ * The heap one more known peer costs, per crypto: the difference in heap
+ * between the smallest and the largest simulation of that crypto, divided by
+ * the difference in known peers (view entries). The per-known-peer figures of
+ * the table are averages that also spread each process-wide cost of the N
+ * peers (a Comm, a Membership, a crypto service, timers and metrics each)
+ * over N - 1 known peers; this slope leaves those out, as a real peer (one
+ * process, one view) would see its memory grow with its view. Reported next
+ * to the goal's figure, which stays the average.
+ */
+export function w9Marginal(rows) {
+  const out = [];
+  for (const crypto of ["fake", "x509"]) {
+    const sims = rows
+      .filter((r) => r.transport === "memory" && r.crypto === crypto && r.knownEntries > 0)
+      .sort((a, b) => a.peers - b.peers);
+    const lo = sims[0];
+    const hi = sims[sims.length - 1];
+    if (!lo || !hi || hi.peers <= lo.peers) continue;
+    const slope = (d1, k1, d2, k2) => (d1 === null || d2 === null || !(k2 > k1) ? null : (d2 - d1) / (k2 - k1));
+    const heap = slope(lo.heapDelta, lo.knownEntries, hi.heapDelta, hi.knownEntries);
+    const view = slope(lo.viewHeapDelta, lo.viewKnownEntries, hi.viewHeapDelta, hi.viewKnownEntries);
+    const line =
+      `${crypto} crypto, one more known peer (heap growth from sim${lo.peers} to sim${hi.peers} over the growth in known peers, ` +
+      `process-wide costs left out): ${fmt(heap)} B with connections, ${fmt(view)} B membership state only`;
+    out.push({ crypto, heap, view, line });
+  }
+  return out;
+}
+
+/**
  * What Fabric's algorithm implies per peer per alive interval, for N peers:
  * every peer forwards each fresh alive message (one per origin per interval)
  * once to propagatePeerNum = 3 peers, so it sends 3N alive messages (and the
@@ -286,6 +318,10 @@ export function w9Report(W) {
       viewBuffersPerKnownPeer: c.viewMem?.buffersPerKnownPeer ?? null,
       convergeCpuUs: c.converge.cpuUs ?? null,
       connectionsPerPeer: c.steady.connectionsPerPeer,
+      heapDelta: c.mem.heapDelta ?? null,
+      knownEntries: c.mem.knownEntries ?? null,
+      viewHeapDelta: c.viewMem?.heapDelta ?? null,
+      viewKnownEntries: c.viewMem?.knownEntries ?? null,
     };
   });
   const header = [
@@ -326,11 +362,13 @@ export function w9Report(W) {
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const scale = w9Scale(rows);
+  const marginal = w9Marginal(rows);
   const text = [
     [header, widths.map((w) => "-".repeat(w)), ...body]
       .map((cols) => cols.map((c, i) => (i < 4 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  "))
       .join("\n"),
     ...scale.map((e) => e.line),
+    ...marginal.map((m) => m.line),
   ].join("\n");
   const markdown = [
     "## W9: membership cost (issue 12)",
@@ -342,6 +380,7 @@ export function w9Report(W) {
     ...body.map((b) => `| ${b.join(" | ")} |`),
     "",
     ...scale.map((e) => `- ${e.line}`),
+    ...marginal.map((m) => `- ${m.line}`),
     ...cells.filter((c) => c.error).map((c) => `- ${c.key}: ${String(c.error).split("\n")[0]}`),
     "",
   ].join("\n");
@@ -371,6 +410,10 @@ export function w9Report(W) {
   for (const e of scale) {
     R[`W9 est sim${e.peers} heap GB`] = r2(e.heapGB);
     R[`W9 est sim${e.peers} cpu s/interval`] = r2(e.cpuSPerInterval);
+  }
+  for (const m of marginal) {
+    R[`W9 ${m.crypto} marginal heap B/known peer`] = r2(m.heap);
+    R[`W9 ${m.crypto} marginal view heap B/known peer`] = r2(m.view);
   }
   const s1000 = rows.find((r) => r.cell === "W9sim1000");
   R["W9 converge intervals 1000"] = s1000 ? r2(s1000.convergeIntervals) : null;
