@@ -113,13 +113,21 @@ export class PeriodicWork {
    * target is reached at the endpoints of its latest stored alive message:
    * the internal one only if that message carries it in a secret envelope
    * (one forwarded by another organization does not), else the external one.
+   * A round signs one alive message for all its targets, as Fabric builds
+   * one request: signed per target, each target held a newest timestamp of
+   * us of its own, and after we crash each such timestamp could revive us
+   * (through the sync responses that carry it) in every view that had
+   * already expired us with an older one.
    */
   private syncLoop(): void {
     const { config: c, view, random, adapter, self } = this.init;
     const round = () => {
-      for (const k of pickRandom(view.alive(), c.pullPeerNum, random)) {
+      const targets = pickRandom(view.alive(), c.pullPeerNum, random);
+      if (targets.length === 0) return;
+      const request = self.sign();
+      for (const k of targets) {
         const endpoint = preferredEndpoint({ endpoint: k.endpoint, internalEndpoint: internalEndpointOf(envelopeOf(k)) });
-        adapter.sendRequest(k, endpoint, self.sign());
+        adapter.sendRequest(k, endpoint, request);
       }
     };
     round();

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { pkiIdHex } from "../../src/core/identity.js";
 import type { Logger } from "../../src/core/logger.js";
+import { parseAlive } from "../../src/membership/alive-message.js";
 import { FakeCrypto } from "../helpers/fake-crypto.js";
 import { countingDialer, record, Sim, type SimPeer } from "./sim.js";
 
@@ -96,6 +97,38 @@ describe("discovery (Fabric's discovery_test.go)", () => {
       await sim.converge(() => 9, 60_000);
       await sim.clock.advance(120_000);
       for (const p of sim.running()) assert.equal(p.membership.alive().length, 9, `${p.name} kept everyone`);
+    }));
+
+  it("InitiateSync signs one alive message a round: every member asked in a round gets the same timestamp", () =>
+    withSim(11, async (sim) => {
+      const peers: SimPeer[] = [];
+      for (let i = 0; i < 5; i++) peers.push(sim.add(`p${i}`, { bootstrap: i === 0 ? [] : [ep(0)] }));
+      await sim.converge(() => 4, 30_000);
+      const p0 = peers[0] as SimPeer;
+      const p0Hex = p0.membership.self.pkiIdHex;
+      // Sync requests carry nonce 0 (Connect's carry a random one); with no dead member there are no reconnect requests.
+      const rounds = new Map<number, bigint[]>();
+      const subs = peers.slice(1).map((p) => p.comm.accept((rm) => rm.message.content.case === "memReq" && rm.message.nonce === 0n));
+      for (const sub of subs) {
+        void (async () => {
+          for await (const rm of sub) {
+            if (pkiIdHex(rm.connection.pkiId) !== p0Hex || rm.message.content.case !== "memReq") continue;
+            const info = rm.message.content.value.selfInformation;
+            assert.ok(info);
+            const at = sim.clock.now();
+            rounds.set(at, [...(rounds.get(at) ?? []), parseAlive(info).timestamp.seqNum]);
+          }
+        })();
+      }
+      await sim.clock.advance(3 * p0.membership.config.pullIntervalMs);
+      for (const sub of subs) sub.close();
+      assert.equal(rounds.size, 3, "one round a pull interval");
+      for (const [at, seqs] of rounds) {
+        assert.equal(seqs.length, 3, `at ${at}: pullPeerNum (3) of the 4 members asked`);
+        // Fabric's InitiateSync builds one request for all: its members hold one timestamp of us,
+        // and a crash right after a round leaves one newer timestamp behind, not one per member.
+        assert.equal(new Set(seqs).size, 1, `at ${at}: one signed alive message, got sequence numbers ${seqs.join(", ")}`);
+      }
     }));
 
   it("TestSelf: self is our alive member (endpoint, internal endpoint, PKI-ID)", () =>
