@@ -7,7 +7,7 @@ import { create } from "@bufbuild/protobuf";
 import { ConnEstablishSchema, type Envelope, GossipMessage_Tag, GossipMessageSchema } from "../gen/gossip/message_pb.js";
 import type { Clock } from "./clock.js";
 import type { CryptoService } from "./crypto.js";
-import { encodeEnvelope, parseGossipMessage, signMessage, verifyEnvelope } from "./envelope.js";
+import { encodeEnvelopeFrame, parseGossipMessage, signMessage, verifyEnvelope } from "./envelope.js";
 import { ErrorCode, GossipError } from "./errors.js";
 import { bytesEqual, type PeerIdentity, type PkiId } from "./identity.js";
 import type { WireStream } from "./transport.js";
@@ -81,7 +81,7 @@ export async function handshake(stream: WireStream, options: HandshakeOptions): 
     },
   });
   // Like Fabric, a failed write is not reported here: the read below then fails or times out.
-  stream.write([encodeEnvelope(signMessage(crypto, ours))]).catch(() => {});
+  stream.write([encodeEnvelopeFrame(signMessage(crypto, ours))]).catch(() => {});
 
   const incoming = stream.incoming[Symbol.asyncIterator]();
   const { first, pending } = await readFirst(incoming, stream.remoteAddress, options);

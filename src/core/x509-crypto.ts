@@ -167,7 +167,8 @@ export class X509CryptoService implements CryptoService {
     const { mspId, idBytes } = parseIdentity(identity);
     let cert: X509Certificate;
     try {
-      cert = new X509Certificate(Buffer.from(idBytes));
+      // Parsed where it lies: a copy would come from Node's shared Buffer pool (see encodeEnvelopeFrame).
+      cert = new X509Certificate(idBytes);
     } catch (e) {
       throw invalid("identity bytes are not an X.509 certificate", e);
     }
