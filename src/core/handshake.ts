@@ -108,14 +108,19 @@ export async function handshake(stream: WireStream, options: HandshakeOptions): 
 
   // What a connection keeps for its whole life is copied out of the received
   // message, which may be a view into a much larger transport read buffer
-  // (kept whole by any view of it): one copy of the payload, with the
-  // identity and PKI-ID as views into it.
-  const signedData = new Uint8Array(first.payload);
+  // (kept whole by any view of it): one copy of the payload followed by the
+  // signature (one backing store rather than two), with the identity and
+  // PKI-ID as views into it.
+  const payload = first.payload;
+  const kept = new Uint8Array(payload.length + first.signature.length);
+  kept.set(payload);
+  kept.set(first.signature, payload.length);
+  const signedData = kept.subarray(0, payload.length);
   return {
-    pkiId: within(signedData, first.payload, conn.pkiId),
-    identity: within(signedData, first.payload, conn.identity),
+    pkiId: within(signedData, payload, conn.pkiId),
+    identity: within(signedData, payload, conn.identity),
     signedData,
-    signature: new Uint8Array(first.signature),
+    signature: kept.subarray(payload.length),
     probe: conn.probe,
     incoming,
     pending,
