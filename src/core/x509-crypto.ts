@@ -1,4 +1,12 @@
-import { createHash, createPrivateKey, type KeyObject, sign as nodeSign, verify as nodeVerify, X509Certificate } from "node:crypto";
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  type KeyObject,
+  sign as nodeSign,
+  verify as nodeVerify,
+  X509Certificate,
+} from "node:crypto";
 import type { CryptoService } from "./crypto.js";
 import { curveOrders, isLowS, toLowS } from "./ecdsa.js";
 import { ErrorCode, GossipError } from "./errors.js";
@@ -179,7 +187,11 @@ export class X509CryptoService implements CryptoService {
     if (!chainsTo(cert, roots)) {
       throw invalid(`identity certificate was not issued by a CA of MSP ${JSON.stringify(mspId)}`);
     }
-    const publicKey = cert.publicKey;
+    // Re-imported from its SubjectPublicKeyInfo: the key a parsed certificate
+    // hands out keeps ~2 KB more native memory (OpenSSL 3) for as long as it
+    // lives, and one is kept per known peer (measured: RSS per kept key after
+    // a verify, ~3.2 KB taken from the certificate against ~1.3 KB re-imported).
+    const publicKey = createPublicKey({ key: cert.publicKey.export({ type: "spki", format: "der" }), format: "der", type: "spki" });
     const known: KnownIdentity = {
       publicKey,
       order: identityCurveOrder(publicKey),
