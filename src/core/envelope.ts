@@ -39,16 +39,41 @@ function writeBytesField(buf: Uint8Array, at: number, tag: number, value: Uint8A
  * omitted), byte-identical to protobuf-es' `toBinary` for the same message
  * (one with unknown fields, which only `toBinary` writes back, goes through it).
  */
-export function encodeEnvelope(env: {
+export function encodeEnvelope(env: EnvelopeFields): Uint8Array {
+  return encodeEnvelopeIn(env, ownBytes);
+}
+
+/**
+ * {@link encodeEnvelope} into a frame slab (see src/codec/frame-slab.ts), for
+ * an envelope that only goes to the wire: the transport then writes it where
+ * it is. A handshake message encoded on its own is otherwise copied into
+ * Node's shared Buffer pool when framed, and every connection's TLS socket
+ * keeps a small slice of that pool (its ALPN list) for its whole life: the
+ * handshakes of a burst of peers then spread those slices over, and pin, a
+ * pool slab (8 KiB) every few connections.
+ */
+export function encodeEnvelopeFrame(env: EnvelopeFields): Uint8Array {
+  return encodeEnvelopeIn(env, allocFrame);
+}
+
+/** The fields {@link encodeEnvelope} writes (an Envelope, or an object of its shape). */
+type EnvelopeFields = {
   payload: Uint8Array;
   signature: Uint8Array;
   secretEnvelope?: SecretEnvelope | undefined;
-}): Uint8Array {
+};
+
+function ownBytes(size: number): Uint8Array {
+  return new Uint8Array(size);
+}
+
+function encodeEnvelopeIn(env: EnvelopeFields, alloc: (size: number) => Uint8Array): Uint8Array {
   const secret = env.secretEnvelope;
   if (mayHaveUnknownFields(env) || (secret !== undefined && mayHaveUnknownFields(secret))) return toBinary(EnvelopeSchema, env as Envelope);
   const secretLen = secret ? bytesFieldSize(secret.payload.length) + bytesFieldSize(secret.signature.length) : 0;
   const size = bytesFieldSize(env.payload.length) + bytesFieldSize(env.signature.length) + (secret ? 1 + delimitedSize(secretLen) : 0);
-  const buf = new Uint8Array(size);
+  // Every byte is written below (allocFrame does not zero-fill).
+  const buf = alloc(size);
   let at = writeBytesField(buf, 0, 0x0a, env.payload);
   at = writeBytesField(buf, at, 0x12, env.signature);
   if (secret) {

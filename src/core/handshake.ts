@@ -7,7 +7,7 @@ import { create } from "@bufbuild/protobuf";
 import { ConnEstablishSchema, type Envelope, GossipMessage_Tag, GossipMessageSchema } from "../gen/gossip/message_pb.js";
 import type { Clock } from "./clock.js";
 import type { CryptoService } from "./crypto.js";
-import { encodeEnvelope, parseGossipMessage, signMessage, verifyEnvelope } from "./envelope.js";
+import { encodeEnvelopeFrame, parseGossipMessage, signMessage, verifyEnvelope } from "./envelope.js";
 import { ErrorCode, GossipError } from "./errors.js";
 import { bytesEqual, type PeerIdentity, type PkiId } from "./identity.js";
 import type { WireStream } from "./transport.js";
@@ -81,7 +81,7 @@ export async function handshake(stream: WireStream, options: HandshakeOptions): 
     },
   });
   // Like Fabric, a failed write is not reported here: the read below then fails or times out.
-  stream.write([encodeEnvelope(signMessage(crypto, ours))]).catch(() => {});
+  stream.write([encodeEnvelopeFrame(signMessage(crypto, ours))]).catch(() => {});
 
   const incoming = stream.incoming[Symbol.asyncIterator]();
   const { first, pending } = await readFirst(incoming, stream.remoteAddress, options);
@@ -108,14 +108,19 @@ export async function handshake(stream: WireStream, options: HandshakeOptions): 
 
   // What a connection keeps for its whole life is copied out of the received
   // message, which may be a view into a much larger transport read buffer
-  // (kept whole by any view of it): one copy of the payload, with the
-  // identity and PKI-ID as views into it.
-  const signedData = new Uint8Array(first.payload);
+  // (kept whole by any view of it): one copy of the payload followed by the
+  // signature (one backing store rather than two), with the identity and
+  // PKI-ID as views into it.
+  const payload = first.payload;
+  const kept = new Uint8Array(payload.length + first.signature.length);
+  kept.set(payload);
+  kept.set(first.signature, payload.length);
+  const signedData = kept.subarray(0, payload.length);
   return {
-    pkiId: within(signedData, first.payload, conn.pkiId),
-    identity: within(signedData, first.payload, conn.identity),
+    pkiId: within(signedData, payload, conn.pkiId),
+    identity: within(signedData, payload, conn.identity),
     signedData,
-    signature: new Uint8Array(first.signature),
+    signature: kept.subarray(payload.length),
     probe: conn.probe,
     incoming,
     pending,

@@ -1,4 +1,12 @@
-import { createHash, createPrivateKey, type KeyObject, sign as nodeSign, verify as nodeVerify, X509Certificate } from "node:crypto";
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  type KeyObject,
+  sign as nodeSign,
+  verify as nodeVerify,
+  X509Certificate,
+} from "node:crypto";
 import type { CryptoService } from "./crypto.js";
 import { curveOrders, isLowS, toLowS } from "./ecdsa.js";
 import { ErrorCode, GossipError } from "./errors.js";
@@ -167,7 +175,8 @@ export class X509CryptoService implements CryptoService {
     const { mspId, idBytes } = parseIdentity(identity);
     let cert: X509Certificate;
     try {
-      cert = new X509Certificate(Buffer.from(idBytes));
+      // Parsed where it lies: a copy would come from Node's shared Buffer pool (see encodeEnvelopeFrame).
+      cert = new X509Certificate(idBytes);
     } catch (e) {
       throw invalid("identity bytes are not an X.509 certificate", e);
     }
@@ -178,7 +187,11 @@ export class X509CryptoService implements CryptoService {
     if (!chainsTo(cert, roots)) {
       throw invalid(`identity certificate was not issued by a CA of MSP ${JSON.stringify(mspId)}`);
     }
-    const publicKey = cert.publicKey;
+    // Re-imported from its SubjectPublicKeyInfo: the key a parsed certificate
+    // hands out keeps ~2 KB more native memory (OpenSSL 3) for as long as it
+    // lives, and one is kept per known peer (measured: RSS per kept key after
+    // a verify, ~3.2 KB taken from the certificate against ~1.3 KB re-imported).
+    const publicKey = createPublicKey({ key: cert.publicKey.export({ type: "spki", format: "der" }), format: "der", type: "spki" });
     const known: KnownIdentity = {
       publicKey,
       order: identityCurveOrder(publicKey),

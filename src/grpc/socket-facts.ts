@@ -45,8 +45,8 @@ function ownCertHash(der: Uint8Array | undefined): Uint8Array | undefined {
 
 /**
  * The facts of a stream on `session` over `socket`: remote address, TLS, and
- * the hashes of the remote's leaf (`getPeerCertificate`) and of ours
- * (`getCertificate`: our client certificate when we dialed, our server
+ * the hashes of the remote's leaf (`getPeerX509Certificate`) and of ours
+ * (`getX509Certificate`: our client certificate when we dialed, our server
  * certificate when we accepted).
  */
 export function socketFacts(socket: Socket | undefined, session: http2.Http2Session | undefined): StreamFacts {
@@ -55,11 +55,14 @@ export function socketFacts(socket: Socket | undefined, session: http2.Http2Sess
   if (!facts) {
     const tlsSocket = socket as (TLSSocket & { encrypted?: boolean }) | undefined;
     const tls = tlsSocket?.encrypted === true;
-    const local = tls ? tlsSocket.getCertificate() : null;
+    // The X509Certificate getters rather than getPeerCertificate/getCertificate,
+    // which build an object of every field (names, extensions, three
+    // fingerprints) to be read for `raw` alone: per session, that costs a
+    // hub's RSS a few KB per connection (malloc and heap churn it keeps).
     facts = {
       tls,
-      remoteCertHash: tls ? certHash(tlsSocket.getPeerCertificate(false)?.raw) : undefined,
-      localCertHash: local && "raw" in local ? ownCertHash(local.raw as Buffer) : undefined,
+      remoteCertHash: tls ? certHash(tlsSocket.getPeerX509Certificate()?.raw) : undefined,
+      localCertHash: tls ? ownCertHash(tlsSocket.getX509Certificate()?.raw) : undefined,
     };
     if (session) factsBySession.set(session, facts);
   }

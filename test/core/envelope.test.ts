@@ -4,9 +4,10 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { decodeEnvelope, encodeEnvelope, parseGossipMessage } from "../../src/core/envelope.js";
+import { decodeEnvelope, encodeEnvelope, encodeEnvelopeFrame, parseGossipMessage } from "../../src/core/envelope.js";
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
 import { EnvelopeSchema, SecretEnvelopeSchema } from "../../src/gen/gossip/message_pb.js";
+import { encodeFrames } from "../../src/grpc/framing.js";
 
 function randomEnvelope(i: number) {
   const size = (n: number) => [0, 1, 127, 128, 300, 16_384, 70_000][n % 7] as number;
@@ -23,6 +24,18 @@ describe("Envelope codec", () => {
     for (let i = 0; i < 50; i++) {
       const env = randomEnvelope(i);
       assert.deepEqual(Buffer.from(encodeEnvelope(env)), Buffer.from(toBinary(EnvelopeSchema, env)));
+    }
+  });
+
+  it("encodes a wire-only frame exactly as encodeEnvelope, in place for the transport (no copy when framed)", () => {
+    for (let i = 0; i < 50; i++) {
+      const env = randomEnvelope(i);
+      const frame = encodeEnvelopeFrame(env);
+      assert.deepEqual(Buffer.from(frame), Buffer.from(encodeEnvelope(env)));
+      const framed = encodeFrames([frame]);
+      assert.deepEqual(framed.subarray(5), Buffer.from(frame));
+      // A slab frame is framed where it lies: the same memory, not a copy.
+      if (frame.length > 0 && frame.length <= 4096) assert.equal(framed.buffer, frame.buffer);
     }
   });
 

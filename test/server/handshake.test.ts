@@ -3,7 +3,7 @@
 // mutations. Every refusal is a typed, counted failure with a gRPC status, and
 // nothing the refused client sends reaches a subscriber.
 import assert from "node:assert/strict";
-import { createHash, X509Certificate } from "node:crypto";
+import { createHash, verify, X509Certificate } from "node:crypto";
 import { createRequire } from "node:module";
 import { after, before, describe, it } from "node:test";
 import { serializeGossipMessage } from "../../src/core/envelope.js";
@@ -21,11 +21,13 @@ for (const tls of [true, false]) {
   describe(`handshake with a raw client (${tls ? "mutual TLS" : "no TLS"})`, () => {
     let server: TestPeer;
     let client: ForeignPeer;
+    let clientCertPem = "";
     const extra: ForeignPeer[] = [];
 
     before(async () => {
       server = await startPeer({ tls, options: { connTimeoutMs: 500 } });
       const m = createPeerMaterial({ mspId: "Org1MSP", ca: caFor("Org1MSP"), commonName: "raw.client" });
+      clientCertPem = m.identity.certPem;
       client = await ForeignPeer.start({
         mspId: "Org1MSP",
         identityCert: m.identity.certPem,
@@ -73,6 +75,9 @@ for (const tls of [true, false]) {
       assert.equal(pkiIdHex(info.pkiId), client.pkiId.toString("hex"));
       assert.deepEqual(Buffer.from(info.identity), Buffer.from(client.identity));
       assert.equal(peekGossipMessage(info.auth.signedData).contentField, 14);
+      // The signed handshake as the client signed it: its signature verifies over exactly these bytes.
+      const clientKey = new X509Certificate(clientCertPem).publicKey;
+      assert.ok(verify("sha256", info.auth.signedData, { key: clientKey, dsaEncoding: "der" }, info.auth.signature));
       // The server's own ConnEstablish came first: its PKI-ID and, with TLS, the hash of the certificate the client saw.
       const serverConn = r.raw.received[0];
       assert.ok(serverConn);
