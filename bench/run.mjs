@@ -67,7 +67,7 @@ const P = quick
       fanout: { peers: [16, 64], procs: 2, warmS: 0.1, runS: 0.25, runs: 1 },
       setup: { warm: 2, count: 8, maxS: 2 },
       storm: { peers: 40, procs: 1, runs: 1 },
-      idle: { peers: 64, procs: 2, ack: 16, ackCount: 10, ackS: 2, stallS: 5, stallRate: 2000, settleMs: 100 },
+      idle: { peers: 64, procs: 2, ack: 16, ackCount: 10, ackS: 2, stallS: 5, stallRate: 2000, settleMs: 100, quietMs: 0 },
     }
   : {
       runs: 5,
@@ -78,7 +78,7 @@ const P = quick
       fanout: { peers: [16, 64], procs: 2, warmS: 1, runS: 2, runs: 3 },
       setup: { warm: 10, count: 100, maxS: 8 },
       storm: { peers: 200, procs: 2, runs: 3 },
-      idle: { peers: 500, procs: 4, ack: 16, ackCount: 200, ackS: 8, stallS: 30, stallRate: 2000, settleMs: 500 },
+      idle: { peers: 500, procs: 4, ack: 16, ackCount: 200, ackS: 8, stallS: 30, stallRate: 2000, settleMs: 500, quietMs: 7000 },
     };
 if (option("runs") !== undefined) P.runs = Math.max(1, Number(option("runs")));
 if (profile && !quick) {
@@ -454,6 +454,15 @@ async function memoryCell(stack) {
     const target = targetOf(hInfo);
     await sleep(m.settleMs);
     const m0 = await hub.call("mem", { gc: true });
+    // V8 gives back a young generation grown by a burst (startup, 500 handshakes) only at a GC after
+    // ~5 s of low allocation: the same quiet for every stack, before and after, measures the connections
+    // rather than how recently the process was busy.
+    const quiet = async () => {
+      if (!(m.quietMs > 0)) return null;
+      await sleep(m.quietMs);
+      return hub.call("mem", { gc: true });
+    };
+    const m0q = await quiet();
     const ackIdx = Array.from({ length: m.ack }, (_, i) => i + 1);
     const stalledIdx = 0;
     const t0 = Date.now();
@@ -471,6 +480,7 @@ async function memoryCell(stack) {
     if (connected < m.peers) throw new Error(`only ${connected} of ${m.peers} connections registered`);
     await sleep(m.settleMs);
     const m1 = await hub.call("mem", { gc: true });
+    const m1q = await quiet();
     const idOf = new Map(ids.map((x) => [x.index, x.id]));
     const ackIds = ackIdx.map((i) => idOf.get(i));
     await hub.call("ackRound", { ids: ackIds, count: Math.ceil(m.ackCount / 4), seconds: m.ackS });
@@ -501,6 +511,8 @@ async function memoryCell(stack) {
       connectMs,
       memBefore: m0,
       memIdle: m1,
+      memBeforeQuiet: m0q,
+      memIdleQuiet: m1q,
       memAfterStall: m2,
       perConnection: {
         rss: (m1.rss - m0.rss) / m.peers,
@@ -511,6 +523,10 @@ async function memoryCell(stack) {
         youngGrowth: ((m1.spaces?.new_space ?? 0) - (m0.spaces?.new_space ?? 0)) / m.peers,
         heapUsed: (m1.heapUsed - m0.heapUsed) / m.peers,
         external: (m1.external - m0.external) / m.peers,
+        // The same after `quietMs` without traffic, before and after (null when the mode has no quiet).
+        rssQuiet: m0q && m1q ? (m1q.rss - m0q.rss) / m.peers : null,
+        heapUsedQuiet: m0q && m1q ? (m1q.heapUsed - m0q.heapUsed) / m.peers : null,
+        youngGrowthQuiet: m0q && m1q ? ((m1q.spaces?.new_space ?? 0) - (m0q.spaces?.new_space ?? 0)) / m.peers : null,
       },
       ack: { peers: m.ack, runs: acks, median: medians(acks.map((x) => ({ p50: x.p50, p99: x.p99 }))) },
       stall: {
@@ -709,6 +725,8 @@ function tableRows(W) {
   row("W6", `W6 ${P.storm.peers} at once, all`, "lower", (c) => c.storm.median.totalMs, "ms");
   row("W7", `W7 RSS per idle conn (${P.idle.peers})`, "lower", (c) => c.perConnection.rss, "bytes");
   row("W7", "W7 RSS per idle conn, young gen excluded", "lower", (c) => c.perConnection.rssYoungExcluded ?? null, "bytes");
+  if (P.idle.quietMs > 0)
+    row("W7", `W7 RSS per idle conn, after ${P.idle.quietMs / 1000} s quiet`, "lower", (c) => c.perConnection.rssQuiet ?? null, "bytes");
   row("W7", "W7 heap per idle conn", "lower", (c) => c.perConnection.heapUsed, "bytes");
   row("W7", `W7 RSS trend, stalled reader ${P.idle.stallS}s`, "lower", (c) => c.stall.growthPct, "%");
   row("W7", "W7 RSS step, stalled reader", "lower", (c) => c.stall.stepPct, "%");
@@ -786,6 +804,13 @@ function flatRatios(W, rows) {
   if (young) {
     put("W7 bytes/conn young excluded", young.values.gossip === null ? null : Math.round(young.values.gossip));
     put("W7 bytes/conn young excluded c/a", young["c/a"]);
+  }
+  const quietRow = find(`W7 RSS per idle conn, after ${P.idle.quietMs / 1000} s quiet`, "bytes");
+  if (quietRow) {
+    put("W7 bytes/conn quiet", quietRow.values.gossip === null ? null : Math.round(quietRow.values.gossip));
+    put("W7 bytes/conn quiet c/a", quietRow["c/a"]);
+    put("W7 bytes/conn quiet c/b", quietRow["c/b"]);
+    put("W7 bytes/conn quiet c/e", quietRow["c/e"]);
   }
   const heap = find("W7 heap per idle conn", "bytes");
   if (heap) put("W7 heap bytes/conn", heap.values.gossip === null ? null : Math.round(heap.values.gossip));
