@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
-import { bytesEqual, pkiIdHex } from "../../src/core/identity.js";
+import { bytesEqual, peerPkiHex, pkiIdHex, remotePkiHex } from "../../src/core/identity.js";
 import { VirtualClock } from "../../src/core/virtual-clock.js";
 import {
   DataMessageSchema,
@@ -32,7 +32,7 @@ import { RateBudget } from "../../src/membership/rate-budget.js";
 import { type RouteItem, type RouteTarget, routeAlive } from "../../src/membership/routing.js";
 import { illegalTagReason } from "../../src/membership/tags.js";
 import { compareTimestamps, isNewer, newIncNum, timestampString } from "../../src/membership/timestamp.js";
-import { pkiIdOf, View } from "../../src/membership/view.js";
+import { MemberPeer, pkiIdOf, preferredEndpoint, View } from "../../src/membership/view.js";
 import { FakeCrypto, FakeTrust } from "../helpers/fake-crypto.js";
 import { seededRandom } from "./sim.js";
 
@@ -238,6 +238,28 @@ describe("view entries", () => {
     const id = pkiIdOf(k);
     assert.ok(bytesEqual(id, p.pkiId));
     assert.equal(pkiIdHex(id), k.pkiHex, "the same string, not a new hex");
+  });
+
+  it("as send targets carry their hex for the comm and make the PKI-ID's bytes once, only when read", () => {
+    const p = new FakeCrypto("Org1MSP");
+    const view = new View("self", () => {});
+    const a = parseAlive(signed(p));
+    view.handleAlive(a, 0);
+    const k = view.get(a.pkiHex);
+    assert.ok(k !== undefined);
+    const peer = MemberPeer.of(k);
+    assert.equal(peer[remotePkiHex], k.pkiHex, "the view's string");
+    assert.equal(peerPkiHex(peer), k.pkiHex);
+    assert.equal(peer.endpoint, preferredEndpoint(k));
+    assert.equal(
+      Object.values(peer).some((v) => v instanceof Uint8Array),
+      false,
+      "no bytes before they are read",
+    );
+    assert.ok(bytesEqual(peer.pkiId, p.pkiId));
+    assert.equal(peer.pkiId, peer.pkiId, "the same array on every read");
+    assert.equal(pkiIdHex(peer.pkiId), k.pkiHex);
+    assert.equal(MemberPeer.of(k, "elsewhere:1").endpoint, "elsewhere:1");
   });
 });
 
