@@ -100,6 +100,17 @@ export function rememberPkiIdHex(pkiId: Uint8Array, hex: string): void {
   if (hexMatches(hex, pkiId)) hexCache.set(pkiId, hex);
 }
 
+/**
+ * Lower-case hex of `bytes`, neither cached nor looked up: for bytes that
+ * live briefly (PKI-IDs parsed out of messages), where {@link pkiIdHex}'s
+ * cache would cost a weak entry each. No Buffer is made around `bytes`.
+ *
+ * @private Internal to gossip-connect's layers.
+ */
+export function hexOfBytes(bytes: Uint8Array): string {
+  return hexOf(bytes);
+}
+
 let scratch = Buffer.allocUnsafeSlow(128);
 
 /**
