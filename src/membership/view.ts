@@ -79,7 +79,7 @@ export class MemberPeer implements HexTaggedPeer {
   private id: PkiId | undefined;
 
   constructor(
-    pkiHex: string,
+    readonly pkiHex: string,
     readonly endpoint: string,
   ) {
     this[remotePkiHex] = pkiHex;
@@ -87,7 +87,7 @@ export class MemberPeer implements HexTaggedPeer {
 
   /** The PKI-ID's bytes, made on first read (the same array after). */
   get pkiId(): PkiId {
-    this.id ??= pkiIdOf({ pkiHex: this[remotePkiHex] });
+    this.id ??= pkiIdOf(this);
     return this.id;
   }
 

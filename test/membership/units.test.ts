@@ -249,6 +249,7 @@ describe("view entries", () => {
     assert.ok(k !== undefined);
     const peer = MemberPeer.of(k);
     assert.equal(peer[remotePkiHex], k.pkiHex, "the view's string");
+    assert.equal(peer.pkiHex, k.pkiHex);
     assert.equal(peerPkiHex(peer), k.pkiHex);
     assert.equal(peer.endpoint, preferredEndpoint(k));
     assert.equal(
