@@ -2,7 +2,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
+import { Demux } from "../../src/core/demux.js";
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
+import { silentLogger } from "../../src/core/logger.js";
 import { bytesEqual, peerPkiHex, pkiIdHex, remotePkiHex } from "../../src/core/identity.js";
 import { VirtualClock } from "../../src/core/virtual-clock.js";
 import {
@@ -30,6 +32,7 @@ import { IdentityMapper } from "../../src/membership/identity-mapper.js";
 import { ownedBytes } from "../../src/membership/owned-bytes.js";
 import { RateBudget } from "../../src/membership/rate-budget.js";
 import { type RouteItem, type RouteTarget, routeAlive } from "../../src/membership/routing.js";
+import { Scheduler } from "../../src/membership/scheduler.js";
 import { illegalTagReason } from "../../src/membership/tags.js";
 import { compareTimestamps, isNewer, newIncNum, timestampString } from "../../src/membership/timestamp.js";
 import { MemberPeer, pkiIdOf, preferredEndpoint, View } from "../../src/membership/view.js";
@@ -584,5 +587,31 @@ describe("identity mapper", () => {
     m.stop();
     assert.equal(clock.pending, 0);
     assert.ok(m.get(peers[0]?.pkiId as Uint8Array));
+  });
+});
+
+describe("scheduler", () => {
+  it("consume hands a polled subscription's items over in publication order, buffered ones in one go, and stops on stop", async () => {
+    const d = new Demux<number>(8);
+    const sc = new Scheduler(new VirtualClock(), silentLogger);
+    const seen: number[] = [];
+    sc.consume(
+      d.subscribe(() => true),
+      (n) => {
+        seen.push(n);
+        if (n === 2) throw new Error("a failing handler is logged, not fatal");
+      },
+    );
+    for (let i = 0; i < 5; i++) d.publish(i);
+    await Promise.resolve();
+    await Promise.resolve();
+    assert.deepEqual(seen, [0, 1, 2, 3, 4], "all buffered items within two microtask turns");
+    d.publish(5);
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(seen, [0, 1, 2, 3, 4, 5]);
+    await sc.stop();
+    d.publish(6);
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(seen, [0, 1, 2, 3, 4, 5], "nothing after stop");
   });
 });
