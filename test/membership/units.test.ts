@@ -4,8 +4,8 @@ import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { Demux } from "../../src/core/demux.js";
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
-import { silentLogger } from "../../src/core/logger.js";
 import { bytesEqual, peerPkiHex, pkiIdHex, remotePkiHex } from "../../src/core/identity.js";
+import { silentLogger } from "../../src/core/logger.js";
 import { VirtualClock } from "../../src/core/virtual-clock.js";
 import {
   DataMessageSchema,
