@@ -13,7 +13,7 @@
  * @private Internal code, not part of the public API.
  */
 
-import type { Acknowledgement, DataMessage, Envelope, GossipMessage } from "../gen/gossip/message_pb.js";
+import type { Acknowledgement, DataMessage, Envelope, GossipMessage, SecretEnvelope } from "../gen/gossip/message_pb.js";
 import { emptyBytes } from "./empty-bytes.js";
 import { mayHaveUnknownFields } from "./encoder.js";
 import { allocFrame } from "./frame-slab.js";
@@ -210,33 +210,92 @@ function length(buf: Uint8Array, end: number): number {
   return len > end - pos ? -1 : len;
 }
 
-/** Decodes an Envelope without a secret envelope; undefined otherwise (see above). */
-export function decodeHotEnvelope(bytes: Uint8Array): Envelope | undefined {
-  const end = bytes.length;
-  let payload: Uint8Array | undefined;
-  let signature: Uint8Array | undefined;
+/**
+ * How {@link envelopeFields} makes a byte field's value from `[start, end)` of
+ * its input: a `subarray` (a Buffer's view is a Buffer, as protobuf-es makes
+ * it), or a plain Uint8Array over the same memory.
+ */
+const subarrayViews = 0;
+const plainViews = 1;
+
+/** The byte fields (1 and 2) of an Envelope or a SecretEnvelope, as {@link envelopeFields} reads them. */
+let fieldPayload: Uint8Array | undefined;
+let fieldSignature: Uint8Array | undefined;
+
+/**
+ * Reads fields 1 and 2 (payload, signature: the same in an Envelope and a
+ * SecretEnvelope) from `pos` to `end`, each at most once and in number order,
+ * into `fieldPayload` and `fieldSignature`; stops before a key of field 3
+ * (0x1a) when `secretMayFollow`. Returns false for anything else (another
+ * key, a repeated field, truncation): the general path decides.
+ */
+function envelopeFields(bytes: Uint8Array, end: number, views: number, secretMayFollow: boolean): boolean {
+  fieldPayload = undefined;
+  fieldSignature = undefined;
   let last = 0;
-  pos = 0;
   while (pos < end) {
-    const key = bytes[pos++] as number;
-    if ((key !== 0x0a && key !== 0x12) || key <= last) return undefined;
+    const key = bytes[pos] as number;
+    if (key === 0x1a && secretMayFollow) return true;
+    pos++;
+    if ((key !== 0x0a && key !== 0x12) || key <= last) return false;
     last = key;
     const len = length(bytes, end);
-    if (len < 0) return undefined;
-    const v = bytes.subarray(pos, pos + len);
+    if (len < 0) return false;
+    const v = views === plainViews ? new Uint8Array(bytes.buffer, bytes.byteOffset + pos, len) : bytes.subarray(pos, pos + len);
     pos += len;
-    if (key === 0x0a) payload = v;
-    else signature = v;
+    if (key === 0x0a) fieldPayload = v;
+    else fieldSignature = v;
   }
+  return true;
+}
+
+/**
+ * The Envelope's field 3, a SecretEnvelope, at `pos` (its key): the last
+ * field of the Envelope (as a protobuf encoder writes it, once), with no
+ * fields but payload and signature; undefined otherwise.
+ */
+function secretEnvelopeAt(bytes: Uint8Array, end: number, views: number): SecretEnvelope | undefined {
+  pos++; // the key, 0x1a
+  const len = length(bytes, end);
+  if (len < 0 || pos + len !== end) return undefined;
+  if (!envelopeFields(bytes, end, views, false)) return undefined;
   return {
-    $typeName: "gossip.Envelope",
-    payload: payload ?? emptyBytes(),
-    signature: signature ?? emptyBytes(),
-  } as Envelope;
+    $typeName: "gossip.SecretEnvelope",
+    payload: fieldPayload ?? emptyBytes(),
+    signature: fieldSignature ?? emptyBytes(),
+  } as SecretEnvelope;
+}
+
+/**
+ * Decodes an Envelope, with or without a secret envelope (every alive
+ * message of a peer with an internal endpoint has one); undefined otherwise
+ * (see above).
+ */
+export function decodeHotEnvelope(bytes: Uint8Array): Envelope | undefined {
+  return decodeEnvelopeAt(bytes, 0, bytes.length, subarrayViews, emptyBytes);
+}
+
+/** {@link decodeHotEnvelope} and {@link decodeHotEnvelopeIn}: `absentSignature` makes the Envelope's signature when it is absent. */
+function decodeEnvelopeAt(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  views: number,
+  absentSignature: () => Uint8Array,
+): Envelope | undefined {
+  pos = start;
+  if (!envelopeFields(bytes, end, views, true)) return undefined;
+  const payload = fieldPayload ?? emptyBytes();
+  const signature = fieldSignature ?? absentSignature();
+  if (pos === end) return { $typeName: "gossip.Envelope", payload, signature } as Envelope;
+  const secretEnvelope = secretEnvelopeAt(bytes, end, views);
+  if (secretEnvelope === undefined) return undefined;
+  return { $typeName: "gossip.Envelope", payload, signature, secretEnvelope } as Envelope;
 }
 
 /** The signature of every unsigned Envelope {@link decodeHotEnvelopeIn} decodes: empty, so nothing can change it. */
 const noSignature: Uint8Array = new Uint8Array(0);
+const noSignatureOf = (): Uint8Array => noSignature;
 
 /**
  * {@link decodeHotEnvelope} of `bytes[start, end)`, for the transport's
@@ -249,28 +308,7 @@ const noSignature: Uint8Array = new Uint8Array(0);
  * cost about a third of the Envelope's decoding.
  */
 export function decodeHotEnvelopeIn(bytes: Uint8Array, start: number, end: number): Envelope | undefined {
-  const buffer = bytes.buffer;
-  const base = bytes.byteOffset;
-  let payload: Uint8Array | undefined;
-  let signature: Uint8Array | undefined;
-  let last = 0;
-  pos = start;
-  while (pos < end) {
-    const key = bytes[pos++] as number;
-    if ((key !== 0x0a && key !== 0x12) || key <= last) return undefined;
-    last = key;
-    const len = length(bytes, end);
-    if (len < 0) return undefined;
-    const v = new Uint8Array(buffer, base + pos, len);
-    pos += len;
-    if (key === 0x0a) payload = v;
-    else signature = v;
-  }
-  return {
-    $typeName: "gossip.Envelope",
-    payload: payload ?? emptyBytes(),
-    signature: signature ?? noSignature,
-  } as Envelope;
+  return decodeEnvelopeAt(bytes, start, end, plainViews, noSignatureOf);
 }
 
 /** Decodes a GossipMessage of a hot-path shape; undefined otherwise (see above). */

@@ -94,6 +94,17 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     for (const w of waiters) w();
   }
 
+  /**
+   * The next buffered item without waiting, as the iterator's `next` would
+   * resolve it: `{ done: false, value }`, `{ done: true }` once ended and
+   * drained, or undefined when nothing is buffered (then wait with `next`).
+   * For a reader that handles what is already buffered in one go, without
+   * a promise and a microtask per item. Same order as `next`.
+   */
+  poll(): IteratorResult<T> | undefined {
+    return this.take();
+  }
+
   private take(): IteratorResult<T> | undefined {
     if (this.head < this.items.length) {
       const value = this.items[this.head] as T;

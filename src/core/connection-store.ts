@@ -2,7 +2,7 @@ import { setMaxListeners } from "node:events";
 import type { Clock } from "./clock.js";
 import type { Connection } from "./connection.js";
 import { ErrorCode, GossipError } from "./errors.js";
-import { bytesEqual, pkiIdHex, type RemotePeer } from "./identity.js";
+import { bytesEqual, type HexTaggedPeer, peerPkiHex, pkiIdHex, type RemotePeer, remotePkiHex } from "./identity.js";
 
 /** Collaborators of a {@link ConnectionStore}. */
 export interface ConnectionStoreDeps {
@@ -84,6 +84,11 @@ export class ConnectionStore {
 
   /** The open connection that serves `peer`, found by PKI-ID or, when none is given, by endpoint. */
   lookup(peer: RemotePeer): Connection | undefined {
+    const tagged = (peer as Partial<HexTaggedPeer>)[remotePkiHex];
+    if (tagged !== undefined) {
+      const conn = this.byPki.get(tagged);
+      return conn?.state === "open" ? conn : undefined;
+    }
     const pki = peer.pkiId;
     if (pki === undefined || pki.length === 0) {
       const conn = this.byEndpoint.get(peer.endpoint);
@@ -284,5 +289,6 @@ export class ConnectionStore {
 
 /** The key dials to `peer` are coalesced by: its PKI-ID, or its endpoint when the PKI-ID is unknown. */
 export function dialKey(peer: RemotePeer): string {
-  return peer.pkiId !== undefined && peer.pkiId.length > 0 ? pkiIdHex(peer.pkiId) : `@${peer.endpoint}`;
+  const hex = peerPkiHex(peer);
+  return hex !== "" ? hex : `@${peer.endpoint}`;
 }

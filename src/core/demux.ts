@@ -30,6 +30,11 @@ export class Subscription<T> implements AsyncIterable<T> {
    * Stops receiving: messages already buffered are discarded, a publisher
    * blocked on this subscription moves on, iteration ends. Idempotent.
    */
+  /** {@link AsyncQueue.poll} of its buffer: what is already buffered, without waiting. */
+  poll(): IteratorResult<T> | undefined {
+    return this.queue.poll();
+  }
+
   close(): void {
     this.queue.clear();
     this.detach(this);

@@ -48,6 +48,31 @@ export function pkiIdOfIdentity(identity: PeerIdentity): PkiId {
   return new Uint8Array(createHash("sha256").update(mspId, "utf8").update(idBytes).digest());
 }
 
+/**
+ * The key under which a {@link RemotePeer} may carry the lower-case hex of
+ * its (non-empty) `pkiId`, for a layer that keeps peers by hex and makes
+ * their bytes only on demand (membership sends to thousands of members): the
+ * comm then finds the peer's connection by it without reading `pkiId`,
+ * which may be a getter making the bytes. The carrier guarantees that it is
+ * the hex of `pkiId`.
+ *
+ * @private Internal to gossip-connect's layers.
+ */
+export const remotePkiHex: unique symbol = Symbol("gossip-connect.remotePkiHex");
+
+/** A {@link RemotePeer} that carries its PKI-ID's hex (see {@link remotePkiHex}). */
+export interface HexTaggedPeer extends RemotePeer {
+  readonly [remotePkiHex]: string;
+}
+
+/** The hex of `peer`'s PKI-ID (carried, or computed), or "" when it has none. */
+export function peerPkiHex(peer: RemotePeer): string {
+  const tagged = (peer as Partial<HexTaggedPeer>)[remotePkiHex];
+  if (tagged !== undefined) return tagged;
+  const pki = peer.pkiId;
+  return pki === undefined || pki.length === 0 ? "" : pkiIdHex(pki);
+}
+
 /** Lower-case hex of a PKI-ID (Fabric's textual form; also our map key). */
 export function pkiIdHex(pkiId: Uint8Array | undefined): string {
   if (pkiId === undefined) return "";
@@ -73,6 +98,17 @@ export function pkiIdHex(pkiId: Uint8Array | undefined): string {
  */
 export function rememberPkiIdHex(pkiId: Uint8Array, hex: string): void {
   if (hexMatches(hex, pkiId)) hexCache.set(pkiId, hex);
+}
+
+/**
+ * Lower-case hex of `bytes`, neither cached nor looked up: for bytes that
+ * live briefly (PKI-IDs parsed out of messages), where {@link pkiIdHex}'s
+ * cache would cost a weak entry each. No Buffer is made around `bytes`.
+ *
+ * @private Internal to gossip-connect's layers.
+ */
+export function hexOfBytes(bytes: Uint8Array): string {
+  return hexOf(bytes);
 }
 
 let scratch = Buffer.allocUnsafeSlow(128);

@@ -122,31 +122,41 @@ export class MemoryConnection {
     if (envelopes.length === 0) return writeTaken;
     let bytes = 0;
     for (const e of envelopes) bytes += e.length;
-    const frames = envelopes.slice();
     pipe.inFlight += bytes;
-    this.deliver(() => {
-      if (pipe.readerDone || pipe.error) return;
-      const batch: Envelope[] = [];
-      let failure: GossipError | undefined;
-      for (const f of frames) {
-        try {
-          batch.push(decodeEnvelope(f));
-        } catch (e) {
-          failure = GossipError.from(e, ErrorCode.MalformedFrame);
-          break;
-        }
-      }
-      if (batch.length > 0) {
-        pipe.batches.push(batch);
-        pipe.sizes.push(bytes);
-      }
-      // As a socket transport does with a frame it cannot decode: the reader
-      // gets the envelopes before it, then aborts the stream.
-      if (failure) this.abortFrom(side === 0 ? 1 : 0, failure);
-      else this.wake(pipe);
-    });
+    if (this.latencyMs > 0) {
+      // The writer may reuse its array once the write returns.
+      const frames = envelopes.slice();
+      this.clock.setTimeout(() => this.arrive(side, pipe, frames, bytes), this.latencyMs);
+    } else {
+      // Without latency the frames arrive now, within the write: no copy of
+      // the array and no closure (one of each per write of a simulation).
+      this.arrive(side, pipe, envelopes, bytes);
+    }
     if (pipe.inFlight <= this.windowBytes) return writeTaken;
     return new Promise((resolve, reject) => pipe.writeWaiters.push({ resolve, reject }));
+  }
+
+  /** Frames written by end `side` (`bytes` in all) reach `pipe`'s reader, decoded as a socket transport decodes them. */
+  private arrive(side: 0 | 1, pipe: Pipe, frames: readonly Uint8Array[], bytes: number): void {
+    if (pipe.readerDone || pipe.error) return;
+    const batch: Envelope[] = [];
+    let failure: GossipError | undefined;
+    for (const f of frames) {
+      try {
+        batch.push(decodeEnvelope(f));
+      } catch (e) {
+        failure = GossipError.from(e, ErrorCode.MalformedFrame);
+        break;
+      }
+    }
+    if (batch.length > 0) {
+      pipe.batches.push(batch);
+      pipe.sizes.push(bytes);
+    }
+    // As a socket transport does with a frame it cannot decode: the reader
+    // gets the envelopes before it, then aborts the stream.
+    if (failure) this.abortFrom(side === 0 ? 1 : 0, failure);
+    else this.wake(pipe);
   }
 
   private read(pipe: Pipe): Promise<IteratorResult<readonly Envelope[]>> {

@@ -22,7 +22,7 @@ import { BatchingEmitter } from "./emitter.js";
 import type { IdentityMapper } from "./identity-mapper.js";
 import type { MembershipMetrics } from "./metrics.js";
 import { type RouteItem, routeAlive } from "./routing.js";
-import { type Known, pkiIdOf, preferredEndpoint, type View } from "./view.js";
+import { type Known, MemberPeer, type View } from "./view.js";
 
 /** What the adapter needs. */
 export interface CommAdapterInit {
@@ -77,7 +77,7 @@ export class CommAdapter {
     const org = this.init.mapper.organizationOfHex(k.pkiHex);
     const info = org !== undefined && org !== this.init.selfOrg ? withoutSecret(self) : self;
     this.markRequested(k.pkiHex);
-    void this.init.comm.send(membershipRequest(info, 0n), { pkiId: pkiIdOf(k), endpoint });
+    void this.init.comm.send(membershipRequest(info, 0n), MemberPeer.of(k, endpoint));
     this.init.metrics.sent("membership_request");
   }
 
@@ -119,7 +119,7 @@ export class CommAdapter {
       random: this.init.random,
     });
     for (const r of routes) {
-      void this.init.comm.send(r.envelope, ...r.targets.map((t) => ({ pkiId: pkiIdOf(t), endpoint: preferredEndpoint(t) })));
+      void this.init.comm.send(r.envelope, ...r.targets.map((t) => MemberPeer.of(t)));
       this.init.metrics.sent("alive");
     }
   }

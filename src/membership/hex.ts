@@ -1,8 +1,12 @@
+import { hexOfBytes } from "../core/identity.js";
+
 /**
  * Hex of bytes that live briefly (PKI-IDs parsed out of messages): core's
  * `pkiIdHex` caches per array in a WeakMap, which for arrays seen once costs
- * a copy and a weak entry each (measurable GC in large simulations).
+ * a copy and a weak entry each (measurable GC in large simulations). Written
+ * through a scratch buffer: no Buffer is made around `bytes` (a Buffer per
+ * alive message received, and its hexSlice, cost about twice as much).
  */
 export function hex(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
+  return hexOfBytes(bytes);
 }

@@ -31,7 +31,7 @@ import { Refusals } from "./refusals.js";
 import { Replies } from "./replies.js";
 import { Scheduler } from "./scheduler.js";
 import { SelfAlive } from "./self-alive.js";
-import { type Known, type Member, type MembershipEvent, type MembershipEventType, pkiIdOf, preferredEndpoint, View } from "./view.js";
+import { type Known, type Member, MemberPeer, type MembershipEvent, type MembershipEventType, pkiIdOf, View } from "./view.js";
 
 /** What a {@link Membership} is made of. */
 export interface MembershipInit {
@@ -145,7 +145,8 @@ export class Membership {
       config,
       random,
       selfOrg,
-      targets: () => view.alive().map((k) => ({ pkiId: pkiIdOf(k), pkiHex: k.pkiHex, endpoint: preferredEndpoint(k) })),
+      // Every alive member, of which a round picks pullPeerNum: their PKI-IDs' bytes are made for those only.
+      targets: () => view.alive().map((k) => MemberPeer.of(k)),
       externalEndpointOf: (hex) => (hex === selfHex ? self.endpoint : view.get(hex)?.endpoint),
       refused: (error, rm) => refusals.refuse("identity", error, pkiIdHex(rm.connection.pkiId)),
       reply: (rm, message) => replies.send(rm, message),

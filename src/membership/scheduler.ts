@@ -5,6 +5,11 @@
 import type { Clock } from "../core/clock.js";
 import type { Logger } from "../core/logger.js";
 
+/** A source whose buffered items can be taken without waiting (see `Subscription.poll`). */
+export interface Pollable<T> {
+  poll(): IteratorResult<T> | undefined;
+}
+
 /** Periodic tasks, sleeps and event-stream readers that stop together. */
 export class Scheduler {
   private readonly abort = new AbortController();
@@ -65,18 +70,30 @@ export class Scheduler {
     this.loops.push(loop().catch(() => {}));
   }
 
-  /** Reads `source` until stop, handing each item to `fn` (a throwing `fn` is logged, never fatal). */
-  consume<T>(source: AsyncIterable<T>, fn: (item: T) => void): void {
+  /**
+   * Reads `source` until stop, handing each item to `fn` (a throwing `fn` is
+   * logged, never fatal), in order. A source that can be polled (a comm
+   * subscription) has what it already buffered handed over in one go: not
+   * a promise and a microtask per message.
+   */
+  consume<T>(source: AsyncIterable<T> | (AsyncIterable<T> & Pollable<T>), fn: (item: T) => void): void {
     const it = source[Symbol.asyncIterator]();
     this.iterators.push(it);
+    const poll = "poll" in source ? () => source.poll() : undefined;
+    const handle = (item: T) => {
+      try {
+        fn(item);
+      } catch (e) {
+        this.log.error({ err: (e as Error).message }, "membership handler failed");
+      }
+    };
     this.run(async () => {
       for (;;) {
-        const r = await it.next();
-        if (r.done || this.stopped) return;
-        try {
-          fn(r.value);
-        } catch (e) {
-          this.log.error({ err: (e as Error).message }, "membership handler failed");
+        let r: IteratorResult<T> | undefined = await it.next();
+        while (r !== undefined) {
+          if (r.done || this.stopped) return;
+          handle(r.value);
+          r = poll?.();
         }
       }
     });

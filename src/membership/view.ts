@@ -4,7 +4,7 @@
  * message of each. Changes only on authenticated, strictly newer timestamps.
  */
 import { decodeEnvelope } from "../core/envelope.js";
-import { bytesEqual, type PkiId, pkiIdFromHex, rememberPkiIdHex } from "../core/identity.js";
+import { bytesEqual, type HexTaggedPeer, type PkiId, pkiIdFromHex, rememberPkiIdHex, remotePkiHex } from "../core/identity.js";
 import type { Envelope } from "../gen/gossip/message_pb.js";
 import type { ParsedAlive } from "./alive-message.js";
 import { ownedBytes, ownedFrame } from "./owned-bytes.js";
@@ -64,6 +64,37 @@ export function pkiIdOf(k: { readonly pkiHex: string }): PkiId {
   const id = pkiIdFromHex(k.pkiHex);
   rememberPkiIdHex(id, k.pkiHex);
   return id;
+}
+
+/**
+ * A member as a send target: it carries its hex PKI-ID for the comm (see
+ * `remotePkiHex`), which finds the connection by it, and makes the PKI-ID's
+ * bytes only when they are read (a dial): not on every send, as
+ * {@link pkiIdOf} does (an array, its hex checked and cached in a WeakMap:
+ * a few percent of a simulation's CPU, as every alive message goes to three
+ * members).
+ */
+export class MemberPeer implements HexTaggedPeer {
+  readonly [remotePkiHex]: string;
+  private id: PkiId | undefined;
+
+  constructor(
+    readonly pkiHex: string,
+    readonly endpoint: string,
+  ) {
+    this[remotePkiHex] = pkiHex;
+  }
+
+  /** The PKI-ID's bytes, made on first read (the same array after). */
+  get pkiId(): PkiId {
+    this.id ??= pkiIdOf(this);
+    return this.id;
+  }
+
+  /** A send target for member `k` at its preferred endpoint, or at `endpoint`. */
+  static of(k: Known, endpoint: string = preferredEndpoint(k)): MemberPeer {
+    return new MemberPeer(k.pkiHex, endpoint);
+  }
 }
 
 /** The stored alive message of `k` as an Envelope (decoded from its frame: the same bytes go out). */

@@ -13,7 +13,7 @@ import { create, type DescField, type DescMessage, equals, fromBinary, type Mess
 import fc from "fast-check";
 import { peekAlive } from "../../src/codec/alive-peek.js";
 import { decodeCompiled } from "../../src/codec/decoder.js";
-import { decodeHotEnvelope, decodeHotGossipMessage, encodeHotEnvelope } from "../../src/codec/hot-path.js";
+import { decodeHotEnvelope, decodeHotEnvelopeIn, decodeHotGossipMessage, encodeHotEnvelope } from "../../src/codec/hot-path.js";
 import { compileEncoder, decodeMessage, encodeMessage } from "../../src/codec/index.js";
 import {
   decodeEnvelope,
@@ -458,6 +458,65 @@ describe("peekAlive against protobuf-es", () => {
 
 describe("codec against protobuf-es, over unexpected values", () => {
   const odd: unknown[] = [...oddValues, { case: "nope" }];
+
+  describe("hot-path Envelope decoder with a secret envelope", () => {
+    const envelope = fc.record({
+      payload: fc.uint8Array({ maxLength: 300 }),
+      signature: fc.uint8Array({ maxLength: 80 }),
+      secret: fc.option(fc.record({ payload: fc.uint8Array({ maxLength: 40 }), signature: fc.uint8Array({ maxLength: 80 }) })),
+    });
+
+    it("canonical envelopes, secret envelope or not, are taken by both hot decoders and decode as fromBinary does", () => {
+      let secrets = 0;
+      fc.assert(
+        fc.property(envelope, fc.nat(5), ({ payload, signature, secret }, before) => {
+          const e = create(EnvelopeSchema, { payload, signature, secretEnvelope: secret === null ? undefined : secret });
+          const b = toBinary(EnvelopeSchema, e);
+          const expected = fromBinary(EnvelopeSchema, b);
+          const chunk = Buffer.alloc(before + b.length + 3, 0x1a);
+          chunk.set(b, before);
+          const hot = decodeHotEnvelope(chunk.subarray(before, before + b.length));
+          assert.ok(hot !== undefined, "not taken by decodeHotEnvelope");
+          assert.deepStrictEqual(hot, fromBinary(EnvelopeSchema, chunk.subarray(before, before + b.length)));
+          const inChunk = decodeHotEnvelopeIn(chunk, before, before + b.length);
+          assert.ok(inChunk !== undefined, "not taken by decodeHotEnvelopeIn");
+          assert.deepStrictEqual(inChunk, expected);
+          if (inChunk.secretEnvelope !== undefined) {
+            secrets++;
+            for (const field of [inChunk.secretEnvelope.payload, inChunk.secretEnvelope.signature]) {
+              assert.equal(Object.getPrototypeOf(field), Uint8Array.prototype, "a plain Uint8Array, not a Buffer");
+              if (field.length > 0) assert.equal(field.buffer, chunk.buffer, "a view of the chunk, not a copy");
+            }
+          }
+        }),
+        runs(400),
+      );
+      assert.ok(secrets > 100, `secret envelopes decoded ${secrets} times`);
+    });
+
+    it("a repeated, misplaced or extended secret envelope is left to the general path", () => {
+      const secret = toBinary(
+        SecretEnvelopeSchema,
+        create(SecretEnvelopeSchema, { payload: new Uint8Array([1]), signature: new Uint8Array([2]) }),
+      );
+      const field3 = [0x1a, secret.length, ...secret];
+      const cases = [
+        [...field3, ...field3], // repeated: protobuf-es merges
+        [...field3, 0x0a, 1, 9], // a field after it
+        [0x1a, 3, 0x18, 1, 0], // an unknown field inside
+        [0x1a, 4, 0x0a, 1, 7], // truncated inside
+      ];
+      for (const c of cases) {
+        const b = new Uint8Array(c);
+        assert.equal(decodeHotEnvelope(b), undefined, `taken: ${c}`);
+        assert.equal(decodeHotEnvelopeIn(b, 0, b.length), undefined, `taken: ${c}`);
+        const expected = outcome(() => fromBinary(EnvelopeSchema, b));
+        const actual = outcome(() => decodeEnvelope(b));
+        if (expected.ok && actual.ok) assert.deepStrictEqual(actual.value, expected.value);
+        else assert.equal(actual.ok, expected.ok, `outcome of ${c}`);
+      }
+    });
+  });
 
   /** Every (object, key) slot of `msg` and the messages it nests, $unknown included. */
   function slots(msg: Record<string, unknown>, out: [Record<string, unknown>, string][] = []): [Record<string, unknown>, string][] {

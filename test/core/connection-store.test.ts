@@ -11,7 +11,7 @@ import { resolveCommConfig } from "../../src/core/config.js";
 import { Connection } from "../../src/core/connection.js";
 import { ConnectionStore } from "../../src/core/connection-store.js";
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
-import { pkiIdFromHex, type RemotePeer } from "../../src/core/identity.js";
+import { type HexTaggedPeer, pkiIdFromHex, type RemotePeer, remotePkiHex } from "../../src/core/identity.js";
 import { noopMetrics } from "../../src/core/metrics.js";
 import type { WireStream } from "../../src/core/transport.js";
 import { writeTaken } from "../../src/core/transport.js";
@@ -152,6 +152,35 @@ describe("ConnectionStore", () => {
     newer.abort();
     await newer.closed;
     assert.equal(h.store.lookup(peer), undefined, "a closed connection is not found");
+    await h.store.shutdown();
+  });
+
+  it("a peer carrying its PKI-ID's hex is found by it, without its bytes being read, and dials with them when not connected", async () => {
+    const h = harness();
+    let reads = 0;
+    const tagged = (hex: string, endpoint: string): HexTaggedPeer => ({
+      [remotePkiHex]: hex,
+      endpoint,
+      get pkiId() {
+        reads++;
+        return pkiIdFromHex(hex);
+      },
+    });
+    const large = h.conn(LARGE, "inbound");
+    h.store.register(large);
+    assert.equal(h.store.lookup(tagged(LARGE, "elsewhere:1")), large, "found by its hex, whatever the endpoint");
+    assert.equal(await h.store.getOrDial(tagged(LARGE, "b:1")), large);
+    assert.equal(reads, 0, "a connected peer's bytes are not read");
+    assert.equal(h.store.lookup(tagged(OTHER, "b:1")), undefined, "another hex is not the connection at b:1's endpoint");
+    const pending = h.store.getOrDial(tagged(OTHER, "c:1"));
+    const again = h.store.getOrDial(tagged(OTHER, "c:1"));
+    assert.equal(h.dials.length, 1, "one dial, keyed by the hex");
+    assert.deepEqual(h.dials[0]?.peer.pkiId, pkiIdFromHex(OTHER), "the dial gets the bytes");
+    const other = h.conn(OTHER, "outbound");
+    h.dials[0]?.resolve(other);
+    assert.equal(await pending, other);
+    assert.equal(await again, other);
+    assert.equal(h.store.lookup(tagged(OTHER, "")), other);
     await h.store.shutdown();
   });
 

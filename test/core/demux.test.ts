@@ -162,4 +162,26 @@ describe("Demux (Fabric ChannelDeMultiplexer)", () => {
     assert.equal(d.size, 0);
     assert.equal(sub.closed, true);
   });
+
+  it("poll takes what is buffered without waiting, in the order next gives, and frees a blocked publisher as next does", async () => {
+    const d = new Demux<number>(3);
+    const sub = d.subscribe(() => true);
+    const reader = sub[Symbol.asyncIterator]();
+    assert.equal(sub.poll(), undefined, "nothing buffered");
+    for (let i = 0; i < 3; i++) d.publish(i);
+    let resumed = false;
+    const blocked = d.publish(3)?.then(() => (resumed = true));
+    assert.ok(blocked);
+    assert.deepEqual(await reader.next(), { value: 0, done: false });
+    assert.deepEqual(sub.poll(), { value: 1, done: false });
+    assert.deepEqual(sub.poll(), { value: 2, done: false });
+    await within(blocked, 1000, "blocked publish");
+    assert.equal(resumed, true);
+    assert.deepEqual(sub.poll(), { value: 3, done: false }, "its message entered in order");
+    assert.equal(sub.poll(), undefined);
+    d.publish(4);
+    d.close();
+    assert.deepEqual(sub.poll(), { value: 4, done: false }, "what was buffered before the end");
+    assert.deepEqual(sub.poll(), { value: undefined, done: true });
+  });
 });

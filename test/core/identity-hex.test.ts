@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { pkiIdFromHex, pkiIdHex } from "../../src/core/identity.js";
+import { hexOfBytes, pkiIdFromHex, pkiIdHex } from "../../src/core/identity.js";
 
 describe("pkiIdFromHex", () => {
   it("gives the bytes Buffer decodes, in an array of its own, for hex of either case", () => {
@@ -28,6 +28,22 @@ describe("pkiIdFromHex", () => {
         const valid = s.length % 2 === 0 && /^[0-9a-fA-F]*$/.test(s);
         if (valid) assert.deepEqual(pkiIdFromHex(s), new Uint8Array(Buffer.from(s, "hex")));
         else assert.throws(() => pkiIdFromHex(s), TypeError);
+      }),
+    );
+  });
+});
+
+describe("hexOfBytes", () => {
+  it("gives Buffer's lower-case hex of any bytes, views into larger buffers included, and never caches", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), fc.nat(8), (bytes, offset) => {
+        const big = new Uint8Array(offset + bytes.length + 3).fill(0xee);
+        big.set(bytes, offset);
+        const view = big.subarray(offset, offset + bytes.length);
+        const text = Buffer.from(bytes).toString("hex");
+        assert.equal(hexOfBytes(view), text);
+        view.reverse();
+        assert.equal(hexOfBytes(view), Buffer.from(bytes).reverse().toString("hex"), "bytes changed in place give their new hex");
       }),
     );
   });

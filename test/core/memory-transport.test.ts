@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { Comm } from "../../src/core/comm.js";
-import { encodeUnsignedEnvelope } from "../../src/core/envelope.js";
+import { encodeUnsignedEnvelope, parseGossipMessage } from "../../src/core/envelope.js";
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
 import { MemoryNetwork } from "../../src/core/memory-transport.js";
 import type { WireStream } from "../../src/core/transport.js";
@@ -185,6 +185,46 @@ describe("MemoryNetwork", () => {
     net.heal();
     await net.dialer("a").ping("b:1", { signal });
   });
+
+  for (const latencyMs of [0, 3]) {
+    it(`delivers the frames of each write in order, whatever the writer does with its array after (latency ${latencyMs} ms)`, async () => {
+      const clock = new VirtualClock();
+      const net = new MemoryNetwork({ clock, latencyMs });
+      let server: WireStream | undefined;
+      net.listen("b:1", (st) => {
+        server = st;
+      });
+      let client: WireStream | undefined;
+      void net
+        .dialer("a")
+        .openStream("b:1", { signal: new AbortController().signal })
+        .then((c) => {
+          client = c;
+        });
+      await clock.advanceUntil(() => client !== undefined && server !== undefined, { stepMs: 1, maxMs: 100 });
+      assert.ok(client && server);
+      const nonces: bigint[] = [];
+      let done = false;
+      const incoming = server.incoming;
+      const reading = (async () => {
+        for await (const batch of incoming) {
+          for (const e of batch) nonces.push(parseGossipMessage(e.payload).nonce);
+        }
+        done = true;
+      })();
+      const frames = [frame(1), frame(2)];
+      await client.write(frames);
+      frames.length = 0;
+      frames.push(frame(9));
+      await client.write([frame(3)]);
+      frames[0] = frame(8);
+      client.end();
+      server.end();
+      await clock.advanceUntil(() => done, { stepMs: 1, maxMs: 100 });
+      await reading;
+      assert.deepEqual(nonces, [1n, 2n, 3n]);
+    });
+  }
 
   it("runs a Comm: two peers authenticate and exchange messages without sockets or real time", async () => {
     const clock = new VirtualClock();

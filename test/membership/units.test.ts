@@ -2,8 +2,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
+import { Demux } from "../../src/core/demux.js";
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
-import { bytesEqual, pkiIdHex } from "../../src/core/identity.js";
+import { bytesEqual, peerPkiHex, pkiIdHex, remotePkiHex } from "../../src/core/identity.js";
+import { silentLogger } from "../../src/core/logger.js";
 import { VirtualClock } from "../../src/core/virtual-clock.js";
 import {
   DataMessageSchema,
@@ -30,9 +32,10 @@ import { IdentityMapper } from "../../src/membership/identity-mapper.js";
 import { ownedBytes } from "../../src/membership/owned-bytes.js";
 import { RateBudget } from "../../src/membership/rate-budget.js";
 import { type RouteItem, type RouteTarget, routeAlive } from "../../src/membership/routing.js";
+import { Scheduler } from "../../src/membership/scheduler.js";
 import { illegalTagReason } from "../../src/membership/tags.js";
 import { compareTimestamps, isNewer, newIncNum, timestampString } from "../../src/membership/timestamp.js";
-import { pkiIdOf, View } from "../../src/membership/view.js";
+import { MemberPeer, pkiIdOf, preferredEndpoint, View } from "../../src/membership/view.js";
 import { FakeCrypto, FakeTrust } from "../helpers/fake-crypto.js";
 import { seededRandom } from "./sim.js";
 
@@ -238,6 +241,29 @@ describe("view entries", () => {
     const id = pkiIdOf(k);
     assert.ok(bytesEqual(id, p.pkiId));
     assert.equal(pkiIdHex(id), k.pkiHex, "the same string, not a new hex");
+  });
+
+  it("as send targets carry their hex for the comm and make the PKI-ID's bytes once, only when read", () => {
+    const p = new FakeCrypto("Org1MSP");
+    const view = new View("self", () => {});
+    const a = parseAlive(signed(p));
+    view.handleAlive(a, 0);
+    const k = view.get(a.pkiHex);
+    assert.ok(k !== undefined);
+    const peer = MemberPeer.of(k);
+    assert.equal(peer[remotePkiHex], k.pkiHex, "the view's string");
+    assert.equal(peer.pkiHex, k.pkiHex);
+    assert.equal(peerPkiHex(peer), k.pkiHex);
+    assert.equal(peer.endpoint, preferredEndpoint(k));
+    assert.equal(
+      Object.values(peer).some((v) => v instanceof Uint8Array),
+      false,
+      "no bytes before they are read",
+    );
+    assert.ok(bytesEqual(peer.pkiId, p.pkiId));
+    assert.equal(peer.pkiId, peer.pkiId, "the same array on every read");
+    assert.equal(pkiIdHex(peer.pkiId), k.pkiHex);
+    assert.equal(MemberPeer.of(k, "elsewhere:1").endpoint, "elsewhere:1");
   });
 });
 
@@ -561,5 +587,31 @@ describe("identity mapper", () => {
     m.stop();
     assert.equal(clock.pending, 0);
     assert.ok(m.get(peers[0]?.pkiId as Uint8Array));
+  });
+});
+
+describe("scheduler", () => {
+  it("consume hands a polled subscription's items over in publication order, buffered ones in one go, and stops on stop", async () => {
+    const d = new Demux<number>(8);
+    const sc = new Scheduler(new VirtualClock(), silentLogger);
+    const seen: number[] = [];
+    sc.consume(
+      d.subscribe(() => true),
+      (n) => {
+        seen.push(n);
+        if (n === 2) throw new Error("a failing handler is logged, not fatal");
+      },
+    );
+    for (let i = 0; i < 5; i++) d.publish(i);
+    await Promise.resolve();
+    await Promise.resolve();
+    assert.deepEqual(seen, [0, 1, 2, 3, 4], "all buffered items within two microtask turns");
+    d.publish(5);
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(seen, [0, 1, 2, 3, 4, 5]);
+    await sc.stop();
+    d.publish(6);
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(seen, [0, 1, 2, 3, 4, 5], "nothing after stop");
   });
 });
