@@ -161,7 +161,7 @@ export class Inbox {
     const { store, view, adapter, clock } = this.init;
     const a = parseAlive(rm.envelope, rm.message);
     if (a.pkiHex === this.init.selfHex) {
-      this.ownPkiId(a);
+      this.ownPkiId(rm, a);
       return;
     }
     if (!store.checkValid(a.pkiHex, a.timestamp)) {
@@ -342,9 +342,18 @@ export class Inbox {
     validateAlive(this.init.crypto, this.init.mapper, a);
   }
 
-  /** An alive message about us: never stored nor forwarded; logged when it is genuinely ours but from elsewhere. */
-  private ownPkiId(a: ParsedAlive): void {
-    const { crypto, mapper, self, limiter, log } = this.init;
+  /**
+   * An alive message about us: never stored nor forwarded; logged when it is
+   * genuinely ours but from elsewhere. No msgStore check stands before its
+   * verification (ours are never stored), so it is verified within the
+   * sender's budget: else a flood claiming our PKI-ID cost a signature check
+   * each. Throws.
+   */
+  private ownPkiId(rm: ReceivedMessage, a: ParsedAlive): void {
+    const { crypto, mapper, self, limiter, log, budget, clock } = this.init;
+    if (!budget.take(pkiIdHex(rm.connection.pkiId), clock.now())) {
+      throw new GossipError(ErrorCode.RateLimited, "too many messages to verify from this peer");
+    }
     let verified = false;
     try {
       validateAlive(crypto, mapper, a);
