@@ -4,13 +4,17 @@
 // ErrorCode and counted, bounded in CPU and memory, the view unpolluted.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { create } from "@bufbuild/protobuf";
+import fc from "fast-check";
 import { decodeEnvelope, encodeEnvelope } from "../../src/core/envelope.js";
 import { ErrorCode } from "../../src/core/errors.js";
+import { pkiIdHex } from "../../src/core/identity.js";
+import { GossipMessage_Tag, SecretEnvelopeSchema } from "../../src/gen/gossip/message_pb.js";
 import { aliveMessage, parseAlive, signAlive } from "../../src/membership/alive-message.js";
 import { AwaitingIdentity } from "../../src/membership/awaiting-identity.js";
 import { hex } from "../../src/membership/hex.js";
 import { FakeCrypto } from "../helpers/fake-crypto.js";
-import { alive, countingVerify, setup } from "./bad-input-kit.js";
+import { alive, countingVerify, request, response, setup } from "./bad-input-kit.js";
 
 describe("membership under adversarial input", () => {
   it("a flood of alive messages claiming our own PKI-ID costs bounded signature checks (the sender's budget)", async () => {
@@ -76,5 +80,100 @@ describe("alive messages held for their identity are bounded in bytes, not only 
       assert.ok(b.buffer.byteLength < 4096, `kept a buffer of ${b.buffer.byteLength} bytes`);
     }
     assert.deepEqual(encodeEnvelope(got.alive.envelope), frame, "the same message");
+  });
+});
+
+describe("alive messages of odd but individually valid fields (property)", () => {
+  const u64max = (1n << 64n) - 1n;
+  const time = fc.oneof(fc.constantFrom(0n, 1n, 1n << 63n, u64max), fc.bigInt({ min: 0n, max: u64max }));
+  const oddAlive = fc.record({
+    endpoint: fc.oneof(
+      fc.constant(""),
+      fc.string({ maxLength: 20 }),
+      fc.string({ unit: "binary", maxLength: 300 }),
+      fc.constant("h".repeat(70_000)),
+    ),
+    metadata: fc.oneof(fc.constant(new Uint8Array(0)), fc.uint8Array({ maxLength: 3000 })),
+    inc: time,
+    seq: time,
+    identity: fc.constantFrom("own", "none", "garbage", "other"),
+    secret: fc.constantFrom("none", "garbage", "signedGarbage", "signedEndpoint", "emptySignature"),
+    internal: fc.string({ maxLength: 30 }),
+    tag: fc.constantFrom(GossipMessage_Tag.EMPTY, GossipMessage_Tag.EMPTY, GossipMessage_Tag.ORG_ONLY, GossipMessage_Tag.UNDEFINED, 99),
+    pki: fc.constantFrom("own", "own", "own", "empty", "short", "long", "other"),
+    wrap: fc.constantFrom("gossip", "gossip", "request", "alive_entry", "dead_entry"),
+  });
+  type Odd = typeof oddAlive extends fc.Arbitrary<infer T> ? T : never;
+
+  it("never crash, never refused as Internal, and only a message validly signed by its member shapes the view", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(oddAlive, { minLength: 1, maxLength: 6 }), fc.integer({ min: 1, max: 1 << 30 }), async (odds, seed) => {
+        const { sim, t, n, r, send, healthy } = await setup(seed);
+        const rc = r.crypto;
+        const valid: Odd[] = [];
+        try {
+          for (const o of odds) {
+            const pkiId =
+              o.pki === "own"
+                ? rc.pkiIdOf(rc.identity)
+                : o.pki === "empty"
+                  ? new Uint8Array(0)
+                  : o.pki === "short"
+                    ? new Uint8Array([7])
+                    : o.pki === "long"
+                      ? new Uint8Array(1000).fill(7)
+                      : n.comm.pkiId;
+            const identity =
+              o.identity === "own"
+                ? rc.identity
+                : o.identity === "none"
+                  ? undefined
+                  : o.identity === "other"
+                    ? n.crypto.identity
+                    : new Uint8Array([1, 2, 3]);
+            const m = aliveMessage({
+              endpoint: o.endpoint,
+              pkiId,
+              metadata: o.metadata,
+              timestamp: { incNum: o.inc, seqNum: o.seq },
+              identity,
+            });
+            m.tag = o.tag;
+            const env = signAlive(rc, m, o.secret === "signedEndpoint" ? o.internal : "");
+            if (o.secret === "garbage")
+              env.secretEnvelope = create(SecretEnvelopeSchema, { payload: new Uint8Array([9, 9]), signature: new Uint8Array([8]) });
+            if (o.secret === "emptySignature") env.secretEnvelope = create(SecretEnvelopeSchema, { payload: new Uint8Array([9, 9]) });
+            if (o.secret === "signedGarbage") {
+              const p = new Uint8Array([0xff, 0x01, 0x02]);
+              env.secretEnvelope = create(SecretEnvelopeSchema, { payload: p, signature: rc.sign(p) });
+            }
+            if (o.wrap === "gossip") await send(env);
+            else if (o.wrap === "request") await send(request(env));
+            else if (o.wrap === "alive_entry") await send(response([env]));
+            else await send(response([], [env]));
+            const signedByR = o.pki === "own" && (o.identity === "own" || o.identity === "none");
+            const secretOk = o.secret === "none" || o.secret === "signedGarbage" || o.secret === "signedEndpoint";
+            if (signedByR && secretOk && (o.wrap !== "gossip" || o.tag === GossipMessage_Tag.EMPTY)) valid.push(o);
+          }
+          const refused = t.membership.stats().refused;
+          for (const key of Object.keys(refused)) assert.ok(!key.endsWith(`/${ErrorCode.Internal}`), `refused as ${key}`);
+          const known = new Set([pkiIdHex(n.comm.pkiId), pkiIdHex(r.comm.pkiId)]);
+          for (const m of [...t.membership.alive(), ...t.membership.dead()])
+            assert.ok(known.has(m.pkiIdHex), `a stranger ${m.pkiIdHex.slice(0, 16)} in the view`);
+          const nm = t.membership.lookup(n.comm.pkiId);
+          assert.ok(nm !== undefined && nm.endpoint === "n:7051", "the honest member untouched");
+          const rm = t.membership.lookup(r.comm.pkiId);
+          if (rm !== undefined) {
+            const from = valid.find((o) => o.inc === rm.timestamp.incNum && o.seq === rm.timestamp.seqNum && o.endpoint === rm.endpoint);
+            assert.ok(from !== undefined, "r's entry comes from a message r validly signed");
+            assert.deepEqual(rm.metadata, from.metadata);
+          }
+          healthy();
+        } finally {
+          await sim.close();
+        }
+      }),
+      { numRuns: 40 },
+    );
   });
 });
