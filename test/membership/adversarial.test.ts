@@ -15,6 +15,7 @@ import { AwaitingIdentity } from "../../src/membership/awaiting-identity.js";
 import { hex } from "../../src/membership/hex.js";
 import { FakeCrypto } from "../helpers/fake-crypto.js";
 import { alive, countingVerify, request, response, setup } from "./bad-input-kit.js";
+import { record } from "./sim.js";
 
 describe("membership under adversarial input", () => {
   it("a flood of alive messages claiming our own PKI-ID costs bounded signature checks (the sender's budget)", async () => {
@@ -175,5 +176,38 @@ describe("alive messages of odd but individually valid fields (property)", () =>
       }),
       { numRuns: 40 },
     );
+  });
+});
+
+describe("replays of a dead member's own signed alive message", () => {
+  it("revive it by no path while its msgStore entry or tombstone lasts", async () => {
+    const { sim, t, n, r, send, refused } = await setup(71);
+    const responses = record(r.comm, (rm) => rm.message.content.case === "memRes");
+    await sim.clock.advance(7_000); // n signed a few periodic alive messages since it joined
+    await send(request(alive(r.crypto, { endpoint: "r:7051", internal: "r:7051" })));
+    await sim.clock.advanceUntil(() => responses.got.length > 0, { stepMs: 50, maxMs: 2_000 });
+    const res = responses.got[0]?.message.content;
+    assert.ok(res?.case === "memRes");
+    const nHex = pkiIdHex(n.comm.pkiId);
+    const captured = res.value.alive.find((e) => parseAlive(e).pkiHex === nHex);
+    assert.ok(captured !== undefined, "t's response carried n's latest alive message");
+    await n.kill();
+    await sim.clock.advanceUntil(() => t.membership.lookup(n.comm.pkiId)?.state === "dead", { stepMs: 500, maxMs: 60_000 });
+    const replayAll = async () => {
+      await send(captured);
+      await send(request(captured));
+      await send(response([captured]));
+      await send(response([], [captured]));
+    };
+    await replayAll();
+    assert.equal(t.membership.lookup(n.comm.pkiId)?.state, "dead", "dead stays dead");
+    assert.equal(refused(`membership_request/${ErrorCode.SenderMismatch}`), 1);
+    // Past the msgStore TTL (500 s): n is removed; its tombstone still refuses the replay.
+    await sim.clock.advance(520_000);
+    assert.equal(t.membership.lookup(n.comm.pkiId), undefined, "removed after the TTL");
+    await replayAll();
+    assert.equal(t.membership.lookup(n.comm.pkiId), undefined, "not learned again from a replay while the tombstone lasts");
+    responses.stop();
+    await sim.close();
   });
 });
