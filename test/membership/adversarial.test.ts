@@ -211,3 +211,27 @@ describe("replays of a dead member's own signed alive message", () => {
     await sim.close();
   });
 });
+
+describe("endpoints claimed oddly", () => {
+  it("a member claiming another member's (or our own) endpoint gets neither expired nor purged, however long it is probed there", async () => {
+    const { sim, t, n, r, send, healthy } = await setup(81);
+    const died: string[] = [];
+    void (async () => {
+      for await (const e of t.membership.events) if (e.type === "died" || e.type === "removed") died.push(e.member.pkiIdHex);
+    })();
+    await send(alive(r.crypto, { endpoint: "n:7051", internal: "n:7051" }));
+    assert.equal(t.membership.lookup(r.comm.pkiId)?.endpoint, "n:7051");
+    const r2 = sim.add("r2", { raw: true }); // and one claiming t's own endpoint
+    await r2.comm.send(alive(r2.crypto, { endpoint: "t:7051", internal: "t:7051" }), { endpoint: t.endpoint, pkiId: t.comm.pkiId });
+    for (let i = 0; i < 12; i++) {
+      await sim.clock.advance(10_000);
+      healthy();
+      assert.equal(n.membership.lookup(t.comm.pkiId)?.state, "alive", "t stays alive at n");
+    }
+    assert.ok(!died.includes(pkiIdHex(n.comm.pkiId)), "n never died in t's view");
+    assert.notEqual(t.membership.lookup(r.comm.pkiId)?.state, "alive");
+    assert.notEqual(t.membership.lookup(r2.comm.pkiId)?.state, "alive");
+    assert.deepEqual(t.membership.stats().refused[`alive/${ErrorCode.Internal}`], undefined);
+    await sim.close();
+  });
+});
