@@ -235,3 +235,28 @@ describe("endpoints claimed oddly", () => {
     await sim.close();
   });
 });
+
+describe("bytes a forwarder adds to someone else's signed alive message", () => {
+  it("are not kept, nor served in our membership responses (the signature covers only the payload)", async () => {
+    const { sim, t, n, r, send } = await setup(91);
+    const fresh = alive(n.crypto, { inc: 1n << 62n, seq: 1n, endpoint: "n:7051", internal: "n:7051", identity: false });
+    const frame = encodeEnvelope(fresh);
+    const pad = new Uint8Array(64 * 1024);
+    const padded = new Uint8Array(frame.length + 4 + pad.length);
+    padded.set(frame);
+    padded.set([0x7a, 0x80, 0x80, 0x04], frame.length); // field 15, length-delimited, 65536 bytes: unknown to Envelope
+    const relayed = decodeEnvelope(padded);
+    await send(relayed);
+    assert.equal(t.membership.lookup(n.comm.pkiId)?.timestamp.incNum, 1n << 62n, "the relayed message is n's, newer: taken");
+    const responses = record(r.comm, (rm) => rm.message.content.case === "memRes");
+    await send(request(alive(r.crypto, { endpoint: "r:7051", internal: "r:7051" })));
+    await sim.clock.advanceUntil(() => responses.got.length > 0, { stepMs: 50, maxMs: 2_000 });
+    const res = responses.got[0]?.message.content;
+    assert.ok(res?.case === "memRes");
+    const served = res.value.alive.find((e) => parseAlive(e).pkiHex === pkiIdHex(n.comm.pkiId));
+    assert.ok(served !== undefined);
+    assert.deepEqual(encodeEnvelope(served), frame, "n's message as n signed it, without the relay's padding");
+    responses.stop();
+    await sim.close();
+  });
+});
