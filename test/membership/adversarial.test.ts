@@ -260,3 +260,38 @@ describe("bytes a forwarder adds to someone else's signed alive message", () => 
     await sim.close();
   });
 });
+
+describe("membership responses of odd content", () => {
+  it("ourselves, one member many times, and dead entries newer than what we hold of a live member change nothing they must not", async () => {
+    const counting = countingVerify(new FakeCrypto("Org1MSP"));
+    const { sim, t, n, send, refused, healthy } = await setup(95, { targetCrypto: counting.crypto });
+    const s = new FakeCrypto("Org1MSP", sim.trust);
+    const sAlive = alive(s, { endpoint: "s:1", seq: 3n });
+    await send(response([])); // connects (the handshake verifies a signature)
+    const before = counting.count();
+    const nNow = t.membership.lookup(n.comm.pkiId);
+    assert.ok(nNow !== undefined);
+    const nNewer = alive(n.crypto, { inc: nNow.timestamp.incNum + 1n, endpoint: "elsewhere:1" });
+    const usForged = alive(t.crypto, { inc: 1n << 63n, endpoint: "t-elsewhere:1" });
+    await send(response([usForged, sAlive, sAlive, sAlive, sAlive], [usForged, nNewer, sAlive]));
+    assert.equal(
+      counting.count() - before,
+      1,
+      "one verification: s's message once; ourselves, copies and dead entries about known members are dropped first",
+    );
+    assert.equal(t.membership.lookup(s.pkiId)?.state, "alive");
+    assert.equal(t.membership.stats().duplicates.membership_response, 7);
+    const nAfter = t.membership.lookup(n.comm.pkiId);
+    assert.equal(nAfter?.state, "alive", "a dead entry never kills a member we know");
+    assert.equal(nAfter?.endpoint, "n:7051", "nor changes it");
+    assert.equal(t.membership.self.endpoint, "t:7051");
+    assert.deepEqual(
+      Object.keys(t.membership.stats().refused).filter((k) => k.startsWith("membership_response/")),
+      [],
+      `refused: ${JSON.stringify(t.membership.stats().refused)}`,
+    );
+    assert.equal(refused(`membership_response/${ErrorCode.Internal}`), 0);
+    healthy();
+    await sim.close();
+  });
+});
