@@ -264,7 +264,7 @@ export class Inbox {
     const sender = pkiIdHex(rm.connection.pkiId);
     const solicited = acked || adapter.takeRequested(sender);
     const now = clock.now();
-    const admit = { solicited, sender, now, rm };
+    const admit = { solicited, sender, now, rm, verified: new Set<string>() };
     for (const env of res.alive) {
       const a = this.responseEntry(env, "alive_entry", admit);
       if (a !== undefined) view.handleAlive(a, now);
@@ -281,11 +281,24 @@ export class Inbox {
    * member we know is a duplicate: known members are never marked dead on
    * another's word. Throws `RateLimited` when an unsolicited response runs
    * over the sender's budget, which ends the rest of the response.
+   *
+   * One response verifies at most one entry per member (`verified`): an
+   * honest responder names each member once, and a solicited response is
+   * outside the sender's budget, so entries naming one member again and
+   * again, each newer than the last, cost a signature check each. A further
+   * entry about a member already verified in the response is refused
+   * (`MalformedMessage`) and skipped.
    */
   private responseEntry(
     env: Envelope,
     kind: "alive_entry" | "dead_entry",
-    admit: { readonly solicited: boolean; readonly sender: string; readonly now: number; readonly rm: ReceivedMessage },
+    admit: {
+      readonly solicited: boolean;
+      readonly sender: string;
+      readonly now: number;
+      readonly rm: ReceivedMessage;
+      readonly verified: Set<string>;
+    },
   ): ParsedAlive | undefined {
     const { view, budget, crypto, mapper, refusals } = this.init;
     // Most entries repeat what we hold: read their PKI-ID and timestamp
@@ -309,9 +322,18 @@ export class Inbox {
       refusals.duplicate("membership_response");
       return undefined;
     }
+    if (admit.verified.has(a.pkiHex)) {
+      this.refuse(
+        "membership_response",
+        new GossipError(ErrorCode.MalformedMessage, `membership response names ${a.pkiHex} more than once`),
+        admit.rm,
+      );
+      return undefined;
+    }
     if (!admit.solicited && !budget.take(admit.sender, admit.now)) {
       throw new GossipError(ErrorCode.RateLimited, "unsolicited membership response over the peer's budget");
     }
+    admit.verified.add(a.pkiHex);
     try {
       validateAlive(crypto, mapper, a);
     } catch (e) {

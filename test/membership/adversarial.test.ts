@@ -295,3 +295,39 @@ describe("membership responses of odd content", () => {
     await sim.close();
   });
 });
+
+describe("a solicited membership response", () => {
+  it("costs at most one signature check per member it names, however many entries name it", async () => {
+    const counting = countingVerify(new FakeCrypto("Org1MSP"));
+    const { sim, t, n, r, send, healthy } = await setup(97, { targetCrypto: counting.crypto });
+    const asked = record(r.comm, (rm) => rm.message.content.case === "memReq");
+    await send(alive(r.crypto, { endpoint: "r:7051", internal: "r:7051" })); // r is a member: t's sync asks it
+    await sim.clock.advanceUntil(() => asked.got.length > 0, { stepMs: 100, maxMs: 10_000 });
+    const req = asked.got[0];
+    assert.ok(req !== undefined);
+    const nNow = t.membership.lookup(n.comm.pkiId);
+    assert.ok(nNow !== undefined);
+    // 5,000 entries about n, each newer than the last, signed by r: each looks fresh until verified.
+    const forged = Array.from({ length: 5000 }, (_, i) =>
+      alive(r.crypto, {
+        claim: n.crypto,
+        identity: false,
+        inc: nNow.timestamp.incNum,
+        seq: nNow.timestamp.seqNum + 1000n + BigInt(i),
+        endpoint: "evil:1",
+      }),
+    );
+    const before = counting.count();
+    await req.respond(response(forged, [], req.message.nonce));
+    await sim.clock.advance(100);
+    const spent = counting.count() - before;
+    assert.ok(spent <= 5, `verified ${spent} signatures for 5000 entries about one member`);
+    const st = t.membership.stats().refused;
+    assert.equal(st[`membership_response/${ErrorCode.BadSignature}`], 1);
+    assert.equal(st[`membership_response/${ErrorCode.MalformedMessage}`], 4999, "each further entry about n refused and counted");
+    assert.equal(t.membership.lookup(n.comm.pkiId)?.endpoint, "n:7051");
+    asked.stop();
+    healthy();
+    await sim.close();
+  });
+});
