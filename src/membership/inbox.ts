@@ -287,13 +287,15 @@ export class Inbox {
    * outside the sender's budget, so entries naming one member again and
    * again, each newer than the last, cost a signature check each. A further
    * entry about a member already verified in the response is refused
-   * (`MalformedMessage`) and skipped.
+   * (`MalformedMessage`) and skipped. And an honest responder's entries pass
+   * their checks: once one fails (but for want of an identity), the rest of a
+   * solicited response is charged to the sender's budget too.
    */
   private responseEntry(
     env: Envelope,
     kind: "alive_entry" | "dead_entry",
     admit: {
-      readonly solicited: boolean;
+      solicited: boolean;
       readonly sender: string;
       readonly now: number;
       readonly rm: ReceivedMessage;
@@ -337,8 +339,10 @@ export class Inbox {
     try {
       validateAlive(crypto, mapper, a);
     } catch (e) {
-      this.awaitIdentity(e, a, kind, admit.rm);
-      this.refuse("membership_response", GossipError.from(e), admit.rm);
+      const error = GossipError.from(e);
+      this.awaitIdentity(error, a, kind, admit.rm);
+      if (error.code !== ErrorCode.UnknownIdentity) admit.solicited = false;
+      this.refuse("membership_response", error, admit.rm);
       return undefined;
     }
     return a;

@@ -330,4 +330,34 @@ describe("a solicited membership response", () => {
     healthy();
     await sim.close();
   });
+
+  it("that fails a check is charged to the sender's budget from then on", async () => {
+    const counting = countingVerify(new FakeCrypto("Org1MSP"));
+    const { sim, t, r, send, healthy } = await setup(98, { targetCrypto: counting.crypto });
+    const asked = record(r.comm, (rm) => rm.message.content.case === "memReq");
+    await send(alive(r.crypto, { endpoint: "r:7051", internal: "r:7051" }));
+    await sim.clock.advanceUntil(() => asked.got.length > 0, { stepMs: 100, maxMs: 10_000 });
+    const req = asked.got[0];
+    assert.ok(req !== undefined);
+    // 3,000 distinct members (valid identities, carried), each entry forged by r.
+    const strangers = Array.from({ length: 3000 }, () => new FakeCrypto("Org1MSP", sim.trust));
+    const honest = new FakeCrypto("Org1MSP", sim.trust);
+    const forged = [alive(honest, { endpoint: "h:1" }), ...strangers.map((s) => alive(r.crypto, { claim: s, endpoint: "evil:1" }))];
+    const before = counting.count();
+    await req.respond(response(forged, [], req.message.nonce));
+    await sim.clock.advance(100);
+    const spent = counting.count() - before;
+    const { maxVerificationsPerPeerPerSecond: budget } = t.membership.config;
+    assert.ok(spent <= 2 + 2 * budget + 1, `verified ${spent} signatures for 3000 forged entries`);
+    assert.equal(
+      t.membership.stats().refused[`membership_response/${ErrorCode.RateLimited}`],
+      1,
+      "the rest of the response ended on the budget",
+    );
+    assert.equal(t.membership.lookup(honest.pkiId)?.state, "alive", "the honest entry before them was taken");
+    assert.ok(strangers.every((s) => t.membership.lookup(s.pkiId) === undefined));
+    asked.stop();
+    healthy();
+    await sim.close();
+  });
 });
