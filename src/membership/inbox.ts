@@ -264,7 +264,7 @@ export class Inbox {
     const sender = pkiIdHex(rm.connection.pkiId);
     const solicited = acked || adapter.takeRequested(sender);
     const now = clock.now();
-    const admit = { solicited, sender, now, rm, verified: new Set<string>() };
+    const admit = { solicited, sender, now, rm };
     for (const env of res.alive) {
       const a = this.responseEntry(env, "alive_entry", admit);
       if (a !== undefined) view.handleAlive(a, now);
@@ -282,14 +282,11 @@ export class Inbox {
    * another's word. Throws `RateLimited` when an unsolicited response runs
    * over the sender's budget, which ends the rest of the response.
    *
-   * One response verifies at most one entry per member (`verified`): an
-   * honest responder names each member once, and a solicited response is
-   * outside the sender's budget, so entries naming one member again and
-   * again, each newer than the last, cost a signature check each. A further
-   * entry about a member already verified in the response is refused
-   * (`MalformedMessage`) and skipped. And an honest responder's entries pass
-   * their checks: once one fails (but for want of an identity), the rest of a
-   * solicited response is charged to the sender's budget too.
+   * A solicited response is outside the sender's budget (it may carry the
+   * whole membership), but an honest responder's entries pass their checks:
+   * once one fails (but for want of an identity), the rest of the response
+   * is charged to the sender's budget too. Else forged entries, each newer
+   * than what we hold or about another member, cost a check each.
    */
   private responseEntry(
     env: Envelope,
@@ -299,7 +296,6 @@ export class Inbox {
       readonly sender: string;
       readonly now: number;
       readonly rm: ReceivedMessage;
-      readonly verified: Set<string>;
     },
   ): ParsedAlive | undefined {
     const { view, budget, crypto, mapper, refusals } = this.init;
@@ -324,18 +320,9 @@ export class Inbox {
       refusals.duplicate("membership_response");
       return undefined;
     }
-    if (admit.verified.has(a.pkiHex)) {
-      this.refuse(
-        "membership_response",
-        new GossipError(ErrorCode.MalformedMessage, `membership response names ${a.pkiHex} more than once`),
-        admit.rm,
-      );
-      return undefined;
-    }
     if (!admit.solicited && !budget.take(admit.sender, admit.now)) {
       throw new GossipError(ErrorCode.RateLimited, "unsolicited membership response over the peer's budget");
     }
-    admit.verified.add(a.pkiHex);
     try {
       validateAlive(crypto, mapper, a);
     } catch (e) {
