@@ -67,6 +67,13 @@ interface Round {
   phase: "digests" | "updates" | "done";
 }
 
+/**
+ * Longest digest taken from a DataDigest. Digests of identity pulls are
+ * PKI-IDs, SHA-256 hashes (32 bytes) in Fabric as here: a longer one names
+ * no identity, and each offered one is kept for the round and requested back.
+ */
+const maxDigestBytes = 64;
+
 /** A random unsigned 64-bit nonce from the injected random. */
 export function randomNonce(random: () => number): bigint {
   const hi = BigInt(Math.floor(random() * 2 ** 32));
@@ -197,6 +204,7 @@ export class IdentityPull {
     if (round === undefined || round.phase !== "digests" || !round.hellos.has(nonce)) return;
     const max = this.init.config.maxMembershipResponseEntries;
     for (const d of digests.slice(0, max)) {
+      if (d.length === 0 || d.length > maxDigestBytes) continue;
       const hex = hexOf(d);
       if (this.store.has(hex)) continue;
       const offers = round.offers.get(hex);

@@ -9,7 +9,14 @@ import fc from "fast-check";
 import { decodeEnvelope, encodeEnvelope, serializeGossipMessage } from "../../src/core/envelope.js";
 import { ErrorCode } from "../../src/core/errors.js";
 import { pkiIdHex } from "../../src/core/identity.js";
-import { type Envelope, GossipMessage_Tag, SecretEnvelopeSchema } from "../../src/gen/gossip/message_pb.js";
+import {
+  DataDigestSchema,
+  type Envelope,
+  GossipMessage_Tag,
+  GossipMessageSchema,
+  PullMsgType,
+  SecretEnvelopeSchema,
+} from "../../src/gen/gossip/message_pb.js";
 import { aliveMessage, parseAlive, signAlive } from "../../src/membership/alive-message.js";
 import { AwaitingIdentity } from "../../src/membership/awaiting-identity.js";
 import { hex } from "../../src/membership/hex.js";
@@ -434,5 +441,42 @@ describe("membership responses mixing every kind of entry (property)", () => {
       }),
       { numRuns: 40 },
     );
+  });
+});
+
+describe("identity pull digests", () => {
+  it("items that cannot be PKI-IDs (longer than a hash) are neither kept for the round nor requested", async () => {
+    const { sim, t, r, send, healthy } = await setup(99);
+    const hellos = record(r.comm, (rm) => rm.message.content.case === "hello");
+    const requests = record(r.comm, (rm) => rm.message.content.case === "dataReq");
+    await send(alive(r.crypto, { endpoint: "r:7051", internal: "r:7051" })); // r is an alive member: t pulls from it
+    await sim.clock.advanceUntil(() => hellos.got.length > 0, { stepMs: 100, maxMs: 10_000 });
+    const hello = hellos.got[0];
+    assert.ok(hello !== undefined && hello.message.content.case === "hello");
+    const offered = new FakeCrypto("Org1MSP", sim.trust);
+    const huge = Array.from({ length: 200 }, (_, i) => new Uint8Array(32 * 1024).fill(i));
+    await hello.respond(
+      create(GossipMessageSchema, {
+        tag: GossipMessage_Tag.EMPTY,
+        content: {
+          case: "dataDig",
+          value: create(DataDigestSchema, {
+            nonce: hello.message.content.value.nonce,
+            digests: [offered.pkiId, ...huge],
+            msgType: PullMsgType.IDENTITY_MSG,
+          }),
+        },
+      }),
+    );
+    await sim.clock.advanceUntil(() => requests.got.length > 0, { stepMs: 100, maxMs: 2_000 });
+    const req = requests.got[0]?.message.content;
+    assert.ok(req?.case === "dataReq");
+    assert.equal(req.value.digests.length, 1, `${req.value.digests.length} digests requested`);
+    assert.equal(pkiIdHex(req.value.digests[0]), pkiIdHex(offered.pkiId), "only the PKI-ID is requested");
+    hellos.stop();
+    requests.stop();
+    healthy();
+    assert.equal(t.membership.stats().refused[`identity/${ErrorCode.Internal}`], undefined);
+    await sim.close();
   });
 });
