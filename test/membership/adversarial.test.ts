@@ -480,3 +480,41 @@ describe("identity pull digests", () => {
     await sim.close();
   });
 });
+
+describe("a flood of distinct forged PKI-IDs", () => {
+  it("by gossip, requests and responses grows nothing that outlives it", async () => {
+    const { sim, t, r, refused, healthy } = await setup(101, { rawSendBuffer: 10_000 });
+    const to = { endpoint: t.endpoint, pkiId: t.comm.pkiId };
+    const before = t.membership.stats();
+    const ghost = (i: number) => new Uint8Array(32).fill(0).map((_, j) => (j < 4 ? (i >> (8 * j)) & 0xff : 0xee));
+    const forgedAbout = (i: number) =>
+      signAlive(
+        r.crypto,
+        aliveMessage({ endpoint: `g${i}:1`, pkiId: ghost(i), metadata: new Uint8Array(0), timestamp: { incNum: 1n, seqNum: 1n } }),
+        "g:1",
+      );
+    for (let round = 0; round < 10; round++) {
+      for (let i = 0; i < 300; i++) {
+        const k = round * 1000 + i;
+        void r.comm.send(forgedAbout(k), to);
+        void r.comm.send(request(forgedAbout(k + 300)), to);
+      }
+      void r.comm.send(response(Array.from({ length: 300 }, (_, i) => forgedAbout(round * 1000 + 600 + i))), to);
+      await sim.clock.advance(1000);
+    }
+    const during = t.membership.stats();
+    assert.equal(during.alive, before.alive + 0, "no ghost alive");
+    assert.equal(during.dead, before.dead);
+    assert.ok(during.identities <= before.identities + 1, "only r's own identity (its connection) may be new");
+    assert.ok(during.storedAliveMessages <= during.alive + during.dead, "stored messages are members' only");
+    for (const k of [0, 299, 300, 599, 600, 899, 9899]) assert.equal(t.membership.lookup(ghost(k)), undefined);
+    assert.equal(refused(`membership_request/${ErrorCode.SenderMismatch}`), 3000);
+    assert.ok(refused(`alive/${ErrorCode.UnknownIdentity}`) > 0);
+    await sim.clock.advance(60_000); // past the hold of messages awaiting their identity
+    const after = t.membership.stats();
+    assert.ok(after.storedAliveMessages <= after.alive + after.dead);
+    assert.ok(after.identities <= before.identities + 1);
+    healthy();
+    await sim.close();
+  });
+});
