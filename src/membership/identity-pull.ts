@@ -22,6 +22,7 @@ import {
   PeerIdentitySchema,
   PullMsgType,
 } from "../gen/gossip/message_pb.js";
+import { signedPartsOf } from "./alive-message.js";
 import type { MembershipConfig } from "./config.js";
 import { hex as hexOf } from "./hex.js";
 import type { IdentityMapper } from "./identity-mapper.js";
@@ -285,7 +286,8 @@ export class IdentityPull {
         continue;
       }
       if (!known) learned.push(hex);
-      if (solicited) this.store.set(this.init.mapper.keyOf(hex) ?? hex, ownedFrame(it.env));
+      // Only what its owner signed: unknown fields beside the payload would be served to every peer pulling from us.
+      if (solicited) this.store.set(this.init.mapper.keyOf(hex) ?? hex, ownedFrame(signedPartsOf(it.env)));
     }
     if (learned.length > 0) this.init.learned(learned);
   }

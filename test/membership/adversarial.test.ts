@@ -11,9 +11,14 @@ import { ErrorCode } from "../../src/core/errors.js";
 import { pkiIdHex } from "../../src/core/identity.js";
 import {
   DataDigestSchema,
+  DataRequestSchema,
+  DataUpdateSchema,
   type Envelope,
+  GossipHelloSchema,
+  type GossipMessage,
   GossipMessage_Tag,
   GossipMessageSchema,
+  PeerIdentitySchema,
   PullMsgType,
   SecretEnvelopeSchema,
 } from "../../src/gen/gossip/message_pb.js";
@@ -514,6 +519,67 @@ describe("a flood of distinct forged PKI-IDs", () => {
     const after = t.membership.stats();
     assert.ok(after.storedAliveMessages <= after.alive + after.dead);
     assert.ok(after.identities <= before.identities + 1);
+    healthy();
+    await sim.close();
+  });
+});
+
+describe("identity pull items padded by the peer that served them", () => {
+  it("are stored and served again without the padding", async () => {
+    const { sim, t, r, send, healthy } = await setup(103);
+    const hellos = record(r.comm, (rm) => rm.message.content.case === "hello");
+    const requests = record(r.comm, (rm) => rm.message.content.case === "dataReq");
+    await send(alive(r.crypto, { endpoint: "r:7051", internal: "r:7051" }));
+    await sim.clock.advanceUntil(() => hellos.got.length > 0, { stepMs: 100, maxMs: 10_000 });
+    const hello = hellos.got[0];
+    assert.ok(hello !== undefined && hello.message.content.case === "hello");
+    const nonce = hello.message.content.value.nonce;
+    const s = new FakeCrypto("Org1MSP", sim.trust);
+    const pull = (content: GossipMessage["content"]) => create(GossipMessageSchema, { tag: GossipMessage_Tag.EMPTY, content });
+    await hello.respond(
+      pull({ case: "dataDig", value: create(DataDigestSchema, { nonce, digests: [s.pkiId], msgType: PullMsgType.IDENTITY_MSG }) }),
+    );
+    await sim.clock.advanceUntil(() => requests.got.length > 0, { stepMs: 100, maxMs: 2_000 });
+    const req = requests.got[0];
+    assert.ok(req !== undefined);
+    const payload = serializeGossipMessage(
+      pull({ case: "peerIdentity", value: create(PeerIdentitySchema, { pkiId: s.pkiId, cert: s.identity }) }),
+    );
+    const clean = encodeEnvelope({ payload, signature: s.sign(payload) });
+    const padded = new Uint8Array(clean.length + 4 + 65536);
+    padded.set(clean);
+    padded.set([0x7a, 0x80, 0x80, 0x04], clean.length); // an unknown field of 64 KiB
+    await req.respond(
+      pull({
+        case: "dataUpdate",
+        value: create(DataUpdateSchema, { nonce, data: [decodeEnvelope(padded)], msgType: PullMsgType.IDENTITY_MSG }),
+      }),
+    );
+    await sim.clock.advance(100);
+    // r asks t for s's identity in turn.
+    const digests = record(r.comm, (rm) => rm.message.content.case === "dataDig");
+    const updates = record(r.comm, (rm) => rm.message.content.case === "dataUpdate");
+    const to = { endpoint: t.endpoint, pkiId: t.comm.pkiId };
+    await sim.clock.advance(3_000); // t's pull round is over
+    await r.comm.send(pull({ case: "hello", value: create(GossipHelloSchema, { nonce: 4242n, msgType: PullMsgType.IDENTITY_MSG }) }), to);
+    await sim.clock.advanceUntil(() => digests.got.length > 0, { stepMs: 50, maxMs: 1_000 });
+    const dig = digests.got[0]?.message.content;
+    assert.ok(dig?.case === "dataDig");
+    assert.ok(
+      dig.value.digests.some((d) => pkiIdHex(d) === pkiIdHex(s.pkiId)),
+      "t holds s's identity for the pull",
+    );
+    await r.comm.send(
+      pull({ case: "dataReq", value: create(DataRequestSchema, { nonce: 4242n, digests: [s.pkiId], msgType: PullMsgType.IDENTITY_MSG }) }),
+      to,
+    );
+    await sim.clock.advanceUntil(() => updates.got.length > 0, { stepMs: 50, maxMs: 1_000 });
+    const up = updates.got[0]?.message.content;
+    assert.ok(up?.case === "dataUpdate");
+    const served = up.value.data[0];
+    assert.ok(served !== undefined);
+    assert.equal(encodeEnvelope(served).length, clean.length, "served as s signed it, without the padding");
+    for (const rec of [hellos, requests, digests, updates]) rec.stop();
     healthy();
     await sim.close();
   });
