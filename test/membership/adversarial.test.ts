@@ -65,7 +65,7 @@ describe("alive messages held for their identity are bounded in bytes, not only 
   it("holding evicts the oldest beyond maxBytes, and a message larger than maxBytes is not held", () => {
     const held = new AwaitingIdentity(10_000, 25_000, 1024 * 1024);
     const cs = Array.from({ length: 8 }, () => new FakeCrypto("Org1MSP"));
-    cs.forEach((c, i) => held.hold(parseAlive(big(c, 256 * 1024)), "gossip", "x", i));
+    for (const [i, c] of cs.entries()) held.hold(parseAlive(big(c, 256 * 1024)), "gossip", "x", i);
     assert.ok(held.bytes <= 1024 * 1024, `${held.bytes} bytes held`);
     assert.equal(held.size, 3, "three of 256 KiB (and a bit) fit in 1 MiB");
     assert.equal(held.take(hex(cs[0]?.pkiId ?? new Uint8Array()), 10), undefined, "the oldest went first");

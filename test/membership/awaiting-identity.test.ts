@@ -13,8 +13,8 @@ import { Sim } from "./sim.js";
 const peers = new Map<string, FakeCrypto>();
 /** An alive message of peer `name` (a fake identity per name; its pkiHex stands for the name). */
 const alive = (name: string, seq: bigint): ParsedAlive => {
-  let c = peers.get(name);
-  if (c === undefined) peers.set(name, (c = new FakeCrypto("Org1MSP")));
+  const c = peers.get(name) ?? new FakeCrypto("Org1MSP");
+  peers.set(name, c);
   const m = aliveMessage({ endpoint: "", pkiId: c.pkiId, metadata: new Uint8Array(0), timestamp: { incNum: 1n, seqNum: seq } });
   return parseAlive(signAlive(c, m, ""));
 };
