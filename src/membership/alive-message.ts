@@ -3,7 +3,7 @@
  * (Fabric's `SignMessage` with a secret envelope, and `ValidateAliveMsg`).
  */
 import { create, toBinary } from "@bufbuild/protobuf";
-import { decodeMessage } from "../codec/index.js";
+import { decodeMessage, mayHaveUnknownFields } from "../codec/index.js";
 import type { CryptoService } from "../core/crypto.js";
 import { parseGossipMessage, serializeGossipMessage, verifyEnvelope } from "../core/envelope.js";
 import { ErrorCode, GossipError } from "../core/errors.js";
@@ -123,6 +123,25 @@ export function internalEndpointOf(env: Envelope): string {
   }
 }
 
+/**
+ * `env` without unknown fields (its own or its secret envelope's): only what
+ * its signer wrote and signed. The signatures cover the payloads alone, so
+ * bytes that anyone on the path added beside them would otherwise be kept,
+ * forwarded and served in every membership response for as long as the
+ * message stays its member's newest (a relay padding others' messages).
+ */
+export function signedPartsOf(env: Envelope): Envelope {
+  const secret = env.secretEnvelope;
+  if (!mayHaveUnknownFields(env) && (secret === undefined || !mayHaveUnknownFields(secret))) return env;
+  return {
+    $typeName: "gossip.Envelope",
+    payload: env.payload,
+    signature: env.signature,
+    secretEnvelope:
+      secret === undefined ? undefined : create(SecretEnvelopeSchema, { payload: secret.payload, signature: secret.signature }),
+  };
+}
+
 function invalid(what: string): GossipError {
   return new GossipError(ErrorCode.MalformedMessage, `Invalid alive message: ${what}`);
 }
@@ -131,7 +150,8 @@ function invalid(what: string): GossipError {
  * Parses an Envelope that should hold an alive message and checks its
  * structure (Fabric: alive_msg, membership, pki_id, payload and signature
  * present; we also require the timestamp, which Fabric dereferences
- * unchecked). Throws `MalformedMessage`.
+ * unchecked). The result's `envelope` is {@link signedPartsOf} `envelope`.
+ * Throws `MalformedMessage`.
  */
 export function parseAlive(envelope: Envelope, message?: GossipMessage): ParsedAlive {
   if (envelope.payload.length === 0 || envelope.signature.length === 0) throw invalid("missing payload or signature");
@@ -142,7 +162,14 @@ export function parseAlive(envelope: Envelope, message?: GossipMessage): ParsedA
   if (member === undefined || member.pkiId.length === 0) throw invalid("missing membership or PKI-ID");
   const ts = alive.timestamp;
   if (ts === undefined) throw invalid("missing timestamp");
-  return new Parsed(envelope, member.pkiId, member.endpoint, member.metadata, { incNum: ts.incNum, seqNum: ts.seqNum }, alive.identity);
+  return new Parsed(
+    signedPartsOf(envelope),
+    member.pkiId,
+    member.endpoint,
+    member.metadata,
+    { incNum: ts.incNum, seqNum: ts.seqNum },
+    alive.identity,
+  );
 }
 
 /**

@@ -22,6 +22,7 @@ import {
   PeerIdentitySchema,
   PullMsgType,
 } from "../gen/gossip/message_pb.js";
+import { signedPartsOf } from "./alive-message.js";
 import type { MembershipConfig } from "./config.js";
 import { hex as hexOf } from "./hex.js";
 import type { IdentityMapper } from "./identity-mapper.js";
@@ -66,6 +67,13 @@ interface Round {
   readonly requested: Map<bigint, number>;
   phase: "digests" | "updates" | "done";
 }
+
+/**
+ * Longest digest taken from a DataDigest. Digests of identity pulls are
+ * PKI-IDs, SHA-256 hashes (32 bytes) in Fabric as here: a longer one names
+ * no identity, and each offered one is kept for the round and requested back.
+ */
+const maxDigestBytes = 64;
 
 /** A random unsigned 64-bit nonce from the injected random. */
 export function randomNonce(random: () => number): bigint {
@@ -197,6 +205,7 @@ export class IdentityPull {
     if (round === undefined || round.phase !== "digests" || !round.hellos.has(nonce)) return;
     const max = this.init.config.maxMembershipResponseEntries;
     for (const d of digests.slice(0, max)) {
+      if (d.length === 0 || d.length > maxDigestBytes) continue;
       const hex = hexOf(d);
       if (this.store.has(hex)) continue;
       const offers = round.offers.get(hex);
@@ -277,7 +286,8 @@ export class IdentityPull {
         continue;
       }
       if (!known) learned.push(hex);
-      if (solicited) this.store.set(this.init.mapper.keyOf(hex) ?? hex, ownedFrame(it.env));
+      // Only what its owner signed: unknown fields beside the payload would be served to every peer pulling from us.
+      if (solicited) this.store.set(this.init.mapper.keyOf(hex) ?? hex, ownedFrame(signedPartsOf(it.env)));
     }
     if (learned.length > 0) this.init.learned(learned);
   }

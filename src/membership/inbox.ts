@@ -161,7 +161,7 @@ export class Inbox {
     const { store, view, adapter, clock } = this.init;
     const a = parseAlive(rm.envelope, rm.message);
     if (a.pkiHex === this.init.selfHex) {
-      this.ownPkiId(a);
+      this.ownPkiId(rm, a);
       return;
     }
     if (!store.checkValid(a.pkiHex, a.timestamp)) {
@@ -281,11 +281,22 @@ export class Inbox {
    * member we know is a duplicate: known members are never marked dead on
    * another's word. Throws `RateLimited` when an unsolicited response runs
    * over the sender's budget, which ends the rest of the response.
+   *
+   * A solicited response is outside the sender's budget (it may carry the
+   * whole membership), but an honest responder's entries pass their checks:
+   * once one fails (but for want of an identity), the rest of the response
+   * is charged to the sender's budget too. Else forged entries, each newer
+   * than what we hold or about another member, cost a check each.
    */
   private responseEntry(
     env: Envelope,
     kind: "alive_entry" | "dead_entry",
-    admit: { readonly solicited: boolean; readonly sender: string; readonly now: number; readonly rm: ReceivedMessage },
+    admit: {
+      solicited: boolean;
+      readonly sender: string;
+      readonly now: number;
+      readonly rm: ReceivedMessage;
+    },
   ): ParsedAlive | undefined {
     const { view, budget, crypto, mapper, refusals } = this.init;
     // Most entries repeat what we hold: read their PKI-ID and timestamp
@@ -315,8 +326,10 @@ export class Inbox {
     try {
       validateAlive(crypto, mapper, a);
     } catch (e) {
-      this.awaitIdentity(e, a, kind, admit.rm);
-      this.refuse("membership_response", GossipError.from(e), admit.rm);
+      const error = GossipError.from(e);
+      this.awaitIdentity(error, a, kind, admit.rm);
+      if (error.code !== ErrorCode.UnknownIdentity) admit.solicited = false;
+      this.refuse("membership_response", error, admit.rm);
       return undefined;
     }
     return a;
@@ -342,9 +355,18 @@ export class Inbox {
     validateAlive(this.init.crypto, this.init.mapper, a);
   }
 
-  /** An alive message about us: never stored nor forwarded; logged when it is genuinely ours but from elsewhere. */
-  private ownPkiId(a: ParsedAlive): void {
-    const { crypto, mapper, self, limiter, log } = this.init;
+  /**
+   * An alive message about us: never stored nor forwarded; logged when it is
+   * genuinely ours but from elsewhere. No msgStore check stands before its
+   * verification (ours are never stored), so it is verified within the
+   * sender's budget: else a flood claiming our PKI-ID cost a signature check
+   * each. Throws.
+   */
+  private ownPkiId(rm: ReceivedMessage, a: ParsedAlive): void {
+    const { crypto, mapper, self, limiter, log, budget, clock } = this.init;
+    if (!budget.take(pkiIdHex(rm.connection.pkiId), clock.now())) {
+      throw new GossipError(ErrorCode.RateLimited, "too many messages to verify from this peer");
+    }
     let verified = false;
     try {
       validateAlive(crypto, mapper, a);

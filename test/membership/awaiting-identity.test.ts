@@ -5,11 +5,20 @@
 // and take them in when the identities arrive: within the pull's digest wait.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { ParsedAlive } from "../../src/membership/alive-message.js";
+import { aliveMessage, type ParsedAlive, parseAlive, signAlive } from "../../src/membership/alive-message.js";
 import { AwaitingIdentity } from "../../src/membership/awaiting-identity.js";
+import { FakeCrypto } from "../helpers/fake-crypto.js";
 import { Sim } from "./sim.js";
 
-const alive = (pkiHex: string, seq: bigint): ParsedAlive => ({ pkiHex, timestamp: { incNum: 1n, seqNum: seq } }) as unknown as ParsedAlive;
+const peers = new Map<string, FakeCrypto>();
+/** An alive message of peer `name` (a fake identity per name; its pkiHex stands for the name). */
+const alive = (name: string, seq: bigint): ParsedAlive => {
+  const c = peers.get(name) ?? new FakeCrypto("Org1MSP");
+  peers.set(name, c);
+  const m = aliveMessage({ endpoint: "", pkiId: c.pkiId, metadata: new Uint8Array(0), timestamp: { incNum: 1n, seqNum: seq } });
+  return parseAlive(signAlive(c, m, ""));
+};
+const hexOf = (name: string) => alive(name, 0n).pkiHex;
 
 describe("alive messages awaiting their identity", () => {
   it("a newcomer lists a member it learned without identity within the identity pull's digest wait, not a pull interval later", async () => {
@@ -36,14 +45,14 @@ describe("alive messages awaiting their identity", () => {
     const a = new AwaitingIdentity(2, 1000);
     a.hold(alive("aa", 2n), "gossip", "x", 0);
     a.hold(alive("aa", 1n), "gossip", "x", 10); // older: ignored
-    assert.equal(a.take("aa", 20)?.alive.timestamp.seqNum, 2n);
-    assert.equal(a.take("aa", 20), undefined, "taken once");
+    assert.equal(a.take(hexOf("aa"), 20)?.alive.timestamp.seqNum, 2n);
+    assert.equal(a.take(hexOf("aa"), 20), undefined, "taken once");
     a.hold(alive("aa", 1n), "gossip", "x", 0);
     a.hold(alive("bb", 1n), "alive_entry", "x", 1);
     a.hold(alive("cc", 1n), "dead_entry", "x", 2); // over capacity: the oldest (aa) goes
     assert.equal(a.size, 2);
-    assert.equal(a.take("aa", 3), undefined);
-    assert.equal(a.take("bb", 2000), undefined, "too old to use");
+    assert.equal(a.take(hexOf("aa"), 3), undefined);
+    assert.equal(a.take(hexOf("bb"), 2000), undefined, "too old to use");
     a.sweep(5000);
     assert.equal(a.size, 0);
   });
