@@ -101,6 +101,7 @@ export class Membership {
   private readonly protectedEndpoints: Set<string>;
   private readonly refusals: Refusals;
   private readonly scheduler: Scheduler;
+  private readonly limiter: LogLimiter;
   private stopped: Promise<void> | undefined;
 
   constructor(init: MembershipInit) {
@@ -112,6 +113,7 @@ export class Membership {
     const metrics = init.metrics ?? noopMembershipMetrics;
     const random = init.random ?? Math.random;
     const limiter = new LogLimiter(() => clock.now());
+    this.limiter = limiter;
     const scheduler = new Scheduler(clock, log);
     const refusals = new Refusals(metrics, log, limiter);
     const selfPkiId = crypto.pkiIdOf(crypto.identity);
@@ -301,6 +303,12 @@ export class Membership {
     const fields = { pkiId: k.pkiHex, endpoint: k.endpoint, internalEndpoint: k.internalEndpoint, change: type };
     if (type === "removed")
       this.log.info(fields, `Removing member: Endpoint: ${k.endpoint}, InternalEndpoint: ${k.internalEndpoint}, PKIID: ${k.pkiHex}`);
+    // A member may change its endpoints with every alive message it signs: its updates are logged at most
+    // once per 10 s (with the count left out), joins, deaths, revivals and removals each time.
+    else if (type === "updated")
+      this.limiter.maybe(`updated ${k.pkiHex}`, (suppressed) =>
+        this.log.info({ ...fields, suppressed }, `Member ${type}: ${memberString(k)}`),
+      );
     else this.log.info(fields, `Member ${type}: ${memberString(k)}`);
     this.eventStream.emit({ type, member });
   }

@@ -9,6 +9,7 @@ import fc from "fast-check";
 import { decodeEnvelope, encodeEnvelope, serializeGossipMessage } from "../../src/core/envelope.js";
 import { ErrorCode } from "../../src/core/errors.js";
 import { pkiIdHex } from "../../src/core/identity.js";
+import type { Logger } from "../../src/core/logger.js";
 import {
   DataDigestSchema,
   DataRequestSchema,
@@ -27,7 +28,7 @@ import { AwaitingIdentity } from "../../src/membership/awaiting-identity.js";
 import { hex } from "../../src/membership/hex.js";
 import { FakeCrypto } from "../helpers/fake-crypto.js";
 import { alive, countingVerify, request, response, setup } from "./bad-input-kit.js";
-import { record } from "./sim.js";
+import { record, Sim } from "./sim.js";
 
 describe("membership under adversarial input", () => {
   it("a flood of alive messages claiming our own PKI-ID costs bounded signature checks (the sender's budget)", async () => {
@@ -581,6 +582,46 @@ describe("identity pull items padded by the peer that served them", () => {
     assert.equal(encodeEnvelope(served).length, clean.length, "served as s signed it, without the padding");
     for (const rec of [hellos, requests, digests, updates]) rec.stop();
     healthy();
+    await sim.close();
+  });
+});
+
+describe("membership logs under a member that changes its endpoint with every message", () => {
+  it("logs its updates at most once per 10 s with the count left out, and still emits every update", async () => {
+    const lines: { msg: string; suppressed?: number }[] = [];
+    const logger: Logger = {
+      debug: () => {},
+      info: (o, msg) => void lines.push({ msg, suppressed: (o as { suppressed?: number }).suppressed }),
+      warn: () => {},
+      error: () => {},
+      child: () => logger,
+    };
+    const sim = new Sim(71);
+    const t = sim.add("t", { logger });
+    const r = sim.add("r", { raw: true });
+    await sim.clock.advance(100);
+    const events: string[] = [];
+    void (async () => {
+      for await (const e of t.membership.events) if (e.member.pkiIdHex === pkiIdHex(r.comm.pkiId)) events.push(e.type);
+    })();
+    const to = { endpoint: t.endpoint, pkiId: t.comm.pkiId };
+    // 60 alive messages over 6 virtual seconds, each with another endpoint.
+    for (let i = 1; i <= 60; i++) {
+      await r.comm.send(alive(r.crypto, { seq: BigInt(i), endpoint: `r${i}:7051` }), to);
+      await sim.clock.advance(100);
+    }
+    assert.equal(events.filter((e) => e === "joined").length, 1);
+    assert.equal(events.filter((e) => e === "updated").length, 59, "every update is an event");
+    const updated = lines.filter((l) => l.msg.startsWith("Member updated"));
+    assert.equal(updated.length, 1, `${updated.length} update lines within 10 s`);
+    assert.equal(lines.filter((l) => l.msg.startsWith("Member joined")).length, 1);
+    // 10 s after the first, the next update is logged with the number left out.
+    await sim.clock.advance(5000);
+    await r.comm.send(alive(r.crypto, { seq: 61n, endpoint: "r61:7051" }), to);
+    await sim.clock.advance(100);
+    const after = lines.filter((l) => l.msg.startsWith("Member updated"));
+    assert.equal(after.length, 2);
+    assert.equal(after[1]?.suppressed, 58);
     await sim.close();
   });
 });
