@@ -54,6 +54,16 @@ export interface MembershipOptions {
   maxVerificationsPerPeerPerSecond?: number;
   /** Ours: dead members probed per reconnect round, at most. @default 64 */
   maxProbesPerReconnectRound?: number;
+  /**
+   * Ours (Fabric has no limit): an alive message whose envelope (payload,
+   * signature and secret envelope) is larger is refused as `MessageTooLarge`
+   * wherever it arrives (gossip, request, response entry). A member's alive
+   * message is kept, forwarded and repeated in every membership response, so
+   * one of tens of MiB would make every response too large to send. Fabric's
+   * are ~0.3 KiB, ~1.3 KiB while they carry the identity. Our own metadata
+   * must leave room for it. @default 65536
+   */
+  maxAliveMessageBytes?: number;
   /** Unused identities are purged after this long (hard-coded in Fabric). @default 3600000 */
   identityUsageThresholdMs?: number;
   /** Period of the unused-identity purge (hard-coded in Fabric). @default 360000 */
@@ -111,9 +121,17 @@ export function resolveMembershipConfig(o: MembershipOptions): MembershipConfig 
     maxMembershipResponseEntries: pick(o.maxMembershipResponseEntries, 10_000),
     maxVerificationsPerPeerPerSecond: pick(o.maxVerificationsPerPeerPerSecond, 200),
     maxProbesPerReconnectRound: pick(o.maxProbesPerReconnectRound, 64),
+    maxAliveMessageBytes: pick(o.maxAliveMessageBytes, 65_536),
     identityUsageThresholdMs: pick(o.identityUsageThresholdMs, 3_600_000),
     identityPurgeIntervalMs: pick(o.identityPurgeIntervalMs, 360_000),
   };
   for (const [k, v] of Object.entries(c)) if (typeof v === "number") positive(k, v);
+  // Our alive message is the metadata plus up to a few KiB (identity, endpoints, signatures): peers
+  // with the default limit would refuse it.
+  if (c.metadata.length > c.maxAliveMessageBytes - 16_384) {
+    throw new TypeError(
+      `gossip-connect: membership metadata of ${c.metadata.length} bytes leaves no room in an alive message of at most maxAliveMessageBytes (${c.maxAliveMessageBytes}) bytes`,
+    );
+  }
   return c;
 }

@@ -159,6 +159,8 @@ export class Inbox {
   /** A gossiped alive message: msgStore, validation, view, forward (§3.5). */
   private onAlive(rm: ReceivedMessage): void {
     const { store, view, adapter, clock } = this.init;
+    const tooLarge = this.tooLarge(rm.envelope);
+    if (tooLarge !== undefined) throw tooLarge;
     const a = parseAlive(rm.envelope, rm.message);
     if (a.pkiHex === this.init.selfHex) {
       this.ownPkiId(rm, a);
@@ -206,6 +208,8 @@ export class Inbox {
     const { store, view, mapper, self, selfOrg, clock } = this.init;
     const info = rm.message.content.value.selfInformation;
     if (info === undefined) throw new GossipError(ErrorCode.MalformedMessage, "Got membership request with invalid selfInfo");
+    const tooLarge = this.tooLarge(info);
+    if (tooLarge !== undefined) throw tooLarge;
     const a = parseAlive(info);
     const sender = pkiIdHex(rm.connection.pkiId);
     if (a.pkiHex !== sender) {
@@ -311,7 +315,9 @@ export class Inbox {
         return undefined;
       }
     }
-    const a = parseAliveEntry(env); // a malformed entry aborts the rest, as in Fabric; an invalid one is skipped
+    // An entry too large to keep is skipped like an invalid one (it may be the only bad entry of an honest
+    // responder that kept it before it had this limit).
+    const a = this.tooLarge(env) ?? parseAliveEntry(env); // a malformed entry aborts the rest, as in Fabric; an invalid one is skipped
     if (a instanceof GossipError) {
       this.refuse("membership_response", a, admit.rm);
       return undefined;
@@ -333,6 +339,14 @@ export class Inbox {
       return undefined;
     }
     return a;
+  }
+
+  /** `MessageTooLarge` for an alive message over `maxAliveMessageBytes` (see the option), else undefined. */
+  private tooLarge(env: Envelope): GossipError | undefined {
+    const secret = env.secretEnvelope;
+    const size = env.payload.length + env.signature.length + (secret === undefined ? 0 : secret.payload.length + secret.signature.length);
+    const max = this.init.config.maxAliveMessageBytes;
+    return size > max ? new GossipError(ErrorCode.MessageTooLarge, `alive message of ${size} bytes (at most ${max})`) : undefined;
   }
 
   /** Not ours, and newer than both the msgStore and the view hold (cheap, before cryptography). */

@@ -625,3 +625,38 @@ describe("membership logs under a member that changes its endpoint with every me
     await sim.close();
   });
 });
+
+describe("alive messages over maxAliveMessageBytes", () => {
+  it("are refused as MessageTooLarge by gossip, request and response entry; one just under the limit is taken", async () => {
+    const { sim, t, n, r, send, refused, healthy } = await setup(73);
+    const rHex = pkiIdHex(r.comm.pkiId);
+    const inView = () => t.membership.alive().some((m) => m.pkiIdHex === rHex);
+    const huge = new Uint8Array(70 * 1024);
+    await send(alive(r.crypto, { seq: 1n, endpoint: "r:7051", metadata: huge }));
+    assert.equal(refused(`alive/${ErrorCode.MessageTooLarge}`), 1);
+    assert.equal(inView(), false);
+    await send(request(alive(r.crypto, { seq: 2n, endpoint: "r:7051", metadata: huge })));
+    assert.equal(refused(`membership_request/${ErrorCode.MessageTooLarge}`), 1);
+    assert.equal(inView(), false);
+    // In a response the large entry is skipped; the entry after it is still taken.
+    const other = new FakeCrypto("Org1MSP");
+    await send(response([alive(r.crypto, { seq: 3n, endpoint: "r:7051", metadata: huge }), alive(other, { seq: 1n, endpoint: "o:7051" })]));
+    assert.equal(refused(`membership_response/${ErrorCode.MessageTooLarge}`), 1);
+    assert.equal(inView(), false);
+    assert.ok(
+      t.membership.alive().some((m) => m.pkiIdHex === pkiIdHex(other.pkiId)),
+      "the valid entry after it",
+    );
+    // 40 KiB of metadata (under 64 KiB with everything else) is an ordinary alive message.
+    await send(alive(r.crypto, { seq: 4n, endpoint: "r:7051", metadata: new Uint8Array(40 * 1024) }));
+    assert.equal(inView(), true);
+    assert.equal(n.membership.alive().length >= 1, true);
+    healthy();
+    await sim.close();
+  });
+
+  it("our own metadata must leave room in an alive message", () => {
+    const sim = new Sim(74);
+    assert.throws(() => sim.add("m", { options: { metadata: new Uint8Array(60 * 1024) } }), TypeError);
+  });
+});

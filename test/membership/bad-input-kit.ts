@@ -29,6 +29,7 @@ export interface AliveOpts {
   tag?: GossipMessage_Tag;
   /** Claim this identity's PKI-ID (and carry it), but sign with `crypto`. */
   claim?: CryptoService;
+  metadata?: Uint8Array;
 }
 
 export function alive(crypto: CryptoService, o: AliveOpts = {}): Envelope {
@@ -36,7 +37,7 @@ export function alive(crypto: CryptoService, o: AliveOpts = {}): Envelope {
   const msg = aliveMessage({
     endpoint: o.endpoint ?? "",
     pkiId: who.pkiIdOf(who.identity),
-    metadata: new Uint8Array(0),
+    metadata: o.metadata ?? new Uint8Array(0),
     timestamp: { incNum: o.inc ?? 1_000n, seqNum: o.seq ?? 1n },
     identity: o.identity === false ? undefined : who.identity,
   });
