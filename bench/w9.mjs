@@ -17,7 +17,8 @@ const fabric = { aliveMs: 5000, pullMs: 4000, propagate: 3, pull: 3 };
  * per interval and ends up connected to every other peer), so the default
  * full run stops at 200 peers; `--w9-peers=500,1000` adds larger simulations
  * (outside the 15-minute budget), `--w9-cells=sim100,tls64` selects cells,
- * `--w9-tls=2,8,1` gives the TLS cell another shape (processes, peers each, factor).
+ * `--w9-tls=2,8,1` gives the TLS cell another shape (processes, peers each, factor),
+ * `--w9-heap-mb=18000` sets the simulations' heap limit (default ~N^2 x 10 KB from 300 peers on).
  */
 export function w9Params(quick, argv = process.argv.slice(2)) {
   const opt = (name) => argv.find((x) => x.startsWith(`--${name}=`))?.slice(name.length + 3);
@@ -40,6 +41,8 @@ export function w9Params(quick, argv = process.argv.slice(2)) {
   const tlsShape = opt("w9-tls")?.split(",").map(Number);
   if (tlsShape?.length === 3 && tlsShape.every((x) => x > 0))
     P.tls = { ...(P.tls ?? { intervals: 3, maxIntervals: 12 }), procs: tlsShape[0], perProc: tlsShape[1], factor: tlsShape[2] };
+  const heapMb = Number(opt("w9-heap-mb") ?? 0);
+  for (const c of P.sim) if (heapMb > 0) c.heapMb = heapMb;
   return { ...P, cells: opt("w9-cells")?.split(",") };
 }
 
@@ -64,8 +67,10 @@ async function simCell(withWorkers, s) {
   const maxRealS = Math.max(60, Math.round((s.peers / 100) ** 2 * 40 * (s.crypto === "x509" ? 4 : 1)));
   const ms = maxRealS * 1000 + 30_000;
   // Heap grows as N^2 (~7 KB per known peer, connections included): 500 peers need ~2 GB, 1,000 ~8 GB.
-  const heapMb = Math.ceil((s.peers * s.peers * 10_000) / 2 ** 20 / 1024) * 1024 + 1024;
-  const nodeArgs = s.peers >= 300 ? ["--expose-gc", `--max-old-space-size=${heapMb}`] : ["--expose-gc"];
+  // `--w9-heap-mb=N` sets it: near its limit V8 runs mark-compacts of the whole multi-GB heap back to back
+  // (60 % of a 1,000-peer cell's CPU at 8.4 GB of ~11).
+  const heapMb = s.heapMb ?? Math.ceil((s.peers * s.peers * 10_000) / 2 ** 20 / 1024) * 1024 + 1024;
+  const nodeArgs = s.peers >= 300 || s.heapMb ? ["--expose-gc", `--max-old-space-size=${heapMb}`] : ["--expose-gc"];
   return withWorkers(
     [[`w9-sim-${s.peers}-${s.crypto}`, "membership", "sim", { peers: s.peers, crypto: s.crypto, maxRealS }, nodeArgs]],
     async ([w]) => {
