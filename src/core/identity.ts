@@ -83,7 +83,7 @@ export function pkiIdHex(pkiId: Uint8Array | undefined): string {
   // thousands of PKI-IDs, and a copy per entry cost ~300 bytes).
   const cached = hexCache.get(pkiId);
   if (cached !== undefined && hexMatches(cached, pkiId)) return cached;
-  const hex = hexOf(pkiId);
+  const hex = hexOfBytes(pkiId);
   hexCache.set(pkiId, hex);
   return hex;
 }
@@ -100,25 +100,19 @@ export function rememberPkiIdHex(pkiId: Uint8Array, hex: string): void {
   if (hexMatches(hex, pkiId)) hexCache.set(pkiId, hex);
 }
 
+let scratch = Buffer.allocUnsafeSlow(128);
+
 /**
  * Lower-case hex of `bytes`, neither cached nor looked up: for bytes that
  * live briefly (PKI-IDs parsed out of messages), where {@link pkiIdHex}'s
- * cache would cost a weak entry each. No Buffer is made around `bytes`.
+ * cache would cost a weak entry each. No Buffer is made around `bytes`, and
+ * `bytes.buffer` is not read: for a small typed array whose contents V8
+ * keeps inside the object, reading it allocates a separate ArrayBuffer for
+ * good (~200 bytes per kept PKI-ID).
  *
  * @private Internal to gossip-connect's layers.
  */
 export function hexOfBytes(bytes: Uint8Array): string {
-  return hexOf(bytes);
-}
-
-let scratch = Buffer.allocUnsafeSlow(128);
-
-/**
- * Hex of `bytes` without reading `bytes.buffer`: for a small typed array
- * whose contents V8 keeps inside the object, reading `.buffer` allocates a
- * separate ArrayBuffer for it for good (~200 bytes per kept PKI-ID).
- */
-function hexOf(bytes: Uint8Array): string {
   const n = 2 * bytes.length;
   if (scratch.length < n) scratch = Buffer.allocUnsafeSlow(n);
   for (let i = 0; i < bytes.length; i++) {
