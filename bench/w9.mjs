@@ -208,7 +208,9 @@ const scaleTargets = [1000, 5000];
  * largest simulation's heap + array buffers per known peer. CPU: N peers at
  * the largest simulation's CPU per peer per interval, grown linearly in N
  * (what Fabric's algorithm implies: ~3N alive messages per peer), a lower
- * bound; the measured exponent is printed too (CPU figures are noisy on a
+ * bound (the cost per message grows with the heap: the 1,000-peer cell run
+ * once with `--w9-heap-mb=18000` took 888 ms per peer per interval, five
+ * times this estimate); the measured exponent is printed too (CPU figures are noisy on a
  * shared machine, so it is not used). A cell needs its convergence plus two
  * intervals (settle, measure).
  */
@@ -231,7 +233,7 @@ export function w9Scale(rows) {
       const line =
         `W9sim${n} not run: from sim${lo.peers}-sim${hi.peers}, ${n} peers would need ~${fmt(heapGB, 1)} GB ` +
         `(${fmt(perKnown)} B heap + buffers x ${fmt(n * (n - 1))} known peers, N^2: each is also a connection end of the full mesh) ` +
-        `and at least ~${fmt(cpuSPerInterval)} s of CPU per virtual alive interval (${fmt(cpuPerPeer / 1000)} ms per peer, growing linearly in N as Fabric's algorithm implies; this run measured N^${measured.toFixed(2)}), ` +
+        `and at least ~${fmt(cpuSPerInterval)} s of CPU per virtual alive interval (${fmt(cpuPerPeer / 1000)} ms per peer, grown linearly in N as Fabric's algorithm implies; this run measured N^${measured.toFixed(2)}; a lower bound: the cost per message grows with the heap, and the one 1,000-peer run, bench/README, took 5 times this estimate), ` +
         `at least ~${fmt(cellMin)} min of one core for convergence + 2 intervals (budget: 2-3 min)`;
       return { peers: n, heapGB, cpuSPerInterval, cellMin, exponent, line };
     });
