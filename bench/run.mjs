@@ -859,7 +859,7 @@ function w8Floor(R) {
   if (typeof c !== "number" || typeof a !== "number") return null;
   const e = R["W8 e relay extra us/msg"];
   const f = (x) => `${x >= 0 ? "+" : ""}${x.toFixed(2)} us`;
-  const others = `${typeof e === "number" ? `grpc-go (e) ${f(e)}, ` : ""}gossip-connect (c) ${f(c)}, ${(c - a).toFixed(2)} us above raw`;
+  const others = `${typeof e === "number" ? `grpc-go (e) ${f(e)}, ` : ""}gossip-connect (c) ${f(c)}, ${Math.abs(c - a).toFixed(2)} us ${c >= a ? "above" : "below"} raw's`;
   if (a >= 1.0)
     return `W8 at Node's floor: raw node:http2 (a) alone spends ${f(a)} per relayed message over its own receive, above the goal's 1 us; ${others}.`;
   if (a >= 0.8)
