@@ -371,10 +371,12 @@ async function fanoutCell(stack, fan) {
 }
 
 /**
- * W8: relay. Peer A streams 1 KiB data messages to B, which forwards each as
- * it arrived (`comm.forward`) to C; A's sync goes through B to C, so a run
- * ends when everything reached C. Measured: deliveries/s at C and CPU per
- * relayed message on B (and per message on C).
+ * W8: relay. Peer A streams 1 KiB data messages to B, which writes each on
+ * as it arrived to C (c: `comm.forward`; a: the same gRPC-framed bytes,
+ * coalesced into 64 KiB writes; e: grpc-go's SendMsg of the received
+ * Envelope); A's sync goes through B to C, so a run ends when everything
+ * reached C. Measured: deliveries/s at C and CPU per relayed message on B
+ * (and per message on C).
  */
 async function relayCell(stack) {
   const size = 1024;
@@ -563,7 +565,7 @@ function cellsPlan() {
   for (const fan of P.fanout.peers) add("W5", ["raw", "grpc", "gossip"], (st) => fanoutCell(st, fan), `x${fan}`);
   add("W6", ["raw", "grpc", "gossip", "go"], setupCell);
   add("W7", ["raw", "grpc", "gossip", "go"], memoryCell);
-  add("W8", ["gossip"], relayCell);
+  add("W8", ["raw", "gossip", "go"], relayCell);
   // W9 (membership cost) is gossip-connect only; bench/w9.mjs plans and reports it.
   if (only.has("W9") && stackFilter.has("gossip")) plan.push(...w9Plan({ quick, withWorkers }));
   return plan;
@@ -678,7 +680,7 @@ function tableRows(W) {
     const cell = W[w]?.[st];
     if (!cell || cell.error) return null;
     try {
-      const v = f(cell);
+      const v = f(cell, st);
       return typeof v === "number" && Number.isFinite(v) ? v : null;
     } catch {
       return null;
@@ -735,6 +737,8 @@ function tableRows(W) {
   row("W8", "W8 relay 1 KiB, at C", "higher", (c) => c.median.deliveriesPerS, "deliveries/s");
   row("W8", "W8 relay CPU (B)", "lower", (c) => c.median.relayUsPerMsg, "us/msg");
   row("W8", "W8 sink CPU (C)", "lower", (c) => c.median.sinkUsPerMsg, "us/msg");
+  // B's relay CPU minus the same stack's W1 receive CPU, both from this run: what relaying adds.
+  row("W8", "W8 relay extra (B - W1 server)", "lower", (_c, st) => relayExtra(W, st), "us/msg");
   return rows;
 }
 
@@ -822,12 +826,45 @@ function flatRatios(W, rows) {
   put("W7 ack p99 c/b", rr("W7 sendWithAck to 16 p99", "us", "c/b"));
   put("W7 ack p50 c/e", rr("W7 sendWithAck to 16 p50", "us", "c/e"));
   put("W7 ack p99 c/e", rr("W7 sendWithAck to 16 p99", "us", "c/e"));
+  put("W8 a relay extra us/msg", r3(relayExtra(W, "raw")));
+  put("W8 e relay extra us/msg", r3(relayExtra(W, "go")));
+  put("W8 relay CPU c/a", rr("W8 relay CPU (B)", "us/msg", "c/a"));
+  put("W8 relay CPU c/e", rr("W8 relay CPU (B)", "us/msg", "c/e"));
+  put("W8 relay extra c/a", rr("W8 relay extra (B - W1 server)", "us/msg", "c/a"));
+  put("W8 relay extra c/e", rr("W8 relay extra (B - W1 server)", "us/msg", "c/e"));
   const relayCpu = find("W8 relay CPU (B)", "us/msg")?.values.gossip;
   const sinkCpu = find("W1 server CPU", "us/msg")?.values.gossip;
   if (typeof relayCpu === "number" && typeof sinkCpu === "number") put("W8 relay extra us/msg", r3(relayCpu - sinkCpu));
   const w8 = find("W8 relay 1 KiB, at C", "deliveries/s")?.values.gossip;
   if (typeof w8 === "number" && W.W1?.gossip?.median) put("W8 c/W1", ratio(w8, W.W1.gossip.median.msgsPerS));
   return R;
+}
+
+/** B's CPU per relayed message (W8) minus the same stack's W1 server CPU per received message; null unless both ran. */
+function relayExtra(W, stack) {
+  const relay = W.W8?.[stack]?.median?.relayUsPerMsg;
+  const sink = W.W1?.[stack]?.median?.serverUsPerMsg;
+  return typeof relay === "number" && typeof sink === "number" ? relay - sink : null;
+}
+
+/**
+ * One line on where W8's goal stands against Node's floor: what relaying
+ * adds on raw node:http2 (a), whose relay is the least a Node stack can do
+ * (no decoding, 64 KiB writes), next to grpc-go (e) and gossip-connect (c).
+ * Null unless c and a both have a relay extra in this run.
+ */
+function w8Floor(R) {
+  const c = R["W8 relay extra us/msg"];
+  const a = R["W8 a relay extra us/msg"];
+  if (typeof c !== "number" || typeof a !== "number") return null;
+  const e = R["W8 e relay extra us/msg"];
+  const f = (x) => `${x >= 0 ? "+" : ""}${x.toFixed(2)} us`;
+  const others = `${typeof e === "number" ? `grpc-go (e) ${f(e)}, ` : ""}gossip-connect (c) ${f(c)}, ${Math.abs(c - a).toFixed(2)} us ${c >= a ? "above" : "below"} raw's`;
+  if (a >= 1.0)
+    return `W8 at Node's floor: raw node:http2 (a) alone spends ${f(a)} per relayed message over its own receive, above the goal's 1 us; ${others}.`;
+  if (a >= 0.8)
+    return `W8 near Node's floor: raw node:http2 (a) alone spends ${f(a)} per relayed message over its own receive, leaving ${(1 - a).toFixed(2)} us of the goal's 1 us; ${others}.`;
+  return `W8 not at Node's floor: raw node:http2 (a) spends ${f(a)} per relayed message over its own receive, under the goal's 1 us; ${others}.`;
 }
 
 /** The issue's goals, checked against the ratios (informative; nothing fails on them). */
@@ -908,6 +945,8 @@ function markdown(result) {
     "|---|---|---|---:|---|",
     ...G.map((g) => `| ${g.goal} | ${g.key} | ${g.target} | ${g.value ?? "-"} | ${g.pass === null ? "-" : g.pass ? "yes" : "no"} |`),
     "",
+    result.w8Floor ?? "",
+    "",
   ];
   if (result.w9) lines.push(result.w9.markdown);
   if (result.errors.length > 0) lines.push("## Errors", "", ...result.errors.map((e) => `- ${e.cell}: ${e.error.split("\n")[0]}`), "");
@@ -975,6 +1014,7 @@ async function main() {
     params: P,
     ratios: R,
     goals: G,
+    w8Floor: w8Floor(R),
     rows,
     workloads: W,
     errors,
@@ -1003,6 +1043,7 @@ async function main() {
   console.log(
     `goals met: ${G.filter((g) => g.pass).length}/${G.filter((g) => g.pass !== null).length}${unmet.length ? `; not met: ${unmet.join("; ")}` : ""}`,
   );
+  if (result.w8Floor) console.log(result.w8Floor);
   if (result.profile) console.log(`\n${result.profile}`);
   const json = JSON.stringify(result, null, 2);
   writeFileSync(path.join(resultsDir, `${stamp}.json`), json);

@@ -55,6 +55,9 @@ type goServer struct {
 	mu    sync.Mutex
 	calls map[uint64]chan []byte
 	acks  *replyRouter
+
+	// Relay mode (W8): the stream to C every received Envelope is sent on (set by relayTo).
+	relay atomic.Pointer[conn]
 }
 
 func startServer(init *initConfig, mode string) (*goServer, error) {
@@ -75,10 +78,12 @@ func startServer(init *initConfig, mode string) (*goServer, error) {
 }
 
 // serve is one GossipStream: every Envelope is decoded; data is counted (and
-// echoed in echo mode), an `empty` is answered with itself (a hub registers
-// the stream of a hello), an ack goes to the hub's waiters.
+// echoed in echo mode, or sent on to C in relay mode), an `empty` is answered
+// with itself (a hub registers the stream of a hello; a relay sends it on and
+// answers once C answered it), an ack goes to the hub's waiters.
 func (s *goServer) serve(st grpc.ServerStream) error {
 	var queue chan []byte
+	relay := s.relay.Load()
 	for {
 		var b []byte
 		if err := st.RecvMsg(&b); err != nil {
@@ -91,12 +96,34 @@ func (s *goServer) serve(st grpc.ServerStream) error {
 		switch m.content {
 		case contentData:
 			s.received.Add(1)
-			if s.mode == "echo" {
+			if relay != nil {
+				// The received Envelope, as received, on C's stream: grpc-go
+				// frames it and its loopy writer batches the writes.
+				if err := relay.send(b); err != nil {
+					return err
+				}
+			} else if s.mode == "echo" {
 				if err := st.SendMsg(dataEnvelope(m.nonce, m.data)); err != nil {
 					return nil
 				}
 			}
 		case contentEmpty:
+			if relay != nil {
+				// A's sync: answered only once C answered it, so that A's run
+				// ends when everything reached C (every earlier message is
+				// already on C's stream, in order).
+				reply := relay.router.expect(m.nonce, 1)
+				if err := relay.send(b); err != nil {
+					return err
+				}
+				if err := waitFor(reply, callTimeout, "relayed sync"); err != nil {
+					return err
+				}
+				if err := st.SendMsg(b); err != nil {
+					return nil
+				}
+				continue
+			}
 			if queue != nil {
 				queue <- b
 				continue
@@ -157,6 +184,23 @@ func serverRole(init *initConfig) (*spec, error) {
 		info: map[string]string{"endpoint": s.endpoint, "pkiId": ""},
 		handlers: map[string]handler{
 			"received": func(args) (interface{}, error) { return s.received.Load(), nil },
+			"relayTo": func(a args) (interface{}, error) {
+				// Connect first (one sync answered by the target), then relay.
+				creds, err := clientCreds(init, "go-relay", 1)
+				if err != nil {
+					return nil, err
+				}
+				c, err := openConn(a.str("endpoint"), creds[0], nil)
+				if err != nil {
+					return nil, err
+				}
+				if err := c.roundTrip(syncBase - 1); err != nil {
+					c.close()
+					return nil, err
+				}
+				s.relay.Store(c)
+				return true, nil
+			},
 			"waitConns": func(a args) (interface{}, error) {
 				n := int(a.num("n"))
 				end := time.Now().Add(time.Duration(a.num("seconds", 60) * float64(time.Second)))

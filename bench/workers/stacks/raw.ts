@@ -106,12 +106,92 @@ interface RawServer {
   readonly server: http2.Http2Server | http2.Http2SecureServer;
   endpoint: string;
   received: number;
+  /** W8: where a relay writes every message on (set by its `relayTo` call). */
+  relay?: RawRelay;
+}
+
+function flushRelay(relay: RawRelay): void {
+  relay.flush();
+}
+
+/**
+ * W8's relay B on stack a: every message received is copied, framed exactly
+ * as it arrived (the same gRPC-framed bytes), into 64 KiB buffers written to
+ * C on one stream, the way stack a's sender coalesces W1. A buffer goes out
+ * when it is full or at the end of the event loop's turn (setImmediate), so
+ * that what one turn's reads brought leaves in as few writes as possible.
+ * While C's stream is full, the streams it relays from are paused, so that
+ * HTTP/2 flow control pushes back on A.
+ */
+class RawRelay {
+  private buf = Buffer.allocUnsafe(COALESCE_BYTES);
+  private at = 0;
+  private scheduled = false;
+  private readonly sources = new Set<http2.ServerHttp2Stream>();
+  private paused = false;
+
+  constructor(readonly conn: RawConn) {
+    conn.stream.on("drain", () => {
+      this.paused = false;
+      for (const s of this.sources) if (!s.destroyed) s.resume();
+    });
+  }
+
+  /** Writes `message` (a gRPC message without its 5-byte header) on to C. */
+  forward(message: Buffer, from: http2.ServerHttp2Stream): void {
+    this.sources.add(from);
+    const size = 5 + message.length;
+    if (this.at + size > COALESCE_BYTES) this.flush();
+    if (size > COALESCE_BYTES) {
+      this.write(frame(message));
+      return;
+    }
+    const buf = this.buf;
+    buf[this.at] = 0;
+    buf.writeUInt32BE(message.length, this.at + 1);
+    message.copy(buf, this.at + 5);
+    this.at += size;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(flushRelay, this);
+    }
+  }
+
+  /**
+   * A sync from A: forwarded in order behind the data before it, and
+   * answered to A once C answered it, so that A's run ends only when
+   * everything reached C.
+   */
+  sync(message: Buffer, nonce: number, from: http2.ServerHttp2Stream): void {
+    const answer = frame(message);
+    void this.conn.router.expect(nonce).then(() => {
+      if (!from.destroyed) from.write(answer);
+    });
+    this.forward(message, from);
+  }
+
+  flush(): void {
+    this.scheduled = false;
+    if (this.at === 0) return;
+    const chunk = this.buf.subarray(0, this.at);
+    this.buf = Buffer.allocUnsafe(COALESCE_BYTES);
+    this.at = 0;
+    this.write(chunk);
+  }
+
+  private write(chunk: Buffer): void {
+    if (this.conn.stream.write(chunk) || this.paused) return;
+    this.paused = true;
+    for (const s of this.sources) s.pause();
+  }
 }
 
 /**
  * A raw Gossip server. Modes: `sink` counts data messages, `echo` answers
- * each, `hub` (W7) also records hello'd streams and routes acks. Every mode
- * answers sync messages and Ping.
+ * each, `hub` (W7) also records hello'd streams and routes acks, `relay` (W8)
+ * writes every message on to the peer given by `relayTo` (see RawRelay).
+ * Every mode answers sync messages (a relay once its target answered them)
+ * and Ping.
  */
 async function startServer(
   init: Init,
@@ -158,13 +238,16 @@ async function startServer(
     const out: Buffer[] = [];
     const reader = new FrameReader((message) => {
       if (!pb && message.length >= CONTROL_FRAME_MAX) {
-        // raw: a data message; only counted (or echoed).
+        // raw: a data message; only counted (or echoed, or relayed).
         state.received++;
         if (mode === "echo") out.push(frame(message));
+        else state.relay?.forward(message, stream);
         return;
       }
       const { nonce, content } = codec.read(message);
-      if (content === CONTENT_DATA) {
+      if (content === CONTENT_EMPTY && state.relay !== undefined) {
+        state.relay.sync(message, nonce, stream);
+      } else if (content === CONTENT_DATA) {
         state.received++;
         if (mode === "echo") out.push(codec.echo(message));
       } else if (content === CONTENT_EMPTY) {
@@ -231,6 +314,13 @@ export async function rawServer(init: Init): Promise<WorkerSpec> {
     info: { endpoint: s.endpoint, pkiId: "" },
     handlers: {
       received: () => s.received,
+      relayTo: async (a) => {
+        // Connect first (one sync answered by the target), then relay.
+        const conn = await RawConn.open(init, a.str("endpoint"), clientCertOf(init, "raw-relay"));
+        await conn.roundTrip(SYNC_BASE - 1);
+        s.relay = new RawRelay(conn);
+        return true;
+      },
       waitConns: async (a) => {
         const n = a.num("n");
         const end = now() + a.num("seconds", 60) * 1000;
