@@ -54,6 +54,13 @@ describe("plugin: membership option", () => {
     await eventually(() => ma.dead().some((m) => m.pkiIdHex === mb.self.pkiIdHex), 10_000, "a presumes b dead");
   });
 
+  it("refuses a bad membership option when registered: Fastify only logs an onListen error, which left gossipMembership null", async () => {
+    const refused = (pattern: RegExp) => (e: Error) => e instanceof TypeError && pattern.test(e.message);
+    await assert.rejects(peer({ plugin: { membership: { aliveTimeIntervalMs: Number.NaN } } }), refused(/aliveTimeIntervalMs/));
+    await assert.rejects(peer({ plugin: { membership: { ...fast, internalEndpoint: "peer0" } } }), refused(/peer0/));
+    await assert.rejects(peer({ plugin: { membership: { ...fast, metadata: new Uint8Array(70_000) } } }), TypeError);
+  });
+
   it("refuses membership with a comm of its own but no crypto; honours an explicit internal endpoint", async () => {
     const mspId = "Org1MSP";
     const material = createPeerMaterial({ mspId, ca: caFor(mspId) });
