@@ -150,6 +150,8 @@ function validate(fastify: FastifyInstance, opts: GossipPluginOptions): void {
  */
 const plugin: FastifyPluginAsync<GossipPluginOptions> = async (fastify, opts) => {
   validate(fastify, opts);
+  /** For the comm and the membership, which bind their own `component` (pino would print two). */
+  const baseLog: Logger = opts.logger ?? fastify.log;
   const log: Logger = opts.logger ?? fastify.log.child({ component: "gossip" });
   const metricsOpt = opts.metrics ?? false;
   const prom = metricsOpt === false ? undefined : new PrometheusMetrics(metricsOpt === true ? undefined : metricsOpt.registry);
@@ -165,7 +167,7 @@ const plugin: FastifyPluginAsync<GossipPluginOptions> = async (fastify, opts) =>
       dialer: new PeerDialer({ tls: opts.clientTls, options: opts.options }),
       options: opts.options,
       metrics: prom ?? noopMetrics,
-      logger: log,
+      logger: baseLog,
     });
   }
   prom?.bind(comm, http2Config);
@@ -216,7 +218,7 @@ const plugin: FastifyPluginAsync<GossipPluginOptions> = async (fastify, opts) =>
         crypto: crypto as CryptoService,
         options: { ...membershipOpts, internalEndpoint: membershipOpts.internalEndpoint ?? listenEndpoint(fastify) },
         metrics: membershipMetrics,
-        logger: log,
+        logger: baseLog,
       });
       fastify.gossipMembership = membership;
     });
