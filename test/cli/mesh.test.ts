@@ -130,6 +130,10 @@ describe("mesh", () => {
     const usage = await cli(["mesh", "--peers", "1"], { env: env() });
     assert.equal(usage.code, 2);
     assert.match(oneErrorLine(usage.stderr), /--peers must be an integer from 2 to 16/);
+    // The example in the fix is a sensible value, not the range's minimum (port 1 needs root).
+    const badPort = await cli(["mesh", "--base-port", "70000"], { env: env() });
+    assert.equal(badPort.code, 2);
+    assert.match(oneErrorLine(badPort.stderr), /fix: write for example --base-port 7051$/);
 
     const holder = await holdPort();
     try {

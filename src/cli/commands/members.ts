@@ -111,7 +111,7 @@ export const membersCommand: Command = {
     const external = v["external-endpoint"] !== undefined ? parseHostPort("--external-endpoint", v["external-endpoint"]).endpoint : "";
     const internal =
       v["internal-endpoint"] !== undefined ? parseHostPort("--internal-endpoint", v["internal-endpoint"]).endpoint : external || nowhere;
-    const timeoutMs = v.timeout !== undefined ? parseInteger("--timeout", v.timeout, 1, 600_000) : defaultTimeoutMs;
+    const timeoutMs = v.timeout !== undefined ? parseInteger("--timeout", v.timeout, 1, 600_000, defaultTimeoutMs) : defaultTimeoutMs;
     const setup = dialSetup(v, "members");
     const crypto = new X509CryptoService(setup.security.identity);
     const comm = dialComm(setup, {}, crypto);

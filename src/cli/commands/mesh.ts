@@ -149,10 +149,10 @@ export const meshCommand: Command = {
       process.stdout.write(`${usage}\n`);
       return 0;
     }
-    const n = v.peers !== undefined ? parseInteger("--peers", v.peers, 2, 16) : 4;
-    const durationS = v.duration !== undefined ? parseInteger("--duration", v.duration, 1, 86_400) : undefined;
-    const rate = v.rate !== undefined ? parseInteger("--rate", v.rate, 1, 50) : 5;
-    const basePort = v["base-port"] !== undefined ? parseInteger("--base-port", v["base-port"], 1, 65535 - n + 1) : undefined;
+    const n = v.peers !== undefined ? parseInteger("--peers", v.peers, 2, 16, 4) : 4;
+    const durationS = v.duration !== undefined ? parseInteger("--duration", v.duration, 1, 86_400, 12) : undefined;
+    const rate = v.rate !== undefined ? parseInteger("--rate", v.rate, 1, 50, 5) : 5;
+    const basePort = v["base-port"] !== undefined ? parseInteger("--base-port", v["base-port"], 1, 65535 - n + 1, 7051) : undefined;
     const churn = !v["no-churn"];
     const tty = process.stdout.isTTY === true;
     // A reader that goes away (`npm start | head`) stops the mesh like a signal, instead of crashing it.

@@ -62,7 +62,7 @@ export const pingCommand: Command = {
     }
     const url = positionals[0] as string;
     const { endpoint, tls } = parseTarget(url, v["no-tls"]);
-    const timeoutMs = v.timeout !== undefined ? parseInteger("--timeout", v.timeout, 1, 600_000) : undefined;
+    const timeoutMs = v.timeout !== undefined ? parseInteger("--timeout", v.timeout, 1, 600_000, 3000) : undefined;
     const setup = dialSetup({ ...v, "no-tls": !tls });
     const out = processOutput(v.json);
     const ctx = {
