@@ -141,11 +141,14 @@ export function parseNonce(value: string): bigint {
   return n;
 }
 
-/** Parses an integer flag within [min, max]. */
-export function parseInteger(flag: string, value: string, min: number, max: number): number {
+/** Parses an integer flag within [min, max]; a usage error suggests `example` (a sensible value; the minimum by default). */
+export function parseInteger(flag: string, value: string, min: number, max: number, example = min): number {
   const n = /^\d+$/.test(value) ? Number(value) : Number.NaN;
   if (!Number.isSafeInteger(n) || n < min || n > max) {
-    throw usageError(`${flag} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`, `write for example ${flag} ${min}`);
+    throw usageError(
+      `${flag} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`,
+      `write for example ${flag} ${example}`,
+    );
   }
   return n;
 }

@@ -16,7 +16,7 @@ import { Gossip } from "../gen/gossip/message_pb.js";
 import { http2OptionKeys, type PeerOptions, resolveHttp2Config } from "../grpc/config.js";
 import { gossipStreamPath, pingPath } from "../grpc/service.js";
 import { encodeGrpcMessage, GrpcStatus, grpcContentType, isGrpcProtoContentType } from "../grpc/status.js";
-import { Membership, type MembershipOptions } from "../membership/index.js";
+import { Membership, type MembershipOptions, resolveMembershipConfig } from "../membership/index.js";
 import { PrometheusMembershipMetrics } from "../metrics/membership-prometheus.js";
 import { PrometheusMetrics } from "../metrics/prometheus.js";
 import { Http2Refusal, statusTrailers } from "./errors.js";
@@ -111,6 +111,12 @@ function validate(fastify: FastifyInstance, opts: GossipPluginOptions): void {
   if (opts.membership !== undefined && opts.comm !== undefined && opts.crypto === undefined) {
     throw new TypeError("gossip-connect: membership with comm needs crypto too (the crypto service that comm was built with)");
   }
+  if (opts.membership !== undefined) {
+    // Checked now, not only when the membership is created: Fastify logs an onListen hook's error
+    // and listens anyway, so a bad option would leave gossipMembership null without a word. The
+    // listen address, unknown yet, stands in for a missing internal endpoint.
+    resolveMembershipConfig({ ...opts.membership, internalEndpoint: opts.membership.internalEndpoint ?? "127.0.0.1:7051" });
+  }
   if (opts.comm !== undefined) {
     const commKeys = Object.keys(opts.options ?? {}).filter((k) => !(http2OptionKeys as readonly string[]).includes(k));
     if (commKeys.length > 0 || opts.clientTls !== undefined) {
@@ -144,6 +150,8 @@ function validate(fastify: FastifyInstance, opts: GossipPluginOptions): void {
  */
 const plugin: FastifyPluginAsync<GossipPluginOptions> = async (fastify, opts) => {
   validate(fastify, opts);
+  /** For the comm and the membership, which bind their own `component` (pino would print two). */
+  const baseLog: Logger = opts.logger ?? fastify.log;
   const log: Logger = opts.logger ?? fastify.log.child({ component: "gossip" });
   const metricsOpt = opts.metrics ?? false;
   const prom = metricsOpt === false ? undefined : new PrometheusMetrics(metricsOpt === true ? undefined : metricsOpt.registry);
@@ -159,7 +167,7 @@ const plugin: FastifyPluginAsync<GossipPluginOptions> = async (fastify, opts) =>
       dialer: new PeerDialer({ tls: opts.clientTls, options: opts.options }),
       options: opts.options,
       metrics: prom ?? noopMetrics,
-      logger: log,
+      logger: baseLog,
     });
   }
   prom?.bind(comm, http2Config);
@@ -210,7 +218,7 @@ const plugin: FastifyPluginAsync<GossipPluginOptions> = async (fastify, opts) =>
         crypto: crypto as CryptoService,
         options: { ...membershipOpts, internalEndpoint: membershipOpts.internalEndpoint ?? listenEndpoint(fastify) },
         metrics: membershipMetrics,
-        logger: log,
+        logger: baseLog,
       });
       fastify.gossipMembership = membership;
     });

@@ -10,7 +10,7 @@ import { createPeerMaterial } from "../../src/pki/certificates.js";
 import { fastForeignDiscovery, startForeignDiscovery } from "../helpers/foreign.js";
 import type { ForeignDiscoveryOptions, ForeignDiscoveryPeer } from "../helpers/foreign-discovery-peer.js";
 import { caFor } from "../helpers/peers.js";
-import { cli, oneErrorLine, tempDir } from "./cli-helpers.js";
+import { cli, oneErrorLine, serve, tempDir } from "./cli-helpers.js";
 
 /** Short intervals; no identity in alive messages, so entries need the identity pull. */
 const fast: ForeignDiscoveryOptions = {
@@ -159,6 +159,21 @@ describe("members", () => {
     assert.equal(r.code, 1, r.stdout);
     assert.match(oneErrorLine(r.stderr), /closed the connection without answering our MembershipRequest.*--external-endpoint/);
     assert.equal(f1.stats.requestsRefused, refusedBefore + 1);
+  });
+
+  it("a gossip-connect peer that does not trust our CA: exit 1 naming the refusal and --trust-ca, not --external-endpoint", async () => {
+    const peer = await serve(["--identity", org1Dir]);
+    try {
+      const r = await cli(["members", peer.endpoint, "--identity", org2Dir, "--trust-ca", org1Ca, "--timeout", "600000"], {
+        timeoutMs: 60_000,
+      });
+      assert.equal(r.code, 1, r.stdout);
+      const line = oneErrorLine(r.stderr);
+      assert.match(line, /MSP "Org2MSP" is not trusted; fix: .*--trust-ca/);
+      assert.doesNotMatch(line, /--external-endpoint/);
+    } finally {
+      await peer.peer.stop("SIGKILL");
+    }
   });
 
   it("another org with --external-endpoint: its own org's members and ours with external endpoints, no internal endpoints", async () => {

@@ -108,10 +108,32 @@ describe("mesh", () => {
     assert.deepEqual(leftovers(), []);
   });
 
+  it("a signal during setup (certificates, servers) stops it too: temporary folder removed, exit 0", async () => {
+    const mesh = start(["mesh", "--peers", "16"], env());
+    running.push(mesh);
+    // The folder is made first, then the CA, 17 identities and 16 servers: signal as soon as it appears.
+    for (let i = 0; i < 3000 && leftovers().length === 0 && mesh.proc.exitCode === null; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.equal(leftovers().length, 1, `no temporary folder appeared; stderr: ${mesh.stderr}`);
+    const { code, signal, tookMs } = await mesh.stop("SIGTERM");
+    assert.deepEqual({ code, signal }, { code: 0, signal: null }, mesh.stderr);
+    assert.ok(tookMs < 5000, `took ${tookMs} ms`);
+    assert.deepEqual(leftovers(), []);
+    assert.ok(
+      mesh.lines.some((l) => /^mesh stopped by SIGTERM while starting; temporary folder .* removed$/.test(l)),
+      mesh.lines.join("\n"),
+    );
+  });
+
   it("bad input: --peers 1 exits 2; a --base-port in use exits 1 and leaves no temporary folder", async () => {
     const usage = await cli(["mesh", "--peers", "1"], { env: env() });
     assert.equal(usage.code, 2);
     assert.match(oneErrorLine(usage.stderr), /--peers must be an integer from 2 to 16/);
+    // The example in the fix is a sensible value, not the range's minimum (port 1 needs root).
+    const badPort = await cli(["mesh", "--base-port", "70000"], { env: env() });
+    assert.equal(badPort.code, 2);
+    assert.match(oneErrorLine(badPort.stderr), /fix: write for example --base-port 7051$/);
 
     const holder = await holdPort();
     try {

@@ -25,10 +25,11 @@ const json = (stdout: string): Record<string, unknown> => JSON.parse(stdout.trim
 
 describe("ping", () => {
   it("answers over TLS (trusting the CA) and h2c (http:// or --no-tls); prints the server certificate subject", async () => {
-    const [tls, h2c, bare] = await Promise.all([
+    const [tls, h2c, bare, barePath] = await Promise.all([
       cli(["ping", `https://${acking.endpoint}`, "--trust-ca", ids.org1Ca, "--json"]),
       cli(["ping", `http://${dev.endpoint}/gossip.Gossip/Ping`]),
       cli(["ping", dev.endpoint, "--no-tls", "--json"]),
+      cli(["ping", `${dev.endpoint}/gossip.Gossip/Ping`, "--no-tls"]),
     ]);
     assert.equal(tls.code, 0, tls.stderr);
     const r = json(tls.stdout);
@@ -40,6 +41,7 @@ describe("ping", () => {
     assert.match(h2c.stdout, /^pong\n/);
     assert.equal(bare.code, 0, bare.stderr);
     assert.equal(json(bare.stdout).tls, false);
+    assert.equal(barePath.code, 0, `HOST:PORT takes the Ping path too, as the help says: ${barePath.stderr}`);
   });
 
   it("fails with exit 1 and a fix: untrusted TLS, h2c against TLS, nobody listening; exit 2 for a bad URL", async () => {

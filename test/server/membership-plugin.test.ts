@@ -2,7 +2,9 @@
 // server listens (internal endpoint = listen address), counts Prometheus
 // metrics in the comm's registry, and stops before the comm on close.
 import assert from "node:assert/strict";
+import { Writable } from "node:stream";
 import { describe, it } from "node:test";
+import { pino } from "pino";
 import { PeerDialer } from "../../src/client/dialer.js";
 import { Comm } from "../../src/core/comm.js";
 import { X509CryptoService } from "../../src/core/x509-crypto.js";
@@ -52,6 +54,50 @@ describe("plugin: membership option", () => {
     await b.close();
     assert.deepEqual(mb.alive(), [], "a stopped membership holds no view");
     await eventually(() => ma.dead().some((m) => m.pkiIdHex === mb.self.pkiIdHex), 10_000, "a presumes b dead");
+  });
+
+  it("refuses a bad membership option when registered: Fastify only logs an onListen error, which left gossipMembership null", async () => {
+    const refused = (pattern: RegExp) => (e: Error) => e instanceof TypeError && pattern.test(e.message);
+    await assert.rejects(peer({ plugin: { membership: { aliveTimeIntervalMs: Number.NaN } } }), refused(/aliveTimeIntervalMs/));
+    await assert.rejects(peer({ plugin: { membership: { ...fast, internalEndpoint: "peer0" } } }), refused(/peer0/));
+    await assert.rejects(peer({ plugin: { membership: { ...fast, metadata: new Uint8Array(70_000) } } }), TypeError);
+  });
+
+  it("logs through Fastify's logger with one component per line (the comm's, the membership's), never two", async () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(
+          ...chunk
+            .toString("utf8")
+            .split("\n")
+            .filter((l) => l !== ""),
+        );
+        done();
+      },
+    });
+    const mspId = "Org1MSP";
+    const material = createPeerMaterial({ mspId, ca: caFor(mspId) });
+    const app = await createGossipServer({
+      identity: {
+        mspId,
+        certificate: material.identity.certPem,
+        privateKey: material.identity.keyPem,
+        trustedRoots: { [mspId]: [caFor(mspId).certPem] },
+      },
+      membership: fast,
+      loggerInstance: pino({ level: "warn" }, sink),
+    });
+    try {
+      await app.listen({ host: "127.0.0.1", port: 0 });
+      // Without an external endpoint, the membership warns at start (as Fabric does).
+      await eventually(() => lines.some((l) => l.includes("External endpoint is empty")), 5000, "the membership's warning");
+    } finally {
+      await app.close();
+    }
+    for (const l of lines) assert.ok((l.match(/"component":/g) ?? []).length <= 1, l);
+    const warning = JSON.parse(lines.find((l) => l.includes("External endpoint is empty")) as string) as Record<string, unknown>;
+    assert.equal(warning.component, "gossip.discovery");
   });
 
   it("refuses membership with a comm of its own but no crypto; honours an explicit internal endpoint", async () => {

@@ -1,6 +1,7 @@
 /** `gossip-connect members HOST:PORT`: a peer's membership view, through Fabric's MembershipRequest. */
 import { randomBytes } from "node:crypto";
 import type { Comm } from "../../core/comm.js";
+import { authenticationCodes, type GossipError } from "../../core/errors.js";
 import { type PeerIdentity, type PkiId, pkiIdHex, type RemotePeer } from "../../core/identity.js";
 import type { ReceivedMessage } from "../../core/received-message.js";
 import { X509CryptoService } from "../../core/x509-crypto.js";
@@ -84,13 +85,13 @@ const options = {
 } as const;
 
 /** Resolves when the connection to `remote` closes (the peer refusing to answer closes it). */
-function closedBy(comm: Comm, remote: string): { closed: Promise<void>; stop: () => void } {
+function closedBy(comm: Comm, remote: string): { closed: Promise<GossipError | undefined>; stop: () => void } {
   const it = comm.connectionEvents[Symbol.asyncIterator]();
   const closed = (async () => {
     for (;;) {
       const r = await it.next();
-      if (r.done) return new Promise<void>(() => {}); // the comm stopped: never a refusal
-      if (r.value.type === "disconnected" && pkiIdHex(r.value.connection.pkiId) === remote) return;
+      if (r.done) return new Promise<never>(() => {}); // the comm stopped: never a refusal
+      if (r.value.type === "disconnected" && pkiIdHex(r.value.connection.pkiId) === remote) return r.value.error;
     }
   })();
   return { closed, stop: () => void it.return?.() };
@@ -110,7 +111,7 @@ export const membersCommand: Command = {
     const external = v["external-endpoint"] !== undefined ? parseHostPort("--external-endpoint", v["external-endpoint"]).endpoint : "";
     const internal =
       v["internal-endpoint"] !== undefined ? parseHostPort("--internal-endpoint", v["internal-endpoint"]).endpoint : external || nowhere;
-    const timeoutMs = v.timeout !== undefined ? parseInteger("--timeout", v.timeout, 1, 600_000) : defaultTimeoutMs;
+    const timeoutMs = v.timeout !== undefined ? parseInteger("--timeout", v.timeout, 1, 600_000, defaultTimeoutMs) : defaultTimeoutMs;
     const setup = dialSetup(v, "members");
     const crypto = new X509CryptoService(setup.security.identity);
     const comm = dialComm(setup, {}, crypto);
@@ -138,8 +139,10 @@ export const membersCommand: Command = {
       const watch = closedBy(comm, remoteHex);
       let answer: ReceivedMessage | undefined;
       let closed = false;
-      void watch.closed.then(() => {
+      let closedWith: GossipError | undefined;
+      void watch.closed.then((error) => {
         closed = true;
+        closedWith = error;
       });
       try {
         await comm.send(request, peer);
@@ -149,6 +152,9 @@ export const membersCommand: Command = {
         watch.stop();
       }
       if (answer?.message.content.case !== "memRes") {
+        // A gossip-connect peer says in its status that it refused our identity: that is the cause
+        // then, not the disclosure policy (a Fabric peer's status carries no gossip code).
+        if (closedWith?.remoteCode !== undefined && authenticationCodes.has(closedWith.remoteCode)) throw explain(closedWith, ctx);
         const crossOrg = !sameOrg && external === "";
         const what = closed
           ? "closed the connection without answering our MembershipRequest"

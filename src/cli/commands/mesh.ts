@@ -149,10 +149,10 @@ export const meshCommand: Command = {
       process.stdout.write(`${usage}\n`);
       return 0;
     }
-    const n = v.peers !== undefined ? parseInteger("--peers", v.peers, 2, 16) : 4;
-    const durationS = v.duration !== undefined ? parseInteger("--duration", v.duration, 1, 86_400) : undefined;
-    const rate = v.rate !== undefined ? parseInteger("--rate", v.rate, 1, 50) : 5;
-    const basePort = v["base-port"] !== undefined ? parseInteger("--base-port", v["base-port"], 1, 65535 - n + 1) : undefined;
+    const n = v.peers !== undefined ? parseInteger("--peers", v.peers, 2, 16, 4) : 4;
+    const durationS = v.duration !== undefined ? parseInteger("--duration", v.duration, 1, 86_400, 12) : undefined;
+    const rate = v.rate !== undefined ? parseInteger("--rate", v.rate, 1, 50, 5) : 5;
+    const basePort = v["base-port"] !== undefined ? parseInteger("--base-port", v["base-port"], 1, 65535 - n + 1, 7051) : undefined;
     const churn = !v["no-churn"];
     const tty = process.stdout.isTTY === true;
     // A reader that goes away (`npm start | head`) stops the mesh like a signal, instead of crashing it.
@@ -177,6 +177,18 @@ export const meshCommand: Command = {
     };
     // Last resort: whatever ends the process, the temporary folder goes.
     process.once("exit", removeDir);
+    // A signal kills a process that has no handler, and "exit" does not run then: from now on, one
+    // (even during setup) ends the run through stopAll. Ctrl-C reaches both npm and us, and npm
+    // forwards it: the stop already in progress is bounded by closeBudgetMs, so later ones are ignored.
+    let signalled: NodeJS.Signals | undefined;
+    let onSignalled: ((signal: NodeJS.Signals) => void) | undefined;
+    const catchSignal = (signal: NodeJS.Signals) => {
+      if (signalled !== undefined) return;
+      signalled = signal;
+      onSignalled?.(signal);
+    };
+    process.on("SIGINT", catchSignal);
+    process.on("SIGTERM", catchSignal);
 
     const peers: MeshPeer[] = [];
     const timers: NodeJS.Timeout[] = [];
@@ -198,10 +210,6 @@ export const meshCommand: Command = {
       })();
       return stopping;
     };
-    // A second signal is common (Ctrl-C reaches both npm and us, and npm forwards it): the stop
-    // already in progress is bounded by closeBudgetMs, so later signals are ignored.
-    const ignoreSignal = () => {};
-
     try {
       // Identities: one throwaway CA; one identity per peer; an operator identity for curl and the CLI.
       const ca = createCa({ commonName: "gossip-connect mesh CA", organization: mspId });
@@ -278,7 +286,7 @@ export const meshCommand: Command = {
           }
         })();
       };
-      for (let i = 0; i < n; i++) {
+      for (let i = 0; i < n && signalled === undefined; i++) {
         const name = `peer${i + 1}`;
         const material = createPeerMaterial({ mspId, ca, commonName: `${name}.org1msp` });
         const pkiId = identityOf(material).pkiId;
@@ -295,6 +303,14 @@ export const meshCommand: Command = {
         };
         peers.push(p);
         await launch(p, basePort !== undefined ? basePort + i : 0);
+        // Setup is CPU work and promptly settled promises: without a turn of the event loop, a
+        // signal would wait for every peer to start.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+      if (signalled !== undefined) {
+        await stopAll();
+        write(`mesh stopped by ${signalled} while starting; temporary folder ${dir} removed\n`);
+        return 0;
       }
       started = Date.now();
       launched = true;
@@ -427,13 +443,9 @@ export const meshCommand: Command = {
       const reason = await new Promise<"duration" | "stdout closed" | NodeJS.Signals>((resolve) => {
         stdoutGone = () => resolve("stdout closed");
         if (stdoutClosed) stdoutGone();
-        const onSignal = (signal: NodeJS.Signals) => resolve(signal);
-        process.once("SIGINT", onSignal);
-        process.once("SIGTERM", onSignal);
+        onSignalled = resolve;
         if (durationS !== undefined) timers.push(setTimeout(() => resolve("duration"), durationS * 1000));
       });
-      process.on("SIGINT", ignoreSignal);
-      process.on("SIGTERM", ignoreSignal);
       const elapsedS = (Date.now() - started) / 1000;
       const finalTotals = totals();
       const finalStats = peers.map((p) => statsOf(p));
@@ -515,6 +527,7 @@ export const meshCommand: Command = {
     } finally {
       await stopAll();
       process.off("exit", removeDir);
+      // catchSignal stays: a late second Ctrl-C must not kill the exit with the summary half-written.
     }
   },
 };

@@ -37,7 +37,11 @@ const options = { ...dialOptions, identity: { type: "string" }, timeout: { type:
 /** Parses ping's URL argument into an endpoint and whether to use TLS. */
 function parseTarget(url: string, noTls: boolean): { endpoint: string; tls: boolean } {
   const m = /^(https?):\/\/([^/]+)(\/.*)?$/.exec(url);
-  if (!m) return { endpoint: parseHostPort("URL", url).endpoint, tls: !noTls };
+  if (!m) {
+    // HOST:PORT may carry the Ping path too (a curl URL without its scheme).
+    const bare = /^([^/]+)(?:\/|\/gossip\.Gossip\/Ping)?$/.exec(url);
+    return { endpoint: parseHostPort("URL", bare?.[1] ?? url).endpoint, tls: !noTls };
+  }
   const [, scheme, authority = "", path] = m;
   if (path !== undefined && path !== "/" && path !== "/gossip.Gossip/Ping") {
     throw usageError(`URL path ${path} is not Gossip.Ping`, "write the URL without a path, e.g. http://127.0.0.1:7051");
@@ -58,7 +62,7 @@ export const pingCommand: Command = {
     }
     const url = positionals[0] as string;
     const { endpoint, tls } = parseTarget(url, v["no-tls"]);
-    const timeoutMs = v.timeout !== undefined ? parseInteger("--timeout", v.timeout, 1, 600_000) : undefined;
+    const timeoutMs = v.timeout !== undefined ? parseInteger("--timeout", v.timeout, 1, 600_000, 3000) : undefined;
     const setup = dialSetup({ ...v, "no-tls": !tls });
     const out = processOutput(v.json);
     const ctx = {

@@ -149,7 +149,7 @@ export const sendCommand: Command = {
       );
     }
     if (!v.ack && v.timeout !== undefined) throw usageError("--timeout applies only with --ack", "add --ack, or drop --timeout");
-    const timeoutMs = v.timeout !== undefined ? parseInteger("--timeout", v.timeout, 1, 600_000) : defaultAckTimeoutMs;
+    const timeoutMs = v.timeout !== undefined ? parseInteger("--timeout", v.timeout, 1, 600_000, defaultAckTimeoutMs) : defaultAckTimeoutMs;
     let firstNonce: bigint;
     if (v.nonce !== undefined) {
       firstNonce = parseNonce(v.nonce);

@@ -160,12 +160,12 @@ export const serveCommand: Command = {
       );
     }
     const aliveTimeIntervalMs =
-      v["alive-interval"] !== undefined ? parseInteger("--alive-interval", v["alive-interval"], 1, 3_600_000) : undefined;
+      v["alive-interval"] !== undefined ? parseInteger("--alive-interval", v["alive-interval"], 1, 3_600_000, 5000) : undefined;
     const aliveExpirationTimeoutMs =
-      v["alive-expiration"] !== undefined ? parseInteger("--alive-expiration", v["alive-expiration"], 1, 86_400_000) : undefined;
+      v["alive-expiration"] !== undefined ? parseInteger("--alive-expiration", v["alive-expiration"], 1, 86_400_000, 25_000) : undefined;
     const maxUnauthenticatedStreams =
       v["max-unauthenticated-streams"] !== undefined
-        ? parseInteger("--max-unauthenticated-streams", v["max-unauthenticated-streams"], 1, 1_000_000)
+        ? parseInteger("--max-unauthenticated-streams", v["max-unauthenticated-streams"], 1, 1_000_000, 256)
         : undefined;
     if (internalEndpoint === undefined && listen.host.includes(":")) {
       throw usageError(
