@@ -213,10 +213,21 @@ const plugin: FastifyPluginAsync<GossipPluginOptions> = async (fastify, opts) =>
     // The internal endpoint defaults to where we listen, known only now.
     fastify.addHook("onListen", async () => {
       if (membership !== undefined || closing) return;
+      let internalEndpoint: string;
+      try {
+        internalEndpoint = membershipOpts.internalEndpoint ?? listenEndpoint(fastify);
+      } catch (e) {
+        // Fastify only logs an onListen hook's error, and its logger is off by default: a process
+        // warning is printed to stderr whatever the logger, so the missing membership is not silent.
+        const message = `${(e as Error).message}; membership is not started (app.gossipMembership stays null)`;
+        log.error({ err: e }, message);
+        process.emitWarning(message, { code: "GOSSIP_CONNECT_NO_MEMBERSHIP" });
+        return;
+      }
       membership = new Membership({
         comm,
         crypto: crypto as CryptoService,
-        options: { ...membershipOpts, internalEndpoint: membershipOpts.internalEndpoint ?? listenEndpoint(fastify) },
+        options: { ...membershipOpts, internalEndpoint },
         metrics: membershipMetrics,
         logger: baseLog,
       });

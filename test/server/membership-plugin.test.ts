@@ -63,6 +63,37 @@ describe("plugin: membership option", () => {
     await assert.rejects(peer({ plugin: { membership: { ...fast, metadata: new Uint8Array(70_000) } } }), TypeError);
   });
 
+  it("an IPv6 listen without internalEndpoint: membership stays off, and says so in a process warning (Fastify's logger is off by default)", async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on("warning", onWarning);
+    try {
+      const mspId = "Org1MSP";
+      const material = createPeerMaterial({ mspId, ca: caFor(mspId) });
+      const app = await createGossipServer({
+        identity: {
+          mspId,
+          certificate: material.identity.certPem,
+          privateKey: material.identity.keyPem,
+          trustedRoots: { [mspId]: [caFor(mspId).certPem] },
+        },
+        membership: fast,
+      });
+      try {
+        await app.listen({ host: "::1", port: 0 });
+        await eventually(() => warnings.length > 0, 5000, "a process warning");
+        assert.equal(app.gossipMembership, null);
+      } finally {
+        await app.close();
+      }
+    } finally {
+      process.off("warning", onWarning);
+    }
+    const w = warnings[0] as Error & { code?: string };
+    assert.equal(w.code, "GOSSIP_CONNECT_NO_MEMBERSHIP");
+    assert.match(w.message, /internalEndpoint/);
+  });
+
   it("logs through Fastify's logger with one component per line (the comm's, the membership's), never two", async () => {
     const lines: string[] = [];
     const sink = new Writable({
