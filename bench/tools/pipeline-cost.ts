@@ -26,7 +26,7 @@ import { resolveCommConfig } from "../../src/core/config.js";
 import { Connection, type ConnectionHooks } from "../../src/core/connection.js";
 import { dataMessage } from "../../src/core/data-message.js";
 import { Demux } from "../../src/core/demux.js";
-import { encodeUnsignedEnvelope, envelopeBytes } from "../../src/core/envelope.js";
+import { encodeUnsignedEnvelope, envelopeBytes, parseGossipMessage } from "../../src/core/envelope.js";
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
 import type { HandshakeResult } from "../../src/core/handshake.js";
 import { noopMetrics } from "../../src/core/metrics.js";
@@ -66,7 +66,7 @@ const config = resolveCommConfig({ overflowPolicy: "block" });
 const demux = new Demux<ReceivedMessage>(config.acceptBuffSize);
 const noop = () => {};
 const hooks: ConnectionHooks = {
-  onMessage: (message, envelope, conn) => demux.publish(new ReceivedMessageImpl(message, envelope, conn, noop)),
+  onMessage: (envelope, conn) => demux.publish(new ReceivedMessageImpl(parseGossipMessage(envelope.payload), envelope, conn, noop)),
   onWriteError: noop,
   onReadError: (_conn, e) => console.error("read failed:", e),
 };

@@ -1,7 +1,6 @@
-import type { Envelope, GossipMessage } from "../gen/gossip/message_pb.js";
+import type { Envelope } from "../gen/gossip/message_pb.js";
 import type { Clock } from "./clock.js";
 import type { CommConfig } from "./config.js";
-import { parseGossipMessage } from "./envelope.js";
 import { ErrorCode, GossipError } from "./errors.js";
 import type { HandshakeResult } from "./handshake.js";
 import { type PeerIdentity, type PkiId, pkiIdHex } from "./identity.js";
@@ -34,8 +33,12 @@ export type ConnectionState =
 
 /** What a connection reports to its owner. */
 export interface ConnectionHooks {
-  /** One received message, in order. A returned promise holds further reading until it settles. */
-  onMessage(message: GossipMessage, envelope: Envelope, conn: Connection): Promise<void> | undefined;
+  /**
+   * One received Envelope, in order (its payload not yet decoded). A returned
+   * promise holds further reading until it settles; a throw (a malformed
+   * payload) fails reading.
+   */
+  onMessage(envelope: Envelope, conn: Connection): Promise<void> | undefined;
   /** A write failed; the connection is already closing. */
   onWriteError(conn: Connection, error: GossipError): void;
   /** Reading failed (stream error, malformed message); the connection is already closing. */
@@ -272,7 +275,7 @@ export class Connection implements WireReader {
       const env = batch[i] as Envelope;
       let r: Promise<void> | undefined;
       try {
-        r = hooks.onMessage(parseGossipMessage(env.payload), env, this);
+        r = hooks.onMessage(env, this);
       } catch (e) {
         this.readFailed(e);
         return undefined;
