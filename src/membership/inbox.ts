@@ -1,7 +1,10 @@
 /**
- * What membership receives, one way: {@link Inbox.handle} checks the tag,
- * then alive messages go through the msgStore (freshness before
- * cryptography), validation and the view, then the emitter (§3.5); requests
+ * What membership receives, one way: {@link Inbox.screen} first sees each
+ * received Envelope undecoded and takes the gossiped alive messages that die
+ * at the msgStore (most of them) from their bytes; {@link Inbox.handle} gets
+ * the rest decoded, checks the tag, then alive messages go through the
+ * msgStore (freshness before cryptography), validation and the view, then
+ * the emitter (§3.5); requests
  * are answered under the disclosure policy on the connection they came on
  * (§3.6); responses feed the view (§3.7); identity pull messages go to the
  * {@link IdentityPull}. Every refusal is a typed error, counted.
@@ -10,13 +13,14 @@ import { peekAlive } from "../codec/alive-peek.js";
 import { emptyBytes } from "../codec/index.js";
 import type { Clock } from "../core/clock.js";
 import type { Comm } from "../core/comm.js";
+import type { ConnectionInfo } from "../core/connection.js";
 import type { CryptoService } from "../core/crypto.js";
 import { envelopeBytes } from "../core/envelope.js";
 import { ErrorCode, GossipError } from "../core/errors.js";
 import { type PkiId, pkiIdFromHex, pkiIdHex } from "../core/identity.js";
 import type { Logger, LogLimiter } from "../core/logger.js";
 import type { ReceivedMessage } from "../core/received-message.js";
-import { type Envelope, PullMsgType } from "../gen/gossip/message_pb.js";
+import { type Envelope, GossipMessage_Tag, PullMsgType } from "../gen/gossip/message_pb.js";
 import { type ParsedAlive, parseAlive, parseAliveEntry, validateAlive } from "./alive-message.js";
 import type { AliveStore } from "./alive-store.js";
 import type { AwaitingIdentity, HeldKind } from "./awaiting-identity.js";
@@ -106,6 +110,42 @@ export class Inbox {
   }
 
   /**
+   * Membership's screen (see `Comm.accept`): takes a gossiped alive message
+   * that {@link handle} would drop at the msgStore check (§3.5 step 1, where
+   * Fabric drops it) from its bytes alone, and does what handle would do
+   * with it: learns the connection's identity, then counts a duplicate or
+   * refuses a replay (`StaleMessage`). True when it took the message, which
+   * then is never decoded. Everything else, and whatever the peek does not
+   * read (see peekAlive: it answers only where the full decoding reads the
+   * same PKI-ID, timestamp and tag), is left to handle: an illegal tag, a
+   * message too large or unsigned, about us, or newer than what the
+   * msgStore holds.
+   *
+   * It runs when the message is read, possibly before earlier messages
+   * waiting in membership's subscription are handled; that changes no
+   * outcome, because what the msgStore holds for a PKI-ID only gets newer
+   * (until a tombstone is forgotten after twice its TTL): a message it
+   * refuses now, it would refuse then.
+   */
+  screen(envelope: Envelope, from: ConnectionInfo): boolean {
+    const { store, selfHex } = this.init;
+    if (!this.init.running() || envelope.signature.length === 0 || this.tooLarge(envelope) !== undefined) return false;
+    const peek = peekAlive(envelope.payload);
+    if (peek === undefined || peek.tag !== GossipMessage_Tag.EMPTY) return false;
+    const pkiHex = hex(peek.pkiId);
+    if (pkiHex === selfHex) return false;
+    // handle's first step, before the msgStore check: an identity learned may store alive messages held for it.
+    this.learnIdentity(from.pkiId, from.identity);
+    if (store.checkValid(pkiHex, peek)) return false;
+    try {
+      this.notNewer(pkiHex, peek);
+    } catch (e) {
+      this.init.refusals.refuse("alive", GossipError.from(e), pkiIdHex(from.pkiId));
+    }
+    return true;
+  }
+
+  /**
    * Learns the identity a connection authenticated (Fabric: the handshake's
    * `Put`); failures only logged. `connected`: called once per new
    * connection, whose identity the mapper then shares if it holds equal bytes.
@@ -167,7 +207,7 @@ export class Inbox {
       return;
     }
     if (!store.checkValid(a.pkiHex, a.timestamp)) {
-      this.notNewer(a);
+      this.notNewer(a.pkiHex, a.timestamp);
       return;
     }
     try {
@@ -191,12 +231,12 @@ export class Inbox {
    * as old as a tombstone (no newer message for the whole TTL), is not what
    * gossip delivers: a replay, refused as `StaleMessage`. Throws for those.
    */
-  private notNewer(a: ParsedAlive): void {
-    const held = this.init.store.held(a.pkiHex);
-    if (held !== undefined && (held.expired || a.timestamp.incNum < held.timestamp.incNum)) {
+  private notNewer(pkiHex: string, timestamp: Timestamp): void {
+    const held = this.init.store.held(pkiHex);
+    if (held !== undefined && (held.expired || timestamp.incNum < held.timestamp.incNum)) {
       throw new GossipError(
         ErrorCode.StaleMessage,
-        `alive message (${timestampString(a.timestamp)}) older than the ${held.expired ? "expired" : "held"} incarnation (${timestampString(held.timestamp)}): a replay`,
+        `alive message (${timestampString(timestamp)}) older than the ${held.expired ? "expired" : "held"} incarnation (${timestampString(held.timestamp)}): a replay`,
       );
     }
     this.init.refusals.duplicate("alive");

@@ -198,7 +198,10 @@ export class Membership {
     this.events = this.eventStream;
 
     if (self.endpoint === "") log.warn({}, "External endpoint is empty, peer will not be accessible outside of its organization");
-    scheduler.consume(comm.accept(isMembershipMessage), (rm) => inbox.handle(rm));
+    scheduler.consume(
+      comm.accept(isMembershipMessage, (env, from) => inbox.screen(env, from)),
+      (rm) => inbox.handle(rm),
+    );
     scheduler.consume(comm.presumedDead, (e) => {
       if (e.pkiId.length > 0) periodic.expire(pkiIdHex(e.pkiId), "presumed dead");
     });
