@@ -28,17 +28,21 @@ export interface AlivePeek {
   readonly tag: number;
 }
 
+const noBytes = new Uint8Array(0);
+
 /** Scratch for a uint64 read as two 32-bit halves. */
 const halves = new DataView(new ArrayBuffer(8));
 
 /** Cursor over the input; a negative `pos` means "not the plain shape". */
 class Cursor {
-  pos: number;
-  constructor(
-    readonly buf: Uint8Array,
-    start: number,
-  ) {
+  pos = 0;
+  buf: Uint8Array = noBytes;
+
+  /** Points the cursor at `buf[start]`; returns it. */
+  at(buf: Uint8Array, start: number): this {
+    this.buf = buf;
     this.pos = start;
+    return this;
   }
 
   /** A varint of at most 5 bytes below 2^32 (keys, lengths), or -1. */
@@ -92,13 +96,21 @@ class Cursor {
   }
 }
 
+const cursor = new Cursor();
+
 /**
  * The PKI-ID and timestamp of the alive message serialized in `payload` (a
  * GossipMessage), or undefined when `payload` is not in the plain shape
  * described in the module comment: the caller then decodes it.
  */
 export function peekAlive(payload: Uint8Array): AlivePeek | undefined {
-  const c = new Cursor(payload, 0);
+  // One cursor for every call (peekAlive is synchronous): it reads most alive messages received.
+  const peek = peekWith(cursor.at(payload, 0), payload);
+  cursor.buf = noBytes; // keeps no received buffer alive
+  return peek;
+}
+
+function peekWith(c: Cursor, payload: Uint8Array): AlivePeek | undefined {
   const end = payload.length;
   let alive = -1;
   let aliveEnd = -1;

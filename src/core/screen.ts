@@ -26,11 +26,11 @@ export type EnvelopeScreen = (envelope: Envelope, from: ConnectionInfo) => boole
 
 /** @private The screens of a comm's subscriptions (internal, for the router). */
 export class Screens<T> {
-  private list: { readonly sub: Subscription<T>; readonly screen: EnvelopeScreen }[] = [];
+  private list: { readonly sub: Subscription<T>; readonly screen: EnvelopeScreen; readonly alone: readonly Subscription<T>[] }[] = [];
 
   /** Screens every message `sub` would receive with `screen` (until `sub` closes). */
   add(sub: Subscription<T>, screen: EnvelopeScreen): void {
-    if (!sub.closed) this.list = [...this.list, { sub, screen }];
+    if (!sub.closed) this.list = [...this.list, { sub, screen, alone: [sub] }];
   }
 
   /** True when no open subscription has a screen (nothing to ask). */
@@ -39,11 +39,11 @@ export class Screens<T> {
   }
 
   /** The open subscriptions whose screen declined `envelope` from `from`, or undefined when none did. */
-  declined(envelope: Envelope, from: ConnectionInfo): Subscription<T>[] | undefined {
-    let out: Subscription<T>[] | undefined;
+  declined(envelope: Envelope, from: ConnectionInfo): readonly Subscription<T>[] | undefined {
+    let out: readonly Subscription<T>[] | undefined;
     const list = this.list;
     for (let i = 0; i < list.length; i++) {
-      const { sub, screen } = list[i] as (typeof list)[number];
+      const { sub, screen, alone } = list[i] as (typeof list)[number];
       if (sub.closed) {
         this.list = this.list.filter((s) => !s.sub.closed);
         continue;
@@ -55,8 +55,8 @@ export class Screens<T> {
         // declines nothing
       }
       if (!declined) continue;
-      out ??= [];
-      out.push(sub);
+      // Mostly one screen declines alone: its one-element list, made once, not an array per message.
+      out = out === undefined ? alone : [...out, sub];
     }
     return out;
   }
