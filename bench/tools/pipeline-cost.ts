@@ -29,6 +29,7 @@ import { Demux } from "../../src/core/demux.js";
 import { encodeUnsignedEnvelope, envelopeBytes, parseGossipMessage } from "../../src/core/envelope.js";
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
 import type { HandshakeResult } from "../../src/core/handshake.js";
+import { pkiIdHex } from "../../src/core/identity.js";
 import { noopMetrics } from "../../src/core/metrics.js";
 import { type ReceivedMessage, ReceivedMessageImpl } from "../../src/core/received-message.js";
 import { encodeFrames } from "../../src/grpc/framing.js";
@@ -84,6 +85,7 @@ function connection(stream: NullStream): Connection {
   };
   const info = {
     pkiId: pki,
+    pkiIdHex: pkiIdHex(pki),
     identity: pki,
     endpoint: "127.0.0.1:1",
     auth: { signedData: pki, signature: pki },

@@ -3,7 +3,7 @@ import type { Clock } from "./clock.js";
 import type { CommConfig } from "./config.js";
 import { ErrorCode, GossipError } from "./errors.js";
 import type { HandshakeResult } from "./handshake.js";
-import { type PeerIdentity, type PkiId, pkiIdHex } from "./identity.js";
+import type { PeerIdentity, PkiId } from "./identity.js";
 import type { CommMetrics, Direction } from "./metrics.js";
 import { type PutRefusal, refused, SendBuffer, type SendBufferSink } from "./send-buffer.js";
 import type { WireReader, WireStream } from "./transport.js";
@@ -12,6 +12,8 @@ import type { WireReader, WireStream } from "./transport.js";
 export interface ConnectionInfo {
   /** The remote's authenticated PKI-ID. */
   readonly pkiId: PkiId;
+  /** `pkiId` in lower-case hex (one string per connection, made once: layers key their maps by it). */
+  readonly pkiIdHex: string;
   /** The remote's serialized identity. */
   readonly identity: PeerIdentity;
   /** The remote's transport address `host:port` (for inbound connections an ephemeral port). */
@@ -118,7 +120,7 @@ export class Connection implements WireReader {
     readonly info: ConnectionInfo,
     private readonly deps: ConnectionDeps,
   ) {
-    this.pkiHex = pkiIdHex(info.pkiId);
+    this.pkiHex = info.pkiIdHex;
     this.buffer = new SendBuffer(deps.config.sendBuffSize, new ConnectionSink(this, stream, deps), deps.config.maxBlockedSends);
     this.closed = new Promise((resolve) => {
       this.resolveClosed = resolve;

@@ -17,6 +17,7 @@ import type { Demux, Subscription } from "./demux.js";
 import { parseGossipMessage } from "./envelope.js";
 import { ErrorCode, type GossipError } from "./errors.js";
 import type { HandshakeResult } from "./handshake.js";
+import { pkiIdHex } from "./identity.js";
 import type { Direction } from "./metrics.js";
 import { type ReceivedMessage, ReceivedMessageImpl } from "./received-message.js";
 import { type EnvelopeScreen, Screens } from "./screen.js";
@@ -62,6 +63,7 @@ export class Router {
       hs,
       {
         pkiId: hs.pkiId,
+        pkiIdHex: pkiIdHex(hs.pkiId),
         identity: hs.identity,
         endpoint: stream.remoteAddress,
         auth: { signedData: hs.signedData, signature: hs.signature },

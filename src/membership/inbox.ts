@@ -17,7 +17,7 @@ import type { ConnectionInfo } from "../core/connection.js";
 import type { CryptoService } from "../core/crypto.js";
 import { envelopeBytes } from "../core/envelope.js";
 import { ErrorCode, GossipError } from "../core/errors.js";
-import { type PkiId, pkiIdFromHex, pkiIdHex } from "../core/identity.js";
+import { pkiIdFromHex } from "../core/identity.js";
 import type { Logger, LogLimiter } from "../core/logger.js";
 import type { ReceivedMessage } from "../core/received-message.js";
 import { type Envelope, GossipMessage_Tag, PullMsgType } from "../gen/gossip/message_pb.js";
@@ -91,7 +91,7 @@ export class Inbox {
 
   /** Handles one message membership accepted; never throws (refusals are counted). */
   handle(rm: ReceivedMessage): void {
-    this.learnIdentity(rm.connection.pkiId, rm.connection.identity);
+    this.learnIdentity(rm.connection);
     const kind = kindOf(rm.message);
     const bad = illegalTagReason(rm.message);
     if (bad !== undefined) {
@@ -135,12 +135,12 @@ export class Inbox {
     const pkiHex = hex(peek.pkiId);
     if (pkiHex === selfHex) return false;
     // handle's first step, before the msgStore check: an identity learned may store alive messages held for it.
-    this.learnIdentity(from.pkiId, from.identity);
+    this.learnIdentity(from);
     if (store.checkValid(pkiHex, peek)) return false;
     try {
       this.notNewer(pkiHex, peek);
     } catch (e) {
-      this.init.refusals.refuse("alive", GossipError.from(e), pkiIdHex(from.pkiId));
+      this.init.refusals.refuse("alive", GossipError.from(e), from.pkiIdHex);
     }
     return true;
   }
@@ -150,9 +150,9 @@ export class Inbox {
    * `Put`); failures only logged. `connected`: called once per new
    * connection, whose identity the mapper then shares if it holds equal bytes.
    */
-  learnIdentity(pkiId: PkiId, identity: Uint8Array, connected = false): void {
+  learnIdentity(from: ConnectionInfo, connected = false): void {
     const { mapper, limiter, log } = this.init;
-    const hex = pkiIdHex(pkiId);
+    const { pkiId, identity, pkiIdHex: hex } = from;
     if (mapper.has(hex)) {
       if (connected) mapper.share(pkiId, identity);
       return;
@@ -251,7 +251,7 @@ export class Inbox {
     const tooLarge = this.tooLarge(info);
     if (tooLarge !== undefined) throw tooLarge;
     const a = parseAlive(info);
-    const sender = pkiIdHex(rm.connection.pkiId);
+    const sender = rm.connection.pkiIdHex;
     if (a.pkiHex !== sender) {
       throw new GossipError(ErrorCode.SenderMismatch, "Got membership request with selfInfo that doesn't match the handshake");
     }
@@ -305,7 +305,7 @@ export class Inbox {
       throw new GossipError(ErrorCode.MessageTooLarge, `membership response with ${entries} entries`);
     }
     const acked = connector.ack(rm.message.nonce);
-    const sender = pkiIdHex(rm.connection.pkiId);
+    const sender = rm.connection.pkiIdHex;
     const solicited = acked || adapter.takeRequested(sender);
     const now = clock.now();
     const admit = { solicited, sender, now, rm };
@@ -403,7 +403,7 @@ export class Inbox {
 
   /** Signature checks cost CPU: within the sender's budget only. Throws. */
   private verify(rm: ReceivedMessage, a: ParsedAlive): void {
-    if (!this.init.budget.take(pkiIdHex(rm.connection.pkiId), this.init.clock.now())) {
+    if (!this.init.budget.take(rm.connection.pkiIdHex, this.init.clock.now())) {
       throw new GossipError(ErrorCode.RateLimited, "too many messages to verify from this peer");
     }
     validateAlive(this.init.crypto, this.init.mapper, a);
@@ -418,7 +418,7 @@ export class Inbox {
    */
   private ownPkiId(rm: ReceivedMessage, a: ParsedAlive): void {
     const { crypto, mapper, self, limiter, log, budget, clock } = this.init;
-    if (!budget.take(pkiIdHex(rm.connection.pkiId), clock.now())) {
+    if (!budget.take(rm.connection.pkiIdHex, clock.now())) {
       throw new GossipError(ErrorCode.RateLimited, "too many messages to verify from this peer");
     }
     let verified = false;
@@ -448,11 +448,11 @@ export class Inbox {
   /** Holds an alive message refused for want of its identity, and pulls identities now (see awaiting-identity.ts). */
   private awaitIdentity(e: unknown, a: ParsedAlive, kind: HeldKind, rm: ReceivedMessage): void {
     if (!(e instanceof GossipError) || e.code !== ErrorCode.UnknownIdentity || !this.init.running()) return;
-    this.init.awaiting.hold(a, kind, pkiIdHex(rm.connection.pkiId), this.init.clock.now());
+    this.init.awaiting.hold(a, kind, rm.connection.pkiIdHex, this.init.clock.now());
     this.init.pull.pullSoon({ pkiId: rm.connection.pkiId, endpoint: rm.connection.endpoint });
   }
 
   private refuse(kind: RefusedKind, error: GossipError, rm: ReceivedMessage): void {
-    this.init.refusals.refuse(kind, error, pkiIdHex(rm.connection.pkiId));
+    this.init.refusals.refuse(kind, error, rm.connection.pkiIdHex);
   }
 }
