@@ -113,19 +113,20 @@ export class Inbox {
    * Membership's screen (see `Comm.accept`): takes a gossiped alive message
    * that {@link handle} would drop at the msgStore check (§3.5 step 1, where
    * Fabric drops it) from its bytes alone, and does what handle would do
-   * with it: learns the connection's identity, then counts a duplicate or
-   * refuses a replay (`StaleMessage`). True when it took the message, which
+   * with it: counts a duplicate or refuses a replay (`StaleMessage`). True when it took the message, which
    * then is never decoded. Everything else, and whatever the peek does not
    * read (see peekAlive: it answers only where the full decoding reads the
    * same PKI-ID, timestamp and tag), is left to handle: an illegal tag, a
    * message too large or unsigned, about us, or newer than what the
-   * msgStore holds.
+   * msgStore holds, or one on a connection whose identity membership has not
+   * learned yet (handle learns it first).
    *
    * It runs when the message is read, possibly before earlier messages
    * waiting in membership's subscription are handled; that changes no
    * outcome, because what the msgStore holds for a PKI-ID only gets newer
    * (until a tombstone is forgotten after twice its TTL): a message it
-   * refuses now, it would refuse then.
+   * takes now, handle would drop then. Only its count could differ, were the
+   * entry to expire in between (a duplicate now, a stale message then).
    */
   screen(envelope: Envelope, from: ConnectionInfo): boolean {
     const { store, selfHex } = this.init;
@@ -134,8 +135,10 @@ export class Inbox {
     if (peek === undefined || peek.tag !== GossipMessage_Tag.EMPTY) return false;
     const pkiHex = hex(peek.pkiId);
     if (pkiHex === selfHex) return false;
-    // handle's first step, before the msgStore check: an identity learned may store alive messages held for it.
-    this.learnIdentity(from);
+    // handle's first step learns the connection's identity, which may store alive messages held for it (and
+    // send): a connection whose identity is not known yet is left to handle, so the screen itself changes
+    // nothing but counts, and never sends from inside the comm's read.
+    if (!this.init.mapper.has(from.pkiIdHex)) return false;
     if (store.checkValid(pkiHex, peek)) return false;
     try {
       this.notNewer(pkiHex, peek);
