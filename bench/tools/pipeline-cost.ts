@@ -26,9 +26,10 @@ import { resolveCommConfig } from "../../src/core/config.js";
 import { Connection, type ConnectionHooks } from "../../src/core/connection.js";
 import { dataMessage } from "../../src/core/data-message.js";
 import { Demux } from "../../src/core/demux.js";
-import { encodeUnsignedEnvelope, envelopeBytes } from "../../src/core/envelope.js";
+import { encodeUnsignedEnvelope, envelopeBytes, parseGossipMessage } from "../../src/core/envelope.js";
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
 import type { HandshakeResult } from "../../src/core/handshake.js";
+import { pkiIdHex } from "../../src/core/identity.js";
 import { noopMetrics } from "../../src/core/metrics.js";
 import { type ReceivedMessage, ReceivedMessageImpl } from "../../src/core/received-message.js";
 import { encodeFrames } from "../../src/grpc/framing.js";
@@ -66,7 +67,7 @@ const config = resolveCommConfig({ overflowPolicy: "block" });
 const demux = new Demux<ReceivedMessage>(config.acceptBuffSize);
 const noop = () => {};
 const hooks: ConnectionHooks = {
-  onMessage: (message, envelope, conn) => demux.publish(new ReceivedMessageImpl(message, envelope, conn, noop)),
+  onMessage: (envelope, conn) => demux.publish(new ReceivedMessageImpl(parseGossipMessage(envelope.payload), envelope, conn, noop)),
   onWriteError: noop,
   onReadError: (_conn, e) => console.error("read failed:", e),
 };
@@ -84,6 +85,7 @@ function connection(stream: NullStream): Connection {
   };
   const info = {
     pkiId: pki,
+    pkiIdHex: pkiIdHex(pki),
     identity: pki,
     endpoint: "127.0.0.1:1",
     auth: { signedData: pki, signature: pki },

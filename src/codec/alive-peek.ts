@@ -1,5 +1,5 @@
 /**
- * The PKI-ID and timestamp of a serialized alive message, read without
+ * The PKI-ID, timestamp and tag of a serialized alive message, read without
  * decoding it. Membership decides on those two alone whether a message is
  * new (Fabric's msgStore check comes before anything else), and most alive
  * messages a peer receives are not: each membership response repeats every
@@ -9,9 +9,9 @@
  *
  * Conservative by construction: it answers only for the plain shape protobuf
  * serializers write (one-byte keys of the known fields, each submessage
- * once, an ASCII endpoint, no unknown fields), for which `fromBinary` gives a
- * GossipMessage whose `aliveMsg` has a membership with this PKI-ID and this
- * timestamp. Anything else returns undefined and the caller decodes the
+ * once, an ASCII endpoint, a one-byte tag, no unknown fields), for which
+ * `fromBinary` succeeds and gives a GossipMessage with this tag whose
+ * `aliveMsg` has a membership with this PKI-ID and this timestamp. Anything else returns undefined and the caller decodes the
  * message as usual. Checked against protobuf-es by the differential tests
  * of test/codec.
  *
@@ -24,19 +24,25 @@ export interface AlivePeek {
   readonly pkiId: Uint8Array;
   readonly incNum: bigint;
   readonly seqNum: bigint;
+  /** The GossipMessage's tag (0 when absent), as `fromBinary` reads it. */
+  readonly tag: number;
 }
+
+const noBytes = new Uint8Array(0);
 
 /** Scratch for a uint64 read as two 32-bit halves. */
 const halves = new DataView(new ArrayBuffer(8));
 
 /** Cursor over the input; a negative `pos` means "not the plain shape". */
 class Cursor {
-  pos: number;
-  constructor(
-    readonly buf: Uint8Array,
-    start: number,
-  ) {
+  pos = 0;
+  buf: Uint8Array = noBytes;
+
+  /** Points the cursor at `buf[start]`; returns it. */
+  at(buf: Uint8Array, start: number): this {
+    this.buf = buf;
     this.pos = start;
+    return this;
   }
 
   /** A varint of at most 5 bytes below 2^32 (keys, lengths), or -1. */
@@ -90,20 +96,33 @@ class Cursor {
   }
 }
 
+const cursor = new Cursor();
+
 /**
  * The PKI-ID and timestamp of the alive message serialized in `payload` (a
  * GossipMessage), or undefined when `payload` is not in the plain shape
  * described in the module comment: the caller then decodes it.
  */
 export function peekAlive(payload: Uint8Array): AlivePeek | undefined {
-  const c = new Cursor(payload, 0);
+  // One cursor for every call (peekAlive is synchronous): it reads most alive messages received.
+  const peek = peekWith(cursor.at(payload, 0), payload);
+  cursor.buf = noBytes; // keeps no received buffer alive
+  return peek;
+}
+
+function peekWith(c: Cursor, payload: Uint8Array): AlivePeek | undefined {
   const end = payload.length;
   let alive = -1;
   let aliveEnd = -1;
+  let tag = 0;
   while (c.pos < end) {
     const key = payload[c.pos++] as number;
-    if (key === 0x08 || key === 0x18) {
-      if (!c.skipVarint(end)) return undefined; // nonce, tag
+    if (key === 0x08) {
+      if (!c.skipVarint(end)) return undefined; // nonce
+    } else if (key === 0x18) {
+      // The tag: one byte, as serializers write every Tag value (the last one counts, as in fromBinary).
+      if (c.pos >= end || (payload[c.pos] as number) >= 0x80) return undefined;
+      tag = payload[c.pos++] as number;
     } else if (key === 0x12) {
       const e = c.delimited(end); // channel
       if (e < 0) return undefined;
@@ -169,5 +188,5 @@ export function peekAlive(payload: Uint8Array): AlivePeek | undefined {
     if (bit === 1) incNum = v;
     else seqNum = v;
   }
-  return { pkiId, incNum, seqNum };
+  return { pkiId, incNum, seqNum, tag };
 }

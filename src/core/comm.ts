@@ -18,11 +18,13 @@ import { type CommMetrics, noopMetrics } from "./metrics.js";
 import { type IdentitySwitchEvent, Outbound } from "./outbound.js";
 import type { ReceivedMessage } from "./received-message.js";
 import { Router } from "./routing.js";
+import type { EnvelopeScreen } from "./screen.js";
 import { type CommStats, countingMetrics, MutableStats } from "./stats.js";
 import type { Dialer, WireStream } from "./transport.js";
 
 export type { PresumedDeadEvent } from "./context.js";
 export type { IdentitySwitchEvent } from "./outbound.js";
+export type { EnvelopeScreen } from "./screen.js";
 export type { CommStats } from "./stats.js";
 
 /** A connection was registered (`connected`) or closed (`disconnected`). */
@@ -94,6 +96,7 @@ export class Comm {
   private readonly acks: AckRegistry;
   private readonly ackSender: AckSender;
   private readonly demux: Demux<ReceivedMessage>;
+  private readonly router: Router;
   private readonly inbound: Inbound;
   private readonly outbound: Outbound;
   private stopped: Promise<void> | undefined;
@@ -123,6 +126,7 @@ export class Comm {
     this.acks = new AckRegistry(clock);
     this.demux = new Demux<ReceivedMessage>(config.acceptBuffSize);
     const router = new Router(ctx, this.acks, this.demux);
+    this.router = router;
     this.store = new ConnectionStore({
       dial: (peer, signal) => this.outbound.dial(peer, signal),
       maxConnectionsPerPeer: config.maxConnectionsPerPeer,
@@ -244,9 +248,16 @@ export class Comm {
    * subscription, in order, never dropped: a subscription that is not read
    * holds back the connections that deliver to it. Close the subscription (or
    * break out of `for await`) when done; `stop()` ends it.
+   *
+   * `screen`, when given, sees each received Envelope first, before its
+   * payload is decoded, and may decline it: the subscription then does not
+   * receive it, and a message every subscription declined is not decoded at
+   * all (see {@link EnvelopeScreen} for what a screen must guarantee).
    */
-  accept(predicate: Predicate<ReceivedMessage> = () => true): Subscription<ReceivedMessage> {
-    return this.demux.subscribe(predicate);
+  accept(predicate: Predicate<ReceivedMessage> = () => true, screen?: EnvelopeScreen): Subscription<ReceivedMessage> {
+    const sub = this.demux.subscribe(predicate);
+    if (screen !== undefined) this.router.screen(sub, screen);
+    return sub;
   }
 
   /**

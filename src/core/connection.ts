@@ -1,10 +1,9 @@
-import type { Envelope, GossipMessage } from "../gen/gossip/message_pb.js";
+import type { Envelope } from "../gen/gossip/message_pb.js";
 import type { Clock } from "./clock.js";
 import type { CommConfig } from "./config.js";
-import { parseGossipMessage } from "./envelope.js";
 import { ErrorCode, GossipError } from "./errors.js";
 import type { HandshakeResult } from "./handshake.js";
-import { type PeerIdentity, type PkiId, pkiIdHex } from "./identity.js";
+import type { PeerIdentity, PkiId } from "./identity.js";
 import type { CommMetrics, Direction } from "./metrics.js";
 import { type PutRefusal, refused, SendBuffer, type SendBufferSink } from "./send-buffer.js";
 import type { WireReader, WireStream } from "./transport.js";
@@ -13,6 +12,8 @@ import type { WireReader, WireStream } from "./transport.js";
 export interface ConnectionInfo {
   /** The remote's authenticated PKI-ID. */
   readonly pkiId: PkiId;
+  /** `pkiId` in lower-case hex (one string per connection, made once: layers key their maps by it). */
+  readonly pkiIdHex: string;
   /** The remote's serialized identity. */
   readonly identity: PeerIdentity;
   /** The remote's transport address `host:port` (for inbound connections an ephemeral port). */
@@ -34,8 +35,12 @@ export type ConnectionState =
 
 /** What a connection reports to its owner. */
 export interface ConnectionHooks {
-  /** One received message, in order. A returned promise holds further reading until it settles. */
-  onMessage(message: GossipMessage, envelope: Envelope, conn: Connection): Promise<void> | undefined;
+  /**
+   * One received Envelope, in order (its payload not yet decoded). A returned
+   * promise holds further reading until it settles; a throw (a malformed
+   * payload) fails reading.
+   */
+  onMessage(envelope: Envelope, conn: Connection): Promise<void> | undefined;
   /** A write failed; the connection is already closing. */
   onWriteError(conn: Connection, error: GossipError): void;
   /** Reading failed (stream error, malformed message); the connection is already closing. */
@@ -115,7 +120,7 @@ export class Connection implements WireReader {
     readonly info: ConnectionInfo,
     private readonly deps: ConnectionDeps,
   ) {
-    this.pkiHex = pkiIdHex(info.pkiId);
+    this.pkiHex = info.pkiIdHex;
     this.buffer = new SendBuffer(deps.config.sendBuffSize, new ConnectionSink(this, stream, deps), deps.config.maxBlockedSends);
     this.closed = new Promise((resolve) => {
       this.resolveClosed = resolve;
@@ -272,7 +277,7 @@ export class Connection implements WireReader {
       const env = batch[i] as Envelope;
       let r: Promise<void> | undefined;
       try {
-        r = hooks.onMessage(parseGossipMessage(env.payload), env, this);
+        r = hooks.onMessage(env, this);
       } catch (e) {
         this.readFailed(e);
         return undefined;

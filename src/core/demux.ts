@@ -87,27 +87,34 @@ export class Demux<T> {
   }
 
   /**
-   * Delivers `message` to every matching subscriber. Returns undefined when
-   * every delivery completed at once, or a promise to await when a subscriber
-   * was full (it settles when delivery is done, or on close).
+   * Delivers `message` to every matching subscriber, but those in `skip`
+   * (subscribers that already dealt with it, see `Comm.accept`'s screen).
+   * Returns undefined when every delivery completed at once, or a promise to
+   * await when a subscriber was full (it settles when delivery is done, or on
+   * close).
    */
-  publish(message: T): Promise<void> | undefined {
+  publish(message: T, skip?: readonly Subscription<T>[]): Promise<void> | undefined {
     if (this.isClosed) return undefined;
     const subs = this.subs;
     for (let i = 0; i < subs.length; i++) {
       const sub = subs[i] as Subscription<T>;
-      if (!matches(sub, message)) continue;
+      if (!matches(sub, message, skip)) continue;
       if (!sub.queue.push(message) && !sub.queue.isEnded) {
-        return this.publishSlow(message, subs, i);
+        return this.publishSlow(message, subs, i, skip);
       }
     }
     return undefined;
   }
 
-  private async publishSlow(message: T, subs: readonly Subscription<T>[], from: number): Promise<void> {
+  private async publishSlow(
+    message: T,
+    subs: readonly Subscription<T>[],
+    from: number,
+    skip: readonly Subscription<T>[] | undefined,
+  ): Promise<void> {
     for (let i = from; i < subs.length; i++) {
       const sub = subs[i] as Subscription<T>;
-      if (i > from && !matches(sub, message)) continue;
+      if (i > from && !matches(sub, message, skip)) continue;
       while (!sub.queue.push(message)) {
         if (sub.queue.isEnded || this.isClosed) break;
         await sub.queue.whenSpace();
@@ -134,7 +141,8 @@ export class Demux<T> {
   }
 }
 
-function matches<T>(sub: Subscription<T>, message: T): boolean {
+function matches<T>(sub: Subscription<T>, message: T, skip: readonly Subscription<T>[] | undefined): boolean {
+  if (skip?.includes(sub)) return false;
   try {
     return sub.predicate(message);
   } catch {

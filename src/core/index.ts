@@ -20,6 +20,7 @@ export {
   type CommStats,
   type ConnectionEvent,
   type ConnectionSnapshot,
+  type EnvelopeScreen,
   type IdentitySwitchEvent,
   type PresumedDeadEvent,
 } from "./comm.js";

@@ -10,7 +10,6 @@ import type { Clock } from "../core/clock.js";
 import type { CryptoService } from "../core/crypto.js";
 import { decodeEnvelope } from "../core/envelope.js";
 import { ErrorCode, GossipError } from "../core/errors.js";
-import { pkiIdHex } from "../core/identity.js";
 import type { ReceivedMessage } from "../core/received-message.js";
 import {
   DataDigestSchema,
@@ -61,7 +60,7 @@ export class IdentityPullResponder {
     const now = this.init.clock.now();
     this.forgetOldHellos(now);
     // A Hello costs a table entry and an answer: within the sender's budget, so one peer cannot fill the table.
-    if (!this.init.afford(pkiIdHex(rm.connection.pkiId), 1)) {
+    if (!this.init.afford(rm.connection.pkiIdHex, 1)) {
       this.init.refused(new GossipError(ErrorCode.RateLimited, "Hellos over the peer's budget"), rm);
       return;
     }
@@ -79,7 +78,7 @@ export class IdentityPullResponder {
     this.forgetOldHellos(this.init.clock.now());
     if (!this.answered.has(nonce)) return;
     // Each answer costs us work: within the sender's budget, or one Hello would buy any number of updates.
-    if (!this.init.afford(pkiIdHex(rm.connection.pkiId), 1)) {
+    if (!this.init.afford(rm.connection.pkiIdHex, 1)) {
       this.init.refused(new GossipError(ErrorCode.RateLimited, "DataRequests over the peer's budget"), rm);
       return;
     }

@@ -264,7 +264,7 @@ export class IdentityPull {
     const asked = round?.requested.get(nonce);
     if (asked !== undefined) round?.requested.delete(nonce);
     const solicited = asked !== undefined && data.length <= asked;
-    if (!solicited && !this.init.afford(pkiIdHex(rm.connection.pkiId), data.length)) {
+    if (!solicited && !this.init.afford(rm.connection.pkiIdHex, data.length)) {
       this.init.refused(new GossipError(ErrorCode.RateLimited, "unsolicited identity update over the peer's budget"), rm);
       return;
     }

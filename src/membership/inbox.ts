@@ -1,7 +1,10 @@
 /**
- * What membership receives, one way: {@link Inbox.handle} checks the tag,
- * then alive messages go through the msgStore (freshness before
- * cryptography), validation and the view, then the emitter (§3.5); requests
+ * What membership receives, one way: {@link Inbox.screen} first sees each
+ * received Envelope undecoded and takes the gossiped alive messages that die
+ * at the msgStore (most of them) from their bytes; {@link Inbox.handle} gets
+ * the rest decoded, checks the tag, then alive messages go through the
+ * msgStore (freshness before cryptography), validation and the view, then
+ * the emitter (§3.5); requests
  * are answered under the disclosure policy on the connection they came on
  * (§3.6); responses feed the view (§3.7); identity pull messages go to the
  * {@link IdentityPull}. Every refusal is a typed error, counted.
@@ -10,13 +13,14 @@ import { peekAlive } from "../codec/alive-peek.js";
 import { emptyBytes } from "../codec/index.js";
 import type { Clock } from "../core/clock.js";
 import type { Comm } from "../core/comm.js";
+import type { ConnectionInfo } from "../core/connection.js";
 import type { CryptoService } from "../core/crypto.js";
 import { envelopeBytes } from "../core/envelope.js";
 import { ErrorCode, GossipError } from "../core/errors.js";
-import { type PkiId, pkiIdFromHex, pkiIdHex } from "../core/identity.js";
+import { pkiIdFromHex } from "../core/identity.js";
 import type { Logger, LogLimiter } from "../core/logger.js";
 import type { ReceivedMessage } from "../core/received-message.js";
-import { type Envelope, PullMsgType } from "../gen/gossip/message_pb.js";
+import { type Envelope, GossipMessage_Tag, PullMsgType } from "../gen/gossip/message_pb.js";
 import { type ParsedAlive, parseAlive, parseAliveEntry, validateAlive } from "./alive-message.js";
 import type { AliveStore } from "./alive-store.js";
 import type { AwaitingIdentity, HeldKind } from "./awaiting-identity.js";
@@ -87,7 +91,7 @@ export class Inbox {
 
   /** Handles one message membership accepted; never throws (refusals are counted). */
   handle(rm: ReceivedMessage): void {
-    this.learnIdentity(rm.connection.pkiId, rm.connection.identity);
+    this.learnIdentity(rm.connection);
     const kind = kindOf(rm.message);
     const bad = illegalTagReason(rm.message);
     if (bad !== undefined) {
@@ -106,13 +110,52 @@ export class Inbox {
   }
 
   /**
+   * Membership's screen (see `Comm.accept`): takes a gossiped alive message
+   * that {@link handle} would drop at the msgStore check (§3.5 step 1, where
+   * Fabric drops it) from its bytes alone, and does what handle would do
+   * with it: counts a duplicate or refuses a replay (`StaleMessage`). True when it took the message, which
+   * then is never decoded. Everything else, and whatever the peek does not
+   * read (see peekAlive: it answers only where the full decoding reads the
+   * same PKI-ID, timestamp and tag), is left to handle: an illegal tag, a
+   * message too large or unsigned, about us, or newer than what the
+   * msgStore holds, or one on a connection whose identity membership has not
+   * learned yet (handle learns it first).
+   *
+   * It runs when the message is read, possibly before earlier messages
+   * waiting in membership's subscription are handled; that changes no
+   * outcome, because what the msgStore holds for a PKI-ID only gets newer
+   * (until a tombstone is forgotten after twice its TTL): a message it
+   * takes now, handle would drop then. Only its count could differ, were the
+   * entry to expire in between (a duplicate now, a stale message then).
+   */
+  screen(envelope: Envelope, from: ConnectionInfo): boolean {
+    const { store, selfHex } = this.init;
+    if (!this.init.running() || envelope.signature.length === 0 || this.tooLarge(envelope) !== undefined) return false;
+    const peek = peekAlive(envelope.payload);
+    if (peek === undefined || peek.tag !== GossipMessage_Tag.EMPTY) return false;
+    const pkiHex = hex(peek.pkiId);
+    if (pkiHex === selfHex) return false;
+    // handle's first step learns the connection's identity, which may store alive messages held for it (and
+    // send): a connection whose identity is not known yet is left to handle, so the screen itself changes
+    // nothing but counts, and never sends from inside the comm's read.
+    if (!this.init.mapper.has(from.pkiIdHex)) return false;
+    if (store.checkValid(pkiHex, peek)) return false;
+    try {
+      this.notNewer(pkiHex, peek);
+    } catch (e) {
+      this.init.refusals.refuse("alive", GossipError.from(e), from.pkiIdHex);
+    }
+    return true;
+  }
+
+  /**
    * Learns the identity a connection authenticated (Fabric: the handshake's
    * `Put`); failures only logged. `connected`: called once per new
    * connection, whose identity the mapper then shares if it holds equal bytes.
    */
-  learnIdentity(pkiId: PkiId, identity: Uint8Array, connected = false): void {
+  learnIdentity(from: ConnectionInfo, connected = false): void {
     const { mapper, limiter, log } = this.init;
-    const hex = pkiIdHex(pkiId);
+    const { pkiId, identity, pkiIdHex: hex } = from;
     if (mapper.has(hex)) {
       if (connected) mapper.share(pkiId, identity);
       return;
@@ -167,7 +210,7 @@ export class Inbox {
       return;
     }
     if (!store.checkValid(a.pkiHex, a.timestamp)) {
-      this.notNewer(a);
+      this.notNewer(a.pkiHex, a.timestamp);
       return;
     }
     try {
@@ -191,12 +234,12 @@ export class Inbox {
    * as old as a tombstone (no newer message for the whole TTL), is not what
    * gossip delivers: a replay, refused as `StaleMessage`. Throws for those.
    */
-  private notNewer(a: ParsedAlive): void {
-    const held = this.init.store.held(a.pkiHex);
-    if (held !== undefined && (held.expired || a.timestamp.incNum < held.timestamp.incNum)) {
+  private notNewer(pkiHex: string, timestamp: Timestamp): void {
+    const held = this.init.store.held(pkiHex);
+    if (held !== undefined && (held.expired || timestamp.incNum < held.timestamp.incNum)) {
       throw new GossipError(
         ErrorCode.StaleMessage,
-        `alive message (${timestampString(a.timestamp)}) older than the ${held.expired ? "expired" : "held"} incarnation (${timestampString(held.timestamp)}): a replay`,
+        `alive message (${timestampString(timestamp)}) older than the ${held.expired ? "expired" : "held"} incarnation (${timestampString(held.timestamp)}): a replay`,
       );
     }
     this.init.refusals.duplicate("alive");
@@ -211,7 +254,7 @@ export class Inbox {
     const tooLarge = this.tooLarge(info);
     if (tooLarge !== undefined) throw tooLarge;
     const a = parseAlive(info);
-    const sender = pkiIdHex(rm.connection.pkiId);
+    const sender = rm.connection.pkiIdHex;
     if (a.pkiHex !== sender) {
       throw new GossipError(ErrorCode.SenderMismatch, "Got membership request with selfInfo that doesn't match the handshake");
     }
@@ -265,7 +308,7 @@ export class Inbox {
       throw new GossipError(ErrorCode.MessageTooLarge, `membership response with ${entries} entries`);
     }
     const acked = connector.ack(rm.message.nonce);
-    const sender = pkiIdHex(rm.connection.pkiId);
+    const sender = rm.connection.pkiIdHex;
     const solicited = acked || adapter.takeRequested(sender);
     const now = clock.now();
     const admit = { solicited, sender, now, rm };
@@ -363,7 +406,7 @@ export class Inbox {
 
   /** Signature checks cost CPU: within the sender's budget only. Throws. */
   private verify(rm: ReceivedMessage, a: ParsedAlive): void {
-    if (!this.init.budget.take(pkiIdHex(rm.connection.pkiId), this.init.clock.now())) {
+    if (!this.init.budget.take(rm.connection.pkiIdHex, this.init.clock.now())) {
       throw new GossipError(ErrorCode.RateLimited, "too many messages to verify from this peer");
     }
     validateAlive(this.init.crypto, this.init.mapper, a);
@@ -378,7 +421,7 @@ export class Inbox {
    */
   private ownPkiId(rm: ReceivedMessage, a: ParsedAlive): void {
     const { crypto, mapper, self, limiter, log, budget, clock } = this.init;
-    if (!budget.take(pkiIdHex(rm.connection.pkiId), clock.now())) {
+    if (!budget.take(rm.connection.pkiIdHex, clock.now())) {
       throw new GossipError(ErrorCode.RateLimited, "too many messages to verify from this peer");
     }
     let verified = false;
@@ -408,11 +451,11 @@ export class Inbox {
   /** Holds an alive message refused for want of its identity, and pulls identities now (see awaiting-identity.ts). */
   private awaitIdentity(e: unknown, a: ParsedAlive, kind: HeldKind, rm: ReceivedMessage): void {
     if (!(e instanceof GossipError) || e.code !== ErrorCode.UnknownIdentity || !this.init.running()) return;
-    this.init.awaiting.hold(a, kind, pkiIdHex(rm.connection.pkiId), this.init.clock.now());
+    this.init.awaiting.hold(a, kind, rm.connection.pkiIdHex, this.init.clock.now());
     this.init.pull.pullSoon({ pkiId: rm.connection.pkiId, endpoint: rm.connection.endpoint });
   }
 
   private refuse(kind: RefusedKind, error: GossipError, rm: ReceivedMessage): void {
-    this.init.refusals.refuse(kind, error, pkiIdHex(rm.connection.pkiId));
+    this.init.refusals.refuse(kind, error, rm.connection.pkiIdHex);
   }
 }

@@ -150,7 +150,7 @@ export class Membership {
       // Every alive member, of which a round picks pullPeerNum: their PKI-IDs' bytes are made for those only.
       targets: () => view.alive().map((k) => MemberPeer.of(k)),
       externalEndpointOf: (hex) => (hex === selfHex ? self.endpoint : view.get(hex)?.endpoint),
-      refused: (error, rm) => refusals.refuse("identity", error, pkiIdHex(rm.connection.pkiId)),
+      refused: (error, rm) => refusals.refuse("identity", error, rm.connection.pkiIdHex),
       reply: (rm, message) => replies.send(rm, message),
       afford: (sender, n) => budget.take(sender, clock.now(), n),
       sent: () => metrics.sent("identity_pull"),
@@ -198,7 +198,10 @@ export class Membership {
     this.events = this.eventStream;
 
     if (self.endpoint === "") log.warn({}, "External endpoint is empty, peer will not be accessible outside of its organization");
-    scheduler.consume(comm.accept(isMembershipMessage), (rm) => inbox.handle(rm));
+    scheduler.consume(
+      comm.accept(isMembershipMessage, (env, from) => inbox.screen(env, from)),
+      (rm) => inbox.handle(rm),
+    );
     scheduler.consume(comm.presumedDead, (e) => {
       if (e.pkiId.length > 0) periodic.expire(pkiIdHex(e.pkiId), "presumed dead");
     });
@@ -208,7 +211,7 @@ export class Membership {
       view.remove(hex);
     });
     scheduler.consume(comm.connectionEvents, (e) => {
-      if (e.type === "connected") inbox.learnIdentity(e.connection.pkiId, e.connection.identity, true);
+      if (e.type === "connected") inbox.learnIdentity(e.connection, true);
     });
     periodic.start();
     for (const ep of config.bootstrapPeers) connector.connect(ep);

@@ -381,18 +381,24 @@ describe("peekAlive against protobuf-es", () => {
     );
   const alive = fc.oneof(plain, messageWithCaseArb<GossipMessage>(GossipMessageSchema, aliveField));
 
-  /** What peekAlive must say of `bytes`: when it answers, fromBinary decodes an alive message with that PKI-ID and timestamp. */
+  /**
+   * What peekAlive must say of `bytes`: when it answers, fromBinary and the
+   * comm's own decoder (parseGossipMessage, which membership's screen spares)
+   * both decode an alive message with that PKI-ID, timestamp and tag.
+   */
   function check(bytes: Uint8Array): boolean {
     const peek = peekAlive(bytes);
     if (peek === undefined) return false;
-    const m = fromBinary(GossipMessageSchema, bytes);
-    assert.equal(m.content.case, "aliveMsg");
-    const a = m.content.value as AliveMessage;
-    assert.ok(a.membership !== undefined && a.timestamp !== undefined);
-    assert.deepEqual(new Uint8Array(peek.pkiId), new Uint8Array(a.membership.pkiId));
-    assert.ok(peek.pkiId.length > 0);
-    assert.equal(peek.incNum, a.timestamp.incNum);
-    assert.equal(peek.seqNum, a.timestamp.seqNum);
+    for (const m of [fromBinary(GossipMessageSchema, bytes), parseGossipMessage(bytes)]) {
+      assert.equal(m.content.case, "aliveMsg");
+      const a = m.content.value as AliveMessage;
+      assert.ok(a.membership !== undefined && a.timestamp !== undefined);
+      assert.deepEqual(new Uint8Array(peek.pkiId), new Uint8Array(a.membership.pkiId));
+      assert.ok(peek.pkiId.length > 0);
+      assert.equal(peek.incNum, a.timestamp.incNum);
+      assert.equal(peek.seqNum, a.timestamp.seqNum);
+      assert.equal(peek.tag, m.tag);
+    }
     return true;
   }
 
@@ -453,6 +459,21 @@ describe("peekAlive against protobuf-es", () => {
       check(wrap(alive));
     }
     assert.ok(check(wrap([...member, ...t1])));
+  });
+
+  it("the tag: absent is 0, the last one counts, one written in more than one byte is left to the decoder", () => {
+    const alive = [0x2a, 0x0a, 0x0a, 0x04, 0x1a, 0x02, 0xab, 0xcd, 0x12, 0x02, 0x08, 0x05];
+    assert.equal(peekAlive(new Uint8Array(alive))?.tag, 0);
+    assert.equal(peekAlive(new Uint8Array([0x18, 0x01, ...alive]))?.tag, 1);
+    assert.equal(peekAlive(new Uint8Array([0x18, 0x02, ...alive, 0x18, 0x01]))?.tag, 1);
+    assert.equal(peekAlive(new Uint8Array([0x18, 0x81, 0x00, ...alive])), undefined);
+    assert.equal(peekAlive(new Uint8Array([...alive, 0x18])), undefined);
+    for (const b of [
+      [0x18, 0x01, ...alive],
+      [0x18, 0x02, ...alive, 0x18, 0x01],
+      [0x18, 0x81, 0x00, ...alive],
+    ])
+      check(new Uint8Array(b));
   });
 });
 

@@ -11,7 +11,7 @@ import { resolveCommConfig } from "../../src/core/config.js";
 import { Connection } from "../../src/core/connection.js";
 import { ConnectionStore } from "../../src/core/connection-store.js";
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
-import { type HexTaggedPeer, pkiIdFromHex, type RemotePeer, remotePkiHex } from "../../src/core/identity.js";
+import { type HexTaggedPeer, pkiIdFromHex, pkiIdHex, type RemotePeer, remotePkiHex } from "../../src/core/identity.js";
 import { noopMetrics } from "../../src/core/metrics.js";
 import type { WireStream } from "../../src/core/transport.js";
 import { writeTaken } from "../../src/core/transport.js";
@@ -79,7 +79,7 @@ function harness(o: { self?: string; maxPerPeer?: number; windowMs?: number } = 
     return new Connection(
       stream,
       hs,
-      { pkiId, identity: hs.identity, endpoint: "remote:1", auth: hs, direction },
+      { pkiId, pkiIdHex: pkiIdHex(pkiId), identity: hs.identity, endpoint: "remote:1", auth: hs, direction },
       {
         config,
         metrics: noopMetrics,

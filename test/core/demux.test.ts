@@ -184,4 +184,21 @@ describe("Demux (Fabric ChannelDeMultiplexer)", () => {
     assert.deepEqual(sub.poll(), { value: 4, done: false }, "what was buffered before the end");
     assert.deepEqual(sub.poll(), { value: undefined, done: true });
   });
+
+  it("publish skips the subscriptions it is told to, on the fast path and when a full subscriber makes it wait", async () => {
+    const d = new Demux<number>(1);
+    const full = d.subscribe(() => true);
+    const skipped = d.subscribe(() => true);
+    const other = d.subscribe(() => true, 10);
+    assert.equal(d.publish(0, [skipped]), undefined);
+    const reader = full[Symbol.asyncIterator]();
+    const waiting = d.publish(1, [skipped]); // `full` holds 0: the slow path
+    assert.ok(waiting);
+    assert.deepEqual(await reader.next(), { value: 0, done: false });
+    await within(waiting, 1000, "blocked publish");
+    d.close();
+    assert.deepEqual(await drain(skipped), []);
+    assert.deepEqual(await drain(other), [0, 1]);
+    assert.deepEqual(await drain({ [Symbol.asyncIterator]: () => reader }), [1]);
+  });
 });
