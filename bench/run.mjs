@@ -8,7 +8,9 @@
 //
 // Every cell (workload x stack) gets fresh worker processes (forked with an
 // IPC channel; see bench/workers/common/ipc.ts), which are killed when the
-// cell ends, on error, and when this process exits. The Go stack (e) is a
+// cell ends, on error, and when this process exits. W4 is one cell for all
+// its stacks: their workers live side by side, each idle while another
+// stack's run goes, so the runs can be interleaved. The Go stack (e) is a
 // binary built from bench/go/ that speaks the same IPC protocol.
 import { fork, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
@@ -300,35 +302,136 @@ async function echoCell(stack) {
   );
 }
 
-/** W4: Ping on one connection (latency, load at 32 in flight) and probe (fresh connection + Ping). */
-async function pingCell(stack) {
-  return withWorkers(
-    [
-      [`${stack}-ping-server`, stack, "server", { mode: "sink" }],
-      [`${stack}-ping-client`, stack, "client", {}],
-    ],
-    async ([, client], [sInfo]) => {
-      const p = P.ping;
-      await client.call("pingConnect", { endpoint: sInfo.endpoint });
-      await client.call("ping", { count: p.warm, seconds: p.maxS });
-      await client.call("pingLoad", { inflight: p.inflight, seconds: p.loadS / 2 });
-      const lat = [];
-      const load = [];
-      const probe = [];
-      for (let r = 0; r < P.runs; r++) {
-        lat.push(await client.call("ping", { count: p.count, seconds: p.maxS }));
-        load.push(await client.call("pingLoad", { inflight: p.inflight, seconds: p.loadS }));
-      }
-      await client.call("probe", { endpoint: sInfo.endpoint, count: 3, seconds: p.probeS });
-      for (let r = 0; r < Math.min(P.runs, 3); r++)
-        probe.push(await client.call("probe", { endpoint: sInfo.endpoint, count: p.probeCount, seconds: p.probeS }));
-      return {
-        ping: { runs: lat, median: medians(lat.map((x) => ({ p50: x.p50, p99: x.p99 }))) },
-        load: { runs: load, median: medians(load.map((x) => ({ perSecond: x.perSecond }))) },
-        probe: { runs: probe, median: medians(probe.map((x) => ({ p50: x.p50, p99: x.p99 }))) },
-      };
-    },
-  );
+/**
+ * The order in which W4's round `r` visits its stacks. Raw (a) and
+ * gossip-connect (c), the pair of issue 12's goal, stay side by side and
+ * swap places every round; the units (that pair, and each other stack) turn
+ * by one place a round, so no stack always goes first or follows the same
+ * neighbour. With 4 stacks: a c b e, b e c a, e a c b, c a b e, b e a c.
+ */
+function pingOrder(stacks, r) {
+  const paired = stacks.includes("raw") && stacks.includes("gossip");
+  const units = [];
+  for (const st of stacks) {
+    if (paired && st === "gossip") continue;
+    units.push(paired && st === "raw" ? ["raw", "gossip"] : [st]);
+  }
+  const k = units.length === 0 ? 0 : r % units.length;
+  return [...units.slice(k), ...units.slice(0, k)].flatMap((u) => (r % 2 ? [...u].reverse() : u));
+}
+
+/**
+ * W4: Ping on one connection (latency, load at 32 in flight) and probe
+ * (fresh connection + Ping), for every stack of the run in one group cell.
+ * Each stack keeps its own server and client, all started together and idle
+ * while another stack runs; the runs are interleaved in rounds (see
+ * pingOrder), so every stack's run r sees the machine of the same few
+ * seconds and a ratio can pair c's run with the other stack's run of the
+ * same round. Returns each stack's result (or `{ error }`) by stack: a stack
+ * that fails drops out of the later rounds, the others go on.
+ */
+async function pingGroupCell(stacks) {
+  const p = P.ping;
+  const out = {};
+  const live = new Map();
+  const workers = [];
+  for (const st of stacks) {
+    const server = spawnWorker(`${st}-ping-server`, st, "server", { mode: "sink" });
+    const client = spawnWorker(`${st}-ping-client`, st, "client", {});
+    workers.push(server, client);
+    live.set(st, { server, client, endpoint: null, lat: [], load: [], probe: [] });
+  }
+  const step = async (st, fn) => {
+    const s = live.get(st);
+    if (!s) return;
+    try {
+      await fn(s);
+    } catch (e) {
+      out[st] = { error: e instanceof Error ? e.message : String(e) };
+      live.delete(st);
+    }
+  };
+  try {
+    await Promise.all(
+      stacks.map((st) =>
+        step(st, async (s) => {
+          const [sInfo] = await Promise.all([s.server.ready, s.client.ready]);
+          s.endpoint = sInfo.endpoint;
+        }),
+      ),
+    );
+    // Warm-ups one stack after the other: nothing is measured, but no stack warms up against another's load.
+    for (const st of stacks)
+      await step(st, async (s) => {
+        await s.client.call("pingConnect", { endpoint: s.endpoint });
+        await s.client.call("ping", { count: p.warm, seconds: p.maxS });
+        await s.client.call("pingLoad", { inflight: p.inflight, seconds: p.loadS / 2 });
+      });
+    for (let r = 0; r < P.runs; r++) {
+      const order = pingOrder(stacks, r);
+      // Latency runs first, then the load runs back to back: a pair's two load runs are 1.5 s apart.
+      for (const st of order) await step(st, async (s) => s.lat.push(await s.client.call("ping", { count: p.count, seconds: p.maxS })));
+      for (const [slot, st] of order.entries())
+        await step(st, async (s) =>
+          s.load.push({ ...(await s.client.call("pingLoad", { inflight: p.inflight, seconds: p.loadS })), round: r, slot }),
+        );
+    }
+    for (const st of stacks) await step(st, (s) => s.client.call("probe", { endpoint: s.endpoint, count: 3, seconds: p.probeS }));
+    for (let r = 0; r < Math.min(P.runs, 3); r++)
+      for (const st of pingOrder(stacks, r))
+        await step(st, async (s) =>
+          s.probe.push(await s.client.call("probe", { endpoint: s.endpoint, count: p.probeCount, seconds: p.probeS })),
+        );
+  } finally {
+    await Promise.all(workers.map((w) => w.stop()));
+  }
+  for (const [st, s] of live)
+    out[st] = {
+      interleavedWith: stacks,
+      ping: { runs: s.lat, median: medians(s.lat.map((x) => ({ p50: x.p50, p99: x.p99 }))) },
+      load: { runs: s.load, median: medians(s.load.map((x) => ({ perSecond: x.perSecond }))) },
+      probe: { runs: s.probe, median: medians(s.probe.map((x) => ({ p50: x.p50, p99: x.p99 }))) },
+    };
+  return out;
+}
+
+/**
+ * W4's Pings/s ratios c/x paired by round: for each round in which c and x
+ * both ran, c's Pings/s over x's, and the median of those. Both runs of a
+ * pair saw the machine of the same few seconds, so drift over the minutes
+ * of a run cancels out of each (see bench/README.md, "W4").
+ */
+function pingPairs(W) {
+  const out = {};
+  const c = W.W4?.gossip;
+  if (!c?.load) return out;
+  for (const [key, st] of [
+    ["c/a", "raw"],
+    ["c/b", "grpc"],
+    ["c/e", "go"],
+  ]) {
+    const x = W.W4?.[st];
+    if (!x?.load) continue;
+    const rounds = [];
+    for (const run of c.load.runs) {
+      const other = x.load.runs.find((y) => y.round === run.round);
+      if (other && other.perSecond > 0) rounds.push(r3(run.perSecond / other.perSecond));
+    }
+    if (rounds.length > 0) out[key] = { rounds, median: r3(median(rounds)) };
+  }
+  return out;
+}
+
+/** One line per pair: the paired median, its rounds, and the ratio of the medians (the table's). Null when nothing paired. */
+function pingPairsLine(W) {
+  const pairs = pingPairs(W);
+  const c = W.W4?.gossip?.load?.median?.perSecond;
+  const parts = Object.entries(pairs).map(([key, v]) => {
+    const st = { "c/a": "raw", "c/b": "grpc", "c/e": "go" }[key];
+    const ofMedians = ratio(c, W.W4?.[st]?.load?.median?.perSecond);
+    return `${key} ${fmt(v.median)} paired (rounds ${v.rounds.map(fmt).join(" ")}), ${fmt(ofMedians)} of medians`;
+  });
+  return parts.length > 0 ? `W4 Pings/s at 32 in flight: ${parts.join("; ")}.` : null;
 }
 
 /** W5: one peer sends each message to `fan` peers (hosted by P.fanout.procs receiver processes). */
@@ -561,7 +664,9 @@ function cellsPlan() {
   add("W1", ["raw", "rawpb", "grpc", "gossip", "go"], (st) => streamCell(st, 1024));
   add("W2", ["raw", "rawpb", "grpc", "gossip", "go"], (st) => streamCell(st, 64));
   add("W3", ["raw", "rawpb", "grpc", "gossip", "go"], echoCell);
-  add("W4", ["raw", "grpc", "gossip", "go"], pingCell);
+  // W4 runs as one group cell: every stack's workers at once, the runs interleaved (see pingGroupCell).
+  const w4 = s(["raw", "grpc", "gossip", "go"]);
+  if (only.has("W4") && w4.length > 0) plan.push({ w: "W4", sub: "", stack: w4.join("+"), stacks: w4, fn: () => pingGroupCell(w4) });
   for (const fan of P.fanout.peers) add("W5", ["raw", "grpc", "gossip"], (st) => fanoutCell(st, fan), `x${fan}`);
   add("W6", ["raw", "grpc", "gossip", "go"], setupCell);
   add("W7", ["raw", "grpc", "gossip", "go"], memoryCell);
@@ -769,12 +874,17 @@ function flatRatios(W, rows) {
   put("W3p99 c/b", rr("W3 echo 1 KiB p99", "us", "c/b"));
   put("W3p50 c/e", rr("W3 echo 1 KiB p50", "us", "c/e"));
   put("W3p99 c/e", rr("W3 echo 1 KiB p99", "us", "c/e"));
-  put("W4 c/b", rr("W4 Pings/s, 32 in flight", "/s", "c/b"));
-  put("W4 c/a", rr("W4 Pings/s, 32 in flight", "/s", "c/a"));
+  // W4's Pings/s keys are the median of the per-round paired ratios; `of medians` is the table's ratio of the medians.
+  const pairs = pingPairs(W);
+  put("W4 c/b", pairs["c/b"]?.median);
+  put("W4 c/b of medians", rr("W4 Pings/s, 32 in flight", "/s", "c/b"));
+  put("W4 c/a", pairs["c/a"]?.median);
+  put("W4 c/a of medians", rr("W4 Pings/s, 32 in flight", "/s", "c/a"));
   put("W4p50 c/b", rr("W4 Ping p50", "us", "c/b"));
   put("W4p99 c/b", rr("W4 Ping p99", "us", "c/b"));
   put("W4 probe p50 c/b", rr("W4 probe p50", "us", "c/b"));
-  put("W4 c/e", rr("W4 Pings/s, 32 in flight", "/s", "c/e"));
+  put("W4 c/e", pairs["c/e"]?.median);
+  put("W4 c/e of medians", rr("W4 Pings/s, 32 in flight", "/s", "c/e"));
   put("W4p50 c/e", rr("W4 Ping p50", "us", "c/e"));
   put("W4p99 c/e", rr("W4 Ping p99", "us", "c/e"));
   put("W4 probe p50 c/e", rr("W4 probe p50", "us", "c/e"));
@@ -945,6 +1055,8 @@ function markdown(result) {
     "|---|---|---|---:|---|",
     ...G.map((g) => `| ${g.goal} | ${g.key} | ${g.target} | ${g.value ?? "-"} | ${g.pass === null ? "-" : g.pass ? "yes" : "no"} |`),
     "",
+    result.w4PairsLine ?? "",
+    "",
     result.w8Floor ?? "",
     "",
   ];
@@ -971,25 +1083,39 @@ async function main() {
   );
   const W = {};
   const errors = [];
+  const failed = (key, stack, error) => {
+    const label = `${key} ${stack}`;
+    W[key][stack] = { error };
+    errors.push({ cell: label, error });
+    console.log(`  ${label.padEnd(16)} ${error.startsWith("skipped") ? "skipped (time budget)" : `FAILED: ${error.split("\n")[0]}`}`);
+  };
   for (const cell of plan) {
     const key = `${cell.w}${cell.sub}`;
-    const label = `${key} ${cell.stack}`;
+    // A group cell (W4) runs several stacks at once and returns each one's result by stack.
+    const stacks = cell.stacks ?? [cell.stack];
     W[key] ??= {};
     if (Date.now() - startedAt > budgetMs) {
-      W[key][cell.stack] = { error: "skipped: time budget spent" };
-      errors.push({ cell: label, error: "skipped: time budget spent" });
-      console.log(`  ${label.padEnd(16)} skipped (time budget)`);
+      for (const st of stacks) failed(key, st, "skipped: time budget spent");
       continue;
     }
     const t0 = Date.now();
     try {
-      W[key][cell.stack] = await cell.fn();
-      console.log(`  ${label.padEnd(16)} ${((Date.now() - t0) / 1000).toFixed(1)}s  ${summaryOf(cell.w, W[key][cell.stack])}`);
+      const res = await cell.fn();
+      const took = `${((Date.now() - t0) / 1000).toFixed(1)}s${cell.stacks ? " (all)" : ""}`;
+      for (const st of stacks) {
+        const r = cell.stacks ? (res[st] ?? { error: "no result" }) : res;
+        if (r.error) failed(key, st, r.error);
+        else {
+          W[key][st] = r;
+          console.log(`  ${`${key} ${st}`.padEnd(16)} ${took}  ${summaryOf(cell.w, r)}`);
+        }
+      }
+      if (cell.w === "W4") {
+        const line = pingPairsLine(W);
+        if (line) console.log(`  ${line}`);
+      }
     } catch (e) {
-      const error = e instanceof Error ? e.message : String(e);
-      W[key][cell.stack] = { error };
-      errors.push({ cell: label, error });
-      console.log(`  ${label.padEnd(16)} FAILED: ${error.split("\n")[0]}`);
+      for (const st of stacks) failed(key, st, e instanceof Error ? e.message : String(e));
     }
   }
   killAll();
@@ -1015,6 +1141,8 @@ async function main() {
     ratios: R,
     goals: G,
     w8Floor: w8Floor(R),
+    w4Pairs: pingPairs(W),
+    w4PairsLine: pingPairsLine(W),
     rows,
     workloads: W,
     errors,
@@ -1043,6 +1171,7 @@ async function main() {
   console.log(
     `goals met: ${G.filter((g) => g.pass).length}/${G.filter((g) => g.pass !== null).length}${unmet.length ? `; not met: ${unmet.join("; ")}` : ""}`,
   );
+  if (result.w4PairsLine) console.log(result.w4PairsLine);
   if (result.w8Floor) console.log(result.w8Floor);
   if (result.profile) console.log(`\n${result.profile}`);
   const json = JSON.stringify(result, null, 2);
