@@ -65,7 +65,7 @@ const P = quick
       warmS: 0.15,
       runS: 0.25,
       echo: { size: 1024, warm: 100, count: 300, maxS: 0.6 },
-      ping: { warm: 100, count: 200, maxS: 0.6, loadS: 0.25, inflight: 32, probeCount: 5, probeS: 1 },
+      ping: { warm: 100, count: 200, maxS: 0.6, loadS: 0.25, sliceS: 0.125, inflight: 32, probeCount: 5, probeS: 1 },
       fanout: { peers: [16, 64], procs: 2, warmS: 0.1, runS: 0.25, runs: 1 },
       setup: { warm: 2, count: 8, maxS: 2 },
       storm: { peers: 40, procs: 1, runs: 1 },
@@ -76,7 +76,7 @@ const P = quick
       warmS: 1,
       runS: 2,
       echo: { size: 1024, warm: 1000, count: 3000, maxS: 3 },
-      ping: { warm: 500, count: 2000, maxS: 3, loadS: 1.5, inflight: 32, probeCount: 40, probeS: 4 },
+      ping: { warm: 500, count: 2000, maxS: 3, loadS: 1.5, sliceS: 0.25, inflight: 32, probeCount: 40, probeS: 4 },
       fanout: { peers: [16, 64], procs: 2, warmS: 1, runS: 2, runs: 3 },
       setup: { warm: 10, count: 100, maxS: 8 },
       storm: { peers: 200, procs: 2, runs: 3 },
@@ -303,10 +303,10 @@ async function echoCell(stack) {
 }
 
 /**
- * The order in which W4's round `r` visits its stacks. Raw (a) and
+ * The order in which W4's turn (or round) `r` visits its stacks. Raw (a) and
  * gossip-connect (c), the pair of issue 12's goal, stay side by side and
- * swap places every round; the units (that pair, and each other stack) turn
- * by one place a round, so no stack always goes first or follows the same
+ * swap places every turn; the units (that pair, and each other stack) move
+ * by one place a turn, so no stack always goes first or follows the same
  * neighbour. With 4 stacks: a c b e, b e c a, e a c b, c a b e, b e a c.
  */
 function pingOrder(stacks, r) {
@@ -324,11 +324,16 @@ function pingOrder(stacks, r) {
  * W4: Ping on one connection (latency, load at 32 in flight) and probe
  * (fresh connection + Ping), for every stack of the run in one group cell.
  * Each stack keeps its own server and client, all started together and idle
- * while another stack runs; the runs are interleaved in rounds (see
- * pingOrder), so every stack's run r sees the machine of the same few
- * seconds and a ratio can pair c's run with the other stack's run of the
- * same round. Returns each stack's result (or `{ error }`) by stack: a stack
- * that fails drops out of the later rounds, the others go on.
+ * while another stack runs. The runs are interleaved in rounds: in round r
+ * every stack's latency run, then its load run of P.ping.loadS seconds taken
+ * as slices of P.ping.sliceS seconds in turns with the other stacks' slices
+ * (each turn in pingOrder's order), then the probes in rounds the same way.
+ * So every stack's run r saw the machine of the same few seconds, and a
+ * ratio can pair c's run with the other stack's run of the same round (see
+ * pingPairs). The results have today's shape per stack; a load run also
+ * holds its round and its slices (`parts`, each with its turn). Returns each
+ * stack's result (or `{ error }`) by stack: a stack that fails drops out of
+ * the later turns, the others go on.
  */
 async function pingGroupCell(stacks) {
   const p = P.ping;
@@ -367,14 +372,27 @@ async function pingGroupCell(stacks) {
         await s.client.call("ping", { count: p.warm, seconds: p.maxS });
         await s.client.call("pingLoad", { inflight: p.inflight, seconds: p.loadS / 2 });
       });
+    // A stack's load run is `slices` slices of sliceS seconds, each turn one slice of every stack: a shared
+    // machine's speed changes within seconds, and this way every stack's run of a round samples the same seconds.
+    const slices = Math.max(1, Math.round(p.loadS / p.sliceS));
+    let turn = 0;
     for (let r = 0; r < P.runs; r++) {
-      const order = pingOrder(stacks, r);
-      // Latency runs first, then the load runs back to back: a pair's two load runs are 1.5 s apart.
-      for (const st of order) await step(st, async (s) => s.lat.push(await s.client.call("ping", { count: p.count, seconds: p.maxS })));
-      for (const [slot, st] of order.entries())
-        await step(st, async (s) =>
-          s.load.push({ ...(await s.client.call("pingLoad", { inflight: p.inflight, seconds: p.loadS })), round: r, slot }),
-        );
+      for (const st of pingOrder(stacks, r))
+        await step(st, async (s) => s.lat.push(await s.client.call("ping", { count: p.count, seconds: p.maxS })));
+      const sum = new Map();
+      for (let k = 0; k < slices; k++, turn++)
+        for (const st of pingOrder(stacks, turn))
+          await step(st, async (s) => {
+            const x = await s.client.call("pingLoad", { inflight: p.inflight, seconds: p.loadS / slices });
+            const acc = sum.get(st) ?? { count: 0, ms: 0, parts: [] };
+            sum.set(st, {
+              count: acc.count + x.count,
+              ms: acc.ms + x.ms,
+              parts: [...acc.parts, { turn, count: x.count, ms: x.ms }],
+            });
+          });
+      for (const [st, x] of sum)
+        live.get(st)?.load.push({ count: x.count, ms: x.ms, perSecond: (x.count / x.ms) * 1000, round: r, slices, parts: x.parts });
     }
     for (const st of stacks) await step(st, (s) => s.client.call("probe", { endpoint: s.endpoint, count: 3, seconds: p.probeS }));
     for (let r = 0; r < Math.min(P.runs, 3); r++)
