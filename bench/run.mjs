@@ -379,6 +379,14 @@ async function pingGroupCell(stacks) {
     for (let r = 0; r < P.runs; r++) {
       for (const st of pingOrder(stacks, r))
         await step(st, async (s) => s.lat.push(await s.client.call("ping", { count: p.count, seconds: p.maxS })));
+      // CPU of both processes over the round's slices (they are idle between them): a figure that depends
+      // far less than Pings/s on how much of the shared machine the stack got.
+      const cpuOf = async (s) => {
+        const [c, v] = await Promise.all([s.client.call("cpu"), s.server.call("cpu")]);
+        return { client: c.user + c.system, server: v.user + v.system };
+      };
+      const cpu0 = new Map();
+      for (const st of stacks) await step(st, async (s) => cpu0.set(st, await cpuOf(s)));
       const sum = new Map();
       for (let k = 0; k < slices; k++, turn++)
         for (const st of pingOrder(stacks, turn))
@@ -392,7 +400,23 @@ async function pingGroupCell(stacks) {
             });
           });
       for (const [st, x] of sum)
-        live.get(st)?.load.push({ count: x.count, ms: x.ms, perSecond: (x.count / x.ms) * 1000, round: r, slices, parts: x.parts });
+        await step(st, async (s) => {
+          const c0 = cpu0.get(st);
+          const c1 = await cpuOf(s);
+          const clientUs = c1.client - c0.client;
+          const serverUs = c1.server - c0.server;
+          s.load.push({
+            count: x.count,
+            ms: x.ms,
+            perSecond: (x.count / x.ms) * 1000,
+            cpuUsPerPing: (clientUs + serverUs) / x.count,
+            clientUs,
+            serverUs,
+            round: r,
+            slices,
+            parts: x.parts,
+          });
+        });
     }
     for (const st of stacks) await step(st, (s) => s.client.call("probe", { endpoint: s.endpoint, count: 3, seconds: p.probeS }));
     for (let r = 0; r < Math.min(P.runs, 3); r++)
@@ -407,19 +431,20 @@ async function pingGroupCell(stacks) {
     out[st] = {
       interleavedWith: stacks,
       ping: { runs: s.lat, median: medians(s.lat.map((x) => ({ p50: x.p50, p99: x.p99 }))) },
-      load: { runs: s.load, median: medians(s.load.map((x) => ({ perSecond: x.perSecond }))) },
+      load: { runs: s.load, median: medians(s.load.map((x) => ({ perSecond: x.perSecond, cpuUsPerPing: x.cpuUsPerPing }))) },
       probe: { runs: s.probe, median: medians(s.probe.map((x) => ({ p50: x.p50, p99: x.p99 }))) },
     };
   return out;
 }
 
 /**
- * W4's Pings/s ratios c/x paired by round: for each round in which c and x
- * both ran, c's Pings/s over x's, and the median of those. Both runs of a
- * pair saw the machine of the same few seconds, so drift over the minutes
- * of a run cancels out of each (see bench/README.md, "W4").
+ * W4's ratios c/x paired by round: for each round in which c and x both
+ * ran, c's `field` (Pings/s, or CPU per Ping) over x's, and the median of
+ * those. Both runs of a pair saw the machine of the same few seconds, so
+ * drift over the minutes of a run cancels out of each (see bench/README.md,
+ * "W4").
  */
-function pingPairs(W) {
+function pingPairs(W, field = "perSecond") {
   const out = {};
   const c = W.W4?.gossip;
   if (!c?.load) return out;
@@ -433,7 +458,8 @@ function pingPairs(W) {
     const rounds = [];
     for (const run of c.load.runs) {
       const other = x.load.runs.find((y) => y.round === run.round);
-      if (other && other.perSecond > 0) rounds.push(r3(run.perSecond / other.perSecond));
+      const v = ratio(run[field], other?.[field]);
+      if (v !== null) rounds.push(v);
     }
     if (rounds.length > 0) out[key] = { rounds, median: r3(median(rounds)) };
   }
@@ -442,14 +468,15 @@ function pingPairs(W) {
 
 /** One line per pair: the paired median, its rounds, and the ratio of the medians (the table's). Null when nothing paired. */
 function pingPairsLine(W) {
-  const pairs = pingPairs(W);
-  const c = W.W4?.gossip?.load?.median?.perSecond;
-  const parts = Object.entries(pairs).map(([key, v]) => {
-    const st = { "c/a": "raw", "c/b": "grpc", "c/e": "go" }[key];
-    const ofMedians = ratio(c, W.W4?.[st]?.load?.median?.perSecond);
-    return `${key} ${fmt(v.median)} paired (rounds ${v.rounds.map(fmt).join(" ")}), ${fmt(ofMedians)} of medians`;
-  });
-  return parts.length > 0 ? `W4 Pings/s at 32 in flight: ${parts.join("; ")}.` : null;
+  const part = (field) =>
+    Object.entries(pingPairs(W, field)).map(([key, v]) => {
+      const st = { "c/a": "raw", "c/b": "grpc", "c/e": "go" }[key];
+      const ofMedians = ratio(W.W4?.gossip?.load?.median?.[field], W.W4?.[st]?.load?.median?.[field]);
+      return `${key} ${fmt(v.median)} paired (rounds ${v.rounds.map(fmt).join(" ")}), ${fmt(ofMedians)} of medians`;
+    });
+  const rate = part("perSecond");
+  if (rate.length === 0) return null;
+  return `W4 Pings/s at 32 in flight: ${rate.join("; ")}. CPU per Ping (client + server): ${part("cpuUsPerPing").join("; ")}.`;
 }
 
 /** W5: one peer sends each message to `fan` peers (hosted by P.fanout.procs receiver processes). */
@@ -836,6 +863,7 @@ function tableRows(W) {
   row("W4", "W4 Ping p50", "lower", (c) => c.ping.median.p50, "us");
   row("W4", "W4 Ping p99", "lower", (c) => c.ping.median.p99, "us");
   row("W4", "W4 Pings/s, 32 in flight", "higher", (c) => c.load.median.perSecond, "/s");
+  row("W4", "W4 CPU per Ping, client + server", "lower", (c) => c.load.median.cpuUsPerPing ?? null, "us");
   row("W4", "W4 probe p50", "lower", (c) => c.probe.median.p50, "us");
   row("W4", "W4 probe p99", "lower", (c) => c.probe.median.p99, "us");
   for (const fan of P.fanout.peers) {
@@ -898,11 +926,16 @@ function flatRatios(W, rows) {
   put("W4 c/b of medians", rr("W4 Pings/s, 32 in flight", "/s", "c/b"));
   put("W4 c/a", pairs["c/a"]?.median);
   put("W4 c/a of medians", rr("W4 Pings/s, 32 in flight", "/s", "c/a"));
+  // CPU per Ping (client + server), paired the same way: below 1 is better.
+  const cpuPairs = pingPairs(W, "cpuUsPerPing");
+  put("W4 cpu/Ping c/a", cpuPairs["c/a"]?.median);
+  put("W4 cpu/Ping c/b", cpuPairs["c/b"]?.median);
   put("W4p50 c/b", rr("W4 Ping p50", "us", "c/b"));
   put("W4p99 c/b", rr("W4 Ping p99", "us", "c/b"));
   put("W4 probe p50 c/b", rr("W4 probe p50", "us", "c/b"));
   put("W4 c/e", pairs["c/e"]?.median);
   put("W4 c/e of medians", rr("W4 Pings/s, 32 in flight", "/s", "c/e"));
+  put("W4 cpu/Ping c/e", cpuPairs["c/e"]?.median);
   put("W4p50 c/e", rr("W4 Ping p50", "us", "c/e"));
   put("W4p99 c/e", rr("W4 Ping p99", "us", "c/e"));
   put("W4 probe p50 c/e", rr("W4 probe p50", "us", "c/e"));
@@ -1159,7 +1192,7 @@ async function main() {
     ratios: R,
     goals: G,
     w8Floor: w8Floor(R),
-    w4Pairs: pingPairs(W),
+    w4Pairs: { perSecond: pingPairs(W), cpuUsPerPing: pingPairs(W, "cpuUsPerPing") },
     w4PairsLine: pingPairsLine(W),
     rows,
     workloads: W,
