@@ -8,7 +8,9 @@
 //
 // Every cell (workload x stack) gets fresh worker processes (forked with an
 // IPC channel; see bench/workers/common/ipc.ts), which are killed when the
-// cell ends, on error, and when this process exits. The Go stack (e) is a
+// cell ends, on error, and when this process exits. W4 is one cell for all
+// its stacks: their workers live side by side, each idle while another
+// stack's run goes, so the runs can be interleaved. The Go stack (e) is a
 // binary built from bench/go/ that speaks the same IPC protocol.
 import { fork, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
@@ -63,7 +65,7 @@ const P = quick
       warmS: 0.15,
       runS: 0.25,
       echo: { size: 1024, warm: 100, count: 300, maxS: 0.6 },
-      ping: { warm: 100, count: 200, maxS: 0.6, loadS: 0.25, inflight: 32, probeCount: 5, probeS: 1 },
+      ping: { warm: 100, count: 200, maxS: 0.6, loadS: 0.25, sliceS: 0.125, inflight: 32, probeCount: 5, probeS: 1 },
       fanout: { peers: [16, 64], procs: 2, warmS: 0.1, runS: 0.25, runs: 1 },
       setup: { warm: 2, count: 8, maxS: 2 },
       storm: { peers: 40, procs: 1, runs: 1 },
@@ -74,7 +76,7 @@ const P = quick
       warmS: 1,
       runS: 2,
       echo: { size: 1024, warm: 1000, count: 3000, maxS: 3 },
-      ping: { warm: 500, count: 2000, maxS: 3, loadS: 1.5, inflight: 32, probeCount: 40, probeS: 4 },
+      ping: { warm: 500, count: 2000, maxS: 3, loadS: 1.5, sliceS: 0.25, inflight: 32, probeCount: 40, probeS: 4 },
       fanout: { peers: [16, 64], procs: 2, warmS: 1, runS: 2, runs: 3 },
       setup: { warm: 10, count: 100, maxS: 8 },
       storm: { peers: 200, procs: 2, runs: 3 },
@@ -300,35 +302,181 @@ async function echoCell(stack) {
   );
 }
 
-/** W4: Ping on one connection (latency, load at 32 in flight) and probe (fresh connection + Ping). */
-async function pingCell(stack) {
-  return withWorkers(
-    [
-      [`${stack}-ping-server`, stack, "server", { mode: "sink" }],
-      [`${stack}-ping-client`, stack, "client", {}],
-    ],
-    async ([, client], [sInfo]) => {
-      const p = P.ping;
-      await client.call("pingConnect", { endpoint: sInfo.endpoint });
-      await client.call("ping", { count: p.warm, seconds: p.maxS });
-      await client.call("pingLoad", { inflight: p.inflight, seconds: p.loadS / 2 });
-      const lat = [];
-      const load = [];
-      const probe = [];
-      for (let r = 0; r < P.runs; r++) {
-        lat.push(await client.call("ping", { count: p.count, seconds: p.maxS }));
-        load.push(await client.call("pingLoad", { inflight: p.inflight, seconds: p.loadS }));
-      }
-      await client.call("probe", { endpoint: sInfo.endpoint, count: 3, seconds: p.probeS });
-      for (let r = 0; r < Math.min(P.runs, 3); r++)
-        probe.push(await client.call("probe", { endpoint: sInfo.endpoint, count: p.probeCount, seconds: p.probeS }));
-      return {
-        ping: { runs: lat, median: medians(lat.map((x) => ({ p50: x.p50, p99: x.p99 }))) },
-        load: { runs: load, median: medians(load.map((x) => ({ perSecond: x.perSecond }))) },
-        probe: { runs: probe, median: medians(probe.map((x) => ({ p50: x.p50, p99: x.p99 }))) },
+/**
+ * The order in which W4's turn (or round) `r` visits its stacks. Raw (a) and
+ * gossip-connect (c), the pair of issue 12's goal, stay side by side and
+ * swap places every turn; the units (that pair, and each other stack) move
+ * by one place a turn, so no stack always goes first or follows the same
+ * neighbour. With 4 stacks: a c b e, b e c a, e a c b, c a b e, b e a c.
+ */
+function pingOrder(stacks, r) {
+  const paired = stacks.includes("raw") && stacks.includes("gossip");
+  const units = [];
+  for (const st of stacks) {
+    if (paired && st === "gossip") continue;
+    units.push(paired && st === "raw" ? ["raw", "gossip"] : [st]);
+  }
+  const k = units.length === 0 ? 0 : r % units.length;
+  return [...units.slice(k), ...units.slice(0, k)].flatMap((u) => (r % 2 ? [...u].reverse() : u));
+}
+
+/**
+ * W4: Ping on one connection (latency, load at 32 in flight) and probe
+ * (fresh connection + Ping), for every stack of the run in one group cell.
+ * Each stack keeps its own server and client, all started together and idle
+ * while another stack runs. The runs are interleaved in rounds: in round r
+ * every stack's latency run, then its load run of P.ping.loadS seconds taken
+ * as slices of P.ping.sliceS seconds in turns with the other stacks' slices
+ * (each turn in pingOrder's order), then the probes in rounds the same way.
+ * So every stack's run r saw the machine of the same few seconds, and a
+ * ratio can pair c's run with the other stack's run of the same round (see
+ * pingPairs). The results have today's shape per stack; a load run also
+ * holds its round and its slices (`parts`, each with its turn). Returns each
+ * stack's result (or `{ error }`) by stack: a stack that fails drops out of
+ * the later turns, the others go on.
+ */
+async function pingGroupCell(stacks) {
+  const p = P.ping;
+  const out = {};
+  const live = new Map();
+  const workers = [];
+  for (const st of stacks) {
+    const server = spawnWorker(`${st}-ping-server`, st, "server", { mode: "sink" });
+    const client = spawnWorker(`${st}-ping-client`, st, "client", {});
+    workers.push(server, client);
+    live.set(st, { server, client, endpoint: null, lat: [], load: [], probe: [] });
+  }
+  const step = async (st, fn) => {
+    const s = live.get(st);
+    if (!s) return;
+    try {
+      await fn(s);
+    } catch (e) {
+      out[st] = { error: e instanceof Error ? e.message : String(e) };
+      live.delete(st);
+    }
+  };
+  try {
+    await Promise.all(
+      stacks.map((st) =>
+        step(st, async (s) => {
+          const [sInfo] = await Promise.all([s.server.ready, s.client.ready]);
+          s.endpoint = sInfo.endpoint;
+        }),
+      ),
+    );
+    // Warm-ups one stack after the other: nothing is measured, but no stack warms up against another's load.
+    for (const st of stacks)
+      await step(st, async (s) => {
+        await s.client.call("pingConnect", { endpoint: s.endpoint });
+        await s.client.call("ping", { count: p.warm, seconds: p.maxS });
+        await s.client.call("pingLoad", { inflight: p.inflight, seconds: p.loadS / 2 });
+      });
+    // A stack's load run is `slices` slices of sliceS seconds, each turn one slice of every stack: a shared
+    // machine's speed changes within seconds, and this way every stack's run of a round samples the same seconds.
+    const slices = Math.max(1, Math.round(p.loadS / p.sliceS));
+    let turn = 0;
+    for (let r = 0; r < P.runs; r++) {
+      for (const st of pingOrder(stacks, r))
+        await step(st, async (s) => s.lat.push(await s.client.call("ping", { count: p.count, seconds: p.maxS })));
+      // CPU of both processes over the round's slices (they are idle between them): a figure that depends
+      // far less than Pings/s on how much of the shared machine the stack got.
+      const cpuOf = async (s) => {
+        const [c, v] = await Promise.all([s.client.call("cpu"), s.server.call("cpu")]);
+        return { client: c.user + c.system, server: v.user + v.system };
       };
-    },
-  );
+      const cpu0 = new Map();
+      for (const st of stacks) await step(st, async (s) => cpu0.set(st, await cpuOf(s)));
+      const sum = new Map();
+      for (let k = 0; k < slices; k++, turn++)
+        for (const st of pingOrder(stacks, turn))
+          await step(st, async (s) => {
+            const x = await s.client.call("pingLoad", { inflight: p.inflight, seconds: p.loadS / slices });
+            const acc = sum.get(st) ?? { count: 0, ms: 0, parts: [] };
+            sum.set(st, {
+              count: acc.count + x.count,
+              ms: acc.ms + x.ms,
+              parts: [...acc.parts, { turn, count: x.count, ms: x.ms }],
+            });
+          });
+      for (const [st, x] of sum)
+        await step(st, async (s) => {
+          const c0 = cpu0.get(st);
+          const c1 = await cpuOf(s);
+          const clientUs = c1.client - c0.client;
+          const serverUs = c1.server - c0.server;
+          s.load.push({
+            count: x.count,
+            ms: x.ms,
+            perSecond: (x.count / x.ms) * 1000,
+            cpuUsPerPing: (clientUs + serverUs) / x.count,
+            clientUs,
+            serverUs,
+            round: r,
+            slices,
+            parts: x.parts,
+          });
+        });
+    }
+    for (const st of stacks) await step(st, (s) => s.client.call("probe", { endpoint: s.endpoint, count: 3, seconds: p.probeS }));
+    for (let r = 0; r < Math.min(P.runs, 3); r++)
+      for (const st of pingOrder(stacks, r))
+        await step(st, async (s) =>
+          s.probe.push(await s.client.call("probe", { endpoint: s.endpoint, count: p.probeCount, seconds: p.probeS })),
+        );
+  } finally {
+    await Promise.all(workers.map((w) => w.stop()));
+  }
+  for (const [st, s] of live)
+    out[st] = {
+      interleavedWith: stacks,
+      ping: { runs: s.lat, median: medians(s.lat.map((x) => ({ p50: x.p50, p99: x.p99 }))) },
+      load: { runs: s.load, median: medians(s.load.map((x) => ({ perSecond: x.perSecond, cpuUsPerPing: x.cpuUsPerPing }))) },
+      probe: { runs: s.probe, median: medians(s.probe.map((x) => ({ p50: x.p50, p99: x.p99 }))) },
+    };
+  return out;
+}
+
+/**
+ * W4's ratios c/x paired by round: for each round in which c and x both
+ * ran, c's `field` (Pings/s, or CPU per Ping) over x's, and the median of
+ * those. Both runs of a pair saw the machine of the same few seconds, so
+ * drift over the minutes of a run cancels out of each (see bench/README.md,
+ * "W4").
+ */
+function pingPairs(W, field = "perSecond") {
+  const out = {};
+  const c = W.W4?.gossip;
+  if (!c?.load) return out;
+  for (const [key, st] of [
+    ["c/a", "raw"],
+    ["c/b", "grpc"],
+    ["c/e", "go"],
+  ]) {
+    const x = W.W4?.[st];
+    if (!x?.load) continue;
+    const rounds = [];
+    for (const run of c.load.runs) {
+      const other = x.load.runs.find((y) => y.round === run.round);
+      const v = ratio(run[field], other?.[field]);
+      if (v !== null) rounds.push(v);
+    }
+    if (rounds.length > 0) out[key] = { rounds, median: r3(median(rounds)) };
+  }
+  return out;
+}
+
+/** One line per pair: the paired median, its rounds, and the ratio of the medians (the table's). Null when nothing paired. */
+function pingPairsLine(W) {
+  const part = (field) =>
+    Object.entries(pingPairs(W, field)).map(([key, v]) => {
+      const st = { "c/a": "raw", "c/b": "grpc", "c/e": "go" }[key];
+      const ofMedians = ratio(W.W4?.gossip?.load?.median?.[field], W.W4?.[st]?.load?.median?.[field]);
+      return `${key} ${fmt(v.median)} paired (rounds ${v.rounds.map(fmt).join(" ")}), ${fmt(ofMedians)} of medians`;
+    });
+  const rate = part("perSecond");
+  if (rate.length === 0) return null;
+  return `W4 Pings/s at 32 in flight: ${rate.join("; ")}. CPU per Ping (client + server): ${part("cpuUsPerPing").join("; ")}.`;
 }
 
 /** W5: one peer sends each message to `fan` peers (hosted by P.fanout.procs receiver processes). */
@@ -561,7 +709,9 @@ function cellsPlan() {
   add("W1", ["raw", "rawpb", "grpc", "gossip", "go"], (st) => streamCell(st, 1024));
   add("W2", ["raw", "rawpb", "grpc", "gossip", "go"], (st) => streamCell(st, 64));
   add("W3", ["raw", "rawpb", "grpc", "gossip", "go"], echoCell);
-  add("W4", ["raw", "grpc", "gossip", "go"], pingCell);
+  // W4 runs as one group cell: every stack's workers at once, the runs interleaved (see pingGroupCell).
+  const w4 = s(["raw", "grpc", "gossip", "go"]);
+  if (only.has("W4") && w4.length > 0) plan.push({ w: "W4", sub: "", stack: w4.join("+"), stacks: w4, fn: () => pingGroupCell(w4) });
   for (const fan of P.fanout.peers) add("W5", ["raw", "grpc", "gossip"], (st) => fanoutCell(st, fan), `x${fan}`);
   add("W6", ["raw", "grpc", "gossip", "go"], setupCell);
   add("W7", ["raw", "grpc", "gossip", "go"], memoryCell);
@@ -713,6 +863,7 @@ function tableRows(W) {
   row("W4", "W4 Ping p50", "lower", (c) => c.ping.median.p50, "us");
   row("W4", "W4 Ping p99", "lower", (c) => c.ping.median.p99, "us");
   row("W4", "W4 Pings/s, 32 in flight", "higher", (c) => c.load.median.perSecond, "/s");
+  row("W4", "W4 CPU per Ping, client + server", "lower", (c) => c.load.median.cpuUsPerPing ?? null, "us");
   row("W4", "W4 probe p50", "lower", (c) => c.probe.median.p50, "us");
   row("W4", "W4 probe p99", "lower", (c) => c.probe.median.p99, "us");
   for (const fan of P.fanout.peers) {
@@ -769,12 +920,22 @@ function flatRatios(W, rows) {
   put("W3p99 c/b", rr("W3 echo 1 KiB p99", "us", "c/b"));
   put("W3p50 c/e", rr("W3 echo 1 KiB p50", "us", "c/e"));
   put("W3p99 c/e", rr("W3 echo 1 KiB p99", "us", "c/e"));
-  put("W4 c/b", rr("W4 Pings/s, 32 in flight", "/s", "c/b"));
-  put("W4 c/a", rr("W4 Pings/s, 32 in flight", "/s", "c/a"));
+  // W4's Pings/s keys are the median of the per-round paired ratios; `of medians` is the table's ratio of the medians.
+  const pairs = pingPairs(W);
+  put("W4 c/b", pairs["c/b"]?.median);
+  put("W4 c/b of medians", rr("W4 Pings/s, 32 in flight", "/s", "c/b"));
+  put("W4 c/a", pairs["c/a"]?.median);
+  put("W4 c/a of medians", rr("W4 Pings/s, 32 in flight", "/s", "c/a"));
+  // CPU per Ping (client + server), paired the same way: below 1 is better.
+  const cpuPairs = pingPairs(W, "cpuUsPerPing");
+  put("W4 cpu/Ping c/a", cpuPairs["c/a"]?.median);
+  put("W4 cpu/Ping c/b", cpuPairs["c/b"]?.median);
   put("W4p50 c/b", rr("W4 Ping p50", "us", "c/b"));
   put("W4p99 c/b", rr("W4 Ping p99", "us", "c/b"));
   put("W4 probe p50 c/b", rr("W4 probe p50", "us", "c/b"));
-  put("W4 c/e", rr("W4 Pings/s, 32 in flight", "/s", "c/e"));
+  put("W4 c/e", pairs["c/e"]?.median);
+  put("W4 c/e of medians", rr("W4 Pings/s, 32 in flight", "/s", "c/e"));
+  put("W4 cpu/Ping c/e", cpuPairs["c/e"]?.median);
   put("W4p50 c/e", rr("W4 Ping p50", "us", "c/e"));
   put("W4p99 c/e", rr("W4 Ping p99", "us", "c/e"));
   put("W4 probe p50 c/e", rr("W4 probe p50", "us", "c/e"));
@@ -945,6 +1106,8 @@ function markdown(result) {
     "|---|---|---|---:|---|",
     ...G.map((g) => `| ${g.goal} | ${g.key} | ${g.target} | ${g.value ?? "-"} | ${g.pass === null ? "-" : g.pass ? "yes" : "no"} |`),
     "",
+    result.w4PairsLine ?? "",
+    "",
     result.w8Floor ?? "",
     "",
   ];
@@ -971,25 +1134,39 @@ async function main() {
   );
   const W = {};
   const errors = [];
+  const failed = (key, stack, error) => {
+    const label = `${key} ${stack}`;
+    W[key][stack] = { error };
+    errors.push({ cell: label, error });
+    console.log(`  ${label.padEnd(16)} ${error.startsWith("skipped") ? "skipped (time budget)" : `FAILED: ${error.split("\n")[0]}`}`);
+  };
   for (const cell of plan) {
     const key = `${cell.w}${cell.sub}`;
-    const label = `${key} ${cell.stack}`;
+    // A group cell (W4) runs several stacks at once and returns each one's result by stack.
+    const stacks = cell.stacks ?? [cell.stack];
     W[key] ??= {};
     if (Date.now() - startedAt > budgetMs) {
-      W[key][cell.stack] = { error: "skipped: time budget spent" };
-      errors.push({ cell: label, error: "skipped: time budget spent" });
-      console.log(`  ${label.padEnd(16)} skipped (time budget)`);
+      for (const st of stacks) failed(key, st, "skipped: time budget spent");
       continue;
     }
     const t0 = Date.now();
     try {
-      W[key][cell.stack] = await cell.fn();
-      console.log(`  ${label.padEnd(16)} ${((Date.now() - t0) / 1000).toFixed(1)}s  ${summaryOf(cell.w, W[key][cell.stack])}`);
+      const res = await cell.fn();
+      const took = `${((Date.now() - t0) / 1000).toFixed(1)}s${cell.stacks ? " (all)" : ""}`;
+      for (const st of stacks) {
+        const r = cell.stacks ? (res[st] ?? { error: "no result" }) : res;
+        if (r.error) failed(key, st, r.error);
+        else {
+          W[key][st] = r;
+          console.log(`  ${`${key} ${st}`.padEnd(16)} ${took}  ${summaryOf(cell.w, r)}`);
+        }
+      }
+      if (cell.w === "W4") {
+        const line = pingPairsLine(W);
+        if (line) console.log(`  ${line}`);
+      }
     } catch (e) {
-      const error = e instanceof Error ? e.message : String(e);
-      W[key][cell.stack] = { error };
-      errors.push({ cell: label, error });
-      console.log(`  ${label.padEnd(16)} FAILED: ${error.split("\n")[0]}`);
+      for (const st of stacks) failed(key, st, e instanceof Error ? e.message : String(e));
     }
   }
   killAll();
@@ -1015,6 +1192,8 @@ async function main() {
     ratios: R,
     goals: G,
     w8Floor: w8Floor(R),
+    w4Pairs: { perSecond: pingPairs(W), cpuUsPerPing: pingPairs(W, "cpuUsPerPing") },
+    w4PairsLine: pingPairsLine(W),
     rows,
     workloads: W,
     errors,
@@ -1043,6 +1222,7 @@ async function main() {
   console.log(
     `goals met: ${G.filter((g) => g.pass).length}/${G.filter((g) => g.pass !== null).length}${unmet.length ? `; not met: ${unmet.join("; ")}` : ""}`,
   );
+  if (result.w4PairsLine) console.log(result.w4PairsLine);
   if (result.w8Floor) console.log(result.w8Floor);
   if (result.profile) console.log(`\n${result.profile}`);
   const json = JSON.stringify(result, null, 2);
