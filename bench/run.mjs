@@ -979,6 +979,7 @@ function flatRatios(W, rows) {
   }
   const heap = find("W7 heap per idle conn", "bytes");
   if (heap) put("W7 heap bytes/conn", heap.values.gossip === null ? null : Math.round(heap.values.gossip));
+  put("W7 heap/conn c/a", rr("W7 heap per idle conn", "bytes", "c/a"));
   const st = find(`W7 RSS trend, stalled reader ${P.idle.stallS}s`, "%");
   if (st) put("W7 stall RSS growth %", st.values.gossip === null ? null : r1(st.values.gossip));
   const step = find("W7 RSS step, stalled reader", "%");
@@ -1046,6 +1047,14 @@ function goals(R) {
     g("W7 <= 64 KiB per idle connection", "W7 bytes/conn", "<=", 65536),
     g("W7 flat RSS (within 10%) under a stalled reader", "W7 stall RSS growth %", "<=", 10),
     g("W8 relay CPU <= W1 receive CPU + 1 us", "W8 relay extra us/msg", "<=", 1.0),
+    // Issue 12 (round 2); the Go goals are not judged where Go is not installed.
+    g("W1 >= 1.0x Go", "W1 c/e", ">=", 1.0),
+    g("W2 >= 1.0x Go", "W2 c/e", ">=", 1.0),
+    g("W3 p50 <= Go's", "W3p50 c/e", "<=", 1.0),
+    g("W2 >= 0.25x raw limit", "W2 c/a", ">=", 0.25),
+    g("W4 Pings/s >= 0.9x raw", "W4 c/a", ">=", 0.9),
+    g("W7 RSS per idle connection <= 1.1x raw", "W7 bytes/conn c/a", "<=", 1.1),
+    g("W7 heap per idle connection <= 1.5x raw", "W7 heap/conn c/a", "<=", 1.5),
   ];
 }
 
