@@ -9,6 +9,7 @@ import type { Envelope } from "../gen/gossip/message_pb.js";
 import type { Clock } from "./clock.js";
 import { decodeEnvelope } from "./envelope.js";
 import { ErrorCode, GossipError, remoteEndError } from "./errors.js";
+import { noItems, pushed, shifted } from "./lazy-list.js";
 import { type WireReader, type WireStream, writeTaken } from "./transport.js";
 
 export interface EndInfo {
@@ -20,11 +21,15 @@ export interface EndInfo {
 
 /** One direction of a stream: frames written by one end, read by the other. */
 class Pipe {
-  /** Batches not yet read, and their sizes; new empty arrays once drained (a drained array keeps its grown capacity, per stream end). */
-  batches: Envelope[][] = [];
+  /**
+   * Batches not yet read, and their sizes; the shared empty list (lazy-list.ts)
+   * while there are none, again once drained (a drained array keeps its grown
+   * capacity, per stream end).
+   */
+  batches: readonly Envelope[][] = noItems;
   /** Bytes written and not yet read (the flow-control window's use). */
   inFlight = 0;
-  sizes: number[] = [];
+  sizes: readonly number[] = noItems;
   writerEnded = false;
   /** Set when the reader's iteration must fail. */
   error: GossipError | undefined;
@@ -37,7 +42,7 @@ class Pipe {
   holding = false;
   /** A push is scheduled in a microtask. */
   pushing = false;
-  readonly writeWaiters: { readonly resolve: () => void; readonly reject: (e: GossipError) => void }[] = [];
+  writeWaiters: readonly { readonly resolve: () => void; readonly reject: (e: GossipError) => void }[] = noItems;
 }
 
 /** A stream between two ends (0 = client, 1 = server). */
@@ -133,7 +138,9 @@ export class MemoryConnection {
       this.arrive(side, pipe, envelopes, bytes);
     }
     if (pipe.inFlight <= this.windowBytes) return writeTaken;
-    return new Promise((resolve, reject) => pipe.writeWaiters.push({ resolve, reject }));
+    return new Promise((resolve, reject) => {
+      pipe.writeWaiters = pushed(pipe.writeWaiters, { resolve, reject });
+    });
   }
 
   /** Frames written by end `side` (`bytes` in all) reach `pipe`'s reader, decoded as a socket transport decodes them. */
@@ -150,8 +157,8 @@ export class MemoryConnection {
       }
     }
     if (batch.length > 0) {
-      pipe.batches.push(batch);
-      pipe.sizes.push(bytes);
+      pipe.batches = pushed(pipe.batches, batch);
+      pipe.sizes = pushed(pipe.sizes, bytes);
     }
     // As a socket transport does with a frame it cannot decode: the reader
     // gets the envelopes before it, then aborts the stream.
@@ -160,12 +167,12 @@ export class MemoryConnection {
   }
 
   private read(pipe: Pipe): Promise<IteratorResult<readonly Envelope[]>> {
-    const batch = pipe.batches.shift();
+    const batch = shifted(pipe.batches);
     if (batch !== undefined) {
-      pipe.inFlight -= pipe.sizes.shift() ?? 0;
+      pipe.inFlight -= shifted(pipe.sizes) ?? 0;
       if (pipe.batches.length === 0) {
-        pipe.batches = [];
-        pipe.sizes = [];
+        pipe.batches = noItems;
+        pipe.sizes = noItems;
       }
       this.releaseWriters(pipe);
       return Promise.resolve({ done: false, value: batch });
@@ -185,7 +192,7 @@ export class MemoryConnection {
   }
 
   private releaseWriters(pipe: Pipe): void {
-    while (pipe.writeWaiters.length > 0 && pipe.inFlight <= this.windowBytes) pipe.writeWaiters.shift()?.resolve();
+    while (pipe.writeWaiters.length > 0 && pipe.inFlight <= this.windowBytes) shifted(pipe.writeWaiters)?.resolve();
   }
 
   private endSide(side: 0 | 1): void {
@@ -232,7 +239,8 @@ export class MemoryConnection {
     this.closedFlag = true;
     this.clock.clearTimeout(this.deadlineTimer);
     for (const pipe of this.pipes) {
-      const waiters = pipe.writeWaiters.splice(0);
+      const waiters = pipe.writeWaiters;
+      pipe.writeWaiters = noItems;
       for (const w of waiters) w.reject(new GossipError(ErrorCode.Closed, "stream is closed"));
       this.wake(pipe);
     }
@@ -270,12 +278,12 @@ export class MemoryConnection {
     const reader = pipe.reader;
     if (reader === undefined || pipe.holding || pipe.readerDone) return;
     for (;;) {
-      const batch = pipe.batches.shift();
+      const batch = shifted(pipe.batches);
       if (batch === undefined) break;
-      pipe.inFlight -= pipe.sizes.shift() ?? 0;
+      pipe.inFlight -= shifted(pipe.sizes) ?? 0;
       if (pipe.batches.length === 0) {
-        pipe.batches = [];
-        pipe.sizes = [];
+        pipe.batches = noItems;
+        pipe.sizes = noItems;
       }
       this.releaseWriters(pipe);
       const held = reader.onBatch(batch);
