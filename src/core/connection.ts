@@ -82,8 +82,8 @@ export class Connection implements WireReader {
    * store knows.
    */
   storeEndpoints: string[] | undefined = undefined;
-  /** Settles when the connection reached "closed". */
-  readonly closed: Promise<void>;
+  /** What {@link Connection.closed} returned, made on its first read. */
+  private closedSignal: Promise<void> | undefined;
   private state_: ConnectionState = "open";
   private readonly buffer: SendBuffer;
   private closingError: GossipError | undefined;
@@ -117,9 +117,6 @@ export class Connection implements WireReader {
   ) {
     this.pkiHex = pkiIdHex(info.pkiId);
     this.buffer = new SendBuffer(deps.config.sendBuffSize, new ConnectionSink(this, stream, deps), deps.config.maxBlockedSends);
-    this.closed = new Promise((resolve) => {
-      this.resolveClosed = resolve;
-    });
     if (handshake.pending.length > 0) {
       const held = this.onBatch(handshake.pending);
       if (held !== undefined) {
@@ -146,6 +143,21 @@ export class Connection implements WireReader {
   whenClosed(listener: (conn: Connection) => void): void {
     if (this.settled) listener(this);
     else this.closedListener = listener;
+  }
+
+  /**
+   * Settles when the connection reached "closed". Made on first read: most
+   * connections' owners never wait on it (the connection store has
+   * {@link Connection.whenClosed}), and a promise with its resolve closure
+   * cost ~150 bytes per connection end for good.
+   */
+  get closed(): Promise<void> {
+    this.closedSignal ??= this.settled
+      ? settledPromise
+      : new Promise<void>((resolve) => {
+          this.resolveClosed = resolve;
+        });
+    return this.closedSignal;
   }
 
   /** Current state. */
