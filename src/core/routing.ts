@@ -9,7 +9,7 @@
  */
 import type { Envelope, GossipMessage } from "../gen/gossip/message_pb.js";
 import type { AckRegistry } from "./ack.js";
-import { Connection, type ConnectionDeps, type ConnectionHooks } from "./connection.js";
+import { Connection, type ConnectionDeps, type ConnectionHooks, HandshakeInfo } from "./connection.js";
 import type { CommContext } from "./context.js";
 import type { Demux } from "./demux.js";
 import { ErrorCode, type GossipError } from "./errors.js";
@@ -52,18 +52,7 @@ export class Router {
 
   /** An authenticated connection over `stream` (reading starts at once); not yet registered. */
   connection(stream: WireStream, hs: HandshakeResult, direction: Direction): Connection {
-    return new Connection(
-      stream,
-      hs,
-      {
-        pkiId: hs.pkiId,
-        identity: hs.identity,
-        endpoint: stream.remoteAddress,
-        auth: { signedData: hs.signedData, signature: hs.signature },
-        direction,
-      },
-      this.deps,
-    );
+    return new Connection(stream, hs, new HandshakeInfo(hs.pkiId, hs.identity, stream.remoteAddress, hs, direction), this.deps);
   }
 
   /**
