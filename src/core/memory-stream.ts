@@ -51,10 +51,9 @@ export class MemoryConnection {
   private readonly pipes = [new Pipe(), new Pipe()] as const;
   private readonly endedWriting = [false, false];
   private closedFlag = false;
-  private resolveClosed!: () => void;
-  private readonly closedPromise = new Promise<void>((r) => {
-    this.resolveClosed = r;
-  });
+  /** What the ends' `closed` return, made on first read (see {@link closedSignal}). */
+  private closedPromise: Promise<void> | undefined;
+  private resolveClosed: (() => void) | undefined;
   private deadlineTimer: unknown;
 
   constructor(
@@ -63,7 +62,10 @@ export class MemoryConnection {
     private readonly windowBytes: number,
     readonly clientHost: string,
     readonly serverHost: string,
-    private readonly onClose: () => void,
+    /** Told once the stream closed (an owner rather than a closure and its context per stream). */
+    private readonly owner: { streamClosed(conn: MemoryConnection): void },
+    /** The streams of the listener it was opened to, which it leaves when it closes. */
+    private readonly serverStreams: Set<MemoryConnection>,
   ) {}
 
   get isClosed(): boolean {
@@ -90,7 +92,21 @@ export class MemoryConnection {
   }
 
   end(side: 0 | 1, info: EndInfo): WireStream {
-    return new MemoryEnd(this, side, info, this.closedPromise);
+    return new MemoryEnd(this, side, info);
+  }
+
+  /**
+   * Settles once the stream closed: made on first read, as a connection
+   * reads it only when it closes (a promise, its resolve closure and context
+   * per stream for good otherwise). @private for {@link MemoryEnd}
+   */
+  closedSignal(): Promise<void> {
+    this.closedPromise ??= this.closedFlag
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => {
+          this.resolveClosed = resolve;
+        });
+    return this.closedPromise;
   }
 
   /** Reads the batches end `side` receives. @private for {@link MemoryEnd} */
@@ -244,8 +260,10 @@ export class MemoryConnection {
       for (const w of waiters) w.reject(new GossipError(ErrorCode.Closed, "stream is closed"));
       this.wake(pipe);
     }
-    this.onClose();
-    this.resolveClosed();
+    this.serverStreams.delete(this);
+    this.owner.streamClosed(this);
+    this.resolveClosed?.();
+    this.resolveClosed = undefined;
   }
 
   private wake(pipe: Pipe): void {
@@ -327,12 +345,15 @@ class MemoryEnd implements WireStream, AsyncIterable<readonly Envelope[]>, Async
     private readonly conn: MemoryConnection,
     private readonly side: 0 | 1,
     info: EndInfo,
-    readonly closed: Promise<void>,
   ) {
     this.remoteAddress = info.remoteAddress;
     this.tls = info.tls;
     this.remoteCertHash = info.remoteCertHash;
     this.localCertHash = info.localCertHash;
+  }
+
+  get closed(): Promise<void> {
+    return this.conn.closedSignal();
   }
 
   get incoming(): AsyncIterable<readonly Envelope[]> {
