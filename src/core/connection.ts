@@ -120,28 +120,13 @@ export class Connection implements WireReader {
   private closedSignal: Promise<void> | undefined;
   private state_: ConnectionState = "open";
   private readonly buffer: SendBuffer;
-  private closingError: GossipError | undefined;
-  /**
-   * Settles on abort: a reader parked in a delivery blocked by an unread
-   * subscription must not hold `closed` back. Made when a delivery first
-   * blocks (an idle connection never needs it).
-   */
-  private cut: Promise<void> | undefined;
-  private cutNow: (() => void) | undefined;
   /** Reading is over: the remote ended, reading failed, or we closed. */
   private readDone = false;
-  /** Settles when reading is over; made when a drain first waits for it. */
-  private readDoneSignal: Promise<void> | undefined;
-  private readDoneNow: (() => void) | undefined;
-  /**
-   * The delivery of the envelopes that came with the handshake, while a
-   * subscription holds it: what the stream pushes meanwhile waits for it.
-   */
-  private held: Promise<void> | undefined;
+  /** What only a closing, held back or pulled connection needs: made on first use. */
+  private rare: Rare | undefined;
   private settled = false;
   private resolveClosed: (() => void) | undefined;
   private closedListener: ((conn: Connection) => void) | undefined;
-  private unwatchShutdown: (() => void) | undefined;
 
   constructor(
     private readonly stream: WireStream,
@@ -154,9 +139,10 @@ export class Connection implements WireReader {
     if (handshake.pending.length > 0) {
       const held = this.onBatch(handshake.pending);
       if (held !== undefined) {
-        this.held = held;
+        const rare = this.rareFields();
+        rare.held = held;
         void held.then(() => {
-          if (this.held === held) this.held = undefined;
+          if (rare.held === held) rare.held = undefined;
         });
       }
     }
@@ -164,7 +150,8 @@ export class Connection implements WireReader {
       // Its onShutdown: the transport going away (a server closing while the comm goes on) closes us gracefully.
       stream.readBy(this);
     } else {
-      this.unwatchShutdown = stream.onShutdown?.(() => void this.drain());
+      const unwatch = stream.onShutdown?.(() => void this.drain());
+      if (unwatch !== undefined) this.rareFields().unwatchShutdown = unwatch;
       void pull(handshake.incoming, this);
     }
   }
@@ -206,7 +193,7 @@ export class Connection implements WireReader {
 
   /** The error this connection is closing with, if any. */
   get error(): GossipError | undefined {
-    return this.closingError;
+    return this.rare?.closingError;
   }
 
   /** Queues a serialized Envelope without waiting; false when the buffer is full or the connection is not open. */
@@ -261,9 +248,9 @@ export class Connection implements WireReader {
    */
   abort(error?: GossipError): void {
     if (this.state_ === "closed") return;
-    if (error && !this.closingError) this.closingError = error;
+    if (error && !this.rare?.closingError) this.rareFields().closingError = error;
     this.state_ = "closed";
-    this.cutNow?.();
+    this.rare?.cutNow?.();
     this.buffer.close();
     this.stream.abort(error);
   }
@@ -271,7 +258,7 @@ export class Connection implements WireReader {
   /** @private {@link WireReader}: delivers a batch of received envelopes, in order. */
   onBatch(batch: readonly Envelope[]): Promise<void> | undefined {
     if (this.readDone) return undefined;
-    const held = this.held;
+    const held = this.rare?.held;
     if (held !== undefined) return held.then(() => this.onBatch(batch));
     let bytes = 0;
     for (const env of batch) bytes += env.payload.length + env.signature.length;
@@ -282,7 +269,7 @@ export class Connection implements WireReader {
   /** @private {@link WireReader}: the remote ended its side; flush ours and finish. */
   onEnd(): void {
     if (this.readDone) return;
-    const held = this.held;
+    const held = this.rare?.held;
     if (held !== undefined) {
       void held.then(() => this.onEnd());
       return;
@@ -294,7 +281,7 @@ export class Connection implements WireReader {
   /** @private {@link WireReader}: reading failed. */
   onError(e: GossipError): void {
     if (this.readDone) return;
-    const held = this.held;
+    const held = this.rare?.held;
     if (held !== undefined) {
       void held.then(() => this.onError(e));
       return;
@@ -347,21 +334,23 @@ export class Connection implements WireReader {
   private readingEnded(): void {
     if (this.readDone) return;
     this.readDone = true;
-    this.readDoneNow?.();
+    this.rare?.readDoneNow?.();
     void this.stream.closed.then(() => this.settle());
   }
 
   /** Settles once reading is over. */
   private readingOver(): Promise<void> {
     if (this.readDone) return settledPromise;
-    this.readDoneSignal ??= new Promise<void>((resolve) => (this.readDoneNow = resolve));
-    return this.readDoneSignal;
+    const rare = this.rareFields();
+    rare.readDoneSignal ??= new Promise<void>((resolve) => (rare.readDoneNow = resolve));
+    return rare.readDoneSignal;
   }
 
   /** Reading is over and the stream closed: the connection is closed. */
   private settle(): void {
-    this.unwatchShutdown?.();
-    this.unwatchShutdown = undefined;
+    const rare = this.rare;
+    rare?.unwatchShutdown?.();
+    if (rare !== undefined) rare.unwatchShutdown = undefined;
     this.state_ = "closed";
     this.buffer.close();
     this.settled = true;
@@ -377,15 +366,55 @@ export class Connection implements WireReader {
   }
 
   private cutSignal(): Promise<void> {
-    if (this.cut === undefined) {
-      this.cut = new Promise<void>((resolve) => (this.cutNow = resolve));
-      if (this.state_ === "closed") this.cutNow?.();
+    const rare = this.rareFields();
+    if (rare.cut === undefined) {
+      rare.cut = new Promise<void>((resolve) => (rare.cutNow = resolve));
+      if (this.state_ === "closed") rare.cutNow?.();
     }
-    return this.cut;
+    return rare.cut;
+  }
+
+  private rareFields(): Rare {
+    this.rare ??= {
+      closingError: undefined,
+      cut: undefined,
+      cutNow: undefined,
+      readDoneSignal: undefined,
+      readDoneNow: undefined,
+      held: undefined,
+      unwatchShutdown: undefined,
+    };
+    return this.rare;
   }
 }
 
 const settledPromise: Promise<void> = Promise.resolve();
+
+/**
+ * A connection's fields that only a closing, held back or pulled one needs,
+ * in one object made on first use: seven fields (56 B) less on every idle
+ * connection end, per known peer in a full mesh.
+ */
+interface Rare {
+  closingError: GossipError | undefined;
+  /**
+   * Settles on abort: a reader parked in a delivery blocked by an unread
+   * subscription must not hold `closed` back. Made when a delivery first
+   * blocks (an idle connection never needs it).
+   */
+  cut: Promise<void> | undefined;
+  cutNow: (() => void) | undefined;
+  /** Settles when reading is over; made when a drain first waits for it. */
+  readDoneSignal: Promise<void> | undefined;
+  readDoneNow: (() => void) | undefined;
+  /**
+   * The delivery of the envelopes that came with the handshake, while a
+   * subscription holds it: what the stream pushes meanwhile waits for it.
+   */
+  held: Promise<void> | undefined;
+  /** Stops watching the transport's shutdown (transports without `readBy`). */
+  unwatchShutdown: (() => void) | undefined;
+}
 
 /** Reads `incoming` into `reader`, for transports without {@link WireStream.readBy}. */
 async function pull(incoming: AsyncIterator<readonly Envelope[]>, reader: WireReader): Promise<void> {
