@@ -9,6 +9,7 @@ import type { Envelope } from "../gen/gossip/message_pb.js";
 import type { Clock } from "./clock.js";
 import { decodeEnvelope } from "./envelope.js";
 import { ErrorCode, GossipError, remoteEndError } from "./errors.js";
+import { noItems, pushed, shifted } from "./lazy-list.js";
 import { type WireReader, type WireStream, writeTaken } from "./transport.js";
 
 export interface EndInfo {
@@ -20,11 +21,15 @@ export interface EndInfo {
 
 /** One direction of a stream: frames written by one end, read by the other. */
 class Pipe {
-  /** Batches not yet read, and their sizes; new empty arrays once drained (a drained array keeps its grown capacity, per stream end). */
-  batches: Envelope[][] = [];
+  /**
+   * Batches not yet read, and their sizes; the shared empty list (lazy-list.ts)
+   * while there are none, again once drained (a drained array keeps its grown
+   * capacity, per stream end).
+   */
+  batches: readonly Envelope[][] = noItems;
   /** Bytes written and not yet read (the flow-control window's use). */
   inFlight = 0;
-  sizes: number[] = [];
+  sizes: readonly number[] = noItems;
   writerEnded = false;
   /** Set when the reader's iteration must fail. */
   error: GossipError | undefined;
@@ -37,7 +42,7 @@ class Pipe {
   holding = false;
   /** A push is scheduled in a microtask. */
   pushing = false;
-  readonly writeWaiters: { readonly resolve: () => void; readonly reject: (e: GossipError) => void }[] = [];
+  writeWaiters: readonly { readonly resolve: () => void; readonly reject: (e: GossipError) => void }[] = noItems;
 }
 
 /** A stream between two ends (0 = client, 1 = server). */
@@ -46,10 +51,9 @@ export class MemoryConnection {
   private readonly pipes = [new Pipe(), new Pipe()] as const;
   private readonly endedWriting = [false, false];
   private closedFlag = false;
-  private resolveClosed!: () => void;
-  private readonly closedPromise = new Promise<void>((r) => {
-    this.resolveClosed = r;
-  });
+  /** What the ends' `closed` return, made on first read (see {@link closedSignal}). */
+  private closedPromise: Promise<void> | undefined;
+  private resolveClosed: (() => void) | undefined;
   private deadlineTimer: unknown;
 
   constructor(
@@ -58,7 +62,10 @@ export class MemoryConnection {
     private readonly windowBytes: number,
     readonly clientHost: string,
     readonly serverHost: string,
-    private readonly onClose: () => void,
+    /** Told once the stream closed (an owner rather than a closure and its context per stream). */
+    private readonly owner: { streamClosed(conn: MemoryConnection): void },
+    /** The streams of the listener it was opened to, which it leaves when it closes. */
+    private readonly serverStreams: Set<MemoryConnection>,
   ) {}
 
   get isClosed(): boolean {
@@ -85,7 +92,21 @@ export class MemoryConnection {
   }
 
   end(side: 0 | 1, info: EndInfo): WireStream {
-    return new MemoryEnd(this, side, info, this.closedPromise);
+    return new MemoryEnd(this, side, info);
+  }
+
+  /**
+   * Settles once the stream closed: made on first read, as a connection
+   * reads it only when it closes (a promise, its resolve closure and context
+   * per stream for good otherwise). @private for {@link MemoryEnd}
+   */
+  closedSignal(): Promise<void> {
+    this.closedPromise ??= this.closedFlag
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => {
+          this.resolveClosed = resolve;
+        });
+    return this.closedPromise;
   }
 
   /** Reads the batches end `side` receives. @private for {@link MemoryEnd} */
@@ -133,7 +154,9 @@ export class MemoryConnection {
       this.arrive(side, pipe, envelopes, bytes);
     }
     if (pipe.inFlight <= this.windowBytes) return writeTaken;
-    return new Promise((resolve, reject) => pipe.writeWaiters.push({ resolve, reject }));
+    return new Promise((resolve, reject) => {
+      pipe.writeWaiters = pushed(pipe.writeWaiters, { resolve, reject });
+    });
   }
 
   /** Frames written by end `side` (`bytes` in all) reach `pipe`'s reader, decoded as a socket transport decodes them. */
@@ -150,8 +173,8 @@ export class MemoryConnection {
       }
     }
     if (batch.length > 0) {
-      pipe.batches.push(batch);
-      pipe.sizes.push(bytes);
+      pipe.batches = pushed(pipe.batches, batch);
+      pipe.sizes = pushed(pipe.sizes, bytes);
     }
     // As a socket transport does with a frame it cannot decode: the reader
     // gets the envelopes before it, then aborts the stream.
@@ -160,12 +183,12 @@ export class MemoryConnection {
   }
 
   private read(pipe: Pipe): Promise<IteratorResult<readonly Envelope[]>> {
-    const batch = pipe.batches.shift();
+    const batch = shifted(pipe.batches);
     if (batch !== undefined) {
-      pipe.inFlight -= pipe.sizes.shift() ?? 0;
+      pipe.inFlight -= shifted(pipe.sizes) ?? 0;
       if (pipe.batches.length === 0) {
-        pipe.batches = [];
-        pipe.sizes = [];
+        pipe.batches = noItems;
+        pipe.sizes = noItems;
       }
       this.releaseWriters(pipe);
       return Promise.resolve({ done: false, value: batch });
@@ -185,7 +208,7 @@ export class MemoryConnection {
   }
 
   private releaseWriters(pipe: Pipe): void {
-    while (pipe.writeWaiters.length > 0 && pipe.inFlight <= this.windowBytes) pipe.writeWaiters.shift()?.resolve();
+    while (pipe.writeWaiters.length > 0 && pipe.inFlight <= this.windowBytes) shifted(pipe.writeWaiters)?.resolve();
   }
 
   private endSide(side: 0 | 1): void {
@@ -232,12 +255,15 @@ export class MemoryConnection {
     this.closedFlag = true;
     this.clock.clearTimeout(this.deadlineTimer);
     for (const pipe of this.pipes) {
-      const waiters = pipe.writeWaiters.splice(0);
+      const waiters = pipe.writeWaiters;
+      pipe.writeWaiters = noItems;
       for (const w of waiters) w.reject(new GossipError(ErrorCode.Closed, "stream is closed"));
       this.wake(pipe);
     }
-    this.onClose();
-    this.resolveClosed();
+    this.serverStreams.delete(this);
+    this.owner.streamClosed(this);
+    this.resolveClosed?.();
+    this.resolveClosed = undefined;
   }
 
   private wake(pipe: Pipe): void {
@@ -270,12 +296,12 @@ export class MemoryConnection {
     const reader = pipe.reader;
     if (reader === undefined || pipe.holding || pipe.readerDone) return;
     for (;;) {
-      const batch = pipe.batches.shift();
+      const batch = shifted(pipe.batches);
       if (batch === undefined) break;
-      pipe.inFlight -= pipe.sizes.shift() ?? 0;
+      pipe.inFlight -= shifted(pipe.sizes) ?? 0;
       if (pipe.batches.length === 0) {
-        pipe.batches = [];
-        pipe.sizes = [];
+        pipe.batches = noItems;
+        pipe.sizes = noItems;
       }
       this.releaseWriters(pipe);
       const held = reader.onBatch(batch);
@@ -319,12 +345,15 @@ class MemoryEnd implements WireStream, AsyncIterable<readonly Envelope[]>, Async
     private readonly conn: MemoryConnection,
     private readonly side: 0 | 1,
     info: EndInfo,
-    readonly closed: Promise<void>,
   ) {
     this.remoteAddress = info.remoteAddress;
     this.tls = info.tls;
     this.remoteCertHash = info.remoteCertHash;
     this.localCertHash = info.localCertHash;
+  }
+
+  get closed(): Promise<void> {
+    return this.conn.closedSignal();
   }
 
   get incoming(): AsyncIterable<readonly Envelope[]> {

@@ -115,6 +115,11 @@ export class MemoryNetwork {
     for (const c of [...this.connections]) if (c.clientHost === host || c.serverHost === host) c.cut(`connection of ${host} lost`);
   }
 
+  /** @private A stream closed ({@link MemoryConnection}'s owner): forgets it. */
+  streamClosed(conn: MemoryConnection): void {
+    this.connections.delete(conn);
+  }
+
   /** Streams open now (both ends count as one). */
   get openStreams(): number {
     return this.connections.size;
@@ -146,10 +151,7 @@ export class MemoryNetwork {
   ): Promise<WireStream> {
     const target = await this.connect(fromHost, endpoint, signal);
     const tls = certHash !== undefined && target.certHash !== undefined;
-    const conn = new MemoryConnection(this.clock, this.latencyMs, this.windowBytes, fromHost, target.host, () => {
-      this.connections.delete(conn);
-      target.streams.delete(conn);
-    });
+    const conn = new MemoryConnection(this.clock, this.latencyMs, this.windowBytes, fromHost, target.host, this, target.streams);
     const client = conn.end(0, { remoteAddress: endpoint, tls, remoteCertHash: target.certHash, localCertHash: certHash });
     const server = conn.end(1, {
       remoteAddress: `${fromHost}:${this.nextPort++}`,

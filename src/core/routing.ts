@@ -11,7 +11,7 @@
  */
 import type { Envelope } from "../gen/gossip/message_pb.js";
 import type { AckRegistry } from "./ack.js";
-import { Connection, type ConnectionDeps, type ConnectionHooks } from "./connection.js";
+import { Connection, type ConnectionDeps, type ConnectionHooks, HandshakeInfo } from "./connection.js";
 import type { CommContext } from "./context.js";
 import type { Demux, Subscription } from "./demux.js";
 import { parseGossipMessage } from "./envelope.js";
@@ -61,14 +61,7 @@ export class Router {
     return new Connection(
       stream,
       hs,
-      {
-        pkiId: hs.pkiId,
-        pkiIdHex: pkiIdHex(hs.pkiId),
-        identity: hs.identity,
-        endpoint: stream.remoteAddress,
-        auth: { signedData: hs.signedData, signature: hs.signature },
-        direction,
-      },
+      new HandshakeInfo(hs.pkiId, pkiIdHex(hs.pkiId), hs.identity, stream.remoteAddress, hs, direction),
       this.deps,
     );
   }

@@ -1,4 +1,5 @@
 import { ErrorCode, GossipError } from "./errors.js";
+import { noItems, pushed, removedAt, shifted } from "./lazy-list.js";
 import { writeTaken } from "./transport.js";
 
 /** What a {@link SendBuffer} writes to and reports to. */
@@ -52,12 +53,13 @@ interface Waiter {
  *   dropped; none disappears silently.
  */
 export class SendBuffer {
-  private queue: Uint8Array[] = [];
-  private waiters: Waiter[] = [];
+  // The three lists start as the shared empty one (lazy-list.ts): most connections never wait or flush-wait.
+  private queue: readonly Uint8Array[] = noItems;
+  private waiters: readonly Waiter[] = noItems;
   private writing = false;
   private scheduled = false;
   private isClosed = false;
-  private idle: (() => void)[] = [];
+  private idle: readonly (() => void)[] = noItems;
   private inFlight = 0;
   /** Id of the pending next-turn write (see `nextTurn`), 0 when none. */
   private turn = 0;
@@ -93,7 +95,7 @@ export class SendBuffer {
   /** Queues `frame` if there is room; false when full or closed (the frame is not taken). */
   offer(frame: Uint8Array): boolean {
     if (this.isClosed || this.queue.length >= this.capacity || this.waiters.length > 0) return false;
-    this.queue.push(frame);
+    this.queue = pushed(this.queue, frame);
     this.schedule();
     return true;
   }
@@ -119,7 +121,9 @@ export class SendBuffer {
       if (this.offer(frame)) return writeTaken;
     }
     if (!uncapped && this.waiters.length >= this.maxWaiters) return refused(dropped, "overflow");
-    return new Promise((resolve, reject) => this.waiters.push({ frame, resolve, reject, dropped }));
+    return new Promise((resolve, reject) => {
+      this.waiters = pushed(this.waiters, { frame, resolve, reject, dropped });
+    });
   }
 
   /**
@@ -131,8 +135,7 @@ export class SendBuffer {
   withdraw(frame: Uint8Array): boolean {
     const i = this.waiters.findIndex((w) => w.frame === frame);
     if (i < 0) return false;
-    const [w] = this.waiters.splice(i, 1);
-    w?.resolve();
+    removedAt(this.waiters, i)?.resolve();
     return true;
   }
 
@@ -142,7 +145,9 @@ export class SendBuffer {
    */
   flushed(): Promise<void> {
     if (this.isClosed || (!this.writing && !this.scheduled && this.queue.length === 0)) return Promise.resolve();
-    return new Promise((resolve) => this.idle.push(resolve));
+    return new Promise((resolve) => {
+      this.idle = pushed(this.idle, resolve);
+    });
   }
 
   /**
@@ -153,10 +158,10 @@ export class SendBuffer {
     if (this.isClosed) return;
     this.isClosed = true;
     const dropped = this.queue.length;
-    this.queue = [];
+    this.queue = noItems;
     if (dropped > 0) this.sink.dropped(dropped);
     const waiters = this.waiters;
-    this.waiters = [];
+    this.waiters = noItems;
     for (const w of waiters) {
       if (w.dropped === undefined) {
         w.reject(closedError());
@@ -192,7 +197,7 @@ export class SendBuffer {
       return;
     }
     const batch = this.queue;
-    this.queue = [];
+    this.queue = noItems;
     this.admitWaiters();
     let bytes = 0;
     for (const f of batch) bytes += f.length;
@@ -247,8 +252,8 @@ export class SendBuffer {
 
   private admitWaiters(): void {
     while (this.waiters.length > 0 && this.queue.length < this.capacity) {
-      const w = this.waiters.shift() as Waiter;
-      this.queue.push(w.frame);
+      const w = shifted(this.waiters) as Waiter;
+      this.queue = pushed(this.queue, w.frame);
       w.resolve();
     }
   }
@@ -256,7 +261,7 @@ export class SendBuffer {
   private notifyIdle(): void {
     const idle = this.idle;
     if (idle.length === 0) return;
-    this.idle = [];
+    this.idle = noItems;
     for (const f of idle) f();
   }
 }

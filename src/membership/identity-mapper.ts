@@ -142,6 +142,11 @@ export class IdentityMapper implements IdentitySource {
     return this.touch(pkiHex)?.organization;
   }
 
+  /** The identity of a hex PKI-ID, without refreshing its last use (the identity pull serving it to others). */
+  peekIdentity(pkiHex: string): PeerIdentity | undefined {
+    return this.byHex.get(pkiHex)?.identity;
+  }
+
   /** The organization of a hex PKI-ID, without refreshing its last use. */
   peekOrganization(pkiHex: string): string | undefined {
     return this.byHex.get(pkiHex)?.organization;

@@ -23,6 +23,7 @@ import {
 import type { MembershipConfig } from "./config.js";
 import { hex as hexOf } from "./hex.js";
 import type { IdentityMapper } from "./identity-mapper.js";
+import { joinIdentity } from "./signed-identity.js";
 
 /** An identity pull message: unsigned, tag EMPTY, outer nonce 0 (the pull nonce is the inner one). */
 export function pullMessage(content: GossipMessage["content"]): GossipMessage {
@@ -36,7 +37,10 @@ export interface IdentityPullResponderInit {
   readonly clock: Clock;
   readonly config: MembershipConfig;
   readonly selfOrg: string;
-  /** The signed PeerIdentity messages we hold, by PKI-ID hex: each Envelope's bytes (read only here). */
+  /**
+   * The signed PeerIdentity messages we hold, by PKI-ID hex: each Envelope's
+   * bytes without the identity, which `mapper` holds (read only here).
+   */
   readonly items: ReadonlyMap<string, Uint8Array>;
   /** External endpoint of a member (alive, dead, or ourselves), undefined if unknown. */
   readonly externalEndpointOf: (pkiHex: string) => string | undefined;
@@ -86,8 +90,9 @@ export class IdentityPullResponder {
     const data: Envelope[] = [];
     for (const d of digests.slice(0, this.init.config.maxMembershipResponseEntries)) {
       const hex = hexOf(d);
-      const frame = this.init.items.get(hex);
-      if (frame !== undefined && allowed.has(hex)) data.push(decodeEnvelope(frame));
+      const item = this.init.items.get(hex);
+      const identity = item === undefined ? undefined : this.init.mapper.peekIdentity(hex);
+      if (item !== undefined && identity !== undefined && allowed.has(hex)) data.push(decodeEnvelope(joinIdentity(item, identity)));
     }
     if (data.length === 0) return;
     this.answer(

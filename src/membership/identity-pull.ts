@@ -10,7 +10,7 @@ import { create } from "@bufbuild/protobuf";
 import type { Clock } from "../core/clock.js";
 import type { Comm } from "../core/comm.js";
 import type { CryptoService } from "../core/crypto.js";
-import { parseGossipMessage, verifyEnvelope } from "../core/envelope.js";
+import { envelopeBytes, parseGossipMessage, verifyEnvelope } from "../core/envelope.js";
 import { ErrorCode, GossipError } from "../core/errors.js";
 import { bytesEqual, type PeerIdentity, type PkiId, pkiIdHex } from "../core/identity.js";
 import type { ReceivedMessage } from "../core/received-message.js";
@@ -27,8 +27,8 @@ import type { MembershipConfig } from "./config.js";
 import { hex as hexOf } from "./hex.js";
 import type { IdentityMapper } from "./identity-mapper.js";
 import { IdentityPullResponder, pullMessage } from "./identity-pull-responder.js";
-import { ownedFrame } from "./owned-bytes.js";
 import { pickRandom } from "./routing.js";
+import { cutIdentity } from "./signed-identity.js";
 
 /** What the identity pull needs from its owner. */
 export interface IdentityPullInit {
@@ -85,7 +85,12 @@ export function randomNonce(random: () => number): bigint {
 
 /** The identity pull engine: the initiator and the ingress of updates here, the responder in {@link IdentityPullResponder}. */
 export class IdentityPull {
-  /** Signed PeerIdentity messages by PKI-ID hex, ours and the pulled ones: each Envelope's bytes (owned-bytes.ts). */
+  /**
+   * Signed PeerIdentity messages by PKI-ID hex, ours and the pulled ones:
+   * each Envelope's bytes without the identity (signed-identity.ts), which
+   * the mapper holds for every item here (items go with its entries, see
+   * {@link remove}).
+   */
   private readonly store = new Map<string, Uint8Array>();
   private readonly responder: IdentityPullResponder;
   private round: Round | undefined;
@@ -101,7 +106,9 @@ export class IdentityPull {
       case: "peerIdentity",
       value: create(PeerIdentitySchema, { pkiId, cert: crypto.identity }),
     });
-    this.store.set(pkiIdHex(pkiId), ownedFrame(init.comm.sign(own)));
+    // The mapper holds our identity from its construction on, as this very array.
+    const item = cutIdentity(envelopeBytes(init.comm.sign(own)), crypto.identity);
+    if (item !== undefined) this.store.set(pkiIdHex(pkiId), item);
     this.responder = new IdentityPullResponder({ ...init, items: this.store });
     this.schedule(() => this.tick(), init.config.pullIntervalMs);
   }
@@ -286,10 +293,23 @@ export class IdentityPull {
         continue;
       }
       if (!known) learned.push(hex);
-      // Only what its owner signed: unknown fields beside the payload would be served to every peer pulling from us.
-      if (solicited) this.store.set(this.init.mapper.keyOf(hex) ?? hex, ownedFrame(signedPartsOf(it.env)));
+      if (solicited) this.keep(hex, it.cert, it.env);
     }
     if (learned.length > 0) this.init.learned(learned);
+  }
+
+  /**
+   * Stores a checked item without its identity, which the mapper holds
+   * (equal bytes: both hash to the item's PKI-ID). Only what its owner
+   * signed: unknown fields beside the payload would be served to every peer
+   * pulling from us.
+   */
+  private keep(hex: string, cert: PeerIdentity, env: Envelope): void {
+    const { mapper } = this.init;
+    const held = mapper.peekIdentity(hex);
+    if (held === undefined || !bytesEqual(held, cert)) return; // not without a SHA-256 collision
+    const item = cutIdentity(envelopeBytes(signedPartsOf(env)), held);
+    if (item !== undefined) this.store.set(mapper.keyOf(hex) ?? hex, item);
   }
 
   /** Fabric's ingress check of one DataUpdate item; throws. */

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import fc from "fast-check";
-import { decodeEnvelope, encodeEnvelope, serializeGossipMessage } from "../../src/core/envelope.js";
+import { decodeEnvelope, encodeEnvelope, parseGossipMessage, serializeGossipMessage } from "../../src/core/envelope.js";
 import { ErrorCode } from "../../src/core/errors.js";
 import { pkiIdHex } from "../../src/core/identity.js";
 import type { Logger } from "../../src/core/logger.js";
@@ -526,8 +526,8 @@ describe("a flood of distinct forged PKI-IDs", () => {
 });
 
 describe("identity pull items padded by the peer that served them", () => {
-  it("are stored and served again without the padding", async () => {
-    const { sim, t, r, send, healthy } = await setup(103);
+  it("are stored and served again without the padding, byte for byte as signed, and no longer once the identity expired", async () => {
+    const { sim, t, n, r, send, healthy } = await setup(103);
     const hellos = record(r.comm, (rm) => rm.message.content.case === "hello");
     const requests = record(r.comm, (rm) => rm.message.content.case === "dataReq");
     await send(alive(r.crypto, { endpoint: "r:7051", internal: "r:7051" }));
@@ -536,6 +536,8 @@ describe("identity pull items padded by the peer that served them", () => {
     assert.ok(hello !== undefined && hello.message.content.case === "hello");
     const nonce = hello.message.content.value.nonce;
     const s = new FakeCrypto("Org1MSP", sim.trust);
+    // t's mapper forgets s's identity when it expires (1 minute from now), and its pull item with it.
+    sim.trust.expiry.set(pkiIdHex(s.pkiId), sim.wall() + 60_000);
     const pull = (content: GossipMessage["content"]) => create(GossipMessageSchema, { tag: GossipMessage_Tag.EMPTY, content });
     await hello.respond(
       pull({ case: "dataDig", value: create(DataDigestSchema, { nonce, digests: [s.pkiId], msgType: PullMsgType.IDENTITY_MSG }) }),
@@ -561,7 +563,8 @@ describe("identity pull items padded by the peer that served them", () => {
     const digests = record(r.comm, (rm) => rm.message.content.case === "dataDig");
     const updates = record(r.comm, (rm) => rm.message.content.case === "dataUpdate");
     const to = { endpoint: t.endpoint, pkiId: t.comm.pkiId };
-    await sim.clock.advance(3_000); // t's pull round is over
+    // t's pull round is over, and t pulled n's identity from n (its mapper shares n's from their connection).
+    await sim.clock.advance(8_000);
     await r.comm.send(pull({ case: "hello", value: create(GossipHelloSchema, { nonce: 4242n, msgType: PullMsgType.IDENTITY_MSG }) }), to);
     await sim.clock.advanceUntil(() => digests.got.length > 0, { stepMs: 50, maxMs: 1_000 });
     const dig = digests.got[0]?.message.content;
@@ -570,8 +573,15 @@ describe("identity pull items padded by the peer that served them", () => {
       dig.value.digests.some((d) => pkiIdHex(d) === pkiIdHex(s.pkiId)),
       "t holds s's identity for the pull",
     );
+    assert.ok(
+      dig.value.digests.some((d) => pkiIdHex(d) === pkiIdHex(n.comm.pkiId)),
+      "t holds n's identity for the pull",
+    );
     await r.comm.send(
-      pull({ case: "dataReq", value: create(DataRequestSchema, { nonce: 4242n, digests: [s.pkiId], msgType: PullMsgType.IDENTITY_MSG }) }),
+      pull({
+        case: "dataReq",
+        value: create(DataRequestSchema, { nonce: 4242n, digests: [s.pkiId, n.comm.pkiId], msgType: PullMsgType.IDENTITY_MSG }),
+      }),
       to,
     );
     await sim.clock.advanceUntil(() => updates.got.length > 0, { stepMs: 50, maxMs: 1_000 });
@@ -579,7 +589,23 @@ describe("identity pull items padded by the peer that served them", () => {
     assert.ok(up?.case === "dataUpdate");
     const served = up.value.data[0];
     assert.ok(served !== undefined);
-    assert.equal(encodeEnvelope(served).length, clean.length, "served as s signed it, without the padding");
+    // Kept without the identity (the mapper holds it), put back when served: the bytes s signed.
+    assert.deepEqual(encodeEnvelope(served), clean, "served as s signed it, without the padding");
+    const servedN = up.value.data[1];
+    assert.ok(servedN !== undefined);
+    const item = parseGossipMessage(servedN.payload).content;
+    assert.ok(item.case === "peerIdentity");
+    assert.deepEqual(item.value.cert, n.crypto.identity, "n's identity, as its connection brought it to t's mapper");
+    assert.doesNotThrow(() => n.crypto.verify(n.crypto.identity, servedN.signature, servedN.payload), "as n signed it");
+    // s's identity expires: t's mapper forgets it, and its pull no longer offers it; n's stays.
+    await sim.clock.advance(60_000);
+    await r.comm.send(pull({ case: "hello", value: create(GossipHelloSchema, { nonce: 4243n, msgType: PullMsgType.IDENTITY_MSG }) }), to);
+    await sim.clock.advanceUntil(() => digests.got.length > 1, { stepMs: 50, maxMs: 1_000 });
+    const later = digests.got[1]?.message.content;
+    assert.ok(later?.case === "dataDig");
+    const offered = later.value.digests.map((d) => pkiIdHex(d));
+    assert.ok(!offered.includes(pkiIdHex(s.pkiId)), "s's expired identity is no longer held for the pull");
+    assert.ok(offered.includes(pkiIdHex(n.comm.pkiId)));
     for (const rec of [hellos, requests, digests, updates]) rec.stop();
     healthy();
     await sim.close();

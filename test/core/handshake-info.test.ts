@@ -1,0 +1,47 @@
+// A connection's ConnectionInfo keeps the handshake's signed data and
+// signature as one view and makes `auth` on read: the same bytes.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { HandshakeInfo } from "../../src/core/connection.js";
+
+describe("HandshakeInfo", () => {
+  const pkiId = Uint8Array.of(1, 2, 3);
+  const identity = Uint8Array.of(4, 5);
+
+  it("gives back the signed data and signature the handshake kept back to back, as views of that buffer", () => {
+    const kept = Uint8Array.from({ length: 40 }, (_, i) => i);
+    const info = new HandshakeInfo(
+      pkiId,
+      "010203",
+      identity,
+      "h:1",
+      { signedData: kept.subarray(0, 30), signature: kept.subarray(30) },
+      "inbound",
+    );
+    assert.deepEqual(info.auth.signedData, kept.subarray(0, 30));
+    assert.deepEqual(info.auth.signature, kept.subarray(30));
+    assert.equal(info.auth.signedData.buffer, kept.buffer, "no copy");
+    assert.equal(info.pkiId, pkiId);
+    assert.equal(info.identity, identity);
+    assert.equal(info.endpoint, "h:1");
+    assert.equal(info.direction, "inbound");
+  });
+
+  it("gives back the same bytes when they lay apart (one copy of both)", () => {
+    const signedData = Uint8Array.of(9, 8, 7);
+    const signature = Uint8Array.of(6, 5);
+    const info = new HandshakeInfo(pkiId, "010203", identity, "h:1", { signedData, signature }, "outbound");
+    assert.deepEqual(info.auth.signedData, signedData);
+    assert.deepEqual(info.auth.signature, signature);
+    const empty = new HandshakeInfo(
+      pkiId,
+      "010203",
+      identity,
+      "h:1",
+      { signedData: new Uint8Array(0), signature: new Uint8Array(0) },
+      "outbound",
+    );
+    assert.equal(empty.auth.signedData.length, 0);
+    assert.equal(empty.auth.signature.length, 0);
+  });
+});
