@@ -26,6 +26,7 @@ import { SessionWatch } from "./http2-sessions.js";
 import { registerReflection } from "./reflection.js";
 import { ServerWireStream } from "./server-wire-stream.js";
 import { refuseStream, StreamDispatch } from "./stream-dispatch.js";
+import { refuseUnknownOptions } from "./unknown-options.js";
 
 /** Options of the gossip-connect Fastify plugin. */
 export interface GossipPluginOptions {
@@ -105,6 +106,7 @@ function validate(fastify: FastifyInstance, opts: GossipPluginOptions): void {
   if (fastify.initialConfig.http2 !== true) {
     throw new TypeError("gossip-connect: the Fastify instance must be created with http2: true");
   }
+  refuseUnknownOptions(opts);
   if (opts.comm === undefined && opts.crypto === undefined && opts.identity === undefined) {
     throw new TypeError("gossip-connect: give one of the options comm, crypto or identity");
   }
