@@ -7,7 +7,7 @@ import { after, before } from "node:test";
 import { PeerDialer } from "../../src/client/dialer.js";
 import { Comm } from "../../src/core/comm.js";
 import type { Dialer } from "../../src/core/transport.js";
-import { X509CryptoService } from "../../src/core/x509-crypto.js";
+import { type X509CryptoOptions, X509CryptoService } from "../../src/core/x509-crypto.js";
 import { http2OptionKeys, type PeerOptions } from "../../src/grpc/config.js";
 import { type CertificateAuthority, createCa, createPeerMaterial, type PeerMaterial } from "../../src/pki/certificates.js";
 import { createGossipServer, type GossipFastifyInstance } from "../../src/server/create-server.js";
@@ -54,6 +54,17 @@ export function caFor(mspId: string): CertificateAuthority {
     cas.set(mspId, ca);
   }
   return ca;
+}
+
+/** A fresh peer identity of `mspId` from its shared test CA, which it trusts alone, as X.509 crypto options. */
+export function identityOf(mspId: string): X509CryptoOptions {
+  const material = createPeerMaterial({ mspId, ca: caFor(mspId) });
+  return {
+    mspId,
+    certificate: material.identity.certPem,
+    privateKey: material.identity.keyPem,
+    trustedRoots: { [mspId]: [caFor(mspId).certPem] },
+  };
 }
 
 /** Starts a gossip peer on loopback. TLS (mutual, Fabric-style) by default. */

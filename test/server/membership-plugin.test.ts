@@ -8,9 +8,8 @@ import { pino } from "pino";
 import { PeerDialer } from "../../src/client/dialer.js";
 import { Comm } from "../../src/core/comm.js";
 import { X509CryptoService } from "../../src/core/x509-crypto.js";
-import { createPeerMaterial } from "../../src/pki/certificates.js";
 import { createGossipServer } from "../../src/server/create-server.js";
-import { caFor, cleanupAfter, eventually, metricValue } from "../helpers/peers.js";
+import { cleanupAfter, eventually, identityOf, metricValue } from "../helpers/peers.js";
 
 const { peer } = cleanupAfter();
 const fast = {
@@ -68,15 +67,8 @@ describe("plugin: membership option", () => {
     const onWarning = (w: Error) => warnings.push(w);
     process.on("warning", onWarning);
     try {
-      const mspId = "Org1MSP";
-      const material = createPeerMaterial({ mspId, ca: caFor(mspId) });
       const app = await createGossipServer({
-        identity: {
-          mspId,
-          certificate: material.identity.certPem,
-          privateKey: material.identity.keyPem,
-          trustedRoots: { [mspId]: [caFor(mspId).certPem] },
-        },
+        identity: identityOf("Org1MSP"),
         membership: fast,
       });
       try {
@@ -107,15 +99,8 @@ describe("plugin: membership option", () => {
         done();
       },
     });
-    const mspId = "Org1MSP";
-    const material = createPeerMaterial({ mspId, ca: caFor(mspId) });
     const app = await createGossipServer({
-      identity: {
-        mspId,
-        certificate: material.identity.certPem,
-        privateKey: material.identity.keyPem,
-        trustedRoots: { [mspId]: [caFor(mspId).certPem] },
-      },
+      identity: identityOf("Org1MSP"),
       membership: fast,
       loggerInstance: pino({ level: "warn" }, sink),
     });
@@ -132,14 +117,7 @@ describe("plugin: membership option", () => {
   });
 
   it("refuses membership with a comm of its own but no crypto; honours an explicit internal endpoint", async () => {
-    const mspId = "Org1MSP";
-    const material = createPeerMaterial({ mspId, ca: caFor(mspId) });
-    const crypto = new X509CryptoService({
-      mspId,
-      certificate: material.identity.certPem,
-      privateKey: material.identity.keyPem,
-      trustedRoots: { [mspId]: [caFor(mspId).certPem] },
-    });
+    const crypto = new X509CryptoService(identityOf("Org1MSP"));
     const comm = new Comm({ crypto, dialer: new PeerDialer({}) });
     try {
       await assert.rejects(

@@ -4,18 +4,10 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fastify from "fastify";
 import { X509CryptoService } from "../../src/core/x509-crypto.js";
-import { createPeerMaterial } from "../../src/pki/certificates.js";
 import { gossipConnect } from "../../src/server/plugin.js";
-import { caFor } from "../helpers/peers.js";
+import { identityOf } from "../helpers/peers.js";
 
-const mspId = "Org1MSP";
-const material = createPeerMaterial({ mspId, ca: caFor(mspId) });
-const crypto = new X509CryptoService({
-  mspId,
-  certificate: material.identity.certPem,
-  privateKey: material.identity.keyPem,
-  trustedRoots: { [mspId]: [caFor(mspId).certPem] },
-});
+const crypto = new X509CryptoService(identityOf("Org1MSP"));
 
 /** Registers the plugin with `opts` (as a JavaScript caller could) and waits until the app is ready. */
 async function register(opts: Record<string, unknown>): Promise<void> {
