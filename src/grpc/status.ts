@@ -118,6 +118,9 @@ export function errorFromGrpcStatus(status: number, message: string, errorCode?:
 /** True for `application/grpc` and `application/grpc+proto` (not gRPC-web, not JSON). */
 export function isGrpcProtoContentType(contentType: string | undefined): boolean {
   if (contentType === undefined) return false;
+  // The usual values, as gRPC clients and servers send them, without the
+  // split/trim/lowercase copies: both ends of every Ping ask (W4).
+  if (contentType === "application/grpc" || contentType === "application/grpc+proto") return true;
   const ct = contentType.split(";")[0]?.trim().toLowerCase();
   return ct === "application/grpc" || ct === "application/grpc+proto";
 }

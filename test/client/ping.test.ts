@@ -219,6 +219,40 @@ describe("GossipClient.ping deadlines and aborts", () => {
     }
   });
 
+  it("times out each of several calls at the default timeout at its own deadline (one shared timer), and answered calls still resolve", async () => {
+    const c = await client({ connTimeoutMs: 300 });
+    await c.ping();
+    // The first and third calls are held, the second answered: each held
+    // call fails at its own start + 300 ms, not at the first call's.
+    let n = 0;
+    answer = (stream, headers) => (n++ === 1 ? ok(stream, headers) : held.push(stream));
+    const timed = (p: Promise<void>) => {
+      const t0 = performance.now();
+      return p.then(
+        () => ({ ok: true, ms: performance.now() - t0 }),
+        (e: unknown) => ({ ok: false, ms: performance.now() - t0, e }),
+      );
+    };
+    const first = timed(c.ping());
+    await sleep(120);
+    const second = timed(c.ping());
+    await sleep(20);
+    const third = timed(c.ping());
+    const t3 = performance.now();
+    const r1 = await first;
+    assert.ok(performance.now() - t3 < 250, "the first call did not wait for the third's deadline");
+    const [r2, r3] = await Promise.all([second, third]);
+    assert.equal(r1.ok, false);
+    assert.match(String((r1 as { e: Error }).e?.message), /timed out$/);
+    assert.ok(r1.ms >= 280 && r1.ms < 1500, `first timed out after ${r1.ms} ms`);
+    assert.equal(r2.ok, true, "the answered call resolved");
+    assert.equal(r3.ok, false);
+    assert.match(String((r3 as { e: Error }).e?.message), /timed out$/);
+    assert.ok(r3.ms >= 280 && r3.ms < 1500, `third timed out after ${r3.ms} ms`);
+    answer = ok;
+    await c.ping();
+  });
+
   it("rejects at once with an aborted signal, and resets the stream when the signal aborts mid-call", async () => {
     const c = await client();
     const before = seen.length;
