@@ -410,6 +410,8 @@ async function pingGroupCell(stacks) {
             ms: x.ms,
             perSecond: (x.count / x.ms) * 1000,
             cpuUsPerPing: (clientUs + serverUs) / x.count,
+            clientUsPerPing: clientUs / x.count,
+            serverUsPerPing: serverUs / x.count,
             clientUs,
             serverUs,
             round: r,
@@ -431,7 +433,17 @@ async function pingGroupCell(stacks) {
     out[st] = {
       interleavedWith: stacks,
       ping: { runs: s.lat, median: medians(s.lat.map((x) => ({ p50: x.p50, p99: x.p99 }))) },
-      load: { runs: s.load, median: medians(s.load.map((x) => ({ perSecond: x.perSecond, cpuUsPerPing: x.cpuUsPerPing }))) },
+      load: {
+        runs: s.load,
+        median: medians(
+          s.load.map((x) => ({
+            perSecond: x.perSecond,
+            cpuUsPerPing: x.cpuUsPerPing,
+            clientUsPerPing: x.clientUsPerPing,
+            serverUsPerPing: x.serverUsPerPing,
+          })),
+        ),
+      },
       probe: { runs: s.probe, median: medians(s.probe.map((x) => ({ p50: x.p50, p99: x.p99 }))) },
     };
   return out;
@@ -864,6 +876,8 @@ function tableRows(W) {
   row("W4", "W4 Ping p99", "lower", (c) => c.ping.median.p99, "us");
   row("W4", "W4 Pings/s, 32 in flight", "higher", (c) => c.load.median.perSecond, "/s");
   row("W4", "W4 CPU per Ping, client + server", "lower", (c) => c.load.median.cpuUsPerPing ?? null, "us");
+  row("W4", "W4 CPU per Ping, client", "lower", (c) => c.load.median.clientUsPerPing ?? null, "us");
+  row("W4", "W4 CPU per Ping, server", "lower", (c) => c.load.median.serverUsPerPing ?? null, "us");
   row("W4", "W4 probe p50", "lower", (c) => c.probe.median.p50, "us");
   row("W4", "W4 probe p99", "lower", (c) => c.probe.median.p99, "us");
   for (const fan of P.fanout.peers) {
