@@ -460,12 +460,8 @@ function pingPairs(W, field = "perSecond") {
   const out = {};
   const c = W.W4?.gossip;
   if (!c?.load) return out;
-  for (const [key, st] of [
-    ["c/a", "raw"],
-    ["c/b", "grpc"],
-    ["c/e", "go"],
-  ]) {
-    const x = W.W4?.[st];
+  for (const key of ["c/a", "c/b", "c/e"]) {
+    const x = W.W4?.[ratioStack[key]];
     if (!x?.load) continue;
     const rounds = [];
     for (const run of c.load.runs) {
@@ -482,8 +478,7 @@ function pingPairs(W, field = "perSecond") {
 function pingPairsLine(W) {
   const part = (field) =>
     Object.entries(pingPairs(W, field)).map(([key, v]) => {
-      const st = { "c/a": "raw", "c/b": "grpc", "c/e": "go" }[key];
-      const ofMedians = ratio(W.W4?.gossip?.load?.median?.[field], W.W4?.[st]?.load?.median?.[field]);
+      const ofMedians = ratio(W.W4?.gossip?.load?.median?.[field], W.W4?.[ratioStack[key]]?.load?.median?.[field]);
       return `${key} ${fmt(v.median)} paired (rounds ${v.rounds.map(fmt).join(" ")}), ${fmt(ofMedians)} of medians`;
     });
   const rate = part("perSecond");
@@ -857,10 +852,7 @@ function tableRows(W) {
       unit,
       better,
       values,
-      "c/a": ratio(values.gossip, values.raw),
-      "c/b": ratio(values.gossip, values.grpc),
-      "c/raw": ratio(values.gossip, values.rawpb),
-      "c/e": ratio(values.gossip, values.go),
+      ...Object.fromEntries(ratioColumns.map((key) => [key, ratio(values.gossip, values[ratioStack[key]])])),
     });
   };
   row("W1", "W1 1 KiB stream", "higher", (c) => c.median.msgsPerS, "msgs/s");
@@ -1083,7 +1075,9 @@ function fmt(v) {
   return v.toFixed(2);
 }
 
-const ratioColumns = ["c/a", "c/b", "c/raw", "c/e"];
+/** The table's ratio columns: gossip-connect (c) over each of these stacks. */
+const ratioStack = { "c/a": "raw", "c/b": "grpc", "c/raw": "rawpb", "c/e": "go" };
+const ratioColumns = Object.keys(ratioStack);
 
 function textTable(rows) {
   const header = ["metric", "unit", ...allStacks.map((s) => stackLabel[s]), ...ratioColumns];
