@@ -9,22 +9,25 @@
 import { defaultCommConfig } from "../core/config.js";
 import { http2OptionKeys } from "../grpc/config.js";
 import { resolveMembershipConfig } from "../membership/config.js";
+import type { GossipPluginOptions } from "./plugin.js";
 
-/** The plugin's own options, and the options Fastify's `register` takes for every plugin. */
-const pluginKeys = [
-  "comm",
-  "crypto",
-  "identity",
-  "clientTls",
-  "options",
-  "reflection",
-  "metrics",
-  "logger",
-  "membership",
-  "prefix",
-  "logLevel",
-  "logSerializers",
-];
+/**
+ * The plugin's own options (a key per option of {@link GossipPluginOptions},
+ * so that a new one cannot be left out), and the options Fastify's
+ * `register` takes for every plugin.
+ */
+const pluginOptions: Record<keyof GossipPluginOptions, true> = {
+  comm: true,
+  crypto: true,
+  identity: true,
+  clientTls: true,
+  options: true,
+  reflection: true,
+  metrics: true,
+  logger: true,
+  membership: true,
+};
+const pluginKeys = [...Object.keys(pluginOptions), "prefix", "logLevel", "logSerializers"];
 const peerOptionKeys = [...Object.keys(defaultCommConfig), ...http2OptionKeys];
 const membershipKeys = Object.keys(resolveMembershipConfig({ internalEndpoint: "127.0.0.1:7051" }));
 
