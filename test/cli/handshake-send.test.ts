@@ -47,7 +47,7 @@ describe("handshake", () => {
     const r = json(ok.stdout);
     assert.deepEqual(
       { result: r.result, pkiId: r.pkiId, mspId: r.mspId, subject: r.subject },
-      { result: "authenticated", pkiId: acking.pkiId, mspId: "Org1MSP", subject: "O=Org1MSP, OU=peer, CN=peer.org1msp" },
+      { result: "authenticated", pkiId: acking.pkiId, mspId: "Org1MSP", subject: "O=Org1MSP, OU=peer, CN=p1.org1msp" },
     );
     assert.equal(expected.code, 0, expected.stderr);
     assert.match(expected.stdout, new RegExp(`pkiId\\s+${acking.pkiId}`));

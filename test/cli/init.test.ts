@@ -83,6 +83,14 @@ describe("gossip-connect init", () => {
     const id2 = new X509Certificate(readFileSync(join(p2, "identity-cert.pem")));
     assert.ok(id2.checkIssued(ca));
 
+    // Every identity has its own subject, named after its directory (cryptogen's peer0.org1.example.com).
+    assert.equal(res1.subject, "O=Org1MSP, OU=peer, CN=p1.org1msp");
+    const id1 = new X509Certificate(readFileSync(join(p1, manifest.files.identityCert as string)));
+    assert.equal(id1.subject, "O=Org1MSP\nOU=peer\nCN=p1.org1msp");
+    assert.equal(tls.subject, "O=Org1MSP\nCN=p1.org1msp");
+    assert.equal(id2.subject, "O=Org1MSP\nOU=peer\nCN=p2.org1msp");
+    assert.match(r2.stdout, /subject\s+O=Org1MSP, OU=peer, CN=p2\.org1msp/);
+
     // Refuses to overwrite; refuses a --ca without a CA key.
     const again = await cli(["init", "--msp-id", "Org1MSP", "--out", p1]);
     assert.equal(again.code, 1);
@@ -93,7 +101,23 @@ describe("gossip-connect init", () => {
     assert.equal(existsSync(join(tmp.dir, "p3")), false, "nothing written on failure");
   });
 
-  it("usage errors exit 2 with one line: unknown flag, missing --msp-id, missing value, bad MSP ID, stray argument", async () => {
+  it("--name sets the CN of every certificate; without it a directory name a CN cannot carry is cleaned up", async () => {
+    const named = join(tmp.dir, "n1");
+    const odd = join(tmp.dir, "My Peer #2");
+    const [r1, r2] = await Promise.all([
+      cli(["init", "--msp-id", "Org1MSP", "--out", named, "--name", "peer0.org1.example.com", "--json"]),
+      cli(["init", "--msp-id", "Org1MSP", "--out", odd, "--json"]),
+    ]);
+    assert.equal(r1.code, 0, r1.stderr);
+    assert.equal((JSON.parse(r1.stdout) as { subject: string }).subject, "O=Org1MSP, OU=peer, CN=peer0.org1.example.com");
+    for (const file of ["tls-server-cert.pem", "tls-client-cert.pem"]) {
+      assert.equal(new X509Certificate(readFileSync(join(named, file))).subject, "O=Org1MSP\nCN=peer0.org1.example.com", file);
+    }
+    assert.equal(r2.code, 0, r2.stderr);
+    assert.equal((JSON.parse(r2.stdout) as { subject: string }).subject, "O=Org1MSP, OU=peer, CN=my-peer-2.org1msp");
+  });
+
+  it("usage errors exit 2 with one line: unknown flag, missing --msp-id, missing value, bad MSP ID, bad --name, stray argument", async () => {
     const out = join(tmp.dir, "never");
     const cases: [string[], RegExp][] = [
       [["init", "--msp-id", "Org1MSP", "--out", out, "--bogus"], /unknown option --bogus/],
@@ -101,6 +125,8 @@ describe("gossip-connect init", () => {
       [["init", "--msp-id", "Org1MSP"], /missing --out/],
       [["init", "--msp-id"], /--msp-id needs a value/],
       [["init", "--msp-id", "Org 1", "--out", out], /--msp-id must be/],
+      [["init", "--msp-id", "Org1MSP", "--out", out, "--name", "peer 0"], /--name must be 1 to 64/],
+      [["init", "--msp-id", "Org1MSP", "--out", out, "--name", "p".repeat(65)], /--name must be 1 to 64/],
       [["init", "--msp-id", "Org1MSP", "--out", out, "extra"], /unexpected argument "extra"/],
       [["init", "--msp-id", "Org1MSP", "--out", out, "--json=yes"], /--json takes no value/],
     ];
