@@ -150,7 +150,7 @@ describe("send", () => {
     const base = ["send", acking.endpoint, "--identity", ids.p2];
     const cases: [string[], RegExp][] = [
       [[...base, "--nonce", "18446744073709551616"], /--nonce must be an unsigned 64-bit integer/],
-      [[...base, "--nonce", "-1"], /--nonce needs a value/],
+      [[...base, "--nonce", "-1"], /--nonce must be an unsigned 64-bit integer .*got "-1"/],
       [[...base, "--nonce", "1.5"], /--nonce must be an unsigned 64-bit integer/],
       [[...base, "--nonce", "1", "--ack"], /--nonce cannot be combined with --ack/],
       [[...base, "--timeout", "100"], /--timeout applies only with --ack/],
