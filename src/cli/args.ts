@@ -33,6 +33,8 @@ export interface CommandLine<O extends OptionSpecs> {
 /**
  * Parses `argv` for `command`. Unknown flags, string flags without a value,
  * values on boolean flags and a wrong number of positionals are usage errors.
+ * A string flag followed by a word starting with `-` lacks its value, unless
+ * the word is a negative number: `--flag -5` means `--flag=-5`.
  * `--help`/`-h` is always accepted and short-circuits every other check.
  */
 export function parseCommandLine<O extends OptionSpecs>(
@@ -75,7 +77,10 @@ export function parseCommandLine<O extends OptionSpecs>(
       values[t.name] = true;
       continue;
     }
-    if (t.value === undefined || (!t.inlineValue && t.value.startsWith("-") && t.value.length > 1)) {
+    // parseArgs hands `--out --json` the next flag as a value; that is a
+    // missing value, but a negative number (`--alive-interval -5`) is a value
+    // like `--alive-interval=-5`, for the flag's own check to judge.
+    if (t.value === undefined || (!t.inlineValue && t.value.startsWith("-") && t.value.length > 1 && !negativeNumber.test(t.value))) {
       throw usageError(`${flag} needs a value`, `write ${flag} VALUE (or ${flag}=VALUE); ${helpHint}`);
     }
     if ("multiple" in spec && spec.multiple) (values[t.name] as string[]).push(t.value);
@@ -90,6 +95,9 @@ export function parseCommandLine<O extends OptionSpecs>(
   }
   return { values: values as OptionValues<O>, positionals: pos, help: false };
 }
+
+/** A word that reads as a negative number (`-5`, `-1.5`, `-.5`, `-1e3`) rather than a flag; no flag looks like one. */
+const negativeNumber = /^-(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$/;
 
 /** Splits repeated, comma-separated values (`--trust-ca a.pem,b.pem --trust-ca c.pem`). */
 export function listOf(values: readonly string[]): string[] {

@@ -68,7 +68,7 @@ Usage: gossip-connect COMMAND [OPTIONS]
 Commands:
 ${commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join("\n")}
 
-Run 'gossip-connect COMMAND --help' for a command's options.
+Run 'gossip-connect COMMAND --help' for a command's options, 'gossip-connect --version' for the version.
 Exit codes: 0 success, 1 failure, 2 usage.
 
 Quick start:

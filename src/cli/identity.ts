@@ -7,7 +7,7 @@
  *
  * ```json
  * { "format": "gossip-connect-identity/1", "mspId": "Org1MSP", "pkiId": "<64 hex>",
- *   "subject": "O=Org1MSP, OU=peer, CN=peer.org1msp",
+ *   "subject": "O=Org1MSP, OU=peer, CN=peer1.org1msp",
  *   "files": { "caCert": "ca-cert.pem", "caKey": "ca-key.pem",
  *              "identityCert": "identity-cert.pem", "identityKey": "identity-key.pem",
  *              "tlsServerCert": "tls-server-cert.pem", "tlsServerKey": "tls-server-key.pem",
@@ -95,7 +95,7 @@ export interface TrustedCa {
   readonly file: string;
 }
 
-/** One-line subject of a certificate, as `O=Org1MSP, CN=peer.org1msp`. */
+/** One-line subject of a certificate, as `O=Org1MSP, CN=peer1.org1msp`. */
 export function subjectLine(cert: X509Certificate): string {
   return cert.subject.split("\n").join(", ");
 }

@@ -41,6 +41,19 @@ import { illegalTagReason } from "./tags.js";
 import { isNewer, type Timestamp, timestampString } from "./timestamp.js";
 import type { Known, View } from "./view.js";
 
+/**
+ * A screen (see `Comm.accept`) for a subscription that wants no membership
+ * message, i.e. whose predicate rejects every {@link isMembershipMessage}:
+ * declines the alive messages it can read from the bytes alone (most alive
+ * traffic), which the subscription would not have received anyway, so that
+ * what membership's own screen takes is not decoded for it. Declines nothing
+ * else: every other message is decoded and judged by the predicate.
+ */
+export function declineMembershipEnvelope(envelope: Envelope): boolean {
+  // peekAlive answers only where decoding gives an aliveMsg: well-formed, no ack, a membership message.
+  return peekAlive(envelope.payload) !== undefined;
+}
+
 /** Membership messages: alive, requests, responses and identity pull. */
 export function isMembershipMessage(rm: ReceivedMessage): boolean {
   const c = rm.message.content;

@@ -28,7 +28,7 @@ export {
   type PeerFacts,
 } from "./disclosure.js";
 export { IdentityMapper } from "./identity-mapper.js";
-export { isMembershipMessage } from "./inbox.js";
+export { declineMembershipEnvelope, isMembershipMessage } from "./inbox.js";
 export {
   Membership,
   type MembershipInit,

@@ -47,7 +47,7 @@ describe("handshake", () => {
     const r = json(ok.stdout);
     assert.deepEqual(
       { result: r.result, pkiId: r.pkiId, mspId: r.mspId, subject: r.subject },
-      { result: "authenticated", pkiId: acking.pkiId, mspId: "Org1MSP", subject: "O=Org1MSP, OU=peer, CN=peer.org1msp" },
+      { result: "authenticated", pkiId: acking.pkiId, mspId: "Org1MSP", subject: "O=Org1MSP, OU=peer, CN=p1.org1msp" },
     );
     assert.equal(expected.code, 0, expected.stderr);
     assert.match(expected.stdout, new RegExp(`pkiId\\s+${acking.pkiId}`));
@@ -150,7 +150,7 @@ describe("send", () => {
     const base = ["send", acking.endpoint, "--identity", ids.p2];
     const cases: [string[], RegExp][] = [
       [[...base, "--nonce", "18446744073709551616"], /--nonce must be an unsigned 64-bit integer/],
-      [[...base, "--nonce", "-1"], /--nonce needs a value/],
+      [[...base, "--nonce", "-1"], /--nonce must be an unsigned 64-bit integer .*got "-1"/],
       [[...base, "--nonce", "1.5"], /--nonce must be an unsigned 64-bit integer/],
       [[...base, "--nonce", "1", "--ack"], /--nonce cannot be combined with --ack/],
       [[...base, "--timeout", "100"], /--timeout applies only with --ack/],

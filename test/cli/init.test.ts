@@ -16,17 +16,19 @@ describe("gossip-connect (global)", () => {
   it("--help lists every command and exits 0; no command prints usage and exits 2; an unknown command exits 2", async () => {
     const [help, none, unknown, version] = await Promise.all([cli(["--help"]), cli([]), cli(["frobnicate"]), cli(["--version"])]);
     assert.equal(help.code, 0, help.stderr);
-    for (const c of ["mesh", "init", "serve", "ping", "probe", "handshake", "send"]) assert.match(help.stdout, new RegExp(`^  ${c} `, "m"));
+    for (const c of ["mesh", "init", "serve", "ping", "probe", "handshake", "send", "members"])
+      assert.match(help.stdout, new RegExp(`^  ${c} `, "m"));
     assert.equal(none.code, 2);
     assert.match(none.stderr, /Usage: gossip-connect COMMAND/);
     assert.equal(unknown.code, 2);
     assert.match(oneErrorLine(unknown.stderr), /unknown command "frobnicate"/);
     assert.equal(version.code, 0);
     assert.equal(version.stdout.trim(), JSON.parse(readFileSync("package.json", "utf8")).version);
+    assert.match(help.stdout, /'gossip-connect --version' for the version/, "the global help names --version");
   });
 
   it("every command has --help (exit 0, usage on stdout)", async () => {
-    const cmds = ["mesh", "init", "serve", "ping", "probe", "handshake", "send"];
+    const cmds = ["mesh", "init", "serve", "ping", "probe", "handshake", "send", "members"];
     const results = await Promise.all(cmds.map((c) => cli([c, "--help"])));
     results.forEach((r, i) => {
       assert.equal(r.code, 0, r.stderr);
@@ -83,6 +85,14 @@ describe("gossip-connect init", () => {
     const id2 = new X509Certificate(readFileSync(join(p2, "identity-cert.pem")));
     assert.ok(id2.checkIssued(ca));
 
+    // Every identity has its own subject, named after its directory (cryptogen's peer0.org1.example.com).
+    assert.equal(res1.subject, "O=Org1MSP, OU=peer, CN=p1.org1msp");
+    const id1 = new X509Certificate(readFileSync(join(p1, manifest.files.identityCert as string)));
+    assert.equal(id1.subject, "O=Org1MSP\nOU=peer\nCN=p1.org1msp");
+    assert.equal(tls.subject, "O=Org1MSP\nCN=p1.org1msp");
+    assert.equal(id2.subject, "O=Org1MSP\nOU=peer\nCN=p2.org1msp");
+    assert.match(r2.stdout, /subject\s+O=Org1MSP, OU=peer, CN=p2\.org1msp/);
+
     // Refuses to overwrite; refuses a --ca without a CA key.
     const again = await cli(["init", "--msp-id", "Org1MSP", "--out", p1]);
     assert.equal(again.code, 1);
@@ -91,6 +101,33 @@ describe("gossip-connect init", () => {
     assert.equal(noKey.code, 1);
     assert.match(oneErrorLine(noKey.stderr), /holds no CA key/);
     assert.equal(existsSync(join(tmp.dir, "p3")), false, "nothing written on failure");
+  });
+
+  it("--name sets the CN of every certificate (a bad one is a usage error); without it a directory name a CN cannot carry is cleaned up", async () => {
+    const named = join(tmp.dir, "n1");
+    const odd = join(tmp.dir, "My Peer #2");
+    const [r1, r2] = await Promise.all([
+      cli(["init", "--msp-id", "Org1MSP", "--out", named, "--name", "peer0.org1.example.com", "--json"]),
+      cli(["init", "--msp-id", "Org1MSP", "--out", odd, "--json"]),
+    ]);
+    assert.equal(r1.code, 0, r1.stderr);
+    assert.equal((JSON.parse(r1.stdout) as { subject: string }).subject, "O=Org1MSP, OU=peer, CN=peer0.org1.example.com");
+    for (const file of ["tls-server-cert.pem", "tls-client-cert.pem"]) {
+      assert.equal(new X509Certificate(readFileSync(join(named, file))).subject, "O=Org1MSP\nCN=peer0.org1.example.com", file);
+    }
+    assert.equal(r2.code, 0, r2.stderr);
+    assert.equal((JSON.parse(r2.stdout) as { subject: string }).subject, "O=Org1MSP, OU=peer, CN=my-peer-2.org1msp");
+
+    // A --name a CN cannot carry is a usage error (exit 2), and nothing is written.
+    const bad = join(tmp.dir, "bad-name");
+    const refused = await Promise.all(
+      ["peer 0", "p".repeat(65)].map((name) => cli(["init", "--msp-id", "Org1MSP", "--out", bad, "--name", name])),
+    );
+    for (const r of refused) {
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(oneErrorLine(r.stderr), /--name must be 1 to 64 letters/);
+    }
+    assert.equal(existsSync(bad), false);
   });
 
   it("usage errors exit 2 with one line: unknown flag, missing --msp-id, missing value, bad MSP ID, stray argument", async () => {

@@ -35,7 +35,7 @@ describe("ping", () => {
     const r = json(tls.stdout);
     assert.equal(r.result, "pong");
     assert.equal(r.tls, true);
-    assert.equal(r.serverSubject, "O=Org1MSP, CN=peer.org1msp");
+    assert.equal(r.serverSubject, "O=Org1MSP, CN=p1.org1msp");
     assert.equal(typeof r.ms, "number");
     assert.equal(h2c.code, 0, h2c.stderr);
     assert.match(h2c.stdout, /^pong\n/);

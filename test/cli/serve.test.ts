@@ -289,10 +289,11 @@ describe("serve: bad input", () => {
     });
   });
 
-  it("usage errors of the membership flags exit 2: bad --external-endpoint, --alive-interval 0, an IPv6 listen address without --internal-endpoint, --anchor with an empty MSP ID or a bad endpoint", async () => {
+  it("usage errors of the membership flags exit 2: bad --external-endpoint, --alive-interval 0 or -5 (a negative number is a value, as after =), an IPv6 listen address without --internal-endpoint, --anchor with an empty MSP ID or a bad endpoint", async () => {
     const cases: [string[], RegExp][] = [
       [["serve", "--external-endpoint", "nowhere"], /--external-endpoint must be HOST:PORT/],
       [["serve", "--alive-interval", "0"], /--alive-interval must be an integer/],
+      [["serve", "--alive-interval", "-5"], /--alive-interval must be an integer from 1 to 3600000, got "-5"/],
       [["serve", "--max-unauthenticated-streams", "0"], /--max-unauthenticated-streams must be an integer/],
       [["serve", "--listen", "[::1]:0"], /IPv6.*--internal-endpoint/],
       [["serve", "--anchor", "127.0.0.1:7051@"], /--anchor "127.0.0.1:7051@" has an empty MSP ID/],

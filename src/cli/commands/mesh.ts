@@ -14,7 +14,7 @@ import type { Comm } from "../../core/comm.js";
 import { gossipMessage } from "../../core/envelope.js";
 import { pkiIdHex } from "../../core/identity.js";
 import { DataMessageSchema, type GossipMessage, PayloadSchema } from "../../gen/gossip/message_pb.js";
-import type { Membership } from "../../membership/index.js";
+import { declineMembershipEnvelope, type Membership } from "../../membership/index.js";
 import { createCa, createPeerMaterial, type PeerMaterial } from "../../pki/certificates.js";
 import { createGossipServer, type GossipFastifyInstance } from "../../server/create-server.js";
 import { parseCommandLine, parseInteger } from "../args.js";
@@ -266,7 +266,8 @@ export const meshCommand: Command = {
         p.last = { sent: 0, received: 0 };
         const comm = app.gossip;
         void (async () => {
-          for await (const m of comm.accept((m) => m.message.content.case === "dataMsg")) {
+          // The screen spares decoding the alive duplicates membership's screen takes (this predicate rejects them anyway).
+          for await (const m of comm.accept((m) => m.message.content.case === "dataMsg", declineMembershipEnvelope)) {
             const from = byPki.get(pkiIdHex(m.connection.pkiId));
             if (from !== undefined) p.receivedFrom[from] = (p.receivedFrom[from] ?? 0) + 1;
           }

@@ -2,7 +2,7 @@
 import type { AddressInfo } from "node:net";
 import type { Comm } from "../../core/comm.js";
 import { pkiIdHex } from "../../core/identity.js";
-import { isMembershipMessage, type Member, type Membership } from "../../membership/index.js";
+import { declineMembershipEnvelope, isMembershipMessage, type Member, type Membership } from "../../membership/index.js";
 import { createGossipServer, type GossipFastifyInstance } from "../../server/create-server.js";
 import { type HostPort, listOf, parseCommandLine, parseHostPort, parseInteger } from "../args.js";
 import type { Command } from "../command.js";
@@ -327,8 +327,11 @@ function startPumps(comm: Comm, emit: (name: string, fields?: Fields) => void, a
     }
   })();
   const received = (async () => {
-    // Membership traffic is reported as joined/died/revived instead.
-    for await (const m of comm.accept((m) => !isMembershipMessage(m))) {
+    // Membership traffic is reported as joined/died/revived instead. The screen declines the alive
+    // messages this predicate would reject anyway, so the duplicates membership's screen takes are not
+    // decoded for us. Data messages are not screened: every copy is printed and acked, as Fabric's comm
+    // delivers every copy (only its dissemination layer, which we lack, drops duplicates).
+    for await (const m of comm.accept((m) => !isMembershipMessage(m), declineMembershipEnvelope)) {
       emit("received", {
         from: pkiIdHex(m.connection.pkiId),
         endpoint: m.connection.endpoint,
