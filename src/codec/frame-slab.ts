@@ -4,8 +4,9 @@
  * length prefix (flag byte 0, length big-endian: the length-prefixed message
  * framing of gRPC, gRPC-web and Connect streaming). Consecutive messages thus
  * already form one framed region, which a transport can write as it is
- * instead of copying every message into a new buffer (see `encodeFrames` in
- * src/grpc/framing.ts, which checks every prefix before it does).
+ * instead of copying every message into a new buffer (see `encodeFrames` and
+ * `framePieces` in src/grpc/framing.ts, which check every prefix before they
+ * do; a write spanning several slabs goes out as one view per slab).
  *
  * A slab is 16 KiB, taken without zero-filling (every byte handed out is
  * written by the encoder), and stays alive while any message in it does.

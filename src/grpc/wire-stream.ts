@@ -8,7 +8,7 @@ import { decodeEnvelopeIn } from "../core/envelope.js";
 import { ErrorCode, GossipError } from "../core/errors.js";
 import { type WireReader, type WireStream, writeTaken } from "../core/transport.js";
 import type { Envelope } from "../gen/gossip/message_pb.js";
-import { encodeFrames, FrameDecoder, type FrameSink, frameHeaderBytes } from "./framing.js";
+import { FrameDecoder, type FrameSink, frameHeaderBytes, framePieces } from "./framing.js";
 
 /** Transport facts about one stream, fixed when it opens. */
 export interface StreamFacts {
@@ -177,7 +177,8 @@ export abstract class Http2WireStream
   }
 
   /**
-   * Writes the frames `write` holds, in one chunk; false when the caller
+   * Writes the frames `write` holds, in one write (of one chunk, or of the
+   * pieces of {@link framePieces}); false when the caller
    * should wait for 'drain'. Subclasses call it before they end the stream.
    * Frames held when the stream can no longer write are discarded, as the
    * stream's own write buffer would be.
@@ -189,7 +190,17 @@ export abstract class Http2WireStream
     this.held = [];
     this.heldBytes = 0;
     if (this.isClosed || !this.writable()) return true;
-    return this.writeChunk(framedChunk(frames));
+    const pieces = framedPieces(frames);
+    if (pieces.length === 1) return this.writeChunk(pieces[0] as Buffer);
+    // Corked: the pieces reach the HTTP/2 stream as one vectored write.
+    this.source.cork();
+    let ok = true;
+    try {
+      for (const piece of pieces) ok = this.writeChunk(piece);
+    } finally {
+      this.source.uncork();
+    }
+    return ok;
   }
 
   /** @private The end-of-tick write of {@link Http2WireStream.write}. */
@@ -397,22 +408,24 @@ function ignore(): void {}
 
 const settledPromise: Promise<void> = Promise.resolve();
 
-/** Largest chunk {@link framedChunk} keeps for the next stream (bounds what an idle process retains). */
+/** Largest framing {@link framedPieces} keeps for the next stream (bounds what an idle process retains). */
 const maxSharedChunkBytes = 256 * 1024;
 let lastFrames: readonly Uint8Array[] = [];
-let lastChunk: Buffer | undefined;
+let lastPieces: Buffer[] | undefined;
 
 /**
- * The frames in one framed buffer. A fan-out (`Comm.send` to many peers)
- * hands the same frame objects, in the same batches, to every peer's stream:
- * the chunk framed for the previous stream is written again as is (chunks
- * are never changed once framed, and frames are immutable encoded
- * envelopes), so that the process copies each batch once and not once per
- * peer, as a hand-written fan-out writing one buffer to every stream would.
+ * The frames framed for one write ({@link framePieces}: views of the frames
+ * that lie framed in place, copies of the others). A fan-out (`Comm.send` to
+ * many peers) hands the same frame objects, in the same batches, to every
+ * peer's stream: the pieces framed for the previous stream are written again
+ * as they are (pieces are never changed once framed, and frames are
+ * immutable encoded envelopes), so that the process copies each batch at most
+ * once and not once per peer, as a hand-written fan-out writing one buffer to
+ * every stream would.
  */
-function framedChunk(frames: readonly Uint8Array[]): Buffer {
+function framedPieces(frames: readonly Uint8Array[]): Buffer[] {
   const last = lastFrames;
-  if (lastChunk !== undefined && last.length === frames.length) {
+  if (lastPieces !== undefined && last.length === frames.length) {
     let same = true;
     for (let i = 0; i < frames.length; i++) {
       if (frames[i] !== last[i]) {
@@ -420,17 +433,19 @@ function framedChunk(frames: readonly Uint8Array[]): Buffer {
         break;
       }
     }
-    if (same) return lastChunk;
+    if (same) return lastPieces;
   }
-  const chunk = encodeFrames(frames);
-  if (chunk.length <= maxSharedChunkBytes) {
+  const pieces = framePieces(frames);
+  let bytes = 0;
+  for (const p of pieces) bytes += p.length;
+  if (bytes <= maxSharedChunkBytes) {
     lastFrames = frames;
-    lastChunk = chunk;
+    lastPieces = pieces;
   } else {
     lastFrames = [];
-    lastChunk = undefined;
+    lastPieces = undefined;
   }
-  return chunk;
+  return pieces;
 }
 
 function flushHeld(stream: Http2WireStream): void {

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { allocFrame, framePrefixBytes } from "../../src/codec/frame-slab.js";
-import { encodeFrames } from "../../src/grpc/framing.js";
+import { encodeFrames, framePieces } from "../../src/grpc/framing.js";
 
 /** What framing by copying writes (frames outside any slab: plain arrays of their own). */
 function copied(frames: readonly Uint8Array[]): Buffer {
@@ -64,5 +64,38 @@ describe("frame slab", () => {
     const big = filled(20_000, 7);
     const small = filled(10, 8);
     assert.deepEqual(encodeFrames([big, small]), copied([big, small]));
+  });
+
+  it("framePieces: runs that lie framed in place are views of their memory, the messages between them one copy; together byte for byte the copy", () => {
+    const a = filled(10, 1);
+    const b = filled(20, 2);
+    const own = Uint8Array.of(7, 7, 7); // not in a slab: copied
+    const own2 = Uint8Array.of(8);
+    const c = filled(30, 3);
+    filled(5, 9); // in between: c and d are not adjacent
+    const d = filled(40, 4);
+    const frames = [a, b, own, own2, c, d];
+    const pieces = framePieces(frames);
+    assert.equal(pieces.length, 4, "a+b, own+own2 (one copy), c, d");
+    assert.equal(pieces[0]?.buffer, a.buffer, "a run: the slab's memory");
+    assert.equal(pieces[0]?.byteOffset, a.byteOffset - framePrefixBytes);
+    assert.notEqual(pieces[1]?.buffer, own.buffer);
+    assert.equal(pieces[2]?.buffer, c.buffer);
+    assert.equal(pieces[3]?.buffer, d.buffer);
+    assert.deepEqual(Buffer.concat(pieces), copied(frames));
+    const inOneSlab = [filled(3, 1), filled(4, 2)];
+    assert.equal(framePieces(inOneSlab).length, 1);
+    assert.deepEqual(framePieces([]), []);
+  });
+
+  it("framePieces: a message whose header in front of it does not match is copied, not written from its memory", () => {
+    const d = filled(30, 4);
+    const part = d.subarray(0, 29);
+    const e = filled(6, 5);
+    const pieces = framePieces([part, e]);
+    assert.equal(pieces.length, 2);
+    assert.notEqual(pieces[0]?.buffer, d.buffer);
+    assert.equal(pieces[1]?.buffer, e.buffer);
+    assert.deepEqual(Buffer.concat(pieces), copied([part, e]));
   });
 });

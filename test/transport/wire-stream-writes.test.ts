@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import type { EventEmitter } from "node:events";
 import { PassThrough } from "node:stream";
 import { describe, it } from "node:test";
+import { allocFrame } from "../../src/codec/frame-slab.js";
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
 import { writeTaken } from "../../src/core/transport.js";
 import { encodeFrames } from "../../src/grpc/framing.js";
@@ -40,7 +41,11 @@ class FakeStream extends Http2WireStream {
     return !this.ended;
   }
 
+  /** Whether the HTTP/2 stream was corked when each chunk was written (corked chunks leave in one vectored write). */
+  readonly corked: boolean[] = [];
+
   protected writeChunk(buf: Buffer): boolean {
+    this.corked.push((this.drain as PassThrough).writableCorked > 0);
     this.chunks.push(buf);
     this.buffered += buf.length;
     return this.accept;
@@ -158,5 +163,31 @@ describe("gRPC wire stream writes", () => {
     s.end();
     assert.equal(s.chunks.length, 1);
     assert.deepEqual(s.chunks[0], encodeFrames([a]));
+  });
+
+  it("frames that lie framed in several slabs go out as views of them, in one corked (vectored) write, in order", async () => {
+    const s = new FakeStream();
+    const slabbed = (size: number, fill: number) => {
+      const f = allocFrame(size);
+      f.fill(fill);
+      return f;
+    };
+    // 3 KiB frames: a 16 KiB slab holds 5, so 12 of them span 3 slabs.
+    const frames = Array.from({ length: 12 }, (_, i) => slabbed(3000, i));
+    s.write(frames.slice(0, 7));
+    s.write(frames.slice(7));
+    await tick();
+    assert.ok(s.chunks.length >= 3, `one view per slab run, got ${s.chunks.length}`);
+    assert.ok(
+      s.corked.every((c) => c),
+      "all in one corked write",
+    );
+    assert.equal((s.drain as PassThrough).writableCorked, 0, "uncorked after");
+    for (const c of s.chunks)
+      assert.ok(
+        frames.some((f) => f.buffer === c.buffer),
+        "a view of a slab, not a copy",
+      );
+    assert.deepEqual(Buffer.concat(s.chunks), encodeFrames(frames.map((f) => Uint8Array.from(f))));
   });
 });
