@@ -175,7 +175,8 @@ export class GossipClient {
    * connect-node's unary path costs a few hundred microseconds of CPU per call
    * (AbortControllers, WHATWG Headers, async iterables for one message), which
    * held Ping at a fraction of grpc-js's rate (issue 4, W4). On a ready
-   * connection the stream opens synchronously (`requestNow`); otherwise the
+   * connection the stream opens synchronously, as one of the connection's
+   * Pings in flight (`UnaryFlight`); otherwise the
    * call waits for connect-node to connect or verify the connection. See
    * `PingCall` for what the call checks in the answer.
    */
@@ -186,9 +187,10 @@ export class GossipClient {
       return call.promise;
     }
     const headers = this.pingHeaders(timeoutMs);
-    const stream = this.sessions.requestNow(headers);
+    const flight = this.sessions.unaryFlight();
+    const stream = flight?.open(headers);
     if (stream) {
-      call.start(stream);
+      call.start(stream, flight);
     } else {
       this.sessions.request("POST", pingPath, headers, {}).then(
         (s) => call.start(s),

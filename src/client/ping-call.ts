@@ -2,6 +2,7 @@ import * as http2 from "node:http2";
 import { ErrorCode, GossipError } from "../core/errors.js";
 import { FrameDecoder } from "../grpc/framing.js";
 import { responseHeadersError, statusError } from "./node-error.js";
+import type { UnaryFlight } from "./session-manager.js";
 
 /** A framed, serialized `gossip.Empty`: the request body, and the usual answer. */
 const emptyFrame = Buffer.from([0, 0, 0, 0, 0]);
@@ -28,19 +29,22 @@ type PingStream = http2.ClientHttp2Stream & { [kCall]?: PingCall };
  * the usual answer (one empty message in one DATA frame) is recognized
  * without a frame decoder; anything else goes through `FrameDecoder`.
  *
- * The answer's DATA is not reported to connect-node's
- * `notifyResponseByteRead` (which restarts the keepalive timer): the stream
- * is registered with the session manager (`requestNow`, or its `request()`),
- * whose listener on the response headers already marks the connection alive
- * and restarts that timer, and a Ping's few bytes of DATA follow those
- * headers within microseconds; reporting them again cost a timer reset per
- * call.
+ * The stream is registered with the session manager, one by one (its
+ * `request()`, whose listener on the response headers marks the connection
+ * alive and restarts the keepalive timer) or as one of a connection's
+ * {@link UnaryFlight} (`start(stream, flight)`: the call tells the flight
+ * when its answer's headers arrive and when its stream closed). The answer's
+ * DATA is not reported to connect-node's `notifyResponseByteRead` again: a
+ * Ping's few bytes of DATA follow its headers within microseconds, and
+ * reporting them cost a timer reset per call.
  */
 export class PingCall {
   readonly promise: Promise<void>;
   private resolve!: () => void;
   private reject!: (error: GossipError) => void;
   private stream: PingStream | undefined;
+  /** The flight the stream was opened on, until the stream closed. */
+  private flight: UnaryFlight | undefined;
   private readonly timer: ReturnType<typeof setTimeout>;
   private settled = false;
   private statusSeen = false;
@@ -66,15 +70,21 @@ export class PingCall {
     signal?.addEventListener("abort", this, { once: true });
   }
 
-  /** Reads the answer on `stream` and sends the request; when the call already failed, resets `stream` instead. */
-  start(stream: http2.ClientHttp2Stream): void {
+  /**
+   * Reads the answer on `stream` and sends the request; when the call already
+   * failed, resets `stream` instead. `flight` is the flight `stream` was opened
+   * on, if it was ({@link UnaryFlight.open}); it is told when the stream closed.
+   */
+  start(stream: http2.ClientHttp2Stream, flight?: UnaryFlight): void {
     const s = stream as PingStream;
     if (this.settled) {
+      if (flight) s.once("close", () => flight.done());
       s.on("error", ignore);
       s.close(http2.constants.NGHTTP2_CANCEL);
       return;
     }
     this.stream = s;
+    this.flight = flight;
     s[kCall] = this;
     // `on`, not `once`: each of these events comes once per stream, and
     // `once` allocates a wrapper per listener.
@@ -116,6 +126,7 @@ export class PingCall {
 
   /** @internal */
   onResponse(headers: http2.IncomingHttpHeaders): void {
+    this.flight?.alive();
     const refused = responseHeadersError(headers, this.endpoint, "Ping");
     if (refused) this.noteFailure(refused.message, refused);
     else this.onStatus(headers);
@@ -154,6 +165,11 @@ export class PingCall {
 
   /** @internal */
   onClose(): void {
+    const flight = this.flight;
+    if (flight) {
+      this.flight = undefined;
+      flight.done();
+    }
     if (this.settled) return;
     let error = this.failure;
     if (error === undefined && !this.statusSeen) {

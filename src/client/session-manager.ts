@@ -1,3 +1,4 @@
+import { EventEmitter } from "node:events";
 import type * as http2 from "node:http2";
 import { isIP, connect as netConnect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
@@ -5,8 +6,8 @@ import { Http2SessionManager } from "@connectrpc/connect-node";
 
 const guarded = new WeakSet<http2.Http2Session>();
 
-/** The part of connect-node's private state (`Http2SessionManager.s`) that `requestNow` uses. */
-interface ManagerState {
+/** @internal The part of connect-node's private state (`Http2SessionManager.s`) that `requestNow` uses. */
+export interface ManagerState {
   t: string;
   conn: http2.ClientHttp2Session;
   isShuttingDown(): boolean;
@@ -46,6 +47,10 @@ export class GuardedSessionManager extends Http2SessionManager {
   private readonly windowBytes: number;
   /** Sockets this manager opened; `abort()` destroys the ones still alive. */
   private readonly sockets = new Set<Socket>();
+  /** @internal How often at most a {@link UnaryFlight} reports its connection alive. */
+  readonly aliveNoticeMs: number;
+  /** The unary flight of the latest ready connection (see {@link unaryFlight}). */
+  private flight: UnaryFlight | undefined;
 
   constructor(
     url: string,
@@ -79,6 +84,7 @@ export class GuardedSessionManager extends Http2SessionManager {
     });
     this.sockets = sockets;
     this.windowBytes = windowBytes;
+    this.aliveNoticeMs = Math.min(aliveNoticeMs, (pingOptions?.pingIntervalMs ?? Number.POSITIVE_INFINITY) / 10);
   }
 
   override abort(reason?: Error): void {
@@ -145,19 +151,42 @@ export class GuardedSessionManager extends Http2SessionManager {
    * which matter to short unary calls (a Ping costs tens of microseconds).
    */
   requestNow(headers: http2.OutgoingHttpHeaders, options?: http2.ClientSessionRequestOptions): http2.ClientHttp2Stream | undefined {
-    const self = this as unknown as { s?: ManagerState; verifying?: unknown };
-    const s = self.s;
-    if (s?.t !== "ready" || self.verifying !== undefined || typeof s.registerRequest !== "function") return undefined;
-    const conn = s.conn;
-    if (conn.closed || conn.destroyed || s.isShuttingDown() || s.requiresVerify() || !guarded.has(conn)) return undefined;
+    const s = this.readyState();
+    if (s === undefined) return undefined;
     let stream: http2.ClientHttp2Stream;
     try {
-      stream = conn.request(headers, options);
+      stream = s.conn.request(headers, options);
     } catch {
       return undefined;
     }
     s.registerRequest(stream);
     return stream;
+  }
+
+  /**
+   * The {@link UnaryFlight} of the ready connection, in the state in which
+   * {@link requestNow} would open a stream; undefined otherwise (the caller
+   * then goes through `request()`). Open the call's stream on it at once.
+   */
+  unaryFlight(): UnaryFlight | undefined {
+    const s = this.readyState();
+    if (s === undefined) return undefined;
+    let flight = this.flight;
+    if (flight === undefined || flight.state !== s) {
+      flight = new UnaryFlight(this, s);
+      this.flight = flight;
+    }
+    return flight;
+  }
+
+  /** @internal connect-node's ready state, when a stream may be opened on it without waiting. */
+  readyState(): ManagerState | undefined {
+    const self = this as unknown as { s?: ManagerState; verifying?: unknown };
+    const s = self.s;
+    if (s?.t !== "ready" || self.verifying !== undefined || typeof s.registerRequest !== "function") return undefined;
+    const conn = s.conn;
+    if (conn.closed || conn.destroyed || s.isShuttingDown() || s.requiresVerify() || !guarded.has(conn)) return undefined;
+    return s;
   }
 
   /** Applies the ping guard, a catch-all error listener and the larger receive window to a session, once. */
@@ -181,5 +210,69 @@ export class GuardedSessionManager extends Http2SessionManager {
   private currentSession(): http2.ClientHttp2Session | undefined {
     const s = (this as unknown as { s?: { t?: string; conn?: http2.ClientHttp2Session } }).s;
     return s?.t === "ready" ? s.conn : undefined;
+  }
+}
+
+/** How often at most a flight tells connect-node that its connection is alive (and at most a tenth of the keepalive interval). */
+const aliveNoticeMs = 1000;
+
+/**
+ * The short unary calls (Pings) in flight on one connection, which
+ * connect-node counts as one open stream: a stand-in registered with its
+ * `registerRequest` when the first call starts and closed when the last one
+ * ends. While calls are in flight the connection is `ref()`ed, `state()` says
+ * "open", and a graceful GOAWAY lets them finish, as for streams registered
+ * one by one. Their answers mark the connection alive for connect-node's
+ * keepalive at most once per second or per tenth of the keepalive interval
+ * (`notifyResponseByteRead`), so the keepalive PING still goes out a
+ * keepalive interval after the last answer, give or take that much.
+ *
+ * Why: registering each call's stream costs two `once` listeners per stream
+ * and, per answer, a new keepalive timer (clear, set, unref); at 32 Pings in
+ * flight that is a measurable part of a Ping's client CPU (W4).
+ */
+export class UnaryFlight {
+  /** Calls started on this flight and not yet closed. */
+  private count = 0;
+  private aliveAt = 0;
+  /** What connect-node holds as the open stream: it listens for `close` and checks `session`. */
+  private readonly token: EventEmitter & { session: http2.ClientHttp2Session };
+
+  constructor(
+    private readonly manager: GuardedSessionManager,
+    /** @internal connect-node's state of the connection the calls run on. */
+    readonly state: ManagerState,
+  ) {
+    this.token = Object.assign(new EventEmitter(), { session: state.conn });
+  }
+
+  /**
+   * Opens a stream for one call on the connection; undefined when opening
+   * fails. Call it right after {@link GuardedSessionManager.unaryFlight}
+   * returned this flight (which checked that the connection takes streams).
+   * Every stream opened must be reported with {@link done} once it closed.
+   */
+  open(headers: http2.OutgoingHttpHeaders): http2.ClientHttp2Stream | undefined {
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = this.state.conn.request(headers);
+    } catch {
+      return undefined;
+    }
+    if (this.count++ === 0) this.state.registerRequest(this.token as unknown as http2.ClientHttp2Stream);
+    return stream;
+  }
+
+  /** A call got its answer's headers: the connection is alive. */
+  alive(): void {
+    const now = Date.now();
+    if (now - this.aliveAt < this.manager.aliveNoticeMs) return;
+    this.aliveAt = now;
+    this.manager.notifyResponseByteRead(this.token as unknown as http2.ClientHttp2Stream);
+  }
+
+  /** A stream opened by {@link open} closed. */
+  done(): void {
+    if (--this.count === 0) this.token.emit("close");
   }
 }

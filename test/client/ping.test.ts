@@ -355,6 +355,51 @@ describe("GuardedSessionManager.requestNow (Ping's synchronous stream opening)",
     assert.equal(m.state(), "idle");
   });
 
+  it("unaryFlight: the calls in flight count as one open stream until the last one closed", async () => {
+    answer = ok;
+    const m = manager();
+    assert.equal(m.unaryFlight(), undefined, "no connection yet");
+    assert.notEqual(await m.connectVerified(), "error");
+    const flight = m.unaryFlight();
+    assert.ok(flight);
+    assert.equal(m.unaryFlight(), flight, "one flight per connection");
+    const a = flight.open(headers);
+    const b = flight.open(headers);
+    assert.ok(a && b);
+    assert.equal(m.state(), "open");
+    await finish(a);
+    flight.done();
+    assert.equal(m.state(), "open", "one call still in flight");
+    await finish(b);
+    flight.done();
+    assert.equal(m.state(), "idle");
+    const c = flight.open(headers);
+    assert.ok(c, "the flight opens again after it emptied");
+    assert.equal(m.state(), "open");
+    await finish(c);
+    flight.done();
+    assert.equal(m.state(), "idle");
+    m.abort();
+    assert.equal(m.unaryFlight(), undefined, "none after abort()");
+  });
+
+  it("unaryFlight: answered calls keep the connection verified past the keepalive interval", async () => {
+    answer = ok;
+    // As below: after 300 ms without a sign of life connect-node wants to verify.
+    const m = manager(300);
+    assert.notEqual(await m.connectVerified(), "error");
+    for (let i = 0; i < 6; i++) {
+      await sleep(100);
+      const flight = m.unaryFlight();
+      assert.ok(flight, `call ${i}: the last answer marked the connection alive`);
+      const stream = flight.open(headers);
+      assert.ok(stream);
+      stream.once("response", () => flight.alive());
+      await finish(stream);
+      flight.done();
+    }
+  });
+
   it("leaves a connection that needs verifying (idle for longer than the keepalive interval) to request()", async () => {
     answer = ok;
     // No keepalive PINGs on an idle connection (pingIdleConnection is off
