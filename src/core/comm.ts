@@ -286,8 +286,11 @@ export class Comm {
 
   /**
    * Serves one inbound GossipStream (called by transports): admission limits,
-   * handshake, registration, then reading until it ends. Resolves when the
-   * stream is done; never rejects (refusals end the stream with their status).
+   * handshake, registration, then reading until it ends (by itself: the
+   * connection reads on). Resolves once the stream is a registered connection
+   * ({@link Comm.connectionEvents} reports its end), or once it closed when it
+   * was refused or only probed us; never rejects (refusals end the stream with
+   * their status).
    */
   handleStream(stream: WireStream): Promise<void> {
     return this.inbound.serve(stream);
