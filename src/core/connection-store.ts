@@ -158,7 +158,7 @@ export class ConnectionStore {
     this.perPeer.set(conn.pkiHex, live + 1);
     this.all.add(conn);
     conn.registeredSeq = ++this.seq;
-    conn.registeredAt = this.deps.clock.now();
+    conn.registeredAt = Math.floor(this.deps.clock.now());
     const old = this.byPki.get(conn.pkiHex);
     const oldWins = old !== undefined && old !== conn && this.simultaneous(old, conn) && this.dialer(old) < this.dialer(conn);
     if (!oldWins) {

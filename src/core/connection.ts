@@ -26,13 +26,16 @@ export interface ConnectionInfo {
 
 /**
  * The {@link ConnectionInfo} of a handshake. Its `auth` is made on each read
- * from one view of the buffer the handshake kept (the signed payload, then
- * the signature) rather than kept as two views and an object: ~230 B per
- * connection end (per known peer in a full mesh) for a field few read.
+ * (few read it) from the one buffer the handshake kept: the signed payload,
+ * then the signature. That buffer is the one `pkiId` views (the handshake
+ * copies the payload and signature into one fresh buffer, with the PKI-ID
+ * and identity as views into it), so nothing more is kept for it; otherwise
+ * (another maker) one view, or one copy when they do not lie so. A kept view
+ * and object were ~330 B per connection end (per known peer in a full mesh).
  */
 export class HandshakeInfo implements ConnectionInfo {
-  /** The signed data, then the signature: one view (or one copy, when they do not lie so). */
-  private readonly signed: Uint8Array;
+  /** The signed data, then the signature, when `pkiId`'s buffer is not exactly that. */
+  private readonly signed: Uint8Array | undefined;
   private readonly signedLength: number;
 
   constructor(
@@ -44,9 +47,18 @@ export class HandshakeInfo implements ConnectionInfo {
     readonly direction: Direction,
   ) {
     const { signedData, signature } = auth;
+    const { buffer } = signedData;
     this.signedLength = signedData.length;
-    if (signature.buffer === signedData.buffer && signature.byteOffset === signedData.byteOffset + signedData.length) {
-      this.signed = new Uint8Array(signedData.buffer, signedData.byteOffset, signedData.length + signature.length);
+    if (
+      pkiId.buffer === buffer &&
+      signature.buffer === buffer &&
+      signedData.byteOffset === 0 &&
+      signature.byteOffset === signedData.length &&
+      signature.byteOffset + signature.length === buffer.byteLength
+    ) {
+      this.signed = undefined;
+    } else if (signature.buffer === buffer && signature.byteOffset === signedData.byteOffset + signedData.length) {
+      this.signed = new Uint8Array(buffer, signedData.byteOffset, signedData.length + signature.length);
     } else {
       this.signed = new Uint8Array(signedData.length + signature.length);
       this.signed.set(signedData);
@@ -55,7 +67,8 @@ export class HandshakeInfo implements ConnectionInfo {
   }
 
   get auth(): { readonly signedData: Uint8Array; readonly signature: Uint8Array } {
-    return { signedData: this.signed.subarray(0, this.signedLength), signature: this.signed.subarray(this.signedLength) };
+    const signed = this.signed ?? new Uint8Array(this.pkiId.buffer);
+    return { signedData: signed.subarray(0, this.signedLength), signature: signed.subarray(this.signedLength) };
   }
 }
 
@@ -102,19 +115,21 @@ let nextId = 1;
  * or pulls `incoming` where the transport cannot push: an idle connection
  * then keeps no reader task, pending promise or closure, only its fields.
  */
-export class Connection implements WireReader {
+export class Connection implements WireReader, SendBufferSink {
   /** Unique, increasing: a larger id was registered later. */
   readonly id = nextId++;
-  /** Lower-case hex of the remote PKI-ID. */
-  readonly pkiHex: string;
   /**
    * @private Set by the connection store when it registers the connection:
    * its registration order (0 before) and time (fields rather than two weak
    * maps, whose entries cost an idle connection more).
    */
   registeredSeq = 0;
-  /** @private See {@link Connection.registeredSeq}; -Infinity before. */
-  registeredAt = Number.NEGATIVE_INFINITY;
+  /**
+   * @private See {@link Connection.registeredSeq}: whole ms of the store's
+   * clock, 0 before. A small integer V8 keeps in the object; a fraction (or
+   * -Infinity) made every connection's field a boxed number (16 bytes more).
+   */
+  registeredAt = 0;
   /**
    * @private The endpoints the connection store finds this connection by
    * (dialed under, or inherited from the connection it replaced), so that
@@ -122,16 +137,15 @@ export class Connection implements WireReader {
    * store knows.
    */
   storeEndpoints: string[] | undefined = undefined;
-  /** What {@link Connection.closed} returned, made on its first read. */
-  private closedSignal: Promise<void> | undefined;
   private state_: ConnectionState = "open";
   private readonly buffer: SendBuffer;
-  /** Reading is over: the remote ended, reading failed, or we closed. */
-  private readDone = false;
-  /** What only a closing, held back or pulled connection needs: made on first use. */
+  /**
+   * {@link READ_DONE} (reading is over: the remote ended, reading failed, or
+   * we closed) and {@link SETTLED} (closed, `closed` settled): one field.
+   */
+  private flags = 0;
+  /** What only a closing, held back, pulled or waited-on connection needs: made on first use. */
   private rare: Rare | undefined;
-  private settled = false;
-  private resolveClosed: (() => void) | undefined;
   private closedListener: ((conn: Connection) => void) | undefined;
 
   constructor(
@@ -140,8 +154,8 @@ export class Connection implements WireReader {
     readonly info: ConnectionInfo,
     private readonly deps: ConnectionDeps,
   ) {
-    this.pkiHex = info.pkiIdHex;
-    this.buffer = new SendBuffer(deps.config.sendBuffSize, new ConnectionSink(this, stream, deps), deps.config.maxBlockedSends);
+    // Its own sink (see the SendBufferSink methods below): no object of closures or adapter per connection.
+    this.buffer = new SendBuffer(deps.config.sendBuffSize, this, deps.config.maxBlockedSends);
     if (handshake.pending.length > 0) {
       const held = this.onBatch(handshake.pending);
       if (held !== undefined) {
@@ -168,7 +182,7 @@ export class Connection implements WireReader {
    * listener rather than a `closed.then` closure per connection).
    */
   whenClosed(listener: (conn: Connection) => void): void {
-    if (this.settled) listener(this);
+    if ((this.flags & SETTLED) !== 0) listener(this);
     else this.closedListener = listener;
   }
 
@@ -176,15 +190,18 @@ export class Connection implements WireReader {
    * Settles when the connection reached "closed". Made on first read: most
    * connections' owners never wait on it (the connection store has
    * {@link Connection.whenClosed}), and a promise with its resolve closure
-   * cost ~150 bytes per connection end for good.
+   * cost ~150 bytes per connection end for good (two fields more even unread).
    */
   get closed(): Promise<void> {
-    this.closedSignal ??= this.settled
-      ? settledPromise
-      : new Promise<void>((resolve) => {
-          this.resolveClosed = resolve;
-        });
-    return this.closedSignal;
+    if ((this.flags & SETTLED) !== 0) return settledPromise;
+    const rare = this.rareFields();
+    rare.closedSignal ??= new Promise<void>((resolve) => (rare.closedNow = resolve));
+    return rare.closedSignal;
+  }
+
+  /** Lower-case hex of the remote PKI-ID (its {@link ConnectionInfo.pkiIdHex}: one string, one field). */
+  get pkiHex(): string {
+    return this.info.pkiIdHex;
   }
 
   /** Current state. */
@@ -263,7 +280,7 @@ export class Connection implements WireReader {
 
   /** @private {@link WireReader}: delivers a batch of received envelopes, in order. */
   onBatch(batch: readonly Envelope[]): Promise<void> | undefined {
-    if (this.readDone) return undefined;
+    if ((this.flags & READ_DONE) !== 0) return undefined;
     const held = this.rare?.held;
     if (held !== undefined) return held.then(() => this.onBatch(batch));
     let bytes = 0;
@@ -274,7 +291,7 @@ export class Connection implements WireReader {
 
   /** @private {@link WireReader}: the remote ended its side; flush ours and finish. */
   onEnd(): void {
-    if (this.readDone) return;
+    if ((this.flags & READ_DONE) !== 0) return;
     const held = this.rare?.held;
     if (held !== undefined) {
       void held.then(() => this.onEnd());
@@ -286,7 +303,7 @@ export class Connection implements WireReader {
 
   /** @private {@link WireReader}: reading failed. */
   onError(e: GossipError): void {
-    if (this.readDone) return;
+    if ((this.flags & READ_DONE) !== 0) return;
     const held = this.rare?.held;
     if (held !== undefined) {
       void held.then(() => this.onError(e));
@@ -327,7 +344,7 @@ export class Connection implements WireReader {
   }
 
   private readFailed(e: unknown): void {
-    if (this.readDone) return;
+    if ((this.flags & READ_DONE) !== 0) return;
     if (this.state_ !== "closed") {
       const error = GossipError.from(e, ErrorCode.Canceled);
       this.abort(error);
@@ -338,15 +355,15 @@ export class Connection implements WireReader {
 
   /** Reading is over: the connection closes once the stream has. */
   private readingEnded(): void {
-    if (this.readDone) return;
-    this.readDone = true;
+    if ((this.flags & READ_DONE) !== 0) return;
+    this.flags |= READ_DONE;
     this.rare?.readDoneNow?.();
     void this.stream.closed.then(() => this.settle());
   }
 
   /** Settles once reading is over. */
   private readingOver(): Promise<void> {
-    if (this.readDone) return settledPromise;
+    if ((this.flags & READ_DONE) !== 0) return settledPromise;
     const rare = this.rareFields();
     rare.readDoneSignal ??= new Promise<void>((resolve) => (rare.readDoneNow = resolve));
     return rare.readDoneSignal;
@@ -359,7 +376,7 @@ export class Connection implements WireReader {
     if (rare !== undefined) rare.unwatchShutdown = undefined;
     this.state_ = "closed";
     this.buffer.close();
-    this.settled = true;
+    this.flags |= SETTLED;
     const listener = this.closedListener;
     this.closedListener = undefined;
     try {
@@ -367,8 +384,10 @@ export class Connection implements WireReader {
     } catch {
       // `closed` never rejects; the owner's listener reports its own failures.
     }
-    this.resolveClosed?.();
-    this.resolveClosed = undefined;
+    if (rare !== undefined) {
+      rare.closedNow?.();
+      rare.closedNow = undefined;
+    }
   }
 
   private cutSignal(): Promise<void> {
@@ -389,17 +408,46 @@ export class Connection implements WireReader {
       readDoneNow: undefined,
       held: undefined,
       unwatchShutdown: undefined,
+      closedSignal: undefined,
+      closedNow: undefined,
     };
     return this.rare;
   }
+
+  /** @private {@link SendBufferSink}: the buffer writes a batch to the stream. */
+  writeFrames(frames: readonly Uint8Array[]): Promise<void> {
+    return this.stream.write(frames);
+  }
+
+  /** @private {@link SendBufferSink}. */
+  framesWritten(count: number, bytes: number): void {
+    this.deps.metrics.messagesSent(count, bytes);
+  }
+
+  /** @private {@link SendBufferSink}. */
+  framesDropped(count: number): void {
+    this.deps.metrics.dropped("connection_closed", count);
+  }
+
+  /** @private {@link SendBufferSink}: a write failed; the connection closes with it. */
+  writeFailed(error: GossipError): void {
+    if (this.state_ === "closed") return;
+    this.abort(error);
+    this.deps.hooks.onWriteError(this, error);
+  }
 }
+
+/** {@link Connection}'s flags: reading is over. */
+const READ_DONE = 1;
+/** {@link Connection}'s flags: closed, and `closed` settled. */
+const SETTLED = 2;
 
 const settledPromise: Promise<void> = Promise.resolve();
 
 /**
- * A connection's fields that only a closing, held back or pulled one needs,
- * in one object made on first use: seven fields (56 B) less on every idle
- * connection end, per known peer in a full mesh.
+ * A connection's fields that only a closing, held back, pulled or waited-on
+ * one needs, in one object made on first use: nine fields (72 B) less on
+ * every idle connection end, per known peer in a full mesh.
  */
 interface Rare {
   closingError: GossipError | undefined;
@@ -420,6 +468,9 @@ interface Rare {
   held: Promise<void> | undefined;
   /** Stops watching the transport's shutdown (transports without `readBy`). */
   unwatchShutdown: (() => void) | undefined;
+  /** What {@link Connection.closed} returns until the connection closed, made on its first read. */
+  closedSignal: Promise<void> | undefined;
+  closedNow: (() => void) | undefined;
 }
 
 /** Reads `incoming` into `reader`, for transports without {@link WireStream.readBy}. */
@@ -438,37 +489,6 @@ async function pull(incoming: AsyncIterator<readonly Envelope[]>, reader: WireRe
     if (held !== undefined) await held;
   }
   reader.onEnd();
-}
-
-/**
- * A connection's send buffer reports here: one small object per connection
- * rather than four closures and their context.
- */
-class ConnectionSink implements SendBufferSink {
-  constructor(
-    private readonly conn: Connection,
-    private readonly stream: WireStream,
-    private readonly deps: ConnectionDeps,
-  ) {}
-
-  write(frames: readonly Uint8Array[]): Promise<void> {
-    return this.stream.write(frames);
-  }
-
-  written(count: number, bytes: number): void {
-    this.deps.metrics.messagesSent(count, bytes);
-  }
-
-  dropped(count: number): void {
-    this.deps.metrics.dropped("connection_closed", count);
-  }
-
-  failed(error: GossipError): void {
-    const { conn } = this;
-    if (conn.state === "closed") return;
-    conn.abort(error);
-    this.deps.hooks.onWriteError(conn, error);
-  }
 }
 
 /** Waits for `p` at most `ms`; true when `p` settled first. */

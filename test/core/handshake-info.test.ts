@@ -27,6 +27,25 @@ describe("HandshakeInfo", () => {
     assert.equal(info.direction, "inbound");
   });
 
+  it("gives back the signed data and signature of the buffer its PKI-ID views, as views of it (a handshake's)", () => {
+    const kept = Uint8Array.from({ length: 40 }, (_, i) => i);
+    const ownPki = kept.subarray(4, 7);
+    const info = new HandshakeInfo(
+      ownPki,
+      "040506",
+      identity,
+      "h:1",
+      { signedData: kept.subarray(0, 30), signature: kept.subarray(30) },
+      "inbound",
+    );
+    assert.deepEqual(info.auth.signedData, kept.subarray(0, 30));
+    assert.deepEqual(info.auth.signature, kept.subarray(30));
+    assert.equal(info.auth.signature.buffer, kept.buffer, "no copy");
+    assert.equal(info.pkiId, ownPki);
+    kept[0] = 99;
+    assert.equal(info.auth.signedData[0], 99, "a view of the kept buffer, not a copy");
+  });
+
   it("gives back the same bytes when they lay apart (one copy of both)", () => {
     const signedData = Uint8Array.of(9, 8, 7);
     const signature = Uint8Array.of(6, 5);
