@@ -12,7 +12,7 @@
 import type { Clock } from "./clock.js";
 import { systemClock } from "./clock.js";
 import { ErrorCode, GossipError } from "./errors.js";
-import { MemoryConnection } from "./memory-stream.js";
+import { MemoryConnection, type StreamNetwork } from "./memory-stream.js";
 import type { Dialer, WireStream } from "./transport.js";
 
 /** Options of a {@link MemoryNetwork}. */
@@ -54,10 +54,13 @@ interface Listening {
 }
 
 /** A simulated network of hosts: listeners, dialers, partitions and cuts. */
-export class MemoryNetwork {
-  private readonly clock: Clock;
-  private readonly latencyMs: number;
-  private readonly windowBytes: number;
+export class MemoryNetwork implements StreamNetwork {
+  /** @private For its streams ({@link StreamNetwork}). */
+  readonly clock: Clock;
+  /** @private For its streams. */
+  readonly latencyMs: number;
+  /** @private For its streams. */
+  readonly windowBytes: number;
   private readonly dialTimeoutMs: number;
   private readonly listeners = new Map<string, Listening>();
   private readonly connections = new Set<MemoryConnection>();
@@ -150,15 +153,20 @@ export class MemoryNetwork {
     streamTimeoutMs: number | undefined,
   ): Promise<WireStream> {
     const target = await this.connect(fromHost, endpoint, signal);
-    const tls = certHash !== undefined && target.certHash !== undefined;
-    const conn = new MemoryConnection(this.clock, this.latencyMs, this.windowBytes, fromHost, target.host, this, target.streams);
-    const client = conn.end(0, { remoteAddress: endpoint, tls, remoteCertHash: target.certHash, localCertHash: certHash });
-    const server = conn.end(1, {
-      remoteAddress: `${fromHost}:${this.nextPort++}`,
-      tls,
-      remoteCertHash: certHash,
-      localCertHash: target.certHash,
-    });
+    const conn = new MemoryConnection(
+      this,
+      {
+        clientHost: fromHost,
+        serverHost: target.host,
+        serverAddress: endpoint,
+        clientAddress: `${fromHost}:${this.nextPort++}`,
+        clientCertHash: certHash,
+        serverCertHash: target.certHash,
+      },
+      target.streams,
+    );
+    const client = conn.end(0);
+    const server = conn.end(1);
     this.connections.add(conn);
     target.streams.add(conn);
     if (streamTimeoutMs !== undefined) conn.deadline(streamTimeoutMs);
