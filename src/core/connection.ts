@@ -134,9 +134,10 @@ export class Connection implements WireReader, SendBufferSink {
    * @private The endpoints the connection store finds this connection by
    * (dialed under, or inherited from the connection it replaced), so that
    * moving or forgetting them costs what they number, not every endpoint the
-   * store knows.
+   * store knows. One endpoint (most connections have one, or none) is kept
+   * as it is, not in an array of its own (~56 B).
    */
-  storeEndpoints: string[] | undefined = undefined;
+  storeEndpoints: string | string[] | undefined = undefined;
   private state_: ConnectionState = "open";
   private readonly buffer: SendBuffer;
   /**
