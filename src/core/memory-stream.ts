@@ -27,15 +27,13 @@ export interface StreamEnds {
   readonly serverCertHash: Uint8Array | undefined;
 }
 
-/** What a {@link MemoryConnection} takes from its network (one reference rather than four per stream). */
+/** What a {@link MemoryConnection} takes from its network (one reference rather than three per stream). */
 export interface StreamNetwork {
   readonly clock: Clock;
   /** One-way delay of every batch, in ms. */
   readonly latencyMs: number;
   /** Bytes in flight per direction before a write waits. */
   readonly windowBytes: number;
-  /** Told once a stream closed (an owner rather than a closure and its context per stream). */
-  streamClosed(conn: MemoryConnection): void;
 }
 
 // A pipe's (and its end's) flags, in one small integer rather than a field each.
@@ -347,7 +345,6 @@ export class MemoryConnection implements StreamEnds {
       this.wake(pipe);
     }
     this.serverStreams.delete(this);
-    this.net.streamClosed(this);
     this.resolveClosed?.();
     this.resolveClosed = undefined;
   }

@@ -63,7 +63,6 @@ export class MemoryNetwork implements StreamNetwork {
   readonly windowBytes: number;
   private readonly dialTimeoutMs: number;
   private readonly listeners = new Map<string, Listening>();
-  private readonly connections = new Set<MemoryConnection>();
   /** Pairs of hosts that cannot reach each other, as "a\0b" with a < b. */
   private readonly cutPairs = new Set<string>();
   private nextPort = 40_000;
@@ -105,7 +104,7 @@ export class MemoryNetwork implements StreamNetwork {
   /** Cuts every connection between a host of `a` and a host of `b`; new dials between them time out until {@link heal}. */
   partition(a: readonly string[], b: readonly string[]): void {
     for (const x of a) for (const y of b) this.cutPairs.add(pairKey(x, y));
-    for (const c of [...this.connections]) if (this.cutPairs.has(pairKey(c.clientHost, c.serverHost))) c.cut("network partition");
+    for (const c of this.streams()) if (this.cutPairs.has(pairKey(c.clientHost, c.serverHost))) c.cut("network partition");
   }
 
   /** Ends every partition. */
@@ -115,17 +114,24 @@ export class MemoryNetwork implements StreamNetwork {
 
   /** Cuts every connection from or to `host` (a lost link; it may dial again at once). */
   disconnect(host: string): void {
-    for (const c of [...this.connections]) if (c.clientHost === host || c.serverHost === host) c.cut(`connection of ${host} lost`);
-  }
-
-  /** @private A stream closed ({@link MemoryConnection}'s owner): forgets it. */
-  streamClosed(conn: MemoryConnection): void {
-    this.connections.delete(conn);
+    for (const c of this.streams()) if (c.clientHost === host || c.serverHost === host) c.cut(`connection of ${host} lost`);
   }
 
   /** Streams open now (both ends count as one). */
   get openStreams(): number {
-    return this.connections.size;
+    let n = 0;
+    for (const l of this.listeners.values()) n += l.streams.size;
+    return n;
+  }
+
+  /**
+   * Every open stream: those of the listeners serving now (a listener that
+   * stopped cut its own). Not a set of its own: one entry per stream more.
+   */
+  private streams(): MemoryConnection[] {
+    const all: MemoryConnection[] = [];
+    for (const l of this.listeners.values()) for (const c of l.streams) all.push(c);
+    return all;
   }
 
   private async connect(fromHost: string, endpoint: string, signal: AbortSignal): Promise<Listening> {
@@ -167,7 +173,6 @@ export class MemoryNetwork implements StreamNetwork {
     );
     const client = conn.end(0);
     const server = conn.end(1);
-    this.connections.add(conn);
     target.streams.add(conn);
     if (streamTimeoutMs !== undefined) conn.deadline(streamTimeoutMs);
     // The server learns of the stream when its first frame could arrive.
