@@ -309,7 +309,11 @@ export class Comm {
 
   /** The registered connections. */
   connections(): ConnectionSnapshot[] {
-    return this.store.connections().map((c) => ({ ...c.info, state: c.state, queued: c.queued }));
+    return this.store.connections().map((c) => {
+      // Field by field: a connection's info reads `auth` and `direction` through getters, which a spread would miss.
+      const { pkiId, pkiIdHex, identity, endpoint, auth, direction } = c.info;
+      return { pkiId, pkiIdHex, identity, endpoint, auth, direction, state: c.state, queued: c.queued };
+    });
   }
 
   private encode(message: GossipMessage | Envelope): Uint8Array {

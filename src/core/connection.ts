@@ -36,7 +36,8 @@ export interface ConnectionInfo {
 export class HandshakeInfo implements ConnectionInfo {
   /** The signed data, then the signature, when `pkiId`'s buffer is not exactly that. */
   private readonly signed: Uint8Array | undefined;
-  private readonly signedLength: number;
+  /** The signed data's length times two, plus one when outbound: one field for both. */
+  private readonly lengthAndDirection: number;
 
   constructor(
     readonly pkiId: PkiId,
@@ -44,11 +45,11 @@ export class HandshakeInfo implements ConnectionInfo {
     readonly identity: PeerIdentity,
     readonly endpoint: string,
     auth: ConnectionInfo["auth"],
-    readonly direction: Direction,
+    direction: Direction,
   ) {
     const { signedData, signature } = auth;
     const { buffer } = signedData;
-    this.signedLength = signedData.length;
+    this.lengthAndDirection = signedData.length * 2 + (direction === "outbound" ? 1 : 0);
     if (
       pkiId.buffer === buffer &&
       signature.buffer === buffer &&
@@ -68,7 +69,12 @@ export class HandshakeInfo implements ConnectionInfo {
 
   get auth(): { readonly signedData: Uint8Array; readonly signature: Uint8Array } {
     const signed = this.signed ?? new Uint8Array(this.pkiId.buffer);
-    return { signedData: signed.subarray(0, this.signedLength), signature: signed.subarray(this.signedLength) };
+    const length = this.lengthAndDirection >>> 1;
+    return { signedData: signed.subarray(0, length), signature: signed.subarray(length) };
+  }
+
+  get direction(): Direction {
+    return (this.lengthAndDirection & 1) === 1 ? "outbound" : "inbound";
   }
 }
 
@@ -138,11 +144,11 @@ export class Connection implements WireReader, SendBufferSink {
    * as it is, not in an array of its own (~56 B).
    */
   storeEndpoints: string | string[] | undefined = undefined;
-  private state_: ConnectionState = "open";
   private readonly buffer: SendBuffer;
   /**
-   * {@link READ_DONE} (reading is over: the remote ended, reading failed, or
-   * we closed) and {@link SETTLED} (closed, `closed` settled): one field.
+   * The state ({@link DRAINING}, {@link CLOSED}, neither: open), {@link READ_DONE}
+   * (reading is over: the remote ended, reading failed, or we closed) and
+   * {@link SETTLED} (closed, `closed` settled): one field rather than three.
    */
   private flags = 0;
   /** What only a closing, held back, pulled or waited-on connection needs: made on first use. */
@@ -156,7 +162,7 @@ export class Connection implements WireReader, SendBufferSink {
     private readonly deps: ConnectionDeps,
   ) {
     // Its own sink (see the SendBufferSink methods below): no object of closures or adapter per connection.
-    this.buffer = new SendBuffer(deps.config.sendBuffSize, this, deps.config.maxBlockedSends);
+    this.buffer = new SendBuffer(deps.config, this);
     if (handshake.pending.length > 0) {
       const held = this.onBatch(handshake.pending);
       if (held !== undefined) {
@@ -207,7 +213,8 @@ export class Connection implements WireReader, SendBufferSink {
 
   /** Current state. */
   get state(): ConnectionState {
-    return this.state_;
+    const f = this.flags;
+    return (f & CLOSED) !== 0 ? "closed" : (f & DRAINING) !== 0 ? "draining" : "open";
   }
 
   /** Frames accepted for writing and not written yet (queued, or held back by flow control). */
@@ -222,7 +229,7 @@ export class Connection implements WireReader, SendBufferSink {
 
   /** Queues a serialized Envelope without waiting; false when the buffer is full or the connection is not open. */
   offer(frame: Uint8Array): boolean {
-    return this.state_ === "open" && this.buffer.offer(frame);
+    return (this.flags & ENDING) === 0 && this.buffer.offer(frame);
   }
 
   /**
@@ -232,7 +239,7 @@ export class Connection implements WireReader, SendBufferSink {
    * queue already accepted), or, with `dropped`, calls it and resolves.
    */
   put(frame: Uint8Array, dropped?: (why: PutRefusal) => void, uncapped = false): Promise<void> {
-    if (this.state_ !== "open") return refused(dropped);
+    if ((this.flags & ENDING) !== 0) return refused(dropped);
     return this.buffer.put(frame, dropped, uncapped);
   }
 
@@ -248,8 +255,8 @@ export class Connection implements WireReader, SendBufferSink {
    * Resolves when closed. Idempotent; a later {@link Connection.abort} still cuts at once.
    */
   async drain(): Promise<void> {
-    if (this.state_ !== "open") return this.closed;
-    this.state_ = "draining";
+    if ((this.flags & ENDING) !== 0) return this.closed;
+    this.flags |= DRAINING;
     const { clock, config } = this.deps;
     await raceTimeout(clock, this.buffer.flushed(), config.drainTimeoutMs);
     this.buffer.close();
@@ -271,9 +278,9 @@ export class Connection implements WireReader, SendBufferSink {
    * error, the remote sees it as a refusal (see `WireStream.abort`). Idempotent.
    */
   abort(error?: GossipError): void {
-    if (this.state_ === "closed") return;
+    if ((this.flags & CLOSED) !== 0) return;
     if (error && !this.rare?.closingError) this.rareFields().closingError = error;
-    this.state_ = "closed";
+    this.flags |= CLOSED;
     this.rare?.cutNow?.();
     this.buffer.close();
     this.stream.abort(error);
@@ -298,7 +305,7 @@ export class Connection implements WireReader, SendBufferSink {
       void held.then(() => this.onEnd());
       return;
     }
-    if (this.state_ === "open") void this.drain();
+    if ((this.flags & ENDING) === 0) void this.drain();
     this.readingEnded();
   }
 
@@ -322,7 +329,7 @@ export class Connection implements WireReader, SendBufferSink {
   private deliver(batch: readonly Envelope[], from: number): Promise<void> | undefined {
     const { hooks } = this.deps;
     for (let i = from; i < batch.length; i++) {
-      if (this.state_ === "closed") {
+      if ((this.flags & CLOSED) !== 0) {
         this.readingEnded();
         return undefined;
       }
@@ -346,7 +353,7 @@ export class Connection implements WireReader, SendBufferSink {
 
   private readFailed(e: unknown): void {
     if ((this.flags & READ_DONE) !== 0) return;
-    if (this.state_ !== "closed") {
+    if ((this.flags & CLOSED) === 0) {
       const error = GossipError.from(e, ErrorCode.Canceled);
       this.abort(error);
       this.deps.hooks.onReadError(this, error);
@@ -375,9 +382,8 @@ export class Connection implements WireReader, SendBufferSink {
     const rare = this.rare;
     rare?.unwatchShutdown?.();
     if (rare !== undefined) rare.unwatchShutdown = undefined;
-    this.state_ = "closed";
+    this.flags |= CLOSED | SETTLED;
     this.buffer.close();
-    this.flags |= SETTLED;
     const listener = this.closedListener;
     this.closedListener = undefined;
     try {
@@ -395,7 +401,7 @@ export class Connection implements WireReader, SendBufferSink {
     const rare = this.rareFields();
     if (rare.cut === undefined) {
       rare.cut = new Promise<void>((resolve) => (rare.cutNow = resolve));
-      if (this.state_ === "closed") rare.cutNow?.();
+      if ((this.flags & CLOSED) !== 0) rare.cutNow?.();
     }
     return rare.cut;
   }
@@ -432,7 +438,7 @@ export class Connection implements WireReader, SendBufferSink {
 
   /** @private {@link SendBufferSink}: a write failed; the connection closes with it. */
   writeFailed(error: GossipError): void {
-    if (this.state_ === "closed") return;
+    if ((this.flags & CLOSED) !== 0) return;
     this.abort(error);
     this.deps.hooks.onWriteError(this, error);
   }
@@ -442,6 +448,12 @@ export class Connection implements WireReader, SendBufferSink {
 const READ_DONE = 1;
 /** {@link Connection}'s flags: closed, and `closed` settled. */
 const SETTLED = 2;
+/** {@link Connection}'s flags: state "draining" (unless {@link CLOSED}). */
+const DRAINING = 4;
+/** {@link Connection}'s flags: state "closed". */
+const CLOSED = 8;
+/** {@link Connection}'s flags: not open any more. */
+const ENDING = DRAINING | CLOSED;
 
 const settledPromise: Promise<void> = Promise.resolve();
 

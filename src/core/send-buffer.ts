@@ -21,6 +21,14 @@ export interface SendBufferSink {
   writeFailed(error: GossipError): void;
 }
 
+/** A send buffer's bounds, as a comm's config names them (so that the config itself serves). */
+export interface SendBufferLimits {
+  /** Frames queued at most (the buffer's capacity). */
+  readonly sendBuffSize: number;
+  /** Puts allowed to wait for room at once. */
+  readonly maxBlockedSends: number;
+}
+
 /**
  * Why a `put` never entered the queue: the buffer closed first, or
  * `maxWaiters` puts were already waiting for room when it was called.
@@ -76,12 +84,29 @@ export class SendBuffer {
   /** Id of the pending next-turn write (see `nextTurn`), 0 when none. */
   private turn = 0;
 
-  constructor(
-    readonly capacity: number,
-    private readonly sink: SendBufferSink,
-    /** Puts allowed to wait for room at once; more are refused (`overflow`). */
-    readonly maxWaiters: number = Number.POSITIVE_INFINITY,
-  ) {}
+  private readonly limits: SendBufferLimits;
+  private readonly sink: SendBufferSink;
+
+  /**
+   * `capacity` is the frames it queues, or the limits of many buffers in
+   * one object (a comm's config: its connections share it rather than keep
+   * two numbers each); `maxWaiters` the puts allowed to wait for room at
+   * once (more are refused, `overflow`), when `capacity` is a number.
+   */
+  constructor(capacity: number | SendBufferLimits, sink: SendBufferSink, maxWaiters: number = Number.POSITIVE_INFINITY) {
+    this.limits = typeof capacity === "number" ? { sendBuffSize: capacity, maxBlockedSends: maxWaiters } : capacity;
+    this.sink = sink;
+  }
+
+  /** Frames it queues at most. */
+  get capacity(): number {
+    return this.limits.sendBuffSize;
+  }
+
+  /** Puts allowed to wait for room at once; more are refused (`overflow`). */
+  get maxWaiters(): number {
+    return this.limits.maxBlockedSends;
+  }
 
   /** Puts waiting for room. */
   get waiting(): number {
