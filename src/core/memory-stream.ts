@@ -113,7 +113,6 @@ class Pipe {
 /** A stream between two ends (0 = client, 1 = server). */
 export class MemoryConnection implements StreamEnds {
   readonly clientHost: string;
-  readonly serverHost: string;
   readonly serverAddress: string;
   readonly clientAddress: string;
   readonly clientCertHash: Uint8Array | undefined;
@@ -123,10 +122,11 @@ export class MemoryConnection implements StreamEnds {
   /** End 1; its pipe carries what end 0 writes. */
   private readonly server: MemoryEnd;
   private closedFlag = false;
-  /** What the ends' `closed` return, made on first read (see {@link closedSignal}). */
-  private closedPromise: Promise<void> | undefined;
-  private resolveClosed: (() => void) | undefined;
-  private deadlineTimer: unknown;
+  /**
+   * What the ends' `closed` return (see {@link closedSignal}) and a dialer's
+   * deadline timer: made when first needed, one field rather than three.
+   */
+  private rare: { closed: Promise<void> | undefined; resolveClosed: (() => void) | undefined; deadline: unknown } | undefined;
 
   constructor(
     private readonly net: StreamNetwork,
@@ -136,13 +136,22 @@ export class MemoryConnection implements StreamEnds {
     private readonly serverStreams: Set<MemoryConnection>,
   ) {
     this.clientHost = ends.clientHost;
-    this.serverHost = ends.serverHost;
     this.serverAddress = ends.serverAddress;
     this.clientAddress = ends.clientAddress;
     this.clientCertHash = ends.clientCertHash;
     this.serverCertHash = ends.serverCertHash;
     this.client = new MemoryEnd(this, 0);
     this.server = new MemoryEnd(this, 1);
+  }
+
+  /** The listening host's name: the host of the endpoint dialed (read rarely: not kept). */
+  get serverHost(): string {
+    return hostOf(this.serverAddress);
+  }
+
+  private rareFields(): NonNullable<MemoryConnection["rare"]> {
+    this.rare ??= { closed: undefined, resolveClosed: undefined, deadline: undefined };
+    return this.rare;
   }
 
   /** The pipe that carries what end `side` writes: the other end's. */
@@ -160,7 +169,7 @@ export class MemoryConnection implements StreamEnds {
    * the cancel.
    */
   deadline(ms: number): void {
-    this.deadlineTimer = this.net.clock.setTimeout(() => {
+    this.rareFields().deadline = this.net.clock.setTimeout(() => {
       this.abortFrom(0, new GossipError(ErrorCode.HandshakeTimeout, `stream exceeded its ${ms}ms deadline`));
     }, ms);
   }
@@ -184,12 +193,12 @@ export class MemoryConnection implements StreamEnds {
    * per stream for good otherwise). @private for {@link MemoryEnd}
    */
   closedSignal(): Promise<void> {
-    this.closedPromise ??= this.closedFlag
-      ? Promise.resolve()
-      : new Promise<void>((resolve) => {
-          this.resolveClosed = resolve;
-        });
-    return this.closedPromise;
+    if (this.closedFlag) return closedAlready;
+    const rare = this.rareFields();
+    rare.closed ??= new Promise<void>((resolve) => {
+      rare.resolveClosed = resolve;
+    });
+    return rare.closed;
   }
 
   /** Reads the batches end `side` receives. @private for {@link MemoryEnd} */
@@ -337,7 +346,8 @@ export class MemoryConnection implements StreamEnds {
   private close(): void {
     if (this.closedFlag) return;
     this.closedFlag = true;
-    this.net.clock.clearTimeout(this.deadlineTimer);
+    const rare = this.rare;
+    if (rare !== undefined) this.net.clock.clearTimeout(rare.deadline);
     for (const pipe of [this.client, this.server]) {
       const waiters = pipe.writeWaiters;
       pipe.writeWaiters = noItems;
@@ -345,8 +355,11 @@ export class MemoryConnection implements StreamEnds {
       this.wake(pipe);
     }
     this.serverStreams.delete(this);
-    this.resolveClosed?.();
-    this.resolveClosed = undefined;
+    const waited = this.rare;
+    if (waited !== undefined) {
+      waited.resolveClosed?.();
+      waited.resolveClosed = undefined;
+    }
   }
 
   private wake(pipe: Pipe): void {
@@ -410,6 +423,15 @@ export class MemoryConnection implements StreamEnds {
     if (this.net.latencyMs > 0) this.net.clock.setTimeout(fn, this.net.latencyMs);
     else fn();
   }
+}
+
+const closedAlready: Promise<void> = Promise.resolve();
+
+/** The host of `host:port` (or `[v6]:port`). */
+export function hostOf(endpoint: string): string {
+  if (endpoint.startsWith("[")) return endpoint.slice(1, endpoint.indexOf("]"));
+  const i = endpoint.lastIndexOf(":");
+  return i > 0 ? endpoint.slice(0, i) : endpoint;
 }
 
 /**

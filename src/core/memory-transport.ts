@@ -12,7 +12,7 @@
 import type { Clock } from "./clock.js";
 import { systemClock } from "./clock.js";
 import { ErrorCode, GossipError } from "./errors.js";
-import { MemoryConnection, type StreamNetwork } from "./memory-stream.js";
+import { hostOf, MemoryConnection, type StreamNetwork } from "./memory-stream.js";
 import type { Dialer, WireStream } from "./transport.js";
 
 /** Options of a {@link MemoryNetwork}. */
@@ -200,12 +200,6 @@ export class MemoryNetwork implements StreamNetwork {
       signal.addEventListener("abort", onAbort, { once: true });
     });
   }
-}
-
-function hostOf(endpoint: string): string {
-  if (endpoint.startsWith("[")) return endpoint.slice(1, endpoint.indexOf("]"));
-  const i = endpoint.lastIndexOf(":");
-  return i > 0 ? endpoint.slice(0, i) : endpoint;
 }
 
 function pairKey(a: string, b: string): string {
