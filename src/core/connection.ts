@@ -109,8 +109,6 @@ export interface ConnectionDeps {
   readonly hooks: ConnectionHooks;
 }
 
-let nextId = 1;
-
 /**
  * One authenticated GossipStream to a remote peer: its send buffer and writer,
  * its reader, and its life cycle (`open` → `draining` → `closed`, or straight
@@ -122,8 +120,6 @@ let nextId = 1;
  * then keeps no reader task, pending promise or closure, only its fields.
  */
 export class Connection implements WireReader, SendBufferSink {
-  /** Unique, increasing: a larger id was registered later. */
-  readonly id = nextId++;
   /**
    * @private Set by the connection store when it registers the connection:
    * its registration order (0 before) and time (fields rather than two weak

@@ -49,7 +49,12 @@ const WRITING = 1;
 const SCHEDULED = 2;
 /** Closed: nothing enters any more. */
 const CLOSED = 4;
-/** Ids of next-turn writes (see `nextTurn`), unique in the process: no counter per buffer. */
+/** The flags' bits below the next-turn id. */
+const LOW_FLAGS = 7;
+const TURN_SHIFT = 3;
+/** Next-turn ids run 1..MAX_TURN: shifted, they stay a small integer (31 bits). */
+const MAX_TURN = 2 ** 27 - 1;
+/** Ids of next-turn writes (see `nextTurn`), from one process counter: no counter per buffer. */
 let turnSeq = 0;
 
 /**
@@ -77,12 +82,14 @@ export class SendBuffer {
   // The three lists start as the shared empty one (lazy-list.ts): most connections never wait or flush-wait.
   private queue: readonly Uint8Array[] = noItems;
   private waiters: readonly Waiter[] = noItems;
-  /** {@link WRITING}, {@link SCHEDULED} and {@link CLOSED}: one small integer rather than three fields per connection. */
+  /**
+   * {@link WRITING}, {@link SCHEDULED} and {@link CLOSED} in the low bits, the
+   * pending next-turn write's id above them ({@link TURN_SHIFT}): one small
+   * integer rather than four fields per connection.
+   */
   private flags = 0;
   private idle: readonly (() => void)[] = noItems;
   private inFlight = 0;
-  /** Id of the pending next-turn write (see `nextTurn`), 0 when none. */
-  private turn = 0;
 
   private readonly limits: SendBufferLimits;
   private readonly sink: SendBufferSink;
@@ -106,6 +113,15 @@ export class SendBuffer {
   /** Puts allowed to wait for room at once; more are refused (`overflow`). */
   get maxWaiters(): number {
     return this.limits.maxBlockedSends;
+  }
+
+  /** Id of the pending next-turn write (see `nextTurn`), 0 when none. */
+  private get turn(): number {
+    return this.flags >>> TURN_SHIFT;
+  }
+
+  private set turn(id: number) {
+    this.flags = (this.flags & LOW_FLAGS) | (id << TURN_SHIFT);
   }
 
   /** Puts waiting for room. */
@@ -276,7 +292,10 @@ export class SendBuffer {
    * at once instead (see `put`).
    */
   private nextTurn(): void {
-    const id = ++turnSeq;
+    // Ids wrap within a small integer (the flags' bits above TURN_SHIFT), never 0: a write pending
+    // for 2^27 turns of other buffers' ids is not a case.
+    turnSeq = (turnSeq % MAX_TURN) + 1;
+    const id = turnSeq;
     this.turn = id;
     setImmediate(() => {
       if (this.turn !== id) return;
