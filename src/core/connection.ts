@@ -26,21 +26,21 @@ export interface ConnectionInfo {
 
 /**
  * The {@link ConnectionInfo} of a handshake. Its `auth` is made on each read
- * (few read it) from the one buffer the handshake kept: the signed payload,
- * then the signature. That buffer is the one `pkiId` views (the handshake
- * copies the payload and signature into one fresh buffer, with the PKI-ID
- * and identity as views into it), so nothing more is kept for it; otherwise
- * (another maker) one view, or one copy when they do not lie so. A kept view
- * and object were ~330 B per connection end (per known peer in a full mesh).
+ * (few read it) from the one buffer `pkiId` views: the signed payload, then
+ * the signature. A handshake's result is laid out so (it copies the payload
+ * and signature into one fresh buffer, with the PKI-ID and identity as views
+ * into it), and nothing more is kept for it; from anything else one copy is
+ * made, the signed data, the signature, then the PKI-ID, which `pkiId` then
+ * views. A kept view of its own, the field for it and an object were
+ * ~340 B per connection end (per known peer in a full mesh).
  */
 export class HandshakeInfo implements ConnectionInfo {
-  /** The signed data, then the signature, when `pkiId`'s buffer is not exactly that. */
-  private readonly signed: Uint8Array | undefined;
+  readonly pkiId: PkiId;
   /** The signed data's length times two, plus one when outbound: one field for both. */
   private readonly lengthAndDirection: number;
 
   constructor(
-    readonly pkiId: PkiId,
+    pkiId: PkiId,
     readonly pkiIdHex: string,
     readonly identity: PeerIdentity,
     readonly endpoint: string,
@@ -49,27 +49,33 @@ export class HandshakeInfo implements ConnectionInfo {
   ) {
     const { signedData, signature } = auth;
     const { buffer } = signedData;
-    this.lengthAndDirection = signedData.length * 2 + (direction === "outbound" ? 1 : 0);
+    const length = signedData.length;
+    this.lengthAndDirection = length * 2 + (direction === "outbound" ? 1 : 0);
     if (
       pkiId.buffer === buffer &&
       signature.buffer === buffer &&
       signedData.byteOffset === 0 &&
-      signature.byteOffset === signedData.length &&
-      signature.byteOffset + signature.length === buffer.byteLength
+      signature.byteOffset === length &&
+      signature.byteOffset + signature.length === buffer.byteLength &&
+      pkiId.length > 0 &&
+      pkiId.byteOffset + pkiId.length <= length
     ) {
-      this.signed = undefined;
-    } else if (signature.buffer === buffer && signature.byteOffset === signedData.byteOffset + signedData.length) {
-      this.signed = new Uint8Array(buffer, signedData.byteOffset, signedData.length + signature.length);
+      this.pkiId = pkiId;
     } else {
-      this.signed = new Uint8Array(signedData.length + signature.length);
-      this.signed.set(signedData);
-      this.signed.set(signature, signedData.length);
+      const copy = new Uint8Array(length + signature.length + pkiId.length);
+      copy.set(signedData);
+      copy.set(signature, length);
+      copy.set(pkiId, length + signature.length);
+      this.pkiId = copy.subarray(length + signature.length);
     }
   }
 
   get auth(): { readonly signedData: Uint8Array; readonly signature: Uint8Array } {
-    const signed = this.signed ?? new Uint8Array(this.pkiId.buffer);
+    const { pkiId } = this;
     const length = this.lengthAndDirection >>> 1;
+    // Within the signed data (a handshake's), or after the signature (a copy).
+    const end = pkiId.byteOffset >= length ? pkiId.byteOffset : pkiId.buffer.byteLength;
+    const signed = new Uint8Array(pkiId.buffer, 0, end);
     return { signedData: signed.subarray(0, length), signature: signed.subarray(length) };
   }
 
