@@ -45,6 +45,14 @@ const PUSHING = 8;
 const ITERATED = 16;
 /** The end ended its writing side (its frames' pipe is the other end's). */
 const ENDED_WRITING = 32;
+/** The end took {@link WireStream.readBy}: batches are pushed to its reader. */
+const PUSHED = 64;
+
+/** A pull waiting for a batch: its read's settle functions. */
+interface Waiting {
+  readonly resolve: (r: IteratorResult<readonly Envelope[]>) => void;
+  readonly reject: (e: unknown) => void;
+}
 
 /**
  * One direction of a stream: frames written by one end, read by the other.
@@ -63,10 +71,8 @@ class Pipe {
   sizes: readonly number[] = noItems;
   /** Set when the reader's iteration must fail. */
   error: GossipError | undefined;
-  /** The reader waiting for a batch: its read's settle functions (no closure per wait). */
-  waiting: { resolve: (r: IteratorResult<readonly Envelope[]>) => void; reject: (e: unknown) => void } | undefined;
-  /** The reader batches are pushed to, once the end took {@link WireStream.readBy}. */
-  reader: WireReader | undefined;
+  /** {@link Pipe.reader} or {@link Pipe.waiting}, which one the PUSHED flag says: an end is read one way. */
+  private consumer: WireReader | Waiting | undefined;
   writeWaiters: readonly { readonly resolve: () => void; readonly reject: (e: GossipError) => void }[] = noItems;
   /** The flags above (WRITER_ENDED ...). */
   protected bits = 0;
@@ -103,6 +109,23 @@ class Pipe {
   }
   set writerEnding(on: boolean) {
     this.flag(ENDED_WRITING, on);
+  }
+
+  /** The reader batches are pushed to, once the end took {@link WireStream.readBy}. */
+  get reader(): WireReader | undefined {
+    return (this.bits & PUSHED) !== 0 ? (this.consumer as WireReader) : undefined;
+  }
+  set reader(reader: WireReader | undefined) {
+    this.consumer = reader;
+    this.flag(PUSHED, reader !== undefined);
+  }
+  /** The reader waiting for a batch: its read's settle functions (no closure per wait); never once pushed to. */
+  get waiting(): Waiting | undefined {
+    return (this.bits & PUSHED) === 0 ? (this.consumer as Waiting | undefined) : undefined;
+  }
+  set waiting(waiting: Waiting | undefined) {
+    // An end pushed to never resolves a pull (as before: a wake pushes instead).
+    if ((this.bits & PUSHED) === 0) this.consumer = waiting;
   }
 
   protected flag(bit: number, on: boolean): void {
