@@ -286,8 +286,11 @@ export class Comm {
 
   /**
    * Serves one inbound GossipStream (called by transports): admission limits,
-   * handshake, registration, then reading until it ends. Resolves when the
-   * stream is done; never rejects (refusals end the stream with their status).
+   * handshake, registration, then reading until it ends (by itself: the
+   * connection reads on). Resolves once the stream is a registered connection
+   * ({@link Comm.connectionEvents} reports its end), or once it closed when it
+   * was refused or only probed us; never rejects (refusals end the stream with
+   * their status).
    */
   handleStream(stream: WireStream): Promise<void> {
     return this.inbound.serve(stream);
@@ -306,7 +309,11 @@ export class Comm {
 
   /** The registered connections. */
   connections(): ConnectionSnapshot[] {
-    return this.store.connections().map((c) => ({ ...c.info, state: c.state, queued: c.queued }));
+    return this.store.connections().map((c) => {
+      // Field by field: a connection's info reads `auth` and `direction` through getters, which a spread would miss.
+      const { pkiId, pkiIdHex, identity, endpoint, auth, direction } = c.info;
+      return { pkiId, pkiIdHex, identity, endpoint, auth, direction, state: c.state, queued: c.queued };
+    });
   }
 
   private encode(message: GossipMessage | Envelope): Uint8Array {

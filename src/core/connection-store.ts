@@ -56,8 +56,21 @@ export class ConnectionStore {
   private readonly byPki = new Map<string, Connection>();
   private readonly byEndpoint = new Map<string, Connection>();
   private readonly dials = new Map<string, Promise<Connection>>();
-  private readonly perPeer = new Map<string, number>();
-  private readonly all = new Set<Connection>();
+  /**
+   * Registered connections of a PKI-ID beyond the one `byPki` holds (replaced
+   * or closed ones still draining, or the loser of a simultaneous dial), only
+   * while there are any: `live` counts them with it. A count per peer for
+   * good cost a third table per comm (~45 B per connection end in a full
+   * mesh), where most peers have one connection and no entry here.
+   */
+  private readonly extraPerPeer = new Map<string, number>();
+  /**
+   * Registered connections that `byPki` does not hold (replaced, closed by
+   * PKI-ID or losers of a simultaneous dial, all draining): with `byPki`'s,
+   * every registered connection. Usually empty: a set of every connection
+   * cost a table per comm, ~45 B per connection end in a full mesh.
+   */
+  private readonly extras = new Set<Connection>();
   private readonly shutdownController = new AbortController();
   private seq = 0;
   private closing = false;
@@ -79,7 +92,7 @@ export class ConnectionStore {
 
   /** Registered connections, open or closing. */
   connections(): Connection[] {
-    return [...this.all];
+    return [...this.byPki.values(), ...this.extras];
   }
 
   /** The open connection that serves `peer`, found by PKI-ID or, when none is given, by endpoint. */
@@ -148,20 +161,22 @@ export class ConnectionStore {
    */
   register(conn: Connection, dialedEndpoint?: string): void {
     if (this.closing) throw stopping();
-    const live = this.perPeer.get(conn.pkiHex) ?? 0;
+    const live = this.live(conn.pkiHex);
     if (live >= this.deps.maxConnectionsPerPeer) {
       throw new GossipError(
         ErrorCode.RateLimited,
         `too many connections for PKI-ID ${conn.pkiHex} (maxConnectionsPerPeer ${this.deps.maxConnectionsPerPeer})`,
       );
     }
-    this.perPeer.set(conn.pkiHex, live + 1);
-    this.all.add(conn);
+    // Whichever of `conn` and the one it joins `byPki` keeps, the others are extras.
+    if (live > 0) this.extraPerPeer.set(conn.pkiHex, live);
     conn.registeredSeq = ++this.seq;
-    conn.registeredAt = this.deps.clock.now();
+    conn.registeredAt = Math.floor(this.deps.clock.now());
     const old = this.byPki.get(conn.pkiHex);
     const oldWins = old !== undefined && old !== conn && this.simultaneous(old, conn) && this.dialer(old) < this.dialer(conn);
-    if (!oldWins) {
+    if (oldWins) this.extras.add(conn);
+    else {
+      if (old !== undefined && old !== conn) this.extras.add(old);
       this.byPki.set(conn.pkiHex, conn);
       this.hitConn = undefined;
       if (dialedEndpoint !== undefined) this.bindEndpoint(dialedEndpoint, conn);
@@ -193,6 +208,9 @@ export class ConnectionStore {
     const conn = this.byPki.get(pkiHex);
     if (!conn) return false;
     this.byPki.delete(pkiHex);
+    this.extras.add(conn);
+    // Still registered until it closed: an extra from now on.
+    this.extraPerPeer.set(pkiHex, (this.extraPerPeer.get(pkiHex) ?? 0) + 1);
     this.hitConn = undefined;
     this.unbindEndpoints(conn);
     void conn.drain();
@@ -213,7 +231,7 @@ export class ConnectionStore {
     this.closing = true;
     this.shutdownController.abort(stopping());
     await Promise.allSettled([...this.dials.values()]);
-    await Promise.all([...this.all].map((c) => c.drain()));
+    await Promise.all(this.connections().map((c) => c.drain()));
   }
 
   private adopt(conn: Connection, peer: RemotePeer, startSeq: number): Connection {
@@ -252,38 +270,51 @@ export class ConnectionStore {
   private readonly onConnectionClosed = (conn: Connection): void => this.unregister(conn);
 
   private unregister(conn: Connection): void {
-    this.all.delete(conn);
-    const live = (this.perPeer.get(conn.pkiHex) ?? 1) - 1;
-    if (live > 0) this.perPeer.set(conn.pkiHex, live);
-    else this.perPeer.delete(conn.pkiHex);
     if (this.byPki.get(conn.pkiHex) === conn) {
       this.byPki.delete(conn.pkiHex);
       this.hitConn = undefined;
+    } else {
+      this.extras.delete(conn);
+      const extra = (this.extraPerPeer.get(conn.pkiHex) ?? 1) - 1;
+      if (extra > 0) this.extraPerPeer.set(conn.pkiHex, extra);
+      else this.extraPerPeer.delete(conn.pkiHex);
     }
     this.unbindEndpoints(conn);
     this.deps.onUnregistered(conn);
+  }
+
+  /** Registered connections (open plus closing) of a PKI-ID. */
+  private live(pkiHex: string): number {
+    return (this.byPki.has(pkiHex) ? 1 : 0) + (this.extraPerPeer.get(pkiHex) ?? 0);
   }
 
   /** Sends to `endpoint` (with no PKI-ID) go to `conn` from now on. */
   private bindEndpoint(endpoint: string, conn: Connection): void {
     const prev = this.byEndpoint.get(endpoint);
     if (prev === conn) return;
-    if (prev?.storeEndpoints !== undefined) {
-      const i = prev.storeEndpoints.indexOf(endpoint);
-      if (i >= 0) prev.storeEndpoints.splice(i, 1);
+    if (prev !== undefined) {
+      const eps = prev.storeEndpoints;
+      if (eps === endpoint) prev.storeEndpoints = undefined;
+      else if (typeof eps === "object") {
+        const i = eps.indexOf(endpoint);
+        if (i >= 0) eps.splice(i, 1);
+      }
     }
     this.byEndpoint.set(endpoint, conn);
-    if (conn.storeEndpoints === undefined) conn.storeEndpoints = [endpoint];
-    else conn.storeEndpoints.push(endpoint);
+    const eps = conn.storeEndpoints;
+    if (eps === undefined) conn.storeEndpoints = endpoint;
+    else if (typeof eps === "string") conn.storeEndpoints = [eps, endpoint];
+    else eps.push(endpoint);
   }
 
   /** Forgets every endpoint that leads to `conn`; returns them. */
-  private unbindEndpoints(conn: Connection): string[] {
+  private unbindEndpoints(conn: Connection): readonly string[] {
     const eps = conn.storeEndpoints;
     if (eps === undefined) return [];
     conn.storeEndpoints = undefined;
-    for (const ep of eps) if (this.byEndpoint.get(ep) === conn) this.byEndpoint.delete(ep);
-    return eps;
+    const list = typeof eps === "string" ? [eps] : eps;
+    for (const ep of list) if (this.byEndpoint.get(ep) === conn) this.byEndpoint.delete(ep);
+    return list;
   }
 }
 

@@ -26,36 +26,61 @@ export interface ConnectionInfo {
 
 /**
  * The {@link ConnectionInfo} of a handshake. Its `auth` is made on each read
- * from one view of the buffer the handshake kept (the signed payload, then
- * the signature) rather than kept as two views and an object: ~230 B per
- * connection end (per known peer in a full mesh) for a field few read.
+ * (few read it) from the one buffer `pkiId` views: the signed payload, then
+ * the signature. A handshake's result is laid out so (it copies the payload
+ * and signature into one fresh buffer, with the PKI-ID and identity as views
+ * into it), and nothing more is kept for it; from anything else one copy is
+ * made, the signed data, the signature, then the PKI-ID, which `pkiId` then
+ * views. A kept view of its own, the field for it and an object were
+ * ~340 B per connection end (per known peer in a full mesh).
  */
 export class HandshakeInfo implements ConnectionInfo {
-  /** The signed data, then the signature: one view (or one copy, when they do not lie so). */
-  private readonly signed: Uint8Array;
-  private readonly signedLength: number;
+  readonly pkiId: PkiId;
+  /** The signed data's length times two, plus one when outbound: one field for both. */
+  private readonly lengthAndDirection: number;
 
   constructor(
-    readonly pkiId: PkiId,
+    pkiId: PkiId,
     readonly pkiIdHex: string,
     readonly identity: PeerIdentity,
     readonly endpoint: string,
     auth: ConnectionInfo["auth"],
-    readonly direction: Direction,
+    direction: Direction,
   ) {
     const { signedData, signature } = auth;
-    this.signedLength = signedData.length;
-    if (signature.buffer === signedData.buffer && signature.byteOffset === signedData.byteOffset + signedData.length) {
-      this.signed = new Uint8Array(signedData.buffer, signedData.byteOffset, signedData.length + signature.length);
+    const { buffer } = signedData;
+    const length = signedData.length;
+    this.lengthAndDirection = length * 2 + (direction === "outbound" ? 1 : 0);
+    if (
+      pkiId.buffer === buffer &&
+      signature.buffer === buffer &&
+      signedData.byteOffset === 0 &&
+      signature.byteOffset === length &&
+      signature.byteOffset + signature.length === buffer.byteLength &&
+      pkiId.length > 0 &&
+      pkiId.byteOffset + pkiId.length <= length
+    ) {
+      this.pkiId = pkiId;
     } else {
-      this.signed = new Uint8Array(signedData.length + signature.length);
-      this.signed.set(signedData);
-      this.signed.set(signature, signedData.length);
+      const copy = new Uint8Array(length + signature.length + pkiId.length);
+      copy.set(signedData);
+      copy.set(signature, length);
+      copy.set(pkiId, length + signature.length);
+      this.pkiId = copy.subarray(length + signature.length);
     }
   }
 
   get auth(): { readonly signedData: Uint8Array; readonly signature: Uint8Array } {
-    return { signedData: this.signed.subarray(0, this.signedLength), signature: this.signed.subarray(this.signedLength) };
+    const { pkiId } = this;
+    const length = this.lengthAndDirection >>> 1;
+    // Within the signed data (a handshake's), or after the signature (a copy).
+    const end = pkiId.byteOffset >= length ? pkiId.byteOffset : pkiId.buffer.byteLength;
+    const signed = new Uint8Array(pkiId.buffer, 0, end);
+    return { signedData: signed.subarray(0, length), signature: signed.subarray(length) };
+  }
+
+  get direction(): Direction {
+    return (this.lengthAndDirection & 1) === 1 ? "outbound" : "inbound";
   }
 }
 
@@ -90,8 +115,6 @@ export interface ConnectionDeps {
   readonly hooks: ConnectionHooks;
 }
 
-let nextId = 1;
-
 /**
  * One authenticated GossipStream to a remote peer: its send buffer and writer,
  * its reader, and its life cycle (`open` → `draining` → `closed`, or straight
@@ -102,36 +125,36 @@ let nextId = 1;
  * or pulls `incoming` where the transport cannot push: an idle connection
  * then keeps no reader task, pending promise or closure, only its fields.
  */
-export class Connection implements WireReader {
-  /** Unique, increasing: a larger id was registered later. */
-  readonly id = nextId++;
-  /** Lower-case hex of the remote PKI-ID. */
-  readonly pkiHex: string;
+export class Connection implements WireReader, SendBufferSink {
   /**
    * @private Set by the connection store when it registers the connection:
    * its registration order (0 before) and time (fields rather than two weak
    * maps, whose entries cost an idle connection more).
    */
   registeredSeq = 0;
-  /** @private See {@link Connection.registeredSeq}; -Infinity before. */
-  registeredAt = Number.NEGATIVE_INFINITY;
+  /**
+   * @private See {@link Connection.registeredSeq}: whole ms of the store's
+   * clock, 0 before. A small integer V8 keeps in the object; a fraction (or
+   * -Infinity) made every connection's field a boxed number (16 bytes more).
+   */
+  registeredAt = 0;
   /**
    * @private The endpoints the connection store finds this connection by
    * (dialed under, or inherited from the connection it replaced), so that
    * moving or forgetting them costs what they number, not every endpoint the
-   * store knows.
+   * store knows. One endpoint (most connections have one, or none) is kept
+   * as it is, not in an array of its own (~56 B).
    */
-  storeEndpoints: string[] | undefined = undefined;
-  /** What {@link Connection.closed} returned, made on its first read. */
-  private closedSignal: Promise<void> | undefined;
-  private state_: ConnectionState = "open";
+  storeEndpoints: string | string[] | undefined = undefined;
   private readonly buffer: SendBuffer;
-  /** Reading is over: the remote ended, reading failed, or we closed. */
-  private readDone = false;
-  /** What only a closing, held back or pulled connection needs: made on first use. */
+  /**
+   * The state ({@link DRAINING}, {@link CLOSED}, neither: open), {@link READ_DONE}
+   * (reading is over: the remote ended, reading failed, or we closed) and
+   * {@link SETTLED} (closed, `closed` settled): one field rather than three.
+   */
+  private flags = 0;
+  /** What only a closing, held back, pulled or waited-on connection needs: made on first use. */
   private rare: Rare | undefined;
-  private settled = false;
-  private resolveClosed: (() => void) | undefined;
   private closedListener: ((conn: Connection) => void) | undefined;
 
   constructor(
@@ -140,8 +163,8 @@ export class Connection implements WireReader {
     readonly info: ConnectionInfo,
     private readonly deps: ConnectionDeps,
   ) {
-    this.pkiHex = info.pkiIdHex;
-    this.buffer = new SendBuffer(deps.config.sendBuffSize, new ConnectionSink(this, stream, deps), deps.config.maxBlockedSends);
+    // Its own sink (see the SendBufferSink methods below): no object of closures or adapter per connection.
+    this.buffer = new SendBuffer(deps.config, this);
     if (handshake.pending.length > 0) {
       const held = this.onBatch(handshake.pending);
       if (held !== undefined) {
@@ -168,7 +191,7 @@ export class Connection implements WireReader {
    * listener rather than a `closed.then` closure per connection).
    */
   whenClosed(listener: (conn: Connection) => void): void {
-    if (this.settled) listener(this);
+    if ((this.flags & SETTLED) !== 0) listener(this);
     else this.closedListener = listener;
   }
 
@@ -176,20 +199,24 @@ export class Connection implements WireReader {
    * Settles when the connection reached "closed". Made on first read: most
    * connections' owners never wait on it (the connection store has
    * {@link Connection.whenClosed}), and a promise with its resolve closure
-   * cost ~150 bytes per connection end for good.
+   * cost ~150 bytes per connection end for good (two fields more even unread).
    */
   get closed(): Promise<void> {
-    this.closedSignal ??= this.settled
-      ? settledPromise
-      : new Promise<void>((resolve) => {
-          this.resolveClosed = resolve;
-        });
-    return this.closedSignal;
+    if ((this.flags & SETTLED) !== 0) return settledPromise;
+    const rare = this.rareFields();
+    rare.closedSignal ??= new Promise<void>((resolve) => (rare.closedNow = resolve));
+    return rare.closedSignal;
+  }
+
+  /** Lower-case hex of the remote PKI-ID (its {@link ConnectionInfo.pkiIdHex}: one string, one field). */
+  get pkiHex(): string {
+    return this.info.pkiIdHex;
   }
 
   /** Current state. */
   get state(): ConnectionState {
-    return this.state_;
+    const f = this.flags;
+    return (f & CLOSED) !== 0 ? "closed" : (f & DRAINING) !== 0 ? "draining" : "open";
   }
 
   /** Frames accepted for writing and not written yet (queued, or held back by flow control). */
@@ -204,7 +231,7 @@ export class Connection implements WireReader {
 
   /** Queues a serialized Envelope without waiting; false when the buffer is full or the connection is not open. */
   offer(frame: Uint8Array): boolean {
-    return this.state_ === "open" && this.buffer.offer(frame);
+    return (this.flags & ENDING) === 0 && this.buffer.offer(frame);
   }
 
   /**
@@ -214,7 +241,7 @@ export class Connection implements WireReader {
    * queue already accepted), or, with `dropped`, calls it and resolves.
    */
   put(frame: Uint8Array, dropped?: (why: PutRefusal) => void, uncapped = false): Promise<void> {
-    if (this.state_ !== "open") return refused(dropped);
+    if ((this.flags & ENDING) !== 0) return refused(dropped);
     return this.buffer.put(frame, dropped, uncapped);
   }
 
@@ -230,8 +257,8 @@ export class Connection implements WireReader {
    * Resolves when closed. Idempotent; a later {@link Connection.abort} still cuts at once.
    */
   async drain(): Promise<void> {
-    if (this.state_ !== "open") return this.closed;
-    this.state_ = "draining";
+    if ((this.flags & ENDING) !== 0) return this.closed;
+    this.flags |= DRAINING;
     const { clock, config } = this.deps;
     await raceTimeout(clock, this.buffer.flushed(), config.drainTimeoutMs);
     this.buffer.close();
@@ -253,9 +280,9 @@ export class Connection implements WireReader {
    * error, the remote sees it as a refusal (see `WireStream.abort`). Idempotent.
    */
   abort(error?: GossipError): void {
-    if (this.state_ === "closed") return;
+    if ((this.flags & CLOSED) !== 0) return;
     if (error && !this.rare?.closingError) this.rareFields().closingError = error;
-    this.state_ = "closed";
+    this.flags |= CLOSED;
     this.rare?.cutNow?.();
     this.buffer.close();
     this.stream.abort(error);
@@ -263,7 +290,7 @@ export class Connection implements WireReader {
 
   /** @private {@link WireReader}: delivers a batch of received envelopes, in order. */
   onBatch(batch: readonly Envelope[]): Promise<void> | undefined {
-    if (this.readDone) return undefined;
+    if ((this.flags & READ_DONE) !== 0) return undefined;
     const held = this.rare?.held;
     if (held !== undefined) return held.then(() => this.onBatch(batch));
     let bytes = 0;
@@ -274,19 +301,19 @@ export class Connection implements WireReader {
 
   /** @private {@link WireReader}: the remote ended its side; flush ours and finish. */
   onEnd(): void {
-    if (this.readDone) return;
+    if ((this.flags & READ_DONE) !== 0) return;
     const held = this.rare?.held;
     if (held !== undefined) {
       void held.then(() => this.onEnd());
       return;
     }
-    if (this.state_ === "open") void this.drain();
+    if ((this.flags & ENDING) === 0) void this.drain();
     this.readingEnded();
   }
 
   /** @private {@link WireReader}: reading failed. */
   onError(e: GossipError): void {
-    if (this.readDone) return;
+    if ((this.flags & READ_DONE) !== 0) return;
     const held = this.rare?.held;
     if (held !== undefined) {
       void held.then(() => this.onError(e));
@@ -304,7 +331,7 @@ export class Connection implements WireReader {
   private deliver(batch: readonly Envelope[], from: number): Promise<void> | undefined {
     const { hooks } = this.deps;
     for (let i = from; i < batch.length; i++) {
-      if (this.state_ === "closed") {
+      if ((this.flags & CLOSED) !== 0) {
         this.readingEnded();
         return undefined;
       }
@@ -327,8 +354,8 @@ export class Connection implements WireReader {
   }
 
   private readFailed(e: unknown): void {
-    if (this.readDone) return;
-    if (this.state_ !== "closed") {
+    if ((this.flags & READ_DONE) !== 0) return;
+    if ((this.flags & CLOSED) === 0) {
       const error = GossipError.from(e, ErrorCode.Canceled);
       this.abort(error);
       this.deps.hooks.onReadError(this, error);
@@ -338,15 +365,15 @@ export class Connection implements WireReader {
 
   /** Reading is over: the connection closes once the stream has. */
   private readingEnded(): void {
-    if (this.readDone) return;
-    this.readDone = true;
+    if ((this.flags & READ_DONE) !== 0) return;
+    this.flags |= READ_DONE;
     this.rare?.readDoneNow?.();
     void this.stream.closed.then(() => this.settle());
   }
 
   /** Settles once reading is over. */
   private readingOver(): Promise<void> {
-    if (this.readDone) return settledPromise;
+    if ((this.flags & READ_DONE) !== 0) return settledPromise;
     const rare = this.rareFields();
     rare.readDoneSignal ??= new Promise<void>((resolve) => (rare.readDoneNow = resolve));
     return rare.readDoneSignal;
@@ -357,9 +384,8 @@ export class Connection implements WireReader {
     const rare = this.rare;
     rare?.unwatchShutdown?.();
     if (rare !== undefined) rare.unwatchShutdown = undefined;
-    this.state_ = "closed";
+    this.flags |= CLOSED | SETTLED;
     this.buffer.close();
-    this.settled = true;
     const listener = this.closedListener;
     this.closedListener = undefined;
     try {
@@ -367,15 +393,17 @@ export class Connection implements WireReader {
     } catch {
       // `closed` never rejects; the owner's listener reports its own failures.
     }
-    this.resolveClosed?.();
-    this.resolveClosed = undefined;
+    if (rare !== undefined) {
+      rare.closedNow?.();
+      rare.closedNow = undefined;
+    }
   }
 
   private cutSignal(): Promise<void> {
     const rare = this.rareFields();
     if (rare.cut === undefined) {
       rare.cut = new Promise<void>((resolve) => (rare.cutNow = resolve));
-      if (this.state_ === "closed") rare.cutNow?.();
+      if ((this.flags & CLOSED) !== 0) rare.cutNow?.();
     }
     return rare.cut;
   }
@@ -389,17 +417,52 @@ export class Connection implements WireReader {
       readDoneNow: undefined,
       held: undefined,
       unwatchShutdown: undefined,
+      closedSignal: undefined,
+      closedNow: undefined,
     };
     return this.rare;
   }
+
+  /** @private {@link SendBufferSink}: the buffer writes a batch to the stream. */
+  writeFrames(frames: readonly Uint8Array[]): Promise<void> {
+    return this.stream.write(frames);
+  }
+
+  /** @private {@link SendBufferSink}. */
+  framesWritten(count: number, bytes: number): void {
+    this.deps.metrics.messagesSent(count, bytes);
+  }
+
+  /** @private {@link SendBufferSink}. */
+  framesDropped(count: number): void {
+    this.deps.metrics.dropped("connection_closed", count);
+  }
+
+  /** @private {@link SendBufferSink}: a write failed; the connection closes with it. */
+  writeFailed(error: GossipError): void {
+    if ((this.flags & CLOSED) !== 0) return;
+    this.abort(error);
+    this.deps.hooks.onWriteError(this, error);
+  }
 }
+
+/** {@link Connection}'s flags: reading is over. */
+const READ_DONE = 1;
+/** {@link Connection}'s flags: closed, and `closed` settled. */
+const SETTLED = 2;
+/** {@link Connection}'s flags: state "draining" (unless {@link CLOSED}). */
+const DRAINING = 4;
+/** {@link Connection}'s flags: state "closed". */
+const CLOSED = 8;
+/** {@link Connection}'s flags: not open any more. */
+const ENDING = DRAINING | CLOSED;
 
 const settledPromise: Promise<void> = Promise.resolve();
 
 /**
- * A connection's fields that only a closing, held back or pulled one needs,
- * in one object made on first use: seven fields (56 B) less on every idle
- * connection end, per known peer in a full mesh.
+ * A connection's fields that only a closing, held back, pulled or waited-on
+ * one needs, in one object made on first use: nine fields (72 B) less on
+ * every idle connection end, per known peer in a full mesh.
  */
 interface Rare {
   closingError: GossipError | undefined;
@@ -420,6 +483,9 @@ interface Rare {
   held: Promise<void> | undefined;
   /** Stops watching the transport's shutdown (transports without `readBy`). */
   unwatchShutdown: (() => void) | undefined;
+  /** What {@link Connection.closed} returns until the connection closed, made on its first read. */
+  closedSignal: Promise<void> | undefined;
+  closedNow: (() => void) | undefined;
 }
 
 /** Reads `incoming` into `reader`, for transports without {@link WireStream.readBy}. */
@@ -438,37 +504,6 @@ async function pull(incoming: AsyncIterator<readonly Envelope[]>, reader: WireRe
     if (held !== undefined) await held;
   }
   reader.onEnd();
-}
-
-/**
- * A connection's send buffer reports here: one small object per connection
- * rather than four closures and their context.
- */
-class ConnectionSink implements SendBufferSink {
-  constructor(
-    private readonly conn: Connection,
-    private readonly stream: WireStream,
-    private readonly deps: ConnectionDeps,
-  ) {}
-
-  write(frames: readonly Uint8Array[]): Promise<void> {
-    return this.stream.write(frames);
-  }
-
-  written(count: number, bytes: number): void {
-    this.deps.metrics.messagesSent(count, bytes);
-  }
-
-  dropped(count: number): void {
-    this.deps.metrics.dropped("connection_closed", count);
-  }
-
-  failed(error: GossipError): void {
-    const { conn } = this;
-    if (conn.state === "closed") return;
-    conn.abort(error);
-    this.deps.hooks.onWriteError(conn, error);
-  }
 }
 
 /** Waits for `p` at most `ms`; true when `p` settled first. */

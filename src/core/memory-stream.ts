@@ -12,14 +12,53 @@ import { ErrorCode, GossipError, remoteEndError } from "./errors.js";
 import { noItems, pushed, shifted } from "./lazy-list.js";
 import { type WireReader, type WireStream, writeTaken } from "./transport.js";
 
-export interface EndInfo {
-  readonly remoteAddress: string;
-  readonly tls: boolean;
-  readonly remoteCertHash: Uint8Array | undefined;
-  readonly localCertHash: Uint8Array | undefined;
+/** Who the two ends of a {@link MemoryConnection} are. */
+export interface StreamEnds {
+  /** The dialing host's name. */
+  readonly clientHost: string;
+  /** The listening host's name. */
+  readonly serverHost: string;
+  /** The address the client sees: the endpoint it dialed. */
+  readonly serverAddress: string;
+  /** The address the server sees: the client's host and an ephemeral port. */
+  readonly clientAddress: string;
+  /** The client's and the server's certificate hashes (TLS when both have one). */
+  readonly clientCertHash: Uint8Array | undefined;
+  readonly serverCertHash: Uint8Array | undefined;
 }
 
-/** One direction of a stream: frames written by one end, read by the other. */
+/** What a {@link MemoryConnection} takes from its network (one reference rather than three per stream). */
+export interface StreamNetwork {
+  readonly clock: Clock;
+  /** One-way delay of every batch, in ms. */
+  readonly latencyMs: number;
+  /** Bytes in flight per direction before a write waits. */
+  readonly windowBytes: number;
+}
+
+// A pipe's (and its end's) flags, in one small integer rather than a field each.
+const WRITER_ENDED = 1;
+const READER_DONE = 2;
+const HOLDING = 4;
+const PUSHING = 8;
+/** The end's `incoming` was iterated. */
+const ITERATED = 16;
+/** The end ended its writing side (its frames' pipe is the other end's). */
+const ENDED_WRITING = 32;
+/** The end took {@link WireStream.readBy}: batches are pushed to its reader. */
+const PUSHED = 64;
+
+/** A pull waiting for a batch: its read's settle functions. */
+interface Waiting {
+  readonly resolve: (r: IteratorResult<readonly Envelope[]>) => void;
+  readonly reject: (e: unknown) => void;
+}
+
+/**
+ * One direction of a stream: frames written by one end, read by the other.
+ * It is the reading end's own state (a {@link MemoryEnd} is its pipe): one
+ * object per stream end rather than two.
+ */
 class Pipe {
   /**
    * Batches not yet read, and their sizes; the shared empty list (lazy-list.ts)
@@ -30,43 +69,118 @@ class Pipe {
   /** Bytes written and not yet read (the flow-control window's use). */
   inFlight = 0;
   sizes: readonly number[] = noItems;
-  writerEnded = false;
   /** Set when the reader's iteration must fail. */
   error: GossipError | undefined;
-  readerDone = false;
-  /** The reader waiting for a batch: its read's settle functions (no closure per wait). */
-  waiting: { resolve: (r: IteratorResult<readonly Envelope[]>) => void; reject: (e: unknown) => void } | undefined;
-  /** The reader batches are pushed to, once the end took {@link WireStream.readBy}. */
-  reader: WireReader | undefined;
-  /** The reader holds back the next batch (its last `onBatch` promise is pending). */
-  holding = false;
-  /** A push is scheduled in a microtask. */
-  pushing = false;
+  /** {@link Pipe.reader} or {@link Pipe.waiting}, which one the PUSHED flag says: an end is read one way. */
+  private consumer: WireReader | Waiting | undefined;
   writeWaiters: readonly { readonly resolve: () => void; readonly reject: (e: GossipError) => void }[] = noItems;
+  /** The flags above (WRITER_ENDED ...). */
+  protected bits = 0;
+
+  get writerEnded(): boolean {
+    return (this.bits & WRITER_ENDED) !== 0;
+  }
+  set writerEnded(on: boolean) {
+    this.flag(WRITER_ENDED, on);
+  }
+  get readerDone(): boolean {
+    return (this.bits & READER_DONE) !== 0;
+  }
+  set readerDone(on: boolean) {
+    this.flag(READER_DONE, on);
+  }
+  /** The reader holds back the next batch (its last `onBatch` promise is pending). */
+  get holding(): boolean {
+    return (this.bits & HOLDING) !== 0;
+  }
+  set holding(on: boolean) {
+    this.flag(HOLDING, on);
+  }
+  /** A push is scheduled in a microtask. */
+  get pushing(): boolean {
+    return (this.bits & PUSHING) !== 0;
+  }
+  set pushing(on: boolean) {
+    this.flag(PUSHING, on);
+  }
+  /** The other end (the writer of this pipe) ended its writing side; set at once, before the end is delivered. */
+  get writerEnding(): boolean {
+    return (this.bits & ENDED_WRITING) !== 0;
+  }
+  set writerEnding(on: boolean) {
+    this.flag(ENDED_WRITING, on);
+  }
+
+  /** The reader batches are pushed to, once the end took {@link WireStream.readBy}. */
+  get reader(): WireReader | undefined {
+    return (this.bits & PUSHED) !== 0 ? (this.consumer as WireReader) : undefined;
+  }
+  set reader(reader: WireReader | undefined) {
+    this.consumer = reader;
+    this.flag(PUSHED, reader !== undefined);
+  }
+  /** The reader waiting for a batch: its read's settle functions (no closure per wait); never once pushed to. */
+  get waiting(): Waiting | undefined {
+    return (this.bits & PUSHED) === 0 ? (this.consumer as Waiting | undefined) : undefined;
+  }
+  set waiting(waiting: Waiting | undefined) {
+    // An end pushed to never resolves a pull (as before: a wake pushes instead).
+    if ((this.bits & PUSHED) === 0) this.consumer = waiting;
+  }
+
+  protected flag(bit: number, on: boolean): void {
+    this.bits = on ? this.bits | bit : this.bits & ~bit;
+  }
 }
 
 /** A stream between two ends (0 = client, 1 = server). */
-export class MemoryConnection {
-  /** pipes[i] carries what end i writes. */
-  private readonly pipes = [new Pipe(), new Pipe()] as const;
-  private readonly endedWriting = [false, false];
+export class MemoryConnection implements StreamEnds {
+  readonly clientHost: string;
+  readonly serverAddress: string;
+  readonly clientAddress: string;
+  readonly clientCertHash: Uint8Array | undefined;
+  readonly serverCertHash: Uint8Array | undefined;
+  /** End 0; its pipe carries what end 1 writes. */
+  private readonly client: MemoryEnd;
+  /** End 1; its pipe carries what end 0 writes. */
+  private readonly server: MemoryEnd;
   private closedFlag = false;
-  /** What the ends' `closed` return, made on first read (see {@link closedSignal}). */
-  private closedPromise: Promise<void> | undefined;
-  private resolveClosed: (() => void) | undefined;
-  private deadlineTimer: unknown;
+  /**
+   * What the ends' `closed` return (see {@link closedSignal}) and a dialer's
+   * deadline timer: made when first needed, one field rather than three.
+   */
+  private rare: { closed: Promise<void> | undefined; resolveClosed: (() => void) | undefined; deadline: unknown } | undefined;
 
   constructor(
-    private readonly clock: Clock,
-    private readonly latencyMs: number,
-    private readonly windowBytes: number,
-    readonly clientHost: string,
-    readonly serverHost: string,
-    /** Told once the stream closed (an owner rather than a closure and its context per stream). */
-    private readonly owner: { streamClosed(conn: MemoryConnection): void },
+    private readonly net: StreamNetwork,
+    /** Who the ends are (copied into the stream: its ends read them there). */
+    ends: StreamEnds,
     /** The streams of the listener it was opened to, which it leaves when it closes. */
     private readonly serverStreams: Set<MemoryConnection>,
-  ) {}
+  ) {
+    this.clientHost = ends.clientHost;
+    this.serverAddress = ends.serverAddress;
+    this.clientAddress = ends.clientAddress;
+    this.clientCertHash = ends.clientCertHash;
+    this.serverCertHash = ends.serverCertHash;
+    this.client = new MemoryEnd(this, 0);
+    this.server = new MemoryEnd(this, 1);
+  }
+
+  /** The listening host's name: the host of the endpoint dialed (read rarely: not kept). */
+  get serverHost(): string {
+    return hostOf(this.serverAddress);
+  }
+
+  private rareFields(): NonNullable<MemoryConnection["rare"]> {
+    this.rare ??= { closed: undefined, resolveClosed: undefined, deadline: undefined };
+    return this.rare;
+  }
+
+  /** The pipe that carries what end `side` writes: the other end's. */
+  private pipes(side: 0 | 1): Pipe {
+    return side === 0 ? this.server : this.client;
+  }
 
   get isClosed(): boolean {
     return this.closedFlag;
@@ -78,7 +192,7 @@ export class MemoryConnection {
    * the cancel.
    */
   deadline(ms: number): void {
-    this.deadlineTimer = this.clock.setTimeout(() => {
+    this.rareFields().deadline = this.net.clock.setTimeout(() => {
       this.abortFrom(0, new GossipError(ErrorCode.HandshakeTimeout, `stream exceeded its ${ms}ms deadline`));
     }, ms);
   }
@@ -91,8 +205,9 @@ export class MemoryConnection {
     this.close();
   }
 
-  end(side: 0 | 1, info: EndInfo): WireStream {
-    return new MemoryEnd(this, side, info);
+  /** End `side` (0 = client, 1 = server). */
+  end(side: 0 | 1): WireStream {
+    return side === 0 ? this.client : this.server;
   }
 
   /**
@@ -101,22 +216,22 @@ export class MemoryConnection {
    * per stream for good otherwise). @private for {@link MemoryEnd}
    */
   closedSignal(): Promise<void> {
-    this.closedPromise ??= this.closedFlag
-      ? Promise.resolve()
-      : new Promise<void>((resolve) => {
-          this.resolveClosed = resolve;
-        });
-    return this.closedPromise;
+    if (this.closedFlag) return closedAlready;
+    const rare = this.rareFields();
+    rare.closed ??= new Promise<void>((resolve) => {
+      rare.resolveClosed = resolve;
+    });
+    return rare.closed;
   }
 
   /** Reads the batches end `side` receives. @private for {@link MemoryEnd} */
   readFor(side: 0 | 1): Promise<IteratorResult<readonly Envelope[]>> {
-    return this.read(this.pipes[side === 0 ? 1 : 0]);
+    return this.read(this.pipes(side === 0 ? 1 : 0));
   }
 
   /** Pushes what end `side` receives to `reader` from now on. @private for {@link MemoryEnd} */
   readBy(side: 0 | 1, reader: WireReader): void {
-    const pipe = this.pipes[side === 0 ? 1 : 0];
+    const pipe = this.pipes(side === 0 ? 1 : 0);
     if (pipe.reader !== undefined || pipe.waiting !== undefined)
       throw new Error("a WireStream is read once: readBy with a read pending or twice");
     pipe.reader = reader;
@@ -125,7 +240,7 @@ export class MemoryConnection {
 
   /** Writes from end `side`. @private for {@link MemoryEnd} */
   writeFrom(side: 0 | 1, envelopes: readonly Uint8Array[]): Promise<void> {
-    return this.write(side, this.pipes[side], envelopes);
+    return this.write(side, this.pipes(side), envelopes);
   }
 
   /** Half-closes end `side`. @private for {@link MemoryEnd} */
@@ -139,21 +254,22 @@ export class MemoryConnection {
   }
 
   private write(side: 0 | 1, pipe: Pipe, envelopes: readonly Uint8Array[]): Promise<void> {
-    if (this.closedFlag || this.endedWriting[side]) return Promise.reject(new GossipError(ErrorCode.Closed, "stream is closed"));
+    if (this.closedFlag || pipe.writerEnding) return Promise.reject(new GossipError(ErrorCode.Closed, "stream is closed"));
     if (envelopes.length === 0) return writeTaken;
     let bytes = 0;
     for (const e of envelopes) bytes += e.length;
     pipe.inFlight += bytes;
-    if (this.latencyMs > 0) {
+    const { latencyMs } = this.net;
+    if (latencyMs > 0) {
       // The writer may reuse its array once the write returns.
       const frames = envelopes.slice();
-      this.clock.setTimeout(() => this.arrive(side, pipe, frames, bytes), this.latencyMs);
+      this.net.clock.setTimeout(() => this.arrive(side, pipe, frames, bytes), latencyMs);
     } else {
       // Without latency the frames arrive now, within the write: no copy of
       // the array and no closure (one of each per write of a simulation).
       this.arrive(side, pipe, envelopes, bytes);
     }
-    if (pipe.inFlight <= this.windowBytes) return writeTaken;
+    if (pipe.inFlight <= this.net.windowBytes) return writeTaken;
     return new Promise((resolve, reject) => {
       pipe.writeWaiters = pushed(pipe.writeWaiters, { resolve, reject });
     });
@@ -208,17 +324,17 @@ export class MemoryConnection {
   }
 
   private releaseWriters(pipe: Pipe): void {
-    while (pipe.writeWaiters.length > 0 && pipe.inFlight <= this.windowBytes) shifted(pipe.writeWaiters)?.resolve();
+    while (pipe.writeWaiters.length > 0 && pipe.inFlight <= this.net.windowBytes) shifted(pipe.writeWaiters)?.resolve();
   }
 
   private endSide(side: 0 | 1): void {
-    if (this.closedFlag || this.endedWriting[side]) return;
-    this.endedWriting[side] = true;
-    const pipe = this.pipes[side];
+    const pipe = this.pipes(side);
+    if (this.closedFlag || pipe.writerEnding) return;
+    pipe.writerEnding = true;
     this.deliver(() => {
       pipe.writerEnded = true;
       this.wake(pipe);
-      if (this.endedWriting[0] && this.endedWriting[1]) this.close();
+      if (this.client.writerEnding && this.server.writerEnding) this.close();
     });
   }
 
@@ -234,14 +350,14 @@ export class MemoryConnection {
     const other = side === 0 ? 1 : 0;
     if (side === 0) this.fail(other, new GossipError(ErrorCode.Canceled, "stream was cancelled by the remote"));
     else if (error !== undefined) this.fail(other, remoteEndError(error.code, `remote ended the stream (${error.code}): ${error.message}`));
-    else this.pipes[1].writerEnded = true;
+    else this.pipes(1).writerEnded = true;
     this.fail(side, error ?? new GossipError(ErrorCode.Canceled, "stream was closed"));
     this.close();
   }
 
   /** Ends end `reader`'s iteration with `error` (after what it already received) unless it ended cleanly. */
   private fail(reader: 0 | 1, error: GossipError): void {
-    const pipe = this.pipes[reader === 0 ? 1 : 0];
+    const pipe = this.pipes(reader === 0 ? 1 : 0);
     if (pipe.error || pipe.readerDone || pipe.writerEnded) {
       this.wake(pipe);
       return;
@@ -253,17 +369,20 @@ export class MemoryConnection {
   private close(): void {
     if (this.closedFlag) return;
     this.closedFlag = true;
-    this.clock.clearTimeout(this.deadlineTimer);
-    for (const pipe of this.pipes) {
+    const rare = this.rare;
+    if (rare !== undefined) this.net.clock.clearTimeout(rare.deadline);
+    for (const pipe of [this.client, this.server]) {
       const waiters = pipe.writeWaiters;
       pipe.writeWaiters = noItems;
       for (const w of waiters) w.reject(new GossipError(ErrorCode.Closed, "stream is closed"));
       this.wake(pipe);
     }
     this.serverStreams.delete(this);
-    this.owner.streamClosed(this);
-    this.resolveClosed?.();
-    this.resolveClosed = undefined;
+    const waited = this.rare;
+    if (waited !== undefined) {
+      waited.resolveClosed?.();
+      waited.resolveClosed = undefined;
+    }
   }
 
   private wake(pipe: Pipe): void {
@@ -324,32 +443,49 @@ export class MemoryConnection {
   }
 
   private deliver(fn: () => void): void {
-    if (this.latencyMs > 0) this.clock.setTimeout(fn, this.latencyMs);
+    if (this.net.latencyMs > 0) this.net.clock.setTimeout(fn, this.net.latencyMs);
     else fn();
   }
 }
 
-/**
- * One end of a {@link MemoryConnection}: a class rather than an object of
- * closures, as the simulations hold one per connection end (a million at
- * 1,000 fully connected peers). Its `incoming` is itself.
- */
-class MemoryEnd implements WireStream, AsyncIterable<readonly Envelope[]>, AsyncIterator<readonly Envelope[]> {
-  readonly remoteAddress: string;
-  readonly tls: boolean;
-  readonly remoteCertHash: Uint8Array | undefined;
-  readonly localCertHash: Uint8Array | undefined;
-  private iterated = false;
+const closedAlready: Promise<void> = Promise.resolve();
 
+/** The host of `host:port` (or `[v6]:port`). */
+export function hostOf(endpoint: string): string {
+  if (endpoint.startsWith("[")) return endpoint.slice(1, endpoint.indexOf("]"));
+  const i = endpoint.lastIndexOf(":");
+  return i > 0 ? endpoint.slice(0, i) : endpoint;
+}
+
+/**
+ * One end of a {@link MemoryConnection}, and the pipe of what it receives: a
+ * class rather than an object of closures, as the simulations hold one per
+ * connection end (a million at 1,000 fully connected peers). Its addresses
+ * and certificate hashes are read from the stream's {@link StreamEnds}, its
+ * `incoming` is itself.
+ */
+class MemoryEnd extends Pipe implements WireStream, AsyncIterable<readonly Envelope[]>, AsyncIterator<readonly Envelope[]> {
   constructor(
     private readonly conn: MemoryConnection,
     private readonly side: 0 | 1,
-    info: EndInfo,
   ) {
-    this.remoteAddress = info.remoteAddress;
-    this.tls = info.tls;
-    this.remoteCertHash = info.remoteCertHash;
-    this.localCertHash = info.localCertHash;
+    super();
+  }
+
+  get remoteAddress(): string {
+    return this.side === 0 ? this.conn.serverAddress : this.conn.clientAddress;
+  }
+
+  get tls(): boolean {
+    return this.conn.clientCertHash !== undefined && this.conn.serverCertHash !== undefined;
+  }
+
+  get remoteCertHash(): Uint8Array | undefined {
+    return this.side === 0 ? this.conn.serverCertHash : this.conn.clientCertHash;
+  }
+
+  get localCertHash(): Uint8Array | undefined {
+    return this.side === 0 ? this.conn.clientCertHash : this.conn.serverCertHash;
   }
 
   get closed(): Promise<void> {
@@ -361,8 +497,8 @@ class MemoryEnd implements WireStream, AsyncIterable<readonly Envelope[]>, Async
   }
 
   [Symbol.asyncIterator](): AsyncIterator<readonly Envelope[]> {
-    if (this.iterated) throw new Error("a WireStream's incoming can be iterated only once");
-    this.iterated = true;
+    if ((this.bits & ITERATED) !== 0) throw new Error("a WireStream's incoming can be iterated only once");
+    this.flag(ITERATED, true);
     return this;
   }
 

@@ -12,7 +12,7 @@
 import type { Clock } from "./clock.js";
 import { systemClock } from "./clock.js";
 import { ErrorCode, GossipError } from "./errors.js";
-import { MemoryConnection } from "./memory-stream.js";
+import { hostOf, MemoryConnection, type StreamNetwork } from "./memory-stream.js";
 import type { Dialer, WireStream } from "./transport.js";
 
 /** Options of a {@link MemoryNetwork}. */
@@ -54,13 +54,15 @@ interface Listening {
 }
 
 /** A simulated network of hosts: listeners, dialers, partitions and cuts. */
-export class MemoryNetwork {
-  private readonly clock: Clock;
-  private readonly latencyMs: number;
-  private readonly windowBytes: number;
+export class MemoryNetwork implements StreamNetwork {
+  /** @private For its streams ({@link StreamNetwork}). */
+  readonly clock: Clock;
+  /** @private For its streams. */
+  readonly latencyMs: number;
+  /** @private For its streams. */
+  readonly windowBytes: number;
   private readonly dialTimeoutMs: number;
   private readonly listeners = new Map<string, Listening>();
-  private readonly connections = new Set<MemoryConnection>();
   /** Pairs of hosts that cannot reach each other, as "a\0b" with a < b. */
   private readonly cutPairs = new Set<string>();
   private nextPort = 40_000;
@@ -102,7 +104,7 @@ export class MemoryNetwork {
   /** Cuts every connection between a host of `a` and a host of `b`; new dials between them time out until {@link heal}. */
   partition(a: readonly string[], b: readonly string[]): void {
     for (const x of a) for (const y of b) this.cutPairs.add(pairKey(x, y));
-    for (const c of [...this.connections]) if (this.cutPairs.has(pairKey(c.clientHost, c.serverHost))) c.cut("network partition");
+    for (const c of this.streams()) if (this.cutPairs.has(pairKey(c.clientHost, c.serverHost))) c.cut("network partition");
   }
 
   /** Ends every partition. */
@@ -112,17 +114,24 @@ export class MemoryNetwork {
 
   /** Cuts every connection from or to `host` (a lost link; it may dial again at once). */
   disconnect(host: string): void {
-    for (const c of [...this.connections]) if (c.clientHost === host || c.serverHost === host) c.cut(`connection of ${host} lost`);
-  }
-
-  /** @private A stream closed ({@link MemoryConnection}'s owner): forgets it. */
-  streamClosed(conn: MemoryConnection): void {
-    this.connections.delete(conn);
+    for (const c of this.streams()) if (c.clientHost === host || c.serverHost === host) c.cut(`connection of ${host} lost`);
   }
 
   /** Streams open now (both ends count as one). */
   get openStreams(): number {
-    return this.connections.size;
+    let n = 0;
+    for (const l of this.listeners.values()) n += l.streams.size;
+    return n;
+  }
+
+  /**
+   * Every open stream: those of the listeners serving now (a listener that
+   * stopped cut its own). Not a set of its own: one entry per stream more.
+   */
+  private streams(): MemoryConnection[] {
+    const all: MemoryConnection[] = [];
+    for (const l of this.listeners.values()) for (const c of l.streams) all.push(c);
+    return all;
   }
 
   private async connect(fromHost: string, endpoint: string, signal: AbortSignal): Promise<Listening> {
@@ -150,16 +159,20 @@ export class MemoryNetwork {
     streamTimeoutMs: number | undefined,
   ): Promise<WireStream> {
     const target = await this.connect(fromHost, endpoint, signal);
-    const tls = certHash !== undefined && target.certHash !== undefined;
-    const conn = new MemoryConnection(this.clock, this.latencyMs, this.windowBytes, fromHost, target.host, this, target.streams);
-    const client = conn.end(0, { remoteAddress: endpoint, tls, remoteCertHash: target.certHash, localCertHash: certHash });
-    const server = conn.end(1, {
-      remoteAddress: `${fromHost}:${this.nextPort++}`,
-      tls,
-      remoteCertHash: certHash,
-      localCertHash: target.certHash,
-    });
-    this.connections.add(conn);
+    const conn = new MemoryConnection(
+      this,
+      {
+        clientHost: fromHost,
+        serverHost: target.host,
+        serverAddress: endpoint,
+        clientAddress: `${fromHost}:${this.nextPort++}`,
+        clientCertHash: certHash,
+        serverCertHash: target.certHash,
+      },
+      target.streams,
+    );
+    const client = conn.end(0);
+    const server = conn.end(1);
     target.streams.add(conn);
     if (streamTimeoutMs !== undefined) conn.deadline(streamTimeoutMs);
     // The server learns of the stream when its first frame could arrive.
@@ -187,12 +200,6 @@ export class MemoryNetwork {
       signal.addEventListener("abort", onAbort, { once: true });
     });
   }
-}
-
-function hostOf(endpoint: string): string {
-  if (endpoint.startsWith("[")) return endpoint.slice(1, endpoint.indexOf("]"));
-  const i = endpoint.lastIndexOf(":");
-  return i > 0 ? endpoint.slice(0, i) : endpoint;
 }
 
 function pairKey(a: string, b: string): string {

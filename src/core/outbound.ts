@@ -81,16 +81,16 @@ class DialQueue implements Queue {
     this.buffer = new SendBuffer(
       capacity,
       {
-        write: async (frames) => {
+        writeFrames: async (frames) => {
           dialed ??= connect();
           const conn = await dialed;
           if (this.abandoned) throw this.abandoned;
           await deliver(conn, frames);
         },
         // Counted as sent by the connection's own buffer when it writes them.
-        written: () => {},
-        dropped: onDropped,
-        failed: onFailed,
+        framesWritten: () => {},
+        framesDropped: onDropped,
+        writeFailed: onFailed,
       },
       maxWaiters,
     );

@@ -2,19 +2,31 @@ import { ErrorCode, GossipError } from "./errors.js";
 import { noItems, pushed, removedAt, shifted } from "./lazy-list.js";
 import { writeTaken } from "./transport.js";
 
-/** What a {@link SendBuffer} writes to and reports to. */
+/**
+ * What a {@link SendBuffer} writes to and reports to. Its method names say
+ * whose they are, so that an owner (a connection) can be its buffer's sink
+ * itself rather than keep one more object per connection.
+ */
 export interface SendBufferSink {
   /**
    * Writes a batch, in order; resolves when the transport took it. Returning
    * {@link writeTaken} says the transport took it at once.
    */
-  write(frames: readonly Uint8Array[]): Promise<void>;
+  writeFrames(frames: readonly Uint8Array[]): Promise<void>;
   /** A batch was written. */
-  written(count: number, bytes: number): void;
+  framesWritten(count: number, bytes: number): void;
   /** Frames that had entered the buffer will never be written (close, or a failed write). */
-  dropped(count: number): void;
+  framesDropped(count: number): void;
   /** A write failed; the buffer closed itself (after reporting the frames it dropped). */
-  failed(error: GossipError): void;
+  writeFailed(error: GossipError): void;
+}
+
+/** A send buffer's bounds, as a comm's config names them (so that the config itself serves). */
+export interface SendBufferLimits {
+  /** Frames queued at most (the buffer's capacity). */
+  readonly sendBuffSize: number;
+  /** Puts allowed to wait for room at once. */
+  readonly maxBlockedSends: number;
 }
 
 /**
@@ -30,6 +42,20 @@ interface Waiter {
   /** When given, a frame that never enters is reported here and the promise resolves instead of rejecting. */
   readonly dropped: ((why: PutRefusal) => void) | undefined;
 }
+
+/** A batch is being written (or the next write waits for the next turn). */
+const WRITING = 1;
+/** An idle buffer's write is scheduled (see `schedule`). */
+const SCHEDULED = 2;
+/** Closed: nothing enters any more. */
+const CLOSED = 4;
+/** The flags' bits below the next-turn id. */
+const LOW_FLAGS = 7;
+const TURN_SHIFT = 3;
+/** Next-turn ids run 1..MAX_TURN: shifted, they stay a small integer (31 bits). */
+const MAX_TURN = 2 ** 27 - 1;
+/** Ids of next-turn writes (see `nextTurn`), from one process counter: no counter per buffer. */
+let turnSeq = 0;
 
 /**
  * A connection's bounded outgoing queue (Fabric's `outBuff`) and its single
@@ -56,21 +82,47 @@ export class SendBuffer {
   // The three lists start as the shared empty one (lazy-list.ts): most connections never wait or flush-wait.
   private queue: readonly Uint8Array[] = noItems;
   private waiters: readonly Waiter[] = noItems;
-  private writing = false;
-  private scheduled = false;
-  private isClosed = false;
+  /**
+   * {@link WRITING}, {@link SCHEDULED} and {@link CLOSED} in the low bits, the
+   * pending next-turn write's id above them ({@link TURN_SHIFT}): one small
+   * integer rather than four fields per connection.
+   */
+  private flags = 0;
   private idle: readonly (() => void)[] = noItems;
   private inFlight = 0;
-  /** Id of the pending next-turn write (see `nextTurn`), 0 when none. */
-  private turn = 0;
-  private turnSeq = 0;
 
-  constructor(
-    readonly capacity: number,
-    private readonly sink: SendBufferSink,
-    /** Puts allowed to wait for room at once; more are refused (`overflow`). */
-    readonly maxWaiters: number = Number.POSITIVE_INFINITY,
-  ) {}
+  private readonly limits: SendBufferLimits;
+  private readonly sink: SendBufferSink;
+
+  /**
+   * `capacity` is the frames it queues, or the limits of many buffers in
+   * one object (a comm's config: its connections share it rather than keep
+   * two numbers each); `maxWaiters` the puts allowed to wait for room at
+   * once (more are refused, `overflow`), when `capacity` is a number.
+   */
+  constructor(capacity: number | SendBufferLimits, sink: SendBufferSink, maxWaiters: number = Number.POSITIVE_INFINITY) {
+    this.limits = typeof capacity === "number" ? { sendBuffSize: capacity, maxBlockedSends: maxWaiters } : capacity;
+    this.sink = sink;
+  }
+
+  /** Frames it queues at most. */
+  get capacity(): number {
+    return this.limits.sendBuffSize;
+  }
+
+  /** Puts allowed to wait for room at once; more are refused (`overflow`). */
+  get maxWaiters(): number {
+    return this.limits.maxBlockedSends;
+  }
+
+  /** Id of the pending next-turn write (see `nextTurn`), 0 when none. */
+  private get turn(): number {
+    return this.flags >>> TURN_SHIFT;
+  }
+
+  private set turn(id: number) {
+    this.flags = (this.flags & LOW_FLAGS) | (id << TURN_SHIFT);
+  }
 
   /** Puts waiting for room. */
   get waiting(): number {
@@ -89,12 +141,12 @@ export class SendBuffer {
 
   /** True once closed; nothing enters any more. */
   get closed(): boolean {
-    return this.isClosed;
+    return (this.flags & CLOSED) !== 0;
   }
 
   /** Queues `frame` if there is room; false when full or closed (the frame is not taken). */
   offer(frame: Uint8Array): boolean {
-    if (this.isClosed || this.queue.length >= this.capacity || this.waiters.length > 0) return false;
+    if ((this.flags & CLOSED) !== 0 || this.queue.length >= this.capacity || this.waiters.length > 0) return false;
     this.queue = pushed(this.queue, frame);
     this.schedule();
     return true;
@@ -110,13 +162,13 @@ export class SendBuffer {
    */
   put(frame: Uint8Array, dropped?: (why: PutRefusal) => void, uncapped = false): Promise<void> {
     if (this.offer(frame)) return writeTaken;
-    if (this.isClosed) return refused(dropped);
+    if ((this.flags & CLOSED) !== 0) return refused(dropped);
     if (this.turn !== 0 && this.waiters.length === 0) {
       // Full, and the transport took the last batch at once: write the queue
       // now rather than parking the producer until the next turn. The
       // transport's own bound (it stops taking writes at once) ends this.
       this.turn = 0;
-      this.writing = false;
+      this.flags &= ~WRITING;
       this.flush();
       if (this.offer(frame)) return writeTaken;
     }
@@ -144,7 +196,7 @@ export class SendBuffer {
    * buffer closed). Used to flush before a graceful close.
    */
   flushed(): Promise<void> {
-    if (this.isClosed || (!this.writing && !this.scheduled && this.queue.length === 0)) return Promise.resolve();
+    if ((this.flags & CLOSED) !== 0 || ((this.flags & (WRITING | SCHEDULED)) === 0 && this.queue.length === 0)) return Promise.resolve();
     return new Promise((resolve) => {
       this.idle = pushed(this.idle, resolve);
     });
@@ -155,11 +207,11 @@ export class SendBuffer {
    * discarded and reported as dropped. Idempotent.
    */
   close(): void {
-    if (this.isClosed) return;
-    this.isClosed = true;
+    if ((this.flags & CLOSED) !== 0) return;
+    this.flags |= CLOSED;
     const dropped = this.queue.length;
     this.queue = noItems;
-    if (dropped > 0) this.sink.dropped(dropped);
+    if (dropped > 0) this.sink.framesDropped(dropped);
     const waiters = this.waiters;
     this.waiters = noItems;
     for (const w of waiters) {
@@ -174,8 +226,8 @@ export class SendBuffer {
   }
 
   private schedule(): void {
-    if (this.writing || this.scheduled) return;
-    this.scheduled = true;
+    if ((this.flags & (WRITING | SCHEDULED)) !== 0) return;
+    this.flags |= SCHEDULED;
     // Let the current task queue more frames, so that they leave in one
     // write. A tick, not a microtask: a consumer that handles what one read
     // delivered in a promise chain (a relay's `for await` + `forward`) runs
@@ -186,12 +238,12 @@ export class SendBuffer {
 
   /** @private The scheduled write of an idle buffer (see `schedule`). */
   onScheduled(): void {
-    this.scheduled = false;
+    this.flags &= ~SCHEDULED;
     this.flush();
   }
 
   private flush(): void {
-    if (this.isClosed || this.writing) return;
+    if ((this.flags & (CLOSED | WRITING)) !== 0) return;
     if (this.queue.length === 0) {
       this.notifyIdle();
       return;
@@ -201,33 +253,33 @@ export class SendBuffer {
     this.admitWaiters();
     let bytes = 0;
     for (const f of batch) bytes += f.length;
-    this.writing = true;
+    this.flags |= WRITING;
     this.inFlight = batch.length;
-    const written = this.sink.write(batch);
+    const written = this.sink.writeFrames(batch);
     if (written === writeTaken) {
       this.inFlight = 0;
-      this.sink.written(batch.length, bytes);
+      this.sink.framesWritten(batch.length, bytes);
       this.nextTurn();
       return;
     }
     written.then(
       () => {
         this.inFlight = 0;
-        this.sink.written(batch.length, bytes);
-        if (this.queue.length === 0 || this.isClosed) {
-          this.writing = false;
+        this.sink.framesWritten(batch.length, bytes);
+        if (this.queue.length === 0 || (this.flags & CLOSED) !== 0) {
+          this.flags &= ~WRITING;
           this.flush();
           return;
         }
         this.nextTurn();
       },
       (e: unknown) => {
-        this.writing = false;
+        this.flags &= ~WRITING;
         this.inFlight = 0;
-        this.sink.dropped(batch.length);
-        if (this.isClosed) return;
+        this.sink.framesDropped(batch.length);
+        if ((this.flags & CLOSED) !== 0) return;
         this.close();
-        this.sink.failed(GossipError.from(e, ErrorCode.Closed));
+        this.sink.writeFailed(GossipError.from(e, ErrorCode.Closed));
       },
     );
   }
@@ -240,12 +292,15 @@ export class SendBuffer {
    * at once instead (see `put`).
    */
   private nextTurn(): void {
-    const id = ++this.turnSeq;
+    // Ids wrap within a small integer (the flags' bits above TURN_SHIFT), never 0: a write pending
+    // for 2^27 turns of other buffers' ids is not a case.
+    turnSeq = (turnSeq % MAX_TURN) + 1;
+    const id = turnSeq;
     this.turn = id;
     setImmediate(() => {
       if (this.turn !== id) return;
       this.turn = 0;
-      this.writing = false;
+      this.flags &= ~WRITING;
       this.flush();
     });
   }

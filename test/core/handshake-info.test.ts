@@ -1,5 +1,5 @@
 // A connection's ConnectionInfo keeps the handshake's signed data and
-// signature as one view and makes `auth` on read: the same bytes.
+// signature in the buffer its PKI-ID views and makes `auth` on read: the same bytes.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { HandshakeInfo } from "../../src/core/connection.js";
@@ -8,7 +8,7 @@ describe("HandshakeInfo", () => {
   const pkiId = Uint8Array.of(1, 2, 3);
   const identity = Uint8Array.of(4, 5);
 
-  it("gives back the signed data and signature the handshake kept back to back, as views of that buffer", () => {
+  it("gives back the signed data and signature kept back to back with a PKI-ID elsewhere (one copy of the three)", () => {
     const kept = Uint8Array.from({ length: 40 }, (_, i) => i);
     const info = new HandshakeInfo(
       pkiId,
@@ -20,11 +20,30 @@ describe("HandshakeInfo", () => {
     );
     assert.deepEqual(info.auth.signedData, kept.subarray(0, 30));
     assert.deepEqual(info.auth.signature, kept.subarray(30));
-    assert.equal(info.auth.signedData.buffer, kept.buffer, "no copy");
-    assert.equal(info.pkiId, pkiId);
+    assert.deepEqual(info.pkiId, pkiId);
+    assert.equal(info.auth.signature.buffer, info.pkiId.buffer, "one copy");
     assert.equal(info.identity, identity);
     assert.equal(info.endpoint, "h:1");
     assert.equal(info.direction, "inbound");
+  });
+
+  it("gives back the signed data and signature of the buffer its PKI-ID views, as views of it (a handshake's)", () => {
+    const kept = Uint8Array.from({ length: 40 }, (_, i) => i);
+    const ownPki = kept.subarray(4, 7);
+    const info = new HandshakeInfo(
+      ownPki,
+      "040506",
+      identity,
+      "h:1",
+      { signedData: kept.subarray(0, 30), signature: kept.subarray(30) },
+      "inbound",
+    );
+    assert.deepEqual(info.auth.signedData, kept.subarray(0, 30));
+    assert.deepEqual(info.auth.signature, kept.subarray(30));
+    assert.equal(info.auth.signature.buffer, kept.buffer, "no copy");
+    assert.equal(info.pkiId, ownPki);
+    kept[0] = 99;
+    assert.equal(info.auth.signedData[0], 99, "a view of the kept buffer, not a copy");
   });
 
   it("gives back the same bytes when they lay apart (one copy of both)", () => {

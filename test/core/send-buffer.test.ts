@@ -18,7 +18,7 @@ function sink(opts: { slow?: boolean; taken?: boolean } = {}) {
     release: () => release?.(),
     fail: (e: unknown) => fail?.(e),
     sink: {
-      write(frames: readonly Uint8Array[]) {
+      writeFrames(frames: readonly Uint8Array[]) {
         batches.push(frames.map((f) => f[0] as number));
         if (opts.taken) return writeTaken;
         if (!opts.slow) return Promise.resolve();
@@ -27,13 +27,13 @@ function sink(opts: { slow?: boolean; taken?: boolean } = {}) {
           fail = rej;
         });
       },
-      written(count: number) {
+      framesWritten(count: number) {
         events.written += count;
       },
-      dropped(count: number) {
+      framesDropped(count: number) {
         events.dropped += count;
       },
-      failed(e: GossipError) {
+      writeFailed(e: GossipError) {
         events.failed = e;
       },
     },
