@@ -89,9 +89,10 @@ export class IdentityPull {
    * Signed PeerIdentity messages by PKI-ID hex, ours and the pulled ones:
    * each Envelope's bytes without the identity (signed-identity.ts), which
    * the mapper holds for every item here (items go with its entries, see
-   * {@link remove}).
+   * {@link remove}). Kept as ArrayBuffers, without a Uint8Array around each
+   * (~96 bytes of heap per known peer; see owned-bytes.ts).
    */
-  private readonly store = new Map<string, Uint8Array>();
+  private readonly store = new Map<string, ArrayBuffer>();
   private readonly responder: IdentityPullResponder;
   private round: Round | undefined;
   /** Peers to pull from as soon as the current round ends (see {@link pullSoon}), at most 2 x pullPeerNum. */
@@ -108,7 +109,7 @@ export class IdentityPull {
     });
     // The mapper holds our identity from its construction on, as this very array.
     const item = cutIdentity(envelopeBytes(init.comm.sign(own)), crypto.identity);
-    if (item !== undefined) this.store.set(pkiIdHex(pkiId), item);
+    if (item !== undefined) this.store.set(pkiIdHex(pkiId), item.buffer);
     this.responder = new IdentityPullResponder({ ...init, items: this.store });
     this.schedule(() => this.tick(), init.config.pullIntervalMs);
   }
@@ -309,7 +310,7 @@ export class IdentityPull {
     const held = mapper.peekIdentity(hex);
     if (held === undefined || !bytesEqual(held, cert)) return; // not without a SHA-256 collision
     const item = cutIdentity(envelopeBytes(signedPartsOf(env)), held);
-    if (item !== undefined) this.store.set(mapper.keyOf(hex) ?? hex, item);
+    if (item !== undefined) this.store.set(mapper.keyOf(hex) ?? hex, item.buffer);
   }
 
   /** Fabric's ingress check of one DataUpdate item; throws. */

@@ -39,7 +39,7 @@ import { encodeMembershipResponse } from "./response-frame.js";
 import type { SelfAlive } from "./self-alive.js";
 import { illegalTagReason } from "./tags.js";
 import { isNewer, type Timestamp, timestampString } from "./timestamp.js";
-import type { Known, View } from "./view.js";
+import { frameOf, type Known, type View } from "./view.js";
 
 /** Membership messages: alive, requests, responses and identity pull. */
 export function isMembershipMessage(rm: ReceivedMessage): boolean {
@@ -279,7 +279,7 @@ export class Inbox {
       const out: Uint8Array[] = [];
       for (const k of members) {
         if (policy.disclose({ organization: mapper.organizationOfHex(k.pkiHex), endpoint: k.endpoint }))
-          out.push(policy.filterFrame(k.frame));
+          out.push(policy.filterFrame(frameOf(k)));
       }
       return out;
     };
