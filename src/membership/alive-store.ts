@@ -7,6 +7,7 @@
  */
 import type { ParsedAlive } from "./alive-message.js";
 import { isNewer, type Timestamp } from "./timestamp.js";
+import { wholeMs } from "./whole-ms.js";
 
 /**
  * What is kept of a stored message: only what the store decides on (the
@@ -74,7 +75,7 @@ export class AliveStore {
     const internal = alive.internalEndpoint;
     this.entries.set(key, {
       timestamp: alive.timestamp,
-      addedAt: now,
+      addedAt: wholeMs(now),
       endpoint,
       internalEndpoint: internal === endpoint ? endpoint : same(internal, held?.internalEndpoint, known?.internalEndpoint),
       expired: false,

@@ -11,6 +11,7 @@ import { bytesEqual, type PeerIdentity, type PkiId, pkiIdFromHex } from "../core
 import type { IdentitySource } from "./alive-message.js";
 import { hex as pkiIdHex } from "./hex.js";
 import { ownedBytes } from "./owned-bytes.js";
+import { wholeMs } from "./whole-ms.js";
 
 /** What is kept per identity (the PKI-ID as the map's key string: bytes again only when asked for). */
 interface Stored {
@@ -60,7 +61,7 @@ export class IdentityMapper implements IdentitySource {
       pkiHex: this.selfHex,
       identity: self,
       organization: init.crypto.organizationOf(self),
-      lastAccess: init.clock.now(),
+      lastAccess: wholeMs(init.clock.now()),
       expiresAt: 0,
     });
   }
@@ -107,7 +108,7 @@ export class IdentityMapper implements IdentitySource {
       pkiHex: hex,
       identity: ownedBytes(identity),
       organization: this.internOrganization(organization),
-      lastAccess: now,
+      lastAccess: wholeMs(now),
       // 1 ms after the certificate's notAfter, on the clock (as Fabric's AfterFunc of the remaining time).
       expiresAt: expiresAt === undefined ? 0 : Math.max(now, now + expiresAt.getTime() - wall + 1),
     };
@@ -210,7 +211,7 @@ export class IdentityMapper implements IdentitySource {
 
   private touch(hex: string): Stored | undefined {
     const s = this.byHex.get(hex);
-    if (s !== undefined) s.lastAccess = this.init.clock.now();
+    if (s !== undefined) s.lastAccess = wholeMs(this.init.clock.now());
     return s;
   }
 
