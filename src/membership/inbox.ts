@@ -38,7 +38,7 @@ import type { Replies } from "./replies.js";
 import { encodeMembershipResponse } from "./response-frame.js";
 import type { SelfAlive } from "./self-alive.js";
 import { illegalTagReason } from "./tags.js";
-import { isNewer, type Timestamp, timestampString } from "./timestamp.js";
+import { packTimestamp, type Timestamp, timestampString } from "./timestamp.js";
 import { frameOf, type Known, type View } from "./view.js";
 
 /** Membership messages: alive, requests, responses and identity pull. */
@@ -399,9 +399,11 @@ export class Inbox {
 
   /** {@link freshForView} of a PKI-ID (hex) and timestamp. */
   private isFresh(pkiHex: string, timestamp: Timestamp): boolean {
-    if (pkiHex === this.init.selfHex || !this.init.store.checkValid(pkiHex, timestamp)) return false;
-    const held = this.init.view.timestampOf(pkiHex);
-    return held === undefined || isNewer(timestamp, held);
+    if (pkiHex === this.init.selfHex) return false;
+    const stamp = packTimestamp(timestamp);
+    if (!this.init.store.newerThanHeld(pkiHex, stamp)) return false;
+    const held = this.init.view.stampOf(pkiHex);
+    return held === undefined || stamp > held;
   }
 
   /** Signature checks cost CPU: within the sender's budget only. Throws. */

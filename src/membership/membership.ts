@@ -31,7 +31,16 @@ import { Refusals } from "./refusals.js";
 import { Replies } from "./replies.js";
 import { Scheduler } from "./scheduler.js";
 import { SelfAlive } from "./self-alive.js";
-import { type Known, type Member, MemberPeer, type MembershipEvent, type MembershipEventType, pkiIdOf, View } from "./view.js";
+import {
+  type Known,
+  type Member,
+  MemberPeer,
+  type MembershipEvent,
+  type MembershipEventType,
+  pkiIdOf,
+  timestampOfKnown,
+  View,
+} from "./view.js";
 
 /** What a {@link Membership} is made of. */
 export interface MembershipInit {
@@ -324,7 +333,7 @@ export class Membership {
       internalEndpoint: k.internalEndpoint,
       metadata: k.metadata,
       organization: this.mapper.peekOrganization(k.pkiHex),
-      timestamp: k.timestamp,
+      timestamp: timestampOfKnown(k),
       lastHeardMs: k.lastHeardMs,
       state: k.state,
     };

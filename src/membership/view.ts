@@ -6,9 +6,9 @@
 import { decodeEnvelope, envelopeBytes } from "../core/envelope.js";
 import { bytesEqual, type HexTaggedPeer, type PkiId, pkiIdFromHex, rememberPkiIdHex, remotePkiHex } from "../core/identity.js";
 import type { Envelope } from "../gen/gossip/message_pb.js";
-import type { ParsedAlive } from "./alive-message.js";
+import { type ParsedAlive, stampOf } from "./alive-message.js";
 import { bytesOf, ownedBuffer, ownedBytes } from "./owned-bytes.js";
-import { isNewer, type Timestamp } from "./timestamp.js";
+import { type PackedTimestamp, type Timestamp, unpackTimestamp } from "./timestamp.js";
 import { wholeMs } from "./whole-ms.js";
 
 /** A peer as the view knows it. */
@@ -47,7 +47,8 @@ export interface Known {
   endpoint: string;
   internalEndpoint: string;
   metadata: Uint8Array;
-  timestamp: Timestamp;
+  /** Its latest timestamp, packed (read it with {@link timestampOfKnown}). */
+  stamp: PackedTimestamp;
   lastHeardMs: number;
   state: "alive" | "dead";
   /**
@@ -100,6 +101,11 @@ export class MemberPeer implements HexTaggedPeer {
   }
 }
 
+/** The timestamp of `k` (a new object). */
+export function timestampOfKnown(k: Known): Timestamp {
+  return unpackTimestamp(k.stamp);
+}
+
 /** The bytes of the stored alive message of `k` (a view made now of the kept buffer). */
 export function frameOf(k: Known): Uint8Array {
   return bytesOf(k.frame);
@@ -149,6 +155,7 @@ export class View {
   handleAlive(a: ParsedAlive, now: number): boolean {
     if (a.pkiHex === this.selfHex) return false;
     const k = this.members.get(a.pkiHex);
+    const stamp = stampOf(a);
     if (k === undefined) {
       const pkiHex = this.nameOf(a.pkiHex);
       const fresh: Known = {
@@ -156,7 +163,7 @@ export class View {
         endpoint: a.endpoint,
         internalEndpoint: same(a.internalEndpoint, a.endpoint),
         metadata: ownedBytes(a.metadata),
-        timestamp: a.timestamp,
+        stamp,
         lastHeardMs: wholeMs(now),
         state: "alive",
         frame: ownedBuffer(envelopeBytes(a.envelope)),
@@ -165,7 +172,7 @@ export class View {
       this.onChange("joined", fresh);
       return true;
     }
-    if (!isNewer(a.timestamp, k.timestamp)) return false;
+    if (!(stamp > k.stamp)) return false;
     const changed =
       k.endpoint !== a.endpoint ||
       (a.internalEndpoint !== "" && a.internalEndpoint !== k.internalEndpoint) ||
@@ -174,7 +181,7 @@ export class View {
     if (k.endpoint !== a.endpoint) k.endpoint = a.endpoint;
     if (a.internalEndpoint !== "" && a.internalEndpoint !== k.internalEndpoint) k.internalEndpoint = same(a.internalEndpoint, k.endpoint);
     if (!bytesEqual(k.metadata, a.metadata)) k.metadata = ownedBytes(a.metadata);
-    k.timestamp = a.timestamp;
+    k.stamp = stamp;
     k.lastHeardMs = wholeMs(now);
     k.frame = ownedBuffer(envelopeBytes(a.envelope));
     if (k.state === "dead") {
@@ -195,7 +202,7 @@ export class View {
       endpoint: a.endpoint,
       internalEndpoint: same(a.internalEndpoint, a.endpoint),
       metadata: ownedBytes(a.metadata),
-      timestamp: a.timestamp,
+      stamp: stampOf(a),
       lastHeardMs: wholeMs(now),
       state: "dead",
       frame: ownedBuffer(envelopeBytes(a.envelope)),
@@ -231,9 +238,9 @@ export class View {
     return this.members.get(pkiHex)?.pkiHex;
   }
 
-  /** Timestamp held for `pkiHex`, if any. */
-  timestampOf(pkiHex: string): Timestamp | undefined {
-    return this.members.get(pkiHex)?.timestamp;
+  /** Timestamp held for `pkiHex`, packed, if any. */
+  stampOf(pkiHex: string): PackedTimestamp | undefined {
+    return this.members.get(pkiHex)?.stamp;
   }
 
   /** Alive members. */
