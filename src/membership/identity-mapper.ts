@@ -22,6 +22,22 @@ interface Stored {
   lastAccess: number;
   /** `clock.now()` after which it is forgotten (its certificate expired), or 0 for never. */
   expiresAt: number;
+  /**
+   * The identity pull's item for it (signed-identity.ts), if it holds one:
+   * kept here, where it goes with its identity, rather than in a map of its
+   * own (~37 bytes of hash table per known peer).
+   */
+  pullItem: ArrayBuffer | undefined;
+}
+
+/** The identity pull's items as the mapper keeps them (see {@link IdentityMapper.pullItems}). */
+export interface PullItems {
+  /** The item of a hex PKI-ID, if held. */
+  get(pkiHex: string): ArrayBuffer | undefined;
+  /** True when an item is held for `pkiHex`. */
+  has(pkiHex: string): boolean;
+  /** Hex PKI-IDs of the items held. */
+  keys(): string[];
 }
 
 /** Longest single timer (Node timers overflow above 2^31 - 1 ms). */
@@ -63,6 +79,7 @@ export class IdentityMapper implements IdentitySource {
       organization: init.crypto.organizationOf(self),
       lastAccess: wholeMs(init.clock.now()),
       expiresAt: 0,
+      pullItem: undefined,
     });
   }
 
@@ -111,6 +128,7 @@ export class IdentityMapper implements IdentitySource {
       lastAccess: wholeMs(now),
       // 1 ms after the certificate's notAfter, on the clock (as Fabric's AfterFunc of the remaining time).
       expiresAt: expiresAt === undefined ? 0 : Math.max(now, now + expiresAt.getTime() - wall + 1),
+      pullItem: undefined,
     };
     this.byHex.set(hex, stored);
     if (stored.expiresAt !== 0) this.armExpiry(stored.expiresAt);
@@ -126,6 +144,28 @@ export class IdentityMapper implements IdentitySource {
     if (held !== undefined && held.identity !== identity && ownedBytes(identity) === identity && bytesEqual(held.identity, identity)) {
       held.identity = identity;
     }
+  }
+
+  /**
+   * The identity pull's items: one per held identity at most, set with
+   * {@link setPullItem}, forgotten with the identity. Not refreshing last use.
+   */
+  readonly pullItems: PullItems = {
+    get: (pkiHex) => this.byHex.get(pkiHex)?.pullItem,
+    has: (pkiHex) => this.byHex.get(pkiHex)?.pullItem !== undefined,
+    keys: () => {
+      const out: string[] = [];
+      for (const [hex, s] of this.byHex) if (s.pullItem !== undefined) out.push(hex);
+      return out;
+    },
+  };
+
+  /** Keeps `item` as the identity pull's item of `pkiHex`; false (nothing kept) when its identity is not held. */
+  setPullItem(pkiHex: string, item: ArrayBuffer): boolean {
+    const s = this.byHex.get(pkiHex);
+    if (s === undefined) return false;
+    s.pullItem = item;
+    return true;
   }
 
   /** The identity of `pkiId` (refreshing its last use), or undefined. */

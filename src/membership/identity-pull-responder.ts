@@ -22,7 +22,7 @@ import {
 } from "../gen/gossip/message_pb.js";
 import type { MembershipConfig } from "./config.js";
 import { hex as hexOf } from "./hex.js";
-import type { IdentityMapper } from "./identity-mapper.js";
+import type { IdentityMapper, PullItems } from "./identity-mapper.js";
 import { bytesOf } from "./owned-bytes.js";
 import { joinIdentity } from "./signed-identity.js";
 
@@ -42,7 +42,7 @@ export interface IdentityPullResponderInit {
    * The signed PeerIdentity messages we hold, by PKI-ID hex: each Envelope's
    * bytes without the identity, which `mapper` holds (read only here).
    */
-  readonly items: ReadonlyMap<string, ArrayBuffer>;
+  readonly items: PullItems;
   /** External endpoint of a member (alive, dead, or ourselves), undefined if unknown. */
   readonly externalEndpointOf: (pkiHex: string) => string | undefined;
   /** Whether the sender (hex PKI-ID) may still cost us `n` units of work now: its budget. */
@@ -117,7 +117,7 @@ export class IdentityPullResponder {
       org = undefined;
     }
     if (org === undefined) return []; // "Failed determining organization of"
-    const items = [...this.init.items.keys()];
+    const items = this.init.items.keys();
     if (org === this.init.selfOrg) return items;
     return items.filter((hex) => {
       const ep = this.init.externalEndpointOf(hex);

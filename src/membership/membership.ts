@@ -139,7 +139,6 @@ export class Membership {
       nameOf,
       onRemoved: (pkiId) => {
         comm.closeConn({ pkiId, endpoint: "" });
-        pull.remove(pkiId);
       },
     });
     const view: View = new View(selfHex, (type, k) => this.changed(type, k), nameOf);
