@@ -21,7 +21,7 @@ import {
   SecretSchema,
 } from "../gen/gossip/message_pb.js";
 import { hex } from "./hex.js";
-import type { Timestamp } from "./timestamp.js";
+import { type PackedTimestamp, packTimestamp, type Timestamp } from "./timestamp.js";
 
 /** What our alive message says about us. */
 export interface AliveContent {
@@ -180,6 +180,7 @@ export function parseAlive(envelope: Envelope, message?: GossipMessage): ParsedA
 class Parsed implements ParsedAlive {
   readonly pkiHex: string;
   private internal: string | undefined;
+  private packed: PackedTimestamp | undefined;
 
   constructor(
     readonly envelope: Envelope,
@@ -196,6 +197,17 @@ class Parsed implements ParsedAlive {
     this.internal ??= internalEndpointOf(this.envelope);
     return this.internal;
   }
+
+  /** The timestamp packed, once: the view and the msgStore keep the same bigint. */
+  get stamp(): PackedTimestamp {
+    this.packed ??= packTimestamp(this.timestamp);
+    return this.packed;
+  }
+}
+
+/** The timestamp of `a` packed ({@link PackedTimestamp}); the same bigint on every call for a parsed message. */
+export function stampOf(a: ParsedAlive): PackedTimestamp {
+  return a instanceof Parsed ? a.stamp : packTimestamp(a.timestamp);
 }
 
 /**

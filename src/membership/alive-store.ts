@@ -5,8 +5,9 @@
  * from the view unless it is a bootstrap peer) and linger as tombstones until
  * twice the TTL, so that replays of old messages stay refused.
  */
-import type { ParsedAlive } from "./alive-message.js";
-import { isNewer, type Timestamp } from "./timestamp.js";
+import { type ParsedAlive, stampOf } from "./alive-message.js";
+import { type PackedTimestamp, packTimestamp, type Timestamp, unpackTimestamp } from "./timestamp.js";
+import { wholeMs } from "./whole-ms.js";
 
 /**
  * What is kept of a stored message: only what the store decides on (the
@@ -18,7 +19,7 @@ import { isNewer, type Timestamp } from "./timestamp.js";
  * view keeps from the same parsed message, so they cost no copy.
  */
 interface Entry {
-  readonly timestamp: Timestamp;
+  readonly stamp: PackedTimestamp;
   readonly addedAt: number;
   readonly endpoint: string;
   readonly internalEndpoint: string;
@@ -45,14 +46,19 @@ export class AliveStore {
 
   /** True when a message with `timestamp` from `pkiHex` would be stored (nothing held is as new or newer). */
   checkValid(pkiHex: string, timestamp: Timestamp): boolean {
+    return this.newerThanHeld(pkiHex, packTimestamp(timestamp));
+  }
+
+  /** {@link checkValid} of a packed timestamp. */
+  newerThanHeld(pkiHex: string, stamp: PackedTimestamp): boolean {
     const e = this.entries.get(pkiHex);
-    return e === undefined || isNewer(timestamp, e.timestamp);
+    return e === undefined || stamp > e.stamp;
   }
 
   /** What is held for `pkiHex` (a tombstone is `expired`), or undefined. */
   held(pkiHex: string): { readonly timestamp: Timestamp; readonly expired: boolean } | undefined {
     const e = this.entries.get(pkiHex);
-    return e === undefined ? undefined : { timestamp: e.timestamp, expired: e.expired };
+    return e === undefined ? undefined : { timestamp: unpackTimestamp(e.stamp), expired: e.expired };
   }
 
   /**
@@ -68,13 +74,14 @@ export class AliveStore {
     known?: { readonly endpoint: string; readonly internalEndpoint: string },
   ): boolean {
     const held = this.entries.get(alive.pkiHex);
-    if (held !== undefined && !isNewer(alive.timestamp, held.timestamp)) return false;
+    const stamp = stampOf(alive);
+    if (held !== undefined && !(stamp > held.stamp)) return false;
     // Strings equal to those held here or by the caller are kept: one per endpoint and member.
     const endpoint = same(alive.endpoint, held?.endpoint, known?.endpoint);
     const internal = alive.internalEndpoint;
     this.entries.set(key, {
-      timestamp: alive.timestamp,
-      addedAt: now,
+      stamp,
+      addedAt: wholeMs(now),
       endpoint,
       internalEndpoint: internal === endpoint ? endpoint : same(internal, held?.internalEndpoint, known?.internalEndpoint),
       expired: false,

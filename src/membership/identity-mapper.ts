@@ -11,6 +11,7 @@ import { bytesEqual, type PeerIdentity, type PkiId, pkiIdFromHex } from "../core
 import type { IdentitySource } from "./alive-message.js";
 import { hex as pkiIdHex } from "./hex.js";
 import { ownedBytes } from "./owned-bytes.js";
+import { wholeMs } from "./whole-ms.js";
 
 /** What is kept per identity (the PKI-ID as the map's key string: bytes again only when asked for). */
 interface Stored {
@@ -21,6 +22,22 @@ interface Stored {
   lastAccess: number;
   /** `clock.now()` after which it is forgotten (its certificate expired), or 0 for never. */
   expiresAt: number;
+  /**
+   * The identity pull's item for it (signed-identity.ts), if it holds one:
+   * kept here, where it goes with its identity, rather than in a map of its
+   * own (~37 bytes of hash table per known peer).
+   */
+  pullItem: ArrayBuffer | undefined;
+}
+
+/** The identity pull's items as the mapper keeps them (see {@link IdentityMapper.pullItems}). */
+export interface PullItems {
+  /** The item of a hex PKI-ID, if held. */
+  get(pkiHex: string): ArrayBuffer | undefined;
+  /** True when an item is held for `pkiHex`. */
+  has(pkiHex: string): boolean;
+  /** Hex PKI-IDs of the items held. */
+  keys(): string[];
 }
 
 /** Longest single timer (Node timers overflow above 2^31 - 1 ms). */
@@ -60,8 +77,9 @@ export class IdentityMapper implements IdentitySource {
       pkiHex: this.selfHex,
       identity: self,
       organization: init.crypto.organizationOf(self),
-      lastAccess: init.clock.now(),
+      lastAccess: wholeMs(init.clock.now()),
       expiresAt: 0,
+      pullItem: undefined,
     });
   }
 
@@ -107,9 +125,10 @@ export class IdentityMapper implements IdentitySource {
       pkiHex: hex,
       identity: ownedBytes(identity),
       organization: this.internOrganization(organization),
-      lastAccess: now,
+      lastAccess: wholeMs(now),
       // 1 ms after the certificate's notAfter, on the clock (as Fabric's AfterFunc of the remaining time).
       expiresAt: expiresAt === undefined ? 0 : Math.max(now, now + expiresAt.getTime() - wall + 1),
+      pullItem: undefined,
     };
     this.byHex.set(hex, stored);
     if (stored.expiresAt !== 0) this.armExpiry(stored.expiresAt);
@@ -125,6 +144,28 @@ export class IdentityMapper implements IdentitySource {
     if (held !== undefined && held.identity !== identity && ownedBytes(identity) === identity && bytesEqual(held.identity, identity)) {
       held.identity = identity;
     }
+  }
+
+  /**
+   * The identity pull's items: one per held identity at most, set with
+   * {@link setPullItem}, forgotten with the identity. Not refreshing last use.
+   */
+  readonly pullItems: PullItems = {
+    get: (pkiHex) => this.byHex.get(pkiHex)?.pullItem,
+    has: (pkiHex) => this.byHex.get(pkiHex)?.pullItem !== undefined,
+    keys: () => {
+      const out: string[] = [];
+      for (const [hex, s] of this.byHex) if (s.pullItem !== undefined) out.push(hex);
+      return out;
+    },
+  };
+
+  /** Keeps `item` as the identity pull's item of `pkiHex`; false (nothing kept) when its identity is not held. */
+  setPullItem(pkiHex: string, item: ArrayBuffer): boolean {
+    const s = this.byHex.get(pkiHex);
+    if (s === undefined) return false;
+    s.pullItem = item;
+    return true;
   }
 
   /** The identity of `pkiId` (refreshing its last use), or undefined. */
@@ -210,7 +251,7 @@ export class IdentityMapper implements IdentitySource {
 
   private touch(hex: string): Stored | undefined {
     const s = this.byHex.get(hex);
-    if (s !== undefined) s.lastAccess = this.init.clock.now();
+    if (s !== undefined) s.lastAccess = wholeMs(this.init.clock.now());
     return s;
   }
 

@@ -22,7 +22,8 @@ import {
 } from "../gen/gossip/message_pb.js";
 import type { MembershipConfig } from "./config.js";
 import { hex as hexOf } from "./hex.js";
-import type { IdentityMapper } from "./identity-mapper.js";
+import type { IdentityMapper, PullItems } from "./identity-mapper.js";
+import { bytesOf } from "./owned-bytes.js";
 import { joinIdentity } from "./signed-identity.js";
 
 /** An identity pull message: unsigned, tag EMPTY, outer nonce 0 (the pull nonce is the inner one). */
@@ -41,7 +42,7 @@ export interface IdentityPullResponderInit {
    * The signed PeerIdentity messages we hold, by PKI-ID hex: each Envelope's
    * bytes without the identity, which `mapper` holds (read only here).
    */
-  readonly items: ReadonlyMap<string, Uint8Array>;
+  readonly items: PullItems;
   /** External endpoint of a member (alive, dead, or ourselves), undefined if unknown. */
   readonly externalEndpointOf: (pkiHex: string) => string | undefined;
   /** Whether the sender (hex PKI-ID) may still cost us `n` units of work now: its budget. */
@@ -92,7 +93,8 @@ export class IdentityPullResponder {
       const hex = hexOf(d);
       const item = this.init.items.get(hex);
       const identity = item === undefined ? undefined : this.init.mapper.peekIdentity(hex);
-      if (item !== undefined && identity !== undefined && allowed.has(hex)) data.push(decodeEnvelope(joinIdentity(item, identity)));
+      if (item !== undefined && identity !== undefined && allowed.has(hex))
+        data.push(decodeEnvelope(joinIdentity(bytesOf(item), identity)));
     }
     if (data.length === 0) return;
     this.answer(
@@ -115,7 +117,7 @@ export class IdentityPullResponder {
       org = undefined;
     }
     if (org === undefined) return []; // "Failed determining organization of"
-    const items = [...this.init.items.keys()];
+    const items = this.init.items.keys();
     if (org === this.init.selfOrg) return items;
     return items.filter((hex) => {
       const ep = this.init.externalEndpointOf(hex);

@@ -25,7 +25,7 @@ import {
 import { signedPartsOf } from "./alive-message.js";
 import type { MembershipConfig } from "./config.js";
 import { hex as hexOf } from "./hex.js";
-import type { IdentityMapper } from "./identity-mapper.js";
+import type { IdentityMapper, PullItems } from "./identity-mapper.js";
 import { IdentityPullResponder, pullMessage } from "./identity-pull-responder.js";
 import { pickRandom } from "./routing.js";
 import { cutIdentity } from "./signed-identity.js";
@@ -87,11 +87,12 @@ export function randomNonce(random: () => number): bigint {
 export class IdentityPull {
   /**
    * Signed PeerIdentity messages by PKI-ID hex, ours and the pulled ones:
-   * each Envelope's bytes without the identity (signed-identity.ts), which
-   * the mapper holds for every item here (items go with its entries, see
-   * {@link remove}).
+   * each Envelope's bytes without the identity (signed-identity.ts), kept
+   * in the mapper's entry of that identity (they go with it). Kept as
+   * ArrayBuffers, without a Uint8Array around each (~96 bytes of heap per
+   * known peer; see owned-bytes.ts).
    */
-  private readonly store = new Map<string, Uint8Array>();
+  private readonly store: PullItems;
   private readonly responder: IdentityPullResponder;
   private round: Round | undefined;
   /** Peers to pull from as soon as the current round ends (see {@link pullSoon}), at most 2 x pullPeerNum. */
@@ -101,6 +102,7 @@ export class IdentityPull {
 
   constructor(private readonly init: IdentityPullInit) {
     const { crypto } = init;
+    this.store = init.mapper.pullItems;
     const pkiId = crypto.pkiIdOf(crypto.identity);
     const own = pullMessage({
       case: "peerIdentity",
@@ -108,20 +110,14 @@ export class IdentityPull {
     });
     // The mapper holds our identity from its construction on, as this very array.
     const item = cutIdentity(envelopeBytes(init.comm.sign(own)), crypto.identity);
-    if (item !== undefined) this.store.set(pkiIdHex(pkiId), item);
+    if (item !== undefined) init.mapper.setPullItem(pkiIdHex(pkiId), item.buffer);
     this.responder = new IdentityPullResponder({ ...init, items: this.store });
     this.schedule(() => this.tick(), init.config.pullIntervalMs);
   }
 
   /** Identities held for the pull (hex PKI-IDs). */
   items(): string[] {
-    return [...this.store.keys()];
-  }
-
-  /** Forgets a pulled identity (the mapper deleted it). Ours stays. */
-  remove(pkiId: PkiId): void {
-    const hex = pkiIdHex(pkiId);
-    if (hex !== pkiIdHex(this.init.crypto.pkiIdOf(this.init.crypto.identity))) this.store.delete(hex);
+    return this.store.keys();
   }
 
   /** Stops rounds and timers. */
@@ -309,7 +305,7 @@ export class IdentityPull {
     const held = mapper.peekIdentity(hex);
     if (held === undefined || !bytesEqual(held, cert)) return; // not without a SHA-256 collision
     const item = cutIdentity(envelopeBytes(signedPartsOf(env)), held);
-    if (item !== undefined) this.store.set(mapper.keyOf(hex) ?? hex, item);
+    if (item !== undefined) mapper.setPullItem(hex, item.buffer);
   }
 
   /** Fabric's ingress check of one DataUpdate item; throws. */

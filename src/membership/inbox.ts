@@ -38,8 +38,8 @@ import type { Replies } from "./replies.js";
 import { encodeMembershipResponse } from "./response-frame.js";
 import type { SelfAlive } from "./self-alive.js";
 import { illegalTagReason } from "./tags.js";
-import { isNewer, type Timestamp, timestampString } from "./timestamp.js";
-import type { Known, View } from "./view.js";
+import { packTimestamp, type Timestamp, timestampString } from "./timestamp.js";
+import { frameOf, type Known, type View } from "./view.js";
 
 /**
  * A screen (see `Comm.accept`) for a subscription that wants no membership
@@ -292,7 +292,7 @@ export class Inbox {
       const out: Uint8Array[] = [];
       for (const k of members) {
         if (policy.disclose({ organization: mapper.organizationOfHex(k.pkiHex), endpoint: k.endpoint }))
-          out.push(policy.filterFrame(k.frame));
+          out.push(policy.filterFrame(frameOf(k)));
       }
       return out;
     };
@@ -412,9 +412,11 @@ export class Inbox {
 
   /** {@link freshForView} of a PKI-ID (hex) and timestamp. */
   private isFresh(pkiHex: string, timestamp: Timestamp): boolean {
-    if (pkiHex === this.init.selfHex || !this.init.store.checkValid(pkiHex, timestamp)) return false;
-    const held = this.init.view.timestampOf(pkiHex);
-    return held === undefined || isNewer(timestamp, held);
+    if (pkiHex === this.init.selfHex) return false;
+    const stamp = packTimestamp(timestamp);
+    if (!this.init.store.newerThanHeld(pkiHex, stamp)) return false;
+    const held = this.init.view.stampOf(pkiHex);
+    return held === undefined || stamp > held;
   }
 
   /** Signature checks cost CPU: within the sender's budget only. Throws. */

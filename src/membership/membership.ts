@@ -31,7 +31,16 @@ import { Refusals } from "./refusals.js";
 import { Replies } from "./replies.js";
 import { Scheduler } from "./scheduler.js";
 import { SelfAlive } from "./self-alive.js";
-import { type Known, type Member, MemberPeer, type MembershipEvent, type MembershipEventType, pkiIdOf, View } from "./view.js";
+import {
+  type Known,
+  type Member,
+  MemberPeer,
+  type MembershipEvent,
+  type MembershipEventType,
+  pkiIdOf,
+  timestampOfKnown,
+  View,
+} from "./view.js";
 
 /** What a {@link Membership} is made of. */
 export interface MembershipInit {
@@ -130,7 +139,6 @@ export class Membership {
       nameOf,
       onRemoved: (pkiId) => {
         comm.closeConn({ pkiId, endpoint: "" });
-        pull.remove(pkiId);
       },
     });
     const view: View = new View(selfHex, (type, k) => this.changed(type, k), nameOf);
@@ -324,7 +332,7 @@ export class Membership {
       internalEndpoint: k.internalEndpoint,
       metadata: k.metadata,
       organization: this.mapper.peekOrganization(k.pkiHex),
-      timestamp: k.timestamp,
+      timestamp: timestampOfKnown(k),
       lastHeardMs: k.lastHeardMs,
       state: k.state,
     };

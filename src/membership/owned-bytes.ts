@@ -32,3 +32,20 @@ export function ownedBytes(bytes: Uint8Array): Uint8Array {
 export function ownedFrame(env: Envelope): Uint8Array {
   return new Uint8Array(envelopeBytes(env));
 }
+
+/**
+ * {@link ownedFrame}'s buffer alone, for bytes kept per known peer: a kept
+ * Uint8Array costs its own object (~96 bytes of heap) on top of its
+ * ArrayBuffer's, so what membership keeps for long is the ArrayBuffer, and
+ * a view of it ({@link bytesOf}) is made when the bytes are read.
+ */
+export function ownedBuffer(bytes: Uint8Array): ArrayBuffer {
+  const copy = new Uint8Array(bytes.length);
+  copy.set(bytes);
+  return copy.buffer;
+}
+
+/** The bytes of a buffer kept by {@link ownedBuffer}, as a view made now. */
+export function bytesOf(buffer: ArrayBuffer): Uint8Array {
+  return new Uint8Array(buffer);
+}

@@ -13,10 +13,10 @@ const offsetBytes = 4;
 
 /**
  * `frame` (an Envelope's bytes) with `identity` cut out where its bytes lie
- * in it, in a buffer of its own; undefined when `identity` is empty or not
+ * in it, in a buffer of its own (all of it: keep `.buffer` alone); undefined when `identity` is empty or not
  * in `frame`.
  */
-export function cutIdentity(frame: Uint8Array, identity: Uint8Array): Uint8Array | undefined {
+export function cutIdentity(frame: Uint8Array, identity: Uint8Array): Uint8Array<ArrayBuffer> | undefined {
   if (identity.length === 0) return undefined;
   const at = Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength).indexOf(identity);
   if (at < 0) return undefined;

@@ -18,6 +18,24 @@ export function isNewer(a: Timestamp, b: Timestamp): boolean {
   return compareTimestamps(a, b) > 0;
 }
 
+/**
+ * A {@link Timestamp} as one bigint, inc_num in the high 64 bits: it orders
+ * as the pair does (both are uint64 on the wire). Kept per known peer by the
+ * view and the msgStore: one 128-bit bigint (32 bytes of heap) instead of an
+ * object and two bigints (~88).
+ */
+export type PackedTimestamp = bigint;
+
+/** `t` packed ({@link PackedTimestamp}). */
+export function packTimestamp(t: Timestamp): PackedTimestamp {
+  return (BigInt.asUintN(64, t.incNum) << 64n) | BigInt.asUintN(64, t.seqNum);
+}
+
+/** The {@link Timestamp} packed in `p` (a new object). */
+export function unpackTimestamp(p: PackedTimestamp): Timestamp {
+  return { incNum: p >> 64n, seqNum: BigInt.asUintN(64, p) };
+}
+
 /** Fabric's text form "<incNs>, <seq>". */
 export function timestampString(t: Timestamp): string {
   return `${t.incNum}, ${t.seqNum}`;

@@ -3,12 +3,13 @@
  * alive messages): who is alive, who went silent, and the latest signed alive
  * message of each. Changes only on authenticated, strictly newer timestamps.
  */
-import { decodeEnvelope } from "../core/envelope.js";
+import { decodeEnvelope, envelopeBytes } from "../core/envelope.js";
 import { bytesEqual, type HexTaggedPeer, type PkiId, pkiIdFromHex, rememberPkiIdHex, remotePkiHex } from "../core/identity.js";
 import type { Envelope } from "../gen/gossip/message_pb.js";
-import type { ParsedAlive } from "./alive-message.js";
-import { ownedBytes, ownedFrame } from "./owned-bytes.js";
-import { isNewer, type Timestamp } from "./timestamp.js";
+import { type ParsedAlive, stampOf } from "./alive-message.js";
+import { bytesOf, ownedBuffer, ownedBytes } from "./owned-bytes.js";
+import { type PackedTimestamp, type Timestamp, unpackTimestamp } from "./timestamp.js";
+import { wholeMs } from "./whole-ms.js";
 
 /** A peer as the view knows it. */
 export interface Member {
@@ -22,7 +23,7 @@ export interface Member {
   /** MSP ID from its identity, if known. */
   readonly organization: string | undefined;
   readonly timestamp: Timestamp;
-  /** `clock.now()` when a strictly newer alive message last arrived. */
+  /** `clock.now()` (whole ms, see whole-ms.ts) when a strictly newer alive message last arrived. */
   readonly lastHeardMs: number;
   readonly state: "alive" | "dead";
 }
@@ -46,14 +47,17 @@ export interface Known {
   endpoint: string;
   internalEndpoint: string;
   metadata: Uint8Array;
-  timestamp: Timestamp;
+  /** Its latest timestamp, packed (read it with {@link timestampOfKnown}). */
+  stamp: PackedTimestamp;
   lastHeardMs: number;
   state: "alive" | "dead";
   /**
    * The latest signed alive message about it: the Envelope's bytes as
-   * received, in a buffer of their own (see owned-bytes.ts).
+   * received, in a buffer of their own (see owned-bytes.ts), kept without a
+   * Uint8Array around them (~96 bytes of heap per known peer): read them
+   * with {@link frameOf}.
    */
-  frame: Uint8Array;
+  frame: ArrayBuffer;
 }
 
 /**
@@ -97,9 +101,19 @@ export class MemberPeer implements HexTaggedPeer {
   }
 }
 
+/** The timestamp of `k` (a new object). */
+export function timestampOfKnown(k: Known): Timestamp {
+  return unpackTimestamp(k.stamp);
+}
+
+/** The bytes of the stored alive message of `k` (a view made now of the kept buffer). */
+export function frameOf(k: Known): Uint8Array {
+  return bytesOf(k.frame);
+}
+
 /** The stored alive message of `k` as an Envelope (decoded from its frame: the same bytes go out). */
 export function envelopeOf(k: Known): Envelope {
-  return decodeEnvelope(k.frame);
+  return decodeEnvelope(frameOf(k));
 }
 
 /** The endpoint to dial a member on: internal if known, else external (Fabric's PreferredEndpoint). */
@@ -141,6 +155,7 @@ export class View {
   handleAlive(a: ParsedAlive, now: number): boolean {
     if (a.pkiHex === this.selfHex) return false;
     const k = this.members.get(a.pkiHex);
+    const stamp = stampOf(a);
     if (k === undefined) {
       const pkiHex = this.nameOf(a.pkiHex);
       const fresh: Known = {
@@ -148,16 +163,16 @@ export class View {
         endpoint: a.endpoint,
         internalEndpoint: same(a.internalEndpoint, a.endpoint),
         metadata: ownedBytes(a.metadata),
-        timestamp: a.timestamp,
-        lastHeardMs: now,
+        stamp,
+        lastHeardMs: wholeMs(now),
         state: "alive",
-        frame: ownedFrame(a.envelope),
+        frame: ownedBuffer(envelopeBytes(a.envelope)),
       };
       this.members.set(pkiHex, fresh);
       this.onChange("joined", fresh);
       return true;
     }
-    if (!isNewer(a.timestamp, k.timestamp)) return false;
+    if (!(stamp > k.stamp)) return false;
     const changed =
       k.endpoint !== a.endpoint ||
       (a.internalEndpoint !== "" && a.internalEndpoint !== k.internalEndpoint) ||
@@ -166,9 +181,9 @@ export class View {
     if (k.endpoint !== a.endpoint) k.endpoint = a.endpoint;
     if (a.internalEndpoint !== "" && a.internalEndpoint !== k.internalEndpoint) k.internalEndpoint = same(a.internalEndpoint, k.endpoint);
     if (!bytesEqual(k.metadata, a.metadata)) k.metadata = ownedBytes(a.metadata);
-    k.timestamp = a.timestamp;
-    k.lastHeardMs = now;
-    k.frame = ownedFrame(a.envelope);
+    k.stamp = stamp;
+    k.lastHeardMs = wholeMs(now);
+    k.frame = ownedBuffer(envelopeBytes(a.envelope));
     if (k.state === "dead") {
       k.state = "alive";
       this.onChange("revived", k);
@@ -187,10 +202,10 @@ export class View {
       endpoint: a.endpoint,
       internalEndpoint: same(a.internalEndpoint, a.endpoint),
       metadata: ownedBytes(a.metadata),
-      timestamp: a.timestamp,
-      lastHeardMs: now,
+      stamp: stampOf(a),
+      lastHeardMs: wholeMs(now),
       state: "dead",
-      frame: ownedFrame(a.envelope),
+      frame: ownedBuffer(envelopeBytes(a.envelope)),
     });
     return true;
   }
@@ -223,9 +238,9 @@ export class View {
     return this.members.get(pkiHex)?.pkiHex;
   }
 
-  /** Timestamp held for `pkiHex`, if any. */
-  timestampOf(pkiHex: string): Timestamp | undefined {
-    return this.members.get(pkiHex)?.timestamp;
+  /** Timestamp held for `pkiHex`, packed, if any. */
+  stampOf(pkiHex: string): PackedTimestamp | undefined {
+    return this.members.get(pkiHex)?.stamp;
   }
 
   /** Alive members. */

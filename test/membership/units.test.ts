@@ -1,7 +1,9 @@
 // Pure parts of the membership layer: no transport, no peers.
+
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
+import fc from "fast-check";
 import { Demux } from "../../src/core/demux.js";
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
 import { bytesEqual, peerPkiHex, pkiIdHex, remotePkiHex } from "../../src/core/identity.js";
@@ -34,7 +36,7 @@ import { RateBudget } from "../../src/membership/rate-budget.js";
 import { type RouteItem, type RouteTarget, routeAlive } from "../../src/membership/routing.js";
 import { Scheduler } from "../../src/membership/scheduler.js";
 import { illegalTagReason } from "../../src/membership/tags.js";
-import { compareTimestamps, isNewer, newIncNum, timestampString } from "../../src/membership/timestamp.js";
+import { compareTimestamps, isNewer, newIncNum, packTimestamp, timestampString, unpackTimestamp } from "../../src/membership/timestamp.js";
 import { MemberPeer, pkiIdOf, preferredEndpoint, View } from "../../src/membership/view.js";
 import { FakeCrypto, FakeTrust } from "../helpers/fake-crypto.js";
 import { seededRandom } from "./sim.js";
@@ -81,6 +83,23 @@ describe("timestamps", () => {
     assert.equal(compareTimestamps(ts(1n, 2n), ts(1n, 2n)), 0);
     assert.equal(isNewer(ts(1n, 2n), ts(1n, 2n)), false);
     assert.equal(timestampString(ts(1_700_000_000_000_000_000n, 7n)), "1700000000000000000, 7");
+  });
+  it("packed (as the view and the msgStore keep them) order as the pair does and unpack to the same values, over all of uint64", () => {
+    const u64 = fc.bigInt({ min: 0n, max: 2n ** 64n - 1n });
+    const edge = fc.constantFrom(0n, 1n, 2n ** 63n - 1n, 2n ** 63n, 2n ** 64n - 1n);
+    const part = fc.oneof(u64, edge);
+    fc.assert(
+      fc.property(part, part, part, part, (i1, s1, i2, s2) => {
+        const a = ts(i1, s1);
+        const b = ts(i2, s2);
+        const c = compareTimestamps(a, b);
+        const pa = packTimestamp(a);
+        const pb = packTimestamp(b);
+        assert.equal(pa > pb ? 1 : pa < pb ? -1 : 0, c);
+        assert.deepEqual(unpackTimestamp(pa), { incNum: i1, seqNum: s1 });
+      }),
+      { numRuns: 500 },
+    );
   });
   it("inc_num is ns since the epoch and strictly increases within the process (a restart is newer)", () => {
     const a = newIncNum(() => 1_700_000_000_000);
