@@ -308,6 +308,41 @@ describe("GossipClient.ping connection bookkeeping", () => {
     await c.ping();
   });
 
+  it("Pings in flight when the server sends a graceful GOAWAY finish, and the next Ping goes on a new connection", async () => {
+    const c = await client();
+    await c.ping();
+    const before = seen.length;
+    answer = (stream) => held.push(stream);
+    const inFlight = [c.ping(5000), c.ping(5000), c.ping(5000)];
+    await waitFor(() => seen.length >= before + 3);
+    assert.equal(c.state(), "open");
+    for (const s of serverSessions) s.close(); // GOAWAY NO_ERROR: open streams may finish
+    await sleep(20);
+    for (const s of held.splice(-3)) ok(s, {});
+    await Promise.all(inFlight);
+    answer = ok;
+    await c.ping();
+    await waitFor(() => c.state() === "idle");
+    await c.ping();
+    assert.equal(c.state(), "idle");
+  });
+
+  it("Pings that time out or are aborted in flight leave the connection idle (each stream reported closed once)", async () => {
+    const c = await client();
+    await c.ping();
+    answer = (stream) => held.push(stream);
+    const controller = new AbortController();
+    const calls = [c.ping(150), c.ping(150), c.ping(5000, controller.signal), c.ping(5000, controller.signal)];
+    assert.equal(c.state(), "open");
+    controller.abort();
+    const results = await Promise.allSettled(calls);
+    assert.ok(results.every((r) => r.status === "rejected"));
+    await waitFor(() => c.state() === "idle");
+    answer = ok;
+    await c.ping();
+    assert.equal(c.state(), "idle");
+  });
+
   it("waits for a connection still being re-established, then pings on it", async () => {
     const c = await client();
     for (const s of serverSessions) s.destroy();
