@@ -259,7 +259,14 @@ export class UnaryFlight {
     } catch {
       return undefined;
     }
-    if (this.count++ === 0) this.state.registerRequest(this.token as unknown as http2.ClientHttp2Stream);
+    if (this.count++ === 0) {
+      this.state.registerRequest(this.token as unknown as http2.ClientHttp2Stream);
+      // connect-node waits for the stand-in's 'response', which never comes
+      // (`alive` reports answers instead): dropped, or every time the flight
+      // empties and refills (sequential Pings) would leave one more listener
+      // on the stand-in for the connection's life.
+      this.token.removeAllListeners("response");
+    }
     return stream;
   }
 

@@ -4,6 +4,7 @@
 // wire, and the connection bookkeeping around a call (connect-node's stream
 // count, reconnection when the connection is gone).
 import assert from "node:assert/strict";
+import type { EventEmitter } from "node:events";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
@@ -307,6 +308,41 @@ describe("GossipClient.ping connection bookkeeping", () => {
     await c.ping();
   });
 
+  it("Pings in flight when the server sends a graceful GOAWAY finish, and the next Ping goes on a new connection", async () => {
+    const c = await client();
+    await c.ping();
+    const before = seen.length;
+    answer = (stream) => held.push(stream);
+    const inFlight = [c.ping(5000), c.ping(5000), c.ping(5000)];
+    await waitFor(() => seen.length >= before + 3);
+    assert.equal(c.state(), "open");
+    for (const s of serverSessions) s.close(); // GOAWAY NO_ERROR: open streams may finish
+    await sleep(20);
+    for (const s of held.splice(-3)) ok(s, {});
+    await Promise.all(inFlight);
+    answer = ok;
+    await c.ping();
+    await waitFor(() => c.state() === "idle");
+    await c.ping();
+    assert.equal(c.state(), "idle");
+  });
+
+  it("Pings that time out or are aborted in flight leave the connection idle (each stream reported closed once)", async () => {
+    const c = await client();
+    await c.ping();
+    answer = (stream) => held.push(stream);
+    const controller = new AbortController();
+    const calls = [c.ping(150), c.ping(150), c.ping(5000, controller.signal), c.ping(5000, controller.signal)];
+    assert.equal(c.state(), "open");
+    controller.abort();
+    const results = await Promise.allSettled(calls);
+    assert.ok(results.every((r) => r.status === "rejected"));
+    await waitFor(() => c.state() === "idle");
+    answer = ok;
+    await c.ping();
+    assert.equal(c.state(), "idle");
+  });
+
   it("waits for a connection still being re-established, then pings on it", async () => {
     const c = await client();
     for (const s of serverSessions) s.destroy();
@@ -381,6 +417,39 @@ describe("GuardedSessionManager.requestNow (Ping's synchronous stream opening)",
     assert.equal(m.state(), "idle");
     m.abort();
     assert.equal(m.unaryFlight(), undefined, "none after abort()");
+  });
+
+  it("unaryFlight: a flight emptied and refilled many times (sequential Pings) keeps no listener of connect-node's behind", async () => {
+    answer = ok;
+    const m = manager();
+    assert.notEqual(await m.connectVerified(), "error");
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on("warning", onWarning);
+    try {
+      let flight: ReturnType<typeof m.unaryFlight>;
+      for (let i = 0; i < 15; i++) {
+        flight = m.unaryFlight();
+        assert.ok(flight);
+        const stream = flight.open(headers);
+        assert.ok(stream);
+        await finish(stream);
+        flight.done();
+        assert.equal(m.state(), "idle");
+      }
+      // The stand-in connect-node holds as the flight's open stream: every
+      // registration adds its listeners, each must be gone once the flight emptied.
+      const token = (flight as unknown as { token: EventEmitter }).token;
+      assert.equal(token.listenerCount("response"), 0);
+      assert.equal(token.listenerCount("close"), 0);
+      await sleep(10);
+      assert.deepEqual(
+        warnings.filter((w) => w.name === "MaxListenersExceededWarning").map((w) => w.message),
+        [],
+      );
+    } finally {
+      process.off("warning", onWarning);
+    }
   });
 
   it("unaryFlight: answered calls keep the connection verified past the keepalive interval", async () => {

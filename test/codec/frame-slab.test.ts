@@ -3,6 +3,7 @@
 // and every offset checks out; anything else is framed by copying.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import fc from "fast-check";
 import { allocFrame, framePrefixBytes } from "../../src/codec/frame-slab.js";
 import { encodeFrames, framePieces } from "../../src/grpc/framing.js";
 
@@ -97,5 +98,36 @@ describe("frame slab", () => {
     assert.notEqual(pieces[0]?.buffer, d.buffer);
     assert.equal(pieces[1]?.buffer, e.buffer);
     assert.deepEqual(Buffer.concat(pieces), copied([part, e]));
+  });
+});
+
+describe("framePieces (property)", () => {
+  it("for any mix of slab frames, their parts, copies, repeats and orders: pieces are byte for byte the copy, and no piece is an empty view", () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            kind: fc.constantFrom("slab", "own", "part", "repeat", "big"),
+            size: fc.integer({ min: 0, max: 5000 }),
+            fill: fc.integer({ min: 0, max: 255 }),
+          }),
+          { maxLength: 24 },
+        ),
+        (specs) => {
+          const frames: Uint8Array[] = [];
+          for (const s of specs) {
+            const prev = frames.at(-1);
+            if (s.kind === "repeat" && prev !== undefined) frames.push(prev);
+            else if (s.kind === "part" && prev !== undefined && prev.length > 0) frames.push(prev.subarray(0, prev.length - 1));
+            else if (s.kind === "own") frames.push(new Uint8Array(s.size % 300).fill(s.fill));
+            else frames.push(filled(s.kind === "big" ? s.size : s.size % 600, s.fill));
+          }
+          const pieces = framePieces(frames);
+          assert.deepEqual(Buffer.concat(pieces), copied(frames));
+          for (const p of pieces) assert.ok(p.length >= framePrefixBytes, "every piece holds at least one frame");
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });

@@ -501,4 +501,57 @@ describe("ConnectionStore against a model", () => {
       { numRuns: 200 },
     );
   });
+  it("connections() and the per-peer limit count every registered connection, draining ones included, as the model says", async () => {
+    const regOp = fc.oneof(
+      fc.record({ kind: fc.constant("register" as const), pki: fc.integer({ min: 0, max: 1 }), outbound: fc.boolean() }),
+      fc.record({ kind: fc.constant("closeByPki" as const), pki: fc.integer({ min: 0, max: 1 }) }),
+      fc.record({ kind: fc.constant("abort" as const), nth: fc.nat() }),
+      fc.record({ kind: fc.constant("advance" as const), ms: fc.constantFrom(0, 50, 200) }),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(regOp, { minLength: 5, maxLength: 40 }), fc.boolean(), async (ops, simultaneous) => {
+        // A window that covers the whole run makes the tie-break keep the old connection (losers are extras too).
+        const h = harness({ maxPerPeer: 2, windowMs: simultaneous ? 1e9 : 0 });
+        const added: Connection[] = [];
+        const registered = () => added.filter((c) => !h.unregistered.includes(c));
+        for (const o of ops) {
+          if (o.kind === "register") {
+            const pki = [SMALL, LARGE][o.pki] as string;
+            const c = h.conn(pki, o.outbound ? "outbound" : "inbound");
+            const count = registered().filter((x) => x.pkiHex === pki).length;
+            let refused = false;
+            try {
+              h.store.register(c);
+              added.push(c);
+            } catch (e) {
+              assert.ok(e instanceof GossipError && e.code === ErrorCode.RateLimited);
+              refused = true;
+              c.abort();
+            }
+            assert.equal(refused, count >= 2, `with ${count} registered for the PKI-ID`);
+          } else if (o.kind === "closeByPki") {
+            h.store.closeByPki([SMALL, LARGE][o.pki] as string);
+          } else if (o.kind === "abort") {
+            const live = registered();
+            const c = live[o.nth % Math.max(1, live.length)];
+            if (c !== undefined) {
+              c.abort();
+              await c.closed;
+            }
+          } else {
+            await h.clock.advance(o.ms);
+          }
+          const want = new Set(registered());
+          const got = h.store.connections();
+          assert.equal(got.length, want.size, "each registered connection once");
+          assert.deepEqual(new Set(got), want);
+        }
+        await h.store.shutdown();
+        assert.deepEqual(h.store.connections(), []);
+        assert.equal(new Set(h.unregistered).size, h.unregistered.length, "each unregistered once");
+        assert.equal(h.unregistered.length, added.length);
+      }),
+      { numRuns: 200 },
+    );
+  });
 });

@@ -31,10 +31,11 @@ import { isSelfEndpoint } from "../../src/membership/connector.js";
 import { disclosurePolicy } from "../../src/membership/disclosure.js";
 import { BatchingEmitter } from "../../src/membership/emitter.js";
 import { IdentityMapper } from "../../src/membership/identity-mapper.js";
-import { ownedBytes } from "../../src/membership/owned-bytes.js";
+import { bytesOf, ownedBytes } from "../../src/membership/owned-bytes.js";
 import { RateBudget } from "../../src/membership/rate-budget.js";
 import { type RouteItem, type RouteTarget, routeAlive } from "../../src/membership/routing.js";
 import { Scheduler } from "../../src/membership/scheduler.js";
+import { cutIdentity, joinIdentity } from "../../src/membership/signed-identity.js";
 import { illegalTagReason } from "../../src/membership/tags.js";
 import { compareTimestamps, isNewer, newIncNum, packTimestamp, timestampString, unpackTimestamp } from "../../src/membership/timestamp.js";
 import { MemberPeer, pkiIdOf, preferredEndpoint, View } from "../../src/membership/view.js";
@@ -606,6 +607,44 @@ describe("identity mapper", () => {
     m.stop();
     assert.equal(clock.pending, 0);
     assert.ok(m.get(peers[0]?.pkiId as Uint8Array));
+  });
+  it("keeps identity pull items with their identities: gone on expiry and purge (ours kept), not back with a relearned identity, none for an unknown one", async () => {
+    const { m, clock, trust, self, wall } = make();
+    const p = new FakeCrypto("A", trust);
+    const q = new FakeCrypto("A", trust);
+    trust.expiry.set(pkiIdHex(p.pkiId), wall.now + 10_000);
+    m.put(p.pkiId, p.identity);
+    m.put(q.pkiId, q.identity);
+    const item = (n: number) => Uint8Array.of(n, n, n).buffer;
+    assert.equal(m.setPullItem(pkiIdHex(new FakeCrypto("A", trust).pkiId), item(9)), false, "no identity, no item");
+    for (const [i, c] of [self, p, q].entries()) assert.ok(m.setPullItem(pkiIdHex(c.pkiId), item(i)));
+    assert.deepEqual(new Set(m.pullItems.keys()), new Set([self, p, q].map((c) => pkiIdHex(c.pkiId))));
+    await clock.advance(10_002);
+    assert.equal(m.pullItems.has(pkiIdHex(p.pkiId)), false, "expired with its identity");
+    await clock.advance(3_600_000);
+    m.purgeUnused(3_600_000);
+    assert.deepEqual(m.pullItems.keys(), [pkiIdHex(self.pkiId)], "purged with its identity; ours stays");
+    assert.deepEqual(new Uint8Array(m.pullItems.get(pkiIdHex(self.pkiId)) as ArrayBuffer), Uint8Array.of(0, 0, 0));
+    m.put(q.pkiId, q.identity);
+    assert.equal(m.pullItems.get(pkiIdHex(q.pkiId)), undefined, "a relearned identity has no item until pulled again");
+    m.stop();
+  });
+  it("serves a pull item byte for byte as signed, from the bare buffer it keeps", () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ maxLength: 200 }),
+        fc.uint8Array({ minLength: 1, maxLength: 100 }),
+        fc.uint8Array({ maxLength: 200 }),
+        (a, id, b) => {
+          const frame = Uint8Array.from([...a, ...id, ...b]);
+          const item = cutIdentity(frame, id);
+          assert.ok(item);
+          assert.equal(item.byteOffset, 0);
+          assert.equal(item.buffer.byteLength, item.length, "the whole buffer is the item");
+          assert.deepEqual(joinIdentity(bytesOf(item.buffer), id), frame);
+        },
+      ),
+    );
   });
 });
 
