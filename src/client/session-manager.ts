@@ -91,6 +91,8 @@ export class GuardedSessionManager extends Http2SessionManager {
     super.abort(reason as Parameters<Http2SessionManager["abort"]>[0]);
     for (const socket of this.sockets) socket.destroy();
     this.sockets.clear();
+    // The flight holds connect-node's state of the aborted connection and its session.
+    this.flight = undefined;
   }
 
   /**
