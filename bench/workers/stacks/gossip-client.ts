@@ -8,9 +8,9 @@
  * sends and dials: they need a whole app (Fastify server + Comm, see
  * `gossipPeerClient` in gossip.ts). That app, and the module that builds it,
  * are loaded on the first of those commands only. So a process that only
- * Pings holds no idle app: an idle app in the process costs a Ping client
- * 1-25 % more CPU per Ping, the raw `node:http2` client just as much as ours
- * (bench/README.md, W4), and raw's and grpc-js's Ping clients run bare.
+ * Pings holds no idle app, as raw's and grpc-js's Ping clients hold none: an
+ * idle app in its process costs a Ping client CPU per Ping, the raw
+ * `node:http2` client as much as ours (bench/README.md, W4).
  */
 
 import { GossipClient } from "../../../src/client/index.js";
