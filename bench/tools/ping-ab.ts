@@ -3,7 +3,8 @@
  * of the client, each in its own process (as in W4), at 32 in flight. A
  * variant is `bundle:client:server`, client and server each `raw` (W4's stack
  * a) or `gossip` (stack c); the bundle is this file bundled from the tree to
- * measure, so that two trees can be compared in one run:
+ * measure, so that two trees can be compared in one run (a client kind
+ * `raw+app` or `gossip+app` adds an idle gossip app to the client's process):
  *
  *   npx esbuild bench/tools/ping-ab.ts --bundle --platform=node --format=esm \
  *     --packages=external --outfile=tmp-bench/ping-ab.mjs      (in each tree)
@@ -62,8 +63,42 @@ async function serve(kind: string, m: Material): Promise<number> {
   return (app.server.address() as { port: number }).port;
 }
 
-/** Role `client`: W4's raw client or `GossipClient.ping()`; runs `COUNT` Pings on request and reports its CPU per Ping and the rate. */
-async function pinger(kind: string, m: Material, endpoint: string): Promise<() => Promise<void>> {
+/** Objects kept alive for the whole run (an idle app). */
+const keep: unknown[] = [];
+
+/**
+ * Client kind `+app`: a whole idle gossip app (Fastify server + Comm, as
+ * `createGossipServer` builds it; not listening, its `accept()` read) in the
+ * Ping client's process, as the bench's gossip client worker hosted before
+ * it built its app lazily (bench/README.md, W4).
+ */
+async function idleApp(m: Material): Promise<void> {
+  const p = createPeerMaterial({ mspId: "BenchMSP", commonName: "ping-client-app", ca: loadCa(m.ca, m.caKey) });
+  const ca = p.ca.certPem;
+  const app = await createGossipServer({
+    identity: { mspId: "BenchMSP", certificate: p.identity.certPem, privateKey: p.identity.keyPem, trustedRoots: { BenchMSP: [ca] } },
+    tls: { cert: p.tlsServer.certPem, key: p.tlsServer.keyPem, ca: [ca] },
+    clientTls: { ca: [ca], cert: p.tlsClient.certPem, key: p.tlsClient.keyPem },
+    options: { maxHandshakesPerSecondPerAddress: 1_000_000, maxUnauthenticatedStreams: 4096, overflowPolicy: "block" },
+  });
+  await app.ready();
+  keep.push(app);
+  void (async () => {
+    for await (const _ of app.gossip.accept()) {
+      // an idle peer: nothing arrives
+    }
+  })();
+}
+
+/**
+ * Role `client`: W4's raw client or `GossipClient.ping()` (kind `raw` or
+ * `gossip`, either with `+app`: see idleApp); runs `COUNT` Pings on request
+ * and reports its CPU per Ping and the rate.
+ */
+async function pinger(clientKind: string, m: Material, endpoint: string): Promise<() => Promise<void>> {
+  const [kind, extra] = clientKind.split("+");
+  if (extra === "app") await idleApp(m);
+  else if (extra !== undefined) throw new Error(`unknown client kind ${clientKind}`);
   if (kind === "raw") {
     const session = http2.connect(`https://${endpoint}`, { ca: m.ca, cert: m.client.cert, key: m.client.key });
     session.on("error", () => {});

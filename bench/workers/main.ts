@@ -21,10 +21,11 @@ async function make(init: Init): Promise<WorkerSpec> {
       return roles[role](init);
     }
     case "gossip": {
+      // The client loads gossip.js (Fastify, the Comm) only for the commands that need an app: see gossip-client.ts.
+      if (role === "client") return (await import("./stacks/gossip-client.js")).gossipClient(init);
       const s = await import("./stacks/gossip.js");
       const roles = {
         server: s.gossipServer,
-        client: s.gossipClient,
         receivers: s.gossipReceivers,
         storm: s.gossipStorm,
         remotes: s.gossipRemotes,

@@ -8,7 +8,8 @@
  *   back-pressure (the documented way); the W7 hub keeps Fabric's "drop".
  * - W4's Ping on an open connection uses `GossipClient` from
  *   `gossip-connect/client` (the Comm has no Ping on an existing connection;
- *   `probe` dials a fresh one).
+ *   `probe` dials a fresh one), in gossip-client.ts: the client worker, whose
+ *   app (`gossipPeerClient`) exists only once a command needs it.
  * - The many remote peers of W6 and W7 only dial out, so they are plain
  *   `Comm`s (public: `Comm`, `X509CryptoService`, `PeerDialer`) without a
  *   Fastify server; each has its own identity.
@@ -23,7 +24,6 @@ import {
   type CommOptions,
   createGossipServer,
   dataMessage,
-  GossipClient,
   type GossipFastifyInstance,
   PeerDialer,
   type PeerMaterial,
@@ -33,11 +33,10 @@ import {
   type RemotePeer,
   X509CryptoService,
 } from "../../../src/index.js";
-import type { Init, Json, WorkerSpec } from "../common/ipc.js";
+import type { Handler, Init, Json, WorkerSpec } from "../common/ipc.js";
 import { pbControl } from "../common/pb.js";
 import {
   latencyJson,
-  loadLoop,
   MSP_ID,
   material,
   now,
@@ -51,6 +50,7 @@ import {
   withTimeout,
 } from "../common/util.js";
 import { CHANNEL, HELLO_BASE, SYNC_BASE } from "../common/wire.js";
+import type { PeerCommand } from "./gossip-client.js";
 
 const callTimeoutMs = 20_000;
 
@@ -252,16 +252,18 @@ export async function gossipServer(init: Init): Promise<WorkerSpec> {
 
 // --- client ------------------------------------------------------------------
 
-export async function gossipClient(init: Init): Promise<WorkerSpec> {
+/**
+ * The client worker's commands that need a gossip peer: an app that does not
+ * listen, with its Comm's replies routed to waiters. The client worker
+ * (gossip-client.ts) builds it on the first of these commands only.
+ */
+export async function gossipPeerClient(init: Init): Promise<Readonly<Record<PeerCommand, Handler>>> {
   const { app } = await gossipApp(init, "gossip-client", { overflowPolicy: "block" }, false);
   const comm = app.gossip;
   const router = new ReplyRouter<number>();
   routeReplies(comm, router);
-  const m = material(init, "gossip-pinger");
-  const clientTls = init.tls ? { ca: [init.ca.certPem], cert: m.tlsClient.certPem, key: m.tlsClient.keyPem } : undefined;
   let target: RemotePeer | undefined;
   let peers: RemotePeer[] = [];
-  let pinger: GossipClient | undefined;
   let seq = 1;
   let syncSeq = SYNC_BASE;
   const need = <T>(v: T | undefined, what: string): T => {
@@ -280,71 +282,55 @@ export async function gossipClient(init: Init): Promise<WorkerSpec> {
     return count;
   };
   return {
-    info: { pid: process.pid, pkiId: pkiIdHex(comm.pkiId) },
-    handlers: {
-      connect: async (a) => {
-        target = targetOf(a.str("endpoint"), a.str("pkiId", ""));
-        await sync(comm, router, syncSeq++, [target]);
-        return true;
-      },
-      stream: async (a) => {
-        const t = need(target, "stream");
-        const cpu0 = process.cpuUsage();
-        const t0 = now();
-        const count = await sendFor([t], a.num("size"), a.num("seconds"), a.num("maxCount", 1e9));
-        await sync(comm, router, syncSeq++, [t]);
-        const ms = now() - t0;
-        const cpu = process.cpuUsage(cpu0);
-        return { count, ms, cpuUs: cpu.user + cpu.system };
-      },
-      echo: async (a) => {
-        const t = need(target, "echo");
-        const data = payloadBytes(a.num("size"));
-        const lat = await timedLoop(a.num("count"), a.num("seconds"), async () => {
-          const nonce = seq++;
-          const reply = router.expect(nonce);
-          await comm.send(gossipDataMessage(nonce, data), t);
-          await withTimeout(reply, callTimeoutMs, "echo");
-        });
-        return latencyJson(lat);
-      },
-      pingConnect: async (a) => {
-        pinger = await GossipClient.connect(a.str("endpoint"), { tls: clientTls });
-        await pinger.ping();
-        return true;
-      },
-      ping: async (a) => {
-        const p = need(pinger, "ping");
-        return latencyJson(await timedLoop(a.num("count"), a.num("seconds"), () => p.ping()));
-      },
-      pingLoad: async (a) => {
-        const p = need(pinger, "pingLoad");
-        return loadLoop(a.num("inflight"), a.num("seconds"), a.num("maxCount", 1e9), () => p.ping());
-      },
-      probe: async (a) => {
-        const peer = { endpoint: a.str("endpoint") };
-        return latencyJson(await timedLoop(a.num("count"), a.num("seconds"), () => comm.probe(peer)));
-      },
-      setup: async (a) => {
-        const peer = targetOf(a.str("endpoint"), a.str("pkiId", ""));
-        return latencyJson(
-          await timedLoop(a.num("count"), a.num("seconds"), async () => {
-            await comm.handshake(peer);
-          }),
-        );
-      },
-      connectMany: async (a) => {
-        peers = a.list("targets").map((t) => targetOf(t.str("endpoint"), t.str("pkiId", "")));
-        await sync(comm, router, syncSeq++, peers);
-        return peers.length;
-      },
-      fanout: async (a) => {
-        const t0 = now();
-        const count = await sendFor(peers, a.num("size"), a.num("seconds"), a.num("maxCount", 1e9));
-        await sync(comm, router, syncSeq++, peers);
-        const ms = now() - t0;
-        return { count, deliveries: count * peers.length, ms };
-      },
+    connect: async (a) => {
+      target = targetOf(a.str("endpoint"), a.str("pkiId", ""));
+      await sync(comm, router, syncSeq++, [target]);
+      return true;
+    },
+    stream: async (a) => {
+      const t = need(target, "stream");
+      const cpu0 = process.cpuUsage();
+      const t0 = now();
+      const count = await sendFor([t], a.num("size"), a.num("seconds"), a.num("maxCount", 1e9));
+      await sync(comm, router, syncSeq++, [t]);
+      const ms = now() - t0;
+      const cpu = process.cpuUsage(cpu0);
+      return { count, ms, cpuUs: cpu.user + cpu.system };
+    },
+    echo: async (a) => {
+      const t = need(target, "echo");
+      const data = payloadBytes(a.num("size"));
+      const lat = await timedLoop(a.num("count"), a.num("seconds"), async () => {
+        const nonce = seq++;
+        const reply = router.expect(nonce);
+        await comm.send(gossipDataMessage(nonce, data), t);
+        await withTimeout(reply, callTimeoutMs, "echo");
+      });
+      return latencyJson(lat);
+    },
+    probe: async (a) => {
+      const peer = { endpoint: a.str("endpoint") };
+      return latencyJson(await timedLoop(a.num("count"), a.num("seconds"), () => comm.probe(peer)));
+    },
+    setup: async (a) => {
+      const peer = targetOf(a.str("endpoint"), a.str("pkiId", ""));
+      return latencyJson(
+        await timedLoop(a.num("count"), a.num("seconds"), async () => {
+          await comm.handshake(peer);
+        }),
+      );
+    },
+    connectMany: async (a) => {
+      peers = a.list("targets").map((t) => targetOf(t.str("endpoint"), t.str("pkiId", "")));
+      await sync(comm, router, syncSeq++, peers);
+      return peers.length;
+    },
+    fanout: async (a) => {
+      const t0 = now();
+      const count = await sendFor(peers, a.num("size"), a.num("seconds"), a.num("maxCount", 1e9));
+      await sync(comm, router, syncSeq++, peers);
+      const ms = now() - t0;
+      return { count, deliveries: count * peers.length, ms };
     },
   };
 }
