@@ -20,7 +20,16 @@ interface Entry {
    * time in ms (or Infinity) was a boxed number per entry.
    */
   readonly expiresAtS: number;
+  /**
+   * Last use, whole ms of the clock ({@link wholeMs}): a fraction (the real
+   * clock has them) made the field of every entry a boxed number.
+   */
   lastUsed: number;
+}
+
+/** A clock reading in whole ms (at most 1 ms early: the unused TTL is an hour). */
+function wholeMs(ms: number): number {
+  return Math.floor(ms);
 }
 
 /** True when `e` has expired at wall-clock `wall` (ms). */
@@ -61,7 +70,7 @@ export class IdentityStore {
     this.entries.set(key, {
       identity: kept,
       expiresAtS: expiresAt === undefined ? 0 : Math.max(1, Math.ceil(expiresAt.getTime() / 1000)),
-      lastUsed: this.clock.now(),
+      lastUsed: wholeMs(this.clock.now()),
     });
     return kept;
   }
@@ -71,7 +80,7 @@ export class IdentityStore {
     const key = pkiIdHex(pkiId);
     const e = this.entries.get(key);
     if (!e) return undefined;
-    const now = this.clock.now();
+    const now = wholeMs(this.clock.now());
     if (expired(e, this.wallNow()) || now - e.lastUsed > this.unusedTtlMs) {
       this.entries.delete(key);
       return undefined;
