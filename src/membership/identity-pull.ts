@@ -227,6 +227,9 @@ export class IdentityPull {
       if (list.length === 0) byNonce.set(nonce, list);
       list.push(Buffer.from(hex, "hex"));
     }
+    // Read once, here (digests are taken in the digests phase only): the round lives on until its updates
+    // are in, and a full table of offers held that long was ~17 bytes per known peer.
+    round.offers.clear();
     for (const [nonce, digests] of byNonce) {
       const to = round.hellos.get(nonce);
       if (to === undefined) continue;
