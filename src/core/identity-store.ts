@@ -1,4 +1,4 @@
-import type { Clock } from "./clock.js";
+import { type Clock, wholeMs } from "./clock.js";
 import { bytesEqual, type PeerIdentity, type PkiId, pkiIdHex, spansItsBuffer } from "./identity.js";
 
 /**
@@ -25,11 +25,6 @@ interface Entry {
    * clock has them) made the field of every entry a boxed number.
    */
   lastUsed: number;
-}
-
-/** A clock reading in whole ms (at most 1 ms early: the unused TTL is an hour). */
-function wholeMs(ms: number): number {
-  return Math.floor(ms);
 }
 
 /** True when `e` has expired at wall-clock `wall` (ms). */

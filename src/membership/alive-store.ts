@@ -5,9 +5,10 @@
  * from the view unless it is a bootstrap peer) and linger as tombstones until
  * twice the TTL, so that replays of old messages stay refused.
  */
+
+import { wholeMs } from "../core/clock.js";
 import { type ParsedAlive, stampOf } from "./alive-message.js";
 import { type PackedTimestamp, packTimestamp, type Timestamp, unpackTimestamp } from "./timestamp.js";
-import { wholeMs } from "./whole-ms.js";
 
 /**
  * What is kept of a stored message: only what the store decides on (the

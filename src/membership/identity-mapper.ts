@@ -5,13 +5,13 @@
  * not used for an hour (our own never).
  */
 import type { Clock } from "../core/clock.js";
+import { wholeMs } from "../core/clock.js";
 import type { CryptoService } from "../core/crypto.js";
 import { ErrorCode, GossipError } from "../core/errors.js";
 import { bytesEqual, type PeerIdentity, type PkiId, pkiIdFromHex } from "../core/identity.js";
 import type { IdentitySource } from "./alive-message.js";
 import { hex as pkiIdHex } from "./hex.js";
 import { ownedBytes } from "./owned-bytes.js";
-import { wholeMs } from "./whole-ms.js";
 
 /** What is kept per identity (the PKI-ID as the map's key string: bytes again only when asked for). */
 interface Stored {

@@ -3,13 +3,14 @@
  * alive messages): who is alive, who went silent, and the latest signed alive
  * message of each. Changes only on authenticated, strictly newer timestamps.
  */
+
+import { wholeMs } from "../core/clock.js";
 import { decodeEnvelope, envelopeBytes } from "../core/envelope.js";
 import { bytesEqual, type HexTaggedPeer, type PkiId, pkiIdFromHex, rememberPkiIdHex, remotePkiHex } from "../core/identity.js";
 import type { Envelope } from "../gen/gossip/message_pb.js";
 import { type ParsedAlive, stampOf } from "./alive-message.js";
 import { bytesOf, ownedBuffer, ownedBytes } from "./owned-bytes.js";
 import { type PackedTimestamp, type Timestamp, unpackTimestamp } from "./timestamp.js";
-import { wholeMs } from "./whole-ms.js";
 
 /** A peer as the view knows it. */
 export interface Member {
@@ -23,7 +24,7 @@ export interface Member {
   /** MSP ID from its identity, if known. */
   readonly organization: string | undefined;
   readonly timestamp: Timestamp;
-  /** `clock.now()` (whole ms, see whole-ms.ts) when a strictly newer alive message last arrived. */
+  /** `clock.now()` (whole ms, see wholeMs in core/clock.ts) when a strictly newer alive message last arrived. */
   readonly lastHeardMs: number;
   readonly state: "alive" | "dead";
 }
