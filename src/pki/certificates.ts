@@ -211,17 +211,30 @@ export interface PeerMaterial {
 /**
  * Creates a peer's material: a CA for `mspId` (or `ca`), an enrollment
  * certificate, and TLS server and client certificates from the same CA.
+ * Every certificate's subject is `O=<mspId>, CN=<commonName>` (the
+ * enrollment certificate adds `OU=peer`); without `commonName` each call
+ * makes a CN of its own, so that two identities never share a subject.
  */
 export function createPeerMaterial(options: {
+  /** The MSP ID (organization): the certificates' O, and the CA's when one is made. */
   mspId: string;
+  /** The CA to issue from. @default a new CA, `O=<mspId>, CN=ca.<mspId in lower case>` */
   ca?: CertificateAuthority;
+  /**
+   * The CN of the enrollment and TLS certificates, e.g. `peer0.org1.example.com`.
+   * @default `peer-<8 random hex digits>.<mspId in lower case>`, e.g. `peer-3f9a0c12.org1msp`: a new one per call
+   */
   commonName?: string;
+  /** DNS names and IP addresses for the TLS certificates, besides localhost, 127.0.0.1 and ::1. */
   altNames?: readonly string[];
+  /** @default 365 */
   validityDays?: number;
 }): PeerMaterial {
   const mspId = options.mspId;
   const ca = options.ca ?? createCa({ commonName: `ca.${mspId.toLowerCase()}`, organization: mspId });
-  const cn = options.commonName ?? `peer.${mspId.toLowerCase()}`;
+  // Not one fixed `peer.<msp>`: every identity made with the defaults had the same subject, which tools and logs
+  // that name a peer by its subject (the CLI's handshake, a TLS peer's serverSubject) could not tell apart.
+  const cn = options.commonName ?? `peer-${randomBytes(4).toString("hex")}.${mspId.toLowerCase()}`;
   const altNames = [...new Set([...(options.altNames ?? []), "localhost", "127.0.0.1", "::1"])];
   const validityDays = options.validityDays ?? 365;
   return {

@@ -113,10 +113,16 @@ describe("gossip-connect init", () => {
     assert.equal(r1.code, 0, r1.stderr);
     assert.equal((JSON.parse(r1.stdout) as { subject: string }).subject, "O=Org1MSP, OU=peer, CN=peer0.org1.example.com");
     for (const file of ["tls-server-cert.pem", "tls-client-cert.pem"]) {
-      assert.equal(new X509Certificate(readFileSync(join(named, file))).subject, "O=Org1MSP\nCN=peer0.org1.example.com", file);
+      const cert = new X509Certificate(readFileSync(join(named, file)));
+      assert.equal(cert.subject, "O=Org1MSP\nCN=peer0.org1.example.com", file);
+      // --name is the peer's host name: a SAN of its TLS certificates (cryptogen's CN is), beside the usual ones.
+      assert.equal(cert.checkHost("peer0.org1.example.com"), "peer0.org1.example.com", `${file} SANs: ${cert.subjectAltName}`);
+      assert.match(cert.subjectAltName ?? "", /DNS:localhost/);
     }
     assert.equal(r2.code, 0, r2.stderr);
     assert.equal((JSON.parse(r2.stdout) as { subject: string }).subject, "O=Org1MSP, OU=peer, CN=my-peer-2.org1msp");
+    // The default name is not a host name: not a SAN.
+    assert.doesNotMatch(new X509Certificate(readFileSync(join(odd, "tls-server-cert.pem"))).subjectAltName ?? "", /my-peer-2/);
 
     // A --name a CN cannot carry is a usage error (exit 2), and nothing is written.
     const bad = join(tmp.dir, "bad-name");

@@ -40,4 +40,21 @@ describe("certificates", () => {
       }
     }
   });
+
+  it("without commonName each material gets its own subject (CN peer-<hex>.<msp>), the same in all three certificates; a given commonName is kept", () => {
+    const ca = createCa({ commonName: "ca.org1", organization: "Org1MSP" });
+    const cns = Array.from({ length: 8 }, () => {
+      const m = createPeerMaterial({ mspId: "Org1MSP", ca });
+      const [id, server, client] = [m.identity, m.tlsServer, m.tlsClient].map((k) => new X509Certificate(k.certPem));
+      const cn = /CN=(.*)$/m.exec(id?.subject ?? "")?.[1] ?? "";
+      assert.match(cn, /^peer-[0-9a-f]{8}\.org1msp$/);
+      assert.equal(id?.subject, `O=Org1MSP\nOU=peer\nCN=${cn}`);
+      assert.equal(server?.subject, `O=Org1MSP\nCN=${cn}`);
+      assert.equal(client?.subject, `O=Org1MSP\nCN=${cn}`);
+      return cn;
+    });
+    assert.equal(new Set(cns).size, cns.length, `subjects shared: ${cns.join(", ")}`);
+    const named = createPeerMaterial({ mspId: "Org1MSP", ca, commonName: "peer0.org1.example.com" });
+    assert.equal(new X509Certificate(named.identity.certPem).subject, "O=Org1MSP\nOU=peer\nCN=peer0.org1.example.com");
+  });
 });

@@ -12,7 +12,7 @@ const usage = `Usage: gossip-connect init --msp-id ORG --out DIR [--name NAME] [
 Creates a peer identity in DIR: a CA for ORG (or the CA of --ca DIR), an
 enrollment certificate and key (the gossip identity, PKI-ID = SHA-256 of
 MSP ID and certificate), and TLS server and client certificates (SANs
-localhost, 127.0.0.1, ::1 and --san), as PEM files with a manifest,
+--name, --san, localhost, 127.0.0.1 and ::1), as PEM files with a manifest,
 ${manifestName}. Keys are written with mode 0600. The certificates'
 subject is O=ORG, CN=NAME, NAME being the name of DIR and the MSP ID
 (--out ./peer1 --msp-id Org1MSP: CN=peer1.org1msp) unless --name says.
@@ -20,9 +20,10 @@ subject is O=ORG, CN=NAME, NAME being the name of DIR and the MSP ID
 Options:
   --msp-id ORG          the MSP ID (organization) of the peer, e.g. Org1MSP
   --out DIR             directory to create (must not hold an identity yet)
-  --name NAME           the identity's name, the CN of its certificates, e.g.
+  --name NAME           the identity's name, the CN of its certificates and a
+                        SAN of its TLS certificates (the peer's host name), e.g.
                         peer0.org1.example.com (default: DIR's name, a dot and
-                        the MSP ID, in lower case)
+                        the MSP ID, in lower case, and no SAN)
   --ca DIR              reuse the CA of an earlier 'init' (the DIR that holds ca-key.pem);
                         its key is not copied
   --san HOST,...        extra DNS names or IP addresses for the TLS certificates
@@ -91,7 +92,10 @@ export const initCommand: Command = {
       );
     }
     const commonName = v.name ?? defaultName(v.out, mspId);
-    const sans = listOf(v.san);
+    // --name names the peer's host, as cryptogen's CN does, and cryptogen puts the CN among its TLS
+    // certificate's SANs: a peer dialled by that name then passes TLS host name verification. The default
+    // name (DIR's name and the MSP ID) is not meant as a host name, so it is not added.
+    const sans = v.name === undefined ? listOf(v.san) : [v.name, ...listOf(v.san)];
     const ca = v.ca !== undefined ? loadCaDir(v.ca) : newCa(mspId);
     const material = createPeerMaterial({ mspId, ca, commonName, altNames: sans });
     const manifest = writeIdentity(v.out, material, { writeCaKey: v.ca === undefined });
