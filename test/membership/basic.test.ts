@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import type { ReceivedMessage } from "../../src/core/received-message.js";
+import { PullMsgType } from "../../src/gen/gossip/message_pb.js";
 import { noopMembershipMetrics } from "../../src/membership/index.js";
-import { Sim } from "./sim.js";
+import { record, Sim } from "./sim.js";
 
 describe("membership on the in-memory transport", () => {
   it("two peers find each other through a bootstrap peer", async () => {
@@ -39,5 +41,36 @@ describe("duplicates are not refusals", () => {
       assert.equal(p.membership.alive().length, 4);
     }
     await sim.close();
+  });
+});
+
+describe("identity pull settles", () => {
+  // Fabric's pull engine requests an item only while it is missing from its own item set, and keeps every
+  // item of a solicited update (gossip/gossip/algo/pull.go); so once every peer holds every identity as a
+  // pull item, rounds carry hellos and digests only. A peer that re-requested identities it already knows
+  // (for instance, ones learned from a handshake or an alive message) would request them every round.
+  const identityPull = (c: ReceivedMessage["message"]["content"]) =>
+    (c.case === "dataReq" || c.case === "dataUpdate" || c.case === "dataDig") && c.value.msgType === PullMsgType.IDENTITY_MSG;
+
+  it("8 peers: identities are requested while they join, then no requests or updates, only digests, round after round", async () => {
+    const sim = new Sim(11);
+    const peers = Array.from({ length: 8 }, (_, i) => sim.add(`p${i}`, { bootstrap: i === 0 ? [] : ["p0:7051"] }));
+    const seen = peers.map((p) => record(p.comm, (rm) => identityPull(rm.message.content)));
+    const count = (kind: string) => seen.reduce((s, r) => s + r.got.filter((rm) => rm.message.content.case === kind).length, 0);
+    try {
+      await sim.converge(() => 7, 60_000, 100);
+      // Joining: identities learned from handshakes and alive messages are still pulled once as items.
+      await sim.clock.advance(10 * 4000);
+      assert.ok(count("dataReq") > 0 && count("dataUpdate") > 0, "identities were pulled while the mesh formed");
+      for (const r of seen) r.got.length = 0;
+      await sim.clock.advance(5 * 4000);
+      assert.equal(count("dataReq"), 0, "no identity is requested again once held");
+      assert.equal(count("dataUpdate"), 0);
+      assert.ok(count("dataDig") >= 8, `the pull still runs (${count("dataDig")} digests)`);
+      for (const p of peers) assert.equal(p.membership.alive().length, 7);
+    } finally {
+      for (const r of seen) r.stop();
+      await sim.close();
+    }
   });
 });
