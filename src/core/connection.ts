@@ -3,7 +3,7 @@ import type { Clock } from "./clock.js";
 import type { CommConfig } from "./config.js";
 import { ErrorCode, GossipError } from "./errors.js";
 import type { HandshakeResult } from "./handshake.js";
-import type { PeerIdentity, PkiId } from "./identity.js";
+import { type PeerIdentity, type PkiId, rememberPkiIdHex } from "./identity.js";
 import type { CommMetrics, Direction } from "./metrics.js";
 import { type PutRefusal, refused, SendBuffer, type SendBufferSink } from "./send-buffer.js";
 import type { WireReader, WireStream } from "./transport.js";
@@ -25,19 +25,23 @@ export interface ConnectionInfo {
 }
 
 /**
- * The {@link ConnectionInfo} of a handshake. Its `auth` is made on each read
- * (few read it) from the one buffer `pkiId` views: the signed payload, then
- * the signature. A handshake's result is laid out so (it copies the payload
- * and signature into one fresh buffer, with the PKI-ID and identity as views
- * into it), and nothing more is kept for it; from anything else one copy is
- * made, the signed data, the signature, then the PKI-ID, which `pkiId` then
- * views. A kept view of its own, the field for it and an object were
- * ~340 B per connection end (per known peer in a full mesh).
+ * The {@link ConnectionInfo} of a handshake. It keeps one buffer: the signed
+ * payload, then the signature. A handshake's result is laid out so (it
+ * copies the payload and signature into one fresh buffer, with the PKI-ID
+ * and identity as views into it), and nothing more is kept for it; from
+ * anything else one copy is made, the signed data, the signature, then the
+ * PKI-ID. `auth` and `pkiId` are views made on each read (few read them:
+ * layers key on `pkiIdHex`): the buffer and where the PKI-ID lies in it are
+ * kept, not a view of their own. Kept views, the fields for them and an
+ * object were ~430 B per connection end (per known peer in a full mesh).
  */
 export class HandshakeInfo implements ConnectionInfo {
-  readonly pkiId: PkiId;
+  /** The signed data, the signature, and (when not within the signed data) the PKI-ID, back to back. */
+  private readonly kept: ArrayBuffer;
   /** The signed data's length times two, plus one when outbound: one field for both. */
   private readonly lengthAndDirection: number;
+  /** Where the PKI-ID starts in {@link kept} (its length is `pkiIdHex`'s half). */
+  private readonly pkiAt: number;
 
   constructor(
     pkiId: PkiId,
@@ -52,30 +56,42 @@ export class HandshakeInfo implements ConnectionInfo {
     const length = signedData.length;
     this.lengthAndDirection = length * 2 + (direction === "outbound" ? 1 : 0);
     if (
+      buffer instanceof ArrayBuffer &&
       pkiId.buffer === buffer &&
       signature.buffer === buffer &&
       signedData.byteOffset === 0 &&
       signature.byteOffset === length &&
       signature.byteOffset + signature.length === buffer.byteLength &&
       pkiId.length > 0 &&
+      pkiId.length * 2 === pkiIdHex.length &&
       pkiId.byteOffset + pkiId.length <= length
     ) {
-      this.pkiId = pkiId;
+      this.kept = buffer;
+      this.pkiAt = pkiId.byteOffset;
     } else {
       const copy = new Uint8Array(length + signature.length + pkiId.length);
       copy.set(signedData);
       copy.set(signature, length);
       copy.set(pkiId, length + signature.length);
-      this.pkiId = copy.subarray(length + signature.length);
+      this.kept = copy.buffer;
+      this.pkiAt = length + signature.length;
     }
   }
 
+  /** The remote's PKI-ID: a view of the kept buffer made now (its hex is remembered, see `pkiIdHex`). */
+  get pkiId(): PkiId {
+    const at = this.pkiAt;
+    // Within the signed data (a handshake's), or after the signature (a copy): to the end.
+    const id = new Uint8Array(this.kept, at, at >= this.lengthAndDirection >>> 1 ? this.kept.byteLength - at : this.pkiIdHex.length >>> 1);
+    rememberPkiIdHex(id, this.pkiIdHex);
+    return id;
+  }
+
   get auth(): { readonly signedData: Uint8Array; readonly signature: Uint8Array } {
-    const { pkiId } = this;
     const length = this.lengthAndDirection >>> 1;
-    // Within the signed data (a handshake's), or after the signature (a copy).
-    const end = pkiId.byteOffset >= length ? pkiId.byteOffset : pkiId.buffer.byteLength;
-    const signed = new Uint8Array(pkiId.buffer, 0, end);
+    const at = this.pkiAt;
+    // The PKI-ID within the signed data (a handshake's), or after the signature (a copy).
+    const signed = new Uint8Array(this.kept, 0, at >= length ? at : this.kept.byteLength);
     return { signedData: signed.subarray(0, length), signature: signed.subarray(length) };
   }
 

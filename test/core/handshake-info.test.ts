@@ -41,7 +41,8 @@ describe("HandshakeInfo", () => {
     assert.deepEqual(info.auth.signedData, kept.subarray(0, 30));
     assert.deepEqual(info.auth.signature, kept.subarray(30));
     assert.equal(info.auth.signature.buffer, kept.buffer, "no copy");
-    assert.equal(info.pkiId, ownPki);
+    assert.deepEqual(info.pkiId, ownPki);
+    assert.equal(info.pkiId.buffer, kept.buffer, "the PKI-ID is a view of the kept buffer too");
     kept[0] = 99;
     assert.equal(info.auth.signedData[0], 99, "a view of the kept buffer, not a copy");
   });
