@@ -5,7 +5,7 @@ import { ErrorCode, GossipError } from "./errors.js";
 import type { HandshakeResult } from "./handshake.js";
 import { type PeerIdentity, type PkiId, rememberPkiIdHex } from "./identity.js";
 import type { CommMetrics, Direction } from "./metrics.js";
-import { type PutRefusal, refused, SendBuffer, type SendBufferSink } from "./send-buffer.js";
+import { type PutRefusal, refused, SendQueue } from "./send-buffer.js";
 import type { WireReader, WireStream } from "./transport.js";
 
 /** Who is on the other end of a connection, as the handshake proved it (Fabric's ConnectionInfo). */
@@ -141,7 +141,7 @@ export interface ConnectionDeps {
  * or pulls `incoming` where the transport cannot push: an idle connection
  * then keeps no reader task, pending promise or closure, only its fields.
  */
-export class Connection implements WireReader, SendBufferSink {
+export class Connection extends SendQueue implements WireReader {
   /**
    * @private Set by the connection store when it registers the connection:
    * its registration order (0 before) and time (fields rather than two weak
@@ -162,7 +162,6 @@ export class Connection implements WireReader, SendBufferSink {
    * as it is, not in an array of its own (~56 B).
    */
   storeEndpoints: string | string[] | undefined = undefined;
-  private readonly buffer: SendBuffer;
   /**
    * The state ({@link DRAINING}, {@link CLOSED}, neither: open), {@link READ_DONE}
    * (reading is over: the remote ended, reading failed, or we closed) and
@@ -179,8 +178,8 @@ export class Connection implements WireReader, SendBufferSink {
     readonly info: ConnectionInfo,
     private readonly deps: ConnectionDeps,
   ) {
-    // Its own sink (see the SendBufferSink methods below): no object of closures or adapter per connection.
-    this.buffer = new SendBuffer(deps.config, this);
+    // Its own send queue (see the SendQueue methods below): no buffer object, sink or adapter per connection.
+    super(deps.config);
     if (handshake.pending.length > 0) {
       const held = this.onBatch(handshake.pending);
       if (held !== undefined) {
@@ -237,7 +236,7 @@ export class Connection implements WireReader, SendBufferSink {
 
   /** Frames accepted for writing and not written yet (queued, or held back by flow control). */
   get queued(): number {
-    return this.buffer.pending;
+    return this.pending;
   }
 
   /** The error this connection is closing with, if any. */
@@ -246,8 +245,8 @@ export class Connection implements WireReader, SendBufferSink {
   }
 
   /** Queues a serialized Envelope without waiting; false when the buffer is full or the connection is not open. */
-  offer(frame: Uint8Array): boolean {
-    return (this.flags & ENDING) === 0 && this.buffer.offer(frame);
+  override offer(frame: Uint8Array): boolean {
+    return (this.flags & ENDING) === 0 && super.offer(frame);
   }
 
   /**
@@ -256,14 +255,9 @@ export class Connection implements WireReader, SendBufferSink {
    * `maxBlockedSends` puts already wait (not when `uncapped`: a frame a dial
    * queue already accepted), or, with `dropped`, calls it and resolves.
    */
-  put(frame: Uint8Array, dropped?: (why: PutRefusal) => void, uncapped = false): Promise<void> {
+  override put(frame: Uint8Array, dropped?: (why: PutRefusal) => void, uncapped = false): Promise<void> {
     if ((this.flags & ENDING) !== 0) return refused(dropped);
-    return this.buffer.put(frame, dropped, uncapped);
-  }
-
-  /** Takes back a frame whose `put` still waits for room (see {@link SendBuffer.withdraw}). */
-  withdraw(frame: Uint8Array): boolean {
-    return this.buffer.withdraw(frame);
+    return super.put(frame, dropped, uncapped);
   }
 
   /**
@@ -276,8 +270,8 @@ export class Connection implements WireReader, SendBufferSink {
     if ((this.flags & ENDING) !== 0) return this.closed;
     this.flags |= DRAINING;
     const { clock, config } = this.deps;
-    await raceTimeout(clock, this.buffer.flushed(), config.drainTimeoutMs);
-    this.buffer.close();
+    await raceTimeout(clock, this.flushed(), config.drainTimeoutMs);
+    this.close();
     this.stream.end();
     // Both sides ended: the transport closes the stream once our end went out.
     // Cutting it before would overtake that end (a client's cancel does), and
@@ -300,7 +294,7 @@ export class Connection implements WireReader, SendBufferSink {
     if (error && !this.rare?.closingError) this.rareFields().closingError = error;
     this.flags |= CLOSED;
     this.rare?.cutNow?.();
-    this.buffer.close();
+    this.close();
     this.stream.abort(error);
   }
 
@@ -401,7 +395,7 @@ export class Connection implements WireReader, SendBufferSink {
     rare?.unwatchShutdown?.();
     if (rare !== undefined) rare.unwatchShutdown = undefined;
     this.flags |= CLOSED | SETTLED;
-    this.buffer.close();
+    this.close();
     const listener = this.closedListener;
     this.closedListener = undefined;
     try {
@@ -439,22 +433,22 @@ export class Connection implements WireReader, SendBufferSink {
     return this.rare;
   }
 
-  /** @private {@link SendBufferSink}: the buffer writes a batch to the stream. */
+  /** @private {@link SendQueue}: the queue writes a batch to the stream. */
   writeFrames(frames: readonly Uint8Array[]): Promise<void> {
     return this.stream.write(frames);
   }
 
-  /** @private {@link SendBufferSink}. */
+  /** @private {@link SendQueue}. */
   framesWritten(count: number, bytes: number): void {
     this.deps.metrics.messagesSent(count, bytes);
   }
 
-  /** @private {@link SendBufferSink}. */
+  /** @private {@link SendQueue}. */
   framesDropped(count: number): void {
     this.deps.metrics.dropped("connection_closed", count);
   }
 
-  /** @private {@link SendBufferSink}: a write failed; the connection closes with it. */
+  /** @private {@link SendQueue}: a write failed; the connection closes with it. */
   writeFailed(error: GossipError): void {
     if ((this.flags & CLOSED) !== 0) return;
     this.abort(error);

@@ -351,7 +351,7 @@ export class Outbound {
     const { buffer } = queue;
     for (;;) {
       await buffer.flushed();
-      if (buffer.closed || buffer.pending === 0) break;
+      if (buffer.isClosed || buffer.pending === 0) break;
     }
     this.forget(queue);
     buffer.close();
