@@ -38,10 +38,13 @@ export interface ConnectionInfo {
 export class HandshakeInfo implements ConnectionInfo {
   /** The signed data, the signature, and (when not within the signed data) the PKI-ID, back to back. */
   private readonly kept: ArrayBuffer;
-  /** The signed data's length times two, plus one when outbound: one field for both. */
-  private readonly lengthAndDirection: number;
-  /** Where the PKI-ID starts in {@link kept} (its length is `pkiIdHex`'s half). */
-  private readonly pkiAt: number;
+  /**
+   * Where the PKI-ID starts in {@link kept} (its length is `pkiIdHex`'s
+   * half), the signed data's length and the direction, in one number
+   * ({@link layoutOf}): a small integer while the buffer is below ~32 KiB
+   * (a handshake's is), exact beyond.
+   */
+  private readonly layout: number;
 
   constructor(
     pkiId: PkiId,
@@ -54,7 +57,7 @@ export class HandshakeInfo implements ConnectionInfo {
     const { signedData, signature } = auth;
     const { buffer } = signedData;
     const length = signedData.length;
-    this.lengthAndDirection = length * 2 + (direction === "outbound" ? 1 : 0);
+    const outbound = direction === "outbound";
     if (
       buffer instanceof ArrayBuffer &&
       pkiId.buffer === buffer &&
@@ -67,37 +70,58 @@ export class HandshakeInfo implements ConnectionInfo {
       pkiId.byteOffset + pkiId.length <= length
     ) {
       this.kept = buffer;
-      this.pkiAt = pkiId.byteOffset;
+      this.layout = layoutOf(pkiId.byteOffset, length, outbound, buffer.byteLength);
     } else {
       const copy = new Uint8Array(length + signature.length + pkiId.length);
       copy.set(signedData);
       copy.set(signature, length);
       copy.set(pkiId, length + signature.length);
       this.kept = copy.buffer;
-      this.pkiAt = length + signature.length;
+      this.layout = layoutOf(length + signature.length, length, outbound, this.kept.byteLength);
     }
   }
 
   /** The remote's PKI-ID: a view of the kept buffer made now (its hex is remembered, see `pkiIdHex`). */
   get pkiId(): PkiId {
-    const at = this.pkiAt;
+    const at = pkiAtOf(this.layout, this.kept.byteLength);
     // Within the signed data (a handshake's), or after the signature (a copy): to the end.
-    const id = new Uint8Array(this.kept, at, at >= this.lengthAndDirection >>> 1 ? this.kept.byteLength - at : this.pkiIdHex.length >>> 1);
+    const id = new Uint8Array(
+      this.kept,
+      at,
+      at >= signedLengthOf(this.layout, this.kept.byteLength) ? this.kept.byteLength - at : this.pkiIdHex.length >>> 1,
+    );
     rememberPkiIdHex(id, this.pkiIdHex);
     return id;
   }
 
   get auth(): { readonly signedData: Uint8Array; readonly signature: Uint8Array } {
-    const length = this.lengthAndDirection >>> 1;
-    const at = this.pkiAt;
+    const length = signedLengthOf(this.layout, this.kept.byteLength);
+    const at = pkiAtOf(this.layout, this.kept.byteLength);
     // The PKI-ID within the signed data (a handshake's), or after the signature (a copy).
     const signed = new Uint8Array(this.kept, 0, at >= length ? at : this.kept.byteLength);
     return { signedData: signed.subarray(0, length), signature: signed.subarray(length) };
   }
 
   get direction(): Direction {
-    return (this.lengthAndDirection & 1) === 1 ? "outbound" : "inbound";
+    return this.layout % 2 === 1 ? "outbound" : "inbound";
   }
+}
+
+/**
+ * {@link HandshakeInfo}'s layout: the PKI-ID's offset and the signed data's
+ * length, both at most the kept buffer's `size` (digits of base `size + 1`),
+ * and outbound (the low bit).
+ */
+function layoutOf(pkiAt: number, signedLength: number, outbound: boolean, size: number): number {
+  return (pkiAt * (size + 1) + signedLength) * 2 + (outbound ? 1 : 0);
+}
+
+function signedLengthOf(layout: number, size: number): number {
+  return Math.floor(layout / 2) % (size + 1);
+}
+
+function pkiAtOf(layout: number, size: number): number {
+  return Math.floor(Math.floor(layout / 2) / (size + 1));
 }
 
 /** The state of a {@link Connection}. */
