@@ -2,7 +2,7 @@ import { setMaxListeners } from "node:events";
 import type { Clock } from "./clock.js";
 import type { Connection } from "./connection.js";
 import { ErrorCode, GossipError } from "./errors.js";
-import { bytesEqual, type HexTaggedPeer, peerPkiHex, pkiIdHex, type RemotePeer, remotePkiHex } from "./identity.js";
+import { type HexTaggedPeer, hexMatches, peerPkiHex, pkiIdHex, type RemotePeer, remotePkiHex } from "./identity.js";
 
 /** Collaborators of a {@link ConnectionStore}. */
 export interface ConnectionStoreDeps {
@@ -108,7 +108,7 @@ export class ConnectionStore {
       return conn?.state === "open" ? conn : undefined;
     }
     const hit = this.hitConn;
-    if (hit !== undefined && pki === this.hitPki && hit.state === "open" && bytesEqual(pki, hit.info.pkiId)) return hit;
+    if (hit !== undefined && pki === this.hitPki && hit.state === "open" && hexMatches(hit.pkiHex, pki)) return hit;
     const conn = this.byPki.get(pkiIdHex(pki));
     if (conn?.state !== "open") return undefined;
     this.hitPki = pki;

@@ -3,9 +3,9 @@ import type { Clock } from "./clock.js";
 import type { CommConfig } from "./config.js";
 import { ErrorCode, GossipError } from "./errors.js";
 import type { HandshakeResult } from "./handshake.js";
-import type { PeerIdentity, PkiId } from "./identity.js";
+import { type PeerIdentity, type PkiId, rememberPkiIdHex } from "./identity.js";
 import type { CommMetrics, Direction } from "./metrics.js";
-import { type PutRefusal, refused, SendBuffer, type SendBufferSink } from "./send-buffer.js";
+import { type PutRefusal, refused, SendQueue } from "./send-buffer.js";
 import type { WireReader, WireStream } from "./transport.js";
 
 /** Who is on the other end of a connection, as the handshake proved it (Fabric's ConnectionInfo). */
@@ -25,19 +25,26 @@ export interface ConnectionInfo {
 }
 
 /**
- * The {@link ConnectionInfo} of a handshake. Its `auth` is made on each read
- * (few read it) from the one buffer `pkiId` views: the signed payload, then
- * the signature. A handshake's result is laid out so (it copies the payload
- * and signature into one fresh buffer, with the PKI-ID and identity as views
- * into it), and nothing more is kept for it; from anything else one copy is
- * made, the signed data, the signature, then the PKI-ID, which `pkiId` then
- * views. A kept view of its own, the field for it and an object were
- * ~340 B per connection end (per known peer in a full mesh).
+ * The {@link ConnectionInfo} of a handshake. It keeps one buffer: the signed
+ * payload, then the signature. A handshake's result is laid out so (it
+ * copies the payload and signature into one fresh buffer, with the PKI-ID
+ * and identity as views into it), and nothing more is kept for it; from
+ * anything else one copy is made, the signed data, the signature, then the
+ * PKI-ID. `auth` and `pkiId` are views made on each read (few read them:
+ * layers key on `pkiIdHex`): the buffer and where the PKI-ID lies in it are
+ * kept, not a view of their own. Kept views, the fields for them and an
+ * object were ~430 B per connection end (per known peer in a full mesh).
  */
 export class HandshakeInfo implements ConnectionInfo {
-  readonly pkiId: PkiId;
-  /** The signed data's length times two, plus one when outbound: one field for both. */
-  private readonly lengthAndDirection: number;
+  /** The signed data, the signature, and (when not within the signed data) the PKI-ID, back to back. */
+  private readonly kept: ArrayBuffer;
+  /**
+   * Where the PKI-ID starts in {@link kept} (its length is `pkiIdHex`'s
+   * half), the signed data's length and the direction, in one number
+   * ({@link layoutOf}): a small integer while the buffer is below ~32 KiB
+   * (a handshake's is), exact beyond.
+   */
+  private readonly layout: number;
 
   constructor(
     pkiId: PkiId,
@@ -50,38 +57,71 @@ export class HandshakeInfo implements ConnectionInfo {
     const { signedData, signature } = auth;
     const { buffer } = signedData;
     const length = signedData.length;
-    this.lengthAndDirection = length * 2 + (direction === "outbound" ? 1 : 0);
+    const outbound = direction === "outbound";
     if (
+      buffer instanceof ArrayBuffer &&
       pkiId.buffer === buffer &&
       signature.buffer === buffer &&
       signedData.byteOffset === 0 &&
       signature.byteOffset === length &&
       signature.byteOffset + signature.length === buffer.byteLength &&
       pkiId.length > 0 &&
+      pkiId.length * 2 === pkiIdHex.length &&
       pkiId.byteOffset + pkiId.length <= length
     ) {
-      this.pkiId = pkiId;
+      this.kept = buffer;
+      this.layout = layoutOf(pkiId.byteOffset, length, outbound, buffer.byteLength);
     } else {
       const copy = new Uint8Array(length + signature.length + pkiId.length);
       copy.set(signedData);
       copy.set(signature, length);
       copy.set(pkiId, length + signature.length);
-      this.pkiId = copy.subarray(length + signature.length);
+      this.kept = copy.buffer;
+      this.layout = layoutOf(length + signature.length, length, outbound, this.kept.byteLength);
     }
   }
 
+  /** The remote's PKI-ID: a view of the kept buffer made now (its hex is remembered, see `pkiIdHex`). */
+  get pkiId(): PkiId {
+    const at = pkiAtOf(this.layout, this.kept.byteLength);
+    // Within the signed data (a handshake's), or after the signature (a copy): to the end.
+    const id = new Uint8Array(
+      this.kept,
+      at,
+      at >= signedLengthOf(this.layout, this.kept.byteLength) ? this.kept.byteLength - at : this.pkiIdHex.length >>> 1,
+    );
+    rememberPkiIdHex(id, this.pkiIdHex);
+    return id;
+  }
+
   get auth(): { readonly signedData: Uint8Array; readonly signature: Uint8Array } {
-    const { pkiId } = this;
-    const length = this.lengthAndDirection >>> 1;
-    // Within the signed data (a handshake's), or after the signature (a copy).
-    const end = pkiId.byteOffset >= length ? pkiId.byteOffset : pkiId.buffer.byteLength;
-    const signed = new Uint8Array(pkiId.buffer, 0, end);
+    const length = signedLengthOf(this.layout, this.kept.byteLength);
+    const at = pkiAtOf(this.layout, this.kept.byteLength);
+    // The PKI-ID within the signed data (a handshake's), or after the signature (a copy).
+    const signed = new Uint8Array(this.kept, 0, at >= length ? at : this.kept.byteLength);
     return { signedData: signed.subarray(0, length), signature: signed.subarray(length) };
   }
 
   get direction(): Direction {
-    return (this.lengthAndDirection & 1) === 1 ? "outbound" : "inbound";
+    return this.layout % 2 === 1 ? "outbound" : "inbound";
   }
+}
+
+/**
+ * {@link HandshakeInfo}'s layout: the PKI-ID's offset and the signed data's
+ * length, both at most the kept buffer's `size` (digits of base `size + 1`),
+ * and outbound (the low bit).
+ */
+function layoutOf(pkiAt: number, signedLength: number, outbound: boolean, size: number): number {
+  return (pkiAt * (size + 1) + signedLength) * 2 + (outbound ? 1 : 0);
+}
+
+function signedLengthOf(layout: number, size: number): number {
+  return Math.floor(layout / 2) % (size + 1);
+}
+
+function pkiAtOf(layout: number, size: number): number {
+  return Math.floor(Math.floor(layout / 2) / (size + 1));
 }
 
 /** The state of a {@link Connection}. */
@@ -125,7 +165,7 @@ export interface ConnectionDeps {
  * or pulls `incoming` where the transport cannot push: an idle connection
  * then keeps no reader task, pending promise or closure, only its fields.
  */
-export class Connection implements WireReader, SendBufferSink {
+export class Connection extends SendQueue implements WireReader {
   /**
    * @private Set by the connection store when it registers the connection:
    * its registration order (0 before) and time (fields rather than two weak
@@ -146,7 +186,6 @@ export class Connection implements WireReader, SendBufferSink {
    * as it is, not in an array of its own (~56 B).
    */
   storeEndpoints: string | string[] | undefined = undefined;
-  private readonly buffer: SendBuffer;
   /**
    * The state ({@link DRAINING}, {@link CLOSED}, neither: open), {@link READ_DONE}
    * (reading is over: the remote ended, reading failed, or we closed) and
@@ -163,8 +202,8 @@ export class Connection implements WireReader, SendBufferSink {
     readonly info: ConnectionInfo,
     private readonly deps: ConnectionDeps,
   ) {
-    // Its own sink (see the SendBufferSink methods below): no object of closures or adapter per connection.
-    this.buffer = new SendBuffer(deps.config, this);
+    // Its own send queue (see the SendQueue methods below): no buffer object, sink or adapter per connection.
+    super(deps.config);
     if (handshake.pending.length > 0) {
       const held = this.onBatch(handshake.pending);
       if (held !== undefined) {
@@ -221,7 +260,7 @@ export class Connection implements WireReader, SendBufferSink {
 
   /** Frames accepted for writing and not written yet (queued, or held back by flow control). */
   get queued(): number {
-    return this.buffer.pending;
+    return this.pending;
   }
 
   /** The error this connection is closing with, if any. */
@@ -230,8 +269,8 @@ export class Connection implements WireReader, SendBufferSink {
   }
 
   /** Queues a serialized Envelope without waiting; false when the buffer is full or the connection is not open. */
-  offer(frame: Uint8Array): boolean {
-    return (this.flags & ENDING) === 0 && this.buffer.offer(frame);
+  override offer(frame: Uint8Array): boolean {
+    return (this.flags & ENDING) === 0 && super.offer(frame);
   }
 
   /**
@@ -240,14 +279,9 @@ export class Connection implements WireReader, SendBufferSink {
    * `maxBlockedSends` puts already wait (not when `uncapped`: a frame a dial
    * queue already accepted), or, with `dropped`, calls it and resolves.
    */
-  put(frame: Uint8Array, dropped?: (why: PutRefusal) => void, uncapped = false): Promise<void> {
+  override put(frame: Uint8Array, dropped?: (why: PutRefusal) => void, uncapped = false): Promise<void> {
     if ((this.flags & ENDING) !== 0) return refused(dropped);
-    return this.buffer.put(frame, dropped, uncapped);
-  }
-
-  /** Takes back a frame whose `put` still waits for room (see {@link SendBuffer.withdraw}). */
-  withdraw(frame: Uint8Array): boolean {
-    return this.buffer.withdraw(frame);
+    return super.put(frame, dropped, uncapped);
   }
 
   /**
@@ -260,8 +294,8 @@ export class Connection implements WireReader, SendBufferSink {
     if ((this.flags & ENDING) !== 0) return this.closed;
     this.flags |= DRAINING;
     const { clock, config } = this.deps;
-    await raceTimeout(clock, this.buffer.flushed(), config.drainTimeoutMs);
-    this.buffer.close();
+    await raceTimeout(clock, this.flushed(), config.drainTimeoutMs);
+    this.close();
     this.stream.end();
     // Both sides ended: the transport closes the stream once our end went out.
     // Cutting it before would overtake that end (a client's cancel does), and
@@ -284,7 +318,7 @@ export class Connection implements WireReader, SendBufferSink {
     if (error && !this.rare?.closingError) this.rareFields().closingError = error;
     this.flags |= CLOSED;
     this.rare?.cutNow?.();
-    this.buffer.close();
+    this.close();
     this.stream.abort(error);
   }
 
@@ -385,7 +419,7 @@ export class Connection implements WireReader, SendBufferSink {
     rare?.unwatchShutdown?.();
     if (rare !== undefined) rare.unwatchShutdown = undefined;
     this.flags |= CLOSED | SETTLED;
-    this.buffer.close();
+    this.close();
     const listener = this.closedListener;
     this.closedListener = undefined;
     try {
@@ -423,22 +457,22 @@ export class Connection implements WireReader, SendBufferSink {
     return this.rare;
   }
 
-  /** @private {@link SendBufferSink}: the buffer writes a batch to the stream. */
+  /** @private {@link SendQueue}: the queue writes a batch to the stream. */
   writeFrames(frames: readonly Uint8Array[]): Promise<void> {
     return this.stream.write(frames);
   }
 
-  /** @private {@link SendBufferSink}. */
+  /** @private {@link SendQueue}. */
   framesWritten(count: number, bytes: number): void {
     this.deps.metrics.messagesSent(count, bytes);
   }
 
-  /** @private {@link SendBufferSink}. */
+  /** @private {@link SendQueue}. */
   framesDropped(count: number): void {
     this.deps.metrics.dropped("connection_closed", count);
   }
 
-  /** @private {@link SendBufferSink}: a write failed; the connection closes with it. */
+  /** @private {@link SendQueue}: a write failed; the connection closes with it. */
   writeFailed(error: GossipError): void {
     if ((this.flags & CLOSED) !== 0) return;
     this.abort(error);

@@ -116,7 +116,7 @@ export class CommContext {
 
   /** A logger that names the peer of `info`. */
   peerLog(info: ConnectionInfo): Logger {
-    return this.log.child({ pkiId: pkiIdHex(info.pkiId), address: info.endpoint, direction: info.direction });
+    return this.log.child({ pkiId: info.pkiIdHex, address: info.endpoint, direction: info.direction });
   }
 }
 

@@ -127,7 +127,7 @@ const hexCache = new WeakMap<Uint8Array, string>();
 const hexDigit = Array.from("0123456789abcdef", (c) => c.charCodeAt(0));
 
 /** True when `hex` is the lower-case hex of `bytes`. */
-function hexMatches(hex: string, bytes: Uint8Array): boolean {
+export function hexMatches(hex: string, bytes: Uint8Array): boolean {
   if (hex.length !== 2 * bytes.length) return false;
   for (let i = 0; i < bytes.length; i++) {
     const b = bytes[i] as number;

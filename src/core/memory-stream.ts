@@ -47,6 +47,8 @@ const ITERATED = 16;
 const ENDED_WRITING = 32;
 /** The end took {@link WireStream.readBy}: batches are pushed to its reader. */
 const PUSHED = 64;
+/** The end is the server's (side 1): a bit of the flags rather than a field per end. */
+const SERVER_SIDE = 128;
 
 /** A pull waiting for a batch: its read's settle functions. */
 interface Waiting {
@@ -467,9 +469,15 @@ export function hostOf(endpoint: string): string {
 class MemoryEnd extends Pipe implements WireStream, AsyncIterable<readonly Envelope[]>, AsyncIterator<readonly Envelope[]> {
   constructor(
     private readonly conn: MemoryConnection,
-    private readonly side: 0 | 1,
+    side: 0 | 1,
   ) {
     super();
+    if (side === 1) this.bits |= SERVER_SIDE;
+  }
+
+  /** 0 = client, 1 = server. */
+  private get side(): 0 | 1 {
+    return (this.bits & SERVER_SIDE) !== 0 ? 1 : 0;
   }
 
   get remoteAddress(): string {

@@ -22,7 +22,7 @@ import type { CommContext } from "./context.js";
 import { ErrorCode, GossipError } from "./errors.js";
 import type { EventStream } from "./event-stream.js";
 import { type HandshakeResult, handshake } from "./handshake.js";
-import { bytesEqual, type PeerIdentity, type PkiId, pkiIdHex, type RemotePeer } from "./identity.js";
+import { bytesEqual, type PeerIdentity, type PkiId, pkiIdHex, type RemotePeer, rememberPkiIdHex } from "./identity.js";
 import type { DropReason } from "./metrics.js";
 import type { Router } from "./routing.js";
 import { type PutRefusal, SendBuffer } from "./send-buffer.js";
@@ -220,6 +220,10 @@ export class Outbound {
       ctx.log.info({ address: peer.endpoint, oldPkiId: pkiIdHex(peer.pkiId), pkiId: pkiIdHex(hs.pkiId) }, "peer changed its PKI-ID");
       ctx.metrics.identitySwitch();
       this.identitySwitch.emit({ oldPkiId: peer.pkiId, newPkiId: hs.pkiId, endpoint: peer.endpoint });
+    } else if (peer.pkiId !== undefined && peer.pkiId.length > 0) {
+      // The PKI-ID the caller expected: the connection and the identity store key on the caller's hex
+      // string for it (membership's, say), so that a peer's hex is one string in the process, not two.
+      rememberPkiIdHex(hs.pkiId, pkiIdHex(peer.pkiId));
     }
     ctx.metrics.handshake("outbound", "ok");
     // The connection keeps the identity array the store keeps: one per peer, however many connections.
@@ -347,7 +351,7 @@ export class Outbound {
     const { buffer } = queue;
     for (;;) {
       await buffer.flushed();
-      if (buffer.closed || buffer.pending === 0) break;
+      if (buffer.isClosed || buffer.pending === 0) break;
     }
     this.forget(queue);
     buffer.close();

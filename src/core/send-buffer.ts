@@ -78,7 +78,7 @@ let turnSeq = 0;
  *   `written`) or, when the buffer closes or a write fails, reported as
  *   dropped; none disappears silently.
  */
-export class SendBuffer {
+export abstract class SendQueue {
   // The three lists start as the shared empty one (lazy-list.ts): most connections never wait or flush-wait.
   private queue: readonly Uint8Array[] = noItems;
   private waiters: readonly Waiter[] = noItems;
@@ -87,23 +87,25 @@ export class SendBuffer {
    * pending next-turn write's id above them ({@link TURN_SHIFT}): one small
    * integer rather than four fields per connection.
    */
-  private flags = 0;
+  private sendBits = 0;
   private idle: readonly (() => void)[] = noItems;
   private inFlight = 0;
 
   private readonly limits: SendBufferLimits;
-  private readonly sink: SendBufferSink;
 
-  /**
-   * `capacity` is the frames it queues, or the limits of many buffers in
-   * one object (a comm's config: its connections share it rather than keep
-   * two numbers each); `maxWaiters` the puts allowed to wait for room at
-   * once (more are refused, `overflow`), when `capacity` is a number.
-   */
-  constructor(capacity: number | SendBufferLimits, sink: SendBufferSink, maxWaiters: number = Number.POSITIVE_INFINITY) {
-    this.limits = typeof capacity === "number" ? { sendBuffSize: capacity, maxBlockedSends: maxWaiters } : capacity;
-    this.sink = sink;
+  /** `limits`: those of many queues in one object (a comm's config: its connections share it rather than keep two numbers each). */
+  constructor(limits: SendBufferLimits) {
+    this.limits = limits;
   }
+
+  /** Writes a batch ({@link SendBufferSink.writeFrames}). */
+  protected abstract writeFrames(frames: readonly Uint8Array[]): Promise<void>;
+  /** {@link SendBufferSink.framesWritten}. */
+  protected abstract framesWritten(count: number, bytes: number): void;
+  /** {@link SendBufferSink.framesDropped}. */
+  protected abstract framesDropped(count: number): void;
+  /** {@link SendBufferSink.writeFailed}. */
+  protected abstract writeFailed(error: GossipError): void;
 
   /** Frames it queues at most. */
   get capacity(): number {
@@ -117,11 +119,11 @@ export class SendBuffer {
 
   /** Id of the pending next-turn write (see `nextTurn`), 0 when none. */
   private get turn(): number {
-    return this.flags >>> TURN_SHIFT;
+    return this.sendBits >>> TURN_SHIFT;
   }
 
   private set turn(id: number) {
-    this.flags = (this.flags & LOW_FLAGS) | (id << TURN_SHIFT);
+    this.sendBits = (this.sendBits & LOW_FLAGS) | (id << TURN_SHIFT);
   }
 
   /** Puts waiting for room. */
@@ -140,13 +142,13 @@ export class SendBuffer {
   }
 
   /** True once closed; nothing enters any more. */
-  get closed(): boolean {
-    return (this.flags & CLOSED) !== 0;
+  get isClosed(): boolean {
+    return (this.sendBits & CLOSED) !== 0;
   }
 
   /** Queues `frame` if there is room; false when full or closed (the frame is not taken). */
   offer(frame: Uint8Array): boolean {
-    if ((this.flags & CLOSED) !== 0 || this.queue.length >= this.capacity || this.waiters.length > 0) return false;
+    if ((this.sendBits & CLOSED) !== 0 || this.queue.length >= this.capacity || this.waiters.length > 0) return false;
     this.queue = pushed(this.queue, frame);
     this.schedule();
     return true;
@@ -162,13 +164,13 @@ export class SendBuffer {
    */
   put(frame: Uint8Array, dropped?: (why: PutRefusal) => void, uncapped = false): Promise<void> {
     if (this.offer(frame)) return writeTaken;
-    if ((this.flags & CLOSED) !== 0) return refused(dropped);
+    if ((this.sendBits & CLOSED) !== 0) return refused(dropped);
     if (this.turn !== 0 && this.waiters.length === 0) {
       // Full, and the transport took the last batch at once: write the queue
       // now rather than parking the producer until the next turn. The
       // transport's own bound (it stops taking writes at once) ends this.
       this.turn = 0;
-      this.flags &= ~WRITING;
+      this.sendBits &= ~WRITING;
       this.flush();
       if (this.offer(frame)) return writeTaken;
     }
@@ -196,7 +198,8 @@ export class SendBuffer {
    * buffer closed). Used to flush before a graceful close.
    */
   flushed(): Promise<void> {
-    if ((this.flags & CLOSED) !== 0 || ((this.flags & (WRITING | SCHEDULED)) === 0 && this.queue.length === 0)) return Promise.resolve();
+    if ((this.sendBits & CLOSED) !== 0 || ((this.sendBits & (WRITING | SCHEDULED)) === 0 && this.queue.length === 0))
+      return Promise.resolve();
     return new Promise((resolve) => {
       this.idle = pushed(this.idle, resolve);
     });
@@ -207,11 +210,11 @@ export class SendBuffer {
    * discarded and reported as dropped. Idempotent.
    */
   close(): void {
-    if ((this.flags & CLOSED) !== 0) return;
-    this.flags |= CLOSED;
+    if ((this.sendBits & CLOSED) !== 0) return;
+    this.sendBits |= CLOSED;
     const dropped = this.queue.length;
     this.queue = noItems;
-    if (dropped > 0) this.sink.framesDropped(dropped);
+    if (dropped > 0) this.framesDropped(dropped);
     const waiters = this.waiters;
     this.waiters = noItems;
     for (const w of waiters) {
@@ -226,8 +229,8 @@ export class SendBuffer {
   }
 
   private schedule(): void {
-    if ((this.flags & (WRITING | SCHEDULED)) !== 0) return;
-    this.flags |= SCHEDULED;
+    if ((this.sendBits & (WRITING | SCHEDULED)) !== 0) return;
+    this.sendBits |= SCHEDULED;
     // Let the current task queue more frames, so that they leave in one
     // write. A tick, not a microtask: a consumer that handles what one read
     // delivered in a promise chain (a relay's `for await` + `forward`) runs
@@ -238,12 +241,12 @@ export class SendBuffer {
 
   /** @private The scheduled write of an idle buffer (see `schedule`). */
   onScheduled(): void {
-    this.flags &= ~SCHEDULED;
+    this.sendBits &= ~SCHEDULED;
     this.flush();
   }
 
   private flush(): void {
-    if ((this.flags & (CLOSED | WRITING)) !== 0) return;
+    if ((this.sendBits & (CLOSED | WRITING)) !== 0) return;
     if (this.queue.length === 0) {
       this.notifyIdle();
       return;
@@ -253,33 +256,33 @@ export class SendBuffer {
     this.admitWaiters();
     let bytes = 0;
     for (const f of batch) bytes += f.length;
-    this.flags |= WRITING;
+    this.sendBits |= WRITING;
     this.inFlight = batch.length;
-    const written = this.sink.writeFrames(batch);
+    const written = this.writeFrames(batch);
     if (written === writeTaken) {
       this.inFlight = 0;
-      this.sink.framesWritten(batch.length, bytes);
+      this.framesWritten(batch.length, bytes);
       this.nextTurn();
       return;
     }
     written.then(
       () => {
         this.inFlight = 0;
-        this.sink.framesWritten(batch.length, bytes);
-        if (this.queue.length === 0 || (this.flags & CLOSED) !== 0) {
-          this.flags &= ~WRITING;
+        this.framesWritten(batch.length, bytes);
+        if (this.queue.length === 0 || (this.sendBits & CLOSED) !== 0) {
+          this.sendBits &= ~WRITING;
           this.flush();
           return;
         }
         this.nextTurn();
       },
       (e: unknown) => {
-        this.flags &= ~WRITING;
+        this.sendBits &= ~WRITING;
         this.inFlight = 0;
-        this.sink.framesDropped(batch.length);
-        if ((this.flags & CLOSED) !== 0) return;
+        this.framesDropped(batch.length);
+        if ((this.sendBits & CLOSED) !== 0) return;
         this.close();
-        this.sink.writeFailed(GossipError.from(e, ErrorCode.Closed));
+        this.writeFailed(GossipError.from(e, ErrorCode.Closed));
       },
     );
   }
@@ -300,7 +303,7 @@ export class SendBuffer {
     setImmediate(() => {
       if (this.turn !== id) return;
       this.turn = 0;
-      this.flags &= ~WRITING;
+      this.sendBits &= ~WRITING;
       this.flush();
     });
   }
@@ -328,7 +331,7 @@ export function refused(dropped: ((why: PutRefusal) => void) | undefined, why: P
   return writeTaken;
 }
 
-function flushScheduled(buffer: SendBuffer): void {
+function flushScheduled(buffer: SendQueue): void {
   buffer.onScheduled();
 }
 
@@ -338,4 +341,40 @@ function closedError(): GossipError {
 
 function overflowError(): GossipError {
   return new GossipError(ErrorCode.Overflow, "send buffer full and too many sends already wait for room");
+}
+
+/**
+ * A {@link SendQueue} that writes to and reports to a {@link SendBufferSink}
+ * (a dial queue's buffer). A connection is a send queue itself (one object
+ * per connection end, not two).
+ */
+export class SendBuffer extends SendQueue {
+  /**
+   * `capacity` is the frames it queues, or the limits of many buffers in
+   * one object; `maxWaiters` the puts allowed to wait for room at once
+   * (more are refused, `overflow`), when `capacity` is a number.
+   */
+  constructor(
+    capacity: number | SendBufferLimits,
+    private readonly sink: SendBufferSink,
+    maxWaiters: number = Number.POSITIVE_INFINITY,
+  ) {
+    super(typeof capacity === "number" ? { sendBuffSize: capacity, maxBlockedSends: maxWaiters } : capacity);
+  }
+
+  protected writeFrames(frames: readonly Uint8Array[]): Promise<void> {
+    return this.sink.writeFrames(frames);
+  }
+
+  protected framesWritten(count: number, bytes: number): void {
+    this.sink.framesWritten(count, bytes);
+  }
+
+  protected framesDropped(count: number): void {
+    this.sink.framesDropped(count);
+  }
+
+  protected writeFailed(error: GossipError): void {
+    this.sink.writeFailed(error);
+  }
 }

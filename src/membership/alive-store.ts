@@ -24,7 +24,6 @@ interface Entry {
   readonly addedAt: number;
   readonly endpoint: string;
   readonly internalEndpoint: string;
-  expired: boolean;
 }
 
 /** An entry the sweep found expired: its PKI-ID (hex) and the endpoints of its stored message. */
@@ -42,6 +41,12 @@ function same(s: string, a: string | undefined, b: string | undefined): string {
 /** The alive msgStore (TTL and tombstones). Pure: time is passed in. */
 export class AliveStore {
   private readonly entries = new Map<string, Entry>();
+  /**
+   * PKI-IDs (hex) whose entry expired (tombstones): few at any time (a peer
+   * gone within the last two TTLs), so a set made when first needed rather
+   * than a flag in every entry (a field per known peer).
+   */
+  private tombstones: Set<string> | undefined;
 
   constructor(private readonly ttlMs: number) {}
 
@@ -59,7 +64,7 @@ export class AliveStore {
   /** What is held for `pkiHex` (a tombstone is `expired`), or undefined. */
   held(pkiHex: string): { readonly timestamp: Timestamp; readonly expired: boolean } | undefined {
     const e = this.entries.get(pkiHex);
-    return e === undefined ? undefined : { timestamp: unpackTimestamp(e.stamp), expired: e.expired };
+    return e === undefined ? undefined : { timestamp: unpackTimestamp(e.stamp), expired: this.isTombstone(pkiHex) };
   }
 
   /**
@@ -85,8 +90,8 @@ export class AliveStore {
       addedAt: wholeMs(now),
       endpoint,
       internalEndpoint: internal === endpoint ? endpoint : same(internal, held?.internalEndpoint, known?.internalEndpoint),
-      expired: false,
     });
+    this.tombstones?.delete(key);
     return true;
   }
 
@@ -98,9 +103,12 @@ export class AliveStore {
     const expired: ExpiredAlive[] = [];
     for (const [k, e] of this.entries) {
       const age = now - e.addedAt;
-      if (age > 2 * this.ttlMs) this.entries.delete(k);
-      else if (age > this.ttlMs && !e.expired) {
-        e.expired = true;
+      if (age > 2 * this.ttlMs) {
+        this.entries.delete(k);
+        this.tombstones?.delete(k);
+      } else if (age > this.ttlMs && !this.isTombstone(k)) {
+        this.tombstones ??= new Set();
+        this.tombstones.add(k);
         expired.push({ pkiHex: k, endpoint: e.endpoint, internalEndpoint: e.internalEndpoint });
       }
     }
@@ -110,7 +118,7 @@ export class AliveStore {
   /** PKI-IDs (hex) of the live (not expired) messages. */
   get(): string[] {
     const out: string[] = [];
-    for (const [k, e] of this.entries) if (!e.expired) out.push(k);
+    for (const k of this.entries.keys()) if (!this.isTombstone(k)) out.push(k);
     return out;
   }
 
@@ -122,5 +130,10 @@ export class AliveStore {
   /** Forgets everything. */
   clear(): void {
     this.entries.clear();
+    this.tombstones = undefined;
+  }
+
+  private isTombstone(pkiHex: string): boolean {
+    return this.tombstones !== undefined && this.tombstones.has(pkiHex);
   }
 }

@@ -8,7 +8,6 @@
 import { create } from "@bufbuild/protobuf";
 import type { Clock } from "../core/clock.js";
 import type { Comm } from "../core/comm.js";
-import { type PkiId, pkiIdHex } from "../core/identity.js";
 import {
   type Envelope,
   type GossipMessage,
@@ -62,13 +61,13 @@ export class CommAdapter {
     );
   }
 
-  /** Gossips `a` (our own when `from` is undefined), never back to the connection `from` it came on. */
-  gossip(a: ParsedAlive, from: PkiId | undefined): void {
+  /** Gossips `a` (our own when `fromHex` is undefined), never back to the connection (hex PKI-ID `fromHex`) it came on. */
+  gossip(a: ParsedAlive, fromHex: string | undefined): void {
     this.emitter.add({
       envelope: a.envelope,
       originHex: a.pkiHex,
       originEndpoint: a.endpoint,
-      fromHex: from === undefined ? undefined : pkiIdHex(from),
+      fromHex,
     });
   }
 

@@ -17,7 +17,6 @@ import type { ConnectionInfo } from "../core/connection.js";
 import type { CryptoService } from "../core/crypto.js";
 import { envelopeBytes } from "../core/envelope.js";
 import { ErrorCode, GossipError } from "../core/errors.js";
-import { pkiIdFromHex } from "../core/identity.js";
 import type { Logger, LogLimiter } from "../core/logger.js";
 import type { ReceivedMessage } from "../core/received-message.js";
 import { type Envelope, GossipMessage_Tag, PullMsgType } from "../gen/gossip/message_pb.js";
@@ -168,13 +167,14 @@ export class Inbox {
    */
   learnIdentity(from: ConnectionInfo, connected = false): void {
     const { mapper, limiter, log } = this.init;
-    const { pkiId, identity, pkiIdHex: hex } = from;
+    // Called for every received message: its PKI-ID's bytes (a view made on each read) only when used.
+    const hex = from.pkiIdHex;
     if (mapper.has(hex)) {
-      if (connected) mapper.share(pkiId, identity);
+      if (connected) mapper.share(from.pkiId, from.identity);
       return;
     }
     try {
-      mapper.put(pkiId, identity);
+      mapper.put(from.pkiId, from.identity);
     } catch (e) {
       limiter.maybe(`identity ${hex}`, (suppressed) =>
         log.debug({ pkiId: hex, err: (e as Error).message, suppressed }, "connection identity not learned"),
@@ -207,7 +207,7 @@ export class Inbox {
         const k = view.get(a.pkiHex);
         store.add(a, now, k?.pkiHex ?? mapper.keyOf(a.pkiHex), k);
         view.handleAlive(a, now);
-        adapter.gossip(a, pkiIdFromHex(held.from));
+        adapter.gossip(a, held.from);
       }
     }
   }
@@ -235,7 +235,7 @@ export class Inbox {
     const k = view.get(a.pkiHex);
     store.add(a, clock.now(), k?.pkiHex ?? this.init.mapper.keyOf(a.pkiHex), k);
     view.handleAlive(a, clock.now());
-    adapter.gossip(a, rm.connection.pkiId);
+    adapter.gossip(a, rm.connection.pkiIdHex);
   }
 
   /**

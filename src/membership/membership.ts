@@ -334,7 +334,7 @@ export class Membership {
       organization: this.mapper.peekOrganization(k.pkiHex),
       timestamp: timestampOfKnown(k),
       lastHeardMs: k.lastHeardMs,
-      state: k.state,
+      state: this.view.stateOf(k),
     };
   }
 

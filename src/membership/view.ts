@@ -51,7 +51,6 @@ export interface Known {
   /** Its latest timestamp, packed (read it with {@link timestampOfKnown}). */
   stamp: PackedTimestamp;
   lastHeardMs: number;
-  state: "alive" | "dead";
   /**
    * The latest signed alive message about it: the Envelope's bytes as
    * received, in a buffer of their own (see owned-bytes.ts), kept without a
@@ -130,6 +129,12 @@ function same(s: string, other: string): string {
 /** The alive and dead members other than ourselves. */
 export class View {
   private readonly members = new Map<string, Known>();
+  /**
+   * The dead members' entries (the others are alive): few at a time (peers
+   * gone silent until they are removed), so a set made when first needed
+   * rather than a state field in every entry (8 B per known peer).
+   */
+  private deadOnes: Set<Known> | undefined;
   /** Bumped on every change of who is alive or of a member's endpoints (caches key on it). */
   version = 0;
 
@@ -166,7 +171,6 @@ export class View {
         metadata: ownedBytes(a.metadata),
         stamp,
         lastHeardMs: wholeMs(now),
-        state: "alive",
         frame: ownedBuffer(envelopeBytes(a.envelope)),
       };
       this.members.set(pkiHex, fresh);
@@ -185,8 +189,7 @@ export class View {
     k.stamp = stamp;
     k.lastHeardMs = wholeMs(now);
     k.frame = ownedBuffer(envelopeBytes(a.envelope));
-    if (k.state === "dead") {
-      k.state = "alive";
+    if (this.deadOnes?.delete(k) === true) {
       this.onChange("revived", k);
     } else if (changed) {
       this.onChange("updated", k);
@@ -198,24 +201,25 @@ export class View {
   learnDead(a: ParsedAlive, now: number): boolean {
     if (a.pkiHex === this.selfHex || this.members.has(a.pkiHex)) return false;
     const pkiHex = this.nameOf(a.pkiHex);
-    this.members.set(pkiHex, {
+    const k: Known = {
       pkiHex,
       endpoint: a.endpoint,
       internalEndpoint: same(a.internalEndpoint, a.endpoint),
       metadata: ownedBytes(a.metadata),
       stamp: stampOf(a),
       lastHeardMs: wholeMs(now),
-      state: "dead",
       frame: ownedBuffer(envelopeBytes(a.envelope)),
-    });
+    };
+    this.members.set(pkiHex, k);
+    this.markDead(k);
     return true;
   }
 
   /** Moves an alive member to the dead side; returns it, or undefined if it was not alive. */
   expire(pkiHex: string): Known | undefined {
     const k = this.members.get(pkiHex);
-    if (k === undefined || k.state !== "alive") return undefined;
-    k.state = "dead";
+    if (k === undefined || this.isDead(k)) return undefined;
+    this.markDead(k);
     this.onChange("died", k);
     return k;
   }
@@ -225,7 +229,9 @@ export class View {
     const k = this.members.get(pkiHex);
     if (k === undefined) return undefined;
     this.members.delete(pkiHex);
+    // Its state as it was, for the event (a dead member is removed dead).
     this.onChange("removed", k);
+    this.deadOnes?.delete(k);
     return k;
   }
 
@@ -247,27 +253,44 @@ export class View {
   /** Alive members. */
   alive(): Known[] {
     const out: Known[] = [];
-    for (const k of this.members.values()) if (k.state === "alive") out.push(k);
+    for (const k of this.members.values()) if (!this.isDead(k)) out.push(k);
     return out;
   }
 
   /** Dead members. */
   dead(): Known[] {
     const out: Known[] = [];
-    for (const k of this.members.values()) if (k.state === "dead") out.push(k);
+    for (const k of this.members.values()) if (this.isDead(k)) out.push(k);
     return out;
   }
 
   /** Number of alive members. */
   get aliveCount(): number {
+    // Counted, not members.size - deadOnes.size: a member being removed is out of `members` but (for the
+    // event's state) still in `deadOnes` while its removal is told.
     let n = 0;
-    for (const k of this.members.values()) if (k.state === "alive") n++;
+    for (const k of this.members.values()) if (!this.isDead(k)) n++;
     return n;
   }
 
   /** Forgets everything (stop). */
   clear(): void {
     this.members.clear();
+    this.deadOnes = undefined;
     this.version++;
+  }
+
+  /** The state of member `k` (an entry of this view). */
+  stateOf(k: Known): "alive" | "dead" {
+    return this.isDead(k) ? "dead" : "alive";
+  }
+
+  private isDead(k: Known): boolean {
+    return this.deadOnes !== undefined && this.deadOnes.has(k);
+  }
+
+  private markDead(k: Known): void {
+    this.deadOnes ??= new Set();
+    this.deadOnes.add(k);
   }
 }

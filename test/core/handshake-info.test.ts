@@ -41,7 +41,8 @@ describe("HandshakeInfo", () => {
     assert.deepEqual(info.auth.signedData, kept.subarray(0, 30));
     assert.deepEqual(info.auth.signature, kept.subarray(30));
     assert.equal(info.auth.signature.buffer, kept.buffer, "no copy");
-    assert.equal(info.pkiId, ownPki);
+    assert.deepEqual(info.pkiId, ownPki);
+    assert.equal(info.pkiId.buffer, kept.buffer, "the PKI-ID is a view of the kept buffer too");
     kept[0] = 99;
     assert.equal(info.auth.signedData[0], 99, "a view of the kept buffer, not a copy");
   });
@@ -62,5 +63,39 @@ describe("HandshakeInfo", () => {
     );
     assert.equal(empty.auth.signedData.length, 0);
     assert.equal(empty.auth.signature.length, 0);
+  });
+
+  it("gives back the same views, direction included, from a buffer beyond 32 KiB (its layout then is no small integer)", () => {
+    const kept = Uint8Array.from({ length: 70_000 }, (_, i) => i % 251);
+    const ownPki = kept.subarray(40_000, 40_003);
+    const hex = Buffer.from(ownPki).toString("hex");
+    for (const direction of ["inbound", "outbound"] as const) {
+      const info = new HandshakeInfo(
+        ownPki,
+        hex,
+        identity,
+        "h:1",
+        { signedData: kept.subarray(0, 60_000), signature: kept.subarray(60_000) },
+        direction,
+      );
+      assert.deepEqual(info.pkiId, ownPki);
+      assert.equal(info.pkiId.byteOffset, 40_000);
+      assert.equal(info.auth.signedData.length, 60_000);
+      assert.equal(info.auth.signature.length, 10_000);
+      assert.equal(info.auth.signature.byteOffset, 60_000);
+      assert.equal(info.direction, direction);
+    }
+    const copied = new HandshakeInfo(
+      pkiId,
+      "010203",
+      identity,
+      "h:1",
+      { signedData: kept.subarray(0, 50_000), signature: kept.subarray(1, 3) },
+      "outbound",
+    );
+    assert.deepEqual(copied.pkiId, pkiId);
+    assert.deepEqual(copied.auth.signedData, kept.subarray(0, 50_000));
+    assert.deepEqual(copied.auth.signature, kept.subarray(1, 3));
+    assert.equal(copied.direction, "outbound");
   });
 });

@@ -138,7 +138,7 @@ describe("SendBuffer", () => {
     await tick();
     assert.equal(s.events.failed?.code, ErrorCode.Closed);
     assert.equal(s.events.dropped, 3, "the failed batch and the two queued frames");
-    assert.equal(b.closed, true);
+    assert.equal(b.isClosed, true);
   });
 
   it("flushed() resolves once everything queued was handed to the transport", async () => {
