@@ -4,14 +4,16 @@
  * gossip-connect's Comm (no connection store, send buffer, demux or decoder
  * beyond the first message).
  *
- * On every GossipStream both sides send a signed ConnEstablish as the stream
- * opens and check the remote's, by gossip-connect's own `handshake()` (the
- * same checks in the same order) with its `X509CryptoService` (the same
- * crypto): certificate parse and chain check of the remote's identity, once
- * per identity, with its public key kept in the service's identity cache
- * (Fabric's MSP cache keeps a deserialized identity); PKI-ID; the signed TLS
- * certificate hash against the certificate on the connection; signature
- * verification; our own signature. The hub then keeps, per connection, what
+ * A remote connects as Fabric's createConnection does (a Ping, then the
+ * GossipStream; see raw.ts's RawConn.open). On every GossipStream both sides
+ * send a signed ConnEstablish as the stream opens and check the remote's, by
+ * gossip-connect's own `handshake()` (the same checks in the same order)
+ * with its `X509CryptoService` (the same crypto): certificate parse and chain
+ * check of the remote's identity, once per identity, with its public key
+ * kept in the service's identity cache (Fabric's MSP cache keeps a
+ * deserialized identity); PKI-ID; the signed TLS certificate hash against
+ * the certificate on the connection; signature verification; our own
+ * signature. The hub then keeps, per connection, what
  * Fabric's `ConnectionInfo` and identity mapper keep: PKI-ID, identity and
  * the signed ConnEstablish with its signature (the handshake's copy), by
  * PKI-ID. Every message after the handshake is raw stack a's.

@@ -420,7 +420,11 @@ class RawConn {
     return session;
   }
 
-  /** With `handshaker` (rawhs), the stream runs Fabric's handshake before it is returned. */
+  /**
+   * With `handshaker` (rawhs), the connection is made as Fabric's
+   * createConnection makes it: a Ping first, then the GossipStream, which
+   * runs Fabric's handshake before it is returned.
+   */
   static async open(
     init: Init,
     endpoint: string,
@@ -429,6 +433,7 @@ class RawConn {
     handshaker?: FabricHandshaker,
   ): Promise<RawConn> {
     const session = await RawConn.session(init, endpoint, clientCert);
+    if (handshaker) await withTimeout(ping(session), callTimeoutMs, `ping ${endpoint}`);
     const stream = session.request({ ":method": "POST", ":path": GOSSIP_PATH, "content-type": "application/grpc", te: "trailers" });
     stream.on("error", () => {});
     const conn = new RawConn(session, stream);
