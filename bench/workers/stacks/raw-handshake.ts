@@ -77,14 +77,16 @@ export class FabricHandshaker {
     const tls = socket.encrypted === true;
     let settle: { resolve(r: IteratorResult<readonly Envelope[]>): void; reject(e: unknown): void } | undefined;
     const first = new Promise<IteratorResult<readonly Envelope[]>>((resolve, reject) => (settle = { resolve, reject }));
-    let got = Buffer.alloc(0);
+    // Read chunks are not from Node's shared Buffer pool, and nothing here
+    // is: not even a passing copy (see `unpooled`).
+    let got: Buffer | undefined;
     let rest: Buffer | undefined;
     const onData = (chunk: Buffer): void => {
       if (settle === undefined) {
-        rest = rest === undefined ? Buffer.from(chunk) : Buffer.concat([rest, chunk]);
+        rest = joined(rest, chunk);
         return;
       }
-      got = Buffer.concat([got, chunk]);
+      got = got === undefined ? chunk : joined(got, chunk);
       if (got.length < 5) return;
       const end = 5 + got.readUInt32BE(1);
       if (got.length < end) return;
@@ -94,7 +96,7 @@ export class FabricHandshaker {
         settle.reject(e);
       }
       settle = undefined;
-      if (got.length > end) rest = Buffer.from(got.subarray(end));
+      if (got.length > end) rest = unpooled(got.subarray(end));
     };
     const onClose = (): void => {
       settle?.reject(new GossipError(ErrorCode.Closed, "stream closed in the handshake"));
@@ -145,6 +147,24 @@ export class AuthenticatedPeers {
   get size(): number {
     return this.byPkiId.size;
   }
+}
+
+/**
+ * A copy of `bytes` in its own memory. A copy from Node's shared Buffer pool
+ * (Buffer.from, Buffer.concat of small sizes) would pin pool slabs next to
+ * each TLS socket's pooled ALPN slice, ~1 KB per connection that is neither
+ * raw's nor the handshake's (see src/core/envelope.ts's encodeEnvelopeFrame).
+ */
+function unpooled(bytes: Uint8Array): Buffer {
+  return joined(undefined, bytes);
+}
+
+/** `a` followed by `b`, in memory of their own (not the pool's; see `unpooled`). */
+function joined(a: Uint8Array | undefined, b: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafeSlow((a?.length ?? 0) + b.length);
+  if (a !== undefined) out.set(a);
+  out.set(b, a?.length ?? 0);
+  return out;
 }
 
 /**
