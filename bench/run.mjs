@@ -1158,7 +1158,7 @@ function markdown(result) {
       ? "**Quick run: a smoke test. Runs are too short for the JIT and the heap to settle; do not quote these numbers.**"
       : "",
     "",
-    "Stacks: **a** raw node:http2, hand-encoded frames coalesced into 64 KiB writes (the limit); **raw 1-write** raw node:http2 with protobuf-es, one write per message; **b** @grpc/grpc-js + @hyperledger/fabric-protos; **c** gossip-connect through its public Comm API; **e** grpc-go (Go, Debian's packages), where Go is installed.",
+    "Stacks: **a** raw node:http2, hand-encoded frames coalesced into 64 KiB writes (the limit); **raw 1-write** raw node:http2 with protobuf-es, one write per message; **a+hs** (W7 only) raw node:http2 plus Fabric's signed handshake on every connection, the floor of W7's RSS goal; **b** @grpc/grpc-js + @hyperledger/fabric-protos; **c** gossip-connect through its public Comm API; **e** grpc-go (Go, Debian's packages), where Go is installed.",
     result.goStack?.used ? `Go stack: ${result.goStack.version}.` : `Go stack (e) not run: ${result.goStack?.reason ?? "unknown"}.`,
     "Ratios are c divided by the other stack: above 1 is better for rates (msgs/s, deliveries/s, Pings/s), below 1 is better for times, CPU and bytes.",
     "",
