@@ -35,7 +35,6 @@ import { X509CryptoService } from "../../../src/core/x509-crypto.js";
 import { certHash } from "../../../src/grpc/socket-facts.js";
 import type { Envelope } from "../../../src/gen/gossip/message_pb.js";
 import type { PeerMaterial } from "../../../src/pki/index.js";
-import type { Init } from "../common/ipc.js";
 import { MSP_ID } from "../common/util.js";
 
 /** What a connection keeps of its handshake (Fabric's ConnectionInfo: ID, identity, auth). */
@@ -55,13 +54,17 @@ const connTimeoutMs = 15_000;
 export class FabricHandshaker {
   readonly crypto: X509CryptoService;
 
-  /** `m`: this side's material (its identity signs; its TLS certificate is the one whose hash it signs). */
-  constructor(init: Init, m: PeerMaterial) {
+  /**
+   * `caPem`: the CA trusted for `mspId`'s identities; `m`: this side's
+   * material (its identity signs; its TLS certificate is the one whose hash
+   * it signs).
+   */
+  constructor(caPem: string, m: PeerMaterial, mspId = MSP_ID) {
     this.crypto = new X509CryptoService({
-      mspId: MSP_ID,
+      mspId,
       certificate: m.identity.certPem,
       privateKey: m.identity.keyPem,
-      trustedRoots: { [MSP_ID]: [init.ca.certPem] },
+      trustedRoots: { [mspId]: [caPem] },
     });
   }
 

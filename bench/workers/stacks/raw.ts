@@ -217,7 +217,7 @@ async function startServer(
       })
     : http2.createServer({ settings });
   const state: RawServer = { server, endpoint: "", received: 0, peers: new AuthenticatedPeers() };
-  const handshaker = init.stack === "rawhs" && m ? new FabricHandshaker(init, m) : undefined;
+  const handshaker = init.stack === "rawhs" && m ? new FabricHandshaker(init.ca.certPem, m) : undefined;
   server.on("session", (s: http2.ServerHttp2Session) => {
     s.on("error", () => {});
     try {
@@ -694,7 +694,7 @@ export async function rawRemotes(init: Init): Promise<WorkerSpec> {
           const onData = (conn: RawConn, nonce: number, content: number) => {
             if (content === CONTENT_DATA && ack.has(index)) conn.stream.write(controlFrame(nonce, CONTENT_ACK));
           };
-          const c = await RawConn.open(init, endpoint, cert, onData, m ? new FabricHandshaker(init, m) : undefined);
+          const c = await RawConn.open(init, endpoint, cert, onData, m ? new FabricHandshaker(init.ca.certPem, m) : undefined);
           conns.set(index, c);
           await c.roundTrip(HELLO_BASE + index);
         });
