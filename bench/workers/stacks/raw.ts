@@ -217,7 +217,8 @@ async function startServer(
       })
     : http2.createServer({ settings });
   const state: RawServer = { server, endpoint: "", received: 0, peers: new AuthenticatedPeers() };
-  const handshaker = init.stack === "rawhs" && m ? new FabricHandshaker(init.ca.certPem, m) : undefined;
+  // Without TLS (--h2c) the handshake still runs, without certificate hashes.
+  const handshaker = init.stack === "rawhs" ? new FabricHandshaker(init.ca.certPem, m ?? material(init, "raw-server")) : undefined;
   server.on("session", (s: http2.ServerHttp2Session) => {
     s.on("error", () => {});
     try {
@@ -690,7 +691,7 @@ export async function rawRemotes(init: Init): Promise<WorkerSpec> {
         const indices = a.nums("indices");
         await pool(indices, 16, async (index) => {
           const m = init.stack === "rawhs" ? material(init, `rawhs-remote-${index}`) : undefined;
-          const cert = m ? { cert: m.tlsClient.certPem, key: m.tlsClient.keyPem } : shared;
+          const cert = m && init.tls ? { cert: m.tlsClient.certPem, key: m.tlsClient.keyPem } : shared;
           const onData = (conn: RawConn, nonce: number, content: number) => {
             if (content === CONTENT_DATA && ack.has(index)) conn.stream.write(controlFrame(nonce, CONTENT_ACK));
           };
