@@ -38,7 +38,7 @@ if (flag("help") || flag("h")) {
   console.log(`usage: node bench/run.mjs [options]   (npm run bench -- [options])
   --quick            sub-minute smoke run (fewer, shorter runs; smaller W6/W7)
   --only=W1,W3       run only these workloads
-  --stacks=a,b,...   run only these stacks (raw, rawpb, grpc, gossip, go)
+  --stacks=a,b,...   run only these stacks (raw, rawpb, rawhs, grpc, gossip, go)
   --h2c              cleartext HTTP/2 instead of mutual TLS
   --profile          profile gossip-connect on W1/W2 (node --cpu-prof) and summarize
   --runs=N           measured runs per cell (default 5, quick 2)
@@ -53,7 +53,7 @@ const useTsx = flag("tsx");
 const note = option("note") ?? "";
 const allWorkloads = ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9"];
 const only = new Set((option("only") ?? (profile ? "W1,W2" : allWorkloads.join(","))).split(",").map((s) => s.trim().toUpperCase()));
-const allStacks = ["raw", "rawpb", "grpc", "gossip", "go"];
+const allStacks = ["raw", "rawpb", "rawhs", "grpc", "gossip", "go"];
 const stackFilter = new Set((option("stacks") ?? (profile ? "gossip" : allStacks.join(","))).split(",").map((s) => s.trim()));
 /** Every stack asked for (before a missing Go drops stack e): such a run of every workload writes latest.json. */
 const everyStack = allStacks.every((s) => stackFilter.has(s));
@@ -90,7 +90,14 @@ if (profile && !quick) {
 /** The whole run must stay under 15 minutes on 2 cores; cells left when this is spent are skipped. */
 const budgetMs = quick ? 3 * 60_000 : 14 * 60_000;
 
-const stackLabel = { raw: "a raw h2 64K", rawpb: "raw h2 1-write", grpc: "b grpc-js", gossip: "c gossip", go: "e grpc-go" };
+const stackLabel = {
+  raw: "a raw h2 64K",
+  rawpb: "raw h2 1-write",
+  rawhs: "a+hs raw h2 + Fabric hs",
+  grpc: "b grpc-js",
+  gossip: "c gossip",
+  go: "e grpc-go",
+};
 
 // --- process management ----------------------------------------------------------
 
@@ -601,9 +608,14 @@ async function setupCell(stack) {
   });
 }
 
-/** W7: memory of a hub with P.idle.peers idle connections, sendWithAck to 16, and a stalled reader. */
+/**
+ * W7: memory of a hub with P.idle.peers idle connections, sendWithAck to 16,
+ * and a stalled reader. The floor stack (rawhs: raw node:http2 + Fabric's
+ * handshake) measures the idle connections only.
+ */
 async function memoryCell(stack) {
   const m = P.idle;
+  const idleOnly = stack === "rawhs";
   const per = Math.ceil(m.peers / m.procs);
   const specs = [[`${stack}-hub`, stack, "server", { mode: "hub", hubSize: 1024 }, ["--expose-gc"]]];
   for (let i = 0; i < m.procs; i++) specs.push([`${stack}-remotes-${i}`, stack, "remotes", { count: Math.min(per, m.peers - i * per) }]);
@@ -638,6 +650,22 @@ async function memoryCell(stack) {
     await sleep(m.settleMs);
     const m1 = await hub.call("mem", { gc: true });
     const m1q = await quiet();
+    const perConnection = {
+      rss: (m1.rss - m0.rss) / m.peers,
+      // V8 sizes its young generation to the recent allocation rate (up to
+      // 32 MiB after 500 handshakes) and gives it back only in a later
+      // quiet GC: RSS without its growth is what the connections hold.
+      rssYoungExcluded: (m1.rss - m0.rss - ((m1.spaces?.new_space ?? 0) - (m0.spaces?.new_space ?? 0))) / m.peers,
+      youngGrowth: ((m1.spaces?.new_space ?? 0) - (m0.spaces?.new_space ?? 0)) / m.peers,
+      heapUsed: (m1.heapUsed - m0.heapUsed) / m.peers,
+      external: (m1.external - m0.external) / m.peers,
+      // The same after `quietMs` without traffic, before and after (null when the mode has no quiet).
+      rssQuiet: m0q && m1q ? (m1q.rss - m0q.rss) / m.peers : null,
+      heapUsedQuiet: m0q && m1q ? (m1q.heapUsed - m0q.heapUsed) / m.peers : null,
+      youngGrowthQuiet: m0q && m1q ? ((m1q.spaces?.new_space ?? 0) - (m0q.spaces?.new_space ?? 0)) / m.peers : null,
+    };
+    const idle = { peers: m.peers, connectMs, memBefore: m0, memIdle: m1, memBeforeQuiet: m0q, memIdleQuiet: m1q, perConnection };
+    if (idleOnly) return idle;
     const idOf = new Map(ids.map((x) => [x.index, x.id]));
     const ackIds = ackIdx.map((i) => idOf.get(i));
     await hub.call("ackRound", { ids: ackIds, count: Math.ceil(m.ackCount / 4), seconds: m.ackS });
@@ -664,27 +692,8 @@ async function memoryCell(stack) {
     const firstHalfMax = Math.max(...rss.slice(0, mid));
     const secondHalfMax = Math.max(...rss.slice(mid));
     return {
-      peers: m.peers,
-      connectMs,
-      memBefore: m0,
-      memIdle: m1,
-      memBeforeQuiet: m0q,
-      memIdleQuiet: m1q,
+      ...idle,
       memAfterStall: m2,
-      perConnection: {
-        rss: (m1.rss - m0.rss) / m.peers,
-        // V8 sizes its young generation to the recent allocation rate (up to
-        // 32 MiB after 500 handshakes) and gives it back only in a later
-        // quiet GC: RSS without its growth is what the connections hold.
-        rssYoungExcluded: (m1.rss - m0.rss - ((m1.spaces?.new_space ?? 0) - (m0.spaces?.new_space ?? 0))) / m.peers,
-        youngGrowth: ((m1.spaces?.new_space ?? 0) - (m0.spaces?.new_space ?? 0)) / m.peers,
-        heapUsed: (m1.heapUsed - m0.heapUsed) / m.peers,
-        external: (m1.external - m0.external) / m.peers,
-        // The same after `quietMs` without traffic, before and after (null when the mode has no quiet).
-        rssQuiet: m0q && m1q ? (m1q.rss - m0q.rss) / m.peers : null,
-        heapUsedQuiet: m0q && m1q ? (m1q.heapUsed - m0q.heapUsed) / m.peers : null,
-        youngGrowthQuiet: m0q && m1q ? ((m1q.spaces?.new_space ?? 0) - (m0q.spaces?.new_space ?? 0)) / m.peers : null,
-      },
       ack: { peers: m.ack, runs: acks, median: medians(acks.map((x) => ({ p50: x.p50, p99: x.p99 }))) },
       stall: {
         seconds: m.stallS,
@@ -721,7 +730,8 @@ function cellsPlan() {
   if (only.has("W4") && w4.length > 0) plan.push({ w: "W4", sub: "", stack: w4.join("+"), stacks: w4, fn: () => pingGroupCell(w4) });
   for (const fan of P.fanout.peers) add("W5", ["raw", "grpc", "gossip"], (st) => fanoutCell(st, fan), `x${fan}`);
   add("W6", ["raw", "grpc", "gossip", "go"], setupCell);
-  add("W7", ["raw", "grpc", "gossip", "go"], memoryCell);
+  // rawhs (W7's floor) right after raw, the pair it is set against.
+  add("W7", ["raw", "rawhs", "grpc", "gossip", "go"], memoryCell);
   add("W8", ["raw", "gossip", "go"], relayCell);
   // W9 (membership cost) is gossip-connect only; bench/w9.mjs plans and reports it.
   if (only.has("W9") && stackFilter.has("gossip")) plan.push(...w9Plan({ quick, withWorkers }));
@@ -971,6 +981,14 @@ function flatRatios(W, rows) {
     put("W7 bytes/conn c/a", w7["c/a"]);
     put("W7 bytes/conn c/e", w7["c/e"]);
   }
+  // W7's floor (a+hs: raw node:http2 + Fabric's handshake), set against raw (a) and gossip-connect (c): see w7Floor.
+  const abs = (row, st) => (typeof row?.values[st] === "number" ? Math.round(row.values[st]) : null);
+  if (w7) {
+    put("W7 a bytes/conn", abs(w7, "raw"));
+    put("W7 a+hs bytes/conn", abs(w7, "rawhs"));
+    put("W7 a+hs/a bytes/conn", ratio(w7.values.rawhs, w7.values.raw));
+    put("W7 bytes/conn c/a+hs", w7["c/a+hs"]);
+  }
   const young = find("W7 RSS per idle conn, young gen excluded", "bytes");
   if (young) {
     put("W7 bytes/conn young excluded", young.values.gossip === null ? null : Math.round(young.values.gossip));
@@ -982,10 +1000,15 @@ function flatRatios(W, rows) {
     put("W7 bytes/conn quiet c/a", quietRow["c/a"]);
     put("W7 bytes/conn quiet c/b", quietRow["c/b"]);
     put("W7 bytes/conn quiet c/e", quietRow["c/e"]);
+    put("W7 a bytes/conn quiet", abs(quietRow, "raw"));
+    put("W7 a+hs bytes/conn quiet", abs(quietRow, "rawhs"));
+    put("W7 a+hs/a bytes/conn quiet", ratio(quietRow.values.rawhs, quietRow.values.raw));
+    put("W7 bytes/conn quiet c/a+hs", quietRow["c/a+hs"]);
   }
   const heap = find("W7 heap per idle conn", "bytes");
   if (heap) put("W7 heap bytes/conn", heap.values.gossip === null ? null : Math.round(heap.values.gossip));
   put("W7 heap/conn c/a", rr("W7 heap per idle conn", "bytes", "c/a"));
+  put("W7 heap/conn c/a+hs", rr("W7 heap per idle conn", "bytes", "c/a+hs"));
   const st = find(`W7 RSS trend, stalled reader ${P.idle.stallS}s`, "%");
   if (st) put("W7 stall RSS growth %", st.values.gossip === null ? null : r1(st.values.gossip));
   const step = find("W7 RSS step, stalled reader", "%");
@@ -1035,6 +1058,41 @@ function w8Floor(R) {
   return `W8 not at Node's floor: raw node:http2 (a) spends ${f(a)} per relayed message over its own receive, under the goal's 1 us; ${others}.`;
 }
 
+/**
+ * One line on where W7's RSS goal (1.1x raw) stands against its floor: raw
+ * node:http2 plus the per-connection work of Fabric's signed handshake
+ * (a+hs), measured in the same run, next to raw (a) and gossip-connect (c);
+ * for the row 0.5 s after the handshakes and, in a full run, the row after
+ * the quiet. Null unless a, a+hs and c all have the first row.
+ */
+function w7Floor(R) {
+  const a = R["W7 a bytes/conn"];
+  const hs = R["W7 a+hs bytes/conn"];
+  const c = R["W7 bytes/conn"];
+  if (typeof a !== "number" || typeof hs !== "number" || typeof c !== "number") return null;
+  const n = (x) => Math.round(x).toLocaleString("en-US");
+  const x = (v) => (typeof v === "number" ? `${v.toFixed(2)}x` : "-");
+  const floor = R["W7 a+hs/a bytes/conn"];
+  const parts = [
+    `W7 floor: raw node:http2 with Fabric's handshake (a+hs) holds ${n(hs)} B per idle connection, ${x(floor)} raw (a)'s ${n(a)}; gossip-connect (c) ${n(c)} B, ${x(R["W7 bytes/conn c/a"])} raw and ${x(R["W7 bytes/conn c/a+hs"])} the floor`,
+  ];
+  const qa = R["W7 a bytes/conn quiet"];
+  const qhs = R["W7 a+hs bytes/conn quiet"];
+  const qc = R["W7 bytes/conn quiet"];
+  const qFloor = R["W7 a+hs/a bytes/conn quiet"];
+  if (typeof qa === "number" && typeof qhs === "number" && typeof qc === "number")
+    parts.push(
+      `after ${P.idle.quietMs / 1000} s quiet: a+hs ${n(qhs)} B, ${x(qFloor)} a's ${n(qa)}; c ${n(qc)} B, ${x(R["W7 bytes/conn quiet c/a"])} a and ${x(R["W7 bytes/conn quiet c/a+hs"])} a+hs`,
+    );
+  const floors = [floor, qFloor].filter((v) => typeof v === "number");
+  const verdict = floors.every((v) => v > 1.1)
+    ? "The goal's 1.1x raw is below the floor: Fabric's handshake alone costs raw more than 10 %"
+    : floors.some((v) => v > 1.1)
+      ? "The floor is above the goal's 1.1x raw in one row only"
+      : "The floor is within the goal's 1.1x raw";
+  return `${parts.join("; ")}. ${verdict}.`;
+}
+
 /** The issue's goals, checked against the ratios (informative; nothing fails on them). */
 function goals(R) {
   const g = (goal, key, op, target) => {
@@ -1076,7 +1134,7 @@ function fmt(v) {
 }
 
 /** The table's ratio columns: gossip-connect (c) over each of these stacks. */
-const ratioStack = { "c/a": "raw", "c/b": "grpc", "c/raw": "rawpb", "c/e": "go" };
+const ratioStack = { "c/a": "raw", "c/b": "grpc", "c/raw": "rawpb", "c/a+hs": "rawhs", "c/e": "go" };
 const ratioColumns = Object.keys(ratioStack);
 
 function textTable(rows) {
@@ -1100,7 +1158,7 @@ function markdown(result) {
       ? "**Quick run: a smoke test. Runs are too short for the JIT and the heap to settle; do not quote these numbers.**"
       : "",
     "",
-    "Stacks: **a** raw node:http2, hand-encoded frames coalesced into 64 KiB writes (the limit); **raw 1-write** raw node:http2 with protobuf-es, one write per message; **b** @grpc/grpc-js + @hyperledger/fabric-protos; **c** gossip-connect through its public Comm API; **e** grpc-go (Go, Debian's packages), where Go is installed.",
+    "Stacks: **a** raw node:http2, hand-encoded frames coalesced into 64 KiB writes (the limit); **raw 1-write** raw node:http2 with protobuf-es, one write per message; **a+hs** (W7 only) raw node:http2 plus Fabric's signed handshake on every connection, the floor of W7's RSS goal; **b** @grpc/grpc-js + @hyperledger/fabric-protos; **c** gossip-connect through its public Comm API; **e** grpc-go (Go, Debian's packages), where Go is installed.",
     result.goStack?.used ? `Go stack: ${result.goStack.version}.` : `Go stack (e) not run: ${result.goStack?.reason ?? "unknown"}.`,
     "Ratios are c divided by the other stack: above 1 is better for rates (msgs/s, deliveries/s, Pings/s), below 1 is better for times, CPU and bytes.",
     "",
@@ -1124,6 +1182,8 @@ function markdown(result) {
     ...G.map((g) => `| ${g.goal} | ${g.key} | ${g.target} | ${g.value ?? "-"} | ${g.pass === null ? "-" : g.pass ? "yes" : "no"} |`),
     "",
     result.w4PairsLine ?? "",
+    "",
+    result.w7Floor ?? "",
     "",
     result.w8Floor ?? "",
     "",
@@ -1208,6 +1268,7 @@ async function main() {
     params: P,
     ratios: R,
     goals: G,
+    w7Floor: w7Floor(R),
     w8Floor: w8Floor(R),
     w4Pairs: { perSecond: pingPairs(W), cpuUsPerPing: pingPairs(W, "cpuUsPerPing") },
     w4PairsLine: pingPairsLine(W),
@@ -1240,6 +1301,7 @@ async function main() {
     `goals met: ${G.filter((g) => g.pass).length}/${G.filter((g) => g.pass !== null).length}${unmet.length ? `; not met: ${unmet.join("; ")}` : ""}`,
   );
   if (result.w4PairsLine) console.log(result.w4PairsLine);
+  if (result.w7Floor) console.log(result.w7Floor);
   if (result.w8Floor) console.log(result.w8Floor);
   if (result.profile) console.log(`\n${result.profile}`);
   const json = JSON.stringify(result, null, 2);
@@ -1269,6 +1331,8 @@ function summaryOf(w, c) {
     case "W6":
       return `p50 ${fmt(c.sequential.median.p50)} us, ${c.storm.runs[0]?.peers} at once p50 ${fmt(c.storm.median.p50)} us, all in ${fmt(c.storm.median.totalMs)} ms`;
     case "W7":
+      if (c.stall === undefined)
+        return `${fmt(c.perConnection.rss)} B RSS/conn${c.perConnection.rssQuiet === null ? "" : ` (after the quiet ${fmt(c.perConnection.rssQuiet)})`}, ${fmt(c.perConnection.heapUsed)} B heap/conn, connected in ${fmt(c.connectMs)} ms`;
       return `${fmt(c.perConnection.rss)} B RSS/conn, ${fmt(c.perConnection.heapUsed)} B heap/conn, stall trend ${fmt(c.stall.growthPct)}% (step ${fmt(c.stall.stepPct)}%), ack p50 ${fmt(c.ack.median.p50)} us`;
     case "W8":
       return `${fmt(c.median.deliveriesPerS)} deliveries/s at C, cpu ${fmt(c.median.sourceUsPerMsg)}/${fmt(c.median.relayUsPerMsg)}/${fmt(c.median.sinkUsPerMsg)} us/msg (A/B/C)${c.verified ? "" : ` (UNVERIFIED: ${c.delivered}/${c.relayed})`}`;

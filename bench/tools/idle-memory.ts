@@ -1,13 +1,17 @@
 /**
  * Where the memory of idle authenticated connections goes (issue 12.3).
  *
- *   node --expose-gc --import tsx bench/tools/idle-memory.ts [N] [--snapshot]
+ *   node --expose-gc --import tsx bench/tools/idle-memory.ts [N] [--snapshot] [--raw | --raw-hs]
  *
  * A hub (a gossip server with mutual TLS, as W7's) takes N idle connections
  * from N peers in a child process (each its own identity, one `send` each).
  * It prints RSS, heap and external memory per connection on the hub after a
  * full GC. With --snapshot it also writes heap snapshots before and after and
  * prints what grew, by constructor name (self sizes, count per connection).
+ * --raw measures a bare node:http2 hub with the same mutual TLS instead;
+ * --raw-hs that hub plus Fabric's handshake on every connection (W7's floor,
+ * bench stack a+hs: a Ping, then the GossipStream with gossip-connect's own
+ * handshake; see bench/workers/stacks/raw-handshake.ts).
  */
 import { fork } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -21,6 +25,8 @@ import { gossipMessage } from "../../src/core/envelope.js";
 import { X509CryptoService } from "../../src/core/x509-crypto.js";
 import { createCa, createPeerMaterial, loadCa } from "../../src/pki/certificates.js";
 import { createGossipServer } from "../../src/server/create-server.js";
+import { answerPing, ping } from "../workers/stacks/raw.js";
+import { AuthenticatedPeers, FabricHandshaker } from "../workers/stacks/raw-handshake.js";
 
 const options = {
   maxHandshakesPerSecondPerAddress: 1_000_000,
@@ -180,10 +186,15 @@ function bySelf(file: string): Map<string, { size: number; count: number }> {
   return out;
 }
 
-/** The raw baseline: node:http2 with the same mutual TLS, one open gRPC-style stream per connection. */
+/**
+ * The raw baseline: node:http2 with the same mutual TLS, one open gRPC-style
+ * stream per connection; with `handshake`, Fabric's handshake on each stream
+ * first, Pings answered (the floor, --raw-hs).
+ */
 async function rawHub(
   m: ReturnType<typeof createPeerMaterial>,
   ca: { certPem: string },
+  handshake: boolean,
 ): Promise<{ port: number; count: () => number; close: () => Promise<void> }> {
   const server = http2.createSecureServer({
     key: m.tlsServer.keyPem,
@@ -193,21 +204,43 @@ async function rawHub(
     rejectUnauthorized: true,
   });
   let streams = 0;
-  server.on("stream", (stream) => {
-    streams++;
+  const handshaker = handshake ? new FabricHandshaker(ca.certPem, m, mspId) : undefined;
+  const peers = new AuthenticatedPeers();
+  server.on("stream", (stream, headers) => {
+    if (handshaker === undefined) {
+      streams++;
+      stream.respond({ ":status": 200, "content-type": "application/grpc" });
+      stream.on("data", () => {});
+      return;
+    }
+    stream.on("error", () => {});
+    if (headers[":path"] === "/gossip.Gossip/Ping") {
+      answerPing(stream);
+      return;
+    }
     stream.respond({ ":status": 200, "content-type": "application/grpc" });
-    stream.on("data", () => {});
+    handshaker.run(stream, stream.session as http2.ServerHttp2Session).then(
+      ({ auth }) => {
+        peers.add(auth);
+        stream.on("data", () => {});
+      },
+      () => stream.close(http2.constants.NGHTTP2_CANCEL),
+    );
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return { port: (server.address() as { port: number }).port, count: () => streams, close: async () => void server.close() };
+  return {
+    port: (server.address() as { port: number }).port,
+    count: () => (handshaker ? peers.size : streams),
+    close: async () => void server.close(),
+  };
 }
 
-async function hub(n: number, snapshot: boolean, raw: boolean): Promise<void> {
+async function hub(n: number, snapshot: boolean, raw: boolean, handshake: boolean): Promise<void> {
   const ca = createCa({ commonName: "ca.org1", organization: mspId });
   const m = createPeerMaterial({ mspId, ca });
   if (raw) {
-    const h = await rawHub(m, ca);
-    return measure(n, snapshot, h.port, ca, true, h.count, h.close);
+    const h = await rawHub(m, ca, handshake);
+    return measure(n, snapshot, h.port, ca, handshake ? "raw-hs" : "raw", h.count, h.close);
   }
   const app = await createGossipServer({
     identity: { mspId, certificate: m.identity.certPem, privateKey: m.identity.keyPem, trustedRoots: { [mspId]: [ca.certPem] } },
@@ -227,7 +260,7 @@ async function hub(n: number, snapshot: boolean, raw: boolean): Promise<void> {
     snapshot,
     addr.port,
     ca,
-    false,
+    "gossip",
     () => app.gossip.connections().length,
     () => app.close(),
   );
@@ -238,11 +271,11 @@ async function measure(
   snapshot: boolean,
   port: number,
   ca: { certPem: string; keyPem: string },
-  raw: boolean,
+  kind: "gossip" | "raw" | "raw-hs",
   count: () => number,
   close: () => Promise<void>,
 ): Promise<void> {
-  const child = fork(fileURLToPath(import.meta.url), [raw ? "--raw-remotes" : "--remotes", String(n)], {
+  const child = fork(fileURLToPath(import.meta.url), [kind === "gossip" ? "--remotes" : `--${kind}-remotes`, String(n)], {
     execArgv: import.meta.url.endsWith(".ts") ? ["--import", "tsx"] : [],
     stdio: "inherit",
   });
@@ -293,7 +326,7 @@ async function measure(
   console.log(`young generation growth ${young} B; rss per connection without it: ${Math.round((after.rss - before.rss - young) / n)} B`);
   if (count() < n) console.log(`only ${count()} of ${n} connections within 300 s: the figures below are not per connection`);
   console.log(
-    `${raw ? "raw " : ""}hub: ${count()} connections; per connection: rss ${per("rss")} B, heapUsed ${per("heapUsed")} B, heapTotal ${per("heapTotal")} B, external ${per("external")} B, arrayBuffers ${per("arrayBuffers")} B`,
+    `${kind === "gossip" ? "" : `${kind} `}hub: ${count()} connections; per connection: rss ${per("rss")} B, heapUsed ${per("heapUsed")} B, heapTotal ${per("heapTotal")} B, external ${per("external")} B, arrayBuffers ${per("arrayBuffers")} B`,
   );
   if (snapshot) {
     const snapAfter = v8.writeHeapSnapshot(path.join(dir, "..", ".build", "idle-after.heapsnapshot"));
@@ -321,13 +354,40 @@ async function measure(
   await close();
 }
 
-async function rawRemotes(n: number): Promise<void> {
+async function rawRemotes(n: number, handshake: boolean): Promise<void> {
   const init = await receive<{ endpoint: string; ca: { certPem: string; keyPem: string } }>();
   const ca = loadCa(init.ca.certPem, init.ca.keyPem);
   const ms = Array.from({ length: n }, () => createPeerMaterial({ mspId, ca }));
   process.send?.("ready");
   await receive();
   const keep: unknown[] = [];
+  if (handshake) {
+    // As Fabric's createConnection: a Ping, then the GossipStream and the handshake.
+    for (let i = 0; i < n; i += 20) {
+      await Promise.all(
+        ms.slice(i, i + 20).map(async (m) => {
+          const s = http2.connect(`https://${init.endpoint}`, {
+            ca: [init.ca.certPem],
+            cert: m.tlsClient.certPem,
+            key: m.tlsClient.keyPem,
+          });
+          s.on("error", () => {});
+          await new Promise<void>((resolve, reject) => s.once("connect", () => resolve()).once("error", reject));
+          await ping(s);
+          const req = s.request({
+            ":method": "POST",
+            ":path": "/gossip.Gossip/GossipStream",
+            "content-type": "application/grpc",
+            te: "trailers",
+          });
+          req.on("error", () => {});
+          await new FabricHandshaker(init.ca.certPem, m, mspId).run(req, s);
+          keep.push(s, req);
+        }),
+      );
+    }
+    await new Promise(() => {});
+  }
   for (let i = 0; i < n; i += 20) {
     await Promise.all(
       ms.slice(i, i + 20).map(
@@ -387,5 +447,10 @@ async function remotes(n: number): Promise<void> {
 
 const args = process.argv.slice(2);
 if (args[0] === "--remotes") await remotes(Number(args[1]));
-else if (args[0] === "--raw-remotes") await rawRemotes(Number(args[1]));
-else await hub(Number(args.find((a) => /^\d+$/.test(a)) ?? 200), args.includes("--snapshot"), args.includes("--raw"));
+else if (args[0] === "--raw-remotes") await rawRemotes(Number(args[1]), false);
+else if (args[0] === "--raw-hs-remotes") await rawRemotes(Number(args[1]), true);
+else {
+  const n = Number(args.find((a) => /^\d+$/.test(a)) ?? 200);
+  const rawHs = args.includes("--raw-hs");
+  await hub(n, args.includes("--snapshot"), rawHs || args.includes("--raw"), rawHs);
+}

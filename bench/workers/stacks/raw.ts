@@ -7,6 +7,8 @@
  *   at control messages). This is the practical limit of Node's HTTP/2.
  * - rawpb: protobuf-es (`create` + `toBinary`, `fromBinary` on receipt, as an
  *   application would) and one HTTP/2 write per message.
+ * - rawhs (W7's floor, a+hs): raw, plus Fabric's signed handshake on every
+ *   GossipStream (raw-handshake.ts); server (hub) and remotes only.
  *
  * Both use 1 MiB HTTP/2 stream and connection windows, as gossip-connect does.
  */
@@ -16,6 +18,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { EnvelopeSchema, type GossipMessage, GossipMessageSchema } from "../../../src/gen/gossip/message_pb.js";
 import type { Args, Init, Json, WorkerSpec } from "../common/ipc.js";
 import { pbDataMessage } from "../common/pb.js";
+import { AuthenticatedPeers, FabricHandshaker } from "./raw-handshake.js";
 import {
   latencyJson,
   loadLoop,
@@ -108,6 +111,8 @@ interface RawServer {
   received: number;
   /** W8: where a relay writes every message on (set by its `relayTo` call). */
   relay?: RawRelay;
+  /** rawhs: what each connection keeps of Fabric's handshake. */
+  readonly peers: AuthenticatedPeers;
 }
 
 function flushRelay(relay: RawRelay): void {
@@ -211,7 +216,9 @@ async function startServer(
         settings,
       })
     : http2.createServer({ settings });
-  const state: RawServer = { server, endpoint: "", received: 0 };
+  const state: RawServer = { server, endpoint: "", received: 0, peers: new AuthenticatedPeers() };
+  // Without TLS (--h2c) the handshake still runs, without certificate hashes.
+  const handshaker = init.stack === "rawhs" ? new FabricHandshaker(init.ca.certPem, m ?? material(init, "raw-server")) : undefined;
   server.on("session", (s: http2.ServerHttp2Session) => {
     s.on("error", () => {});
     try {
@@ -235,6 +242,21 @@ async function startServer(
     }
     stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
     stream.once("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+    if (handshaker === undefined) {
+      serveGossip(stream, undefined);
+      return;
+    }
+    // rawhs: Fabric's handshake first, then the raw stream as stack a reads it.
+    handshaker.run(stream, stream.session as http2.ServerHttp2Session).then(
+      ({ auth, rest }) => {
+        state.peers.add(auth);
+        serveGossip(stream, rest);
+      },
+      () => stream.close(http2.constants.NGHTTP2_CANCEL),
+    );
+  });
+  /** Reads a GossipStream on (from `rest`, bytes already read, if any). */
+  const serveGossip = (stream: http2.ServerHttp2Stream, rest: Buffer | undefined): void => {
     const out: Buffer[] = [];
     const reader = new FrameReader((message) => {
       if (!pb && message.length >= CONTROL_FRAME_MAX) {
@@ -257,7 +279,7 @@ async function startServer(
         hub?.acks.deliver(nonce);
       }
     });
-    stream.on("data", (chunk: Buffer) => {
+    const onData = (chunk: Buffer) => {
       reader.push(chunk);
       if (out.length === 0) return;
       if (pb) {
@@ -267,11 +289,13 @@ async function startServer(
         stream.write(out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out));
       }
       out.length = 0;
-    });
+    };
+    stream.on("data", onData);
     stream.on("end", () => {
       if (!stream.destroyed) stream.end();
     });
-  });
+    if (rest !== undefined) onData(rest);
+  };
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(0, "127.0.0.1", () => resolve());
@@ -397,23 +421,40 @@ class RawConn {
     return session;
   }
 
+  /**
+   * With `handshaker` (rawhs), the connection is made as Fabric's
+   * createConnection makes it: a Ping first, then the GossipStream, which
+   * runs Fabric's handshake before it is returned.
+   */
   static async open(
     init: Init,
     endpoint: string,
     clientCert: { cert: string; key: string } | undefined,
     onData?: (conn: RawConn, nonce: number, content: number) => void,
+    handshaker?: FabricHandshaker,
   ): Promise<RawConn> {
     const session = await RawConn.session(init, endpoint, clientCert);
+    if (handshaker) await withTimeout(ping(session), callTimeoutMs, `ping ${endpoint}`);
     const stream = session.request({ ":method": "POST", ":path": GOSSIP_PATH, "content-type": "application/grpc", te: "trailers" });
     stream.on("error", () => {});
     const conn = new RawConn(session, stream);
     const codec = codecOf(init);
+    let rest: Buffer | undefined;
+    if (handshaker) {
+      try {
+        rest = (await handshaker.run(stream, session)).rest;
+      } catch (e) {
+        session.destroy();
+        throw e;
+      }
+    }
     const reader = new FrameReader((message) => {
       const { nonce, content } = codec.read(message);
       if (onData && content !== CONTENT_EMPTY) onData(conn, nonce, content);
       else conn.router.deliver(nonce);
     });
     stream.on("data", (chunk: Buffer) => reader.push(chunk));
+    if (rest !== undefined) reader.push(rest);
     return conn;
   }
 
@@ -633,9 +674,13 @@ export async function rawStorm(init: Init): Promise<WorkerSpec> {
   };
 }
 
-/** W7: `count` remote peers holding one idle stream each to the hub; some ack, one can stall. */
+/**
+ * W7: `count` remote peers holding one idle stream each to the hub; some ack,
+ * one can stall. rawhs: each remote has its own identity and TLS certificate
+ * (as gossip-connect's remotes) and runs Fabric's handshake first.
+ */
 export async function rawRemotes(init: Init): Promise<WorkerSpec> {
-  const cert = clientCertOf(init, "raw-remote");
+  const shared = init.stack === "rawhs" ? undefined : clientCertOf(init, "raw-remote");
   const conns = new Map<number, RawConn>();
   return {
     info: { count: init.opts.num("count") },
@@ -645,9 +690,12 @@ export async function rawRemotes(init: Init): Promise<WorkerSpec> {
         const ack = new Set(a.nums("ack"));
         const indices = a.nums("indices");
         await pool(indices, 16, async (index) => {
-          const c = await RawConn.open(init, endpoint, cert, (conn, nonce, content) => {
+          const m = init.stack === "rawhs" ? material(init, `rawhs-remote-${index}`) : undefined;
+          const cert = m && init.tls ? { cert: m.tlsClient.certPem, key: m.tlsClient.keyPem } : shared;
+          const onData = (conn: RawConn, nonce: number, content: number) => {
             if (content === CONTENT_DATA && ack.has(index)) conn.stream.write(controlFrame(nonce, CONTENT_ACK));
-          });
+          };
+          const c = await RawConn.open(init, endpoint, cert, onData, m ? new FabricHandshaker(init.ca.certPem, m) : undefined);
           conns.set(index, c);
           await c.roundTrip(HELLO_BASE + index);
         });
