@@ -8,9 +8,9 @@
 //
 // Every cell (workload x stack) gets fresh worker processes (forked with an
 // IPC channel; see bench/workers/common/ipc.ts), which are killed when the
-// cell ends, on error, and when this process exits. W4 is one cell for all
-// its stacks: their workers live side by side, each idle while another
-// stack's run goes, so the runs can be interleaved. The Go stack (e) is a
+// cell ends, on error, and when this process exits. W1, W2 and W4 are each
+// one cell for all their stacks: their workers live side by side, each idle
+// while another stack's run goes, so the runs can be interleaved. The Go stack (e) is a
 // binary built from bench/go/ that speaks the same IPC protocol.
 import { fork, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
@@ -64,6 +64,7 @@ const P = quick
       runs: 2,
       warmS: 0.15,
       runS: 0.25,
+      sliceS: 0.125,
       echo: { size: 1024, warm: 100, count: 300, maxS: 0.6 },
       ping: { warm: 100, count: 200, maxS: 0.6, loadS: 0.25, sliceS: 0.125, inflight: 32, probeCount: 5, probeS: 1 },
       fanout: { peers: [16, 64], procs: 2, warmS: 0.1, runS: 0.25, runs: 1 },
@@ -75,6 +76,7 @@ const P = quick
       runs: 5,
       warmS: 1,
       runS: 2,
+      sliceS: 0.5,
       echo: { size: 1024, warm: 1000, count: 3000, maxS: 3 },
       ping: { warm: 500, count: 2000, maxS: 3, loadS: 1.5, sliceS: 0.25, inflight: 32, probeCount: 40, probeS: 4 },
       fanout: { peers: [16, 64], procs: 2, warmS: 1, runS: 2, runs: 3 },
@@ -261,34 +263,147 @@ const r3 = (x) => (x === null || x === undefined ? null : Math.round(x * 1000) /
 let lib;
 const targetOf = (info) => ({ endpoint: info.endpoint, pkiId: info.pkiId ?? "" });
 
-/** W1/W2: one peer streams `size`-byte data messages to another. */
-async function streamCell(stack, size) {
-  return withWorkers(
-    [
-      [`${stack}-server-${size}`, stack, "server", { mode: "sink" }],
-      [`${stack}-client-${size}`, stack, "client", {}],
-    ],
-    async ([server, client], [sInfo]) => {
-      await client.call("connect", targetOf(sInfo));
-      await client.call("stream", { size, seconds: P.warmS });
-      const wire = lib.wireBytes(size);
-      const runs = [];
-      for (let r = 0; r < P.runs; r++) {
-        const c0 = await server.call("cpu");
-        const res = await client.call("stream", { size, seconds: P.runS });
-        const c1 = await server.call("cpu");
-        const serverUs = c1.user + c1.system - (c0.user + c0.system);
-        runs.push({
-          msgsPerS: (res.count / res.ms) * 1000,
-          mbPerS: (res.count * wire) / res.ms / 1000,
-          clientUsPerMsg: res.cpuUs / res.count,
-          serverUsPerMsg: serverUs / res.count,
-          count: res.count,
+/**
+ * Runs `fn` with a server (`serverOpts`) and a client for every stack of
+ * `stacks`, all started together and living side by side (each pair idle
+ * while another stack's run goes), and always stops them. `fn` gets
+ * `step(st, f)`, which runs `f(s)` with stack st's `s` = { server, client,
+ * info (what the server announced), ...whatever f keeps there } unless st
+ * has failed: a failure records `{ error }` for st and drops it from the
+ * later steps, and the other stacks go on. Returns `{ failed, live }`: the
+ * failed stacks' errors by stack, and the state of the others. `execArgv`:
+ * extra node options of every (Node) worker.
+ */
+async function stackGroup(stacks, names, serverOpts, fn, execArgv = []) {
+  const failed = {};
+  const live = new Map();
+  const workers = [];
+  for (const st of stacks) {
+    const [serverName, clientName] = names(st);
+    const server = spawnWorker(serverName, st, "server", serverOpts, execArgv);
+    const client = spawnWorker(clientName, st, "client", {}, execArgv);
+    workers.push(server, client);
+    live.set(st, { server, client, info: null });
+  }
+  const step = async (st, f) => {
+    const s = live.get(st);
+    if (!s) return;
+    try {
+      await f(s);
+    } catch (e) {
+      failed[st] = { error: e instanceof Error ? e.message : String(e) };
+      live.delete(st);
+    }
+  };
+  try {
+    await Promise.all(
+      stacks.map((st) =>
+        step(st, async (s) => {
+          [s.info] = await Promise.all([s.server.ready, s.client.ready]);
+        }),
+      ),
+    );
+    await fn(step);
+  } finally {
+    await Promise.all(workers.map((w) => w.stop()));
+  }
+  return { failed, live };
+}
+
+/**
+ * W1/W2: one peer streams `size`-byte data messages to another, for every
+ * stack of the run in one group cell (see stackGroup). The runs are
+ * interleaved as W4's load runs are: the warm-up is turns of unmeasured
+ * slices, then in round r every stack's run of P.runS seconds is taken as
+ * slices of P.sliceS seconds, each turn one slice of every stack in
+ * turnOrder's order. A slice is one `stream` call (its messages, then a
+ * sync); a run is its slices' messages over their time, and the CPU of its
+ * client and server over the round (both idle between their slices). So
+ * every stack's run r saw the machine of the same few seconds, and a ratio
+ * can pair c's run with the other stack's run of the same round (see
+ * roundPairs). The results have the shape of the separate cells they
+ * replace; a run also holds its round and its slices (`parts`, each with
+ * its turn). Returns each stack's result (or `{ error }`) by stack.
+ */
+async function streamGroupCell(stacks, size) {
+  const wire = lib.wireBytes(size);
+  const slices = Math.max(1, Math.round(P.runS / P.sliceS));
+  const cpuOf = async (s) => {
+    const [c, v] = await Promise.all([s.client.call("cpu"), s.server.call("cpu")]);
+    return { client: c.user + c.system, server: v.user + v.system };
+  };
+  const { failed, live } = await stackGroup(
+    stacks,
+    (st) => [`${st}-server-${size}`, `${st}-client-${size}`],
+    { mode: "sink" },
+    async (step) => {
+      for (const st of stacks)
+        await step(st, async (s) => {
+          s.runs = [];
+          await s.client.call("connect", targetOf(s.info));
         });
+      // The warm-up is turns of unmeasured slices, as the rounds' (each stack gets P.warmS in all), so that
+      // every stack's last warm-up slice comes shortly before its first measured one.
+      const warmSlices = Math.max(1, Math.round(P.warmS / P.sliceS));
+      let turn = 0;
+      for (let k = 0; k < warmSlices; k++, turn++)
+        for (const st of turnOrder(stacks, turn)) await step(st, (s) => s.client.call("stream", { size, seconds: P.warmS / warmSlices }));
+      for (let r = 0; r < P.runs; r++) {
+        // CPU of both processes over the round's slices (idle between them, as in W4): it counts what a
+        // process still does for its messages once a slice ended (a GC, say), which per-call figures miss.
+        const cpu0 = new Map();
+        for (const st of stacks) await step(st, async (s) => cpu0.set(st, await cpuOf(s)));
+        const sum = new Map();
+        for (let k = 0; k < slices; k++, turn++)
+          for (const st of turnOrder(stacks, turn))
+            await step(st, async (s) => {
+              const x = await s.client.call("stream", { size, seconds: P.runS / slices });
+              const acc = sum.get(st) ?? { count: 0, ms: 0, parts: [] };
+              acc.count += x.count;
+              acc.ms += x.ms;
+              acc.parts.push({ turn, count: x.count, ms: x.ms });
+              sum.set(st, acc);
+            });
+        for (const [st, x] of sum)
+          await step(st, async (s) => {
+            const c0 = cpu0.get(st);
+            const c1 = await cpuOf(s);
+            const clientUs = c1.client - c0.client;
+            const serverUs = c1.server - c0.server;
+            s.runs.push({
+              msgsPerS: (x.count / x.ms) * 1000,
+              mbPerS: (x.count * wire) / x.ms / 1000,
+              clientUsPerMsg: clientUs / x.count,
+              serverUsPerMsg: serverUs / x.count,
+              cpuUsPerMsg: (clientUs + serverUs) / x.count,
+              count: x.count,
+              ms: x.ms,
+              round: r,
+              slices,
+              parts: x.parts,
+            });
+          });
       }
-      return { wireBytes: wire, runs, median: medians(runs) };
     },
+    // V8's memory reducer runs full GCs in a process that allocates little, about 8 s after its last one:
+    // in the idle workers of a group cell, all started together, they fell into the other stacks' first
+    // slices (raw's first slices at a tenth of its rate). A process that streams allocates and is left alone.
+    ["--no-memory-reducer"],
   );
+  const out = { ...failed };
+  for (const [st, s] of live) {
+    const median = medians(
+      s.runs.map((x) => ({
+        msgsPerS: x.msgsPerS,
+        mbPerS: x.mbPerS,
+        clientUsPerMsg: x.clientUsPerMsg,
+        serverUsPerMsg: x.serverUsPerMsg,
+        count: x.count,
+      })),
+    );
+    out[st] = { wireBytes: wire, interleavedWith: stacks, runs: s.runs, median };
+  }
+  return out;
 }
 
 /** W3: echo round trips through send + respond. */
@@ -310,13 +425,14 @@ async function echoCell(stack) {
 }
 
 /**
- * The order in which W4's turn (or round) `r` visits its stacks. Raw (a) and
- * gossip-connect (c), the pair of issue 12's goal, stay side by side and
- * swap places every turn; the units (that pair, and each other stack) move
- * by one place a turn, so no stack always goes first or follows the same
- * neighbour. With 4 stacks: a c b e, b e c a, e a c b, c a b e, b e a c.
+ * The order in which turn (or round) `r` of a group cell (W1, W2, W4)
+ * visits its stacks. Raw (a) and gossip-connect (c), the pair of issue 12's
+ * goals, stay side by side and swap places every turn; the units (that
+ * pair, and each other stack) move by one place a turn, so no stack always
+ * goes first or follows the same neighbour. With W4's 4 stacks: a c b e,
+ * b e c a, e a c b, c a b e, b e a c.
  */
-function pingOrder(stacks, r) {
+function turnOrder(stacks, r) {
   const paired = stacks.includes("raw") && stacks.includes("gossip");
   const units = [];
   for (const st of stacks) {
@@ -334,108 +450,89 @@ function pingOrder(stacks, r) {
  * while another stack runs. The runs are interleaved in rounds: in round r
  * every stack's latency run, then its load run of P.ping.loadS seconds taken
  * as slices of P.ping.sliceS seconds in turns with the other stacks' slices
- * (each turn in pingOrder's order), then the probes in rounds the same way.
+ * (each turn in turnOrder's order), then the probes in rounds the same way.
  * So every stack's run r saw the machine of the same few seconds, and a
  * ratio can pair c's run with the other stack's run of the same round (see
- * pingPairs). The results have today's shape per stack; a load run also
+ * roundPairs). The results have today's shape per stack; a load run also
  * holds its round and its slices (`parts`, each with its turn). Returns each
  * stack's result (or `{ error }`) by stack: a stack that fails drops out of
  * the later turns, the others go on.
  */
 async function pingGroupCell(stacks) {
   const p = P.ping;
-  const out = {};
-  const live = new Map();
-  const workers = [];
-  for (const st of stacks) {
-    const server = spawnWorker(`${st}-ping-server`, st, "server", { mode: "sink" });
-    const client = spawnWorker(`${st}-ping-client`, st, "client", {});
-    workers.push(server, client);
-    live.set(st, { server, client, endpoint: null, lat: [], load: [], probe: [] });
-  }
-  const step = async (st, fn) => {
-    const s = live.get(st);
-    if (!s) return;
-    try {
-      await fn(s);
-    } catch (e) {
-      out[st] = { error: e instanceof Error ? e.message : String(e) };
-      live.delete(st);
-    }
-  };
-  try {
-    await Promise.all(
-      stacks.map((st) =>
-        step(st, async (s) => {
-          const [sInfo] = await Promise.all([s.server.ready, s.client.ready]);
-          s.endpoint = sInfo.endpoint;
-        }),
-      ),
-    );
-    // Warm-ups one stack after the other: nothing is measured, but no stack warms up against another's load.
-    for (const st of stacks)
-      await step(st, async (s) => {
-        await s.client.call("pingConnect", { endpoint: s.endpoint });
-        await s.client.call("ping", { count: p.warm, seconds: p.maxS });
-        await s.client.call("pingLoad", { inflight: p.inflight, seconds: p.loadS / 2 });
-      });
-    // A stack's load run is `slices` slices of sliceS seconds, each turn one slice of every stack: a shared
-    // machine's speed changes within seconds, and this way every stack's run of a round samples the same seconds.
-    const slices = Math.max(1, Math.round(p.loadS / p.sliceS));
-    let turn = 0;
-    for (let r = 0; r < P.runs; r++) {
-      for (const st of pingOrder(stacks, r))
-        await step(st, async (s) => s.lat.push(await s.client.call("ping", { count: p.count, seconds: p.maxS })));
-      // CPU of both processes over the round's slices (they are idle between them): a figure that depends
-      // far less than Pings/s on how much of the shared machine the stack got.
-      const cpuOf = async (s) => {
-        const [c, v] = await Promise.all([s.client.call("cpu"), s.server.call("cpu")]);
-        return { client: c.user + c.system, server: v.user + v.system };
-      };
-      const cpu0 = new Map();
-      for (const st of stacks) await step(st, async (s) => cpu0.set(st, await cpuOf(s)));
-      const sum = new Map();
-      for (let k = 0; k < slices; k++, turn++)
-        for (const st of pingOrder(stacks, turn))
+  const { failed, live } = await stackGroup(
+    stacks,
+    (st) => [`${st}-ping-server`, `${st}-ping-client`],
+    { mode: "sink" },
+    async (step) => {
+      // Warm-ups one stack after the other: nothing is measured, but no stack warms up against another's load.
+      for (const st of stacks)
+        await step(st, async (s) => {
+          s.endpoint = s.info.endpoint;
+          s.lat = [];
+          s.load = [];
+          s.probe = [];
+          await s.client.call("pingConnect", { endpoint: s.endpoint });
+          await s.client.call("ping", { count: p.warm, seconds: p.maxS });
+          await s.client.call("pingLoad", { inflight: p.inflight, seconds: p.loadS / 2 });
+        });
+      // A stack's load run is `slices` slices of sliceS seconds, each turn one slice of every stack: a shared
+      // machine's speed changes within seconds, and this way every stack's run of a round samples the same seconds.
+      const slices = Math.max(1, Math.round(p.loadS / p.sliceS));
+      let turn = 0;
+      for (let r = 0; r < P.runs; r++) {
+        for (const st of turnOrder(stacks, r))
+          await step(st, async (s) => s.lat.push(await s.client.call("ping", { count: p.count, seconds: p.maxS })));
+        // CPU of both processes over the round's slices (they are idle between them): a figure that depends
+        // far less than Pings/s on how much of the shared machine the stack got.
+        const cpuOf = async (s) => {
+          const [c, v] = await Promise.all([s.client.call("cpu"), s.server.call("cpu")]);
+          return { client: c.user + c.system, server: v.user + v.system };
+        };
+        const cpu0 = new Map();
+        for (const st of stacks) await step(st, async (s) => cpu0.set(st, await cpuOf(s)));
+        const sum = new Map();
+        for (let k = 0; k < slices; k++, turn++)
+          for (const st of turnOrder(stacks, turn))
+            await step(st, async (s) => {
+              const x = await s.client.call("pingLoad", { inflight: p.inflight, seconds: p.loadS / slices });
+              const acc = sum.get(st) ?? { count: 0, ms: 0, parts: [] };
+              sum.set(st, {
+                count: acc.count + x.count,
+                ms: acc.ms + x.ms,
+                parts: [...acc.parts, { turn, count: x.count, ms: x.ms }],
+              });
+            });
+        for (const [st, x] of sum)
           await step(st, async (s) => {
-            const x = await s.client.call("pingLoad", { inflight: p.inflight, seconds: p.loadS / slices });
-            const acc = sum.get(st) ?? { count: 0, ms: 0, parts: [] };
-            sum.set(st, {
-              count: acc.count + x.count,
-              ms: acc.ms + x.ms,
-              parts: [...acc.parts, { turn, count: x.count, ms: x.ms }],
+            const c0 = cpu0.get(st);
+            const c1 = await cpuOf(s);
+            const clientUs = c1.client - c0.client;
+            const serverUs = c1.server - c0.server;
+            s.load.push({
+              count: x.count,
+              ms: x.ms,
+              perSecond: (x.count / x.ms) * 1000,
+              cpuUsPerPing: (clientUs + serverUs) / x.count,
+              clientUsPerPing: clientUs / x.count,
+              serverUsPerPing: serverUs / x.count,
+              clientUs,
+              serverUs,
+              round: r,
+              slices,
+              parts: x.parts,
             });
           });
-      for (const [st, x] of sum)
-        await step(st, async (s) => {
-          const c0 = cpu0.get(st);
-          const c1 = await cpuOf(s);
-          const clientUs = c1.client - c0.client;
-          const serverUs = c1.server - c0.server;
-          s.load.push({
-            count: x.count,
-            ms: x.ms,
-            perSecond: (x.count / x.ms) * 1000,
-            cpuUsPerPing: (clientUs + serverUs) / x.count,
-            clientUsPerPing: clientUs / x.count,
-            serverUsPerPing: serverUs / x.count,
-            clientUs,
-            serverUs,
-            round: r,
-            slices,
-            parts: x.parts,
-          });
-        });
-    }
-    for (const st of stacks) await step(st, (s) => s.client.call("probe", { endpoint: s.endpoint, count: 3, seconds: p.probeS }));
-    for (let r = 0; r < Math.min(P.runs, 3); r++)
-      for (const st of pingOrder(stacks, r))
-        await step(st, async (s) =>
-          s.probe.push(await s.client.call("probe", { endpoint: s.endpoint, count: p.probeCount, seconds: p.probeS })),
-        );
-  } finally {
-    await Promise.all(workers.map((w) => w.stop()));
-  }
+      }
+      for (const st of stacks) await step(st, (s) => s.client.call("probe", { endpoint: s.endpoint, count: 3, seconds: p.probeS }));
+      for (let r = 0; r < Math.min(P.runs, 3); r++)
+        for (const st of turnOrder(stacks, r))
+          await step(st, async (s) =>
+            s.probe.push(await s.client.call("probe", { endpoint: s.endpoint, count: p.probeCount, seconds: p.probeS })),
+          );
+    },
+  );
+  const out = { ...failed };
   for (const [st, s] of live)
     out[st] = {
       interleavedWith: stacks,
@@ -456,23 +553,27 @@ async function pingGroupCell(stacks) {
   return out;
 }
 
+/** Where a group cell keeps its interleaved runs, each with its round. */
+const pairedRuns = { W1: (c) => c.runs, W2: (c) => c.runs, W4: (c) => c.load?.runs };
+
 /**
- * W4's ratios c/x paired by round: for each round in which c and x both
- * ran, c's `field` (Pings/s, or CPU per Ping) over x's, and the median of
- * those. Both runs of a pair saw the machine of the same few seconds, so
- * drift over the minutes of a run cancels out of each (see bench/README.md,
- * "W4").
+ * A group cell's (W1, W2, W4) ratios c/x paired by round: for each round in
+ * which c and x both ran, c's `field` (msgs/s, Pings/s, or CPU per message
+ * or per Ping) over x's, and the median of those. Both runs of a pair saw
+ * the machine of the same few seconds, so drift over the minutes of a run
+ * cancels out of each (see bench/README.md, "W4").
  */
-function pingPairs(W, field = "perSecond") {
+function roundPairs(W, w, field) {
   const out = {};
-  const c = W.W4?.gossip;
-  if (!c?.load) return out;
-  for (const key of ["c/a", "c/b", "c/e"]) {
-    const x = W.W4?.[ratioStack[key]];
-    if (!x?.load) continue;
+  const runsOf = pairedRuns[w];
+  const cRuns = runsOf(W[w]?.gossip ?? {});
+  if (!cRuns) return out;
+  for (const key of ratioColumns) {
+    const xRuns = runsOf(W[w]?.[ratioStack[key]] ?? {});
+    if (!xRuns) continue;
     const rounds = [];
-    for (const run of c.load.runs) {
-      const other = x.load.runs.find((y) => y.round === run.round);
+    for (const run of cRuns) {
+      const other = xRuns.find((y) => y.round === run.round);
       const v = ratio(run[field], other?.[field]);
       if (v !== null) rounds.push(v);
     }
@@ -481,16 +582,37 @@ function pingPairs(W, field = "perSecond") {
   return out;
 }
 
-/** One line per pair: the paired median, its rounds, and the ratio of the medians (the table's). Null when nothing paired. */
-function pingPairsLine(W) {
+/** What roundPairs pairs in each group cell: the rate, then the CPU (client + server) per message or Ping. */
+const pairedFields = {
+  W1: { rate: "msgsPerS", cpu: "cpuUsPerMsg", what: "W1 msgs/s", cpuWhat: "CPU per message" },
+  W2: { rate: "msgsPerS", cpu: "cpuUsPerMsg", what: "W2 msgs/s", cpuWhat: "CPU per message" },
+  W4: { rate: "perSecond", cpu: "cpuUsPerPing", what: "W4 Pings/s at 32 in flight", cpuWhat: "CPU per Ping" },
+};
+
+/** Both of a group cell's paired ratios (rate and CPU) with their rounds, as stored in the JSON. */
+function pairsOf(W, w) {
+  const f = pairedFields[w];
+  return { [f.rate]: roundPairs(W, w, f.rate), [f.cpu]: roundPairs(W, w, f.cpu) };
+}
+
+/** The group cell's median of stack x's `field` runs, as the table's ratio of medians takes it. */
+function medianOf(W, w, st, field) {
+  const c = W[w]?.[st];
+  if (!c || c.error) return null;
+  return w === "W4" ? c.load?.median?.[field] : median(c.runs.map((x) => x[field]));
+}
+
+/** One line per group cell: each pair's paired median, its rounds, and the ratio of the medians (the table's). Null when nothing paired. */
+function pairsLine(W, w) {
+  const f = pairedFields[w];
   const part = (field) =>
-    Object.entries(pingPairs(W, field)).map(([key, v]) => {
-      const ofMedians = ratio(W.W4?.gossip?.load?.median?.[field], W.W4?.[ratioStack[key]]?.load?.median?.[field]);
+    Object.entries(roundPairs(W, w, field)).map(([key, v]) => {
+      const ofMedians = ratio(medianOf(W, w, "gossip", field), medianOf(W, w, ratioStack[key], field));
       return `${key} ${fmt(v.median)} paired (rounds ${v.rounds.map(fmt).join(" ")}), ${fmt(ofMedians)} of medians`;
     });
-  const rate = part("perSecond");
+  const rate = part(f.rate);
   if (rate.length === 0) return null;
-  return `W4 Pings/s at 32 in flight: ${rate.join("; ")}. CPU per Ping (client + server): ${part("cpuUsPerPing").join("; ")}.`;
+  return `${f.what}: ${rate.join("; ")}. ${f.cpuWhat} (client + server): ${part(f.cpu).join("; ")}.`;
 }
 
 /** W5: one peer sends each message to `fan` peers (hosted by P.fanout.procs receiver processes). */
@@ -722,12 +844,16 @@ function cellsPlan() {
     if (!only.has(w)) return;
     for (const st of s(stacks)) plan.push({ w, stack: st, sub, fn: () => fn(st) });
   };
-  add("W1", ["raw", "rawpb", "grpc", "gossip", "go"], (st) => streamCell(st, 1024));
-  add("W2", ["raw", "rawpb", "grpc", "gossip", "go"], (st) => streamCell(st, 64));
+  // W1, W2 and W4 run each as one group cell: every stack's workers at once, the runs interleaved
+  // (see streamGroupCell, pingGroupCell).
+  const group = (w, stacks, fn) => {
+    const list = s(stacks);
+    if (only.has(w) && list.length > 0) plan.push({ w, sub: "", stack: list.join("+"), stacks: list, fn: () => fn(list) });
+  };
+  group("W1", ["raw", "rawpb", "grpc", "gossip", "go"], (list) => streamGroupCell(list, 1024));
+  group("W2", ["raw", "rawpb", "grpc", "gossip", "go"], (list) => streamGroupCell(list, 64));
   add("W3", ["raw", "rawpb", "grpc", "gossip", "go"], echoCell);
-  // W4 runs as one group cell: every stack's workers at once, the runs interleaved (see pingGroupCell).
-  const w4 = s(["raw", "grpc", "gossip", "go"]);
-  if (only.has("W4") && w4.length > 0) plan.push({ w: "W4", sub: "", stack: w4.join("+"), stacks: w4, fn: () => pingGroupCell(w4) });
+  group("W4", ["raw", "grpc", "gossip", "go"], pingGroupCell);
   for (const fan of P.fanout.peers) add("W5", ["raw", "grpc", "gossip"], (st) => fanoutCell(st, fan), `x${fan}`);
   add("W6", ["raw", "grpc", "gossip", "go"], setupCell);
   // rawhs (W7's floor) right after raw, the pair it is set against.
@@ -917,18 +1043,38 @@ function flatRatios(W, rows) {
     if (v !== null && v !== undefined) R[key] = v;
   };
   const rr = (label, unit, which) => find(label, unit)?.[which] ?? null;
-  put("W1 c/b", rr("W1 1 KiB stream", "msgs/s", "c/b"));
-  put("W1 c/a", rr("W1 1 KiB stream", "msgs/s", "c/a"));
-  put("W1 c/raw", rr("W1 1 KiB stream", "msgs/s", "c/raw"));
+  // W1's and W2's msgs/s keys are the median of the per-round paired ratios (as W4's); `of medians` is the table's.
+  const w1Pairs = roundPairs(W, "W1", "msgsPerS");
+  const w1CpuPairs = roundPairs(W, "W1", "cpuUsPerMsg");
+  put("W1 c/b", w1Pairs["c/b"]?.median);
+  put("W1 c/b of medians", rr("W1 1 KiB stream", "msgs/s", "c/b"));
+  put("W1 c/a", w1Pairs["c/a"]?.median);
+  put("W1 c/a of medians", rr("W1 1 KiB stream", "msgs/s", "c/a"));
+  put("W1 c/raw", w1Pairs["c/raw"]?.median);
+  put("W1 c/raw of medians", rr("W1 1 KiB stream", "msgs/s", "c/raw"));
   put("W1 client-cpu c/b", rr("W1 client CPU", "us/msg", "c/b"));
   put("W1 server-cpu c/b", rr("W1 server CPU", "us/msg", "c/b"));
-  put("W1 c/e", rr("W1 1 KiB stream", "msgs/s", "c/e"));
+  // CPU per message, client + server, paired as `W1 c/a`: below 1 is better.
+  put("W1 cpu/msg c/a", w1CpuPairs["c/a"]?.median);
+  put("W1 cpu/msg c/b", w1CpuPairs["c/b"]?.median);
+  put("W1 c/e", w1Pairs["c/e"]?.median);
+  put("W1 c/e of medians", rr("W1 1 KiB stream", "msgs/s", "c/e"));
   put("W1 client-cpu c/e", rr("W1 client CPU", "us/msg", "c/e"));
   put("W1 server-cpu c/e", rr("W1 server CPU", "us/msg", "c/e"));
-  put("W2 c/b", rr("W2 64 B stream", "msgs/s", "c/b"));
-  put("W2 c/a", rr("W2 64 B stream", "msgs/s", "c/a"));
-  put("W2 c/raw", rr("W2 64 B stream", "msgs/s", "c/raw"));
-  put("W2 c/e", rr("W2 64 B stream", "msgs/s", "c/e"));
+  put("W1 cpu/msg c/e", w1CpuPairs["c/e"]?.median);
+  const w2Pairs = roundPairs(W, "W2", "msgsPerS");
+  const w2CpuPairs = roundPairs(W, "W2", "cpuUsPerMsg");
+  put("W2 c/b", w2Pairs["c/b"]?.median);
+  put("W2 c/b of medians", rr("W2 64 B stream", "msgs/s", "c/b"));
+  put("W2 c/a", w2Pairs["c/a"]?.median);
+  put("W2 c/a of medians", rr("W2 64 B stream", "msgs/s", "c/a"));
+  put("W2 c/raw", w2Pairs["c/raw"]?.median);
+  put("W2 c/raw of medians", rr("W2 64 B stream", "msgs/s", "c/raw"));
+  put("W2 cpu/msg c/a", w2CpuPairs["c/a"]?.median);
+  put("W2 cpu/msg c/b", w2CpuPairs["c/b"]?.median);
+  put("W2 c/e", w2Pairs["c/e"]?.median);
+  put("W2 c/e of medians", rr("W2 64 B stream", "msgs/s", "c/e"));
+  put("W2 cpu/msg c/e", w2CpuPairs["c/e"]?.median);
   put("W3p50 c/raw", rr("W3 echo 1 KiB p50", "us", "c/raw"));
   put("W3p50 c/b", rr("W3 echo 1 KiB p50", "us", "c/b"));
   put("W3p50 c/a", rr("W3 echo 1 KiB p50", "us", "c/a"));
@@ -937,13 +1083,13 @@ function flatRatios(W, rows) {
   put("W3p50 c/e", rr("W3 echo 1 KiB p50", "us", "c/e"));
   put("W3p99 c/e", rr("W3 echo 1 KiB p99", "us", "c/e"));
   // W4's Pings/s keys are the median of the per-round paired ratios; `of medians` is the table's ratio of the medians.
-  const pairs = pingPairs(W);
+  const pairs = roundPairs(W, "W4", "perSecond");
   put("W4 c/b", pairs["c/b"]?.median);
   put("W4 c/b of medians", rr("W4 Pings/s, 32 in flight", "/s", "c/b"));
   put("W4 c/a", pairs["c/a"]?.median);
   put("W4 c/a of medians", rr("W4 Pings/s, 32 in flight", "/s", "c/a"));
   // CPU per Ping (client + server), paired the same way: below 1 is better.
-  const cpuPairs = pingPairs(W, "cpuUsPerPing");
+  const cpuPairs = roundPairs(W, "W4", "cpuUsPerPing");
   put("W4 cpu/Ping c/a", cpuPairs["c/a"]?.median);
   put("W4 cpu/Ping c/b", cpuPairs["c/b"]?.median);
   put("W4p50 c/b", rr("W4 Ping p50", "us", "c/b"));
@@ -1181,6 +1327,7 @@ function markdown(result) {
     "|---|---|---|---:|---|",
     ...G.map((g) => `| ${g.goal} | ${g.key} | ${g.target} | ${g.value ?? "-"} | ${g.pass === null ? "-" : g.pass ? "yes" : "no"} |`),
     "",
+    ...["W1", "W2"].map((w) => result.streamPairsLines?.[w] ?? ""),
     result.w4PairsLine ?? "",
     "",
     result.w7Floor ?? "",
@@ -1238,8 +1385,8 @@ async function main() {
           console.log(`  ${`${key} ${st}`.padEnd(16)} ${took}  ${summaryOf(cell.w, r)}`);
         }
       }
-      if (cell.w === "W4") {
-        const line = pingPairsLine(W);
+      if (cell.w in pairedFields) {
+        const line = pairsLine(W, cell.w);
         if (line) console.log(`  ${line}`);
       }
     } catch (e) {
@@ -1270,8 +1417,10 @@ async function main() {
     goals: G,
     w7Floor: w7Floor(R),
     w8Floor: w8Floor(R),
-    w4Pairs: { perSecond: pingPairs(W), cpuUsPerPing: pingPairs(W, "cpuUsPerPing") },
-    w4PairsLine: pingPairsLine(W),
+    w4Pairs: pairsOf(W, "W4"),
+    w4PairsLine: pairsLine(W, "W4"),
+    streamPairs: { W1: pairsOf(W, "W1"), W2: pairsOf(W, "W2") },
+    streamPairsLines: { W1: pairsLine(W, "W1"), W2: pairsLine(W, "W2") },
     rows,
     workloads: W,
     errors,
@@ -1300,7 +1449,7 @@ async function main() {
   console.log(
     `goals met: ${G.filter((g) => g.pass).length}/${G.filter((g) => g.pass !== null).length}${unmet.length ? `; not met: ${unmet.join("; ")}` : ""}`,
   );
-  if (result.w4PairsLine) console.log(result.w4PairsLine);
+  for (const line of [result.streamPairsLines.W1, result.streamPairsLines.W2, result.w4PairsLine]) if (line) console.log(line);
   if (result.w7Floor) console.log(result.w7Floor);
   if (result.w8Floor) console.log(result.w8Floor);
   if (result.profile) console.log(`\n${result.profile}`);
