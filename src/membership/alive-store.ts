@@ -134,6 +134,6 @@ export class AliveStore {
   }
 
   private isTombstone(pkiHex: string): boolean {
-    return this.tombstones !== undefined && this.tombstones.has(pkiHex);
+    return this.tombstones?.has(pkiHex) === true;
   }
 }

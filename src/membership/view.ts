@@ -286,7 +286,7 @@ export class View {
   }
 
   private isDead(k: Known): boolean {
-    return this.deadOnes !== undefined && this.deadOnes.has(k);
+    return this.deadOnes?.has(k) === true;
   }
 
   private markDead(k: Known): void {

@@ -32,8 +32,8 @@ import { handshake } from "../../../src/core/handshake.js";
 import { pkiIdHex } from "../../../src/core/identity.js";
 import type { WireStream } from "../../../src/core/transport.js";
 import { X509CryptoService } from "../../../src/core/x509-crypto.js";
-import { certHash } from "../../../src/grpc/socket-facts.js";
 import type { Envelope } from "../../../src/gen/gossip/message_pb.js";
+import { certHash } from "../../../src/grpc/socket-facts.js";
 import type { PeerMaterial } from "../../../src/pki/index.js";
 import { MSP_ID } from "../common/util.js";
 

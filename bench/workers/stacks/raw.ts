@@ -18,7 +18,6 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { EnvelopeSchema, type GossipMessage, GossipMessageSchema } from "../../../src/gen/gossip/message_pb.js";
 import type { Args, Init, Json, WorkerSpec } from "../common/ipc.js";
 import { pbDataMessage } from "../common/pb.js";
-import { AuthenticatedPeers, FabricHandshaker } from "./raw-handshake.js";
 import {
   latencyJson,
   loadLoop,
@@ -51,6 +50,7 @@ import {
   SYNC_BASE,
   writeDataFrame,
 } from "../common/wire.js";
+import { AuthenticatedPeers, FabricHandshaker } from "./raw-handshake.js";
 
 const GOSSIP_PATH = "/gossip.Gossip/GossipStream";
 const PING_PATH = "/gossip.Gossip/Ping";
