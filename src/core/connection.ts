@@ -295,7 +295,7 @@ export class Connection extends SendQueue implements WireReader {
     this.flags |= DRAINING;
     const { clock, config } = this.deps;
     await raceTimeout(clock, this.flushed(), config.drainTimeoutMs);
-    this.close();
+    super.close(); // the send queue (SendQueue.close): queued frames are reported dropped
     this.stream.end();
     // Both sides ended: the transport closes the stream once our end went out.
     // Cutting it before would overtake that end (a client's cancel does), and
@@ -318,7 +318,7 @@ export class Connection extends SendQueue implements WireReader {
     if (error && !this.rare?.closingError) this.rareFields().closingError = error;
     this.flags |= CLOSED;
     this.rare?.cutNow?.();
-    this.close();
+    super.close(); // the send queue
     this.stream.abort(error);
   }
 
@@ -419,7 +419,7 @@ export class Connection extends SendQueue implements WireReader {
     rare?.unwatchShutdown?.();
     if (rare !== undefined) rare.unwatchShutdown = undefined;
     this.flags |= CLOSED | SETTLED;
-    this.close();
+    super.close(); // the send queue
     const listener = this.closedListener;
     this.closedListener = undefined;
     try {
