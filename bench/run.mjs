@@ -1044,37 +1044,24 @@ function flatRatios(W, rows) {
   };
   const rr = (label, unit, which) => find(label, unit)?.[which] ?? null;
   // W1's and W2's msgs/s keys are the median of the per-round paired ratios (as W4's); `of medians` is the table's.
-  const w1Pairs = roundPairs(W, "W1", "msgsPerS");
-  const w1CpuPairs = roundPairs(W, "W1", "cpuUsPerMsg");
-  put("W1 c/b", w1Pairs["c/b"]?.median);
-  put("W1 c/b of medians", rr("W1 1 KiB stream", "msgs/s", "c/b"));
-  put("W1 c/a", w1Pairs["c/a"]?.median);
-  put("W1 c/a of medians", rr("W1 1 KiB stream", "msgs/s", "c/a"));
-  put("W1 c/raw", w1Pairs["c/raw"]?.median);
-  put("W1 c/raw of medians", rr("W1 1 KiB stream", "msgs/s", "c/raw"));
-  put("W1 client-cpu c/b", rr("W1 client CPU", "us/msg", "c/b"));
-  put("W1 server-cpu c/b", rr("W1 server CPU", "us/msg", "c/b"));
-  // CPU per message, client + server, paired as `W1 c/a`: below 1 is better.
-  put("W1 cpu/msg c/a", w1CpuPairs["c/a"]?.median);
-  put("W1 cpu/msg c/b", w1CpuPairs["c/b"]?.median);
-  put("W1 c/e", w1Pairs["c/e"]?.median);
-  put("W1 c/e of medians", rr("W1 1 KiB stream", "msgs/s", "c/e"));
-  put("W1 client-cpu c/e", rr("W1 client CPU", "us/msg", "c/e"));
-  put("W1 server-cpu c/e", rr("W1 server CPU", "us/msg", "c/e"));
-  put("W1 cpu/msg c/e", w1CpuPairs["c/e"]?.median);
-  const w2Pairs = roundPairs(W, "W2", "msgsPerS");
-  const w2CpuPairs = roundPairs(W, "W2", "cpuUsPerMsg");
-  put("W2 c/b", w2Pairs["c/b"]?.median);
-  put("W2 c/b of medians", rr("W2 64 B stream", "msgs/s", "c/b"));
-  put("W2 c/a", w2Pairs["c/a"]?.median);
-  put("W2 c/a of medians", rr("W2 64 B stream", "msgs/s", "c/a"));
-  put("W2 c/raw", w2Pairs["c/raw"]?.median);
-  put("W2 c/raw of medians", rr("W2 64 B stream", "msgs/s", "c/raw"));
-  put("W2 cpu/msg c/a", w2CpuPairs["c/a"]?.median);
-  put("W2 cpu/msg c/b", w2CpuPairs["c/b"]?.median);
-  put("W2 c/e", w2Pairs["c/e"]?.median);
-  put("W2 c/e of medians", rr("W2 64 B stream", "msgs/s", "c/e"));
-  put("W2 cpu/msg c/e", w2CpuPairs["c/e"]?.median);
+  // CPU per message (`cpu/msg`), client + server, is paired the same way: below 1 is better.
+  for (const [w, label] of [
+    ["W1", "W1 1 KiB stream"],
+    ["W2", "W2 64 B stream"],
+  ]) {
+    const pairs = roundPairs(W, w, "msgsPerS");
+    const cpuPairs = roundPairs(W, w, "cpuUsPerMsg");
+    for (const col of ["c/b", "c/a", "c/raw", "c/e"]) {
+      put(`${w} ${col}`, pairs[col]?.median);
+      put(`${w} ${col} of medians`, rr(label, "msgs/s", col));
+    }
+    for (const col of ["c/a", "c/b", "c/e"]) put(`${w} cpu/msg ${col}`, cpuPairs[col]?.median);
+  }
+  // W1's CPU per message on each side, of the medians.
+  for (const col of ["c/b", "c/e"]) {
+    put(`W1 client-cpu ${col}`, rr("W1 client CPU", "us/msg", col));
+    put(`W1 server-cpu ${col}`, rr("W1 server CPU", "us/msg", col));
+  }
   put("W3p50 c/raw", rr("W3 echo 1 KiB p50", "us", "c/raw"));
   put("W3p50 c/b", rr("W3 echo 1 KiB p50", "us", "c/b"));
   put("W3p50 c/a", rr("W3 echo 1 KiB p50", "us", "c/a"));
