@@ -328,10 +328,6 @@ async function stackGroup(stacks, names, serverOpts, fn, execArgv = []) {
 async function streamGroupCell(stacks, size) {
   const wire = lib.wireBytes(size);
   const slices = Math.max(1, Math.round(P.runS / P.sliceS));
-  const cpuOf = async (s) => {
-    const [c, v] = await Promise.all([s.client.call("cpu"), s.server.call("cpu")]);
-    return { client: c.user + c.system, server: v.user + v.system };
-  };
   const { failed, live } = await stackGroup(
     stacks,
     (st) => [`${st}-server-${size}`, `${st}-client-${size}`],
@@ -349,33 +345,16 @@ async function streamGroupCell(stacks, size) {
       for (let k = 0; k < warmSlices; k++, turn++)
         for (const st of turnOrder(stacks, turn)) await step(st, (s) => s.client.call("stream", { size, seconds: P.warmS / warmSlices }));
       for (let r = 0; r < P.runs; r++) {
-        // CPU of both processes over the round's slices (idle between them, as in W4): it counts what a
-        // process still does for its messages once a slice ended (a GC, say), which per-call figures miss.
-        const cpu0 = new Map();
-        for (const st of stacks) await step(st, async (s) => cpu0.set(st, await cpuOf(s)));
-        const sum = new Map();
-        for (let k = 0; k < slices; k++, turn++)
-          for (const st of turnOrder(stacks, turn))
-            await step(st, async (s) => {
-              const x = await s.client.call("stream", { size, seconds: P.runS / slices });
-              const acc = sum.get(st) ?? { count: 0, ms: 0, parts: [] };
-              acc.count += x.count;
-              acc.ms += x.ms;
-              acc.parts.push({ turn, count: x.count, ms: x.ms });
-              sum.set(st, acc);
-            });
-        for (const [st, x] of sum)
+        const round = await slicedRound(stacks, step, turn, slices, (s) => s.client.call("stream", { size, seconds: P.runS / slices }));
+        turn = round.turn;
+        for (const [st, x] of round.sums)
           await step(st, async (s) => {
-            const c0 = cpu0.get(st);
-            const c1 = await cpuOf(s);
-            const clientUs = c1.client - c0.client;
-            const serverUs = c1.server - c0.server;
             s.runs.push({
               msgsPerS: (x.count / x.ms) * 1000,
               mbPerS: (x.count * wire) / x.ms / 1000,
-              clientUsPerMsg: clientUs / x.count,
-              serverUsPerMsg: serverUs / x.count,
-              cpuUsPerMsg: (clientUs + serverUs) / x.count,
+              clientUsPerMsg: x.clientUs / x.count,
+              serverUsPerMsg: x.serverUs / x.count,
+              cpuUsPerMsg: (x.clientUs + x.serverUs) / x.count,
               count: x.count,
               ms: x.ms,
               round: r,
@@ -422,6 +401,45 @@ async function echoCell(stack) {
       return { size: e.size, runs, median: medians(runs.map((x) => ({ p50: x.p50, p99: x.p99, n: x.n }))) };
     },
   );
+}
+
+/**
+ * One round of interleaved load runs (W1, W2, W4): `slices` turns from
+ * `turn` on, each turn one `call(s)` of every stack in turnOrder's order,
+ * and the CPU of each stack's client and server over the whole round. Both
+ * are idle between their slices, so the round's CPU also counts what a
+ * process still does for its load once its slice ended (a GC, say), which
+ * per-call figures miss; and it depends far less than a rate on how much of
+ * the shared machine the stack got. Returns each stack's `{ count, ms,
+ * parts, clientUs, serverUs }` by stack (`parts`: its slices, each with its
+ * turn) and the next turn.
+ */
+async function slicedRound(stacks, step, turn, slices, call) {
+  const cpuOf = async (s) => {
+    const [c, v] = await Promise.all([s.client.call("cpu"), s.server.call("cpu")]);
+    return { client: c.user + c.system, server: v.user + v.system };
+  };
+  const cpu0 = new Map();
+  for (const st of stacks) await step(st, async (s) => cpu0.set(st, await cpuOf(s)));
+  const sums = new Map();
+  for (let k = 0; k < slices; k++, turn++)
+    for (const st of turnOrder(stacks, turn))
+      await step(st, async (s) => {
+        const x = await call(s);
+        const acc = sums.get(st) ?? { count: 0, ms: 0, parts: [] };
+        acc.count += x.count;
+        acc.ms += x.ms;
+        acc.parts.push({ turn, count: x.count, ms: x.ms });
+        sums.set(st, acc);
+      });
+  for (const [st, acc] of sums)
+    await step(st, async (s) => {
+      const c1 = await cpuOf(s);
+      const c0 = cpu0.get(st);
+      acc.clientUs = c1.client - c0.client;
+      acc.serverUs = c1.server - c0.server;
+    });
+  return { sums, turn };
 }
 
 /**
@@ -483,32 +501,13 @@ async function pingGroupCell(stacks) {
       for (let r = 0; r < P.runs; r++) {
         for (const st of turnOrder(stacks, r))
           await step(st, async (s) => s.lat.push(await s.client.call("ping", { count: p.count, seconds: p.maxS })));
-        // CPU of both processes over the round's slices (they are idle between them): a figure that depends
-        // far less than Pings/s on how much of the shared machine the stack got.
-        const cpuOf = async (s) => {
-          const [c, v] = await Promise.all([s.client.call("cpu"), s.server.call("cpu")]);
-          return { client: c.user + c.system, server: v.user + v.system };
-        };
-        const cpu0 = new Map();
-        for (const st of stacks) await step(st, async (s) => cpu0.set(st, await cpuOf(s)));
-        const sum = new Map();
-        for (let k = 0; k < slices; k++, turn++)
-          for (const st of turnOrder(stacks, turn))
-            await step(st, async (s) => {
-              const x = await s.client.call("pingLoad", { inflight: p.inflight, seconds: p.loadS / slices });
-              const acc = sum.get(st) ?? { count: 0, ms: 0, parts: [] };
-              sum.set(st, {
-                count: acc.count + x.count,
-                ms: acc.ms + x.ms,
-                parts: [...acc.parts, { turn, count: x.count, ms: x.ms }],
-              });
-            });
-        for (const [st, x] of sum)
+        const round = await slicedRound(stacks, step, turn, slices, (s) =>
+          s.client.call("pingLoad", { inflight: p.inflight, seconds: p.loadS / slices }),
+        );
+        turn = round.turn;
+        for (const [st, x] of round.sums)
           await step(st, async (s) => {
-            const c0 = cpu0.get(st);
-            const c1 = await cpuOf(s);
-            const clientUs = c1.client - c0.client;
-            const serverUs = c1.server - c0.server;
+            const { clientUs, serverUs } = x;
             s.load.push({
               count: x.count,
               ms: x.ms,
