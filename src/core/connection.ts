@@ -10,7 +10,11 @@ import type { WireReader, WireStream } from "./transport.js";
 
 /** Who is on the other end of a connection, as the handshake proved it (Fabric's ConnectionInfo). */
 export interface ConnectionInfo {
-  /** The remote's authenticated PKI-ID. */
+  /**
+   * The remote's authenticated PKI-ID. It may be a view made on each read
+   * (a connection's is): compare its bytes, or key on {@link pkiIdHex}, not
+   * on the array's identity.
+   */
   readonly pkiId: PkiId;
   /** `pkiId` in lower-case hex (one string per connection, made once: layers key their maps by it). */
   readonly pkiIdHex: string;
@@ -42,9 +46,10 @@ export class HandshakeInfo implements ConnectionInfo {
    * Where the PKI-ID starts in {@link kept} (its length is `pkiIdHex`'s
    * half), the signed data's length and the direction, in one number
    * ({@link layoutOf}): a small integer while the buffer is below ~32 KiB
-   * (a handshake's is), exact beyond.
+   * (a handshake's is); for a buffer so large that the number would not be
+   * exact (~64 MiB), the three fields as an object.
    */
-  private readonly layout: number;
+  private readonly layout: Layout;
 
   constructor(
     pkiId: PkiId,
@@ -103,25 +108,37 @@ export class HandshakeInfo implements ConnectionInfo {
   }
 
   get direction(): Direction {
-    return this.layout % 2 === 1 ? "outbound" : "inbound";
+    return outboundOf(this.layout) ? "outbound" : "inbound";
   }
 }
+
+/** {@link HandshakeInfo}'s layout: one number ({@link layoutOf}), or the fields where that number would not be exact. */
+type Layout = number | { readonly pkiAt: number; readonly signedLength: number; readonly outbound: boolean };
 
 /**
  * {@link HandshakeInfo}'s layout: the PKI-ID's offset and the signed data's
  * length, both at most the kept buffer's `size` (digits of base `size + 1`),
- * and outbound (the low bit).
+ * and outbound (the low bit), as one number while that is a safe integer.
+ * @private Exported for its tests.
  */
-function layoutOf(pkiAt: number, signedLength: number, outbound: boolean, size: number): number {
-  return (pkiAt * (size + 1) + signedLength) * 2 + (outbound ? 1 : 0);
+export function layoutOf(pkiAt: number, signedLength: number, outbound: boolean, size: number): Layout {
+  const packed = (pkiAt * (size + 1) + signedLength) * 2 + (outbound ? 1 : 0);
+  return Number.isSafeInteger(packed) ? packed : { pkiAt, signedLength, outbound };
 }
 
-function signedLengthOf(layout: number, size: number): number {
-  return Math.floor(layout / 2) % (size + 1);
+/** @private Exported for its tests. */
+export function signedLengthOf(layout: Layout, size: number): number {
+  return typeof layout === "number" ? Math.floor(layout / 2) % (size + 1) : layout.signedLength;
 }
 
-function pkiAtOf(layout: number, size: number): number {
-  return Math.floor(Math.floor(layout / 2) / (size + 1));
+/** @private Exported for its tests. */
+export function pkiAtOf(layout: Layout, size: number): number {
+  return typeof layout === "number" ? Math.floor(Math.floor(layout / 2) / (size + 1)) : layout.pkiAt;
+}
+
+/** @private Exported for its tests. */
+export function outboundOf(layout: Layout): boolean {
+  return typeof layout === "number" ? layout % 2 === 1 : layout.outbound;
 }
 
 /** The state of a {@link Connection}. */

@@ -2,7 +2,7 @@
 // signature in the buffer its PKI-ID views and makes `auth` on read: the same bytes.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { HandshakeInfo } from "../../src/core/connection.js";
+import { HandshakeInfo, layoutOf, outboundOf, pkiAtOf, signedLengthOf } from "../../src/core/connection.js";
 
 describe("HandshakeInfo", () => {
   const pkiId = Uint8Array.of(1, 2, 3);
@@ -97,5 +97,44 @@ describe("HandshakeInfo", () => {
     assert.deepEqual(copied.auth.signedData, kept.subarray(0, 50_000));
     assert.deepEqual(copied.auth.signature, kept.subarray(1, 3));
     assert.equal(copied.direction, "outbound");
+  });
+
+  it("keeps its layout exact for any buffer size: past ~64 MiB (a handshake may be up to maxRecvMsgSize) the fields are kept as they are", () => {
+    for (const size of [2 ** 26 - 3, 2 ** 26, 2 ** 26 + 5, 100 * 2 ** 20, 2 ** 31]) {
+      for (const outbound of [false, true]) {
+        for (const [pkiAt, signedLength] of [
+          [size - 32, size - 40],
+          [size - 1, size],
+          [0, 0],
+          [7, size - 64],
+        ] as const) {
+          const layout = layoutOf(pkiAt, signedLength, outbound, size);
+          assert.equal(pkiAtOf(layout, size), pkiAt, `pkiAt at size ${size}`);
+          assert.equal(signedLengthOf(layout, size), signedLength, `signed length at size ${size}`);
+          assert.equal(outboundOf(layout), outbound, `direction at size ${size}`);
+        }
+      }
+    }
+    assert.equal(typeof layoutOf(100, 900, true, 1200), "number", "a handshake's layout is one number");
+  });
+
+  it("an 80 MiB handshake keeps its direction, PKI-ID and signed data (the packed number would not be exact)", () => {
+    const size = 80 * 2 ** 20;
+    const kept = new Uint8Array(size);
+    const at = size - 1024;
+    kept.set([9, 8, 7], at);
+    const ownPki = kept.subarray(at, at + 3);
+    const info = new HandshakeInfo(
+      ownPki,
+      "090807",
+      identity,
+      "h:1",
+      { signedData: kept.subarray(0, size - 64), signature: kept.subarray(size - 64) },
+      "outbound",
+    );
+    assert.equal(info.direction, "outbound");
+    assert.deepEqual([...info.pkiId], [9, 8, 7]);
+    assert.equal(info.auth.signedData.length, size - 64);
+    assert.equal(info.auth.signature.length, 64);
   });
 });
