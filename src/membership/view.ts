@@ -229,9 +229,12 @@ export class View {
     const k = this.members.get(pkiHex);
     if (k === undefined) return undefined;
     this.members.delete(pkiHex);
-    // Its state as it was, for the event (a dead member is removed dead).
-    this.onChange("removed", k);
-    this.deadOnes?.delete(k);
+    // Its state as it was, for the event (a dead member is removed dead); out of the dead set even if telling throws.
+    try {
+      this.onChange("removed", k);
+    } finally {
+      this.deadOnes?.delete(k);
+    }
     return k;
   }
 

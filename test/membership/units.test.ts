@@ -313,6 +313,53 @@ describe("alive msgStore (TestAliveMsgStore, tombstones)", () => {
     assert.equal(s.size, 0);
     assert.equal(s.checkValid(a1.pkiHex, a1.timestamp), true);
   });
+  it("a newer message over a tombstone makes it live again, and it expires (and is reported) anew", () => {
+    const s = new AliveStore(500_000);
+    s.add(a1, 0);
+    assert.equal(s.sweep(500_001).length, 1);
+    assert.equal(s.held(a1.pkiHex)?.expired, true);
+    assert.equal(s.add(a2, 600_000), true);
+    assert.equal(s.held(a1.pkiHex)?.expired, false);
+    assert.deepEqual(s.get(), [a1.pkiHex]);
+    assert.deepEqual(s.sweep(1_000_000), [], "not before its own TTL");
+    assert.equal(s.sweep(1_100_001).length, 1, "reported again");
+    assert.deepEqual(s.get(), []);
+  });
+});
+
+describe("view states (dead members in a set of their own)", () => {
+  it("died, revived and removed members carry the state they had at their event; removed ones leave no trace", () => {
+    const p = new FakeCrypto("Org1MSP");
+    const events: string[] = [];
+    const view: View = new View("self", (type, k) => void events.push(`${type}:${view.stateOf(k)}`));
+    const a1 = parseAlive(signed(p, { seq: 1n }));
+    view.handleAlive(a1, 0);
+    assert.ok(view.expire(a1.pkiHex) !== undefined);
+    assert.equal(view.expire(a1.pkiHex), undefined, "not twice");
+    assert.deepEqual([view.alive().length, view.dead().length, view.aliveCount], [0, 1, 0]);
+    view.handleAlive(parseAlive(signed(p, { seq: 2n })), 1);
+    assert.deepEqual([view.alive().length, view.dead().length, view.aliveCount], [1, 0, 1]);
+    view.expire(a1.pkiHex);
+    view.remove(a1.pkiHex);
+    assert.deepEqual(events, ["joined:alive", "died:dead", "revived:alive", "died:dead", "removed:dead"]);
+    assert.equal(view.get(a1.pkiHex), undefined);
+    // Learned again after its removal: alive, not dead from a stale entry of the dead set.
+    view.handleAlive(parseAlive(signed(p, { seq: 3n })), 2);
+    assert.deepEqual([view.alive().length, view.dead().length], [1, 0]);
+  });
+
+  it("a removed member leaves the dead set even when telling of its removal throws", () => {
+    const p = new FakeCrypto("Org1MSP");
+    const view = new View("self", (type) => {
+      if (type === "removed") throw new Error("a listener failed");
+    });
+    const a = parseAlive(signed(p, { seq: 1n }));
+    view.handleAlive(a, 0);
+    const k = view.expire(a.pkiHex);
+    assert.ok(k !== undefined);
+    assert.throws(() => view.remove(a.pkiHex));
+    assert.equal(view.stateOf(k), "alive", "no longer in the dead set");
+  });
 });
 
 describe("disclosure policy (§3.11)", () => {
