@@ -312,7 +312,7 @@ export class Connection extends SendQueue implements WireReader {
     this.flags |= DRAINING;
     const { clock, config } = this.deps;
     await raceTimeout(clock, this.flushed(), config.drainTimeoutMs);
-    super.close(); // the send queue (SendQueue.close): queued frames are reported dropped
+    this.closeQueue(); // queued frames are reported dropped
     this.stream.end();
     // Both sides ended: the transport closes the stream once our end went out.
     // Cutting it before would overtake that end (a client's cancel does), and
@@ -335,7 +335,7 @@ export class Connection extends SendQueue implements WireReader {
     if (error && !this.rare?.closingError) this.rareFields().closingError = error;
     this.flags |= CLOSED;
     this.rare?.cutNow?.();
-    super.close(); // the send queue
+    this.closeQueue();
     this.stream.abort(error);
   }
 
@@ -436,7 +436,7 @@ export class Connection extends SendQueue implements WireReader {
     rare?.unwatchShutdown?.();
     if (rare !== undefined) rare.unwatchShutdown = undefined;
     this.flags |= CLOSED | SETTLED;
-    super.close(); // the send queue
+    this.closeQueue();
     const listener = this.closedListener;
     this.closedListener = undefined;
     try {

@@ -141,8 +141,12 @@ export abstract class SendQueue {
     return this.queue.length + this.inFlight;
   }
 
-  /** True once closed; nothing enters any more. */
-  get isClosed(): boolean {
+  /**
+   * True once closed; nothing enters any more. Protected: a connection,
+   * which is a send queue, has its own state (a closed queue does not make
+   * it closed); {@link SendBuffer} shows it as `isClosed`.
+   */
+  protected get queueClosed(): boolean {
     return (this.sendBits & CLOSED) !== 0;
   }
 
@@ -206,10 +210,11 @@ export abstract class SendQueue {
   }
 
   /**
-   * Closes the buffer: blocked `put`s reject with `Closed`, queued frames are
-   * discarded and reported as dropped. Idempotent.
+   * Closes the queue: blocked `put`s reject with `Closed`, queued frames are
+   * discarded and reported as dropped. Idempotent. Protected for the reason
+   * `queueClosed` is; {@link SendBuffer} shows it as `close()`.
    */
-  close(): void {
+  protected closeQueue(): void {
     if ((this.sendBits & CLOSED) !== 0) return;
     this.sendBits |= CLOSED;
     const dropped = this.queue.length;
@@ -281,7 +286,7 @@ export abstract class SendQueue {
         this.inFlight = 0;
         this.framesDropped(batch.length);
         if ((this.sendBits & CLOSED) !== 0) return;
-        this.close();
+        this.closeQueue();
         this.writeFailed(GossipError.from(e, ErrorCode.Closed));
       },
     );
@@ -360,6 +365,16 @@ export class SendBuffer extends SendQueue {
     maxWaiters: number = Number.POSITIVE_INFINITY,
   ) {
     super(typeof capacity === "number" ? { sendBuffSize: capacity, maxBlockedSends: maxWaiters } : capacity);
+  }
+
+  /** True once closed; nothing enters any more. */
+  get isClosed(): boolean {
+    return this.queueClosed;
+  }
+
+  /** Closes the buffer: blocked `put`s reject with `Closed`, queued frames are discarded and reported as dropped. Idempotent. */
+  close(): void {
+    this.closeQueue();
   }
 
   protected writeFrames(frames: readonly Uint8Array[]): Promise<void> {
