@@ -106,10 +106,16 @@ describe("gossip-connect init", () => {
   it("--name sets the CN of every certificate (a bad one is a usage error); without it a directory name a CN cannot carry is cleaned up", async () => {
     const named = join(tmp.dir, "n1");
     const odd = join(tmp.dir, "My Peer #2");
-    const [r1, r2] = await Promise.all([
+    const notHost = join(tmp.dir, "n3");
+    const [r1, r2, r3] = await Promise.all([
       cli(["init", "--msp-id", "Org1MSP", "--out", named, "--name", "peer0.org1.example.com", "--json"]),
       cli(["init", "--msp-id", "Org1MSP", "--out", odd, "--json"]),
+      cli(["init", "--msp-id", "Org1MSP", "--out", notHost, "--name", "peer_1..org1", "--json"]),
     ]);
+    // A name a CN carries but a host name cannot: the CN, not a SAN.
+    assert.equal(r3.code, 0, r3.stderr);
+    assert.equal((JSON.parse(r3.stdout) as { subject: string }).subject, "O=Org1MSP, OU=peer, CN=peer_1..org1");
+    assert.doesNotMatch(new X509Certificate(readFileSync(join(notHost, "tls-server-cert.pem"))).subjectAltName ?? "", /peer_1/);
     assert.equal(r1.code, 0, r1.stderr);
     assert.equal((JSON.parse(r1.stdout) as { subject: string }).subject, "O=Org1MSP, OU=peer, CN=peer0.org1.example.com");
     for (const file of ["tls-server-cert.pem", "tls-client-cert.pem"]) {

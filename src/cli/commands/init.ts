@@ -20,10 +20,10 @@ subject is O=ORG, CN=NAME, NAME being the name of DIR and the MSP ID
 Options:
   --msp-id ORG          the MSP ID (organization) of the peer, e.g. Org1MSP
   --out DIR             directory to create (must not hold an identity yet)
-  --name NAME           the identity's name, the CN of its certificates and a
-                        SAN of its TLS certificates (the peer's host name), e.g.
-                        peer0.org1.example.com (default: DIR's name, a dot and
-                        the MSP ID, in lower case, and no SAN)
+  --name NAME           the identity's name, the CN of its certificates and,
+                        when it is a host name, a SAN of its TLS certificates,
+                        e.g. peer0.org1.example.com (default: DIR's name, a
+                        dot and the MSP ID, in lower case, and no SAN)
   --ca DIR              reuse the CA of an earlier 'init' (the DIR that holds ca-key.pem);
                         its key is not copied
   --san HOST,...        extra DNS names or IP addresses for the TLS certificates
@@ -47,6 +47,8 @@ const options = {
 
 /** MSP IDs and names: 1 to 64 characters (X.520's bound on a CN), no spaces or punctuation that needs quoting. */
 const namePattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** A DNS host name: dot-separated labels of letters, digits and inner hyphens (RFC 1123). */
+const hostNamePattern = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
 /**
  * The CN of an identity without --name: the base name of its directory and
@@ -93,9 +95,10 @@ export const initCommand: Command = {
     }
     const commonName = v.name ?? defaultName(v.out, mspId);
     // --name names the peer's host, as cryptogen's CN does, and cryptogen puts the CN among its TLS
-    // certificate's SANs: a peer dialled by that name then passes TLS host name verification. The default
-    // name (DIR's name and the MSP ID) is not meant as a host name, so it is not added.
-    const sans = v.name === undefined ? listOf(v.san) : [v.name, ...listOf(v.san)];
+    // certificate's SANs: a peer dialled by that name then passes TLS host name verification. A name that
+    // cannot be a host name (`peer_1`, `a..b`) and the default name (DIR's name and the MSP ID, not meant
+    // as one) are not added.
+    const sans = v.name === undefined || !hostNamePattern.test(v.name) ? listOf(v.san) : [v.name, ...listOf(v.san)];
     const ca = v.ca !== undefined ? loadCaDir(v.ca) : newCa(mspId);
     const material = createPeerMaterial({ mspId, ca, commonName, altNames: sans });
     const manifest = writeIdentity(v.out, material, { writeCaKey: v.ca === undefined });
