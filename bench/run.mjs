@@ -19,6 +19,7 @@ import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { profileMarkdown, summarizeProfile } from "./profile.mjs";
 import { w9Plan, w9Report, w9Summary } from "./w9.mjs";
+import { bundleWorkers, hostWorker } from "./worker-host.mjs";
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
 const root = path.dirname(benchDir);
@@ -133,16 +134,6 @@ process.on("unhandledRejection", (e) => {
   process.exit(1);
 });
 
-function timeout(p, ms, what) {
-  let timer;
-  return Promise.race([
-    p,
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 let workerEntry;
 // grpc-js sets an IP address as TLS ServerName (DEP0123) on every connection: noise.
@@ -165,62 +156,8 @@ function spawnWorker(name, stack, role, opts = {}, extraExecArgv = []) {
   const child =
     stack === "go" ? spawn(goBinary, [], { cwd: root, env, stdio }) : fork(workerEntry, [], { cwd: root, env, execArgv, stdio });
   children.add(child);
-  const pending = new Map();
-  let nextId = 1;
-  let onReady;
-  let onFail;
-  const ready = new Promise((resolve, reject) => {
-    onReady = resolve;
-    onFail = reject;
-  });
-  ready.catch(() => {});
-  let exited = false;
-  child.on("message", (m) => {
-    if (m?.t === "ready") onReady(m.info);
-    else if (m?.t === "reply") {
-      const p = pending.get(m.id);
-      if (!p) return;
-      pending.delete(m.id);
-      if (m.ok) p.resolve(m.value);
-      else p.reject(new Error(`${name}.${p.cmd}: ${m.error}`));
-    }
-  });
-  child.on("exit", (code, signal) => {
-    exited = true;
-    children.delete(child);
-    const err = new Error(`worker ${name} exited (${signal ?? code})`);
-    onFail(err);
-    for (const p of pending.values()) p.reject(err);
-    pending.clear();
-  });
-  return {
-    name,
-    ready: timeout(ready, 90_000, `${name} start`),
-    call(cmd, args = {}, ms = 120_000) {
-      if (exited) return Promise.reject(new Error(`worker ${name} is gone`));
-      const id = nextId++;
-      return timeout(
-        new Promise((resolve, reject) => {
-          pending.set(id, { resolve, reject, cmd });
-          child.send({ t: "call", id, cmd, args });
-        }),
-        ms,
-        `${name}.${cmd}`,
-      );
-    },
-    async stop() {
-      if (exited) return;
-      try {
-        child.send({ t: "exit" });
-      } catch {
-        // channel closed
-      }
-      const gone = new Promise((r) => child.once("exit", r));
-      await Promise.race([gone, sleep(profileDir ? 10_000 : 1500)]);
-      if (!exited) child.kill("SIGKILL");
-      await Promise.race([gone, sleep(1000)]);
-    },
-  };
+  child.on("exit", () => children.delete(child));
+  return hostWorker(child, name, { stopGraceMs: profileDir ? 10_000 : 1500 });
 }
 
 /** Starts workers (in parallel), runs `fn` with them, always stops them. */
@@ -872,20 +809,7 @@ async function build() {
     console.error("bench: esbuild not found (it comes with tsx); falling back to --tsx");
     return buildTsx();
   }
-  await esbuild.build({
-    entryPoints: { worker: path.join(benchDir, "workers", "main.ts"), lib: path.join(benchDir, "workers", "lib.ts") },
-    outdir: buildDir,
-    bundle: true,
-    splitting: true,
-    format: "esm",
-    platform: "node",
-    target: "node20",
-    packages: "external",
-    outExtension: { ".js": ".mjs" },
-    chunkNames: "chunks/[name]-[hash]",
-    logLevel: "warning",
-    absWorkingDir: root,
-  });
+  await bundleWorkers(esbuild, root, buildDir);
   workerEntry = path.join(buildDir, "worker.mjs");
   lib = await import(`${pathToFileURL(path.join(buildDir, "lib.mjs")).href}?t=${Date.now()}`);
   return "esbuild";

@@ -22,6 +22,7 @@ import { fork } from "node:child_process";
 import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
+import { bundleWorkers, hostWorker } from "../worker-host.mjs";
 
 const args = process.argv.slice(2);
 const rounds = Number(args[0] ?? 20);
@@ -42,20 +43,7 @@ const builds = new Map();
 for (const v of variants) {
   if (builds.has(v.tree)) continue;
   const outdir = path.join(v.tree, "bench", ".build", "ab");
-  await esbuild.build({
-    entryPoints: { worker: path.join(v.tree, "bench", "workers", "main.ts"), lib: path.join(v.tree, "bench", "workers", "lib.ts") },
-    outdir,
-    bundle: true,
-    splitting: true,
-    format: "esm",
-    platform: "node",
-    target: "node20",
-    packages: "external",
-    outExtension: { ".js": ".mjs" },
-    chunkNames: "chunks/[name]-[hash]",
-    logLevel: "warning",
-    absWorkingDir: v.tree,
-  });
+  await bundleWorkers(esbuild, v.tree, outdir);
   builds.set(v.tree, outdir);
 }
 const lib = await import(pathToFileURL(path.join(builds.get(variants[0].tree), "lib.mjs")).href);
@@ -78,46 +66,8 @@ function worker(tree, stack, role, opts) {
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
   children.add(child);
-  const pending = new Map();
-  let nextId = 1;
-  let onReady;
-  let onFail;
-  const ready = new Promise((resolve, reject) => {
-    onReady = resolve;
-    onFail = reject;
-  });
-  child.on("message", (m) => {
-    if (m?.t === "ready") onReady(m.info);
-    else if (m?.t === "reply") {
-      const p = pending.get(m.id);
-      if (!p) return;
-      pending.delete(m.id);
-      if (m.ok) p.resolve(m.value);
-      else p.reject(new Error(m.error));
-    }
-  });
-  child.on("exit", (code) => {
-    children.delete(child);
-    const err = new Error(`${stack} ${role} worker exited (${code})`);
-    onFail(err);
-    for (const p of pending.values()) p.reject(err);
-  });
-  return {
-    ready,
-    call(cmd, a = {}) {
-      return new Promise((resolve, reject) => {
-        const id = nextId++;
-        pending.set(id, { resolve, reject });
-        child.send({ t: "call", id, cmd, args: a });
-      });
-    },
-    stop() {
-      if (!children.has(child)) return Promise.resolve();
-      const gone = new Promise((r) => child.once("exit", r));
-      child.send({ t: "exit" });
-      return gone;
-    },
-  };
+  child.on("exit", () => children.delete(child));
+  return hostWorker(child, `${stack} ${role}`);
 }
 
 for (const v of variants) {
