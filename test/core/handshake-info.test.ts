@@ -7,17 +7,13 @@ import { HandshakeInfo, layoutOf, outboundOf, pkiAtOf, signedLengthOf } from "..
 describe("HandshakeInfo", () => {
   const pkiId = Uint8Array.of(1, 2, 3);
   const identity = Uint8Array.of(4, 5);
+  /** The ConnectionInfo of a handshake from `h:1` with this identity. */
+  const infoOf = (id: Uint8Array, hex: string, signedData: Uint8Array, signature: Uint8Array, direction: "inbound" | "outbound") =>
+    new HandshakeInfo(id, hex, identity, "h:1", { signedData, signature }, direction);
 
   it("gives back the signed data and signature kept back to back with a PKI-ID elsewhere (one copy of the three)", () => {
     const kept = Uint8Array.from({ length: 40 }, (_, i) => i);
-    const info = new HandshakeInfo(
-      pkiId,
-      "010203",
-      identity,
-      "h:1",
-      { signedData: kept.subarray(0, 30), signature: kept.subarray(30) },
-      "inbound",
-    );
+    const info = infoOf(pkiId, "010203", kept.subarray(0, 30), kept.subarray(30), "inbound");
     assert.deepEqual(info.auth.signedData, kept.subarray(0, 30));
     assert.deepEqual(info.auth.signature, kept.subarray(30));
     assert.deepEqual(info.pkiId, pkiId);
@@ -30,14 +26,7 @@ describe("HandshakeInfo", () => {
   it("gives back the signed data and signature of the buffer its PKI-ID views, as views of it (a handshake's)", () => {
     const kept = Uint8Array.from({ length: 40 }, (_, i) => i);
     const ownPki = kept.subarray(4, 7);
-    const info = new HandshakeInfo(
-      ownPki,
-      "040506",
-      identity,
-      "h:1",
-      { signedData: kept.subarray(0, 30), signature: kept.subarray(30) },
-      "inbound",
-    );
+    const info = infoOf(ownPki, "040506", kept.subarray(0, 30), kept.subarray(30), "inbound");
     assert.deepEqual(info.auth.signedData, kept.subarray(0, 30));
     assert.deepEqual(info.auth.signature, kept.subarray(30));
     assert.equal(info.auth.signature.buffer, kept.buffer, "no copy");
@@ -50,17 +39,10 @@ describe("HandshakeInfo", () => {
   it("gives back the same bytes when they lay apart (one copy of both)", () => {
     const signedData = Uint8Array.of(9, 8, 7);
     const signature = Uint8Array.of(6, 5);
-    const info = new HandshakeInfo(pkiId, "010203", identity, "h:1", { signedData, signature }, "outbound");
+    const info = infoOf(pkiId, "010203", signedData, signature, "outbound");
     assert.deepEqual(info.auth.signedData, signedData);
     assert.deepEqual(info.auth.signature, signature);
-    const empty = new HandshakeInfo(
-      pkiId,
-      "010203",
-      identity,
-      "h:1",
-      { signedData: new Uint8Array(0), signature: new Uint8Array(0) },
-      "outbound",
-    );
+    const empty = infoOf(pkiId, "010203", new Uint8Array(0), new Uint8Array(0), "outbound");
     assert.equal(empty.auth.signedData.length, 0);
     assert.equal(empty.auth.signature.length, 0);
   });
@@ -70,14 +52,7 @@ describe("HandshakeInfo", () => {
     const ownPki = kept.subarray(40_000, 40_003);
     const hex = Buffer.from(ownPki).toString("hex");
     for (const direction of ["inbound", "outbound"] as const) {
-      const info = new HandshakeInfo(
-        ownPki,
-        hex,
-        identity,
-        "h:1",
-        { signedData: kept.subarray(0, 60_000), signature: kept.subarray(60_000) },
-        direction,
-      );
+      const info = infoOf(ownPki, hex, kept.subarray(0, 60_000), kept.subarray(60_000), direction);
       assert.deepEqual(info.pkiId, ownPki);
       assert.equal(info.pkiId.byteOffset, 40_000);
       assert.equal(info.auth.signedData.length, 60_000);
@@ -85,14 +60,7 @@ describe("HandshakeInfo", () => {
       assert.equal(info.auth.signature.byteOffset, 60_000);
       assert.equal(info.direction, direction);
     }
-    const copied = new HandshakeInfo(
-      pkiId,
-      "010203",
-      identity,
-      "h:1",
-      { signedData: kept.subarray(0, 50_000), signature: kept.subarray(1, 3) },
-      "outbound",
-    );
+    const copied = infoOf(pkiId, "010203", kept.subarray(0, 50_000), kept.subarray(1, 3), "outbound");
     assert.deepEqual(copied.pkiId, pkiId);
     assert.deepEqual(copied.auth.signedData, kept.subarray(0, 50_000));
     assert.deepEqual(copied.auth.signature, kept.subarray(1, 3));
@@ -124,14 +92,7 @@ describe("HandshakeInfo", () => {
     const at = size - 1024;
     kept.set([9, 8, 7], at);
     const ownPki = kept.subarray(at, at + 3);
-    const info = new HandshakeInfo(
-      ownPki,
-      "090807",
-      identity,
-      "h:1",
-      { signedData: kept.subarray(0, size - 64), signature: kept.subarray(size - 64) },
-      "outbound",
-    );
+    const info = infoOf(ownPki, "090807", kept.subarray(0, size - 64), kept.subarray(size - 64), "outbound");
     assert.equal(info.direction, "outbound");
     assert.deepEqual([...info.pkiId], [9, 8, 7]);
     assert.equal(info.auth.signedData.length, size - 64);
