@@ -2,18 +2,23 @@
 // non-TTY exits 0 with every pair exchanged, its printed curl/buf curl commands
 // work as pasted, Ctrl-C stops it within 2 s, temporary files are removed.
 import assert from "node:assert/strict";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { after, before, beforeEach, describe, it } from "node:test";
 import { skipWithoutCurl } from "../helpers/exec.js";
 import { cli, holdPort, oneErrorLine, type Running, shell, start, tempDir } from "./cli-helpers.js";
 
 let tmp: { dir: string; remove: () => void };
+/** This test's TMPDIR: one a test, so that what one test leaves behind fails that test only. */
+let testTmp: string;
 const running: Running[] = [];
 
 before(() => {
   // The mesh's temporary folders go here (TMPDIR), so that leftovers are visible.
   tmp = tempDir("gossip-cli-mesh-");
+});
+beforeEach(() => {
+  testTmp = mkdtempSync(join(tmp.dir, "t-"));
 });
 
 after(async () => {
@@ -21,8 +26,8 @@ after(async () => {
   tmp?.remove();
 });
 
-const env = () => ({ TMPDIR: tmp.dir });
-const leftovers = () => readdirSync(tmp.dir).filter((f) => f.startsWith("gossip-connect-mesh-"));
+const env = () => ({ TMPDIR: testTmp });
+const leftovers = () => readdirSync(testTmp).filter((f) => f.startsWith("gossip-connect-mesh-"));
 
 describe("mesh", () => {
   it("--duration 5 --peers 3 (non-TTY): one line per second, summary, exit 0, pasted curl and buf curl Ping a peer, temp folder removed", async (t) => {

@@ -168,16 +168,8 @@ export const meshCommand: Command = {
     };
     const logger = cliLogger(tty ? "silent" : "error", { name: "gossip-connect-mesh" });
 
-    const dir = mkdtempSync(join(tmpdir(), "gossip-connect-mesh-"));
-    let removed = false;
-    const removeDir = () => {
-      if (removed) return;
-      removed = true;
-      rmSync(dir, { recursive: true, force: true });
-    };
-    // Last resort: whatever ends the process, the temporary folder goes.
-    process.once("exit", removeDir);
-    // A signal kills a process that has no handler, and "exit" does not run then: from now on, one
+    // A signal kills a process that has no handler, and "exit" does not run then: from before the
+    // temporary folder exists (so no signal can kill us between making it and handling signals), one
     // (even during setup) ends the run through stopAll. Ctrl-C reaches both npm and us, and npm
     // forwards it: the stop already in progress is bounded by closeBudgetMs, so later ones are ignored.
     let signalled: NodeJS.Signals | undefined;
@@ -189,6 +181,16 @@ export const meshCommand: Command = {
     };
     process.on("SIGINT", catchSignal);
     process.on("SIGTERM", catchSignal);
+
+    const dir = mkdtempSync(join(tmpdir(), "gossip-connect-mesh-"));
+    let removed = false;
+    const removeDir = () => {
+      if (removed) return;
+      removed = true;
+      rmSync(dir, { recursive: true, force: true });
+    };
+    // Last resort: whatever ends the process, the temporary folder goes.
+    process.once("exit", removeDir);
 
     const peers: MeshPeer[] = [];
     const timers: NodeJS.Timeout[] = [];
