@@ -15,13 +15,18 @@ export const bin = resolve("bin", "gossip-connect.js");
 
 export type { RunResult } from "../helpers/exec.js";
 
-/** Runs `cmd args` (no shell) to completion, SIGKILLed after `timeoutMs` (default 20 s); `env` adds variables. */
+/**
+ * Runs `cmd args` (no shell) to completion, SIGKILLed after `timeoutMs` (default 60 s: a guard against a
+ * hang, not a speed check; at a load of ~7 on 2 cores a usage error of one of 7 CLIs started at once, each
+ * compiling the sources through tsx, was printed after ~20 s, and the old 20 s guard killed it); `env` adds
+ * variables.
+ */
 export function runProcess(
   cmd: string,
   args: readonly string[],
   options: { timeoutMs?: number; env?: Readonly<Record<string, string>> } = {},
 ): Promise<RunResult> {
-  return run(cmd, args, { timeoutMs: 20_000, ...options });
+  return run(cmd, args, { timeoutMs: 60_000, ...options });
 }
 
 /** Runs `gossip-connect ...args` to completion (killed after `timeoutMs`); `env` adds variables. */
