@@ -33,6 +33,7 @@
  * X.509), the in-memory transport and the virtual clock's settling of async
  * work between timers.
  */
+import v8 from "node:v8";
 import {
   Comm,
   type CryptoService,
@@ -70,6 +71,13 @@ function seededRandom(seed: number): () => number {
   };
 }
 
+/** Bytes used by V8's machine code (code space and large code objects): compiled code, not bytecode or feedback. */
+function codeBytes(): number {
+  let used = 0;
+  for (const s of v8.getHeapSpaceStatistics()) if (s.space_name.startsWith("code_")) used += s.space_used_size;
+  return used;
+}
+
 function cpuUs(since: NodeJS.CpuUsage): number {
   const c = process.cpuUsage(since);
   return c.user + c.system;
@@ -100,6 +108,7 @@ export async function membershipSim(init: Init): Promise<WorkerSpec> {
   const seed = init.opts.num("seed", 9);
   const warmPeers = init.opts.num("warmPeers", 10);
   const warmPasses = init.opts.num("warmPasses", 2);
+  const warmIntervals = init.opts.num("warmIntervals", 2);
   // As in the TLS cell and stack c: every non-seed peer joins through one of
   // three seeds within 10 virtual ms, so a seed takes N/3 handshakes at once.
   // With the comm's default (256 streams not yet authenticated) a seed
@@ -234,7 +243,7 @@ export async function membershipSim(init: Init): Promise<WorkerSpec> {
       Array.from({ length: size }, (_, i) => cryptoFor(`warm${i}`)),
     );
     await w.advanceUntil(() => w.converged(), 12 * aliveMs, 250);
-    for (let i = 0; i < 2; i++) await w.clock.advance(aliveMs);
+    for (let i = 0; i < warmIntervals; i++) await w.clock.advance(aliveMs);
     w.totals();
     w.known();
     if (size > seeds + 1) await crash(w, w.peers[size - 1] as Peer, 12 * aliveMs, 250);
@@ -249,6 +258,8 @@ export async function membershipSim(init: Init): Promise<WorkerSpec> {
   /** The cold baseline (before the warm-up) and the warm one (after it). */
   let cold = { heapUsed: 0, arrayBuffers: 0 };
   let warm = { heapUsed: 0, arrayBuffers: 0 };
+  let coldCode = 0;
+  let warmCode = 0;
   let lastStart = 0;
 
   /**
@@ -269,6 +280,9 @@ export async function membershipSim(init: Init): Promise<WorkerSpec> {
       warmHeapDelta: warmDelta,
       warmBytesPerKnownPeer: per(warmDelta),
       warmBuffersPerKnownPeer: per(m.arrayBuffers - warm.arrayBuffers),
+      // Machine code compiled since each baseline (in the heap figures): what the warm-up did not compile ahead.
+      codeSinceCold: codeBytes() - coldCode,
+      codeSinceWarm: codeBytes() - warmCode,
     };
   };
 
@@ -277,17 +291,20 @@ export async function membershipSim(init: Init): Promise<WorkerSpec> {
     handlers: {
       start: async (): Promise<Json> => {
         cold = memory(true);
+        coldCode = codeBytes();
         // Passes after the first run on compiled code: what the last one leaves is the residue of one pass.
         const w0 = performance.now();
         const wcpu = process.cpuUsage();
         const passes = warmPeers > 0 ? warmPasses : 0;
         let beforeLast = cold;
         warm = cold;
+        warmCode = coldCode;
         const passHeap: number[] = [];
         for (let i = 0; i < passes; i++) {
           await warmUp(warmPeers);
           beforeLast = warm;
           warm = memory(true);
+          warmCode = codeBytes();
           passHeap.push(warm.heapUsed - cold.heapUsed);
         }
         const warmUpJson = {
