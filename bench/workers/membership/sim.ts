@@ -22,12 +22,15 @@
  * Warm-up: before the peers exist, `start` builds a throwaway world of
  * `warmPeers` peers (default 10; 0 skips it) with its own clock, transport
  * and random of the same seed, and the same crypto: it joins, converges,
- * runs two alive intervals, loses one peer to a crash, has its comms
+ * runs `warmIntervals` alive intervals (default 2), loses one peer to a
+ * crash, has its comms
  * stopped (the connections go, as in `viewMemory`) and then its
  * memberships, and is dropped. V8's compiled code and type feedback for
  * those paths are then in place: the heap they take is process-wide, not
- * per known peer. It runs twice; what the second pass leaves on the heap
- * is what one pass leaves behind beyond compiled code (the residue).
+ * per known peer. It runs `warmPasses` times (default 2); what the last
+ * pass leaves on the heap is what one pass leaves behind beyond compiled
+ * code (the residue). `memory` also reports the machine code V8 compiled
+ * after each baseline (code space growth).
  *
  * The CPU figure is the whole process: membership, comm, crypto (fake or
  * X.509), the in-memory transport and the virtual clock's settling of async
@@ -102,7 +105,6 @@ interface World {
 
 export async function membershipSim(init: Init): Promise<WorkerSpec> {
   const n = init.opts.num("peers");
-  const seeds = Math.min(3, n);
   const real = init.opts.str("crypto", "fake") === "x509";
   const maxRealMs = init.opts.num("maxRealS", 120) * 1000;
   const seed = init.opts.num("seed", 9);
@@ -246,7 +248,8 @@ export async function membershipSim(init: Init): Promise<WorkerSpec> {
     for (let i = 0; i < warmIntervals; i++) await w.clock.advance(aliveMs);
     w.totals();
     w.known();
-    if (size > seeds + 1) await crash(w, w.peers[size - 1] as Peer, 12 * aliveMs, 250);
+    // A crash needs a non-seed peer that some other non-seed peer outlives.
+    if (size > Math.min(3, size) + 1) await crash(w, w.peers[size - 1] as Peer, 12 * aliveMs, 250);
     // Connections first, memberships running (the cell's `viewMemory`), then the memberships.
     await w.settle(Promise.all(w.running().map((p) => p.comm.stop())));
     await w.settle(Promise.all(w.running().map((p) => p.membership.stop())));
