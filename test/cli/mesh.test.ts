@@ -113,6 +113,19 @@ describe("mesh", () => {
     assert.deepEqual(leftovers(), []);
   });
 
+  it("SIGHUP (the terminal closing) stops it as SIGINT does: summary, temporary folder removed, exit 0", async () => {
+    const mesh = start(["mesh", "--peers", "2"], env());
+    running.push(mesh);
+    await mesh.waitForLine((l) => /^\[\s*1s\]/.test(l));
+    const { code, signal } = await mesh.stop("SIGHUP");
+    assert.deepEqual({ code, signal }, { code: 0, signal: null }, mesh.stderr);
+    assert.ok(
+      mesh.lines.some((l) => l.startsWith("mesh summary: 2 peers") && l.includes("(SIGHUP)")),
+      mesh.lines.join("\n"),
+    );
+    assert.deepEqual(leftovers(), []);
+  });
+
   it("a signal during setup (certificates, servers) stops it too: temporary folder removed, exit 0", async () => {
     const mesh = start(["mesh", "--peers", "16"], env());
     running.push(mesh);

@@ -79,8 +79,8 @@ Options:
   --no-churn            no leave/return demo
   -h, --help            this help
 
-Ctrl-C (SIGINT) or SIGTERM stops every peer within 2 s, removes the temporary
-folder, prints the summary and exits 0. Logs (pino) go to stderr at level
+Ctrl-C (SIGINT), SIGTERM or SIGHUP (the terminal closing) stops every peer
+within 2 s, removes the temporary folder, prints the summary and exits 0. Logs (pino) go to stderr at level
 'error' (set ${logLevelEnv}; the terminal view hides them unless set).
 
 Exit codes: 0 stopped by a signal, or --duration elapsed with every pair of peers
@@ -181,6 +181,8 @@ export const meshCommand: Command = {
     };
     process.on("SIGINT", catchSignal);
     process.on("SIGTERM", catchSignal);
+    // Closing the terminal sends SIGHUP: without a handler it would leave the folder, the operator's TLS key in it.
+    process.on("SIGHUP", catchSignal);
 
     const dir = mkdtempSync(join(tmpdir(), "gossip-connect-mesh-"));
     let removed = false;
