@@ -30,7 +30,11 @@
  * per known peer. It runs `warmPasses` times (default 2); what the last
  * pass leaves on the heap is what one pass leaves behind beyond compiled
  * code (the residue). `memory` also reports the machine code V8 compiled
- * after each baseline (code space growth).
+ * after each baseline (code space growth). Module state outlives the
+ * warm world: the incarnation counter (src/membership/timestamp.ts; the
+ * cell's peers number from the warm world's last incarnation), the fake
+ * crypto's key table and the frame slab. A cell that restarts peers and
+ * compares incarnation numbers must allow for that.
  *
  * The CPU figure is the whole process: membership, comm, crypto (fake or
  * X.509), the in-memory transport and the virtual clock's settling of async
