@@ -53,11 +53,13 @@ describe("README", () => {
       const r = await runProcess(process.execPath, ["--import", "tsx", file], { timeoutMs: 30_000 });
       assert.equal(r.code, 0, `stdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
       assert.match(r.stdout, /bob got dataMsg from 127\.0\.0\.1:\d+\nacks: 1\n/);
-      // Closing idle connections takes milliseconds, and the process then exits by itself at once.
+      // Closing idle connections takes milliseconds, and the process then exits by itself at once. The bound is
+      // under the shortest timer a leak would wait for (drainTimeoutMs 2 s, dialTimeoutMs 3 s), with room for a
+      // loaded machine: at a load of ~8 on 2 cores the exit took 659 ms, over the 500 ms this bound was.
       const closeMs = Number(/close ms (\d+)/.exec(r.stdout)?.[1]);
       const exitMs = Number(/exit ms (\d+)/.exec(r.stdout)?.[1]);
-      assert.ok(closeMs < 500, `closing both apps took ${closeMs} ms`);
-      assert.ok(exitMs < 500, `the process lived ${exitMs} ms after closing`);
+      assert.ok(closeMs < 1500, `closing both apps took ${closeMs} ms`);
+      assert.ok(exitMs < 1500, `the process lived ${exitMs} ms after closing`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
