@@ -136,7 +136,8 @@ describe("graceful shutdown", () => {
     const t0 = performance.now();
     await Promise.race([Promise.all([a.app.close(), b.app.close()]), timeout(5000)]);
     const ms = performance.now() - t0;
-    assert.ok(ms < 500, `closing both apps took ${Math.round(ms)} ms`);
+    // Under the 2 s drain timeout a connection left open would wait for, with room for a loaded CI machine.
+    assert.ok(ms < 1500, `closing both apps took ${Math.round(ms)} ms`);
     await eventually(() => closes.length === 2, 2000, "both sides saw the connection close");
     assert.deepEqual(
       closes.map((c) => c.error),
