@@ -550,6 +550,27 @@ function pairsOf(W, w) {
   return { [f.rate]: roundPairs(W, w, f.rate), [f.cpu]: roundPairs(W, w, f.cpu) };
 }
 
+/**
+ * A group cell's slice rates (msgs/s or Pings/s) by the stack whose call ran
+ * just before (the slices' `after`): for each stack and each predecessor, the
+ * number of slices and their median rate, so that a stored result shows the
+ * order's balance and what a neighbour does to a rate. Null without slices.
+ */
+function neighboursOf(W, w) {
+  const out = {};
+  for (const [st, c] of Object.entries(W[w] ?? {})) {
+    const by = {};
+    for (const run of pairedRuns[w](c) ?? [])
+      for (const part of run.parts ?? []) {
+        const after = part.after ?? "none";
+        by[after] = [...(by[after] ?? []), (part.count / part.ms) * 1000];
+      }
+    const rows = Object.entries(by).map(([after, rates]) => [after, { slices: rates.length, median: Math.round(median(rates)) }]);
+    if (rows.length > 0) out[st] = Object.fromEntries(rows);
+  }
+  return Object.keys(out).length > 0 ? out : null;
+}
+
 /** The group cell's median of stack x's `field` runs, as the table's ratio of medians takes it. */
 function medianOf(W, w, st, field) {
   const c = W[w]?.[st];
@@ -1364,6 +1385,7 @@ async function main() {
     w4PairsLine: pairsLine(W, "W4"),
     streamPairs: { W1: pairsOf(W, "W1"), W2: pairsOf(W, "W2") },
     streamPairsLines: { W1: pairsLine(W, "W1"), W2: pairsLine(W, "W2") },
+    neighbours: { W1: neighboursOf(W, "W1"), W2: neighboursOf(W, "W2"), W4: neighboursOf(W, "W4") },
     rows,
     workloads: W,
     errors,
