@@ -367,8 +367,8 @@ async function echoCell(stack) {
  * still does for its load once its slice ended (a GC, a drain), which
  * per-call figures miss; and it depends far less than a rate on how much of
  * the shared machine the stack got. The gap lets that leftover work run
- * before the next slice starts rather than in it, so it slows no stack's
- * rate; the gap is in no slice's time. `seq` ({ turn, last }: the next turn,
+ * before the next slice starts, so less of it falls into the next stack's
+ * slice and slows its rate; the gap is in no slice's time. `seq` ({ turn, last }: the next turn,
  * the stack that ran last) moves on. Returns each stack's `{ count, ms,
  * parts, clientUs, serverUs }` by stack (`parts`: its slices, each with its
  * turn and `after`, the stack whose call ran just before it).
