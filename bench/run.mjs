@@ -18,6 +18,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { profileMarkdown, summarizeProfile } from "./profile.mjs";
+import { turnOrder } from "./turn-order.mjs";
 import { w9Plan, w9Report, w9Summary } from "./w9.mjs";
 import { bundleWorkers, hostWorker } from "./worker-host.mjs";
 
@@ -59,15 +60,21 @@ const stackFilter = new Set((option("stacks") ?? (profile ? "gossip" : allStacks
 /** Every stack asked for (before a missing Go drops stack e): such a run of every workload writes latest.json. */
 const everyStack = allStacks.every((s) => stackFilter.has(s));
 
-/** Run sizes. Every loop is bounded by a count and a time. */
+/**
+ * Run sizes. Every loop is bounded by a count and a time. `gapS` (W1/W2,
+ * and W4's `ping.gapS`): the idle time before each measured slice of a
+ * group cell, a tenth of a slice, so that what the stack before left behind
+ * (a GC, a drain) settles before the next slice starts (see slicedRound).
+ */
 const P = quick
   ? {
       runs: 2,
       warmS: 0.15,
       runS: 0.25,
       sliceS: 0.125,
+      gapS: 0.0125,
       echo: { size: 1024, warm: 100, count: 300, maxS: 0.6 },
-      ping: { warm: 100, count: 200, maxS: 0.6, loadS: 0.25, sliceS: 0.125, inflight: 32, probeCount: 5, probeS: 1 },
+      ping: { warm: 100, count: 200, maxS: 0.6, loadS: 0.25, sliceS: 0.125, gapS: 0.0125, inflight: 32, probeCount: 5, probeS: 1 },
       fanout: { peers: [16, 64], procs: 2, warmS: 0.1, runS: 0.25, runs: 1 },
       setup: { warm: 2, count: 8, maxS: 2 },
       storm: { peers: 40, procs: 1, runs: 1 },
@@ -78,8 +85,9 @@ const P = quick
       warmS: 1,
       runS: 2,
       sliceS: 0.5,
+      gapS: 0.05,
       echo: { size: 1024, warm: 1000, count: 3000, maxS: 3 },
-      ping: { warm: 500, count: 2000, maxS: 3, loadS: 1.5, sliceS: 0.25, inflight: 32, probeCount: 40, probeS: 4 },
+      ping: { warm: 500, count: 2000, maxS: 3, loadS: 1.5, sliceS: 0.25, gapS: 0.025, inflight: 32, probeCount: 40, probeS: 4 },
       fanout: { peers: [16, 64], procs: 2, warmS: 1, runS: 2, runs: 3 },
       setup: { warm: 10, count: 100, maxS: 8 },
       storm: { peers: 200, procs: 2, runs: 3 },
@@ -253,14 +261,18 @@ async function stackGroup(stacks, names, serverOpts, fn, execArgv = []) {
  * interleaved as W4's load runs are: the warm-up is turns of unmeasured
  * slices, then in round r every stack's run of P.runS seconds is taken as
  * slices of P.sliceS seconds, each turn one slice of every stack in
- * turnOrder's order. A slice is one `stream` call (its messages, then a
- * sync); a run is its slices' messages over their time, and the CPU of its
- * client and server over the round (both idle between their slices). So
+ * turnOrder's order, the turns one sequence over the warm-up and the rounds
+ * (with 4 slices a run and 5 stacks, every round has each stack's slices
+ * preceded once by each other stack). A slice is one `stream` call (its
+ * messages, then a sync) after P.gapS idle; a run is its slices' messages
+ * over their time, and the CPU of its client and server over the round
+ * (both idle between their slices). So
  * every stack's run r saw the machine of the same few seconds, and a ratio
  * can pair c's run with the other stack's run of the same round (see
  * roundPairs). The results have the shape of the separate cells they
  * replace; a run also holds its round and its slices (`parts`, each with
- * its turn). Returns each stack's result (or `{ error }`) by stack.
+ * its turn and the stack whose slice ran just before, `after`). Returns each
+ * stack's result (or `{ error }`) by stack.
  */
 async function streamGroupCell(stacks, size) {
   const wire = lib.wireBytes(size);
@@ -277,13 +289,19 @@ async function streamGroupCell(stacks, size) {
         });
       // The warm-up is turns of unmeasured slices, as the rounds' (each stack gets P.warmS in all), so that
       // every stack's last warm-up slice comes shortly before its first measured one.
+      // The turns run on from the warm-up into the rounds, so round 0's first slice follows the stack the order has before it.
       const warmSlices = Math.max(1, Math.round(P.warmS / P.sliceS));
-      let turn = 0;
-      for (let k = 0; k < warmSlices; k++, turn++)
-        for (const st of turnOrder(stacks, turn)) await step(st, (s) => s.client.call("stream", { size, seconds: P.warmS / warmSlices }));
+      const seq = { turn: 0, last: null };
+      for (let k = 0; k < warmSlices; k++, seq.turn++)
+        for (const st of turnOrder(stacks, seq.turn))
+          await step(st, (s) => {
+            seq.last = st;
+            return s.client.call("stream", { size, seconds: P.warmS / warmSlices });
+          });
       for (let r = 0; r < P.runs; r++) {
-        const round = await slicedRound(stacks, step, turn, slices, (s) => s.client.call("stream", { size, seconds: P.runS / slices }));
-        turn = round.turn;
+        const round = await slicedRound(stacks, step, seq, slices, (s) => s.client.call("stream", { size, seconds: P.runS / slices }), {
+          gapS: P.gapS,
+        });
         for (const [st, x] of round.sums)
           await step(st, async (s) => {
             s.runs.push({
@@ -342,16 +360,20 @@ async function echoCell(stack) {
 
 /**
  * One round of interleaved load runs (W1, W2, W4): `slices` turns from
- * `turn` on, each turn one `call(s)` of every stack in turnOrder's order,
- * and the CPU of each stack's client and server over the whole round. Both
- * are idle between their slices, so the round's CPU also counts what a
- * process still does for its load once its slice ended (a GC, say), which
+ * `seq.turn` on, each turn one `call(s)` of every stack in turnOrder's order
+ * (its stacks renamed by `shift`), each call after `gapS` seconds idle, and
+ * the CPU of each stack's client and server over the whole round. Both are
+ * idle between their slices, so the round's CPU also counts what a process
+ * still does for its load once its slice ended (a GC, a drain), which
  * per-call figures miss; and it depends far less than a rate on how much of
- * the shared machine the stack got. Returns each stack's `{ count, ms,
+ * the shared machine the stack got. The gap lets that leftover work run
+ * before the next slice starts, so less of it falls into the next stack's
+ * slice and slows its rate; the gap is in no slice's time. `seq` ({ turn, last }: the next turn,
+ * the stack that ran last) moves on. Returns each stack's `{ count, ms,
  * parts, clientUs, serverUs }` by stack (`parts`: its slices, each with its
- * turn) and the next turn.
+ * turn and `after`, the stack whose call ran just before it).
  */
-async function slicedRound(stacks, step, turn, slices, call) {
+async function slicedRound(stacks, step, seq, slices, call, { gapS = 0, shift = 0 } = {}) {
   const cpuOf = async (s) => {
     const [c, v] = await Promise.all([s.client.call("cpu"), s.server.call("cpu")]);
     return { client: c.user + c.system, server: v.user + v.system };
@@ -359,14 +381,17 @@ async function slicedRound(stacks, step, turn, slices, call) {
   const cpu0 = new Map();
   for (const st of stacks) await step(st, async (s) => cpu0.set(st, await cpuOf(s)));
   const sums = new Map();
-  for (let k = 0; k < slices; k++, turn++)
-    for (const st of turnOrder(stacks, turn))
+  for (let k = 0; k < slices; k++, seq.turn++)
+    for (const st of turnOrder(stacks, seq.turn, shift))
       await step(st, async (s) => {
+        if (gapS > 0) await sleep(gapS * 1000);
+        const after = seq.last;
+        seq.last = st;
         const x = await call(s);
         const acc = sums.get(st) ?? { count: 0, ms: 0, parts: [] };
         acc.count += x.count;
         acc.ms += x.ms;
-        acc.parts.push({ turn, count: x.count, ms: x.ms });
+        acc.parts.push({ turn: seq.turn, after, count: x.count, ms: x.ms });
         sums.set(st, acc);
       });
   for (const [st, acc] of sums)
@@ -376,26 +401,7 @@ async function slicedRound(stacks, step, turn, slices, call) {
       acc.clientUs = c1.client - c0.client;
       acc.serverUs = c1.server - c0.server;
     });
-  return { sums, turn };
-}
-
-/**
- * The order in which turn (or round) `r` of a group cell (W1, W2, W4)
- * visits its stacks. Raw (a) and gossip-connect (c), the pair of issue 12's
- * goals, stay side by side and swap places every turn; the units (that
- * pair, and each other stack) move by one place a turn, so no stack always
- * goes first or follows the same neighbour. With W4's 4 stacks: a c b e,
- * b e c a, e a c b, c a b e, b e a c.
- */
-function turnOrder(stacks, r) {
-  const paired = stacks.includes("raw") && stacks.includes("gossip");
-  const units = [];
-  for (const st of stacks) {
-    if (paired && st === "gossip") continue;
-    units.push(paired && st === "raw" ? ["raw", "gossip"] : [st]);
-  }
-  const k = units.length === 0 ? 0 : r % units.length;
-  return [...units.slice(k), ...units.slice(0, k)].flatMap((u) => (r % 2 ? [...u].reverse() : u));
+  return { sums };
 }
 
 /**
@@ -405,11 +411,17 @@ function turnOrder(stacks, r) {
  * while another stack runs. The runs are interleaved in rounds: in round r
  * every stack's latency run, then its load run of P.ping.loadS seconds taken
  * as slices of P.ping.sliceS seconds in turns with the other stacks' slices
- * (each turn in turnOrder's order), then the probes in rounds the same way.
- * So every stack's run r saw the machine of the same few seconds, and a
- * ratio can pair c's run with the other stack's run of the same round (see
- * roundPairs). The results have today's shape per stack; a load run also
- * holds its round and its slices (`parts`, each with its turn). Returns each
+ * (each turn in turnOrder's order, the stacks renamed by r, each slice after
+ * P.ping.gapS idle), then the probes in rounds. The latency runs of round r
+ * go in the order of the turn before its first, so the stack that the order
+ * has before the first slice ran last; with 6 slices a run and 4 stacks,
+ * every round has each stack's slices preceded twice by each other stack
+ * (the round's first slice by that stack's latency run). So every stack's
+ * run r saw the machine of the same few seconds, and a ratio can pair c's
+ * run with the other stack's run of the same round (see roundPairs). The
+ * results have today's shape per stack; a load run also holds its round and
+ * its slices (`parts`, each with its turn and `after`, the stack whose call
+ * ran just before it). Returns each
  * stack's result (or `{ error }`) by stack: a stack that fails drops out of
  * the later turns, the others go on.
  */
@@ -434,14 +446,21 @@ async function pingGroupCell(stacks) {
       // A stack's load run is `slices` slices of sliceS seconds, each turn one slice of every stack: a shared
       // machine's speed changes within seconds, and this way every stack's run of a round samples the same seconds.
       const slices = Math.max(1, Math.round(p.loadS / p.sliceS));
-      let turn = 0;
+      const seq = { turn: 0, last: null };
       for (let r = 0; r < P.runs; r++) {
-        for (const st of turnOrder(stacks, r))
-          await step(st, async (s) => s.lat.push(await s.client.call("ping", { count: p.count, seconds: p.maxS })));
-        const round = await slicedRound(stacks, step, turn, slices, (s) =>
-          s.client.call("pingLoad", { inflight: p.inflight, seconds: p.loadS / slices }),
+        for (const st of turnOrder(stacks, seq.turn - 1, r))
+          await step(st, async (s) => {
+            seq.last = st;
+            s.lat.push(await s.client.call("ping", { count: p.count, seconds: p.maxS }));
+          });
+        const round = await slicedRound(
+          stacks,
+          step,
+          seq,
+          slices,
+          (s) => s.client.call("pingLoad", { inflight: p.inflight, seconds: p.loadS / slices }),
+          { gapS: p.gapS, shift: r },
         );
-        turn = round.turn;
         for (const [st, x] of round.sums)
           await step(st, async (s) => {
             const { clientUs, serverUs } = x;
@@ -462,7 +481,7 @@ async function pingGroupCell(stacks) {
       }
       for (const st of stacks) await step(st, (s) => s.client.call("probe", { endpoint: s.endpoint, count: 3, seconds: p.probeS }));
       for (let r = 0; r < Math.min(P.runs, 3); r++)
-        for (const st of turnOrder(stacks, r))
+        for (const st of turnOrder(stacks, 0, r))
           await step(st, async (s) =>
             s.probe.push(await s.client.call("probe", { endpoint: s.endpoint, count: p.probeCount, seconds: p.probeS })),
           );
@@ -529,6 +548,27 @@ const pairedFields = {
 function pairsOf(W, w) {
   const f = pairedFields[w];
   return { [f.rate]: roundPairs(W, w, f.rate), [f.cpu]: roundPairs(W, w, f.cpu) };
+}
+
+/**
+ * A group cell's slice rates (msgs/s or Pings/s) by the stack whose call ran
+ * just before (the slices' `after`): for each stack and each predecessor, the
+ * number of slices and their median rate, so that a stored result shows the
+ * order's balance and what a neighbour does to a rate. Null without slices.
+ */
+function neighboursOf(W, w) {
+  const out = {};
+  for (const [st, c] of Object.entries(W[w] ?? {})) {
+    const by = {};
+    for (const run of pairedRuns[w](c) ?? [])
+      for (const part of run.parts ?? []) {
+        const after = part.after ?? "none";
+        by[after] = [...(by[after] ?? []), (part.count / part.ms) * 1000];
+      }
+    const rows = Object.entries(by).map(([after, rates]) => [after, { slices: rates.length, median: Math.round(median(rates)) }]);
+    if (rows.length > 0) out[st] = Object.fromEntries(rows);
+  }
+  return Object.keys(out).length > 0 ? out : null;
 }
 
 /** The group cell's median of stack x's `field` runs, as the table's ratio of medians takes it. */
@@ -1348,6 +1388,7 @@ async function main() {
     w4PairsLine: pairsLine(W, "W4"),
     streamPairs: { W1: pairsOf(W, "W1"), W2: pairsOf(W, "W2") },
     streamPairsLines: { W1: pairsLine(W, "W1"), W2: pairsLine(W, "W2") },
+    neighbours: { W1: neighboursOf(W, "W1"), W2: neighboursOf(W, "W2"), W4: neighboursOf(W, "W4") },
     rows,
     workloads: W,
     errors,
