@@ -33,6 +33,7 @@ import { readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import v8 from "node:v8";
 import { Comm, Membership, type MemoryListener, MemoryNetwork, VirtualClock } from "../../src/index.js";
 import { BenchFakeCrypto } from "../workers/membership/fake-crypto.js";
+import { seededRandom } from "../workers/membership/sim.js";
 
 const aliveMs = 5000;
 const mspId = "Org1MSP";
@@ -42,18 +43,6 @@ function gc(): void {
   if (!g) throw new Error("run with --expose-gc");
   g();
   g();
-}
-
-/** mulberry32, as sim.ts. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 interface Peer {

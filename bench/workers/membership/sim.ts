@@ -66,8 +66,8 @@ interface Peer {
   alive: boolean;
 }
 
-/** A deterministic random in [0, 1) (mulberry32). */
-function seededRandom(seed: number): () => number {
+/** A deterministic random in [0, 1) (mulberry32); also tools/w9-once.ts's, so that its worlds draw as the cells do. */
+export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
