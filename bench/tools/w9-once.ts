@@ -31,9 +31,8 @@
  */
 import { readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import v8 from "node:v8";
-import { Comm, Membership, type MemoryListener, MemoryNetwork, VirtualClock } from "../../src/index.js";
 import { BenchFakeCrypto } from "../workers/membership/fake-crypto.js";
-import { seededRandom } from "../workers/membership/sim.js";
+import { makeWorld, populate, type World } from "../workers/membership/sim.js";
 
 const aliveMs = 5000;
 const mspId = "Org1MSP";
@@ -45,65 +44,15 @@ function gc(): void {
   g();
 }
 
-interface Peer {
-  comm: Comm;
-  membership: Membership;
-  listener: MemoryListener;
-}
-
-/** sim.ts's makeWorld, populate and converge, reduced to what the memory cell does; `bare`: no bootstrap peers. */
-async function world(size: number, bare: boolean) {
-  const clock = new VirtualClock();
-  const net = new MemoryNetwork({ clock });
-  const random = seededRandom(9);
-  const wall = () => 1_700_000_000_000 + clock.now();
-  const peers: Peer[] = [];
-  const seeds = Math.min(3, size);
-  const ep = (i: number) => `p${i}:7051`;
-  const cryptos = Array.from({ length: size }, () => new BenchFakeCrypto(mspId));
-  const add = (i: number) => {
-    const crypto = cryptos[i] as BenchFakeCrypto;
-    const comm = new Comm({ crypto, dialer: net.dialer(`p${i}`), clock, options: { maxUnauthenticatedStreams: 4096 } });
-    const listener = net.listen(ep(i), (s) => void comm.handleStream(s));
-    const bootstrapPeers = bare
-      ? []
-      : i < seeds
-        ? Array.from({ length: seeds }, (_, j) => j)
-            .filter((j) => j !== i)
-            .map(ep)
-        : [ep(i % seeds)];
-    const membership = new Membership({
-      comm,
-      crypto,
-      clock,
-      wallClockMs: wall,
-      random,
-      options: { internalEndpoint: ep(i), externalEndpoint: ep(i), bootstrapPeers },
-    });
-    peers.push({ comm, membership, listener });
-  };
-  for (let i = 0; i < seeds; i++) add(i);
-  await clock.advance(10);
-  for (let i = seeds; i < size; i++) add(i);
-  const converged = () => bare || peers.every((p) => p.membership.stats().alive === size - 1);
-  for (let t = 0; !converged(); t += 250) {
-    if (t > 12 * aliveMs) throw new Error(`${size} peers not converged in 12 alive intervals`);
-    await clock.advance(250);
-  }
-  return { clock, net, peers };
-}
-
-/** Stops comms, then memberships (as sim.ts's warm-up), advancing the clock; bounded. */
-async function stopAll(w: Awaited<ReturnType<typeof world>>): Promise<void> {
-  let done = false;
-  void Promise.all(w.peers.map((x) => x.comm.stop()))
-    .then(() => Promise.all(w.peers.map((x) => x.membership.stop())))
-    .then(() => {
-      done = true;
-    });
-  for (let i = 0; !done && i < 600; i++) await w.clock.advance(100);
-  if (!done) throw new Error("warm-up world did not stop in 60 virtual s");
-  for (const x of w.peers) x.listener.close();
+/** The W9 cell's world (sim.ts), populated and converged as the memory cell does; `bare`: no bootstrap peers. */
+async function world(size: number, bare: boolean): Promise<World> {
+  const w = makeWorld(size, { seed: 9, maxRealMs: 120_000, maxUnauthenticatedStreams: 4096, bare });
+  await populate(
+    w,
+    Array.from({ length: size }, () => new BenchFakeCrypto(mspId)),
+  );
+  if (!bare) await w.advanceUntil(() => w.converged(), 12 * aliveMs, 250);
+  return w;
 }
 
 interface Snapshot {
@@ -204,7 +153,7 @@ function byOwner(before: Snapshot, after: Snapshot): Record<string, [number, num
 }
 
 async function run(n: number, prefix: string, bare: boolean): Promise<void> {
-  for (let i = 0; i < 2; i++) await stopAll(await world(10, false));
+  for (let i = 0; i < 2; i++) await (await world(10, false)).stop();
   gc();
   const beforeFile = v8.writeHeapSnapshot(`${prefix}-before.heapsnapshot`);
   gc();

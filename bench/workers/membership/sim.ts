@@ -59,7 +59,7 @@ import { BenchFakeCrypto } from "./fake-crypto.js";
 /** Fabric's peer.gossip.aliveTimeInterval default. */
 const aliveMs = 5000;
 
-interface Peer {
+export interface Peer {
   readonly comm: Comm;
   readonly membership: Membership;
   readonly listener: MemoryListener;
@@ -91,7 +91,7 @@ function cpuUs(since: NodeJS.CpuUsage): number {
 }
 
 /** One simulated network: its own clock, transport, random and peers. */
-interface World {
+export interface World {
   readonly clock: VirtualClock;
   readonly peers: Peer[];
   add(i: number, crypto: CryptoService): void;
@@ -103,8 +103,129 @@ interface World {
   /** Advances until `p` settles (stops need the clock to run); bounded like `advanceUntil`; throws what `p` threw. */
   settle(p: Promise<unknown>): Promise<void>;
   totals(): { messages: number; bytes: number; connections: number };
+  /** Stops the running peers' comms (their connections go), then their memberships, and closes their listeners. */
+  stop(): Promise<void>;
   /** View entries (alive and dead) over the running peers. */
   known(): number;
+}
+
+/** How {@link makeWorld} builds a world. */
+interface WorldOptions {
+  /** Seed of the world's random (the memberships' choices). */
+  readonly seed: number;
+  /** Real-time bound of `advanceUntil` and `settle`. */
+  readonly maxRealMs: number;
+  /** The comms' limit of streams not yet authenticated. */
+  readonly maxUnauthenticatedStreams: number;
+  /** No bootstrap peers: each peer knows nobody. @default false */
+  readonly bare?: boolean;
+}
+
+/**
+ * A world of `size` peers (made by `add`): every non-seed peer bootstraps
+ * through one of three seeds, the seeds through each other, unless `bare`
+ * (no bootstrap peers: each peer knows nobody). Also tools/w9-once.ts's.
+ */
+export function makeWorld(size: number, options: WorldOptions): World {
+  const { seed, maxRealMs, maxUnauthenticatedStreams, bare = false } = options;
+  const clock = new VirtualClock();
+  const net = new MemoryNetwork({ clock });
+  const random = seededRandom(seed);
+  const wall = () => 1_700_000_000_000 + clock.now();
+  const peers: Peer[] = [];
+  const worldSeeds = Math.min(3, size);
+  const endpointOf = (i: number) => `p${i}:7051`;
+  const running = () => peers.filter((p) => p.alive);
+  /** Views' sizes (alive members), min-max over the running peers: what a failure reports. */
+  const views = () => {
+    const sizes = running().map((p) => p.membership.stats().alive);
+    return `views ${Math.min(...sizes)}-${Math.max(...sizes)} of ${running().length - 1}`;
+  };
+  const advanceUntil = async (pred: () => boolean, maxVirtualMs: number, stepMs: number): Promise<number> => {
+    const t0 = clock.now();
+    const deadline = performance.now() + maxRealMs;
+    while (!pred()) {
+      if (clock.now() - t0 >= maxVirtualMs) throw new Error(`not reached within ${maxVirtualMs} virtual ms (${views()})`);
+      if (performance.now() > deadline)
+        throw new Error(`not reached within ${maxRealMs} real ms (virtual ${clock.now() - t0} ms, ${views()})`);
+      await clock.advance(stepMs);
+    }
+    return clock.now() - t0;
+  };
+  /** Advances until `p` settles (stops need the clock to run); bounded like `advanceUntil`; throws what `p` threw. */
+  const settle = async (p: Promise<unknown>): Promise<void> => {
+    // Handled at once: a stop that fails while the clock runs is reported here, not as an unhandled rejection.
+    let outcome: { error: unknown } | null | undefined;
+    void p.then(
+      () => {
+        outcome = null;
+      },
+      (error: unknown) => {
+        outcome = { error };
+      },
+    );
+    await advanceUntil(() => outcome !== undefined, 60_000, 100);
+    if (outcome) throw outcome.error;
+  };
+  return {
+    clock,
+    peers,
+    add: (i, crypto) => {
+      const endpoint = endpointOf(i);
+      const comm = new Comm({ crypto, dialer: net.dialer(`p${i}`), clock, options: { maxUnauthenticatedStreams } });
+      const listener = net.listen(endpoint, (s) => void comm.handleStream(s));
+      const bootstrapPeers = bare
+        ? []
+        : i < worldSeeds
+          ? Array.from({ length: worldSeeds }, (_, j) => j)
+              .filter((j) => j !== i)
+              .map(endpointOf)
+          : [endpointOf(i % worldSeeds)];
+      const membership = new Membership({
+        comm,
+        crypto,
+        clock,
+        wallClockMs: wall,
+        random,
+        options: { internalEndpoint: endpoint, externalEndpoint: endpoint, bootstrapPeers },
+      });
+      peers.push({ comm, membership, listener, alive: true });
+    },
+    running,
+    converged: () => {
+      const m = running().length;
+      return running().every((p) => p.membership.stats().alive === m - 1);
+    },
+    advanceUntil,
+    settle,
+    totals: () => {
+      let messages = 0;
+      let bytes = 0;
+      let connections = 0;
+      for (const p of running()) {
+        const s = p.comm.stats();
+        messages += s.messagesSent;
+        bytes += s.bytesSent;
+        connections += s.connections.inbound + s.connections.outbound;
+      }
+      return { messages, bytes, connections };
+    },
+    stop: async () => {
+      // Connections first, memberships running (the cell's `viewMemory`), then the memberships.
+      await settle(Promise.all(running().map((p) => p.comm.stop())));
+      await settle(Promise.all(running().map((p) => p.membership.stop())));
+      for (const p of running()) p.listener.close();
+    },
+    known: () => running().reduce((s, p) => s + p.membership.stats().alive + p.membership.stats().dead, 0),
+  };
+}
+
+/** Starts `size` peers as the cell does: the seeds, then the rest 10 virtual ms later. */
+export async function populate(w: World, cryptos: readonly CryptoService[]): Promise<void> {
+  const worldSeeds = Math.min(3, cryptos.length);
+  for (let i = 0; i < worldSeeds; i++) w.add(i, cryptos[i] as CryptoService);
+  await w.clock.advance(10);
+  for (let i = worldSeeds; i < cryptos.length; i++) w.add(i, cryptos[i] as CryptoService);
 }
 
 export async function membershipSim(init: Init): Promise<WorkerSpec> {
@@ -122,6 +243,7 @@ export async function membershipSim(init: Init): Promise<WorkerSpec> {
   // for Fabric's 25 s reconnect: a 1,000-peer simulation then measured our
   // admission limit, not membership.
   const maxUnauthenticatedStreams = init.opts.num("maxUnauthenticatedStreams", 4096);
+  const worldOptions: WorldOptions = { seed, maxRealMs, maxUnauthenticatedStreams };
 
   const cryptoFor = (name: string): CryptoService => {
     if (!real) return new BenchFakeCrypto(MSP_ID);
@@ -132,98 +254,6 @@ export async function membershipSim(init: Init): Promise<WorkerSpec> {
       privateKey: m.identity.keyPem,
       trustedRoots: { [MSP_ID]: [init.ca.certPem] },
     });
-  };
-
-  const makeWorld = (size: number): World => {
-    const clock = new VirtualClock();
-    const net = new MemoryNetwork({ clock });
-    const random = seededRandom(seed);
-    const wall = () => 1_700_000_000_000 + clock.now();
-    const peers: Peer[] = [];
-    const worldSeeds = Math.min(3, size);
-    const endpointOf = (i: number) => `p${i}:7051`;
-    const running = () => peers.filter((p) => p.alive);
-    /** Views' sizes (alive members), min-max over the running peers: what a failure reports. */
-    const views = () => {
-      const sizes = running().map((p) => p.membership.stats().alive);
-      return `views ${Math.min(...sizes)}-${Math.max(...sizes)} of ${running().length - 1}`;
-    };
-    const advanceUntil = async (pred: () => boolean, maxVirtualMs: number, stepMs: number): Promise<number> => {
-      const t0 = clock.now();
-      const deadline = performance.now() + maxRealMs;
-      while (!pred()) {
-        if (clock.now() - t0 >= maxVirtualMs) throw new Error(`not reached within ${maxVirtualMs} virtual ms (${views()})`);
-        if (performance.now() > deadline)
-          throw new Error(`not reached within ${maxRealMs} real ms (virtual ${clock.now() - t0} ms, ${views()})`);
-        await clock.advance(stepMs);
-      }
-      return clock.now() - t0;
-    };
-    return {
-      clock,
-      peers,
-      add: (i, crypto) => {
-        const endpoint = endpointOf(i);
-        const comm = new Comm({ crypto, dialer: net.dialer(`p${i}`), clock, options: { maxUnauthenticatedStreams } });
-        const listener = net.listen(endpoint, (s) => void comm.handleStream(s));
-        const bootstrapPeers =
-          i < worldSeeds
-            ? Array.from({ length: worldSeeds }, (_, j) => j)
-                .filter((j) => j !== i)
-                .map(endpointOf)
-            : [endpointOf(i % worldSeeds)];
-        const membership = new Membership({
-          comm,
-          crypto,
-          clock,
-          wallClockMs: wall,
-          random,
-          options: { internalEndpoint: endpoint, externalEndpoint: endpoint, bootstrapPeers },
-        });
-        peers.push({ comm, membership, listener, alive: true });
-      },
-      running,
-      converged: () => {
-        const m = running().length;
-        return running().every((p) => p.membership.stats().alive === m - 1);
-      },
-      advanceUntil,
-      settle: async (p) => {
-        // Handled at once: a stop that fails while the clock runs is reported here, not as an unhandled rejection.
-        let outcome: { error: unknown } | null | undefined;
-        void p.then(
-          () => {
-            outcome = null;
-          },
-          (error: unknown) => {
-            outcome = { error };
-          },
-        );
-        await advanceUntil(() => outcome !== undefined, 60_000, 100);
-        if (outcome) throw outcome.error;
-      },
-      totals: () => {
-        let messages = 0;
-        let bytes = 0;
-        let connections = 0;
-        for (const p of running()) {
-          const s = p.comm.stats();
-          messages += s.messagesSent;
-          bytes += s.bytesSent;
-          connections += s.connections.inbound + s.connections.outbound;
-        }
-        return { messages, bytes, connections };
-      },
-      known: () => running().reduce((s, p) => s + p.membership.stats().alive + p.membership.stats().dead, 0),
-    };
-  };
-
-  /** Starts `size` peers as the cell does: the seeds, then the rest 10 virtual ms later. */
-  const populate = async (w: World, cryptos: readonly CryptoService[]) => {
-    const worldSeeds = Math.min(3, cryptos.length);
-    for (let i = 0; i < worldSeeds; i++) w.add(i, cryptos[i] as CryptoService);
-    await w.clock.advance(10);
-    for (let i = worldSeeds; i < cryptos.length; i++) w.add(i, cryptos[i] as CryptoService);
   };
 
   /** Crashes `victim` (listener closed, membership and comm stopped, no goodbye) and advances until every view has dropped it. */
@@ -243,7 +273,7 @@ export async function membershipSim(init: Init): Promise<WorkerSpec> {
    * pull, a crash and its expiry, comm stop, membership stop), then dropped.
    */
   const warmUp = async (size: number): Promise<void> => {
-    const w = makeWorld(size);
+    const w = makeWorld(size, worldOptions);
     await populate(
       w,
       Array.from({ length: size }, (_, i) => cryptoFor(`warm${i}`)),
@@ -254,13 +284,10 @@ export async function membershipSim(init: Init): Promise<WorkerSpec> {
     w.known();
     // A crash needs a non-seed peer that some other non-seed peer outlives.
     if (size > Math.min(3, size) + 1) await crash(w, w.peers[size - 1] as Peer, 12 * aliveMs, 250);
-    // Connections first, memberships running (the cell's `viewMemory`), then the memberships.
-    await w.settle(Promise.all(w.running().map((p) => p.comm.stop())));
-    await w.settle(Promise.all(w.running().map((p) => p.membership.stop())));
-    for (const p of w.running()) p.listener.close();
+    await w.stop();
   };
 
-  const w = makeWorld(n);
+  const w = makeWorld(n, worldOptions);
   const { clock, peers, running, advanceUntil, totals } = w;
   /** The cold baseline (before the warm-up) and the warm one (after it). */
   let cold = { heapUsed: 0, arrayBuffers: 0 };
