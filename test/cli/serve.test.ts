@@ -199,7 +199,7 @@ describe("serve", () => {
     await Promise.all([a.peer.stop(), q.peer.stop()]);
   });
 
-  it("without --identity runs an ephemeral dev identity; h2c with --no-tls; --metrics serves /metrics; --max-unauthenticated-streams sets the comm's limit", async () => {
+  it("without --identity runs an ephemeral dev identity; h2c with --no-tls; --metrics serves /metrics; --max-unauthenticated-streams sets the comm's limit; SIGHUP stops it (exit 0)", async () => {
     const e = await serve(["--no-tls", "--metrics", "--max-unauthenticated-streams", "4096"]);
     running.push(e.peer);
     const started = e.peer.json()[0] as Record<string, unknown>;
@@ -213,7 +213,10 @@ describe("serve", () => {
     assert.equal(metrics.status, 200);
     assert.match(metrics.body, /gossip_comm_/);
     assert.match(metrics.body, /^gossip_comm_limit\{name="maxUnauthenticatedStreams"\} 4096$/m);
-    assert.equal((await e.peer.stop("SIGINT")).code, 0);
+    // SIGHUP (the terminal closing) stops it as SIGTERM does: exit 0 after the `stopped` event, not 129.
+    const stopped = await e.peer.stop("SIGHUP");
+    assert.deepEqual([stopped.code, stopped.signal], [0, null], e.peer.stderr);
+    assert.equal(e.peer.json().at(-1)?.event, "stopped");
   });
 });
 

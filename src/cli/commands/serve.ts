@@ -13,6 +13,9 @@ import { type Fields, processOutput } from "../output.js";
 
 const closeTimeoutMs = 5000;
 
+/** The signals that stop the peer gracefully (SIGHUP: the terminal closing). */
+const stopSignals: readonly NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+
 const usage = `Usage: gossip-connect serve [--listen HOST:PORT] [--identity DIR] [--trust-ca FILE,...] [--no-tls]
                             [--bootstrap HOST:PORT,...] [--anchor HOST:PORT[@MSPID],...] [--external-endpoint HOST:PORT]
                             [--internal-endpoint HOST:PORT] [--alive-interval MS] [--alive-expiration MS]
@@ -23,8 +26,8 @@ Runs one gossip peer: a Fastify HTTP/2 server with the gossip-connect plugin
 reflection), TLS by default, requesting client certificates as Fabric does,
 and Fabric's discovery (membership) layer: it keeps a view of the peers that
 are alive and dead, answers membership requests ('gossip-connect members'),
-and joins a network through its bootstrap peers. Runs until SIGINT or
-SIGTERM, then closes every connection (exit 0).
+and joins a network through its bootstrap peers. Runs until SIGINT, SIGTERM
+or SIGHUP (the terminal closing), then closes every connection (exit 0).
 
 Options:
   --listen HOST:PORT    address to listen on (default 127.0.0.1:7051; port 0 picks a free one)
@@ -79,7 +82,7 @@ Events (stdout; with --json one object per line, "event" first, then "time"):
   presumedDead   pkiId, endpoint, code, error
   identitySwitch oldPkiId, newPkiId, endpoint
   error          code, message, fix
-  stopped        (after SIGINT/SIGTERM, when every connection is closed)
+  stopped        (after SIGINT/SIGTERM/SIGHUP, when every connection is closed)
 Logs (pino JSON) go to stderr; set ${logLevelEnv} (default info).
 
 Exit codes: 0 stopped by a signal, 1 failure (unusable identity files, port in use), 2 usage.
@@ -266,14 +269,16 @@ export const serveCommand: Command = {
         // A reader that goes away (`serve --json | head`) stops the peer like a signal.
         process.stdout.on("error", () => resolve());
         const onSignal = (signal: NodeJS.Signals) => {
-          logger.info({ signal }, "stopping");
           // Later signals (npm forwards Ctrl-C, which also reached us) must not cut the bounded close short.
-          process.on("SIGINT", () => {});
-          process.on("SIGTERM", () => {});
+          for (const s of stopSignals) {
+            process.off(s, onSignal);
+            process.on(s, () => {});
+          }
+          logger.info({ signal }, "stopping");
           resolve();
         };
-        process.once("SIGINT", onSignal);
-        process.once("SIGTERM", onSignal);
+        // SIGHUP too: closing the terminal would otherwise kill the peer (exit 129) without the goodbye to its peers.
+        for (const s of stopSignals) process.once(s, onSignal);
       });
       await close();
       emit("stopped");
