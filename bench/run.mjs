@@ -368,7 +368,9 @@ async function echoCell(stack) {
  * per-call figures miss; and it depends far less than a rate on how much of
  * the shared machine the stack got. The gap lets that leftover work run
  * before the next slice starts, so less of it falls into the next stack's
- * slice and slows its rate; the gap is in no slice's time. `seq` ({ turn, last }: the next turn,
+ * slice and slows its rate; the gap is in no slice's time. One more gap
+ * before the closing CPU reads keeps the last slices' leftover work in
+ * this round. `seq` ({ turn, last }: the next turn,
  * the stack that ran last) moves on. Returns each stack's `{ count, ms,
  * parts, clientUs, serverUs }` by stack (`parts`: its slices, each with its
  * turn and `after`, the stack whose call ran just before it).
@@ -394,6 +396,9 @@ async function slicedRound(stacks, step, seq, slices, call, { gapS = 0, shift = 
         acc.parts.push({ turn: seq.turn, after, count: x.count, ms: x.ms });
         sums.set(st, acc);
       });
+  // The last slices' leftover work (a GC, a drain) belongs to this round's CPU, as every other slice's
+  // does through the next slice's gap: without this gap it fell into the next round's window.
+  if (gapS > 0) await sleep(gapS * 1000);
   for (const [st, acc] of sums)
     await step(st, async (s) => {
       const c1 = await cpuOf(s);
