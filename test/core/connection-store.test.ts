@@ -276,6 +276,26 @@ describe("ConnectionStore", () => {
     await h.store.shutdown();
   });
 
+  it("shutdown aborts a dial begun after every earlier dial settled (the abort signal is made again for it)", async () => {
+    const h = harness();
+    const first = h.store.getOrDial({ endpoint: "b:1", pkiId: pkiIdFromHex(LARGE) });
+    h.dials[0]?.resolve(h.conn(LARGE, "outbound"));
+    await first;
+    const failed = h.store.getOrDial({ endpoint: "c:1", pkiId: pkiIdFromHex(OTHER) });
+    h.dials[1]?.reject(new GossipError(ErrorCode.DialFailed, "refused"));
+    await assert.rejects(failed);
+    const dialing = h.store.getOrDial({ endpoint: "c:1", pkiId: pkiIdFromHex(OTHER) });
+    assert.equal(h.dials.length, 3, "dialed anew");
+    const signal = h.dials[2]?.signal;
+    assert.equal(signal?.aborted, false);
+    const stopped = h.store.shutdown();
+    assert.equal(signal?.aborted, true);
+    h.dials[2]?.reject(new GossipError(ErrorCode.Stopping, "aborted"));
+    await assert.rejects(dialing, (e: unknown) => e instanceof GossipError && e.code === ErrorCode.Stopping);
+    await h.clock.advance(200);
+    await stopped;
+  });
+
   it("shutdown aborts dials in progress, drains every connection, and refuses what comes after", async () => {
     const h = harness();
     const c = h.conn(OTHER, "inbound");
