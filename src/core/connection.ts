@@ -5,7 +5,7 @@ import { ErrorCode, GossipError } from "./errors.js";
 import type { HandshakeResult } from "./handshake.js";
 import { type PeerIdentity, type PkiId, rememberPkiIdHex } from "./identity.js";
 import type { CommMetrics, Direction } from "./metrics.js";
-import { type PutRefusal, refused, SendQueue } from "./send-buffer.js";
+import { type PutRefusal, refused, type SendBufferLimits, SendQueue } from "./send-buffer.js";
 import type { WireReader, WireStream } from "./transport.js";
 
 /** Who is on the other end of a connection, as the handshake proved it (Fabric's ConnectionInfo). */
@@ -206,9 +206,16 @@ export class Connection extends SendQueue implements WireReader {
   /**
    * The state ({@link DRAINING}, {@link CLOSED}, neither: open), {@link READ_DONE}
    * (reading is over: the remote ended, reading failed, or we closed) and
-   * {@link SETTLED} (closed, `closed` settled): one field rather than three.
+   * {@link SETTLED} (closed, `closed` settled): four bits of the send
+   * queue's state word ({@link SendQueue.ownerBits}) rather than a field.
    */
-  private flags = 0;
+  private get flags(): number {
+    return this.ownerBits;
+  }
+
+  private set flags(bits: number) {
+    this.ownerBits = bits;
+  }
   /** What only a closing, held back, pulled or waited-on connection needs: made on first use. */
   private rare: Rare | undefined;
   private closedListener: ((conn: Connection) => void) | undefined;
@@ -220,7 +227,7 @@ export class Connection extends SendQueue implements WireReader {
     private readonly deps: ConnectionDeps,
   ) {
     // Its own send queue (see the SendQueue methods below): no buffer object, sink or adapter per connection.
-    super(deps.config);
+    super();
     if (handshake.pending.length > 0) {
       const held = this.onBatch(handshake.pending);
       if (held !== undefined) {
@@ -472,6 +479,11 @@ export class Connection extends SendQueue implements WireReader {
       closedNow: undefined,
     };
     return this.rare;
+  }
+
+  /** @private {@link SendQueue}: the comm's config bounds every connection's queue. */
+  protected get limits(): SendBufferLimits {
+    return this.deps.config;
   }
 
   /** @private {@link SendQueue}: the queue writes a batch to the stream. */
