@@ -216,7 +216,8 @@ export class ConnectionStore {
       if (old !== undefined && old !== conn) for (const ep of this.unbindEndpoints(old)) this.bindEndpoint(ep, conn);
     }
     this.deps.onRegistered(conn);
-    conn.whenClosed(this.onConnectionClosed);
+    // Closed already (it is told of closes through its connections' ConnectionHooks.onClosed from now on).
+    if (conn.settled) this.connectionClosed(conn);
     if (oldWins) void conn.drain();
     else if (old && old !== conn) void old.drain();
   }
@@ -301,7 +302,14 @@ export class ConnectionStore {
     return c?.state === "open" && c.registeredSeq > startSeq ? c : undefined;
   }
 
-  private readonly onConnectionClosed = (conn: Connection): void => this.unregister(conn);
+  /**
+   * @private A connection this store registered closed: the connections'
+   * {@link ConnectionHooks.onClosed}, which their owner wires to this store.
+   */
+  connectionClosed(conn: Connection): void {
+    if (conn.registeredSeq === 0) return;
+    this.unregister(conn);
+  }
 
   private unregister(conn: Connection): void {
     if (this.byPki.get(conn.pkiHex) === conn) {
