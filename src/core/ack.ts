@@ -69,14 +69,15 @@ interface Waiter {
  * peer the message went to. Acks without a waiter are discarded.
  */
 export class AckRegistry {
-  private readonly waiters = new Map<string, Waiter[]>();
+  /** Made by the first `expect`: most comms never wait for an ack, and an empty Map is ~184 B of heap per comm (W9 bare). */
+  private waiters: Map<string, Waiter[]> | undefined;
 
   constructor(private readonly clock: Clock) {}
 
   /** Number of acks being waited for. */
   get pending(): number {
     let n = 0;
-    for (const ws of this.waiters.values()) n += ws.length;
+    if (this.waiters !== undefined) for (const ws of this.waiters.values()) n += ws.length;
     return n;
   }
 
@@ -100,21 +101,24 @@ export class AckRegistry {
         timer: undefined,
       };
       waiter.timer = this.clock.setTimeout(() => waiter.reject(new GossipError(ErrorCode.AckTimeout, "timed out")), Math.max(0, timeoutMs));
-      const list = this.waiters.get(topic);
+      this.waiters ??= new Map();
+      const waiters = this.waiters;
+      const list = waiters.get(topic);
       if (list) list.push(waiter);
-      else this.waiters.set(topic, [waiter]);
+      else waiters.set(topic, [waiter]);
     });
   }
 
   /** Delivers an ack that arrived on a connection authenticated as `pkiHex`. */
   publish(nonce: bigint, pkiHex: string, errorText: string): void {
-    const list = this.waiters.get(`${nonce} ${pkiHex}`);
+    const list = this.waiters?.get(`${nonce} ${pkiHex}`);
     if (!list) return;
     for (const w of [...list]) w.resolve(errorText);
   }
 
   /** Rejects every pending wait with `error` (used when the comm stops). */
   rejectAll(error: GossipError): void {
+    if (this.waiters === undefined) return;
     for (const list of [...this.waiters.values()]) {
       for (const w of [...list]) w.reject(error);
     }
@@ -122,11 +126,11 @@ export class AckRegistry {
 
   private remove(topic: string, waiter: Waiter): void {
     this.clock.clearTimeout(waiter.timer);
-    const list = this.waiters.get(topic);
+    const list = this.waiters?.get(topic);
     if (!list) return;
     const i = list.indexOf(waiter);
     if (i >= 0) list.splice(i, 1);
-    if (list.length === 0) this.waiters.delete(topic);
+    if (list.length === 0) this.waiters?.delete(topic);
   }
 }
 
@@ -158,7 +162,8 @@ const dialFailures: ReadonlySet<ErrorCode> = new Set([
  */
 export class AckSender {
   /** Per connection, what to run when it closes. */
-  private readonly closeWatchers = new WeakMap<Connection, { readonly fns: Set<() => void>; fired: boolean }>();
+  /** Made by the first send: most comms never send with ack, and an empty WeakMap is ~136 B per comm (W9 bare). */
+  private closeWatchers: WeakMap<Connection, { readonly fns: Set<() => void>; fired: boolean }> | undefined;
 
   constructor(
     private readonly registry: AckRegistry,
@@ -272,11 +277,13 @@ export class AckSender {
 
   /** Runs `fn` once `conn` has closed (soon, if it has already); returns the unsubscribe. */
   private watchClose(conn: Connection, fn: () => void): () => void {
-    let w = this.closeWatchers.get(conn);
+    this.closeWatchers ??= new WeakMap();
+    const closeWatchers = this.closeWatchers;
+    let w = closeWatchers.get(conn);
     if (w === undefined) {
       const watch = { fns: new Set<() => void>(), fired: false };
       w = watch;
-      this.closeWatchers.set(conn, watch);
+      closeWatchers.set(conn, watch);
       void conn.closed.then(() => {
         watch.fired = true;
         for (const f of [...watch.fns]) f();

@@ -125,7 +125,7 @@ export class Comm {
     this.pkiId = ctx.pkiId;
     this.acks = new AckRegistry(clock);
     this.demux = new Demux<ReceivedMessage>(config.acceptBuffSize);
-    const router = new Router(ctx, this.acks, this.demux);
+    const router = new Router(ctx, this.acks, this.demux, (conn) => this.store.connectionClosed(conn));
     this.router = router;
     this.store = new ConnectionStore({
       dial: (peer, signal) => this.outbound.dial(peer, signal),

@@ -55,23 +55,36 @@ function stopping(): GossipError {
 export class ConnectionStore {
   private readonly byPki = new Map<string, Connection>();
   private readonly byEndpoint = new Map<string, Connection>();
-  private readonly dials = new Map<string, Promise<Connection>>();
+  /**
+   * Dials in flight by dial key; undefined while there are none (the steady
+   * state), and so is {@link ConnectionStore.shutdownController}: both kept
+   * for good were ~950 B of heap per comm (W9 bare).
+   */
+  private dials: Map<string, Promise<Connection>> | undefined;
   /**
    * Registered connections of a PKI-ID beyond the one `byPki` holds (replaced
    * or closed ones still draining, or the loser of a simultaneous dial), only
    * while there are any: `live` counts them with it. A count per peer for
    * good cost a third table per comm (~45 B per connection end in a full
-   * mesh), where most peers have one connection and no entry here.
+   * mesh), where most peers have one connection and no entry here. Made on
+   * first use, as {@link ConnectionStore.extras} (an empty Map or Set is
+   * ~150-180 B per comm, W9 bare).
    */
-  private readonly extraPerPeer = new Map<string, number>();
+  private extraPerPeer: Map<string, number> | undefined;
   /**
    * Registered connections that `byPki` does not hold (replaced, closed by
    * PKI-ID or losers of a simultaneous dial, all draining): with `byPki`'s,
    * every registered connection. Usually empty: a set of every connection
-   * cost a table per comm, ~45 B per connection end in a full mesh.
+   * cost a table per comm, ~45 B per connection end in a full mesh. Made on
+   * first use.
    */
-  private readonly extras = new Set<Connection>();
-  private readonly shutdownController = new AbortController();
+  private extras: Set<Connection> | undefined;
+  /**
+   * Aborts the dials in flight at shutdown; made for the first dial in
+   * flight, dropped with the last (an AbortController with its signal is
+   * ~760 B of heap).
+   */
+  private shutdownController: AbortController | undefined;
   private seq = 0;
   private closing = false;
   /**
@@ -83,16 +96,23 @@ export class ConnectionStore {
   private hitPki: Uint8Array | undefined;
   private hitConn: Connection | undefined;
 
-  constructor(private readonly deps: ConnectionStoreDeps) {
-    // Every dial in flight listens on this signal (dial, then Ping), and a
-    // fan-out dials many peers at once: not a leak (each dial removes its
-    // listener), so no MaxListenersExceededWarning.
-    setMaxListeners(0, this.shutdownController.signal);
+  constructor(private readonly deps: ConnectionStoreDeps) {}
+
+  /** The signal every dial listens on (aborted at shutdown). */
+  private get shutdownSignal(): AbortSignal {
+    if (this.shutdownController === undefined) {
+      this.shutdownController = new AbortController();
+      // Every dial in flight listens on this signal (dial, then Ping), and a
+      // fan-out dials many peers at once: not a leak (each dial removes its
+      // listener), so no MaxListenersExceededWarning.
+      setMaxListeners(0, this.shutdownController.signal);
+    }
+    return this.shutdownController.signal;
   }
 
   /** Registered connections, open or closing. */
   connections(): Connection[] {
-    return [...this.byPki.values(), ...this.extras];
+    return this.extras === undefined ? [...this.byPki.values()] : [...this.byPki.values(), ...this.extras];
   }
 
   /** The open connection that serves `peer`, found by PKI-ID or, when none is given, by endpoint. */
@@ -137,10 +157,10 @@ export class ConnectionStore {
     const found = this.lookup(peer);
     if (found) return Promise.resolve(found);
     const key = dialKey(peer);
-    const inFlight = this.dials.get(key);
+    const inFlight = this.dials?.get(key);
     if (inFlight) return inFlight;
     const startSeq = this.seq;
-    const dial = this.deps.dial(peer, this.shutdownController.signal).then(
+    const dial = this.deps.dial(peer, this.shutdownSignal).then(
       (conn) => this.adopt(conn, peer, startSeq),
       (e: unknown) => {
         const arrived = this.arrivedSince(peer, startSeq);
@@ -148,8 +168,17 @@ export class ConnectionStore {
         throw e;
       },
     );
-    const tracked = dial.finally(() => this.dials.delete(key));
-    this.dials.set(key, tracked);
+    this.dials ??= new Map();
+    const dials = this.dials;
+    const tracked = dial.finally(() => {
+      dials.delete(key);
+      if (dials.size === 0 && this.dials === dials && !this.closing) {
+        // No dial listens on the signal any more: the next one gets a new one.
+        this.dials = undefined;
+        this.shutdownController = undefined;
+      }
+    });
+    dials.set(key, tracked);
     return tracked;
   }
 
@@ -169,14 +198,17 @@ export class ConnectionStore {
       );
     }
     // Whichever of `conn` and the one it joins `byPki` keeps, the others are extras.
-    if (live > 0) this.extraPerPeer.set(conn.pkiHex, live);
+    if (live > 0) {
+      this.extraPerPeer ??= new Map();
+      this.extraPerPeer.set(conn.pkiHex, live);
+    }
     conn.registeredSeq = ++this.seq;
     conn.registeredAt = Math.floor(this.deps.clock.now());
     const old = this.byPki.get(conn.pkiHex);
     const oldWins = old !== undefined && old !== conn && this.simultaneous(old, conn) && this.dialer(old) < this.dialer(conn);
-    if (oldWins) this.extras.add(conn);
+    if (oldWins) this.addExtra(conn);
     else {
-      if (old !== undefined && old !== conn) this.extras.add(old);
+      if (old !== undefined && old !== conn) this.addExtra(old);
       this.byPki.set(conn.pkiHex, conn);
       this.hitConn = undefined;
       if (dialedEndpoint !== undefined) this.bindEndpoint(dialedEndpoint, conn);
@@ -184,7 +216,8 @@ export class ConnectionStore {
       if (old !== undefined && old !== conn) for (const ep of this.unbindEndpoints(old)) this.bindEndpoint(ep, conn);
     }
     this.deps.onRegistered(conn);
-    conn.whenClosed(this.onConnectionClosed);
+    // Closed already (it is told of closes through its connections' ConnectionHooks.onClosed from now on).
+    if (conn.settled) this.connectionClosed(conn);
     if (oldWins) void conn.drain();
     else if (old && old !== conn) void old.drain();
   }
@@ -208,9 +241,11 @@ export class ConnectionStore {
     const conn = this.byPki.get(pkiHex);
     if (!conn) return false;
     this.byPki.delete(pkiHex);
-    this.extras.add(conn);
+    this.addExtra(conn);
     // Still registered until it closed: an extra from now on.
-    this.extraPerPeer.set(pkiHex, (this.extraPerPeer.get(pkiHex) ?? 0) + 1);
+    this.extraPerPeer ??= new Map();
+    const extraPerPeer = this.extraPerPeer;
+    extraPerPeer.set(pkiHex, (extraPerPeer.get(pkiHex) ?? 0) + 1);
     this.hitConn = undefined;
     this.unbindEndpoints(conn);
     void conn.drain();
@@ -229,8 +264,8 @@ export class ConnectionStore {
    */
   async shutdown(): Promise<void> {
     this.closing = true;
-    this.shutdownController.abort(stopping());
-    await Promise.allSettled([...this.dials.values()]);
+    this.shutdownController?.abort(stopping());
+    if (this.dials !== undefined) await Promise.allSettled([...this.dials.values()]);
     await Promise.all(this.connections().map((c) => c.drain()));
   }
 
@@ -267,17 +302,31 @@ export class ConnectionStore {
     return c?.state === "open" && c.registeredSeq > startSeq ? c : undefined;
   }
 
-  private readonly onConnectionClosed = (conn: Connection): void => this.unregister(conn);
+  /**
+   * @private A connection this store registered closed: the connections'
+   * {@link ConnectionHooks.onClosed}, which their owner wires to this store.
+   */
+  connectionClosed(conn: Connection): void {
+    if (conn.registeredSeq === 0) return;
+    this.unregister(conn);
+  }
 
   private unregister(conn: Connection): void {
     if (this.byPki.get(conn.pkiHex) === conn) {
       this.byPki.delete(conn.pkiHex);
       this.hitConn = undefined;
     } else {
-      this.extras.delete(conn);
-      const extra = (this.extraPerPeer.get(conn.pkiHex) ?? 1) - 1;
-      if (extra > 0) this.extraPerPeer.set(conn.pkiHex, extra);
-      else this.extraPerPeer.delete(conn.pkiHex);
+      // Both go once empty (usually: extras only drain), as they came.
+      this.extras?.delete(conn);
+      if (this.extras?.size === 0) this.extras = undefined;
+      const extra = (this.extraPerPeer?.get(conn.pkiHex) ?? 1) - 1;
+      if (extra > 0) {
+        this.extraPerPeer ??= new Map();
+        this.extraPerPeer.set(conn.pkiHex, extra);
+      } else {
+        this.extraPerPeer?.delete(conn.pkiHex);
+        if (this.extraPerPeer?.size === 0) this.extraPerPeer = undefined;
+      }
     }
     this.unbindEndpoints(conn);
     this.deps.onUnregistered(conn);
@@ -285,7 +334,12 @@ export class ConnectionStore {
 
   /** Registered connections (open plus closing) of a PKI-ID. */
   private live(pkiHex: string): number {
-    return (this.byPki.has(pkiHex) ? 1 : 0) + (this.extraPerPeer.get(pkiHex) ?? 0);
+    return (this.byPki.has(pkiHex) ? 1 : 0) + (this.extraPerPeer?.get(pkiHex) ?? 0);
+  }
+
+  private addExtra(conn: Connection): void {
+    this.extras ??= new Set();
+    this.extras.add(conn);
   }
 
   /** Sends to `endpoint` (with no PKI-ID) go to `conn` from now on. */

@@ -5,7 +5,7 @@ import { ErrorCode, GossipError } from "./errors.js";
 import type { HandshakeResult } from "./handshake.js";
 import { type PeerIdentity, type PkiId, rememberPkiIdHex } from "./identity.js";
 import type { CommMetrics, Direction } from "./metrics.js";
-import { type PutRefusal, refused, SendQueue } from "./send-buffer.js";
+import { type PutRefusal, refused, type SendBufferLimits, SendQueue } from "./send-buffer.js";
 import type { WireReader, WireStream } from "./transport.js";
 
 /** Who is on the other end of a connection, as the handshake proved it (Fabric's ConnectionInfo). */
@@ -162,6 +162,13 @@ export interface ConnectionHooks {
   onWriteError(conn: Connection, error: GossipError): void;
   /** Reading failed (stream error, malformed message); the connection is already closing. */
   onReadError(conn: Connection, error: GossipError): void;
+  /**
+   * A registered connection (its {@link Connection.registeredSeq} set) closed:
+   * once, before its `closed` settles. For its owner, the connection store:
+   * one hook for every connection rather than a listener field in each (8 B
+   * per connection end, per known peer in a full mesh).
+   */
+  onClosed?(conn: Connection): void;
 }
 
 /** Collaborators of a {@link Connection}. */
@@ -186,7 +193,8 @@ export class Connection extends SendQueue implements WireReader {
   /**
    * @private Set by the connection store when it registers the connection:
    * its registration order (0 before) and time (fields rather than two weak
-   * maps, whose entries cost an idle connection more).
+   * maps, whose entries cost an idle connection more). Not 0 also tells
+   * that its close goes to {@link ConnectionHooks.onClosed}.
    */
   registeredSeq = 0;
   /**
@@ -206,12 +214,18 @@ export class Connection extends SendQueue implements WireReader {
   /**
    * The state ({@link DRAINING}, {@link CLOSED}, neither: open), {@link READ_DONE}
    * (reading is over: the remote ended, reading failed, or we closed) and
-   * {@link SETTLED} (closed, `closed` settled): one field rather than three.
+   * {@link SETTLED} (closed, `closed` settled): four bits of the send
+   * queue's state word ({@link SendQueue.ownerBits}) rather than a field.
    */
-  private flags = 0;
+  private get flags(): number {
+    return this.ownerBits;
+  }
+
+  private set flags(bits: number) {
+    this.ownerBits = bits;
+  }
   /** What only a closing, held back, pulled or waited-on connection needs: made on first use. */
   private rare: Rare | undefined;
-  private closedListener: ((conn: Connection) => void) | undefined;
 
   constructor(
     private readonly stream: WireStream,
@@ -220,7 +234,7 @@ export class Connection extends SendQueue implements WireReader {
     private readonly deps: ConnectionDeps,
   ) {
     // Its own send queue (see the SendQueue methods below): no buffer object, sink or adapter per connection.
-    super(deps.config);
+    super();
     if (handshake.pending.length > 0) {
       const held = this.onBatch(handshake.pending);
       if (held !== undefined) {
@@ -242,19 +256,18 @@ export class Connection extends SendQueue implements WireReader {
   }
 
   /**
-   * @private Calls `listener` once the connection closed (at once if it has),
-   * before `closed` settles: for its one owner, the connection store (a
-   * listener rather than a `closed.then` closure per connection).
+   * @private True once closed and `closed` settled: a registrar that comes
+   * later than that (the hook {@link ConnectionHooks.onClosed} was not called
+   * for an unregistered connection) handles the close itself.
    */
-  whenClosed(listener: (conn: Connection) => void): void {
-    if ((this.flags & SETTLED) !== 0) listener(this);
-    else this.closedListener = listener;
+  get settled(): boolean {
+    return (this.flags & SETTLED) !== 0;
   }
 
   /**
    * Settles when the connection reached "closed". Made on first read: most
    * connections' owners never wait on it (the connection store has
-   * {@link Connection.whenClosed}), and a promise with its resolve closure
+   * {@link ConnectionHooks.onClosed}), and a promise with its resolve closure
    * cost ~150 bytes per connection end for good (two fields more even unread).
    */
   get closed(): Promise<void> {
@@ -437,12 +450,12 @@ export class Connection extends SendQueue implements WireReader {
     if (rare !== undefined) rare.unwatchShutdown = undefined;
     this.flags |= CLOSED | SETTLED;
     this.closeQueue();
-    const listener = this.closedListener;
-    this.closedListener = undefined;
-    try {
-      listener?.(this);
-    } catch {
-      // `closed` never rejects; the owner's listener reports its own failures.
+    if (this.registeredSeq !== 0) {
+      try {
+        this.deps.hooks.onClosed?.(this);
+      } catch {
+        // `closed` never rejects; the owner's hook reports its own failures.
+      }
     }
     if (rare !== undefined) {
       rare.closedNow?.();
@@ -472,6 +485,11 @@ export class Connection extends SendQueue implements WireReader {
       closedNow: undefined,
     };
     return this.rare;
+  }
+
+  /** @private {@link SendQueue}: the comm's config bounds every connection's queue. */
+  protected get limits(): SendBufferLimits {
+    return this.deps.config;
   }
 
   /** @private {@link SendQueue}: the queue writes a batch to the stream. */

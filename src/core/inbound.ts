@@ -22,8 +22,12 @@ function shuttingDown(): GossipError {
 /** Serves a comm's inbound streams. */
 export class Inbound {
   private readonly admission: Admission;
-  /** Streams in the handshake: refused at once on stop. */
-  private readonly handshaking = new Set<WireStream>();
+  /**
+   * Streams in the handshake: refused at once on stop. Undefined while there
+   * are none (the steady state: an empty Set kept for good was ~152 B of
+   * heap per comm, W9).
+   */
+  private handshaking: Set<WireStream> | undefined;
 
   constructor(
     private readonly ctx: CommContext,
@@ -70,7 +74,9 @@ export class Inbound {
       return stream.closed;
     }
     let hs: HandshakeResult;
-    this.handshaking.add(stream);
+    this.handshaking ??= new Set();
+    const handshaking = this.handshaking;
+    handshaking.add(stream);
     try {
       hs = await handshake(stream, ctx.handshakeOptions(false));
     } catch (e) {
@@ -79,7 +85,8 @@ export class Inbound {
       ctx.handshakeFailed("inbound", stream.remoteAddress, error);
       return stream.closed;
     } finally {
-      this.handshaking.delete(stream);
+      handshaking.delete(stream);
+      if (handshaking.size === 0 && this.handshaking === handshaking) this.handshaking = undefined;
       this.admission.release(address);
     }
     if (ctx.stopping) {
@@ -116,7 +123,7 @@ export class Inbound {
 
   /** Refuses every stream still in the handshake (on stop; registered connections drain in the store); admits none after. */
   refuseHandshaking(): void {
-    for (const s of this.handshaking) s.abort(shuttingDown());
+    if (this.handshaking !== undefined) for (const s of this.handshaking) s.abort(shuttingDown());
     this.admission.stop();
   }
 }

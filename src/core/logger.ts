@@ -29,7 +29,11 @@ export const silentLogger: Logger = {
  * that key.
  */
 export class LogLimiter {
-  private readonly last = new Map<string, { at: number; suppressed: number }>();
+  /**
+   * Made on the first line logged: most limiters (one per comm, one per
+   * membership) never log, and an empty Map is ~184 B of heap each (W9 bare).
+   */
+  private last: Map<string, { at: number; suppressed: number }> | undefined;
 
   constructor(
     private readonly now: () => number,
@@ -43,17 +47,19 @@ export class LogLimiter {
    */
   maybe(key: string, log: (suppressed: number) => void): void {
     const t = this.now();
-    const entry = this.last.get(key);
+    this.last ??= new Map();
+    const last = this.last;
+    const entry = last.get(key);
     if (entry && t - entry.at < this.intervalMs) {
       entry.suppressed++;
       return;
     }
-    if (!entry && this.last.size >= this.maxKeys) {
+    if (!entry && last.size >= this.maxKeys) {
       // Forget the oldest key rather than grow without bound under a flood of distinct keys.
-      const oldest = this.last.keys().next();
-      if (!oldest.done) this.last.delete(oldest.value);
+      const oldest = last.keys().next();
+      if (!oldest.done) last.delete(oldest.value);
     }
-    this.last.set(key, { at: t, suppressed: 0 });
+    last.set(key, { at: t, suppressed: 0 });
     log(entry?.suppressed ?? 0);
   }
 }

@@ -39,10 +39,12 @@ export class Router {
   private readonly deps: ConnectionDeps;
   private readonly screens = new Screens<ReceivedMessage>();
 
+  /** `onClosed`: every registered connection's close ({@link ConnectionHooks.onClosed}), for the connection store. */
   constructor(
     private readonly ctx: CommContext,
     private readonly acks: AckRegistry,
     private readonly demux: Demux<ReceivedMessage>,
+    onClosed?: (conn: Connection) => void,
   ) {
     this.replyDropped = () => ctx.metrics.dropped("connection_closed", 1);
     this.hooks = {
@@ -52,6 +54,7 @@ export class Router {
         ctx.presumedDead(conn.info.pkiId, conn.info.endpoint, error);
       },
       onReadError: (conn, error) => this.readFailed(conn, error),
+      onClosed,
     };
     this.deps = { config: ctx.config, metrics: ctx.metrics, clock: ctx.clock, hooks: this.hooks };
   }

@@ -49,11 +49,15 @@ const WRITING = 1;
 const SCHEDULED = 2;
 /** Closed: nothing enters any more. */
 const CLOSED = 4;
-/** The flags' bits below the next-turn id. */
-const LOW_FLAGS = 7;
-const TURN_SHIFT = 3;
+/** Where the owner's bits ({@link SendQueue.ownerBits}) start: above the queue's three. */
+const OWNER_SHIFT = 3;
+/** The owner's bits: four. */
+const OWNER_MASK = 15;
+/** The bits below the next-turn id: the queue's flags and the owner's bits. */
+const LOW_FLAGS = 127;
+const TURN_SHIFT = 7;
 /** Next-turn ids run 1..MAX_TURN: shifted, they stay a small integer (31 bits). */
-const MAX_TURN = 2 ** 27 - 1;
+const MAX_TURN = 2 ** 24 - 1;
 /** Ids of next-turn writes (see `nextTurn`), from one process counter: no counter per buffer. */
 let turnSeq = 0;
 
@@ -84,18 +88,32 @@ export abstract class SendQueue {
   private waiters: readonly Waiter[] = noItems;
   /**
    * {@link WRITING}, {@link SCHEDULED} and {@link CLOSED} in the low bits, the
-   * pending next-turn write's id above them ({@link TURN_SHIFT}): one small
-   * integer rather than four fields per connection.
+   * owner's four bits above them ({@link SendQueue.ownerBits}), the pending
+   * next-turn write's id above those ({@link TURN_SHIFT}): one small integer
+   * rather than four fields per connection, and the connection's own flags
+   * in it rather than a field of their own (8 B per connection end).
    */
   private sendBits = 0;
   private idle: readonly (() => void)[] = noItems;
   private inFlight = 0;
 
-  private readonly limits: SendBufferLimits;
+  /**
+   * The queue's bounds: those of many queues in one object (a comm's config:
+   * its connections share it, read through their own collaborators rather
+   * than kept in a field of each, 8 B per connection end).
+   */
+  protected abstract readonly limits: SendBufferLimits;
 
-  /** `limits`: those of many queues in one object (a comm's config: its connections share it rather than keep two numbers each). */
-  constructor(limits: SendBufferLimits) {
-    this.limits = limits;
+  /**
+   * Four bits of the queue's state word left to the subclass (a connection
+   * keeps its own flags there): 0 to 15.
+   */
+  protected get ownerBits(): number {
+    return (this.sendBits >>> OWNER_SHIFT) & OWNER_MASK;
+  }
+
+  protected set ownerBits(bits: number) {
+    this.sendBits = (this.sendBits & ~(OWNER_MASK << OWNER_SHIFT)) | ((bits & OWNER_MASK) << OWNER_SHIFT);
   }
 
   /** Writes a batch ({@link SendBufferSink.writeFrames}). */
@@ -301,7 +319,7 @@ export abstract class SendQueue {
    */
   private nextTurn(): void {
     // Ids wrap within a small integer (the flags' bits above TURN_SHIFT), never 0: a write pending
-    // for 2^27 turns of other buffers' ids is not a case.
+    // for 2^24 turns of other buffers' ids (16.7 million writes within one turn of the event loop) is not a case.
     turnSeq = (turnSeq % MAX_TURN) + 1;
     const id = turnSeq;
     this.turn = id;
@@ -354,6 +372,8 @@ function overflowError(): GossipError {
  * per connection end, not two).
  */
 export class SendBuffer extends SendQueue {
+  protected readonly limits: SendBufferLimits;
+
   /**
    * `capacity` is the frames it queues, or the limits of many buffers in
    * one object; `maxWaiters` the puts allowed to wait for room at once
@@ -364,7 +384,8 @@ export class SendBuffer extends SendQueue {
     private readonly sink: SendBufferSink,
     maxWaiters: number = Number.POSITIVE_INFINITY,
   ) {
-    super(typeof capacity === "number" ? { sendBuffSize: capacity, maxBlockedSends: maxWaiters } : capacity);
+    super();
+    this.limits = typeof capacity === "number" ? { sendBuffSize: capacity, maxBlockedSends: maxWaiters } : capacity;
   }
 
   /** True once closed; nothing enters any more. */

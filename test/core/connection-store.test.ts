@@ -84,7 +84,7 @@ function harness(o: { self?: string; maxPerPeer?: number; windowMs?: number } = 
         config,
         metrics: noopMetrics,
         clock,
-        hooks: { onMessage: () => undefined, onWriteError: () => {}, onReadError: () => {} },
+        hooks: { onMessage: () => undefined, onWriteError: () => {}, onReadError: () => {}, onClosed: (c) => store.connectionClosed(c) },
       },
     );
   };
@@ -274,6 +274,50 @@ describe("ConnectionStore", () => {
     h.store.register(h.conn(LARGE, "inbound")); // another peer is not limited
     assert.equal(h.store.connections().length, 2);
     await h.store.shutdown();
+  });
+
+  it("a connection that closed before it was registered is unregistered at once; one that closes later, once", async () => {
+    const h = harness();
+    const early = h.conn(LARGE, "outbound");
+    early.abort();
+    await early.closed;
+    h.store.register(early);
+    assert.deepEqual(h.registered, [early]);
+    assert.deepEqual(h.unregistered, [early]);
+    assert.equal(h.store.connections().length, 0);
+    assert.equal(h.store.lookup({ endpoint: "b:1", pkiId: pkiIdFromHex(LARGE) }), undefined);
+    const later = h.conn(LARGE, "outbound");
+    h.store.register(later);
+    assert.deepEqual(h.store.connections(), [later]);
+    later.abort();
+    await later.closed;
+    assert.deepEqual(h.unregistered, [early, later]);
+    assert.equal(h.store.connections().length, 0);
+    const unregistered = h.conn(OTHER, "inbound");
+    unregistered.abort();
+    await unregistered.closed;
+    assert.deepEqual(h.unregistered, [early, later], "a connection it never registered is not its to forget");
+    await h.store.shutdown();
+  });
+
+  it("shutdown aborts a dial begun after every earlier dial settled (the abort signal is made again for it)", async () => {
+    const h = harness();
+    const first = h.store.getOrDial({ endpoint: "b:1", pkiId: pkiIdFromHex(LARGE) });
+    h.dials[0]?.resolve(h.conn(LARGE, "outbound"));
+    await first;
+    const failed = h.store.getOrDial({ endpoint: "c:1", pkiId: pkiIdFromHex(OTHER) });
+    h.dials[1]?.reject(new GossipError(ErrorCode.DialFailed, "refused"));
+    await assert.rejects(failed);
+    const dialing = h.store.getOrDial({ endpoint: "c:1", pkiId: pkiIdFromHex(OTHER) });
+    assert.equal(h.dials.length, 3, "dialed anew");
+    const signal = h.dials[2]?.signal;
+    assert.equal(signal?.aborted, false);
+    const stopped = h.store.shutdown();
+    assert.equal(signal?.aborted, true);
+    h.dials[2]?.reject(new GossipError(ErrorCode.Stopping, "aborted"));
+    await assert.rejects(dialing, (e: unknown) => e instanceof GossipError && e.code === ErrorCode.Stopping);
+    await h.clock.advance(200);
+    await stopped;
   });
 
   it("shutdown aborts dials in progress, drains every connection, and refuses what comes after", async () => {

@@ -45,6 +45,34 @@ const tick = () => new Promise((r) => setImmediate(r));
 const endOfTask = () => new Promise((r) => process.nextTick(r));
 
 describe("SendBuffer", () => {
+  it("keeps its owner's four bits apart from its own state and next-turn ids (a connection's flags live there)", async () => {
+    class Owned extends SendBuffer {
+      get bits(): number {
+        return this.ownerBits;
+      }
+      set bits(b: number) {
+        this.ownerBits = b;
+      }
+    }
+    const s = sink({ taken: true });
+    const b = new Owned(2, s.sink);
+    b.bits = 15;
+    // Full queues with the transport taking every write at once: writes on next turns, ids in the same word.
+    for (let i = 0; i < 12; i++) {
+      await b.put(frame(i));
+      assert.equal(b.bits, 15);
+    }
+    await tick();
+    await tick();
+    assert.deepEqual(s.batches.flat(), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    b.bits = 5;
+    assert.equal(b.bits, 5);
+    assert.equal(b.isClosed, false, "owner bits are not the queue's closed flag");
+    b.close();
+    assert.equal(b.bits, 5, "closing leaves the owner's bits");
+    assert.equal(b.isClosed, true);
+  });
+
   it("coalesces frames offered in one tick into one write, in order", async () => {
     const s = sink();
     const b = new SendBuffer(20, s.sink);

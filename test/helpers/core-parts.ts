@@ -51,7 +51,7 @@ export function coreParts(o: {
   });
   const acks = new AckRegistry(clock);
   const demux = new Demux<ReceivedMessage>(100);
-  const router = new Router(ctx, acks, demux);
+  const router = new Router(ctx, acks, demux, (c) => store.connectionClosed(c));
   const noDialer: Dialer = {
     openStream: () => Promise.reject(new Error("no dialer")),
     ping: () => Promise.reject(new Error("no dialer")),
