@@ -6,6 +6,7 @@ import { create } from "@bufbuild/protobuf";
 import fc from "fast-check";
 import { Demux } from "../../src/core/demux.js";
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
+import { EventStream } from "../../src/core/event-stream.js";
 import { bytesEqual, peerPkiHex, pkiIdHex, remotePkiHex } from "../../src/core/identity.js";
 import { silentLogger } from "../../src/core/logger.js";
 import { VirtualClock } from "../../src/core/virtual-clock.js";
@@ -718,5 +719,56 @@ describe("scheduler", () => {
     d.publish(6);
     await new Promise((r) => setImmediate(r));
     assert.deepEqual(seen, [0, 1, 2, 3, 4, 5], "nothing after stop");
+  });
+
+  it("listen hands an event stream's events over in order, after emit returns, a throwing handler logged, nothing after stop", async () => {
+    const s = new EventStream<number>(4);
+    const sc = new Scheduler(new VirtualClock(), silentLogger);
+    const seen: number[] = [];
+    sc.listen(s, (n) => {
+      seen.push(n);
+      if (n === 1) throw new Error("a failing handler is logged, not fatal");
+    });
+    for (let i = 0; i < 6; i++) s.emit(i);
+    assert.deepEqual(seen, [], "not inside emit");
+    await Promise.resolve();
+    assert.deepEqual(seen, [0, 1, 2, 3, 4, 5], "every event (more than the stream's capacity: nothing dropped), in order");
+    s.emit(6);
+    await sc.stop();
+    s.emit(7);
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(seen, [0, 1, 2, 3, 4, 5], "nothing after stop, not even an event emitted before it and not yet handed over");
+  });
+});
+
+describe("event stream listeners", () => {
+  it("a listener gets what a for-await reader gets, until it stops listening or the stream ends", async () => {
+    const s = new EventStream<string>(8);
+    const heard: string[] = [];
+    const read: string[] = [];
+    const reading = (async () => {
+      for await (const e of s) read.push(e);
+    })();
+    const off = s.listen((e) => heard.push(e));
+    s.emit("a");
+    s.emit("b");
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(heard, ["a", "b"]);
+    off();
+    off();
+    s.emit("c");
+    const again: string[] = [];
+    s.listen((e) => again.push(e));
+    s.emit("d");
+    s.end();
+    s.emit("e");
+    await reading;
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(heard, ["a", "b"], "not after off()");
+    assert.deepEqual(again, ["d"], "not after end()");
+    assert.deepEqual(read, ["a", "b", "c", "d"], "the reader as before");
+    const late: string[] = [];
+    s.listen((e) => late.push(e))();
+    assert.deepEqual(late, [], "listening to an ended stream hears nothing");
   });
 });
