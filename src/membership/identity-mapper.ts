@@ -86,9 +86,11 @@ export class IdentityMapper implements IdentitySource {
   /**
    * Validates `identity` (PKI-ID match, trusted, unexpired) and stores it
    * unless already stored (the same bytes already stored are not validated
-   * again). Throws `PkiIdMismatch` or `InvalidIdentity`.
+   * again). Throws `PkiIdMismatch` or `InvalidIdentity`. `pkiHex`: the
+   * PKI-ID's hex as a string the caller holds already (a connection's), kept
+   * as the key when membership holds no string for that peer yet.
    */
-  put(pkiId: PkiId, identity: PeerIdentity): void {
+  put(pkiId: PkiId, identity: PeerIdentity, pkiHex?: string): void {
     if (pkiId.length === 0) throw new GossipError(ErrorCode.MissingPkiId, "PKIID is nil");
     if (identity.length === 0) throw new GossipError(ErrorCode.InvalidIdentity, "identity is nil");
     // The same bytes for a stored PKI-ID were validated when stored (expiry has its timer): every
@@ -114,7 +116,10 @@ export class IdentityMapper implements IdentitySource {
     } catch (e) {
       throw GossipError.from(e, ErrorCode.InvalidIdentity);
     }
-    const hex = this.init.nameOf?.(pkiIdHex(pkiId)) ?? pkiIdHex(pkiId);
+    // The connection's string when it names this PKI-ID: the comm keeps it for the connection anyway,
+    // and a hex made here was a second 80-byte string per connected peer (~40 B per known peer in W9).
+    const made = pkiHex ?? pkiIdHex(pkiId);
+    const hex = this.init.nameOf?.(made) ?? made;
     if (this.byHex.has(hex)) return;
     const wall = this.init.wallClockMs();
     if (expiresAt !== undefined && expiresAt.getTime() <= wall) {

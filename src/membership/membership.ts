@@ -92,6 +92,7 @@ export class Membership {
   /** The effective configuration. */
   readonly config: MembershipConfig;
 
+  private readonly comm: Comm;
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly metrics: MembershipMetrics;
@@ -223,6 +224,7 @@ export class Membership {
     });
 
     this.config = config;
+    this.comm = comm;
     this.clock = clock;
     this.log = log;
     this.metrics = metrics;
@@ -260,6 +262,9 @@ export class Membership {
     scheduler.listen(comm.connectionEvents, (e) => {
       if (e.type === "connected") inbox.learnIdentity(e.connection, true);
     });
+    // Peers that dial us are keyed in the comm on our string for them: one 80-byte string per known
+    // peer, not two (~40 B per known peer in W9's simulation, where half the connections are inbound).
+    comm.useHexNames((hex) => view.keyOf(hex) ?? mapper.keyOf(hex));
     periodic.start();
     for (const ep of config.bootstrapPeers) connector.connect(ep);
   }
@@ -378,6 +383,7 @@ export class Membership {
   }
 
   private async doStop(): Promise<void> {
+    this.comm.useHexNames(undefined);
     const loops = this.scheduler.stop();
     this.adapter.stop();
     this.pull.stop();
