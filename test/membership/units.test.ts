@@ -5,6 +5,7 @@ import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import fc from "fast-check";
 import { Demux } from "../../src/core/demux.js";
+import { envelopeBytes } from "../../src/core/envelope.js";
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
 import { EventStream } from "../../src/core/event-stream.js";
 import { bytesEqual, peerPkiHex, pkiIdHex, remotePkiHex } from "../../src/core/identity.js";
@@ -36,6 +37,7 @@ import { bytesOf, ownedBytes } from "../../src/membership/owned-bytes.js";
 import { RateBudget } from "../../src/membership/rate-budget.js";
 import { type RouteItem, type RouteTarget, routeAlive } from "../../src/membership/routing.js";
 import { Scheduler } from "../../src/membership/scheduler.js";
+import { SelfAlive } from "../../src/membership/self-alive.js";
 import { cutIdentity, joinIdentity } from "../../src/membership/signed-identity.js";
 import { illegalTagReason } from "../../src/membership/tags.js";
 import { compareTimestamps, isNewer, newIncNum, packTimestamp, timestampString, unpackTimestamp } from "../../src/membership/timestamp.js";
@@ -738,6 +740,29 @@ describe("scheduler", () => {
     s.emit(7);
     await new Promise((r) => setImmediate(r));
     assert.deepEqual(seen, [0, 1, 2, 3, 4, 5], "nothing after stop, not even an event emitted before it and not yet handed over");
+  });
+});
+
+describe("our own alive message in responses", () => {
+  it("is the last periodic message, byte for byte (with and without its secret envelope), until the next one; a fresh one before the first", () => {
+    const clock = new VirtualClock();
+    const crypto = new FakeCrypto("Org1MSP");
+    const config = resolveMembershipConfig({ internalEndpoint: "p:7051", externalEndpoint: "p.example:7051" });
+    const self = new SelfAlive({ crypto, clock, config, wallClockMs: () => 1_000_000, pkiId: crypto.pkiIdOf(crypto.identity) });
+    const first = self.forResponse();
+    assert.equal(parseAlive(first).timestamp.seqNum, 1n, "before any periodic message: a fresh one");
+    const periodic = self.signPeriodic();
+    const bytes = envelopeBytes(periodic);
+    for (let i = 0; i < 2; i++) {
+      const r = self.forResponse();
+      assert.deepEqual(envelopeBytes(r), bytes);
+      assert.deepEqual(envelopeBytes(withoutSecret(r)), envelopeBytes(withoutSecret(periodic)));
+      assert.equal(internalEndpointOf(r), "p:7051");
+    }
+    self.sign();
+    assert.deepEqual(envelopeBytes(self.forResponse()), bytes, "a message signed outside the period does not replace it");
+    const next = self.signPeriodic();
+    assert.deepEqual(envelopeBytes(self.forResponse()), envelopeBytes(next));
   });
 });
 
