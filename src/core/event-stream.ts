@@ -55,7 +55,9 @@ export class EventStream<T> implements AsyncIterable<T> {
    */
   listen(listener: (event: T) => void): () => void {
     if (this.ended) return () => {};
-    (this.listeners ??= []).push(listener);
+    // A first listener in an array of one: `[].push` makes room for 17.
+    if (this.listeners === undefined) this.listeners = [listener];
+    else this.listeners.push(listener);
     let listening = true;
     return () => {
       if (!listening) return;
@@ -68,7 +70,10 @@ export class EventStream<T> implements AsyncIterable<T> {
   [Symbol.asyncIterator](): AsyncIterator<T> {
     const q: AsyncQueue<T> = new AsyncQueue<T>(this.capacity, () => this.subscribers?.delete(q));
     if (this.ended) q.end();
-    else (this.subscribers ??= new Set()).add(q);
+    else {
+      this.subscribers ??= new Set();
+      this.subscribers.add(q);
+    }
     return q[Symbol.asyncIterator]();
   }
 }
