@@ -637,6 +637,25 @@ describe("identity mapper", () => {
     assert.ok(m.get(self.pkiId));
     m.stop();
   });
+  it("forgets an identity 1 ms after it expires when that is years away (past 2^31 ms, beyond one timer), to the ms", async () => {
+    const { m, clock, trust, removed, wall } = make();
+    const years = new FakeCrypto("A", trust);
+    const later = new FakeCrypto("A", trust);
+    const at = 3 * 365 * 24 * 3600 * 1000 + 1234;
+    trust.expiry.set(pkiIdHex(years.pkiId), wall.now + at);
+    trust.expiry.set(pkiIdHex(later.pkiId), wall.now + at + 2 ** 30);
+    m.put(years.pkiId, years.identity);
+    m.put(later.pkiId, later.identity);
+    await clock.advance(at);
+    assert.deepEqual(removed, []);
+    await clock.advance(1);
+    assert.deepEqual(removed, [pkiIdHex(years.pkiId)]);
+    await clock.advance(2 ** 30 - 1);
+    assert.deepEqual(removed, [pkiIdHex(years.pkiId)]);
+    await clock.advance(1);
+    assert.deepEqual(removed, [pkiIdHex(years.pkiId), pkiIdHex(later.pkiId)]);
+    m.stop();
+  });
   it("keeps one timer for every expiry: each identity is forgotten 1 ms after its own, in order, and stop leaves none", async () => {
     const { m, clock, trust, removed, wall } = make();
     const peers = [30_000, 10_000, 20_000, 10_000].map((ms) => {
