@@ -153,6 +153,18 @@ export class Comm {
     });
   }
 
+  /**
+   * Lets the comm key the connections of peers that dial us on strings its
+   * user holds already: `names(hex)` returns the user's string equal to
+   * `hex` (a lower-case hex PKI-ID), or undefined. The process then holds one
+   * string per such peer, not two (~80 bytes each). Dials key on the caller's
+   * string anyway (see `rememberPkiIdHex`). `undefined` stops it; one user
+   * at a time (a Membership sets it and clears it on stop).
+   */
+  useHexNames(names: ((pkiHex: string) => string | undefined) | undefined): void {
+    this.ctx.hexNames = names;
+  }
+
   /** Signs `message` with our identity (Fabric's `SignMessage`), ready for {@link Comm.send}. */
   sign(message: GossipMessage): Envelope {
     return signMessage(this.ctx.crypto, message);

@@ -12,7 +12,7 @@ import type { CryptoService } from "./crypto.js";
 import { authenticationCodes, type GossipError } from "./errors.js";
 import type { EventStream } from "./event-stream.js";
 import type { HandshakeOptions } from "./handshake.js";
-import { type PeerIdentity, type PkiId, pkiIdHex } from "./identity.js";
+import { type PeerIdentity, type PkiId, pkiIdHex, rememberPkiIdHex } from "./identity.js";
 import type { IdentityStore } from "./identity-store.js";
 import type { Logger, LogLimiter } from "./logger.js";
 import type { CommMetrics, Direction } from "./metrics.js";
@@ -52,6 +52,8 @@ export class CommContext {
   readonly identities: IdentityStore;
   /** Our PKI-ID. */
   readonly pkiId: PkiId;
+  /** The comm user's strings for hex PKI-IDs (see `Comm.useHexNames`). */
+  hexNames: ((pkiHex: string) => string | undefined) | undefined;
   private readonly counts: MutableStats;
   private readonly presumedDeadEvents: EventStream<PresumedDeadEvent>;
   private stopping_ = false;
@@ -87,6 +89,18 @@ export class CommContext {
    */
   learn(pkiId: PkiId, identity: PeerIdentity): PeerIdentity {
     return this.identities.put(pkiId, identity, this.crypto.expiresAt(identity));
+  }
+
+  /**
+   * Makes `pkiIdHex(pkiId)` the comm user's string for that hex when it holds
+   * one (`hexNames`), so that what the comm keys on it (connection, identity
+   * store) is that string: one per peer in the process, not two.
+   */
+  adoptHexName(pkiId: PkiId): void {
+    const names = this.hexNames;
+    if (names === undefined) return;
+    const held = names(pkiIdHex(pkiId));
+    if (held !== undefined) rememberPkiIdHex(pkiId, held);
   }
 
   /** Handshake options with our identity. */

@@ -93,6 +93,8 @@ export class Inbound {
       stream.abort(shuttingDown());
       return stream.closed;
     }
+    // Keyed on the comm user's string for this PKI-ID, if it holds one (a dial takes the caller's anyway).
+    ctx.adoptHexName(hs.pkiId);
     // The connection keeps the identity array the store keeps: one per peer, however many connections.
     hs = { ...hs, identity: ctx.learn(hs.pkiId, hs.identity) };
     if (hs.probe) {

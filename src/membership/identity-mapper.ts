@@ -20,8 +20,16 @@ interface Stored {
   identity: PeerIdentity;
   readonly organization: string;
   lastAccess: number;
-  /** `clock.now()` after which it is forgotten (its certificate expired), or 0 for never. */
-  expiresAt: number;
+  /**
+   * The `clock.now()` after which it is forgotten (its certificate expired),
+   * whole ms rounded up, as `expiresHi * 2^30 + expiresLo` ({@link expiryOf}),
+   * both 0 for never: two small integers V8 keeps in the object. As one
+   * number it passed 2^31 for any certificate valid for more than ~24 days,
+   * and V8 then boxed that field in every entry (16 B per known peer with
+   * X.509 in W9's simulation).
+   */
+  expiresHi: number;
+  expiresLo: number;
   /**
    * The identity pull's item for it (signed-identity.ts), if it holds one:
    * kept here, where it goes with its identity, rather than in a map of its
@@ -38,6 +46,13 @@ export interface PullItems {
   has(pkiHex: string): boolean;
   /** Hex PKI-IDs of the items held. */
   keys(): string[];
+}
+
+const expirySplit = 2 ** 30;
+
+/** The expiry of `s` in clock ms, 0 for never. */
+function expiryOf(s: Stored): number {
+  return s.expiresHi * expirySplit + s.expiresLo;
 }
 
 /** Longest single timer (Node timers overflow above 2^31 - 1 ms). */
@@ -78,7 +93,8 @@ export class IdentityMapper implements IdentitySource {
       identity: self,
       organization: init.crypto.organizationOf(self),
       lastAccess: wholeMs(init.clock.now()),
-      expiresAt: 0,
+      expiresHi: 0,
+      expiresLo: 0,
       pullItem: undefined,
     });
   }
@@ -86,9 +102,11 @@ export class IdentityMapper implements IdentitySource {
   /**
    * Validates `identity` (PKI-ID match, trusted, unexpired) and stores it
    * unless already stored (the same bytes already stored are not validated
-   * again). Throws `PkiIdMismatch` or `InvalidIdentity`.
+   * again). Throws `PkiIdMismatch` or `InvalidIdentity`. `pkiHex`: the
+   * PKI-ID's hex as a string the caller holds already (a connection's), kept
+   * as the key when membership holds no string for that peer yet.
    */
-  put(pkiId: PkiId, identity: PeerIdentity): void {
+  put(pkiId: PkiId, identity: PeerIdentity, pkiHex?: string): void {
     if (pkiId.length === 0) throw new GossipError(ErrorCode.MissingPkiId, "PKIID is nil");
     if (identity.length === 0) throw new GossipError(ErrorCode.InvalidIdentity, "identity is nil");
     // The same bytes for a stored PKI-ID were validated when stored (expiry has its timer): every
@@ -114,24 +132,32 @@ export class IdentityMapper implements IdentitySource {
     } catch (e) {
       throw GossipError.from(e, ErrorCode.InvalidIdentity);
     }
-    const hex = this.init.nameOf?.(pkiIdHex(pkiId)) ?? pkiIdHex(pkiId);
+    // The connection's string when it names this PKI-ID: the comm keeps it for the connection anyway,
+    // and a hex made here was a second 80-byte string per connected peer (~40 B per known peer in W9).
+    const made = pkiHex ?? pkiIdHex(pkiId);
+    const hex = this.init.nameOf?.(made) ?? made;
     if (this.byHex.has(hex)) return;
     const wall = this.init.wallClockMs();
     if (expiresAt !== undefined && expiresAt.getTime() <= wall) {
       throw new GossipError(ErrorCode.InvalidIdentity, "gossipping peer identity expired");
     }
     const now = this.init.clock.now();
+    // 1 ms after the certificate's notAfter, on the clock (as Fabric's AfterFunc of the remaining time),
+    // in whole ms (Node's timers are whole ms: a fraction less made no timer fire sooner).
+    const at = expiresAt === undefined ? 0 : Math.ceil(Math.max(now, now + expiresAt.getTime() - wall + 1));
+    const hi = Math.floor(at / expirySplit);
     const stored: Stored = {
       pkiHex: hex,
       identity: ownedBytes(identity),
       organization: this.internOrganization(organization),
       lastAccess: wholeMs(now),
-      // 1 ms after the certificate's notAfter, on the clock (as Fabric's AfterFunc of the remaining time).
-      expiresAt: expiresAt === undefined ? 0 : Math.max(now, now + expiresAt.getTime() - wall + 1),
+      // `| 0`: a difference of large numbers is a boxed number even when it is a small integer.
+      expiresHi: hi | 0,
+      expiresLo: (at - hi * expirySplit) | 0,
       pullItem: undefined,
     };
     this.byHex.set(hex, stored);
-    if (stored.expiresAt !== 0) this.armExpiry(stored.expiresAt);
+    if (at !== 0) this.armExpiry(at);
   }
 
   /**
@@ -271,9 +297,10 @@ export class IdentityMapper implements IdentitySource {
     const now = this.init.clock.now();
     let next = Number.POSITIVE_INFINITY;
     for (const [hex, s] of [...this.byHex]) {
-      if (s.expiresAt === 0) continue;
-      if (s.expiresAt <= now) this.remove(hex);
-      else if (s.expiresAt < next) next = s.expiresAt;
+      const at = expiryOf(s);
+      if (at === 0) continue;
+      if (at <= now) this.remove(hex);
+      else if (at < next) next = at;
     }
     if (next !== Number.POSITIVE_INFINITY) this.armExpiry(next);
   }

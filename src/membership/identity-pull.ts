@@ -111,7 +111,20 @@ export class IdentityPull {
     // The mapper holds our identity from its construction on, as this very array.
     const item = cutIdentity(envelopeBytes(init.comm.sign(own)), crypto.identity);
     if (item !== undefined) init.mapper.setPullItem(pkiIdHex(pkiId), item.buffer);
-    this.responder = new IdentityPullResponder({ ...init, items: this.store });
+    // A literal of what it reads, not `{ ...init, items }`: a spread got a hidden class of its own per peer.
+    this.responder = new IdentityPullResponder({
+      crypto,
+      mapper: init.mapper,
+      clock: init.clock,
+      config: init.config,
+      selfOrg: init.selfOrg,
+      items: this.store,
+      externalEndpointOf: init.externalEndpointOf,
+      afford: init.afford,
+      refused: init.refused,
+      reply: init.reply,
+      sent: init.sent,
+    });
     this.schedule(() => this.tick(), init.config.pullIntervalMs);
   }
 

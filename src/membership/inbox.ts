@@ -174,7 +174,7 @@ export class Inbox {
       return;
     }
     try {
-      mapper.put(from.pkiId, from.identity);
+      mapper.put(from.pkiId, from.identity, hex);
     } catch (e) {
       limiter.maybe(`identity ${hex}`, (suppressed) =>
         log.debug({ pkiId: hex, err: (e as Error).message, suppressed }, "connection identity not learned"),

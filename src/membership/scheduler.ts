@@ -10,12 +10,18 @@ export interface Pollable<T> {
   poll(): IteratorResult<T> | undefined;
 }
 
-/** Periodic tasks, sleeps and event-stream readers that stop together. */
+/** An event source that calls a listener (see `EventStream.listen`); the returned function stops the calls. */
+export interface Listenable<T> {
+  listen(listener: (event: T) => void): () => void;
+}
+
+/** Periodic tasks, sleeps, event-stream readers and listeners that stop together. */
 export class Scheduler {
   private readonly abort = new AbortController();
   private readonly timers = new Set<unknown>();
   private readonly loops: Promise<void>[] = [];
   private readonly iterators: AsyncIterator<unknown>[] = [];
+  private readonly unlisteners: (() => void)[] = [];
 
   constructor(
     private readonly clock: Clock,
@@ -99,11 +105,32 @@ export class Scheduler {
     });
   }
 
-  /** Cancels timers, ends readers, and resolves when every loop has returned. */
+  /**
+   * Hands each event of `source` to `fn` until stop (a throwing `fn` is
+   * logged, never fatal), in order: {@link consume} without a parked loop,
+   * for event streams that are read one event at a time anyway.
+   */
+  listen<T>(source: Listenable<T>, fn: (item: T) => void): void {
+    if (this.stopped) return;
+    this.unlisteners.push(
+      source.listen((item) => {
+        if (this.stopped) return;
+        try {
+          fn(item);
+        } catch (e) {
+          this.log.error({ err: (e as Error).message }, "membership handler failed");
+        }
+      }),
+    );
+  }
+
+  /** Cancels timers, ends readers and listeners, and resolves when every loop has returned. */
   async stop(): Promise<void> {
     this.abort.abort();
     for (const t of this.timers) this.clock.clearTimeout(t);
     this.timers.clear();
+    for (const off of this.unlisteners) off();
+    this.unlisteners.length = 0;
     for (const it of this.iterators) void it.return?.();
     await Promise.all(this.loops);
   }

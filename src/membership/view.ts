@@ -255,8 +255,11 @@ export class View {
 
   /** Alive members. */
   alive(): Known[] {
-    const out: Known[] = [];
-    for (const k of this.members.values()) if (!this.isDead(k)) out.push(k);
+    // Sized first: pushing grows an array to up to 1.5 times its length, and the list is cached
+    // (CommAdapter's routing targets: ~2.6 B per known peer in W9 sim100).
+    const out: Known[] = new Array(this.aliveCount);
+    let i = 0;
+    for (const k of this.members.values()) if (!this.isDead(k)) out[i++] = k;
     return out;
   }
 

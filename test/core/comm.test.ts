@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { describe } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { authenticationCodes, ErrorCode, GossipError } from "../../src/core/errors.js";
-import { bytesEqual, sha256 } from "../../src/core/identity.js";
+import { bytesEqual, pkiIdHex, sha256 } from "../../src/core/identity.js";
 import type { Dialer } from "../../src/core/transport.js";
 import { X509CryptoService } from "../../src/core/x509-crypto.js";
 import { GossipMessageSchema } from "../../src/gen/gossip/message_pb.js";
@@ -78,6 +78,27 @@ describe("Fabric comm scenarios (in memory)", () => {
     assert.equal(m.connection.direction, "inbound");
     assert.ok(m.envelope.payload.length > 0);
   });
+
+  memTest(
+    "useHexNames: a peer that dials us is keyed on the user's string for its hex, asked once per handshake; not after undefined",
+    async (c) => {
+      const [a, b, d] = [c.peer(), c.peer(), c.peer()];
+      const asked: string[] = [];
+      a.comm.useHexNames((hex) => {
+        asked.push(hex);
+        return hex === pkiIdHex(b.comm.pkiId) ? `${hex}` : undefined;
+      });
+      void b.comm.send(dataMessage(1), target(a));
+      await c.until(() => a.received.length === 1);
+      assert.deepEqual(asked, [pkiIdHex(b.comm.pkiId)]);
+      assert.equal(a.received[0]?.connection.pkiIdHex, pkiIdHex(b.comm.pkiId));
+      a.comm.useHexNames(undefined);
+      void d.comm.send(dataMessage(2), target(a));
+      await c.until(() => a.received.length === 2);
+      assert.deepEqual(asked, [pkiIdHex(b.comm.pkiId)], "not asked once cleared");
+      assert.equal(a.received[1]?.connection.pkiIdHex, pkiIdHex(d.comm.pkiId));
+    },
+  );
 
   memTest("CloseConn: the connection closes on both sides without presumed-dead, and the next send dials again", async (c) => {
     const [a, b] = [c.peer(), c.peer()];

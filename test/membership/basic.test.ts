@@ -19,6 +19,22 @@ describe("membership on the in-memory transport", () => {
   });
 });
 
+describe("one hex string per peer", () => {
+  it("the comm names peers that dial us by membership's strings while membership runs (useHexNames), not after its stop", async () => {
+    const sim = new Sim();
+    const a = sim.add("a");
+    const b = sim.add("b", { bootstrap: ["a:7051"] });
+    await sim.converge(() => 1, 10_000, 100);
+    const names = () => (a.comm as unknown as { ctx: { hexNames?: (hex: string) => string | undefined } }).ctx.hexNames;
+    const bHex = b.membership.self.pkiIdHex;
+    assert.equal(names()?.(bHex), bHex, "a known member's hex: membership's string");
+    assert.equal(names()?.("00".repeat(32)), undefined, "an unknown PKI-ID: none");
+    await a.membership?.stop();
+    assert.equal(names(), undefined, "cleared on stop: the comm no longer reaches the stopped membership");
+    await sim.close();
+  });
+});
+
 describe("duplicates are not refusals", () => {
   it("a quiet 5-peer mesh refuses nothing over 12 alive intervals, yet sees duplicates (gossip's redundancy), counted apart", async () => {
     const sim = new Sim(7);

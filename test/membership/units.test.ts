@@ -5,7 +5,9 @@ import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import fc from "fast-check";
 import { Demux } from "../../src/core/demux.js";
+import { envelopeBytes } from "../../src/core/envelope.js";
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
+import { EventStream } from "../../src/core/event-stream.js";
 import { bytesEqual, peerPkiHex, pkiIdHex, remotePkiHex } from "../../src/core/identity.js";
 import { silentLogger } from "../../src/core/logger.js";
 import { VirtualClock } from "../../src/core/virtual-clock.js";
@@ -35,6 +37,7 @@ import { bytesOf, ownedBytes } from "../../src/membership/owned-bytes.js";
 import { RateBudget } from "../../src/membership/rate-budget.js";
 import { type RouteItem, type RouteTarget, routeAlive } from "../../src/membership/routing.js";
 import { Scheduler } from "../../src/membership/scheduler.js";
+import { SelfAlive } from "../../src/membership/self-alive.js";
 import { cutIdentity, joinIdentity } from "../../src/membership/signed-identity.js";
 import { illegalTagReason } from "../../src/membership/tags.js";
 import { compareTimestamps, isNewer, newIncNum, packTimestamp, timestampString, unpackTimestamp } from "../../src/membership/timestamp.js";
@@ -634,6 +637,25 @@ describe("identity mapper", () => {
     assert.ok(m.get(self.pkiId));
     m.stop();
   });
+  it("forgets an identity 1 ms after it expires when that is years away (past 2^31 ms, beyond one timer), to the ms", async () => {
+    const { m, clock, trust, removed, wall } = make();
+    const years = new FakeCrypto("A", trust);
+    const later = new FakeCrypto("A", trust);
+    const at = 3 * 365 * 24 * 3600 * 1000 + 1234;
+    trust.expiry.set(pkiIdHex(years.pkiId), wall.now + at);
+    trust.expiry.set(pkiIdHex(later.pkiId), wall.now + at + 2 ** 30);
+    m.put(years.pkiId, years.identity);
+    m.put(later.pkiId, later.identity);
+    await clock.advance(at);
+    assert.deepEqual(removed, []);
+    await clock.advance(1);
+    assert.deepEqual(removed, [pkiIdHex(years.pkiId)]);
+    await clock.advance(2 ** 30 - 1);
+    assert.deepEqual(removed, [pkiIdHex(years.pkiId)]);
+    await clock.advance(1);
+    assert.deepEqual(removed, [pkiIdHex(years.pkiId), pkiIdHex(later.pkiId)]);
+    m.stop();
+  });
   it("keeps one timer for every expiry: each identity is forgotten 1 ms after its own, in order, and stop leaves none", async () => {
     const { m, clock, trust, removed, wall } = make();
     const peers = [30_000, 10_000, 20_000, 10_000].map((ms) => {
@@ -718,5 +740,79 @@ describe("scheduler", () => {
     d.publish(6);
     await new Promise((r) => setImmediate(r));
     assert.deepEqual(seen, [0, 1, 2, 3, 4, 5], "nothing after stop");
+  });
+
+  it("listen hands an event stream's events over in order, after emit returns, a throwing handler logged, nothing after stop", async () => {
+    const s = new EventStream<number>(4);
+    const sc = new Scheduler(new VirtualClock(), silentLogger);
+    const seen: number[] = [];
+    sc.listen(s, (n) => {
+      seen.push(n);
+      if (n === 1) throw new Error("a failing handler is logged, not fatal");
+    });
+    for (let i = 0; i < 6; i++) s.emit(i);
+    assert.deepEqual(seen, [], "not inside emit");
+    await Promise.resolve();
+    assert.deepEqual(seen, [0, 1, 2, 3, 4, 5], "every event (more than the stream's capacity: nothing dropped), in order");
+    s.emit(6);
+    await sc.stop();
+    s.emit(7);
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(seen, [0, 1, 2, 3, 4, 5], "nothing after stop, not even an event emitted before it and not yet handed over");
+  });
+});
+
+describe("our own alive message in responses", () => {
+  it("is the last periodic message, byte for byte (with and without its secret envelope), until the next one; a fresh one before the first", () => {
+    const clock = new VirtualClock();
+    const crypto = new FakeCrypto("Org1MSP");
+    const config = resolveMembershipConfig({ internalEndpoint: "p:7051", externalEndpoint: "p.example:7051" });
+    const self = new SelfAlive({ crypto, clock, config, wallClockMs: () => 1_000_000, pkiId: crypto.pkiIdOf(crypto.identity) });
+    const first = self.forResponse();
+    assert.equal(parseAlive(first).timestamp.seqNum, 1n, "before any periodic message: a fresh one");
+    const periodic = self.signPeriodic();
+    const bytes = envelopeBytes(periodic);
+    for (let i = 0; i < 2; i++) {
+      const r = self.forResponse();
+      assert.deepEqual(envelopeBytes(r), bytes);
+      assert.deepEqual(envelopeBytes(withoutSecret(r)), envelopeBytes(withoutSecret(periodic)));
+      assert.equal(internalEndpointOf(r), "p:7051");
+    }
+    self.sign();
+    assert.deepEqual(envelopeBytes(self.forResponse()), bytes, "a message signed outside the period does not replace it");
+    const next = self.signPeriodic();
+    assert.deepEqual(envelopeBytes(self.forResponse()), envelopeBytes(next));
+  });
+});
+
+describe("event stream listeners", () => {
+  it("a listener gets what a for-await reader gets, until it stops listening or the stream ends", async () => {
+    const s = new EventStream<string>(8);
+    const heard: string[] = [];
+    const read: string[] = [];
+    const reading = (async () => {
+      for await (const e of s) read.push(e);
+    })();
+    const off = s.listen((e) => heard.push(e));
+    s.emit("a");
+    s.emit("b");
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(heard, ["a", "b"]);
+    off();
+    off();
+    s.emit("c");
+    const again: string[] = [];
+    s.listen((e) => again.push(e));
+    s.emit("d");
+    s.end();
+    s.emit("e");
+    await reading;
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(heard, ["a", "b"], "not after off()");
+    assert.deepEqual(again, ["d"], "not after end()");
+    assert.deepEqual(read, ["a", "b", "c", "d"], "the reader as before");
+    const late: string[] = [];
+    s.listen((e) => late.push(e))();
+    assert.deepEqual(late, [], "listening to an ended stream hears nothing");
   });
 });
