@@ -452,7 +452,8 @@ export class Connection extends SendQueue implements WireReader {
    * `Promise.race` with one promise settled on abort: each race left a
    * reaction on that promise until the connection closed, ~310 B for every
    * delivery a full subscription ever held (tens of MB a minute on W2's
-   * receiver, which blocks every `acceptBuffSize` messages).
+   * receiver, which blocks every `acceptBuffSize` messages). One delivery is
+   * held at a time: the stream pushes nothing more until it resumed.
    */
   private resumeAfter(r: Promise<void>, batch: readonly Envelope[], from: number): Promise<void> {
     if ((this.flags & CLOSED) !== 0) return Promise.resolve(this.deliver(batch, from));
