@@ -1,13 +1,15 @@
 #!/usr/bin/env node
 /**
  * A/B of W1 (1 KiB data messages streamed over one mutual-TLS stream, the
- * bench's own server and client workers) between trees or stacks: CPU per
+ * bench's own server and client workers), or of W2 with `STREAM_AB_SIZE=64`
+ * (64 B messages), between trees or stacks: CPU per
  * message of the client and of the server, msgs/s, and the median per-round
  * ratio to the first variant. On a loaded machine far steadier than two W1
  * cells run minutes apart (issue 12).
  *
  *   node bench/tools/stream-ab.mjs [rounds] [seconds] name=TREE:STACK ...
  *   node bench/tools/stream-ab.mjs 30 0.5 old=/tmp/old-tree:gossip new=.:gossip raw=.:raw
+ *   STREAM_AB_SIZE=64 node bench/tools/stream-ab.mjs 14 0.5 old=/tmp/old-tree:gossip new=.:gossip   # W2
  *
  * A variant is a tree (a checkout with node_modules) and a bench stack
  * (`gossip`, `raw`, `grpc`, ...). Each tree's workers are bundled with
@@ -105,7 +107,7 @@ for (let r = 0; r < rounds; r++) {
   process.stderr.write(`round ${r + 1}/${rounds}: ${last.join(" | ")}\n`);
 }
 console.log(
-  `W1 A/B: ${rounds} rounds x ${seconds} s, ${size} B messages, load ${load0.toFixed(1)} -> ${os.loadavg()[0].toFixed(1)}; medians (client/server CPU us per message, msgs/s), and of per-round ratios to ${variants[0].name}`,
+  `${size === 64 ? "W2" : size === 1024 ? "W1" : "stream"} A/B: ${rounds} rounds x ${seconds} s, ${size} B messages, load ${load0.toFixed(1)} -> ${os.loadavg()[0].toFixed(1)}; medians (client/server CPU us per message, msgs/s), and of per-round ratios to ${variants[0].name}`,
 );
 const first = variants[0];
 for (const v of variants) {

@@ -2,7 +2,7 @@ import { setMaxListeners } from "node:events";
 import type { Clock } from "./clock.js";
 import type { Connection } from "./connection.js";
 import { ErrorCode, GossipError } from "./errors.js";
-import { type HexTaggedPeer, hexMatches, peerPkiHex, pkiIdHex, type RemotePeer, remotePkiHex } from "./identity.js";
+import { bytesEqual, type HexTaggedPeer, peerPkiHex, pkiIdHex, type RemotePeer, remotePkiHex } from "./identity.js";
 
 /** Collaborators of a {@link ConnectionStore}. */
 export interface ConnectionStoreDeps {
@@ -95,6 +95,13 @@ export class ConnectionStore {
    */
   private hitPki: Uint8Array | undefined;
   private hitConn: Connection | undefined;
+  /**
+   * A copy of `hitPki`'s bytes when it was found: a bytes-to-bytes compare
+   * proves the array was not changed in place since. Comparing with the
+   * connection's hex instead was 11 % of W2's sender CPU (two char codes and
+   * two table reads a byte: ~4x a byte compare).
+   */
+  private hitBytes: Uint8Array | undefined;
 
   constructor(private readonly deps: ConnectionStoreDeps) {}
 
@@ -128,11 +135,12 @@ export class ConnectionStore {
       return conn?.state === "open" ? conn : undefined;
     }
     const hit = this.hitConn;
-    if (hit !== undefined && pki === this.hitPki && hit.state === "open" && hexMatches(hit.pkiHex, pki)) return hit;
+    if (hit !== undefined && pki === this.hitPki && hit.state === "open" && bytesEqual(pki, this.hitBytes)) return hit;
     const conn = this.byPki.get(pkiIdHex(pki));
     if (conn?.state !== "open") return undefined;
     this.hitPki = pki;
     this.hitConn = conn;
+    this.hitBytes = new Uint8Array(pki); // a copy (a Buffer's `slice` would be a view)
     return conn;
   }
 

@@ -55,8 +55,14 @@ function framedInPlace(messages: readonly Uint8Array[]): Buffer | undefined {
  */
 export function framePieces(messages: readonly Uint8Array[]): Buffer[] {
   const pieces: Buffer[] = [];
-  /** The in-place run being extended: its memory (as bytes, to check headers), start and end. */
+  /**
+   * The in-place run being extended: its memory (as bytes, to check headers,
+   * and its buffer, kept rather than read again through the `buffer` getter
+   * for every message: a third of this loop's time on W2's sender), start
+   * and end.
+   */
   let run: Uint8Array | undefined;
+  let runBuffer: ArrayBufferLike | undefined;
   let runStart = 0;
   let runEnd = 0;
   /** The first of the messages since the last run that must be copied, or -1. */
@@ -67,28 +73,30 @@ export function framePieces(messages: readonly Uint8Array[]): Buffer[] {
     // Checked before `.buffer` is read (see framedInPlace).
     if (at >= 0) {
       const buffer = m.buffer;
-      const bytes = run !== undefined && run.buffer === buffer ? run : new Uint8Array(buffer);
+      const bytes = run !== undefined && runBuffer === buffer ? run : new Uint8Array(buffer);
       if (headerMatches(bytes, at, m.length)) {
         if (copyFrom >= 0) {
           pieces.push(copyFramed(messages, copyFrom, i));
           copyFrom = -1;
         }
         if (bytes !== run || at !== runEnd) {
-          if (run !== undefined) pieces.push(Buffer.from(run.buffer, runStart, runEnd - runStart));
+          if (runBuffer !== undefined) pieces.push(Buffer.from(runBuffer, runStart, runEnd - runStart));
           run = bytes;
+          runBuffer = buffer;
           runStart = at;
         }
         runEnd = at + frameHeaderBytes + m.length;
         continue;
       }
     }
-    if (run !== undefined) {
-      pieces.push(Buffer.from(run.buffer, runStart, runEnd - runStart));
+    if (runBuffer !== undefined) {
+      pieces.push(Buffer.from(runBuffer, runStart, runEnd - runStart));
       run = undefined;
+      runBuffer = undefined;
     }
     if (copyFrom < 0) copyFrom = i;
   }
-  if (run !== undefined) pieces.push(Buffer.from(run.buffer, runStart, runEnd - runStart));
+  if (runBuffer !== undefined) pieces.push(Buffer.from(runBuffer, runStart, runEnd - runStart));
   if (copyFrom >= 0) pieces.push(copyFramed(messages, copyFrom, messages.length));
   return pieces;
 }

@@ -644,6 +644,17 @@ describe("hot-path encoder against protobuf-es", () => {
     }
   });
 
+  it("a data message's payload inherited from a prototype, not its own: the same bytes as protobuf-es", () => {
+    const payload = create(GossipMessageSchema, {
+      content: { case: "dataMsg", value: { payload: { seqNum: 7n, data: new Uint8Array([1, 2]) } } },
+    });
+    const m = create(GossipMessageSchema, { nonce: 3n, content: { case: "dataMsg", value: {} } });
+    const dm = m.content.value as Record<string, unknown>;
+    m.content = { case: "dataMsg", value: Object.assign(Object.create(payload.content.value as object), dm) };
+    assert.equal(Object.hasOwn(m.content.value as object, "payload"), false);
+    assert.deepEqual(new Uint8Array(encodeUnsignedEnvelope(m)), (expectedUnsigned(m) as { value: unknown }).value);
+  });
+
   it("a value of the wrong type or range anywhere, or unknown fields: the same bytes or the same error as protobuf-es", () => {
     const unknown = [{ no: 1000, wireType: 0, data: new Uint8Array([1]) }];
     fc.assert(

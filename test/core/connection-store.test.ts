@@ -155,6 +155,22 @@ describe("ConnectionStore", () => {
     await h.store.shutdown();
   });
 
+  it("a reused PKI-ID Buffer changed in place is not mistaken for its past (the hit keeps a copy, not a view)", async () => {
+    const h = harness();
+    const large = h.conn(LARGE, "inbound");
+    const other = h.conn(OTHER, "inbound");
+    h.store.register(large);
+    h.store.register(other);
+    const peer = { endpoint: "", pkiId: Buffer.from(pkiIdFromHex(LARGE)) };
+    assert.equal(h.store.lookup(peer), large);
+    assert.equal(h.store.lookup(peer), large, "the same Buffer again");
+    peer.pkiId.set(pkiIdFromHex(OTHER));
+    assert.equal(h.store.lookup(peer), other, "the Buffer now holds another PKI-ID");
+    peer.pkiId.set(pkiIdFromHex(LARGE));
+    assert.equal(h.store.lookup(peer), large, "and back");
+    await h.store.shutdown();
+  });
+
   it("a peer carrying its PKI-ID's hex is found by it, without its bytes being read, and dials with them when not connected", async () => {
     const h = harness();
     let reads = 0;
