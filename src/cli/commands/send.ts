@@ -75,15 +75,17 @@ function dataMessage(nonce: bigint, seqNum: number, data: Uint8Array): GossipMes
  * refusing our identity shows up here, after our side of the handshake
  * already succeeded).
  */
-class ConnectionWatch {
+/** Follows a comm's connections: the remote's PKI-ID and the first failure (exported for tests). */
+export class ConnectionWatch {
   remote: string | undefined;
   failure: GossipError | undefined;
   /** Resolves with the first failure. */
   readonly failed: Promise<GossipError>;
   /** Settles when the comm's event stream ended (after stop). */
   readonly done: Promise<void>;
+  readonly #waiters = new Set<(e: GossipError) => void>();
 
-  constructor(comm: Comm) {
+  constructor(comm: Pick<Comm, "connectionEvents">) {
     let onFailure: (e: GossipError) => void = () => {};
     this.failed = new Promise((resolve) => {
       onFailure = resolve;
@@ -94,9 +96,30 @@ class ConnectionWatch {
         else if (ev.error !== undefined && ev.error.code !== ErrorCode.Stopping && this.failure === undefined) {
           this.failure = ev.error;
           onFailure(ev.error);
+          for (const w of this.#waiters) w(ev.error);
+          this.#waiters.clear();
         }
       }
     })();
+  }
+
+  /**
+   * Runs `work` until it settles or the connection fails, whichever is first (the failure is returned).
+   * Unlike racing `failed`, which keeps a reaction for every race until it settles (~300 B a message
+   * of a long `--ack` run), the waiter here goes when `work` settles.
+   */
+  async orFailure<T>(work: Promise<T>): Promise<T | GossipError> {
+    if (this.failure !== undefined) return this.failure;
+    let waiter: ((e: GossipError) => void) | undefined;
+    const failed = new Promise<GossipError>((resolve) => {
+      waiter = resolve;
+      this.#waiters.add(resolve);
+    });
+    try {
+      return await Promise.race([work, failed]);
+    } finally {
+      if (waiter !== undefined) this.#waiters.delete(waiter);
+    }
   }
 }
 
@@ -208,7 +231,7 @@ export const sendCommand: Command = {
       for (let i = 0; i < count; i++) {
         attempted++;
         // The connection closing with an error (the remote refused us) ends the wait for its ack.
-        const result = await Promise.race([comm.sendWithAck(dataMessage(0n, i + 1, data), timeoutMs, 1, peer), conns.failed]);
+        const result = await conns.orFailure(comm.sendWithAck(dataMessage(0n, i + 1, data), timeoutMs, 1, peer));
         const r = result instanceof GossipError ? { error: result } : result.results[0];
         if (r !== undefined && r.error === undefined) {
           successes++;
