@@ -4,21 +4,11 @@
 // hundreds of MB. In process, no sockets.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
 import { ConnectionWatch } from "../../src/cli/commands/send.js";
 import type { ConnectionEvent } from "../../src/core/comm.js";
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
 import { EventStream } from "../../src/core/event-stream.js";
-
-setFlagsFromString("--expose-gc");
-const gc = runInNewContext("gc") as () => void;
-
-function heapAfterGc(): number {
-  gc();
-  gc();
-  return process.memoryUsage().heapUsed;
-}
+import { heapAfterGc } from "../helpers/heap.js";
 
 const info = { pkiId: new Uint8Array([1, 2, 3]) } as unknown as ConnectionEvent["connection"];
 

@@ -5,19 +5,9 @@
 // in memory.
 import assert from "node:assert/strict";
 import { describe } from "node:test";
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
+import { heapAfterGc } from "../helpers/heap.js";
 import { memTest, target } from "../helpers/memory-peers.js";
 import { dataMessage } from "../helpers/messages.js";
-
-setFlagsFromString("--expose-gc");
-const gc = runInNewContext("gc") as () => void;
-
-function heapAfterGc(): number {
-  gc();
-  gc();
-  return process.memoryUsage().heapUsed;
-}
 
 describe("held delivery memory", () => {
   memTest("a subscription that fills again and again retains nothing per held delivery", async (c) => {

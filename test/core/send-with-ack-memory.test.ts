@@ -3,19 +3,9 @@
 // for as long as the connection stayed open. Core logic: run in memory.
 import assert from "node:assert/strict";
 import { describe } from "node:test";
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
+import { heapAfterGc } from "../helpers/heap.js";
 import { memTest, target } from "../helpers/memory-peers.js";
 import { dataMessage } from "../helpers/messages.js";
-
-setFlagsFromString("--expose-gc");
-const gc = runInNewContext("gc") as () => void;
-
-function heapAfterGc(): number {
-  gc();
-  gc();
-  return process.memoryUsage().heapUsed;
-}
 
 describe("sendWithAck memory", () => {
   memTest("retains no memory per call on a connection that stays open", async (c) => {
