@@ -328,10 +328,9 @@ export class ConnectionStore {
       this.extras?.delete(conn);
       if (this.extras?.size === 0) this.extras = undefined;
       const extra = (this.extraPerPeer?.get(conn.pkiHex) ?? 1) - 1;
-      if (extra > 0) {
-        this.extraPerPeer ??= new Map();
-        this.extraPerPeer.set(conn.pkiHex, extra);
-      } else {
+      // More than 0 only from a count the map holds.
+      if (extra > 0) this.extraPerPeer?.set(conn.pkiHex, extra);
+      else {
         this.extraPerPeer?.delete(conn.pkiHex);
         if (this.extraPerPeer?.size === 0) this.extraPerPeer = undefined;
       }

@@ -51,13 +51,14 @@ const SCHEDULED = 2;
 const CLOSED = 4;
 /** Where the owner's bits ({@link SendQueue.ownerBits}) start: above the queue's three. */
 const OWNER_SHIFT = 3;
-/** The owner's bits: four. */
-const OWNER_MASK = 15;
-/** The bits below the next-turn id: the queue's flags and the owner's bits. */
-const LOW_FLAGS = 127;
-const TURN_SHIFT = 7;
-/** Next-turn ids run 1..MAX_TURN: shifted, they stay a small integer (31 bits). */
-const MAX_TURN = 2 ** 24 - 1;
+/** How many bits the owner gets. */
+const OWNER_BITS = 4;
+const OWNER_MASK = (1 << OWNER_BITS) - 1;
+/** Where the next-turn id starts: above the queue's flags and the owner's bits, all of which are `LOW_FLAGS`. */
+const TURN_SHIFT = OWNER_SHIFT + OWNER_BITS;
+const LOW_FLAGS = (1 << TURN_SHIFT) - 1;
+/** Next-turn ids run 1..MAX_TURN: shifted, they stay a small integer (31 bits; 2^24 - 1 with 7 bits below). */
+const MAX_TURN = 2 ** (31 - TURN_SHIFT) - 1;
 /** Ids of next-turn writes (see `nextTurn`), from one process counter: no counter per buffer. */
 let turnSeq = 0;
 

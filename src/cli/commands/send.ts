@@ -73,9 +73,8 @@ function dataMessage(nonce: bigint, seqNum: number, data: Uint8Array): GossipMes
  * Watches a comm's connection events: the remote PKI-ID of the first
  * connection, and the first connection that closed with an error (the remote
  * refusing our identity shows up here, after our side of the handshake
- * already succeeded).
+ * already succeeded). Exported for tests.
  */
-/** Follows a comm's connections: the remote's PKI-ID and the first failure (exported for tests). */
 export class ConnectionWatch {
   remote: string | undefined;
   failure: GossipError | undefined;
@@ -86,16 +85,13 @@ export class ConnectionWatch {
   readonly #waiters = new Set<(e: GossipError) => void>();
 
   constructor(comm: Pick<Comm, "connectionEvents">) {
-    let onFailure: (e: GossipError) => void = () => {};
-    this.failed = new Promise((resolve) => {
-      onFailure = resolve;
-    });
+    // The first waiter, for good: `failed`.
+    this.failed = new Promise((resolve) => this.#waiters.add(resolve));
     this.done = (async () => {
       for await (const ev of comm.connectionEvents) {
         if (ev.type === "connected") this.remote ??= pkiIdHex(ev.connection.pkiId);
         else if (ev.error !== undefined && ev.error.code !== ErrorCode.Stopping && this.failure === undefined) {
           this.failure = ev.error;
-          onFailure(ev.error);
           for (const w of this.#waiters) w(ev.error);
           this.#waiters.clear();
         }
