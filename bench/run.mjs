@@ -1311,6 +1311,37 @@ function markdown(result) {
   return lines.join("\n");
 }
 
+/**
+ * A cell of several subs of one workload and one stack that run side by side
+ * (W9's simulations, see w9Plan): `fn` returns each sub's result by sub, and
+ * each is recorded and printed as a cell of its own.
+ */
+async function subsCell(cell, W, failed) {
+  const keys = cell.subs.map((sub) => `${cell.w}${sub}`);
+  for (const key of keys) W[key] ??= {};
+  if (Date.now() - startedAt > budgetMs) {
+    for (const key of keys) failed(key, cell.stack, "skipped: time budget spent");
+    return;
+  }
+  const t0 = Date.now();
+  let res;
+  try {
+    res = await cell.fn();
+  } catch (e) {
+    for (const key of keys) failed(key, cell.stack, e instanceof Error ? e.message : String(e));
+    return;
+  }
+  const took = `${((Date.now() - t0) / 1000).toFixed(1)}s (${cell.concurrency} at a time)`;
+  for (const [i, key] of keys.entries()) {
+    const r = res[cell.subs[i]] ?? { error: "no result" };
+    if (r.error) failed(key, cell.stack, r.error);
+    else {
+      W[key][cell.stack] = r;
+      console.log(`  ${`${key} ${cell.stack}`.padEnd(16)} ${took}  ${summaryOf(cell.w, r)}`);
+    }
+  }
+}
+
 async function main() {
   const how = await build();
   const goStack = buildGo();
@@ -1324,7 +1355,7 @@ async function main() {
   const plan = cellsPlan();
   const mach = machine();
   console.log(
-    `gossip-connect bench: ${quick ? "quick" : "full"}${profile ? " profile" : ""}, ${tls ? "mutual TLS" : "h2c"}, ${plan.length} cells, workers via ${how}; ${mach.cpus} CPUs, load ${mach.loadavgStart.join(" ")}`,
+    `gossip-connect bench: ${quick ? "quick" : "full"}${profile ? " profile" : ""}, ${tls ? "mutual TLS" : "h2c"}, ${plan.reduce((n, c) => n + (c.subs?.length ?? 1), 0)} cells, workers via ${how}; ${mach.cpus} CPUs, load ${mach.loadavgStart.join(" ")}`,
   );
   const W = {};
   const errors = [];
@@ -1335,6 +1366,10 @@ async function main() {
     console.log(`  ${label.padEnd(16)} ${error.startsWith("skipped") ? "skipped (time budget)" : `FAILED: ${error.split("\n")[0]}`}`);
   };
   for (const cell of plan) {
+    if (cell.subs) {
+      await subsCell(cell, W, failed);
+      continue;
+    }
     const key = `${cell.w}${cell.sub}`;
     // A group cell (W4) runs several stacks at once and returns each one's result by stack.
     const stacks = cell.stacks ?? [cell.stack];
