@@ -7,6 +7,7 @@ import {
   verify as nodeVerify,
   X509Certificate,
 } from "node:crypto";
+import { namedCurveOf, spkiOf } from "./certificate-der.js";
 import type { CryptoService } from "./crypto.js";
 import { curveOrders, isLowS, toLowS } from "./ecdsa.js";
 import { ErrorCode, GossipError } from "./errors.js";
@@ -187,14 +188,10 @@ export class X509CryptoService implements CryptoService {
     if (!chainsTo(cert, roots)) {
       throw invalid(`identity certificate was not issued by a CA of MSP ${JSON.stringify(mspId)}`);
     }
-    // Re-imported from its SubjectPublicKeyInfo: the key a parsed certificate
-    // hands out keeps ~2 KB more native memory (OpenSSL 3) for as long as it
-    // lives, and one is kept per known peer (measured: RSS per kept key after
-    // a verify, ~3.2 KB taken from the certificate against ~1.3 KB re-imported).
-    const publicKey = createPublicKey({ key: cert.publicKey.export({ type: "spki", format: "der" }), format: "der", type: "spki" });
+    const { publicKey, order } = keptKey(cert);
     const known: KnownIdentity = {
       publicKey,
-      order: identityCurveOrder(publicKey),
+      order,
       notBeforeS: Math.floor(Date.parse(cert.validFrom) / 1000),
       notAfterS: Math.ceil(Date.parse(cert.validTo) / 1000),
     };
@@ -205,6 +202,36 @@ export class X509CryptoService implements CryptoService {
     this.known.set(key, known);
     return known;
   }
+}
+
+/**
+ * The public key kept for a checked identity, and its curve's order.
+ *
+ * Imported anew from the certificate's SubjectPublicKeyInfo: the key a
+ * parsed certificate hands out keeps ~2 KB more native memory (OpenSSL 3)
+ * for as long as it lives, and one is kept per known peer (measured: RSS per
+ * kept key after a verify, ~3.2 KB taken from the certificate against ~1.3
+ * KB re-imported). The SPKI is read where it lies in the certificate's DER,
+ * and the curve from its algorithm: exporting the SPKI from OpenSSL and the
+ * key's JWK cost ~190 us a new identity, on each side of a handshake (2026-12-03).
+ * The key is checked equal to the certificate's; where the DER is not read
+ * so, the export gives the same key.
+ */
+function keptKey(cert: X509Certificate): { publicKey: KeyObject; order: bigint } {
+  const spki = spkiOf(cert.raw);
+  const curve = spki === undefined ? undefined : namedCurveOf(spki);
+  const order = curve === undefined ? undefined : curveOrders[curve];
+  if (spki !== undefined && order !== undefined) {
+    let publicKey: KeyObject | undefined;
+    try {
+      publicKey = createPublicKey({ key: Buffer.from(spki.buffer, spki.byteOffset, spki.length), format: "der", type: "spki" });
+    } catch {
+      // not read as OpenSSL reads it: the export below
+    }
+    if (publicKey?.equals(cert.publicKey)) return { publicKey, order };
+  }
+  const publicKey = createPublicKey({ key: cert.publicKey.export({ type: "spki", format: "der" }), format: "der", type: "spki" });
+  return { publicKey, order: identityCurveOrder(publicKey) };
 }
 
 /** True when `cert` is signed by one of the CA certificates in `cas`. */

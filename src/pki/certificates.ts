@@ -5,6 +5,7 @@
  */
 import { createHash, createPrivateKey, generateKeyPairSync, type KeyObject, randomBytes, sign, X509Certificate } from "node:crypto";
 import { isIP } from "node:net";
+import { subjectNameOf } from "../core/certificate-der.js";
 import { curveOrders, toLowS } from "../core/ecdsa.js";
 import { bitString, bool, explicit, implicitPrimitive, integer, octetString, oid, sequence, set, time, utf8String } from "./der.js";
 
@@ -166,34 +167,9 @@ export function issueCertificate(ca: CertificateAuthority, spec: CertificateSpec
 
 /** Extracts the DER subject Name from a DER certificate. */
 function subjectOf(der: Buffer): Uint8Array {
-  // Certificate → tbsCertificate → [version, serial, sigAlg, issuer, validity, subject, ...]
-  const children = (buf: Buffer, at: number): { start: number; end: number }[] => {
-    const out: { start: number; end: number }[] = [];
-    const [len, bodyStart] = readLen(buf, at + 1);
-    let p = bodyStart;
-    const end = bodyStart + len;
-    while (p < end) {
-      const [l, s] = readLen(buf, p + 1);
-      out.push({ start: p, end: s + l });
-      p = s + l;
-    }
-    return out;
-  };
-  const tbs = children(der, 0)[0];
-  if (!tbs) throw new TypeError("malformed certificate");
-  const fields = children(der, tbs.start);
-  const subject = fields[5];
-  if (!subject) throw new TypeError("malformed certificate");
-  return der.subarray(subject.start, subject.end);
-}
-
-function readLen(buf: Buffer, at: number): [number, number] {
-  const first = buf[at] ?? 0;
-  if (first < 0x80) return [first, at + 1];
-  const n = first & 0x7f;
-  let len = 0;
-  for (let i = 1; i <= n; i++) len = len * 256 + (buf[at + i] ?? 0);
-  return [len, at + 1 + n];
+  const subject = subjectNameOf(der);
+  if (subject === undefined) throw new TypeError("malformed certificate");
+  return subject;
 }
 
 /** Everything one peer needs: its MSP's CA, its enrollment identity, and TLS server and client pairs. */
