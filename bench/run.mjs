@@ -1312,34 +1312,16 @@ function markdown(result) {
 }
 
 /**
- * A cell of several subs of one workload and one stack that run side by side
- * (W9's simulations, see w9Plan): `fn` returns each sub's result by sub, and
- * each is recorded and printed as a cell of its own.
+ * The results a cell returns, as [key, stack, pick]: one for a plain cell;
+ * one per stack for a group cell (W1, W2, W4: every stack at once, each
+ * one's result by stack); one per sub for a cell of several subs of one
+ * stack run side by side (W9's simulations, see w9Plan: by sub).
  */
-async function subsCell(cell, W, failed) {
-  const keys = cell.subs.map((sub) => `${cell.w}${sub}`);
-  for (const key of keys) W[key] ??= {};
-  if (Date.now() - startedAt > budgetMs) {
-    for (const key of keys) failed(key, cell.stack, "skipped: time budget spent");
-    return;
-  }
-  const t0 = Date.now();
-  let res;
-  try {
-    res = await cell.fn();
-  } catch (e) {
-    for (const key of keys) failed(key, cell.stack, e instanceof Error ? e.message : String(e));
-    return;
-  }
-  const took = `${((Date.now() - t0) / 1000).toFixed(1)}s (${cell.concurrency} at a time)`;
-  for (const [i, key] of keys.entries()) {
-    const r = res[cell.subs[i]] ?? { error: "no result" };
-    if (r.error) failed(key, cell.stack, r.error);
-    else {
-      W[key][cell.stack] = r;
-      console.log(`  ${`${key} ${cell.stack}`.padEnd(16)} ${took}  ${summaryOf(cell.w, r)}`);
-    }
-  }
+function cellResults(cell) {
+  if (cell.subs) return cell.subs.map((sub) => [`${cell.w}${sub}`, cell.stack, (res) => res[sub]]);
+  const key = `${cell.w}${cell.sub}`;
+  if (cell.stacks) return cell.stacks.map((st) => [key, st, (res) => res[st]]);
+  return [[key, cell.stack, (res) => res]];
 }
 
 async function main() {
@@ -1366,24 +1348,19 @@ async function main() {
     console.log(`  ${label.padEnd(16)} ${error.startsWith("skipped") ? "skipped (time budget)" : `FAILED: ${error.split("\n")[0]}`}`);
   };
   for (const cell of plan) {
-    if (cell.subs) {
-      await subsCell(cell, W, failed);
-      continue;
-    }
-    const key = `${cell.w}${cell.sub}`;
-    // A group cell (W4) runs several stacks at once and returns each one's result by stack.
-    const stacks = cell.stacks ?? [cell.stack];
-    W[key] ??= {};
+    const results = cellResults(cell);
+    for (const [key] of results) W[key] ??= {};
     if (Date.now() - startedAt > budgetMs) {
-      for (const st of stacks) failed(key, st, "skipped: time budget spent");
+      for (const [key, st] of results) failed(key, st, "skipped: time budget spent");
       continue;
     }
     const t0 = Date.now();
     try {
       const res = await cell.fn();
-      const took = `${((Date.now() - t0) / 1000).toFixed(1)}s${cell.stacks ? " (all)" : ""}`;
-      for (const st of stacks) {
-        const r = cell.stacks ? (res[st] ?? { error: "no result" }) : res;
+      const how = cell.subs ? ` (${cell.concurrency} at a time)` : cell.stacks ? " (all)" : "";
+      const took = `${((Date.now() - t0) / 1000).toFixed(1)}s${how}`;
+      for (const [key, st, pick] of results) {
+        const r = pick(res) ?? { error: "no result" };
         if (r.error) failed(key, st, r.error);
         else {
           W[key][st] = r;
@@ -1395,7 +1372,7 @@ async function main() {
         if (line) console.log(`  ${line}`);
       }
     } catch (e) {
-      for (const st of stacks) failed(key, st, e instanceof Error ? e.message : String(e));
+      for (const [key, st] of results) failed(key, st, e instanceof Error ? e.message : String(e));
     }
   }
   killAll();
