@@ -182,10 +182,25 @@ const toPeer = (t: Target) => ({ endpoint: t.endpoint, pkiId: Buffer.from(t.pkiI
 /** Open file descriptors of this process. */
 const fdCount = () => readdirSync("/proc/self/fd").length;
 
+/**
+ * In-flight requests (a socket write or shutdown, a close, a lookup, a file
+ * operation) and timers: they come and go with the load at the sample, where
+ * handles (sockets, servers) are what the process keeps.
+ */
+const isTransient = (kind: string) =>
+  kind === "Timeout" || kind === "Immediate" || /^(WriteWrap|ShutdownWrap|ConnectWrap|CloseReq)$|Req(Wrap|Callback|Promise)?$/.test(kind);
+
 function resources() {
   (globalThis as { gc?: () => void }).gc?.();
   const mem = process.memoryUsage();
-  return { heap: mem.heapUsed, rss: mem.rss, handles: process.getActiveResourcesInfo().length, fds: fdCount() };
+  const kinds: Record<string, number> = {};
+  let transient = 0;
+  for (const kind of process.getActiveResourcesInfo()) {
+    kinds[kind] = (kinds[kind] ?? 0) + 1;
+    if (isTransient(kind)) transient++;
+  }
+  const handles = Object.values(kinds).reduce((a, b) => a + b, 0) - transient;
+  return { heap: mem.heapUsed, rss: mem.rss, handles, transient, kinds, fds: fdCount() };
 }
 
 function statsOf(peer: Peer) {
