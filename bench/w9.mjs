@@ -72,7 +72,7 @@ export function w9Params(quick, argv = process.argv.slice(2)) {
   return { ...P, lanes, cells: opt("w9-cells")?.split(",") };
 }
 
-/** What a simulation costs, relative: N^2 messages, each ~4 times as costly with X.509's ECDSA (see simCell). */
+/** What a simulation costs, relative: N^2 messages, each ~4 times as costly with X.509's ECDSA (lanes and simCell's real-time bound). */
 const simCost = (s) => s.peers * s.peers * (s.crypto === "x509" ? 4 : 1);
 
 /**
@@ -141,8 +141,8 @@ export function w9Plan({ quick, withWorkers }) {
 
 async function simCell(withWorkers, s) {
   // Real-time bounds grow with N^2 (every peer hears every alive ~3 times); X.509's ECDSA makes a
-  // message ~3.5 times as costly as the fake crypto's HMAC.
-  const maxRealS = Math.max(60, Math.round((s.peers / 100) ** 2 * 40 * (s.crypto === "x509" ? 4 : 1)));
+  // message ~3.5 times as costly as the fake crypto's HMAC (simCost counts 4): 40 s per 100^2.
+  const maxRealS = Math.max(60, Math.round((simCost(s) / 100 ** 2) * 40));
   const ms = maxRealS * 1000 + 30_000;
   // Heap grows as N^2 (~7 KB per known peer, connections included): 500 peers need ~2 GB, 1,000 ~8 GB.
   // `--w9-heap-mb=N` sets it: near its limit V8 runs mark-compacts of the whole multi-GB heap back to back

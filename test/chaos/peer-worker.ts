@@ -193,14 +193,14 @@ const isTransient = (kind: string) =>
 function resources() {
   (globalThis as { gc?: () => void }).gc?.();
   const mem = process.memoryUsage();
+  const active = process.getActiveResourcesInfo();
   const kinds: Record<string, number> = {};
   let transient = 0;
-  for (const kind of process.getActiveResourcesInfo()) {
+  for (const kind of active) {
     kinds[kind] = (kinds[kind] ?? 0) + 1;
     if (isTransient(kind)) transient++;
   }
-  const handles = Object.values(kinds).reduce((a, b) => a + b, 0) - transient;
-  return { heap: mem.heapUsed, rss: mem.rss, handles, transient, kinds, fds: fdCount() };
+  return { heap: mem.heapUsed, rss: mem.rss, handles: active.length - transient, transient, kinds, fds: fdCount() };
 }
 
 function statsOf(peer: Peer) {

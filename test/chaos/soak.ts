@@ -182,13 +182,12 @@ export async function runSoak(seconds: number): Promise<Record<string, unknown>>
       const base = must(samples[firstAfter], `${name}'s first sample after warm-up`);
       const later = samples.slice(firstAfter + 1);
       const growth: Record<string, number> = {};
+      // Which resource kinds moved, for the messages below: worked out once per worker.
+      const moved = kindsGrowth(base, later);
       for (const k of ["heap", "rss", "handles", "fds"] as const) {
         const max = Math.max(...later.map((s) => s[k]));
         growth[k] = Math.round(((max - base[k]) / base[k]) * 1000) / 10;
-        assert.ok(
-          max <= base[k] * 1.1,
-          `${name}: ${k} grew from ${base[k]} to ${max} (${growth[k]}%) after warm-up (${kindsGrowth(base, later)})`,
-        );
+        assert.ok(max <= base[k] * 1.1, `${name}: ${k} grew from ${base[k]} to ${max} (${growth[k]}%) after warm-up (${moved})`);
       }
       // And no steady climb within that band: a leak of ~1 KB per sendWithAck
       // grew the heap 4% in 5 minutes and 8% in 10, inside the 10% band at 5.
@@ -202,7 +201,7 @@ export async function runSoak(seconds: number): Promise<Record<string, unknown>>
       const transientLate = mean(later.slice(-third).map((x) => x.transient));
       assert.ok(
         transientLate <= Math.max(base.transient * 1.1, base.transient + 16),
-        `${name}: in-flight requests and timers climbed from ${base.transient} to a mean of ${transientLate.toFixed(1)} in the last third after warm-up (${kindsGrowth(base, later)})`,
+        `${name}: in-flight requests and timers climbed from ${base.transient} to a mean of ${transientLate.toFixed(1)} in the last third after warm-up (${moved})`,
       );
       const last = must(samples[samples.length - 1], `${name}'s last sample`);
       report.push({
