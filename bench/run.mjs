@@ -40,7 +40,7 @@ if (flag("help") || flag("h")) {
   console.log(`usage: node bench/run.mjs [options]   (npm run bench -- [options])
   --quick            sub-minute smoke run (fewer, shorter runs; smaller W6/W7)
   --only=W1,W3       run only these workloads
-  --stacks=a,b,...   run only these stacks (raw, rawpb, rawhs, grpc, gossip, go)
+  --stacks=a,b,...   run only these stacks (raw, rawpb, rawhs, rawg, grpc, gossip, go)
   --h2c              cleartext HTTP/2 instead of mutual TLS
   --profile          profile gossip-connect on W1/W2 (node --cpu-prof) and summarize
   --runs=N           measured runs per cell (default 5, quick 2)
@@ -55,7 +55,7 @@ const useTsx = flag("tsx");
 const note = option("note") ?? "";
 const allWorkloads = ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9"];
 const only = new Set((option("only") ?? (profile ? "W1,W2" : allWorkloads.join(","))).split(",").map((s) => s.trim().toUpperCase()));
-const allStacks = ["raw", "rawpb", "rawhs", "grpc", "gossip", "go"];
+const allStacks = ["raw", "rawpb", "rawhs", "rawg", "grpc", "gossip", "go"];
 const stackFilter = new Set((option("stacks") ?? (profile ? "gossip" : allStacks.join(","))).split(",").map((s) => s.trim()));
 /** Every stack asked for (before a missing Go drops stack e): such a run of every workload writes latest.json. */
 const everyStack = allStacks.every((s) => stackFilter.has(s));
@@ -105,6 +105,7 @@ const stackLabel = {
   raw: "a raw h2 64K",
   rawpb: "raw h2 1-write",
   rawhs: "a+hs raw h2 + Fabric hs",
+  rawg: "a+g raw h2 gRPC client",
   grpc: "b grpc-js",
   gossip: "c gossip",
   go: "e grpc-go",
@@ -525,21 +526,26 @@ const pairedRuns = { W1: (c) => c.runs, W2: (c) => c.runs, W4: (c) => c.load?.ru
  */
 function roundPairs(W, w, field) {
   const out = {};
-  const runsOf = pairedRuns[w];
-  const cRuns = runsOf(W[w]?.gossip ?? {});
-  if (!cRuns) return out;
   for (const key of ratioColumns) {
-    const xRuns = runsOf(W[w]?.[ratioStack[key]] ?? {});
-    if (!xRuns) continue;
-    const rounds = [];
-    for (const run of cRuns) {
-      const other = xRuns.find((y) => y.round === run.round);
-      const v = ratio(run[field], other?.[field]);
-      if (v !== null) rounds.push(v);
-    }
-    if (rounds.length > 0) out[key] = { rounds, median: r3(median(rounds)) };
+    const pair = stackPair(W, w, "gossip", ratioStack[key], field);
+    if (pair) out[key] = pair;
   }
   return out;
+}
+
+/** `field` of stack `st` over stack `of`, paired by round as roundPairs pairs c: `{ rounds, median }`, or null. */
+function stackPair(W, w, st, of, field) {
+  const runsOf = pairedRuns[w];
+  const sRuns = runsOf(W[w]?.[st] ?? {});
+  const xRuns = runsOf(W[w]?.[of] ?? {});
+  if (!sRuns || !xRuns) return null;
+  const rounds = [];
+  for (const run of sRuns) {
+    const other = xRuns.find((y) => y.round === run.round);
+    const v = ratio(run[field], other?.[field]);
+    if (v !== null) rounds.push(v);
+  }
+  return rounds.length > 0 ? { rounds, median: r3(median(rounds)) } : null;
 }
 
 /** What roundPairs pairs in each group cell: the rate, then the CPU (client + server) per message or Ping. */
@@ -834,7 +840,8 @@ function cellsPlan() {
   group("W1", ["raw", "rawpb", "grpc", "gossip", "go"], (list) => streamGroupCell(list, 1024));
   group("W2", ["raw", "rawpb", "grpc", "gossip", "go"], (list) => streamGroupCell(list, 64));
   add("W3", ["raw", "rawpb", "grpc", "gossip", "go"], echoCell);
-  group("W4", ["raw", "grpc", "gossip", "go"], pingGroupCell);
+  // rawg (W4's floor: raw's server, a complete gRPC Ping client) right after raw, the pair it is set against.
+  group("W4", ["raw", "rawg", "grpc", "gossip", "go"], pingGroupCell);
   for (const fan of P.fanout.peers) add("W5", ["raw", "grpc", "gossip"], (st) => fanoutCell(st, fan), `x${fan}`);
   add("W6", ["raw", "grpc", "gossip", "go"], setupCell);
   // rawhs (W7's floor) right after raw, the pair it is set against.
@@ -1056,6 +1063,17 @@ function flatRatios(W, rows) {
   put("W4p50 c/e", rr("W4 Ping p50", "us", "c/e"));
   put("W4p99 c/e", rr("W4 Ping p99", "us", "c/e"));
   put("W4 probe p50 c/e", rr("W4 probe p50", "us", "c/e"));
+  // W4's floor (a+g: raw's server, a complete gRPC Ping client), paired by round against raw (a) and against c: see w4Floor.
+  put("W4 a+g/a", stackPair(W, "W4", "rawg", "raw", "perSecond")?.median);
+  put("W4 cpu/Ping a+g/a", stackPair(W, "W4", "rawg", "raw", "cpuUsPerPing")?.median);
+  put("W4 client cpu/Ping a+g/a", stackPair(W, "W4", "rawg", "raw", "clientUsPerPing")?.median);
+  // a+g's server is raw's server, another process of the same code: this ratio is the spread between two instances.
+  put("W4 server cpu/Ping a+g/a", stackPair(W, "W4", "rawg", "raw", "serverUsPerPing")?.median);
+  put("W4 c/a+g", pairs["c/a+g"]?.median);
+  put("W4 cpu/Ping c/a+g", cpuPairs["c/a+g"]?.median);
+  put("W4 client cpu/Ping c/a", stackPair(W, "W4", "gossip", "raw", "clientUsPerPing")?.median);
+  put("W4 client cpu/Ping c/a+g", stackPair(W, "W4", "gossip", "rawg", "clientUsPerPing")?.median);
+  put("W4 server cpu/Ping c/a", stackPair(W, "W4", "gossip", "raw", "serverUsPerPing")?.median);
   for (const fan of P.fanout.peers) {
     put(`W5x${fan} c/b`, rr(`W5 fan-out to ${fan}`, "deliveries/s", "c/b"));
     put(`W5x${fan} c/a`, rr(`W5 fan-out to ${fan}`, "deliveries/s", "c/a"));
@@ -1163,6 +1181,33 @@ function w8Floor(R) {
 }
 
 /**
+ * One line on where W4's Pings/s goal (0.9x raw) stands against its floor:
+ * raw node:http2's Ping server with a client whose Pings are complete gRPC
+ * calls (a+g: the deadline sent and kept, the answer checked; raw's client
+ * (a) does neither), measured in the same run, paired by round, next to raw
+ * (a) and gossip-connect (c). Null unless a, a+g and c all ran.
+ */
+function w4Floor(R) {
+  const floor = R["W4 a+g/a"];
+  const c = R["W4 c/a"];
+  if (typeof floor !== "number" || typeof c !== "number") return null;
+  const x = (v) => (typeof v === "number" ? `${v.toFixed(2)}x` : "-");
+  const verdict =
+    floor < 0.9
+      ? "The goal's 0.9x raw is above the floor: a complete gRPC Ping client alone answers fewer than 0.9x raw's Pings"
+      : c >= floor
+        ? "gossip-connect is at or above the floor"
+        : `gossip-connect is ${x(R["W4 c/a+g"])} the floor`;
+  return (
+    `W4 floor: raw node:http2 with a complete gRPC Ping client (a+g: deadline sent and kept, answer checked) runs ${x(floor)} raw (a)'s Pings/s, ` +
+    `CPU per Ping ${x(R["W4 cpu/Ping a+g/a"])} (client ${x(R["W4 client cpu/Ping a+g/a"])}); ` +
+    `gossip-connect (c) ${x(c)} raw and ${x(R["W4 c/a+g"])} the floor, CPU per Ping ${x(R["W4 cpu/Ping c/a"])} raw and ${x(R["W4 cpu/Ping c/a+g"])} the floor ` +
+    `(client ${x(R["W4 client cpu/Ping c/a"])} raw and ${x(R["W4 client cpu/Ping c/a+g"])} the floor, server ${x(R["W4 server cpu/Ping c/a"])} raw; all paired by round). ` +
+    `Two processes of raw's same server code (a+g's and a's) differ by ${x(R["W4 server cpu/Ping a+g/a"])} in CPU per Ping: the spread between instances. ${verdict}.`
+  );
+}
+
+/**
  * One line on where W7's RSS goal (1.1x raw) stands against its floor: raw
  * node:http2 plus the per-connection work of Fabric's signed handshake
  * (a+hs), measured in the same run, next to raw (a) and gossip-connect (c);
@@ -1249,7 +1294,7 @@ function fmt(v) {
 }
 
 /** The table's ratio columns: gossip-connect (c) over each of these stacks. */
-const ratioStack = { "c/a": "raw", "c/b": "grpc", "c/raw": "rawpb", "c/a+hs": "rawhs", "c/e": "go" };
+const ratioStack = { "c/a": "raw", "c/b": "grpc", "c/raw": "rawpb", "c/a+hs": "rawhs", "c/a+g": "rawg", "c/e": "go" };
 const ratioColumns = Object.keys(ratioStack);
 
 function textTable(rows) {
@@ -1298,6 +1343,8 @@ function markdown(result) {
     "",
     ...["W1", "W2"].map((w) => result.streamPairsLines?.[w] ?? ""),
     result.w4PairsLine ?? "",
+    "",
+    result.w4Floor ?? "",
     "",
     result.w7Floor ?? "",
     "",
@@ -1397,6 +1444,7 @@ async function main() {
     params: P,
     ratios: R,
     goals: G,
+    w4Floor: w4Floor(R),
     w7Floor: w7Floor(R),
     w8Floor: w8Floor(R),
     // W9's memory goals against their process-wide fixed part (bench/w9.mjs, w9Floor); empty when met.
@@ -1435,6 +1483,7 @@ async function main() {
     `goals met: ${G.filter((g) => g.pass).length}/${G.filter((g) => g.pass !== null).length}${unmet.length ? `; not met: ${unmet.join("; ")}` : ""}`,
   );
   for (const line of [result.streamPairsLines.W1, result.streamPairsLines.W2, result.w4PairsLine]) if (line) console.log(line);
+  if (result.w4Floor) console.log(result.w4Floor);
   if (result.w7Floor) console.log(result.w7Floor);
   if (result.w8Floor) console.log(result.w8Floor);
   for (const line of result.w9Floor) console.log(line);

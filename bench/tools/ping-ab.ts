@@ -3,8 +3,9 @@
  * of the client, each in its own process (as in W4), at 32 in flight. A
  * variant is `bundle:client:server`, client and server each `raw` (W4's stack
  * a) or `gossip` (stack c); the bundle is this file bundled from the tree to
- * measure, so that two trees can be compared in one run (a client kind
- * `raw+app` or `gossip+app` adds an idle gossip app to the client's process):
+ * measure, so that two trees can be compared in one run (a kind
+ * `raw+app` or `gossip+app`, for the client or the server, adds an idle gossip
+ * app to that process):
  *
  *   npx esbuild bench/tools/ping-ab.ts --bundle --platform=node --format=esm \
  *     --packages=external --outfile=tmp-bench/ping-ab.mjs      (in each tree)
@@ -47,7 +48,10 @@ function benchApp(m: Material, commonName: string, options: GossipServerOptions[
 }
 
 /** Role `server`: W4's raw server (bench/workers/stacks/raw.ts) or a gossip-connect app at the bench's options; reports its port, then its CPU on request. */
-async function serve(kind: string, m: Material): Promise<number> {
+async function serve(serverKind: string, m: Material): Promise<number> {
+  const [kind, extra] = serverKind.split("+");
+  if (extra === "app") await idleApp(m);
+  else if (extra !== undefined) throw new Error(`unknown server kind ${serverKind}`);
   if (kind === "raw") {
     const settings = { initialWindowSize: WINDOW, maxConcurrentStreams: 1000, enablePush: false };
     const server = http2.createSecureServer({

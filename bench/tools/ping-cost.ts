@@ -7,9 +7,15 @@
  *
  *   node --import tsx bench/tools/ping-cost.ts [rounds] [--h2c] [--gossip-only] [--gossip-server]
  *
+ * A third client, `floor`, is W4's floor (stack a+g): the bare Ping made
+ * as a complete gRPC client makes it (`grpcPing`: deadline sent and kept,
+ * answer checked). The three alternate in one process, so what the
+ * process's own state costs (its JIT's choices, its heap) is the same for
+ * all three.
+ *
  * Prints, per round, µs of client CPU (user + system) per Ping and Pings/s
- * for each client, and at the end the medians and the ratio gossip/raw of
- * CPU per Ping (`--gossip-only`: GossipClient alone, e.g. under
+ * for each client, and at the end the medians and the ratios gossip/raw,
+ * floor/raw and gossip/floor of CPU per Ping (`--gossip-only`: GossipClient alone, e.g. under
  * `node --cpu-prof`). The server's CPU per Ping is printed too;
  * `--gossip-server` makes the server a gossip-connect app (as in W4's stack
  * c) instead of the bare one. Bundle it with esbuild for figures like the bench's (tsx's
@@ -23,7 +29,7 @@ import * as http2 from "node:http2";
 import { GossipClient } from "../../src/client/gossip-client.js";
 import { createCa, createPeerMaterial, issueCertificate, loadCa } from "../../src/pki/index.js";
 import { createGossipServer } from "../../src/server/index.js";
-import { onBarePingStream, ping as rawPing } from "../workers/stacks/raw.js";
+import { grpcPing, onBarePingStream, ping as rawPing } from "../workers/stacks/raw.js";
 
 const args = process.argv.slice(2);
 const tls = !args.includes("--h2c");
@@ -109,6 +115,7 @@ async function main(): Promise<void> {
   const count = 20_000;
   const inflight = 32;
   const raw = gossipOnly ? async () => {} : () => rawPing(session);
+  const floor = gossipOnly ? async () => {} : () => grpcPing(session, 15_000);
   const ours = () => client.ping();
   const serverCpu = () =>
     new Promise<number>((resolve) => {
@@ -122,22 +129,35 @@ async function main(): Promise<void> {
     return { ...r, server: ((await serverCpu()) - s0) / count };
   };
   await measure(count, inflight, raw);
+  await measure(count, inflight, floor);
   await measure(count, inflight, ours);
-  const rows: { raw: number; ours: number; rawRate: number; oursRate: number }[] = [];
+  const rows: { raw: number; floor: number; ours: number; rawRate: number; oursRate: number }[] = [];
   for (let r = 0; r < rounds; r++) {
-    const a = await both(raw);
-    const c = await both(ours);
-    rows.push({ raw: a.us, ours: c.us, rawRate: a.perSecond, oursRate: c.perSecond });
+    // The three clients in turn, each round in another order.
+    const order = [
+      ["raw", raw],
+      ["floor", floor],
+      ["ours", ours],
+    ] as const;
+    const turn = order.map((_, i) => order[(i + r) % order.length] as (typeof order)[number]);
+    const got: Record<string, { us: number; perSecond: number; server: number }> = {};
+    for (const [name, fn] of turn) got[name] = await both(fn);
+    const a = got.raw as { us: number; perSecond: number; server: number };
+    const f = got.floor as { us: number; perSecond: number; server: number };
+    const c = got.ours as { us: number; perSecond: number; server: number };
+    rows.push({ raw: a.us, floor: f.us, ours: c.us, rawRate: a.perSecond, oursRate: c.perSecond });
     console.log(
       `round ${r + 1}: raw ${a.us.toFixed(1)} us/ping ${a.perSecond.toFixed(0)}/s (server ${a.server.toFixed(1)} us), ` +
-        `gossip ${c.us.toFixed(1)} us/ping ${c.perSecond.toFixed(0)}/s (server ${c.server.toFixed(1)} us), cpu c/a ${(c.us / a.us).toFixed(2)}`,
+        `floor ${f.us.toFixed(1)} us/ping, gossip ${c.us.toFixed(1)} us/ping ${c.perSecond.toFixed(0)}/s (server ${c.server.toFixed(1)} us), ` +
+        `cpu c/a ${(c.us / a.us).toFixed(2)}, floor/a ${(f.us / a.us).toFixed(2)}`,
     );
   }
   const raws = rows.map((x) => x.raw);
   const ourss = rows.map((x) => x.ours);
   console.log(
-    `median: raw ${median(raws).toFixed(1)} us/ping, gossip ${median(ourss).toFixed(1)} us/ping, cpu c/a ${(median(ourss) / median(raws)).toFixed(2)}, ` +
-      `median per-round ratio ${median(rows.map((x) => x.ours / x.raw)).toFixed(2)}; rate c/a ${median(rows.map((x) => x.oursRate / x.rawRate)).toFixed(2)}`,
+    `median: raw ${median(raws).toFixed(1)} us/ping, floor ${median(rows.map((x) => x.floor)).toFixed(1)}, gossip ${median(ourss).toFixed(1)} us/ping, ` +
+      `median per-round ratio c/a ${median(rows.map((x) => x.ours / x.raw)).toFixed(3)}, floor/a ${median(rows.map((x) => x.floor / x.raw)).toFixed(3)}, ` +
+      `c/floor ${median(rows.map((x) => x.ours / x.floor)).toFixed(3)}; rate c/a ${median(rows.map((x) => x.oursRate / x.rawRate)).toFixed(2)}`,
   );
   client.close();
   session.destroy();

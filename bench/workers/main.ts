@@ -22,6 +22,13 @@ async function make(init: Init): Promise<WorkerSpec> {
       if (role === "remotes") return s.rawRemotes(init);
       throw new Error(`stack rawhs has no ${role} role`);
     }
+    case "rawg": {
+      // W4's floor: raw's Ping server, and a client whose Pings are complete gRPC calls (grpcPing in raw.ts).
+      const s = await import("./stacks/raw.js");
+      if (role === "server") return s.rawServer(init);
+      if (role === "client") return s.rawClient(init);
+      throw new Error(`stack rawg has no ${role} role`);
+    }
     case "grpc": {
       const s = await import("./stacks/grpcjs.js");
       const roles = { server: s.grpcServer, client: s.grpcClient, receivers: s.grpcReceivers, storm: s.grpcStorm, remotes: s.grpcRemotes };

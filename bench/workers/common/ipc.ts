@@ -74,7 +74,7 @@ export class Args {
 }
 
 /** The stacks under test. */
-export type StackName = "raw" | "rawpb" | "rawhs" | "grpc" | "gossip" | "membership";
+export type StackName = "raw" | "rawpb" | "rawhs" | "rawg" | "grpc" | "gossip" | "membership";
 /** What a worker process of a stack does. */
 export type StackRole = "server" | "client" | "receivers" | "storm" | "remotes";
 /** What a worker process does: a stack role, or a W9 membership role. */
@@ -100,7 +100,7 @@ export interface WorkerSpec {
   readonly handlers: Readonly<Record<string, Handler>>;
 }
 
-const stacks: readonly StackName[] = ["raw", "rawpb", "rawhs", "grpc", "gossip", "membership"];
+const stacks: readonly StackName[] = ["raw", "rawpb", "rawhs", "rawg", "grpc", "gossip", "membership"];
 const roles: readonly RoleName[] = ["server", "client", "receivers", "storm", "remotes", "sim", "peers"];
 
 export function readInit(): Init {

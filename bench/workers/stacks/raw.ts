@@ -9,6 +9,8 @@
  *   application would) and one HTTP/2 write per message.
  * - rawhs (W7's floor, a+hs): raw, plus Fabric's signed handshake on every
  *   GossipStream (raw-handshake.ts); server (hub) and remotes only.
+ * - rawg (W4's floor, a+g): raw's Ping server, and a client whose Pings
+ *   are complete gRPC calls (`grpcPing`: deadline kept, answer checked).
  *
  * Both use 1 MiB HTTP/2 stream and connection windows, as gossip-connect does.
  */
@@ -485,6 +487,68 @@ export function ping(session: http2.ClientHttp2Session): Promise<void> {
   });
 }
 
+/**
+ * One gRPC Ping on `session` as a complete gRPC client must make it, and
+ * nothing more: W4's floor for a Ping client (bench/README.md, W4). Beyond
+ * {@link ping}, it sends the deadline (`grpc-timeout`) and keeps it (a timer
+ * that resets the stream with CANCEL), and it checks the answer: HTTP 200, a
+ * gRPC content type, at most one well-framed message within 4 MiB (the
+ * length prefixes of the DATA it reads), and grpc-status 0 from the trailers
+ * or from a trailers-only response. What a library adds on top (connection
+ * management, typed errors, abort signals) is not in it.
+ */
+export function grpcPing(session: http2.ClientHttp2Session, timeoutMs = 15_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = session.request({
+      ":method": "POST",
+      ":path": PING_PATH,
+      "content-type": "application/grpc",
+      te: "trailers",
+      "grpc-timeout": `${timeoutMs}m`,
+    });
+    let status: string | undefined;
+    let bad = false;
+    let bytes = 0;
+    let frames = 0;
+    let next = 0; // the offset, in the body, of the next frame's header
+    const timer = setTimeout(() => {
+      bad = true;
+      req.close(http2.constants.NGHTTP2_CANCEL);
+    }, timeoutMs);
+    req.on("response", (h) => {
+      const type = h["content-type"];
+      if (h[":status"] !== 200 || typeof type !== "string" || !type.startsWith("application/grpc")) bad = true;
+      if (h["grpc-status"] !== undefined) status = h["grpc-status"] as string;
+    });
+    req.on("trailers", (t) => {
+      status = t["grpc-status"] as string | undefined;
+    });
+    req.on("data", (chunk: Buffer) => {
+      // Walk the frame headers: each is 5 bytes, its length in bytes 1-4.
+      while (next + 5 <= bytes + chunk.length && !bad) {
+        const at = next - bytes;
+        if (at < 0 || at + 5 > chunk.length) {
+          bad = true; // a frame header split across chunks: not in a Ping's answer
+          break;
+        }
+        const length = chunk.readUInt32BE(at + 1);
+        if (length > 4 * 1024 * 1024 || ++frames > 1) bad = true;
+        next += 5 + length;
+      }
+      bytes += chunk.length;
+    });
+    req.on("error", () => {
+      bad = true;
+    });
+    req.on("close", () => {
+      clearTimeout(timer);
+      if (!bad && status === "0" && next === bytes) resolve();
+      else reject(new Error("ping failed"));
+    });
+    req.end(EMPTY_FRAME);
+  });
+}
+
 /** The client certificate of this process (one per process for the raw and grpc-js stacks). */
 function clientCertOf(init: Init, name: string): { cert: string; key: string } | undefined {
   if (!init.tls) return undefined;
@@ -542,6 +606,8 @@ export async function rawClient(init: Init): Promise<WorkerSpec> {
   const seqRef = { seq: 1 };
   let syncSeq = SYNC_BASE;
   const codec = codecOf(init);
+  // rawg (W4's floor, a+g): the same session, each Ping made as a complete gRPC client makes it.
+  const pingOn = init.stack === "rawg" ? (s: http2.ClientHttp2Session) => grpcPing(s) : ping;
   const need = <T>(v: T | undefined, what: string): T => {
     if (v === undefined) throw new Error(`${what}: not connected`);
     return v;
@@ -577,23 +643,23 @@ export async function rawClient(init: Init): Promise<WorkerSpec> {
       },
       pingConnect: async (a) => {
         pinger = await RawConn.session(init, a.str("endpoint"), cert);
-        await ping(pinger);
+        await pingOn(pinger);
         return true;
       },
       ping: async (a) => {
         const s = need(pinger, "ping");
-        return latencyJson(await timedLoop(a.num("count"), a.num("seconds"), () => ping(s)));
+        return latencyJson(await timedLoop(a.num("count"), a.num("seconds"), () => pingOn(s)));
       },
       pingLoad: async (a) => {
         const s = need(pinger, "pingLoad");
-        return loadLoop(a.num("inflight"), a.num("seconds"), a.num("maxCount", 1e9), () => ping(s));
+        return loadLoop(a.num("inflight"), a.num("seconds"), a.num("maxCount", 1e9), () => pingOn(s));
       },
       probe: async (a) => {
         const endpoint = a.str("endpoint");
         const lat = await timedLoop(a.num("count"), a.num("seconds"), async () => {
           const s = await RawConn.session(init, endpoint, cert);
           try {
-            await ping(s);
+            await pingOn(s);
           } finally {
             s.destroy();
           }
