@@ -449,9 +449,14 @@ async function pingGroupCell(stacks) {
           await s.client.call("ping", { count: p.warm, seconds: p.maxS });
           await s.client.call("pingLoad", { inflight: p.inflight, seconds: p.loadS / 2 });
         });
-      // A stack's load run is `slices` slices of sliceS seconds, each turn one slice of every stack: a shared
+      // A stack's load run is `slices` slices of loadS / slices seconds, each turn one slice of every stack: a shared
       // machine's speed changes within seconds, and this way every stack's run of a round samples the same seconds.
-      const slices = Math.max(1, Math.round(p.loadS / p.sliceS));
+      // The slices are whole turn cycles (n - 1 turns for n stacks), so that a round keeps turnOrder's balance:
+      // 4 stacks, 6 slices of sliceS; 5 (with W4's floor a+g), 8 slices of 3/4 sliceS, the same loadS.
+      const perCycle = Math.max(1, stacks.length - 1);
+      const slices = perCycle * Math.max(1, Math.round(p.loadS / p.sliceS / perCycle));
+      // Each slice's idle gap stays the same fraction of a slice.
+      const gapS = (p.gapS * p.loadS) / p.sliceS / slices;
       const seq = { turn: 0, last: null };
       for (let r = 0; r < P.runs; r++) {
         for (const st of turnOrder(stacks, seq.turn - 1, r))
@@ -465,7 +470,7 @@ async function pingGroupCell(stacks) {
           seq,
           slices,
           (s) => s.client.call("pingLoad", { inflight: p.inflight, seconds: p.loadS / slices }),
-          { gapS: p.gapS, shift: r },
+          { gapS, shift: r },
         );
         for (const [st, x] of round.sums)
           await step(st, async (s) => {
