@@ -50,7 +50,7 @@ export function balancedCycle(n) {
  * The order in which turn `turn` of a group cell visits `stacks`: turn
  * `turn mod (n - 1)` of balancedCycle(n), with stack index i standing for
  * `stacks[(i + shift) mod n]`. So any n - 1 consecutive turns (a W1/W2 round
- * of 4 slices with 5 stacks; half a W4 round of 6 slices with 4 stacks),
+ * of 4 slices with 5 stacks; half a W4 round of 8 slices with 5 stacks),
  * with the slice just before them, have every stack preceded once by every
  * other stack; raw and gossip-connect are in every turn, so in every round.
  * `shift` renames the stacks (W4 shifts by its round, so that not the same

@@ -50,7 +50,7 @@ function benchApp(m: Material, commonName: string, options: GossipServerOptions[
 /** Role `server`: W4's raw server (bench/workers/stacks/raw.ts) or a gossip-connect app at the bench's options; reports its port, then its CPU on request. */
 async function serve(serverKind: string, m: Material): Promise<number> {
   const [kind, extra] = serverKind.split("+");
-  if (extra === "app") await idleApp(m);
+  if (extra === "app") await idleApp(m, "ping-server-app");
   else if (extra !== undefined) throw new Error(`unknown server kind ${serverKind}`);
   if (kind === "raw") {
     const settings = { initialWindowSize: WINDOW, maxConcurrentStreams: 1000, enablePush: false };
@@ -76,13 +76,14 @@ async function serve(serverKind: string, m: Material): Promise<number> {
 const keep: unknown[] = [];
 
 /**
- * Client kind `+app`: a whole idle gossip app (Fastify server + Comm, as
+ * Kind `+app`: a whole idle gossip app (Fastify server + Comm, as
  * `createGossipServer` builds it; not listening, its `accept()` read) in the
  * Ping client's process, as the bench's gossip client worker hosted before
- * it built its app lazily (bench/README.md, W4).
+ * it built its app lazily (bench/README.md, W4), or in the server's, beside
+ * its Ping server.
  */
-async function idleApp(m: Material): Promise<void> {
-  const app = await benchApp(m, "ping-client-app", {
+async function idleApp(m: Material, commonName: string): Promise<void> {
+  const app = await benchApp(m, commonName, {
     maxHandshakesPerSecondPerAddress: 1_000_000,
     maxUnauthenticatedStreams: 4096,
     overflowPolicy: "block",
@@ -103,7 +104,7 @@ async function idleApp(m: Material): Promise<void> {
  */
 async function pinger(clientKind: string, m: Material, endpoint: string): Promise<() => Promise<void>> {
   const [kind, extra] = clientKind.split("+");
-  if (extra === "app") await idleApp(m);
+  if (extra === "app") await idleApp(m, "ping-client-app");
   else if (extra !== undefined) throw new Error(`unknown client kind ${clientKind}`);
   if (kind === "raw") {
     const session = http2.connect(`https://${endpoint}`, { ca: m.ca, cert: m.client.cert, key: m.client.key });

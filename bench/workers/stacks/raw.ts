@@ -489,13 +489,15 @@ export function ping(session: http2.ClientHttp2Session): Promise<void> {
 
 /**
  * One gRPC Ping on `session` as a complete gRPC client must make it, and
- * nothing more: W4's floor for a Ping client (bench/README.md, W4). Beyond
- * {@link ping}, it sends the deadline (`grpc-timeout`) and keeps it (a timer
- * that resets the stream with CANCEL), and it checks the answer: HTTP 200, a
- * gRPC content type, at most one well-framed message within 4 MiB (the
- * length prefixes of the DATA it reads), and grpc-status 0 from the trailers
- * or from a trailers-only response. What a library adds on top (connection
- * management, typed errors, abort signals) is not in it.
+ * nothing more: W4's floor, a reference gRPC Ping client (bench/README.md,
+ * W4). Beyond {@link ping}, it sends the deadline (`grpc-timeout`) and keeps
+ * it (a timer that resets the stream with CANCEL), and it checks the answer:
+ * HTTP 200, a gRPC content type, at most one uncompressed, whole message
+ * within 4 MiB (the 5-byte frame headers of the DATA it reads; the messages
+ * themselves are skipped), and grpc-status 0 from the trailers or from a
+ * trailers-only response. What a library adds on top (connection
+ * management, typed errors, abort signals) is not in it. It is written
+ * plainly (closures per call), not tuned: a reference, not a lower bound.
  */
 export function grpcPing(session: http2.ClientHttp2Session, timeoutMs = 15_000): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -508,9 +510,10 @@ export function grpcPing(session: http2.ClientHttp2Session, timeoutMs = 15_000):
     });
     let status: string | undefined;
     let bad = false;
-    let bytes = 0;
     let frames = 0;
-    let next = 0; // the offset, in the body, of the next frame's header
+    let head = 0; // bytes of the next frame's 5-byte header read so far
+    let length = 0; // its length, from header bytes 1-4
+    let skip = 0; // bytes of the current frame's message still to come
     const timer = setTimeout(() => {
       bad = true;
       req.close(http2.constants.NGHTTP2_CANCEL);
@@ -524,25 +527,36 @@ export function grpcPing(session: http2.ClientHttp2Session, timeoutMs = 15_000):
       status = t["grpc-status"] as string | undefined;
     });
     req.on("data", (chunk: Buffer) => {
-      // Walk the frame headers: each is 5 bytes, its length in bytes 1-4.
-      while (next + 5 <= bytes + chunk.length && !bad) {
-        const at = next - bytes;
-        if (at < 0 || at + 5 > chunk.length) {
-          bad = true; // a frame header split across chunks: not in a Ping's answer
-          break;
+      // The frames' headers are read byte by byte (a header may be split
+      // across DATA frames); their messages are skipped.
+      let i = 0;
+      while (i < chunk.length && !bad) {
+        if (skip > 0) {
+          const n = Math.min(skip, chunk.length - i);
+          skip -= n;
+          i += n;
+          continue;
         }
-        const length = chunk.readUInt32BE(at + 1);
-        if (length > 4 * 1024 * 1024 || ++frames > 1) bad = true;
-        next += 5 + length;
+        const b = chunk[i++] as number;
+        if (head === 0) {
+          if (b !== 0) bad = true; // compressed, and no encoding was announced
+          length = 0;
+        } else {
+          length = length * 256 + b;
+        }
+        if (++head === 5) {
+          head = 0;
+          if (length > 4 * 1024 * 1024 || ++frames > 1) bad = true;
+          skip = length;
+        }
       }
-      bytes += chunk.length;
     });
     req.on("error", () => {
       bad = true;
     });
     req.on("close", () => {
       clearTimeout(timer);
-      if (!bad && status === "0" && next === bytes) resolve();
+      if (!bad && status === "0" && head === 0 && skip === 0) resolve();
       else reject(new Error("ping failed"));
     });
     req.end(EMPTY_FRAME);
