@@ -1,0 +1,131 @@
+/**
+ * Server CPU per Ping at 32 in flight: W4's raw `node:http2` Ping server
+ * (stack a) and a gossip-connect app (stack c), both in ONE process,
+ * alternated round by round, each Pinged by the same bare raw client (one
+ * child process, a connection to each). In one process, what a process's
+ * own state costs (its JIT's choices, its heap, its place on the machine)
+ * is the same for both servers; W4's separate server processes differ by
+ * that too (bench/README.md, W4: `W4 server cpu/Ping a+g/a`).
+ *
+ *   npx esbuild bench/tools/ping-server-ab.ts --bundle --platform=node --format=esm \
+ *     --packages=external --outfile=tmp-bench/ping-server-ab.mjs && node tmp-bench/ping-server-ab.mjs [rounds]
+ *
+ * Prints each round's server CPU per Ping of both, then the medians and the
+ * median per-round ratio gossip/raw. Keep the bundle inside the tree (its
+ * packages are resolved from there).
+ */
+import { fork } from "node:child_process";
+import * as http2 from "node:http2";
+import { createCa, createPeerMaterial, issueCertificate, loadCa } from "../../src/pki/index.js";
+import { createGossipServer } from "../../src/server/index.js";
+import { onBarePingStream, ping as rawPing } from "../workers/stacks/raw.js";
+
+const COUNT = 5000;
+const INFLIGHT = 32;
+
+interface ClientSetup {
+  ca: string[];
+  cert: string;
+  key: string;
+  ports: number[];
+}
+
+/** The child: one raw client session to each server; on request, COUNT Pings to server `i`. */
+function client(): void {
+  process.once("message", async (m: ClientSetup) => {
+    const sessions = await Promise.all(
+      m.ports.map(async (port) => {
+        const session = http2.connect(`https://127.0.0.1:${port}`, { ca: m.ca, cert: m.cert, key: m.key });
+        session.on("error", () => {});
+        await new Promise((r) => session.once("connect", r));
+        return session;
+      }),
+    );
+    process.on("message", async (x: { i: number }) => {
+      const session = sessions[x.i] as http2.ClientHttp2Session;
+      let started = 0;
+      const lane = async () => {
+        while (started < COUNT) {
+          started++;
+          await rawPing(session);
+        }
+      };
+      await Promise.all(Array.from({ length: INFLIGHT }, lane));
+      process.send?.({ done: true });
+    });
+    process.send?.({ ready: true });
+  });
+  process.on("disconnect", () => process.exit(0));
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
+
+async function main(rounds: number): Promise<void> {
+  const ca = createCa({ commonName: "ca.ping-server-ab" });
+  const server = issueCertificate(ca, { commonName: "server", usage: "server", altNames: ["127.0.0.1"] });
+  const clientCert = issueCertificate(ca, { commonName: "client", usage: "client" });
+  // W4's raw server (as bench/tools/ping-ab.ts builds it).
+  const raw = http2.createSecureServer({
+    key: server.keyPem,
+    cert: server.certPem,
+    ca: [ca.certPem],
+    requestCert: true,
+    rejectUnauthorized: true,
+    settings: { initialWindowSize: 1024 * 1024, maxConcurrentStreams: 1000, enablePush: false },
+  });
+  raw.on("session", (s) => s.on("error", () => {}));
+  raw.on("stream", onBarePingStream);
+  await new Promise<void>((r) => raw.listen(0, "127.0.0.1", r));
+  // A gossip-connect app at the bench's options, its identity from the same CA.
+  const p = createPeerMaterial({ mspId: "BenchMSP", commonName: "ping-server", ca: loadCa(ca.certPem, ca.keyPem) });
+  const app = await createGossipServer({
+    identity: {
+      mspId: "BenchMSP",
+      certificate: p.identity.certPem,
+      privateKey: p.identity.keyPem,
+      trustedRoots: { BenchMSP: [p.ca.certPem] },
+    },
+    tls: { cert: p.tlsServer.certPem, key: p.tlsServer.keyPem, ca: [p.ca.certPem] },
+    clientTls: { ca: [p.ca.certPem], cert: p.tlsClient.certPem, key: p.tlsClient.keyPem },
+    options: { connTimeoutMs: 15_000 },
+  });
+  await app.listen({ host: "127.0.0.1", port: 0 });
+  const child = fork(process.argv[1] ?? "", ["--client"]);
+  const ask = (msg: object) =>
+    new Promise<void>((resolve) => {
+      child.once("message", () => resolve());
+      child.send(msg);
+    });
+  const ports = [raw.address(), app.server.address()].map((a) => (a as { port: number }).port);
+  await ask({ ca: [ca.certPem, p.ca.certPem], cert: clientCert.certPem, key: clientCert.keyPem, ports } satisfies ClientSetup);
+  /** This process's CPU per Ping while server `i` answers COUNT Pings. */
+  const serverUs = async (i: number) => {
+    const c0 = process.cpuUsage();
+    await ask({ i });
+    const c = process.cpuUsage(c0);
+    return (c.user + c.system) / COUNT;
+  };
+  await serverUs(0); // warm-up
+  await serverUs(1);
+  const raws: number[] = [];
+  const ours: number[] = [];
+  const ratios: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const got: number[] = [];
+    for (const i of r % 2 ? [1, 0] : [0, 1]) got[i] = await serverUs(i);
+    const [a, c] = got as [number, number];
+    raws.push(a);
+    ours.push(c);
+    ratios.push(c / a);
+    console.log(`round ${r + 1}: server raw ${a.toFixed(1)} us/ping, gossip ${c.toFixed(1)} us/ping, c/a ${(c / a).toFixed(3)}`);
+  }
+  console.log(
+    `median server CPU per Ping: raw ${median(raws).toFixed(1)} us, gossip ${median(ours).toFixed(1)} us, median per-round c/a ${median(ratios).toFixed(3)}`,
+  );
+  child.disconnect();
+  await app.close();
+  raw.close();
+}
+
+if (process.argv.includes("--client")) client();
+else await main(Number(process.argv.slice(2).find((a) => /^\d+$/.test(a)) ?? 10));
