@@ -20,9 +20,9 @@
 import { type ChildProcess, fork } from "node:child_process";
 import * as http2 from "node:http2";
 import { GossipClient } from "../../src/client/gossip-client.js";
-import { createCa, createPeerMaterial, issueCertificate, loadCa } from "../../src/pki/index.js";
-import { createGossipServer, type GossipServerOptions } from "../../src/server/index.js";
+import { createCa, issueCertificate } from "../../src/pki/index.js";
 import { onBarePingStream, ping as rawPing } from "../workers/stacks/raw.js";
+import { benchApp } from "./bench-app.js";
 
 const COUNT = 5000;
 const INFLIGHT = 32;
@@ -33,18 +33,6 @@ interface Material {
   caKey: string;
   server: { cert: string; key: string };
   client: { cert: string; key: string };
-}
-
-/** A gossip-connect app with a fresh identity of the bench's CA, named `commonName`, with these comm options. */
-function benchApp(m: Material, commonName: string, options: GossipServerOptions["options"]) {
-  const p = createPeerMaterial({ mspId: "BenchMSP", commonName, ca: loadCa(m.ca, m.caKey) });
-  const ca = p.ca.certPem;
-  return createGossipServer({
-    identity: { mspId: "BenchMSP", certificate: p.identity.certPem, privateKey: p.identity.keyPem, trustedRoots: { BenchMSP: [ca] } },
-    tls: { cert: p.tlsServer.certPem, key: p.tlsServer.keyPem, ca: [ca] },
-    clientTls: { ca: [ca], cert: p.tlsClient.certPem, key: p.tlsClient.keyPem },
-    options,
-  });
 }
 
 /** Role `server`: W4's raw server (bench/workers/stacks/raw.ts) or a gossip-connect app at the bench's options; reports its port, then its CPU on request. */
@@ -67,7 +55,7 @@ async function serve(serverKind: string, m: Material): Promise<number> {
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     return (server.address() as { port: number }).port;
   }
-  const app = await benchApp(m, "ping-server", { connTimeoutMs: 15_000 });
+  const app = await benchApp({ certPem: m.ca, keyPem: m.caKey }, "ping-server", { connTimeoutMs: 15_000 });
   await app.listen({ host: "127.0.0.1", port: 0 });
   return (app.server.address() as { port: number }).port;
 }
@@ -83,7 +71,7 @@ const keep: unknown[] = [];
  * its Ping server.
  */
 async function idleApp(m: Material, commonName: string): Promise<void> {
-  const app = await benchApp(m, commonName, {
+  const app = await benchApp({ certPem: m.ca, keyPem: m.caKey }, commonName, {
     maxHandshakesPerSecondPerAddress: 1_000_000,
     maxUnauthenticatedStreams: 4096,
     overflowPolicy: "block",

@@ -27,9 +27,9 @@
 import { fork } from "node:child_process";
 import * as http2 from "node:http2";
 import { GossipClient } from "../../src/client/gossip-client.js";
-import { createCa, createPeerMaterial, issueCertificate, loadCa } from "../../src/pki/index.js";
-import { createGossipServer } from "../../src/server/index.js";
+import { createCa, issueCertificate } from "../../src/pki/index.js";
 import { grpcPing, onBarePingStream, ping as rawPing } from "../workers/stacks/raw.js";
+import { benchApp } from "./bench-app.js";
 
 const args = process.argv.slice(2);
 const tls = !args.includes("--h2c");
@@ -58,14 +58,7 @@ function serve(m: Material | undefined): void {
 
 /** The child with `--gossip-server`: a gossip-connect app at the bench's options. */
 async function serveGossip(m: Material | undefined): Promise<void> {
-  const p = createPeerMaterial({ mspId: "BenchMSP", commonName: "ping-server", ...(m ? { ca: loadCa(m.ca, m.caKey) } : {}) });
-  const ca = p.ca.certPem;
-  const app = await createGossipServer({
-    identity: { mspId: "BenchMSP", certificate: p.identity.certPem, privateKey: p.identity.keyPem, trustedRoots: { BenchMSP: [ca] } },
-    tls: m ? { cert: p.tlsServer.certPem, key: p.tlsServer.keyPem, ca: [ca] } : undefined,
-    clientTls: m ? { ca: [ca], cert: p.tlsClient.certPem, key: p.tlsClient.keyPem } : undefined,
-    options: { connTimeoutMs: 15_000 },
-  });
+  const app = await benchApp(m ? { certPem: m.ca, keyPem: m.caKey } : undefined, "ping-server", { connTimeoutMs: 15_000 });
   await app.listen({ host: "127.0.0.1", port: 0 });
   const addr = app.server.address();
   process.send?.({ port: typeof addr === "object" && addr ? addr.port : 0 });

@@ -16,9 +16,9 @@
  */
 import { fork } from "node:child_process";
 import * as http2 from "node:http2";
-import { createCa, createPeerMaterial, issueCertificate, loadCa } from "../../src/pki/index.js";
-import { createGossipServer } from "../../src/server/index.js";
+import { createCa, issueCertificate } from "../../src/pki/index.js";
 import { onBarePingStream, ping as rawPing } from "../workers/stacks/raw.js";
+import { benchApp } from "./bench-app.js";
 
 const COUNT = 5000;
 const INFLIGHT = 32;
@@ -77,18 +77,7 @@ async function main(rounds: number): Promise<void> {
   raw.on("stream", onBarePingStream);
   await new Promise<void>((r) => raw.listen(0, "127.0.0.1", r));
   // A gossip-connect app at the bench's options, its identity from the same CA.
-  const p = createPeerMaterial({ mspId: "BenchMSP", commonName: "ping-server", ca: loadCa(ca.certPem, ca.keyPem) });
-  const app = await createGossipServer({
-    identity: {
-      mspId: "BenchMSP",
-      certificate: p.identity.certPem,
-      privateKey: p.identity.keyPem,
-      trustedRoots: { BenchMSP: [p.ca.certPem] },
-    },
-    tls: { cert: p.tlsServer.certPem, key: p.tlsServer.keyPem, ca: [p.ca.certPem] },
-    clientTls: { ca: [p.ca.certPem], cert: p.tlsClient.certPem, key: p.tlsClient.keyPem },
-    options: { connTimeoutMs: 15_000 },
-  });
+  const app = await benchApp({ certPem: ca.certPem, keyPem: ca.keyPem }, "ping-server", { connTimeoutMs: 15_000 });
   await app.listen({ host: "127.0.0.1", port: 0 });
   const child = fork(process.argv[1] ?? "", ["--client"]);
   const ask = (msg: object) =>
@@ -97,7 +86,7 @@ async function main(rounds: number): Promise<void> {
       child.send(msg);
     });
   const ports = [raw.address(), app.server.address()].map((a) => (a as { port: number }).port);
-  await ask({ ca: [ca.certPem, p.ca.certPem], cert: clientCert.certPem, key: clientCert.keyPem, ports } satisfies ClientSetup);
+  await ask({ ca: [ca.certPem], cert: clientCert.certPem, key: clientCert.keyPem, ports } satisfies ClientSetup);
   /** This process's CPU per Ping while server `i` answers COUNT Pings. */
   const serverUs = async (i: number) => {
     const c0 = process.cpuUsage();
