@@ -1187,6 +1187,9 @@ function w8Floor(R) {
   return `W8 not at Node's floor: raw node:http2 (a) spends ${f(a)} per relayed message over its own receive, under the goal's 1 us; ${others}.`;
 }
 
+/** A ratio as the floor lines print it ("1.07x"), or "-". */
+const times = (v) => (typeof v === "number" ? `${v.toFixed(2)}x` : "-");
+
 /**
  * One line on where W4's Pings/s goal (0.9x raw) stands against its floor:
  * raw node:http2's Ping server with a reference client whose Pings are
@@ -1199,7 +1202,6 @@ function w4Floor(R) {
   const floor = R["W4 a+g/a"];
   const c = R["W4 c/a"];
   if (typeof floor !== "number" || typeof c !== "number") return null;
-  const x = (v) => (typeof v === "number" ? `${v.toFixed(2)}x` : "-");
   const overFloor = R["W4 c/a+g"];
   const verdict =
     floor < 0.9
@@ -1210,11 +1212,11 @@ function w4Floor(R) {
           ? "The floor is within the goal's 0.9x raw: the shortfall is gossip-connect's, or this run's spread"
           : "gossip-connect meets the goal, below the floor";
   return (
-    `W4 floor: raw node:http2 with a reference gRPC Ping client (a+g: deadline sent and kept, answer checked) runs ${x(floor)} raw (a)'s Pings/s, ` +
-    `CPU per Ping ${x(R["W4 cpu/Ping a+g/a"])} (client ${x(R["W4 client cpu/Ping a+g/a"])}); ` +
-    `gossip-connect (c) ${x(c)} raw and ${x(R["W4 c/a+g"])} the floor, CPU per Ping ${x(R["W4 cpu/Ping c/a"])} raw and ${x(R["W4 cpu/Ping c/a+g"])} the floor ` +
-    `(client ${x(R["W4 client cpu/Ping c/a"])} raw and ${x(R["W4 client cpu/Ping c/a+g"])} the floor, server ${x(R["W4 server cpu/Ping c/a"])} raw; all paired by round). ` +
-    `Two processes of raw's server code (a+g's, which also decodes grpc-timeout, and a's) differ by ${x(R["W4 server cpu/Ping a+g/a"])} in CPU per Ping: about the spread between processes. ${verdict}.`
+    `W4 floor: raw node:http2 with a reference gRPC Ping client (a+g: deadline sent and kept, answer checked) runs ${times(floor)} raw (a)'s Pings/s, ` +
+    `CPU per Ping ${times(R["W4 cpu/Ping a+g/a"])} (client ${times(R["W4 client cpu/Ping a+g/a"])}); ` +
+    `gossip-connect (c) ${times(c)} raw and ${times(R["W4 c/a+g"])} the floor, CPU per Ping ${times(R["W4 cpu/Ping c/a"])} raw and ${times(R["W4 cpu/Ping c/a+g"])} the floor ` +
+    `(client ${times(R["W4 client cpu/Ping c/a"])} raw and ${times(R["W4 client cpu/Ping c/a+g"])} the floor, server ${times(R["W4 server cpu/Ping c/a"])} raw; all paired by round). ` +
+    `Two processes of raw's server code (a+g's, which also decodes grpc-timeout, and a's) differ by ${times(R["W4 server cpu/Ping a+g/a"])} in CPU per Ping: about the spread between processes. ${verdict}.`
   );
 }
 
@@ -1233,10 +1235,9 @@ function w7Floor(R) {
   const c = R["W7 bytes/conn"];
   if (typeof a !== "number" || typeof hs !== "number" || typeof c !== "number") return null;
   const n = (x) => Math.round(x).toLocaleString("en-US");
-  const x = (v) => (typeof v === "number" ? `${v.toFixed(2)}x` : "-");
   const floor = R["W7 a+hs/a bytes/conn"];
   const parts = [
-    `W7 floor: raw node:http2 with Fabric's handshake (a+hs) holds ${n(hs)} B per idle connection, ${x(floor)} raw (a)'s ${n(a)}; gossip-connect (c) ${n(c)} B, ${x(R["W7 bytes/conn c/a"])} raw and ${x(R["W7 bytes/conn c/a+hs"])} the floor`,
+    `W7 floor: raw node:http2 with Fabric's handshake (a+hs) holds ${n(hs)} B per idle connection, ${times(floor)} raw (a)'s ${n(a)}; gossip-connect (c) ${n(c)} B, ${times(R["W7 bytes/conn c/a"])} raw and ${times(R["W7 bytes/conn c/a+hs"])} the floor`,
   ];
   // The first row can hold V8's young generation growing in one hub and not in another (at 18:44 the floor's
   // grew ~17 KB per connection, raw's and ours not at all): the row without it is the fair one.
@@ -1244,7 +1245,7 @@ function w7Floor(R) {
   const yFloor = R["W7 a+hs/a bytes/conn young excluded"];
   if (typeof yhs === "number")
     parts.push(
-      `young generation excluded: a+hs ${n(yhs)} B, ${x(yFloor)} raw; c ${x(R["W7 bytes/conn young excluded c/a"])} raw and ${x(R["W7 bytes/conn young excluded c/a+hs"])} a+hs`,
+      `young generation excluded: a+hs ${n(yhs)} B, ${times(yFloor)} raw; c ${times(R["W7 bytes/conn young excluded c/a"])} raw and ${times(R["W7 bytes/conn young excluded c/a+hs"])} a+hs`,
     );
   const qa = R["W7 a bytes/conn quiet"];
   const qhs = R["W7 a+hs bytes/conn quiet"];
@@ -1252,7 +1253,7 @@ function w7Floor(R) {
   const qFloor = R["W7 a+hs/a bytes/conn quiet"];
   if (typeof qa === "number" && typeof qhs === "number" && typeof qc === "number")
     parts.push(
-      `after ${P.idle.quietMs / 1000} s quiet: a+hs ${n(qhs)} B, ${x(qFloor)} a's ${n(qa)}; c ${n(qc)} B, ${x(R["W7 bytes/conn quiet c/a"])} a and ${x(R["W7 bytes/conn quiet c/a+hs"])} a+hs`,
+      `after ${P.idle.quietMs / 1000} s quiet: a+hs ${n(qhs)} B, ${times(qFloor)} a's ${n(qa)}; c ${n(qc)} B, ${times(R["W7 bytes/conn quiet c/a"])} a and ${times(R["W7 bytes/conn quiet c/a+hs"])} a+hs`,
     );
   // The verdict reads the rows without young-generation growth: young generation excluded (else the first) and after the quiet.
   const floors = [typeof yFloor === "number" ? yFloor : floor, qFloor].filter((v) => typeof v === "number");

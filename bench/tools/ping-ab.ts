@@ -21,12 +21,11 @@ import { type ChildProcess, fork } from "node:child_process";
 import * as http2 from "node:http2";
 import { GossipClient } from "../../src/client/gossip-client.js";
 import { createCa, issueCertificate } from "../../src/pki/index.js";
-import { onBarePingStream, ping as rawPing } from "../workers/stacks/raw.js";
-import { benchApp } from "./bench-app.js";
+import { ping as rawPing } from "../workers/stacks/raw.js";
+import { benchApp, rawPingServer } from "./ping-servers.js";
 
 const COUNT = 5000;
 const INFLIGHT = 32;
-const WINDOW = 1024 * 1024;
 
 interface Material {
   ca: string;
@@ -40,21 +39,7 @@ async function serve(serverKind: string, m: Material): Promise<number> {
   const [kind, extra] = serverKind.split("+");
   if (extra === "app") await idleApp(m, "ping-server-app");
   else if (extra !== undefined) throw new Error(`unknown server kind ${serverKind}`);
-  if (kind === "raw") {
-    const settings = { initialWindowSize: WINDOW, maxConcurrentStreams: 1000, enablePush: false };
-    const server = http2.createSecureServer({
-      key: m.server.key,
-      cert: m.server.cert,
-      ca: [m.ca],
-      requestCert: true,
-      rejectUnauthorized: true,
-      settings,
-    });
-    server.on("session", (s) => s.on("error", () => {}));
-    server.on("stream", onBarePingStream);
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    return (server.address() as { port: number }).port;
-  }
+  if (kind === "raw") return (await rawPingServer({ cert: m.server.cert, key: m.server.key, ca: m.ca })).port;
   const app = await benchApp({ certPem: m.ca, keyPem: m.caKey }, "ping-server", { connTimeoutMs: 15_000 });
   await app.listen({ host: "127.0.0.1", port: 0 });
   return (app.server.address() as { port: number }).port;

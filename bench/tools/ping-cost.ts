@@ -28,8 +28,8 @@ import { fork } from "node:child_process";
 import * as http2 from "node:http2";
 import { GossipClient } from "../../src/client/gossip-client.js";
 import { createCa, issueCertificate } from "../../src/pki/index.js";
-import { grpcPing, onBarePingStream, ping as rawPing } from "../workers/stacks/raw.js";
-import { benchApp } from "./bench-app.js";
+import { grpcPing, ping as rawPing } from "../workers/stacks/raw.js";
+import { benchApp, rawPingServer } from "./ping-servers.js";
 
 const args = process.argv.slice(2);
 const tls = !args.includes("--h2c");
@@ -44,16 +44,9 @@ interface Material {
 }
 
 /** The child: W4's raw Ping server (bench/workers/stacks/raw.ts). */
-function serve(m: Material | undefined): void {
-  const server = m
-    ? http2.createSecureServer({ key: m.server.key, cert: m.server.cert, ca: [m.ca], requestCert: true, rejectUnauthorized: true })
-    : http2.createServer();
-  server.on("session", (s) => s.on("error", () => {}));
-  server.on("stream", onBarePingStream);
-  server.listen(0, "127.0.0.1", () => {
-    const port = (server.address() as { port: number }).port;
-    process.send?.({ port });
-  });
+async function serve(m: Material | undefined): Promise<void> {
+  const { port } = await rawPingServer(m ? { cert: m.server.cert, key: m.server.key, ca: m.ca } : undefined);
+  process.send?.({ port });
 }
 
 /** The child with `--gossip-server`: a gossip-connect app at the bench's options. */
@@ -158,7 +151,7 @@ async function main(): Promise<void> {
 }
 
 if (args.includes("--serve")) {
-  process.once("message", (x: { m?: Material }) => (gossipServer ? void serveGossip(x.m) : serve(x.m)));
+  process.once("message", (x: { m?: Material }) => void (gossipServer ? serveGossip(x.m) : serve(x.m)));
   process.on("message", (x: { cpu?: boolean }) => {
     if (!x.cpu) return;
     const u = process.cpuUsage();

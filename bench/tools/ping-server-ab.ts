@@ -17,8 +17,8 @@
 import { fork } from "node:child_process";
 import * as http2 from "node:http2";
 import { createCa, issueCertificate } from "../../src/pki/index.js";
-import { onBarePingStream, ping as rawPing } from "../workers/stacks/raw.js";
-import { benchApp } from "./bench-app.js";
+import { ping as rawPing } from "../workers/stacks/raw.js";
+import { benchApp, rawPingServer } from "./ping-servers.js";
 
 const COUNT = 5000;
 const INFLIGHT = 32;
@@ -64,18 +64,7 @@ async function main(rounds: number): Promise<void> {
   const ca = createCa({ commonName: "ca.ping-server-ab" });
   const server = issueCertificate(ca, { commonName: "server", usage: "server", altNames: ["127.0.0.1"] });
   const clientCert = issueCertificate(ca, { commonName: "client", usage: "client" });
-  // W4's raw server (as bench/tools/ping-ab.ts builds it).
-  const raw = http2.createSecureServer({
-    key: server.keyPem,
-    cert: server.certPem,
-    ca: [ca.certPem],
-    requestCert: true,
-    rejectUnauthorized: true,
-    settings: { initialWindowSize: 1024 * 1024, maxConcurrentStreams: 1000, enablePush: false },
-  });
-  raw.on("session", (s) => s.on("error", () => {}));
-  raw.on("stream", onBarePingStream);
-  await new Promise<void>((r) => raw.listen(0, "127.0.0.1", r));
+  const raw = await rawPingServer({ cert: server.certPem, key: server.keyPem, ca: ca.certPem });
   // A gossip-connect app at the bench's options, its identity from the same CA.
   const app = await benchApp({ certPem: ca.certPem, keyPem: ca.keyPem }, "ping-server", { connTimeoutMs: 15_000 });
   await app.listen({ host: "127.0.0.1", port: 0 });
@@ -85,7 +74,7 @@ async function main(rounds: number): Promise<void> {
       child.once("message", () => resolve());
       child.send(msg);
     });
-  const ports = [raw.address(), app.server.address()].map((a) => (a as { port: number }).port);
+  const ports = [raw.port, (app.server.address() as { port: number }).port];
   await ask({ ca: [ca.certPem], cert: clientCert.certPem, key: clientCert.keyPem, ports } satisfies ClientSetup);
   /** This process's CPU per Ping while server `i` answers COUNT Pings. */
   const serverUs = async (i: number) => {
@@ -113,7 +102,7 @@ async function main(rounds: number): Promise<void> {
   );
   child.disconnect();
   await app.close();
-  raw.close();
+  raw.server.close();
 }
 
 if (process.argv.includes("--client")) client();

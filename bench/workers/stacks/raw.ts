@@ -57,7 +57,8 @@ import { AuthenticatedPeers, FabricHandshaker } from "./raw-handshake.js";
 const GOSSIP_PATH = "/gossip.Gossip/GossipStream";
 const PING_PATH = "/gossip.Gossip/Ping";
 const WINDOW = 1024 * 1024;
-const settings: http2.Settings = { initialWindowSize: WINDOW, maxConcurrentStreams: 1000, enablePush: false };
+/** The HTTP/2 settings of every raw session, server and client (1 MiB windows, as gossip-connect's). */
+export const rawSettings: http2.Settings = { initialWindowSize: WINDOW, maxConcurrentStreams: 1000, enablePush: false };
 const callTimeoutMs = 20_000;
 
 /** How a raw stack encodes and decodes messages. */
@@ -215,9 +216,9 @@ async function startServer(
         ca: [init.ca.certPem],
         requestCert: true,
         rejectUnauthorized: true,
-        settings,
+        settings: rawSettings,
       })
-    : http2.createServer({ settings });
+    : http2.createServer({ settings: rawSettings });
   const state: RawServer = { server, endpoint: "", received: 0, peers: new AuthenticatedPeers() };
   // Without TLS (--h2c) the handshake still runs, without certificate hashes.
   const handshaker = init.stack === "rawhs" ? new FabricHandshaker(init.ca.certPem, m ?? material(init, "raw-server")) : undefined;
@@ -415,8 +416,8 @@ class RawConn {
     clientCert: { cert: string; key: string } | undefined,
   ): Promise<http2.ClientHttp2Session> {
     const session = clientCert
-      ? http2.connect(`https://${endpoint}`, { ca: init.ca.certPem, cert: clientCert.cert, key: clientCert.key, settings })
-      : http2.connect(`http://${endpoint}`, { settings });
+      ? http2.connect(`https://${endpoint}`, { ca: init.ca.certPem, cert: clientCert.cert, key: clientCert.key, settings: rawSettings })
+      : http2.connect(`http://${endpoint}`, { settings: rawSettings });
     session.on("error", () => {});
     await withTimeout(onceOrFail(session, "connect"), callTimeoutMs, `connect ${endpoint}`);
     session.setLocalWindowSize(WINDOW);
@@ -621,7 +622,7 @@ export async function rawClient(init: Init): Promise<WorkerSpec> {
   let syncSeq = SYNC_BASE;
   const codec = codecOf(init);
   // rawg (W4's floor, a+g): the same session, each Ping made as a complete gRPC client makes it.
-  const pingOn = init.stack === "rawg" ? (s: http2.ClientHttp2Session) => grpcPing(s) : ping;
+  const pingOn = init.stack === "rawg" ? grpcPing : ping;
   const need = <T>(v: T | undefined, what: string): T => {
     if (v === undefined) throw new Error(`${what}: not connected`);
     return v;
