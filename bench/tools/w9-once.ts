@@ -9,11 +9,12 @@
  * whitespace (every source line is 1):
  *
  *   npx tsc -p tsconfig.json --noEmit false --outDir .tmp/tsc
- *   node --expose-gc .tmp/tsc/bench/tools/w9-once.js N OUT [--bare]
+ *   node --expose-gc .tmp/tsc/bench/tools/w9-once.js N OUT [--bare] [--x509]
  *   node .tmp/tsc/bench/tools/w9-once.js --compare OUT_A.json OUT_B.json
  *
  * A run builds the world of bench/workers/membership/sim.ts with the fake
- * crypto (same seed, three seeds, bootstrap, options and warm-up: 2 passes of
+ * crypto, or with `--x509` Fabric's X.509 identities issued by one CA, as
+ * the cell's x509 variant (same seed, three seeds, bootstrap, options and warm-up: 2 passes of
  * 10 peers), takes the warm heap snapshot, starts N peers, converges them
  * and runs 1 + 2 alive intervals (the cell's window: heap per known peer is
  * that of W9's `memory`). With `--bare` the peers get no bootstrap peers:
@@ -24,13 +25,18 @@
  * Promise...) on its shortest path from the GC roots, as "Class.field" (the
  * field of that class it hangs from). `--compare` prints both runs' bytes
  * and objects per peer by owner, largest in B first: owners that are the same
- * size in a bare and a converged run are costs once a peer.
+ * size in a bare and a converged run are costs once a peer. Native nodes
+ * (array buffers' contents, Node's C++ objects: outside `heapUsed`, which
+ * the goal counts) are charged the same way under the owner's name with
+ * " [native]" after it.
  *
  * Charging by shortest path is a heuristic: an object that two owners reach
  * goes to the one nearer the roots (timers' closures often go to the clock).
  */
 import { readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import v8 from "node:v8";
+import { type CryptoService, X509CryptoService } from "../../src/core/index.js";
+import { createCa, createPeerMaterial } from "../../src/pki/index.js";
 import { BenchFakeCrypto } from "../workers/membership/fake-crypto.js";
 import { makeWorld, populate, type World } from "../workers/membership/sim.js";
 
@@ -44,12 +50,27 @@ function gc(): void {
   g();
 }
 
+const x509 = process.argv.includes("--x509");
+const ca = x509 ? createCa({ commonName: "ca.org1msp", organization: mspId }) : undefined;
+
+/** The cell's crypto: W9's fake one, or with `--x509` Fabric's X.509 identities from one CA (as sim.ts's x509 cells). */
+function cryptoFor(name: string): CryptoService {
+  if (ca === undefined) return new BenchFakeCrypto(mspId);
+  const m = createPeerMaterial({ mspId, ca, commonName: name });
+  return new X509CryptoService({
+    mspId,
+    certificate: m.identity.certPem,
+    privateKey: m.identity.keyPem,
+    trustedRoots: { [mspId]: [ca.certPem] },
+  });
+}
+
 /** The W9 cell's world (sim.ts), populated and converged as the memory cell does; `bare`: no bootstrap peers. */
 async function world(size: number, bare: boolean): Promise<World> {
   const w = makeWorld(size, { seed: 9, maxRealMs: 120_000, maxUnauthenticatedStreams: 4096, bare });
   await populate(
     w,
-    Array.from({ length: size }, () => new BenchFakeCrypto(mspId)),
+    Array.from({ length: size }, (_, i) => cryptoFor(`peer${i}`)),
   );
   if (!bare) await w.advanceUntil(() => w.converged(), 12 * aliveMs, 250);
   return w;
@@ -144,6 +165,8 @@ function byOwner(before: Snapshot, after: Snapshot): Record<string, [number, num
       for (let c = node, d = 0; d < 2 && parent[c] !== 0; d++, c = parent[c] as number)
         key += ` <- ${label(parent[c] as number)}.${via[c]}`;
     }
+    // Native nodes (array buffers' contents, Node's C++ objects) are outside heapUsed: marked so.
+    if (typeOf(node) === "native") key += " [native]";
     const e = out[key] ?? [0, 0];
     e[0] += s.nodes[node * w + iSize] as number;
     e[1]++;
