@@ -165,6 +165,21 @@ export class Comm {
     this.ctx.hexNames = names;
   }
 
+  /**
+   * Lets the comm take the identities of known peers from its user instead
+   * of keeping a copy of its own, as Fabric's comm and discovery share one
+   * identity mapper: `identities(hex)` returns the user's identity for a hex
+   * PKI-ID, or undefined. While set, the comm's identity store takes no new
+   * identity (each connection keeps its own, and the user learns it from the
+   * `connected` event), and the identity-switch check of a dial asks the
+   * user first, then the store. The user must keep the identity of every
+   * peer it stays connected to. `undefined` stops it; one user at a time (a
+   * Membership sets it and clears it on stop).
+   */
+  useIdentities(identities: ((pkiHex: string) => PeerIdentity | undefined) | undefined): void {
+    this.ctx.userIdentities = identities;
+  }
+
   /** Signs `message` with our identity (Fabric's `SignMessage`), ready for {@link Comm.send}. */
   sign(message: GossipMessage): Envelope {
     return signMessage(this.ctx.crypto, message);

@@ -13,7 +13,7 @@ import { authenticationCodes, type GossipError } from "./errors.js";
 import type { EventStream } from "./event-stream.js";
 import type { HandshakeOptions } from "./handshake.js";
 import { type PeerIdentity, type PkiId, pkiIdHex, rememberPkiIdHex } from "./identity.js";
-import type { IdentityStore } from "./identity-store.js";
+import { type IdentityStore, keepable } from "./identity-store.js";
 import type { Logger, LogLimiter } from "./logger.js";
 import type { CommMetrics, Direction } from "./metrics.js";
 import type { MutableStats } from "./stats.js";
@@ -54,6 +54,8 @@ export class CommContext {
   readonly pkiId: PkiId;
   /** The comm user's strings for hex PKI-IDs (see `Comm.useHexNames`). */
   hexNames: ((pkiHex: string) => string | undefined) | undefined;
+  /** The comm user's identities of known peers (see `Comm.useIdentities`). */
+  userIdentities: ((pkiHex: string) => PeerIdentity | undefined) | undefined;
   private readonly counts: MutableStats;
   private readonly presumedDeadEvents: EventStream<PresumedDeadEvent>;
   private stopping_ = false;
@@ -85,10 +87,20 @@ export class CommContext {
   /**
    * Remembers an identity a handshake proved (for the organization check of
    * an identity switch); returns the array to keep for it (one per peer
-   * across its connections, see {@link IdentityStore.put}).
+   * across its connections, see {@link IdentityStore.put}). While the comm's
+   * user lends its identities (`userIdentities`), the store takes none: the
+   * user keeps every connected peer's (membership's identity mapper does, as
+   * Fabric's comm and discovery share one mapper), and a second entry per
+   * known peer here cost ~85 bytes of heap each.
    */
   learn(pkiId: PkiId, identity: PeerIdentity): PeerIdentity {
+    if (this.userIdentities !== undefined) return keepable(identity);
     return this.identities.put(pkiId, identity, this.crypto.expiresAt(identity));
+  }
+
+  /** The identity known for `pkiId`: the comm user's (see {@link learn}), else the store's. */
+  knownIdentity(pkiId: PkiId): PeerIdentity | undefined {
+    return this.userIdentities?.(pkiIdHex(pkiId)) ?? this.identities.get(pkiId);
   }
 
   /**

@@ -8,7 +8,7 @@ import { bytesEqual, type PeerIdentity, type PkiId, pkiIdHex, spansItsBuffer } f
  * handshake copied out (the identity and about 80 bytes more), which the
  * connection keeps anyway: kept as it is.
  */
-function keepable(identity: PeerIdentity): PeerIdentity {
+export function keepable(identity: PeerIdentity): PeerIdentity {
   return spansItsBuffer(identity) ? identity : new Uint8Array(identity);
 }
 

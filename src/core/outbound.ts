@@ -210,7 +210,7 @@ export class Outbound {
       throw error;
     }
     if (peer.pkiId !== undefined && peer.pkiId.length > 0 && !bytesEqual(peer.pkiId, hs.pkiId)) {
-      const expected = ctx.identities.get(peer.pkiId);
+      const expected = ctx.knownIdentity(peer.pkiId);
       const sameOrg = expected !== undefined && ctx.crypto.organizationOf(expected) === ctx.crypto.organizationOf(hs.identity);
       if (!sameOrg) {
         const error = new GossipError(ErrorCode.UnexpectedPeer, "authentication failure");

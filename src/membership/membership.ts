@@ -265,6 +265,9 @@ export class Membership {
     // Peers that dial us are keyed in the comm on our string for them: one 80-byte string per known
     // peer, not two (~40 B per known peer in W9's simulation, where half the connections are inbound).
     comm.useHexNames((hex) => view.keyOf(hex) ?? mapper.keyOf(hex));
+    // The comm asks our mapper for known identities rather than keeping its own copy (one mapper, as Fabric's
+    // comm and discovery share): the mapper learns every connected peer's identity from `connected`.
+    comm.useIdentities((hex) => mapper.peekIdentity(hex));
     periodic.start();
     for (const ep of config.bootstrapPeers) connector.connect(ep);
   }
@@ -384,6 +387,7 @@ export class Membership {
 
   private async doStop(): Promise<void> {
     this.comm.useHexNames(undefined);
+    this.comm.useIdentities(undefined);
     const loops = this.scheduler.stop();
     this.adapter.stop();
     this.pull.stop();

@@ -6,7 +6,7 @@ import { describe, it } from "node:test";
 import { Comm } from "../../src/core/comm.js";
 import { encodeUnsignedEnvelope } from "../../src/core/envelope.js";
 import { ErrorCode, GossipError } from "../../src/core/errors.js";
-import { bytesEqual } from "../../src/core/identity.js";
+import { bytesEqual, pkiIdHex } from "../../src/core/identity.js";
 import { MemoryNetwork } from "../../src/core/memory-transport.js";
 import type { IdentitySwitchEvent } from "../../src/core/outbound.js";
 import type { ReceivedMessage } from "../../src/core/received-message.js";
@@ -94,6 +94,41 @@ describe("Outbound", () => {
       h.outbound.dial({ endpoint: same.endpoint, pkiId: new TestCrypto().pkiId }, signal),
       (e: unknown) => e instanceof GossipError && e.code === ErrorCode.UnexpectedPeer,
     );
+    await h.shutdown();
+  });
+
+  it("with the user's identities (useIdentities), the switch check asks the user and a dial's identity is not stored; cleared, the store learns again", async () => {
+    const h = setup();
+    const old = new TestCrypto({ mspId: "Org1MSP" });
+    const asked: string[] = [];
+    h.ctx.userIdentities = (hex) => {
+      asked.push(hex);
+      return hex === pkiIdHex(old.pkiId) ? old.identity : undefined;
+    };
+    const stored = h.ctx.identities.size;
+    const sameCrypto = new TestCrypto({ mspId: "Org1MSP" });
+    const same = h.remote("same", sameCrypto);
+    const other = h.remote("other", new TestCrypto({ mspId: "Org2MSP", trusted: ["Org1MSP", "Org2MSP"] }));
+    const switches: IdentitySwitchEvent[] = [];
+    void (async () => {
+      for await (const e of h.identitySwitch) switches.push(e);
+    })();
+    const signal = new AbortController().signal;
+    const conn = await h.outbound.dial({ endpoint: same.endpoint, pkiId: old.pkiId }, signal);
+    await h.clock.advance(0);
+    assert.deepEqual(asked, [pkiIdHex(old.pkiId)], "the user's identity, known to the user only, made it a switch");
+    assert.equal(switches.length, 1);
+    assert.ok(bytesEqual(conn.info.identity, sameCrypto.identity), "the connection keeps the handshake's identity");
+    assert.equal(h.ctx.identities.size, stored, "the comm's store took nothing");
+    conn.abort();
+    await assert.rejects(
+      h.outbound.dial({ endpoint: other.endpoint, pkiId: old.pkiId }, signal),
+      (e: unknown) => e instanceof GossipError && e.code === ErrorCode.UnexpectedPeer,
+    );
+    h.ctx.userIdentities = undefined;
+    const again = await h.outbound.dial({ endpoint: other.endpoint }, signal);
+    assert.equal(h.ctx.identities.size, stored + 1, "cleared: the store learns the next handshake's identity");
+    again.abort();
     await h.shutdown();
   });
 

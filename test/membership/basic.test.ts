@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { bytesEqual } from "../../src/core/identity.js";
 import type { ReceivedMessage } from "../../src/core/received-message.js";
 import { PullMsgType } from "../../src/gen/gossip/message_pb.js";
 import { noopMembershipMetrics } from "../../src/membership/index.js";
@@ -31,6 +32,22 @@ describe("one hex string per peer", () => {
     assert.equal(names()?.("00".repeat(32)), undefined, "an unknown PKI-ID: none");
     await a.membership?.stop();
     assert.equal(names(), undefined, "cleared on stop: the comm no longer reaches the stopped membership");
+    await sim.close();
+  });
+
+  it("the comm takes known identities from membership's mapper while membership runs (useIdentities): no copy of its own", async () => {
+    const sim = new Sim();
+    const a = sim.add("a");
+    const b = sim.add("b", { bootstrap: ["a:7051"] });
+    const ctx = (a.comm as unknown as { ctx: { userIdentities?: (hex: string) => Uint8Array | undefined; identities: { size: number } } })
+      .ctx;
+    await sim.converge(() => 1, 10_000, 100);
+    const bHex = b.membership.self.pkiIdHex;
+    const held = ctx.userIdentities?.(bHex);
+    assert.ok(held !== undefined && bytesEqual(held, b.crypto.identity), "b's identity, from the mapper");
+    assert.equal(ctx.identities.size, 1, "the comm's store holds ours only: b's identity is the mapper's alone");
+    await a.membership?.stop();
+    assert.equal(ctx.userIdentities, undefined, "cleared on stop");
     await sim.close();
   });
 });
