@@ -11,7 +11,7 @@ import { encodeUnsignedEnvelope, envelopeBytes, signMessage } from "./envelope.j
 import { ErrorCode, GossipError } from "./errors.js";
 import { EventStream } from "./event-stream.js";
 import { type PeerIdentity, type PkiId, pkiIdHex, type RemotePeer } from "./identity.js";
-import { IdentityStore } from "./identity-store.js";
+import { IdentityStore, type KnownIdentities } from "./identity-store.js";
 import { Inbound } from "./inbound.js";
 import { type Logger, LogLimiter, silentLogger } from "./logger.js";
 import { type CommMetrics, noopMetrics } from "./metrics.js";
@@ -168,15 +168,16 @@ export class Comm {
   /**
    * Lets the comm take the identities of known peers from its user instead
    * of keeping a copy of its own, as Fabric's comm and discovery share one
-   * identity mapper: `identities(hex)` returns the user's identity for a hex
-   * PKI-ID, or undefined. While set, the comm's identity store takes no new
+   * identity mapper. While set, the comm's identity store takes no new
    * identity (each connection keeps its own, and the user learns it from the
-   * `connected` event), and the identity-switch check of a dial asks the
-   * user first, then the store. The user must keep the identity of every
-   * peer it stays connected to. `undefined` stops it; one user at a time (a
-   * Membership sets it and clears it on stop).
+   * `connected` event); the identity-switch check of a dial asks the user
+   * first, then the store; and a handshake presenting an identity the user
+   * holds a verifier for is checked with it (validated and unexpired while
+   * held, see {@link KnownIdentities}). The user must keep the identity of
+   * every peer it stays connected to. `undefined` stops it; one user at a
+   * time (a Membership sets it and clears it on stop).
    */
-  useIdentities(identities: ((pkiHex: string) => PeerIdentity | undefined) | undefined): void {
+  useIdentities(identities: KnownIdentities | undefined): void {
     this.ctx.userIdentities = identities;
   }
 

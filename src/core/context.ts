@@ -13,7 +13,7 @@ import { authenticationCodes, type GossipError } from "./errors.js";
 import type { EventStream } from "./event-stream.js";
 import type { HandshakeOptions } from "./handshake.js";
 import { type PeerIdentity, type PkiId, pkiIdHex, rememberPkiIdHex } from "./identity.js";
-import { type IdentityStore, keepable } from "./identity-store.js";
+import { type IdentityStore, type KnownIdentities, keepable } from "./identity-store.js";
 import type { Logger, LogLimiter } from "./logger.js";
 import type { CommMetrics, Direction } from "./metrics.js";
 import type { MutableStats } from "./stats.js";
@@ -55,7 +55,7 @@ export class CommContext {
   /** The comm user's strings for hex PKI-IDs (see `Comm.useHexNames`). */
   hexNames: ((pkiHex: string) => string | undefined) | undefined;
   /** The comm user's identities of known peers (see `Comm.useIdentities`). */
-  userIdentities: ((pkiHex: string) => PeerIdentity | undefined) | undefined;
+  userIdentities: KnownIdentities | undefined;
   private readonly counts: MutableStats;
   private readonly presumedDeadEvents: EventStream<PresumedDeadEvent>;
   private stopping_ = false;
@@ -95,12 +95,24 @@ export class CommContext {
    */
   learn(pkiId: PkiId, identity: PeerIdentity): PeerIdentity {
     if (this.userIdentities !== undefined) return keepable(identity);
-    return this.identities.put(pkiId, identity, this.crypto.expiresAt(identity));
+    // With its verifier when the crypto makes them, so that the next handshake of this peer is checked with
+    // it (the crypto remembers only the identities it checked last): the one held for the same bytes, else
+    // a new one (the handshake just checked this identity: no parse).
+    const { crypto, identities } = this;
+    let verifier = identities.verifierOf(pkiIdHex(pkiId), identity);
+    if (verifier === undefined && crypto.verifierOf !== undefined) {
+      try {
+        verifier = crypto.verifierOf(identity);
+      } catch {
+        // expired since the handshake checked it: stored without one, as before
+      }
+    }
+    return identities.put(pkiId, identity, verifier?.expiresAt ?? crypto.expiresAt(identity), verifier);
   }
 
   /** The identity known for `pkiId`: the comm user's (see {@link learn}), else the store's. */
   knownIdentity(pkiId: PkiId): PeerIdentity | undefined {
-    return this.userIdentities?.(pkiIdHex(pkiId)) ?? this.identities.get(pkiId);
+    return this.userIdentities?.identityOf(pkiIdHex(pkiId)) ?? this.identities.get(pkiId);
   }
 
   /**
@@ -118,7 +130,7 @@ export class CommContext {
   /** Handshake options with our identity. */
   handshakeOptions(probe: boolean): HandshakeOptions {
     const { crypto, pkiId, config, clock } = this;
-    return { crypto, pkiId, probe, connTimeoutMs: config.connTimeoutMs, clock };
+    return { crypto, pkiId, probe, connTimeoutMs: config.connTimeoutMs, clock, known: this.userIdentities ?? this.identities };
   }
 
   /** Counts, logs (rate-limited) and emits a presumed-dead event; nothing while stopping. */

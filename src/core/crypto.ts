@@ -1,6 +1,18 @@
 import type { PeerIdentity, PkiId } from "./identity.js";
 
 /**
+ * What checking the signatures of one validated identity needs (its public
+ * key), made by {@link CryptoService.verifierOf} for a caller that keeps the
+ * identity anyway: membership's identity mapper keeps one per known peer.
+ */
+export interface IdentityVerifier {
+  /** {@link CryptoService.verify} for the identity it was made for. Throws `BadSignature`. */
+  verify(signature: Uint8Array, data: Uint8Array): void;
+  /** {@link CryptoService.expiresAt} of that identity. */
+  readonly expiresAt: Date | undefined;
+}
+
+/**
  * The cryptography a Comm relies on: Fabric's `MessageCryptoService` plus
  * `SecurityAdvisor`, for one local identity. Implementations throw a
  * {@link GossipError} (`InvalidIdentity`, `BadSignature`) to refuse.
@@ -29,4 +41,13 @@ export interface CryptoService {
   organizationOf(identity: PeerIdentity): string;
   /** When `identity` stops being valid (certificate NotAfter), or undefined when it does not expire. */
   expiresAt(identity: PeerIdentity): Date | undefined;
+  /**
+   * Optional. Validates `identity` as {@link validateIdentity} does and
+   * returns its verifier, for a caller that keeps it beside the identity,
+   * so that the service need not cache what verification needs for every
+   * identity a peer knows. Throws `InvalidIdentity`. The verifier never
+   * checks validity again: whoever keeps it must stop using it after its
+   * `expiresAt`. Without this method, callers verify with {@link verify}.
+   */
+  verifierOf?(identity: PeerIdentity): IdentityVerifier;
 }

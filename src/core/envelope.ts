@@ -17,7 +17,7 @@ import {
   writeVarint,
 } from "../codec/index.js";
 import { type Envelope, EnvelopeSchema, type GossipMessage, GossipMessageSchema, type SecretEnvelope } from "../gen/gossip/message_pb.js";
-import type { CryptoService } from "./crypto.js";
+import type { CryptoService, IdentityVerifier } from "./crypto.js";
 import { ErrorCode, GossipError } from "./errors.js";
 import { defaultTag } from "./tags.js";
 
@@ -300,19 +300,23 @@ export function noopSign(message: GossipMessage): Envelope {
 /**
  * Verifies an Envelope as Fabric does: payload and signature must be non-empty
  * and verify with `identity`; so must a secret envelope, when present.
- * Throws `BadSignature` otherwise.
+ * Throws `BadSignature` otherwise. `verifier`: the one `crypto` made for
+ * `identity` ({@link CryptoService.verifierOf}), when the caller keeps it:
+ * verified with it rather than through `crypto`.
  */
-export function verifyEnvelope(crypto: CryptoService, identity: Uint8Array, env: Envelope): void {
+export function verifyEnvelope(crypto: CryptoService, identity: Uint8Array, env: Envelope, verifier?: IdentityVerifier): void {
   if (env.payload.length === 0 || env.signature.length === 0) {
     throw new GossipError(ErrorCode.BadSignature, "envelope is not signed");
   }
-  crypto.verify(identity, env.signature, env.payload);
+  if (verifier !== undefined) verifier.verify(env.signature, env.payload);
+  else crypto.verify(identity, env.signature, env.payload);
   const secret = env.secretEnvelope;
   if (secret) {
     if (secret.payload.length === 0 || secret.signature.length === 0) {
       throw new GossipError(ErrorCode.BadSignature, "secret envelope is not signed");
     }
-    crypto.verify(identity, secret.signature, secret.payload);
+    if (verifier !== undefined) verifier.verify(secret.signature, secret.payload);
+    else crypto.verify(identity, secret.signature, secret.payload);
   }
 }
 

@@ -9,7 +9,8 @@ import type { Clock } from "./clock.js";
 import type { CryptoService } from "./crypto.js";
 import { encodeEnvelopeFrame, parseGossipMessage, signMessage, verifyEnvelope } from "./envelope.js";
 import { ErrorCode, GossipError } from "./errors.js";
-import { bytesEqual, type PeerIdentity, type PkiId } from "./identity.js";
+import { bytesEqual, hexOfBytes, type PeerIdentity, type PkiId } from "./identity.js";
+import type { KnownIdentities } from "./identity-store.js";
 import type { WireStream } from "./transport.js";
 
 /** What a successful handshake proved about the remote. */
@@ -40,6 +41,8 @@ export interface HandshakeOptions {
   /** How long to wait for the remote's message (Fabric `connTimeout`). */
   readonly connTimeoutMs: number;
   readonly clock: Clock;
+  /** Identities the comm's user holds, with their verifiers (see `Comm.useIdentities`). */
+  readonly known?: KnownIdentities | undefined;
 }
 
 function hex(b: Uint8Array | undefined): string {
@@ -94,7 +97,11 @@ export async function handshake(stream: WireStream, options: HandshakeOptions): 
   if (conn.pkiId.length === 0) {
     throw new GossipError(ErrorCode.MissingPkiId, "no PKI-ID");
   }
-  crypto.validateIdentity(conn.identity);
+  // An identity held with its verifier (same bytes, same PKI-ID; not expired, see KnownIdentities) was
+  // validated when stored: checked with that verifier, not parsed again (the crypto remembers only the
+  // identities it checked last).
+  const held = options.known?.verifierOf(hexOfBytes(conn.pkiId), conn.identity);
+  if (held === undefined) crypto.validateIdentity(conn.identity);
   if (!bytesEqual(crypto.pkiIdOf(conn.identity), conn.pkiId)) {
     throw new GossipError(ErrorCode.PkiIdMismatch, "identity doesn't match the computed pkiID");
   }
@@ -104,7 +111,7 @@ export async function handshake(stream: WireStream, options: HandshakeOptions): 
       `Expected ${hex(stream.remoteCertHash)} in remote hash of TLS cert, but got ${hex(conn.tlsCertHash)}`,
     );
   }
-  verifyEnvelope(crypto, conn.identity, first);
+  verifyEnvelope(crypto, conn.identity, first, held);
 
   // What a connection keeps for its whole life is copied out of the received
   // message, which may be a view into a much larger transport read buffer

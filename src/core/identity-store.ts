@@ -1,4 +1,5 @@
 import { type Clock, wholeMs } from "./clock.js";
+import type { IdentityVerifier } from "./crypto.js";
 import { bytesEqual, type PeerIdentity, type PkiId, pkiIdHex, spansItsBuffer } from "./identity.js";
 
 /**
@@ -10,6 +11,23 @@ import { bytesEqual, type PeerIdentity, type PkiId, pkiIdHex, spansItsBuffer } f
  */
 export function keepable(identity: PeerIdentity): PeerIdentity {
   return spansItsBuffer(identity) ? identity : new Uint8Array(identity);
+}
+
+/**
+ * The identities of known peers that a comm's user lends it (see
+ * `Comm.useIdentities`): membership's identity mapper.
+ */
+export interface KnownIdentities {
+  /** The identity held for a hex PKI-ID, if any. */
+  identityOf(pkiHex: string): PeerIdentity | undefined;
+  /**
+   * The verifier held for a hex PKI-ID when its identity is `identity` (the
+   * same bytes), if any (`CryptoService.verifierOf`): only for an identity
+   * validated when it was stored, and only until its `expiresAt` on the wall
+   * clock. A handshake presenting that identity is checked with it, without
+   * the crypto parsing the identity again.
+   */
+  verifierOf(pkiHex: string, identity: PeerIdentity): IdentityVerifier | undefined;
 }
 
 interface Entry {
@@ -25,6 +43,8 @@ interface Entry {
    * clock has them) made the field of every entry a boxed number.
    */
   lastUsed: number;
+  /** Its verifier, when the crypto makes them (see {@link KnownIdentities.verifierOf}). */
+  readonly verifier: IdentityVerifier | undefined;
 }
 
 /** True when `e` has expired at wall-clock `wall` (ms). */
@@ -39,7 +59,7 @@ function expired(e: Entry, wall: number): boolean {
  * forgotten after `unusedTtlMs` without use, and the least recently used entry
  * makes room when `maxEntries` is reached.
  */
-export class IdentityStore {
+export class IdentityStore implements KnownIdentities {
   private readonly entries = new Map<string, Entry>();
 
   constructor(
@@ -56,7 +76,7 @@ export class IdentityStore {
    * keep the returned array share one copy per peer), else `identity` or a
    * copy of it.
    */
-  put(pkiId: PkiId, identity: PeerIdentity, expiresAt: Date | undefined): PeerIdentity {
+  put(pkiId: PkiId, identity: PeerIdentity, expiresAt: Date | undefined, verifier?: IdentityVerifier): PeerIdentity {
     const key = pkiIdHex(pkiId);
     const held = this.entries.get(key)?.identity;
     const kept = held !== undefined && bytesEqual(held, identity) ? held : keepable(identity);
@@ -66,8 +86,19 @@ export class IdentityStore {
       identity: kept,
       expiresAtS: expiresAt === undefined ? 0 : Math.max(1, Math.ceil(expiresAt.getTime() / 1000)),
       lastUsed: wholeMs(this.clock.now()),
+      verifier,
     });
     return kept;
+  }
+
+  identityOf(pkiHex: string): PeerIdentity | undefined {
+    return this.entries.get(pkiHex)?.identity;
+  }
+
+  verifierOf(pkiHex: string, identity: PeerIdentity): IdentityVerifier | undefined {
+    const e = this.entries.get(pkiHex);
+    if (e?.verifier === undefined || expired(e, this.wallNow())) return undefined;
+    return e.identity === identity || bytesEqual(e.identity, identity) ? e.verifier : undefined;
   }
 
   /** The identity stored for `pkiId`, if it is still valid. */

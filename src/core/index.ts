@@ -26,7 +26,7 @@ export {
 } from "./comm.js";
 export { type CommConfig, type CommOptions, defaultCommConfig, type OverflowPolicy, resolveCommConfig } from "./config.js";
 export type { ConnectionInfo, ConnectionState } from "./connection.js";
-export type { CryptoService } from "./crypto.js";
+export type { CryptoService, IdentityVerifier } from "./crypto.js";
 // Messages, identities and their cryptography.
 export { type DataMessageInit, dataMessage } from "./data-message.js";
 export type { Predicate, Subscription } from "./demux.js";
@@ -56,6 +56,7 @@ export {
   serializeIdentity,
   sha256,
 } from "./identity.js";
+export type { KnownIdentities } from "./identity-store.js";
 // Collaborators a comm is given: logging, metrics, time.
 /** @private Shared with the transport layers (src/server); not a stable API. */
 export { type Logger, LogLimiter, silentLogger } from "./logger.js";

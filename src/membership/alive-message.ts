@@ -4,7 +4,7 @@
  */
 import { create, toBinary } from "@bufbuild/protobuf";
 import { decodeMessage, mayHaveUnknownFields } from "../codec/index.js";
-import type { CryptoService } from "../core/crypto.js";
+import type { CryptoService, IdentityVerifier } from "../core/crypto.js";
 import { parseGossipMessage, serializeGossipMessage, verifyEnvelope } from "../core/envelope.js";
 import { ErrorCode, GossipError } from "../core/errors.js";
 import type { PeerIdentity, PkiId } from "../core/identity.js";
@@ -233,6 +233,8 @@ export interface IdentitySource {
   put(pkiId: PkiId, identity: PeerIdentity): void;
   /** The identity of `pkiId`, if known. */
   get(pkiId: PkiId): PeerIdentity | undefined;
+  /** The verifier kept for `pkiHex` when its identity is `identity`, if one is kept (see `CryptoService.verifierOf`). */
+  verifierOf?(pkiHex: string, identity: PeerIdentity): IdentityVerifier | undefined;
 }
 
 /**
@@ -253,7 +255,7 @@ export function validateAlive(crypto: CryptoService, identities: IdentitySource,
     }
   }
   try {
-    verifyEnvelope(crypto, identity, a.envelope);
+    verifyEnvelope(crypto, identity, a.envelope, identities.verifierOf?.(a.pkiHex, identity));
   } catch (e) {
     throw GossipError.from(e, ErrorCode.BadSignature);
   }

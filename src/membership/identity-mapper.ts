@@ -6,9 +6,10 @@
  */
 import type { Clock } from "../core/clock.js";
 import { wholeMs } from "../core/clock.js";
-import type { CryptoService } from "../core/crypto.js";
+import type { CryptoService, IdentityVerifier } from "../core/crypto.js";
 import { ErrorCode, GossipError } from "../core/errors.js";
 import { bytesEqual, type PeerIdentity, type PkiId, pkiIdFromHex } from "../core/identity.js";
+import type { KnownIdentities } from "../core/identity-store.js";
 import type { IdentitySource } from "./alive-message.js";
 import { hex as pkiIdHex } from "./hex.js";
 import { ownedBytes } from "./owned-bytes.js";
@@ -36,6 +37,12 @@ interface Stored {
    * own (~37 bytes of hash table per known peer).
    */
   pullItem: ArrayBuffer | undefined;
+  /**
+   * What checking its signatures needs, from `CryptoService.verifierOf` when
+   * the crypto has it: kept here, with the identity, so that the crypto need
+   * not cache it for every known peer.
+   */
+  readonly verifier: IdentityVerifier | undefined;
 }
 
 /** The identity pull's items as the mapper keeps them (see {@link IdentityMapper.pullItems}). */
@@ -70,8 +77,13 @@ export interface IdentityMapperInit {
   readonly nameOf?: (pkiHex: string) => string;
 }
 
-/** PKI-ID → identity, validated, with expiry and unused purge. */
-export class IdentityMapper implements IdentitySource {
+/**
+ * PKI-ID → identity, validated, with expiry and unused purge. It is also the
+ * comm's source of known identities while membership runs
+ * (`Comm.useIdentities`): it lends a verifier only for an identity it
+ * validated and only until that identity's expiry on the wall clock.
+ */
+export class IdentityMapper implements IdentitySource, KnownIdentities {
   private readonly byHex = new Map<string, Stored>();
   private readonly organizations = new Map<string, string>();
   private readonly selfHex: string;
@@ -96,6 +108,9 @@ export class IdentityMapper implements IdentitySource {
       expiresHi: 0,
       expiresLo: 0,
       pullItem: undefined,
+      // None for ours: this entry never expires, so a verifier lent with it would skip our certificate's
+      // expiry; ours is verified only when an alive message claims our PKI-ID (the crypto keeps ours).
+      verifier: undefined,
     });
   }
 
@@ -105,8 +120,11 @@ export class IdentityMapper implements IdentitySource {
    * again). Throws `PkiIdMismatch` or `InvalidIdentity`. `pkiHex`: the
    * PKI-ID's hex as a string the caller holds already (a connection's), kept
    * as the key when membership holds no string for that peer yet.
+   * `verifier`: `identity`'s, when the caller had the crypto make it
+   * (`crypto.verifierOf(identity)`, which validated it); not checked here,
+   * so it must be that one.
    */
-  put(pkiId: PkiId, identity: PeerIdentity, pkiHex?: string): void {
+  put(pkiId: PkiId, identity: PeerIdentity, pkiHex?: string, verifier?: IdentityVerifier): void {
     if (pkiId.length === 0) throw new GossipError(ErrorCode.MissingPkiId, "PKIID is nil");
     if (identity.length === 0) throw new GossipError(ErrorCode.InvalidIdentity, "identity is nil");
     // The same bytes for a stored PKI-ID were validated when stored (expiry has its timer): every
@@ -117,6 +135,7 @@ export class IdentityMapper implements IdentitySource {
     let computed: PkiId;
     let organization: string;
     let expiresAt: Date | undefined;
+    let kept: IdentityVerifier | undefined;
     try {
       computed = c.pkiIdOf(identity);
       organization = c.organizationOf(identity);
@@ -127,8 +146,13 @@ export class IdentityMapper implements IdentitySource {
     // under a wrong PKI-ID then costs a hash, not a validation.
     if (!bytesEqual(computed, pkiId)) throw new GossipError(ErrorCode.PkiIdMismatch, "identity doesn't match the computed pkiID");
     try {
-      c.validateIdentity(identity);
-      expiresAt = c.expiresAt(identity);
+      if (c.verifierOf !== undefined) {
+        kept = verifier ?? c.verifierOf(identity);
+        expiresAt = kept.expiresAt;
+      } else {
+        c.validateIdentity(identity);
+        expiresAt = c.expiresAt(identity);
+      }
     } catch (e) {
       throw GossipError.from(e, ErrorCode.InvalidIdentity);
     }
@@ -155,6 +179,7 @@ export class IdentityMapper implements IdentitySource {
       expiresHi: hi | 0,
       expiresLo: (at - hi * expirySplit) | 0,
       pullItem: undefined,
+      verifier: kept,
     };
     this.byHex.set(hex, stored);
     if (at !== 0) this.armExpiry(at);
@@ -192,6 +217,20 @@ export class IdentityMapper implements IdentitySource {
     if (s === undefined) return false;
     s.pullItem = item;
     return true;
+  }
+
+  identityOf(pkiHex: string): PeerIdentity | undefined {
+    return this.byHex.get(pkiHex)?.identity;
+  }
+
+  verifierOf(pkiHex: string, identity: PeerIdentity): IdentityVerifier | undefined {
+    const s = this.byHex.get(pkiHex);
+    if (s?.verifier === undefined) return undefined;
+    // The expiry timer runs on the clock; a late timer, a stepped wall clock or a stopped mapper must not
+    // let an expired identity be checked with its verifier (callers then ask the crypto, which refuses it).
+    const expiresAt = s.verifier.expiresAt;
+    if (expiresAt !== undefined && this.init.wallClockMs() > expiresAt.getTime()) return undefined;
+    return s.identity === identity || bytesEqual(s.identity, identity) ? s.verifier : undefined;
   }
 
   /** The identity of `pkiId` (refreshing its last use), or undefined. */

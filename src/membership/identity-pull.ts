@@ -9,7 +9,7 @@
 import { create } from "@bufbuild/protobuf";
 import type { Clock } from "../core/clock.js";
 import type { Comm } from "../core/comm.js";
-import type { CryptoService } from "../core/crypto.js";
+import type { CryptoService, IdentityVerifier } from "../core/crypto.js";
 import { envelopeBytes, parseGossipMessage, verifyEnvelope } from "../core/envelope.js";
 import { ErrorCode, GossipError } from "../core/errors.js";
 import { bytesEqual, type PeerIdentity, type PkiId, pkiIdHex } from "../core/identity.js";
@@ -287,7 +287,7 @@ export class IdentityPull {
       this.init.refused(new GossipError(ErrorCode.RateLimited, "unsolicited identity update over the peer's budget"), rm);
       return;
     }
-    const items: { pkiId: PkiId; cert: PeerIdentity; env: Envelope }[] = [];
+    const items: { pkiId: PkiId; cert: PeerIdentity; verifier: IdentityVerifier | undefined; env: Envelope }[] = [];
     try {
       for (const env of data) items.push({ ...this.checkItem(env), env });
     } catch (e) {
@@ -299,7 +299,7 @@ export class IdentityPull {
       const hex = hexOf(it.pkiId);
       const known = this.init.mapper.has(hex);
       try {
-        this.init.mapper.put(it.pkiId, it.cert);
+        this.init.mapper.put(it.pkiId, it.cert, undefined, it.verifier);
       } catch (e) {
         this.init.refused(GossipError.from(e, ErrorCode.InvalidIdentity), rm);
         continue;
@@ -324,8 +324,14 @@ export class IdentityPull {
     if (item !== undefined) mapper.setPullItem(hex, item.buffer);
   }
 
-  /** Fabric's ingress check of one DataUpdate item; throws. */
-  private checkItem(env: Envelope): { pkiId: PkiId; cert: PeerIdentity } {
+  /**
+   * Fabric's ingress check of one DataUpdate item; throws. Returns the
+   * verifier of the item's identity too, for the mapper to keep: the update's
+   * items are all checked before any is put, and the crypto remembers only
+   * the identities it checked last. An identity the mapper holds (same bytes)
+   * is valid while held: checked with its verifier, not parsed again.
+   */
+  private checkItem(env: Envelope): { pkiId: PkiId; cert: PeerIdentity; verifier: IdentityVerifier | undefined } {
     const m = parseGossipMessage(env.payload);
     if (m.content.case !== "peerIdentity") {
       throw new GossipError(ErrorCode.MalformedMessage, `Got a non-identity message: ${m.content.case ?? "nothing"} aborting`);
@@ -339,14 +345,20 @@ export class IdentityPull {
       throw GossipError.from(e, ErrorCode.InvalidIdentity);
     }
     if (!bytesEqual(computed, pkiId)) throw new GossipError(ErrorCode.PkiIdMismatch, "identity doesn't match the computed pkiID");
+    const held = this.init.mapper.verifierOf(hexOf(pkiId), cert);
+    let verifier = held;
     try {
       // The secret envelope too, when present (Fabric's Verify): else we would store and serve an item real peers refuse.
-      verifyEnvelope(c, cert, env);
-      c.validateIdentity(cert);
+      verifyEnvelope(c, cert, env, held);
+      // Validated after the signature, as Fabric does (verifierOf validates).
+      if (held === undefined) {
+        if (c.verifierOf !== undefined) verifier = c.verifierOf(cert);
+        else c.validateIdentity(cert);
+      }
     } catch (e) {
       throw GossipError.from(e, ErrorCode.BadSignature);
     }
-    return { pkiId, cert };
+    return { pkiId, cert, verifier };
   }
 
   private schedule(fn: () => void, ms: number): void {

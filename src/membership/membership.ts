@@ -267,7 +267,7 @@ export class Membership {
     comm.useHexNames((hex) => view.keyOf(hex) ?? mapper.keyOf(hex));
     // The comm asks our mapper for known identities rather than keeping its own copy (one mapper, as Fabric's
     // comm and discovery share): the mapper learns every connected peer's identity from `connected`.
-    comm.useIdentities((hex) => mapper.peekIdentity(hex));
+    comm.useIdentities(mapper);
     periodic.start();
     for (const ep of config.bootstrapPeers) connector.connect(ep);
   }

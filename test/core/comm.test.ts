@@ -100,6 +100,52 @@ describe("Fabric comm scenarios (in memory)", () => {
     },
   );
 
+  memTest(
+    "useIdentities: a handshake presenting an identity the user holds a verifier for is checked with that verifier, not validated again; one that rejects refuses it",
+    async (c) => {
+      const [a, b, d] = [c.peer(), c.peer(), c.peer()];
+      let validated = 0;
+      const validate = a.crypto.validateIdentity.bind(a.crypto);
+      a.crypto.validateIdentity = (identity) => {
+        validated++;
+        validate(identity);
+      };
+      let checked = 0;
+      const held = (crypto: typeof b.crypto, accept: boolean) => ({
+        verify(signature: Uint8Array, data: Uint8Array) {
+          checked++;
+          if (!accept) throw new GossipError(ErrorCode.BadSignature, "held verifier refuses");
+          a.crypto.verify(crypto.identity, signature, data);
+        },
+        expiresAt: undefined,
+      });
+      const bHex = pkiIdHex(b.comm.pkiId);
+      const dHex = pkiIdHex(d.comm.pkiId);
+      a.comm.useIdentities({
+        identityOf: (hex) => (hex === bHex ? b.crypto.identity : hex === dHex ? d.crypto.identity : undefined),
+        verifierOf: (hex, identity) =>
+          hex === bHex && bytesEqual(identity, b.crypto.identity)
+            ? held(b.crypto, true)
+            : hex === dHex && bytesEqual(identity, d.crypto.identity)
+              ? held(d.crypto, false)
+              : undefined,
+      });
+      void b.comm.send(dataMessage(1), target(a));
+      await c.until(() => a.received.length === 1);
+      assert.equal(validated, 0, "b's identity: not validated again");
+      assert.ok(checked > 0, "b's handshake signature: checked with the held verifier");
+      void d.comm.send(dataMessage(2), target(a));
+      await c.advance(1000);
+      assert.equal(a.received.length, 1, "d's handshake: refused by the verifier held for it");
+      a.comm.useIdentities(undefined);
+      a.comm.closeConn(target(b));
+      await c.until(() => a.comm.connections().length === 0);
+      void b.comm.send(dataMessage(3), target(a));
+      await c.until(() => a.received.length === 2);
+      assert.ok(validated > 0, "cleared: validated by the crypto again");
+    },
+  );
+
   memTest("CloseConn: the connection closes on both sides without presumed-dead, and the next send dials again", async (c) => {
     const [a, b] = [c.peer(), c.peer()];
     void a.comm.send(dataMessage(1), target(b));
@@ -325,6 +371,35 @@ describe("authentication with X.509 identities and TLS binding (in memory)", () 
     assert.equal(b.comm.stats().handshakeFailures, 1);
     assert.equal(b.comm.connections().length, 0);
   });
+
+  memTest(
+    "without membership, the comm's own store keeps a peer's verifier: its next handshakes are checked with it, not validated again, however many identities came between",
+    async (c) => {
+      const b = c.peer({ crypto: x509() });
+      const a = c.peer({ crypto: x509() });
+      let validated = 0;
+      const validate = b.crypto.validateIdentity.bind(b.crypto);
+      b.crypto.validateIdentity = (identity) => {
+        validated++;
+        validate(identity);
+      };
+      void a.comm.send(dataMessage(1), target(b));
+      await c.until(() => b.received.length === 1);
+      assert.equal(validated, 1, "first contact: validated");
+      // More identities than the crypto remembers (8) meet b in between.
+      for (let i = 0; i < 10; i++) {
+        const o = c.peer({ crypto: x509() });
+        void o.comm.send(dataMessage(100 + i), target(b));
+      }
+      await c.until(() => b.received.length === 11);
+      b.comm.closeConn(target(a));
+      await c.until(() => a.comm.connections().length === 0);
+      const before = validated;
+      void a.comm.send(dataMessage(2), target(b));
+      await c.until(() => b.received.length === 12);
+      assert.equal(validated, before, "a's second handshake: checked with the verifier b's store kept");
+    },
+  );
 
   memTest("an identity from an untrusted CA is refused", async (c) => {
     const other = createCa({ commonName: "ca.rogue", organization: "Org1MSP" });

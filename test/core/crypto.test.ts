@@ -119,6 +119,42 @@ describe("X.509 identities (Fabric's MSP rules)", () => {
     assert.throws(() => at(from).verify(c1.identity, c2.sign(data), data), isCode(ErrorCode.BadSignature));
   });
 
+  it("verifierOf validates as validateIdentity does and gives a verifier with the identity's key and expiry", () => {
+    const data = new TextEncoder().encode("signed bytes");
+    const v = c2.verifierOf(c1.identity);
+    v.verify(c1.sign(data), data);
+    assert.throws(() => v.verify(c2.sign(data), data), isCode(ErrorCode.BadSignature), "another identity's signature");
+    assert.throws(() => v.verify(new Uint8Array(0), data), isCode(ErrorCode.BadSignature), "unsigned");
+    const { r, s } = parseDerSignature(c1.sign(data));
+    assert.throws(() => v.verify(encodeDerSignature(r, order - s), data), isCode(ErrorCode.BadSignature), "high-S");
+    assert.equal(v.expiresAt?.getTime(), c2.expiresAt(c1.identity)?.getTime());
+    const wrongMsp = service("Org2MSP", m1.identity.certPem, m1.identity.keyPem);
+    assert.throws(() => c1.verifierOf(wrongMsp.identity), isCode(ErrorCode.InvalidIdentity));
+    const expired = issueCertificate(org1, {
+      commonName: "old",
+      organization: "Org1MSP",
+      notBefore: new Date(Date.now() - 10 * 86_400_000),
+      notAfter: new Date(Date.now() - 86_400_000),
+    });
+    assert.throws(() => c2.verifierOf(service("Org1MSP", expired.certPem, expired.keyPem).identity), isCode(ErrorCode.InvalidIdentity));
+  });
+
+  it("remembers only the identities it checked last, and checks an identity it forgot again, with the same outcome", () => {
+    const data = new TextEncoder().encode("x");
+    const others = Array.from({ length: 20 }, (_, i) =>
+      createPeerMaterial({ mspId: i % 2 === 0 ? "Org1MSP" : "Org2MSP", ca: i % 2 === 0 ? org1 : org2 }),
+    ).map((m, i) => service(i % 2 === 0 ? "Org1MSP" : "Org2MSP", m.identity.certPem, m.identity.keyPem));
+    const checker = service("Org2MSP", m2.identity.certPem, m2.identity.keyPem);
+    checker.verify(c1.identity, c1.sign(data), data);
+    for (const o of others) checker.verify(o.identity, o.sign(data), data);
+    const known = (checker as unknown as { known: Map<string, unknown> }).known;
+    assert.ok(known.size <= 8, `at most 8 remembered, got ${known.size}`);
+    // c1 was forgotten: checked again, and still right both ways.
+    checker.verify(c1.identity, c1.sign(data), data);
+    assert.throws(() => checker.verify(c1.identity, others[0]?.sign(data) ?? new Uint8Array(0), data), isCode(ErrorCode.BadSignature));
+    checker.validateIdentity(c1.identity);
+  });
+
   it("refuses a certificate that does not match its key, with a TypeError naming the problem", () => {
     assert.throws(() => service("Org1MSP", m1.identity.certPem, m2.identity.keyPem), /does not match the private key/);
   });

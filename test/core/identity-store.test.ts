@@ -2,6 +2,7 @@
 // buffer they happen to be a view into.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { pkiIdHex } from "../../src/core/identity.js";
 import { IdentityStore } from "../../src/core/identity-store.js";
 import { VirtualClock } from "../../src/core/virtual-clock.js";
 
@@ -52,5 +53,19 @@ describe("IdentityStore", () => {
     assert.equal(store.get(pkiId(6)), undefined);
     wall.now += 10 * 365 * 86_400_000;
     assert.ok(store.get(pkiId(7)));
+  });
+
+  it("lends a kept verifier for the same bytes only, and not past the identity's expiry", () => {
+    const wall = { now: 1_700_000_000_000 };
+    const store = new IdentityStore(new VirtualClock(), () => wall.now);
+    const verifier = { verify: () => {}, expiresAt: new Date(wall.now + 5000) };
+    const identity = new Uint8Array(10).fill(8);
+    store.put(pkiId(8), identity, verifier.expiresAt, verifier);
+    assert.equal(store.verifierOf(pkiIdHex(pkiId(8)), identity), verifier);
+    assert.equal(store.verifierOf(pkiIdHex(pkiId(8)), new Uint8Array(10).fill(8)), verifier, "equal bytes");
+    assert.equal(store.verifierOf(pkiIdHex(pkiId(8)), new Uint8Array(10).fill(9)), undefined, "other bytes");
+    assert.equal(store.identityOf(pkiIdHex(pkiId(8))), identity);
+    wall.now += 5001;
+    assert.equal(store.verifierOf(pkiIdHex(pkiId(8)), identity), undefined, "expired");
   });
 });

@@ -101,9 +101,12 @@ describe("Outbound", () => {
     const h = setup();
     const old = new TestCrypto({ mspId: "Org1MSP" });
     const asked: string[] = [];
-    h.ctx.userIdentities = (hex) => {
-      asked.push(hex);
-      return hex === pkiIdHex(old.pkiId) ? old.identity : undefined;
+    h.ctx.userIdentities = {
+      identityOf: (hex) => {
+        asked.push(hex);
+        return hex === pkiIdHex(old.pkiId) ? old.identity : undefined;
+      },
+      verifierOf: () => undefined,
     };
     const stored = h.ctx.identities.size;
     const sameCrypto = new TestCrypto({ mspId: "Org1MSP" });

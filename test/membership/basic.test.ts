@@ -39,11 +39,12 @@ describe("one hex string per peer", () => {
     const sim = new Sim();
     const a = sim.add("a");
     const b = sim.add("b", { bootstrap: ["a:7051"] });
-    const ctx = (a.comm as unknown as { ctx: { userIdentities?: (hex: string) => Uint8Array | undefined; identities: { size: number } } })
-      .ctx;
+    const ctx = (
+      a.comm as unknown as { ctx: { userIdentities?: { identityOf(hex: string): Uint8Array | undefined }; identities: { size: number } } }
+    ).ctx;
     await sim.converge(() => 1, 10_000, 100);
     const bHex = b.membership.self.pkiIdHex;
-    const held = ctx.userIdentities?.(bHex);
+    const held = ctx.userIdentities?.identityOf(bHex);
     assert.ok(held !== undefined && bytesEqual(held, b.crypto.identity), "b's identity, from the mapper");
     assert.equal(ctx.identities.size, 1, "the comm's store holds ours only: b's identity is the mapper's alone");
     await a.membership?.stop();

@@ -602,6 +602,61 @@ describe("identity mapper", () => {
       (e: GossipError) => e.code === ErrorCode.InvalidIdentity,
     );
   });
+  it("keeps the crypto's verifier with the identity (verifierOf), gives it for the same bytes only, and alive messages are verified with it", () => {
+    const { m, self, trust } = make();
+    const p = new FakeCrypto("A", trust);
+    let made = 0;
+    let used = 0;
+    const withVerifiers = self as FakeCrypto & {
+      verifierOf?: (identity: Uint8Array) => { verify(s: Uint8Array, d: Uint8Array): void; expiresAt: undefined };
+    };
+    withVerifiers.verifierOf = (identity) => {
+      made++;
+      self.validateIdentity(identity);
+      return {
+        verify: (signature, data) => {
+          used++;
+          self.verify(identity, signature, data);
+        },
+        expiresAt: undefined,
+      };
+    };
+    m.put(p.pkiId, p.identity);
+    assert.equal(made, 1, "made once, when the identity was stored");
+    const hex = pkiIdHex(p.pkiId);
+    const v = m.verifierOf(hex, p.identity);
+    assert.ok(v !== undefined);
+    assert.equal(m.verifierOf(hex, Uint8Array.from(p.identity)), v, "equal bytes in another array: the same verifier");
+    assert.equal(m.verifierOf(hex, new FakeCrypto("A", trust).identity), undefined, "other bytes: none");
+    assert.equal(m.identityOf(hex), m.get(p.pkiId));
+    validateAlive(self, m, parseAlive(signed(p, { identity: false })));
+    validateAlive(self, m, parseAlive(signed(p)));
+    assert.equal(used, 4, "both alive messages, each with its secret envelope, checked with the kept verifier");
+    assert.equal(made, 1);
+    const forged = signed(new FakeCrypto("A", trust), { identity: false });
+    const claimed = parseAlive(forged);
+    assert.throws(
+      () => validateAlive(self, m, { ...claimed, pkiId: p.pkiId, pkiHex: hex }),
+      (e: GossipError) => e.code === ErrorCode.BadSignature,
+    );
+  });
+
+  it("lends a kept verifier only until its identity's expiry on the wall clock, even if the expiry timer has not fired", () => {
+    const { m, self, trust, wall } = make();
+    const p = new FakeCrypto("A", trust);
+    const expiresAt = new Date(wall.now + 60_000);
+    (self as FakeCrypto & { verifierOf?: unknown }).verifierOf = (identity: Uint8Array) => {
+      self.validateIdentity(identity);
+      return { verify: (signature: Uint8Array, data: Uint8Array) => self.verify(identity, signature, data), expiresAt };
+    };
+    m.put(p.pkiId, p.identity);
+    const hex = pkiIdHex(p.pkiId);
+    wall.now = expiresAt.getTime();
+    assert.ok(m.verifierOf(hex, p.identity), "at its notAfter: still valid");
+    wall.now += 1;
+    assert.equal(m.verifierOf(hex, p.identity), undefined, "past it (the clock's timer not yet fired): none, the crypto decides");
+  });
+
   it("checks the PKI-ID against the identity before the costly validation (a valid certificate under a wrong PKI-ID costs a hash)", () => {
     const { m, trust } = make();
     const p = new FakeCrypto("A", trust);
