@@ -134,9 +134,12 @@ describe("Fabric comm scenarios (in memory)", () => {
       await c.until(() => a.received.length === 1);
       assert.equal(validated, 0, "b's identity: not validated again");
       assert.ok(checked > 0, "b's handshake signature: checked with the held verifier");
+      const checkedBefore = checked;
       void d.comm.send(dataMessage(2), target(a));
       await c.advance(1000);
       assert.equal(a.received.length, 1, "d's handshake: refused by the verifier held for it");
+      assert.ok(checked > checkedBefore, "d's verifier was asked");
+      assert.equal(a.comm.stats().handshakeFailures, 1, "counted as a failed handshake");
       a.comm.useIdentities(undefined);
       a.comm.closeConn(target(b));
       await c.until(() => a.comm.connections().length === 0);

@@ -5,6 +5,8 @@ import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { serializeGossipMessage } from "../../src/core/envelope.js";
 import { ErrorCode } from "../../src/core/errors.js";
+import { pkiIdHex } from "../../src/core/identity.js";
+import { X509CryptoService } from "../../src/core/x509-crypto.js";
 import {
   DataDigestSchema,
   DataRequestSchema,
@@ -18,9 +20,10 @@ import {
   PullMsgType,
   SecretEnvelopeSchema,
 } from "../../src/gen/gossip/message_pb.js";
+import { createCa, createPeerMaterial, issueCertificate } from "../../src/pki/certificates.js";
 import { FakeCrypto } from "../helpers/fake-crypto.js";
 import { alive, countingVerify, setup } from "./bad-input-kit.js";
-import { record } from "./sim.js";
+import { record, Sim } from "./sim.js";
 
 describe("identity pull refuses bad input", () => {
   it("identity pull: a DataUpdate with a badly signed or mismatched PeerIdentity is dropped whole", async () => {
@@ -216,6 +219,86 @@ describe("identity pull refuses bad input", () => {
     assert.ok(refused(`identity/${ErrorCode.RateLimited}`) >= 80);
     updates.stop();
     healthy();
+    await sim.close();
+  });
+});
+
+describe("identity pull with X.509 identities (verifiers kept by the mapper)", () => {
+  const ca = createCa({ commonName: "ca.org1", organization: "Org1MSP" });
+  const x509 = (validity?: { notBefore: Date; notAfter: Date }) => {
+    const key = validity
+      ? issueCertificate(ca, { commonName: `p-${Math.random()}`, organization: "Org1MSP", ...validity })
+      : createPeerMaterial({ mspId: "Org1MSP", ca }).identity;
+    return new X509CryptoService({
+      mspId: "Org1MSP",
+      certificate: key.certPem,
+      privateKey: key.keyPem,
+      trustedRoots: { Org1MSP: [ca.certPem] },
+    });
+  };
+  const item = (c: X509CryptoService): Envelope => {
+    const payload = serializeGossipMessage(
+      create(GossipMessageSchema, {
+        tag: GossipMessage_Tag.EMPTY,
+        content: { case: "peerIdentity", value: create(PeerIdentitySchema, { pkiId: c.pkiId, cert: c.identity }) },
+      }),
+    );
+    return { $typeName: "gossip.Envelope", payload, signature: c.sign(payload), secretEnvelope: undefined };
+  };
+  const update = (nonce: bigint, data: Envelope[]) =>
+    create(GossipMessageSchema, {
+      tag: GossipMessage_Tag.EMPTY,
+      content: { case: "dataUpdate", value: create(DataUpdateSchema, { nonce, data, msgType: PullMsgType.IDENTITY_MSG }) },
+    });
+
+  it("a held identity's item is checked with the mapper's verifier, a new one is validated once and kept with its verifier, an expired one is refused", async () => {
+    const sim = new Sim(35);
+    const tCrypto = x509();
+    const t = sim.add("t", { crypto: tCrypto });
+    const n = sim.add("n", { crypto: x509(), bootstrap: ["t:7051"] });
+    const r = sim.add("r", { crypto: x509(), raw: true });
+    await sim.converge(() => 1, 10_000, 100);
+    const calls = { validate: 0, verifierOf: 0 };
+    const validate = tCrypto.validateIdentity.bind(tCrypto);
+    const verifierOf = tCrypto.verifierOf.bind(tCrypto);
+    tCrypto.validateIdentity = (identity) => {
+      calls.validate++;
+      validate(identity);
+    };
+    tCrypto.verifierOf = (identity) => {
+      calls.verifierOf++;
+      return verifierOf(identity);
+    };
+    const send = async (m: GossipMessage) => {
+      await r.comm.send(m, { endpoint: t.endpoint, pkiId: t.comm.pkiId });
+      await sim.clock.advance(50);
+    };
+    const refused = (key: string) => t.membership.stats().refused[key] ?? 0;
+    const lent = (t.comm as unknown as { ctx: { userIdentities: { verifierOf(hex: string, id: Uint8Array): unknown } } }).ctx
+      .userIdentities;
+
+    // n's identity: held since n connected. The first update also brings r's connection (its handshake
+    // validates r's identity and the mapper keeps its verifier): counted from the second on.
+    await send(update(1n, [item(n.crypto as X509CryptoService)]));
+    assert.deepEqual(calls, { validate: 1, verifierOf: 1 }, "r's handshake and the mapper taking r's identity");
+    calls.validate = 0;
+    calls.verifierOf = 0;
+    await send(update(4n, [item(n.crypto as X509CryptoService)]));
+    assert.deepEqual(calls, { validate: 0, verifierOf: 0 }, "held: checked with the kept verifier only");
+    assert.equal(refused(`identity/${ErrorCode.BadSignature}`), 0);
+
+    const s = x509();
+    const before = t.membership.stats().identities;
+    await send(update(2n, [item(s)]));
+    assert.equal(calls.verifierOf, 1, "new: validated once, its verifier made then");
+    assert.equal(calls.validate, 0);
+    assert.equal(t.membership.stats().identities, before + 1, "learned");
+    assert.ok(lent.verifierOf(pkiIdHex(s.pkiId), s.identity) !== undefined, "kept with its verifier");
+
+    const old = x509({ notBefore: new Date(Date.now() - 10 * 86_400_000), notAfter: new Date(Date.now() - 86_400_000) });
+    await send(update(3n, [item(old)]));
+    assert.equal(refused(`identity/${ErrorCode.InvalidIdentity}`), 1, "a good signature, an expired certificate");
+    assert.equal(t.membership.stats().identities, before + 1);
     await sim.close();
   });
 });
