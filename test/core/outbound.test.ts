@@ -47,6 +47,23 @@ function setup(options = {}) {
 
 const frame = (n: number) => encodeUnsignedEnvelope(dataMessage(n));
 
+/**
+ * For the identity-switch rule: our outbound part, a remote of the expected
+ * organization (`same`) and one of another (`other`), and the switches it
+ * reports.
+ */
+function switchWorld() {
+  const h = setup();
+  const sameCrypto = new TestCrypto({ mspId: "Org1MSP" });
+  const same = h.remote("same", sameCrypto);
+  const other = h.remote("other", new TestCrypto({ mspId: "Org2MSP", trusted: ["Org1MSP", "Org2MSP"] }));
+  const switches: IdentitySwitchEvent[] = [];
+  void (async () => {
+    for await (const e of h.identitySwitch) switches.push(e);
+  })();
+  return { h, same, sameCrypto, other, switches, signal: new AbortController().signal };
+}
+
 describe("Outbound", () => {
   it("queues in front of the dial, hands the frames over in order, then retires the queue and sends directly", async () => {
     const h = setup({ sendBuffSize: 10 });
@@ -69,16 +86,9 @@ describe("Outbound", () => {
   });
 
   it("a dial to another PKI-ID of the expected organization is an identity switch; of another organization, UnexpectedPeer", async () => {
-    const h = setup();
+    const { h, same, other, switches, signal } = switchWorld();
     const old = new TestCrypto({ mspId: "Org1MSP" });
     h.ctx.learn(old.pkiId, old.identity);
-    const same = h.remote("same", new TestCrypto({ mspId: "Org1MSP" }));
-    const other = h.remote("other", new TestCrypto({ mspId: "Org2MSP", trusted: ["Org1MSP", "Org2MSP"] }));
-    const switches: IdentitySwitchEvent[] = [];
-    void (async () => {
-      for await (const e of h.identitySwitch) switches.push(e);
-    })();
-    const signal = new AbortController().signal;
     const conn = await h.outbound.dial({ endpoint: same.endpoint, pkiId: old.pkiId }, signal);
     await h.clock.advance(0);
     assert.ok(bytesEqual(conn.info.pkiId, same.comm.pkiId));
@@ -98,7 +108,7 @@ describe("Outbound", () => {
   });
 
   it("with the user's identities (useIdentities), the switch check asks the user and a dial's identity is not stored; cleared, the store learns again", async () => {
-    const h = setup();
+    const { h, same, sameCrypto, other, switches, signal } = switchWorld();
     const old = new TestCrypto({ mspId: "Org1MSP" });
     const asked: string[] = [];
     h.ctx.userIdentities = {
@@ -109,14 +119,6 @@ describe("Outbound", () => {
       verifierOf: () => undefined,
     };
     const stored = h.ctx.identities.size;
-    const sameCrypto = new TestCrypto({ mspId: "Org1MSP" });
-    const same = h.remote("same", sameCrypto);
-    const other = h.remote("other", new TestCrypto({ mspId: "Org2MSP", trusted: ["Org1MSP", "Org2MSP"] }));
-    const switches: IdentitySwitchEvent[] = [];
-    void (async () => {
-      for await (const e of h.identitySwitch) switches.push(e);
-    })();
-    const signal = new AbortController().signal;
     const conn = await h.outbound.dial({ endpoint: same.endpoint, pkiId: old.pkiId }, signal);
     await h.clock.advance(0);
     assert.deepEqual(asked, [pkiIdHex(old.pkiId)], "the user's identity, known to the user only, made it a switch");
