@@ -55,7 +55,9 @@ function expired(e: Entry, wall: number): boolean {
 /**
  * The identities learned from successful handshakes, by PKI-ID (Fabric's
  * identity mapper, reduced to what comm needs: the organization check of an
- * identity switch). Bounded: entries expire with their certificate, are
+ * identity switch, and the verifier that checks a known peer's next
+ * handshake). Used while no layer above lends its own (`Comm.useIdentities`).
+ * Bounded: entries expire with their certificate, are
  * forgotten after `unusedTtlMs` without use, and the least recently used entry
  * makes room when `maxEntries` is reached.
  */
