@@ -30,6 +30,24 @@ export interface KnownIdentities {
   verifierOf(pkiHex: string, identity: PeerIdentity): IdentityVerifier | undefined;
 }
 
+/**
+ * What a keeper of identities lends for `identity` ({@link KnownIdentities.verifierOf}):
+ * the verifier it holds with it, when the held identity is `identity` (the
+ * same array or bytes) and its `expiresAt` has not passed at wall-clock
+ * `wallMs`; else undefined, and the caller asks the crypto, which validates.
+ */
+export function lentVerifier(
+  held: { readonly identity: PeerIdentity; readonly verifier: IdentityVerifier | undefined } | undefined,
+  identity: PeerIdentity,
+  wallMs: number,
+): IdentityVerifier | undefined {
+  const verifier = held?.verifier;
+  if (held === undefined || verifier === undefined) return undefined;
+  const expiresAt = verifier.expiresAt;
+  if (expiresAt !== undefined && wallMs > expiresAt.getTime()) return undefined;
+  return held.identity === identity || bytesEqual(held.identity, identity) ? verifier : undefined;
+}
+
 interface Entry {
   readonly identity: PeerIdentity;
   /**
@@ -98,9 +116,7 @@ export class IdentityStore implements KnownIdentities {
   }
 
   verifierOf(pkiHex: string, identity: PeerIdentity): IdentityVerifier | undefined {
-    const e = this.entries.get(pkiHex);
-    if (e?.verifier === undefined || expired(e, this.wallNow())) return undefined;
-    return e.identity === identity || bytesEqual(e.identity, identity) ? e.verifier : undefined;
+    return lentVerifier(this.entries.get(pkiHex), identity, this.wallNow());
   }
 
   /** The identity stored for `pkiId`, if it is still valid. */

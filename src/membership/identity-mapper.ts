@@ -9,7 +9,7 @@ import { wholeMs } from "../core/clock.js";
 import type { CryptoService, IdentityVerifier } from "../core/crypto.js";
 import { ErrorCode, GossipError } from "../core/errors.js";
 import { bytesEqual, type PeerIdentity, type PkiId, pkiIdFromHex } from "../core/identity.js";
-import type { KnownIdentities } from "../core/identity-store.js";
+import { type KnownIdentities, lentVerifier } from "../core/identity-store.js";
 import type { IdentitySource } from "./alive-message.js";
 import { hex as pkiIdHex } from "./hex.js";
 import { ownedBytes } from "./owned-bytes.js";
@@ -224,13 +224,9 @@ export class IdentityMapper implements IdentitySource, KnownIdentities {
   }
 
   verifierOf(pkiHex: string, identity: PeerIdentity): IdentityVerifier | undefined {
-    const s = this.byHex.get(pkiHex);
-    if (s?.verifier === undefined) return undefined;
-    // The expiry timer runs on the clock; a late timer, a stepped wall clock or a stopped mapper must not
-    // let an expired identity be checked with its verifier (callers then ask the crypto, which refuses it).
-    const expiresAt = s.verifier.expiresAt;
-    if (expiresAt !== undefined && this.init.wallClockMs() > expiresAt.getTime()) return undefined;
-    return s.identity === identity || bytesEqual(s.identity, identity) ? s.verifier : undefined;
+    // On the wall clock, not by the expiry timer: a late timer, a stepped wall clock or a stopped mapper
+    // must not let an expired identity be checked with its verifier.
+    return lentVerifier(this.byHex.get(pkiHex), identity, this.init.wallClockMs());
   }
 
   /** The identity of `pkiId` (refreshing its last use), or undefined. */
