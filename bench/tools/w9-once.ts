@@ -30,6 +30,10 @@
  * the goal counts) are charged the same way under the owner's name with
  * " [native]" after it.
  *
+ * With `W9_DETAIL=<regexp>` in the environment, the objects of owners whose
+ * name matches are split by their own type and name ("owner :: type:name"):
+ * what an owner's bytes are made of.
+ *
  * Charging by shortest path is a heuristic: an object that two owners reach
  * goes to the one nearer the roots (timers' closures often go to the clock).
  */
@@ -104,6 +108,9 @@ const generic = new Set([
   "Error",
 ]);
 
+/** Owners split by their objects' type and name (`W9_DETAIL`, see the module comment). */
+const detail = process.env.W9_DETAIL ? new RegExp(process.env.W9_DETAIL) : undefined;
+
 /** Bytes and objects new in `after` (ids not in `before`) by owner "Class.field" (see the module comment). */
 function byOwner(before: Snapshot, after: Snapshot): Record<string, [number, number]> {
   const f = after.snapshot.meta.node_fields;
@@ -167,6 +174,7 @@ function byOwner(before: Snapshot, after: Snapshot): Record<string, [number, num
     }
     // Native nodes (array buffers' contents, Node's C++ objects) are outside heapUsed: marked so.
     if (typeOf(node) === "native") key += " [native]";
+    if (detail?.test(key)) key += ` :: ${label(node)}`;
     const e = out[key] ?? [0, 0];
     e[0] += s.nodes[node * w + iSize] as number;
     e[1]++;
