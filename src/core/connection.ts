@@ -1,4 +1,5 @@
 import type { Envelope } from "../gen/gossip/message_pb.js";
+import { type Span, spanOf, viewOfSpan } from "./byte-span.js";
 import type { Clock } from "./clock.js";
 import type { CommConfig } from "./config.js";
 import { ErrorCode, GossipError } from "./errors.js";
@@ -33,14 +34,16 @@ export interface ConnectionInfo {
  * payload, then the signature. A handshake's result is laid out so (it
  * copies the payload and signature into one fresh buffer, with the PKI-ID
  * and identity as views into it), and nothing more is kept for it; from
- * anything else one copy is made, the signed data, the signature, then the
- * PKI-ID. `auth` and `pkiId` are views made on each read (few read them:
- * layers key on `pkiIdHex`): the buffer and where the PKI-ID lies in it are
- * kept, not a view of their own. Kept views, the fields for them and an
- * object were ~430 B per connection end (per known peer in a full mesh).
+ * anything else one copy is made, the signed data, the signature, the
+ * PKI-ID, then the identity. `auth`, `pkiId` and `identity` are views made
+ * on each read (few read them: layers key on `pkiIdHex`): the buffer and
+ * where they lie in it are kept, not views of their own. Kept views, the
+ * fields for them and an object were ~430 B per connection end (per known
+ * peer in a full mesh); the identity's view, which membership's identity
+ * mapper held too, ~96 B more.
  */
 export class HandshakeInfo implements ConnectionInfo {
-  /** The signed data, the signature, and (when not within the signed data) the PKI-ID, back to back. */
+  /** The signed data, the signature, and (when not within the signed data) the PKI-ID and identity, back to back. */
   private readonly kept: ArrayBuffer;
   /**
    * Where the PKI-ID starts in {@link kept} (its length is `pkiIdHex`'s
@@ -50,15 +53,21 @@ export class HandshakeInfo implements ConnectionInfo {
    * exact (~64 MiB), the three fields as an object.
    */
   private readonly layout: Layout;
+  /** Where the identity lies in {@link kept} (core/byte-span.ts): a small integer for a handshake's buffer. */
+  private readonly identitySpan: Span;
 
+  /**
+   * @param pkiId its length must be half `pkiIdHex`'s, which names it
+   */
   constructor(
     pkiId: PkiId,
     readonly pkiIdHex: string,
-    readonly identity: PeerIdentity,
+    identity: PeerIdentity,
     readonly endpoint: string,
     auth: ConnectionInfo["auth"],
     direction: Direction,
   ) {
+    if (pkiId.length * 2 !== pkiIdHex.length) throw new TypeError("HandshakeInfo: pkiIdHex does not name pkiId");
     const { signedData, signature } = auth;
     const { buffer } = signedData;
     const length = signedData.length;
@@ -71,32 +80,37 @@ export class HandshakeInfo implements ConnectionInfo {
       signature.byteOffset === length &&
       signature.byteOffset + signature.length === buffer.byteLength &&
       pkiId.length > 0 &&
-      pkiId.length * 2 === pkiIdHex.length &&
-      pkiId.byteOffset + pkiId.length <= length
+      pkiId.byteOffset + pkiId.length <= length &&
+      identity.buffer === buffer &&
+      identity.byteOffset + identity.length <= length
     ) {
       this.kept = buffer;
       this.layout = layoutOf(pkiId.byteOffset, length, outbound, buffer.byteLength);
+      this.identitySpan = spanOf(identity.byteOffset, identity.length, buffer.byteLength);
     } else {
-      const copy = new Uint8Array(length + signature.length + pkiId.length);
+      const pkiAt = length + signature.length;
+      const identityAt = pkiAt + pkiId.length;
+      const copy = new Uint8Array(identityAt + identity.length);
       copy.set(signedData);
       copy.set(signature, length);
-      copy.set(pkiId, length + signature.length);
+      copy.set(pkiId, pkiAt);
+      copy.set(identity, identityAt);
       this.kept = copy.buffer;
-      this.layout = layoutOf(length + signature.length, length, outbound, this.kept.byteLength);
+      this.layout = layoutOf(pkiAt, length, outbound, copy.length);
+      this.identitySpan = spanOf(identityAt, identity.length, copy.length);
     }
   }
 
   /** The remote's PKI-ID: a view of the kept buffer made now (its hex is remembered, see `pkiIdHex`). */
   get pkiId(): PkiId {
-    const at = pkiAtOf(this.layout, this.kept.byteLength);
-    // Within the signed data (a handshake's), or after the signature (a copy): to the end.
-    const id = new Uint8Array(
-      this.kept,
-      at,
-      at >= signedLengthOf(this.layout, this.kept.byteLength) ? this.kept.byteLength - at : this.pkiIdHex.length >>> 1,
-    );
+    const id = new Uint8Array(this.kept, pkiAtOf(this.layout, this.kept.byteLength), this.pkiIdHex.length >>> 1);
     rememberPkiIdHex(id, this.pkiIdHex);
     return id;
+  }
+
+  /** The remote's identity: a view of the kept buffer made now (compare its bytes, not the array). */
+  get identity(): PeerIdentity {
+    return viewOfSpan(this.kept, this.identitySpan);
   }
 
   get auth(): { readonly signedData: Uint8Array; readonly signature: Uint8Array } {

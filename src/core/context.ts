@@ -13,7 +13,7 @@ import { authenticationCodes, type GossipError } from "./errors.js";
 import type { EventStream } from "./event-stream.js";
 import type { HandshakeOptions } from "./handshake.js";
 import { type PeerIdentity, type PkiId, pkiIdHex, rememberPkiIdHex } from "./identity.js";
-import { type IdentityStore, type KnownIdentities, keepable } from "./identity-store.js";
+import type { IdentityStore, KnownIdentities } from "./identity-store.js";
 import type { Logger, LogLimiter } from "./logger.js";
 import type { CommMetrics, Direction } from "./metrics.js";
 import type { MutableStats } from "./stats.js";
@@ -86,15 +86,17 @@ export class CommContext {
 
   /**
    * Remembers an identity a handshake proved (for the organization check of
-   * an identity switch); returns the array to keep for it (one per peer
-   * across its connections, see {@link IdentityStore.put}). While the comm's
-   * user lends its identities (`userIdentities`), the store takes none: the
-   * user keeps every connected peer's (membership's identity mapper does, as
-   * Fabric's comm and discovery share one mapper), and a second entry per
-   * known peer here cost ~85 bytes of heap each.
+   * an identity switch and the verifier of the peer's next handshake), one
+   * per peer across its connections (see {@link IdentityStore.put}); each
+   * connection keeps its own within its handshake's buffer, which costs no
+   * heap of its own. While the comm's user lends its identities
+   * (`userIdentities`), the store takes none: the user keeps every connected
+   * peer's (membership's identity mapper does, as Fabric's comm and
+   * discovery share one mapper), and a second entry per known peer here cost
+   * ~85 bytes of heap each.
    */
-  learn(pkiId: PkiId, identity: PeerIdentity): PeerIdentity {
-    if (this.userIdentities !== undefined) return keepable(identity);
+  learn(pkiId: PkiId, identity: PeerIdentity): void {
+    if (this.userIdentities !== undefined) return;
     // With its verifier when the crypto makes them, so that the next handshake of this peer is checked with
     // it (the crypto remembers only the identities it checked last): the one held for the same bytes, else
     // a new one (the handshake just checked this identity: no parse).
@@ -107,7 +109,7 @@ export class CommContext {
         // expired since the handshake checked it: stored without one, as before
       }
     }
-    return identities.put(pkiId, identity, verifier?.expiresAt ?? crypto.expiresAt(identity), verifier);
+    identities.put(pkiId, identity, verifier?.expiresAt ?? crypto.expiresAt(identity), verifier);
   }
 
   /** The identity known for `pkiId`: the comm user's (see {@link learn}), else the store's. */

@@ -32,20 +32,20 @@ export interface KnownIdentities {
 
 /**
  * What a keeper of identities lends for `identity` ({@link KnownIdentities.verifierOf}):
- * the verifier it holds with it, when the held identity is `identity` (the
- * same array or bytes) and its `expiresAt` has not passed at wall-clock
+ * the `verifier` it holds with `heldIdentity`, when that is `identity` (the
+ * same bytes) and its `expiresAt` has not passed at wall-clock
  * `wallMs`; else undefined, and the caller asks the crypto, which validates.
  */
 export function lentVerifier(
-  held: { readonly identity: PeerIdentity; readonly verifier: IdentityVerifier | undefined } | undefined,
+  verifier: IdentityVerifier | undefined,
+  heldIdentity: PeerIdentity,
   identity: PeerIdentity,
   wallMs: number,
 ): IdentityVerifier | undefined {
-  const verifier = held?.verifier;
-  if (held === undefined || verifier === undefined) return undefined;
+  if (verifier === undefined) return undefined;
   const expiresAt = verifier.expiresAt;
   if (expiresAt !== undefined && wallMs > expiresAt.getTime()) return undefined;
-  return held.identity === identity || bytesEqual(held.identity, identity) ? verifier : undefined;
+  return bytesEqual(heldIdentity, identity) ? verifier : undefined;
 }
 
 interface Entry {
@@ -90,13 +90,12 @@ export class IdentityStore implements KnownIdentities {
   ) {}
 
   /**
-   * Stores (or refreshes) an authenticated identity; `expiresAt` in ms since
-   * the epoch. Returns the array kept: the one already held when it holds the
-   * same bytes (every connection of a peer brings its own copy; those who
-   * keep the returned array share one copy per peer), else `identity` or a
-   * copy of it.
+   * Stores (or refreshes) an authenticated identity. It keeps the array
+   * already held when that holds the same bytes (every connection of a peer
+   * brings its own copy, within its handshake's buffer), else `identity` or
+   * a copy of it ({@link keepable}).
    */
-  put(pkiId: PkiId, identity: PeerIdentity, expiresAt: Date | undefined, verifier?: IdentityVerifier): PeerIdentity {
+  put(pkiId: PkiId, identity: PeerIdentity, expiresAt: Date | undefined, verifier?: IdentityVerifier): void {
     const key = pkiIdHex(pkiId);
     const held = this.entries.get(key)?.identity;
     const kept = held !== undefined && bytesEqual(held, identity) ? held : keepable(identity);
@@ -108,7 +107,6 @@ export class IdentityStore implements KnownIdentities {
       lastUsed: wholeMs(this.clock.now()),
       verifier,
     });
-    return kept;
   }
 
   identityOf(pkiHex: string): PeerIdentity | undefined {
@@ -116,7 +114,8 @@ export class IdentityStore implements KnownIdentities {
   }
 
   verifierOf(pkiHex: string, identity: PeerIdentity): IdentityVerifier | undefined {
-    return lentVerifier(this.entries.get(pkiHex), identity, this.wallNow());
+    const held = this.entries.get(pkiHex);
+    return held === undefined ? undefined : lentVerifier(held.verifier, held.identity, identity, this.wallNow());
   }
 
   /** The identity stored for `pkiId`, if it is still valid. */

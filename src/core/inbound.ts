@@ -95,8 +95,7 @@ export class Inbound {
     }
     // Keyed on the comm user's string for this PKI-ID, if it holds one (a dial takes the caller's anyway).
     ctx.adoptHexName(hs.pkiId);
-    // The connection keeps the identity array the store keeps: one per peer, however many connections.
-    hs = { ...hs, identity: ctx.learn(hs.pkiId, hs.identity) };
+    ctx.learn(hs.pkiId, hs.identity);
     if (hs.probe) {
       ctx.metrics.handshake("inbound", "probe");
       ctx.log.debug({ pkiId: pkiIdHex(hs.pkiId), address: stream.remoteAddress }, "peer probed us");

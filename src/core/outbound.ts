@@ -231,8 +231,8 @@ export class Outbound {
       rememberPkiIdHex(hs.pkiId, pkiIdHex(peer.pkiId));
     }
     ctx.metrics.handshake("outbound", "ok");
-    // The connection keeps the identity array the store keeps: one per peer, however many connections.
-    return this.router.connection(stream, { ...hs, identity: ctx.learn(hs.pkiId, hs.identity) }, "outbound");
+    ctx.learn(hs.pkiId, hs.identity);
+    return this.router.connection(stream, hs, "outbound");
   }
 
   /** Fabric's shallow probe: a fresh connection and one Ping within `dialTimeoutMs` + `connTimeoutMs`. */
@@ -279,11 +279,11 @@ export class Outbound {
     } finally {
       t.clear();
     }
-    const identity = ctx.learn(result.pkiId, result.identity);
+    ctx.learn(result.pkiId, result.identity);
     if (peer.pkiId !== undefined && peer.pkiId.length > 0 && !bytesEqual(peer.pkiId, result.pkiId)) {
       throw new GossipError(ErrorCode.UnexpectedPeer, "PKI-ID of remote peer doesn't match expected PKI-ID");
     }
-    return { pkiId: result.pkiId, identity };
+    return { pkiId: result.pkiId, identity: result.identity };
   }
 
   /** The overflow policy, the same for a connection and a dial queue. */

@@ -4,6 +4,8 @@
  * enter; an identity is forgotten when its certificate expires or when it was
  * not used for an hour (our own never).
  */
+
+import { type Span, spanOf, viewOfSpan } from "../core/byte-span.js";
 import type { Clock } from "../core/clock.js";
 import { wholeMs } from "../core/clock.js";
 import type { CryptoService, IdentityVerifier } from "../core/crypto.js";
@@ -17,8 +19,14 @@ import { ownedBytes } from "./owned-bytes.js";
 /** What is kept per identity (the PKI-ID as the map's key string: bytes again only when asked for). */
 interface Stored {
   readonly pkiHex: string;
-  /** Replaced by equal bytes that a connection holds (see {@link IdentityMapper.put}): one copy, not two. */
-  identity: PeerIdentity;
+  /**
+   * The buffer the identity lies in, at {@link identitySpan} (core/byte-span.ts):
+   * a view of them is made when read, as a kept Uint8Array cost ~96 B of
+   * heap per known peer. Replaced by a connection's buffer holding the same
+   * bytes (see {@link IdentityMapper.share}): one copy, not two.
+   */
+  identityBuffer: ArrayBuffer;
+  identitySpan: Span;
   readonly organization: string;
   lastAccess: number;
   /**
@@ -56,6 +64,23 @@ export interface PullItems {
 }
 
 const expirySplit = 2 ** 30;
+
+/** The identity of `s` (a view made now). */
+function identityOf(s: Stored): PeerIdentity {
+  return viewOfSpan(s.identityBuffer, s.identitySpan);
+}
+
+/**
+ * Where to keep `identity`: its own buffer when it spans (nearly) all of it
+ * (a connection's, see ownedBytes), else a copy's.
+ */
+function keep(identity: PeerIdentity): { readonly buffer: ArrayBuffer; readonly span: Span } {
+  const owned = ownedBytes(identity);
+  const { buffer } = owned;
+  if (buffer instanceof ArrayBuffer) return { buffer, span: spanOf(owned.byteOffset, owned.length, buffer.byteLength) };
+  const copy = new Uint8Array(owned);
+  return { buffer: copy.buffer, span: spanOf(0, copy.length, copy.length) };
+}
 
 /** The expiry of `s` in clock ms, 0 for never. */
 function expiryOf(s: Stored): number {
@@ -100,9 +125,11 @@ export class IdentityMapper implements IdentitySource, KnownIdentities {
     const self = init.crypto.identity;
     const pkiId = init.crypto.pkiIdOf(self);
     this.selfHex = pkiIdHex(pkiId);
+    const kept = keep(self);
     this.byHex.set(this.selfHex, {
       pkiHex: this.selfHex,
-      identity: self,
+      identityBuffer: kept.buffer,
+      identitySpan: kept.span,
       organization: init.crypto.organizationOf(self),
       lastAccess: wholeMs(init.clock.now()),
       expiresHi: 0,
@@ -130,7 +157,7 @@ export class IdentityMapper implements IdentitySource, KnownIdentities {
     // The same bytes for a stored PKI-ID were validated when stored (expiry has its timer): every
     // alive message of the publish-cert period carries them, and re-validating each costs CPU.
     const held = this.byHex.get(pkiIdHex(pkiId));
-    if (held !== undefined && bytesEqual(held.identity, identity)) return;
+    if (held !== undefined && bytesEqual(identityOf(held), identity)) return;
     const c = this.init.crypto;
     let computed: PkiId;
     let organization: string;
@@ -170,9 +197,11 @@ export class IdentityMapper implements IdentitySource, KnownIdentities {
     // in whole ms (Node's timers are whole ms: a fraction less made no timer fire sooner).
     const at = expiresAt === undefined ? 0 : Math.ceil(Math.max(now, now + expiresAt.getTime() - wall + 1));
     const hi = Math.floor(at / expirySplit);
+    const bytes = keep(identity);
     const stored: Stored = {
       pkiHex: hex,
-      identity: ownedBytes(identity),
+      identityBuffer: bytes.buffer,
+      identitySpan: bytes.span,
       organization: this.internOrganization(organization),
       lastAccess: wholeMs(now),
       // `| 0`: a difference of large numbers is a boxed number even when it is a small integer.
@@ -192,8 +221,16 @@ export class IdentityMapper implements IdentitySource, KnownIdentities {
    */
   share(pkiId: PkiId, identity: PeerIdentity): void {
     const held = this.byHex.get(pkiIdHex(pkiId));
-    if (held !== undefined && held.identity !== identity && ownedBytes(identity) === identity && bytesEqual(held.identity, identity)) {
-      held.identity = identity;
+    const { buffer } = identity;
+    if (
+      held !== undefined &&
+      held.identityBuffer !== buffer &&
+      buffer instanceof ArrayBuffer &&
+      ownedBytes(identity) === identity &&
+      bytesEqual(identityOf(held), identity)
+    ) {
+      held.identityBuffer = buffer;
+      held.identitySpan = spanOf(identity.byteOffset, identity.length, buffer.byteLength);
     }
   }
 
@@ -220,18 +257,22 @@ export class IdentityMapper implements IdentitySource, KnownIdentities {
   }
 
   identityOf(pkiHex: string): PeerIdentity | undefined {
-    return this.byHex.get(pkiHex)?.identity;
+    const s = this.byHex.get(pkiHex);
+    return s === undefined ? undefined : identityOf(s);
   }
 
   verifierOf(pkiHex: string, identity: PeerIdentity): IdentityVerifier | undefined {
     // On the wall clock, not by the expiry timer: a late timer, a stepped wall clock or a stopped mapper
     // must not let an expired identity be checked with its verifier.
-    return lentVerifier(this.byHex.get(pkiHex), identity, this.init.wallClockMs());
+    const s = this.byHex.get(pkiHex);
+    if (s?.verifier === undefined) return undefined;
+    return lentVerifier(s.verifier, identityOf(s), identity, this.init.wallClockMs());
   }
 
   /** The identity of `pkiId` (refreshing its last use), or undefined. */
   get(pkiId: PkiId): PeerIdentity | undefined {
-    return this.touch(pkiIdHex(pkiId))?.identity;
+    const s = this.touch(pkiIdHex(pkiId));
+    return s === undefined ? undefined : identityOf(s);
   }
 
   /** The organization of `pkiId` (refreshing its last use), or undefined when its identity is unknown. */
@@ -246,7 +287,7 @@ export class IdentityMapper implements IdentitySource, KnownIdentities {
 
   /** The identity of a hex PKI-ID, without refreshing its last use (the identity pull serving it to others). */
   peekIdentity(pkiHex: string): PeerIdentity | undefined {
-    return this.byHex.get(pkiHex)?.identity;
+    return this.identityOf(pkiHex);
   }
 
   /** The organization of a hex PKI-ID, without refreshing its last use. */
@@ -273,7 +314,7 @@ export class IdentityMapper implements IdentitySource, KnownIdentities {
   entries(): { pkiId: PkiId; identity: PeerIdentity; organization: string }[] {
     return [...this.byHex].map(([hex, s]) => ({
       pkiId: pkiIdFromHex(hex),
-      identity: s.identity,
+      identity: identityOf(s),
       organization: s.organization,
     }));
   }

@@ -1,5 +1,6 @@
 // A connection's ConnectionInfo keeps the handshake's signed data and
-// signature in the buffer its PKI-ID views and makes `auth` on read: the same bytes.
+// signature in the buffer its PKI-ID and identity view, and makes `auth`,
+// `pkiId` and `identity` on read: the same bytes.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { HandshakeInfo, layoutOf, outboundOf, pkiAtOf, signedLengthOf } from "../../src/core/connection.js";
@@ -7,9 +8,15 @@ import { HandshakeInfo, layoutOf, outboundOf, pkiAtOf, signedLengthOf } from "..
 describe("HandshakeInfo", () => {
   const pkiId = Uint8Array.of(1, 2, 3);
   const identity = Uint8Array.of(4, 5);
-  /** The ConnectionInfo of a handshake from `h:1` with this identity. */
-  const infoOf = (id: Uint8Array, hex: string, signedData: Uint8Array, signature: Uint8Array, direction: "inbound" | "outbound") =>
-    new HandshakeInfo(id, hex, identity, "h:1", { signedData, signature }, direction);
+  /** The ConnectionInfo of a handshake from `h:1` with `id` (the identity above unless given). */
+  const infoOf = (
+    id: Uint8Array,
+    hex: string,
+    signedData: Uint8Array,
+    signature: Uint8Array,
+    direction: "inbound" | "outbound",
+    ownIdentity: Uint8Array = identity,
+  ) => new HandshakeInfo(id, hex, ownIdentity, "h:1", { signedData, signature }, direction);
 
   it("gives back the signed data and signature kept back to back with a PKI-ID elsewhere (one copy of the three)", () => {
     const kept = Uint8Array.from({ length: 40 }, (_, i) => i);
@@ -18,7 +25,8 @@ describe("HandshakeInfo", () => {
     assert.deepEqual(info.auth.signature, kept.subarray(30));
     assert.deepEqual(info.pkiId, pkiId);
     assert.equal(info.auth.signature.buffer, info.pkiId.buffer, "one copy");
-    assert.equal(info.identity, identity);
+    assert.deepEqual(info.identity, identity);
+    assert.equal(info.identity.buffer, info.pkiId.buffer, "the identity in the same copy");
     assert.equal(info.endpoint, "h:1");
     assert.equal(info.direction, "inbound");
   });
@@ -26,12 +34,17 @@ describe("HandshakeInfo", () => {
   it("gives back the signed data and signature of the buffer its PKI-ID views, as views of it (a handshake's)", () => {
     const kept = Uint8Array.from({ length: 40 }, (_, i) => i);
     const ownPki = kept.subarray(4, 7);
-    const info = infoOf(ownPki, "040506", kept.subarray(0, 30), kept.subarray(30), "inbound");
+    const ownIdentity = kept.subarray(9, 21);
+    const info = infoOf(ownPki, "040506", kept.subarray(0, 30), kept.subarray(30), "inbound", ownIdentity);
     assert.deepEqual(info.auth.signedData, kept.subarray(0, 30));
     assert.deepEqual(info.auth.signature, kept.subarray(30));
     assert.equal(info.auth.signature.buffer, kept.buffer, "no copy");
     assert.deepEqual(info.pkiId, ownPki);
     assert.equal(info.pkiId.buffer, kept.buffer, "the PKI-ID is a view of the kept buffer too");
+    assert.deepEqual(info.identity, ownIdentity);
+    assert.equal(info.identity.buffer, kept.buffer, "so is the identity");
+    assert.equal(info.identity.byteOffset, 9);
+    assert.notEqual(info.identity, info.identity, "a view made on each read");
     kept[0] = 99;
     assert.equal(info.auth.signedData[0], 99, "a view of the kept buffer, not a copy");
   });
@@ -50,11 +63,14 @@ describe("HandshakeInfo", () => {
   it("gives back the same views, direction included, from a buffer beyond 32 KiB (its layout then is no small integer)", () => {
     const kept = Uint8Array.from({ length: 70_000 }, (_, i) => i % 251);
     const ownPki = kept.subarray(40_000, 40_003);
+    const ownIdentity = kept.subarray(50_000, 51_000);
     const hex = Buffer.from(ownPki).toString("hex");
     for (const direction of ["inbound", "outbound"] as const) {
-      const info = infoOf(ownPki, hex, kept.subarray(0, 60_000), kept.subarray(60_000), direction);
+      const info = infoOf(ownPki, hex, kept.subarray(0, 60_000), kept.subarray(60_000), direction, ownIdentity);
       assert.deepEqual(info.pkiId, ownPki);
       assert.equal(info.pkiId.byteOffset, 40_000);
+      assert.equal(info.identity.byteOffset, 50_000);
+      assert.deepEqual(info.identity, ownIdentity);
       assert.equal(info.auth.signedData.length, 60_000);
       assert.equal(info.auth.signature.length, 10_000);
       assert.equal(info.auth.signature.byteOffset, 60_000);
@@ -62,6 +78,7 @@ describe("HandshakeInfo", () => {
     }
     const copied = infoOf(pkiId, "010203", kept.subarray(0, 50_000), kept.subarray(1, 3), "outbound");
     assert.deepEqual(copied.pkiId, pkiId);
+    assert.deepEqual(copied.identity, identity);
     assert.deepEqual(copied.auth.signedData, kept.subarray(0, 50_000));
     assert.deepEqual(copied.auth.signature, kept.subarray(1, 3));
     assert.equal(copied.direction, "outbound");
@@ -90,11 +107,18 @@ describe("HandshakeInfo", () => {
     const size = 80 * 2 ** 20;
     const kept = new Uint8Array(size);
     const at = size - 1024;
-    kept.set([9, 8, 7], at);
+    kept.set([9, 8, 7, 6, 5], at);
     const ownPki = kept.subarray(at, at + 3);
-    const info = infoOf(ownPki, "090807", kept.subarray(0, size - 64), kept.subarray(size - 64), "outbound");
+    const ownIdentity = kept.subarray(at + 3, at + 5);
+    const info = infoOf(ownPki, "090807", kept.subarray(0, size - 64), kept.subarray(size - 64), "outbound", ownIdentity);
     assert.equal(info.direction, "outbound");
     assert.deepEqual([...info.pkiId], [9, 8, 7]);
+    assert.deepEqual([...info.identity], [6, 5]);
+    assert.equal(info.identity.buffer, kept.buffer);
+    const copied = infoOf(ownPki, "090807", kept.subarray(0, size - 64), Uint8Array.of(1, 2), "inbound");
+    assert.deepEqual([...copied.identity], [4, 5], "copied after the signed data (and the PKI-ID): still exact");
+    assert.deepEqual([...copied.pkiId], [9, 8, 7]);
+    assert.equal(copied.auth.signature.length, 2);
     assert.equal(info.auth.signedData.length, size - 64);
     assert.equal(info.auth.signature.length, 64);
   });

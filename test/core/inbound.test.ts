@@ -87,21 +87,24 @@ describe("Inbound", () => {
     await h.shutdown();
   });
 
-  it("a peer's second connection keeps the identity array of its first (one copy per peer, not per connection)", async () => {
+  it("a peer's connections each keep its identity within their handshake's buffer; the store keeps one per peer", async () => {
     const h = setup();
     const remote = new TestCrypto();
     const first = await h.open();
     await h.shake(first, remote);
     await h.clock.advance(0);
-    const identityOfFirst = h.store.connections()[0]?.info.identity;
+    const identityOfFirst = h.ctx.identities.get(remote.pkiId);
     assert.ok(identityOfFirst !== undefined && bytesEqual(identityOfFirst, remote.identity));
     const second = await h.open();
     await h.shake(second, remote);
     await h.clock.advance(0);
     const conns = h.store.connections();
     assert.ok(conns.length >= 1);
-    for (const c of conns) assert.equal(c.info.identity, identityOfFirst);
-    assert.equal(h.ctx.identities.get(remote.pkiId), identityOfFirst);
+    for (const c of conns) {
+      assert.deepEqual(c.info.identity, remote.identity);
+      assert.equal(c.info.identity.buffer, c.info.auth.signedData.buffer, "a view of the handshake's buffer, no copy of its own");
+    }
+    assert.equal(h.ctx.identities.get(remote.pkiId), identityOfFirst, "the store's, the first it learned");
     first.end();
     second.end();
     await h.shutdown();

@@ -296,6 +296,14 @@ describe("real X.509 identities", () => {
     sim.add("p1", { crypto: x509(), bootstrap: ["p0:7051"] });
     sim.add("p2", { crypto: x509(), bootstrap: ["p0:7051"] });
     await sim.converge(() => 2, 30_000);
+    // One copy of each identity's bytes: the mapper's (lent to the comm) lie in the connection's handshake buffer.
+    for (const p of sim.running()) {
+      const lent = (p.comm as unknown as { ctx: { userIdentities?: { identityOf(hex: string): Uint8Array | undefined } } }).ctx
+        .userIdentities;
+      const conns = p.comm.connections();
+      assert.equal(conns.length, 2, p.name);
+      for (const c of conns) assert.equal(lent?.identityOf(c.pkiIdHex)?.buffer, c.identity.buffer, `${p.name}: ${c.pkiIdHex}`);
+    }
     const rogue = sim.add("rogue", {
       crypto: x509(rogueCa),
       bootstrap: ["p0:7051"],

@@ -628,7 +628,7 @@ describe("identity mapper", () => {
     assert.ok(v !== undefined);
     assert.equal(m.verifierOf(hex, Uint8Array.from(p.identity)), v, "equal bytes in another array: the same verifier");
     assert.equal(m.verifierOf(hex, new FakeCrypto("A", trust).identity), undefined, "other bytes: none");
-    assert.equal(m.identityOf(hex), m.get(p.pkiId));
+    assert.deepEqual(m.identityOf(hex), m.get(p.pkiId));
     validateAlive(self, m, parseAlive(signed(p, { identity: false })));
     validateAlive(self, m, parseAlive(signed(p)));
     assert.equal(used, 4, "both alive messages, each with its secret envelope, checked with the kept verifier");
