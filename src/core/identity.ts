@@ -182,6 +182,8 @@ export function spansItsBuffer(bytes: Uint8Array): boolean {
 export function bytesEqual(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
   if (a === b) return true;
   if (a === undefined || b === undefined || a.length !== b.length) return false;
+  // Two views of the same bytes (kept identities are views made on each read: see core/byte-span.ts).
+  if (a.buffer === b.buffer && a.byteOffset === b.byteOffset) return true;
   for (let i = 0; i < a.length; i++) {
     if (a[i] !== b[i]) return false;
   }

@@ -215,9 +215,11 @@ export class IdentityMapper implements IdentitySource, KnownIdentities {
   }
 
   /**
-   * Keeps `identity` (a connection's, which the comm holds anyway) instead of
-   * the stored copy when both are the same bytes: one copy of an identity,
-   * not two (an X.509 identity is ~800 bytes per known peer).
+   * Keeps the buffer of `identity` (a connection's view of its handshake
+   * buffer, which the connection keeps anyway) and where the identity lies
+   * in it, instead of the stored copy, when both are the same bytes: one
+   * copy of an identity, not two (an X.509 identity is ~800 bytes per known
+   * peer).
    */
   share(pkiId: PkiId, identity: PeerIdentity): void {
     const held = this.byHex.get(pkiIdHex(pkiId));

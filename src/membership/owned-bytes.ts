@@ -14,10 +14,11 @@ const noBytes = new Uint8Array(0);
  * `bytes` without a large buffer behind it: `bytes` itself when it spans
  * (nearly) all of its buffer (core's `spansItsBuffer`), else a copy
  * (`Buffer#slice` would not copy). A handshake's identity is such a view
- * into the connection's copy of the handshake payload, which the comm's
- * identity store keeps as it is; keeping the same array here makes one copy
- * of a peer's identity, not two (X.509: ~800 bytes per known peer). Kept
- * arrays are shared, never written to. Empty fields share one empty array.
+ * into the connection's copy of the handshake payload, which the connection
+ * keeps anyway; membership's identity mapper keeping that buffer makes one
+ * copy of a peer's identity, not two (X.509: ~800 bytes per known peer).
+ * Kept arrays are shared, never written to. Empty fields share one empty
+ * array.
  */
 export function ownedBytes(bytes: Uint8Array): Uint8Array {
   if (bytes.length === 0) return noBytes;

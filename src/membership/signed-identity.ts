@@ -1,9 +1,9 @@
 /**
  * Identity pull items kept without their identity. An item is a signed
  * PeerIdentity Envelope, and the identity it carries (~700-800 bytes with
- * X.509) is held already by the identity mapper (and, for a peer that
- * connected, by the comm's identity store, as the same array): the pull
- * store held every known identity a second time. A kept item is the
+ * X.509) is held already by the identity mapper (for a peer that connected,
+ * in the connection's handshake buffer): the pull store held every known
+ * identity a second time. A kept item is the
  * Envelope's bytes with the identity cut out, followed by the identity's
  * offset in them (4 bytes, big-endian); putting the same identity back
  * gives the bytes as signed, byte for byte, for the wire.

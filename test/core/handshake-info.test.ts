@@ -49,6 +49,20 @@ describe("HandshakeInfo", () => {
     assert.equal(info.auth.signedData[0], 99, "a view of the kept buffer, not a copy");
   });
 
+  it("copies an identity that lies outside the kept buffer (the PKI-ID within it), and keeps an empty one without a copy", () => {
+    const kept = Uint8Array.from({ length: 40 }, (_, i) => i);
+    const ownPki = kept.subarray(4, 7);
+    const info = infoOf(ownPki, "040506", kept.subarray(0, 30), kept.subarray(30), "outbound");
+    assert.deepEqual(info.identity, identity);
+    assert.deepEqual(info.pkiId, ownPki);
+    assert.deepEqual(info.auth.signedData, kept.subarray(0, 30));
+    assert.deepEqual(info.auth.signature, kept.subarray(30));
+    assert.notEqual(info.auth.signature.buffer, kept.buffer, "one copy of all of it");
+    const empty = infoOf(ownPki, "040506", kept.subarray(0, 30), kept.subarray(30), "inbound", new Uint8Array(8).subarray(8));
+    assert.equal(empty.identity.length, 0);
+    assert.equal(empty.auth.signature.buffer, kept.buffer, "an empty identity lies anywhere: no copy");
+  });
+
   it("gives back the same bytes when they lay apart (one copy of both)", () => {
     const signedData = Uint8Array.of(9, 8, 7);
     const signature = Uint8Array.of(6, 5);

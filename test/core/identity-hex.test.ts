@@ -1,9 +1,10 @@
 // pkiIdFromHex decodes by hand (it runs per membership send): held to
 // Buffer's hex decoding, and to refusing what is not hex.
+// bytesEqual (its shortcut for views of the same bytes) held to Buffer.equals.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { hexOfBytes, pkiIdFromHex, pkiIdHex } from "../../src/core/identity.js";
+import { bytesEqual, hexOfBytes, pkiIdFromHex, pkiIdHex } from "../../src/core/identity.js";
 
 describe("pkiIdFromHex", () => {
   it("gives the bytes Buffer decodes, in an array of its own, for hex of either case", () => {
@@ -44,6 +45,21 @@ describe("hexOfBytes", () => {
         assert.equal(hexOfBytes(view), text);
         view.reverse();
         assert.equal(hexOfBytes(view), Buffer.from(bytes).reverse().toString("hex"), "bytes changed in place give their new hex");
+      }),
+    );
+  });
+});
+
+describe("bytesEqual", () => {
+  it("agrees with Buffer.equals for views anywhere in one buffer or in two (views of the same bytes are equal without reading them)", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 1, maxLength: 40 }), fc.nat(), fc.nat(), fc.nat(), fc.boolean(), (bytes, i, j, n, apart) => {
+        const a0 = i % bytes.length;
+        const b0 = j % bytes.length;
+        const length = n % (bytes.length - Math.max(a0, b0) + 1);
+        const a = bytes.subarray(a0, a0 + length);
+        const b = (apart ? Uint8Array.from(bytes) : bytes).subarray(b0, b0 + length);
+        assert.equal(bytesEqual(a, b), Buffer.from(a).equals(Buffer.from(b)));
       }),
     );
   });

@@ -302,7 +302,10 @@ describe("real X.509 identities", () => {
         .userIdentities;
       const conns = p.comm.connections();
       assert.equal(conns.length, 2, p.name);
-      for (const c of conns) assert.equal(lent?.identityOf(c.pkiIdHex)?.buffer, c.identity.buffer, `${p.name}: ${c.pkiIdHex}`);
+      for (const c of conns) {
+        assert.deepEqual(lent?.identityOf(c.pkiIdHex), c.identity, `${p.name}: ${c.pkiIdHex}`);
+        assert.equal(lent?.identityOf(c.pkiIdHex)?.buffer, c.identity.buffer, `${p.name}: ${c.pkiIdHex}`);
+      }
     }
     const rogue = sim.add("rogue", {
       crypto: x509(rogueCa),

@@ -581,6 +581,49 @@ describe("identity mapper", () => {
     });
     return { clock, self, m, removed, trust, wall };
   };
+  it("shares a connection's buffer holding the same identity bytes (not another's), and reads them back from it", () => {
+    const { m, trust } = make();
+    const p = new FakeCrypto("A", trust);
+    const hex = pkiIdHex(p.pkiId);
+    m.put(p.pkiId, Uint8Array.from(p.identity));
+    // A handshake buffer: 5 bytes before the identity, 6 after (within the slack a kept view may have).
+    const handshake = new Uint8Array(5 + p.identity.length + 6);
+    handshake.set(p.identity, 5);
+    const view = handshake.subarray(5, 5 + p.identity.length);
+    m.share(p.pkiId, view);
+    for (const read of [
+      m.identityOf(hex),
+      m.get(p.pkiId),
+      m.peekIdentity(hex),
+      m.entries().find((e) => pkiIdHex(e.pkiId) === hex)?.identity,
+    ]) {
+      assert.deepEqual(read, p.identity);
+      assert.equal(read?.buffer, handshake.buffer, "the connection's buffer");
+      assert.equal(read?.byteOffset, 5);
+    }
+    const other = new Uint8Array(p.identity.length + 5);
+    other.set(p.identity, 5);
+    other[9] = (other[9] ?? 0) ^ 1;
+    m.share(p.pkiId, other.subarray(5));
+    assert.equal(m.identityOf(hex)?.buffer, handshake.buffer, "other bytes: not shared");
+  });
+
+  it("keeps an identity that is a view into a buffer it spans, from its offset, and copies one out of a larger buffer", () => {
+    const { m, trust } = make();
+    const p = new FakeCrypto("A", trust);
+    const q = new FakeCrypto("A", trust);
+    const near = new Uint8Array(p.identity.length + 12);
+    near.set(p.identity, 7);
+    m.put(p.pkiId, near.subarray(7, 7 + p.identity.length));
+    assert.deepEqual(m.get(p.pkiId), p.identity);
+    assert.equal(m.get(p.pkiId)?.buffer, near.buffer, "kept as it is: no copy");
+    const far = new Uint8Array(q.identity.length + 4096);
+    far.set(q.identity, 100);
+    m.put(q.pkiId, far.subarray(100, 100 + q.identity.length));
+    assert.deepEqual(m.get(q.pkiId), q.identity);
+    assert.notEqual(m.get(q.pkiId)?.buffer, far.buffer, "copied: the large buffer is not kept alive");
+  });
+
   it("stores validated identities whose PKI-ID matches, refuses others", () => {
     const { m, trust } = make();
     const p = new FakeCrypto("A", trust);
