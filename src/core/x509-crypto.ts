@@ -80,8 +80,9 @@ class X509Verifier implements IdentityVerifier {
  * the comm's identity store without membership), and a cache of every identity a
  * peer knows cost ~140 bytes of heap per known peer (its key string, entry
  * and hash table slot) beside the mapper's own entry. With the mapper's
- * verifiers, W9's 100-peer X.509 world parsed ~10,500 certificates with 4
- * or 16 remembered, against 10,200 when every identity was (2026-12-03).
+ * verifiers, W9's 100-peer X.509 world (`bench/tools/w9-once.ts --x509`)
+ * parsed 10,394 certificates with 8 or 16 remembered and 10,411 with 4,
+ * against 10,200 when every identity was (2026-12-03).
  */
 const maxCachedIdentities = 8;
 
