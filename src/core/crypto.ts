@@ -51,3 +51,15 @@ export interface CryptoService {
    */
   verifierOf?(identity: PeerIdentity): IdentityVerifier;
 }
+
+/**
+ * Validates `identity` as `crypto.validateIdentity` does, and returns its
+ * verifier when `crypto` makes them ({@link CryptoService.verifierOf}),
+ * else undefined: for those who keep what they validate (membership's
+ * identity mapper and identity pull). Throws what the crypto throws.
+ */
+export function validatedVerifier(crypto: CryptoService, identity: PeerIdentity): IdentityVerifier | undefined {
+  if (crypto.verifierOf !== undefined) return crypto.verifierOf(identity);
+  crypto.validateIdentity(identity);
+  return undefined;
+}

@@ -308,16 +308,26 @@ export function verifyEnvelope(crypto: CryptoService, identity: Uint8Array, env:
   if (env.payload.length === 0 || env.signature.length === 0) {
     throw new GossipError(ErrorCode.BadSignature, "envelope is not signed");
   }
-  if (verifier !== undefined) verifier.verify(env.signature, env.payload);
-  else crypto.verify(identity, env.signature, env.payload);
+  verifySigned(crypto, identity, verifier, env.signature, env.payload);
   const secret = env.secretEnvelope;
   if (secret) {
     if (secret.payload.length === 0 || secret.signature.length === 0) {
       throw new GossipError(ErrorCode.BadSignature, "secret envelope is not signed");
     }
-    if (verifier !== undefined) verifier.verify(secret.signature, secret.payload);
-    else crypto.verify(identity, secret.signature, secret.payload);
+    verifySigned(crypto, identity, verifier, secret.signature, secret.payload);
   }
+}
+
+/** `signature` over `data` by `identity`: with its `verifier` when given, else through `crypto`. */
+function verifySigned(
+  crypto: CryptoService,
+  identity: Uint8Array,
+  verifier: IdentityVerifier | undefined,
+  signature: Uint8Array,
+  data: Uint8Array,
+): void {
+  if (verifier !== undefined) verifier.verify(signature, data);
+  else crypto.verify(identity, signature, data);
 }
 
 /**

@@ -8,7 +8,7 @@
 import { type Span, spanOf, viewOfSpan } from "../core/byte-span.js";
 import type { Clock } from "../core/clock.js";
 import { wholeMs } from "../core/clock.js";
-import type { CryptoService, IdentityVerifier } from "../core/crypto.js";
+import { type CryptoService, type IdentityVerifier, validatedVerifier } from "../core/crypto.js";
 import { ErrorCode, GossipError } from "../core/errors.js";
 import { bytesEqual, type PeerIdentity, type PkiId, pkiIdFromHex } from "../core/identity.js";
 import { type KnownIdentities, lentVerifier } from "../core/identity-store.js";
@@ -173,13 +173,8 @@ export class IdentityMapper implements IdentitySource, KnownIdentities {
     // under a wrong PKI-ID then costs a hash, not a validation.
     if (!bytesEqual(computed, pkiId)) throw new GossipError(ErrorCode.PkiIdMismatch, "identity doesn't match the computed pkiID");
     try {
-      if (c.verifierOf !== undefined) {
-        kept = verifier ?? c.verifierOf(identity);
-        expiresAt = kept.expiresAt;
-      } else {
-        c.validateIdentity(identity);
-        expiresAt = c.expiresAt(identity);
-      }
+      kept = verifier ?? validatedVerifier(c, identity);
+      expiresAt = kept !== undefined ? kept.expiresAt : c.expiresAt(identity);
     } catch (e) {
       throw GossipError.from(e, ErrorCode.InvalidIdentity);
     }

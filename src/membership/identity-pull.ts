@@ -9,7 +9,7 @@
 import { create } from "@bufbuild/protobuf";
 import type { Clock } from "../core/clock.js";
 import type { Comm } from "../core/comm.js";
-import type { CryptoService, IdentityVerifier } from "../core/crypto.js";
+import { type CryptoService, type IdentityVerifier, validatedVerifier } from "../core/crypto.js";
 import { envelopeBytes, parseGossipMessage, verifyEnvelope } from "../core/envelope.js";
 import { ErrorCode, GossipError } from "../core/errors.js";
 import { bytesEqual, type PeerIdentity, type PkiId, pkiIdHex } from "../core/identity.js";
@@ -351,10 +351,7 @@ export class IdentityPull {
       // The secret envelope too, when present (Fabric's Verify): else we would store and serve an item real peers refuse.
       verifyEnvelope(c, cert, env, held);
       // Validated after the signature, as Fabric does (verifierOf validates).
-      if (held === undefined) {
-        if (c.verifierOf !== undefined) verifier = c.verifierOf(cert);
-        else c.validateIdentity(cert);
-      }
+      if (held === undefined) verifier = validatedVerifier(c, cert);
     } catch (e) {
       throw GossipError.from(e, ErrorCode.BadSignature);
     }
